@@ -1,0 +1,1 @@
+"""Sub-commands of the ``sole-r1`` command, one module each (``add_arguments`` + ``run``)."""

@@ -1,0 +1,96 @@
+"""Shared fixtures and markers: ROS tests run in a private context on an isolated DDS domain."""
+import os
+import random
+
+import pytest
+
+# One random domain per test session, localhost only, so parallel CI jobs and other sessions on
+# the machine never see each other's topics.
+os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(10, 200)))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('MUJOCO_GL', 'egl')
+os.environ.setdefault('PYOPENGL_PLATFORM', os.environ['MUJOCO_GL'])
+
+
+def pytest_configure(config):
+    for marker in ('rostest: needs launch_ros / launch_testing (ROS install or Docker)',
+                   'slow: takes more than a few seconds',
+                   'linter: static checks (flake8, pep257, copyright, xmllint)'):
+        config.addinivalue_line('markers', marker)
+
+
+@pytest.fixture
+def ros_context():
+    """A private rclpy context, shut down after the test (ros2/rclpy test pattern)."""
+    rclpy = pytest.importorskip('rclpy')
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+class RosGraph:
+    """Nodes of one private context spinning on a multi-threaded executor in a thread."""
+
+    def __init__(self, context) -> None:
+        import threading
+
+        from rclpy.executors import MultiThreadedExecutor
+        self.context = context
+        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._nodes = []
+
+    def _spin(self) -> None:
+        from rclpy.executors import ExternalShutdownException
+        try:
+            self.executor.spin()
+        except (ExternalShutdownException, Exception):  # shutdown while spinning is normal here
+            pass
+
+    def add(self, node):
+        self._nodes.append(node)
+        self.executor.add_node(node)
+        if not self._thread.is_alive():
+            self._thread.start()
+        return node
+
+    def probe(self, name: str = 'probe'):
+        """A plain node in this context for publishing, subscribing and calling services."""
+        from rclpy.node import Node
+        return self.add(Node(name, context=self.context))
+
+    @staticmethod
+    def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
+        import time
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(interval)
+        return bool(predicate())
+
+    def call(self, client, request, timeout: float = 30.0):
+        """Call a service from the test thread while the executor serves it."""
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f'service {client.srv_name} not available')
+        future = client.call_async(request)
+        if not self.wait_for(future.done, timeout):
+            raise TimeoutError(f'service {client.srv_name} did not answer')
+        return future.result()
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        for node in self._nodes:
+            node.destroy_node()
+
+
+@pytest.fixture
+def ros_graph(ros_context):
+    graph = RosGraph(ros_context)
+    try:
+        yield graph
+    finally:
+        graph.shutdown()

@@ -1,0 +1,82 @@
+"""Image message <-> numpy conversion for every supported encoding and the malformed cases."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sole_r1_ros.nodes.conversions import (
+    array_to_image, image_to_array, image_to_rgb, ImageConversionError)
+
+
+def _msg(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False):
+    """A duck-typed Image (no ROS needed) with optional row padding and byte order."""
+    array = np.ascontiguousarray(array)
+    if bigendian:
+        array = array.astype(array.dtype.newbyteorder('>'))
+    rows = array.reshape(array.shape[0], -1).view(np.uint8)
+    rows = np.concatenate([rows, np.full((rows.shape[0], pad), 0xAB, np.uint8)], axis=1)
+    return SimpleNamespace(height=array.shape[0], width=array.shape[1], encoding=encoding,
+                           is_bigendian=int(bigendian), step=rows.shape[1], data=rows.tobytes())
+
+
+@pytest.mark.parametrize('encoding,dtype,channels', [
+    ('rgb8', np.uint8, 3), ('bgr8', np.uint8, 3), ('rgba8', np.uint8, 4), ('bgra8', np.uint8, 4),
+    ('mono8', np.uint8, 1), ('mono16', np.uint16, 1), ('16UC1', np.uint16, 1),
+    ('32FC1', np.float32, 1)])
+@pytest.mark.parametrize('pad', [0, 3])
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_round_trip_every_encoding_with_padding_and_byte_order(encoding, dtype, channels, pad,
+                                                              bigendian):
+    rng = np.random.default_rng(0)
+    shape = (5, 7) if channels == 1 else (5, 7, channels)
+    array = (rng.random(shape) * 200).astype(dtype)
+    out = image_to_array(_msg(array, encoding, pad=pad, bigendian=bigendian))
+    assert out.dtype == np.dtype(dtype) and out.dtype.isnative
+    np.testing.assert_array_equal(out, array)
+
+
+def test_bgr_and_bgra_become_rgb():
+    rgb = np.random.default_rng(1).integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(image_to_rgb(_msg(rgb[:, :, ::-1], 'bgr8')), rgb)
+    bgra = np.concatenate([rgb[:, :, ::-1], np.full((4, 6, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(image_to_rgb(_msg(bgra, 'bgra8')), rgb)
+
+
+def test_mono_16bit_and_float_scale_to_rgb8():
+    mono16 = np.array([[0, 65535]], np.uint16)
+    np.testing.assert_array_equal(image_to_rgb(_msg(mono16, 'mono16'))[0, :, 0], [0, 255])
+    depth = np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)
+    out = image_to_rgb(_msg(depth, '32FC1'))
+    assert out.shape == (1, 4, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out[0, :, 0], [0, 128, 255, 0])
+
+
+@pytest.mark.parametrize('mutate,match', [
+    (dict(encoding='yuv422'), 'unsupported image encoding'),
+    (dict(encoding='bayer_rggb8'), 'unsupported image encoding'),
+    (dict(height=0), 'zero size'),
+    (dict(width=0), 'zero size'),
+    (dict(step=5), 'step 5 is smaller'),
+    (dict(data=b'\x00' * 10), 'expected step\\*height'),
+])
+def test_malformed_images_raise_a_clear_error(mutate, match):
+    msg = _msg(np.zeros((4, 4, 3), np.uint8), 'rgb8')
+    for key, value in mutate.items():
+        setattr(msg, key, value)
+    with pytest.raises(ImageConversionError, match=match):
+        image_to_array(msg)
+
+
+def test_array_to_image_rejects_mismatched_array():
+    with pytest.raises(ImageConversionError, match='does not fit'):
+        array_to_image(np.zeros((4, 4), np.uint8), 'rgb8', msg=SimpleNamespace())
+    with pytest.raises(ImageConversionError, match='unsupported'):
+        array_to_image(np.zeros((4, 4, 3), np.uint8), 'hsv8', msg=SimpleNamespace())
+
+
+def test_array_to_image_fills_a_real_sensor_msgs_image():
+    pytest.importorskip('sensor_msgs')
+    array = np.random.default_rng(2).integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    msg = array_to_image(array, 'rgb8')
+    assert (msg.height, msg.width, msg.step, msg.encoding) == (6, 8, 24, 'rgb8')
+    np.testing.assert_array_equal(image_to_array(msg), array)

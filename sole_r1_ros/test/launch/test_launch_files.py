@@ -1,0 +1,80 @@
+"""Launch files: static checks everywhere; building and launching only where launch_ros exists."""
+import ast
+import importlib
+import os
+import re
+
+import pytest
+import yaml
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_LAUNCH_DIR = os.path.join(_PACKAGE_ROOT, 'launch')
+_CONFIG_DIR = os.path.join(_PACKAGE_ROOT, 'config')
+_LAUNCH_FILES = sorted(f for f in os.listdir(_LAUNCH_DIR) if f.endswith('.launch.py'))
+
+
+def _console_scripts() -> dict[str, str]:
+    """executable name -> module, parsed from setup.py."""
+    source = open(os.path.join(_PACKAGE_ROOT, 'setup.py')).read()
+    return dict(re.findall(r"'([\w-]+) = ([\w.]+):main'", source))
+
+
+def _node_calls(tree: ast.AST) -> list[ast.Call]:
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+            and getattr(n.func, 'id', getattr(n.func, 'attr', None)) in ('Node', 'LifecycleNode')]
+
+
+def _keyword(call: ast.Call, name: str):
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def test_there_are_launch_files():
+    assert 'sim_robot.launch.py' in _LAUNCH_FILES
+
+
+@pytest.mark.parametrize('launch_file', _LAUNCH_FILES)
+def test_launch_file_is_well_formed(launch_file):
+    tree = ast.parse(open(os.path.join(_LAUNCH_DIR, launch_file)).read(), launch_file)
+    functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert 'generate_launch_description' in functions
+    scripts = _console_scripts()
+    calls = _node_calls(tree)
+    assert calls, f'{launch_file} starts no node'
+    for call in calls:
+        executable = _keyword(call, 'executable')
+        assert isinstance(executable, ast.Constant), 'executable must be a literal'
+        assert executable.value in scripts, f'{executable.value} is not a console script'
+        assert _keyword(call, 'package').value == 'sole_r1_ros'
+        for required in ('name', 'namespace'):
+            assert _keyword(call, required) is not None, \
+                f'{launch_file}: {executable.value} has no {required}= (parameter precedence)'
+    for node in ast.walk(tree):  # every config/<file> the launch file names exists
+        if isinstance(node, ast.List):
+            items = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+            if 'config' in items and items[-1] != 'config':
+                assert os.path.isfile(os.path.join(_CONFIG_DIR, items[-1])), items[-1]
+
+
+@pytest.mark.parametrize('config_file', sorted(
+    f for f in os.listdir(_CONFIG_DIR) if f.endswith('.yaml')))
+def test_yaml_parameters_are_declared_by_their_node(config_file):
+    pytest.importorskip('rclpy')
+    scripts = _console_scripts()
+    data = yaml.safe_load(open(os.path.join(_CONFIG_DIR, config_file)))
+    for key, section in data.items():
+        node_name = key.split('/')[-1]
+        assert node_name in scripts, f'{config_file}: no executable named {node_name}'
+        module = importlib.import_module(scripts[node_name])
+        declared = {p.name for p in module.PARAMS}
+        unknown = set(section['ros__parameters']) - declared
+        assert not unknown, f'{config_file}: {node_name} declares no {sorted(unknown)}'
+
+
+@pytest.mark.parametrize('launch_file', _LAUNCH_FILES)
+def test_launch_description_builds_with_launch_ros(launch_file):
+    pytest.importorskip('launch_ros', reason='launch_ros is not installed (no ROS install here)')
+    spec = importlib.util.spec_from_file_location('launch_under_test',
+                                                  os.path.join(_LAUNCH_DIR, launch_file))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.generate_launch_description().entities
