@@ -45,6 +45,8 @@ setup(
         'console_scripts': [
             'sole-r1 = sole_r1_ros.cli:main',
             'sim_robot_node = sole_r1_ros.nodes.sim_robot_node:main',
+            'camera_node = sole_r1_ros.nodes.camera_node:main',
+            'reward_node = sole_r1_ros.nodes.reward_node:main',
         ],
     },
 )

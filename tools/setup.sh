@@ -74,6 +74,9 @@ cat > "$ROOT/env.sh" <<ENV
 # Sourcing colcon's setup drops the venv's ROS prefix from AMENT_PREFIX_PATH; put it back.
 export AMENT_PREFIX_PATH="\${AMENT_PREFIX_PATH:+\$AMENT_PREFIX_PATH:}$VENV"
 export PATH="$ROOT/install/sole_r1_ros/lib/sole_r1_ros:\$PATH"
+# The live sources first: colcon's develop install of an ament_python package copies them into
+# build/, which would go stale after every edit.
+export PYTHONPATH="$ROOT/sole_r1_ros:\$PYTHONPATH"
 export MUJOCO_GL="\${MUJOCO_GL:-egl}"
 export PYOPENGL_PLATFORM="\${PYOPENGL_PLATFORM:-\$MUJOCO_GL}"
 ENV

@@ -42,13 +42,17 @@ class RosGraph:
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self._thread = threading.Thread(target=self._spin, daemon=True)
         self._nodes = []
+        self.error: Exception | None = None
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
         try:
             self.executor.spin()
-        except (ExternalShutdownException, Exception):  # shutdown while spinning is normal here
+        except ExternalShutdownException:  # the context was shut down while spinning
             pass
+        except Exception as exc:  # a callback raised: record it so the test can fail on it
+            self.error = exc
+            raise
 
     def add(self, node):
         self._nodes.append(node)
@@ -94,3 +98,5 @@ def ros_graph(ros_context):
         yield graph
     finally:
         graph.shutdown()
+    if graph.error is not None:
+        raise AssertionError(f'a callback raised while spinning: {graph.error!r}')

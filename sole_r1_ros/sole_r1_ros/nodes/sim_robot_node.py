@@ -5,6 +5,7 @@ Publishes ``camera/external/image_raw`` and ``camera/wrist/image_raw`` (rgb8, se
 gripper commands on ``forward_command_controller/commands``; serves ``~/reset``. Physics and
 rendering run on one dedicated thread (GL contexts are thread-bound).
 """
+import dataclasses
 import threading
 import time
 
@@ -38,7 +39,7 @@ PARAMS = [
     Param('max_episode_steps', 500, 'simulator truncation (the learner ends episodes earlier)',
           (1, 100000), read_only=True),
     Param('command_limit', 1.0, 'commands are clamped to [-limit, limit] per element',
-          (0.0, 1.0)),
+          (0.01, 1.0)),
 ]
 
 
@@ -84,7 +85,7 @@ class SimRobotNode(Node):
     def _commands_callback(self, msg: Float64MultiArray) -> None:
         try:
             command = clamp_command(np.asarray(msg.data, dtype=np.float64),
-                                    limit=self._p['command_limit'])
+                                    self._p['command_limit'])
         except ValueError as exc:
             self.get_logger().error(f'rejected command {list(msg.data)}: {exc}',
                                     throttle_duration_sec=1.0)
@@ -136,9 +137,14 @@ class SimRobotNode(Node):
                     tick = 0
                     for done in resets:
                         done.set()
+                elif info is not None and info.truncated:
+                    pass  # the episode is over: hold still until someone resets
                 elif command is not None or self._p['step_mode'] == 'realtime':
                     action = command if command is not None else np.zeros(len(COMMAND_LAYOUT))
-                    observation, info = robot.step(action)
+                    render = (tick + 1) % self._p['camera_every_n_ticks'] == 0
+                    new_observation, info = robot.step(action, render=render)
+                    observation = new_observation if render else dataclasses.replace(
+                        new_observation, external=observation.external, wrist=observation.wrist)
                     tick += 1
                 else:
                     continue

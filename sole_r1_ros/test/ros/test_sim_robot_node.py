@@ -119,7 +119,10 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
     probe = ros_graph.probe()
     truth = _subscribe(probe, TaskState, 'ground_truth')
     commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
-    assert ros_graph.wait_for(lambda: truth.count() >= 1 and commands.get_subscription_count())
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
+    time.sleep(0.2)
+    commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))  # one step: a first state
+    assert ros_graph.wait_for(lambda: truth.count() >= 1)
     policy = ENV_POLICY_MAP[task]()
     for _ in range(300):
         state = truth.last()
@@ -129,5 +132,6 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
         action = np.clip(policy.get_action(np.array(state.state)), -1.0, 1.0)
         commands.publish(Float64MultiArray(data=action.tolist()))
         assert ros_graph.wait_for(lambda: truth.count() > seen, timeout=5.0), 'no step'
-    assert truth.last().success, f'{task}: expert did not succeed, progress {truth.last().progress}'
+    progress = truth.last().progress
+    assert truth.last().success, f'{task}: expert did not succeed, progress {progress}'
     assert truth.last().progress == pytest.approx(100.0)

@@ -1,0 +1,66 @@
+"""Pair external and wrist frames by stamp, so every query shows both views at the same moment."""
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PairedFrame:
+    """External frame with the wrist frame closest in time (None when there is no wrist view)."""
+
+    stamp_ns: int
+    external: np.ndarray
+    wrist: np.ndarray | None
+    header: object = None  # the external frame's message header, passed through untouched
+
+
+class FramePairer:
+    """Match each external frame with the wrist frame whose stamp is within ``max_skew_ns``.
+
+    Frames wait at most ``buffer`` deep on either side; an external frame with no wrist partner
+    is dropped once a newer wrist frame proves none will come. With ``use_wrist=False`` every
+    external frame pairs immediately.
+    """
+
+    def __init__(self, use_wrist: bool, max_skew_ns: int = 20_000_000, buffer: int = 8) -> None:
+        if max_skew_ns < 0 or buffer < 1:
+            raise ValueError('max_skew_ns must be >= 0 and buffer >= 1')
+        self._use_wrist = use_wrist
+        self._max_skew_ns = max_skew_ns
+        self._external: deque = deque(maxlen=buffer)
+        self._wrist: deque = deque(maxlen=buffer)
+        self.dropped = 0
+
+    def add_external(self, stamp_ns: int, frame: np.ndarray, header=None) -> list[PairedFrame]:
+        if not self._use_wrist:
+            return [PairedFrame(stamp_ns, frame, None, header)]
+        self._external.append((stamp_ns, frame, header))
+        return self._match()
+
+    def add_wrist(self, stamp_ns: int, frame: np.ndarray) -> list[PairedFrame]:
+        if not self._use_wrist:
+            return []
+        self._wrist.append((stamp_ns, frame))
+        return self._match()
+
+    def clear(self) -> None:
+        self._external.clear()
+        self._wrist.clear()
+
+    def _match(self) -> list[PairedFrame]:
+        pairs = []
+        while self._external and self._wrist:
+            stamp, frame, header = self._external[0]
+            best = min(self._wrist, key=lambda item: abs(item[0] - stamp))
+            if abs(best[0] - stamp) <= self._max_skew_ns:
+                pairs.append(PairedFrame(stamp, frame, best[1], header))
+                self._external.popleft()
+                while self._wrist and self._wrist[0][0] <= best[0]:
+                    self._wrist.popleft()
+            elif self._wrist[-1][0] > stamp + self._max_skew_ns:
+                self._external.popleft()  # a newer wrist frame exists: no partner will come
+                self.dropped += 1
+            else:
+                break  # wait for the wrist frame of this moment
+        return pairs

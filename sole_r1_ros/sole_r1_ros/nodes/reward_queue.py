@@ -1,0 +1,139 @@
+"""The reward node's bookkeeping, free of ROS: newest pending query per episode, episode state.
+
+Queries of one episode must be answered in order (each quotes the previous answer), so while the
+model is busy only the newest query of each episode is kept: an older one would be stale by the
+time it ran. Queries of different episodes are handed out together so one backend call serves
+several robots. Episode state (first frame, last scored frame, last answer) survives a
+deactivation of the node because it lives here, not in the backend.
+"""
+from collections import OrderedDict
+import dataclasses
+import logging
+import math
+import threading
+from typing import Callable
+
+import numpy as np
+
+from sole_r1_ros.reward.episode import EpisodeTracker
+from sole_r1_ros.reward.protocol import normalize_goal
+from sole_r1_ros.reward.query import ProgressQuery, ProgressResult
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PendingQuery:
+    """A decoded RewardQuery waiting for the model."""
+
+    header: object
+    episode_id: str
+    step: int
+    trigger: str
+    current_external: np.ndarray
+    current_wrist: np.ndarray | None
+    first_external_data: bytes
+    first_wrist_data: bytes
+    privileged_progress: float | None
+    received_s: float
+
+    @classmethod
+    def from_message(cls, msg, decode: Callable[[bytes], np.ndarray],
+                     received_s: float) -> 'PendingQuery':
+        """Decode the current tiles now (the first ones only when the episode is new).
+
+        Raises:
+            ValueError: no episode id, step 0, or a tile that is not an image.
+        """
+        if not msg.episode_id:
+            raise ValueError('query has no episode_id')
+        if msg.step < 1:
+            raise ValueError('step 0 is the 0% reference and is never queried')
+        wrist = bytes(msg.current_wrist.data)
+        if bool(wrist) != bool(bytes(msg.first_wrist.data)):
+            raise ValueError('wrist tile given for only one of first/current frame')
+        truth = float(msg.privileged_progress)
+        return cls(header=msg.header, episode_id=msg.episode_id, step=int(msg.step),
+                   trigger=msg.trigger, current_external=decode(bytes(msg.current_external.data)),
+                   current_wrist=decode(wrist) if wrist else None,
+                   first_external_data=bytes(msg.first_external.data),
+                   first_wrist_data=bytes(msg.first_wrist.data),
+                   privileged_progress=None if math.isnan(truth) else truth,
+                   received_s=received_s)
+
+
+@dataclasses.dataclass
+class EpisodeView:
+    """What the node shows about an episode after an answer: (step, progress) so far."""
+
+    episode_id: str
+    history: list[tuple[int, float]]
+
+
+class EpisodeBook:
+    """Thread-safe: the subscription submits, the inference worker takes and records."""
+
+    def __init__(self, max_episodes: int = 64, from_zero: bool = False,
+                 decode: Callable[[bytes], np.ndarray] | None = None) -> None:
+        if max_episodes < 1:
+            raise ValueError(f'max_episodes must be >= 1, got {max_episodes}')
+        if decode is None:
+            from sole_r1_ros.camera.tiles import decode_tile as decode
+        self._decode = decode
+        self._max_episodes = max_episodes
+        self._from_zero = from_zero
+        self._lock = threading.Lock()
+        self._pending: OrderedDict[str, PendingQuery] = OrderedDict()
+        self._trackers: OrderedDict[str, EpisodeTracker] = OrderedDict()
+        self.replaced = 0   # queries superseded by a newer one of the same episode
+        self.stale = 0      # queries older than what the episode already answered
+
+    def submit(self, query: PendingQuery) -> None:
+        with self._lock:
+            tracker = self._trackers.get(query.episode_id)
+            if tracker is not None and query.step <= tracker.latest_step:
+                self.stale += 1
+                return
+            if self._pending.pop(query.episode_id, None) is not None:
+                self.replaced += 1
+            self._pending[query.episode_id] = query
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def take(self, max_queries: int, goal: str) -> list[tuple[PendingQuery, ProgressQuery]]:
+        """Pop up to ``max_queries`` episodes' newest queries (longest waiting first)."""
+        batch = []
+        with self._lock:
+            while self._pending and len(batch) < max_queries:
+                _, pending = self._pending.popitem(last=False)
+                try:
+                    batch.append((pending, self._make_query(pending, goal)))
+                except ValueError as exc:
+                    logger.error('episode %s step %d: %s', pending.episode_id, pending.step, exc)
+        return batch
+
+    def _make_query(self, pending: PendingQuery, goal: str) -> ProgressQuery:
+        tracker = self._trackers.get(pending.episode_id)
+        if tracker is None:
+            tracker = EpisodeTracker(pending.episode_id, goal, self._from_zero)
+            wrist = self._decode(pending.first_wrist_data) if pending.first_wrist_data else None
+            tracker.add_frame(self._decode(pending.first_external_data), wrist, step=0)
+            self._trackers[pending.episode_id] = tracker
+            while len(self._trackers) > self._max_episodes:
+                self._trackers.popitem(last=False)
+        self._trackers.move_to_end(pending.episode_id)
+        tracker.add_frame(pending.current_external, pending.current_wrist, step=pending.step,
+                          privileged_progress=pending.privileged_progress)
+        # The goal is read at every query, so a changed goal applies from the next answer on.
+        return dataclasses.replace(tracker.make_query(), goal=normalize_goal(goal))
+
+    def record(self, result: ProgressResult) -> EpisodeView:
+        with self._lock:
+            tracker = self._trackers.get(result.episode_id)
+            if tracker is None:
+                return EpisodeView(result.episode_id, [(0, 0.0), (result.step, result.progress)])
+            tracker.record(result)
+            history = [(0, 0.0)] + [(r.step, float(r.progress)) for r in tracker.results]
+            return EpisodeView(result.episode_id, history)

@@ -1,0 +1,1 @@
+"""Pictures for people: annotated frames (rviz, videos) and learning-curve plots."""
