@@ -139,6 +139,10 @@ class RewardNode(LifecycleNode):
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        self._release()
+        super().destroy_node()
+
     def _release(self) -> None:
         self._active.clear()
         self._stop.set()
@@ -177,14 +181,16 @@ class RewardNode(LifecycleNode):
                     break
                 try:
                     results = self._engine.score([query for _, query in batch])
+                    for (pending, _), result in zip(batch, results):
+                        self._publish(pending, result, self._book.record(result))
                 except ValueError as exc:  # the protocol rejected a query: drop this round
                     self.get_logger().error(f'dropped {len(batch)} queries: {exc}')
-                    continue
-                for (pending, _), result in zip(batch, results):
-                    self._publish(pending, result, self._book.record(result))
+                except Exception as exc:  # the worker must outlive any single failure
+                    if not self._stop.is_set():
+                        self.get_logger().error(f'reward worker: {type(exc).__name__}: {exc}')
 
     def _publish(self, pending: PendingQuery, result, episode) -> None:
-        if not self._active.is_set():
+        if not self._active.is_set() or self._stop.is_set():
             return
         previous = episode.history[-2][1] if len(episode.history) > 1 else 0.0
         reward = float(progress_to_reward(

@@ -98,6 +98,11 @@ class EpisodeBook:
                 self.replaced += 1
             self._pending[query.episode_id] = query
 
+    def tracker(self, episode_id: str) -> EpisodeTracker | None:
+        """The episode's state (first frame, last answer, results), or None if unknown."""
+        with self._lock:
+            return self._trackers.get(episode_id)
+
     def pending_count(self) -> int:
         with self._lock:
             return len(self._pending)
