@@ -47,6 +47,7 @@ setup(
             'sim_robot_node = sole_r1_ros.nodes.sim_robot_node:main',
             'camera_node = sole_r1_ros.nodes.camera_node:main',
             'reward_node = sole_r1_ros.nodes.reward_node:main',
+            'recorder_node = sole_r1_ros.nodes.recorder_node:main',
         ],
     },
 )

@@ -78,3 +78,14 @@ def test_launch_description_builds_with_launch_ros(launch_file):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert module.generate_launch_description().entities
+
+
+def test_rviz_config_shows_the_reward_image_marker_and_camera():
+    config = yaml.safe_load(open(os.path.join(_CONFIG_DIR, 'sole_r1.rviz')))
+    displays = {d['Topic']['Value']: d for d in config['Visualization Manager']['Displays']
+                if 'Topic' in d}
+    assert displays['/sole_r1/reward_image']['Class'] == 'rviz_default_plugins/Image'
+    # the reward node publishes its image reliable; a best-effort camera needs best effort
+    assert displays['/sole_r1/reward_image']['Topic']['Reliability Policy'] == 'Reliable'
+    assert displays['/sole_r1/marker']['Class'] == 'rviz_default_plugins/Marker'
+    assert displays['/camera/external/image_raw']['Topic']['Reliability Policy'] == 'Best Effort'

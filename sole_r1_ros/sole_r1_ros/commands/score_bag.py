@@ -1,0 +1,114 @@
+"""``sole-r1 score-bag BAG --goal TEXT``: score every episode of a recorded bag offline.
+
+Episodes are split at the bag's ``episode`` messages and scored together, one backend batch per
+query index across episodes (the batching the reward node does live).
+"""
+import argparse
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from sole_r1_ros.reward import (
+    BackendError, EpisodeFrames, make_backend, offline_query_steps, OpenAIConfig, RewardConfig,
+    RewardEngine, score_episodes, TransformersConfig)
+from sole_r1_ros.reward.protocol import normalize_goal
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3), e.g. from sole-r1 record')
+    parser.add_argument('--goal', required=True, help='task in words, e.g. "close the drawer"')
+    parser.add_argument('--external-topic', default='camera/external/image_raw')
+    parser.add_argument('--wrist-topic', default='camera/wrist/image_raw',
+                        help="wrist camera topic; '' for the external-only prompt")
+    parser.add_argument('--episode-topic', default='episode')
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--num-queries', type=int, help='evenly spaced queries per episode '
+                       '(default 10)')
+    group.add_argument('--stride', type=int, help='query every K-th frame (and the last)')
+    parser.add_argument('--backend', default='transformers')
+    parser.add_argument('--model', default='tiny-random')
+    parser.add_argument('--device', default='auto')
+    parser.add_argument('--base-url', default='http://localhost:8000/v1')
+    parser.add_argument('--temperature', type=float, default=1.0)
+    parser.add_argument('--seed', type=int)
+    parser.add_argument('--max-new-tokens', type=int, default=200)
+    parser.add_argument('--out', default='bag_scores.json', help='results JSON')
+    parser.add_argument('--plot', help='PNG with one progress curve per episode')
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sole_r1_ros.recording import read_camera_episodes
+    goal = normalize_goal(args.goal)
+    recorded = read_camera_episodes(args.bag, args.external_topic, args.wrist_topic or None,
+                                    args.episode_topic or None)
+    recorded = [r for r in recorded if len(r.external) >= 2]
+    if not recorded:
+        raise ValueError(f'{args.bag}: no episode with at least 2 frames')
+    episodes = [EpisodeFrames(
+        episode_id=r.episode_id, goal=goal, external=r.external,
+        wrist=r.wrist if args.wrist_topic else None,
+        query_steps=offline_query_steps(len(r.external), stride=args.stride,
+                                        num_queries=None if args.stride else
+                                        (args.num_queries or 10)))
+        for r in recorded]
+    config = RewardConfig(backend=args.backend, model=args.model, seed=args.seed,
+                          temperature=args.temperature, max_new_tokens=args.max_new_tokens,
+                          transformers=TransformersConfig(device=args.device),
+                          openai=OpenAIConfig(base_url=args.base_url))
+    try:
+        backend = make_backend(config)
+    except (BackendError, ImportError) as exc:
+        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
+    total = sum(len(e.query_steps) for e in episodes)
+    with RewardEngine(backend, config) as engine, \
+            tqdm(total=total, desc='scoring', unit='query') as bar:
+        results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
+        model_id = engine.model_id
+    report = _report(args, goal, model_id, recorded, episodes, results)
+    if os.path.dirname(args.out):
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, 'w', encoding='utf-8') as stream:
+        json.dump(report, stream, indent=2)
+    if args.plot:
+        _plot(args.plot, report)
+    for episode in report['episodes']:
+        print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
+              f"{len(episode['queries'])} queries, final progress "
+              f"{episode['queries'][-1]['progress']}%")
+    return 0
+
+
+def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict[str, Any]:
+    out = []
+    for rec, episode, answers in zip(recorded, episodes, results):
+        steps = [r.step for r in answers]
+        curve = np.interp(np.arange(len(rec.external)), [0] + steps,
+                          [0] + [r.progress for r in answers])
+        out.append({
+            'episode_id': episode.episode_id, 'num_frames': len(rec.external),
+            'stamps_ns': rec.stamps_ns, 'query_steps': steps,
+            'progress': [round(float(v), 3) for v in curve],
+            'queries': [{'step': r.step, 'progress': r.progress, 'valid': r.valid,
+                         'reasoning': r.reasoning, 'latency_s': round(r.latency_s, 4),
+                         'error': r.error} for r in answers]})
+    return {'bag': str(args.bag), 'goal': goal, 'backend': args.backend, 'model_id': model_id,
+            'episodes': out}
+
+
+def _plot(path: str, report: dict[str, Any]) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axes = plt.subplots(figsize=(8, 4))
+    for episode in report['episodes']:
+        axes.plot(episode['progress'], label=episode['episode_id'])
+    axes.set(xlabel='frame', ylabel='predicted progress [%]', ylim=(-5, 105),
+             title=f"{report['goal']} ({report['model_id']})")
+    axes.legend(fontsize='small')
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,99 @@
+"""Record images, rewards, reasoning and commands into a rosbag2 (MCAP) bag with rosbags.
+
+Subscribes (serialized, no conversion) to the topics in ``topics`` and writes them to
+``bag_path``; the pip-only alternative to ``ros2 bag record``, readable by the same tools.
+"""
+from datetime import datetime
+import importlib
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+
+from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.recording import BagWriter
+
+DEFAULT_TOPICS = [
+    'camera/external/image_raw=sensor_msgs/msg/Image',
+    'camera/wrist/image_raw=sensor_msgs/msg/Image',
+    'sole_r1/progress=sole_r1_interfaces/msg/ProgressReward',
+    'sole_r1/reward_image=sensor_msgs/msg/Image',
+    'episode=sole_r1_interfaces/msg/Episode',
+    'joint_states=sensor_msgs/msg/JointState',
+    'ground_truth=sole_r1_interfaces/msg/TaskState',
+    'forward_command_controller/commands=std_msgs/msg/Float64MultiArray',
+]
+
+PARAMS = [
+    Param('bag_path', '', "bag folder to create ('' = bags/sole_r1_<date-time>)",
+          read_only=True),
+    Param('topics', DEFAULT_TOPICS, "topics to record as 'name=package/msg/Type'",
+          read_only=True),
+]
+
+_LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+
+def _message_class(msgtype: str):
+    package, kind, name = msgtype.split('/')
+    return getattr(importlib.import_module(f'{package}.{kind}'), name)
+
+
+def _qos(topic: str, msgtype: str):
+    if msgtype == 'sensor_msgs/msg/Image' and topic.startswith('camera/'):
+        return qos_profile_sensor_data
+    return _LATCHED if topic == 'episode' else 10
+
+
+class RecorderNode(Node):
+    """Writes every message of the chosen topics, serialized, to one bag."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('recorder_node', **kwargs)
+        self._p = declare(self, PARAMS)
+        path = self._p['bag_path'] or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
+        self._writer = BagWriter(path)
+        for entry in self._p['topics']:
+            topic, _, msgtype = entry.partition('=')
+            if not topic or msgtype.count('/') != 2:
+                raise ValueError(f"topic entry {entry!r} must look like 'name=pkg/msg/Type'")
+            full_name = self.resolve_topic_name(topic)
+            self.create_subscription(
+                _message_class(msgtype), topic,
+                lambda data, name=full_name, kind=msgtype: self._write(name, kind, data),
+                _qos(topic, msgtype), raw=True)
+        self.get_logger().info(f'recording {len(self._p["topics"])} topics to {path}')
+
+    @property
+    def writer(self) -> BagWriter:
+        return self._writer
+
+    def _write(self, topic: str, msgtype: str, data: bytes) -> None:
+        self._writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
+
+    def destroy_node(self) -> None:
+        self._writer.close()
+        self.get_logger().info(f'wrote {self._writer.count} messages to {self._writer.path}')
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    rclpy.init(args=args)
+    node = None
+    try:
+        node = RecorderNode()
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    main()
