@@ -5,6 +5,7 @@ sensor-data QoS, ``joint_states`` and ``episode``; publishes ``sole_r1/query`` (
 and current frames shrunk to the model's tile and compressed, with the current frame's header).
 """
 from collections import deque
+import time
 import uuid
 
 import rclpy
@@ -70,6 +71,9 @@ class CameraNode(Node):
         self._step = 0
         self._first: tuple[CompressedImage, CompressedImage] | None = None
         self._last: tuple[PairedFrame, int, bool] | None = None  # frame, step, was it queried
+        # Seconds from an image callback's start to its query being published (benchmarks).
+        self.query_overhead_s: deque = deque(maxlen=1000)
+        self._callback_start = 0.0
 
         self._query_pub = self.create_publisher(RewardQuery, 'sole_r1/query', 10)
         self._episode_pub = self.create_publisher(Episode, 'episode', _LATCHED)
@@ -89,12 +93,14 @@ class CameraNode(Node):
         return self._episode_id
 
     def _external_callback(self, msg: Image) -> None:
+        self._callback_start = time.perf_counter()
         frame = self._convert(msg, 'external')
         if frame is not None:
             for pair in self._pairer.add_external(_stamp_ns(msg.header.stamp), frame, msg.header):
                 self._on_pair(pair)
 
     def _wrist_callback(self, msg: Image) -> None:
+        self._callback_start = time.perf_counter()
         frame = self._convert(msg, 'wrist')
         if frame is not None:
             for pair in self._pairer.add_wrist(_stamp_ns(msg.header.stamp), frame):
@@ -170,6 +176,7 @@ class CameraNode(Node):
         query.current_external = self._tile(pair.external)
         query.current_wrist = self._tile(pair.wrist)
         self._query_pub.publish(query)
+        self.query_overhead_s.append(time.perf_counter() - self._callback_start)
 
 
 def main(args: list[str] | None = None) -> None:

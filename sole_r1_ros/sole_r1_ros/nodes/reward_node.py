@@ -5,6 +5,7 @@ Subscribes ``sole_r1/query`` (RewardQuery from camera_node); publishes ``sole_r1
 reliable QoS for rviz) and ``sole_r1/marker``. Lifecycle: the backend loads on configure and
 results are published while active. Inference runs on a worker thread, never in a callback.
 """
+from collections import deque
 import threading
 import time
 
@@ -12,6 +13,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from rcl_interfaces.msg import SetParametersResult
 from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker
@@ -76,6 +78,8 @@ class RewardNode(LifecycleNode):
         self._wake = threading.Event()
         self._progress_pub = self._image_pub = self._marker_pub = None
         self._subscription = None
+        # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
+        self.timing: deque = deque(maxlen=1000)
         self.add_on_set_parameters_callback(self._validate_parameters)
 
     # -- parameters ---------------------------------------------------------------------------
@@ -180,14 +184,25 @@ class RewardNode(LifecycleNode):
                 if not batch:
                     break
                 try:
-                    results = self._engine.score([query for _, query in batch])
-                    for (pending, _), result in zip(batch, results):
-                        self._publish(pending, result, self._book.record(result))
+                    self._score(batch)
                 except ValueError as exc:  # the protocol rejected a query: drop this round
                     self.get_logger().error(f'dropped {len(batch)} queries: {exc}')
                 except Exception as exc:  # the worker must outlive any single failure
                     if not self._stop.is_set():
                         self.get_logger().error(f'reward worker: {type(exc).__name__}: {exc}')
+
+    def _score(self, batch) -> None:
+        start, start_ros = time.monotonic(), self.get_clock().now()
+        results = self._engine.score([query for _, query in batch])
+        model_s = time.monotonic() - start
+        for (pending, _), result in zip(batch, results):
+            published = time.monotonic()
+            self._publish(pending, result, self._book.record(result))
+            frame_age = start_ros - Time.from_msg(pending.header.stamp)
+            self.timing.append({'queue_s': start - pending.received_s, 'model_s': model_s,
+                                'publish_s': time.monotonic() - published,
+                                'frame_age_s': frame_age.nanoseconds * 1e-9,
+                                'batch': len(batch)})
 
     def _publish(self, pending: PendingQuery, result, episode) -> None:
         if not self._active.is_set() or self._stop.is_set():

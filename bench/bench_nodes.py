@@ -1,0 +1,134 @@
+"""Overhead of camera_node and reward_node per query, apart from model time; frame age.
+
+A 30 Hz camera (external + wrist, 640x480 rgb8) feeds camera_node (stride 10 -> 3 queries/s);
+reward_node answers with a backend that takes a fixed model time, so what is measured is the
+nodes' own work: frame in to query out, query wait, result to message out, and the age of the
+frame when inference starts. Writes bench/results/nodes.json and prints a table.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+import numpy as np
+import rclpy
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+
+from sole_r1_interfaces.msg import ProgressReward
+from sole_r1_ros.nodes.camera_node import CameraNode
+from sole_r1_ros.nodes.conversions import array_to_image
+from sole_r1_ros.nodes.reward_node import RewardNode
+from sole_r1_ros.reward import register_backend
+from sole_r1_ros.reward.backends.base import RawReply
+
+_RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
+MODEL_TIME_S = 0.25
+
+
+class FixedTimeBackend:
+    """Answers 50% after MODEL_TIME_S: stands in for a GPU model of known speed."""
+
+    model_id = 'fixed-time'
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+    def generate(self, requests):
+        time.sleep(MODEL_TIME_S)
+        return [RawReply('<think>bench</think><answer>50%</answer>', MODEL_TIME_S)
+                for _ in requests]
+
+    def close(self):
+        pass
+
+
+def _ms(values) -> dict[str, float]:
+    values = sorted(values)
+    if not values:
+        return {'median_ms': float('nan'), 'p90_ms': float('nan'), 'n': 0}
+    return {'median_ms': round(1e3 * statistics.median(values), 3),
+            'p90_ms': round(1e3 * values[int(0.9 * (len(values) - 1))], 3), 'n': len(values)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument('--seconds', type=float, default=15.0)
+    parser.add_argument('--rate', type=float, default=30.0)
+    parser.add_argument('--width', type=int, default=640)
+    parser.add_argument('--height', type=int, default=480)
+    args = parser.parse_args()
+    sys.modules.setdefault('bench_nodes', sys.modules[__name__])
+    register_backend('fixed-time', 'bench_nodes:FixedTimeBackend')
+    rclpy.init()
+    camera = CameraNode(parameter_overrides=[Parameter('stride', value=10),
+                                             Parameter('motion_jump_threshold', value=0.0)])
+    reward = RewardNode(parameter_overrides=[Parameter('backend', value='fixed-time')])
+    reward.trigger_configure()
+    reward.trigger_activate()
+    source = Node('bench_camera')
+    external = source.create_publisher(Image, 'camera/external/image_raw',
+                                       qos_profile_sensor_data)
+    wrist = source.create_publisher(Image, 'camera/wrist/image_raw', qos_profile_sensor_data)
+    end_to_end = []
+
+    def on_reward(msg: ProgressReward) -> None:
+        age = source.get_clock().now() - rclpy.time.Time.from_msg(msg.header.stamp)
+        end_to_end.append(age.nanoseconds * 1e-9)
+
+    source.create_subscription(ProgressReward, 'sole_r1/progress', on_reward, 10)
+    executor = MultiThreadedExecutor(num_threads=4)
+    for node in (camera, reward, source):
+        executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
+              for _ in range(8)]
+    period, start, sent = 1.0 / args.rate, time.monotonic(), 0
+    while time.monotonic() - start < args.seconds:
+        stamp = source.get_clock().now().to_msg()
+        for publisher, view in ((external, 'external_camera'), (wrist, 'wrist_camera')):
+            msg = array_to_image(frames[sent % len(frames)], 'rgb8', msg=Image())
+            msg.header.stamp, msg.header.frame_id = stamp, view
+            publisher.publish(msg)
+        sent += 1
+        time.sleep(max(0.0, start + sent * period - time.monotonic()))
+    time.sleep(1.0)
+    timing = list(reward.timing)
+    result = {
+        'camera_hz': args.rate, 'image': f'{args.width}x{args.height} rgb8 x2',
+        'model_time_s': MODEL_TIME_S, 'frames_sent': sent,
+        'queries_answered': len(timing),
+        'camera_node_frame_in_to_query_out': _ms(camera.query_overhead_s),
+        'reward_node_queue_wait': _ms([t['queue_s'] for t in timing]),
+        'reward_node_result_to_message_out': _ms([t['publish_s'] for t in timing]),
+        'model_call': _ms([t['model_s'] for t in timing]),
+        'frame_age_at_inference': _ms([t['frame_age_s'] for t in timing]),
+        'frame_to_reward_message': _ms(end_to_end),
+    }
+    executor.shutdown()
+    for node in (camera, reward, source):
+        node.destroy_node()
+    rclpy.try_shutdown()
+    os.makedirs(_RESULTS, exist_ok=True)
+    with open(os.path.join(_RESULTS, 'nodes.json'), 'w') as stream:
+        json.dump(result, stream, indent=2)
+    print(f"| stage ({result['image']} at {args.rate:.0f} Hz, model {MODEL_TIME_S * 1e3:.0f} ms)"
+          ' | median ms | p90 ms | n |\n|---|---|---|---|')
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"| {key.replace('_', ' ')} | {value['median_ms']} | {value['p90_ms']} | "
+                  f"{value['n']} |")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
