@@ -48,6 +48,7 @@ setup(
             'camera_node = sole_r1_ros.nodes.camera_node:main',
             'reward_node = sole_r1_ros.nodes.reward_node:main',
             'recorder_node = sole_r1_ros.nodes.recorder_node:main',
+            'learner_node = sole_r1_ros.nodes.learner_node:main',
         ],
     },
 )

@@ -59,6 +59,8 @@ PARAMS = [
           read_only=True),
     Param('marker_frame', 'world', 'frame_id of the text marker', read_only=True),
     Param('annotate', True, 'publish the annotated image and marker'),
+    Param('autostart', True, 'configure and activate at start (launch files drive the '
+          'lifecycle themselves and set this false)', read_only=True),
 ]
 
 _RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
@@ -248,6 +250,9 @@ def main(args: list[str] | None = None) -> None:
     node = None
     try:
         node = RewardNode()
+        if node.get_parameter('autostart').value:
+            node.trigger_configure()
+            node.trigger_activate()
         executor = MultiThreadedExecutor()
         executor.add_node(node)
         executor.spin()

@@ -1,0 +1,189 @@
+"""The learner node's bookkeeping, free of ROS: episodes, stamp-matched labels, learning, resume.
+
+Rewards arrive late and name the scored camera frame by episode id and stamp. This class keeps,
+for each recent episode, which of its own steps saw which frame stamp, so a ``ProgressReward``
+becomes a label of exactly one stored transition (the nearest frame within a tolerance when the
+reward model scored a camera frame the actor did not use). Step 0 of every episode is labelled
+0% here: the protocol defines it so and never queries it.
+"""
+from collections import OrderedDict
+import logging
+import math
+import os
+from pathlib import Path
+import threading
+from typing import Any, Mapping
+
+import numpy as np
+
+from sole_r1_ros.rl import (
+    CheckpointError, DrQConfig, LabelOutcome, load_latest, ReplayBuffer, ReplayConfig, restore,
+    save_checkpoint)
+
+logger = logging.getLogger(__name__)
+
+_KEPT_EPISODES = 32   # episodes whose stamp -> step tables are kept for late labels
+
+
+class OnlineLearner:
+    """Agent + replay + episode/stamp bookkeeping + checkpoints, shared by the node and the CLI.
+
+    Thread-safety: ``record``/``label`` may run on different threads from ``learn``; the replay
+    buffer locks itself and the agent's acting copy is separate from the one being trained.
+    """
+
+    def __init__(self, agent_config: DrQConfig, replay_config: ReplayConfig, state_dim: int,
+                 action_dim: int, checkpoint_dir: str | os.PathLike | None = None,
+                 stamp_tolerance_s: float = 0.05, keep_checkpoints: int = 3) -> None:
+        from sole_r1_ros.rl import DrQAgent   # torch loads here, not at import
+        self.agent = DrQAgent(agent_config, state_dim, action_dim)
+        image_keys = agent_config.image_keys if agent_config.variant == 'pixels' else ()
+        # The buffer compares our stamps (seconds) with labels; matching happens here already.
+        replay_config = _with_tolerance(replay_config, 1e-6)
+        self.replay = ReplayBuffer(replay_config, state_dim, action_dim, image_keys,
+                                   agent_config.image_size, agent_config.n_step,
+                                   agent_config.discount)
+        self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
+        self._keep = keep_checkpoints
+        self._tolerance_ns = int(stamp_tolerance_s * 1e9)
+        self._lock = threading.Lock()
+        self._names: OrderedDict[str, tuple[int, dict[int, int]]] = OrderedDict()
+        self.episode_index = -1
+        self.episode_name: str | None = None
+        self.step = 0
+        self.env_steps = 0
+        self.episodes_done = 0
+        self.learning_steps = 0   # environment steps since the buffer first became ready
+        self.unmatched_labels = 0
+
+    # -- episodes and transitions ---------------------------------------------------------
+    def start_episode(self, name: str) -> int:
+        """Begin episode ``name``; returns its integer index in the replay buffer."""
+        with self._lock:
+            self.episode_index += 1
+            self.episode_name, self.step = name, 0
+            self._names[name] = (self.episode_index, {})
+            while len(self._names) > _KEPT_EPISODES:
+                self._names.popitem(last=False)
+            return self.episode_index
+
+    def record(self, obs: Mapping[str, np.ndarray], action: np.ndarray | None,
+               stamp_ns: int) -> int:
+        """Store the current frame (and the action taken from it; None ends the episode)."""
+        with self._lock:
+            if self.episode_name is None:
+                raise RuntimeError('start_episode() before record()')
+            index, stamps = self._names[self.episode_name]
+            step = self.step
+            self.replay.add(index, step, obs, action, stamp=stamp_ns * 1e-9)
+            stamps[int(stamp_ns)] = step
+            self.step += 1
+            if action is not None:
+                self.env_steps += 1
+                if self.replay.ready() or self.learning_steps:
+                    self.learning_steps += 1
+            else:
+                self.episodes_done += 1
+        if step == 0:   # the 0% reference frame: defined by the protocol, never queried
+            self.replay.label(index, 0, 0.0, stamp=stamp_ns * 1e-9)
+        return step
+
+    def label(self, name: str, stamp_ns: int, progress: float) -> LabelOutcome | None:
+        """Apply a reward-model answer for the frame stamped ``stamp_ns`` of episode ``name``.
+
+        Negative progress (legal in SOLE-R1) is clipped to 0. Returns None when the episode or
+        frame is unknown (another robot's episode, or older than what is kept).
+        """
+        with self._lock:
+            entry = self._names.get(name)
+            if entry is None:
+                self.unmatched_labels += 1
+                return None
+            index, stamps = entry
+            step = stamps.get(int(stamp_ns))
+            stamp = int(stamp_ns)
+            if step is None and stamps:
+                stamp = min(stamps, key=lambda s: abs(s - stamp_ns))
+                step = stamps[stamp] if abs(stamp - stamp_ns) <= self._tolerance_ns else None
+            if step is None:
+                self.unmatched_labels += 1
+                return None
+        return self.replay.label(index, step, float(np.clip(progress, 0.0, 100.0)),
+                                 stamp=stamp * 1e-9)
+
+    # -- learning ---------------------------------------------------------------------------
+    def learn(self, max_updates: int = 1) -> dict[str, float] | None:
+        """Run the updates the update-to-data ratio owes (at most ``max_updates``)."""
+        if not self.replay.ready():
+            return None
+        due = min(max_updates, self.agent.updates_due(self.learning_steps))
+        metrics = None
+        for _ in range(due):
+            metrics = self.agent.update(self.replay.sample(self.agent.config.batch_size))
+        return metrics
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        return {'episode_index': self.episode_index, 'env_steps': self.env_steps,
+                'episodes_done': self.episodes_done, 'learning_steps': self.learning_steps}
+
+    def save(self) -> Path | None:
+        """Write a checkpoint (atomic; the last ``keep_checkpoints`` are kept)."""
+        if self._checkpoint_dir is None:
+            return None
+        with self._lock:
+            return save_checkpoint(self._checkpoint_dir, self.agent, self.replay,
+                                   self.counters(), keep=self._keep)
+
+    def resume(self) -> bool:
+        """Restore the newest valid checkpoint, if any; False when starting fresh.
+
+        The episode that was running when the checkpoint was written is closed: the next
+        ``start_episode`` gets a new index, so no transition is stored or labelled twice.
+        """
+        if self._checkpoint_dir is None or not self._checkpoint_dir.exists():
+            return False
+        try:
+            checkpoint = load_latest(self._checkpoint_dir)
+        except CheckpointError as exc:
+            logger.warning('starting fresh: %s', exc)
+            return False
+        counters = restore(checkpoint, self.agent, self.replay)
+        self.episode_index = int(counters['episode_index'])
+        self.env_steps = int(counters['env_steps'])
+        self.episodes_done = int(counters['episodes_done'])
+        self.learning_steps = int(counters['learning_steps'])
+        self.episode_name, self.step = None, 0
+        return True
+
+    def stats(self) -> dict[str, float]:
+        stats = dict(self.replay.stats())
+        stats.update(self.counters(), updates=self.agent.updates,
+                     unmatched_labels=self.unmatched_labels)
+        return stats
+
+
+def _with_tolerance(config: ReplayConfig, tolerance_s: float) -> ReplayConfig:
+    import dataclasses
+    return dataclasses.replace(config, stamp_tolerance_s=max(config.stamp_tolerance_s,
+                                                             tolerance_s))
+
+
+def proprio_state(names: list[str], positions: list[float], velocities: list[float],
+                  joint_names: tuple[str, ...]) -> np.ndarray:
+    """Joint positions then velocities in ``joint_names`` order (missing velocity = 0).
+
+    Raises:
+        ValueError: a joint of ``joint_names`` is missing from the JointState.
+    """
+    lookup = dict(zip(names, positions))
+    speeds = dict(zip(names, velocities)) if len(velocities) == len(names) else {}
+    missing = [n for n in joint_names if n not in lookup]
+    if missing:
+        raise ValueError(f'joint_states lacks {missing}')
+    return np.array([lookup[n] for n in joint_names]
+                    + [speeds.get(n, 0.0) for n in joint_names], np.float32)
+
+
+def is_finite(values) -> bool:
+    return all(math.isfinite(v) for v in values)

@@ -1,0 +1,136 @@
+"""When the learner's episodes end, and how evaluation episodes are scored. No ROS here.
+
+An evaluation episode's verdict needs the reward model's answer for its last frame, which
+arrives after the episode ended (the camera node asks about it when the next episode starts).
+``Evaluation`` therefore closes an episode only when that answer came or ``label_wait_s`` passed.
+"""
+from dataclasses import dataclass
+import math
+import threading
+import time
+
+
+class EpisodeClock:
+    """Says when the actor must start a new episode: at start, on request, or when one ended."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = False
+        self._reset_requested = False
+        self._over = False
+
+    def request_reset(self) -> None:
+        with self._lock:
+            self._reset_requested = True
+
+    def episode_started(self) -> None:
+        with self._lock:
+            self._started, self._reset_requested, self._over = True, False, False
+
+    def episode_over(self) -> None:
+        with self._lock:
+            self._over = True
+
+    def needs_new_episode(self, step: int, episode_length: int) -> bool:
+        with self._lock:
+            return not self._started or self._reset_requested or self._over
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """One evaluation episode's verdict, from the reward model and (if any) the simulator."""
+
+    episode_id: str
+    final_progress: float
+    success_progress: bool
+    success_ground_truth: bool
+    has_ground_truth: bool
+    episode_return: float
+
+
+class Evaluation:
+    """Collects progress answers and ground truth of evaluation episodes (thread-safe)."""
+
+    def __init__(self, threshold: float, label_wait_s: float = 10.0) -> None:
+        if not 0.0 <= threshold <= 100.0:
+            raise ValueError(f'progress threshold must be in [0, 100], got {threshold}')
+        self.threshold = threshold
+        self._label_wait_s = label_wait_s
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._current: str | None = None
+        self._progress: dict[str, list[float]] = {}
+        self._truth: dict[str, bool] = {}
+        self._closing: list[tuple[str, float, int]] = []   # (episode, end time, answers then)
+        self.finished: list[EpisodeOutcome] = []
+
+    def episode_started(self, episode_id: str) -> None:
+        with self._lock:
+            self._current = episode_id
+            self._progress[episode_id] = []
+
+    def saw_progress(self, episode_id: str, progress: float) -> None:
+        with self._changed:
+            if episode_id in self._progress:
+                self._progress[episode_id].append(float(progress))
+                self._changed.notify_all()
+
+    def saw_ground_truth(self, success: bool) -> None:
+        with self._lock:
+            if self._current is not None:
+                self._truth[self._current] = self._truth.get(self._current, False) or success
+
+    def episode_finished(self) -> None:
+        with self._changed:
+            if self._current is not None:
+                answers = len(self._progress.get(self._current, []))
+                self._closing.append((self._current, time.monotonic(), answers))
+                self._current = None
+                self._changed.notify_all()
+
+    def wait_episode(self, timeout: float) -> bool:
+        """Close the oldest ended episode once its last answer came; True if one closed."""
+        with self._changed:
+            deadline = time.monotonic() + timeout
+            while True:
+                if self._closing:
+                    episode, ended, answers = self._closing[0]
+                    late = len(self._progress[episode]) > answers
+                    if late or time.monotonic() - ended > self._label_wait_s:
+                        self._closing.pop(0)
+                        self.finished.append(self._outcome(episode))
+                        return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(timeout=min(remaining, 0.1))
+
+    def _outcome(self, episode: str) -> EpisodeOutcome:
+        answers = self._progress.get(episode, [])
+        final = answers[-1] if answers else 0.0
+        return EpisodeOutcome(
+            episode_id=episode, final_progress=final,
+            success_progress=final >= self.threshold,
+            success_ground_truth=self._truth.get(episode, False),
+            has_ground_truth=episode in self._truth,
+            episode_return=sum(answers) / 100.0)
+
+    def result(self, result_type):
+        """Fill an ``Evaluate.Result`` (passed in, so this module needs no ROS)."""
+        done = self.finished
+        with_truth = [o for o in done if o.has_ground_truth]
+        return result_type(
+            episodes_done=len(done),
+            success_rate_progress=_mean([o.success_progress for o in done]),
+            success_rate_ground_truth=(_mean([o.success_ground_truth for o in with_truth])
+                                       if with_truth else math.nan),
+            mean_final_progress=_mean([o.final_progress for o in done]),
+            mean_return=_mean([o.episode_return for o in done]),
+            final_progress=[o.final_progress for o in done],
+            success_progress=[o.success_progress for o in done],
+            success_ground_truth=[o.success_ground_truth for o in done])
+
+
+def _mean(values) -> float:
+    values = [float(v) for v in values]
+    return sum(values) / len(values) if values else math.nan
