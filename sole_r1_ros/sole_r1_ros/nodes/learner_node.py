@@ -207,6 +207,12 @@ class LearnerNode(LifecycleNode):
         self.save_checkpoint()
         return TransitionCallbackReturn.SUCCESS
 
+    def destroy_node(self) -> None:
+        self._stop_threads()
+        if self._metrics is not None:
+            self._metrics.close()
+        super().destroy_node()
+
     def _stop_threads(self) -> None:
         self._running.clear()
         self._new_frame.set()
