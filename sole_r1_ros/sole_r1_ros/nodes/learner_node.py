@@ -86,6 +86,7 @@ def _dataclass_params(prefix: str, cls) -> list[Param]:
 
 AGENT_PARAMS = _dataclass_params('agent', DrQConfig)
 REPLAY_PARAMS = _dataclass_params('replay', ReplayConfig)
+ALL_PARAMS = PARAMS + AGENT_PARAMS + REPLAY_PARAMS
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -95,7 +96,7 @@ class LearnerNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('learner_node', **kwargs)
-        self._p = declare(self, PARAMS + AGENT_PARAMS + REPLAY_PARAMS)
+        self._p = declare(self, ALL_PARAMS)
         self.learner: OnlineLearner | None = None
         self._lock = threading.Lock()
         self._joints: JointState | None = None
@@ -411,7 +412,7 @@ class LearnerNode(LifecycleNode):
 
     # -- learner ------------------------------------------------------------------------------
     def _learn_loop(self) -> None:
-        last_checkpoint = time.monotonic()
+        last_checkpoint, last_logged = time.monotonic(), -50
         while self._running.is_set():
             if self._paused.is_set() or self._evaluation is not None:
                 time.sleep(0.1)
@@ -424,8 +425,9 @@ class LearnerNode(LifecycleNode):
             metrics = self.learner.learn(self._param('updates_per_round'))
             if metrics is None:
                 time.sleep(0.05)
-            elif self.learner.agent.updates % 100 == 0:
-                self._metrics.log(self.learner.agent.updates, metrics, prefix='train')
+            elif self.learner.agent.updates >= last_logged + 50:
+                last_logged = self.learner.agent.updates
+                self._metrics.log(last_logged, metrics, prefix='train')
             if time.monotonic() - last_checkpoint > self._param('checkpoint_every_s'):
                 self.save_checkpoint()
                 last_checkpoint = time.monotonic()

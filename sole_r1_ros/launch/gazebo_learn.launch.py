@@ -1,0 +1,66 @@
+"""Learn on a Gazebo (gz sim) robot driven by gz_ros2_control; needs a ROS install with Gazebo.
+
+Expects a robot description (URDF/xacro already expanded) with the gz_ros2_control plugin, a
+`forward_position_controller` (forward_command_controller, position interfaces) and a
+`joint_state_broadcaster` in its controllers YAML, and two gz cameras publishing on the gz topics
+given below; ros_gz_bridge brings them to /camera/external/image_raw and
+/camera/wrist/image_raw. Then the same nodes as on a real robot run (real_robot_learn.launch.py).
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    ns = LaunchConfiguration('namespace')
+    description = Command(['cat ', LaunchConfiguration('robot_description_file')])
+    gz_sim = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution(
+            [FindPackageShare('ros_gz_sim'), 'launch', 'gz_sim.launch.py'])),
+        launch_arguments={'gz_args': ['-r ', LaunchConfiguration('world')]}.items())
+    learn = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution(
+            [FindPackageShare('sole_r1_ros'), 'launch', 'real_robot_learn.launch.py'])),
+        launch_arguments={
+            'goal': LaunchConfiguration('goal'), 'namespace': ns,
+            'command_topic': '/forward_position_controller/commands',
+            'reward_backend': LaunchConfiguration('reward_backend'),
+            'model': LaunchConfiguration('model'),
+            'params_file': PathJoinSubstitution(
+                [FindPackageShare('sole_r1_ros'), 'config', 'gazebo_learn.yaml'])}.items())
+    return LaunchDescription([
+        DeclareLaunchArgument('goal', description='the task in words'),
+        DeclareLaunchArgument('robot_description_file',
+                              description='expanded URDF with the gz_ros2_control plugin'),
+        DeclareLaunchArgument('world', default_value='empty.sdf'),
+        DeclareLaunchArgument('external_camera_gz_topic', default_value='/external_camera'),
+        DeclareLaunchArgument('wrist_camera_gz_topic', default_value='/wrist_camera'),
+        DeclareLaunchArgument('reward_backend', default_value='transformers'),
+        DeclareLaunchArgument('model', default_value=''),
+        DeclareLaunchArgument('namespace', default_value=''),
+        gz_sim,
+        Node(package='robot_state_publisher', executable='robot_state_publisher',
+             name='robot_state_publisher', namespace=ns,
+             parameters=[{'robot_description': description, 'use_sim_time': True}]),
+        Node(package='ros_gz_sim', executable='create', name='spawn_robot', namespace=ns,
+             arguments=['-topic', 'robot_description', '-name', 'robot']),
+        Node(package='ros_gz_bridge', executable='parameter_bridge', name='camera_bridge',
+             namespace=ns,
+             arguments=[[LaunchConfiguration('external_camera_gz_topic'),
+                         '@sensor_msgs/msg/Image[gz.msgs.Image'],
+                        [LaunchConfiguration('wrist_camera_gz_topic'),
+                         '@sensor_msgs/msg/Image[gz.msgs.Image'],
+                        '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock'],
+             remappings=[(LaunchConfiguration('external_camera_gz_topic'),
+                          '/camera/external/image_raw'),
+                         (LaunchConfiguration('wrist_camera_gz_topic'),
+                          '/camera/wrist/image_raw')]),
+        Node(package='controller_manager', executable='spawner', name='spawn_joint_states',
+             namespace=ns, arguments=['joint_state_broadcaster']),
+        Node(package='controller_manager', executable='spawner', name='spawn_forward_controller',
+             namespace=ns, arguments=['forward_position_controller']),
+        learn,
+    ])

@@ -1,0 +1,47 @@
+"""Learn a Meta-World task in the MuJoCo simulator from video progress rewards alone.
+
+sim_robot_node -> camera_node -> reward_node (lifecycle) -> learner_node (lifecycle) -> commands.
+"""
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.substitutions import FindPackageShare
+
+from sole_r1_ros.launch_utils import configure_and_activate
+
+
+def generate_launch_description() -> LaunchDescription:
+    ns = LaunchConfiguration('namespace')
+    params = LaunchConfiguration('params_file')
+    reward = LifecycleNode(
+        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
+        output='screen',
+        parameters=[params, {'goal': LaunchConfiguration('goal'), 'autostart': False,
+                             'backend': LaunchConfiguration('reward_backend'),
+                             'model': LaunchConfiguration('model')}])
+    learner = LifecycleNode(
+        package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
+        output='screen', parameters=[params, {'autostart': False,
+                                              'run_dir': LaunchConfiguration('run_dir')}])
+    return LaunchDescription([
+        DeclareLaunchArgument('goal', default_value='close the drawer'),
+        DeclareLaunchArgument('task', default_value='drawer-close-v3',
+                              description='Meta-World v3 task id'),
+        DeclareLaunchArgument('reward_backend', default_value='compact',
+                              description='transformers | openai | compact | oracle'),
+        DeclareLaunchArgument('model', default_value='',
+                              description='checkpoint folder / served model ("" = default)'),
+        DeclareLaunchArgument('run_dir', default_value='runs/sim_learn'),
+        DeclareLaunchArgument('namespace', default_value=''),
+        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
+            [FindPackageShare('sole_r1_ros'), 'config', 'sim_learn.yaml'])),
+        Node(package='sole_r1_ros', executable='sim_robot_node', name='sim_robot_node',
+             namespace=ns, output='screen',
+             parameters=[params, {'task': LaunchConfiguration('task')}]),
+        Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
+             output='screen', parameters=[params]),
+        reward, learner,
+        *configure_and_activate(reward),
+        *configure_and_activate(learner),
+    ])
