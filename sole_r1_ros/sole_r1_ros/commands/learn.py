@@ -68,6 +68,7 @@ def _params(args: argparse.Namespace) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from tqdm import tqdm
 
     from sole_r1_ros.bringup import Graph
@@ -81,7 +82,9 @@ def run(args: argparse.Namespace) -> int:
     session = 1 + len(list(run_dir.glob('bag-*')))
     (run_dir / f'params-{session:03d}.json').write_text(json.dumps(params, indent=2))
     record = None if args.no_record else str(run_dir / f'bag-{session:03d}')
-    rclpy.init()
+    # Our own Ctrl-C handling: rclpy's handler would shut the context down before the robot
+    # is stopped and the checkpoint written.
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     graph = Graph(params, sim=not args.real, record_path=record, namespace=args.namespace)
     monitor = RunMonitorNode(run_dir / 'episodes.jsonl', namespace=args.namespace)
     graph.add(monitor)

@@ -1,0 +1,112 @@
+"""Fast offscreen camera images of a MuJoCo scene on a CPU (Mesa llvmpipe under EGL or OSMesa).
+
+Multisampling, shadow maps and reflections cost about 90 % of a frame under llvmpipe and add
+nothing a progress model needs, so they are off; sites (the goal marker among them) are hidden
+because they would show the policy and the reward model where the goal is.
+"""
+import threading
+from typing import Any, Sequence
+
+import numpy as np
+
+from sole_r1_ros.sim._deps import import_mujoco
+
+# Meta-World's corner cameras are mounted so that their images come out upside down.
+_UPSIDE_DOWN_CAMERAS = frozenset({'corner', 'corner2', 'corner3', 'corner4'})
+
+
+class CameraRig:
+    """Render a fixed list of named cameras of one model at one image size.
+
+    The GL context is created on the first ``render`` call, in the calling thread, and an EGL
+    context can be current in one thread only, so every later ``render`` and ``close`` must
+    come from that same thread.
+    """
+
+    def __init__(self, model: Any, cameras: Sequence[str], width: int, height: int) -> None:
+        """Check the camera names; no GL work happens here.
+
+        Raises:
+            ValueError: a camera is not in the model, or the size is not positive.
+        """
+        mujoco = import_mujoco()
+        if width <= 0 or height <= 0:
+            raise ValueError(f'image size must be positive, got {width}x{height}')
+        names = {model.camera(i).name for i in range(model.ncam)}
+        unknown = [c for c in cameras if c not in names]
+        if unknown:
+            raise ValueError(f'cameras {unknown} not in the model; it has {sorted(names)}')
+        self._model = model
+        self._cameras = tuple(cameras)
+        self._width = width
+        self._height = height
+        self._renderer: Any = None
+        self._thread_id: int | None = None
+        self._closed = False
+        self._option = mujoco.MjvOption()
+        self._option.sitegroup[:] = 0
+
+    @property
+    def cameras(self) -> tuple[str, ...]:
+        """Camera names, in the order ``render`` returns their images."""
+        return self._cameras
+
+    def render(self, data: Any) -> tuple[np.ndarray, ...]:
+        """Render every camera for the current state of ``data``.
+
+        Returns:
+            One contiguous H×W×3 uint8 RGB image per camera, rows top to bottom.
+
+        Raises:
+            RuntimeError: called from another thread than the first render, or after close.
+        """
+        renderer = self._renderer_for_this_thread()
+        images = []
+        for camera in self._cameras:
+            renderer.update_scene(data, camera=camera, scene_option=self._option)
+            image = renderer.render()
+            if camera in _UPSIDE_DOWN_CAMERAS:
+                image = np.ascontiguousarray(image[::-1, ::-1])
+            images.append(image)
+        return tuple(images)
+
+    def check_thread(self) -> None:
+        """Raise unless ``render`` may be called from this thread (before doing other work).
+
+        Raises:
+            RuntimeError: another thread rendered first, or the rig is closed.
+        """
+        thread_id = threading.get_ident()
+        if self._closed:
+            raise RuntimeError('CameraRig.render called after close')
+        if self._thread_id is not None and thread_id != self._thread_id:
+            raise RuntimeError(
+                'CameraRig.render must run in the thread that rendered first (its GL context '
+                f'is current there): first thread {self._thread_id}, now {thread_id}')
+
+    def close(self) -> None:
+        """Free the GL context now, from the rendering thread, not at garbage collection."""
+        if self._renderer is not None:
+            self._renderer.close()
+        self._renderer = None
+        self._closed = True
+
+    def _renderer_for_this_thread(self) -> Any:
+        self.check_thread()
+        if self._renderer is None:
+            self._renderer = self._create_renderer()
+            self._thread_id = threading.get_ident()
+        return self._renderer
+
+    def _create_renderer(self) -> Any:
+        mujoco = import_mujoco()
+        quality = self._model.vis.quality
+        global_ = self._model.vis.global_
+        # Read when the GL context is created, so set before the Renderer exists.
+        quality.offsamples = 0
+        global_.offwidth = max(global_.offwidth, self._width)
+        global_.offheight = max(global_.offheight, self._height)
+        renderer = mujoco.Renderer(self._model, height=self._height, width=self._width)
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        return renderer
