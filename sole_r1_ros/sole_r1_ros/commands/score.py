@@ -1,0 +1,320 @@
+"""``sole-r1 score``: SOLE-R1 progress curve and reasoning for a recorded robot video.
+
+Uses the same engine as the reward node (``sole_r1_ros.reward``): frames are queried in order,
+each query showing the first, previous queried and current frame and quoting the previous
+answer; progress between queries is interpolated (and marked so) in the outputs.
+"""
+import argparse
+import json
+import os
+import textwrap
+from typing import Any, Iterator
+
+import numpy as np
+
+from sole_r1_ros.reward import (
+    available_backends, BackendError, EpisodeTracker, make_backend, offline_query_steps,
+    RewardConfig, RewardEngine)
+from sole_r1_ros.reward import protocol
+from sole_r1_ros.reward.config import OpenAIConfig, TransformersConfig
+
+_EPISODE_ID = 'video'
+_PANEL_HEIGHT_PX = 240
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('video', help='external-camera video (or both views with --side-by-side)')
+    parser.add_argument('--goal', required=True, help="task in words, e.g. 'Close the drawer'")
+    views = parser.add_mutually_exclusive_group()
+    views.add_argument('--wrist', metavar='VIDEO', help='wrist-camera video, same frame count')
+    views.add_argument('--side-by-side', action='store_true',
+                       help='VIDEO holds external (left half) and wrist (right half) views')
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument('--num-queries', type=int, metavar='N',
+                          help='N evenly spaced queries ending at the last frame (default 10)')
+    schedule.add_argument('--stride', type=int, metavar='K',
+                          help='query every K-th frame, plus the last')
+    parser.add_argument('--from-zero', action='store_true',
+                        help='ask for progress from the first frame alone at every query')
+    backends = [name for name in available_backends() if name != 'oracle']
+    parser.add_argument('--backend', default='transformers', choices=backends)
+    parser.add_argument('--model', default='',
+                        help="Qwen3-VL checkpoint folder, 'tiny-random' (dry run) or "
+                             "'8b-random'; for --backend openai the served model name")
+    parser.add_argument('--base-url', default=OpenAIConfig.base_url,
+                        help='OpenAI-compatible endpoint (--backend openai)')
+    parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    parser.add_argument('--temperature', type=float, default=1.0,
+                        help='sampling temperature; 0 is greedy (default: 1.0, as the authors)')
+    parser.add_argument('--seed', type=int, default=None, help='sampling seed')
+    parser.add_argument('--max-new-tokens', type=int, default=200)
+    parser.add_argument('--timeout', type=float, default=None, metavar='S',
+                        help='give up on one query after S seconds (default: wait)')
+    parser.add_argument('--out', metavar='JSON', help='write per-frame progress and reasoning')
+    parser.add_argument('--plot', metavar='PNG', help='write the progress curve')
+    parser.add_argument('--video', dest='annotated', metavar='MP4',
+                        help='write the video annotated with reasoning and a live curve')
+    parser.add_argument('--dump-queries', metavar='DIR',
+                        help='write each query as the model sees it (query_NNN.png/.json)')
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    goal = protocol.normalize_goal(args.goal)
+    num_frames = _check_videos(args)
+    if args.stride is None and args.num_queries is None:
+        args.num_queries = 10
+    steps = offline_query_steps(num_frames, num_queries=args.num_queries, stride=args.stride)
+    config = RewardConfig(
+        backend=args.backend, model=args.model, temperature=args.temperature, seed=args.seed,
+        max_new_tokens=args.max_new_tokens, timeout_s=args.timeout,
+        transformers=TransformersConfig(device=args.device),
+        openai=OpenAIConfig(base_url=args.base_url))
+    try:
+        backend = make_backend(config)
+    except (BackendError, ImportError) as exc:
+        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
+    frames = _read_frames(args, {0, *steps})
+    tracker = EpisodeTracker(_EPISODE_ID, goal, from_zero=args.from_zero)
+    tracker.add_frame(*frames[0])
+    records = []
+    with RewardEngine(backend, config) as engine, \
+            tqdm(total=len(steps), desc='scoring', unit='query') as bar:
+        for index, step in enumerate(steps):
+            previous = (tracker.last_query_step, tracker.progress)
+            tracker.add_frame(*frames[step], step=step)
+            query = tracker.make_query()
+            if args.dump_queries:
+                _dump_query(args.dump_queries, index, engine, query, previous[0])
+            [result] = engine.score([query])
+            tracker.record(result)
+            records.append((previous, result))
+            bar.update(1)
+    report = _report(args, goal, config, engine.model_id, num_frames, records)
+    _write_outputs(args, report)
+    print(f'{len(steps)} queries on {num_frames} frames; final progress '
+          f'{report["frames"][-1]["progress"]:.0f}%')
+    return 0
+
+
+# ---------------------------------------------------------------- video input
+def _open(path: str) -> Any:
+    import cv2
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'no such video: {path}')
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f'cannot read video {path}')
+    return capture
+
+
+def _iter_rgb(path: str) -> Iterator[np.ndarray]:
+    import cv2
+
+    capture = _open(path)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
+def _count_frames(path: str) -> int:
+    capture = _open(path)
+    count = 0
+    while capture.grab():
+        count += 1
+    capture.release()
+    if count == 0:
+        raise ValueError(f'cannot read video {path}: no frames decoded')
+    return count
+
+
+def _fps(path: str) -> float:
+    import cv2
+
+    capture = _open(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return fps if fps and np.isfinite(fps) and fps > 0 else 10.0
+
+
+def _check_videos(args: argparse.Namespace) -> int:
+    count = _count_frames(args.video)
+    if args.wrist:
+        wrist_count = _count_frames(args.wrist)
+        if wrist_count != count:
+            raise ValueError(f'external video has {count} frames but wrist video has '
+                             f'{wrist_count}; they must match frame for frame')
+    if count < 2:
+        raise ValueError(f'video {args.video} has {count} frame; need at least 2')
+    return count
+
+
+def _split(args: argparse.Namespace, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    if not args.side_by_side:
+        return frame, None
+    half = frame.shape[1] // 2
+    return frame[:, :half], frame[:, half:2 * half]
+
+
+def _iter_views(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    wrist = _iter_rgb(args.wrist) if args.wrist else None
+    for frame in _iter_rgb(args.video):
+        if wrist is not None:
+            yield frame, next(wrist)
+        else:
+            yield _split(args, frame)
+
+
+def _read_frames(args: argparse.Namespace, wanted: set[int]
+                 ) -> dict[int, tuple[np.ndarray, np.ndarray | None]]:
+    # Only the queried frames are kept: a long video never sits in memory.
+    return {i: views for i, views in enumerate(_iter_views(args)) if i in wanted}
+
+
+# ---------------------------------------------------------------- outputs
+def _dump_query(folder: str, index: int, engine: RewardEngine, query: Any,
+                previous_step: int) -> None:
+    os.makedirs(folder, exist_ok=True)
+    [request] = engine.prepare([query])
+    system, user = protocol.message_texts(request.messages)
+    stem = os.path.join(folder, f'query_{index:03d}')
+    request.image.save(stem + '.png')
+    with open(stem + '.json', 'w', encoding='utf-8') as stream:
+        json.dump({'frame_index': query.step, 'previous_index': previous_step,
+                   'previous_progress': query.previous_progress, 'system': system,
+                   'user': user}, stream, indent=2)
+
+
+def _report(args: argparse.Namespace, goal: str, config: RewardConfig, model_id: str,
+            num_frames: int, records: list) -> dict[str, Any]:
+    steps = [result.step for _, result in records]
+    values = [result.progress for _, result in records]
+    curve = np.interp(np.arange(num_frames), [0] + steps, [0] + values)
+    sources = {step: 'query' for step in steps}
+    sources[0] = 'reference'
+    frames = [{'index': i, 'progress': round(float(curve[i]), 3),
+               'source': sources.get(i, 'interpolated')} for i in range(num_frames)]
+    queries = [{'step': r.step, 'previous_step': prev_step, 'previous_progress': prev_progress,
+                'progress': r.progress, 'valid': r.valid, 'reasoning': r.reasoning,
+                'raw_text': r.raw_text, 'latency_s': round(r.latency_s, 4), 'error': r.error,
+                'prompt_hash': r.prompt_hash}
+               for (prev_step, prev_progress), r in records]
+    return {'video': args.video, 'wrist_video': args.wrist, 'side_by_side': args.side_by_side,
+            'goal': goal, 'from_zero': args.from_zero, 'backend': config.backend,
+            'model_id': model_id, 'temperature': config.temperature, 'seed': config.seed,
+            'num_frames': num_frames, 'fps': _fps(args.video), 'query_steps': steps,
+            'queries': queries, 'frames': frames}
+
+
+def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    for path in (args.out, args.plot, args.annotated):
+        if path and os.path.dirname(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+    if args.out:
+        with open(args.out, 'w', encoding='utf-8') as stream:
+            json.dump(report, stream, indent=2)
+    if args.plot:
+        _plot(args.plot, report)
+    if args.annotated:
+        _annotate(args, report)
+
+
+def _plot(path: str, report: dict[str, Any]) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot as plt
+
+    progress = [f['progress'] for f in report['frames']]
+    figure, axes = plt.subplots(figsize=(8, 4), dpi=100)
+    axes.plot(range(len(progress)), progress, color='tab:blue', label='interpolated')
+    queries = report['queries']
+    axes.scatter([0] + [q['step'] for q in queries], [0] + [q['progress'] for q in queries],
+                 c=['tab:green'] + ['tab:blue' if q['valid'] else 'tab:red' for q in queries],
+                 zorder=3, label='queried (red: unparsed / failed)')
+    axes.set(xlabel='frame', ylabel='progress [%]', ylim=(-105, 105),
+             title=textwrap.shorten(f"{report['goal']} ({report['model_id']})", 80))
+    axes.axhline(0, color='grey', linewidth=0.5)
+    axes.legend(loc='lower right', fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def _annotate(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    import cv2
+
+    writer = None
+    try:
+        for index, (external, wrist) in enumerate(_iter_views(args)):
+            canvas = _annotated_frame(external, wrist, index, report)
+            if writer is None:
+                height, width = canvas.shape[:2]
+                writer = cv2.VideoWriter(args.annotated, cv2.VideoWriter_fourcc(*'mp4v'),
+                                         report['fps'], (width, height))
+                if not writer.isOpened():
+                    raise ValueError(f'cannot write video {args.annotated}')
+            writer.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    finally:
+        if writer is not None:
+            writer.release()
+
+
+def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
+    import cv2
+
+    width = max(2, round(image.shape[1] * height / image.shape[0]))
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _annotated_frame(external: np.ndarray, wrist: np.ndarray | None, index: int,
+                     report: dict[str, Any]) -> np.ndarray:
+    views = [_fit_height(external, _PANEL_HEIGHT_PX)]
+    if wrist is not None:
+        views.append(_fit_height(wrist, _PANEL_HEIGHT_PX))
+    top = np.hstack(views)
+    width = max(640, top.shape[1]) // 2 * 2
+    canvas = np.zeros((_PANEL_HEIGHT_PX * 2, width, 3), dtype=np.uint8)
+    canvas[:_PANEL_HEIGHT_PX, :top.shape[1]] = top[:, :width]
+    _draw_curve(canvas[_PANEL_HEIGHT_PX:, :width // 2], report, index)
+    _draw_text(canvas[_PANEL_HEIGHT_PX:, width // 2:], report, index)
+    return canvas
+
+
+def _draw_curve(panel: np.ndarray, report: dict[str, Any], index: int) -> None:
+    import cv2
+
+    height, width = panel.shape[:2]
+    frames = report['frames']
+
+    def point(i: int, value: float) -> tuple[int, int]:
+        x = 10 + round((width - 20) * i / max(1, len(frames) - 1))
+        return x, round(height / 2 - (height / 2 - 10) * value / 100)
+
+    cv2.line(panel, point(0, 0), point(len(frames) - 1, 0), (90, 90, 90), 1)
+    cv2.line(panel, point(0, 100), point(len(frames) - 1, 100), (60, 90, 60), 1)
+    path = np.array([point(f['index'], f['progress']) for f in frames[:index + 1]], np.int32)
+    cv2.polylines(panel, [path.reshape(-1, 1, 2)], False, (80, 160, 255), 2)
+    cv2.circle(panel, point(index, frames[index]['progress']), 4, (255, 255, 255), -1)
+
+
+def _draw_text(panel: np.ndarray, report: dict[str, Any], index: int) -> None:
+    import cv2
+
+    latest = [q for q in report['queries'] if q['step'] <= index]
+    progress = report['frames'][index]['progress']
+    lines = [f'frame {index}  progress {progress:.0f}%']
+    if latest:
+        query = latest[-1]
+        status = '' if query['valid'] else ' (unparsed)'
+        lines.append(f"query @ {query['step']}: {query['progress']}%{status}")
+        lines += textwrap.wrap(query['reasoning'] or query['raw_text'], width=42)
+    for row, line in enumerate(lines[:int(panel.shape[0] / 18) - 1]):
+        cv2.putText(panel, line.encode('ascii', 'replace').decode(), (6, 20 + 18 * row),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1, cv2.LINE_AA)

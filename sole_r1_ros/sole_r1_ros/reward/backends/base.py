@@ -1,0 +1,66 @@
+"""The one interface every reward backend implements: prepared requests in, raw replies out.
+
+A backend builds no prompt, parses nothing, starts no thread and knows no ROS: the engine does
+the protocol (``reward.protocol``) around it, so all backends see exactly the same inputs.
+"""
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Protocol, Sequence, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+class BackendError(RuntimeError):
+    """A backend could not answer (server down, bad reply, missing ground truth, ...)."""
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """Decoding settings of one request (the engine fills them from ``RewardConfig``)."""
+
+    temperature: float = 1.0
+    '''0 means greedy decoding.'''
+    top_p: float = 0.9
+    top_k: int = 50
+    '''0 disables top-k.'''
+    max_new_tokens: int = 200
+    seed: int | None = None
+    '''Seed applied before the call; a batch uses its first request's seed.'''
+
+
+@dataclass(frozen=True, eq=False)
+class PreparedRequest:
+    """Exactly what the model sees for one query."""
+
+    image: 'Image.Image'
+    '''The composite after the final resize (e.g. 1176x784 RGB).'''
+    messages: Sequence[Mapping[str, Any]]
+    '''System message, then a user message whose content is ``[image, text]``.'''
+    sampling: SamplingSettings = field(default_factory=SamplingSettings)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    '''Provenance and evaluation-only data: episode_id, step, privileged_progress.'''
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """The model's reply to one request, unparsed."""
+
+    text: str
+    latency_s: float
+    '''Wall time of the call that produced this reply (shared by a batch) [s].'''
+    completion_tokens: int | None = None
+    '''Generated tokens, when the backend knows (benchmarks use it).'''
+
+
+class Backend(Protocol):
+    """Structural type of a backend; see the module docstring for the contract."""
+
+    model_id: str
+
+    def generate(self, requests: Sequence[PreparedRequest]) -> list[RawReply]:
+        """Answer every request, in order; raise ``BackendError`` when that is impossible."""
+        ...
+
+    def close(self) -> None:
+        """Free GPU memory and connections; the backend is unusable afterwards."""
+        ...

@@ -1,0 +1,192 @@
+"""The reward engine: queries in, progress out, around any backend, with a deadline per call.
+
+It is the only place where the protocol (composite, prompt, parsing) meets a backend, so the
+reward node, ``sole-r1 score`` and the benchmarks all score the same way. ``score`` never raises
+for a backend failure: every query gets a result, carrying its previous progress when the
+backend failed or timed out.
+"""
+from concurrent.futures import Future
+import logging
+import numbers
+import queue
+import threading
+import time
+from typing import Any, Callable, Sequence
+
+from sole_r1_ros.reward import protocol
+from sole_r1_ros.reward.backends.base import (
+    Backend, PreparedRequest, RawReply, SamplingSettings)
+from sole_r1_ros.reward.config import RewardConfig
+from sole_r1_ros.reward.query import ProgressQuery, ProgressResult
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_ERROR = 'timeout'
+
+
+class _CallWorker:
+    """One daemon thread that runs backend calls in order, so a caller can stop waiting.
+
+    A call that overruns keeps running here (a thread cannot be killed); later calls queue
+    behind it and are cancelled if their own deadline passes first, so the backend is never
+    used from two threads at once. Daemon, so a hung backend cannot block interpreter exit.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name='reward-backend', daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        future: Future = Future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def stop(self, wait_s: float) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=wait_s)
+
+    def _loop(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the waiting caller, who decides
+                future.set_exception(exc)
+
+
+class RewardEngine:
+    """Score progress queries with one backend and one ``RewardConfig``.
+
+    Example::
+
+        engine = RewardEngine(make_backend(config), config)
+        [result] = engine.score([query])
+    """
+
+    def __init__(self, backend: Backend, config: RewardConfig) -> None:
+        self._backend = backend
+        self._config = config
+        self._sampling = SamplingSettings(
+            temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+            max_new_tokens=config.max_new_tokens, seed=config.seed)
+        self._worker: _CallWorker | None = None
+        self._worker_lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return self._backend.model_id
+
+    @property
+    def config(self) -> RewardConfig:
+        return self._config
+
+    def prepare(self, queries: Sequence[ProgressQuery]) -> list[PreparedRequest]:
+        """Build the exact model input of each query (composite image and chat).
+
+        Raises:
+            ValueError: a query is malformed (bad frame, empty goal, step < 1, progress out of
+                range). Nothing is sent to the backend then.
+        """
+        return [self._prepare_one(q) for q in queries]
+
+    def _prepare_one(self, query: ProgressQuery) -> PreparedRequest:
+        if not isinstance(query.episode_id, str) or not query.episode_id:
+            raise ValueError(f'episode_id must be a non-empty string, got {query.episode_id!r}')
+        if (isinstance(query.step, bool) or not isinstance(query.step, numbers.Integral)
+                or query.step < 1):
+            raise ValueError(f'episode {query.episode_id}: step must be an int >= 1 (step 0 is '
+                             f'the 0% reference frame), got {query.step!r}')
+        try:
+            messages = protocol.build_messages(query.goal, query.previous_progress,
+                                               query.from_zero, query.external_only)
+            composite = protocol.build_composite(
+                query.first_external, query.previous_external, query.current_external,
+                query.first_wrist, query.previous_wrist, query.current_wrist, query.from_zero)
+        except ValueError as exc:
+            raise ValueError(f'episode {query.episode_id} step {query.step}: {exc}') from exc
+        metadata = {'episode_id': query.episode_id, 'step': query.step,
+                    'privileged_progress': query.privileged_progress}
+        return PreparedRequest(protocol.to_model_image(composite), messages, self._sampling,
+                               metadata)
+
+    def score(self, queries: Sequence[ProgressQuery]) -> list[ProgressResult]:
+        """Answer every query, in order, batching up to ``max_batch_size`` per backend call.
+
+        Never raises for a backend failure, exception or timeout: the affected results carry
+        the query's ``previous_progress`` with ``valid=False`` and ``error`` set.
+
+        Raises:
+            ValueError: a query is malformed (see ``prepare``).
+        """
+        requests = self.prepare(queries)
+        results: list[ProgressResult] = []
+        size = self._config.max_batch_size
+        for start in range(0, len(requests), size):
+            chunk = requests[start:start + size]
+            replies, error, elapsed_s = self._call(chunk)
+            for index, request in enumerate(chunk):
+                query = queries[start + index]
+                reply = replies[index] if replies is not None else None
+                results.append(self._result(query, request, reply, error, elapsed_s))
+        return results
+
+    def _call(self, requests: list[PreparedRequest]
+              ) -> tuple[list[RawReply] | None, str | None, float]:
+        with self._worker_lock:  # score may be called from several threads
+            if self._worker is None:
+                self._worker = _CallWorker()
+            worker = self._worker
+        start = time.perf_counter()
+        future = worker.submit(self._backend.generate, requests)
+        episodes = sorted({r.metadata['episode_id'] for r in requests})
+        try:
+            replies = future.result(timeout=self._config.timeout_s)
+        except TimeoutError:
+            future.cancel()  # a no-op if it already runs; then its late replies are dropped
+            logger.warning('reward backend %s timed out after %.1f s on %d queries (episodes %s)',
+                           self.model_id, self._config.timeout_s, len(requests), episodes)
+            return None, TIMEOUT_ERROR, time.perf_counter() - start
+        except Exception as exc:  # any backend failure becomes a carry-forward result
+            logger.warning('reward backend %s failed on %d queries (episodes %s): %s: %s',
+                           self.model_id, len(requests), episodes, type(exc).__name__, exc)
+            return None, f'{type(exc).__name__}: {exc}', time.perf_counter() - start
+        if len(replies) != len(requests):
+            message = f'backend returned {len(replies)} replies for {len(requests)} requests'
+            logger.warning('reward backend %s: %s', self.model_id, message)
+            return None, message, time.perf_counter() - start
+        return replies, None, time.perf_counter() - start
+
+    def _result(self, query: ProgressQuery, request: PreparedRequest, reply: RawReply | None,
+                error: str | None, elapsed_s: float) -> ProgressResult:
+        system, user = protocol.message_texts(request.messages)
+        common = dict(episode_id=query.episode_id, step=int(query.step), model_id=self.model_id,
+                      prompt_hash=protocol.prompt_hash(system, user))
+        if reply is None:
+            return ProgressResult(progress=int(query.previous_progress), valid=False,
+                                  reasoning='', raw_text='', latency_s=elapsed_s, error=error,
+                                  **common)
+        parsed = protocol.parse_answer(reply.text, query.previous_progress)
+        if not parsed.valid:
+            logger.debug('episode %s step %d: unparseable answer, keeping %d%%',
+                         query.episode_id, query.step, parsed.progress)
+        return ProgressResult(progress=parsed.progress, valid=parsed.valid,
+                              reasoning=parsed.reasoning, raw_text=reply.text,
+                              latency_s=reply.latency_s, **common)
+
+    def close(self) -> None:
+        """Stop the call thread, waiting at most ``timeout_s`` (30 s if None) for a running
+        call, then free the backend."""
+        with self._worker_lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop(wait_s=self._config.timeout_s or 30.0)
+        self._backend.close()
+
+    def __enter__(self) -> 'RewardEngine':
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()

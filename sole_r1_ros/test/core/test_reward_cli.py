@@ -1,0 +1,141 @@
+"""``sole-r1 score`` end to end on small synthetic videos with the tiny random Qwen3-VL."""
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip('cv2')
+pytest.importorskip('torch')
+pytest.importorskip('transformers')
+
+from sole_r1_ros.cli import main  # noqa: E402 - after the optional-dependency skips
+from sole_r1_ros.reward import protocol  # noqa: E402
+
+_TINY = ['--model', 'tiny-random', '--device', 'cpu', '--max-new-tokens', '4', '--seed', '0']
+
+
+def _write_video(path, frames, fps=10):
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+    return str(path)
+
+
+def _frames(count, width=64, offset=0):
+    frames = []
+    for i in range(count):
+        frame = np.zeros((64, width, 3), np.uint8)
+        frame[:, :, 0] = 20 * i + offset
+        frame[8 + 4 * i:24 + 4 * i, 10:30] = (255, 255, 255)  # a square moving down
+        frames.append(frame)
+    return frames
+
+
+def _read_video(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+def test_side_by_side_video_writes_json_plot_annotated_video_and_query_dumps(tmp_path):
+    video = _write_video(tmp_path / 'both.mp4', _frames(5, width=128))
+    out = tmp_path / 'out'
+    rc = main(['score', video, '--goal', 'Push the block down.', '--side-by-side',
+               '--num-queries', '2', *_TINY, '--out', str(out / 'r.json'),
+               '--plot', str(out / 'curve.png'), '--video', str(out / 'annotated.mp4'),
+               '--dump-queries', str(out / 'queries')])
+    assert rc == 0
+    report = json.loads((out / 'r.json').read_text())
+    assert report['query_steps'] == [2, 4] and report['num_frames'] == 5
+    assert report['goal'] == 'Push the block down' and report['model_id'] == 'tiny-random'
+    assert [f['source'] for f in report['frames']] == [
+        'reference', 'interpolated', 'query', 'interpolated', 'query']
+    first, second = report['queries']
+    assert (first['previous_step'], second['previous_step']) == (0, 2)
+    assert second['previous_progress'] == first['progress']
+    assert all(q['raw_text'] and q['latency_s'] > 0 and len(q['prompt_hash']) == 16
+               for q in report['queries'])
+    assert report['frames'][4]['progress'] == second['progress']
+
+    from PIL import Image
+    assert Image.open(out / 'curve.png').size == (800, 400)
+    assert len(_read_video(out / 'annotated.mp4')) == 5
+
+    meta = json.loads((out / 'queries' / 'query_001.json').read_text())
+    assert set(meta) == {'frame_index', 'previous_index', 'previous_progress', 'system', 'user'}
+    assert (meta['frame_index'], meta['previous_index']) == (4, 2)
+    assert meta['system'] == protocol.SYSTEM_PROMPT_TEMPLATE
+    assert meta['user'] == protocol.build_user_prompt('Push the block down',
+                                                      meta['previous_progress'])
+    # The dump is exactly what the model saw: the composite of the decoded frames, resized.
+    decoded = _read_video(video)
+    views = [(f[:, :64], f[:, 64:]) for f in (decoded[0], decoded[2], decoded[4])]
+    expected = protocol.to_model_image(protocol.build_composite(
+        *(v[0] for v in views), *(v[1] for v in views)))
+    dumped = Image.open(out / 'queries' / 'query_001.png')
+    assert dumped.size == (1176, 784)
+    assert np.array_equal(np.asarray(dumped), np.asarray(expected))
+
+
+def test_wrist_video_and_stride(tmp_path):
+    external = _write_video(tmp_path / 'ext.mp4', _frames(5))
+    wrist = _write_video(tmp_path / 'wrist.mp4', _frames(5, offset=7))
+    out = tmp_path / 'r.json'
+    rc = main(['score', external, '--goal', 'Push the block', '--wrist', wrist, '--stride', '3',
+               '--temperature', '0', *_TINY, '--out', str(out)])
+    assert rc == 0
+    report = json.loads(out.read_text())
+    assert report['query_steps'] == [3, 4] and report['wrist_video'] == wrist
+    assert report['temperature'] == 0.0
+
+
+def test_external_only_video_dumps_one_row_composite(tmp_path):
+    video = _write_video(tmp_path / 'ext.mp4', _frames(3))
+    rc = main(['score', video, '--goal', 'Push the block', '--num-queries', '1', *_TINY,
+               '--dump-queries', str(tmp_path / 'q')])
+    assert rc == 0
+    from PIL import Image
+    assert Image.open(tmp_path / 'q' / 'query_000.png').size == (1176, 392)
+    assert 'wrist' not in json.loads((tmp_path / 'q' / 'query_000.json').read_text())['user']
+
+
+def _error_of(capsys, argv):
+    rc = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith('sole-r1 score: error: '), err
+    return err[0]
+
+
+def test_missing_video_is_a_one_line_error(tmp_path, capsys):
+    message = _error_of(capsys, ['score', str(tmp_path / 'nope.mp4'), '--goal', 'x', *_TINY])
+    assert 'no such video' in message
+
+
+def test_unreadable_video_is_a_one_line_error(tmp_path, capsys):
+    bad = tmp_path / 'bad.mp4'
+    bad.write_bytes(b'this is not a video')
+    assert 'cannot read video' in _error_of(capsys, ['score', str(bad), '--goal', 'x', *_TINY])
+
+
+def test_empty_goal_is_a_one_line_error(tmp_path, capsys):
+    video = _write_video(tmp_path / 'v.mp4', _frames(3))
+    assert 'goal is empty' in _error_of(capsys, ['score', video, '--goal', ' . ', *_TINY])
+
+
+def test_mismatched_wrist_length_is_a_one_line_error(tmp_path, capsys):
+    external = _write_video(tmp_path / 'ext.mp4', _frames(4))
+    wrist = _write_video(tmp_path / 'wrist.mp4', _frames(3))
+    message = _error_of(capsys, ['score', external, '--goal', 'x', '--wrist', wrist, *_TINY])
+    assert '4 frames but wrist video has 3' in message
+
+
+def test_missing_model_is_a_one_line_error(tmp_path, capsys):
+    video = _write_video(tmp_path / 'v.mp4', _frames(3))
+    assert 'model must name' in _error_of(capsys, ['score', video, '--goal', 'x'])

@@ -1,0 +1,50 @@
+"""``import sole_r1_ros.reward`` needs only numpy; heavy extras load with their backend."""
+import subprocess
+import sys
+import textwrap
+
+_BLOCK = textwrap.dedent('''
+    import sys
+    BLOCKED = ('torch', 'transformers', 'tokenizers', 'cv2', 'PIL', 'requests', 'matplotlib',
+               'tqdm', 'rclpy')
+
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split('.')[0] in BLOCKED:
+                raise ModuleNotFoundError(f'No module named {name!r}', name=name)
+
+    sys.meta_path.insert(0, Block())
+''')
+
+
+def _run(code):
+    return subprocess.run([sys.executable, '-c', _BLOCK + textwrap.dedent(code)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_reward_package_imports_with_only_numpy():
+    result = _run('''
+        import sole_r1_ros.reward as reward
+        from sole_r1_ros.reward import protocol
+        assert reward.parse_answer('<answer>5%</answer>').progress == 5
+        assert protocol.smart_resize(773, 1162) == (784, 1176)
+        assert reward.make_backend(reward.RewardConfig(backend='oracle')).model_id == 'oracle'
+        print('ok')
+    ''')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'ok'
+
+
+def test_missing_model_extra_names_what_to_install():
+    result = _run('''
+        from sole_r1_ros.reward import make_backend, RewardConfig
+        for backend in ('transformers', 'openai'):
+            try:
+                make_backend(RewardConfig(backend=backend, model='tiny-random'))
+            except ImportError as exc:
+                print(backend, exc)
+    ''')
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert all("pip install 'sole_r1_ros[model]'" in line for line in lines)
