@@ -1,0 +1,206 @@
+"""Atomic checkpoints of the learner: agent (networks, optimisers, RNG), replay buffer (frames,
+images, labels, the queue of early labels) and the loop counters; the last K are kept.
+
+Layout of ``<dir>/ckpt-00000042/``: ``agent.pt`` (``torch.save`` of tensors and plain Python,
+read back with ``weights_only=True``), ``replay.npz`` (``np.savez``, no pickle), ``meta.json``
+(counters, replay metadata) and ``manifest.json`` (size and SHA-256 of the three others). A
+checkpoint is written into a temporary directory beside the final one, every file and the
+directory are fsynced, and one ``os.rename`` publishes it, so a crash leaves either the complete
+checkpoint or an ignored temporary directory. One writer per directory.
+"""
+from dataclasses import dataclass
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+import re
+import shutil
+from typing import Any, Mapping, TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from sole_r1_ros.rl.drq import DrQAgent
+    from sole_r1_ros.rl.replay import ReplayBuffer
+
+_LOG = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r'^ckpt-(\d{8})$')
+_TMP_PREFIX = '.tmp-ckpt-'
+_FILES = ('agent.pt', 'replay.npz', 'meta.json')
+_MANIFEST = 'manifest.json'
+
+
+class CheckpointError(RuntimeError):
+    """No valid checkpoint could be read (the cause is chained)."""
+
+
+@dataclass
+class Checkpoint:
+    """A verified checkpoint read from disk; ``restore`` puts it into an agent and a buffer."""
+
+    path: Path
+    agent_state: dict[str, Any]
+    replay_arrays: dict[str, np.ndarray]
+    replay_meta: dict[str, Any]
+    counters: dict[str, Any]
+
+
+def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'ReplayBuffer',
+                    counters: Mapping[str, Any], keep: int = 3) -> Path:
+    """Write a new checkpoint atomically and delete all but the newest ``keep``.
+
+    Args:
+        counters: JSON-able loop state of the caller (env steps, learning steps, episodes, the
+            next episode id, ...), returned unchanged by ``restore``.
+
+    Returns:
+        The directory of the new checkpoint.
+    """
+    import torch
+
+    if keep < 1:
+        raise ValueError(f'keep must be >= 1, got {keep}')
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(_TMP_PREFIX + '*'):
+        shutil.rmtree(stale, ignore_errors=True)
+    existing = _numbered(root)
+    number = existing[0][0] + 1 if existing else 0
+    final = root / f'ckpt-{number:08d}'
+    tmp = root / f'{_TMP_PREFIX}{number:08d}-{os.getpid()}'
+    tmp.mkdir()
+    try:
+        arrays, replay_meta = replay.state_dict()
+        meta = {'format_version': FORMAT_VERSION, 'counters': dict(counters),
+                'replay': replay_meta}
+        with open(tmp / 'agent.pt', 'wb') as f:
+            torch.save(agent.state_dict(), f)
+            _sync(f)
+        with open(tmp / 'replay.npz', 'wb') as f:
+            np.savez(f, **arrays)
+            _sync(f)
+        _write_text(tmp / 'meta.json', json.dumps(meta))
+        manifest = {name: {'size': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
+                    for name in _FILES}
+        _write_text(tmp / _MANIFEST, json.dumps(manifest, indent=1))
+        _fsync_dir(tmp)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for _, old in _numbered(root)[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+    _LOG.info('saved checkpoint %s (%s)', final.name, dict(counters))
+    return final
+
+
+def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
+    """Published checkpoint directories, newest first (not yet verified)."""
+    root = Path(directory)
+    return [path for _, path in _numbered(root)] if root.is_dir() else []
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read and verify one checkpoint directory.
+
+    Raises:
+        CheckpointError: a file is missing, truncated, fails its checksum or does not parse.
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        manifest = json.loads((path / _MANIFEST).read_text())
+        for name in _FILES:
+            entry = manifest[name]
+            size = (path / name).stat().st_size
+            if size != entry['size']:
+                raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')
+            if _sha256(path / name) != entry['sha256']:
+                raise CheckpointError(f'{name} fails its SHA-256 checksum')
+        meta = json.loads((path / 'meta.json').read_text())
+        if meta.get('format_version') != FORMAT_VERSION:
+            raise CheckpointError(f'format version {meta.get("format_version")} is not '
+                                  f'{FORMAT_VERSION}')
+        agent_state = torch.load(path / 'agent.pt', map_location='cpu', weights_only=True)
+        with np.load(path / 'replay.npz', allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except CheckpointError as exc:
+        raise CheckpointError(f'{path}: {exc}') from exc
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f'{path}: unreadable checkpoint ({exc})') from exc
+    return Checkpoint(path=path, agent_state=agent_state, replay_arrays=arrays,
+                      replay_meta=meta['replay'], counters=meta['counters'])
+
+
+def load_latest(directory: str | os.PathLike) -> Checkpoint:
+    """The newest checkpoint that verifies; corrupt or partial ones are skipped with a warning.
+
+    Raises:
+        CheckpointError: there is no checkpoint, or none verifies (the last failure chained).
+    """
+    error: CheckpointError | None = None
+    for path in list_checkpoints(directory):
+        try:
+            return load_checkpoint(path)
+        except CheckpointError as exc:
+            _LOG.warning('skipping checkpoint: %s', exc)
+            error = exc
+    if error is None:
+        raise CheckpointError(f'no checkpoint in {directory}')
+    raise CheckpointError(f'no valid checkpoint in {directory}') from error
+
+
+def restore(checkpoint: Checkpoint, agent: 'DrQAgent', replay: 'ReplayBuffer') -> dict[str, Any]:
+    """Load ``checkpoint`` into ``agent`` and ``replay``; return the saved counters.
+
+    Raises:
+        CheckpointError: the checkpoint does not fit this agent or buffer.
+    """
+    try:
+        agent.load_state_dict(checkpoint.agent_state)
+        replay.load_state_dict(checkpoint.replay_arrays, checkpoint.replay_meta)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f'{checkpoint.path} does not fit: {exc}') from exc
+    _LOG.info('restored checkpoint %s (%s)', checkpoint.path.name, checkpoint.counters)
+    return dict(checkpoint.counters)
+
+
+def _numbered(root: Path) -> list[tuple[int, Path]]:
+    found = []
+    for path in root.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_dir():
+            found.append((int(match.group(1)), path))
+    return sorted(found, reverse=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sync(f: Any) -> None:
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def _write_text(path: Path, text: str) -> None:
+    with open(path, 'w', encoding='utf-8') as f:
+        f.write(text)
+        _sync(f)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

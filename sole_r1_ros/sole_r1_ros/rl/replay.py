@@ -1,0 +1,506 @@
+"""Replay buffer whose rewards wait for progress labels that arrive late from the reward model.
+
+Frames (one observation, the action taken from it, its camera stamp) are stored once, keyed by
+``(episode_id, step)``; a transition t is frame t plus frame t+1 of the same episode, so images
+are never stored twice. A frame's progress p_t [%] comes from ``label`` (a scored query frame) or
+from the fill rule between two labelled frames of the same episode; rewards are computed from
+progress at sampling time (``progress_to_reward``). Only n-step windows whose frames all carry
+progress are sampled.
+
+Label handling, in the order ``label`` checks it:
+
+- progress outside [0, 100] or not finite: ``ValueError`` (the reward node never sends that).
+- frame not stored yet but expected (a newer episode, or a later step of an open episode): the
+  label waits in a bounded queue and is applied when the frame is inserted (``EARLY``).
+- frame unknown otherwise (evicted, a step past the episode's end, an older episode): ``DROPPED``.
+- ``stamp`` given and more than ``stamp_tolerance_s`` from the frame's stamp: ``MISMATCH``.
+- frame already labelled by a query label: ``DUPLICATE`` (ignored; a label is never applied
+  twice, also not after a checkpoint round trip, since labels are part of the saved state).
+- otherwise ``APPLIED``; a frame that only had filled progress takes the label, and the segments
+  on both sides are filled again.
+
+A label that never comes leaves its frames pending until a later label of the same episode
+arrives; the fill rule then bridges the wider gap (up to ``max_fill_gap`` steps). Frames with no
+labelled neighbour on one side (the end of an episode whose labels stopped, or a gap too wide)
+stay pending and every window over them is never sampled; ``pending_age`` grows, so the learner
+can pause learning while control carries on. ``labels_applied`` counts every applied label,
+``labels_early`` those of them that waited for their frame.
+"""
+import collections
+import enum
+import logging
+import math
+import threading
+from typing import Any, Mapping, NamedTuple
+
+import numpy as np
+
+from sole_r1_ros.rl.config import ReplayConfig
+
+_LOG = logging.getLogger(__name__)
+
+STATE_KEY = 'state'
+_NO_SLOT = -1
+
+
+class LabelOutcome(enum.Enum):
+    """What ``ReplayBuffer.label`` did with a label."""
+
+    APPLIED = 'applied'
+    EARLY = 'early'
+    DUPLICATE = 'duplicate'
+    DROPPED = 'dropped'
+    MISMATCH = 'mismatch'
+
+
+class Batch(NamedTuple):
+    """B sampled transitions with n-step returns (numpy; the agent moves them to torch).
+
+    - ``state``: B x D float32, proprioception / simulator state s_t.
+    - ``images``: B x V x 3 x H x W uint8 camera views at t (V = len(image_keys)), or None when
+      the buffer stores no images.
+    - ``action``: B x A float32, a_t in [-1, 1].
+    - ``reward``: B float32, R_t = sum_{i<m} gamma^i r_{t+i} with m = n, or less at an episode end.
+    - ``discount``: B float32, gamma^m, or 0 when frame t+m is terminal.
+    - ``next_state``: B x D float32, s_{t+m}.
+    - ``next_images``: like ``images``, at t+m.
+    """
+
+    state: np.ndarray
+    images: np.ndarray | None
+    action: np.ndarray
+    reward: np.ndarray
+    discount: np.ndarray
+    next_state: np.ndarray
+    next_images: np.ndarray | None
+
+
+def progress_to_reward(progress: np.ndarray, previous_progress: np.ndarray,
+                       mode: str = 'progress', scale: float = 1.0, success_bonus: float = 0.0,
+                       success_progress: float = 100.0) -> np.ndarray:
+    """Shape progress p [%] into the reward r_t of the transition into the frame with ``progress``.
+
+    'progress': r_t = scale * p_{t+1} / 100 (the SOLE-R1 paper's dense reward);
+    'delta': r_t = scale * (p_{t+1} - p_t) / 100. ``success_bonus`` is added where
+    p_{t+1} >= ``success_progress``.
+
+    >>> progress_to_reward(np.array([50.0, 100.0]), np.array([40.0, 90.0]), 'delta', 1.0, 1.0)
+    array([0.1, 1.1])
+    """
+    progress = np.asarray(progress, np.float64)
+    previous_progress = np.asarray(previous_progress, np.float64)
+    if mode == 'progress':
+        reward = progress / 100.0
+    elif mode == 'delta':
+        reward = (progress - previous_progress) / 100.0
+    else:
+        raise ValueError(f"mode must be 'progress' or 'delta', got {mode!r}")
+    reward = scale * reward
+    if success_bonus:
+        reward = reward + success_bonus * (progress >= success_progress)
+    return reward
+
+
+class ReplayBuffer:
+    """Ring buffer of frames with pending progress labels; one lock around every operation."""
+
+    def __init__(self, config: ReplayConfig, state_dim: int, action_dim: int,
+                 image_keys: tuple[str, ...] = (), image_size: int = 64, n_step: int = 3,
+                 discount: float = 0.99) -> None:
+        """Allocate storage for ``config.capacity`` frames.
+
+        Args:
+            image_keys: camera views stored per frame, each 3 x image_size x image_size uint8.
+            n_step, discount: n and gamma of the sampled n-step returns (from ``DrQConfig``).
+        """
+        if state_dim < 1 or action_dim < 1 or n_step < 1 or not 0.0 < discount <= 1.0:
+            raise ValueError(f'bad replay shape: state_dim={state_dim}, action_dim={action_dim}, '
+                             f'n_step={n_step}, discount={discount}')
+        self.config = config
+        self.state_dim, self.action_dim = int(state_dim), int(action_dim)
+        self.image_keys, self.image_size = tuple(image_keys), int(image_size)
+        self.n_step, self.discount = int(n_step), float(discount)
+        cap = config.capacity
+        self._arrays: dict[str, np.ndarray] = {
+            STATE_KEY: np.zeros((cap, self.state_dim), np.float32),
+            'action': np.zeros((cap, self.action_dim), np.float32),
+            'has_action': np.zeros(cap, bool),
+            'terminal': np.zeros(cap, bool),
+            'episode': np.full(cap, -1, np.int64),
+            'step': np.full(cap, -1, np.int64),
+            'stamp': np.zeros(cap, np.float64),
+            'label': np.full(cap, np.nan, np.float32),      # query label, NaN = none
+            'progress': np.full(cap, np.nan, np.float32),   # label or filled, NaN = pending
+            'next': np.full(cap, _NO_SLOT, np.int64),
+        }
+        for key in self.image_keys:
+            self._arrays[f'image/{key}'] = np.zeros((cap, 3, image_size, image_size), np.uint8)
+        self._lock = threading.Lock()
+        self._rng = np.random.default_rng(config.seed)
+        self._reset_bookkeeping()
+
+    def _reset_bookkeeping(self) -> None:
+        self._cursor = 0
+        self._size = 0
+        self._index: dict[tuple[int, int], int] = {}
+        # episode id -> [newest step, frames stored, ended (0/1)]
+        self._episodes: dict[int, list[int]] = {}
+        self._max_episode = -1
+        self._early: collections.OrderedDict[tuple[int, int], tuple[float, float]] = (
+            collections.OrderedDict())
+        self._counts = {outcome.value: 0 for outcome in LabelOutcome}
+        self._counts['inserted'] = 0
+        self._newest_label_stamp = -math.inf
+        self._version = 0
+        self._mask_cache: tuple[int, np.ndarray] | None = None
+
+    # ----------------------------------------------------------------------------- insert
+
+    def add(self, episode_id: int, step: int, obs: Mapping[str, np.ndarray],
+            action: np.ndarray | None, stamp: float, terminal: bool = False) -> None:
+        """Store frame ``step`` of ``episode_id`` and the action taken from it.
+
+        Args:
+            obs: ``'state'`` (D float) and one 3 x S x S uint8 array per image key
+                (see ``preprocess.prepare_image``).
+            action: a_t (A floats in [-1, 1]); None marks the episode's last frame.
+            stamp: the frame's camera stamp [s]; labels may quote it.
+            terminal: the last frame is a true terminal state (no bootstrapping past it);
+                False means the episode was truncated (time limit, reset).
+
+        Raises:
+            ValueError: wrong shapes or non-finite values, a frame stored twice, a gap in the
+                steps of an episode, an episode id lower than an earlier one, or ``terminal``
+                with an action.
+        """
+        episode_id, step = int(episode_id), int(step)
+        state = self._check_obs(obs)
+        if action is not None:
+            action = np.asarray(action, np.float32).reshape(-1)
+            if action.shape != (self.action_dim,) or not np.all(np.isfinite(action)):
+                raise ValueError(f'action must be {self.action_dim} finite values, got {action}')
+        if terminal and action is not None:
+            raise ValueError('a terminal frame is the last one: pass action=None')
+        with self._lock:
+            self._check_order(episode_id, step)
+            slot = self._cursor
+            if self._arrays['episode'][slot] >= 0:
+                self._evict(slot)
+            self._write(slot, episode_id, step, state, obs, action, float(stamp), terminal)
+            early = self._early.pop((episode_id, step), None)
+            if early is not None:
+                self._apply_label(slot, *early)
+                self._counts[LabelOutcome.APPLIED.value] += 1
+
+    def _check_obs(self, obs: Mapping[str, np.ndarray]) -> np.ndarray:
+        state = np.asarray(obs[STATE_KEY], np.float32).reshape(-1)
+        if state.shape != (self.state_dim,) or not np.all(np.isfinite(state)):
+            raise ValueError(f'obs[{STATE_KEY!r}] must be {self.state_dim} finite values, '
+                             f'got shape {state.shape}')
+        shape = (3, self.image_size, self.image_size)
+        for key in self.image_keys:
+            image = obs.get(key)
+            if image is None or image.shape != shape or image.dtype != np.uint8:
+                got = None if image is None else (image.shape, image.dtype)
+                raise ValueError(f'obs[{key!r}] must be a {shape} uint8 array, got {got}')
+        return state
+
+    def _check_order(self, episode_id: int, step: int) -> None:
+        if episode_id < 0 or step < 0:
+            raise ValueError(f'episode_id and step must be >= 0, got {episode_id}, {step}')
+        info = self._episodes.get(episode_id)
+        if info is None:
+            if episode_id <= self._max_episode:
+                raise ValueError(f'episode ids must increase: {episode_id} after '
+                                 f'{self._max_episode}')
+        elif info[2]:
+            raise ValueError(f'episode {episode_id} already ended at step {info[0]}')
+        elif step != info[0] + 1:
+            raise ValueError(f'episode {episode_id}: step {step} does not follow {info[0]}')
+
+    def _write(self, slot: int, episode_id: int, step: int, state: np.ndarray,
+               obs: Mapping[str, np.ndarray], action: np.ndarray | None, stamp: float,
+               terminal: bool) -> None:
+        a = self._arrays
+        a[STATE_KEY][slot] = state
+        for key in self.image_keys:
+            a[f'image/{key}'][slot] = obs[key]
+        a['has_action'][slot] = action is not None
+        a['action'][slot] = 0.0 if action is None else action
+        a['terminal'][slot] = terminal
+        a['episode'][slot], a['step'][slot], a['stamp'][slot] = episode_id, step, stamp
+        a['label'][slot] = a['progress'][slot] = np.nan
+        a['next'][slot] = _NO_SLOT
+        previous = self._index.get((episode_id, step - 1))
+        if previous is not None:
+            a['next'][previous] = slot
+        self._index[(episode_id, step)] = slot
+        info = self._episodes.setdefault(episode_id, [step, 0, 0])
+        info[0], info[1], info[2] = step, info[1] + 1, int(action is None)
+        self._max_episode = max(self._max_episode, episode_id)
+        self._cursor = (slot + 1) % self.config.capacity
+        self._size = min(self._size + 1, self.config.capacity)
+        self._counts['inserted'] += 1
+        self._version += 1
+
+    def _evict(self, slot: int) -> None:
+        a = self._arrays
+        episode_id, step = int(a['episode'][slot]), int(a['step'][slot])
+        del self._index[(episode_id, step)]
+        previous = self._index.get((episode_id, step - 1))
+        if previous is not None:
+            a['next'][previous] = _NO_SLOT
+        info = self._episodes[episode_id]
+        info[1] -= 1
+        if info[1] == 0 and info[2]:
+            del self._episodes[episode_id]
+        a['episode'][slot] = -1
+
+    # ------------------------------------------------------------------------------ label
+
+    def label(self, episode_id: int, step: int, progress: float,
+              stamp: float | None = None) -> LabelOutcome:
+        """Give frame ``step`` of ``episode_id`` the progress [%] the reward model answered.
+
+        See the module docstring for late, early, duplicated and mismatched labels.
+
+        Raises:
+            ValueError: ``progress`` not finite or outside [0, 100].
+        """
+        progress = float(progress)
+        if not math.isfinite(progress) or not 0.0 <= progress <= 100.0:
+            raise ValueError(f'progress must be in [0, 100], got {progress}')
+        episode_id, step = int(episode_id), int(step)
+        stamp_value = math.nan if stamp is None else float(stamp)
+        with self._lock:
+            outcome = self._label_locked(episode_id, step, progress, stamp_value)
+            self._counts[outcome.value] += 1
+        if outcome in (LabelOutcome.DROPPED, LabelOutcome.MISMATCH):
+            _LOG.debug('label %s: episode %d step %d', outcome.value, episode_id, step)
+        return outcome
+
+    def _label_locked(self, episode_id: int, step: int, progress: float,
+                      stamp: float) -> LabelOutcome:
+        slot = self._index.get((episode_id, step))
+        if slot is None:
+            return self._hold_early(episode_id, step, progress, stamp)
+        if (not math.isnan(stamp)
+                and abs(stamp - self._arrays['stamp'][slot]) > self.config.stamp_tolerance_s):
+            return LabelOutcome.MISMATCH
+        if not math.isnan(self._arrays['label'][slot]):
+            return LabelOutcome.DUPLICATE
+        self._apply_label(slot, progress, stamp)
+        return LabelOutcome.APPLIED
+
+    def _hold_early(self, episode_id: int, step: int, progress: float,
+                    stamp: float) -> LabelOutcome:
+        info = self._episodes.get(episode_id)
+        expected = (episode_id > self._max_episode
+                    or (info is not None and not info[2] and step > info[0]))
+        if not expected or self.config.max_early_labels == 0:
+            return LabelOutcome.DROPPED
+        key = (episode_id, step)
+        if key in self._early:
+            return LabelOutcome.DUPLICATE
+        if len(self._early) >= self.config.max_early_labels:
+            self._early.popitem(last=False)
+            self._counts[LabelOutcome.DROPPED.value] += 1
+        self._early[key] = (progress, stamp)
+        return LabelOutcome.EARLY
+
+    def _apply_label(self, slot: int, progress: float, stamp: float) -> None:
+        a = self._arrays
+        a['label'][slot] = a['progress'][slot] = progress
+        frame_stamp = float(a['stamp'][slot])
+        self._newest_label_stamp = max(self._newest_label_stamp, frame_stamp)
+        episode_id, step = int(a['episode'][slot]), int(a['step'][slot])
+        for direction in (-1, 1):
+            self._fill_towards(episode_id, step, slot, direction)
+        self._version += 1
+
+    def _fill_towards(self, episode_id: int, step: int, slot: int, direction: int) -> None:
+        """Fill the frames between ``slot`` and the nearest labelled frame in ``direction``."""
+        a = self._arrays
+        between = []
+        k = step + direction
+        while (episode_id, k) in self._index:
+            other = self._index[(episode_id, k)]
+            if not math.isnan(a['label'][other]):
+                break
+            between.append(other)
+            k += direction
+        else:
+            return  # no labelled neighbour (yet): the frames stay pending
+        if self.config.max_fill_gap and abs(k - step) > self.config.max_fill_gap:
+            return  # too far apart to bridge: the frames stay pending
+        (s_a, p_a), (s_b, p_b) = sorted([(step, float(a['label'][slot])),
+                                         (k, float(a['label'][other]))])
+        steps = a['step'][between].astype(np.float64)
+        if self.config.fill == 'linear':
+            values = p_a + (p_b - p_a) * (steps - s_a) / (s_b - s_a)
+        else:
+            values = np.full(len(between), p_a)
+        a['progress'][between] = values
+
+    # ----------------------------------------------------------------------------- sample
+
+    def _sampleable_mask(self) -> np.ndarray:
+        """Slots that start an n-step window whose frames are all stored and carry progress."""
+        if self._mask_cache is not None and self._mask_cache[0] == self._version:
+            return self._mask_cache[1]
+        a, size = self._arrays, self._size
+        ok = (a['episode'][:size] >= 0) & a['has_action'][:size]
+        if self.config.reward_mode == 'delta':
+            ok &= ~np.isnan(a['progress'][:size])
+        cur = np.arange(size)
+        done = np.zeros(size, bool)
+        for _ in range(self.n_step):
+            nxt = a['next'][cur]
+            safe = np.where(nxt >= 0, nxt, 0)
+            linked = ((nxt >= 0) & (a['episode'][safe] == a['episode'][cur])
+                      & (a['step'][safe] == a['step'][cur] + 1))
+            ok &= done | (linked & ~np.isnan(a['progress'][safe]))
+            cur = np.where(done, cur, safe)
+            done |= ~a['has_action'][cur]
+        self._mask_cache = (self._version, ok)
+        return ok
+
+    def sample(self, batch_size: int) -> Batch:
+        """Draw ``batch_size`` windows uniformly (with replacement) from the sampleable ones.
+
+        Raises:
+            RuntimeError: nothing is sampleable yet (check ``ready()`` first).
+        """
+        with self._lock:
+            candidates = np.flatnonzero(self._sampleable_mask())
+            if candidates.size == 0:
+                raise RuntimeError('no fully labelled n-step window to sample; check ready()')
+            start = candidates[self._rng.integers(0, candidates.size, size=batch_size)]
+            return self._gather(start)
+
+    def _gather(self, start: np.ndarray) -> Batch:
+        a, cfg = self._arrays, self.config
+        cur = start.copy()
+        ret = np.zeros(len(start), np.float64)
+        gamma_m = np.ones(len(start), np.float64)
+        done = np.zeros(len(start), bool)
+        for _ in range(self.n_step):
+            nxt = np.where(done, cur, a['next'][cur])
+            # r_{t+i} from p_{t+i+1} and p_{t+i}; the n-step return R_t = sum_i gamma^i r_{t+i}.
+            r = progress_to_reward(a['progress'][nxt], a['progress'][cur], cfg.reward_mode,
+                                   cfg.reward_scale, cfg.success_bonus, cfg.success_progress)
+            ret += np.where(done, 0.0, gamma_m * np.nan_to_num(r))
+            gamma_m = np.where(done, gamma_m, gamma_m * self.discount)
+            cur = nxt
+            done |= ~a['has_action'][cur]
+        discount = gamma_m * ~a['terminal'][cur]
+        images = next_images = None
+        if self.image_keys:
+            images = np.stack([a[f'image/{k}'][start] for k in self.image_keys], axis=1)
+            next_images = np.stack([a[f'image/{k}'][cur] for k in self.image_keys], axis=1)
+        return Batch(state=a[STATE_KEY][start], images=images, action=a['action'][start],
+                     reward=ret.astype(np.float32), discount=discount.astype(np.float32),
+                     next_state=a[STATE_KEY][cur], next_images=next_images)
+
+    # ------------------------------------------------------------------------------ stats
+
+    def __len__(self) -> int:
+        return self._size
+
+    def ready(self) -> bool:
+        """Whether learning may start: enough sampleable windows and labelled share."""
+        stats = self.stats()
+        return (stats['sampleable'] >= max(1, self.config.min_labelled)
+                and stats['labelled_share'] >= self.config.min_labelled_share)
+
+    def stats(self) -> dict[str, float]:
+        """Sizes and label counters, for logging and for pausing learning."""
+        with self._lock:
+            size = self._size
+            labelled = int(np.count_nonzero(~np.isnan(self._arrays['progress'][:size])))
+            stats = {'size': size, 'labelled': labelled, 'pending': size - labelled,
+                     'labelled_share': labelled / size if size else 0.0,
+                     'sampleable': int(np.count_nonzero(self._sampleable_mask())),
+                     'early_waiting': len(self._early)}
+            stats.update({f'labels_{name}': count for name, count in self._counts.items()
+                          if name != 'inserted'})
+            stats['inserted'] = self._counts['inserted']
+        return stats
+
+    def pending_age(self, now: float) -> float:
+        """Seconds the newest frames have waited for a label.
+
+        ``now`` minus the stamp of the newest labelled frame (or of the oldest stored frame while
+        none is labelled); 0 for an empty buffer. It grows without bound when labels stop coming,
+        so a learner can pause updates above a threshold.
+        """
+        with self._lock:
+            if self._size == 0:
+                return 0.0
+            if math.isfinite(self._newest_label_stamp):
+                return max(0.0, now - self._newest_label_stamp)
+            occupied = self._arrays['episode'][:self._size] >= 0
+            return max(0.0, now - float(self._arrays['stamp'][:self._size][occupied].min()))
+
+    # ------------------------------------------------------------------------- checkpoint
+
+    def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Arrays (for ``np.savez``) and JSON-able metadata that ``load_state_dict`` restores."""
+        with self._lock:
+            size = self._size
+            arrays = {name: value[:size].copy() for name, value in self._arrays.items()}
+            early = list(self._early.items())
+            arrays['early/episode'] = np.array([k[0] for k, _ in early], np.int64)
+            arrays['early/step'] = np.array([k[1] for k, _ in early], np.int64)
+            arrays['early/progress'] = np.array([v[0] for _, v in early], np.float64)
+            arrays['early/stamp'] = np.array([v[1] for _, v in early], np.float64)
+            meta = {'cursor': self._cursor, 'size': size, 'counts': dict(self._counts),
+                    'episodes': [[e] + list(v) for e, v in self._episodes.items()],
+                    'max_episode': self._max_episode,
+                    'newest_label_stamp': (self._newest_label_stamp
+                                           if math.isfinite(self._newest_label_stamp) else None),
+                    'rng': self._rng.bit_generator.state, 'capacity': self.config.capacity,
+                    'state_dim': self.state_dim, 'action_dim': self.action_dim,
+                    'image_keys': list(self.image_keys), 'image_size': self.image_size}
+        return arrays, meta
+
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        """Restore what ``state_dict`` returned into a buffer built with the same shapes.
+
+        Raises:
+            ValueError: the saved buffer has another capacity, shape or set of views.
+        """
+        mine = {'capacity': self.config.capacity, 'state_dim': self.state_dim,
+                'action_dim': self.action_dim, 'image_keys': list(self.image_keys),
+                'image_size': self.image_size}
+        theirs = {key: meta[key] for key in mine}
+        if mine != theirs:
+            raise ValueError(f'replay checkpoint does not fit this buffer: {theirs} vs {mine}')
+        with self._lock:
+            self._reset_bookkeeping()
+            size = int(meta['size'])
+            for name, value in self._arrays.items():
+                value[:size] = arrays[name]
+                value[size:] = self._empty_value(value)
+            self._cursor, self._size = int(meta['cursor']), size
+            self._counts.update(meta['counts'])
+            self._episodes = {int(e[0]): [int(x) for x in e[1:]] for e in meta['episodes']}
+            self._max_episode = int(meta['max_episode'])
+            stamp = meta['newest_label_stamp']
+            self._newest_label_stamp = -math.inf if stamp is None else float(stamp)
+            self._rng.bit_generator.state = meta['rng']
+            occupied = np.flatnonzero(self._arrays['episode'][:size] >= 0)
+            keys = zip(self._arrays['episode'][occupied].tolist(),
+                       self._arrays['step'][occupied].tolist())
+            self._index = dict(zip(keys, occupied.tolist()))
+            for e, s, p, t in zip(arrays['early/episode'].tolist(), arrays['early/step'].tolist(),
+                                  arrays['early/progress'].tolist(),
+                                  arrays['early/stamp'].tolist()):
+                self._early[(e, s)] = (p, t)
+            self._version += 1
+
+    @staticmethod
+    def _empty_value(value: np.ndarray) -> Any:
+        if value.dtype.kind == 'f':
+            return 0.0 if value.ndim > 1 else np.nan
+        return -1 if value.dtype == np.int64 else 0

@@ -1,0 +1,192 @@
+"""DrQ-v2 agent: updates train the networks, acting is bounded, the schedule and UTD hold."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from sole_r1_ros.rl.config import DrQConfig  # noqa: E402
+from sole_r1_ros.rl.drq import DrQAgent  # noqa: E402
+from sole_r1_ros.rl.networks import random_shift  # noqa: E402
+from sole_r1_ros.rl.replay import Batch  # noqa: E402
+
+torch.set_num_threads(1)
+STATE_DIM, ACTION_DIM = 5, 2
+TINY = dict(hidden_dim=32, feature_dim=16, batch_size=16, seed_steps=0, image_size=24,
+            encoder_channels=4, encoder_strides=(2, 1, 1, 1), image_keys=('external', 'wrist'))
+
+
+def make_agent(variant: str, **kwargs) -> DrQAgent:
+    return DrQAgent(DrQConfig(variant=variant, **{**TINY, **kwargs}), STATE_DIM, ACTION_DIM)
+
+
+def random_batch(agent: DrQAgent, rng: np.random.Generator, size: int = 16) -> Batch:
+    images = next_images = None
+    if agent.config.variant == 'pixels':
+        shape = (size, 2, 3, 24, 24)
+        images = rng.integers(0, 256, shape, dtype=np.uint8)
+        next_images = rng.integers(0, 256, shape, dtype=np.uint8)
+    return Batch(state=rng.normal(size=(size, STATE_DIM)).astype(np.float32), images=images,
+                 action=rng.uniform(-1, 1, (size, ACTION_DIM)).astype(np.float32),
+                 reward=rng.uniform(0, 1, size).astype(np.float32),
+                 discount=np.full(size, 0.97, np.float32),
+                 next_state=rng.normal(size=(size, STATE_DIM)).astype(np.float32),
+                 next_images=next_images)
+
+
+def observation(agent: DrQAgent, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    obs = {'state': rng.normal(size=STATE_DIM).astype(np.float32)}
+    if agent.config.variant == 'pixels':
+        for key in agent.config.image_keys:
+            obs[key] = rng.integers(0, 256, (3, 24, 24), dtype=np.uint8)
+    return obs
+
+
+def snapshot(agent: DrQAgent) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, module in agent._modules().items()
+            if isinstance(module, torch.nn.Module)
+            for name, value in module.state_dict().items()}
+
+
+@pytest.mark.parametrize('variant', ['state', 'pixels'])
+def test_update_changes_every_network_and_returns_finite_metrics(variant):
+    agent = make_agent(variant)
+    before = {
+        'actor': [p.clone() for p in agent.actor.parameters()],
+        'critic': [p.clone() for p in agent.critic.parameters()],
+        'target': [p.clone() for p in agent.critic_target.parameters()],
+        'encoder': [p.clone() for p in agent.encoder.parameters()] if agent.encoder else [],
+    }
+    metrics = agent.update(random_batch(agent, np.random.default_rng(0)))
+    assert set(metrics) >= {'critic_loss', 'actor_loss', 'q1', 'target_q', 'exploration_std'}
+    assert all(np.isfinite(v) for v in metrics.values())
+    after = {'actor': agent.actor.parameters(), 'critic': agent.critic.parameters(),
+             'target': agent.critic_target.parameters(),
+             'encoder': agent.encoder.parameters() if agent.encoder else []}
+    for name, params in after.items():
+        changed = [not torch.equal(a, b) for a, b in zip(before[name], params)]
+        assert any(changed) or not before[name], name
+    assert (agent.encoder is None) == (variant == 'state')
+    assert agent.updates == 1
+
+
+def test_critic_regresses_to_a_constant_reward():
+    agent = make_agent('state', lr=3e-3)
+    batch = random_batch(agent, np.random.default_rng(0), 32)
+    batch = batch._replace(reward=np.full(32, 0.7, np.float32), discount=np.zeros(32, np.float32))
+    for _ in range(100):
+        metrics = agent.update(batch)
+    assert metrics['q1'] == pytest.approx(0.7, abs=0.05)
+
+
+def test_actor_climbs_the_critic_towards_the_rewarded_action():
+    """One-step bandit r = a_0 - a_1 (no bootstrap): mu must move from ~0 to about (1, -1)."""
+    agent = make_agent('state', lr=1e-3)
+    rng = np.random.default_rng(0)
+    obs = observation(agent, rng)
+    assert np.all(np.abs(agent.act(obs, explore=False)) < 0.8)
+    for _ in range(100):
+        batch = random_batch(agent, rng, 32)
+        reward = (batch.action[:, 0] - batch.action[:, 1]).astype(np.float32)
+        agent.update(batch._replace(reward=reward, discount=np.zeros(32, np.float32)))
+    action = agent.act(obs, explore=False)
+    assert action[0] > 0.8 and action[1] < -0.8
+
+
+@pytest.mark.parametrize('variant', ['state', 'pixels'])
+def test_actions_are_bounded_and_evaluation_is_deterministic(variant):
+    agent = make_agent(variant, seed_steps=3, std_init=5.0, std_final=5.0)
+    rng = np.random.default_rng(2)
+    obs = observation(agent, rng)
+    explored = np.stack([agent.act(obs, explore=True) for _ in range(20)])
+    assert explored.shape == (20, ACTION_DIM) and explored.dtype == np.float32
+    assert np.all(np.abs(explored) <= 1.0)
+    assert np.any(np.abs(explored) == 1.0)   # std 5 saturates
+    assert agent.env_steps == 20
+    np.testing.assert_array_equal(agent.act(obs, explore=False), agent.act(obs, explore=False))
+    assert agent.env_steps == 20
+
+
+def test_exploration_std_follows_the_linear_schedule():
+    agent = make_agent('state', std_init=1.0, std_final=0.2, std_decay_steps=100)
+    assert agent.exploration_std(0) == pytest.approx(1.0)
+    assert agent.exploration_std(50) == pytest.approx(0.6)
+    assert agent.exploration_std(100) == pytest.approx(0.2)
+    assert agent.exploration_std(10**6) == pytest.approx(0.2)
+
+
+def test_updates_due_follows_the_update_to_data_ratio():
+    agent = make_agent('state', utd_ratio=0.5)
+    assert agent.updates_due(0) == 0
+    assert agent.updates_due(7) == 3
+    agent.update(random_batch(agent, np.random.default_rng(0)))
+    assert agent.updates_due(7) == 2
+    assert make_agent('state', utd_ratio=4).updates_due(3) == 12
+
+
+def test_acting_copy_is_refreshed_every_actor_sync_every_updates():
+    agent = make_agent('state', actor_sync_every=2)
+    rng = np.random.default_rng(3)
+    obs = observation(agent, rng)
+    first = agent.act(obs, explore=False)
+    agent.update(random_batch(agent, rng))
+    np.testing.assert_array_equal(agent.act(obs, explore=False), first)
+    agent.update(random_batch(agent, rng))
+    assert not np.array_equal(agent.act(obs, explore=False), first)
+
+
+def test_state_dict_round_trip_restores_networks_optimisers_and_rng_bit_exactly():
+    rng = np.random.default_rng(4)
+    agent = make_agent('pixels')
+    for _ in range(3):
+        agent.update(random_batch(agent, rng))
+        agent.act(observation(agent, rng), explore=True)
+    clone = make_agent('pixels', seed=99)
+    clone.load_state_dict(agent.state_dict())
+    for name, value in snapshot(agent).items():
+        assert torch.equal(value, snapshot(clone)[name]), name
+    assert agent.actor_opt.state_dict()['state'][0]['exp_avg'].equal(
+        clone.actor_opt.state_dict()['state'][0]['exp_avg'])
+    assert (clone.env_steps, clone.updates) == (agent.env_steps, agent.updates)
+    batch = random_batch(agent, rng)
+    assert agent.update(batch) == clone.update(batch)   # same augmentation and noise draws
+    obs = observation(agent, rng)
+    np.testing.assert_array_equal(agent.act(obs, explore=True), clone.act(obs, explore=True))
+
+
+def test_load_state_dict_rejects_other_dimensions():
+    state = make_agent('state').state_dict()
+    other = DrQAgent(DrQConfig(variant='state', **TINY), STATE_DIM + 1, ACTION_DIM)
+    with pytest.raises(ValueError, match='dims'):
+        other.load_state_dict(state)
+    with pytest.raises(ValueError, match='does not fit'):
+        make_agent('state', hidden_dim=8).load_state_dict(state)
+
+
+def test_random_shift_moves_by_at_most_pad_and_repeats_the_border():
+    images = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    shifted = [random_shift(images, 2, generator) for _ in range(20)]
+    assert all(s.shape == images.shape for s in shifted)
+    assert any(not torch.equal(s, images) for s in shifted)
+    assert torch.equal(random_shift(images, 0, generator), images)
+    # every output pixel is some input pixel of the same image and channel
+    for s in shifted:
+        for n in range(2):
+            for c in range(3):
+                assert set(s[n, c].flatten().tolist()) <= set(images[n, c].flatten().tolist())
+
+
+@pytest.mark.parametrize('field, value', [
+    ('variant', 'rgb'), ('lr', 0.0), ('discount', 1.5), ('n_step', 0), ('std_final', 2.0),
+    ('utd_ratio', -1.0), ('encoder_strides', ()), ('image_keys', ())])
+def test_invalid_config_names_the_field(field, value):
+    kwargs = {'variant': 'pixels', field: value}
+    with pytest.raises(ValueError, match=field.split('_')[0]):
+        DrQConfig(**kwargs)
+
+
+def test_config_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        DrQConfig().lr = 1.0
