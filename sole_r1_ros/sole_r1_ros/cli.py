@@ -6,7 +6,7 @@ import sys
 # name -> (module, one-line help). Modules are imported only when their sub-command runs, so
 # ``sole-r1 --help`` stays fast and a missing optional dependency only breaks its own command.
 _COMMANDS: dict[str, tuple[str, str]] = {
-    'demo': ('sole_r1_ros.commands.demo', 'simulated robot + scripted expert, saves a video'),
+    'demo': ('sole_r1_ros.commands.demo', 'a simulated robot learns a task from video rewards'),
     'score': ('sole_r1_ros.commands.score', 'SOLE-R1 progress curve and reasoning for a video'),
     'score-bag': ('sole_r1_ros.commands.score_bag', 'score every episode of a recorded bag'),
     'record': ('sole_r1_ros.commands.record', 'record cameras, rewards and reasoning to a bag'),

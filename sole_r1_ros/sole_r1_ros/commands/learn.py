@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'evaluation only)')
     parser.add_argument('--model', help='checkpoint folder / served model name')
     parser.add_argument('--steps', type=int, default=20000, help='environment steps to learn')
+    parser.add_argument('--minutes', type=float, default=0.0,
+                        help='stop learning after this long even if --steps is not reached '
+                        '(0: no time limit)')
     parser.add_argument('--run-dir', default='runs/learn', help='everything of the run goes here')
     parser.add_argument('--resume', action='store_true', help='continue the run in --run-dir')
     parser.add_argument('--params-file', help='YAML (default: config/sim_learn.yaml or '
@@ -97,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
             print(f'resumed {run_dir}: {start_steps} steps, {learner.episodes_done} episodes')
         with tqdm(total=args.steps, initial=min(start_steps, args.steps), unit='step',
                   desc='learning', dynamic_ncols=True) as bar:
-            while learner.env_steps < args.steps:
+            deadline = time.monotonic() + 60.0 * args.minutes if args.minutes > 0 else None
+            while learner.env_steps < args.steps and (deadline is None
+                                                      or time.monotonic() < deadline):
                 time.sleep(0.5)
                 bar.update(min(learner.env_steps, args.steps) - bar.n)
                 bar.set_postfix_str(monitor.summary(learner), refresh=False)

@@ -48,12 +48,11 @@ def run(args: argparse.Namespace) -> int:
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
+    num_queries = None if args.stride else (args.num_queries or 10)
     episodes = [EpisodeFrames(
         episode_id=r.episode_id, goal=goal, external=r.external,
         wrist=r.wrist if args.wrist_topic else None,
-        query_steps=offline_query_steps(len(r.external), stride=args.stride,
-                                        num_queries=None if args.stride else
-                                        (args.num_queries or 10)))
+        query_steps=offline_query_steps(len(r.external), num_queries, args.stride))
         for r in recorded]
     config = RewardConfig(backend=args.backend, model=args.model, seed=args.seed,
                           temperature=args.temperature, max_new_tokens=args.max_new_tokens,

@@ -89,6 +89,7 @@ REPLAY_PARAMS = _dataclass_params('replay', ReplayConfig)
 ALL_PARAMS = PARAMS + AGENT_PARAMS + REPLAY_PARAMS
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+_NOT_YET = object()   # observations of one moment are still arriving
 
 
 class LearnerNode(LifecycleNode):
@@ -237,6 +238,8 @@ class LearnerNode(LifecycleNode):
         evaluation = self._evaluation
         if evaluation is not None:
             evaluation.saw_ground_truth(msg.success)
+        if self._p['observation'] == 'sim_state':
+            self._new_frame.set()   # the simulator publishes its state after the frames
 
     def _image_callback(self, view: str, msg: Image) -> None:
         try:
@@ -284,9 +287,12 @@ class LearnerNode(LifecycleNode):
         stamp, _ = self._images['external']
         views = {k: v[1] for k, v in self._images.items()}
         if self._p['observation'] == 'sim_state':
-            if self._truth is None or len(self._truth.state) != 39:
+            truth = self._truth
+            if truth is None or len(truth.state) != 39:
                 return None
-            state = np.asarray(self._truth.state, np.float32)
+            if Time.from_msg(truth.header.stamp).nanoseconds != stamp:
+                return _NOT_YET   # state and frame of different moments: wait for the pair
+            state = np.asarray(truth.state, np.float32)
         else:
             joints = self._joints
             state = proprio_state(list(joints.name), list(joints.position),
@@ -305,7 +311,10 @@ class LearnerNode(LifecycleNode):
             if time.monotonic() - last_action < 0.8 * period:
                 continue   # a camera faster than the control rate: act on every k-th frame
             try:
-                if self._step() is False:
+                outcome = self._step()
+                if outcome is _NOT_YET:
+                    continue    # wait for the rest of this moment's observations
+                if outcome is False:
                     self._hold()
                 last_action = time.monotonic()
             except Exception as exc:  # never leave the robot moving on an error
@@ -313,7 +322,8 @@ class LearnerNode(LifecycleNode):
                 self.get_logger().error(f'actor: {type(exc).__name__}: {exc}',
                                         throttle_duration_sec=2.0)
 
-    def _step(self) -> bool:
+    def _step(self):
+        """One control step: True acted, False must hold, _NOT_YET wait for more input."""
         if self._paused.is_set():
             return False
         if self._episode_clock.needs_new_episode(self.learner.step, self._param('episode_length')):
@@ -321,6 +331,8 @@ class LearnerNode(LifecycleNode):
             self._begin_episode()
             return True
         observed = self._observe()
+        if observed is _NOT_YET:
+            return _NOT_YET
         if observed is None:
             self.get_logger().warning(f'stale observations {self._watchdog.stale_sources()}: '
                                       'holding', throttle_duration_sec=2.0)
