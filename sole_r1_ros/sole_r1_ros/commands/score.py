@@ -254,6 +254,7 @@ def _annotate(args: argparse.Namespace, report: dict[str, Any]) -> None:
     try:
         for index, (external, wrist) in enumerate(_iter_views(args)):
             canvas = _annotated_frame(external, wrist, index, report)
+            canvas = canvas[:canvas.shape[0] // 2 * 2, :canvas.shape[1] // 2 * 2]  # even size
             if writer is None:
                 height, width = canvas.shape[:2]
                 writer = cv2.VideoWriter(args.annotated, cv2.VideoWriter_fourcc(*'mp4v'),
@@ -266,55 +267,19 @@ def _annotate(args: argparse.Namespace, report: dict[str, Any]) -> None:
             writer.release()
 
 
-def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
-    width = max(2, round(image.shape[1] * height / image.shape[0]))
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-
-
 def _annotated_frame(external: np.ndarray, wrist: np.ndarray | None, index: int,
                      report: dict[str, Any]) -> np.ndarray:
-    views = [_fit_height(external, _PANEL_HEIGHT_PX)]
-    if wrist is not None:
-        views.append(_fit_height(wrist, _PANEL_HEIGHT_PX))
-    top = np.hstack(views)
-    width = max(640, top.shape[1]) // 2 * 2
-    canvas = np.zeros((_PANEL_HEIGHT_PX * 2, width, 3), dtype=np.uint8)
-    canvas[:_PANEL_HEIGHT_PX, :top.shape[1]] = top[:, :width]
-    _draw_curve(canvas[_PANEL_HEIGHT_PX:, :width // 2], report, index)
-    _draw_text(canvas[_PANEL_HEIGHT_PX:, width // 2:], report, index)
-    return canvas
+    """Frame ``index`` with the goal, the curve so far and the latest query's reasoning."""
+    from sole_r1_ros.viz.overlay import draw_overlay
 
-
-def _draw_curve(panel: np.ndarray, report: dict[str, Any], index: int) -> None:
-    import cv2
-
-    height, width = panel.shape[:2]
     frames = report['frames']
-
-    def point(i: int, value: float) -> tuple[int, int]:
-        x = 10 + round((width - 20) * i / max(1, len(frames) - 1))
-        return x, round(height / 2 - (height / 2 - 10) * value / 100)
-
-    cv2.line(panel, point(0, 0), point(len(frames) - 1, 0), (90, 90, 90), 1)
-    cv2.line(panel, point(0, 100), point(len(frames) - 1, 100), (60, 90, 60), 1)
-    path = np.array([point(f['index'], f['progress']) for f in frames[:index + 1]], np.int32)
-    cv2.polylines(panel, [path.reshape(-1, 1, 2)], False, (80, 160, 255), 2)
-    cv2.circle(panel, point(index, frames[index]['progress']), 4, (255, 255, 255), -1)
-
-
-def _draw_text(panel: np.ndarray, report: dict[str, Any], index: int) -> None:
-    import cv2
-
     latest = [q for q in report['queries'] if q['step'] <= index]
-    progress = report['frames'][index]['progress']
-    lines = [f'frame {index}  progress {progress:.0f}%']
-    if latest:
-        query = latest[-1]
-        status = '' if query['valid'] else ' (unparsed)'
-        lines.append(f"query @ {query['step']}: {query['progress']}%{status}")
-        lines += textwrap.wrap(query['reasoning'] or query['raw_text'], width=42)
-    for row, line in enumerate(lines[:int(panel.shape[0] / 18) - 1]):
-        cv2.putText(panel, line.encode('ascii', 'replace').decode(), (6, 20 + 18 * row),
-                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (230, 230, 230), 1, cv2.LINE_AA)
+    query = latest[-1] if latest else None
+    title = f'frame {index}' + (f"  query @ {query['step']}: {query['progress']}%"
+                                if query else '')
+    return draw_overlay(
+        external, wrist, report['goal'],
+        [(f['index'], f['progress']) for f in frames[:index + 1]],
+        (query['reasoning'] or query['raw_text']) if query else '', title=title,
+        frame_height=_PANEL_HEIGHT_PX, valid=query['valid'] if query else True,
+        last_step=len(frames) - 1)

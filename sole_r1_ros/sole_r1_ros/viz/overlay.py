@@ -20,6 +20,7 @@ def _fit_height(frame: np.ndarray, height: int) -> np.ndarray:
 
 def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: float = 0.45,
           color: tuple[int, int, int] = _WHITE) -> None:
+    text = text.encode('ascii', 'replace').decode()   # Hershey fonts are ASCII only
     cv2.putText(canvas, text, (x, y), _FONT, scale, color, 1, cv2.LINE_AA)
 
 
@@ -43,7 +44,8 @@ def _curve(canvas: np.ndarray, history: list[tuple[int, float]], top: int, left:
 
 def draw_overlay(external: np.ndarray, wrist: np.ndarray | None, goal: str,
                  history: list[tuple[int, float]], reasoning: str = '',
-                 title: str = '', frame_height: int = 240, valid: bool = True) -> np.ndarray:
+                 title: str = '', frame_height: int = 240, valid: bool = True,
+                 last_step: int | None = None) -> np.ndarray:
     """Return an RGB image: the views on top, then goal, progress, curve and reasoning.
 
     Args:
@@ -52,6 +54,8 @@ def draw_overlay(external: np.ndarray, wrist: np.ndarray | None, goal: str,
         reasoning: the model's latest reasoning; wrapped and cut to five lines.
         title: a first line such as 'episode 3 step 40 (gripper)'.
         valid: False draws the progress in red (the answer did not parse: carried forward).
+        last_step: the step at the right edge of the curve (default: the newest in history),
+            so a video can keep its axis fixed while the curve grows.
     """
     views = [_fit_height(external, frame_height)]
     if wrist is not None:
@@ -68,7 +72,8 @@ def draw_overlay(external: np.ndarray, wrist: np.ndarray | None, goal: str,
     _text(canvas, f'goal: {goal}'[:90], 8, y)
     progress = history[-1][1] if history else 0.0
     _text(canvas, f'progress {progress:.0f}%', 8, y + 22, 0.6, _GREEN if valid else _RED)
-    last_step = history[-1][0] if history else 1
+    if last_step is None:
+        last_step = history[-1][0] if history else 1
     _curve(canvas, history, y + 32, 8, 80, width - 16, last_step)
     lines = textwrap.wrap(' '.join(reasoning.split()), width=max(20, (width - 16) // 5))[:5]
     for i, line in enumerate(lines):

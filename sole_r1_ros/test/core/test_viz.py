@@ -1,0 +1,36 @@
+"""Annotated reward image and learning-curve plot."""
+import json
+
+import numpy as np
+
+from sole_r1_ros.viz.curves import plot_learning_curves
+from sole_r1_ros.viz.overlay import draw_overlay
+
+
+def test_overlay_shows_both_views_above_a_text_panel():
+    external = np.full((120, 160, 3), 200, np.uint8)
+    wrist = np.full((64, 64, 3), 100, np.uint8)
+    picture = draw_overlay(external, wrist, 'close the drawer', [(0, 0.0), (5, 40.0)],
+                           'the drawer moved — halfway', title='ep step 5')
+    assert picture.dtype == np.uint8 and picture.shape[0] > 240
+    np.testing.assert_array_equal(picture[10, 10], [200, 200, 200])       # external view
+    np.testing.assert_array_equal(picture[10, 330], [100, 100, 100])      # wrist view
+    assert picture[240:].max() > 0                                        # text and curve
+
+
+def test_overlay_without_wrist_or_history():
+    picture = draw_overlay(np.zeros((50, 50, 3), np.uint8), None, 'reach', [], '')
+    assert picture.shape[1] >= 480 and picture.shape[2] == 3
+
+
+def test_learning_curves_from_jsonl_and_nothing_to_plot(tmp_path):
+    episodes = tmp_path / 'episodes.jsonl'
+    assert not plot_learning_curves(episodes, tmp_path / 'm.jsonl', tmp_path / 'c.png')
+    rows = [{'episode_id': f'e{i}', 'env_steps': 100 * i, 'final_progress': 10.0 * i,
+             'max_progress': 10.0 * i, 'max_true_progress': 9.0 * i, 'success': i > 7}
+            for i in range(10)]
+    episodes.write_text('\n'.join(json.dumps(r) for r in rows) + '\n{"cut by a cra')
+    metrics = tmp_path / 'm.jsonl'
+    metrics.write_text(json.dumps({'step': 50, 'prefix': 'train', 'critic_loss': 1.0}) + '\n')
+    assert plot_learning_curves(episodes, metrics, tmp_path / 'c.png', title='t')
+    assert (tmp_path / 'c.png').stat().st_size > 10000
