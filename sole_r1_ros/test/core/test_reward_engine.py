@@ -166,7 +166,7 @@ def test_unparseable_reply_is_invalid_and_keeps_previous_progress():
 def test_make_backend_by_name_and_registration_point():
     assert isinstance(make_backend(RewardConfig(backend='oracle')), OracleBackend)
     with pytest.raises(ValueError, match='backend must be one of'):
-        make_backend(RewardConfig(backend='compact'))
+        make_backend(RewardConfig(backend='no-such-backend'))
     register_backend('oracle-copy', 'sole_r1_ros.reward.backends.oracle:OracleBackend')
     assert isinstance(make_backend(RewardConfig(backend='oracle-copy')), OracleBackend)
 
