@@ -52,6 +52,7 @@ src_hash=$( (find sole_r1_interfaces sole_r1_ros/launch sole_r1_ros/config -type
            | xargs cat | sha256sum | cut -c1-16)
 if [ "$(cat "$ROOT/install/.source-hash" 2>/dev/null)" != "$src_hash" ]; then
   log "colcon build (sole_r1_interfaces, sole_r1_ros)"
+  mkdir -p "$ROOT/log"
   (
     # shellcheck disable=SC1091
     . "$VENV/bin/activate"
