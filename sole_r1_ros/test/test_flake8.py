@@ -1,4 +1,4 @@
-"""Lint with ament_flake8 where it exists (colcon test), else plain flake8 with the same settings."""
+"""Lint with flake8 and the ament_flake8 settings (line length 99, single quotes)."""
 import os
 import subprocess
 import sys

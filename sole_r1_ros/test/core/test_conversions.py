@@ -25,8 +25,8 @@ def _msg(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False
     ('32FC1', np.float32, 1)])
 @pytest.mark.parametrize('pad', [0, 3])
 @pytest.mark.parametrize('bigendian', [False, True])
-def test_round_trip_every_encoding_with_padding_and_byte_order(encoding, dtype, channels, pad,
-                                                              bigendian):
+def test_round_trip_every_encoding_with_padding_and_byte_order(
+        encoding, dtype, channels, pad, bigendian):
     rng = np.random.default_rng(0)
     shape = (5, 7) if channels == 1 else (5, 7, channels)
     array = (rng.random(shape) * 200).astype(dtype)

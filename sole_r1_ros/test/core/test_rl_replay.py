@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from sole_r1_ros.rl.config import ReplayConfig
-from sole_r1_ros.rl.replay import LabelOutcome, progress_to_reward, ReplayBuffer
+from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
+from sole_r1_ros.rl.shaping import progress_to_reward
 
 GAMMA = 0.9
 
@@ -112,6 +113,15 @@ def test_label_that_arrives_before_its_frame_waits_and_is_applied_on_insert():
     buffer.add(0, 1, frame(0, 1), None, stamp=1.0)
     assert progress_of(buffer, 0, range(1, 2))[0] == 50.0
     assert buffer.stats()['early_waiting'] == 1
+
+
+def test_early_label_with_a_stamp_of_another_frame_is_rejected_on_insert():
+    buffer = make_buffer()
+    buffer.add(0, 0, frame(0, 0), [0.0], stamp=0.0)
+    assert buffer.label(0, 1, 50.0, stamp=7.0) is LabelOutcome.EARLY
+    buffer.add(0, 1, frame(0, 1), None, stamp=1.0)
+    assert np.isnan(progress_of(buffer, 0, range(1, 2))[0])
+    assert buffer.stats()['labels_mismatch'] == 1 and buffer.stats()['labels_applied'] == 0
 
 
 def test_label_with_wrong_stamp_is_rejected():
@@ -271,3 +281,10 @@ def test_concurrent_insert_label_and_sample_keep_the_buffer_consistent():
     assert not errors
     stats = buffer.stats()
     assert stats['labels_applied'] == 20 * 21 and stats['pending'] == 0
+
+
+def test_shaping_doctest_holds():
+    import doctest
+
+    from sole_r1_ros.rl import shaping
+    assert doctest.testmod(shaping).failed == 0

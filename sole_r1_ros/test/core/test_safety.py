@@ -144,3 +144,10 @@ def test_safety_imports_without_torch():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_safety_doctests_hold():
+    import doctest
+
+    from sole_r1_ros.rl import safety
+    assert doctest.testmod(safety).failed == 0

@@ -47,8 +47,8 @@ def _loop(graph, run_dir, with_reward: bool = True, **learner):
     return sim, node
 
 
-def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(ros_graph,
-                                                                              tmp_path):
+def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(
+        ros_graph, tmp_path):
     sim, node = _loop(ros_graph, tmp_path)
     probe = ros_graph.probe()
     commands = []
