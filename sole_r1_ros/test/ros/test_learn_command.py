@@ -1,4 +1,4 @@
-"""`sole-r1 learn` end to end in a subprocess: commands, labels, checkpoint, bag, resume, Ctrl-C."""
+"""`sole-r1 learn` end to end in a subprocess: commands, labels, checkpoint, bag, resume, Ctrl-C"""
 import json
 import os
 import signal
