@@ -67,6 +67,7 @@ class Graph:
         for node in self.nodes:
             self.executor.add_node(node)
         self._thread = threading.Thread(target=self._spin, name='executor', daemon=True)
+        self._learning = False
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
@@ -90,11 +91,13 @@ class Graph:
             if node.trigger_configure().name != 'SUCCESS':
                 raise RuntimeError(f'{node.get_name()} failed to configure (see the log above)')
             node.trigger_activate()
+        self._learning = True
 
     def stop(self) -> None:
         """Stop the robot, write a checkpoint, close the bag, shut down."""
-        self.learner.trigger_deactivate()   # the learner holds the robot here
-        self.learner.save_checkpoint()
+        if self._learning:
+            self.learner.trigger_deactivate()   # the learner holds the robot here
+            self.learner.save_checkpoint()
         self.executor.shutdown(timeout_sec=5.0)
         for node in reversed(self.nodes):
             node.destroy_node()

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     graph = Graph(params, sim=not args.real, record_path=record, namespace=args.namespace)
     monitor = RunMonitorNode(run_dir / 'episodes.jsonl', namespace=args.namespace)
     graph.add(monitor)
-    interrupted = False
+    interrupted, return_code = False, 0
     try:
         graph.start()
         learner = graph.learner.learner
@@ -109,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         graph.learner.save_checkpoint()
         if args.eval_episodes > 0:
             _evaluate(graph, monitor, run_dir, args.eval_episodes)
+    except RuntimeError as exc:   # a node failed to configure; the reason is logged above
+        print(f'sole-r1 learn: error: {exc}')
+        return_code = 2
     except KeyboardInterrupt:
         interrupted = True
         print('\ninterrupted: stopping the robot and saving a checkpoint')
@@ -118,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         rclpy.try_shutdown()
         _plot(run_dir, args.goal)
     print(f'run directory: {run_dir}')
-    return 130 if interrupted else 0
+    return 130 if interrupted else return_code
 
 
 def _evaluate(graph, monitor, run_dir: Path, episodes: int) -> None:
