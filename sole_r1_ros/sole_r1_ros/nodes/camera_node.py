@@ -8,8 +8,6 @@ from collections import deque
 import time
 import uuid
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.time import Time
@@ -21,6 +19,7 @@ from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
 from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
 from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.spin import run_node
 
 PARAMS = [
     Param('use_wrist', True, 'pair a wrist camera with the external one', read_only=True),
@@ -180,19 +179,7 @@ class CameraNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(CameraNode, args)
 
 
 if __name__ == '__main__':

@@ -12,10 +12,8 @@ import time
 import uuid
 
 import numpy as np
-import rclpy
 from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.time import Time
@@ -30,6 +28,7 @@ from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
 from sole_r1_ros.nodes.learner_core import OnlineLearner, proprio_state
 from sole_r1_ros.nodes.learner_episodes import EpisodeClock, Evaluation
 from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.rl import (
     config_from_mapping, DrQConfig, EeDeltaAdapter, JointTargetAdapter, prepare_observation,
     ReplayConfig, StaleWatchdog)
@@ -473,26 +472,14 @@ class LearnerNode(LifecycleNode):
         return result
 
 
+def _stop_and_save(node: LearnerNode) -> None:
+    node._stop_threads()
+    node._hold()
+    node.save_checkpoint()
+
+
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = LearnerNode()
-        if node.get_parameter('autostart').value:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node._stop_threads()
-            node._hold()
-            node.save_checkpoint()
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(LearnerNode, args, on_exit=_stop_and_save)
 
 
 if __name__ == '__main__':

@@ -6,12 +6,11 @@ Subscribes (serialized, no conversion) to the topics in ``topics`` and writes th
 from datetime import datetime
 import importlib
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 
 from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.recording import BagWriter
 
 DEFAULT_TOPICS = [
@@ -80,19 +79,7 @@ class RecorderNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RecorderNode()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(RecorderNode, args)
 
 
 if __name__ == '__main__':

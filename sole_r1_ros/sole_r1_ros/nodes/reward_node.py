@@ -9,8 +9,6 @@ from collections import deque
 import threading
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -22,6 +20,7 @@ from sole_r1_interfaces.msg import ProgressReward, RewardQuery
 from sole_r1_ros.camera import decode_tile
 from sole_r1_ros.nodes.conversions import array_to_image
 from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
 from sole_r1_ros.reward import (
     make_backend, OpenAIConfig, RewardConfig, RewardEngine, TransformersConfig)
@@ -246,22 +245,7 @@ class RewardNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = RewardNode()
-        if node.get_parameter('autostart').value:
-            node.trigger_configure()
-            node.trigger_activate()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(RewardNode, args)
 
 
 if __name__ == '__main__':

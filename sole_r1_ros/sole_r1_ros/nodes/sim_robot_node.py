@@ -12,7 +12,6 @@ import time
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -22,6 +21,7 @@ from std_srvs.srv import Trigger
 from sole_r1_interfaces.msg import TaskState
 from sole_r1_ros.nodes.conversions import array_to_image
 from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.sim import clamp_command, COMMAND_LAYOUT, MetaWorldRobot, SimConfig
 
 PARAMS = [
@@ -184,19 +184,7 @@ class SimRobotNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = SimRobotNode()
-        executor = MultiThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    run_node(SimRobotNode, args)
 
 
 if __name__ == '__main__':
