@@ -67,6 +67,7 @@ class CameraNode(Node):
         self._episode_id: str | None = None
         self._episode_start_ns = 0
         self._pending_episode: tuple[str, int] | None = None
+        self._ended = False   # an episode ended and the next has not started (robot resetting)
         self._step = 0
         self._first: tuple[CompressedImage, CompressedImage] | None = None
         self._last: tuple[PairedFrame, int, bool] | None = None  # frame, step, was it queried
@@ -113,7 +114,7 @@ class CameraNode(Node):
         self._truth.append((_stamp_ns(msg.header.stamp), float(msg.progress)))
 
     def _episode_callback(self, msg: Episode) -> None:
-        if msg.episode_id and msg.episode_id != self._episode_id:
+        if msg.episode_id != self._episode_id or not msg.episode_id:
             self._pending_episode = (msg.episode_id, _stamp_ns(msg.header.stamp))
 
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
@@ -135,10 +136,10 @@ class CameraNode(Node):
     def _on_pair(self, pair: PairedFrame) -> None:
         if self._pending_episode is not None and pair.stamp_ns >= self._pending_episode[1]:
             self._start_episode(*self._pending_episode)
-        elif self._episode_id is None:
+        elif self._episode_id is None and not self._ended:
             self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', pair.stamp_ns)
-        if pair.stamp_ns < self._episode_start_ns:
-            return  # a frame from before the reset
+        if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
+            return  # between episodes (a reset is running), or from before the reset
         if self._step == 0:
             self._first = (self._tile(pair.external), self._tile(pair.wrist))
         reason = self._scheduler.decide(self._step, self._joints)
@@ -148,13 +149,16 @@ class CameraNode(Node):
         self._step += 1
 
     def _start_episode(self, episode_id: str, start_ns: int) -> None:
+        """Close the running episode; an empty ``episode_id`` only closes it (reset running)."""
         if self._last is not None and not self._last[2] and self._last[1] > 0:
             self._send(self._last[0], self._last[1], 'final')  # every episode end gets a label
-        self._episode_id, self._episode_start_ns = episode_id, start_ns
+        self._episode_id = episode_id or None
+        self._episode_start_ns, self._ended = start_ns, not episode_id
         self._pending_episode, self._step, self._last, self._first = None, 0, None, None
         self._scheduler.reset()
         self._pairer.clear()
-        self.get_logger().info(f'episode {episode_id} started')
+        if episode_id:
+            self.get_logger().info(f'episode {episode_id} started')
 
     def _tile(self, frame) -> CompressedImage:
         tile = CompressedImage(format=self._p['tile_format'])

@@ -350,7 +350,18 @@ class LearnerNode(LifecycleNode):
         self._publish_command(action)
         return True
 
+    def _publish_episode(self, name: str) -> None:
+        msg = Episode(episode_id=name)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._episode_pub.publish(msg)
+
     def _begin_episode(self) -> None:
+        """End the running episode, reset the robot, start the next one.
+
+        The end is announced before the reset, so frames of the reset itself belong to no
+        episode and the camera node's last query of an episode shows its real last frame.
+        """
+        self._publish_episode('')
         self._hold()
         if self._reset_client is not None:
             if not self._reset_client.wait_for_service(timeout_sec=5.0):
@@ -361,11 +372,10 @@ class LearnerNode(LifecycleNode):
                 while not future.done() and time.monotonic() < deadline:
                     time.sleep(0.01)
         name = f'episode-{uuid.uuid4().hex[:8]}'
-        msg = Episode(episode_id=name)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._episode_pub.publish(msg)
-        self._images.clear()      # frames from before the reset belong to the old episode
+        self._publish_episode(name)
+        self._images.clear()      # frames from before this moment belong to no episode
         self._previous_command = None
+        self._hold()              # a lock-step simulator renders the first frame on a command
         if self._evaluation is not None:
             self._evaluation.episode_started(name)
             self.learner.episode_name, self.learner.step = name, 0

@@ -200,3 +200,42 @@ def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_ser
     assert ros_graph.wait_for(lambda: len(out) >= 2, timeout=5.0)
     assert [q.step for q in out] == [2, 4]
     assert ros_graph.wait_for(lambda: sum('skipping malformed' in m.msg for m in logs) >= 1)
+
+
+def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph):
+    from sole_r1_interfaces.msg import Episode
+    from sole_r1_ros.nodes.camera_node import _LATCHED
+    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('use_wrist', value=False), Parameter('stride', value=10)]))
+    probe = ros_graph.probe()
+    out = _Sink()
+    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
+    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
+    episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
+    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0)
+    time.sleep(0.3)
+
+    def frame(sec: int) -> None:
+        msg = array_to_image(np.full((20, 20, 3), sec, np.uint8), 'rgb8')
+        msg.header.stamp.sec = sec
+        images.publish(msg)
+        time.sleep(0.05)
+
+    def episode(name: str, sec: int) -> None:
+        msg = Episode(episode_id=name)
+        msg.header.stamp.sec = sec
+        episodes.publish(msg)
+        time.sleep(0.1)
+
+    episode('a', 1)
+    for sec in range(1, 5):          # steps 0..3 of 'a', none a stride query
+        frame(sec)
+    episode('', 5)                   # 'a' ends; a reset runs
+    frame(5)
+    frame(6)                         # reset frames: no episode
+    episode('b', 7)
+    frame(7)
+    assert ros_graph.wait_for(lambda: len(out) >= 1)
+    time.sleep(0.3)
+    assert [(q.episode_id, q.step, q.trigger, q.header.stamp.sec) for q in out] == [
+        ('a', 3, 'final', 4)]
