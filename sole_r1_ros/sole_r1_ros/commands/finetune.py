@@ -1,0 +1,174 @@
+"""``sole-r1 finetune``: fine-tune SOLE-R1 on your own robot (prepare -> sft -> grpo).
+
+``prepare`` turns labelled episodes (an episode folder or a recorded bag plus labels) into the
+SOLE-R1 training format; ``sft`` and ``grpo`` train a Qwen3-VL checkpoint on it with TRL and
+export a merged checkpoint that ``sole-r1 score --model DIR`` and the reward node load. The
+algorithms live in ``sole_r1_ros.finetune``; this module only maps flags to its configs.
+"""
+import argparse
+import logging
+import os
+
+from sole_r1_ros.finetune.config import GrpoConfig, SCHEDULERS, SftConfig, TrainConfig
+from sole_r1_ros.finetune.dropout import PreviousDropoutConfig
+from sole_r1_ros.finetune.episodes import QuerySchedule
+from sole_r1_ros.finetune.rewards import KERNELS, ProgressRewardConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    stages = parser.add_subparsers(dest='stage', metavar='STAGE')
+    stages.required = True
+    _add_prepare(stages.add_parser(
+        'prepare', help='labelled episodes (folder or bag) -> SOLE-R1 training examples'))
+    sft = stages.add_parser('sft', help='supervised fine-tuning on <think>/<answer> targets')
+    _add_training(sft, default_lr=1e-4)
+    sft.add_argument('--max-length', type=int, default=None,
+                     help='truncate longer sequences [tokens] (default: keep all)')
+    grpo = stages.add_parser('grpo', help='GRPO with the format + accuracy progress reward')
+    _add_training(grpo, default_lr=1e-5)
+    _add_grpo(grpo)
+
+
+def _add_prepare(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument('--episodes', metavar='DIR',
+                        help='folder with episodes/<id>/external.mp4 [+ wrist.mp4] + labels.json')
+    source.add_argument('--bag', metavar='BAG', help='rosbag2 folder recorded by sole-r1 record')
+    parser.add_argument('--labels', metavar='JSON', help='--bag: progress labels per episode')
+    parser.add_argument('--external-topic', default='camera/external/image_raw')
+    parser.add_argument('--wrist-topic', default='camera/wrist/image_raw',
+                        help="--bag: wrist image topic ('' for external-only)")
+    parser.add_argument('--out', required=True, metavar='DIR', help='new dataset folder')
+    schedule = parser.add_mutually_exclusive_group()
+    schedule.add_argument('--num-queries', type=int, default=None,
+                          help='evenly spaced queries per episode (default 10)')
+    schedule.add_argument('--stride', type=int, default=None, help='query every K-th frame')
+    parser.add_argument('--from-zero', action='store_true',
+                        help='build first | current examples (no previous progress)')
+    parser.add_argument('--no-wrist', action='store_true', help='external-only examples')
+
+
+def _add_training(parser: argparse.ArgumentParser, default_lr: float) -> None:
+    parser.add_argument('--data', required=True, metavar='DIR',
+                        help='`finetune prepare` output or a `synth --export-sole-r1` folder')
+    parser.add_argument('--model', required=True,
+                        help='Qwen3-VL checkpoint folder (SOLE-R1-8B, Qwen3-VL-8B-Instruct, an '
+                             "SFT output), or 'tiny-random' for a dry run")
+    parser.add_argument('--out', required=True, metavar='DIR',
+                        help='checkpoint folder to write (loadable by sole-r1 score --model)')
+    method = parser.add_mutually_exclusive_group()
+    method.add_argument('--lora', dest='method', action='store_const', const='lora',
+                        help='LoRA adapters on the language model, merged at export (default)')
+    method.add_argument('--full', dest='method', action='store_const', const='full',
+                        help='train all language-model weights')
+    parser.set_defaults(method='lora')
+    parser.add_argument('--lora-rank', type=int, default=16)
+    parser.add_argument('--lora-alpha', type=int, default=32)
+    parser.add_argument('--train-vision', action='store_true',
+                        help='--full: also train the vision tower')
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument('--epochs', type=float, default=1.0)
+    length.add_argument('--max-steps', type=int, default=None, help='optimizer steps')
+    parser.add_argument('--lr', type=float, default=default_lr,
+                        help=f'learning rate (default {default_lr:g})')
+    parser.add_argument('--batch-size', type=int, default=1, help='per forward pass')
+    parser.add_argument('--grad-accum', type=int, default=8, help='forward passes per step')
+    parser.add_argument('--warmup-steps', type=int, default=0)
+    parser.add_argument('--lr-scheduler', default='cosine', choices=SCHEDULERS)
+    parser.add_argument('--bf16', default='auto', choices=('auto', 'on', 'off'),
+                        help="'auto': bf16 on a capable CUDA GPU, fp32 on CPU")
+    parser.add_argument('--gradient-checkpointing', action='store_true',
+                        help='recompute activations: less memory, slower')
+    parser.add_argument('--device', default='auto', choices=('auto', 'cpu', 'cuda'))
+    parser.add_argument('--optim', default='adamw_torch', help='transformers optimizer name')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--logging-steps', type=int, default=10)
+    parser.add_argument('--save-steps', type=int, default=0,
+                        help='keep TRL checkpoints every N steps under OUT/trainer (0: none)')
+    parser.add_argument('--max-examples', type=int, default=None,
+                        help='use only the first N examples (smoke runs)')
+    parser.add_argument('--from-zero-dropout', type=float, default=0.0, metavar='P',
+                        help='probability of the from-zero prompt instead of the previous one')
+    parser.add_argument('--jitter-dropout', type=float, default=0.0, metavar='P',
+                        help='probability of a jittered previous progress in the prompt')
+    parser.add_argument('--jitter-max', type=int, default=10,
+                        help='largest previous-progress jitter [percentage points]')
+
+
+def _add_grpo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--num-generations', type=int, default=8,
+                        help='completions per prompt (one GRPO group)')
+    parser.add_argument('--max-completion-length', type=int, default=200, help='[tokens]')
+    parser.add_argument('--beta', type=float, default=0.0, help='KL coefficient (0: no ref)')
+    parser.add_argument('--temperature', type=float, default=1.0)
+    parser.add_argument('--format-weight', type=float, default=ProgressRewardConfig.format_weight)
+    parser.add_argument('--accuracy-weight', type=float,
+                        default=ProgressRewardConfig.accuracy_weight)
+    parser.add_argument('--kernel', default=ProgressRewardConfig.kernel, choices=KERNELS,
+                        help="accuracy vs distance d: 'exp' exp(-d/tau), 'linear' 1-d/max")
+    parser.add_argument('--tau', type=float, default=ProgressRewardConfig.tau,
+                        help="'exp' decay length [percentage points]")
+    parser.add_argument('--max-distance', type=float, default=ProgressRewardConfig.max_distance,
+                        help="'linear' zero point [percentage points]")
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        model=args.model, output_dir=args.out, method=args.method, lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha, train_vision=args.train_vision, epochs=args.epochs,
+        max_steps=args.max_steps, learning_rate=args.lr, batch_size=args.batch_size,
+        grad_accum=args.grad_accum, warmup_steps=args.warmup_steps,
+        lr_scheduler=args.lr_scheduler, bf16=args.bf16,
+        gradient_checkpointing=args.gradient_checkpointing, device=args.device,
+        optim=args.optim, seed=args.seed, logging_steps=args.logging_steps,
+        save_steps=args.save_steps, max_examples=args.max_examples,
+        dropout=PreviousDropoutConfig(from_zero_p=args.from_zero_dropout,
+                                      jitter_p=args.jitter_dropout, jitter_max=args.jitter_max,
+                                      seed=args.seed))
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format='%(levelname)s %(name)s: %(message)s')
+    if args.stage == 'prepare':
+        return _prepare(args)
+    from sole_r1_ros.finetune import trainers
+
+    train = _train_config(args)
+    if args.stage == 'sft':
+        result = trainers.run_sft(SftConfig(train, max_length=args.max_length), args.data)
+    else:
+        reward = ProgressRewardConfig(
+            format_weight=args.format_weight, accuracy_weight=args.accuracy_weight,
+            kernel=args.kernel, tau=args.tau, max_distance=args.max_distance)
+        config = GrpoConfig(train, num_generations=args.num_generations,
+                            max_completion_length=args.max_completion_length, beta=args.beta,
+                            temperature=args.temperature, reward=reward)
+        result = trainers.run_grpo(config, args.data)
+    losses = [h['loss'] for h in result.log_history if 'loss' in h]
+    last = f', last logged loss {losses[-1]:.4g}' if losses else ''
+    print(f'{args.stage}: {result.steps} steps in {result.train_s:.1f} s{last}')
+    print(f'checkpoint: {result.checkpoint}')
+    print(f'try it:   sole-r1 score VIDEO --goal TASK --model {result.checkpoint}')
+    print(f'evaluate: sole-r1 eval reward --data DATA --backend transformers '
+          f'--model {result.checkpoint}')
+    return 0
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from sole_r1_ros.finetune import bag_source, episodes, folder_source
+
+    schedule = QuerySchedule(
+        num_queries=args.num_queries, stride=args.stride,
+        from_zero=args.from_zero, use_wrist=not args.no_wrist)
+    if args.bag:
+        if not args.labels:
+            raise ValueError('--bag needs --labels (progress labels per episode)')
+        source = {'bag': os.path.abspath(args.bag), 'labels': os.path.abspath(args.labels)}
+        labelled = bag_source.iter_episodes(args.bag, args.labels, schedule,
+                                            args.external_topic, args.wrist_topic or None)
+    else:
+        source = {'episodes': os.path.abspath(args.episodes)}
+        labelled = folder_source.iter_episodes(args.episodes, schedule)
+    count = episodes.write_dataset(labelled, args.out, schedule, source)
+    print(f'{count} training examples in {args.out}')
+    return 0

@@ -1,0 +1,64 @@
+"""Save a tuned model as a checkpoint folder the transformers reward backend loads directly.
+
+LoRA adapters are merged into the weights first, so the folder is a plain Qwen3-VL checkpoint:
+``config.json`` + safetensors, the tokenizer with its chat template, and a
+``preprocessor_config.json`` with SOLE-R1's image settings (mean = std = 0.5, bicubic, 16/2/2).
+``RewardConfig(backend='transformers', model=DIR)`` and ``sole-r1 score --model DIR`` load it.
+"""
+import json
+import logging
+import os
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+METADATA = 'finetune.json'
+
+
+def merged_model(model: Any) -> Any:
+    """The plain transformers model: LoRA adapters merged in, peft wrappers removed."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return model.merge_and_unload()
+    return model
+
+
+def export_checkpoint(model: Any, processor: Any, output_dir: str,
+                      metadata: dict[str, Any]) -> str:
+    """Write ``model`` (merged) and ``processor`` to ``output_dir``; return the folder.
+
+    ``metadata`` (stage, config, metrics) goes to ``finetune.json`` beside the weights.
+    """
+    from sole_r1_ros.reward.backends import qwen
+
+    os.makedirs(output_dir, exist_ok=True)
+    model = merged_model(model)
+    model.save_pretrained(output_dir)
+    tokenizer = processor.tokenizer
+    if not getattr(tokenizer, 'chat_template', None):
+        tokenizer.chat_template = processor.chat_template
+    tokenizer.save_pretrained(output_dir)
+    # The backend configures its image processor itself; this file documents the settings
+    # for other tools (vLLM, AutoProcessor with torchvision).
+    qwen.make_image_processor().save_pretrained(output_dir)
+    with open(os.path.join(output_dir, METADATA), 'w', encoding='utf-8') as stream:
+        json.dump(metadata, stream, indent=1, default=str)
+    logger.info('exported %s checkpoint to %s', metadata.get('stage', 'tuned'), output_dir)
+    return output_dir
+
+
+def check_checkpoint(output_dir: str) -> None:
+    """Cheap load check without the weights: config type, tokenizer and chat template.
+
+    Raises:
+        ValueError: not a Qwen3-VL checkpoint, or no chat template.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_type = AutoConfig.from_pretrained(output_dir, local_files_only=True).model_type
+    if model_type != 'qwen3_vl':
+        raise ValueError(f'{output_dir} holds a {model_type!r} model, not qwen3_vl')
+    tokenizer = AutoTokenizer.from_pretrained(output_dir, local_files_only=True)
+    if not getattr(tokenizer, 'chat_template', None):
+        raise ValueError(f'{output_dir}: the saved tokenizer has no chat template')

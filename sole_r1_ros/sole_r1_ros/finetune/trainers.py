@@ -1,0 +1,140 @@
+"""Glue from our configs to TRL's ``SFTTrainer`` and ``GRPOTrainer``, then the export.
+
+One function per stage: load the model and the dataset, train, merge and save a checkpoint the
+reward backend loads, and return what happened. TRL, peft and datasets are imported here only.
+"""
+from dataclasses import asdict, dataclass, field
+import logging
+import os
+import time
+from typing import Any, Sequence
+
+from sole_r1_ros.finetune import dataset as dataset_module
+from sole_r1_ros.finetune import export, model as model_module
+from sole_r1_ros.finetune.config import GrpoConfig, SftConfig, TrainConfig
+from sole_r1_ros.finetune.model import Precision
+from sole_r1_ros.finetune.rewards import make_reward_functions
+
+logger = logging.getLogger(__name__)
+
+TRAINER_DIR = 'trainer'
+'''Subfolder of the output folder for TRL's own files (intermediate checkpoints).'''
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What one stage did."""
+
+    stage: str
+    checkpoint: str | None
+    '''Exported checkpoint folder; None when the config turned export off.'''
+    steps: int
+    '''Optimizer steps taken.'''
+    train_s: float
+    '''Wall time of ``trainer.train()`` [s] (model and data loading excluded).'''
+    log_history: list[dict[str, Any]] = field(default_factory=list)
+    '''TRL's logged metrics, one dict per logging step (loss, rewards/..., grad_norm).'''
+
+
+def _require_trl() -> None:
+    try:
+        import datasets  # noqa: F401
+        import peft  # noqa: F401
+        import trl  # noqa: F401
+    except ImportError as exc:
+        raise ImportError('fine-tuning needs trl, peft and datasets: pip install -r '
+                          'requirements/base.txt (trl==1.16.0, peft, datasets)') from exc
+
+
+def _common_arguments(train: TrainConfig, precision: Precision) -> dict[str, Any]:
+    return {
+        'output_dir': os.path.join(train.output_dir, TRAINER_DIR),
+        'per_device_train_batch_size': train.batch_size,
+        'gradient_accumulation_steps': train.grad_accum,
+        'learning_rate': train.learning_rate, 'num_train_epochs': train.epochs,
+        'max_steps': train.max_steps or -1, 'warmup_steps': train.warmup_steps,
+        'lr_scheduler_type': train.lr_scheduler,
+        'bf16': precision.bf16, 'use_cpu': precision.device == 'cpu',
+        'gradient_checkpointing': train.gradient_checkpointing,
+        'gradient_checkpointing_kwargs': {'use_reentrant': False},
+        'optim': train.optim, 'seed': train.seed, 'data_seed': train.seed,
+        'logging_steps': train.logging_steps,
+        'save_strategy': 'steps' if train.save_steps else 'no',
+        'save_steps': train.save_steps or 500, 'report_to': 'none',
+        # Our rows are built by a transform from plain columns; dropping "unused" columns
+        # would delete what the transform reads.
+        'remove_unused_columns': False, 'dataloader_num_workers': 0,
+    }
+
+
+def _finish(stage: str, trainer: Any, processor: Any, train: TrainConfig, settings: Any,
+            train_s: float, data_dir: str) -> FinetuneResult:
+    history = list(trainer.state.log_history)
+    checkpoint = None
+    if train.export:
+        metadata = {'stage': stage, 'data': os.path.abspath(data_dir), 'config': asdict(settings),
+                    'steps': trainer.state.global_step, 'train_s': round(train_s, 3),
+                    'log_history': history}
+        checkpoint = export.export_checkpoint(trainer.model, processor, train.output_dir,
+                                              metadata)
+    logger.info('%s: %d steps in %.1f s', stage, trainer.state.global_step, train_s)
+    return FinetuneResult(stage, checkpoint, trainer.state.global_step, train_s, history)
+
+
+def _train(trainer: Any) -> float:
+    start = time.perf_counter()
+    trainer.train()
+    return time.perf_counter() - start
+
+
+def run_sft(config: SftConfig, data_dir: str, callbacks: Sequence[Any] = ()) -> FinetuneResult:
+    """Supervised fine-tuning on the dataset folder ``data_dir``; loss on the completion only.
+
+    Raises:
+        FileNotFoundError, ValueError: bad dataset or model path (see ``finetune.dataset``).
+        ImportError: trl/peft/datasets are not installed.
+    """
+    _require_trl()
+    from trl import SFTConfig, SFTTrainer
+
+    train = config.train
+    precision = model_module.resolve_precision(train)
+    data = dataset_module.build_dataset(data_dir, 'sft', train.dropout, train.max_examples)
+    model, processor = model_module.load_model(train, precision)
+    arguments = SFTConfig(max_length=config.max_length, completion_only_loss=True,
+                          **_common_arguments(train, precision))
+    trainer = SFTTrainer(model=model, args=arguments, train_dataset=data,
+                         processing_class=processor, peft_config=model_module.lora_config(train),
+                         callbacks=list(callbacks))
+    return _finish('sft', trainer, processor, train, config, _train(trainer), data_dir)
+
+
+def run_grpo(config: GrpoConfig, data_dir: str, callbacks: Sequence[Any] = ()
+             ) -> FinetuneResult:
+    """GRPO on the dataset folder ``data_dir`` with the format + accuracy progress reward.
+
+    Raises:
+        FileNotFoundError, ValueError: bad dataset or model path, or beta > 0 with full
+            tuning of a model that is not a checkpoint folder (TRL reloads the reference).
+        ImportError: trl/peft/datasets are not installed.
+    """
+    _require_trl()
+    from trl import GRPOConfig as TrlGrpoConfig, GRPOTrainer
+
+    train = config.train
+    if config.beta > 0 and train.method == 'full' and not os.path.isdir(train.model):
+        raise ValueError('beta > 0 with full fine-tuning reloads the reference model from '
+                         f'the checkpoint folder; {train.model!r} is not one (use --lora)')
+    precision = model_module.resolve_precision(train)
+    data = dataset_module.build_dataset(data_dir, 'grpo', train.dropout, train.max_examples)
+    model, processor = model_module.load_model(train, precision)
+    reward_functions, weights = make_reward_functions(config.reward)
+    arguments = TrlGrpoConfig(
+        num_generations=config.num_generations,
+        max_completion_length=config.max_completion_length, beta=config.beta,
+        temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
+        reward_weights=weights, **_common_arguments(train, precision))
+    trainer = GRPOTrainer(model=model, reward_funcs=reward_functions, args=arguments,
+                          train_dataset=data, processing_class=processor,
+                          peft_config=model_module.lora_config(train), callbacks=list(callbacks))
+    return _finish('grpo', trainer, processor, train, config, _train(trainer), data_dir)

@@ -1,0 +1,211 @@
+"""Dataset adapters: an episode folder, a recorded bag and a synth export -> training examples."""
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip('cv2')
+
+from sole_r1_ros.cli import main  # noqa: E402
+from sole_r1_ros.finetune import dataset, examples  # noqa: E402
+from sole_r1_ros.finetune.dropout import PreviousDropoutConfig  # noqa: E402
+from sole_r1_ros.reward import protocol  # noqa: E402
+
+
+def _frames(count, seed, height=48, width=64):
+    frames = []
+    for i in range(count):
+        frame = np.full((height, width, 3), (seed * 40) % 255, np.uint8)
+        frame[4 + 3 * i:14 + 3 * i, 8:24] = (255, 255, 255)  # a square moving down
+        frames.append(frame)
+    return frames
+
+
+def _write_video(path, frames, fps=10):
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    for frame in frames:
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def _decoded(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+
+
+# ---------------------------------------------------------------- episode folder
+@pytest.fixture
+def episode_folder(tmp_path):
+    root = tmp_path / 'robot'
+    with_wrist = root / 'episodes' / 'a'
+    with_wrist.mkdir(parents=True)
+    _write_video(with_wrist / 'external.mp4', _frames(6, 1))
+    _write_video(with_wrist / 'wrist.mp4', _frames(6, 2, 40, 40))
+    (with_wrist / 'labels.json').write_text(json.dumps(
+        {'task': 'Close the drawer.', 'progress': [0, 5, 20, 40, 70, 95]}))
+    keypoints = root / 'episodes' / 'b'
+    keypoints.mkdir()
+    _write_video(keypoints / 'external.mp4', _frames(5, 3), fps=4)
+    (keypoints / 'labels.json').write_text(json.dumps(
+        {'task': 'Open the drawer', 'time_s': [0.0, 1.0], 'progress': [0, -40]}))
+    return root
+
+
+def test_episode_folder_prepares_exact_examples(episode_folder, tmp_path):
+    out = tmp_path / 'data'
+    assert main(['finetune', 'prepare', '--episodes', str(episode_folder), '--out', str(out),
+                 '--num-queries', '2']) == 0
+    loaded = examples.read_examples(str(out))
+    by_episode = {e: [x for x in loaded if x.episode_id == e] for e in ('a', 'b')}
+    first, second = by_episode['a']
+    assert (first.step, second.step, second.previous_step) == (2, 5, 2)
+    assert (first.previous_progress, first.progress) == (0, 20)
+    assert (second.previous_progress, second.progress) == (20, 95)
+    assert not first.external_only and first.goal == 'Close the drawer'
+    # Keypoints at 4 fps: frame i is at i/4 s, so -40 % per second reaches -40 at frame 4.
+    assert [(x.step, x.previous_progress, x.progress) for x in by_episode['b']] == [
+        (2, 0, -20), (4, -20, -40)]
+    assert all(x.external_only for x in by_episode['b'])
+    from PIL import Image
+    external = _decoded(episode_folder / 'episodes' / 'a' / 'external.mp4')
+    wrist = _decoded(episode_folder / 'episodes' / 'a' / 'wrist.mp4')
+    expected = protocol.build_composite(external[0], external[2], external[5],
+                                        wrist[0], wrist[2], wrist[5])
+    assert np.array_equal(np.asarray(Image.open(out / second.image)), expected)
+    header = json.loads((out / examples.HEADER).read_text())
+    assert header['num_examples'] == 4 and header['source']['schedule']['num_queries'] == 2
+
+
+def test_episode_folder_errors_are_one_line(episode_folder, tmp_path, capsys):
+    labels = episode_folder / 'episodes' / 'a' / 'labels.json'
+    labels.write_text(json.dumps({'task': 'Close the drawer', 'progress': [0, 1, 2]}))
+    assert main(['finetune', 'prepare', '--episodes', str(episode_folder),
+                 '--out', str(tmp_path / 'd')]) == 2
+    assert '3 progress labels for 6 frames' in capsys.readouterr().err
+    assert main(['finetune', 'prepare', '--episodes', str(tmp_path / 'none'),
+                 '--out', str(tmp_path / 'e')]) == 2
+    assert 'no episodes/ folder' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- recorded bag
+def _write_bag(path, episodes):
+    from rclpy.serialization import serialize_message
+    from sole_r1_interfaces.msg import Episode
+
+    from sole_r1_ros.nodes.conversions import array_to_image
+    from sole_r1_ros.recording import BagWriter
+
+    writer = BagWriter(path)
+    for e, (episode_id, count) in enumerate(episodes):
+        base = 100 * (e + 1)
+        start = Episode(episode_id=episode_id)
+        start.header.stamp.sec = base
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', base * 10**9,
+                     serialize_message(start))
+        for i, (ext, wri) in enumerate(zip(_frames(count, e), _frames(count, e + 5, 32, 32))):
+            for topic, frame in (('/camera/external/image_raw', ext),
+                                 ('/camera/wrist/image_raw', wri)):
+                msg = array_to_image(frame, 'rgb8')
+                stamp = msg.header.stamp
+                stamp.sec, stamp.nanosec = base + i // 2, 500_000_000 * (i % 2)
+                writer.write(topic, 'sensor_msgs/msg/Image', base * 10**9 + i,
+                             serialize_message(msg))
+    writer.close()
+
+
+def test_recorded_bag_with_labels_prepares_examples(tmp_path):
+    pytest.importorskip('rclpy')
+    pytest.importorskip('sole_r1_interfaces.msg')
+    bag = tmp_path / 'bag'
+    _write_bag(bag, [('ep-a', 5), ('ep b', 4), ('ep-unlabelled', 3)])
+    labels = tmp_path / 'labels.json'
+    labels.write_text(json.dumps({'task': 'Push the block', 'episodes': {
+        'ep-a': {'progress': [0, 10, 30, 60, 100]},
+        'ep b': {'time_s': [0.0, 1.5], 'progress': [0, 60], 'task': 'Pull the block'}}}))
+    out = tmp_path / 'data'
+    assert main(['finetune', 'prepare', '--bag', str(bag), '--labels', str(labels),
+                 '--out', str(out), '--stride', '2']) == 0
+    loaded = examples.read_examples(str(out))
+    assert [(x.episode_id, x.step, x.previous_progress, x.progress) for x in loaded] == [
+        ('ep-a', 2, 0, 30), ('ep-a', 4, 30, 100),
+        ('ep b', 2, 0, 40), ('ep b', 3, 40, 60)]  # frames every 0.5 s
+    assert loaded[2].example_id == 'ep_b-000002' and loaded[2].goal == 'Pull the block'
+    assert not any(x.external_only for x in loaded)
+    from PIL import Image
+    assert Image.open(out / loaded[0].image).size == (1162, 773)
+
+
+def test_bag_without_matching_labels_is_an_error(tmp_path, capsys):
+    pytest.importorskip('rclpy')
+    pytest.importorskip('sole_r1_interfaces.msg')
+    bag = tmp_path / 'bag'
+    _write_bag(bag, [('ep-a', 3)])
+    labels = tmp_path / 'labels.json'
+    labels.write_text(json.dumps({'task': 'x', 'episodes': {'other': {'progress': [0]}}}))
+    assert main(['finetune', 'prepare', '--bag', str(bag), '--labels', str(labels),
+                 '--out', str(tmp_path / 'd')]) == 2
+    assert 'none of the 1 episode(s)' in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- sole-r1 synth export
+def _synth_export(tmp_path):
+    from sole_r1_ros.synth import export as synth_export, format as synth_format
+
+    root = tmp_path / 'synth'
+    count = 6
+    frames = np.stack(_frames(count, 4, 32, 32))
+    state = np.zeros((count, 39), np.float32)
+    state[:, 0] = np.linspace(0, 0.1, count)  # the hand moves 10 cm to the right
+    arrays = {
+        'external': frames, 'wrist': frames[:, ::-1].copy(),
+        'frame_steps': np.arange(count, dtype=np.int32),
+        'progress': np.linspace(0, 100, count).astype(np.float32),
+        'success': np.arange(count) == count - 1, 'state': state,
+        'ee_position': state[:, :3], 'gripper_opening': np.ones(count, np.float32),
+        'joint_positions': np.zeros((count, 9), np.float32),
+        'step_progress': np.linspace(0, 100, count).astype(np.float32),
+        'step_success': np.arange(count) == count - 1,
+        'actions': np.zeros((count - 1, 4), np.float32)}
+    meta = {'episode_id': 'drawer-close-v3-0000', 'task': 'drawer-close-v3',
+            'goal': 'Close the drawer', 'behaviour': 'expert', 'split': 'train'}
+    synth_format.write_episode(str(root), meta, arrays)
+    synth_format.write_manifest(str(root), {})
+    out = tmp_path / 'export'
+    assert synth_export.export_sole_r1(str(root), str(out), queries_per_episode=2) == 2
+    return out
+
+
+def test_synth_export_is_read_with_its_grounded_reasoning(tmp_path):
+    pytest.importorskip('datasets')
+    out = _synth_export(tmp_path)
+    loaded = dataset.load_examples(str(out))
+    assert [(x.previous_step, x.step, x.previous_progress, x.progress) for x in loaded] == [
+        (0, 2, 0, 40), (2, 5, 40, 100)]
+    assert 'gripper moved about' in loaded[0].reasoning
+    stored = [json.loads(line) for line in (out / 'examples.jsonl').read_text().splitlines()]
+    assert [x.completion() for x in loaded] == [s['completion'] for s in stored]
+    rows = dataset.build_dataset(str(out), 'sft', PreviousDropoutConfig(jitter_p=1.0))
+    row = rows[1]
+    assert row['completion'][0]['content'] == stored[1]['completion']
+    _, user = protocol.message_texts(row['prompt'])
+    assert 'previous timestep is 40%' not in user  # jittered
+    assert row['images'][0].size == (1176, 784)
+
+
+def test_synth_export_refuses_from_zero_dropout_and_drift(tmp_path):
+    pytest.importorskip('datasets')
+    out = _synth_export(tmp_path)
+    with pytest.raises(ValueError, match='before the final resize'):
+        dataset.build_dataset(str(out), 'grpo', PreviousDropoutConfig(from_zero_p=1.0))
+    lines = (out / 'examples.jsonl').read_text().splitlines()
+    record = json.loads(lines[0])
+    record['completion'] = record['completion'].replace('40%', '41%')
+    (out / 'examples.jsonl').write_text(json.dumps(record) + '\n' + lines[1])
+    with pytest.raises(ValueError, match='does not end in the label'):
+        dataset.load_examples(str(out))
