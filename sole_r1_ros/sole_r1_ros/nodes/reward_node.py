@@ -24,7 +24,7 @@ from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
 from sole_r1_ros.reward import (
     make_backend, OpenAIConfig, RewardConfig, RewardEngine, TransformersConfig)
-from sole_r1_ros.rl.replay import progress_to_reward
+from sole_r1_ros.rl.shaping import progress_to_reward
 from sole_r1_ros.viz.overlay import draw_overlay
 
 PARAMS = [

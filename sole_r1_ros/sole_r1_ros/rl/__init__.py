@@ -1,8 +1,9 @@
 """ROS-free online RL: DrQ-v2 agent, replay buffer with pending progress rewards, checkpoints,
 safety limits and the action adapters.
 
-Modules: ``config`` (DrQConfig, ReplayConfig), ``replay``, ``preprocess``, ``safety`` (numpy
-only), and, needing torch, ``networks``, ``drq`` (DrQAgent), ``checkpoint`` and ``metrics``.
+Modules: ``config`` (DrQConfig, ReplayConfig), ``replay``, ``shaping``, ``preprocess``,
+``safety`` (numpy only), and, needing torch, ``networks``, ``drq`` (DrQAgent), ``checkpoint``
+and ``metrics``.
 Importing this package does not import torch; ``DrQAgent`` and ``MetricsLogger`` load it on
 first access.
 """
@@ -14,10 +15,11 @@ from sole_r1_ros.rl.checkpoint import (
     save_checkpoint)
 from sole_r1_ros.rl.config import config_from_mapping, DrQConfig, ReplayConfig
 from sole_r1_ros.rl.preprocess import prepare_image, prepare_observation
-from sole_r1_ros.rl.replay import Batch, LabelOutcome, progress_to_reward, ReplayBuffer
+from sole_r1_ros.rl.replay import Batch, LabelOutcome, ReplayBuffer
 from sole_r1_ros.rl.safety import (
     clamp_delta_to_workspace, clamp_to_limits, clamp_to_workspace, EeDeltaAdapter,
     JointTargetAdapter, rate_limit, StaleWatchdog)
+from sole_r1_ros.rl.shaping import progress_to_reward
 
 _LAZY = {'DrQAgent': 'sole_r1_ros.rl.drq', 'MetricsLogger': 'sole_r1_ros.rl.metrics'}
 

@@ -24,7 +24,6 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-from torch import nn
 import torch.nn.functional as F
 
 from sole_r1_ros.rl.config import DrQConfig
@@ -239,7 +238,8 @@ class DrQAgent:
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, optimisers, counters and generator states (tensors and plain Python only,
-        so ``torch.load(..., weights_only=True)`` reads it)."""
+        so ``torch.load(..., weights_only=True)`` reads it). Call it between updates (from the
+        learner thread); acting may go on meanwhile."""
         with self._act_lock:
             state = {name: copy.deepcopy(module.state_dict())
                      for name, module in self._modules().items()}
@@ -277,11 +277,6 @@ class DrQAgent:
         if changed:
             _LOG.info('agent restored with changed config fields: %s', changed)
         self.sync_acting_copy()
-
-    def parameters(self) -> list[nn.Parameter]:
-        """All trainable parameters (encoder, actor, critics)."""
-        modules = [m for m in (self.encoder, self.actor, self.critic) if m is not None]
-        return [p for m in modules for p in m.parameters()]
 
 
 def _plain(value: Any) -> Any:
