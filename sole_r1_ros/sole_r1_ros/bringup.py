@@ -16,15 +16,16 @@ def load_params(path: str) -> dict[str, dict[str, Any]]:
         data = yaml.safe_load(stream) or {}
     params = {}
     for key, section in data.items():
-        params[key.split('/')[-1]] = _flatten(section.get('ros__parameters', {}))
+        params[key.split('/')[-1]] = flatten_params(section.get('ros__parameters', {}))
     return params
 
 
-def _flatten(values: dict, prefix: str = '') -> dict[str, Any]:
+def flatten_params(values: dict, prefix: str = '') -> dict[str, Any]:
+    """Nested YAML sections become dotted names, as rclpy declares them ('agent.lr')."""
     flat = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f'{prefix}{key}.'))
+            flat.update(flatten_params(value, f'{prefix}{key}.'))
         else:
             flat[f'{prefix}{key}'] = value
     return flat

@@ -36,6 +36,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help='query every K-th frame, plus the last')
     parser.add_argument('--from-zero', action='store_true',
                         help='ask for progress from the first frame alone at every query')
+    add_backend_arguments(parser)
+    parser.add_argument('--out', metavar='JSON', help='write per-frame progress and reasoning')
+    parser.add_argument('--plot', metavar='PNG', help='write the progress curve')
+    parser.add_argument('--video', dest='annotated', metavar='MP4',
+                        help='write the video annotated with reasoning and a live curve')
+    parser.add_argument('--dump-queries', metavar='DIR',
+                        help='write each query as the model sees it (query_NNN.png/.json)')
+
+
+def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    """The reward-model flags shared by ``score`` and ``score-bag``."""
     backends = [name for name in available_backends() if name != 'oracle']
     parser.add_argument('--backend', default='transformers', choices=backends)
     parser.add_argument('--model', default='',
@@ -50,12 +61,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-new-tokens', type=int, default=200)
     parser.add_argument('--timeout', type=float, default=None, metavar='S',
                         help='give up on one query after S seconds (default: wait)')
-    parser.add_argument('--out', metavar='JSON', help='write per-frame progress and reasoning')
-    parser.add_argument('--plot', metavar='PNG', help='write the progress curve')
-    parser.add_argument('--video', dest='annotated', metavar='MP4',
-                        help='write the video annotated with reasoning and a live curve')
-    parser.add_argument('--dump-queries', metavar='DIR',
-                        help='write each query as the model sees it (query_NNN.png/.json)')
+
+
+def make_engine(args: argparse.Namespace) -> RewardEngine:
+    """The reward engine the backend flags describe; a backend that cannot start is a
+    ValueError with the reason (the CLI prints it as one line)."""
+    config = RewardConfig(
+        backend=args.backend, model=args.model, temperature=args.temperature, seed=args.seed,
+        max_new_tokens=args.max_new_tokens, timeout_s=args.timeout,
+        transformers=TransformersConfig(device=args.device),
+        openai=OpenAIConfig(base_url=args.base_url))
+    try:
+        return RewardEngine(make_backend(config), config)
+    except (BackendError, ImportError) as exc:
+        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,21 +85,13 @@ def run(args: argparse.Namespace) -> int:
     if args.stride is None and args.num_queries is None:
         args.num_queries = 10
     steps = offline_query_steps(num_frames, num_queries=args.num_queries, stride=args.stride)
-    config = RewardConfig(
-        backend=args.backend, model=args.model, temperature=args.temperature, seed=args.seed,
-        max_new_tokens=args.max_new_tokens, timeout_s=args.timeout,
-        transformers=TransformersConfig(device=args.device),
-        openai=OpenAIConfig(base_url=args.base_url))
-    try:
-        backend = make_backend(config)
-    except (BackendError, ImportError) as exc:
-        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
+    engine = make_engine(args)
+    config = engine.config
     frames = _read_frames(args, {0, *steps})
     tracker = EpisodeTracker(_EPISODE_ID, goal, from_zero=args.from_zero)
     tracker.add_frame(*frames[0])
     records = []
-    with RewardEngine(backend, config) as engine, \
-            tqdm(total=len(steps), desc='scoring', unit='query') as bar:
+    with engine, tqdm(total=len(steps), desc='scoring', unit='query') as bar:
         for index, step in enumerate(steps):
             previous = (tracker.last_query_step, tracker.progress)
             tracker.add_frame(*frames[step], step=step)

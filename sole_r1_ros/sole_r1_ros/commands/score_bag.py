@@ -10,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from sole_r1_ros.reward import (
-    BackendError, EpisodeFrames, make_backend, offline_query_steps, OpenAIConfig, RewardConfig,
-    RewardEngine, score_episodes, TransformersConfig)
+from sole_r1_ros.commands.score import add_backend_arguments, make_engine
+from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
 from sole_r1_ros.reward.protocol import normalize_goal
 
 
@@ -27,13 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--num-queries', type=int, help='evenly spaced queries per episode '
                        '(default 10)')
     group.add_argument('--stride', type=int, help='query every K-th frame (and the last)')
-    parser.add_argument('--backend', default='transformers')
-    parser.add_argument('--model', default='tiny-random')
-    parser.add_argument('--device', default='auto')
-    parser.add_argument('--base-url', default='http://localhost:8000/v1')
-    parser.add_argument('--temperature', type=float, default=1.0)
-    parser.add_argument('--seed', type=int)
-    parser.add_argument('--max-new-tokens', type=int, default=200)
+    add_backend_arguments(parser)
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
 
@@ -54,17 +47,9 @@ def run(args: argparse.Namespace) -> int:
         wrist=r.wrist if args.wrist_topic else None,
         query_steps=offline_query_steps(len(r.external), num_queries, args.stride))
         for r in recorded]
-    config = RewardConfig(backend=args.backend, model=args.model, seed=args.seed,
-                          temperature=args.temperature, max_new_tokens=args.max_new_tokens,
-                          transformers=TransformersConfig(device=args.device),
-                          openai=OpenAIConfig(base_url=args.base_url))
-    try:
-        backend = make_backend(config)
-    except (BackendError, ImportError) as exc:
-        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
+    engine = make_engine(args)
     total = sum(len(e.query_steps) for e in episodes)
-    with RewardEngine(backend, config) as engine, \
-            tqdm(total=total, desc='scoring', unit='query') as bar:
+    with engine, tqdm(total=total, desc='scoring', unit='query') as bar:
         results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
         model_id = engine.model_id
     report = _report(args, goal, model_id, recorded, episodes, results)

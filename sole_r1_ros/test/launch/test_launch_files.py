@@ -7,6 +7,8 @@ import re
 import pytest
 import yaml
 
+from sole_r1_ros.bringup import flatten_params
+
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _LAUNCH_DIR = os.path.join(_PACKAGE_ROOT, 'launch')
 _CONFIG_DIR = os.path.join(_PACKAGE_ROOT, 'config')
@@ -26,17 +28,6 @@ def _node_calls(tree: ast.AST) -> list[ast.Call]:
 
 def _keyword(call: ast.Call, name: str):
     return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _flatten(params: dict, prefix: str = '') -> dict:
-    """Nested YAML sections become dotted names, as rclpy declares them ('agent.lr')."""
-    flat = {}
-    for key, value in params.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
 
 
 def test_there_are_launch_files():
@@ -78,7 +69,7 @@ def test_yaml_parameters_are_declared_by_their_node(config_file):
         assert node_name in scripts, f'{config_file}: no executable named {node_name}'
         module = importlib.import_module(scripts[node_name])
         declared = {p.name: p.default for p in getattr(module, 'ALL_PARAMS', module.PARAMS)}
-        values = _flatten(section['ros__parameters'])
+        values = flatten_params(section['ros__parameters'])
         unknown = set(values) - set(declared)
         assert not unknown, f'{config_file}: {node_name} declares no {sorted(unknown)}'
         for name, value in values.items():   # rclpy rejects e.g. an int for a float parameter

@@ -81,7 +81,8 @@ def test_score_bag_scores_every_recorded_episode(tmp_path):
     writer.close()
     out = tmp_path / 'scores.json'
     assert main(['score-bag', str(bag), '--goal', 'close the drawer', '--wrist-topic', '',
-                 '--stride', '2', '--max-new-tokens', '4', '--out', str(out),
+                 '--stride', '2', '--model', 'tiny-random', '--max-new-tokens', '4',
+                 '--out', str(out),
                  '--plot', str(tmp_path / 'curves.png')]) == 0
     report = json.loads(out.read_text())
     assert [e['episode_id'] for e in report['episodes']] == ['ep-a', 'ep-b']
