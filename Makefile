@@ -6,7 +6,8 @@ ENV := . ./env.sh
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: setup test test-fast demo bench bench-sim bench-reward bench-rl bench-nodes lint clean help
+.PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune lint \
+	compact-model clean help
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
@@ -31,7 +32,7 @@ demo: setup
 	$(ENV)
 	sole-r1 demo $(DEMO_ARGS)
 
-bench: bench-sim bench-reward bench-rl bench-nodes
+bench: bench-sim bench-reward bench-rl bench-nodes bench-finetune
 
 bench-sim: setup
 	$(ENV)
@@ -48,6 +49,22 @@ bench-rl: setup
 bench-nodes: setup
 	$(ENV)
 	python bench/bench_nodes.py
+
+bench-finetune: setup
+	$(ENV)
+	OMP_NUM_THREADS=1 python bench/bench_finetune.py --tiny
+
+# Reproduce the shipped compact progress model (about 40 minutes on 2 CPU cores).
+COMPACT_TRAIN := drawer-close-v3,reach-v3,button-press-v3,drawer-open-v3,door-open-v3,window-open-v3,handle-press-v3,pick-place-v3
+COMPACT_HELD := window-close-v3,door-close-v3,button-press-topdown-v3
+compact-model: setup
+	$(ENV)
+	sole-r1 synth --tasks $(COMPACT_TRAIN) --episodes 70 --out runs/compact_data --workers 2
+	sole-r1 synth --tasks $(COMPACT_HELD) --episodes 20 --out runs/compact_data --workers 2
+	sole-r1 train compact --data runs/compact_data --tasks $(COMPACT_TRAIN) --minutes 25 \
+	    --out sole_r1_ros/sole_r1_ros/data/compact_progress.pt
+	sole-r1 eval reward --backend compact --data runs/compact_data --tasks $(COMPACT_TRAIN) \
+	    --split val --out runs/compact_eval/trained_val.json --plot runs/compact_eval/trained_val.png
 
 clean:
 	rm -rf build install log env.sh

@@ -11,6 +11,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     'score-bag': ('sole_r1_ros.commands.score_bag', 'score every episode of a recorded bag'),
     'record': ('sole_r1_ros.commands.record', 'record cameras, rewards and reasoning to a bag'),
     'learn': ('sole_r1_ros.commands.learn', 'learn a task online from progress rewards'),
+    'synth': ('sole_r1_ros.commands.synth', 'synthetic robot videos with ground-truth progress'),
+    'train': ('sole_r1_ros.commands.train', 'train a model offline (train compact: progress CNN)'),
+    'eval': ('sole_r1_ros.commands.eval', 'evaluate a reward model (eval reward: VOC, AUROC)'),
+    'finetune': ('sole_r1_ros.commands.finetune', 'fine-tune SOLE-R1 (prepare, sft, grpo)'),
 }
 
 

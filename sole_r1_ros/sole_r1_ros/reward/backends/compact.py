@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from sole_r1_ros.reward.backends.base import BackendError, PreparedRequest, RawReply
 from sole_r1_ros.reward.config import RewardConfig
 
-_INSTALL_HINT = "the compact backend needs torch: install the 'model' extra"
+_INSTALL_HINT = "the compact backend needs torch: pip install 'sole_r1_ros[model]'"
 
 
 class CompactBackend:

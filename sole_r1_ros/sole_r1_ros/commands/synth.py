@@ -1,0 +1,61 @@
+"""``sole-r1 synth``: synthetic robot videos with ground-truth progress, for progress models.
+
+Meta-World's scripted experts plus labelled perturbations (noise, pauses, reversals, stopping
+short, wrong targets, drops), both cameras, proprioception and per-frame progress, written as
+one ``.npz`` per episode (format: ``sole_r1_ros/synth/FORMAT.md``). Resumable: finished episodes
+are skipped. ``--export-sole-r1 DIR`` also writes SOLE-R1 fine-tuning examples.
+"""
+import argparse
+
+from sole_r1_ros.synth.generate import SynthConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--tasks', required=True,
+                        help='comma-separated Meta-World v3 task ids, e.g. '
+                             'drawer-close-v3,reach-v3')
+    parser.add_argument('--episodes', type=int, default=SynthConfig.episodes_per_task,
+                        help='episodes per task (behaviours cycle: expert, noisy, stop_short, '
+                             'reversal, expert, pause, wrong_target, drop, ...)')
+    parser.add_argument('--out', required=True, help='dataset folder (created or resumed)')
+    parser.add_argument('--workers', type=int, default=2,
+                        help='worker processes, one simulator each (default 2)')
+    parser.add_argument('--image-size', type=int, default=SynthConfig.image_size,
+                        help='square camera image side [px]')
+    parser.add_argument('--frame-stride', type=int, default=SynthConfig.frame_stride,
+                        help='store camera frames every K env steps')
+    parser.add_argument('--max-steps', type=int, default=SynthConfig.max_steps)
+    parser.add_argument('--seed', type=int, default=SynthConfig.seed)
+    parser.add_argument('--export-sole-r1', metavar='DIR',
+                        help='also write SOLE-R1 fine-tuning examples (JSONL + PNG) to DIR')
+    parser.add_argument('--queries-per-episode', type=int, default=4,
+                        help='exported queries per episode (with --export-sole-r1)')
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sole_r1_ros.synth.export import export_sole_r1
+    from sole_r1_ros.synth.generate import generate
+
+    if args.workers < 1:
+        raise ValueError(f'--workers must be >= 1, got {args.workers}')
+    config = SynthConfig(
+        tasks=tuple(t.strip() for t in args.tasks.split(',') if t.strip()),
+        episodes_per_task=args.episodes, image_size=args.image_size,
+        frame_stride=args.frame_stride, max_steps=args.max_steps, seed=args.seed)
+    total = len(config.tasks) * config.episodes_per_task
+    with tqdm(total=total, desc='synth', unit='episode') as bar:
+        manifest = generate(config, args.out, workers=args.workers, on_done=bar.update)
+    chosen = [e for e in manifest['episodes'] if e['task'] in config.tasks]
+    frames = sum(e['num_frames'] for e in chosen)
+    successes = sum(e['success'] for e in chosen)
+    print(f'{len(chosen)} episodes ({successes} successful), {frames} frames per camera in '
+          f'{args.out} ({len(manifest["episodes"])} episodes in the whole dataset)')
+    if args.export_sole_r1:
+        with tqdm(total=len(chosen), desc='export', unit='episode') as bar:
+            count = export_sole_r1(args.out, args.export_sole_r1, tasks=config.tasks,
+                                   queries_per_episode=args.queries_per_episode,
+                                   on_episode=bar.update)
+        print(f'{count} SOLE-R1 fine-tuning examples in {args.export_sole_r1}')
+    return 0

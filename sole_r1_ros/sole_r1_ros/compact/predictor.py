@@ -1,0 +1,116 @@
+"""Answer SOLE-R1 queries with the compact network: prepared requests in, reply texts out.
+
+The reply has SOLE-R1's shape, a short ``<think>`` describing the change the model saw and an
+``<answer>N%</answer>``, so the shared parser reads it like any other model's.
+"""
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from sole_r1_ros.compact.goals import GoalEncoder
+from sole_r1_ros.compact.model import CompactProgressNet, load_checkpoint
+from sole_r1_ros.compact.tiles import read_request
+
+DEFAULT_CHECKPOINT = 'compact_progress.pt'
+# Changes smaller than this [%] are described as "little visible change".
+_STEADY_PCT = 3
+
+
+def default_checkpoint_path() -> str:
+    """The checkpoint shipped in the package (``sole_r1_ros/data/compact_progress.pt``)."""
+    import sole_r1_ros
+
+    return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', DEFAULT_CHECKPOINT)
+
+
+def reply_text(goal: str, previous: int, progress: int) -> str:
+    """The SOLE-R1-shaped reply for one answer.
+
+    >>> reply_text('close the drawer', 20, 45)
+    "<think>compact model, goal 'close the drawer': the scene moved towards the goal since \
+the previous frame; progress rose from 20% to 45%.</think><answer>45%</answer>"
+    """
+    change = progress - previous
+    if progress >= 95:
+        seen = 'the task looks complete'
+    elif change >= _STEADY_PCT:
+        seen = 'the scene moved towards the goal since the previous frame'
+    elif change <= -_STEADY_PCT:
+        seen = 'the scene moved away from the goal since the previous frame'
+    else:
+        seen = 'little visible change since the previous frame'
+    verb = 'rose' if change > 0 else 'fell' if change < 0 else 'stayed'
+    moved = f'stayed at {progress}%' if change == 0 else f'{verb} from {previous}% to {progress}%'
+    return (f"<think>compact model, goal '{goal}': {seen}; progress {moved}.</think>"
+            f'<answer>{progress}%</answer>')
+
+
+class CompactPredictor:
+    """A loaded compact network plus its goal encoder; not thread-safe (one caller)."""
+
+    def __init__(self, model: CompactProgressNet, encoder: GoalEncoder,
+                 info: dict[str, Any] | None = None, name: str = 'compact') -> None:
+        self._model = model.eval()
+        self._encoder = encoder
+        self._info = dict(info or {})
+        self._name = name
+
+    @classmethod
+    def load(cls, path: str = '') -> 'CompactPredictor':
+        """Load a checkpoint ('' for the shipped one).
+
+        Raises:
+            FileNotFoundError: no such file; CheckpointError: not a compact checkpoint.
+        """
+        path = path or default_checkpoint_path()
+        model, goal_cache, info = load_checkpoint(path)
+        return cls(model, GoalEncoder(goal_cache), info,
+                   name=f'compact:{os.path.splitext(os.path.basename(path))[0]}')
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self._info)
+
+    @property
+    def image_size(self) -> int:
+        return self._model.config.image_size
+
+    @property
+    def encoder(self) -> GoalEncoder:
+        return self._encoder
+
+    def predict(self, views: np.ndarray, goals: Sequence[str], previous: Sequence[float],
+                has_wrist: Sequence[bool]) -> np.ndarray:
+        """Progress [%] in [-100, 100] for a batch of queries.
+
+        Args:
+            views: B x 2 x 3 x S x S x 3 uint8 (external/wrist, first/previous/current).
+        """
+        tensor = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 1, 2, 5, 3, 4)
+        goal = torch.from_numpy(self._encoder.encode(goals))
+        with torch.inference_mode():
+            out = self._model(tensor, goal, torch.tensor(previous, dtype=torch.float32),
+                              torch.tensor(has_wrist, dtype=torch.float32))
+        return out.clamp(-100.0, 100.0).numpy()
+
+    def answer(self, requests: Sequence[Any]) -> list[str]:
+        """Reply texts for ``PreparedRequest``s, in order, in one batched forward pass.
+
+        Raises:
+            ValueError: a request's text does not follow the SOLE-R1 template.
+        """
+        if not requests:
+            return []
+        parsed = [read_request(r, self.image_size) for r in requests]
+        prompts = [p for _, p in parsed]
+        values = self.predict(np.stack([v for v, _ in parsed]), [p.goal for p in prompts],
+                              [p.previous_progress for p in prompts],
+                              [not p.external_only for p in prompts])
+        return [reply_text(p.goal, p.previous_progress, int(round(float(v))))
+                for p, v in zip(prompts, values)]

