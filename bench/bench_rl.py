@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--variant', choices=('state', 'pixels'), default='state')
     parser.add_argument('--steps', type=int, default=50000, help='environment steps per task')
     parser.add_argument('--quick', action='store_true', help='tiny budget for a smoke run')
-    parser.add_argument('--episode-steps', type=int, default=150, help='episode length [steps]')
+    parser.add_argument('--episode-steps', type=int, default=100, help='episode length [steps]')
     parser.add_argument('--label-delay', type=int, default=10,
                         help='steps between a frame and its progress label')
     parser.add_argument('--label-jitter', type=int, default=5,
@@ -58,8 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help='label every k-th frame (and the last); the rest is filled')
     parser.add_argument('--label-duplicate-prob', type=float, default=0.05)
     parser.add_argument('--label-drop-prob', type=float, default=0.0)
-    parser.add_argument('--action-repeat', type=int, default=1,
-                        help='simulator steps per command (SimConfig.action_repeat)')
+    parser.add_argument('--action-repeat', type=int, default=2,
+                        help='simulator steps (12.5 ms each) per command and environment step')
     parser.add_argument('--eval-every', type=int, default=5000, help='environment steps')
     parser.add_argument('--eval-episodes', type=int, default=20,
                         help='deterministic episodes per intermediate evaluation')
@@ -154,7 +154,12 @@ def train_seed(args: argparse.Namespace, episode: int) -> int:
 
 
 def observe(obs: Any, config: DrQConfig) -> dict[str, np.ndarray]:
-    return prepare_observation(obs.state, {'external': obs.external, 'wrist': obs.wrist}, config)
+    """State variant: the simulator's 39-d state (object and goal poses included). Pixels: the
+    cameras plus robot-only proprioception, joint positions then velocities (as the node)."""
+    state = obs.state
+    if config.variant == 'pixels':
+        state = np.concatenate([obs.joint_positions, obs.joint_velocities])
+    return prepare_observation(state, {'external': obs.external, 'wrist': obs.wrist}, config)
 
 
 def make_robot(task: str, args: argparse.Namespace, config: DrQConfig, seed: int) -> Any:
@@ -179,7 +184,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     rng = np.random.default_rng(args.seed)
     robot = make_robot(task, args, config, args.seed)
     obs = robot.reset(seed=train_seed(args, 0))
-    state_dim = int(np.asarray(obs.state).size)
+    state_dim = observe(obs, config)['state'].size
     agent = DrQAgent(config, state_dim, action_dim=4)
     keys = config.image_keys if config.variant == 'pixels' else ()
     replay = ReplayBuffer(replay_config, state_dim, 4, keys, config.image_size, config.n_step,
@@ -190,9 +195,10 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     returns: collections.deque = collections.deque(maxlen=10)
     start = time.monotonic()
     next_eval = args.eval_every
-    while counters.env_steps < args.steps:
+    # whole episodes only, never more than args.steps environment steps (at least one episode)
+    while counters.env_steps == 0 or counters.env_steps + args.episode_steps <= args.steps:
         returns.append(run_episode(robot, obs, agent, replay, labels, config, args, counters))
-        done = counters.env_steps >= args.steps
+        done = counters.env_steps + args.episode_steps > args.steps
         if counters.env_steps >= next_eval or done:
             next_eval += args.eval_every
             episodes = args.final_eval_episodes if done else args.eval_episodes
@@ -214,6 +220,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
             'episode_steps': args.episode_steps, 'success_rate': final['success_rate'],
             'eval_episodes': args.final_eval_episodes, 'wall_s': final['wall_s'],
             'action_repeat': args.action_repeat,
+            'simulator_steps': counters.env_steps * args.action_repeat,
+            'final_progress': final['final_progress'],
             'updates': agent.updates, 'curve': curve, 'replay': replay.stats(),
             'label_delay_steps': args.label_delay, 'label_jitter_steps': args.label_jitter,
             'label_stride': args.label_stride, 'config': dataclasses.asdict(config),
@@ -270,12 +278,13 @@ def hardware() -> dict[str, Any]:
 
 
 def write_table(runs: list[dict[str, Any]], path: Path) -> None:
-    lines = ['| task | variant | env steps | success (eval eps) | updates | wall time |',
-             '|---|---|---|---|---|---|']
+    lines = ['| task | variant | env steps (action repeat) | success (eval episodes) | '
+             'final-step progress | updates | wall time |', '|---|---|---|---|---|---|---|']
     for r in runs:
-        lines.append(f"| {r['task']} | {r['variant']} | {r['env_steps']} | "
-                     f"{r['success_rate']:.0%} ({r['eval_episodes']}) | {r['updates']} | "
-                     f"{r['wall_s'] / 60:.1f} min |")
+        lines.append(f"| {r['task']} | {r['variant']} | {r['env_steps']} "
+                     f"({r.get('action_repeat', 1)}) | {r['success_rate']:.0%} "
+                     f"({r['eval_episodes']}) | {r.get('final_progress', float('nan')):.0f} % | "
+                     f"{r['updates']} | {r['wall_s'] / 60:.1f} min |")
     lines.append('')
     lines.append('Reward: ground-truth progress / 100, labelled with delay '
                  f"{runs[-1]['label_delay_steps']}+U[0, {runs[-1]['label_jitter_steps']}] "

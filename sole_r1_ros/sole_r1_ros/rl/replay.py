@@ -23,8 +23,10 @@ A label that never comes leaves its frames pending until a later label of the sa
 arrives; the fill rule then bridges the wider gap (up to ``max_fill_gap`` steps). Frames with no
 labelled neighbour on one side (the end of an episode whose labels stopped, or a gap too wide)
 stay pending and every window over them is never sampled; ``pending_age`` grows, so the learner
-can pause learning while control carries on. ``labels_applied`` counts every applied label,
-``labels_early`` those of them that waited for their frame.
+can pause learning while control carries on. ``labels_early`` counts labels that waited for
+their frame; each is counted again when its frame arrives (applied or mismatch) or when the
+full queue drops it. The fill rule is ``ReplayConfig.fill``: 'linear' (default) interpolates
+between the two labels, 'hold' repeats the earlier one.
 """
 import collections
 import enum
