@@ -6,9 +6,12 @@ losses), the way SOLE-R1's answers reach the learner node. It checks the learner
 One process runs the actor and learner in lock step, like the node's two threads would at a
 fixed update-to-data ratio.
 
-    python bench/bench_rl.py                  # state variant, reach + drawer-close
-    python bench/bench_rl.py --variant pixels --tasks drawer-close-v3 --steps 20000
+    python bench/bench_rl.py                  # state variant, reach + drawer-close, 50k each
+    python bench/bench_rl.py --variant pixels --tasks drawer-close-v3 --steps 10000 \
+        --eval-every 2500 --eval-episodes 10 --final-eval-episodes 20
     python bench/bench_rl.py --quick          # smoke run, a few minutes
+
+An environment step is one command held for ``--action-repeat`` simulator steps.
 
 Writes (merging with earlier runs, keyed by task and variant) ``bench/results/rl.json``,
 ``rl_curve.png`` and ``rl.md``.
@@ -130,8 +133,11 @@ class DelayedLabels:
 
 def evaluate(robot: Any, agent: DrQAgent, config: DrQConfig, episodes: int,
              episode_steps: int) -> dict[str, float]:
-    """Deterministic policy (mu) on the same ``episodes`` task variations every time (reset
-    seeds ``EVAL_SEED + i``); success = success at any step of the episode."""
+    """Run the deterministic policy (mu) for ``episodes`` episodes.
+
+    The variations are the same every time (reset seeds ``EVAL_SEED + i``); success = success at
+    any step of the episode.
+    """
     successes, final_progress = [], []
     for i in range(episodes):
         obs = robot.reset(seed=EVAL_SEED + i)
@@ -148,14 +154,38 @@ def evaluate(robot: Any, agent: DrQAgent, config: DrQConfig, episodes: int,
             'final_progress': float(np.mean(final_progress))}
 
 
+def random_policy_success(task: str, args: argparse.Namespace) -> float:
+    """Measure the success rate of uniformly random commands, for context.
+
+    Uses the final evaluation's variations and no rendering: how easy the task is unlearned.
+    """
+    robot = MetaWorldRobot(SimConfig(task=task, render=False, seed=args.seed,
+                                     max_episode_steps=args.episode_steps,
+                                     action_repeat=args.action_repeat))
+    rng = np.random.default_rng(args.seed)
+    successes = []
+    for i in range(args.final_eval_episodes):
+        robot.reset(seed=EVAL_SEED + i)
+        success = False
+        for _ in range(args.episode_steps):
+            _, info = robot.step(rng.uniform(-1.0, 1.0, 4))
+            success = success or bool(info.success)
+        successes.append(success)
+    robot.close()
+    return float(np.mean(successes))
+
+
 def train_seed(args: argparse.Namespace, episode: int) -> int:
     """Reset seed of training episode ``episode``, disjoint from the evaluation seeds."""
     return args.seed * 100_000 + episode
 
 
 def observe(obs: Any, config: DrQConfig) -> dict[str, np.ndarray]:
-    """State variant: the simulator's 39-d state (object and goal poses included). Pixels: the
-    cameras plus robot-only proprioception, joint positions then velocities (as the node)."""
+    """Build the agent's observation from a simulator observation.
+
+    State variant: the simulator's 39-d state (object and goal poses included). Pixels: the
+    cameras plus robot-only proprioception, joint positions then velocities (as the node).
+    """
     state = obs.state
     if config.variant == 'pixels':
         state = np.concatenate([obs.joint_positions, obs.joint_velocities])
@@ -225,7 +255,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
             'updates': agent.updates, 'curve': curve, 'replay': replay.stats(),
             'label_delay_steps': args.label_delay, 'label_jitter_steps': args.label_jitter,
             'label_stride': args.label_stride, 'config': dataclasses.asdict(config),
-            'replay_config': dataclasses.asdict(replay_config)}
+            'replay_config': dataclasses.asdict(replay_config),
+            'random_policy_success': random_policy_success(task, args)}
 
 
 def run_episode(robot: Any, obs: Any, agent: DrQAgent, replay: ReplayBuffer,
@@ -279,12 +310,14 @@ def hardware() -> dict[str, Any]:
 
 def write_table(runs: list[dict[str, Any]], path: Path) -> None:
     lines = ['| task | variant | env steps (action repeat) | success (eval episodes) | '
-             'final-step progress | updates | wall time |', '|---|---|---|---|---|---|---|']
+             'final-step progress | random policy | updates | wall time |',
+             '|---|---|---|---|---|---|---|---|']
     for r in runs:
         lines.append(f"| {r['task']} | {r['variant']} | {r['env_steps']} "
                      f"({r.get('action_repeat', 1)}) | {r['success_rate']:.0%} "
                      f"({r['eval_episodes']}) | {r.get('final_progress', float('nan')):.0f} % | "
-                     f"{r['updates']} | {r['wall_s'] / 60:.1f} min |")
+                     f"{r.get('random_policy_success', float('nan')):.0%} | {r['updates']} | "
+                     f"{r['wall_s'] / 60:.1f} min |")
     lines.append('')
     lines.append('Reward: ground-truth progress / 100, labelled with delay '
                  f"{runs[-1]['label_delay_steps']}+U[0, {runs[-1]['label_jitter_steps']}] "

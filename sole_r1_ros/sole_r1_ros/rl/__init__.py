@@ -1,6 +1,7 @@
-"""ROS-free online RL: DrQ-v2 agent, replay buffer with pending progress rewards, checkpoints,
-safety limits and the action adapters.
+"""ROS-free online RL for the learner node and ``sole-r1 train``.
 
+DrQ-v2 agent, replay buffer with pending progress rewards, checkpoints, safety limits and the
+action adapters.
 Modules: ``config`` (DrQConfig, ReplayConfig), ``replay``, ``shaping``, ``preprocess``,
 ``safety`` (numpy only), and, needing torch, ``networks``, ``drq`` (DrQAgent), ``checkpoint``
 and ``metrics``.

@@ -1,5 +1,7 @@
-"""Atomic checkpoints of the learner: agent (networks, optimisers, RNG), replay buffer (frames,
-images, labels, the queue of early labels) and the loop counters; the last K are kept.
+"""Atomic checkpoints of the learner, keeping the last K.
+
+A checkpoint holds the agent (networks, optimisers, RNG), the replay buffer (frames, images,
+labels, the queue of early labels) and the loop counters.
 
 Layout of ``<dir>/ckpt-00000042/``: ``agent.pt`` (``torch.save`` of tensors and plain Python,
 read back with ``weights_only=True``), ``replay.npz`` (``np.savez``, no pickle), ``meta.json``
@@ -99,7 +101,7 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
-    """Published checkpoint directories, newest first (not yet verified)."""
+    """Return the published checkpoint directories, newest first (not yet verified)."""
     root = Path(directory)
     return [path for _, path in _numbered(root)] if root.is_dir() else []
 
@@ -138,7 +140,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
 
 def load_latest(directory: str | os.PathLike) -> Checkpoint:
-    """The newest checkpoint that verifies; corrupt or partial ones are skipped with a warning.
+    """Load the newest checkpoint that verifies; corrupt or partial ones are skipped, logged.
 
     Raises:
         CheckpointError: there is no checkpoint, or none verifies (the last failure chained).

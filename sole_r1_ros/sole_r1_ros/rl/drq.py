@@ -1,6 +1,7 @@
-"""DrQ-v2 agent (Yarats et al. 2021, "Mastering Visual Continuous Control"): DDPG with n-step
-returns, clipped double Q, target smoothing, scheduled exploration noise and random-shift image
-augmentation; plus a state-only variant without the encoder.
+"""DrQ-v2 agent (Yarats et al. 2021, "Mastering Visual Continuous Control").
+
+DDPG with n-step returns, clipped double Q, target smoothing, scheduled exploration noise and
+random-shift image augmentation; plus a state-only variant without the encoder.
 
 Equations cited below, with h = f_xi(aug(o)) the encoded observation and sigma(t) the schedule:
 
@@ -98,7 +99,7 @@ class DrQAgent:
         return cfg.std_init + (cfg.std_final - cfg.std_init) * frac
 
     def act(self, obs: Mapping[str, np.ndarray], explore: bool) -> np.ndarray:
-        """Action in [-1, 1]^A for one observation (``preprocess.prepare_observation`` format).
+        """Return an action in [-1, 1]^A for one observation (``prepare_observation`` format).
 
         ``explore=True`` counts an environment step; it acts uniformly at random for the first
         ``seed_steps`` steps, then adds N(0, sigma(t)^2) noise to mu (Eq. 5). ``explore=False``
@@ -130,8 +131,11 @@ class DrQAgent:
     # --------------------------------------------------------------------------- learning
 
     def updates_due(self, learning_env_steps: int) -> int:
-        """Updates still owed for ``utd_ratio`` after ``learning_env_steps`` environment steps
-        taken since learning started (the learner calls ``update`` this many times)."""
+        """Return how many updates ``utd_ratio`` still owes.
+
+        ``learning_env_steps`` counts environment steps since learning started; the learner
+        calls ``update`` this many times.
+        """
         return max(0, math.floor(learning_env_steps * self.config.utd_ratio) - self._updates)
 
     def update(self, batch: Batch) -> dict[str, float]:
@@ -162,7 +166,7 @@ class DrQAgent:
         return metrics
 
     def _encode(self, images: np.ndarray | None, state: torch.Tensor) -> torch.Tensor:
-        """h = f_xi(aug(o)) for the pixels variant; the state itself otherwise."""
+        """Encode h = f_xi(aug(o)) for the pixels variant; the state itself otherwise."""
         if self.encoder is None:
             return state
         b, v = images.shape[:2]
@@ -237,9 +241,11 @@ class DrQAgent:
         return modules
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks, optimisers, counters and generator states (tensors and plain Python only,
-        so ``torch.load(..., weights_only=True)`` reads it). Call it between updates (from the
-        learner thread); acting may go on meanwhile."""
+        """Return networks, optimisers, counters and generator states.
+
+        Tensors and plain Python only, so ``torch.load(..., weights_only=True)`` reads it. Call
+        it between updates (from the learner thread); acting may go on meanwhile.
+        """
         with self._act_lock:
             state = {name: copy.deepcopy(module.state_dict())
                      for name, module in self._modules().items()}

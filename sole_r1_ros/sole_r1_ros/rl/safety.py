@@ -1,5 +1,7 @@
-"""Safety applied last, just before a command is published: limits, rate limits, a workspace
-box, a stale-observation watchdog, and the mapping from policy outputs in [-1, 1] to commands.
+"""Safety applied last, just before a command is published.
+
+Limits, rate limits, a workspace box, a stale-observation watchdog, and the mapping from policy
+outputs in [-1, 1] to commands.
 
 Pure numpy, no torch and no ROS. Every function returns a new array and rejects NaN/inf and
 wrong lengths with ``ValueError``; the order follows SERL's ``franka_env`` (clip the action, then
@@ -29,7 +31,7 @@ def _vector(name: str, values: ArrayLike, length: int | None = None) -> np.ndarr
 
 
 def _bound(name: str, bound: float | ArrayLike, length: int) -> np.ndarray:
-    """A scalar or per-element bound, broadcast to ``length``."""
+    """Broadcast a scalar or per-element bound to ``length`` values."""
     array = np.array(bound, dtype=np.float64)
     if array.ndim == 0:
         array = np.full(length, float(array))
@@ -120,13 +122,13 @@ class StaleWatchdog:
         self._last[source] = self._clock() if now is None else float(now)
 
     def stale_sources(self, now: float | None = None) -> list[str]:
-        """Sources, sorted, silent for longer than their timeout (or never heard from)."""
+        """Return the sources, sorted, silent longer than their timeout (or never heard)."""
         now = self._clock() if now is None else float(now)
         return sorted(source for source, timeout in self._timeouts.items()
                       if source not in self._last or now - self._last[source] > timeout)
 
     def is_stale(self, now: float | None = None) -> bool:
-        """Whether any source is stale; the learner then holds the robot."""
+        """Tell whether any source is stale; the learner then holds the robot."""
         return bool(self.stale_sources(now))
 
 
