@@ -236,7 +236,8 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
             stats = replay.stats()
             point = {'env_steps': counters.env_steps, 'updates': agent.updates,
                      'wall_s': round(time.monotonic() - start, 1),
-                     'train_return': float(np.mean(returns)), **result,
+                     'train_return': float(np.mean(returns)), 'eval_episodes': episodes,
+                     **result,
                      'labelled_share': stats['labelled_share'],
                      'labels_duplicate': stats['labels_duplicate']}
             curve.append(point)
@@ -303,9 +304,16 @@ def write_outputs(records: list[dict[str, Any]], out: Path) -> None:
 
 
 def hardware() -> dict[str, Any]:
-    return {'cpu_cores': os.cpu_count(), 'machine': platform.machine(),
-            'processor': platform.processor() or 'unknown', 'torch': torch.__version__,
-            'torch_threads': torch.get_num_threads(), 'python': sys.version.split()[0]}
+    model = platform.processor() or 'unknown'
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            model = next(line.split(':', 1)[1].strip() for line in f
+                         if line.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    return {'cpu_cores': os.cpu_count(), 'cpu_model': model, 'machine': platform.machine(),
+            'torch': torch.__version__, 'torch_threads': torch.get_num_threads(),
+            'python': sys.version.split()[0]}
 
 
 def write_table(runs: list[dict[str, Any]], path: Path) -> None:
@@ -321,7 +329,12 @@ def write_table(runs: list[dict[str, Any]], path: Path) -> None:
     lines.append('')
     lines.append('Reward: ground-truth progress / 100, labelled with delay '
                  f"{runs[-1]['label_delay_steps']}+U[0, {runs[-1]['label_jitter_steps']}] "
-                 'steps; success = success at any step of a deterministic episode.')
+                 'steps; success = success at any step of a deterministic episode (curve '
+                 'points: the episodes of each evaluation are in rl.json).')
+    info = hardware()
+    lines.append(f"Hardware: {info['cpu_cores']}-core CPU ({info['cpu_model']}), torch "
+                 f"{info['torch']} with {info['torch_threads']} thread(s); no GPU. Wall times "
+                 'depend on other load on the machine.')
     path.write_text('\n'.join(lines) + '\n')
 
 

@@ -154,19 +154,18 @@ def test_deactivate_and_reactivate_mid_episode_keeps_the_episode(ros_graph):
 def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_graph, backend):
     slow_backends.RELEASE.clear()
     node, probe, rewards, queries = _setup(ros_graph, backend, timeout_s=0.5)
+    from lifecycle_msgs.srv import GetState
+    get_state = probe.create_client(GetState, 'reward_node/get_state')
+    assert get_state.wait_for_service(timeout_sec=30.0)   # discovery first: it is not timed
     try:
         queries.publish(_query('ep', 1, 50.0))
         start = time.monotonic()
         # services keep answering while the backend hangs
-        client = probe.create_client(ChangeState, 'reward_node/change_state')
-        from lifecycle_msgs.srv import GetState
-        state = ros_graph.call(probe.create_client(GetState, 'reward_node/get_state'),
-                               GetState.Request(), timeout=2.0)
+        state = ros_graph.call(get_state, GetState.Request(), timeout=2.0)
         assert state.current_state.label == 'active'
         assert ros_graph.wait_for(lambda: len(rewards) == 1, timeout=5.0)
         assert time.monotonic() - start < 4.0
         assert not rewards[0].valid and rewards[0].progress == 0.0   # carried forward from 0
-        del client
     finally:
         slow_backends.RELEASE.set()
 
