@@ -111,9 +111,10 @@ def test_killed_learner_resumes_with_replay_and_counters_intact(ros_graph, tmp_p
     sim, node = _loop(ros_graph, tmp_path)
     assert ros_graph.wait_for(lambda: node.learner.stats()['labels_applied'] > 10, 60.0)
     node.save_checkpoint()
-    saved = load_latest(tmp_path / 'checkpoints')
-    # a kill: the node vanishes without cleanup (no final checkpoint)
+    # a kill: the node stops acting and vanishes without cleanup (no final checkpoint);
+    # what must come back is the newest checkpoint on disk
     node._stop_threads()
+    saved = load_latest(tmp_path / 'checkpoints')
     ros_graph.executor.remove_node(node)
     node.destroy_node()
 
