@@ -213,17 +213,32 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
     config, replay_config = build_configs(args)
     rng = np.random.default_rng(args.seed)
     robot = make_robot(task, args, config, args.seed)
-    obs = robot.reset(seed=train_seed(args, 0))
-    state_dim = observe(obs, config)['state'].size
+    state_dim = observe(robot.reset(seed=0), config)['state'].size
     agent = DrQAgent(config, state_dim, action_dim=4)
     keys = config.image_keys if config.variant == 'pixels' else ()
     replay = ReplayBuffer(replay_config, state_dim, 4, keys, config.image_size, config.n_step,
                           config.discount)
     labels = DelayedLabels(args, rng)
     counters = Counters()
-    curve: list[dict[str, float]] = []
     returns: collections.deque = collections.deque(maxlen=10)
     start = time.monotonic()
+
+    def evaluation(episodes: int) -> dict[str, Any]:
+        stats = replay.stats()
+        point = {'env_steps': counters.env_steps, 'updates': agent.updates,
+                 'eval_episodes': episodes,
+                 **evaluate(robot, agent, config, episodes, args.episode_steps),
+                 'wall_s': round(time.monotonic() - start, 1),
+                 'train_return': float(np.mean(returns)) if returns else 0.0,
+                 'labelled_share': stats['labelled_share'],
+                 'labels_duplicate': stats['labels_duplicate']}
+        print(f'[{task} {config.variant}] ' + ' '.join(
+            f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}' for k, v in point.items()),
+            flush=True)
+        return point
+
+    curve = [evaluation(args.eval_episodes)]   # the untrained policy
+    obs = robot.reset(seed=train_seed(args, 0))
     next_eval = args.eval_every
     # whole episodes only, never more than args.steps environment steps (at least one episode)
     while counters.env_steps == 0 or counters.env_steps + args.episode_steps <= args.steps:
@@ -231,19 +246,7 @@ def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
         done = counters.env_steps + args.episode_steps > args.steps
         if counters.env_steps >= next_eval or done:
             next_eval += args.eval_every
-            episodes = args.final_eval_episodes if done else args.eval_episodes
-            result = evaluate(robot, agent, config, episodes, args.episode_steps)
-            stats = replay.stats()
-            point = {'env_steps': counters.env_steps, 'updates': agent.updates,
-                     'wall_s': round(time.monotonic() - start, 1),
-                     'train_return': float(np.mean(returns)), 'eval_episodes': episodes,
-                     **result,
-                     'labelled_share': stats['labelled_share'],
-                     'labels_duplicate': stats['labels_duplicate']}
-            curve.append(point)
-            print(f'[{task} {config.variant}] ' + ' '.join(
-                f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}'
-                for k, v in point.items()), flush=True)
+            curve.append(evaluation(args.final_eval_episodes if done else args.eval_episodes))
         obs = robot.reset(seed=train_seed(args, counters.episodes))
     robot.close()
     final = curve[-1]
