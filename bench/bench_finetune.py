@@ -35,6 +35,7 @@ except ImportError:  # running from a plain checkout
 
 from sole_r1_ros.finetune import episodes, trainers  # noqa: E402
 from sole_r1_ros.finetune.config import GrpoConfig, SftConfig, TrainConfig  # noqa: E402
+from results_io import merge_result  # noqa: E402  (bench/ is first on sys.path)
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'finetune.json')
 _GOALS = ['Close the drawer', 'Pick up the red cube and place it in the bowl',
@@ -262,14 +263,7 @@ def main(argv: list[str] | None = None) -> int:
     result['date'] = datetime.datetime.now().isoformat(timespec='seconds')
     if args.shape_check:
         print(json.dumps(result, indent=1))
-    results = {}
-    if os.path.isfile(args.out):
-        with open(args.out, encoding='utf-8') as stream:
-            results = json.load(stream)
-    results[result['mode']] = result
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w', encoding='utf-8') as stream:
-        json.dump(results, stream, indent=2)
+    merge_result(args.out, result['mode'], result)
     return 0
 
 

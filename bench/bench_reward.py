@@ -16,7 +16,6 @@ Results go to bench/results/reward.json (one entry per device/model) and a markd
 import argparse
 import dataclasses
 import datetime
-import json
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ except ImportError:  # running from a plain checkout
 from sole_r1_ros.reward import ProgressQuery, RewardConfig, RewardEngine  # noqa: E402
 from sole_r1_ros.reward import TransformersConfig  # noqa: E402
 from sole_r1_ros.reward.backends.base import SamplingSettings  # noqa: E402
+from results_io import merge_result  # noqa: E402  (bench/ is first on sys.path)
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'reward.json')
 # Peak HBM bandwidth [GB/s] by device-name fragment (vendor data sheets).
@@ -246,14 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     result['date'] = datetime.datetime.now().isoformat(timespec='seconds')
     if not args.tiny_8b_shape_check:
         print(_table(result))
-    results = {}
-    if os.path.isfile(args.out):
-        with open(args.out, encoding='utf-8') as stream:
-            results = json.load(stream)
-    results[result['mode']] = result
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, 'w', encoding='utf-8') as stream:
-        json.dump(results, stream, indent=2)
+    merge_result(args.out, result['mode'], result)
     return 0
 
 
