@@ -25,12 +25,15 @@ def default_checkpoint_path() -> str:
     return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', DEFAULT_CHECKPOINT)
 
 
-def reply_text(goal: str, previous: int, progress: int) -> str:
+def reply_text(previous: int, progress: int) -> str:
     """The SOLE-R1-shaped reply for one answer.
 
-    >>> reply_text('close the drawer', 20, 45)
-    "<think>compact model, goal 'close the drawer': the scene moved towards the goal since \
-the previous frame; progress rose from 20% to 45%.</think><answer>45%</answer>"
+    It never quotes the goal: the reply is model output, and text a user typed must not be able
+    to appear in it (a goal holding answer tags would otherwise be parsed as the answer).
+
+    >>> reply_text(20, 45)
+    '<think>compact model: the scene moved towards the goal since the previous frame; \
+progress rose from 20% to 45%.</think><answer>45%</answer>'
     """
     change = progress - previous
     if progress >= 95:
@@ -43,8 +46,8 @@ the previous frame; progress rose from 20% to 45%.</think><answer>45%</answer>"
         seen = 'little visible change since the previous frame'
     verb = 'rose' if change > 0 else 'fell' if change < 0 else 'stayed'
     moved = f'stayed at {progress}%' if change == 0 else f'{verb} from {previous}% to {progress}%'
-    return (f"<think>compact model, goal '{goal}': {seen}; progress {moved}.</think>"
-            f'<answer>{progress}%</answer>')
+    return f'<think>compact model: {seen}; progress {moved}.</think><answer>{progress}%</answer>'
+
 
 
 class CompactPredictor:
@@ -103,14 +106,13 @@ class CompactPredictor:
         """Reply texts for ``PreparedRequest``s, in order, in one batched forward pass.
 
         Raises:
-            ValueError: a request's text does not follow the SOLE-R1 template.
+            ValueError: a request carries no query (only a finished image).
         """
         if not requests:
             return []
         parsed = [read_request(r, self.image_size) for r in requests]
-        prompts = [p for _, p in parsed]
-        values = self.predict(np.stack([v for v, _ in parsed]), [p.goal for p in prompts],
-                              [p.previous_progress for p in prompts],
-                              [not p.external_only for p in prompts])
-        return [reply_text(p.goal, p.previous_progress, int(round(float(v))))
-                for p, v in zip(prompts, values)]
+        queries = [q for _, q in parsed]
+        previous = [0 if q.from_zero else int(q.previous_progress) for q in queries]
+        values = self.predict(np.stack([v for v, _ in parsed]), [q.goal for q in queries],
+                              previous, [not q.external_only for q in queries])
+        return [reply_text(p, int(round(float(v)))) for p, v in zip(previous, values)]

@@ -22,6 +22,7 @@ from sole_r1_ros.nodes.conversions import array_to_image
 from sole_r1_ros.nodes.params import declare, Param
 from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
+from sole_r1_ros.reward import protocol
 from sole_r1_ros.reward import (
     make_backend, OpenAIConfig, RewardConfig, RewardEngine, TransformersConfig)
 from sole_r1_ros.rl.shaping import progress_to_reward
@@ -86,8 +87,11 @@ class RewardNode(LifecycleNode):
     # -- parameters ---------------------------------------------------------------------------
     def _validate_parameters(self, parameters) -> SetParametersResult:
         for parameter in parameters:
-            if parameter.name == 'goal' and not str(parameter.value).strip(' .\t\n'):
-                return SetParametersResult(successful=False, reason='goal must not be empty')
+            if parameter.name == 'goal':
+                try:
+                    protocol.normalize_goal(parameter.value)
+                except ValueError as exc:
+                    return SetParametersResult(successful=False, reason=str(exc))
             if parameter.name == 'reward_mode' and parameter.value not in ('progress', 'delta'):
                 return SetParametersResult(successful=False,
                                            reason="reward_mode must be 'progress' or 'delta'")
@@ -214,7 +218,9 @@ class RewardNode(LifecycleNode):
             self._param('success_bonus'), self._param('success_progress')))
         msg = ProgressReward(header=pending.header, episode_id=result.episode_id,
                              step=result.step, progress=float(result.progress), reward=reward,
-                             valid=result.valid, reasoning=result.reasoning or result.raw_text,
+                             valid=result.valid, error=result.error or (
+                                 '' if result.valid else 'unparseable answer'),
+                             reasoning=result.reasoning or result.raw_text,
                              model_id=result.model_id, prompt_hash=result.prompt_hash,
                              latency=float(time.monotonic() - pending.received_s))
         self._progress_pub.publish(msg)

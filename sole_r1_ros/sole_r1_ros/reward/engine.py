@@ -6,6 +6,7 @@ for a backend failure: every query gets a result, carrying its previous progress
 backend failed or timed out.
 """
 from concurrent.futures import Future
+import dataclasses
 import logging
 import numbers
 import queue
@@ -102,15 +103,15 @@ class RewardEngine:
         try:
             messages = protocol.build_messages(query.goal, query.previous_progress,
                                                query.from_zero, query.external_only)
-            composite = protocol.build_composite(
+            protocol.check_frames(
                 query.first_external, query.previous_external, query.current_external,
                 query.first_wrist, query.previous_wrist, query.current_wrist, query.from_zero)
         except ValueError as exc:
             raise ValueError(f'episode {query.episode_id} step {query.step}: {exc}') from exc
         metadata = {'episode_id': query.episode_id, 'step': query.step,
                     'privileged_progress': query.privileged_progress}
-        return PreparedRequest(protocol.to_model_image(composite), messages, self._sampling,
-                               metadata)
+        query = dataclasses.replace(query, goal=protocol.normalize_goal(query.goal))
+        return PreparedRequest(None, messages, self._sampling, metadata, query)
 
     def score(self, queries: Sequence[ProgressQuery]) -> list[ProgressResult]:
         """Answer every query, in order, batching up to ``max_batch_size`` per backend call.
@@ -164,10 +165,11 @@ class RewardEngine:
         system, user = protocol.message_texts(request.messages)
         common = dict(episode_id=query.episode_id, step=int(query.step), model_id=self.model_id,
                       prompt_hash=protocol.prompt_hash(system, user))
-        if reply is None:
+        if reply is None or reply.error is not None:
             return ProgressResult(progress=int(query.previous_progress), valid=False,
-                                  reasoning='', raw_text='', latency_s=elapsed_s, error=error,
-                                  **common)
+                                  reasoning='', raw_text='',
+                                  latency_s=elapsed_s if reply is None else reply.latency_s,
+                                  error=error if reply is None else reply.error, **common)
         parsed = protocol.parse_answer(reply.text, query.previous_progress)
         if not parsed.valid:
             logger.debug('episode %s step %d: unparseable answer, keeping %d%%',

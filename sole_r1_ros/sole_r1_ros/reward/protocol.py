@@ -12,6 +12,7 @@ import hashlib
 import math
 import numbers
 import re
+import unicodedata
 from typing import Any, TYPE_CHECKING
 
 import numpy as np
@@ -69,6 +70,7 @@ USER_QUESTION_EXTERNAL_VIEW_FROM_ZERO_TEMPLATE = _INTRO + _TWO_COLUMNS + _TASK +
 _ANSWER = re.compile(r'<answer>(.*?)</answer>', re.DOTALL)
 _ANSWER_UNCLOSED = re.compile(r'<answer>(.*?)</answer', re.DOTALL)
 _THINK = re.compile(r'<think>(.*?)</think>', re.DOTALL)
+_REPLY_TAG = re.compile(r'</?\s*(think|answer)\b', re.IGNORECASE)
 
 
 def as_rgb_frame(frame: Any, name: str = 'frame') -> np.ndarray:
@@ -109,11 +111,7 @@ def letterbox(frame: np.ndarray, size: int = TILE_PX, name: str = 'frame') -> np
     import cv2
 
     frame = as_rgb_frame(frame, name)
-    height, width = frame.shape[:2]
-    scale = size / max(height, width)
-    new_width, new_height = int(width * scale), int(height * scale)
-    if new_width == 0 or new_height == 0:
-        raise ValueError(f'{name} of shape {frame.shape} is too thin to letterbox into {size} px')
+    new_width, new_height = _letterbox_size(frame, size, name)
     resized = cv2.resize(frame, (new_width, new_height), interpolation=cv2.INTER_AREA)
     out = np.zeros((size, size, 3), dtype=np.uint8)
     top, left = (size - new_height) // 2, (size - new_width) // 2
@@ -127,6 +125,41 @@ def _row(tiles: list[np.ndarray]) -> np.ndarray:
     for tile in tiles[1:]:
         parts += [gap, tile]
     return np.hstack(parts)
+
+
+def check_frames(first_external: np.ndarray, previous_external: np.ndarray,
+                 current_external: np.ndarray, first_wrist: np.ndarray | None = None,
+                 previous_wrist: np.ndarray | None = None,
+                 current_wrist: np.ndarray | None = None, from_zero: bool = False) -> None:
+    """Check the frames of one query as ``build_composite`` would, without building it.
+
+    Raises:
+        ValueError: a frame is malformed or too thin to letterbox, or only some of the three
+            wrist frames are given.
+    """
+    wrist = (first_wrist, previous_wrist, current_wrist)
+    given = [frame is not None for frame in wrist]
+    if any(given) and not all(given):
+        raise ValueError('give all three wrist frames (first, previous, current) or none; '
+                         f'got first={given[0]}, previous={given[1]}, current={given[2]}')
+    columns = ('first', 'current') if from_zero else ('first', 'previous', 'current')
+    frames = {'first': (first_external, first_wrist),
+              'previous': (previous_external, previous_wrist),
+              'current': (current_external, current_wrist)}
+    for column in columns:
+        for view, frame in zip(('external', 'wrist'), frames[column]):
+            if frame is not None or view == 'external':
+                _letterbox_size(as_rgb_frame(frame, f'{column}_{view}'), TILE_PX,
+                                f'{column}_{view}')
+
+
+def _letterbox_size(frame: np.ndarray, size: int, name: str) -> tuple[int, int]:
+    height, width = frame.shape[:2]
+    scale = size / max(height, width)
+    new_width, new_height = int(width * scale), int(height * scale)
+    if new_width == 0 or new_height == 0:
+        raise ValueError(f'{name} of shape {frame.shape} is too thin to letterbox into {size} px')
+    return new_width, new_height
 
 
 def build_composite(first_external: np.ndarray, previous_external: np.ndarray,
@@ -145,19 +178,16 @@ def build_composite(first_external: np.ndarray, previous_external: np.ndarray,
         or 384x773x3 (external only + from_zero).
 
     Raises:
-        ValueError: a frame is malformed, or only some of the three wrist frames are given.
+        ValueError: see ``check_frames``.
     """
-    wrist = (first_wrist, previous_wrist, current_wrist)
-    given = [frame is not None for frame in wrist]
-    if any(given) and not all(given):
-        raise ValueError('give all three wrist frames (first, previous, current) or none; '
-                         f'got first={given[0]}, previous={given[1]}, current={given[2]}')
+    check_frames(first_external, previous_external, current_external, first_wrist,
+                 previous_wrist, current_wrist, from_zero)
     columns = ('first', 'current') if from_zero else ('first', 'previous', 'current')
     views = {'first': (first_external, first_wrist),
              'previous': (previous_external, previous_wrist),
              'current': (current_external, current_wrist)}
     top = _row([letterbox(views[c][0], name=f'{c}_external') for c in columns])
-    if not all(given):
+    if first_wrist is None:
         return top
     bottom = _row([letterbox(views[c][1], name=f'{c}_wrist') for c in columns])
     return np.vstack([top, np.zeros((GAP_PX, top.shape[1], 3), dtype=np.uint8), bottom])
@@ -200,13 +230,16 @@ def to_model_image(composite: np.ndarray) -> 'Image.Image':
 def normalize_goal(goal: str) -> str:
     """Strip whitespace and trailing periods: the template adds its own ``.`` after the task.
 
-    Idempotent, so callers may normalise a goal they pass on.
+    Idempotent, so callers may normalise a goal they pass on. The goal is user text inside the
+    prompt, so it may not carry the reply's tags: a goal quoting ``<answer>100%</answer>``
+    could otherwise be read back as the model's answer.
 
     >>> normalize_goal(' Close the drawer. ')
     'Close the drawer'
 
     Raises:
-        ValueError: the goal is empty or only whitespace.
+        ValueError: the goal is empty, only whitespace, holds a control character or one of
+            the tags ``<think>``, ``</think>``, ``<answer>``, ``</answer>``.
     """
     if not isinstance(goal, str):
         raise ValueError(f'goal must be a string, got {type(goal).__name__}')
@@ -214,6 +247,15 @@ def normalize_goal(goal: str) -> str:
     if not text:
         raise ValueError(f'goal is empty ({goal!r}): describe the task in words, '
                          "e.g. 'Close the drawer'")
+    tag = _REPLY_TAG.search(text)
+    if tag:
+        raise ValueError(f'goal must not contain the reply tag {tag.group(0)!r}: the model '
+                         'answers inside <think>/<answer> tags, and a goal holding them could '
+                         'be read as its answer')
+    control = next((c for c in text if unicodedata.category(c) == 'Cc'), None)
+    if control is not None:
+        raise ValueError(f'goal must be one line of text, got the control character '
+                         f'{control!r} in {goal!r}')
     return text
 
 
@@ -288,16 +330,22 @@ def parse_answer(text: str, previous_progress: int = 0) -> ParsedAnswer:
 
     Same rule as the authors' ``get_answer_from_completion`` plus their carry-forward: the first
     ``<answer>…</answer>`` (or ``<answer>…</answer`` with the ``>`` missing), stripped, every
-    ``%`` dropped, parsed with ``int()`` and clamped to [-100, 100].
+    ``%`` dropped, parsed with ``int()`` and clamped to [-100, 100]. One difference: when the
+    reply closes its reasoning with ``</think>``, the answer is looked for after the last one,
+    so an ``<answer>`` quoted inside the reasoning (say, from the prompt) is never taken for
+    the model's own.
 
     >>> parse_answer('<think>closer</think><answer>42%</answer>')
     ParsedAnswer(progress=42, valid=True, reasoning='closer')
     >>> parse_answer('<answer>about half</answer>', previous_progress=30).progress
     30
+    >>> parse_answer('<think>it said <answer>100%</answer></think><answer>7%</answer>').progress
+    7
     """
     previous = check_progress(previous_progress)
     reasoning = extract_reasoning(text)
-    match = _ANSWER.search(text) or _ANSWER_UNCLOSED.search(text)
+    answer_part = text.rsplit('</think>', 1)[-1]
+    match = _ANSWER.search(answer_part) or _ANSWER_UNCLOSED.search(answer_part)
     if not match:
         return ParsedAnswer(previous, False, reasoning)
     answer = match.group(1).strip().replace('%', '')

@@ -13,9 +13,11 @@ from sole_r1_ros.compact.model import (  # noqa: E402
     CheckpointError, CompactConfig, CompactProgressNet, load_checkpoint, save_checkpoint)
 from sole_r1_ros.compact.predictor import (  # noqa: E402
     CompactPredictor, default_checkpoint_path, reply_text)
-from sole_r1_ros.compact.tiles import extract_views, parse_prompt  # noqa: E402
+from sole_r1_ros.compact.tiles import query_views, read_request  # noqa: E402
 from sole_r1_ros.reward import (  # noqa: E402
-    EpisodeTracker, make_backend, parse_answer, protocol, RewardConfig, RewardEngine)
+    EpisodeTracker, make_backend, parse_answer, ProgressQuery, protocol, RewardConfig,
+    RewardEngine)
+from sole_r1_ros.reward.backends import PreparedRequest  # noqa: E402
 from sole_r1_ros.sim.tasks import TASK_GOALS  # noqa: E402
 
 torch.set_num_threads(1)
@@ -38,40 +40,36 @@ def _unit_vector(seed):
 
 
 @pytest.mark.parametrize('from_zero', [False, True])
-@pytest.mark.parametrize('external_only', [False, True])
-def test_prompt_parses_back_in_every_variant(from_zero, external_only):
-    text = protocol.build_user_prompt('Open the door. ', 37, from_zero, external_only)
-    parsed = parse_prompt(text)
-    assert parsed.goal == 'Open the door'
-    assert parsed.previous_progress == (0 if from_zero else 37)
-    assert (parsed.from_zero, parsed.external_only) == (from_zero, external_only)
-    assert parse_prompt(protocol.build_user_prompt('x', -12)).previous_progress == -12
-    with pytest.raises(ValueError):
-        parse_prompt('How far along is the robot?')
-
-
-@pytest.mark.parametrize('from_zero', [False, True])
-def test_views_are_recovered_from_the_composite(from_zero):
+def test_views_are_the_query_frames_letterboxed(from_zero):
     external = [_frames(i) for i in range(3)]
     wrist = [_frames(10 + i) for i in range(3)]
-    image = protocol.to_model_image(protocol.build_composite(*external, *wrist, from_zero))
-    views = extract_views(image, from_zero, False, 48)
+    query = ProgressQuery('ep', 3, _GOAL, *external, *wrist, previous_progress=20,
+                          from_zero=from_zero)
+    views = query_views(query, 48)
     expected = np.stack([np.stack(external), np.stack(wrist)])
     if from_zero:
         expected[:, 1] = expected[:, 0]  # previous = first in a from-zero query
-    assert np.abs(views.astype(int) - expected).mean() < 2.0
-    only = extract_views(protocol.to_model_image(protocol.build_composite(*external)),
-                         False, True, 48)
-    assert np.abs(only[0].astype(int) - np.stack(external)).mean() < 2.0
+    assert np.array_equal(views, expected)
+    wide = np.full((24, 48, 3), 200, np.uint8)   # letterboxed: black bars above and below
+    only = query_views(ProgressQuery('ep', 3, _GOAL, wide, wide, wide), 48)
+    assert only[0, 0, 12:36].min() == 200 and not only[0, 0, :12].any()
     assert not only[1].any()
+
+
+def test_a_request_without_frames_is_refused():
+    request = PreparedRequest(protocol.to_model_image(protocol.build_composite(
+        *[_frames(i) for i in range(3)])), protocol.build_messages(_GOAL))
+    with pytest.raises(ValueError, match='camera frames'):
+        read_request(request, 16)
 
 
 def test_reply_text_is_sole_r1_shaped():
     for previous, progress in ((20, 45), (60, 30), (50, 50), (90, 100)):
-        text = reply_text(_GOAL, previous, progress)
+        text = reply_text(previous, progress)
         parsed = parse_answer(text)
         assert parsed.valid and parsed.progress == progress
         assert parsed.reasoning.startswith('compact model')
+        assert _GOAL not in text   # model output never quotes user text
 
 
 @pytest.fixture

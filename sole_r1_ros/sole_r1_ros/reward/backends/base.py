@@ -4,7 +4,11 @@ A backend builds no prompt, parses nothing, starts no thread and knows no ROS: t
 the protocol (``reward.protocol``) around it, so all backends see exactly the same inputs.
 """
 from dataclasses import dataclass, field
+import functools
 from typing import Any, Mapping, Protocol, Sequence, TYPE_CHECKING
+
+from sole_r1_ros.reward import protocol
+from sole_r1_ros.reward.query import ProgressQuery
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -30,15 +34,33 @@ class SamplingSettings:
 
 @dataclass(frozen=True, eq=False)
 class PreparedRequest:
-    """Exactly what the model sees for one query."""
+    """Exactly what the model sees for one query.
 
-    image: 'Image.Image'
-    '''The composite after the final resize (e.g. 1176x784 RGB).'''
+    The composite image is built on first use of ``image``: a backend that reads the camera
+    views directly (the compact model reads ``query``) never pays for the 1176x784 picture.
+    """
+
+    given_image: 'Image.Image | None'
+    '''A ready model image (tests, warm-up); None builds the composite from ``query``.'''
     messages: Sequence[Mapping[str, Any]]
     '''System message, then a user message whose content is ``[image, text]``.'''
     sampling: SamplingSettings = field(default_factory=SamplingSettings)
     metadata: Mapping[str, Any] = field(default_factory=dict)
     '''Provenance and evaluation-only data: episode_id, step, privileged_progress.'''
+    query: ProgressQuery | None = None
+    '''The question the prompt was built from (frames, normalised goal, previous progress).'''
+
+    @functools.cached_property
+    def image(self) -> 'Image.Image':
+        """The composite after the final resize (e.g. 1176x784 RGB)."""
+        if self.given_image is not None:
+            return self.given_image
+        if self.query is None:
+            raise ValueError('a PreparedRequest needs given_image or query')
+        q = self.query
+        return protocol.to_model_image(protocol.build_composite(
+            q.first_external, q.previous_external, q.current_external, q.first_wrist,
+            q.previous_wrist, q.current_wrist, q.from_zero))
 
 
 @dataclass(frozen=True)
@@ -50,6 +72,9 @@ class RawReply:
     '''Wall time of the call that produced this reply (shared by a batch) [s].'''
     completion_tokens: int | None = None
     '''Generated tokens, when the backend knows (benchmarks use it).'''
+    error: str | None = None
+    '''Why this one request got no answer (its own timeout, HTTP error, malformed reply);
+    the other requests of the batch are unaffected. ``text`` is '' then.'''
 
 
 class Backend(Protocol):
@@ -58,7 +83,11 @@ class Backend(Protocol):
     model_id: str
 
     def generate(self, requests: Sequence[PreparedRequest]) -> list[RawReply]:
-        """Answer every request, in order; raise ``BackendError`` when that is impossible."""
+        """Answer every request, in order.
+
+        A failure of one request is that reply's ``error``; raise ``BackendError`` only when no
+        request can be answered.
+        """
         ...
 
     def close(self) -> None:
