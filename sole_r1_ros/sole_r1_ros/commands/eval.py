@@ -104,7 +104,7 @@ def _score(args: argparse.Namespace, episodes: list) -> tuple[list, str]:
 
     config = RewardConfig(
         backend=args.backend, model=args.model, temperature=args.temperature, seed=args.seed,
-        max_batch_size=args.batch_size, timeout_s=None,
+        max_batch_size=args.batch_size, timeout_s=86400.0,
         transformers=TransformersConfig(device=args.device),
         openai=OpenAIConfig(base_url=args.base_url))
     try:

@@ -57,10 +57,11 @@ def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
     parser.add_argument('--temperature', type=float, default=1.0,
                         help='sampling temperature; 0 is greedy (default: 1.0, as the authors)')
-    parser.add_argument('--seed', type=int, default=None, help='sampling seed')
+    parser.add_argument('--seed', type=int, default=RewardConfig.seed,
+                        help='sampling seed (-1: unseeded)')
     parser.add_argument('--max-new-tokens', type=int, default=200)
-    parser.add_argument('--timeout', type=float, default=None, metavar='S',
-                        help='give up on one query after S seconds (default: wait)')
+    parser.add_argument('--timeout', type=float, default=RewardConfig.timeout_s, metavar='S',
+                        help='give up on one query after S seconds')
 
 
 def make_engine(args: argparse.Namespace) -> RewardEngine:

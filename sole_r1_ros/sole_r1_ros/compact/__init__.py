@@ -1,6 +1,7 @@
 """The compact progress model: SOLE-R1's query answered by a small CNN on one CPU core.
 
-``goals`` (sentence embeddings of the goal text) and ``tiles`` (a query's camera views at the network's size)
+``goals`` (sentence embeddings of the goal text) and ``tiles`` (a query's camera views at
+the network's size)
 need no torch; ``model``, ``predictor`` and ``train`` import torch, so import them directly
 where needed. The reward backend is ``reward.backends.compact``.
 """

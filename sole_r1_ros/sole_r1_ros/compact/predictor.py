@@ -49,7 +49,6 @@ progress rose from 20% to 45%.</think><answer>45%</answer>'
     return f'<think>compact model: {seen}; progress {moved}.</think><answer>{progress}%</answer>'
 
 
-
 class CompactPredictor:
     """A loaded compact network plus its goal encoder; not thread-safe (one caller)."""
 

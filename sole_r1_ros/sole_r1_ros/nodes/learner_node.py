@@ -27,10 +27,11 @@ from sole_r1_interfaces.msg import Episode, ProgressReward, TaskState
 from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
 from sole_r1_ros.nodes.learner_core import OnlineLearner, proprio_state
 from sole_r1_ros.nodes.learner_episodes import EpisodeClock, Evaluation
+from sole_r1_ros.configuration import from_mapping
 from sole_r1_ros.nodes.params import declare, Param
 from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.rl import (
-    config_from_mapping, DrQConfig, EeDeltaAdapter, JointTargetAdapter, prepare_observation,
+    DrQConfig, EeDeltaAdapter, JointTargetAdapter, prepare_observation,
     ReplayConfig, StaleWatchdog)
 
 _SIM_JOINTS = ['right_j0', 'right_j1', 'right_j2', 'right_j3', 'right_j4', 'right_j5',
@@ -117,8 +118,8 @@ class LearnerNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         p = self._p
         try:
-            agent_config = config_from_mapping(DrQConfig, self._section(AGENT_PARAMS))
-            replay_config = config_from_mapping(ReplayConfig, self._section(REPLAY_PARAMS))
+            agent_config = from_mapping(DrQConfig, self._section(AGENT_PARAMS))
+            replay_config = from_mapping(ReplayConfig, self._section(REPLAY_PARAMS))
             self._adapter = self._make_adapter()
             state_dim = 39 if p['observation'] == 'sim_state' else 2 * len(p['joint_names'])
             self.learner = OnlineLearner(

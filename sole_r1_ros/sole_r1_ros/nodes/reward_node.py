@@ -106,7 +106,7 @@ class RewardNode(LifecycleNode):
         try:
             config = RewardConfig(
                 backend=p['backend'], model=p['model'], temperature=p['temperature'],
-                max_new_tokens=p['max_new_tokens'], seed=None if p['seed'] < 0 else p['seed'],
+                max_new_tokens=p['max_new_tokens'], seed=p['seed'],
                 timeout_s=p['timeout_s'], max_batch_size=p['max_batch_size'],
                 transformers=TransformersConfig(device=p['device']),
                 openai=OpenAIConfig(base_url=p['base_url'], api_key_env=p['api_key_env']))

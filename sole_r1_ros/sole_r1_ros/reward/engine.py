@@ -72,7 +72,8 @@ class RewardEngine:
         self._config = config
         self._sampling = SamplingSettings(
             temperature=config.temperature, top_p=config.top_p, top_k=config.top_k,
-            max_new_tokens=config.max_new_tokens, seed=config.seed)
+            max_new_tokens=config.max_new_tokens,
+            seed=None if config.seed < 0 else config.seed)
         self._worker: _CallWorker | None = None
         self._worker_lock = threading.Lock()
 
@@ -179,12 +180,12 @@ class RewardEngine:
                               latency_s=reply.latency_s, **common)
 
     def close(self) -> None:
-        """Stop the call thread, waiting at most ``timeout_s`` (30 s if None) for a running
-        call, then free the backend."""
+        """Stop the call thread, waiting at most ``timeout_s`` for a running call, then free
+        the backend."""
         with self._worker_lock:
             worker, self._worker = self._worker, None
         if worker is not None:
-            worker.stop(wait_s=self._config.timeout_s or 30.0)
+            worker.stop(wait_s=self._config.timeout_s)
         self._backend.close()
 
     def __enter__(self) -> 'RewardEngine':

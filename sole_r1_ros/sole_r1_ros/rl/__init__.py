@@ -14,7 +14,7 @@ from typing import Any
 from sole_r1_ros.rl.checkpoint import (
     Checkpoint, CheckpointError, list_checkpoints, load_checkpoint, load_latest, restore,
     save_checkpoint)
-from sole_r1_ros.rl.config import config_from_mapping, DrQConfig, ReplayConfig
+from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 from sole_r1_ros.rl.preprocess import prepare_image, prepare_observation
 from sole_r1_ros.rl.replay import Batch, LabelOutcome, ReplayBuffer
 from sole_r1_ros.rl.safety import (
@@ -25,7 +25,7 @@ from sole_r1_ros.rl.shaping import progress_to_reward
 _LAZY = {'DrQAgent': 'sole_r1_ros.rl.drq', 'MetricsLogger': 'sole_r1_ros.rl.metrics'}
 
 __all__ = ['Batch', 'Checkpoint', 'CheckpointError', 'clamp_delta_to_workspace',
-           'clamp_to_limits', 'clamp_to_workspace', 'config_from_mapping', 'DrQAgent',
+           'clamp_to_limits', 'clamp_to_workspace', 'DrQAgent',
            'DrQConfig', 'EeDeltaAdapter', 'JointTargetAdapter', 'LabelOutcome', 'list_checkpoints',
            'load_checkpoint', 'load_latest', 'MetricsLogger', 'prepare_image',
            'prepare_observation', 'progress_to_reward', 'rate_limit', 'ReplayBuffer',

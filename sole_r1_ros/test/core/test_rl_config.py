@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sole_r1_ros.rl.config import config_from_mapping, DrQConfig, ReplayConfig
+from sole_r1_ros.configuration import from_mapping
+from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 
 LEARNER_YAML = Path(__file__).resolve().parents[2] / 'config' / 'learner.yaml'
 
@@ -24,14 +25,14 @@ def test_learner_yaml_lists_every_field_with_the_default_type(section, cls):
         # ROS parameters are typed by their first value: 1 is an integer, 1.0 a double
         expected = list if isinstance(default, tuple) else type(default)
         assert type(values[name]) is expected, name
-    assert isinstance(config_from_mapping(cls, values), cls)
+    assert isinstance(from_mapping(cls, values), cls)
 
 
-def test_config_from_mapping_rejects_unknown_fields_and_converts_lists():
-    config = config_from_mapping(DrQConfig, {'image_keys': ['external'], 'lr': 1e-3})
+def test_from_mapping_rejects_unknown_fields_and_converts_lists():
+    config = from_mapping(DrQConfig, {'image_keys': ['external'], 'lr': 1e-3})
     assert config.image_keys == ('external',) and config.lr == 1e-3
     with pytest.raises(ValueError, match='unknown'):
-        config_from_mapping(ReplayConfig, {'capacity': 10, 'capcity': 10})
+        from_mapping(ReplayConfig, {'capacity': 10, 'capcity': 10})
 
 
 @pytest.mark.parametrize('field, value', [

@@ -96,7 +96,8 @@ class TransformersBackend:
         backend = cls(model, processor, model_id, options)
         if backend._warm:
             backend.warmup(SamplingSettings(config.temperature, config.top_p, config.top_k,
-                                            config.max_new_tokens, config.seed))
+                                            config.max_new_tokens,
+                                            None if config.seed < 0 else config.seed))
         return backend
 
     def warmup(self, sampling: SamplingSettings) -> None:
