@@ -1,17 +1,24 @@
 """Safety applied last, just before a command is published.
 
-Limits, rate limits, a workspace box, a stale-observation watchdog, and the mapping from policy
-outputs in [-1, 1] to commands.
+Limits, rate limits, a workspace box, a stale-observation watchdog, the mapping from policy
+outputs in [-1, 1] to commands, and the end-effector ``SafetyBox`` that every Cartesian command
+(the policy's and a human's) passes through (``safe_ee_delta``, ``safe_ee_target``).
 
 Pure numpy, no torch and no ROS. Every function returns a new array and rejects NaN/inf and
 wrong lengths with ``ValueError``; the order follows SERL's ``franka_env`` (clip the action, then
 the target to the safety box), without its in-place edits.
 """
 from dataclasses import dataclass
+import math
 import time
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
+
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.rl.poses import (
+    EePose, QUATERNION_TOLERANCE, quat_conjugate, quat_from_rotvec, quat_multiply,
+    rotvec_from_quat, wrap_angle, yaw_of)
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -227,3 +234,128 @@ class JointTargetAdapter:
             target = rate_limit(target, previous_target, self.max_rate_rad)
             target = clamp_to_limits(target, self.lower, self.upper)
         return target
+
+
+@dataclass(frozen=True)
+class SafetyBox:
+    """Limits every end-effector command obeys, in the robot base frame of the pose topic.
+
+    Defaults fit the simulated Sawyer (Meta-World world frame); set them for a real arm.
+    """
+
+    box_lower: tuple[float, ...] = option((-0.5, 0.35, 0.05), 'lower corner x, y, z of the '
+                                          'workspace box [m], base frame', length=3)
+    box_upper: tuple[float, ...] = option((0.5, 0.95, 0.35), 'upper corner x, y, z of the '
+                                          'workspace box [m], base frame', length=3)
+    yaw_centre_rad: float = option(0.0, 'centre of the allowed tool yaw (z-y-x yaw of the pose '
+                                   'quaternion) [rad]', range=(-math.pi, math.pi))
+    yaw_half_range_rad: float = option(math.pi, 'allowed yaw is centre +- this, wrapping '
+                                       'through +-pi [rad]; pi = no yaw limit',
+                                       range=(0.0, math.pi))
+    max_translation_m: float = option(0.02, 'largest translation of one command (Euclidean '
+                                      'norm) [m per step]', range=(0.0, 1.0))
+    max_rotation_rad: float = option(0.1, 'largest rotation angle of one command [rad per step]',
+                                     range=(0.0, math.pi))
+    max_speed_m_s: float = option(0.25, 'largest end-effector speed: the translation of one '
+                                  'command is also capped at speed x control period [m/s]',
+                                  range=(0.0, 10.0))
+    quaternion_tolerance: float = option(QUATERNION_TOLERANCE, 'a pose quaternion whose norm '
+                                         'is further from 1 is invalid: the pose counts as '
+                                         'stale', range=(1e-9, 0.1))
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if any(lo > hi for lo, hi in zip(self.box_lower, self.box_upper)):
+            raise ValueError(f'SafetyBox: box_lower must be <= box_upper, got '
+                             f'{self.box_lower} and {self.box_upper}')
+
+    @property
+    def yaw_limited(self) -> bool:
+        """Whether the yaw limit is on (half range below pi)."""
+        return self.yaw_half_range_rad < math.pi
+
+
+class SafeDelta(NamedTuple):
+    """An end-effector step after the safety box, in the base frame."""
+
+    translation_m: np.ndarray
+    '''(3,) dx, dy, dz [m].'''
+    rotation_rad: np.ndarray
+    '''(3,) rotation vector [rad], applied on the left of the current orientation.'''
+    limits: tuple[str, ...]
+    '''The limits that changed the request, in the order applied: 'translation', 'speed',
+    'rotation', 'box', 'yaw' (empty: passed unchanged); for logs and counters.'''
+
+
+def apply_ee_delta(pose: EePose, translation_m: ArrayLike, rotation_rad: ArrayLike) -> EePose:
+    """Return the pose moved by ``translation_m`` [m] and rotated by ``rotation_rad`` (left)."""
+    q = quat_multiply(quat_from_rotvec(_vector('rotation_rad', rotation_rad, 3)),
+                      pose.orientation)
+    return EePose(pose.position + _vector('translation_m', translation_m, 3),
+                  q / np.linalg.norm(q))
+
+
+def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
+                  rotation_rad: ArrayLike | None = None, period_s: float = 0.1) -> SafeDelta:
+    """Clamp a requested end-effector step so the command it becomes is safe.
+
+    In order: the translation norm is capped at ``min(max_translation_m, max_speed_m_s *
+    period_s)`` and the rotation angle at ``max_rotation_rad`` (directions kept); then the part
+    of the translation that would leave the box is cut per axis, and the yaw change that would
+    leave the allowed yaw arc is cut. Like ``clamp_delta_to_workspace``, a pose already outside
+    the box or the arc may move back in but never further out. The box comes last, so it wins.
+
+    Args:
+        pose: the current end-effector pose (fresh and valid: hold instead when it is not).
+        translation_m: requested dx, dy, dz [m], base frame.
+        rotation_rad: requested rotation vector [rad], base frame; None = no rotation.
+        period_s: control period [s], for the speed limit.
+
+    Raises:
+        ValueError: non-finite or wrong-length input, or ``period_s`` <= 0.
+    """
+    if not (math.isfinite(period_s) and period_s > 0):
+        raise ValueError(f'period_s must be > 0, got {period_s}')
+    limits = []
+    dp = _vector('translation_m', translation_m, 3)
+    dr = np.zeros(3) if rotation_rad is None else _vector('rotation_rad', rotation_rad, 3)
+    cap = min(box.max_translation_m, box.max_speed_m_s * period_s)
+    norm = float(np.linalg.norm(dp))
+    if norm > cap:
+        limits.append('translation' if cap == box.max_translation_m else 'speed')
+        dp = dp * (cap / norm)
+    angle = float(np.linalg.norm(dr))
+    if angle > box.max_rotation_rad:
+        limits.append('rotation')
+        dr = dr * (box.max_rotation_rad / angle)
+    inside = clamp_delta_to_workspace(pose.position, dp, box.box_lower, box.box_upper)
+    if not np.array_equal(inside, dp):
+        limits.append('box')
+    if box.yaw_limited and angle > 0:
+        dr, cut = _cut_yaw(box, pose.orientation, dr)
+        if cut:
+            limits.append('yaw')
+    return SafeDelta(inside, dr, tuple(limits))
+
+
+def safe_ee_target(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
+                   rotation_rad: ArrayLike | None = None,
+                   period_s: float = 0.1) -> tuple[EePose, SafeDelta]:
+    """Absolute target pose = ``pose`` + ``safe_ee_delta(...)``; returns (target, delta)."""
+    delta = safe_ee_delta(box, pose, translation_m, rotation_rad, period_s)
+    return apply_ee_delta(pose, delta.translation_m, delta.rotation_rad), delta
+
+
+def _cut_yaw(box: SafetyBox, orientation: np.ndarray,
+             rotation: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Remove the yaw change of ``rotation`` that would leave the allowed arc (wrap-safe)."""
+    half = box.yaw_half_range_rad
+    target = quat_multiply(quat_from_rotvec(rotation), orientation)
+    before = wrap_angle(yaw_of(orientation) - box.yaw_centre_rad)
+    change = wrap_angle(yaw_of(target) - yaw_of(orientation))
+    allowed = float(np.clip(change, min(0.0, -half - before), max(0.0, half - before)))
+    if allowed == change:
+        return rotation, False
+    # Turning the target about the base z axis changes its yaw and nothing else.
+    corrected = quat_multiply(quat_from_rotvec([0.0, 0.0, allowed - change]), target)
+    return rotvec_from_quat(quat_multiply(corrected, quat_conjugate(orientation))), True

@@ -1,13 +1,15 @@
 """Safety: every limit is hit, bad input is rejected, the watchdog goes stale on a fake clock."""
+import math
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from sole_r1_ros.rl.poses import EePose, quat_from_rotvec, quat_multiply, wrap_angle, yaw_of
 from sole_r1_ros.rl.safety import (
     clamp_delta_to_workspace, clamp_to_limits, clamp_to_workspace, EeDeltaAdapter,
-    JointTargetAdapter, rate_limit, StaleWatchdog)
+    JointTargetAdapter, rate_limit, safe_ee_delta, safe_ee_target, SafetyBox, StaleWatchdog)
 
 BOX_LOWER, BOX_UPPER = (-0.5, 0.4, 0.05), (0.5, 0.9, 0.3)
 
@@ -138,8 +140,10 @@ def test_joint_adapter_hits_joint_limits_and_rate_limit_in_name_order():
 
 
 def test_safety_imports_without_torch():
-    code = ('import sys; sys.modules["torch"] = None; '
+    code = ('import sys; sys.modules["torch"] = None; sys.modules["rclpy"] = None; '
+            'sys.modules["mujoco"] = None; '
             'import sole_r1_ros.rl.safety, sole_r1_ros.rl; '
+            'import sole_r1_ros.rl.commands, sole_r1_ros.rl.teleop, sole_r1_ros.sim.commands; '
             'from sole_r1_ros.rl import ReplayBuffer, StaleWatchdog, DrQConfig')
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                             timeout=60)
@@ -151,3 +155,88 @@ def test_safety_doctests_hold():
 
     from sole_r1_ros.rl import safety
     assert doctest.testmod(safety).failed == 0
+
+
+# ------------------------------------------------------------------ end-effector safety box
+
+def _pose(position=(0.0, 0.6, 0.2), yaw=0.0) -> EePose:
+    """A downward-pointing tool at ``position`` turned by ``yaw`` about the base z axis."""
+    return EePose(position, quat_multiply(quat_from_rotvec([0.0, 0.0, yaw]), [1, 0, 0, 0]))
+
+
+def test_safe_ee_delta_caps_translation_norm_keeping_direction():
+    box = SafetyBox(max_translation_m=0.02, max_speed_m_s=10.0)
+    delta = safe_ee_delta(box, _pose(), [0.03, 0.04, 0.0], period_s=0.1)
+    np.testing.assert_allclose(delta.translation_m, [0.012, 0.016, 0.0])
+    assert delta.limits == ('translation',)
+    small = safe_ee_delta(box, _pose(), [0.001, 0.0, -0.001])
+    np.testing.assert_allclose(small.translation_m, [0.001, 0.0, -0.001])
+    assert small.limits == () and np.all(small.rotation_rad == 0)
+
+
+def test_safe_ee_delta_caps_speed_with_the_control_period():
+    box = SafetyBox(max_translation_m=0.05, max_speed_m_s=0.1)
+    delta = safe_ee_delta(box, _pose(), [0.0, 0.0, -0.05], period_s=0.1)
+    np.testing.assert_allclose(delta.translation_m, [0.0, 0.0, -0.01])   # 0.1 m/s x 0.1 s
+    assert delta.limits == ('speed',)
+    slower = safe_ee_delta(box, _pose(), [0.0, 0.0, -0.05], period_s=0.2)
+    np.testing.assert_allclose(slower.translation_m, [0.0, 0.0, -0.02])
+
+
+def test_safe_ee_delta_caps_the_rotation_angle():
+    box = SafetyBox(max_rotation_rad=0.1)
+    delta = safe_ee_delta(box, _pose(), [0, 0, 0], [0.0, 0.3, 0.4])
+    np.testing.assert_allclose(delta.rotation_rad, [0.0, 0.06, 0.08])
+    assert delta.limits == ('rotation',)
+
+
+def test_safe_ee_delta_keeps_the_box_after_the_step_limits():
+    box = SafetyBox(box_lower=BOX_LOWER, box_upper=BOX_UPPER, max_translation_m=0.05)
+    near_top = _pose((0.0, 0.6, 0.295))
+    delta = safe_ee_delta(box, near_top, [0.01, 0.0, 0.02])
+    np.testing.assert_allclose(delta.translation_m, [0.01, 0.0, 0.005], atol=1e-12)
+    assert delta.limits == ('box',)
+    # outside the box: never further out, back in as asked
+    outside = _pose((0.7, 0.6, 0.2))
+    np.testing.assert_allclose(
+        safe_ee_delta(box, outside, [0.01, 0.0, 0.0]).translation_m, [0, 0, 0])
+    np.testing.assert_allclose(
+        safe_ee_delta(box, outside, [-0.01, 0.0, 0.0]).translation_m, [-0.01, 0, 0])
+    target, _ = safe_ee_target(box, near_top, [0.0, 0.0, 0.04])
+    assert target.position[2] == pytest.approx(BOX_UPPER[2])
+
+
+def test_yaw_limit_cuts_only_the_outward_yaw_and_wraps_through_pi():
+    centre = math.pi - 0.1
+    box = SafetyBox(yaw_centre_rad=centre, yaw_half_range_rad=0.2)
+    pose = _pose(yaw=centre + 0.15)                 # past +pi: yaw reads as about -pi + 0.05
+    delta = safe_ee_delta(box, pose, [0, 0, 0], [0.0, 0.0, 0.1])
+    np.testing.assert_allclose(delta.rotation_rad, [0.0, 0.0, 0.05], atol=1e-9)
+    assert delta.limits == ('yaw',)
+    target, _ = safe_ee_target(box, pose, [0, 0, 0], [0.0, 0.0, 0.1])
+    assert wrap_angle(yaw_of(target.orientation) - centre) == pytest.approx(0.2)
+    inward = safe_ee_delta(box, pose, [0, 0, 0], [0.0, 0.0, -0.1])
+    np.testing.assert_allclose(inward.rotation_rad, [0.0, 0.0, -0.1], atol=1e-9)
+    beyond = _pose(yaw=centre + 0.5)                # already outside: no further out
+    np.testing.assert_allclose(
+        safe_ee_delta(box, beyond, [0, 0, 0], [0.0, 0.0, 0.05]).rotation_rad, 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize('call', [
+    lambda box: safe_ee_delta(box, _pose(), [np.nan, 0, 0]),
+    lambda box: safe_ee_delta(box, _pose(), [0, 0]),
+    lambda box: safe_ee_delta(box, _pose(), [0, 0, 0], [0, np.inf, 0]),
+    lambda box: safe_ee_delta(box, _pose(), [0, 0, 0], period_s=0.0),
+    lambda box: safe_ee_delta(box, _pose(), [0, 0, 0], period_s=np.nan),
+])
+def test_safe_ee_delta_rejects_bad_input(call):
+    with pytest.raises(ValueError):
+        call(SafetyBox())
+
+
+@pytest.mark.parametrize('field, value', [
+    ('box_lower', (0.0, 1.0, 0.5)), ('box_upper', (0.0, 0.0)), ('max_speed_m_s', -1.0),
+    ('yaw_half_range_rad', 4.0), ('max_translation_m', float('nan'))])
+def test_safety_box_config_names_the_bad_field(field, value):
+    with pytest.raises(ValueError, match='box_lower|' + field):
+        SafetyBox(**{field: value})
