@@ -118,6 +118,10 @@ class ReplayConfig:
                                       **_RO)
     max_early_labels: int = option(10000, 'labels that arrive before their frame wait in a '
                                    'queue of this size', range=(0, 10**9), **_RO)
+    intervention_ratio: float = option(0.0, 'share of each batch drawn from windows that start '
+                                       'with a human (intervened) action, as HIL-SERL/RLPD '
+                                       'sample their demo buffer; 0 = uniform over all windows',
+                                       range=(0.0, 1.0), **_RO)
     seed: int = option(0, 'seed of the sampling generator', range=(0, 2**31 - 1), **_RO)
 
     def __post_init__(self) -> None:

@@ -27,6 +27,13 @@ can pause learning while control carries on. ``labels_early`` counts labels that
 their frame; each is counted again when its frame arrives (applied or mismatch) or when the
 full queue drops it. The fill rule is ``ReplayConfig.fill``: 'linear' (default) interpolates
 between the two labels, 'hold' repeats the earlier one.
+
+Human interventions: ``add(..., intervened=True)`` flags a frame whose action was a human's
+(the action taken, not the policy's proposal). With ``ReplayConfig.intervention_ratio`` > 0 a
+share of every batch is drawn from windows that start at an intervened frame, as HIL-SERL and
+RLPD sample a separate demonstration buffer; the rest is drawn from all windows, intervened or
+not. Flags are labelled and filled like any other frame and saved in checkpoints; a checkpoint
+written before the flag existed loads with every frame unflagged.
 """
 import collections
 import enum
@@ -44,6 +51,8 @@ _LOG = logging.getLogger(__name__)
 
 STATE_KEY = 'state'
 _NO_SLOT = -1
+# Arrays added after the first checkpoint format: older checkpoints load them empty.
+_ADDED_ARRAYS = frozenset({'intervened'})
 
 
 class LabelOutcome(enum.Enum):
@@ -67,6 +76,7 @@ class Batch(NamedTuple):
     - ``discount``: B float32, gamma^m, or 0 when frame t+m is terminal.
     - ``next_state``: B x D float32, s_{t+m}.
     - ``next_images``: like ``images``, at t+m.
+    - ``intervened``: B bool, a_t was a human's action (None when built by hand).
     """
 
     state: np.ndarray
@@ -76,6 +86,7 @@ class Batch(NamedTuple):
     discount: np.ndarray
     next_state: np.ndarray
     next_images: np.ndarray | None
+    intervened: np.ndarray | None = None
 
 
 class ReplayBuffer:
@@ -103,6 +114,7 @@ class ReplayBuffer:
             'action': np.zeros((cap, self.action_dim), np.float32),
             'has_action': np.zeros(cap, bool),
             'terminal': np.zeros(cap, bool),
+            'intervened': np.zeros(cap, bool),
             'episode': np.full(cap, -1, np.int64),
             'step': np.full(cap, -1, np.int64),
             'stamp': np.zeros(cap, np.float64),
@@ -134,7 +146,8 @@ class ReplayBuffer:
     # ----------------------------------------------------------------------------- insert
 
     def add(self, episode_id: int, step: int, obs: Mapping[str, np.ndarray],
-            action: np.ndarray | None, stamp: float, terminal: bool = False) -> None:
+            action: np.ndarray | None, stamp: float, terminal: bool = False,
+            intervened: bool = False) -> None:
         """Store frame ``step`` of ``episode_id`` and the action taken from it.
 
         Args:
@@ -144,6 +157,7 @@ class ReplayBuffer:
             stamp: the frame's camera stamp [s]; labels may quote it.
             terminal: the last frame is a true terminal state (no bootstrapping past it);
                 False means the episode was truncated (time limit, reset).
+            intervened: ``action`` was a human's (teleoperation), not the policy's.
 
         Raises:
             ValueError: wrong shapes or non-finite values, a frame stored twice, a gap in the
@@ -164,6 +178,7 @@ class ReplayBuffer:
             if self._arrays['episode'][slot] >= 0:
                 self._evict(slot)
             self._write(slot, episode_id, step, state, obs, action, float(stamp), terminal)
+            self._arrays['intervened'][slot] = bool(intervened)
             early = self._early.pop((episode_id, step), None)
             if early is not None:
                 outcome = self._label_locked(episode_id, step, *early)
@@ -343,16 +358,30 @@ class ReplayBuffer:
         return ok
 
     def sample(self, batch_size: int) -> Batch:
-        """Draw ``batch_size`` windows uniformly (with replacement) from the sampleable ones.
+        """Draw ``batch_size`` windows (with replacement) from the sampleable ones.
+
+        With ``intervention_ratio`` r > 0, k = round(r * batch_size) windows come from those
+        starting at an intervened frame, but never more than there are such windows (too few:
+        the rest fills the batch); the other batch_size - k are uniform over all windows.
+        r = 0 is plain uniform sampling.
 
         Raises:
             RuntimeError: nothing is sampleable yet (check ``ready()`` first).
         """
         with self._lock:
-            candidates = np.flatnonzero(self._sampleable_mask())
+            mask = self._sampleable_mask()
+            candidates = np.flatnonzero(mask)
             if candidates.size == 0:
                 raise RuntimeError('no fully labelled n-step window to sample; check ready()')
-            start = candidates[self._rng.integers(0, candidates.size, size=batch_size)]
+            ratio = self.config.intervention_ratio
+            if ratio == 0.0:
+                start = candidates[self._rng.integers(0, candidates.size, size=batch_size)]
+                return self._gather(start)
+            human = np.flatnonzero(mask & self._arrays['intervened'][:self._size])
+            k = min(int(round(ratio * batch_size)), human.size)
+            start = np.concatenate([
+                human[self._rng.integers(0, human.size, size=k)],
+                candidates[self._rng.integers(0, candidates.size, size=batch_size - k)]])
             return self._gather(start)
 
     def _gather(self, start: np.ndarray) -> Batch:
@@ -377,7 +406,8 @@ class ReplayBuffer:
             next_images = np.stack([a[f'image/{k}'][cur] for k in self.image_keys], axis=1)
         return Batch(state=a[STATE_KEY][start], images=images, action=a['action'][start],
                      reward=ret.astype(np.float32), discount=discount.astype(np.float32),
-                     next_state=a[STATE_KEY][cur], next_images=next_images)
+                     next_state=a[STATE_KEY][cur], next_images=next_images,
+                     intervened=a['intervened'][start])
 
     # ------------------------------------------------------------------------------ stats
 
@@ -395,9 +425,13 @@ class ReplayBuffer:
         with self._lock:
             size = self._size
             labelled = int(np.count_nonzero(~np.isnan(self._arrays['progress'][:size])))
+            mask = self._sampleable_mask()
+            human = self._arrays['intervened'][:size] & (self._arrays['episode'][:size] >= 0)
             stats = {'size': size, 'labelled': labelled, 'pending': size - labelled,
                      'labelled_share': labelled / size if size else 0.0,
-                     'sampleable': int(np.count_nonzero(self._sampleable_mask())),
+                     'sampleable': int(np.count_nonzero(mask)),
+                     'intervened': int(np.count_nonzero(human)),
+                     'intervened_sampleable': int(np.count_nonzero(mask & human)),
                      'early_waiting': len(self._early)}
             stats.update({f'labels_{name}': count for name, count in self._counts.items()
                           if name != 'inserted'})
@@ -457,7 +491,12 @@ class ReplayBuffer:
             self._reset_bookkeeping()
             size = int(meta['size'])
             for name, value in self._arrays.items():
-                value[:size] = arrays[name]
+                if name in arrays:
+                    value[:size] = arrays[name]
+                elif name in _ADDED_ARRAYS:   # a checkpoint older than this array
+                    value[:size] = self._empty_value(value)
+                else:
+                    raise KeyError(f'replay checkpoint lacks the array {name!r}')
                 value[size:] = self._empty_value(value)
             self._cursor, self._size = int(meta['cursor']), size
             self._counts.update(meta['counts'])

@@ -288,3 +288,67 @@ def test_shaping_doctest_holds():
 
     from sole_r1_ros.rl import shaping
     assert doctest.testmod(shaping).failed == 0
+
+
+# ---------------------------------------------------------------- human interventions (#14)
+
+def add_flagged_episode(buffer: ReplayBuffer, episode: int, length: int,
+                        intervened_steps: set[int]) -> None:
+    for t in range(length + 1):
+        last = t == length
+        buffer.add(episode, t, frame(episode, t), None if last else [0.1 * t],
+                   stamp=100.0 * episode + t, intervened=t in intervened_steps)
+    label_all(buffer, episode, length)
+
+
+def test_intervened_frames_are_flagged_in_batches_and_counted():
+    buffer = make_buffer(n_step=1)
+    add_flagged_episode(buffer, 0, 10, intervened_steps={2, 3, 4})
+    stats = buffer.stats()
+    assert stats['intervened'] == 3 and stats['intervened_sampleable'] == 3
+    batch = buffer.sample(200)
+    steps = batch.state[:, 1].astype(int)
+    np.testing.assert_array_equal(batch.intervened, np.isin(steps, [2, 3, 4]))
+
+
+def test_intervention_ratio_draws_its_share_from_intervened_windows():
+    buffer = make_buffer(n_step=1, intervention_ratio=0.5, capacity=200)
+    add_flagged_episode(buffer, 0, 100, intervened_steps=set(range(40, 100)))
+    batch = buffer.sample(100)
+    # 50 from the 60 intervened windows, 50 uniform over all 100 (about 30 of them intervened)
+    assert batch.intervened[:50].all()
+    assert 60 < batch.intervened.sum() < 100
+
+
+def test_too_few_intervened_windows_are_filled_from_the_rest():
+    buffer = make_buffer(n_step=1, intervention_ratio=1.0)
+    add_flagged_episode(buffer, 0, 50, intervened_steps={7, 8})
+    batch = buffer.sample(64)
+    assert batch.intervened[:2].all() and batch.state.shape == (64, 2)
+    assert batch.intervened.sum() < 20
+    plain = make_buffer(n_step=1, intervention_ratio=1.0)
+    add_flagged_episode(plain, 0, 50, intervened_steps=set())
+    assert not plain.sample(64).intervened.any()
+
+
+def test_ratio_zero_samples_exactly_as_a_buffer_without_flags():
+    flagged, unflagged = make_buffer(), make_buffer()
+    add_flagged_episode(flagged, 0, 30, intervened_steps=set(range(0, 30, 2)))
+    add_flagged_episode(unflagged, 0, 30, intervened_steps=set())
+    np.testing.assert_array_equal(flagged.sample(32).state, unflagged.sample(32).state)
+
+
+def test_intervened_flags_survive_a_round_trip_and_old_checkpoints_load_unflagged():
+    buffer = make_buffer(n_step=1)
+    add_flagged_episode(buffer, 0, 10, intervened_steps={1, 5})
+    arrays, meta = buffer.state_dict()
+    restored = make_buffer(n_step=1)
+    restored.load_state_dict(arrays, meta)
+    assert restored.stats()['intervened'] == 2
+    old = {name: value for name, value in arrays.items() if name != 'intervened'}
+    from_old = make_buffer(n_step=1)
+    from_old.load_state_dict(old, meta)
+    assert from_old.stats()['intervened'] == 0 and from_old.stats()['sampleable'] == 10
+    del old['terminal']
+    with pytest.raises(KeyError, match='terminal'):
+        make_buffer(n_step=1).load_state_dict(old, meta)
