@@ -29,6 +29,12 @@ def _frozen(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def _xyzw(wxyz: np.ndarray) -> np.ndarray:
+    """MuJoCo's (w, x, y, z) quaternion as a new unit (x, y, z, w) array."""
+    q = np.asarray(wxyz, dtype=np.float64)[[1, 2, 3, 0]]
+    return q / np.linalg.norm(q)
+
+
 @dataclass(frozen=True)
 class Observation:
     """What the robot senses after a reset or a step; arrays are read-only copies."""
@@ -45,6 +51,10 @@ class Observation:
     '''float64 (9,): arm joints in rad/s, finger joints in m/s.'''
     ee_position: np.ndarray
     '''float64 (3,): hand position in the world frame, m (y away from the robot base, z up).'''
+    ee_orientation: np.ndarray
+    '''float64 (4,): hand orientation in the world frame, unit quaternion x, y, z, w (the order
+    of geometry_msgs/Quaternion), from MuJoCo's ``hand`` body. Near (0, 0.71, 0, 0.71), a
+    quarter turn about y: the mocap holds it fixed, contacts tilt it a little.'''
     gripper_opening: float
     '''Distance between the fingers over their 10 cm maximum, in [0, 1] (1 = open).'''
     state: np.ndarray
@@ -143,6 +153,14 @@ class MetaWorldRobot:
     def control_period_s(self) -> float:
         """Simulated seconds per robot step."""
         return self._config.control_period_s
+
+    @property
+    def ee_target_position(self) -> np.ndarray:
+        """The mocap target the hand follows, world frame [m] (a copy; it leads the hand).
+
+        ``sim.commands.command_from_pose`` moves it exactly onto a reachable target.
+        """
+        return self._env.data.mocap_pos[0].copy()
 
     @property
     def model(self) -> Any:
@@ -275,6 +293,7 @@ class MetaWorldRobot:
             joint_positions=_frozen(data.qpos[self._qpos_index].copy()),
             joint_velocities=_frozen(data.qvel[self._qvel_index].copy()),
             ee_position=_frozen(state[:3].copy()),
+            ee_orientation=_frozen(_xyzw(data.body('hand').xquat)),
             gripper_opening=float(state[3]),
             state=_frozen(state.copy()),
             time_s=self._step_count * self._config.control_period_s)

@@ -7,7 +7,8 @@ import pytest
 
 pytest.importorskip('metaworld')
 
-from sole_r1_ros.sim import JOINT_NAMES, MetaWorldRobot, SimConfig  # noqa: E402
+from sole_r1_ros.sim import (  # noqa: E402
+    command_from_pose, JOINT_NAMES, MetaWorldRobot, SimConfig)
 
 _HEIGHT, _WIDTH = 48, 64
 
@@ -133,6 +134,26 @@ class TestControl:
         observation, _ = robot.step([0.0, 0.0, 1.0, 0.0], render=False)
         assert np.abs(observation.joint_velocities[:7]).max() > 0.01
         assert observation.time_s == pytest.approx(robot.control_period_s)
+
+    def test_ee_orientation_is_the_hand_body_quaternion_in_xyzw(self, robot):
+        observation = robot.reset(seed=0)
+        q = observation.ee_orientation
+        assert q.shape == (4,) and not q.flags.writeable
+        assert np.linalg.norm(q) == pytest.approx(1.0)
+        w, x, y, z = robot.data.body('hand').xquat
+        np.testing.assert_allclose(q, [x, y, z, w])
+        assert abs(q[1]) > 0.6 and abs(q[3]) > 0.6   # about a quarter turn about y
+
+    def test_a_pose_target_from_the_mocap_position_is_reached(self, robot):
+        robot.reset(seed=0)
+        for action in [[0.0, 0.0, 1.0, 0.0]] * 5:   # lift clear of the drawer
+            robot.step(action, render=False)
+        target = robot.ee_target_position + [0.03, -0.02, 0.02]
+        for _ in range(30):
+            command = command_from_pose(target, robot.ee_target_position)
+            observation, _ = robot.step(command, render=False)
+        np.testing.assert_allclose(robot.ee_target_position, target, atol=1e-6)
+        np.testing.assert_allclose(observation.ee_position, target, atol=0.01)
 
 
 class TestReset:
