@@ -3,6 +3,8 @@
 Importing this package needs only numpy; MuJoCo and Meta-World (the ``sim`` extra) load when
 the first ``MetaWorldRobot`` is built.
 """
+from sole_r1_ros.sim.commands import (
+    command_from_pose, command_from_twist, EE_STEP_M, gripper_from_position)
 from sole_r1_ros.sim.config import CAMERAS, clamp_command, COMMAND_LAYOUT, SimConfig
 from sole_r1_ros.sim.metaworld_robot import JOINT_NAMES, MetaWorldRobot, Observation, StepInfo
 from sole_r1_ros.sim.progress import progress_from_distance, TaskProgress
@@ -12,7 +14,11 @@ __all__ = [
     'CAMERAS',
     'check_task_goals',
     'clamp_command',
+    'command_from_pose',
+    'command_from_twist',
     'COMMAND_LAYOUT',
+    'EE_STEP_M',
+    'gripper_from_position',
     'JOINT_NAMES',
     'MetaWorldRobot',
     'Observation',
