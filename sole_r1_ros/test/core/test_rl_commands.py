@@ -90,3 +90,10 @@ def test_gripper_hysteresis_keeps_its_state_between_the_thresholds():
 def test_bad_command_configs_are_rejected(overrides):
     with pytest.raises(ValueError):
         CommandConfig(**overrides)
+
+
+def test_doctests_of_commands_and_poses_hold():
+    import doctest
+
+    from sole_r1_ros.rl import commands, poses
+    assert doctest.testmod(commands).failed == 0 and doctest.testmod(poses).failed == 0

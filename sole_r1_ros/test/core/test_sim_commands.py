@@ -48,3 +48,10 @@ def test_gripper_position_maps_closed_to_plus_one_and_open_to_minus_one():
     values = [gripper_from_position(p, open_position=0.04, closed_position=0.0)
               for p in (0.0, 0.02, 0.04, 0.1, -0.1)]
     assert values == pytest.approx([1.0, 0.0, -1.0, -1.0, 1.0])
+
+
+def test_sim_command_doctests_hold():
+    import doctest
+
+    from sole_r1_ros.sim import commands
+    assert doctest.testmod(commands).failed == 0
