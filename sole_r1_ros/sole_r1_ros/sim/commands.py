@@ -59,7 +59,7 @@ def command_from_twist(linear_m_s: ArrayLike, angular_rad_s: ArrayLike | None = 
     Raises:
         ValueError: non-finite or wrong-length input, or a bad period or repeat.
 
-    >>> command_from_twist([0.05, 0.0, -0.2], gripper=1.0).tolist()
+    >>> command_from_twist([0.05, 0.0, -0.2], gripper=1.0).round(6).tolist()
     [0.5, 0.0, -1.0, 1.0]
     """
     _check_step(tick_period_s, action_repeat)
