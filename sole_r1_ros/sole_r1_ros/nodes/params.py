@@ -1,43 +1,126 @@
-"""Declare node parameters with descriptors from one table, and read them back as a dict.
+"""Declare config dataclasses as node parameters, and keep them current when parameters change.
 
-Each node lists its parameters once (name, default, description, range, read-only); this module
-turns them into ``declare_parameter`` calls with ``ParameterDescriptor`` so ``ros2 param describe``
-shows units and ranges, and out-of-range or wrong-typed values are rejected by rclpy itself.
+Every field of a config (``configuration.option``) becomes one parameter with a
+``ParameterDescriptor``: its help text and limits as the description (``ros2 param describe``),
+its numeric range, its type, and read-only where a change needs a restart. A changed parameter
+is checked by building the config with it (one validator: the dataclass's own), and rejected
+with that message; an accepted change replaces the config and is handed to ``on_change``.
 """
-from dataclasses import dataclass
-from typing import Any
+import dataclasses
+import sys
+from typing import Any, Callable, Mapping
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import (
+    FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType, SetParametersResult)
+from rclpy.parameter import Parameter
 
+from sole_r1_ros.configuration import check_value, FieldSpec, from_mapping, specs
 
-@dataclass(frozen=True)
-class Param:
-    """One declared parameter; ``limits`` is an inclusive (min, max) range for numbers."""
-
-    name: str
-    default: Any
-    description: str
-    limits: tuple[float, float] | None = None
-    read_only: bool = False
-
-
-def declare(node, params: list[Param]) -> dict[str, Any]:
-    """Declare every parameter on ``node`` and return their current values by name."""
-    for param in params:
-        descriptor = ParameterDescriptor(description=param.description,
-                                         read_only=param.read_only)
-        if param.limits is not None and isinstance(param.default, bool):
-            raise ValueError(f'parameter {param.name}: a bool cannot have limits')
-        if param.limits is not None and isinstance(param.default, int):
-            descriptor.integer_range = [IntegerRange(
-                from_value=int(param.limits[0]), to_value=int(param.limits[1]), step=1)]
-        elif param.limits is not None:
-            descriptor.floating_point_range = [FloatingPointRange(
-                from_value=float(param.limits[0]), to_value=float(param.limits[1]), step=0.0)]
-        node.declare_parameter(param.name, param.default, descriptor)
-    return values(node, params)
+_INT_LIMIT = 2**63 - 1
+_TYPES = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+          float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING}
+_ARRAY_TYPES = {int: ParameterType.PARAMETER_INTEGER_ARRAY,
+                float: ParameterType.PARAMETER_DOUBLE_ARRAY,
+                str: ParameterType.PARAMETER_STRING_ARRAY}
 
 
-def values(node, params: list[Param]) -> dict[str, Any]:
-    """Current values of ``params`` on ``node``."""
-    return {p.name: node.get_parameter(p.name).value for p in params}
+def descriptor(spec: FieldSpec) -> ParameterDescriptor:
+    """The ROS descriptor of one config field."""
+    kind = _ARRAY_TYPES[spec.element] if spec.kind is tuple else _TYPES[spec.kind]
+    result = ParameterDescriptor(name=spec.name, type=kind, description=spec.describe(),
+                                 read_only=spec.read_only)
+    if spec.range is not None and spec.kind is int:
+        low, high = spec.range
+        result.integer_range = [IntegerRange(
+            from_value=-_INT_LIMIT if low is None else int(low),
+            to_value=_INT_LIMIT if high is None else int(high), step=1)]
+    elif spec.range is not None and spec.kind is float:
+        low, high = spec.range
+        result.floating_point_range = [FloatingPointRange(
+            from_value=-sys.float_info.max if low is None else float(low),
+            to_value=sys.float_info.max if high is None else float(high), step=0.0)]
+    return result
+
+
+def ros_value(spec: FieldSpec, value: Any) -> Any:
+    """A config value as rclpy stores it (tuples as lists, ints of float fields as floats)."""
+    value = check_value(spec, value)
+    return list(value) if isinstance(value, tuple) else value
+
+
+class NodeConfigs:
+    """The config dataclasses one node declares, by section name.
+
+    Example::
+
+        self._configs = NodeConfigs(self, {'loop': (LoopConfig, ''), 'agent': (DrQConfig,
+                                    'agent.')}, on_change=self._apply)
+        loop_config = self._configs['loop']
+    """
+
+    def __init__(self, node, sections: Mapping[str, tuple[type, str]],
+                 on_change: Callable[[str, Any], None] | None = None) -> None:
+        """Declare every field of every section's class under its prefix; read the values.
+
+        Raises:
+            ValueError: the values given at start-up (YAML, overrides) do not make a valid
+                config; the message names the field.
+        """
+        self._node = node
+        self._sections = dict(sections)
+        self._on_change = on_change
+        self._owner: dict[str, tuple[str, FieldSpec]] = {}
+        for section, (cls, prefix) in self._sections.items():
+            for spec in specs(cls, prefix):
+                self._owner[spec.name] = (section, spec)
+                if not node.has_parameter(spec.name):
+                    node.declare_parameter(spec.name, ros_value(spec, spec.default),
+                                           descriptor(spec))
+        self._configs = {section: self._read(section) for section in self._sections}
+        node.add_on_set_parameters_callback(self._validate)
+        node.add_post_set_parameters_callback(self._apply)
+
+    def __getitem__(self, section: str) -> Any:
+        return self._configs[section]
+
+    def _read(self, section: str, changes: Mapping[str, Any] | None = None) -> Any:
+        cls, prefix = self._sections[section]
+        values = {spec.name[len(prefix):]: self._node.get_parameter(spec.name).value
+                  for spec in specs(cls, prefix)}
+        for name, value in (changes or {}).items():
+            values[name[len(prefix):]] = value
+        return from_mapping(cls, values)
+
+    def _split(self, parameters: list[Parameter]) -> dict[str, dict[str, Any]]:
+        changes: dict[str, dict[str, Any]] = {}
+        for parameter in parameters:
+            if parameter.name in self._owner:
+                section, _ = self._owner[parameter.name]
+                changes.setdefault(section, {})[parameter.name] = parameter.value
+        return changes
+
+    def _validate(self, parameters: list[Parameter]) -> SetParametersResult:
+        for section, changes in self._split(parameters).items():
+            try:
+                self._read(section, changes)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        return SetParametersResult(successful=True)
+
+    def _apply(self, parameters: list[Parameter]) -> None:
+        for section in self._split(parameters):
+            self._configs[section] = self._read(section)
+            if self._on_change is not None:
+                self._on_change(section, self._configs[section])
+
+
+def overrides(cls: type, values: Mapping[str, Any], prefix: str = '') -> list[Parameter]:
+    """``Parameter`` objects for the given fields, typed as their config fields say."""
+    by_name = {spec.name: spec for spec in specs(cls, prefix)}
+    return [Parameter(name, value=ros_value(by_name[name], value))
+            for name, value in values.items()]
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """A config as plain data (for logs and run directories)."""
+    return dataclasses.asdict(config)

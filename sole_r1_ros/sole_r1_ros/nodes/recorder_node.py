@@ -3,34 +3,55 @@
 Subscribes (serialized, no conversion) to the topics in ``topics`` and writes them to
 ``bag_path``; the pip-only alternative to ``ros2 bag record``, readable by the same tools.
 """
+from dataclasses import dataclass
 from datetime import datetime
 import importlib
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 
-from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.nodes.firewall import Firewall
+from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.recording import BagWriter
 
-DEFAULT_TOPICS = [
+DEFAULT_TOPICS = (
     'camera/external/image_raw=sensor_msgs/msg/Image',
     'camera/wrist/image_raw=sensor_msgs/msg/Image',
     'sole_r1/progress=sole_r1_interfaces/msg/ProgressReward',
     'sole_r1/reward_image=sensor_msgs/msg/Image',
     'episode=sole_r1_interfaces/msg/Episode',
+    'episode_result=sole_r1_interfaces/msg/EpisodeResult',
     'joint_states=sensor_msgs/msg/JointState',
+    'ee_pose=geometry_msgs/msg/PoseStamped',
     'ground_truth=sole_r1_interfaces/msg/TaskState',
     'forward_command_controller/commands=std_msgs/msg/Float64MultiArray',
-]
+    'servo_node/delta_twist_cmds=geometry_msgs/msg/TwistStamped',
+    'target_pose=geometry_msgs/msg/PoseStamped',
+    'gripper_controller/commands=std_msgs/msg/Float64MultiArray',
+    'joy=sensor_msgs/msg/Joy',
+)
 
-PARAMS = [
-    Param('bag_path', '', "bag folder to create ('' = bags/sole_r1_<date-time>)",
-          read_only=True),
-    Param('topics', DEFAULT_TOPICS, "topics to record as 'name=package/msg/Type'",
-          read_only=True),
-]
 
+@dataclass(frozen=True)
+class RecorderConfig:
+    """Where the recorder writes and what."""
+
+    bag_path: str = option('', "bag folder to create ('' = bags/sole_r1_<date-time>)",
+                           read_only=True)
+    topics: tuple[str, ...] = option(DEFAULT_TOPICS, "topics to record as "
+                                     "'name=package/msg/Type'", read_only=True)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        for entry in self.topics:
+            topic, _, msgtype = entry.partition('=')
+            if not topic or msgtype.count('/') != 2:
+                raise ValueError(f"RecorderConfig.topics: entry {entry!r} must look like "
+                                 "'name=pkg/msg/Type'")
+
+SECTIONS = {'recorder': (RecorderConfig, '')}
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
@@ -43,7 +64,7 @@ def _message_class(msgtype: str):
 def _qos(topic: str, msgtype: str):
     if msgtype == 'sensor_msgs/msg/Image' and topic.startswith('camera/'):
         return qos_profile_sensor_data
-    return _LATCHED if topic == 'episode' else 10
+    return _LATCHED if topic == 'episode' else 50
 
 
 class RecorderNode(Node):
@@ -51,19 +72,19 @@ class RecorderNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('recorder_node', **kwargs)
-        self._p = declare(self, PARAMS)
-        path = self._p['bag_path'] or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
+        config = NodeConfigs(self, SECTIONS)['recorder']
+        self.firewall = Firewall(self)
+        path = config.bag_path or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
         self._writer = BagWriter(path)
-        for entry in self._p['topics']:
+        for entry in config.topics:
             topic, _, msgtype = entry.partition('=')
-            if not topic or msgtype.count('/') != 2:
-                raise ValueError(f"topic entry {entry!r} must look like 'name=pkg/msg/Type'")
             full_name = self.resolve_topic_name(topic)
             self.create_subscription(
-                _message_class(msgtype), topic,
-                lambda data, name=full_name, kind=msgtype: self._write(name, kind, data),
+                _message_class(msgtype), topic, self.firewall.guard(
+                    topic, lambda data, name=full_name, kind=msgtype: self._write(name, kind,
+                                                                                  data)),
                 _qos(topic, msgtype), raw=True)
-        self.get_logger().info(f'recording {len(self._p["topics"])} topics to {path}')
+        self.get_logger().info(f'recording {len(config.topics)} topics to {path}')
 
     @property
     def writer(self) -> BagWriter:

@@ -1,49 +1,87 @@
-"""Watch a learning run from its topics: one JSON line per episode, a live summary, a video.
+"""Watch a learning run from its topics: node status, one JSON line per episode, a video.
 
-Subscribes ``episode``, ``sole_r1/progress``, ``ground_truth`` (simulator) and
-``camera/external/image_raw``; used by ``sole-r1 learn``.
+Subscribes ``/diagnostics`` (the learner's and the reward node's counters), ``episode``,
+``episode_result``, ``sole_r1/progress``, ``ground_truth`` (simulator: true success, for the
+report only) and, while a video is being made, ``camera/external/image_raw``; sends the
+learner's ``~/evaluate`` goal. Used by ``sole-r1 learn``; everything it writes is flushed as it
+happens, so nothing is lost on a crash.
 """
 from collections import deque
 import json
 from pathlib import Path
 import threading
 
+from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
+from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-from sole_r1_interfaces.msg import Episode, ProgressReward, TaskState
-from sole_r1_ros.nodes.conversions import image_to_rgb, ImageConversionError
+from sole_r1_interfaces.action import Evaluate
+from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
+from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.nodes.firewall import Firewall, read_status
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 class RunMonitorNode(Node):
-    """Per-episode predicted and true progress, written as it happens (nothing lost on a crash)."""
+    """Per-episode predicted and true progress, and the nodes' status, for the runner."""
 
     def __init__(self, episodes_jsonl: str | Path, **kwargs) -> None:
         super().__init__('run_monitor', **kwargs)
-        self._path = Path(episodes_jsonl)
-        self._stream = open(self._path, 'a', encoding='utf-8')
+        self.firewall = Firewall(self)
+        guard = self.firewall.guard
+        self._stream = open(episodes_jsonl, 'a', encoding='utf-8')
         self._lock = threading.Lock()
         self._episode: dict | None = None
         self.recent: deque = deque(maxlen=20)
         self._latencies: deque = deque(maxlen=50)
+        self.status: dict[str, dict[str, str]] = {}
         self._video = None
-        self.env_steps = 0
-        self.create_subscription(Episode, 'episode', self._episode_callback, _LATCHED)
-        self.create_subscription(ProgressReward, 'sole_r1/progress', self._progress_callback, 50)
-        self.create_subscription(TaskState, 'ground_truth', self._truth_callback, 10)
-        self.create_subscription(Image, 'camera/external/image_raw', self._image_callback,
-                                 qos_profile_sensor_data)
+        self._video_sub = None
+        ns = self.get_namespace().rstrip('/')
+        self._names = {n: f'{ns}/{n}' for n in ('learner_node', 'reward_node', 'camera_node',
+                                                 'sim_robot_node')}
+        self.create_subscription(DiagnosticArray, '/diagnostics',
+                                 guard('diagnostics', self._diagnostics_callback), 20)
+        self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
+                                 _LATCHED)
+        self.create_subscription(EpisodeResult, 'episode_result',
+                                 guard('episode_result', self._result_callback), 10)
+        self.create_subscription(ProgressReward, 'sole_r1/progress',
+                                 guard('progress', self._progress_callback), 50)
+        self.create_subscription(TaskState, 'ground_truth',
+                                 guard('ground_truth', self._truth_callback), 10)
+        self.evaluate = ActionClient(self, Evaluate, 'learner_node/evaluate')
+
+    # -- callbacks ------------------------------------------------------------------------------
+    def _diagnostics_callback(self, msg: DiagnosticArray) -> None:
+        for node, name in self._names.items():
+            values = read_status(msg, name)
+            if values is not None:
+                self.status[node] = values
 
     def _episode_callback(self, msg: Episode) -> None:
         with self._lock:
+            if self._episode is not None and self._episode['episode_id'] == msg.episode_id:
+                return
             self._close_episode()
-            self._episode = {'episode_id': msg.episode_id, 'env_steps': self.env_steps,
-                             'progress': [], 'max_true_progress': None, 'success': False}
+            if msg.episode_id:
+                self._episode = {'episode_id': msg.episode_id, 'progress': [],
+                                 'max_true_progress': None, 'success': False}
+
+    def _result_callback(self, msg: EpisodeResult) -> None:
+        with self._lock:
+            for episode in (self._episode, *reversed(self.recent)):
+                if episode is not None and episode['episode_id'] == msg.episode_id:
+                    episode.update(steps=int(msg.steps), evaluation=bool(msg.evaluation),
+                                   env_steps=int(msg.env_steps),
+                                   intervention_rate=float(msg.intervention_rate),
+                                   label=msg.label or None)
+                    break
 
     def _progress_callback(self, msg: ProgressReward) -> None:
         with self._lock:
@@ -61,13 +99,8 @@ class RunMonitorNode(Node):
                 self._episode['success'] |= bool(msg.success)
 
     def _image_callback(self, msg: Image) -> None:
-        if self._video is None:
-            return
-        try:
-            frame = image_to_rgb(msg)
-        except ImageConversionError:
-            return
-        self._video.write(np.ascontiguousarray(frame[:, :, ::-1]))
+        if self._video is not None:
+            self._video.write(np.ascontiguousarray(image_to_rgb(msg)[:, :, ::-1]))
 
     def _close_episode(self) -> None:
         episode, self._episode = self._episode, None
@@ -80,27 +113,42 @@ class RunMonitorNode(Node):
         self._stream.flush()
         self.recent.append(episode)
 
-    def summary(self, learner) -> str:
-        """One line: episode, recent success, predicted progress, reward latency, labels."""
-        self.env_steps = learner.env_steps
+    # -- for the runner ---------------------------------------------------------------------
+    def counter(self, node: str, key: str, default: float = 0.0) -> float:
+        """A numeric counter of a node's last status (``default`` before one came)."""
+        try:
+            return float(self.status.get(node, {}).get(key, default))
+        except ValueError:
+            return default
+
+    def summary(self) -> str:
+        """One line: episode, recent success, predicted progress, reward latency, updates."""
         with self._lock:
-            recent = list(self.recent)[-10:]
+            recent = [e for e in self.recent if not e.get('evaluation')][-10:]
             latency = np.mean(self._latencies) if self._latencies else float('nan')
-        parts = [f'ep {learner.episodes_done}']
+        parts = [f"ep {self.counter('learner_node', 'episodes_done'):.0f}"]
         if recent:
             if any(e['max_true_progress'] is not None for e in recent):
                 parts.append(f"success {100 * np.mean([e['success'] for e in recent]):.0f}%")
             parts.append(f"progress {np.mean([e['final_progress'] for e in recent]):.0f}%")
         parts.append(f'reward latency {latency:.2f}s')
-        parts.append(f'updates {learner.agent.updates}')
+        parts.append(f"updates {self.counter('learner_node', 'updates'):.0f}")
+        paused = self.status.get('learner_node', {}).get('learning_paused')
+        if paused:
+            parts.append(f'learning paused: {paused}')
         return ' | '.join(parts)
 
-    def start_video(self, path: Path, fps: float = 10.0, size: tuple[int, int] = (0, 0)) -> None:
-        self._video_path, self._video_fps = Path(path), fps
-        self._video = _LazyVideo(self._video_path, fps)
+    def start_video(self, path: Path, fps: float = 10.0) -> None:
+        self._video = _LazyVideo(Path(path), fps)
+        self._video_sub = self.create_subscription(
+            Image, 'camera/external/image_raw', self.firewall.guard('video', self._image_callback),
+            qos_profile_sensor_data)
 
     def stop_video(self) -> None:
         video, self._video = self._video, None
+        if self._video_sub is not None:
+            self.destroy_subscription(self._video_sub)
+            self._video_sub = None
         if video is not None:
             video.close()
 
@@ -112,7 +160,7 @@ class RunMonitorNode(Node):
 
 
 class _LazyVideo:
-    """An MP4 writer that learns the frame size from the first frame."""
+    """An MP4 writer that learns the frame size from the first frame; no frame, no file."""
 
     def __init__(self, path: Path, fps: float) -> None:
         self._path, self._fps, self._writer = path, fps, None

@@ -1,14 +1,20 @@
-"""Simulated robot that looks like a ros2_control robot: cameras, joint states, a command topic.
+"""Simulated robot that looks like a ros2_control arm: cameras, joint states, a pose, commands.
 
 Publishes ``camera/external/image_raw`` and ``camera/wrist/image_raw`` (rgb8, sensor-data QoS),
-``joint_states`` and the privileged ``ground_truth`` (evaluation only); takes end-effector delta +
-gripper commands on ``forward_command_controller/commands``; serves ``~/reset``. Physics and
-rendering run on one dedicated thread (GL contexts are thread-bound).
+``joint_states``, ``ee_pose`` (PoseStamped, as an arm driver would) and the privileged
+``ground_truth`` (evaluation only). Takes end-effector commands in every form the learner
+sends: ``forward_command_controller/commands`` (Float64MultiArray: dx, dy, dz, gripper),
+``servo_node/delta_twist_cmds`` (TwistStamped, MoveIt Servo's) and ``target_pose``
+(PoseStamped), with the gripper on ``gripper_controller/commands``; serves ``~/reset``.
+Physics and rendering run on one dedicated thread (GL contexts are thread-bound).
 """
+from dataclasses import dataclass
 import dataclasses
 import threading
 import time
 
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -19,80 +25,139 @@ from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from sole_r1_interfaces.msg import TaskState
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.nodes.conversions import array_to_image
-from sole_r1_ros.nodes.params import declare, Param
+from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
-from sole_r1_ros.sim import clamp_command, COMMAND_LAYOUT, MetaWorldRobot, SimConfig
+from sole_r1_ros.sim import (
+    clamp_command, command_from_pose, command_from_twist, COMMAND_LAYOUT,
+    gripper_from_position, MetaWorldRobot, SimConfig)
 
-PARAMS = [
-    Param('task', 'drawer-close-v3', 'Meta-World v3 task id', read_only=True),
-    Param('image_width', 128, 'camera image width [px]', (16, 1024), read_only=True),
-    Param('image_height', 128, 'camera image height [px]', (16, 1024), read_only=True),
-    Param('rate_hz', 10.0, 'control rate: one physics step per tick [Hz]', (0.1, 500.0),
-          read_only=True),
-    Param('camera_every_n_ticks', 1, 'render and publish the cameras every N ticks', (1, 1000)),
-    Param('step_mode', 'realtime', "'realtime': fixed-rate ticks, the newest command is applied "
-          "once, no command = hold still; 'on_command': one tick per command (faster than real "
-          'time, for simulated learning)', read_only=True),
-    Param('seed', 0, 'seed of the task variations', (0, 2**31 - 1), read_only=True),
-    Param('fixed_reset', False, 'reset to the same task variation every time', read_only=True),
-    Param('max_episode_steps', 500, 'simulator truncation (the learner ends episodes earlier)',
-          (1, 100000), read_only=True),
-    Param('command_limit', 1.0, 'commands are clamped to [-limit, limit] per element',
-          (0.01, 1.0)),
-]
+
+@dataclass(frozen=True)
+class SimRobotNodeConfig:
+    """The node's stepping and command settings (the robot itself: ``SimConfig``)."""
+
+    rate_hz: float = option(10.0, 'control rate: one physics tick per period [Hz]',
+                            range=(0.1, 1000.0), read_only=True)
+    camera_every_n_ticks: int = option(1, 'render and publish the cameras every N ticks',
+                                       range=(1, 1000))
+    step_mode: str = option('realtime', "'realtime': fixed-rate ticks, the newest command is "
+                            "applied once, no command = hold still; 'on_command': one tick per "
+                            'command (faster than real time, for simulated learning)',
+                            choices=('realtime', 'on_command'), read_only=True)
+    fixed_reset: bool = option(False, 'reset to the same task variation every time',
+                               read_only=True)
+    command_limit: float = option(1.0, 'commands are clamped to [-limit, limit] per element',
+                                  range=(0.01, 1.0))
+    frame_id: str = option('world', 'frame of ee_pose and of pose / twist commands',
+                           read_only=True)
+    gripper_open_position: float = option(0.04, 'gripper position command meaning open '
+                                          '(gripper_controller/commands)', range=(-10.0, 10.0))
+    gripper_closed_position: float = option(0.0, 'gripper position command meaning closed',
+                                            range=(-10.0, 10.0))
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+SECTIONS = {'node': (SimRobotNodeConfig, ''), 'sim': (SimConfig, '')}
 
 
 class SimRobotNode(Node):
-    """Meta-World robot behind the topics of a ros2_control robot."""
+    """Meta-World robot behind the topics of a ros2_control arm."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sim_robot_node', **kwargs)
-        self._p = declare(self, PARAMS)
-        if self._p['step_mode'] not in ('realtime', 'on_command'):
-            raise ValueError(f"step_mode must be 'realtime' or 'on_command', "
-                             f"got {self._p['step_mode']!r}")
-        self._config = SimConfig(task=self._p['task'], image_width=self._p['image_width'],
-                                 image_height=self._p['image_height'], seed=self._p['seed'],
-                                 max_episode_steps=self._p['max_episode_steps'])
+        self._configs = NodeConfigs(self, SECTIONS)
+        self.firewall = Firewall(self)
         self._lock = threading.Lock()
-        self._command: np.ndarray | None = None
+        self._command: tuple[str, object] | None = None
+        self._gripper = 0.0
         self._wake = threading.Event()
         self._reset_requests: list[threading.Event] = []
         self._running = True
         self._episode = 0
+        self._ticks = 0
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
-
-        self._external_pub = self.create_publisher(
-            Image, 'camera/external/image_raw', qos_profile_sensor_data)
-        self._wrist_pub = self.create_publisher(
-            Image, 'camera/wrist/image_raw', qos_profile_sensor_data)
-        self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
-        self._truth_pub = self.create_publisher(TaskState, 'ground_truth', 10)
-        self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
-                                 self._commands_callback, 10)
-        self.create_service(Trigger, '~/reset', self._reset_callback,
-                            callback_group=MutuallyExclusiveCallbackGroup())
+        self._create_entities()
         self._thread = threading.Thread(target=self._sim_loop, name='sim_physics', daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout=60.0) or self._start_error is not None:
             raise RuntimeError(f'simulator failed to start: {self._start_error}')
-        self.get_logger().info(
-            f"simulating {self._p['task']} at {self._p['rate_hz']} Hz "
-            f"({self._p['step_mode']}), command layout {list(COMMAND_LAYOUT)}")
+        c = self._configs['node']
+        self.get_logger().info(f"simulating {self._configs['sim'].task} at {c.rate_hz} Hz "
+                               f'({c.step_mode}), command layout {list(COMMAND_LAYOUT)}')
 
+    def _create_entities(self) -> None:
+        guard, sensor = self.firewall.guard, qos_profile_sensor_data
+        self._external_pub = self.create_publisher(Image, 'camera/external/image_raw', sensor)
+        self._wrist_pub = self.create_publisher(Image, 'camera/wrist/image_raw', sensor)
+        self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
+        self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', 10)
+        self._truth_pub = self.create_publisher(TaskState, 'ground_truth', 10)
+        self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
+                                 guard('commands', self._commands_callback), 10)
+        self.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds',
+                                 guard('twist', self._twist_callback), 10)
+        self.create_subscription(PoseStamped, 'target_pose',
+                                 guard('target_pose', self._pose_callback), 10)
+        self.create_subscription(Float64MultiArray, 'gripper_controller/commands',
+                                 guard('gripper', self._gripper_callback), 10)
+        self.create_service(Trigger, '~/reset', guard('reset', self._reset_callback),
+                            callback_group=MutuallyExclusiveCallbackGroup())
+        self.create_timer(1.0, guard('status', self._publish_status))
+
+    # -- commands (checked here; converted on the sim thread, which knows the robot) ----------
     def _commands_callback(self, msg: Float64MultiArray) -> None:
-        try:
-            command = clamp_command(np.asarray(msg.data, dtype=np.float64),
-                                    self._p['command_limit'])
-        except ValueError as exc:
-            self.get_logger().error(f'rejected command {list(msg.data)}: {exc}',
-                                    throttle_duration_sec=1.0)
-            return
+        self._submit('array', clamp_command(np.asarray(msg.data, np.float64),
+                                            self._configs['node'].command_limit))
+
+    def _twist_callback(self, msg: TwistStamped) -> str | None:
+        if msg.header.frame_id and msg.header.frame_id != self._configs['node'].frame_id:
+            return f'twist in frame {msg.header.frame_id!r}, expected the robot frame'
+        t = msg.twist
+        self._submit('twist', command_from_twist(
+            [t.linear.x, t.linear.y, t.linear.z], [t.angular.x, t.angular.y, t.angular.z],
+            0.0, 1.0 / self._configs['node'].rate_hz, self._configs['sim'].action_repeat))
+        return None
+
+    def _pose_callback(self, msg: PoseStamped) -> str | None:
+        if msg.header.frame_id and msg.header.frame_id != self._configs['node'].frame_id:
+            return f'target pose in frame {msg.header.frame_id!r}, expected the robot frame'
+        p, q = msg.pose.position, msg.pose.orientation
+        target = np.array([p.x, p.y, p.z], np.float64)
+        command_from_pose(target, target, [q.x, q.y, q.z, q.w])   # checks, before the sim
+        self._submit('pose', (target, [q.x, q.y, q.z, q.w]))
+        return None
+
+    def _gripper_callback(self, msg: Float64MultiArray) -> None:
+        if not msg.data:
+            raise ValueError('empty gripper command')
+        c = self._configs['node']
+        value = gripper_from_position(float(np.mean(msg.data)), c.gripper_open_position,
+                                      c.gripper_closed_position)
         with self._lock:
-            self._command = command
+            self._gripper = value
+
+    def _submit(self, kind: str, value) -> None:
+        with self._lock:
+            self._command = (kind, value)
         self._wake.set()
+
+    def _to_action(self, robot: MetaWorldRobot, command: tuple[str, object]) -> np.ndarray:
+        kind, value = command
+        limit, repeat = self._configs['node'].command_limit, self._configs['sim'].action_repeat
+        if kind == 'array':
+            return value
+        action = value if kind == 'twist' else command_from_pose(
+            value[0], robot.ee_target_position, value[1], 0.0, repeat, limit)
+        action = np.clip(action, -limit, limit)
+        action[3] = self._gripper
+        return action
 
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
         done = threading.Event()
@@ -104,63 +169,78 @@ class SimRobotNode(Node):
                             else 'simulator did not reset within 30 s')
         return response
 
+    def _publish_status(self) -> None:
+        self._status_pub.publish(status_message(self, {
+            'ticks': self._ticks, 'episode': self._episode,
+            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
+
+    # -- the simulator thread -------------------------------------------------------------------
     def _sim_loop(self) -> None:
         """Own physics and rendering: every MuJoCo and GL call happens on this thread."""
         try:
-            robot = MetaWorldRobot(self._config)
+            robot = MetaWorldRobot(self._configs['sim'])
             observation = robot.reset()
         except BaseException as exc:  # reported to __init__, which raises
             self._start_error = exc
             self._ready.set()
             return
         self._ready.set()
-        period = 1.0 / self._p['rate_hz']
-        next_tick = time.monotonic()
-        tick = 0
-        info = None
-        self._publish(robot, observation, info, tick)
         try:
-            while self._running and rclpy.ok(context=self.context):
-                if self._p['step_mode'] == 'on_command':
-                    self._wake.wait(timeout=0.1)
-                    self._wake.clear()
-                else:  # reset requests wait for the next tick too: at most one period
-                    next_tick = max(next_tick + period, time.monotonic() - period)
-                    time.sleep(max(0.0, next_tick - time.monotonic()))
-                with self._lock:
-                    command, self._command = self._command, None
-                    resets, self._reset_requests = self._reset_requests, []
-                if resets:
-                    seed = self._config.seed if self._p['fixed_reset'] else None
-                    observation, info = robot.reset(seed=seed), None
-                    self._episode += 1
-                    tick = 0
-                    for done in resets:
-                        done.set()
-                elif info is not None and info.truncated:
-                    pass  # the episode is over: hold still until someone resets
-                elif command is not None or self._p['step_mode'] == 'realtime':
-                    action = command if command is not None else np.zeros(len(COMMAND_LAYOUT))
-                    render = (tick + 1) % self._p['camera_every_n_ticks'] == 0
-                    new_observation, info = robot.step(action, render=render)
-                    observation = new_observation if render else dataclasses.replace(
-                        new_observation, external=observation.external, wrist=observation.wrist)
-                    tick += 1
-                else:
-                    continue
-                self._publish(robot, observation, info, tick)
+            self._run(robot, observation)
         finally:
             robot.close()
 
+    def _run(self, robot: MetaWorldRobot, observation) -> None:
+        c = self._configs['node']
+        period, next_tick, tick, info = 1.0 / c.rate_hz, time.monotonic(), 0, None
+        self._publish(robot, observation, info, tick)
+        while self._running and rclpy.ok(context=self.context):
+            if c.step_mode == 'on_command':
+                self._wake.wait(timeout=0.1)
+                self._wake.clear()
+            else:  # reset requests wait for the next tick too: at most one period
+                next_tick = max(next_tick + period, time.monotonic() - period)
+                time.sleep(max(0.0, next_tick - time.monotonic()))
+            with self._lock:
+                command, self._command = self._command, None
+                resets, self._reset_requests = self._reset_requests, []
+            if resets:
+                seed = self._configs['sim'].seed if c.fixed_reset else None
+                observation, info, tick = robot.reset(seed=seed), None, 0
+                self._episode += 1
+                for done in resets:
+                    done.set()
+            elif info is not None and info.truncated:
+                pass  # the episode is over: hold still until someone resets
+            elif command is not None or c.step_mode == 'realtime':
+                action = (self._to_action(robot, command) if command is not None
+                          else np.array([0.0, 0.0, 0.0, self._gripper]))
+                render = (tick + 1) % self._configs['node'].camera_every_n_ticks == 0
+                new_observation, info = robot.step(action, render=render)
+                observation = new_observation if render else dataclasses.replace(
+                    new_observation, external=observation.external, wrist=observation.wrist)
+                tick += 1
+                self._ticks += 1
+            else:
+                continue
+            self._publish(robot, observation, info, tick)
+
     def _publish(self, robot, observation, info, tick: int) -> None:
+        """Proprioception first, then the frames: a learner waiting for a frame finds the
+        joint states and pose of the same moment already there."""
         stamp = self.get_clock().now().to_msg()
-        joints = JointState()
+        joints = JointState(name=list(observation.joint_names),
+                            position=observation.joint_positions.tolist(),
+                            velocity=observation.joint_velocities.tolist())
         joints.header.stamp = stamp
-        joints.name = list(observation.joint_names)
-        joints.position = [float(x) for x in observation.joint_positions]
-        joints.velocity = [float(x) for x in observation.joint_velocities]
         self._joint_pub.publish(joints)
-        if tick % self._p['camera_every_n_ticks'] == 0:
+        pose = PoseStamped()
+        pose.header.stamp, pose.header.frame_id = stamp, self._configs['node'].frame_id
+        p, q = pose.pose.position, pose.pose.orientation
+        p.x, p.y, p.z = map(float, observation.ee_position)
+        q.x, q.y, q.z, q.w = map(float, observation.ee_orientation)
+        self._pose_pub.publish(pose)
+        if tick % self._configs['node'].camera_every_n_ticks == 0:
             for array, publisher, frame in ((observation.external, self._external_pub,
                                              'external_camera'),
                                             (observation.wrist, self._wrist_pub, 'wrist_camera')):
@@ -168,8 +248,8 @@ class SimRobotNode(Node):
                     msg = array_to_image(array, 'rgb8', msg=Image())
                     msg.header.stamp, msg.header.frame_id = stamp, frame
                     publisher.publish(msg)
-        truth = TaskState(task=self._config.task, episode=self._episode, step=robot.step_count,
-                          state=[float(x) for x in observation.state])
+        truth = TaskState(task=robot.config.task, episode=self._episode, step=robot.step_count,
+                          state=observation.state.tolist())
         truth.header.stamp = stamp
         truth.progress = float(info.progress) if info is not None else 0.0
         truth.success = bool(info.success) if info is not None else False

@@ -11,7 +11,7 @@ import threading
 
 import numpy as np
 
-_OWN_MESSAGES = ('ProgressReward', 'RewardQuery', 'Episode', 'TaskState')
+_OWN_MESSAGES = ('ProgressReward', 'RewardQuery', 'Episode', 'EpisodeResult', 'TaskState')
 
 
 def _require_rosbags():

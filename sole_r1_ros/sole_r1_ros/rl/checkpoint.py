@@ -41,18 +41,27 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class Checkpoint:
-    """A verified checkpoint read from disk; ``restore`` puts it into an agent and a buffer."""
+    """A checkpoint's content: read and verified from ``path``, or a ``snapshot`` in memory
+    (``path`` None); ``restore`` puts it into an agent and a buffer."""
 
-    path: Path
+    path: Path | None
     agent_state: dict[str, Any]
     replay_arrays: dict[str, np.ndarray]
     replay_meta: dict[str, Any]
     counters: dict[str, Any]
 
 
+def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, Any]
+             ) -> Checkpoint:
+    """Copy what a checkpoint holds, in memory: quick, so callers may hold their locks."""
+    arrays, replay_meta = replay.state_dict()
+    return Checkpoint(path=None, agent_state=agent.state_dict(), replay_arrays=arrays,
+                      replay_meta=replay_meta, counters=dict(counters))
+
+
 def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'ReplayBuffer',
                     counters: Mapping[str, Any], keep: int = 3) -> Path:
-    """Write a new checkpoint atomically and delete all but the newest ``keep``.
+    """Write a new checkpoint atomically and retire all but the newest ``keep``.
 
     Args:
         counters: JSON-able loop state of the caller (env steps, learning steps, episodes, the
@@ -61,6 +70,11 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
     Returns:
         The directory of the new checkpoint.
     """
+    return write_checkpoint(directory, snapshot(agent, replay, counters), keep)
+
+
+def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int = 3) -> Path:
+    """Write a ``snapshot`` atomically (the slow part: disk) and retire old checkpoints."""
     import torch
 
     if keep < 1:
@@ -75,14 +89,13 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
     tmp = root / f'{_TMP_PREFIX}{number:08d}-{os.getpid()}'
     tmp.mkdir()
     try:
-        arrays, replay_meta = replay.state_dict()
-        meta = {'format_version': FORMAT_VERSION, 'counters': dict(counters),
-                'replay': replay_meta}
+        meta = {'format_version': FORMAT_VERSION, 'counters': state.counters,
+                'replay': state.replay_meta}
         with open(tmp / 'agent.pt', 'wb') as f:
-            torch.save(agent.state_dict(), f)
+            torch.save(state.agent_state, f)
             _sync(f)
         with open(tmp / 'replay.npz', 'wb') as f:
-            np.savez(f, **arrays)
+            np.savez(f, **state.replay_arrays)
             _sync(f)
         _write_text(tmp / 'meta.json', json.dumps(meta))
         manifest = {name: {'size': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
@@ -95,9 +108,25 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     for _, old in _numbered(root)[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
-    _LOG.info('saved checkpoint %s (%s)', final.name, dict(counters))
+        _retire(old)
+    _LOG.info('saved checkpoint %s (%s)', final.name, state.counters)
     return final
+
+
+def _retire(path: Path) -> None:
+    """Delete an old checkpoint that verifies; set an unreadable one aside, never delete it.
+
+    An unreadable checkpoint may be the only copy of a run (a disk error, a bug): it is
+    renamed ``<name>.unreadable`` so rotation stops counting it and a person can look.
+    """
+    try:
+        verify_checkpoint(path)
+    except CheckpointError as exc:
+        aside = path.with_name(path.name + '.unreadable')
+        _LOG.warning('keeping unreadable checkpoint as %s: %s', aside.name, exc)
+        os.rename(path, aside)
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
@@ -116,14 +145,7 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     path = Path(path)
     try:
-        manifest = json.loads((path / _MANIFEST).read_text())
-        for name in _FILES:
-            entry = manifest[name]
-            size = (path / name).stat().st_size
-            if size != entry['size']:
-                raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')
-            if _sha256(path / name) != entry['sha256']:
-                raise CheckpointError(f'{name} fails its SHA-256 checksum')
+        verify_checkpoint(path)
         meta = json.loads((path / 'meta.json').read_text())
         if meta.get('format_version') != FORMAT_VERSION:
             raise CheckpointError(f'format version {meta.get("format_version")} is not '
@@ -137,6 +159,26 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         raise CheckpointError(f'{path}: unreadable checkpoint ({exc})') from exc
     return Checkpoint(path=path, agent_state=agent_state, replay_arrays=arrays,
                       replay_meta=meta['replay'], counters=meta['counters'])
+
+
+def verify_checkpoint(path: str | os.PathLike) -> None:
+    """Check every file of a checkpoint against its manifest (size, SHA-256), unparsed.
+
+    Raises:
+        CheckpointError: a file is missing, truncated or fails its checksum.
+    """
+    path = Path(path)
+    try:
+        manifest = json.loads((path / _MANIFEST).read_text())
+        for name in _FILES:
+            entry = manifest[name]
+            size = (path / name).stat().st_size
+            if size != entry['size']:
+                raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')
+            if _sha256(path / name) != entry['sha256']:
+                raise CheckpointError(f'{name} fails its SHA-256 checksum')
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f'unreadable checkpoint ({exc})') from exc
 
 
 def load_latest(directory: str | os.PathLike) -> Checkpoint:

@@ -87,6 +87,27 @@ class CommandConfig:
         return 7 if self.rotation_actions else 4
 
 
+@dataclass(frozen=True)
+class JointLimits:
+    """Joint-space commands: position limits and step sizes (``action_layout: joint_position``)."""
+
+    lower: tuple[float, ...] = option((-3.0,) * 9, 'lower joint position limits, in the '
+                                      'order of joint_names [rad or m]', **_RO)
+    upper: tuple[float, ...] = option((3.0,) * 9, 'upper joint position limits [rad or m]',
+                                      **_RO)
+    max_step_rad: float = option(0.05, 'target offset from the current position for an action '
+                                 'of 1.0 [rad or m per step]', range=(0.0, 1.0), **_RO)
+    max_rate_rad: float = option(0.05, 'largest change of a target between two commands [rad '
+                                 'or m per step], whatever the policy says', range=(0.0, 1.0),
+                                 **_RO)
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if len(self.lower) != len(self.upper):
+            raise ValueError(f'JointLimits: lower has {len(self.lower)} values, upper '
+                             f'{len(self.upper)}')
+
+
 class EeCommand(NamedTuple):
     """One end-effector action in every command form, all after the same safety box."""
 

@@ -4,6 +4,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.sim.tasks import TASK_GOALS
 
 COMMAND_LAYOUT: tuple[str, ...] = ('ee_dx', 'ee_dy', 'ee_dz', 'gripper')
@@ -60,42 +61,31 @@ def clamp_command(
 class SimConfig:
     """Settings of one simulated Meta-World robot; fixed for the robot's lifetime."""
 
-    task: str = 'drawer-close-v3'
-    '''Meta-World v3 task id, a key of ``TASK_GOALS``.'''
-    image_width: int = 128
-    '''Camera image width in pixels (1 to 1024).'''
-    image_height: int = 128
-    '''Camera image height in pixels (1 to 1024).'''
-    render: bool = True
-    '''Render camera images; False creates no GL context at all (fast state-only stepping).'''
-    external_camera: str = 'corner4'
-    '''Third-person camera, one of ``CAMERAS``; corner4 shows the whole work area of every task
-    from the front right with little occlusion by the arm.'''
-    wrist_camera: str | None = 'gripperPOV'
-    '''Camera that moves with the hand, one of ``CAMERAS``, or None for no wrist image.
-    gripperPOV looks down past the fingers at the object being handled.'''
-    seed: int = 0
-    '''Seed (>= 0) of the task's 50 object/goal variations and of the variation picked at each
-    unseeded reset.'''
-    max_episode_steps: int = 200
-    '''Robot steps per episode before ``truncated`` (>= 1). 200 steps at action_repeat 1 are
-    2.5 s of simulated time; the scripted experts solve most tasks in 30 to 120 steps, but
-    bin-picking and push-back sometimes need 230 to 360.'''
-    action_repeat: int = 1
-    '''Meta-World steps (12.5 ms each) one command is held for (1 to 20).'''
+    task: str = option('drawer-close-v3', 'Meta-World v3 task id (one of TASK_GOALS)',
+                       choices=tuple(TASK_GOALS), read_only=True)
+    image_width: int = option(128, 'camera image width [px]', range=(1, _MAX_IMAGE_SIDE),
+                              read_only=True)
+    image_height: int = option(128, 'camera image height [px]', range=(1, _MAX_IMAGE_SIDE),
+                               read_only=True)
+    render: bool = option(True, 'render camera images; False creates no GL context at all '
+                          '(fast state-only stepping)', read_only=True)
+    external_camera: str = option(
+        'corner4', 'third-person camera; corner4 shows the whole work area of every task from '
+        'the front right with little occlusion by the arm', choices=CAMERAS, read_only=True)
+    wrist_camera: str = option(
+        'gripperPOV', "camera that moves with the hand ('' = none); gripperPOV looks down past "
+        'the fingers at the object being handled', choices=('',) + CAMERAS, read_only=True)
+    seed: int = option(0, "seed of the task's 50 object/goal variations and of the variation "
+                       'picked at each unseeded reset', range=(0, 2**31 - 1), read_only=True)
+    max_episode_steps: int = option(
+        200, 'robot steps per episode before truncated; the scripted experts solve most tasks '
+        'in 30 to 120 steps at action_repeat 1, bin-picking and push-back sometimes need 360',
+        range=(1, 10**9), read_only=True)
+    action_repeat: int = option(1, 'Meta-World steps (12.5 ms each) one command is held for',
+                                range=(1, 20), read_only=True)
 
     def __post_init__(self) -> None:
-        if self.task not in TASK_GOALS:
-            raise ValueError(f'task {self.task!r} is not a Meta-World v3 task; see TASK_GOALS')
-        _check_int('image_width', self.image_width, 1, _MAX_IMAGE_SIDE)
-        _check_int('image_height', self.image_height, 1, _MAX_IMAGE_SIDE)
-        _check_int('seed', self.seed, 0)
-        _check_int('max_episode_steps', self.max_episode_steps, 1)
-        _check_int('action_repeat', self.action_repeat, 1, 20)
-        if self.external_camera not in CAMERAS:
-            raise ValueError(f'external_camera {self.external_camera!r} not in {CAMERAS}')
-        if self.wrist_camera is not None and self.wrist_camera not in CAMERAS:
-            raise ValueError(f'wrist_camera {self.wrist_camera!r} not in {CAMERAS} or None')
+        validate(self)
 
     @property
     def control_period_s(self) -> float:
@@ -106,11 +96,3 @@ class SimConfig:
     def goal(self) -> str:
         """The task's language goal."""
         return TASK_GOALS[self.task]
-
-
-def _check_int(name: str, value: object, low: int, high: int | None = None) -> None:
-    # bool is an int subclass, but True as an image size is a bug, not a 1.
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (
-            high is not None and value > high):
-        bounds = f'[{low}, {high}]' if high is not None else f'>= {low}'
-        raise ValueError(f'{name} must be an int {bounds}, got {value!r}')

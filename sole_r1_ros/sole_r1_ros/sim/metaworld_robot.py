@@ -113,7 +113,7 @@ class MetaWorldRobot:
         self._qvel_index = np.array(
             [self._env.model.joint(n).dofadr[0] for n in JOINT_NAMES], dtype=np.intp)
         cameras = [self._config.external_camera]
-        if self._config.wrist_camera is not None:
+        if self._config.wrist_camera:
             cameras.append(self._config.wrist_camera)
         self._cameras = CameraRig(
             self._env.model, cameras, self._config.image_width, self._config.image_height

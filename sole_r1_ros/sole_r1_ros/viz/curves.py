@@ -30,7 +30,9 @@ def _smooth(values: list[float], window: int = 10) -> list[float]:
 def plot_learning_curves(episodes_jsonl: str | os.PathLike, metrics_jsonl: str | os.PathLike,
                          out_png: str | os.PathLike, title: str = '') -> bool:
     """Write the curves; False (and no file) when there is nothing to plot yet."""
-    episodes = _read_jsonl(episodes_jsonl)
+    # Training episodes whose result arrived (a run killed mid-episode leaves one without).
+    episodes = [e for e in _read_jsonl(episodes_jsonl)
+                if 'env_steps' in e and not e.get('evaluation')]
     metrics = [m for m in _read_jsonl(metrics_jsonl) if m.get('prefix') == 'train']
     if not episodes and not metrics:
         return False

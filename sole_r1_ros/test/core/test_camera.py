@@ -50,8 +50,8 @@ def _joints(arm: float, gripper: float) -> dict[str, float]:
 
 
 def test_gripper_closing_and_stopping_trigger_extra_queries():
-    scheduler = QueryScheduler(QueryScheduleConfig(stride=100, min_gap=2),
-                               gripper_joints=('finger_l', 'finger_r'))
+    scheduler = QueryScheduler(QueryScheduleConfig(stride=100, min_gap=2,
+                                                   gripper_joints=('finger_l', 'finger_r')))
     gripper = [0.04] * 5 + [0.03, 0.02, 0.01] + [0.01] * 5   # closes at 5..7, then holds
     reasons = [scheduler.decide(step, _joints(0.0, g)) for step, g in enumerate(gripper)]
     assert reasons[5] == 'gripper'    # started closing
@@ -69,8 +69,8 @@ def test_motion_jump_triggers_a_query_and_steady_motion_does_not():
 
 
 def test_event_inside_min_gap_is_deferred_not_lost():
-    scheduler = QueryScheduler(QueryScheduleConfig(stride=4, min_gap=3),
-                               gripper_joints=('finger_l', 'finger_r'))
+    scheduler = QueryScheduler(QueryScheduleConfig(stride=4, min_gap=3,
+                                                   gripper_joints=('finger_l', 'finger_r')))
     gripper = [0.04] * 5 + [0.03] + [0.03] * 6     # starts moving at 5, one frame after a query
     reasons = [scheduler.decide(step, _joints(0.0, g)) for step, g in enumerate(gripper)]
     assert reasons[4] == 'stride'

@@ -9,10 +9,6 @@ from sole_r1_ros.configuration import from_mapping
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 
 LEARNER_YAML = Path(__file__).resolve().parents[2] / 'config' / 'learner.yaml'
-# Fields added by the ROS-free part of issue #14 before the lead wires them into the learner
-# and config/learner.yaml; each may be absent from the YAML (default used) until then. Remove
-# an entry once the YAML lists it.
-_NOT_YET_IN_YAML = {'replay': {'intervention_ratio'}}
 
 
 def _params() -> dict:
@@ -24,11 +20,8 @@ def _params() -> dict:
 def test_learner_yaml_lists_every_field_with_the_default_type(section, cls):
     values = _params()[section]
     fields = {f.name: f.default for f in dataclasses.fields(cls)}
-    pending = _NOT_YET_IN_YAML.get(section, set()) - set(values)
-    assert set(values) == set(fields) - pending
+    assert set(values) == set(fields)
     for name, default in fields.items():
-        if name in pending:
-            continue
         # ROS parameters are typed by their first value: 1 is an integer, 1.0 a double
         expected = list if isinstance(default, tuple) else type(default)
         assert type(values[name]) is expected, name

@@ -70,7 +70,7 @@ class TestSimConfig:
             SimConfig(**{field: value})
 
     def test_wrist_camera_may_be_disabled(self):
-        assert SimConfig(wrist_camera=None).wrist_camera is None
+        assert SimConfig(wrist_camera='').wrist_camera == ''
 
 
 class TestProgressFromDistance:

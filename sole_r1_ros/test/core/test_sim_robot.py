@@ -225,12 +225,12 @@ def test_robots_created_and_freed_one_after_another_keep_rendering(robot):
     # Meta-World pitfall: freeing one GL context after another one rendered left the other
     # unbound, and its later frames came back black.
     robot.reset(seed=0)
-    first = _robot(task='reach-v3', wrist_camera=None)
+    first = _robot(task='reach-v3', wrist_camera='')
     assert first.reset(seed=0).external.mean() > 5
     del first  # never closed: freed by the garbage collector
     gc.collect()
     assert robot.step([0.0, 0.0, 1.0, 0.0])[0].external.mean() > 5, 'black after gc'
-    second = _robot(task='reach-v3', wrist_camera=None)
+    second = _robot(task='reach-v3', wrist_camera='')
     try:
         assert second.reset(seed=0).external.mean() > 5, 'black after the first was freed'
     finally:
@@ -240,7 +240,7 @@ def test_robots_created_and_freed_one_after_another_keep_rendering(robot):
 
 def test_renders_on_a_worker_thread_and_refuses_another_thread():
     # The ROS node runs physics and rendering on one dedicated thread, as here.
-    sim = _robot(wrist_camera=None)
+    sim = _robot(wrist_camera='')
     rendered, checked = threading.Event(), threading.Event()
     result = {}
 

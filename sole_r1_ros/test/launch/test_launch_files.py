@@ -7,7 +7,8 @@ import re
 import pytest
 import yaml
 
-from sole_r1_ros.bringup import flatten_params
+from sole_r1_ros.bringup import check_params, load_params, node_sections
+from sole_r1_ros.configuration import specs
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _LAUNCH_DIR = os.path.join(_PACKAGE_ROOT, 'launch')
@@ -63,24 +64,18 @@ def test_launch_file_is_well_formed(launch_file):
 def test_yaml_parameters_are_declared_by_their_node(config_file):
     pytest.importorskip('rclpy')
     scripts = _console_scripts()
-    data = yaml.safe_load(open(os.path.join(_CONFIG_DIR, config_file)))
-    for key, section in data.items():
-        node_name = key.split('/')[-1]
-        assert node_name in scripts, f'{config_file}: no executable named {node_name}'
-        module = importlib.import_module(scripts[node_name])
-        declared = {p.name: p.default for p in getattr(module, 'ALL_PARAMS', module.PARAMS)}
-        values = flatten_params(section['ros__parameters'])
-        unknown = set(values) - set(declared)
-        assert not unknown, f'{config_file}: {node_name} declares no {sorted(unknown)}'
+    params = load_params(os.path.join(_CONFIG_DIR, config_file))
+    assert set(params) <= set(scripts), f'{config_file}: nodes without an executable'
+    check_params(params)   # unknown names, types, ranges, cross-field rules
+    for node, values in params.items():
+        fields = {s.name: s for cls, prefix in node_sections(node).values()
+                  for s in specs(cls, prefix)}
         for name, value in values.items():   # rclpy rejects e.g. an int for a float parameter
-            default = declared[name]
-            if default is None or (isinstance(default, list) and not default):
-                continue
-            assert type(value) is type(default), \
-                f'{config_file}: {node_name}.{name} is {value!r}, declared as {default!r}'
-            if isinstance(default, list):
-                assert {type(v) for v in value} <= {type(default[0])}, \
-                    f'{config_file}: {node_name}.{name} items must be {type(default[0])}'
+            spec = fields[name]
+            kind = spec.element if spec.kind is tuple else spec.kind
+            items = value if spec.kind is tuple else [value]
+            assert all(type(v) is kind for v in items), \
+                f'{config_file}: {node}.{name} is {value!r}; write it as {kind.__name__}'
 
 
 @pytest.mark.parametrize('launch_file', _LAUNCH_FILES)

@@ -1,24 +1,28 @@
-"""The learner node's bookkeeping, free of ROS: episodes, stamp-matched labels, learning, resume.
+"""The online learner, free of ROS: agent, replay, stamp-matched labels, learning, checkpoints.
 
 Rewards arrive late and name the scored camera frame by episode id and stamp. This class keeps,
 for each recent episode, which of its own steps saw which frame stamp, so a ``ProgressReward``
 becomes a label of exactly one stored transition (the nearest frame within a tolerance when the
 reward model scored a camera frame the actor did not use). Step 0 of every episode is labelled
-0% here: the protocol defines it so and never queries it.
+0% here: the protocol defines it so and never queries it. The control loop (``rl.loop``) drives
+it; the learner node and the benchmarks share both.
 """
 from collections import OrderedDict
+import dataclasses
 import logging
 import math
 import os
 from pathlib import Path
 import threading
+import time
 from typing import Any, Mapping
 
 import numpy as np
 
-from sole_r1_ros.rl import (
-    CheckpointError, DrQConfig, LabelOutcome, load_latest, ReplayBuffer, ReplayConfig, restore,
-    save_checkpoint)
+from sole_r1_ros.rl.checkpoint import (
+    list_checkpoints, load_latest, restore, snapshot, write_checkpoint)
+from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
+from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ _KEPT_EPISODES = 32   # episodes whose stamp -> step tables are kept for late la
 
 
 class OnlineLearner:
-    """Agent + replay + episode/stamp bookkeeping + checkpoints, shared by the node and the CLI.
+    """Agent + replay + episode/stamp bookkeeping + checkpoints, shared by the node and benches.
 
     Thread-safety: ``record``/``label`` may run on different threads from ``learn``; the replay
     buffer locks itself and the agent's acting copy is separate from the one being trained.
@@ -35,7 +39,7 @@ class OnlineLearner:
     def __init__(self, agent_config: DrQConfig, replay_config: ReplayConfig, state_dim: int,
                  action_dim: int, checkpoint_dir: str | os.PathLike | None = None,
                  stamp_tolerance_s: float = 0.05, keep_checkpoints: int = 3) -> None:
-        from sole_r1_ros.rl import DrQAgent   # torch loads here, not at import
+        from sole_r1_ros.rl.drq import DrQAgent   # torch loads here, not at import
         self.agent = DrQAgent(agent_config, state_dim, action_dim)
         image_keys = agent_config.image_keys if agent_config.variant == 'pixels' else ()
         # The buffer compares our stamps (seconds) with labels; matching happens here already.
@@ -55,6 +59,8 @@ class OnlineLearner:
         self.episodes_done = 0
         self.learning_steps = 0   # environment steps since the buffer first became ready
         self.unmatched_labels = 0
+        self.rejected_labels = 0  # non-finite progress
+        self.last_label_s = time.monotonic()
 
     # -- episodes and transitions ---------------------------------------------------------
     def start_episode(self, name: str) -> int:
@@ -68,14 +74,18 @@ class OnlineLearner:
             return self.episode_index
 
     def record(self, obs: Mapping[str, np.ndarray], action: np.ndarray | None,
-               stamp_ns: int) -> int:
-        """Store the current frame (and the action taken from it; None ends the episode)."""
+               stamp_ns: int, intervened: bool = False) -> int:
+        """Store the current frame and the action taken from it (None ends the episode).
+
+        ``intervened`` marks an action a human took (teleoperation) instead of the policy.
+        """
         with self._lock:
             if self.episode_name is None:
                 raise RuntimeError('start_episode() before record()')
             index, stamps = self._names[self.episode_name]
             step = self.step
-            self.replay.add(index, step, obs, action, stamp=stamp_ns * 1e-9)
+            self.replay.add(index, step, obs, action, stamp=stamp_ns * 1e-9,
+                            intervened=intervened)
             stamps[int(stamp_ns)] = step
             self.step += 1
             if action is not None:
@@ -92,8 +102,14 @@ class OnlineLearner:
         """Apply a reward-model answer for the frame stamped ``stamp_ns`` of episode ``name``.
 
         Negative progress (legal in SOLE-R1) is clipped to 0. Returns None when the episode or
-        frame is unknown (another robot's episode, or older than what is kept).
+        frame is unknown (another robot's episode, or older than what is kept) or the progress
+        is not a finite number (counted in ``rejected_labels``; never raised, since a label
+        comes from a message callback).
         """
+        if not isinstance(progress, (int, float)) or not math.isfinite(progress):
+            with self._lock:
+                self.rejected_labels += 1
+            return None
         with self._lock:
             entry = self._names.get(name)
             if entry is None:
@@ -108,6 +124,7 @@ class OnlineLearner:
             if step is None:
                 self.unmatched_labels += 1
                 return None
+            self.last_label_s = time.monotonic()
         return self.replay.label(index, step, float(np.clip(progress, 0.0, 100.0)),
                                  stamp=stamp * 1e-9)
 
@@ -131,23 +148,23 @@ class OnlineLearner:
         """Write a checkpoint (atomic; the last ``keep_checkpoints`` are kept)."""
         if self._checkpoint_dir is None:
             return None
-        with self._lock:
-            return save_checkpoint(self._checkpoint_dir, self.agent, self.replay,
-                                   self.counters(), keep=self._keep)
+        with self._lock:   # a consistent copy in memory; the actor waits only for that
+            state = snapshot(self.agent, self.replay, self.counters())
+        return write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
 
     def resume(self) -> bool:
-        """Restore the newest valid checkpoint, if any; False when starting fresh.
+        """Restore the newest valid checkpoint; False when there is none to restore.
 
         The episode that was running when the checkpoint was written is closed: the next
         ``start_episode`` gets a new index, so no transition is stored or labelled twice.
+
+        Raises:
+            CheckpointError: checkpoints exist but none can be read or fits this learner.
+                Starting fresh then would silently throw a run away, so the caller decides.
         """
-        if self._checkpoint_dir is None or not self._checkpoint_dir.exists():
+        if self._checkpoint_dir is None or not list_checkpoints(self._checkpoint_dir):
             return False
-        try:
-            checkpoint = load_latest(self._checkpoint_dir)
-        except CheckpointError as exc:
-            logger.warning('starting fresh: %s', exc)
-            return False
+        checkpoint = load_latest(self._checkpoint_dir)
         counters = restore(checkpoint, self.agent, self.replay)
         self.episode_index = int(counters['episode_index'])
         self.env_steps = int(counters['env_steps'])
@@ -159,31 +176,12 @@ class OnlineLearner:
     def stats(self) -> dict[str, float]:
         stats = dict(self.replay.stats())
         stats.update(self.counters(), updates=self.agent.updates,
-                     unmatched_labels=self.unmatched_labels)
+                     unmatched_labels=self.unmatched_labels,
+                     rejected_labels=self.rejected_labels)
         return stats
 
 
 def _with_tolerance(config: ReplayConfig, tolerance_s: float) -> ReplayConfig:
-    import dataclasses
     return dataclasses.replace(config, stamp_tolerance_s=max(config.stamp_tolerance_s,
                                                              tolerance_s))
 
-
-def proprio_state(names: list[str], positions: list[float], velocities: list[float],
-                  joint_names: tuple[str, ...]) -> np.ndarray:
-    """Joint positions then velocities in ``joint_names`` order (missing velocity = 0).
-
-    Raises:
-        ValueError: a joint of ``joint_names`` is missing from the JointState.
-    """
-    lookup = dict(zip(names, positions))
-    speeds = dict(zip(names, velocities)) if len(velocities) == len(names) else {}
-    missing = [n for n in joint_names if n not in lookup]
-    if missing:
-        raise ValueError(f'joint_states lacks {missing}')
-    return np.array([lookup[n] for n in joint_names]
-                    + [speeds.get(n, 0.0) for n in joint_names], np.float32)
-
-
-def is_finite(values) -> bool:
-    return all(math.isfinite(v) for v in values)

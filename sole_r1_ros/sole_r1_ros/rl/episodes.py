@@ -1,4 +1,4 @@
-"""When the learner's episodes end, and how evaluation episodes are scored. No ROS here.
+"""How evaluation episodes are scored, from the reward model and the simulator. No ROS here.
 
 An evaluation episode's verdict needs the reward model's answer for its last frame, which
 arrives after the episode ended (the camera node asks about it when the next episode starts).
@@ -8,32 +8,6 @@ from dataclasses import dataclass
 import math
 import threading
 import time
-
-
-class EpisodeClock:
-    """Says when the actor must start a new episode: at start, on request, or when one ended."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._started = False
-        self._reset_requested = False
-        self._over = False
-
-    def request_reset(self) -> None:
-        with self._lock:
-            self._reset_requested = True
-
-    def episode_started(self) -> None:
-        with self._lock:
-            self._started, self._reset_requested, self._over = True, False, False
-
-    def episode_over(self) -> None:
-        with self._lock:
-            self._over = True
-
-    def needs_new_episode(self, step: int, episode_length: int) -> bool:
-        with self._lock:
-            return not self._started or self._reset_requested or self._over
 
 
 @dataclass(frozen=True)

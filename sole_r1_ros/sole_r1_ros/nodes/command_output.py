@@ -1,0 +1,160 @@
+"""Commands out of the learner in the message form the robot's controller takes, and holds.
+
+The maths is ROS-free (``rl.commands``, ``rl.safety``): the safety box clamps every action, the
+policy's and a human's, right here before publishing. This module only picks the message type:
+
+- ``twist_stamped``: ``geometry_msgs/TwistStamped`` for MoveIt Servo (hold: zero twist);
+- ``pose_stamped``: ``geometry_msgs/PoseStamped``, current pose + safe step (hold: current pose);
+- ``float64_multiarray``: ``std_msgs/Float64MultiArray``: joint targets, or the simulated
+  robot's 4-value end-effector command (hold: current joints / zero deltas);
+- ``joint_trajectory``: a one-point ``trajectory_msgs/JointTrajectory`` (hold: current joints);
+- the gripper, when it has its own controller, as a position on ``gripper_topic``.
+"""
+import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+
+from sole_r1_ros.rl.commands import (
+    CommandConfig, ee_command, gripper_command, hold_joints, hold_normalized, JointLimits)
+from sole_r1_ros.rl.safety import JointTargetAdapter, SafetyBox
+from sole_r1_ros.rl.sensing import Sensed
+
+LAYOUTS = ('ee_delta', 'joint_position')
+_TYPES = {'twist_stamped': TwistStamped, 'pose_stamped': PoseStamped,
+          'float64_multiarray': Float64MultiArray, 'joint_trajectory': JointTrajectory}
+
+
+class CommandOutput:
+    """Publishers of one arm command form (+ gripper) with the safety applied last."""
+
+    def __init__(self, node, layout: str, config: CommandConfig, box: SafetyBox,
+                 joint_names: tuple[str, ...], limits: JointLimits, command_topic: str,
+                 gripper_topic: str, period_s: float) -> None:
+        """Raises:
+            ValueError: a combination no controller takes (joint commands as a twist, ...).
+        """
+        if layout not in LAYOUTS:
+            raise ValueError(f'action_layout must be one of {LAYOUTS}, got {layout!r}')
+        cartesian = config.command_type in ('twist_stamped', 'pose_stamped')
+        if layout == 'joint_position' and cartesian:
+            raise ValueError(f'command.command_type {config.command_type!r} needs '
+                             "action_layout 'ee_delta'")
+        if layout == 'ee_delta' and config.command_type == 'joint_trajectory':
+            raise ValueError("end-effector actions go out as 'twist_stamped', 'pose_stamped' "
+                             "or 'float64_multiarray', not 'joint_trajectory'")
+        self._node, self._layout, self._config, self._box = node, layout, config, box
+        self._period_s = period_s
+        self._joints = (JointTargetAdapter(joint_names, limits.lower, limits.upper,
+                                           limits.max_step_rad, limits.max_rate_rad)
+                        if layout == 'joint_position' else None)
+        self._publisher = node.create_publisher(_TYPES[config.command_type], command_topic, 10)
+        self._gripper_publisher = None
+        if config.gripper_command_type != 'none':
+            self._gripper_publisher = node.create_publisher(
+                _TYPES[config.gripper_command_type], gripper_topic, 10)
+        self._last: Sensed | None = None
+        self._previous_target: np.ndarray | None = None
+        self._gripper = 0.0
+        self._gripper_closed = False
+        self.sent = 0
+        self.limited = 0   # commands the safety box changed
+
+    @property
+    def action_dim(self) -> int:
+        return self._config.action_dim if self._joints is None else len(self._joints.joint_names)
+
+    @property
+    def gripper(self) -> float:
+        """The last gripper action sent (a human taking over starts from it)."""
+        return self._gripper
+
+    def destroy(self) -> None:
+        for publisher in (self._publisher, self._gripper_publisher):
+            if publisher is not None:
+                self._node.destroy_publisher(publisher)
+
+    def send(self, action: np.ndarray, sensed: Sensed) -> None:
+        """Publish ``action`` at the state ``sensed`` after the safety limits."""
+        self._last = sensed
+        if self._joints is not None:
+            target = self._joints.command(action, sensed.joint_positions, self._previous_target)
+            self._publish_joints(target)
+            return
+        command = ee_command(action, sensed.pose, self._config, self._box, self._period_s)
+        self.limited += bool(command.delta.limits)
+        self._gripper = command.gripper
+        kind = self._config.command_type
+        if kind == 'twist_stamped':
+            self._publish_twist(command.linear_m_s, command.angular_rad_s)
+        elif kind == 'pose_stamped':
+            self._publish_pose(command.target.position, command.target.orientation)
+        else:
+            self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
+        self._publish_gripper(command.gripper)
+
+    def hold(self) -> None:
+        """Command no motion (zero twist, the current pose or joints, zero deltas)."""
+        kind, last = self._config.command_type, self._last
+        if self._joints is not None:
+            if last is not None:
+                self._previous_target = None
+                self._publish_joints(hold_joints(last.joint_positions), rate_limit=False)
+        elif kind == 'twist_stamped':
+            self._publish_twist(np.zeros(3), np.zeros(3))
+        elif kind == 'pose_stamped':
+            if last is not None and last.pose is not None:
+                self._publish_pose(last.pose.position, last.pose.orientation)
+        else:
+            self._publisher.publish(Float64MultiArray(data=hold_normalized(
+                self._gripper).tolist()))
+
+    def _stamped(self, msg):
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.header.frame_id = self._config.frame_id
+        return msg
+
+    def _publish_twist(self, linear: np.ndarray, angular: np.ndarray) -> None:
+        msg = self._stamped(TwistStamped())
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, linear)
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = map(float, angular)
+        self._publisher.publish(msg)
+        self.sent += 1
+
+    def _publish_pose(self, position: np.ndarray, orientation: np.ndarray) -> None:
+        msg = self._stamped(PoseStamped())
+        p, q = msg.pose.position, msg.pose.orientation
+        p.x, p.y, p.z = map(float, position)
+        q.x, q.y, q.z, q.w = map(float, orientation)
+        self._publisher.publish(msg)
+        self.sent += 1
+
+    def _publish_joints(self, target: np.ndarray, rate_limit: bool = True) -> None:
+        if rate_limit:
+            self._previous_target = target
+        names = list(self._joints.joint_names)
+        if self._config.command_type == 'joint_trajectory':
+            self._publisher.publish(self._trajectory(names, target))
+        else:
+            self._publisher.publish(Float64MultiArray(data=[float(v) for v in target]))
+        self.sent += 1
+
+    def _publish_gripper(self, value: float) -> None:
+        if self._gripper_publisher is None:
+            return
+        self._gripper_closed, position = gripper_command(value, self._gripper_closed,
+                                                         self._config)
+        names = list(self._config.gripper_joint_names)
+        positions = np.full(len(names), position)
+        if self._config.gripper_command_type == 'joint_trajectory':
+            self._gripper_publisher.publish(self._trajectory(names, positions))
+        else:
+            self._gripper_publisher.publish(Float64MultiArray(data=positions.tolist()))
+
+    def _trajectory(self, names: list[str], positions: np.ndarray) -> JointTrajectory:
+        msg = JointTrajectory(joint_names=names)   # a zero stamp: start now
+        point = JointTrajectoryPoint(positions=[float(v) for v in positions])
+        point.time_from_start.sec = int(self._period_s)
+        point.time_from_start.nanosec = int((self._period_s % 1.0) * 1e9)
+        msg.points = [point]
+        return msg

@@ -1,0 +1,23 @@
+"""Undo what a lifecycle node's on_configure created (rclpy has no one call for all kinds)."""
+from typing import Any
+
+
+def destroy_entity(node, entity: Any) -> None:
+    """Destroy a subscription, publisher, service, client, timer or action server of ``node``
+    (the lifecycle's on_cleanup undoes on_configure)."""
+    from rclpy.action import ActionServer
+    from rclpy.client import Client
+    from rclpy.publisher import Publisher
+    from rclpy.service import Service
+    from rclpy.subscription import Subscription
+    from rclpy.timer import Timer
+    if isinstance(entity, ActionServer):
+        entity.destroy()
+        return
+    for kind, destroy in ((Subscription, node.destroy_subscription),
+                          (Publisher, node.destroy_publisher), (Service, node.destroy_service),
+                          (Client, node.destroy_client), (Timer, node.destroy_timer)):
+        if isinstance(entity, kind):
+            destroy(entity)
+            return
+    raise TypeError(f'cannot destroy {type(entity).__name__}')

@@ -1,0 +1,157 @@
+"""The robot as the learner's control loop sees it (``rl.loop.Robot``), made of ROS topics.
+
+Sensor messages go into ``rl.Sensors`` (which checks them), commands out through
+``CommandOutput`` (which applies the safety box), resets through a ``std_srvs/Trigger`` service
+with a bounded wait, episode boundaries and results onto their topics. Methods called by the
+loop never raise for a robot-side problem; message callbacks return a rejection reason instead.
+"""
+import threading
+
+import numpy as np
+from rclpy.callback_groups import ReentrantCallbackGroup
+from rclpy.time import Time
+from std_srvs.srv import Trigger
+
+from sole_r1_interfaces.msg import Episode, EpisodeResult
+from sole_r1_ros.nodes.command_output import CommandOutput
+from sole_r1_ros.rl import Sensed, Sensors
+from sole_r1_ros.rl.loop import EpisodeSummary
+
+_RESET_TIMEOUT_S = 30.0
+
+
+class RobotClient:
+    """``rl.loop.Robot`` over topics and services of one learner node."""
+
+    def __init__(self, node, sensors: Sensors, output: CommandOutput, reset_service: str,
+                 firewall) -> None:
+        self._node = node
+        self.sensors = sensors
+        self.output = output
+        self.human = None   # rl.Teleop, when a person may take over
+        self._firewall = firewall
+        self._reset = (node.create_client(Trigger, reset_service,
+                                          callback_group=ReentrantCallbackGroup())
+                       if reset_service else None)
+        self._episode_pub = self._result_pub = None
+        self._tf = None
+
+    def publishers(self, episode_pub, result_pub) -> None:
+        self._episode_pub, self._result_pub = episode_pub, result_pub
+
+    def update(self, section: str, config) -> None:
+        """A run-time parameter change (timeouts, gripper thresholds)."""
+        if section == 'sensing':
+            self.sensors.config = config
+
+    def destroy(self) -> None:
+        node = self._node
+        self.output.destroy()
+        for publisher in (self._episode_pub, self._result_pub):
+            if publisher is not None:
+                node.destroy_publisher(publisher)
+        if self._reset is not None:
+            node.destroy_client(self._reset)
+        if self._tf is not None:
+            node.destroy_timer(self._tf[2])
+
+    # -- sensor callbacks ---------------------------------------------------------------------
+    def joint_states(self, msg) -> str | None:
+        return self.sensors.add_joints(Time.from_msg(msg.header.stamp).nanoseconds,
+                                       list(msg.name), list(msg.position), list(msg.velocity))
+
+    def ee_pose(self, msg) -> str | None:
+        p, q = msg.pose.position, msg.pose.orientation
+        return self.sensors.add_pose(Time.from_msg(msg.header.stamp).nanoseconds,
+                                     [p.x, p.y, p.z], [q.x, q.y, q.z, q.w])
+
+    def joy(self, msg) -> str | None:
+        if self.human is None:
+            return None
+        decision = self.human.update(list(msg.axes), list(msg.buttons),
+                                     gripper_now=self.output.gripper)
+        for event in decision.events:
+            self._node.get_logger().info(f'teleop: {event}')
+        invalid = decision.mode == 'hold' and decision.reason.startswith('invalid')
+        return decision.reason if invalid else None
+
+    def start_tf(self, base_frame: str, ee_frame: str) -> None:
+        """Read the pose from tf2 (base_frame -> ee_frame) at 50 Hz.
+
+        Raises:
+            ImportError: tf2_ros is not installed (it has no PyPI wheel; use pose_source topic).
+        """
+        try:
+            from tf2_ros import Buffer, TransformListener
+        except ImportError as exc:
+            raise ImportError("pose_source 'tf' needs tf2_ros (a ROS install; the PyPI wheels "
+                              "lack it): use pose_source 'topic' with an ee_pose publisher"
+                              ) from exc
+        buffer = Buffer()
+        listener = TransformListener(buffer, self._node)
+
+        def lookup() -> None:
+            t = buffer.lookup_transform(base_frame, ee_frame, Time())
+            tr, q = t.transform.translation, t.transform.rotation
+            reason = self.sensors.add_pose(Time.from_msg(t.header.stamp).nanoseconds,
+                                           [tr.x, tr.y, tr.z], [q.x, q.y, q.z, q.w])
+            if reason:
+                self._firewall.reject('tf', reason)
+        timer = self._node.create_timer(0.02, self._firewall.guard('tf', lookup))
+        self._tf = (buffer, listener, timer)
+
+    # -- rl.loop.Robot ----------------------------------------------------------------------
+    def observe(self) -> Sensed | None:
+        sensed = self.sensors.take()
+        if sensed is None:
+            stale = self.sensors.stale_sources()
+            if stale:
+                self._node.get_logger().warning(f'stale or missing {stale}: holding',
+                                                throttle_duration_sec=2.0)
+        return sensed
+
+    def send(self, action: np.ndarray, sensed: Sensed) -> None:
+        self.output.send(action, sensed)
+
+    def hold(self) -> None:
+        try:
+            self.output.hold()
+        except Exception as exc:  # noqa: BLE001 (holding must never raise out of the loop)
+            self._firewall.reject('hold', f'{type(exc).__name__}: {exc}')
+
+    def reset(self) -> bool:
+        if self._reset is None:
+            return True
+        if not self._reset.wait_for_service(timeout_sec=5.0):
+            self._node.get_logger().error('reset service unavailable; continuing without reset')
+            return False
+        done = threading.Event()
+        future = self._reset.call_async(Trigger.Request())
+        future.add_done_callback(lambda _: done.set())
+        if not done.wait(_RESET_TIMEOUT_S):
+            self._node.get_logger().error(f'reset did not answer within {_RESET_TIMEOUT_S} s')
+            return False
+        result = future.result()
+        return result is not None and result.success
+
+    def announce(self, episode_id: str) -> None:
+        msg = Episode(episode_id=episode_id)
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        if episode_id:
+            self.sensors.clear_frames()   # frames from before this moment belong to no episode
+        if self._episode_pub is not None:
+            self._episode_pub.publish(msg)
+
+    def episode_finished(self, summary: EpisodeSummary) -> None:
+        msg = EpisodeResult(episode_id=summary.episode_id, steps=summary.steps,
+                            evaluation=summary.evaluation,
+                            intervened_steps=summary.intervened_steps,
+                            intervention_rate=float(summary.intervention_rate),
+                            label=summary.label or '', env_steps=summary.env_steps)
+        msg.header.stamp = self._node.get_clock().now().to_msg()
+        if self._result_pub is not None:
+            self._result_pub.publish(msg)
+        if summary.intervened_steps or summary.label:
+            self._node.get_logger().info(
+                f'episode {summary.episode_id}: {summary.steps} steps, intervention rate '
+                f'{summary.intervention_rate:.0%}, label {summary.label or "none"}')

@@ -1,0 +1,328 @@
+"""The online control loop: observe, act, record, learn; episodes, evaluation, a human's hand.
+
+ROS-free, with the robot injected (``Robot``): the learner node gives it topics and services,
+the benchmarks give it a simulator called directly, so both run this same loop. One ``step``
+is one control period of the actor: it never waits for rewards or learning. ``learn`` is one
+round of gradient updates, called from a learner thread (node) or inline (bench). Safety is the
+robot's ``send``/``hold``: they clamp every command, the policy's and a human's, last.
+"""
+from dataclasses import dataclass
+import enum
+import logging
+import threading
+import time
+from typing import Callable, Mapping, Protocol
+import uuid
+
+import numpy as np
+
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.rl.episodes import Evaluation
+from sole_r1_ros.rl.online import OnlineLearner
+from sole_r1_ros.rl.sensing import Sensed
+
+logger = logging.getLogger(__name__)
+
+LABELS = ('success', 'failure')
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """Episode and learning rhythm of the control loop."""
+
+    control_rate_hz: float = option(10.0, 'at most one action per period; a faster camera is '
+                                    'subsampled [Hz]', range=(0.1, 1000.0), read_only=True)
+    episode_length: int = option(100, 'steps per episode', range=(2, 10**7))
+    reward_timeout_s: float = option(30.0, 'learning pauses when no progress reward came for '
+                                     'this long; control carries on [s]', range=(0.1, 86400.0))
+    updates_per_round: int = option(8, 'most gradient updates per learning round',
+                                    range=(1, 10000))
+    checkpoint_every_s: float = option(60.0, 'seconds between checkpoints [s]',
+                                       range=(1.0, 86400.0))
+    label_wait_s: float = option(10.0, "an evaluation episode waits this long for the answer "
+                                 'about its last frame [s]', range=(0.0, 3600.0))
+    human_label_reward: bool = option(False, "a human's success/failure label also sets the "
+                                      "episode's last progress to 100/0 (off: the reward model "
+                                      'stays the only reward)')
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+class Robot(Protocol):
+    """What the loop needs of a robot. Every method returns promptly and never raises for a
+    robot-side problem (log, count, and hold instead)."""
+
+    def observe(self) -> Sensed | None:
+        """The newest whole observation, or None when an input is stale or missing."""
+
+    def send(self, action: np.ndarray, sensed: Sensed) -> None:
+        """Command ``action`` (policy space, [-1, 1]) after the safety limits."""
+
+    def hold(self) -> None:
+        """Command no motion."""
+
+    def reset(self) -> bool:
+        """Bring the robot to a start state (blocking, bounded); False if it failed."""
+
+    def announce(self, episode_id: str) -> None:
+        """Tell the graph an episode starts (``''``: the running one ended)."""
+
+    def episode_finished(self, summary: 'EpisodeSummary') -> None:
+        """Publish / log a finished episode."""
+
+
+class Human(Protocol):
+    """A teleoperation source (``rl.teleop.Teleop`` fits)."""
+
+    def current(self) -> 'object':
+        """A decision with ``mode`` ('policy', 'human', 'hold') and ``action``."""
+
+    def pop_label(self) -> str | None:
+        """'success' / 'failure' pressed since the last call, or None."""
+
+
+class Outcome(enum.Enum):
+    """What one ``step`` did."""
+
+    ACTED = 'acted'
+    HELD = 'held'
+    NEW_EPISODE = 'new_episode'
+
+
+@dataclass(frozen=True)
+class EpisodeSummary:
+    """One finished episode, for logs, the episode topic and the run directory."""
+
+    episode_id: str
+    steps: int
+    evaluation: bool
+    intervened_steps: int
+    label: str | None
+    '''A human's 'success' / 'failure', or None.'''
+    env_steps: int
+    '''Training environment steps so far.'''
+
+    @property
+    def intervention_rate(self) -> float:
+        return self.intervened_steps / self.steps if self.steps else 0.0
+
+
+class ControlLoop:
+    """Act at the control rate, store transitions with pending rewards, and learn.
+
+    Thread-safety: ``step`` runs on one actor thread; ``learn`` on one learner thread;
+    ``request_reset``, ``set_paused``, ``label_episode``, ``saw_progress`` and the evaluation
+    calls may come from any thread.
+    """
+
+    def __init__(self, learner: OnlineLearner, robot: Robot, config: LoopConfig,
+                 observation: Callable[[Sensed], Mapping[str, np.ndarray]],
+                 human: Human | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """Args:
+            observation: turns a ``Sensed`` into the agent's observation dict
+                (``rl.preprocess.prepare_observation`` with the agent's config).
+        """
+        self.learner = learner
+        self.config = config
+        self._robot = robot
+        self._observation = observation
+        self._human = human
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._episode_id: str | None = None
+        self._episode_is_evaluation = False
+        self._episode_over = False
+        self._reset_requested = False
+        self._paused = False
+        self._step = 0
+        self._intervened = 0
+        self._label: str | None = None
+        self._last_frame: tuple[int, int] | None = None   # (stamp, step) of the last record
+        self._evaluation: Evaluation | None = None
+        self._last_checkpoint_s = clock()
+        self.held = 0
+        self.learning_paused = ''
+
+    # -- requests from any thread ------------------------------------------------------------
+    def request_reset(self) -> None:
+        """End the running episode at the next step and start a new one."""
+        with self._lock:
+            self._reset_requested = True
+
+    def set_paused(self, paused: bool) -> None:
+        """Pause (hold the robot, stop learning) or resume."""
+        with self._lock:
+            self._paused = paused
+        if paused:
+            self._robot.hold()
+
+    def label_episode(self, label: str) -> None:
+        """A human ends the running episode with 'success' or 'failure'.
+
+        Raises:
+            ValueError: another label.
+        """
+        if label not in LABELS:
+            raise ValueError(f'label must be one of {LABELS}, got {label!r}')
+        with self._lock:
+            self._label = label
+            self._episode_over = True
+
+    def start_evaluation(self, threshold: float) -> Evaluation:
+        """Run deterministic episodes from the next step until ``stop_evaluation``."""
+        evaluation = Evaluation(threshold, label_wait_s=self.config.label_wait_s)
+        with self._lock:
+            self._evaluation = evaluation
+            self._reset_requested = True
+        return evaluation
+
+    def stop_evaluation(self) -> None:
+        with self._lock:
+            self._evaluation = None
+            self._reset_requested = True
+
+    @property
+    def evaluating(self) -> bool:
+        return self._evaluation is not None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    @property
+    def episode_id(self) -> str | None:
+        return self._episode_id
+
+    def saw_progress(self, episode_id: str, stamp_ns: int, progress: float) -> None:
+        """A reward-model answer arrived: label the transition, or score the evaluation."""
+        evaluation = self._evaluation
+        if evaluation is not None:
+            evaluation.saw_progress(episode_id, progress)
+        self.learner.label(episode_id, stamp_ns, progress)
+
+    def saw_ground_truth(self, success: bool) -> None:
+        """Simulator ground truth, for evaluation reports only (never a reward)."""
+        evaluation = self._evaluation
+        if evaluation is not None:
+            evaluation.saw_ground_truth(success)
+
+    # -- the actor ------------------------------------------------------------------------------
+    def step(self) -> Outcome:
+        """One control period: a new episode when one is due, else observe and act (or hold)."""
+        with self._lock:
+            paused = self._paused
+            new_episode = (self._episode_id is None or self._reset_requested
+                           or self._episode_over)
+        if paused:
+            self._robot.hold()
+            return Outcome.HELD
+        if self._human is not None and (label := self._human.pop_label()):
+            self.label_episode(label)
+            new_episode = True
+        if new_episode:
+            self._finish_episode()
+            self._begin_episode()
+            return Outcome.NEW_EPISODE
+        sensed = self._robot.observe()
+        if sensed is None:
+            self.held += 1
+            self._robot.hold()
+            return Outcome.HELD
+        obs = self._observation(sensed)
+        action, intervened = self._decide(obs)
+        if action is None:   # the human's input is invalid: hold, never fall back silently
+            self.held += 1
+            self._robot.hold()
+            return Outcome.HELD
+        training = not self._episode_is_evaluation
+        if self._step >= self.config.episode_length:
+            if training:
+                self.learner.record(obs, None, sensed.stamp_ns)
+            with self._lock:
+                self._episode_over = True
+            self._robot.hold()
+            return Outcome.HELD
+        if training:
+            self.learner.record(obs, action, sensed.stamp_ns, intervened=intervened)
+            self._last_frame = (sensed.stamp_ns, self._step)
+        self._robot.send(action, sensed)
+        self._step += 1
+        self._intervened += int(intervened)
+        return Outcome.ACTED
+
+    def _decide(self, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray | None, bool]:
+        """The policy's action, or the human's when the dead-man is held."""
+        explore = not self._episode_is_evaluation
+        if self._human is not None:
+            decision = self._human.current()
+            if decision.mode == 'hold':
+                return None, False
+            if decision.mode == 'human':
+                return np.asarray(decision.action, np.float32), True
+        return self.learner.agent.act(obs, explore=explore), False
+
+    def _begin_episode(self) -> None:
+        """Announce the end, reset the robot, announce the new episode.
+
+        The end is announced before the reset, so frames of the reset itself belong to no
+        episode and the last reward query of an episode shows its real last frame.
+        """
+        self._robot.announce('')
+        self._robot.hold()
+        if not self._robot.reset():
+            logger.error('robot reset failed; the next episode starts where the robot is')
+        name = f'episode-{uuid.uuid4().hex[:8]}'
+        self._robot.announce(name)
+        self._robot.hold()   # a lock-step simulator renders its first frame on a command
+        evaluation = self._evaluation
+        if evaluation is not None:
+            evaluation.episode_started(name)
+        else:
+            self.learner.start_episode(name)
+        with self._lock:
+            self._episode_id, self._step, self._intervened, self._label = name, 0, 0, None
+            self._episode_is_evaluation = evaluation is not None
+            self._reset_requested = self._episode_over = False
+            self._last_frame = None
+
+    def _finish_episode(self) -> None:
+        if self._episode_id is None:
+            return
+        training = not self._episode_is_evaluation
+        evaluation = self._evaluation
+        if not training and evaluation is not None:
+            evaluation.episode_finished()
+        label = self._label
+        if label and training and self.config.human_label_reward and self._last_frame:
+            self.learner.label(self._episode_id, self._last_frame[0],
+                               100.0 if label == 'success' else 0.0)
+        self._robot.episode_finished(EpisodeSummary(
+            self._episode_id, self._step, not training, self._intervened, label,
+            self.learner.env_steps))
+
+    # -- the learner ----------------------------------------------------------------------------
+    def learn(self) -> dict[str, float] | None:
+        """One round of updates (at most ``updates_per_round``); None when none ran.
+
+        Learning pauses while paused or evaluating, and while no reward came for
+        ``reward_timeout_s`` (``learning_paused`` says why); control never does. Writes a
+        checkpoint every ``checkpoint_every_s``.
+        """
+        if self._paused or self._evaluation is not None:
+            self.learning_paused = 'paused' if self._paused else 'evaluating'
+            return None
+        if self._clock() - self.learner.last_label_s > self.config.reward_timeout_s:
+            self.learning_paused = 'no progress rewards lately'
+            return None
+        self.learning_paused = ''
+        metrics = self.learner.learn(self.config.updates_per_round)
+        if self._clock() - self._last_checkpoint_s > self.config.checkpoint_every_s:
+            self.save_checkpoint()
+        return metrics
+
+    def save_checkpoint(self):
+        """Write a checkpoint now; returns its path (None without a checkpoint folder)."""
+        self._last_checkpoint_s = self._clock()
+        return self.learner.save()

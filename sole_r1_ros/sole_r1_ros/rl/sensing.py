@@ -1,0 +1,254 @@
+"""The newest robot observation, assembled from sensors that arrive on their own schedules.
+
+Camera frames, joint states and the end-effector pose (and, for the privileged simulator
+baseline only, the simulator state) arrive on different topics and threads. ``Sensors`` keeps
+the newest of each under one lock and hands the control loop one consistent ``Sensed`` bundle:
+the camera views of one moment (stamps within ``max_skew_s``) with proprioception that is fresh.
+Each ``add_*`` checks its input and returns why it was rejected instead of raising (they run in
+message callbacks); anything missing, rejected or older than its timeout makes ``take`` return
+None with the reasons, so the loop holds the robot. No ROS here.
+"""
+from dataclasses import dataclass
+import threading
+import time
+from typing import Callable, Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.rl.poses import checked_pose, EePose, pose_problem
+
+OBSERVATIONS = ('proprio', 'sim_state_privileged')
+POSE_SIZE = 7   # x, y, z, qx, qy, qz, qw
+
+
+@dataclass(frozen=True)
+class SensingConfig:
+    """What the policy observes and how fresh each input must be."""
+
+    observation: str = option(
+        'proprio', "'proprio': joint positions and velocities plus the end-effector pose, what "
+        "a real arm publishes; 'sim_state_privileged': the simulator's state vector with object "
+        'and goal poses, a privileged baseline for simulated checks only', choices=OBSERVATIONS,
+        read_only=True)
+    joint_names: tuple[str, ...] = option(
+        ('right_j0', 'right_j1', 'right_j2', 'right_j3', 'right_j4', 'right_j5', 'right_j6',
+         'r_close', 'l_close'), 'joints in proprioception order (read from joint_states by '
+        'name)', read_only=True)
+    views: tuple[str, ...] = option(('external', 'wrist'), 'camera views of one observation; '
+                                    'the first one paces the actor', read_only=True)
+    use_ee_pose: bool = option(True, 'the end-effector pose is part of the observation and '
+                               'must be fresh (needed by end-effector commands)', read_only=True)
+    max_skew_s: float = option(0.02, 'largest stamp difference of the views of one moment [s]',
+                               range=(0.0, 1.0), read_only=True)
+    proprio_wait_s: float = option(0.05, 'after the views of a moment, wait at most this long '
+                                   'for joint states and pose at least as new as them [s]',
+                                   range=(0.0, 1.0), read_only=True)
+    camera_timeout_s: float = option(0.5, 'older camera frames make the robot hold [s]',
+                                     range=(0.001, 60.0))
+    joint_timeout_s: float = option(0.5, 'older joint states make the robot hold [s]',
+                                    range=(0.001, 60.0))
+    pose_timeout_s: float = option(0.5, 'an older end-effector pose makes the robot hold [s]',
+                                   range=(0.001, 60.0))
+    quaternion_tolerance: float = option(1e-3, 'a pose whose quaternion norm is further from 1 '
+                                         'is invalid and counts as stale', range=(0.0, 0.5))
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.views:
+            raise ValueError('SensingConfig.views must name at least one camera view')
+        if not self.joint_names:
+            raise ValueError('SensingConfig.joint_names must name at least one joint')
+
+    def state_dim(self, sim_state_size: int | None = None) -> int:
+        """Length of the state vector the policy gets."""
+        if self.observation == 'sim_state_privileged':
+            if sim_state_size is None:
+                raise ValueError('the privileged baseline needs the simulator state size')
+            return sim_state_size
+        return 2 * len(self.joint_names) + (POSE_SIZE if self.use_ee_pose else 0)
+
+
+class Sensed(NamedTuple):
+    """One observation of the robot, as the control loop uses it."""
+
+    stamp_ns: int
+    '''Stamp of the first view's frame: the moment a reward will name.'''
+    state: np.ndarray
+    '''float32 state vector: joint positions, velocities, pose; or the simulator state.'''
+    views: Mapping[str, np.ndarray]
+    '''H x W x 3 uint8 RGB frames by view name.'''
+    joint_positions: np.ndarray
+    '''float64 joint positions in ``joint_names`` order (joint-space commands start here).'''
+    pose: EePose | None
+    '''The end-effector pose (None when ``use_ee_pose`` is off).'''
+
+
+class _Stamped(NamedTuple):
+    stamp_ns: int
+    arrived_s: float
+    value: object
+
+
+class Sensors:
+    """Newest sensor data under one lock; ``wait_ready``/``take`` give the loop whole moments."""
+
+    def __init__(self, config: SensingConfig,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self._clock = clock
+        self._ready = threading.Condition()
+        self._frames: dict[str, _Stamped] = {}
+        self._joints: _Stamped | None = None
+        self._pose: _Stamped | None = None
+        self._state: dict[int, np.ndarray] = {}
+        self._taken_ns = -1
+        self.rejected: dict[str, int] = {}
+
+    # -- inputs (message callbacks; they never raise) --------------------------------------
+    def add_frame(self, view: str, stamp_ns: int, frame: np.ndarray) -> str | None:
+        """Store a camera frame; returns why it was rejected, or None."""
+        if view not in self.config.views:
+            return None   # a view this policy does not use
+        if not (isinstance(frame, np.ndarray) and frame.ndim == 3 and frame.shape[2] == 3
+                and frame.dtype == np.uint8 and frame.size):
+            return self._reject(view, f'{view} frame must be H x W x 3 uint8')
+        with self._ready:
+            self._frames[view] = _Stamped(int(stamp_ns), self._clock(), frame)
+            if self._complete():
+                self._ready.notify_all()
+        return None
+
+    def add_joints(self, stamp_ns: int, names: Sequence[str], positions: Sequence[float],
+                   velocities: Sequence[float]) -> str | None:
+        """Store joint states (matched by name; missing velocities count as 0)."""
+        if len(positions) != len(names) or (velocities and len(velocities) != len(names)):
+            return self._reject('joints', f'joint_states has {len(names)} names, '
+                                f'{len(positions)} positions and {len(velocities)} velocities')
+        lookup = dict(zip(names, positions))
+        speeds = dict(zip(names, velocities)) if velocities else {}
+        missing = [n for n in self.config.joint_names if n not in lookup]
+        if missing:
+            return self._reject('joints', f'joint_states lacks {missing}')
+        try:
+            values = np.array([lookup[n] for n in self.config.joint_names]
+                              + [speeds.get(n, 0.0) for n in self.config.joint_names],
+                              np.float64)
+        except (TypeError, ValueError) as exc:
+            return self._reject('joints', f'joint_states is not numeric: {exc}')
+        if not np.all(np.isfinite(values)):
+            return self._reject('joints', 'joint_states holds NaN or inf')
+        with self._ready:
+            self._joints = _Stamped(int(stamp_ns), self._clock(), values)
+            self._ready.notify_all()
+        return None
+
+    def add_pose(self, stamp_ns: int, position: Sequence[float],
+                 orientation: Sequence[float]) -> str | None:
+        """Store the end-effector pose; an invalid one is rejected and so becomes stale."""
+        problem = pose_problem(position, orientation, self.config.quaternion_tolerance)
+        if problem:
+            return self._reject('pose', f'end-effector pose rejected: {problem}')
+        pose = checked_pose(position, orientation, self.config.quaternion_tolerance)
+        with self._ready:
+            self._pose = _Stamped(int(stamp_ns), self._clock(), pose)
+            self._ready.notify_all()
+        return None
+
+    def add_sim_state(self, stamp_ns: int, state: Sequence[float]) -> str | None:
+        """Store the simulator state of one frame (the privileged baseline only)."""
+        values = np.asarray(state, np.float64).reshape(-1)
+        if not values.size or not np.all(np.isfinite(values)):
+            return self._reject('sim_state', 'simulator state is empty or not finite')
+        with self._ready:
+            self._state[int(stamp_ns)] = values
+            while len(self._state) > 8:
+                self._state.pop(min(self._state))
+            if self._complete():
+                self._ready.notify_all()
+        return None
+
+    def _reject(self, source: str, reason: str) -> str:
+        with self._ready:
+            self.rejected[source] = self.rejected.get(source, 0) + 1
+        return reason
+
+    # -- the control loop's side ----------------------------------------------------------
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until a moment not yet taken has all its views (and state); True if so.
+
+        Then wait a little (``proprio_wait_s``) for joint states and pose of that moment, which
+        travel on other topics; after that the newest ones are used.
+        """
+        with self._ready:
+            if not self._ready.wait_for(self._complete, timeout=timeout_s):
+                return False
+            self._ready.wait_for(self._proprio_synced, timeout=self.config.proprio_wait_s)
+            return True
+
+    def _proprio_synced(self) -> bool:
+        first = self._frames[self.config.views[0]].stamp_ns - self.config.max_skew_s * 1e9
+        joints_ok = (self.config.observation != 'proprio'
+                     or (self._joints is not None and self._joints.stamp_ns >= first))
+        pose_ok = (not self.config.use_ee_pose
+                   or (self._pose is not None and self._pose.stamp_ns >= first))
+        return joints_ok and pose_ok
+
+    def clear_frames(self) -> None:
+        """Forget frames: the ones from before an episode start belong to no episode."""
+        with self._ready:
+            self._frames.clear()
+            self._state.clear()
+
+    def stale_sources(self) -> list[str]:
+        """Inputs that are missing or older than their timeout, now."""
+        now, c = self._clock(), self.config
+        with self._ready:
+            stale = [f'camera/{v}' for v in c.views
+                     if v not in self._frames
+                     or now - self._frames[v].arrived_s > c.camera_timeout_s]
+            if c.observation == 'proprio' and (
+                    self._joints is None or now - self._joints.arrived_s > c.joint_timeout_s):
+                stale.append('joint_states')
+            if c.use_ee_pose and (self._pose is None
+                                  or now - self._pose.arrived_s > c.pose_timeout_s):
+                stale.append('ee_pose')
+        return stale
+
+    def take(self) -> Sensed | None:
+        """The newest complete moment, marked taken; None when something is stale or missing."""
+        if self.stale_sources():
+            return None
+        c = self.config
+        with self._ready:
+            if not self._complete():
+                return None
+            first = self._frames[c.views[0]]
+            self._taken_ns = first.stamp_ns
+            joints = (self._joints.value if self._joints is not None
+                      else np.zeros(2 * len(c.joint_names)))
+            pose = self._pose.value if (c.use_ee_pose and self._pose is not None) else None
+            if c.observation == 'sim_state_privileged':
+                state = self._state[first.stamp_ns]
+            else:
+                parts = [joints]
+                if pose is not None:
+                    parts += [pose.position, pose.orientation]
+                state = np.concatenate(parts)
+            views = {v: self._frames[v].value for v in c.views}
+        return Sensed(first.stamp_ns, state.astype(np.float32), views,
+                      joints[:len(c.joint_names)].copy(), pose)
+
+    def _complete(self) -> bool:
+        """Views of one moment, newer than the last taken (call under the lock)."""
+        c = self.config
+        first = self._frames.get(c.views[0])
+        if first is None or first.stamp_ns <= self._taken_ns:
+            return False
+        skew_ns = c.max_skew_s * 1e9
+        for view in c.views[1:]:
+            other = self._frames.get(view)
+            if other is None or abs(other.stamp_ns - first.stamp_ns) > skew_ns:
+                return False
+        return c.observation != 'sim_state_privileged' or first.stamp_ns in self._state
+
