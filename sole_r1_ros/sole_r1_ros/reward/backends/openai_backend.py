@@ -32,7 +32,7 @@ try:
     import httpx2 as httpx
     import numpy as np
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError(f"the openai reward backend needs {exc.name}: pip install "
+    raise ImportError(f'the openai reward backend needs {exc.name}: pip install '
                       "'sole_r1_ros[model]'") from exc
 
 logger = logging.getLogger(__name__)
