@@ -14,7 +14,7 @@ new tokens, and 80 ms prefill per request (the static-cache run's 1.8-3.6 s for 
 Each level keeps N episodes in flight, closed loop: an episode asks its next query when its
 previous answer arrives (its prompt quotes that answer). Through RewardEngine that is one
 ``score`` call per round for all N; through the reward node, N episodes publish RewardQuery
-messages and answer each ProgressReward with their next query.
+messages and answer each ProgressReward with their next query (answers in a timed window).
 
     python bench/bench_serving.py                      # about 3 minutes on 2 cores
     python bench/bench_serving.py --time-scale 0.25    # the same server, 4x faster (quick look)
@@ -227,12 +227,27 @@ class _Episodes:
         self.subscription = node.create_subscription(ProgressReward, 'sole_r1/progress',
                                                      self._on_reward, 100)
         self.stopped = False
+        self.resent = 0
+        self._resent_at: dict[tuple[str, int], float] = {}
 
     def start(self) -> None:
         for episode in self._ids:
             self._publish(episode, 1)
 
-    def _publish(self, episode: str, step: int) -> None:
+    def resend_overdue(self, overdue_s: float) -> None:
+        """Publish again a query that got no answer for ``overdue_s``, as a camera node's next
+        stride would; the node's query subscription may have dropped it in a burst."""
+        now = time.perf_counter()
+        with self._lock:
+            overdue = [key for key, sent in self._sent.items()
+                       if now - max(sent, self._resent_at.get(key, 0.0)) > overdue_s]
+            for key in overdue:
+                self._resent_at[key] = now
+        for episode, step in overdue:   # the latency still counts from the first send
+            self.resent += 1
+            self._publish(episode, step, keep_time=True)
+
+    def _publish(self, episode: str, step: int, keep_time: bool = False) -> None:
         external, wrist = self._tiles
         msg = self._message(episode_id=episode, step=step, trigger='stride',
                             privileged_progress=float('nan'))
@@ -240,7 +255,10 @@ class _Episodes:
         msg.first_external, msg.current_external = external[0], external[step % 8]
         msg.first_wrist, msg.current_wrist = wrist[0], wrist[step % 8]
         with self._lock:
-            self._sent[(episode, step)] = time.perf_counter()
+            if not keep_time:
+                self._sent[(episode, step)] = time.perf_counter()
+            elif (episode, step) not in self._sent:   # answered meanwhile
+                return
         self.publisher.publish(msg)
 
     def _on_reward(self, msg) -> None:
@@ -307,7 +325,9 @@ def _node_level(probe, tiles, in_flight: int, args, ideal_rate: float) -> dict:
     warmup_s, timed_s = 1.5 * latency_s, max(args.rounds * latency_s, 3.0)
     start = time.perf_counter()
     episodes.start()
-    time.sleep(warmup_s + timed_s)
+    while time.perf_counter() < start + warmup_s + timed_s:
+        time.sleep(0.25)
+        episodes.resend_overdue(2.0 * latency_s + 2.0)
     episodes.stopped = True
     begin, end = start + warmup_s, start + warmup_s + timed_s
     timed = [r for r in list(episodes.records) if begin <= r[0] < end]
@@ -316,8 +336,12 @@ def _node_level(probe, tiles, in_flight: int, args, ideal_rate: float) -> dict:
     probe.destroy_subscription(episodes.subscription)
     if not timed:
         return {'in_flight': in_flight, 'rewards': 0, 'error': 'no answers'}
-    return _summary(in_flight, [r[1] for r in timed], len(timed), sum(r[2] for r in timed),
-                    timed_s, ideal_rate)
+    # Answers counted in the window: the node may drop queries (see queries_resent), so Little's
+    # law (N / mean latency of the answered ones) would flatter it.
+    summary = _summary(in_flight, [r[1] for r in timed], len(timed),
+                       sum(r[2] for r in timed), timed_s, ideal_rate)
+    summary['queries_resent'] = episodes.resent
+    return summary
 
 
 def _node_timing(timing: list[dict]) -> dict:
@@ -395,11 +419,15 @@ def main(argv=None) -> int:
     frames = (_frames(8, 0), _frames(8, 1))
     process, url = _start_server_process(args)
     load_before = _loadavg()
-    suffix = '' if args.time_scale == 1.0 else f'@x{args.time_scale:g}'
+    # One entry per variant: 'engine', 'node', 'engine@jpeg', 'node@x0.25', ...
+    suffix = ('' if args.time_scale == 1.0 else f'@x{args.time_scale:g}') + \
+        ('' if args.image_format == 'png' else f'@{args.image_format}')
     try:
         for path in args.paths:
             levels = (run_engine if path == 'engine' else run_node)(args, url, frames)
-            merge_result(args.out, path + suffix, {
+            name = path + suffix + ('@no-annotate' if path == 'node' and args.annotate == 'off'
+                                    else '')
+            merge_result(args.out, name, {
                 'date': datetime.date.today().isoformat(), 'machine': _machine(),
                 'loadavg_before': load_before, 'loadavg_after': _loadavg(),
                 'server': {'prefill_s': args.prefill_s * args.time_scale,
@@ -407,7 +435,7 @@ def main(argv=None) -> int:
                            'step_growth': args.step_growth, 'tokens': args.tokens},
                 'image_format': args.image_format,
                 'node_annotate': args.annotate if path == 'node' else None, 'levels': levels})
-            _table(path + suffix, levels)
+            _table(name, levels)
     finally:
         process.terminate()
         process.wait(timeout=10)
