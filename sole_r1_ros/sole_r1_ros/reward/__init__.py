@@ -1,7 +1,7 @@
 """ROS-free SOLE-R1 reward engine: protocol, episode state and backends.
 
 Importing this package needs only numpy; OpenCV and Pillow load when an image is built, and
-torch, transformers or requests only when their backend is made.
+torch, transformers or httpx2 only when their backend is made.
 
 The reward node and ``sole-r1 score`` use::
 

@@ -59,10 +59,17 @@ class OpenAIConfig:
     api_key_env: str = option('OPENAI_API_KEY', 'name of the environment variable that holds '
                               'the API key (never the key itself); unset means no auth header',
                               read_only=True)
-    request_timeout_s: float = option(60.0, 'timeout of one HTTP request [s]',
-                                      range=(0.01, 86400.0), read_only=True)
-    max_retries: int = option(3, 'retries after a connection error or a 5xx reply (not after '
-                              'a timeout or a 4xx)', range=(0, 100), read_only=True)
+    max_concurrency: int = option(
+        64, 'most requests of one backend call in flight at once; one vLLM server on one GPU '
+        'batches this many SOLE-R1 requests (about 1.2k prompt + 200 new tokens each) in its '
+        'KV cache, and queues the rest itself', range=(1, 4096), read_only=True)
+    request_timeout_s: float = option(60.0, 'deadline of one request, its retries included '
+                                      '[s]; a request that overruns fails alone (the others '
+                                      'of the batch are unaffected)', range=(0.01, 86400.0),
+                                      read_only=True)
+    max_retries: int = option(3, 'retries of one request after a connection error, an HTTP '
+                              '5xx or a 429 (not after a timeout, another 4xx or a malformed '
+                              'reply)', range=(0, 100), read_only=True)
     retry_backoff_s: float = option(0.5, 'first retry delay [s]; doubles on each further retry',
                                     range=(0.0, 600.0), read_only=True)
     image_format: str = option('png', "'png' (lossless: the server sees the exact composite) or "
@@ -72,6 +79,16 @@ class OpenAIConfig:
     health_check_s: float = option(10.0, 'at start, wait at most this long for '
                                    '{base_url}/models to answer [s]; 0 skips the check',
                                    range=(0.0, 3600.0), read_only=True)
+    health_retry_s: float = option(
+        1.0, 'once the server stops answering, requests fail at once without being sent, and '
+        '{base_url}/models is probed again after this delay [s]; it doubles after each failed '
+        'probe, up to health_retry_max_s', range=(0.01, 3600.0), read_only=True)
+    health_retry_max_s: float = option(30.0, 'longest delay between two probes of a server '
+                                       'that does not answer [s]', range=(0.01, 3600.0),
+                                       read_only=True)
+    health_report_s: float = option(60.0, 'while the server does not answer, log at most one '
+                                    'warning per this interval [s]', range=(0.1, 86400.0),
+                                    read_only=True)
     send_top_k: bool = option(True, 'send top_k (vLLM accepts it; the OpenAI API rejects it)',
                               read_only=True)
 
@@ -80,6 +97,9 @@ class OpenAIConfig:
         if not self.base_url.startswith(('http://', 'https://')):
             raise ValueError(f'OpenAIConfig.base_url must start with http:// or https://, got '
                              f'{self.base_url!r}')
+        if self.health_retry_max_s < self.health_retry_s:
+            raise ValueError(f'OpenAIConfig.health_retry_max_s ({self.health_retry_max_s}) must '
+                             f'be >= health_retry_s ({self.health_retry_s})')
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ import textwrap
 
 _BLOCK = textwrap.dedent('''
     import sys
-    BLOCKED = ('torch', 'transformers', 'tokenizers', 'cv2', 'PIL', 'requests', 'matplotlib',
-               'tqdm', 'rclpy')
+    BLOCKED = ('torch', 'transformers', 'tokenizers', 'cv2', 'PIL', 'requests', 'httpx2',
+               'matplotlib', 'tqdm', 'rclpy')
 
     class Block:
         def find_spec(self, name, path=None, target=None):

@@ -1,7 +1,8 @@
 """The one interface every reward backend implements: prepared requests in, raw replies out.
 
-A backend builds no prompt, parses nothing, starts no thread and knows no ROS: the engine does
-the protocol (``reward.protocol``) around it, so all backends see exactly the same inputs.
+A backend builds no prompt, parses nothing and knows no ROS: the engine does the protocol
+(``reward.protocol``) around it, so all backends see exactly the same inputs. A network backend
+may overlap its own requests (bounded) behind the same synchronous call.
 """
 from dataclasses import dataclass, field
 import functools

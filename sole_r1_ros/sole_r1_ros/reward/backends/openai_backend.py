@@ -1,42 +1,77 @@
 """OpenAI-compatible chat endpoint backend: vLLM ``serve`` of SOLE-R1, or a hosted model.
 
+A batch's requests go out concurrently, at most ``max_concurrency`` in flight, over one
+keep-alive connection pool (httpx2's ``AsyncClient``, the transport of the ``openai`` SDK) on an
+event loop the backend keeps between calls; ``generate`` stays synchronous and returns the
+replies in request order, so a vLLM server sees a whole batch at once and batches it. Each
+request has its own deadline, retries and outcome: a timeout, an HTTP error or a malformed
+reply becomes that reply's ``error`` and never touches the others. When the server does not
+answer at all, requests fail at once and the server is probed with backoff (``health``).
+
 The composite goes inline as a base64 data URL (PNG by default, so the server sees exactly our
-pixels); the server applies the model's own chat template and image processor. Requests are sent
-one after another: the backend starts no thread, and a vLLM server batches whatever arrives.
+pixels); the server applies the model's own chat template and image processor.
 """
+import asyncio
 import base64
 import io
+import json
 import logging
 import os
+import threading
 import time
 from typing import Any, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from sole_r1_ros.reward import protocol
 from sole_r1_ros.reward.backends.base import BackendError, PreparedRequest, RawReply
+from sole_r1_ros.reward.backends.health import ServerHealth
 from sole_r1_ros.reward.config import OpenAIConfig, RewardConfig
 
 try:
-    import requests as http
+    import cv2
+    import httpx2 as httpx
+    import numpy as np
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    raise ImportError("the openai reward backend needs requests: pip install 'sole_r1_ros[model]'"
-                      ) from exc
+    raise ImportError(f'the openai reward backend needs {exc.name}: pip install '
+                      "'sole_r1_ros[model]'") from exc
 
 logger = logging.getLogger(__name__)
 
+# Lossless PNG at zlib level 1 with the 'sub' row filter: on camera frames (JPEG-tiled, noisy)
+# that costs half of PIL's level 1 and a fifth of its default (6), for about 10 % more bytes.
+# On a small host the encoding is most of the client's work per request.
+_PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
+_PROBE_TIMEOUT_S = 5.0
+# Transient for a retry: the server is restarting, overloaded, or rate-limits us.
+_RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+_NOT_SENT = 'not sent: '
+
 
 def image_data_url(image: Any, image_format: str = 'png', jpeg_quality: int = 90) -> str:
-    """Encode a PIL image as a ``data:image/...;base64,`` URL."""
-    buffer = io.BytesIO()
+    """Encode a PIL RGB image as a ``data:image/...;base64,`` URL (PNG: the exact pixels)."""
     if image_format == 'png':
-        image.save(buffer, format='PNG')
+        bgr = np.ascontiguousarray(np.asarray(image.convert('RGB'))[:, :, ::-1])
+        ok, data = cv2.imencode('.png', bgr, _PNG_PARAMS)
+        if not ok:
+            raise ValueError(f'could not encode a {image.size} image as PNG')
+        data = data.tobytes()
     else:
+        buffer = io.BytesIO()
         image.convert('RGB').save(buffer, format='JPEG', quality=jpeg_quality)
-    encoded = base64.b64encode(buffer.getvalue()).decode('ascii')
-    return f'data:image/{image_format};base64,{encoded}'
+        data = buffer.getvalue()
+    return f'data:image/{image_format};base64,{base64.b64encode(data).decode("ascii")}'
+
+
+def redact_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for messages."""
+    parts = urlsplit(url)
+    if '@' not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc='***@' + parts.netloc.rsplit('@', 1)[1]))
 
 
 class OpenAIBackend:
-    """POST each request to ``{base_url}/chat/completions`` with timeouts and bounded retries."""
+    """POST each request to ``{base_url}/chat/completions``, many at once, each on its own."""
 
     def __init__(self, model: str, options: OpenAIConfig = OpenAIConfig(),
                  api_key: str | None = None) -> None:
@@ -45,12 +80,26 @@ class OpenAIBackend:
                              "got ''")
         self.model_id = model
         self._options = options
-        self._url = options.base_url.rstrip('/') + '/chat/completions'
-        self._session = http.Session()
-        if api_key:
-            self._session.headers['Authorization'] = f'Bearer {api_key}'
+        root = options.base_url.rstrip('/')
+        self._url = root + '/chat/completions'
+        self._models_url = root + '/models'
+        self._name = redact_url(root)
+        self._api_key = api_key or None   # only for redaction; the client sends it
+        self._health = ServerHealth(self._name, options.health_retry_s,
+                                    options.health_retry_max_s, options.health_report_s)
+        self._lock = threading.Lock()     # the event loop runs one call at a time
+        self._loop = asyncio.new_event_loop()
+        limits = httpx.Limits(max_connections=options.max_concurrency,
+                              max_keepalive_connections=options.max_concurrency)
+        headers = {'Authorization': f'Bearer {api_key}'} if api_key else {}
+        self._client = httpx.AsyncClient(limits=limits, headers=headers,
+                                         timeout=httpx.Timeout(options.request_timeout_s))
         if options.health_check_s > 0:
-            self.check_server(options.health_check_s)
+            try:
+                self.check_server(options.health_check_s)
+            except BackendError:
+                self.close()
+                raise
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> 'OpenAIBackend':
@@ -58,33 +107,169 @@ class OpenAIBackend:
         api_key = os.environ.get(config.openai.api_key_env) if config.openai.api_key_env else None
         return cls(config.model, config.openai, api_key)
 
+    def __repr__(self) -> str:
+        return (f'OpenAIBackend(model={self.model_id!r}, base_url={self._name!r}, '
+                f'auth={self._api_key is not None})')
+
     def check_server(self, deadline_s: float) -> None:
         """Wait until ``{base_url}/models`` answers at all, for at most ``deadline_s``.
 
         Raises:
             BackendError: no HTTP answer before the deadline (chained to the last error).
         """
-        url = self._options.base_url.rstrip('/') + '/models'
+        self._run(self._wait_for_server(deadline_s))
+
+    def generate(self, requests: Sequence[PreparedRequest]) -> list[RawReply]:
+        """Send the requests concurrently; a failed one is its reply's ``error``, in order.
+
+        Raises:
+            BackendError: the backend is closed.
+        """
+        if not requests:
+            return []
+        replies = self._run(self._generate(list(requests)))
+        # Requests refused while the server is down are reported by ``_health``, throttled.
+        failed = [(r, reply) for r, reply in zip(requests, replies)
+                  if reply.error and not reply.error.startswith(_NOT_SENT)]
+        if failed:
+            episodes = [r.metadata.get('episode_id') for r, _ in failed]
+            logger.warning('%d of %d requests to %s failed (episodes %s); first: %s',
+                           len(failed), len(requests), self._name, episodes, failed[0][1].error)
+        return replies
+
+    def close(self) -> None:
+        """Close the connection pool and the event loop; waits for a running call."""
+        with self._lock:
+            if self._loop.is_closed():
+                return
+            try:
+                self._loop.run_until_complete(self._client.aclose())
+                self._loop.run_until_complete(self._loop.shutdown_default_executor())
+            finally:
+                self._loop.close()
+
+    # -- on the event loop ----------------------------------------------------------------------
+    def _run(self, coroutine: Any) -> Any:
+        with self._lock:
+            if self._loop.is_closed():
+                coroutine.close()
+                raise BackendError(f'the backend for {self._name} is closed')
+            return self._loop.run_until_complete(coroutine)
+
+    async def _generate(self, requests: list[PreparedRequest]) -> list[RawReply]:
+        if self._health.probe_due():
+            await self._probe()
+        slots = asyncio.Semaphore(self._options.max_concurrency)
+        return list(await asyncio.gather(*(self._complete(r, slots) for r in requests)))
+
+    async def _complete(self, request: PreparedRequest, slots: asyncio.Semaphore) -> RawReply:
+        start = time.perf_counter()
+        try:
+            text, tokens = await self._send(request, slots)
+        except (BackendError, TimeoutError, asyncio.TimeoutError) as exc:
+            return RawReply('', time.perf_counter() - start, error=self._redact(str(exc)))
+        except Exception as exc:  # a request that cannot even be built fails alone
+            return RawReply('', time.perf_counter() - start,
+                            error=self._redact(f'request not built: {type(exc).__name__}: {exc}'))
+        return RawReply(text, time.perf_counter() - start, tokens)
+
+    async def _send(self, request: PreparedRequest, slots: asyncio.Semaphore
+                    ) -> tuple[str, int | None]:
+        if self._health.is_down:
+            raise BackendError(_NOT_SENT + self._health.refuse())
+        # The composite and its encoding are CPU work (PIL and cv2 release the GIL): a worker
+        # thread keeps the loop sending and receiving meanwhile.
+        body = await asyncio.to_thread(self._body, request)
+        async with slots:
+            if self._health.is_down:   # an earlier request of this batch found it dead
+                raise BackendError(_NOT_SENT + self._health.refuse())
+            timeout_s = self._options.request_timeout_s
+            try:
+                return await asyncio.wait_for(self._post(body), timeout_s)
+            except (TimeoutError, asyncio.TimeoutError) as exc:   # the same class from 3.11
+                raise TimeoutError(f'{self._url} timed out after {timeout_s} s') from exc
+
+    async def _post(self, body: bytes) -> tuple[str, int | None]:
+        """One request with its retries; raises ``BackendError`` or ``TimeoutError``."""
+        options = self._options
+        reason, connect_failed = '', False
+        for attempt in range(options.max_retries + 1):
+            if attempt:
+                delay_s = options.retry_backoff_s * 2 ** (attempt - 1)
+                logger.debug('%s: %s; retry %d/%d in %.2f s', self._url, reason, attempt,
+                             options.max_retries, delay_s)
+                await asyncio.sleep(delay_s)
+            try:
+                response = await self._client.post(
+                    self._url, content=body, headers={'Content-Type': 'application/json'})
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:  # nothing was sent
+                reason, connect_failed = _describe(exc), True
+                continue
+            except httpx.TimeoutException as exc:
+                # The server has the request and is slow; a retry would only double the wait.
+                raise TimeoutError(str(exc)) from exc
+            except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:  # dropped connection
+                reason, connect_failed = _describe(exc), False
+                continue
+            except httpx.HTTPError as exc:
+                raise BackendError(f'request to {self._url} failed: {_describe(exc)}') from exc
+            self._health.mark_up()
+            if response.status_code < 400:
+                return self._parse(response)
+            reason = self._redact(f'HTTP {response.status_code}: {response.text[:200]!r}')
+            connect_failed = False
+            if response.status_code not in _RETRY_STATUS:
+                raise BackendError(f'{self._url} answered {reason}')
+        if connect_failed:
+            self._health.mark_down(reason)
+        raise BackendError(f'{self._url} failed after {options.max_retries + 1} attempts: '
+                           f'{reason}')
+
+    def _parse(self, response: 'httpx.Response') -> tuple[str, int | None]:
+        try:
+            body = response.json()
+            text = body['choices'][0]['message']['content'] or ''
+            tokens = (body.get('usage') or {}).get('completion_tokens')
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise BackendError(self._redact(f'malformed chat-completion reply from '
+                                            f'{self._url}: {response.text[:200]!r}')) from exc
+        if not isinstance(text, str):
+            raise BackendError(f'malformed chat-completion reply from {self._url}: content is '
+                               f'{type(text).__name__}, not text')
+        return text, tokens
+
+    async def _probe(self) -> None:
+        try:
+            response = await self._client.get(
+                self._models_url, timeout=min(_PROBE_TIMEOUT_S, self._options.request_timeout_s))
+        except httpx.HTTPError as exc:
+            self._health.probe_failed(_describe(exc))
+            return
+        if response.status_code < 500:   # any HTTP answer but 5xx: a server is listening
+            self._health.mark_up()
+        else:
+            self._health.probe_failed(f'HTTP {response.status_code}')
+
+    async def _wait_for_server(self, deadline_s: float) -> None:
         deadline = time.monotonic() + deadline_s
         while True:
             remaining = deadline - time.monotonic()
             try:
-                # Any HTTP status means a server is listening; only 5xx means not ready.
-                response = self._session.get(url, timeout=max(0.1, min(5.0, remaining)))
+                response = await self._client.get(
+                    self._models_url, timeout=max(0.1, min(_PROBE_TIMEOUT_S, remaining)))
                 if response.status_code < 500:
                     return
                 last: Exception = BackendError(f'HTTP {response.status_code}')
-            except http.RequestException as exc:
+            except httpx.HTTPError as exc:
                 last = exc
             if time.monotonic() + 0.2 >= deadline:
-                raise BackendError(f'no reply from {url} within {deadline_s:.1f} s') from last
-            time.sleep(0.2)
+                raise BackendError(f'no reply from {self._models_url} within {deadline_s:.1f} s'
+                                   ) from last
+            await asyncio.sleep(0.2)
 
-    def generate(self, requests: Sequence[PreparedRequest]) -> list[RawReply]:
-        """Send the requests one after another; the first failure raises ``BackendError``."""
-        return [self._complete(request) for request in requests]
-
-    def _payload(self, request: PreparedRequest) -> dict[str, Any]:
+    # -- off the event loop ---------------------------------------------------------------------
+    def _body(self, request: PreparedRequest) -> bytes:
+        """The JSON body of one request (runs on a worker thread)."""
         system, user = protocol.message_texts(request.messages)
         url = image_data_url(request.image, self._options.image_format,
                              self._options.jpeg_quality)
@@ -104,52 +289,12 @@ class OpenAIBackend:
             payload['top_k'] = sampling.top_k if sampling.top_k > 0 else -1  # vLLM: -1 = off
         if sampling.seed is not None:
             payload['seed'] = sampling.seed
-        return payload
+        return json.dumps(payload).encode('utf-8')
 
-    def _complete(self, request: PreparedRequest) -> RawReply:
-        payload = self._payload(request)
-        start = time.perf_counter()
-        response = self._post(payload)
-        try:
-            body = response.json()
-            text = body['choices'][0]['message']['content'] or ''
-            tokens = (body.get('usage') or {}).get('completion_tokens')
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise BackendError(f'malformed chat-completion reply from {self._url}: '
-                               f'{response.text[:200]!r}') from exc
-        return RawReply(text, time.perf_counter() - start, tokens)
+    def _redact(self, text: str) -> str:
+        """A server may echo what it got; the key never reaches a message or the log."""
+        return text.replace(self._api_key, '***') if self._api_key else text
 
-    def _post(self, payload: dict[str, Any]) -> 'http.Response':
-        options = self._options
-        attempt = 0
-        while True:
-            try:
-                response = self._session.post(self._url, json=payload,
-                                              timeout=options.request_timeout_s)
-            except http.ConnectionError as exc:  # also ConnectTimeout: nothing was sent
-                retry_reason: Exception = exc
-            except http.Timeout as exc:
-                # The server has the request and is slow; a retry would only double the wait.
-                raise BackendError(f'{self._url} timed out after '
-                                   f'{options.request_timeout_s} s') from exc
-            except http.RequestException as exc:
-                raise BackendError(f'request to {self._url} failed: {exc}') from exc
-            else:
-                if response.status_code < 400:
-                    return response
-                retry_reason = BackendError(f'{self._url} answered HTTP {response.status_code}: '
-                                            f'{response.text[:200]!r}')
-                if response.status_code < 500:
-                    raise retry_reason
-            if attempt == options.max_retries:
-                raise BackendError(f'{self._url} failed after {attempt + 1} attempts: '
-                                   f'{retry_reason}') from retry_reason
-            delay_s = options.retry_backoff_s * 2 ** attempt
-            logger.warning('%s: %s; retry %d/%d in %.2f s', self._url, retry_reason,
-                           attempt + 1, options.max_retries, delay_s)
-            time.sleep(delay_s)
-            attempt += 1
 
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._session.close()
+def _describe(exc: Exception) -> str:
+    return f'{type(exc).__name__}: {exc}' if str(exc) else type(exc).__name__
