@@ -284,11 +284,11 @@ def run_node(args, url: str, frames) -> list[dict]:
              for view in frames]
     context = rclpy.Context()
     rclpy.init(context=context)
-    # Today's node names the endpoint 'base_url'; once it declares every RewardConfig and
-    # OpenAIConfig field the names become 'openai.base_url', 'openai.image_format', ...
     node = RewardNode(context=context, parameter_overrides=[
         Parameter('backend', value='openai'), Parameter('model', value=_MODEL),
-        Parameter('base_url', value=url), Parameter('goal', value=_GOAL),
+        Parameter('openai.base_url', value=url),
+        Parameter('openai.image_format', value=args.image_format),
+        Parameter('goal', value=_GOAL),
         Parameter('max_new_tokens', value=args.tokens),
         Parameter('max_batch_size', value=max(args.in_flight)),
         Parameter('max_episodes', value=max(args.in_flight)),

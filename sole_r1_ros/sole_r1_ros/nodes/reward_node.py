@@ -90,8 +90,10 @@ class RewardNode(LifecycleNode):
         self._image_pub = self.create_lifecycle_publisher(Image, 'sole_r1/reward_image',
                                                           _RELIABLE_1)
         self._marker_pub = self.create_lifecycle_publisher(Marker, 'sole_r1/marker', 10)
+        # Depth max_episodes: one query of every episode may wait at once, none is lost.
         self._subscription = self.create_subscription(
-            RewardQuery, 'sole_r1/query', self.firewall.guard('query', self._query_callback), 10)
+            RewardQuery, 'sole_r1/query', self.firewall.guard('query', self._query_callback),
+            node.max_episodes)
         self._status = (self.create_publisher(DiagnosticArray, '/diagnostics', 10),
                         self.create_timer(1.0, self.firewall.guard('status', self._report)))
         self._stop.clear()

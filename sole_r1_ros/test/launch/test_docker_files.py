@@ -59,10 +59,10 @@ def test_compose_serves_sole_r1_with_vllm_and_points_the_reward_node_at_it():
     # The reward node asks the vllm service for the model it serves, without a GPU of its own.
     assert client['depends_on']['vllm']['condition'] == 'service_healthy'
     assert 'deploy' not in client
-    params = dict(re.findall(r'-p reward_node:(\w+):=(\S+)', client['command']))
+    params = dict(re.findall(r'-p reward_node:([\w.]+):=(\S+)', client['command']))
     assert params['backend'] == 'openai'
     assert params['model'] == flags['--served-model-name']
-    assert params['base_url'] == f"http://{flags['--host']}:{flags['--port']}/v1"
+    assert params['openai.base_url'] == f"http://{flags['--host']}:{flags['--port']}/v1"
     assert client['environment']['OPENAI_API_KEY'] == vllm['environment']['VLLM_API_KEY']
 
 
