@@ -147,9 +147,9 @@ def _check_run_dir(request: LearnRequest) -> bool:
             return True
         except CheckpointError as exc:
             problems.append(f'{path.name}: {exc}')
-    raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable ({"; ".join(problems)})'
-                     '; refusing to start from scratch. Pass --fresh to start over (the '
-                     'unreadable checkpoints are kept)')
+    raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
+                     f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
+                     'start over (the unreadable checkpoints are kept)')
 
 
 def _params(request: LearnRequest, resume: bool) -> dict:
@@ -397,4 +397,3 @@ def _git_commit() -> str | None:
                               cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
-

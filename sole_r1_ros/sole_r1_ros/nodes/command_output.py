@@ -16,11 +16,11 @@ from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from sole_r1_ros.rl.commands import (
-    CommandConfig, ee_command, gripper_command, hold_joints, hold_normalized, JointLimits)
+    ACTION_LAYOUTS, CommandConfig, ee_command, gripper_command, hold_joints, hold_normalized,
+    JointLimits)
 from sole_r1_ros.rl.safety import JointTargetAdapter, SafetyBox
 from sole_r1_ros.rl.sensing import Sensed
 
-LAYOUTS = ('ee_delta', 'joint_position')
 _TYPES = {'twist_stamped': TwistStamped, 'pose_stamped': PoseStamped,
           'float64_multiarray': Float64MultiArray, 'joint_trajectory': JointTrajectory}
 
@@ -34,8 +34,8 @@ class CommandOutput:
         """Raises:
             ValueError: a combination no controller takes (joint commands as a twist, ...).
         """
-        if layout not in LAYOUTS:
-            raise ValueError(f'action_layout must be one of {LAYOUTS}, got {layout!r}')
+        if layout not in ACTION_LAYOUTS:
+            raise ValueError(f'action_layout must be one of {ACTION_LAYOUTS}, got {layout!r}')
         cartesian = config.command_type in ('twist_stamped', 'pose_stamped')
         if layout == 'joint_position' and cartesian:
             raise ValueError(f'command.command_type {config.command_type!r} needs '

@@ -8,16 +8,15 @@ serves ``~/reset``, ``~/pause``, ``~/label_episode`` and the ``~/evaluate`` acti
 ``rl.ControlLoop`` (ROS-free); this node converts messages and runs its actor and learner
 threads. Every callback is guarded: a bad message is rejected, counted and logged, never raised.
 """
-from dataclasses import dataclass
 import threading
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse
-from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import SetBool, Trigger
@@ -25,58 +24,19 @@ from std_srvs.srv import SetBool, Trigger
 from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_interfaces.srv import LabelEpisode
-from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.nodes.command_output import CommandOutput, LAYOUTS
+from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.nodes.conversions import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
 from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS, SIM_STATE_SIZE
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.robot_client import RobotClient
 from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.rl import (
-    CommandConfig, ControlLoop, DrQConfig, LoopConfig, MetricsLogger, OnlineLearner,
-    prepare_observation, ReplayConfig, SafetyBox, SensingConfig, Sensors, Teleop, TeleopConfig)
-from sole_r1_ros.rl.commands import JointLimits
+    ControlLoop, MetricsLogger, OnlineLearner, prepare_observation, Sensors, Teleop)
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
-SIM_STATE_SIZE = 39   # Meta-World's goal-observable state (the privileged baseline only)
-
-
-@dataclass(frozen=True)
-class LearnerNodeConfig:
-    """The learner node's own settings (the loop, agent and safety have their own sections)."""
-
-    action_layout: str = option('ee_delta', "'ee_delta' (dx, dy, dz [, rotation], gripper) or "
-                                "'joint_position'", choices=LAYOUTS, read_only=True)
-    command_topic: str = option('forward_command_controller/commands', 'where arm commands '
-                                'go (MoveIt Servo: servo_node/delta_twist_cmds)', read_only=True)
-    gripper_topic: str = option('gripper_controller/commands', 'gripper commands, when '
-                                "command.gripper_command_type is not 'none'", read_only=True)
-    pose_source: str = option('topic', "end-effector pose from 'topic' (PoseStamped on "
-                              "ee_pose) or 'tf' (base_frame -> ee_frame; needs tf2_ros)",
-                              choices=('topic', 'tf'), read_only=True)
-    tf_ee_frame: str = option('tool0', 'end-effector frame for pose_source tf', read_only=True)
-    teleop: bool = option(False, 'take a human over sensor_msgs/Joy on joy (SpaceMouse, '
-                          'gamepad); see teleop.*', read_only=True)
-    reset_service: str = option('sim_robot_node/reset', "Trigger service that resets the robot "
-                                "('' = none: reset by hand)", read_only=True)
-    run_dir: str = option('runs/learner', 'checkpoints and logs go here', read_only=True)
-    resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '
-                          'start fresh; only unreadable ones: refuse to configure)',
-                          read_only=True)
-    autostart: bool = option(True, 'configure and activate at start (launch files drive the '
-                             'lifecycle themselves and set this false)', read_only=True)
-
-    def __post_init__(self) -> None:
-        validate(self)
-
-
-SECTIONS = {'node': (LearnerNodeConfig, ''), 'sensing': (SensingConfig, ''),
-            'loop': (LoopConfig, ''), 'command': (CommandConfig, 'command.'),
-            'safety': (SafetyBox, 'safety.'), 'joints': (JointLimits, 'joints.'),
-            'teleop': (TeleopConfig, 'teleop.'), 'agent': (DrQConfig, 'agent.'),
-            'replay': (ReplayConfig, 'replay.')}
 
 
 class LearnerNode(LifecycleNode):
@@ -92,6 +52,7 @@ class LearnerNode(LifecycleNode):
         self._entities: list = []
         self._threads: list[threading.Thread] = []
         self._running = threading.Event()
+        self._waiting: list[Future] = []
 
     @property
     def learner(self) -> OnlineLearner | None:
@@ -148,8 +109,9 @@ class LearnerNode(LifecycleNode):
             robot.start_tf(self._configs['command'].frame_id, node.tf_ee_frame)
         e.append(self.create_subscription(ProgressReward, 'sole_r1/progress',
                                           guard('progress', self._progress_callback), 50))
-        e.append(self.create_subscription(TaskState, 'ground_truth',
-                                          guard('ground_truth', self._truth_callback), 10))
+        if self._configs['sensing'].observation == 'sim_state_privileged':
+            e.append(self.create_subscription(TaskState, 'ground_truth',
+                                              guard('ground_truth', self._sim_state), 10))
         if node.teleop:
             e.append(self.create_subscription(Joy, 'joy', guard('joy', robot.joy), 10))
         e.append(self.create_service(Trigger, '~/reset', guard('reset', self._reset_callback)))
@@ -157,8 +119,8 @@ class LearnerNode(LifecycleNode):
         e.append(self.create_service(LabelEpisode, '~/label_episode',
                                      guard('label_episode', self._label_callback)))
         e.append(ActionServer(self, Evaluate, '~/evaluate', execute_callback=self._evaluate,
-                              cancel_callback=lambda goal: CancelResponse.ACCEPT,
-                              callback_group=ReentrantCallbackGroup()))
+                              cancel_callback=lambda goal: CancelResponse.ACCEPT))
+        e.append(self.create_timer(0.2, self._tick))
         robot.publishers(self.create_publisher(Episode, 'episode', _LATCHED),
                          self.create_publisher(EpisodeResult, 'episode_result', 10))
         self._status = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -218,11 +180,11 @@ class LearnerNode(LifecycleNode):
         self._metrics.log(self.loop.learner.env_steps, {
             'progress': msg.progress, 'reward_latency_s': msg.latency}, prefix='reward')
 
-    def _truth_callback(self, msg: TaskState) -> None:
+    def _sim_state(self, msg: TaskState) -> str | None:
+        """The simulator state as the observation: the privileged baseline only."""
         self.loop.saw_ground_truth(bool(msg.success))
-        if self._configs['sensing'].observation == 'sim_state_privileged':
-            return self._robot.sensors.add_sim_state(
-                Time.from_msg(msg.header.stamp).nanoseconds, msg.state)
+        return self._robot.sensors.add_sim_state(Time.from_msg(msg.header.stamp).nanoseconds,
+                                                 msg.state)
 
     def _reset_callback(self, request, response):
         self.loop.request_reset()
@@ -286,20 +248,26 @@ class LearnerNode(LifecycleNode):
                 logged = self.loop.learner.agent.updates
                 self._metrics.log(logged, metrics, prefix='train')
 
-    # -- evaluation -----------------------------------------------------------------------------
-    def _evaluate(self, goal_handle):
+    # -- evaluation ---------------------------------------------------------------------------
+    async def _evaluate(self, goal_handle):
+        """Run evaluation episodes; a coroutine, so the single-threaded executor keeps serving
+        every other callback while it waits (the ``_tick`` timer wakes it five times a second).
+        """
         request = goal_handle.request
         threshold = float(request.progress_threshold or 90.0)
         if not 0.0 <= threshold <= 100.0:   # also NaN
             goal_handle.abort()
             return Evaluate.Result()
         evaluation = self.loop.start_evaluation(threshold)
+        truth = self.create_subscription(TaskState, 'ground_truth', self.firewall.guard(
+            'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
         try:
             while len(evaluation.finished) < max(1, int(request.episodes)):
                 if goal_handle.is_cancel_requested or not self._running.is_set():
                     goal_handle.canceled()
                     return evaluation.result(Evaluate.Result)
-                if evaluation.wait_episode(timeout=0.5):
+                await self._next_tick()
+                while evaluation.wait_episode(timeout=0.0):
                     done = evaluation.finished[-1]
                     goal_handle.publish_feedback(Evaluate.Feedback(
                         episode_index=len(evaluation.finished) - 1,
@@ -311,11 +279,22 @@ class LearnerNode(LifecycleNode):
             goal_handle.succeed()
             return evaluation.result(Evaluate.Result)
         finally:
+            self.destroy_subscription(truth)
             self.loop.stop_evaluation()
+
+    def _next_tick(self) -> Future:
+        future = Future()
+        self._waiting.append(future)
+        return future
+
+    def _tick(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for future in waiting:
+            future.set_result(None)
 
 
 def main(args: list[str] | None = None) -> None:
-    run_node(LearnerNode, args, on_exit=LearnerNode.stop, multi_threaded=True)
+    run_node(LearnerNode, args, on_exit=LearnerNode.stop)
 
 
 if __name__ == '__main__':

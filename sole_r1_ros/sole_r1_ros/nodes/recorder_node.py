@@ -40,7 +40,7 @@ class RecorderConfig:
 
     bag_path: str = option('', "bag folder to create ('' = bags/sole_r1_<date-time>)",
                            read_only=True)
-    topics: tuple[str, ...] = option(DEFAULT_TOPICS, "topics to record as "
+    topics: tuple[str, ...] = option(DEFAULT_TOPICS, 'topics to record as '
                                      "'name=package/msg/Type'", read_only=True)
 
     def __post_init__(self) -> None:
@@ -48,8 +48,9 @@ class RecorderConfig:
         for entry in self.topics:
             topic, _, msgtype = entry.partition('=')
             if not topic or msgtype.count('/') != 2:
-                raise ValueError(f"RecorderConfig.topics: entry {entry!r} must look like "
+                raise ValueError(f'RecorderConfig.topics: entry {entry!r} must look like '
                                  "'name=pkg/msg/Type'")
+
 
 SECTIONS = {'recorder': (RecorderConfig, '')}
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

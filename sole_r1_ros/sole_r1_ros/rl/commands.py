@@ -27,6 +27,8 @@ from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.rl.poses import EePose
 from sole_r1_ros.rl.safety import apply_ee_delta, safe_ee_delta, SafeDelta, SafetyBox
 
+ACTION_LAYOUTS = ('ee_delta', 'joint_position')
+'''What a policy action means: end-effector deltas (+ gripper) or joint position offsets.'''
 COMMAND_TYPES = ('twist_stamped', 'pose_stamped', 'float64_multiarray', 'joint_trajectory')
 CARTESIAN_COMMAND_TYPES = ('twist_stamped', 'pose_stamped')
 GRIPPER_COMMAND_TYPES = ('none', 'float64_multiarray', 'joint_trajectory')

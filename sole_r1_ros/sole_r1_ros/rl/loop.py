@@ -39,7 +39,7 @@ class LoopConfig:
                                     range=(1, 10000))
     checkpoint_every_s: float = option(60.0, 'seconds between checkpoints [s]',
                                        range=(1.0, 86400.0))
-    label_wait_s: float = option(10.0, "an evaluation episode waits this long for the answer "
+    label_wait_s: float = option(10.0, 'an evaluation episode waits this long for the answer '
                                  'about its last frame [s]', range=(0.0, 3600.0))
     human_label_reward: bool = option(False, "a human's success/failure label also sets the "
                                       "episode's last progress to 100/0 (off: the reward model "

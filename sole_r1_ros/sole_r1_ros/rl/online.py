@@ -184,4 +184,3 @@ class OnlineLearner:
 def _with_tolerance(config: ReplayConfig, tolerance_s: float) -> ReplayConfig:
     return dataclasses.replace(config, stamp_tolerance_s=max(config.stamp_tolerance_s,
                                                              tolerance_s))
-

@@ -251,4 +251,3 @@ class Sensors:
             if other is None or abs(other.stamp_ns - first.stamp_ns) > skew_ns:
                 return False
         return c.observation != 'sim_state_privileged' or first.stamp_ns in self._state
-

@@ -1,0 +1,49 @@
+"""The learner node's parameters: its own settings plus the config sections of its parts.
+
+Kept apart from the node so ``sole-r1 learn`` and the tests can check parameters without
+building a node.
+"""
+from dataclasses import dataclass
+
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.rl import (
+    CommandConfig, DrQConfig, LoopConfig, ReplayConfig, SafetyBox, SensingConfig, TeleopConfig)
+from sole_r1_ros.rl.commands import ACTION_LAYOUTS, JointLimits
+
+SIM_STATE_SIZE = 39   # Meta-World's goal-observable state (the privileged baseline only)
+
+
+@dataclass(frozen=True)
+class LearnerNodeConfig:
+    """The learner node's own settings (the loop, agent and safety have their own sections)."""
+
+    action_layout: str = option('ee_delta', "'ee_delta' (dx, dy, dz [, rotation], gripper) or "
+                                "'joint_position'", choices=ACTION_LAYOUTS, read_only=True)
+    command_topic: str = option('forward_command_controller/commands', 'where arm commands '
+                                'go (MoveIt Servo: servo_node/delta_twist_cmds)', read_only=True)
+    gripper_topic: str = option('gripper_controller/commands', 'gripper commands, when '
+                                "command.gripper_command_type is not 'none'", read_only=True)
+    pose_source: str = option('topic', "end-effector pose from 'topic' (PoseStamped on "
+                              "ee_pose) or 'tf' (base_frame -> ee_frame; needs tf2_ros)",
+                              choices=('topic', 'tf'), read_only=True)
+    tf_ee_frame: str = option('tool0', 'end-effector frame for pose_source tf', read_only=True)
+    teleop: bool = option(False, 'take a human over sensor_msgs/Joy on joy (SpaceMouse, '
+                          'gamepad); see teleop.*', read_only=True)
+    reset_service: str = option('sim_robot_node/reset', 'Trigger service that resets the robot '
+                                "('' = none: reset by hand)", read_only=True)
+    run_dir: str = option('runs/learner', 'checkpoints and logs go here', read_only=True)
+    resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '
+                          'start fresh; only unreadable ones: refuse to configure)',
+                          read_only=True)
+    autostart: bool = option(True, 'configure and activate at start (launch files drive the '
+                             'lifecycle themselves and set this false)', read_only=True)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+SECTIONS = {'node': (LearnerNodeConfig, ''), 'sensing': (SensingConfig, ''),
+            'loop': (LoopConfig, ''), 'command': (CommandConfig, 'command.'),
+            'safety': (SafetyBox, 'safety.'), 'joints': (JointLimits, 'joints.'),
+            'teleop': (TeleopConfig, 'teleop.'), 'agent': (DrQConfig, 'agent.'),
+            'replay': (ReplayConfig, 'replay.')}
