@@ -1,0 +1,70 @@
+"""The reward node's ROS-free queue: newest query per episode, batching, stale answers."""
+from types import SimpleNamespace
+import time
+
+import numpy as np
+import pytest
+
+from sole_r1_ros.camera import encode_tile
+from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
+from sole_r1_ros.reward.query import ProgressResult
+
+
+def _pending(episode: str, step: int, value: int = 50) -> PendingQuery:
+    tile = np.full((8, 8, 3), value, np.uint8)
+    return PendingQuery(header=None, episode_id=episode, step=step, trigger='stride',
+                        current_external=tile, current_wrist=None,
+                        first_external_data=encode_tile(tile, 'png'), first_wrist_data=b'',
+                        privileged_progress=None, received_s=time.monotonic())
+
+
+def _result(episode: str, step: int, progress: int) -> ProgressResult:
+    return ProgressResult(episode, step, progress, True, '', '', 0.1, 'm', 'h')
+
+
+def test_only_the_newest_query_per_episode_waits_and_episodes_batch_together():
+    book = EpisodeBook()
+    for step in (1, 2, 3):
+        book.submit(_pending('a', step))
+    book.submit(_pending('b', 1))
+    assert book.replaced == 2 and book.pending_count() == 2
+    batch = book.take(8, 'close the drawer.')
+    assert [(p.episode_id, p.step) for p, _ in batch] == [('a', 3), ('b', 1)]
+    assert batch[0][1].goal == 'close the drawer'
+
+
+def test_stale_query_is_dropped_and_goal_change_applies_to_the_next_query():
+    book = EpisodeBook()
+    book.submit(_pending('a', 4))
+    (_, query), = book.take(1, 'open the door')
+    book.record(_result('a', 4, 30))
+    book.submit(_pending('a', 2))             # older than what was answered
+    assert book.stale == 1 and book.pending_count() == 0
+    book.submit(_pending('a', 6))
+    (_, query), = book.take(1, 'close the door')
+    assert query.goal == 'close the door' and query.previous_progress == 30
+
+
+def test_book_forgets_the_oldest_episode_beyond_its_limit():
+    book = EpisodeBook(max_episodes=2)
+    for episode in 'abc':
+        book.submit(_pending(episode, 1))
+        book.take(1, 'x')
+    assert book.tracker('a') is None and book.tracker('c') is not None
+
+
+def test_pending_query_rejects_bad_messages():
+    tile = SimpleNamespace(data=encode_tile(np.zeros((4, 4, 3), np.uint8), 'png'))
+    empty = SimpleNamespace(data=b'')
+    msg = SimpleNamespace(header=None, episode_id='e', step=1, trigger='stride',
+                          current_external=tile, first_external=tile, current_wrist=tile,
+                          first_wrist=empty, privileged_progress=float('nan'))
+    from sole_r1_ros.camera import decode_tile
+    with pytest.raises(ValueError, match='only one of'):
+        PendingQuery.from_message(msg, decode_tile, 0.0)
+    msg.current_wrist, msg.step = empty, 0
+    with pytest.raises(ValueError, match='step 0'):
+        PendingQuery.from_message(msg, decode_tile, 0.0)
+    msg.step, msg.current_external = 1, SimpleNamespace(data=b'junk')
+    with pytest.raises(ValueError, match='not a decodable'):
+        PendingQuery.from_message(msg, decode_tile, 0.0)

@@ -1,0 +1,258 @@
+"""The online learner and its control loop without ROS: episodes, holding, a human, evaluation,
+stamp-matched labels, pausing learning, checkpoints that are never thrown away."""
+import numpy as np
+import pytest
+
+from sole_r1_ros.rl import Evaluation, LoopConfig, Sensed
+from sole_r1_ros.rl.poses import checked_pose
+
+torch = pytest.importorskip('torch')
+
+from sole_r1_ros.rl import (  # noqa: E402
+    CheckpointError, ControlLoop, DrQConfig, LabelOutcome, OnlineLearner, Outcome, ReplayConfig)
+
+STEP_NS = 100_000_000
+
+
+class FakeRobot:
+    """rl.loop.Robot that records what the loop did; observe() can be made stale."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+        self.stamp_ns = 10**9
+        self.stale = False
+        self.reset_ok = True
+        self.summaries = []
+
+    def observe(self):
+        if self.stale:
+            return None
+        self.stamp_ns += STEP_NS
+        pose = checked_pose([0.0, 0.6, 0.2], [0.0, 0.0, 0.0, 1.0])
+        return Sensed(self.stamp_ns, np.full(3, self.stamp_ns % 7, np.float32), {},
+                      np.zeros(2), pose)
+
+    def send(self, action, sensed):
+        self.calls.append(('send', np.asarray(action).copy()))
+
+    def hold(self):
+        self.calls.append(('hold',))
+
+    def reset(self):
+        self.calls.append(('reset',))
+        return self.reset_ok
+
+    def announce(self, episode_id):
+        self.calls.append(('announce', episode_id))
+
+    def episode_finished(self, summary):
+        self.summaries.append(summary)
+
+    def kinds(self):
+        return [c[0] for c in self.calls]
+
+
+class FakeHuman:
+    def __init__(self, mode='policy', action=None):
+        self.mode, self.action, self.labels = mode, action, []
+
+    def current(self):
+        from sole_r1_ros.rl import TeleopDecision
+        return TeleopDecision(self.mode, self.action, 'test')
+
+    def pop_label(self):
+        return self.labels.pop(0) if self.labels else None
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _learner(tmp_path=None, **replay):
+    return OnlineLearner(DrQConfig(seed_steps=0, batch_size=4),
+                         ReplayConfig(min_labelled=1, capacity=200, **replay), 3, 4,
+                         checkpoint_dir=tmp_path, stamp_tolerance_s=0.05)
+
+
+def _loop(robot, learner=None, human=None, clock=None, **config):
+    config = LoopConfig(**{'episode_length': 5, **config})
+    return ControlLoop(learner or _learner(), robot, config, lambda s: {'state': s.state},
+                       human=human, clock=clock or Clock())
+
+
+def test_an_episode_is_announced_reset_acted_recorded_and_closed():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    assert loop.step() is Outcome.NEW_EPISODE
+    assert robot.kinds() == ['announce', 'hold', 'reset', 'announce', 'hold']
+    assert robot.calls[0] == ('announce', '') and robot.calls[3][1].startswith('episode-')
+    outcomes = [loop.step() for _ in range(6)]
+    assert outcomes == [Outcome.ACTED] * 5 + [Outcome.HELD]   # the 6th frame ends it
+    assert loop.learner.env_steps == 5 and loop.learner.episodes_done == 1
+    assert loop.step() is Outcome.NEW_EPISODE
+    (summary,) = robot.summaries
+    assert summary.steps == 5 and not summary.evaluation and summary.label is None
+
+
+def test_stale_observations_hold_and_record_nothing():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    robot.stale = True
+    robot.calls.clear()
+    assert [loop.step() for _ in range(3)] == [Outcome.HELD] * 3
+    assert robot.kinds() == ['hold'] * 3 and loop.held == 3
+    assert loop.learner.env_steps == 0
+
+
+def test_pause_holds_and_stops_learning_and_a_failed_reset_still_starts_an_episode():
+    robot = FakeRobot()
+    robot.reset_ok = False
+    loop = _loop(robot)
+    assert loop.step() is Outcome.NEW_EPISODE and loop.episode_id
+    loop.set_paused(True)
+    assert loop.step() is Outcome.HELD and loop.learn() is None
+    assert loop.learning_paused == 'paused'
+    loop.set_paused(False)
+    assert loop.step() is Outcome.ACTED
+
+
+def test_a_human_drives_flagged_steps_and_invalid_input_holds():
+    robot = FakeRobot()
+    human = FakeHuman('human', np.array([0.5, 0.0, 0.0, 1.0], np.float32))
+    loop = _loop(robot, human=human)
+    loop.step()
+    assert loop.step() is Outcome.ACTED
+    assert np.allclose(robot.calls[-1][1], [0.5, 0.0, 0.0, 1.0])
+    human.mode, human.action = 'hold', None
+    assert loop.step() is Outcome.HELD and robot.calls[-1] == ('hold',)
+    human.mode = 'policy'
+    loop.step()
+    replay = loop.learner.replay
+    assert replay.stats()['intervened'] == 1
+    human.labels.append('success')
+    assert loop.step() is Outcome.NEW_EPISODE
+    summary = robot.summaries[-1]
+    assert summary.label == 'success' and summary.intervened_steps == 1
+    assert summary.intervention_rate == pytest.approx(0.5)
+
+
+def test_a_human_success_label_sets_the_reward_only_when_asked():
+    for enabled, expected in ((False, 0), (True, 1)):
+        robot = FakeRobot()
+        loop = _loop(robot, human_label_reward=enabled)
+        loop.step()
+        loop.step()
+        loop.step()
+        loop.label_episode('success')
+        loop.step()   # closes the episode
+        assert loop.learner.replay.stats()['labels_applied'] == 1 + expected   # + step 0
+    with pytest.raises(ValueError, match='label'):
+        loop.label_episode('great')
+
+
+def test_evaluation_episodes_act_deterministically_and_are_not_stored():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    loop.step()
+    evaluation = loop.start_evaluation(threshold=50.0)
+    assert loop.step() is Outcome.NEW_EPISODE      # the training episode ends first
+    assert not robot.summaries[-1].evaluation
+    stored = loop.learner.env_steps
+    for _ in range(7):
+        loop.step()                                # ends the evaluation episode
+    assert loop.learner.env_steps == stored and robot.summaries[-1].evaluation
+    assert not evaluation.wait_episode(timeout=0.1)   # its last frame's answer is due
+    loop.saw_progress(robot.summaries[-1].episode_id, robot.stamp_ns, 80.0)
+    assert evaluation.wait_episode(timeout=1.0)
+    assert evaluation.finished[0].success_progress
+    assert loop.learn() is None and loop.learning_paused == 'evaluating'
+    loop.stop_evaluation()
+    assert loop.step() is Outcome.NEW_EPISODE
+
+
+def test_learning_pauses_without_rewards_and_resumes_when_they_come():
+    robot, clock = FakeRobot(), Clock()
+    learner = _learner()
+    loop = _loop(robot, learner=learner, clock=clock, reward_timeout_s=5.0, episode_length=20)
+    loop.step()
+    stamps = []
+    for _ in range(12):
+        loop.step()
+        stamps.append(robot.stamp_ns)
+    clock.now = learner.last_label_s + 10.0
+    assert loop.learn() is None and loop.learning_paused == 'no progress rewards lately'
+    for stamp in stamps:
+        loop.saw_progress(loop.episode_id, stamp, 50.0)
+    clock.now = learner.last_label_s + 1.0
+    loop.step()                                   # one step past readiness: an update is due
+    loop.step()
+    assert loop.learn() is not None and loop.learning_paused == ''
+
+
+def test_online_learner_matches_labels_by_stamp_rejects_nan_and_resumes(tmp_path):
+    learner = _learner(tmp_path)
+    learner.start_episode('ep')
+    for step in range(5):
+        obs = {'state': np.full(3, step, np.float32)}
+        learner.record(obs, np.zeros(4, np.float32) if step < 4 else None,
+                       stamp_ns=1_000_000_000 + step * 100_000_000)
+    assert learner.label('ep', 1_200_000_000, 40.0) == LabelOutcome.APPLIED       # exact
+    assert learner.label('ep', 1_310_000_000, 60.0) == LabelOutcome.APPLIED       # nearest
+    assert learner.label('ep', 1_200_000_000, 99.0) == LabelOutcome.DUPLICATE     # once only
+    assert learner.label('ep', 9_000_000_000, 10.0) is None                       # no frame
+    assert learner.label('other', 1_200_000_000, 10.0) is None
+    assert learner.label('ep', 1_400_000_000, -30.0) == LabelOutcome.APPLIED      # clipped
+    assert learner.label('ep', 1_100_000_000, float('nan')) is None               # rejected
+    assert learner.rejected_labels == 1
+    assert learner.replay.stats()['labels_applied'] == 4                          # + step 0
+    assert learner.save() is not None
+    again = _learner(tmp_path)
+    assert again.resume() and again.counters() == learner.counters()
+    assert again.start_episode('next') == learner.episode_index + 1
+
+
+def test_resume_refuses_unreadable_checkpoints_and_rotation_keeps_them(tmp_path):
+    learner = _learner(tmp_path)
+    learner.start_episode('ep')
+    learner.record({'state': np.zeros(3, np.float32)}, np.zeros(4, np.float32), 10**9)
+    first = learner.save()
+    (first / 'replay.npz').write_bytes(b'garbage')
+    with pytest.raises(CheckpointError):
+        _learner(tmp_path).resume()                 # never a silent fresh start
+    assert not _learner(tmp_path / 'empty').resume()    # nothing there: fresh is right
+    for _ in range(4):
+        learner.save()                              # rotation keeps 3 ...
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert f'{first.name}.unreadable' in kept       # ... and sets the broken one aside
+    assert len([k for k in kept if not k.endswith('.unreadable')]) == 3
+
+
+def test_evaluation_waits_for_the_late_final_answer_then_scores():
+    evaluation = Evaluation(threshold=80.0, label_wait_s=5.0)
+    evaluation.episode_started('e0')
+    evaluation.saw_progress('e0', 40.0)
+    evaluation.saw_ground_truth(False)
+    evaluation.episode_finished()
+    assert not evaluation.wait_episode(timeout=0.2)     # its final answer is still coming
+    evaluation.saw_progress('e0', 90.0)
+    assert evaluation.wait_episode(timeout=1.0)
+    (outcome,) = evaluation.finished
+    assert outcome.final_progress == 90.0 and outcome.success_progress
+    assert outcome.has_ground_truth and not outcome.success_ground_truth
+    result = evaluation.result(lambda **kw: kw)
+    assert result['episodes_done'] == 1 and result['success_rate_progress'] == 1.0
+
+
+def test_evaluation_closes_an_episode_without_answers_after_the_wait():
+    evaluation = Evaluation(threshold=50.0, label_wait_s=0.1)
+    evaluation.episode_started('e0')
+    evaluation.episode_finished()
+    assert evaluation.wait_episode(timeout=1.0)
+    assert evaluation.finished[0].final_progress == 0.0
+    assert np.isnan(evaluation.result(lambda **kw: kw)['success_rate_ground_truth'])

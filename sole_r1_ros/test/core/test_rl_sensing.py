@@ -1,0 +1,137 @@
+"""The newest whole observation from sensors on their own schedules: pairing views of one
+moment, freshness, and rejecting what cannot be used (never raising)."""
+import threading
+
+import numpy as np
+import pytest
+
+from sole_r1_ros.rl import SensingConfig, Sensors
+
+JOINTS = ('a', 'b')
+MS = 1_000_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _frame(value: int = 1) -> np.ndarray:
+    return np.full((8, 8, 3), value, np.uint8)
+
+
+def _sensors(**config) -> tuple[Sensors, Clock]:
+    clock = Clock()
+    config = SensingConfig(**{'joint_names': JOINTS, 'proprio_wait_s': 0.0, **config})
+    return Sensors(config, clock=clock), clock
+
+
+def _feed(sensors: Sensors, stamp_ms: int, views=('external', 'wrist')) -> None:
+    assert sensors.add_joints(stamp_ms * MS, ['b', 'a', 'c'], [2.0, 1.0, 9.0], []) is None
+    assert sensors.add_pose(stamp_ms * MS, [0.1, 0.6, 0.2], [0.0, 0.0, 0.0, 1.0]) is None
+    for view in views:
+        assert sensors.add_frame(view, stamp_ms * MS, _frame(stamp_ms % 250)) is None
+
+
+def test_a_whole_moment_gives_state_views_joints_and_pose():
+    sensors, _ = _sensors()
+    _feed(sensors, 10)
+    assert sensors.wait_ready(0.0)
+    sensed = sensors.take()
+    assert sensed.stamp_ns == 10 * MS and set(sensed.views) == {'external', 'wrist'}
+    # joint positions in joint_names order, velocities (missing: 0), then the pose
+    assert sensed.state.tolist() == pytest.approx([1.0, 2.0, 0.0, 0.0, 0.1, 0.6, 0.2, 0, 0, 0, 1])
+    assert sensed.state.dtype == np.float32 and sensed.joint_positions.tolist() == [1.0, 2.0]
+    assert sensors.config.state_dim() == sensed.state.size
+    assert sensors.take() is None and not sensors.wait_ready(0.0)   # taken: wait for the next
+
+
+def test_views_of_different_moments_are_not_paired():
+    sensors, _ = _sensors(max_skew_s=0.005)
+    _feed(sensors, 10, views=('external',))
+    sensors.add_frame('wrist', 30 * MS, _frame())
+    assert not sensors.wait_ready(0.0) and sensors.take() is None
+    sensors.add_frame('external', 31 * MS, _frame())
+    assert sensors.take().stamp_ns == 31 * MS
+
+
+@pytest.mark.parametrize('source, timeout', [('camera/wrist', 'camera_timeout_s'),
+                                             ('joint_states', 'joint_timeout_s'),
+                                             ('ee_pose', 'pose_timeout_s')])
+def test_anything_older_than_its_timeout_makes_the_robot_hold(source, timeout):
+    sensors, clock = _sensors(**{timeout: 0.2})
+    _feed(sensors, 10)
+    clock.now += 0.1
+    if source != 'camera/wrist':
+        sensors.add_frame('wrist', 20 * MS, _frame())
+    if source != 'joint_states':
+        sensors.add_joints(20 * MS, list(JOINTS), [0.0, 0.0], [0.0, 0.0])
+    if source != 'ee_pose':
+        sensors.add_pose(20 * MS, [0, 0.6, 0.2], [0, 0, 0, 1])
+    sensors.add_frame('external', 20 * MS, _frame())
+    clock.now += 0.15
+    assert sensors.stale_sources() == [source] and sensors.take() is None
+
+
+@pytest.mark.parametrize('feed, source', [
+    (lambda s: s.add_joints(0, ['a', 'b'], [1.0, float('nan')], []), 'joints'),
+    (lambda s: s.add_joints(0, ['a'], [1.0], []), 'joints'),              # joint b missing
+    (lambda s: s.add_joints(0, ['a', 'b'], [1.0], []), 'joints'),         # lengths differ
+    (lambda s: s.add_joints(0, ['a', 'b'], ['x', 1.0], []), 'joints'),
+    (lambda s: s.add_pose(0, [0, 0, float('inf')], [0, 0, 0, 1]), 'pose'),
+    (lambda s: s.add_pose(0, [0, 0, 0.2], [0, 0, 0, 0.7]), 'pose'),       # not a unit quat
+    (lambda s: s.add_pose(0, [0, 0], [0, 0, 0, 1]), 'pose'),
+    (lambda s: s.add_frame('external', 0, np.zeros((4, 4), np.uint8)), 'external'),
+    (lambda s: s.add_frame('external', 0, np.zeros((4, 4, 3), np.float32)), 'external'),
+    (lambda s: s.add_sim_state(0, [float('nan')] * 3), 'sim_state'),
+])
+def test_unusable_input_is_rejected_with_a_reason_and_counted(feed, source):
+    sensors, _ = _sensors()
+    reason = feed(sensors)
+    assert isinstance(reason, str) and reason
+    assert sensors.rejected == {source: 1}
+
+
+def test_a_rejected_pose_leaves_the_pose_stale():
+    sensors, _ = _sensors()
+    _feed(sensors, 10)
+    sensors.take()
+    sensors.add_pose(20 * MS, [0, 0.6, 0.2], [0.0, 0.0, 0.0, 2.0])
+    _feed(sensors, 20, views=())
+    assert sensors.add_pose(30 * MS, [0, 0.6, 0.2], [float('nan')] * 4) is not None
+    assert 'ee_pose' not in sensors.stale_sources()   # the earlier valid pose still counts
+
+
+def test_the_actor_waits_briefly_for_proprioception_of_the_same_moment():
+    sensors, _ = _sensors(proprio_wait_s=1.0)
+    _feed(sensors, 10)
+    sensors.take()
+    sensors.add_frame('external', 100 * MS, _frame())
+    sensors.add_frame('wrist', 100 * MS, _frame())
+    late = threading.Timer(0.05, lambda: (
+        sensors.add_joints(100 * MS, list(JOINTS), [5.0, 6.0], [0.0, 0.0]),
+        sensors.add_pose(100 * MS, [0, 0.6, 0.2], [0, 0, 0, 1])))
+    late.start()
+    assert sensors.wait_ready(1.0)
+    assert sensors.take().state[:2].tolist() == [5.0, 6.0]
+    late.join()
+
+
+def test_the_privileged_baseline_pairs_the_simulator_state_with_its_frame():
+    sensors, _ = _sensors(observation='sim_state_privileged', use_ee_pose=False,
+                          views=('external',))
+    sensors.add_frame('external', 10 * MS, _frame())
+    assert not sensors.wait_ready(0.0)                 # the state of that moment is missing
+    sensors.add_sim_state(10 * MS, np.arange(39.0))
+    assert sensors.take().state.tolist() == list(range(39))
+    assert sensors.config.state_dim(39) == 39
+
+
+def test_frames_from_before_an_episode_start_are_forgotten():
+    sensors, _ = _sensors()
+    _feed(sensors, 10)
+    sensors.clear_frames()
+    assert sensors.take() is None
