@@ -154,7 +154,7 @@ class NodeProcesses:
             with open(self._log_dir / f'{node}.log', 'ab') as log:
                 self.processes[node] = subprocess.Popen(
                     command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True)
+                    start_new_session=True, preexec_fn=_stop_with_parent)
 
     def exited(self) -> dict[str, int]:
         """Nodes that have ended, with their exit codes."""
@@ -187,6 +187,16 @@ class NodeProcesses:
                 process.kill()
                 process.wait()
         return {node: p.returncode for node, p in self.processes.items()}
+
+
+def _stop_with_parent() -> None:
+    """In the child: get SIGINT when the runner dies, however it dies, so no node outlives it
+    (the learner then holds the robot and checkpoints as on Ctrl-C). Linux only."""
+    import ctypes
+    try:
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def _wait(process: subprocess.Popen, timeout_s: float) -> None:

@@ -278,7 +278,7 @@ class _Session:
     def _learn(self) -> int:
         from tqdm import tqdm
         request, monitor = self.request, self.monitor
-        start_steps = int(monitor.counter('learner_node', 'env_steps'))
+        start_steps = int(monitor.counter('learner_node', 'start_env_steps'))
         if start_steps:
             print(f'resumed {self.run_dir}: {start_steps} steps, '
                   f"{monitor.counter('learner_node', 'episodes_done'):.0f} episodes")

@@ -53,6 +53,7 @@ class LearnerNode(LifecycleNode):
         self._threads: list[threading.Thread] = []
         self._running = threading.Event()
         self._waiting: list[Future] = []
+        self._start_env_steps = 0
 
     @property
     def learner(self) -> OnlineLearner | None:
@@ -79,6 +80,7 @@ class LearnerNode(LifecycleNode):
                 stamp_tolerance_s=0.5 / c['loop'].control_rate_hz)
             if node.resume and learner.resume():
                 self.get_logger().info(f'resumed from checkpoint: {learner.counters()}')
+            self._start_env_steps = learner.env_steps
             human = (Teleop(c['teleop'], self._robot.output.action_dim) if node.teleop
                      else None)
             self.loop = ControlLoop(learner, self._robot, c['loop'], lambda s: prepare_observation(
@@ -158,14 +160,20 @@ class LearnerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
-        """Stop both threads, hold the robot, write a checkpoint (idempotent, bounded)."""
+        """Stop both threads, hold the robot, write a checkpoint (bounded; the checkpoint only
+        once per activation)."""
         self._running.clear()
         for thread in self._threads:
-            thread.join(timeout=10.0)
-        self._threads = []
+            thread.join(timeout=5.0)
         if self._robot is not None:
             self._robot.hold()
-        self.save_checkpoint()
+        if self._threads:
+            self.save_checkpoint()
+        self._threads = []
+
+    def destroy_node(self) -> None:
+        self.stop()
+        super().destroy_node()
 
     def save_checkpoint(self) -> None:
         if self.loop is not None:
@@ -209,7 +217,7 @@ class LearnerNode(LifecycleNode):
         stats = learner.stats()
         values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
                                         'pending', 'unmatched_labels', 'rejected_labels')}
-        values.update(held=self.loop.held, learning_paused=self.loop.learning_paused,
+        values.update(start_env_steps=self._start_env_steps, held=self.loop.held, learning_paused=self.loop.learning_paused,
                       evaluating=self.loop.evaluating, commands=robot.output.sent,
                       limited_by_safety=robot.output.limited,
                       **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()},

@@ -160,18 +160,29 @@ class RunMonitorNode(Node):
 
 
 class _LazyVideo:
-    """An MP4 writer that learns the frame size from the first frame; no frame, no file."""
+    """An MP4 writer that learns the frame size from the first frame; no frame, no file.
+
+    Frames come from the executor thread and ``close`` from the runner's: one lock, and no
+    frame after ``close`` (FFmpeg segfaults when a frame is encoded into a released writer).
+    """
 
     def __init__(self, path: Path, fps: float) -> None:
         self._path, self._fps, self._writer = path, fps, None
+        self._lock = threading.Lock()
+        self._closed = False
 
     def write(self, bgr: np.ndarray) -> None:
         import cv2
-        if self._writer is None:
-            self._writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*'mp4v'),
-                                           self._fps, (bgr.shape[1], bgr.shape[0]))
-        self._writer.write(bgr)
+        with self._lock:
+            if self._closed:
+                return
+            if self._writer is None:
+                self._writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*'mp4v'),
+                                               self._fps, (bgr.shape[1], bgr.shape[0]))
+            self._writer.write(bgr)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
+        with self._lock:
+            self._closed = True
+            if self._writer is not None:
+                self._writer.release()

@@ -1,5 +1,9 @@
-"""learner_node over real DDS with the simulated robot: learning from late rewards, stale
-observations, evaluation, pause, and resume after a kill."""
+"""learner_node over real DDS: learning from late rewards with the simulated robot, every command
+form, the safety box, holding on stale input, pause, evaluation, and resuming after a kill."""
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -9,11 +13,15 @@ rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('metaworld')
 
+from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
+from fakes import FakeArm, JOINTS, Sink  # noqa: E402
 from sole_r1_interfaces.action import Evaluate  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
@@ -21,69 +29,151 @@ from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 from sole_r1_ros.rl import list_checkpoints, load_latest  # noqa: E402
 
+_BOX = dict(safety__box_lower=[-0.5, 0.35, 0.05], safety__box_upper=[0.5, 0.95, 0.35])
+
 
 def _p(**values) -> list[Parameter]:
     return [Parameter(k.replace('__', '.'), value=v) for k, v in values.items()]
 
 
-def _loop(graph, run_dir, with_reward: bool = True, **learner):
+def _learner(graph, run_dir, activate: bool = True, **params) -> LearnerNode:
+    values = dict(run_dir=str(run_dir), autostart=False, control_rate_hz=20.0,
+                  agent__seed_steps=30, agent__batch_size=16, replay__min_labelled=20,
+                  command__frame_id='world', reset_service='', **_BOX)
+    values.update(params)
+    node = graph.add(LearnerNode(context=graph.context, parameter_overrides=_p(**values)))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    if activate:
+        node.trigger_activate()
+    return node
+
+
+def _sim_loop(graph, run_dir, **learner):
     """Sim robot (20 Hz) + camera node + oracle reward node + learner, all in one graph."""
     sim = graph.add(SimRobotNode(context=graph.context, parameter_overrides=_p(
-        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0)))
-    if with_reward:
-        graph.add(CameraNode(context=graph.context, parameter_overrides=_p(
-            stride=3, min_gap=1, use_ground_truth=True)))
-        reward = graph.add(RewardNode(context=graph.context, parameter_overrides=_p(
-            backend='oracle', autostart=False)))
-        reward.trigger_configure()
-        reward.trigger_activate()
-    params = dict(observation='sim_state', episode_length=15, control_rate_hz=20.0,
-                  run_dir=str(run_dir), autostart=False, agent__seed_steps=30,
-                  agent__batch_size=16, replay__min_labelled=20, checkpoint_every_s=1.0)
+        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0, action_repeat=4)))
+    graph.add(CameraNode(context=graph.context, parameter_overrides=_p(
+        stride=3, min_gap=1, use_ground_truth=True)))
+    reward = graph.add(RewardNode(context=graph.context, parameter_overrides=_p(
+        backend='oracle', autostart=False)))
+    assert reward.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    reward.trigger_activate()
+    params = dict(episode_length=15, reset_service='sim_robot_node/reset',
+                  checkpoint_every_s=1.0, command__translation_scale_m=0.04,
+                  safety__max_translation_m=0.04, safety__max_speed_m_s=1.0)
     params.update(learner)
-    node = graph.add(LearnerNode(context=graph.context, parameter_overrides=_p(**params)))
-    assert node.trigger_configure().name == 'SUCCESS' or node.learner is not None
-    node.trigger_activate()
-    return sim, node
+    return sim, _learner(graph, run_dir, **params)
 
 
 def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(
         ros_graph, tmp_path):
-    sim, node = _loop(ros_graph, tmp_path)
+    sim, node = _sim_loop(ros_graph, tmp_path)
     probe = ros_graph.probe()
-    commands = []
+    commands = Sink()
     probe.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
-                              commands.append, 50)
+                              commands, 50)
     assert ros_graph.wait_for(lambda: node.learner.agent.updates >= 5, timeout=60.0), \
         node.learner.stats()
     stats = node.learner.stats()
     assert stats['labels_applied'] > 5 and stats['episodes_done'] >= 1
     assert len(commands) > 20
-    assert all(len(c.data) == 4 and max(abs(v) for v in c.data) <= 1.0 for c in commands)
+    assert all(len(c.data) == 4 and max(abs(v) for v in c.data) <= 1.0
+               for c in commands.messages)
     assert ros_graph.wait_for(lambda: list_checkpoints(tmp_path / 'checkpoints'), timeout=10.0)
+    # the policy's inputs are what a robot publishes: no simulator state topic is read
+    assert not any(s.topic_name.endswith('ground_truth') for s in node.subscriptions)
+
+
+@pytest.mark.parametrize('command_type, topic, kind', [
+    ('twist_stamped', 'servo_node/delta_twist_cmds', TwistStamped),
+    ('pose_stamped', 'target_pose', PoseStamped)])
+def test_cartesian_commands_drive_the_simulated_robot_in_its_frame(
+        ros_graph, tmp_path, command_type, topic, kind):
+    sim, node = _sim_loop(ros_graph, tmp_path, command__command_type=command_type,
+                          command_topic=topic)
+    probe = ros_graph.probe()
+    commands, poses = Sink(), Sink()
+    probe.create_subscription(kind, topic, commands, 50)
+    probe.create_subscription(PoseStamped, 'ee_pose', poses, 50)
+    assert ros_graph.wait_for(lambda: len(commands) > 30, timeout=30.0)
+    assert {c.header.frame_id for c in commands.messages} == {'world'}
+    positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
+                          for m in poses.messages])
+    assert np.ptp(positions, axis=0).max() > 0.02, 'the commands did not move the robot'
+
+
+def test_joint_space_commands_go_out_as_trajectories_within_the_limits(ros_graph, tmp_path):
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
+             use_ee_pose=False, command__command_type='joint_trajectory',
+             command_topic='joint_trajectory_controller/joint_trajectory',
+             joints__lower=[0.0, 0.0, 0.0], joints__upper=[0.15, 1.0, 1.0],
+             joints__max_step_rad=0.1, joints__max_rate_rad=0.1)
+    sink = arm.commands['joint_trajectory_controller/joint_trajectory']
+    assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
+    for msg in sink.messages:
+        assert isinstance(msg, JointTrajectory) and list(msg.joint_names) == JOINTS
+        (point,) = msg.points
+        assert 0.0 <= point.positions[0] <= 0.15          # clamped to the joint limits
+        assert abs(point.positions[1] - 0.2) <= 0.1 + 1e-9   # one step from the measured 0.2
+
+
+def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
+        ros_graph, tmp_path):
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    arm.position = np.array([0.5, 0.6, 0.2])            # at the box's +x face
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_timeout_s=0.3,
+                    agent__seed_steps=10**6)            # random actions, all directions
+    sink = arm.commands['forward_command_controller/commands']
+    assert ros_graph.wait_for(lambda: len(sink) > 40, timeout=20.0)
+    moving = [m.data for m in sink.messages if any(m.data[:3])]
+    assert moving and all(d[0] <= 1e-9 for d in moving), 'a command left the safety box'
+    assert any(d[0] < 0 for d in moving)
+    assert node.count_publishers('ground_truth') == 0   # no simulator in this graph
+
+    arm.publish_pose = False                            # the pose goes stale
+    stopped = time.monotonic()
+    time.sleep(1.0)
+    late = [(t - stopped, m.data) for m, t in zip(sink.messages, sink.times) if t > stopped]
+    assert late and all(not any(d[:3]) for t, d in late if t > 0.3 + 0.1), late
+    assert node._robot.sensors.stale_sources() == ['ee_pose']
+
+
+def test_a_pose_with_a_nan_or_a_broken_quaternion_counts_as_stale(ros_graph, tmp_path):
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_timeout_s=0.3)
+    sink = arm.commands['forward_command_controller/commands']
+    assert ros_graph.wait_for(lambda: len(sink) > 5, timeout=20.0)
+    arm.orientation = np.array([0.0, 0.0, 0.0, 0.5])
+    time.sleep(0.8)
+    assert node._robot.sensors.stale_sources() == ['ee_pose']
+    assert node._robot.sensors.rejected['pose'] > 0
+    start = time.monotonic()
+    time.sleep(0.3)
+    assert all(not any(m.data[:3]) for m in sink.since(start)), 'moved without a valid pose'
 
 
 def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path):
-    sim, node = _loop(ros_graph, tmp_path, with_reward=False, camera_timeout_s=0.3,
-                      joint_timeout_s=0.3, agent__seed_steps=1000)
+    sim, node = _sim_loop(ros_graph, tmp_path, camera_timeout_s=0.3, joint_timeout_s=0.3,
+                          pose_timeout_s=0.3, agent__seed_steps=1000)
     probe = ros_graph.probe()
-    commands = []
-    probe.create_subscription(
-        Float64MultiArray, 'forward_command_controller/commands',
-        lambda m: commands.append((time.monotonic(), list(m.data))), 50)
-    assert ros_graph.wait_for(lambda: any(any(v != 0 for v in c) for _, c in commands), 30.0)
+    commands = Sink()
+    probe.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
+                              commands, 50)
+    assert ros_graph.wait_for(lambda: any(any(m.data) for m in commands.messages), 30.0)
     stopped = time.monotonic()
     ros_graph.executor.remove_node(sim)     # the robot's sensors go silent
     sim.destroy_node()
     time.sleep(1.5)
-    moving_after = [t - stopped for t, c in commands if t > stopped and any(v != 0 for v in c)]
-    holds = [t - stopped for t, c in commands if t > stopped and not any(c)]
-    assert holds, 'no hold command after the sensors stopped'
-    assert not moving_after or max(moving_after) < 0.3 + 0.15, moving_after
+    after = [(t - stopped, m.data) for m, t in zip(commands.messages, commands.times)
+             if t > stopped]
+    assert any(not any(d[:3]) for _, d in after), 'no hold command after the sensors stopped'
+    moving = [t for t, d in after if any(d[:3])]
+    assert not moving or max(moving) < 0.3 + 0.15, moving
 
 
 def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_path):
-    sim, node = _loop(ros_graph, tmp_path, episode_length=8)
+    sim, node = _sim_loop(ros_graph, tmp_path, episode_length=8)
     probe = ros_graph.probe()
     pause = probe.create_client(SetBool, 'learner_node/pause')
     assert ros_graph.call(pause, SetBool.Request(data=True)).success
@@ -107,27 +197,38 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     assert result.success_rate_progress == np.mean([p >= 50.0 for p in result.final_progress])
 
 
-def test_killed_learner_resumes_with_replay_and_counters_intact(ros_graph, tmp_path):
-    sim, node = _loop(ros_graph, tmp_path)
-    assert ros_graph.wait_for(lambda: node.learner.stats()['labels_applied'] > 10, 60.0)
-    node.save_checkpoint()
-    # a kill: the node stops acting and vanishes without cleanup (no final checkpoint);
-    # what must come back is the newest checkpoint on disk
-    node._stop_threads()
+def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path):
+    """SIGKILL: no clean-up at all. What comes back is the newest checkpoint on disk, and a
+    transition already labelled is never labelled again."""
+    sim = ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=_p(
+        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0)))
+    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=_p(
+        stride=3, min_gap=1, use_ground_truth=True)))
+    reward = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=_p(
+        backend='oracle', autostart=False)))
+    reward.trigger_configure()
+    reward.trigger_activate()
+    args = [f'{k.replace("__", ".")}:={v}' for k, v in dict(
+        run_dir=tmp_path, episode_length=15, control_rate_hz=20.0, checkpoint_every_s=1.0,
+        agent__seed_steps=30, agent__batch_size=16, replay__min_labelled=20,
+        command__frame_id='world').items()]
+    child = subprocess.Popen([sys.executable, '-m', 'sole_r1_ros.nodes.learner_node',
+                              '--ros-args'] + [a for arg in args for a in ('-p', arg)],
+                             env=dict(os.environ), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.STDOUT)
+    try:
+        assert ros_graph.wait_for(lambda: len(list_checkpoints(tmp_path / 'checkpoints')) >= 2,
+                                  timeout=90.0)
+        time.sleep(1.5)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
     saved = load_latest(tmp_path / 'checkpoints')
-    ros_graph.executor.remove_node(node)
-    node.destroy_node()
-
-    again = LearnerNode(context=ros_graph.context, parameter_overrides=_p(
-        observation='sim_state', run_dir=str(tmp_path), autostart=False, resume=True,
-        agent__batch_size=16, replay__min_labelled=20))
-    again.trigger_configure()
+    assert saved.counters['env_steps'] > 0 and saved.replay_meta['counts']['applied'] > 0
+    again = _learner(ros_graph, tmp_path, activate=False, resume=True, episode_length=15)
     assert again.learner.counters() == saved.counters
-    stats = again.learner.replay.stats()
-    assert stats['size'] == int(saved.replay_meta['size'])
-    assert stats['labels_applied'] == saved.replay_meta['counts']['applied']
-    # relabelling a transition of a resumed episode is refused: nothing is labelled twice
+    assert again.learner.replay.stats()['labels_applied'] == saved.replay_meta['counts'][
+        'applied']
     index = int(saved.counters['episode_index'])
-    outcome = again.learner.replay.label(index, 0, 50.0)
-    assert outcome.value in ('duplicate', 'dropped')
-    again.destroy_node()
+    assert again.learner.replay.label(index, 0, 50.0).value in ('duplicate', 'dropped')
+    del sim

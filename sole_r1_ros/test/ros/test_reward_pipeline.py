@@ -10,6 +10,7 @@ rclpy = pytest.importorskip('rclpy')
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
@@ -37,7 +38,7 @@ def _reward_node(graph, backend: str, **overrides) -> RewardNode:
     params.update(overrides)
     node = graph.add(RewardNode(context=graph.context, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()]))
-    assert node.trigger_configure() is not None
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.trigger_activate()
     return node
 
@@ -171,7 +172,7 @@ def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_gra
 
 
 def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_serving(ros_graph):
-    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('use_wrist', value=False), Parameter('stride', value=2),
         Parameter('min_gap', value=1)]))
     probe = ros_graph.probe()
@@ -198,7 +199,8 @@ def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_ser
             time.sleep(0.05)
     assert ros_graph.wait_for(lambda: len(out) >= 2, timeout=5.0)
     assert [q.step for q in out] == [2, 4]
-    assert ros_graph.wait_for(lambda: sum('skipping malformed' in m.msg for m in logs) >= 1)
+    assert ros_graph.wait_for(lambda: sum('rejected camera/external' in m.msg for m in logs) >= 1)
+    assert camera.firewall.rejected['camera/external'] == len(bad)
 
 
 def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph):

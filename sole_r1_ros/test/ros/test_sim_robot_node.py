@@ -105,7 +105,7 @@ def test_malformed_commands_are_rejected_and_logged_while_the_node_keeps_running
     commands.publish(Float64MultiArray(data=[0.1, 0.2]))             # wrong length
     commands.publish(Float64MultiArray(data=[float('nan'), 0, 0, 0]))  # not finite
     assert ros_graph.wait_for(lambda: sum(
-        'rejected command' in m.msg and m.level >= Log.ERROR for m in list(logs.messages)) >= 1)
+        'rejected commands' in m.msg and m.level >= Log.ERROR for m in list(logs.messages)) >= 1)
     time.sleep(0.3)
     assert truth.count() == before, 'a malformed command stepped the simulator'
     commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
