@@ -24,7 +24,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from sole_r1_ros.bringup import check_params, config_dir, load_params, node_sections
@@ -94,10 +93,10 @@ def run_bare(task: str, learning: bool, seconds: float, warmup_steps: int) -> di
 def run_graph(task: str, learning: bool, seconds: float, warmup_steps: int) -> dict:
     """The demo's graph, one process per node; steps/s from the learner's counters."""
     import rclpy
-    from rclpy.executors import SingleThreadedExecutor
 
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
     from sole_r1_ros.nodes.run_monitor import RunMonitorNode
+    from sole_r1_ros.nodes.spin import BackgroundSpinner
     run_dir = Path(tempfile.mkdtemp(prefix='bench_loop_'))
     params = demo_params(task, learning)
     params['learner_node']['run_dir'] = str(run_dir)
@@ -107,34 +106,26 @@ def run_graph(task: str, learning: bool, seconds: float, warmup_steps: int) -> d
     write_params_file(run_dir / 'params.yaml', params)
     rclpy.init()
     monitor = RunMonitorNode(run_dir / 'episodes.jsonl')
-    executor = SingleThreadedExecutor()
-    executor.add_node(monitor)
-    spinning = True
-
-    def spin() -> None:
-        while spinning:
-            executor.spin_once(timeout_sec=0.1)
-    thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
     graph = NodeProcesses(['sim_robot_node', 'camera_node', 'reward_node', 'learner_node',
                            'recorder_node'], run_dir / 'params.yaml', run_dir / 'logs')
-    graph.start()
+    steps = lambda: monitor.counter('learner_node', 'env_steps')  # noqa: E731
+    updates = lambda: monitor.counter('learner_node', 'updates')  # noqa: E731
     try:
-        steps = lambda: monitor.counter('learner_node', 'env_steps')  # noqa: E731
-        updates = lambda: monitor.counter('learner_node', 'updates')  # noqa: E731
-        deadline = time.monotonic() + 300
-        while steps() < warmup_steps:
-            if graph.exited() or time.monotonic() > deadline:
-                raise RuntimeError(f'graph failed: {graph.exited()}\n'
-                                   f"{graph.log_tail('learner_node')}")
-            time.sleep(0.2)
-        first = (time.perf_counter(), steps(), updates())
-        time.sleep(seconds)
-        last = (time.perf_counter(), steps(), updates())
+        with BackgroundSpinner(monitor):
+            graph.start()
+            try:
+                deadline = time.monotonic() + 300
+                while steps() < warmup_steps:
+                    if graph.exited() or time.monotonic() > deadline:
+                        raise RuntimeError(f'graph failed: {graph.exited()}\n'
+                                           f"{graph.log_tail('learner_node')}")
+                    time.sleep(0.2)
+                first = (time.perf_counter(), steps(), updates())
+                time.sleep(seconds)
+                last = (time.perf_counter(), steps(), updates())
+            finally:
+                graph.stop()
     finally:
-        graph.stop()
-        spinning = False
-        thread.join(timeout=2)
         monitor.close()
         monitor.destroy_node()
         rclpy.try_shutdown()

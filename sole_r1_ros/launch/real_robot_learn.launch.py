@@ -1,7 +1,10 @@
-"""Learn on a real ROS 2 robot: its cameras in, its controller's command topic out.
+"""Learn on a real ROS 2 arm: its cameras, joint states and end-effector pose in, commands out
+through the controller it runs (MoveIt Servo by default; see params_file).
 
 ros2 launch sole_r1_ros real_robot_learn.launch.py goal:="close the drawer" \
-    external_camera:=/camera/color/image_raw command_topic:=/forward_position_controller/commands
+    external_camera:=/camera/color/image_raw ee_pose:=/franka/ee_pose joy:=/spacenav/joy
+Other controllers: params_file:=<share>/config/real_robot_pose.yaml (a pose target) or
+real_robot_joint.yaml (joint positions), with command_topic:= their topic.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -18,29 +21,33 @@ def generate_launch_description() -> LaunchDescription:
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera')),
                ('joint_states', LaunchConfiguration('joint_states'))]
+    robot = cameras + [('ee_pose', LaunchConfiguration('ee_pose')),
+                       ('joy', LaunchConfiguration('joy'))]
     reward = LifecycleNode(
         package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
         output='screen',
         parameters=[params, {'goal': LaunchConfiguration('goal'), 'autostart': False,
                              'backend': LaunchConfiguration('reward_backend'),
                              'model': LaunchConfiguration('model'),
-                             'base_url': LaunchConfiguration('base_url')}])
+                             'openai.base_url': LaunchConfiguration('base_url')}])
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
-        output='screen', remappings=cameras,
+        output='screen', remappings=robot,
         parameters=[params, {'autostart': False,
                              'command_topic': LaunchConfiguration('command_topic'),
-                             'command_type': LaunchConfiguration('command_type'),
                              'run_dir': LaunchConfiguration('run_dir')}])
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),
         DeclareLaunchArgument('wrist_camera', default_value='/camera/wrist/image_raw'),
         DeclareLaunchArgument('joint_states', default_value='/joint_states'),
-        DeclareLaunchArgument('command_topic',
-                              default_value='/forward_position_controller/commands'),
-        DeclareLaunchArgument('command_type', default_value='float64_multiarray',
-                              description='float64_multiarray | joint_trajectory'),
+        DeclareLaunchArgument('ee_pose', default_value='/ee_pose',
+                              description='geometry_msgs/PoseStamped of the end effector'),
+        DeclareLaunchArgument('joy', default_value='/joy',
+                              description='sensor_msgs/Joy of a SpaceMouse or gamepad'),
+        DeclareLaunchArgument('command_topic', default_value='/servo_node/delta_twist_cmds',
+                              description='where arm commands go (the params_file sets their '
+                              'type)'),
         DeclareLaunchArgument('reward_backend', default_value='transformers',
                               description='transformers | openai | compact'),
         DeclareLaunchArgument('model', default_value='',

@@ -20,7 +20,7 @@ def generate_launch_description() -> LaunchDescription:
         parameters=[params, {'goal': LaunchConfiguration('goal'), 'autostart': False,
                              'backend': LaunchConfiguration('reward_backend'),
                              'model': LaunchConfiguration('model'),
-                             'base_url': LaunchConfiguration('base_url')}])
+                             'openai.base_url': LaunchConfiguration('base_url')}])
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),

@@ -202,38 +202,29 @@ class _Session:
 
     def run(self) -> int:
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
         from sole_r1_ros.bringup import NodeProcesses
         from sole_r1_ros.nodes.run_monitor import RunMonitorNode
+        from sole_r1_ros.nodes.spin import BackgroundSpinner
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
                                    self.request.namespace)
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
                                       namespace=self.request.namespace)
-        executor = SingleThreadedExecutor()
-        executor.add_node(self.monitor)
-        spinning = True
-
-        def spin() -> None:
-            while spinning and rclpy.ok():
-                executor.spin_once(timeout_sec=0.1)
-        import threading
-        spinner = threading.Thread(target=spin, name='monitor', daemon=True)
-        spinner.start()
         code = 0
         try:
-            self.graph.start()
-            code = self._start_up()
-            if code == 0:
-                code = self._learn() or self._evaluate()
+            with BackgroundSpinner(self.monitor):
+                try:
+                    self.graph.start()
+                    code = self._start_up()
+                    if code == 0:
+                        code = self._learn() or self._evaluate()
+                finally:
+                    self.monitor.stop_video()
+                    exits = self.graph.stop()
         finally:
-            self.monitor.stop_video()
-            exits = self.graph.stop()
-            spinning = False
-            spinner.join(timeout=2.0)
             self.monitor.close()
             self.monitor.destroy_node()
             rclpy.try_shutdown()

@@ -65,6 +65,10 @@ class CommandOutput:
         return self._config.action_dim if self._joints is None else len(self._joints.joint_names)
 
     @property
+    def frame_id(self) -> str:
+        return self._config.frame_id
+
+    @property
     def gripper(self) -> float:
         """The last gripper action sent (a human taking over starts from it)."""
         return self._gripper

@@ -13,20 +13,19 @@ import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped
-from rclpy.action import ActionServer, CancelResponse
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
-from rclpy.task import Future
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import Marker
 
-from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_interfaces.srv import LabelEpisode
 from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.nodes.conversions import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
+from sole_r1_ros.nodes.evaluate_action import EvaluateAction
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS, SIM_STATE_SIZE
 from sole_r1_ros.nodes.params import NodeConfigs
@@ -52,7 +51,7 @@ class LearnerNode(LifecycleNode):
         self._entities: list = []
         self._threads: list[threading.Thread] = []
         self._running = threading.Event()
-        self._waiting: list[Future] = []
+        self._evaluate: EvaluateAction | None = None
         self._start_env_steps = 0
 
     @property
@@ -120,11 +119,10 @@ class LearnerNode(LifecycleNode):
         e.append(self.create_service(SetBool, '~/pause', guard('pause', self._pause_callback)))
         e.append(self.create_service(LabelEpisode, '~/label_episode',
                                      guard('label_episode', self._label_callback)))
-        e.append(ActionServer(self, Evaluate, '~/evaluate', execute_callback=self._evaluate,
-                              cancel_callback=lambda goal: CancelResponse.ACCEPT))
-        e.append(self.create_timer(0.2, self._tick))
+        self._evaluate = EvaluateAction(self, self.loop, self._running)
         robot.publishers(self.create_publisher(Episode, 'episode', _LATCHED),
-                         self.create_publisher(EpisodeResult, 'episode_result', 10))
+                         self.create_publisher(EpisodeResult, 'episode_result', 10),
+                         self.create_publisher(Marker, 'sole_r1/learner_marker', 10))
         self._status = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         e += [self._status, self.create_timer(1.0, guard('status', self._publish_status))]
 
@@ -132,11 +130,13 @@ class LearnerNode(LifecycleNode):
         for entity in self._entities:
             destroy_entity(self, entity)
         self._entities = []
+        if self._evaluate is not None:
+            self._evaluate.destroy()
         if self._robot is not None:
             self._robot.destroy()
         if self._metrics is not None:
             self._metrics.close()
-        self.loop = self._robot = self._metrics = None
+        self.loop = self._robot = self._metrics = self._evaluate = None
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
@@ -213,27 +213,23 @@ class LearnerNode(LifecycleNode):
         return response
 
     def _publish_status(self) -> None:
-        learner, robot = self.loop.learner, self._robot
-        stats = learner.stats()
-        values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
-                                        'pending', 'unmatched_labels', 'rejected_labels')}
-        values.update(start_env_steps=self._start_env_steps, held=self.loop.held, learning_paused=self.loop.learning_paused,
-                      evaluating=self.loop.evaluating, commands=robot.output.sent,
-                      limited_by_safety=robot.output.limited,
-                      **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()},
-                      **{f'rejected/{k}': v for k, v in robot.sensors.rejected.items()})
-        self._status.publish(status_message(self, values))
+        rejected = {**self.firewall.rejected, **self._robot.sensors.rejected}
+        self._status.publish(status_message(self, {
+            **self.loop.status(), 'start_env_steps': self._start_env_steps,
+            'commands': self._robot.output.sent, 'limited_by_safety': self._robot.output.limited,
+            **{f'rejected/{k}': v for k, v in rejected.items()}}))
 
     # -- threads --------------------------------------------------------------------------------
     def _act(self) -> None:
         """Act on each new moment, at most at the control rate; hold on stale inputs."""
         period, last = 1.0 / self._configs['loop'].control_rate_hz, 0.0
         while self._running.is_set():
-            timeout = self._configs['sensing'].camera_timeout_s
-            if self._robot.sensors.wait_ready(timeout) and time.monotonic() - last < 0.8 * period:
-                time.sleep(max(0.0, 0.8 * period - (time.monotonic() - last)))
-            if not self._running.is_set():
-                break
+            ready = self._robot.sensors.wait_ready(0.1)   # short slices: stop() stays quick
+            since = time.monotonic() - last
+            if not ready and since < self._configs['sensing'].camera_timeout_s:
+                continue   # nothing new; once the camera is overdue, step() holds the robot
+            if since < 0.8 * period:
+                time.sleep(0.8 * period - since)   # a camera faster than the control rate
             try:
                 self.loop.step()
                 last = time.monotonic()
@@ -255,50 +251,6 @@ class LearnerNode(LifecycleNode):
             elif self.loop.learner.agent.updates >= logged + 50:
                 logged = self.loop.learner.agent.updates
                 self._metrics.log(logged, metrics, prefix='train')
-
-    # -- evaluation ---------------------------------------------------------------------------
-    async def _evaluate(self, goal_handle):
-        """Run evaluation episodes; a coroutine, so the single-threaded executor keeps serving
-        every other callback while it waits (the ``_tick`` timer wakes it five times a second).
-        """
-        request = goal_handle.request
-        threshold = float(request.progress_threshold or 90.0)
-        if not 0.0 <= threshold <= 100.0:   # also NaN
-            goal_handle.abort()
-            return Evaluate.Result()
-        evaluation = self.loop.start_evaluation(threshold)
-        truth = self.create_subscription(TaskState, 'ground_truth', self.firewall.guard(
-            'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
-        try:
-            while len(evaluation.finished) < max(1, int(request.episodes)):
-                if goal_handle.is_cancel_requested or not self._running.is_set():
-                    goal_handle.canceled()
-                    return evaluation.result(Evaluate.Result)
-                await self._next_tick()
-                while evaluation.wait_episode(timeout=0.0):
-                    done = evaluation.finished[-1]
-                    goal_handle.publish_feedback(Evaluate.Feedback(
-                        episode_index=len(evaluation.finished) - 1,
-                        final_progress=done.final_progress,
-                        success_progress=done.success_progress,
-                        success_ground_truth=done.success_ground_truth,
-                        has_ground_truth=done.has_ground_truth,
-                        episode_return=done.episode_return))
-            goal_handle.succeed()
-            return evaluation.result(Evaluate.Result)
-        finally:
-            self.destroy_subscription(truth)
-            self.loop.stop_evaluation()
-
-    def _next_tick(self) -> Future:
-        future = Future()
-        self._waiting.append(future)
-        return future
-
-    def _tick(self) -> None:
-        waiting, self._waiting = self._waiting, []
-        for future in waiting:
-            future.set_result(None)
 
 
 def main(args: list[str] | None = None) -> None:

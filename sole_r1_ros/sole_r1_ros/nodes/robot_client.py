@@ -11,6 +11,7 @@ import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
 from rclpy.time import Time
 from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker
 
 from sole_r1_interfaces.msg import Episode, EpisodeResult
 from sole_r1_ros.nodes.command_output import CommandOutput
@@ -33,11 +34,15 @@ class RobotClient:
         self._reset = (node.create_client(Trigger, reset_service,
                                           callback_group=ReentrantCallbackGroup())
                        if reset_service else None)
-        self._episode_pub = self._result_pub = None
+        self._episode_pub = self._result_pub = self._marker_pub = None
+        self._driver = 'policy'
+        self._last_episode = ''
+
         self._tf = None
 
-    def publishers(self, episode_pub, result_pub) -> None:
-        self._episode_pub, self._result_pub = episode_pub, result_pub
+    def publishers(self, episode_pub, result_pub, marker_pub) -> None:
+        self._episode_pub, self._result_pub, self._marker_pub = (episode_pub, result_pub,
+                                                                 marker_pub)
 
     def update(self, section: str, config) -> None:
         """A run-time parameter change (timeouts, gripper thresholds)."""
@@ -47,7 +52,7 @@ class RobotClient:
     def destroy(self) -> None:
         node = self._node
         self.output.destroy()
-        for publisher in (self._episode_pub, self._result_pub):
+        for publisher in (self._episode_pub, self._result_pub, self._marker_pub):
             if publisher is not None:
                 node.destroy_publisher(publisher)
         if self._reset is not None:
@@ -72,6 +77,9 @@ class RobotClient:
                                      gripper_now=self.output.gripper)
         for event in decision.events:
             self._node.get_logger().info(f'teleop: {event}')
+            if event in ('took_over', 'handed_back'):
+                self._driver = 'HUMAN' if event == 'took_over' else 'policy'
+                self._publish_marker()
         invalid = decision.mode == 'hold' and decision.reason.startswith('invalid')
         return decision.reason if invalid else None
 
@@ -151,7 +159,24 @@ class RobotClient:
         msg.header.stamp = self._node.get_clock().now().to_msg()
         if self._result_pub is not None:
             self._result_pub.publish(msg)
+        self._last_episode = (f'last episode: {summary.intervention_rate:.0%} human'
+                              + (f', labelled {summary.label}' if summary.label else ''))
+        self._publish_marker()
         if summary.intervened_steps or summary.label:
             self._node.get_logger().info(
                 f'episode {summary.episode_id}: {summary.steps} steps, intervention rate '
                 f'{summary.intervention_rate:.0%}, label {summary.label or "none"}')
+
+    def _publish_marker(self) -> None:
+        """Who drives, and the last episode's intervention rate and label, for rviz."""
+        if self._marker_pub is None:
+            return
+        marker = Marker(ns='sole_r1_learner', id=0, type=Marker.TEXT_VIEW_FACING,
+                        action=Marker.ADD, text=f'{self._driver} driving\n{self._last_episode}')
+        marker.header.stamp = self._node.get_clock().now().to_msg()
+        marker.header.frame_id = self.output.frame_id
+        marker.pose.position.z, marker.pose.orientation.w, marker.scale.z = 0.8, 1.0, 0.06
+        human = self._driver == 'HUMAN'
+        marker.color.r, marker.color.g, marker.color.b, marker.color.a = (
+            (1.0, 0.5, 0.1, 1.0) if human else (0.6, 0.8, 1.0, 1.0))
+        self._marker_pub.publish(marker)

@@ -6,6 +6,7 @@ would shut the context down first. A second signal during that clean-up is ignor
 the checkpoint and a bag's metadata are never cut short.
 """
 import signal
+import threading
 from typing import Callable
 
 import rclpy
@@ -64,3 +65,39 @@ def run_node(make_node: Callable, args: list[str] | None = None,
                 on_exit(node)
             node.destroy_node()
         rclpy.try_shutdown()
+
+
+class BackgroundSpinner:
+    """Spin nodes on a single-threaded executor in a daemon thread (for programs whose main
+    thread does other work: the runner's monitor, ``sole-r1 record``, benchmarks).
+
+    Example::
+
+        with BackgroundSpinner(monitor):
+            ...   # callbacks run meanwhile
+    """
+
+    def __init__(self, *nodes, context=None) -> None:
+        self._executor = SingleThreadedExecutor(context=context)
+        for node in nodes:
+            self._executor.add_node(node)
+        self._context = context
+        self._spinning = False
+        self._thread = threading.Thread(target=self._spin, name='spinner', daemon=True)
+
+    def _spin(self) -> None:
+        try:
+            while self._spinning and rclpy.ok(context=self._context):
+                self._executor.spin_once(timeout_sec=0.1)
+        except ExternalShutdownException:
+            pass
+
+    def __enter__(self) -> 'BackgroundSpinner':
+        self._spinning = True
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._spinning = False
+        self._thread.join(timeout=2.0)
+        self._executor.shutdown(timeout_sec=1.0)

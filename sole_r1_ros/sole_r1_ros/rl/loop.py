@@ -322,6 +322,15 @@ class ControlLoop:
             self.save_checkpoint()
         return metrics
 
+    def status(self) -> dict[str, object]:
+        """Counters for the node's diagnostics and the run's progress bar."""
+        stats = self.learner.stats()
+        values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
+                                        'pending', 'unmatched_labels', 'rejected_labels')}
+        values.update(held=self.held, learning_paused=self.learning_paused,
+                      evaluating=self.evaluating, paused=self._paused)
+        return values
+
     def save_checkpoint(self):
         """Write a checkpoint now; returns its path (None without a checkpoint folder)."""
         self._last_checkpoint_s = self._clock()

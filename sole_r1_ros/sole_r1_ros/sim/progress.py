@@ -186,11 +186,6 @@ class TaskProgress:
         """The success distance of this task (m, or rad for lever-pull)."""
         return self._measure.threshold
 
-    @property
-    def start_distance(self) -> float | None:
-        """The success distance at the last reset, None before ``start``."""
-        return self._start
-
     def distance(self, env: Any, obs: np.ndarray, info: Mapping[str, Any]) -> float:
         """Return the current success distance (m, or rad for lever-pull)."""
         return self._measure.distance(env, obs, info)

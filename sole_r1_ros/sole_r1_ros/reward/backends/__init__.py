@@ -2,7 +2,7 @@
 
 Each entry names a class with a ``from_config(RewardConfig)`` classmethod; its module is imported
 only when that backend is made, so torch or httpx2 load only for the backend that needs them.
-To add a backend (the compact CNN progress model is next), write its module and add one line to
+To add a backend, write its module and add one line to
 ``_REGISTRY`` or call ``register_backend``: callers keep using ``make_backend`` unchanged.
 """
 import importlib

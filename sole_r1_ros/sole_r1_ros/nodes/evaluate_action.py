@@ -1,0 +1,76 @@
+"""The learner's ``~/evaluate`` action: deterministic episodes, feedback after each, a result.
+
+The execute callback is a coroutine, so the node's single-threaded executor keeps serving its
+sensors while an evaluation waits; a 5 Hz timer wakes it to publish feedback and to notice a
+cancel. The simulator's ground truth is read only here, during an evaluation, for the report.
+"""
+import threading
+
+from rclpy.action import ActionServer, CancelResponse
+from rclpy.task import Future
+
+from sole_r1_interfaces.action import Evaluate
+from sole_r1_interfaces.msg import TaskState
+from sole_r1_ros.rl import ControlLoop
+
+
+class EvaluateAction:
+    """``Evaluate.action`` served for one learner node's ``ControlLoop``."""
+
+    def __init__(self, node, loop: ControlLoop, running: threading.Event) -> None:
+        self._node, self.loop, self._running = node, loop, running
+        self.firewall = node.firewall
+        self._waiting: list[Future] = []
+        self._server = ActionServer(node, Evaluate, '~/evaluate', execute_callback=self._evaluate,
+                                    cancel_callback=lambda goal: CancelResponse.ACCEPT)
+        self._timer = node.create_timer(0.2, self._tick)
+
+    def destroy(self) -> None:
+        self._server.destroy()
+        self._node.destroy_timer(self._timer)
+
+    async def _evaluate(self, goal_handle):
+        """Run evaluation episodes; a coroutine, so the single-threaded executor keeps serving
+        every other callback while it waits (the ``_tick`` timer wakes it five times a second).
+        """
+        request = goal_handle.request
+        threshold = float(request.progress_threshold or 90.0)
+        if not 0.0 <= threshold <= 100.0:   # also NaN
+            goal_handle.abort()
+            return Evaluate.Result()
+        evaluation = self.loop.start_evaluation(threshold)
+        truth = self._node.create_subscription(TaskState, 'ground_truth', self.firewall.guard(
+            'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
+        try:
+            while len(evaluation.finished) < max(1, int(request.episodes)):
+                if goal_handle.is_cancel_requested:
+                    goal_handle.canceled()
+                    return evaluation.result(Evaluate.Result)
+                if not self._running.is_set():   # the learner is stopping
+                    goal_handle.abort()
+                    return evaluation.result(Evaluate.Result)
+                await self._next_tick()
+                while evaluation.wait_episode(timeout=0.0):
+                    done = evaluation.finished[-1]
+                    goal_handle.publish_feedback(Evaluate.Feedback(
+                        episode_index=len(evaluation.finished) - 1,
+                        final_progress=done.final_progress,
+                        success_progress=done.success_progress,
+                        success_ground_truth=done.success_ground_truth,
+                        has_ground_truth=done.has_ground_truth,
+                        episode_return=done.episode_return))
+            goal_handle.succeed()
+            return evaluation.result(Evaluate.Result)
+        finally:
+            self._node.destroy_subscription(truth)
+            self.loop.stop_evaluation()
+
+    def _next_tick(self) -> Future:
+        future = Future()
+        self._waiting.append(future)
+        return future
+
+    def _tick(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        for future in waiting:
+            future.set_result(None)

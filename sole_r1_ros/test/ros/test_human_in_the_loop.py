@@ -1,0 +1,116 @@
+"""A person steps in over DDS: a Joy dead-man takes over within a control period and is clamped
+like the policy, release hands back, intervened steps are flagged, labels land in the episode
+log and the bag, and a malformed Joy message makes the robot hold."""
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('torch')
+pytest.importorskip('rosbags')
+
+from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from sensor_msgs.msg import Joy  # noqa: E402
+
+from fakes import FakeArm, JOINTS, Sink  # noqa: E402
+from sole_r1_interfaces.msg import EpisodeResult  # noqa: E402
+from sole_r1_interfaces.srv import LabelEpisode  # noqa: E402
+from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
+from sole_r1_ros.nodes.recorder_node import RecorderNode  # noqa: E402
+
+PERIOD_S = 0.05
+COMMANDS = 'forward_command_controller/commands'
+
+
+def _learner(graph, run_dir, **params) -> LearnerNode:
+    values = {'run_dir': str(run_dir), 'autostart': False, 'control_rate_hz': 1 / PERIOD_S,
+              'joint_names': JOINTS, 'teleop': True, 'reset_service': '',
+              'command.frame_id': 'world', 'agent.seed_steps': 10**6,   # random policy
+              'episode_length': 400, 'teleop.timeout_s': 0.5}
+    values.update(params)
+    node = graph.add(LearnerNode(context=graph.context, parameter_overrides=[
+        Parameter(k, value=v) for k, v in values.items()]))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    node.trigger_activate()
+    return node
+
+
+def _joy(axes, buttons) -> Joy:
+    msg = Joy(axes=[float(a) for a in axes], buttons=list(buttons))
+    return msg
+
+
+def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
+    arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
+    arm.position = np.array([0.0, 0.6, 0.05])           # on the box floor
+    node = _learner(ros_graph, tmp_path)
+    probe = ros_graph.probe()
+    joy = probe.create_publisher(Joy, 'joy', 10)
+    sink = arm.commands[COMMANDS]
+    assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
+    assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
+
+    pushed = time.monotonic()            # +x and down, into the floor: z must be clamped
+    for _ in range(20):
+        joy.publish(_joy([0.5, 0.0, -0.5, 0.0, 0.0, 0.0], [1, 0]))
+        time.sleep(PERIOD_S / 2)
+    human = [m.data for m in sink.since(pushed + 2 * PERIOD_S)]
+    assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) for d in human), human
+    first = next(t for m, t in zip(sink.messages, sink.times)
+                 if t > pushed and np.allclose(m.data[:3], [0.7, 0.0, 0.0], atol=1e-6))
+    assert first - pushed < PERIOD_S + 0.1   # within a control period (plus message latency)
+    assert node.learner.replay.stats()['intervened'] > 5
+
+    released = time.monotonic()
+    joy.publish(_joy([0.0] * 6, [0, 0]))
+    time.sleep(0.5)
+    policy = [m.data for m in sink.since(released + 2 * PERIOD_S)]
+    assert policy and not all(np.allclose(d[:3], policy[0][:3]) for d in policy)
+
+
+def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path):
+    ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
+    recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('bag_path', value=str(tmp_path / 'bag'))]))
+    _learner(ros_graph, tmp_path / 'run')
+    probe = ros_graph.probe()
+    results = Sink()
+    probe.create_subscription(EpisodeResult, 'episode_result', results, 10)
+    label = probe.create_client(LabelEpisode, 'learner_node/label_episode')
+    time.sleep(1.0)
+    assert ros_graph.call(label, LabelEpisode.Request(label='success')).success
+    assert not ros_graph.call(label, LabelEpisode.Request(label='great')).success
+    assert ros_graph.wait_for(lambda: any(r.label == 'success' for r in results.messages))
+    time.sleep(0.3)
+    recorder.destroy_node()
+    from rosbags.highlevel import AnyReader
+
+    from sole_r1_ros.recording import make_typestore
+    with AnyReader([tmp_path / 'bag'], default_typestore=make_typestore()) as reader:
+        connections = [c for c in reader.connections if c.topic == '/episode_result']
+        labels = [reader.deserialize(raw, c.msgtype).label
+                  for c, _, raw in reader.messages(connections=connections)]
+    assert 'success' in labels
+
+
+@pytest.mark.parametrize('axes, buttons', [
+    ([0.5, 0.0], [1, 0]),                                  # missing axes
+    ([float('nan'), 0, 0, 0, 0, 0], [1, 0]),               # NaN
+    ([0.5, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0])])              # wrong button count
+def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
+        ros_graph, tmp_path, axes, buttons):
+    arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
+    node = _learner(ros_graph, tmp_path)
+    probe = ros_graph.probe()
+    joy = probe.create_publisher(Joy, 'joy', 10)
+    sink = arm.commands[COMMANDS]
+    assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
+    assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
+    sent = time.monotonic()
+    joy.publish(_joy(axes, buttons))
+    time.sleep(0.35)
+    held = [m.data for m in sink.since(sent + 2 * PERIOD_S)]
+    assert held and all(not any(d[:3]) for d in held), 'moved on a malformed Joy message'
+    assert node.firewall.rejected.get('joy', 0) == 1
