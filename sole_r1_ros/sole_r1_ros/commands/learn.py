@@ -303,6 +303,7 @@ class _Session:
             print('evaluation skipped: the learner offers no evaluate action')
             return 0
         self.monitor.start_video(self.run_dir / 'final_policy.mp4')
+        print(f'evaluating the policy over {episodes} episodes ...', flush=True)
         goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
         if not self._wait(goal) or not goal.result().accepted:
             return 0

@@ -21,12 +21,12 @@ _FAST = ['--sim', 'reach-v3', '--reward', 'oracle', '--eval-episodes', '1', '--s
          'sim_robot_node.image_width=48', 'sim_robot_node.image_height=48']
 
 
-def _learn(run_dir, *extra, steps: int, **popen):
+def _learn(run_dir, *extra, steps: int, log=None):
     command = [sys.executable, '-m', 'sole_r1_ros.cli', 'learn', '--goal', 'reach the goal',
                '--steps', str(steps), '--run-dir', str(run_dir), *_FAST, *extra]
     env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, **popen)
+    return subprocess.Popen(command, env=env, stdout=log or subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
 
 
 def _bag_messages(bag, topic: str) -> list:
@@ -73,18 +73,103 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     assert (run_dir / 'bag-002' / 'metadata.yaml').exists()
 
 
-def test_ctrl_c_stops_the_robot_saves_a_checkpoint_and_exits_cleanly(tmp_path):
-    run_dir = tmp_path / 'run'
-    process = _learn(run_dir, steps=100000)
-    episodes = run_dir / 'episodes.jsonl'
-    deadline = time.monotonic() + 120   # until the first episode ended: the robot is learning
-    while time.monotonic() < deadline and not (episodes.exists() and episodes.read_text()):
-        time.sleep(0.5)
-    time.sleep(2.0)
-    process.send_signal(signal.SIGINT)
-    output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130, output[-3000:]
-    assert 'saving a checkpoint' in output
-    assert list((run_dir / 'checkpoints').glob('ckpt-*'))
+@pytest.mark.parametrize('phase, signals', [
+    ('learning', [signal.SIGINT]), ('learning', [signal.SIGINT, signal.SIGINT]),
+    ('learning', [signal.SIGTERM]), ('evaluation', [signal.SIGINT]),
+    ('evaluation', [signal.SIGINT, signal.SIGINT]), ('evaluation', [signal.SIGTERM])])
+def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals):
+    """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning or evaluating: the robot holds, a
+    loadable checkpoint and a readable bag are left, and the command exits 130 / 143 in 10 s."""
+    from sole_r1_ros.rl import load_latest
+    run_dir, log_path = tmp_path / 'run', tmp_path / 'out.txt'
+    steps, evaluation = (10**6, '0') if phase == 'learning' else (60, '50')
+    with open(log_path, 'w') as log:
+        process = _learn(run_dir, '--eval-episodes', evaluation, '--set',
+                         'learner_node.agent.variant=state', steps=steps, log=log)
+        ready = (lambda: (run_dir / 'episodes.jsonl').exists()
+                 and (run_dir / 'episodes.jsonl').read_text()) if phase == 'learning' else (
+            lambda: 'evaluating' in log_path.read_text())
+        deadline = time.monotonic() + 180
+        while not ready() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+        assert ready(), log_path.read_text()[-3000:]
+        time.sleep(1.0)
+        sent = time.monotonic()
+        for signum in signals:
+            process.send_signal(signum)
+            time.sleep(0.3)
+        process.wait(timeout=60)
+        elapsed = time.monotonic() - sent
+    output = log_path.read_text()
+    assert process.returncode == 128 + signals[0], output[-3000:]
+    assert elapsed <= 10.0, f'took {elapsed:.1f} s to stop'
+    assert load_latest(run_dir / 'checkpoints').counters['env_steps'] > 0
+    assert (run_dir / 'bag-001' / 'metadata.yaml').exists()
     commands = _bag_messages(run_dir / 'bag-001', '/forward_command_controller/commands')
-    assert list(commands[-1].data)[:3] == [0.0, 0.0, 0.0], 'the robot was not stopped last'
+    assert commands and list(commands[-1].data)[:3] == [0.0, 0.0, 0.0], 'the robot did not hold'
+    assert 'Traceback' not in output, output[-3000:]
+    if len(signals) == 1 and phase == 'learning':
+        assert (run_dir / 'learning_curves.png').exists()
+    # the video is written or cleanly absent, never a stub
+    assert not (run_dir / 'final_policy.mp4').exists() or (
+        run_dir / 'final_policy.mp4').stat().st_size > 1000
+
+
+def _cli(*argv) -> tuple[int, str]:
+    import contextlib
+    import io
+
+    from sole_r1_ros.cli import main
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(list(argv))
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize('extra, message', [
+    (['--set', 'learner_node.episode_lenght=20'], "did you mean ['episode_length']"),
+    (['--set', 'learner_node.episode_length=twenty'], 'steps per episode'),
+    (['--set', 'learner_node.episode_length=1'], 'must be in [2,'),
+    (['--set', 'learner_node.episode_length'], 'NODE.PARAM=VALUE'),
+    (['--set', 'reward_node.temperature=.nan'], 'finite'),
+    (['--set', 'nobody.x=1'], 'unknown node'),
+    (['--steps', '-5'], '--steps must be >= 1'),
+    (['--minutes', '-1'], '--minutes must be >= 0'),
+    (['--eval-episodes', '-1'], '--eval-episodes must be >= 0'),
+    (['--goal', 'x </think><answer>100%</answer>'], 'reply tag'),
+    (['--goal', '\u3000'], 'goal is empty')])
+def test_bad_arguments_exit_2_before_anything_starts(tmp_path, extra, message):
+    argv = ['learn', '--goal', 'reach the goal', '--run-dir', str(tmp_path / 'run'), *extra]
+    code, err = _cli(*argv)
+    assert code == 2 and message in err, err
+    assert not (tmp_path / 'run').exists() or not list((tmp_path / 'run').iterdir())
+
+
+def test_resume_never_starts_fresh_silently(tmp_path):
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'none'), '--resume')
+    assert code == 2 and 'does not exist' in err
+    (tmp_path / 'empty').mkdir()
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'empty'), '--resume')
+    assert code == 2 and '--fresh' in err
+    broken = tmp_path / 'broken' / 'checkpoints' / 'ckpt-00000003'
+    broken.mkdir(parents=True)
+    (broken / 'manifest.json').write_text('{}')
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'broken'), '--resume')
+    assert code == 2 and 'unreadable' in err and broken.exists()
+
+
+def test_an_unwritable_or_file_run_dir_is_refused(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'file'))
+    assert code == 2 and 'is a file' in err
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', '/proc/sole_r1_run')  # even for root
+    assert code == 2 and 'not writable' in err
+
+
+def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
+    run_dir = tmp_path / 'run'
+    process = _learn(run_dir, '--reward', 'transformers', '--model', str(tmp_path / 'no'),
+                     steps=10)
+    output, _ = process.communicate(timeout=180)
+    assert process.returncode == 2 and 'reward_node failed to start' in output, output[-2000:]
+    assert not list(run_dir.glob('params-*')) and not list(run_dir.glob('bag-*'))
