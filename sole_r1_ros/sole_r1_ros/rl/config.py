@@ -44,7 +44,7 @@ class DrQConfig:
     precision: str = option(
         'auto', 'number format of the pixel representation (conv encoder and trunk Linear): '
         "'bfloat16' runs it under CPU autocast, 'float32' never does, 'auto' picks bfloat16 "
-        'exactly where the CPU computes it natively (x86 avx512_bf16 or amx_bf16: about 2x the '
+        'exactly where the CPU computes it natively (x86 avx512_bf16 or amx_bf16: about 1.7x the '
         'updates/s there, slower elsewhere); policy and Q MLPs, TD targets, losses, weights and '
         'optimiser state stay float32', choices=PRECISIONS, **_RO)
     channels_last: bool = option(True, 'keep encoder weights and activations channels-last '
