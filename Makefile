@@ -48,6 +48,12 @@ bench-rl: setup
 	$(ENV)
 	python bench/bench_rl.py
 
+# DrQ-v2 pixels agent on the CPU: update rate and act latency per option (about 4 minutes).
+.PHONY: bench-drq
+bench-drq: setup
+	$(ENV)
+	python bench/bench_drq.py
+
 bench-nodes: setup
 	$(ENV)
 	python bench/bench_nodes.py

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sole_r1_ros.configuration import option, validate
 
 VARIANTS = ('state', 'pixels')
+PRECISIONS = ('auto', 'float32', 'bfloat16')
 FILL_RULES = ('linear', 'hold')
 REWARD_MODES = ('progress', 'delta')
 
@@ -40,6 +41,15 @@ class DrQConfig:
         "stride of 2 cuts the encoder's CPU cost about 4x at 64 px", range=(1, 8), **_RO)
     feature_dim: int = option(50, 'width of the LayerNorm+tanh trunk that compresses the '
                               'representation (DrQ-v2: 50)', range=(1, 4096), **_RO)
+    precision: str = option(
+        'auto', 'number format of the pixel representation (conv encoder and trunk Linear): '
+        "'bfloat16' runs it under CPU autocast, 'float32' never does, 'auto' picks bfloat16 "
+        'exactly where the CPU computes it natively (x86 avx512_bf16 or amx_bf16: about 1.7x the '
+        'updates/s there, slower elsewhere); policy and Q MLPs, TD targets, losses, weights and '
+        'optimiser state stay float32', choices=PRECISIONS, **_RO)
+    channels_last: bool = option(True, 'keep encoder weights and activations channels-last '
+                                 '(NHWC), the layout x86 oneDNN convolutions run fastest',
+                                 **_RO)
     hidden_dim: int = option(256, 'width of the two hidden layers of the actor and of each '
                              'critic (DrQ-v2 pixels: 1024)', range=(1, 8192), **_RO)
     lr: float = option(3e-4, 'Adam learning rate of actor, critics and encoder',

@@ -12,6 +12,11 @@ Equations cited below, with h = f_xi(aug(o)) the encoded observation and sigma(t
 - (4) theta_bar <- tau theta + (1 - tau) theta_bar
 - (5) sigma(t) = std_init + (std_final - std_init) * min(1, t / std_decay_steps)
 
+Numbers: with ``precision`` bfloat16 the representation (f_xi and the Linear of each trunk) runs
+under CPU autocast; the policy and Q MLPs, the targets of Eq. 1, the losses, the weights and the
+optimiser state stay float32 (a bfloat16 Q near 50 would be rounded to 0.25, coarser than one
+step's reward). ``act`` runs in float32.
+
 Threads: ``act`` (the actor thread) runs a private copy of the encoder and actor under a small
 lock; ``update`` (the learner thread) trains the originals and refreshes that copy every
 ``actor_sync_every`` updates, so acting never waits for a gradient step.
@@ -28,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from sole_r1_ros.rl.config import DrQConfig
-from sole_r1_ros.rl.networks import Actor, Critic, Encoder, random_shift
+from sole_r1_ros.rl.networks import Actor, Critic, Encoder, random_shift, set_bf16, use_bf16
 from sole_r1_ros.rl.replay import Batch, STATE_KEY
 
 _LOG = logging.getLogger(__name__)
@@ -57,15 +62,19 @@ class DrQAgent:
 
     def _build_networks(self) -> None:
         cfg = self.config
+        self._bf16 = self._pixels and use_bf16(cfg.precision)
         if self._pixels:
-            self.encoder: Encoder | None = Encoder(len(cfg.image_keys), cfg.encoder_channels,
-                                                   cfg.image_size, cfg.encoder_strides)
+            self.encoder: Encoder | None = Encoder(
+                len(cfg.image_keys), cfg.encoder_channels, cfg.image_size, cfg.encoder_strides,
+                bf16=self._bf16, channels_last=cfg.channels_last)
+            _LOG.info('DrQ representation in %s, convolutions %s', self.precision,
+                      'channels-last' if cfg.channels_last else 'NCHW')
             repr_dim, extra_dim = self.encoder.repr_dim, self.state_dim
         else:
             self.encoder, repr_dim, extra_dim = None, self.state_dim, 0
         dims = (repr_dim, extra_dim, cfg.feature_dim, cfg.hidden_dim, self.action_dim)
-        self.actor = Actor(*dims)
-        self.critic = Critic(*dims)
+        self.actor = Actor(*dims, bf16=self._bf16)
+        self.critic = Critic(*dims, bf16=self._bf16)
         self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
         # fused Adam: one kernel per step instead of a Python loop over parameters (CPU-bound)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, fused=True)
@@ -74,12 +83,18 @@ class DrQAgent:
                             if self.encoder is not None else None)
         self._critic_params = list(self.critic.parameters())
         self._target_params = list(self.critic_target.parameters())
-        # the acting copy (see the module docstring)
-        self._act_actor = copy.deepcopy(self.actor).requires_grad_(False)
-        self._act_encoder = (copy.deepcopy(self.encoder).requires_grad_(False)
+        # the acting copy (see the module docstring), in float32: at batch 1 autocast's
+        # per-call weight casts cost more than bfloat16 saves (bench/bench_drq.py)
+        self._act_actor = set_bf16(copy.deepcopy(self.actor), False).requires_grad_(False)
+        self._act_encoder = (set_bf16(copy.deepcopy(self.encoder), False).requires_grad_(False)
                              if self.encoder is not None else None)
 
     # ---------------------------------------------------------------------------- acting
+
+    @property
+    def precision(self) -> str:
+        """The resolved ``precision`` of the representation: 'bfloat16' or 'float32'."""
+        return 'bfloat16' if self._bf16 else 'float32'
 
     @property
     def env_steps(self) -> int:

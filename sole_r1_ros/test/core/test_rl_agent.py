@@ -8,6 +8,7 @@ torch = pytest.importorskip('torch')
 
 from sole_r1_ros.rl.config import DrQConfig  # noqa: E402
 from sole_r1_ros.rl.drq import DrQAgent  # noqa: E402
+from sole_r1_ros.rl import networks  # noqa: E402
 from sole_r1_ros.rl.networks import random_shift  # noqa: E402
 from sole_r1_ros.rl.replay import Batch  # noqa: E402
 
@@ -180,7 +181,8 @@ def test_random_shift_moves_by_at_most_pad_and_repeats_the_border():
 
 @pytest.mark.parametrize('field, value', [
     ('variant', 'rgb'), ('lr', 0.0), ('discount', 1.5), ('n_step', 0), ('std_final', 2.0),
-    ('utd_ratio', -1.0), ('encoder_strides', ()), ('image_keys', ())])
+    ('utd_ratio', -1.0), ('encoder_strides', ()), ('image_keys', ()), ('precision', 'fp16'),
+    ('channels_last', 1)])
 def test_invalid_config_names_the_field(field, value):
     kwargs = {'variant': 'pixels', field: value}
     with pytest.raises(ValueError, match=field.split('_')[0]):
@@ -190,3 +192,91 @@ def test_invalid_config_names_the_field(field, value):
 def test_config_is_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         DrQConfig().lr = 1.0
+
+
+# ------------------------------------------------------------------ CPU speed options
+
+
+@pytest.mark.parametrize('has_bf16, expected', [(False, 'float32'), (True, 'bfloat16')])
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_has_it(monkeypatch, has_bf16, expected):
+    monkeypatch.setattr(networks, 'cpu_has_bf16', lambda: has_bf16)
+    assert make_agent('pixels', precision='auto').precision == expected
+    assert make_agent('pixels', precision='float32').precision == 'float32'
+    assert make_agent('pixels', precision='bfloat16').precision == 'bfloat16'
+    assert make_agent('state', precision='bfloat16').precision == 'float32'   # no encoder
+
+
+def test_bf16_is_read_from_the_cpu_flags():
+    xeon = 'processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile amx_int8\n'
+    epyc = 'flags\t\t: fpu avx512f avx512_bf16 avx512_vnni\n'
+    old = 'flags\t\t: fpu sse4_2 avx2 avx512f\nbugs\t\t: avx512_bf16_is_not_a_flag_here\n'
+    assert networks.bf16_in_cpuinfo(xeon) and networks.bf16_in_cpuinfo(epyc)
+    assert not networks.bf16_in_cpuinfo(old) and not networks.bf16_in_cpuinfo('')
+    import doctest
+    assert doctest.testmod(networks).failed == 0
+
+
+def test_bfloat16_update_is_finite_and_close_to_float32():
+    """Same seed and batch: bf16 autocast in the encoder changes losses and actions only a little,
+    and weights, optimiser state and the returned features stay float32."""
+    rng = np.random.default_rng(5)
+    agents = {p: make_agent('pixels', precision=p) for p in ('float32', 'bfloat16')}
+    batches = [random_batch(agents['float32'], rng) for _ in range(3)]
+    obs = observation(agents['float32'], rng)
+    metrics = {p: [a.update(b) for b in batches] for p, a in agents.items()}
+    for m32, m16 in zip(metrics['float32'], metrics['bfloat16']):
+        assert all(np.isfinite(v) for v in m16.values())
+        for key in ('critic_loss', 'actor_loss', 'q1', 'target_q'):
+            assert m16[key] == pytest.approx(m32[key], rel=0.05, abs=0.02), key
+    actions = {p: a.act(obs, explore=False) for p, a in agents.items()}
+    np.testing.assert_allclose(actions['bfloat16'], actions['float32'], atol=0.03)
+    agent = agents['bfloat16']
+    assert all(p.dtype == torch.float32 for p in agent.encoder.parameters())
+    assert all(v.dtype == torch.float32 for state in agent.encoder_opt.state.values()
+               for v in state.values() if v.is_floating_point())
+    views = torch.from_numpy(random_batch(agent, rng).images)
+    assert agent.encoder(views).dtype == torch.float32
+
+
+def test_channels_last_changes_the_layout_not_the_maths():
+    rng = np.random.default_rng(6)
+    agents = [make_agent('pixels', precision='float32', channels_last=c) for c in (True, False)]
+    batch = random_batch(agents[0], rng)
+    first, second = (a.update(batch) for a in agents)
+    for key, value in first.items():
+        assert second[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+def test_one_update_encodes_the_observation_once_and_the_next_one_once():
+    agent = make_agent('pixels')
+    calls = []
+    agent.encoder.register_forward_hook(lambda module, args, out: calls.append(
+        torch.is_grad_enabled()))
+    agent.update(random_batch(agent, np.random.default_rng(7)))
+    assert calls == [True, False]   # h with gradients for the critic; next h without
+
+
+@pytest.mark.parametrize('precision', ['float32', 'bfloat16'])
+def test_pixels_agent_learns_which_action_the_image_rewards(precision):
+    """Bandit (discount 0) whose only cue is the image: r = a_0 when the views are bright and
+    -a_0 when dark; proprioception is zero. mu_0(bright) must climb and mu_0(dark) fall."""
+    agent = make_agent('pixels', precision=precision, lr=1e-3, aug_pad=1)
+    rng = np.random.default_rng(8)
+
+    def views(bright: np.ndarray) -> np.ndarray:
+        level = np.where(bright, 200, 40)[:, None, None, None, None]
+        noise = rng.integers(0, 30, (len(bright), 2, 3, 24, 24))
+        return (level + noise).astype(np.uint8)
+
+    for _ in range(120):
+        batch = random_batch(agent, rng, 32)
+        bright = rng.random(32) < 0.5
+        reward = np.where(bright, 1.0, -1.0) * batch.action[:, 0]
+        agent.update(batch._replace(
+            state=np.zeros_like(batch.state), images=views(bright), next_images=views(bright),
+            reward=reward.astype(np.float32), discount=np.zeros(32, np.float32)))
+    for bright, sign in ((True, 1.0), (False, -1.0)):
+        image = views(np.array([bright]))[0]
+        obs = {'state': np.zeros(STATE_DIM, np.float32), 'external': image[0],
+               'wrist': image[1]}
+        assert sign * agent.act(obs, explore=False)[0] > 0.5, (precision, bright)
