@@ -11,17 +11,19 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
-# 1. Debian libraries for headless MuJoCo rendering (EGL, with OSMesa as the fallback).
+# 1. Debian libraries for headless MuJoCo rendering (EGL, with OSMesa as the fallback), and
+#    xmllint for the package.xml lint.
 missing=0
 for lib in libEGL.so.1 libGL.so.1 libOSMesa.so; do
   ldconfig -p | grep -q "$lib" || missing=1
 done
+command -v xmllint >/dev/null || missing=1   # ament_xmllint's checker
 if [ "$missing" = 1 ]; then
   if [ "$(id -u)" = 0 ]; then
     log "installing Debian GL libraries (EGL, OSMesa)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      libegl1 libegl-mesa0 libosmesa6 libgl1 libgl1-mesa-dri libglx-mesa0 >/dev/null
+      libegl1 libegl-mesa0 libosmesa6 libgl1 libgl1-mesa-dri libglx-mesa0 libxml2-utils >/dev/null
   else
     log "WARNING: EGL/OSMesa libraries missing and not root; install libegl1 libegl-mesa0 libosmesa6"
   fi
