@@ -166,7 +166,7 @@ class NodeProcesses:
         text = path.read_text(errors='replace') if path.exists() else ''
         return '\n'.join(text.splitlines()[-lines:])
 
-    def stop(self, deadline_s: float = 9.0) -> dict[str, int]:
+    def stop(self, deadline_s: float = 8.5) -> dict[str, int]:
         """Ask every node to finish (SIGINT once, learner first), kill the rest at the deadline.
 
         Returns each node's exit code (-9 for a killed one).

@@ -14,6 +14,7 @@ from pathlib import Path
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 
 _STARTUP_TIMEOUT_S = 240.0
@@ -194,6 +195,7 @@ class _Session:
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
         if len(self.signals) == 1:
+            self.signal_s = time.monotonic()
             print(f'\n{signal.Signals(signum).name}: stopping the robot, saving a checkpoint '
                   'and closing the bag', flush=True)
         else:
@@ -223,7 +225,13 @@ class _Session:
                         code = self._learn() or self._evaluate()
                 finally:
                     self.monitor.stop_video()
+                    # The curves are drawn while the nodes stop (the learner's checkpoint
+                    # takes seconds): the whole stop stays within about ten seconds.
+                    plot = threading.Thread(target=self._plot, daemon=True)
+                    plot.start()
                     exits = self.graph.stop()
+                    if len(self.signals) < 2:   # a second signal skips only the plots
+                        plot.join(timeout=max(0.0, 9.5 - self._since_signal()))
         finally:
             self.monitor.close()
             self.monitor.destroy_node()
@@ -335,15 +343,18 @@ class _Session:
             time.sleep(0.1)
         return True
 
+    def _plot(self) -> None:
+        from sole_r1_ros.viz.curves import plot_learning_curves
+        if plot_learning_curves(self.run_dir / 'episodes.jsonl',
+                                self.run_dir / 'logs' / 'metrics.jsonl',
+                                self.run_dir / 'learning_curves.png', title=self.request.goal):
+            print(f"learning curves: {self.run_dir / 'learning_curves.png'}")
+
+    def _since_signal(self) -> float:
+        return time.monotonic() - self.signal_s if self.signals else 0.0
+
     def _finish(self, code: int) -> None:
-        """Curves (skipped after a second signal) and summary.json."""
-        if len(self.signals) < 2:
-            from sole_r1_ros.viz.curves import plot_learning_curves
-            if plot_learning_curves(self.run_dir / 'episodes.jsonl',
-                                    self.run_dir / 'logs' / 'metrics.jsonl',
-                                    self.run_dir / 'learning_curves.png',
-                                    title=self.request.goal):
-                print(f"learning curves: {self.run_dir / 'learning_curves.png'}")
+        """The video (absent if cut short) and summary.json."""
         video = self.run_dir / 'final_policy.mp4'
         if video.exists() and video.stat().st_size < 1000:
             video.unlink()   # cut short: cleanly absent rather than broken

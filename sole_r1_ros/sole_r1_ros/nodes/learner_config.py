@@ -35,6 +35,13 @@ class LearnerNodeConfig:
     resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '
                           'start fresh; only unreadable ones: refuse to configure)',
                           read_only=True)
+    torch_threads: int = option(1, 'CPU threads of torch in this process (0: torch default, '
+                                'one per core). 1 by default: two threads on two busy cores made '
+                                'updates 5x slower (bench/results/drq.md)', range=(0, 256),
+                                read_only=True)
+    stop_budget_s: float = option(7.0, 'a stop (Ctrl-C, SIGTERM, deactivate) holds the robot at '
+                                  'once and ends within this long, writing a final checkpoint '
+                                  'only if it fits [s]', range=(1.0, 600.0), read_only=True)
     autostart: bool = option(True, 'configure and activate at start (launch files drive the '
                              'lifecycle themselves and set this false)', read_only=True)
 

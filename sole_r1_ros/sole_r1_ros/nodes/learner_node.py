@@ -30,7 +30,7 @@ from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS, SIM_STATE_SIZE
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.robot_client import RobotClient
-from sole_r1_ros.nodes.spin import run_node
+from sole_r1_ros.nodes.spin import run_node, set_torch_threads
 from sole_r1_ros.rl import (
     ControlLoop, MetricsLogger, OnlineLearner, prepare_observation, Sensors, Teleop)
 
@@ -68,6 +68,7 @@ class LearnerNode(LifecycleNode):
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         c, node = self._configs, self._configs['node']
         try:
+            set_torch_threads(node.torch_threads)
             sensors = Sensors(c['sensing'])
             self._robot = RobotClient(self, sensors, CommandOutput(
                 self, node.action_layout, c['command'], c['safety'], c['sensing'].joint_names,
@@ -160,15 +161,22 @@ class LearnerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
-        """Stop both threads, hold the robot, write a checkpoint (bounded; the checkpoint only
-        once per activation)."""
+        """Hold the robot, stop both threads, write a checkpoint: within ``stop_budget_s``.
+
+        The actor stops first (it waits in 0.1 s slices) and the hold goes out at once; the
+        learner finishes its current update; the checkpoint is written if it fits the rest of
+        the budget, else the last periodic one stays. Once per activation.
+        """
+        deadline = time.monotonic() + self._configs['node'].stop_budget_s
         self._running.clear()
         for thread in self._threads:
-            thread.join(timeout=5.0)
-        if self._robot is not None:
-            self._robot.hold()
-        if self._threads:
-            self.save_checkpoint()
+            thread.join(timeout=max(0.1, deadline - time.monotonic() - 1.0))
+            if self._robot is not None:
+                self._robot.hold()   # after the actor's last command, before anything slow
+        if self._threads and self.loop is not None:
+            path = self.loop.save_checkpoint(budget_s=deadline - time.monotonic())
+            if path is not None:
+                self.get_logger().info(f'checkpoint {path}')
         self._threads = []
 
     def destroy_node(self) -> None:
@@ -241,7 +249,7 @@ class LearnerNode(LifecycleNode):
         logged = -50
         while self._running.is_set():
             try:
-                metrics = self.loop.learn()
+                metrics = self.loop.learn(keep_going=self._running.is_set)
             except Exception as exc:  # learning stops; control carries on
                 self.firewall.reject('learner', f'{type(exc).__name__}: {exc}')
                 metrics = None

@@ -25,7 +25,7 @@ from sole_r1_ros.nodes.conversions import array_to_image
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
-from sole_r1_ros.nodes.spin import run_node
+from sole_r1_ros.nodes.spin import run_node, set_torch_threads
 from sole_r1_ros.reward import make_backend, protocol, RewardConfig, RewardEngine
 from sole_r1_ros.viz.overlay import draw_overlay
 
@@ -42,6 +42,9 @@ class RewardNodeConfig:
                                range=(1, 100000), read_only=True)
     marker_frame: str = option('world', 'frame_id of the text marker', read_only=True)
     annotate: bool = option(True, 'publish the annotated image and marker for rviz')
+    torch_threads: int = option(1, 'CPU threads of torch in this process (0: torch default); '
+                                'the compact model answers a query on one core',
+                                range=(0, 256), read_only=True)
     autostart: bool = option(True, 'configure and activate at start (launch files drive the '
                              'lifecycle themselves and set this false)', read_only=True)
 
@@ -77,6 +80,8 @@ class RewardNode(LifecycleNode):
         config, node = self._configs['reward'], self._configs['node']
         try:
             start = time.perf_counter()
+            if config.backend in ('compact', 'transformers'):   # the ones that use torch
+                set_torch_threads(node.torch_threads)
             self._engine = RewardEngine(make_backend(config), config)
         except Exception as exc:  # missing weights, bad settings, unreachable server
             self.get_logger().error(f'cannot load reward backend {config.backend!r} '

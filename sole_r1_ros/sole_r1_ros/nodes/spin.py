@@ -67,6 +67,13 @@ def run_node(make_node: Callable, args: list[str] | None = None,
         rclpy.try_shutdown()
 
 
+def set_torch_threads(threads: int) -> None:
+    """Limit torch's CPU threads in this process (0 leaves torch's default)."""
+    if threads > 0:
+        import torch
+        torch.set_num_threads(threads)
+
+
 class BackgroundSpinner:
     """Spin nodes on a single-threaded executor in a daemon thread (for programs whose main
     thread does other work: the runner's monitor, ``sole-r1 record``, benchmarks).

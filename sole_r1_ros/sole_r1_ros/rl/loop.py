@@ -142,6 +142,7 @@ class ControlLoop:
         self._last_frame: tuple[int, int] | None = None   # (stamp, step) of the last record
         self._evaluation: Evaluation | None = None
         self._last_checkpoint_s = clock()
+        self._seconds_per_frame = 0.0
         self.held = 0
         self.learning_paused = ''
 
@@ -303,7 +304,7 @@ class ControlLoop:
             self.learner.env_steps))
 
     # -- the learner ----------------------------------------------------------------------------
-    def learn(self) -> dict[str, float] | None:
+    def learn(self, keep_going: Callable[[], bool] = lambda: True) -> dict[str, float] | None:
         """One round of updates (at most ``updates_per_round``); None when none ran.
 
         Learning pauses while paused or evaluating, and while no reward came for
@@ -317,7 +318,7 @@ class ControlLoop:
             self.learning_paused = 'no progress rewards lately'
             return None
         self.learning_paused = ''
-        metrics = self.learner.learn(self.config.updates_per_round)
+        metrics = self.learner.learn(self.config.updates_per_round, keep_going)
         if self._clock() - self._last_checkpoint_s > self.config.checkpoint_every_s:
             self.save_checkpoint()
         return metrics
@@ -331,7 +332,21 @@ class ControlLoop:
                       evaluating=self.evaluating, paused=self._paused)
         return values
 
-    def save_checkpoint(self):
-        """Write a checkpoint now; returns its path (None without a checkpoint folder)."""
-        self._last_checkpoint_s = self._clock()
-        return self.learner.save()
+    def save_checkpoint(self, budget_s: float | None = None):
+        """Write a checkpoint now; returns its path (None: no checkpoint folder, or skipped).
+
+        With ``budget_s`` (a shutdown's deadline), a checkpoint that would take longer, judged
+        by the last one's time per stored frame, is skipped: the last good one stays, and a
+        write is never cut off half way (a killed writer leaves the previous one anyway).
+        """
+        frames = max(1, len(self.learner.replay))
+        if budget_s is not None and self._seconds_per_frame * frames > budget_s:
+            logger.warning('no final checkpoint: writing %d frames would take about %.0f s '
+                           '(budget %.0f s); the one from %.0f s ago is kept', frames,
+                           self._seconds_per_frame * frames, budget_s,
+                           self._clock() - self._last_checkpoint_s)
+            return None
+        start = self._last_checkpoint_s = self._clock()
+        path = self.learner.save()
+        self._seconds_per_frame = (self._clock() - start) / frames
+        return path

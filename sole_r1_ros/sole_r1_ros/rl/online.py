@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -129,13 +129,17 @@ class OnlineLearner:
                                  stamp=stamp * 1e-9)
 
     # -- learning ---------------------------------------------------------------------------
-    def learn(self, max_updates: int = 1) -> dict[str, float] | None:
-        """Run the updates the update-to-data ratio owes (at most ``max_updates``)."""
+    def learn(self, max_updates: int = 1,
+              keep_going: Callable[[], bool] = lambda: True) -> dict[str, float] | None:
+        """Run the updates the update-to-data ratio owes (at most ``max_updates``), stopping
+        early once ``keep_going()`` is false (a shutdown waits for one update, not a round)."""
         if not self.replay.ready():
             return None
         due = min(max_updates, self.agent.updates_due(self.learning_steps))
         metrics = None
         for _ in range(due):
+            if not keep_going():
+                break
             metrics = self.agent.update(self.replay.sample(self.agent.config.batch_size))
         return metrics
 
