@@ -8,7 +8,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
-	bench-serving lint \
+	bench-serving bench-loop bench-drq lint \
 	compact-model clean help
 
 help:
@@ -34,7 +34,8 @@ demo: setup
 	$(ENV)
 	sole-r1 demo $(DEMO_ARGS)
 
-bench: bench-sim bench-reward bench-rl bench-nodes bench-finetune bench-serving
+bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
+	bench-serving
 
 bench-sim: setup
 	$(ENV)
@@ -46,10 +47,14 @@ bench-reward: setup
 
 bench-rl: setup
 	$(ENV)
-	python bench/bench_rl.py
+	python bench/bench_rl.py $(BENCH_ARGS)
+
+# The whole graph against its parts called in one loop (steps/s, learning off and on; ~6 min).
+bench-loop: setup
+	$(ENV)
+	python bench/bench_loop.py $(BENCH_ARGS)
 
 # DrQ-v2 pixels agent on the CPU: update rate and act latency per option (about 4 minutes).
-.PHONY: bench-drq
 bench-drq: setup
 	$(ENV)
 	python bench/bench_drq.py

@@ -1,10 +1,14 @@
 """Benchmark of the RL layer (``sole_r1_ros.rl``) on the simulated Meta-World robot.
 
-The reward is the simulator's ground-truth progress, delivered to the replay buffer as labels
-with an artificial delay (plus jitter, so they arrive out of order, and optional duplicates and
-losses), the way SOLE-R1's answers reach the learner node. It checks the learner, not the product.
-One process runs the actor and learner in lock step, like the node's two threads would at a
-fixed update-to-data ratio.
+The learner node's own loop (``rl.ControlLoop`` around ``rl.OnlineLearner``) runs with the
+simulator called directly (``sim_loop.DirectSimRobot``): the same safety box, command form and
+sensing as the node. The reward is the simulator's ground-truth progress, delivered as labels by
+episode and frame stamp with an artificial delay (plus jitter, so they arrive out of order, and
+optional duplicates and losses), the way SOLE-R1's answers reach the learner node. It checks the
+learner, not the product. Updates run inline at the update-to-data ratio.
+
+Variants: ``pixels`` (the product: both cameras + joint states + end-effector pose) and
+``state`` (the privileged baseline: the simulator's state vector with object and goal poses).
 
     python bench/bench_rl.py                  # state variant, reach + drawer-close, 50k each
     python bench/bench_rl.py --variant pixels --tasks drawer-close-v3 --steps 10000 \
@@ -17,7 +21,6 @@ Writes (merging with earlier runs, keyed by task and variant) ``bench/results/rl
 ``rl_curve.png`` and ``rl.md``.
 """
 import argparse
-import collections
 import dataclasses
 import heapq
 import json
@@ -31,15 +34,16 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
-from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
-from sole_r1_ros.rl.drq import DrQAgent
-from sole_r1_ros.rl.preprocess import prepare_observation
-from sole_r1_ros.rl.replay import ReplayBuffer
-from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sim_loop import DirectSimRobot  # noqa: E402
+from sole_r1_ros.rl import (  # noqa: E402
+    CommandConfig, ControlLoop, DrQConfig, LoopConfig, OnlineLearner, prepare_observation,
+    ReplayConfig, SafetyBox, SensingConfig)
+from sole_r1_ros.sim import JOINT_NAMES, MetaWorldRobot, SimConfig, STATE_SIZE  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / 'results'
-CONTROL_PERIOD_S = 0.1  # frame stamps as if the robot ran at 10 Hz
 EVAL_SEED = 1_000_000  # reset seeds of the evaluation episodes; training uses seed * 10^5 + k
 
 # Pixels on a 2-core CPU: smaller batch and fewer updates per step than the state variant.
@@ -48,9 +52,10 @@ PIXEL_OVERRIDES = {'variant': 'pixels', 'batch_size': 128, 'utd_ratio': 0.5}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--tasks', nargs='+', default=['reach-v3', 'drawer-close-v3'])
-    parser.add_argument('--variant', choices=('state', 'pixels'), default='state')
-    parser.add_argument('--steps', type=int, default=50000, help='environment steps per task')
+    parser.add_argument('--tasks', nargs='+', default=['drawer-close-v3', 'window-close-v3'])
+    parser.add_argument('--variants', nargs='+', default=['pixels', 'state'],
+                        choices=('state', 'pixels'))
+    parser.add_argument('--steps', type=int, default=5000, help='environment steps per task')
     parser.add_argument('--quick', action='store_true', help='tiny budget for a smoke run')
     parser.add_argument('--episode-steps', type=int, default=100, help='episode length [steps]')
     parser.add_argument('--label-delay', type=int, default=10,
@@ -63,10 +68,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument('--label-drop-prob', type=float, default=0.0)
     parser.add_argument('--action-repeat', type=int, default=2,
                         help='simulator steps (12.5 ms each) per command and environment step')
-    parser.add_argument('--eval-every', type=int, default=5000, help='environment steps')
-    parser.add_argument('--eval-episodes', type=int, default=20,
+    parser.add_argument('--eval-every', type=int, default=2500, help='environment steps')
+    parser.add_argument('--eval-episodes', type=int, default=10,
                         help='deterministic episodes per intermediate evaluation')
-    parser.add_argument('--final-eval-episodes', type=int, default=50,
+    parser.add_argument('--final-eval-episodes', type=int, default=20,
                         help='deterministic episodes of the final evaluation')
     parser.add_argument('--image-size', type=int, default=64)
     parser.add_argument('--seed', type=int, default=0)
@@ -81,57 +86,53 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def build_configs(args: argparse.Namespace) -> tuple[DrQConfig, ReplayConfig]:
-    """Tuned defaults, pixel overrides, then ``--set`` overrides (typed like the defaults)."""
-    agent_kw: dict[str, Any] = dict(PIXEL_OVERRIDES) if args.variant == 'pixels' else {}
-    agent_kw.update(seed=args.seed, image_size=args.image_size)
-    replay_kw: dict[str, Any] = {'capacity': max(args.steps + 1000, 2000), 'seed': args.seed}
+def build_configs(args: argparse.Namespace, variant: str) -> tuple[DrQConfig, ReplayConfig]:
+    """Tuned defaults, pixel overrides, then ``--set`` overrides (checked like node params)."""
+    from sole_r1_ros.configuration import from_mapping, specs
+    agent: dict[str, Any] = dict(PIXEL_OVERRIDES) if variant == 'pixels' else {}
+    agent.update(seed=args.seed, image_size=args.image_size)
+    replay: dict[str, Any] = {'capacity': max(args.steps + 1000, 2000), 'seed': args.seed}
     if args.quick:
-        agent_kw.update(seed_steps=200, std_decay_steps=1000)
-        replay_kw.update(min_labelled=200)
-    agent_fields = {f.name: f for f in dataclasses.fields(DrQConfig)}
-    replay_fields = {f.name: f for f in dataclasses.fields(ReplayConfig)}
+        agent.update(seed_steps=200, std_decay_steps=1000)
+        replay.update(min_labelled=200)
+    agent_names = {s.name for s in specs(DrQConfig)}
     for item in args.set:
         name, _, text = item.partition('=')
-        target, fields = ((agent_kw, agent_fields) if name in agent_fields
-                          else (replay_kw, replay_fields))
-        if name not in fields:
-            raise SystemExit(f'--set: unknown field {name!r}')
-        default = fields[name].default
-        target[name] = (tuple(type(default[0])(x) for x in text.split(','))
-                        if isinstance(default, tuple) else type(default)(text))
-    return DrQConfig(**agent_kw), ReplayConfig(**replay_kw)
+        target = agent if name in agent_names else replay
+        target[name] = yaml.safe_load(text)
+    return from_mapping(DrQConfig, agent), from_mapping(ReplayConfig, replay)
 
 
 class DelayedLabels:
-    """Progress labels that reach the replay buffer late, jittered, sometimes twice or never."""
+    """Progress labels that reach the learner late, jittered, sometimes twice or never."""
 
     def __init__(self, args: argparse.Namespace, rng: np.random.Generator) -> None:
         self._args, self._rng = args, rng
-        self._queue: list[tuple[int, int, int, int, float, float]] = []
+        self._queue: list[tuple[int, int, str, int, float]] = []
         self._count = 0
+        self.now = 0
 
-    def send(self, now_step: int, episode: int, step: int, progress: float, stamp: float,
-             force: bool = False) -> None:
-        """Queue the label of frame ``step`` (every ``label_stride``-th frame, or ``force``)."""
+    def frame(self, episode: str, stamp_ns: int, step: int, progress: float,
+              last: bool) -> None:
+        """Queue the label of one frame (every ``label_stride``-th frame, and the last)."""
         a = self._args
-        if not force and step % a.label_stride:
+        if not episode or (step % a.label_stride and not last):
             return
         if self._rng.random() < a.label_drop_prob:
             return
-        copies = 2 if self._rng.random() < a.label_duplicate_prob else 1
-        for _ in range(copies):
-            due = now_step + a.label_delay + int(self._rng.integers(0, a.label_jitter + 1))
+        for _ in range(2 if self._rng.random() < a.label_duplicate_prob else 1):
+            due = self.now + a.label_delay + int(self._rng.integers(0, a.label_jitter + 1))
             self._count += 1
-            heapq.heappush(self._queue, (due, self._count, episode, step, progress, stamp))
+            heapq.heappush(self._queue, (due, self._count, episode, stamp_ns, progress))
 
-    def deliver(self, now_step: int, replay: ReplayBuffer) -> None:
-        while self._queue and self._queue[0][0] <= now_step:
-            _, _, episode, step, progress, stamp = heapq.heappop(self._queue)
-            replay.label(episode, step, progress, stamp)
+    def deliver(self, learner: OnlineLearner) -> None:
+        self.now += 1
+        while self._queue and self._queue[0][0] <= self.now:
+            _, _, episode, stamp_ns, progress = heapq.heappop(self._queue)
+            learner.label(episode, stamp_ns, progress)
 
 
-def evaluate(robot: Any, agent: DrQAgent, config: DrQConfig, episodes: int,
+def evaluate(robot: DirectSimRobot, agent: Any, config: DrQConfig, episodes: int,
              episode_steps: int) -> dict[str, float]:
     """Run the deterministic policy (mu) for ``episodes`` episodes.
 
@@ -140,13 +141,14 @@ def evaluate(robot: Any, agent: DrQAgent, config: DrQConfig, episodes: int,
     """
     successes, final_progress = [], []
     for i in range(episodes):
-        obs = robot.reset(seed=EVAL_SEED + i)
+        robot.observation = robot.robot.reset(seed=EVAL_SEED + i)
         success, progress = False, 0.0
         for _ in range(episode_steps):
-            action = agent.act(observe(obs, config), explore=False)
-            obs, info = robot.step(action)
-            success, progress = success or bool(info.success), float(info.progress)
-            if info.truncated:
+            sensed = robot.observe()
+            robot.send(agent.act(prepare_observation(sensed.state, sensed.views, config),
+                                 explore=False), sensed)
+            success, progress = success or bool(robot.info.success), float(robot.info.progress)
+            if robot.info.truncated:
                 break
         successes.append(success)
         final_progress.append(progress)
@@ -175,119 +177,78 @@ def random_policy_success(task: str, args: argparse.Namespace) -> float:
     return float(np.mean(successes))
 
 
-def train_seed(args: argparse.Namespace, episode: int) -> int:
-    """Reset seed of training episode ``episode``, disjoint from the evaluation seeds."""
-    return args.seed * 100_000 + episode
-
-
-def observe(obs: Any, config: DrQConfig) -> dict[str, np.ndarray]:
-    """Build the agent's observation from a simulator observation.
-
-    State variant: the simulator's 39-d state (object and goal poses included). Pixels: the
-    cameras plus robot-only proprioception, joint positions then velocities (as the node).
-    """
-    state = obs.state
-    if config.variant == 'pixels':
-        state = np.concatenate([obs.joint_positions, obs.joint_velocities])
-    return prepare_observation(state, {'external': obs.external, 'wrist': obs.wrist}, config)
-
-
-def make_robot(task: str, args: argparse.Namespace, config: DrQConfig, seed: int) -> Any:
-    return MetaWorldRobot(SimConfig(
-        task=task, render=config.variant == 'pixels', seed=seed,
-        max_episode_steps=args.episode_steps, image_width=args.image_size,
-        image_height=args.image_size, action_repeat=args.action_repeat))
-
-
-@dataclasses.dataclass
-class Counters:
-    """Loop counters the learner node would also keep (and checkpoint)."""
-
-    env_steps: int = 0
-    learning_steps: int = 0  # environment steps since the replay became ready
-    episodes: int = 0
-
-
-def run_task(task: str, args: argparse.Namespace) -> dict[str, Any]:
+def run_task(task: str, variant: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train one agent on ``task`` for ``args.steps`` environment steps; return the record."""
-    config, replay_config = build_configs(args)
-    rng = np.random.default_rng(args.seed)
-    robot = make_robot(task, args, config, args.seed)
-    state_dim = observe(robot.reset(seed=0), config)['state'].size
-    agent = DrQAgent(config, state_dim, action_dim=4)
-    keys = config.image_keys if config.variant == 'pixels' else ()
-    replay = ReplayBuffer(replay_config, state_dim, 4, keys, config.image_size, config.n_step,
-                          config.discount)
-    labels = DelayedLabels(args, rng)
-    counters = Counters()
-    returns: collections.deque = collections.deque(maxlen=10)
+    config, replay_config = build_configs(args, variant)
+    state = 'sim_state_privileged' if variant == 'state' else 'proprio'
+    sensing = SensingConfig(observation=state, joint_names=JOINT_NAMES)
+    learner = OnlineLearner(config, replay_config, sensing.state_dim(STATE_SIZE), 4)
+    labels = DelayedLabels(args, np.random.default_rng(args.seed))
+    episodes = [0]
+    command = CommandConfig(translation_scale_m=0.01 * args.action_repeat)
+    box = SafetyBox(max_translation_m=0.01 * args.action_repeat, max_speed_m_s=10.0)
+
+    def on_step(episode: str, stamp_ns: int, observation: Any, info: Any) -> None:
+        step = loop.learner.step
+        progress = 0.0 if info is None else float(info.progress)
+        labels.frame(episode, stamp_ns, step, progress, step >= args.episode_steps)
+
+    def reset_seed() -> int:
+        episodes[0] += 1
+        return args.seed * 100_000 + episodes[0]
+    robot = DirectSimRobot(MetaWorldRobot(SimConfig(
+        task=task, render=variant == 'pixels', seed=args.seed, max_episode_steps=10**6,
+        image_width=args.image_size, image_height=args.image_size,
+        action_repeat=args.action_repeat)), command, box, 0.1, state=state, on_step=on_step,
+        reset_seed=reset_seed)
+    loop = ControlLoop(learner, robot, LoopConfig(episode_length=args.episode_steps,
+                                                  updates_per_round=100),
+                       lambda s: prepare_observation(s.state, s.views, config))
     start = time.monotonic()
 
-    def evaluation(episodes: int) -> dict[str, Any]:
-        stats = replay.stats()
-        point = {'env_steps': counters.env_steps, 'updates': agent.updates,
-                 'eval_episodes': episodes,
-                 **evaluate(robot, agent, config, episodes, args.episode_steps),
+    def evaluation(count: int) -> dict[str, Any]:
+        stats = learner.replay.stats()
+        point = {'env_steps': learner.env_steps, 'updates': learner.agent.updates,
+                 'eval_episodes': count,
+                 **evaluate(robot, learner.agent, config, count, args.episode_steps),
                  'wall_s': round(time.monotonic() - start, 1),
-                 'train_return': float(np.mean(returns)) if returns else 0.0,
                  'labelled_share': stats['labelled_share'],
                  'labels_duplicate': stats['labels_duplicate']}
-        print(f'[{task} {config.variant}] ' + ' '.join(
+        loop.request_reset()   # the evaluation moved the robot: start a fresh episode
+        print(f'[{task} {variant}] ' + ' '.join(
             f'{k}={v:.3g}' if isinstance(v, float) else f'{k}={v}' for k, v in point.items()),
             flush=True)
         return point
 
     curve = [evaluation(args.eval_episodes)]   # the untrained policy
-    obs = robot.reset(seed=train_seed(args, 0))
     next_eval = args.eval_every
-    # whole episodes only, never more than args.steps environment steps (at least one episode)
-    while counters.env_steps == 0 or counters.env_steps + args.episode_steps <= args.steps:
-        returns.append(run_episode(robot, obs, agent, replay, labels, config, args, counters))
-        done = counters.env_steps + args.episode_steps > args.steps
-        if counters.env_steps >= next_eval or done:
+    while learner.env_steps < args.steps:
+        loop.step()
+        labels.deliver(learner)
+        loop.learn()
+        if learner.env_steps >= next_eval or learner.env_steps >= args.steps:
             next_eval += args.eval_every
-            curve.append(evaluation(args.final_eval_episodes if done else args.eval_episodes))
-        obs = robot.reset(seed=train_seed(args, counters.episodes))
-    robot.close()
+            final = learner.env_steps >= args.steps
+            curve.append(evaluation(args.final_eval_episodes if final else args.eval_episodes))
+    robot.robot.close()
     final = curve[-1]
-    return {'task': task, 'variant': config.variant, 'env_steps': counters.env_steps,
-            'episode_steps': args.episode_steps, 'success_rate': final['success_rate'],
-            'eval_episodes': args.final_eval_episodes, 'wall_s': final['wall_s'],
+    wall = final['wall_s']
+    return {'task': task, 'variant': variant, 'policy_input': (
+                'cameras + joint states + end-effector pose' if variant == 'pixels'
+                else 'simulator state (privileged)'),
+            'env_steps': learner.env_steps, 'episode_steps': args.episode_steps,
+            'success_rate': final['success_rate'], 'eval_episodes': args.final_eval_episodes,
+            'wall_s': wall, 'updates': learner.agent.updates,
+            'updates_per_s': round(learner.agent.updates / wall, 2),
+            'steps_per_s': round(learner.env_steps / wall, 2),
             'action_repeat': args.action_repeat,
-            'simulator_steps': counters.env_steps * args.action_repeat,
-            'final_progress': final['final_progress'],
-            'updates': agent.updates, 'curve': curve, 'replay': replay.stats(),
+            'simulator_steps': learner.env_steps * args.action_repeat,
+            'final_progress': final['final_progress'], 'curve': curve,
+            'replay': learner.replay.stats(),
             'label_delay_steps': args.label_delay, 'label_jitter_steps': args.label_jitter,
             'label_stride': args.label_stride, 'config': dataclasses.asdict(config),
             'replay_config': dataclasses.asdict(replay_config),
             'random_policy_success': random_policy_success(task, args)}
-
-
-def run_episode(robot: Any, obs: Any, agent: DrQAgent, replay: ReplayBuffer,
-                labels: DelayedLabels, config: DrQConfig, args: argparse.Namespace,
-                counters: Counters) -> float:
-    """One exploring episode (act, store, queue and deliver labels, update); its return."""
-    episode, total, progress = counters.episodes, 0.0, 0.0  # progress at reset is 0
-    for t in range(args.episode_steps + 1):
-        stamp = counters.env_steps * CONTROL_PERIOD_S
-        o = observe(obs, config)
-        last = t == args.episode_steps
-        action = None if last else agent.act(o, explore=True)
-        replay.add(episode, t, o, action, stamp)
-        labels.send(counters.env_steps, episode, t, progress, stamp, force=last)
-        labels.deliver(counters.env_steps, replay)
-        if last:
-            break
-        obs, info = robot.step(action)
-        counters.env_steps += 1
-        progress = float(info.progress)
-        total += progress / 100.0
-        if replay.ready():
-            counters.learning_steps += 1
-            for _ in range(agent.updates_due(counters.learning_steps)):
-                agent.update(replay.sample(config.batch_size))
-    counters.episodes += 1
-    return total
 
 
 def write_outputs(records: list[dict[str, Any]], out: Path) -> None:
@@ -366,7 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
-    records = [run_task(task, args) for task in args.tasks]
+    records = [run_task(task, variant, args) for task in args.tasks
+               for variant in args.variants]
     write_outputs(records, args.out)
     for r in records:
         print(f"{r['task']} {r['variant']}: success {r['success_rate']:.0%} after "

@@ -10,8 +10,6 @@ from sole_r1_ros.rl import (
     CommandConfig, DrQConfig, LoopConfig, ReplayConfig, SafetyBox, SensingConfig, TeleopConfig)
 from sole_r1_ros.rl.commands import ACTION_LAYOUTS, JointLimits
 
-SIM_STATE_SIZE = 39   # Meta-World's goal-observable state (the privileged baseline only)
-
 
 @dataclass(frozen=True)
 class LearnerNodeConfig:

@@ -27,12 +27,13 @@ from sole_r1_ros.nodes.conversions import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
 from sole_r1_ros.nodes.evaluate_action import EvaluateAction
 from sole_r1_ros.nodes.firewall import Firewall, status_message
-from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS, SIM_STATE_SIZE
+from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.robot_client import RobotClient
 from sole_r1_ros.nodes.spin import run_node, set_torch_threads
 from sole_r1_ros.rl import (
     ControlLoop, MetricsLogger, OnlineLearner, prepare_observation, Sensors, Teleop)
+from sole_r1_ros.sim.metaworld_robot import STATE_SIZE
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -75,7 +76,7 @@ class LearnerNode(LifecycleNode):
                 c['joints'], node.command_topic, node.gripper_topic,
                 1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall)
             learner = OnlineLearner(
-                c['agent'], c['replay'], c['sensing'].state_dim(SIM_STATE_SIZE),
+                c['agent'], c['replay'], c['sensing'].state_dim(STATE_SIZE),
                 self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
                 stamp_tolerance_s=0.5 / c['loop'].control_rate_hz)
             if node.resume and learner.resume():

@@ -20,7 +20,8 @@ JOINT_NAMES: tuple[str, ...] = (
     'r_close', 'l_close')
 '''The Sawyer's 7 revolute arm joints (rad) and its 2 prismatic finger joints (m).'''
 
-_STATE_SIZE = 39
+STATE_SIZE = 39
+'''Length of Meta-World's goal-observable state (the privileged baseline's observation).'''
 _UNLIMITED_ENV_STEPS = 2**62
 
 
@@ -274,7 +275,7 @@ class MetaWorldRobot:
         # recompute it from the settled state, with no stale "previous frame" half.
         import_mujoco().mj_forward(self._env.model, self._env.data)
         state = np.asarray(self._env._get_obs(), dtype=np.float64)
-        half = (_STATE_SIZE - 3) // 2
+        half = (STATE_SIZE - 3) // 2
         state[half:2 * half] = state[:half]
         return state
 

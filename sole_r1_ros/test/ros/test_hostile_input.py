@@ -27,6 +27,9 @@ from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
 
+pytestmark = pytest.mark.timeout(180)   # the fixture waits up to 60 s for labels
+
+
 def _p(**values) -> list[Parameter]:
     return [Parameter(k.replace('__', '.'), value=v) for k, v in values.items()]
 

@@ -44,10 +44,11 @@ def _checkpoint_meta(run_dir) -> dict:
     return json.loads((newest / 'meta.json').read_text())
 
 
+@pytest.mark.timeout(700)
 def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     run_dir = tmp_path / 'run'
     process = _learn(run_dir, steps=120)
-    output, _ = process.communicate(timeout=400)
+    output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output[-3000:]
     meta = _checkpoint_meta(run_dir)
     assert meta['counters']['env_steps'] >= 120
@@ -64,7 +65,7 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     assert again.returncode == 2 and '--resume' in output
 
     resumed = _learn(run_dir, '--resume', steps=220)
-    output, _ = resumed.communicate(timeout=400)
+    output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output[-3000:]
     assert 'resumed' in output
     after = _checkpoint_meta(run_dir)
@@ -73,6 +74,7 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     assert (run_dir / 'bag-002' / 'metadata.yaml').exists()
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize('phase, signals', [
     ('learning', [signal.SIGINT]), ('learning', [signal.SIGINT, signal.SIGINT]),
     ('learning', [signal.SIGTERM]), ('evaluation', [signal.SIGINT]),
@@ -166,6 +168,7 @@ def test_an_unwritable_or_file_run_dir_is_refused(tmp_path):
     assert code == 2 and 'not writable' in err
 
 
+@pytest.mark.timeout(240)
 def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
     run_dir = tmp_path / 'run'
     process = _learn(run_dir, '--reward', 'transformers', '--model', str(tmp_path / 'no'),

@@ -197,6 +197,7 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     assert result.success_rate_progress == np.mean([p >= 50.0 for p in result.final_progress])
 
 
+@pytest.mark.timeout(200)
 def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path):
     """SIGKILL: no clean-up at all. What comes back is the newest checkpoint on disk, and a
     transition already labelled is never labelled again."""
