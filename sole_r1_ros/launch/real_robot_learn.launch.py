@@ -1,5 +1,7 @@
-"""Learn on a real ROS 2 arm: its cameras, joint states and end-effector pose in, commands out
-through the controller it runs (MoveIt Servo by default; see params_file).
+"""Learn on a real ROS 2 arm, through the controller it runs.
+
+Its cameras, joint states and end-effector pose in; commands out to MoveIt Servo by default
+(see params_file for the others).
 
 ros2 launch sole_r1_ros real_robot_learn.launch.py goal:="close the drawer" \
     external_camera:=/camera/color/image_raw ee_pose:=/franka/ee_pose joy:=/spacenav/joy

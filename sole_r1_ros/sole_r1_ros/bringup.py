@@ -115,8 +115,11 @@ def check_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
 
 
 def write_params_file(path: str | os.PathLike, params: Mapping[str, Mapping[str, Any]]) -> None:
-    """Write ``params`` as a ROS 2 parameters file (every node under ``/**/<node>``, dotted
-    names as nested sections, as the launch YAML writes them)."""
+    """Write ``params`` as a ROS 2 parameters file.
+
+    Every node goes under ``/**/<node>`` and dotted names become nested sections, as the launch
+    YAML files write them.
+    """
     doc = {}
     for node, values in params.items():
         section: dict[str, Any] = {}
@@ -142,8 +145,11 @@ class NodeProcesses:
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
-        """Start every node; each in its own session, so a terminal's Ctrl-C reaches only us
-        and every node is told to stop exactly once, in order."""
+        """Start every node, each in its own session.
+
+        So a terminal's Ctrl-C reaches only this runner, and every node is told to stop exactly
+        once, in order.
+        """
         self._log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         for node in self._nodes:
@@ -190,8 +196,11 @@ class NodeProcesses:
 
 
 def _stop_with_parent() -> None:
-    """In the child: get SIGINT when the runner dies, however it dies, so no node outlives it
-    (the learner then holds the robot and checkpoints as on Ctrl-C). Linux only."""
+    """Ask for SIGINT when the runner dies (in the child, before exec; Linux only).
+
+    However the runner dies, no node outlives it: the learner then holds the robot and writes
+    a checkpoint as on Ctrl-C.
+    """
     import ctypes
     try:
         ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG

@@ -44,6 +44,7 @@ def option(default: Any = MISSING, help: str = '', *,  # noqa: A002 (TRL's name)
     Args:
         default: the value when none is given (or use ``default_factory`` for a nested config).
         help: what the field means, with its unit in brackets.
+        default_factory: makes the default (a nested config) instead of ``default``.
         range: inclusive (min, max) for a number, or for each element of a tuple; None on a
             side leaves it open.
         choices: the only values allowed (strings, or each element of a tuple).

@@ -1,5 +1,7 @@
-"""``sole-r1 demo`` (``make demo``): a simulated robot learns a Meta-World task from video
-progress rewards alone, from pixels and proprioception, on a CPU, in about a quarter of an hour.
+"""``sole-r1 demo`` (``make demo``): a simulated robot learns a task from video rewards alone.
+
+A Meta-World task, learned from pixels and proprioception on a CPU in about a quarter of an
+hour.
 
 drawer-close is the default task because its goal is visible: reach, push and pick-place mark
 their goal only with a site the cameras hide, so a video reward cannot see it and the policy

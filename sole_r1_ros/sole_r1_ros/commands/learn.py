@@ -375,8 +375,8 @@ class _Session:
             'learning_wall_s': round(learn_s, 1) if learn_s else None,
             'total_wall_s': round(time.monotonic() - self.started_s, 1),
             'eval_episodes': evaluation.get('episodes', 0),
-            'true_success': evaluation.get('success_rate_ground_truth'),
-            'predicted_success': evaluation.get('success_rate_progress'),
+            'true_success': _rounded(evaluation.get('success_rate_ground_truth')),
+            'predicted_success': _rounded(evaluation.get('success_rate_progress')),
             'git_commit': _git_commit()}
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
 
@@ -392,6 +392,11 @@ def _policy_input(learner: dict) -> str:
         return 'simulator state (privileged baseline)'
     cameras = f"cameras {' + '.join(sensing.views)}, " if variant == 'pixels' else ''
     return cameras + 'joint states' + (', end-effector pose' if sensing.use_ee_pose else '')
+
+
+def _rounded(value: float | None) -> float | None:
+    """A float32 rate from the action result, as the fraction it is (0.7, not 0.6999999881)."""
+    return None if value is None else round(float(value), 4)
 
 
 def _git_commit() -> str | None:

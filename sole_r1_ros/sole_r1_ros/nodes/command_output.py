@@ -31,7 +31,9 @@ class CommandOutput:
     def __init__(self, node, layout: str, config: CommandConfig, box: SafetyBox,
                  joint_names: tuple[str, ...], limits: JointLimits, command_topic: str,
                  gripper_topic: str, period_s: float) -> None:
-        """Raises:
+        """Create the publishers of one command form.
+
+        Raises:
             ValueError: a combination no controller takes (joint commands as a twist, ...).
         """
         if layout not in ACTION_LAYOUTS:

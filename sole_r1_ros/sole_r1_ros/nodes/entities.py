@@ -3,8 +3,10 @@ from typing import Any
 
 
 def destroy_entity(node, entity: Any) -> None:
-    """Destroy a subscription, publisher, service, client, timer or action server of ``node``
-    (the lifecycle's on_cleanup undoes on_configure)."""
+    """Destroy a subscription, publisher, service, client, timer or action server of ``node``.
+
+    A lifecycle node's on_cleanup undoes its on_configure with it.
+    """
     from rclpy.action import ActionServer
     from rclpy.client import Client
     from rclpy.publisher import Publisher

@@ -30,8 +30,10 @@ class EvaluateAction:
         self._node.destroy_timer(self._timer)
 
     async def _evaluate(self, goal_handle):
-        """Run evaluation episodes; a coroutine, so the single-threaded executor keeps serving
-        every other callback while it waits (the ``_tick`` timer wakes it five times a second).
+        """Run evaluation episodes, publishing feedback after each.
+
+        A coroutine, so the single-threaded executor keeps serving every other callback while
+        it waits (the ``_tick`` timer wakes it five times a second).
         """
         request = goal_handle.request
         threshold = float(request.progress_threshold or 90.0)

@@ -237,7 +237,7 @@ class LearnerNode(LifecycleNode):
             since = time.monotonic() - last
             if not ready and since < self._configs['sensing'].camera_timeout_s:
                 continue   # nothing new; once the camera is overdue, step() holds the robot
-            if since < 0.8 * period:
+            if since < 0.8 * period and self.loop.config.pace_to_control_rate:
                 time.sleep(0.8 * period - since)   # a camera faster than the control rate
             try:
                 self.loop.step()

@@ -226,8 +226,11 @@ class SimRobotNode(Node):
             self._publish(robot, observation, info, tick)
 
     def _publish(self, robot, observation, info, tick: int) -> None:
-        """Proprioception first, then the frames: a learner waiting for a frame finds the
-        joint states and pose of the same moment already there."""
+        """Publish proprioception first, then the frames.
+
+        A learner waiting for a frame then finds the joint states and pose of the same moment
+        already there.
+        """
         stamp = self.get_clock().now().to_msg()
         joints = JointState(name=list(observation.joint_names),
                             position=observation.joint_positions.tolist(),

@@ -16,8 +16,10 @@ from rclpy.signals import SignalHandlerOptions
 
 
 class Stop(BaseException):
-    """Raised by our signal handler to leave the spin loop (a BaseException, like
-    KeyboardInterrupt, so no callback's ``except Exception`` swallows it)."""
+    """Raised by our signal handler to leave the spin loop.
+
+    A BaseException, like KeyboardInterrupt, so no callback's ``except Exception`` swallows it.
+    """
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -75,8 +77,10 @@ def set_torch_threads(threads: int) -> None:
 
 
 class BackgroundSpinner:
-    """Spin nodes on a single-threaded executor in a daemon thread (for programs whose main
-    thread does other work: the runner's monitor, ``sole-r1 record``, benchmarks).
+    """Spin nodes on a single-threaded executor in a daemon thread.
+
+    For programs whose main thread does other work: the runner's monitor, ``sole-r1 record``,
+    benchmarks.
 
     Example::
 

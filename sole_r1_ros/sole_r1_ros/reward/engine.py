@@ -180,8 +180,10 @@ class RewardEngine:
                               latency_s=reply.latency_s, **common)
 
     def close(self) -> None:
-        """Stop the call thread, waiting at most ``timeout_s`` for a running call, then free
-        the backend."""
+        """Stop the call thread and free the backend.
+
+        A running call is waited for at most ``timeout_s``.
+        """
         with self._worker_lock:
             worker, self._worker = self._worker, None
         if worker is not None:

@@ -121,8 +121,9 @@ class EpisodeTracker:
             from_zero=self._from_zero, privileged_progress=self._latest_privileged)
 
     def record(self, result: ProgressResult) -> bool:
-        """Accept the result of the pending query; its frame becomes the 'previous' column
-        (unless the backend failed, see below).
+        """Accept the result of the pending query.
+
+        Its frame becomes the 'previous' column, unless the backend failed (see below).
 
         Returns:
             False (and changes nothing) for a result of another episode or a stale query.

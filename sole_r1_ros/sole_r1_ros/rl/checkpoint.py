@@ -41,8 +41,10 @@ class CheckpointError(RuntimeError):
 
 @dataclass
 class Checkpoint:
-    """A checkpoint's content: read and verified from ``path``, or a ``snapshot`` in memory
-    (``path`` None); ``restore`` puts it into an agent and a buffer."""
+    """A checkpoint's content; ``restore`` puts it into an agent and a buffer.
+
+    Read and verified from ``path``, or a ``snapshot`` in memory (``path`` None).
+    """
 
     path: Path | None
     agent_state: dict[str, Any]

@@ -32,6 +32,10 @@ class LoopConfig:
 
     control_rate_hz: float = option(10.0, 'at most one action per period; a faster camera is '
                                     'subsampled [Hz]', range=(0.1, 1000.0), read_only=True)
+    pace_to_control_rate: bool = option(
+        True, 'act at most once per control period of wall-clock time (a camera faster than '
+        'the control rate is subsampled); false for a lock-step simulator, whose steps take '
+        'simulated time, so it runs as fast as it can', read_only=True)
     episode_length: int = option(100, 'steps per episode', range=(2, 10**7))
     reward_timeout_s: float = option(30.0, 'learning pauses when no progress reward came for '
                                      'this long; control carries on [s]', range=(0.1, 86400.0))
@@ -50,8 +54,11 @@ class LoopConfig:
 
 
 class Robot(Protocol):
-    """What the loop needs of a robot. Every method returns promptly and never raises for a
-    robot-side problem (log, count, and hold instead)."""
+    """What the loop needs of a robot.
+
+    Every method returns promptly and never raises for a robot-side problem (it logs, counts
+    and holds instead).
+    """
 
     def observe(self) -> Sensed | None:
         """The newest whole observation, or None when an input is stale or missing."""
@@ -120,9 +127,16 @@ class ControlLoop:
                  observation: Callable[[Sensed], Mapping[str, np.ndarray]],
                  human: Human | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        """Args:
+        """Wire the loop to its learner, robot and (optionally) a person.
+
+        Args:
+            learner: the agent, replay and checkpoints.
+            robot: observe / send / hold / reset / announce, see ``Robot``.
+            config: episode length, rates, timeouts.
             observation: turns a ``Sensed`` into the agent's observation dict
                 (``rl.preprocess.prepare_observation`` with the agent's config).
+            human: a teleoperation source; None: the policy always drives.
+            clock: monotonic seconds (tests inject one).
         """
         self.learner = learner
         self.config = config

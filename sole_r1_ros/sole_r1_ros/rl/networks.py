@@ -158,8 +158,11 @@ class Actor(nn.Module):
 
     def __init__(self, repr_dim: int, extra_dim: int, feature_dim: int, hidden_dim: int,
                  action_dim: int, bf16: bool = False) -> None:
-        """``extra_dim``: proprioception appended after the trunk (0 for the state variant);
-        ``bf16``: see ``Trunk``."""
+        """Build the trunk and the policy head.
+
+        ``extra_dim`` is the proprioception appended after the trunk (0 for the state variant);
+        ``bf16``: see ``Trunk``.
+        """
         super().__init__()
         self.trunk = Trunk(repr_dim, feature_dim, bf16)
         self.policy = _mlp(feature_dim + extra_dim, hidden_dim, action_dim)

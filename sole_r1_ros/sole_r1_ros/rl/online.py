@@ -131,8 +131,11 @@ class OnlineLearner:
     # -- learning ---------------------------------------------------------------------------
     def learn(self, max_updates: int = 1,
               keep_going: Callable[[], bool] = lambda: True) -> dict[str, float] | None:
-        """Run the updates the update-to-data ratio owes (at most ``max_updates``), stopping
-        early once ``keep_going()`` is false (a shutdown waits for one update, not a round)."""
+        """Run the updates the update-to-data ratio owes, at most ``max_updates``.
+
+        Stops early once ``keep_going()`` is false, so a shutdown waits for one update, not a
+        round.
+        """
         if not self.replay.ready():
             return None
         due = min(max_updates, self.agent.updates_due(self.learning_steps))

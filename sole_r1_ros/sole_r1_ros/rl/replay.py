@@ -98,8 +98,13 @@ class ReplayBuffer:
         """Allocate storage for ``config.capacity`` frames.
 
         Args:
+            config: capacity, fill rule, shaping and the rest of the buffer's settings.
+            state_dim: length of the state vector per frame.
+            action_dim: length of an action.
             image_keys: camera views stored per frame, each 3 x image_size x image_size uint8.
-            n_step, discount: n and gamma of the sampled n-step returns (from ``DrQConfig``).
+            image_size: side of the stored views [px].
+            n_step: n of the sampled n-step returns (from ``DrQConfig``).
+            discount: gamma of the sampled n-step returns (from ``DrQConfig``).
         """
         if state_dim < 1 or action_dim < 1 or n_step < 1 or not 0.0 < discount <= 1.0:
             raise ValueError(f'bad replay shape: state_dim={state_dim}, action_dim={action_dim}, '

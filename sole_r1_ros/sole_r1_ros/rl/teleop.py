@@ -193,6 +193,8 @@ class Teleop:
         """Read one Joy message; return the decision now in force, with what it changed.
 
         Args:
+            axes: the Joy message's axes.
+            buttons: the Joy message's buttons (0 / 1).
             gripper_now: the gripper value of the last command sent, in [-1, 1]; a takeover
                 starts from it, so the gripper does not change when the human takes over.
             now: the message's arrival time (default: the clock) [s].

@@ -31,7 +31,7 @@ def _frozen(array: np.ndarray) -> np.ndarray:
 
 
 def _xyzw(wxyz: np.ndarray) -> np.ndarray:
-    """MuJoCo's (w, x, y, z) quaternion as a new unit (x, y, z, w) array."""
+    """Reorder a MuJoCo (w, x, y, z) quaternion into a new unit (x, y, z, w) array."""
     q = np.asarray(wxyz, dtype=np.float64)[[1, 2, 3, 0]]
     return q / np.linalg.norm(q)
 

@@ -187,7 +187,7 @@ class TaskProgress:
         return self._measure.threshold
 
     def distance(self, env: Any, obs: np.ndarray, info: Mapping[str, Any]) -> float:
-        """Return the current success distance (m, or rad for lever-pull)."""
+        """Return the current success distance in m (rad for lever-pull)."""
         return self._measure.distance(env, obs, info)
 
     def start(self, env: Any, obs: np.ndarray, info: Mapping[str, Any]) -> None:

@@ -49,7 +49,10 @@ def draw_overlay(external: np.ndarray, wrist: np.ndarray | None, goal: str,
     """Return an RGB image: the views on top, then goal, progress, curve and reasoning.
 
     Args:
-        external, wrist: RGB frames (wrist may be None).
+        external: the external camera's RGB frame.
+        wrist: the wrist camera's RGB frame, or None.
+        goal: the task in words.
+        frame_height: height the views are scaled to [px].
         history: (step, progress %) of the episode's answers so far, oldest first.
         reasoning: the model's latest reasoning; wrapped and cut to five lines.
         title: a first line such as 'episode 3 step 40 (gripper)'.

@@ -1,5 +1,8 @@
-"""OpenAI-compatible backend against real local HTTP servers: concurrency, keep-alive, order,
-failure isolation (hang, 5xx, garbage JSON), a dead server, and the API key kept secret."""
+"""OpenAI-compatible backend against real local HTTP servers.
+
+Concurrency, keep-alive, order, failure isolation (hang, 5xx, garbage JSON), a dead server, and
+the API key kept secret.
+"""
 import base64
 import dataclasses
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer

@@ -217,8 +217,10 @@ def test_bf16_is_read_from_the_cpu_flags():
 
 
 def test_bfloat16_update_is_finite_and_close_to_float32():
-    """Same seed and batch: bf16 autocast in the encoder changes losses and actions only a little,
-    and weights, optimiser state and the returned features stay float32."""
+    """Same seed and batch: bf16 autocast changes losses and actions only a little.
+
+    Weights, optimiser state and the returned features stay float32.
+    """
     rng = np.random.default_rng(5)
     agents = {p: make_agent('pixels', precision=p) for p in ('float32', 'bfloat16')}
     batches = [random_batch(agents['float32'], rng) for _ in range(3)]
@@ -258,8 +260,11 @@ def test_one_update_encodes_the_observation_once_and_the_next_one_once():
 
 @pytest.mark.parametrize('precision', ['float32', 'bfloat16'])
 def test_pixels_agent_learns_which_action_the_image_rewards(precision):
-    """Bandit (discount 0) whose only cue is the image: r = a_0 when the views are bright and
-    -a_0 when dark; proprioception is zero. mu_0(bright) must climb and mu_0(dark) fall."""
+    """A bandit (discount 0) whose only cue is the image.
+
+    r = a_0 when the views are bright and -a_0 when dark; proprioception is zero. mu_0(bright)
+    must climb and mu_0(dark) fall.
+    """
     agent = make_agent('pixels', precision=precision, lr=1e-3, aug_pad=1)
     rng = np.random.default_rng(8)
 

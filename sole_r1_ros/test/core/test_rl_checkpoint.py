@@ -27,8 +27,10 @@ def build(seed: int = 0) -> tuple[DrQAgent, ReplayBuffer]:
 
 
 def fill(agent: DrQAgent, replay: ReplayBuffer, episodes: int = 2, length: int = 12) -> None:
-    """Episodes of frames; labels for every other frame of all but the last 4 steps, one early
-    label, then a few updates."""
+    """Fill a buffer with episodes of frames, labels and a few updates.
+
+    Labels for every other frame of all but the last 4 steps, one early label.
+    """
     rng = np.random.default_rng(0)
     for episode in range(episodes):
         for t in range(length + 1):

@@ -1,5 +1,8 @@
-"""The online learner and its control loop without ROS: episodes, holding, a human, evaluation,
-stamp-matched labels, pausing learning, checkpoints that are never thrown away."""
+"""The online learner and its control loop without ROS.
+
+Episodes, holding, a human, evaluation, stamp-matched labels, pausing learning, and checkpoints
+that are never thrown away.
+"""
 import numpy as np
 import pytest
 

@@ -18,7 +18,7 @@ def make_buffer(n_step: int = 3, image_keys: tuple[str, ...] = (), **kwargs) -> 
 
 
 def frame(episode: int, step: int, image_keys: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """state = (episode, step), so a sampled transition says where it came from."""
+    """Make a frame whose state is (episode, step): a sampled transition says its origin."""
     obs = {'state': np.array([episode, step], np.float32)}
     for i, key in enumerate(image_keys):
         obs[key] = np.full((3, 16, 16), (10 * step + i) % 256, np.uint8)

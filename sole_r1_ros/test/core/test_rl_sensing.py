@@ -1,5 +1,7 @@
-"""The newest whole observation from sensors on their own schedules: pairing views of one
-moment, freshness, and rejecting what cannot be used (never raising)."""
+"""The newest whole observation from sensors on their own schedules.
+
+Pairing views of one moment, freshness, and rejecting what cannot be used (never raising).
+"""
 import threading
 
 import numpy as np

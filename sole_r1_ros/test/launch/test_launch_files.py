@@ -17,7 +17,7 @@ _LAUNCH_FILES = sorted(f for f in os.listdir(_LAUNCH_DIR) if f.endswith('.launch
 
 
 def _console_scripts() -> dict[str, str]:
-    """executable name -> module, parsed from setup.py."""
+    """Map executable name -> module, parsed from setup.py."""
     source = open(os.path.join(_PACKAGE_ROOT, 'setup.py')).read()
     return dict(re.findall(r"'([\w-]+) = ([\w.]+):main'", source))
 

@@ -1,5 +1,8 @@
-"""Test doubles on real DDS: a sink that keeps messages, and a fake arm that publishes what an
-arm driver does (cameras, joint states, an end-effector pose) and records every command form."""
+"""Test doubles on real DDS: a sink that keeps messages, and a fake arm.
+
+The arm publishes what an arm driver does (cameras, joint states, an end-effector pose) and
+records every command form.
+"""
 import threading
 import time
 
@@ -40,8 +43,10 @@ class Sink:
 
 
 class FakeArm(Node):
-    """An arm driver at ``rate_hz``: two cameras, joint_states and ee_pose in ``frame``; its
-    commands of every form land in ``commands[<topic>]``. Switch inputs off to make them stale.
+    """An arm driver at ``rate_hz``: two cameras, joint_states and ee_pose in ``frame``.
+
+    Its commands of every form land in ``commands[<topic>]``. Switch inputs off to make them
+    stale.
     """
 
     COMMAND_TOPICS = {'forward_command_controller/commands': Float64MultiArray,

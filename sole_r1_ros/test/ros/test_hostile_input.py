@@ -1,8 +1,10 @@
-"""Nothing one message can do stops the graph (issue 13): every node's callbacks reject what they
-cannot use, count it, log it once and bounded, and the loop keeps stepping and labelling."""
+"""Nothing one message can do stops the graph (issue 13).
+
+Every node's callbacks reject what they cannot use, count it, log it once and bounded, and the
+loop keeps stepping and labelling.
+"""
 import time
 
-import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')

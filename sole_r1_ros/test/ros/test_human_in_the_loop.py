@@ -1,6 +1,9 @@
-"""A person steps in over DDS: a Joy dead-man takes over within a control period and is clamped
-like the policy, release hands back, intervened steps are flagged, labels land in the episode
-log and the bag, and a malformed Joy message makes the robot hold."""
+"""A person steps in over DDS.
+
+A Joy dead-man takes over within a control period and is clamped like the policy, release hands
+back, intervened steps are flagged, labels land in the episode log and the bag, and a malformed
+Joy message makes the robot hold.
+"""
 import time
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""`sole-r1 learn` end to end in a subprocess: commands, labels, checkpoint, bag, resume, Ctrl-C"""
+"""`sole-r1 learn` end to end in a subprocess: checkpoints, bags, resume, signals, checks."""
 import json
 import os
 import signal
@@ -80,8 +80,11 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     ('learning', [signal.SIGTERM]), ('evaluation', [signal.SIGINT]),
     ('evaluation', [signal.SIGINT, signal.SIGINT]), ('evaluation', [signal.SIGTERM])])
 def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals):
-    """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning or evaluating: the robot holds, a
-    loadable checkpoint and a readable bag are left, and the command exits 130 / 143 in 10 s."""
+    """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning or evaluating.
+
+    The robot holds, a loadable checkpoint and a readable bag are left, and the command exits
+    130 / 143 within 10 s.
+    """
     from sole_r1_ros.rl import load_latest
     run_dir, log_path = tmp_path / 'run', tmp_path / 'out.txt'
     steps, evaluation = (10**6, '0') if phase == 'learning' else (60, '50')

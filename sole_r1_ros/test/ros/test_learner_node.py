@@ -1,5 +1,8 @@
-"""learner_node over real DDS: learning from late rewards with the simulated robot, every command
-form, the safety box, holding on stale input, pause, evaluation, and resuming after a kill."""
+"""learner_node over real DDS, with the simulated robot or a fake arm.
+
+Learning from late rewards, every command form, the safety box, holding on stale input, pause,
+evaluation, and resuming after a kill.
+"""
 import os
 import signal
 import subprocess
@@ -199,8 +202,10 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
 
 @pytest.mark.timeout(200)
 def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path):
-    """SIGKILL: no clean-up at all. What comes back is the newest checkpoint on disk, and a
-    transition already labelled is never labelled again."""
+    """A SIGKILL leaves no clean-up at all: the newest checkpoint on disk comes back.
+
+    And a transition already labelled is never labelled again.
+    """
     sim = ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=_p(
         task='reach-v3', image_width=48, image_height=48, rate_hz=20.0)))
     ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=_p(

@@ -1,5 +1,8 @@
-"""camera_node + reward_node over real DDS: queries, stamps, batching, goal changes, lifecycle,
-malformed images and backends that fail or hang."""
+"""camera_node + reward_node over real DDS.
+
+Queries, stamps, batching, goal changes, lifecycle, malformed images and backends that fail or
+hang.
+"""
 import time
 
 import numpy as np
