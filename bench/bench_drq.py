@@ -19,9 +19,7 @@ import contextlib
 import copy
 import dataclasses
 import json
-import os
 from pathlib import Path
-import platform
 import statistics
 import sys
 import time
@@ -31,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import results_io
 from sole_r1_ros.rl.config import DrQConfig
 from sole_r1_ros.rl.drq import DrQAgent
 from sole_r1_ros.rl.networks import cpu_has_bf16, random_shift
@@ -258,15 +257,7 @@ def _loadavg() -> str:
 
 
 def hardware() -> dict[str, Any]:
-    model = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return {'cpu_cores': os.cpu_count(), 'cpu_model': model, 'cpu_has_bf16': cpu_has_bf16(),
-            'torch': torch.__version__, 'python': sys.version.split()[0]}
+    return results_io.hardware(cpu_has_bf16=cpu_has_bf16(), torch=torch.__version__)
 
 
 def table(doc: dict[str, Any]) -> str:

@@ -20,12 +20,12 @@ import datetime
 import json
 import os
 from pathlib import Path
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 
+import results_io
 from sole_r1_ros.bringup import check_params, config_dir, load_params, node_sections
 
 RESULTS = Path(__file__).resolve().parent / 'results'
@@ -97,11 +97,11 @@ def run_graph(task: str, learning: bool, seconds: float, warmup_steps: int) -> d
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
     from sole_r1_ros.nodes.run_monitor import RunMonitorNode
     from sole_r1_ros.nodes.spin import BackgroundSpinner
+    from sole_r1_ros.sim import TASK_GOALS
     run_dir = Path(tempfile.mkdtemp(prefix='bench_loop_'))
     params = demo_params(task, learning)
     params['learner_node']['run_dir'] = str(run_dir)
-    params['reward_node']['goal'] = __import__('sole_r1_ros.sim', fromlist=['x']).TASK_GOALS[
-        task]
+    params['reward_node']['goal'] = TASK_GOALS[task]
     params['recorder_node'] = {'bag_path': str(run_dir / 'bag')}
     write_params_file(run_dir / 'params.yaml', params)
     rclpy.init()
@@ -133,17 +133,6 @@ def run_graph(task: str, learning: bool, seconds: float, warmup_steps: int) -> d
     return {'steps_per_s': round((last[1] - first[1]) / elapsed, 2),
             'updates_per_s': round((last[2] - first[2]) / elapsed, 2),
             'seconds': round(elapsed, 1), 'run_dir': str(run_dir)}
-
-
-def hardware() -> dict:
-    model = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return {'cpu_cores': os.cpu_count(), 'cpu_model': model, 'python': sys.version.split()[0]}
 
 
 def write_table(doc: dict, path: Path) -> str:
@@ -178,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault('MUJOCO_GL', 'egl')
     doc = {'date': datetime.datetime.now().isoformat(timespec='minutes'), 'task': args.task,
-           'hardware': hardware(), 'load_average_start': os.getloadavg()[0],
+           'hardware': results_io.hardware(), 'load_average_start': os.getloadavg()[0],
            'git_commit': subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True,
                                         text=True).stdout.strip()}
     for learning in args.learning.split(','):

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 from pathlib import Path
-import platform
 import sys
 import time
 from typing import Any
@@ -37,6 +36,7 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results_io  # noqa: E402
 from sim_loop import DirectSimRobot  # noqa: E402
 from sole_r1_ros.rl import (  # noqa: E402
     CommandConfig, ControlLoop, DrQConfig, LoopConfig, OnlineLearner, prepare_observation,
@@ -268,16 +268,7 @@ def write_outputs(records: list[dict[str, Any]], out: Path) -> None:
 
 
 def hardware() -> dict[str, Any]:
-    model = platform.processor() or 'unknown'
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            model = next(line.split(':', 1)[1].strip() for line in f
-                         if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return {'cpu_cores': os.cpu_count(), 'cpu_model': model, 'machine': platform.machine(),
-            'torch': torch.__version__, 'torch_threads': torch.get_num_threads(),
-            'python': sys.version.split()[0]}
+    return results_io.hardware(torch=torch.__version__, torch_threads=torch.get_num_threads())
 
 
 def write_table(runs: list[dict[str, Any]], path: Path) -> None:

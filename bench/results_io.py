@@ -1,6 +1,8 @@
 """Shared by the benchmarks: keep one JSON file per benchmark, one entry per mode."""
 import json
 import os
+import platform
+import sys
 
 
 def merge_result(path: str, key: str, result: dict) -> None:
@@ -13,3 +15,19 @@ def merge_result(path: str, key: str, result: dict) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, 'w', encoding='utf-8') as stream:
         json.dump(results, stream, indent=2)
+
+
+def cpu_model() -> str:
+    """The CPU's model name (from /proc/cpuinfo where there is one)."""
+    try:
+        with open('/proc/cpuinfo', encoding='utf-8') as f:
+            return next(line.split(':', 1)[1].strip() for line in f
+                        if line.startswith('model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or 'unknown'
+
+
+def hardware(**extra) -> dict:
+    """What a benchmark ran on: cores, CPU, machine, Python (plus ``extra``)."""
+    return {'cpu_cores': os.cpu_count(), 'cpu_model': cpu_model(),
+            'machine': platform.machine(), 'python': sys.version.split()[0], **extra}

@@ -4,6 +4,7 @@ Multisampling, shadow maps and reflections cost about 90 % of a frame under llvm
 nothing a progress model needs, so they are off; sites (the goal marker among them) are hidden
 because they would show the policy and the reward model where the goal is.
 """
+import os
 import threading
 from typing import Any, Sequence
 
@@ -99,6 +100,10 @@ class CameraRig:
         return self._renderer
 
     def _create_renderer(self) -> Any:
+        # Mesa's llvmpipe rasterises with one thread per core by default; on a busy two-core
+        # machine one thread measured faster (14.6 vs 19.7 ms per step for two 64 px cameras,
+        # load average 4). Read when the first GL context starts; LP_NUM_THREADS overrides it.
+        os.environ.setdefault('LP_NUM_THREADS', '1')
         mujoco = import_mujoco()
         quality = self._model.vis.quality
         global_ = self._model.vis.global_

@@ -37,6 +37,13 @@ class Sink:
         with self.lock:
             return len(self.messages)
 
+    def count(self) -> int:
+        return len(self)
+
+    def last(self):
+        with self.lock:
+            return self.messages[-1] if self.messages else None
+
     def since(self, start: float) -> list:
         with self.lock:
             return [m for m, t in zip(self.messages, self.times) if t >= start]

@@ -1,5 +1,4 @@
 """sim_robot_node over real DDS: cameras, commands, reset, malformed input, a scripted expert."""
-import threading
 import time
 
 import numpy as np
@@ -15,6 +14,7 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
+from fakes import Sink  # noqa: E402
 from sole_r1_interfaces.msg import TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
@@ -27,30 +27,8 @@ def _sim(graph, **overrides) -> SimRobotNode:
     return graph.add(node)
 
 
-class _Latest:
-    """Subscription sink that keeps every message with its arrival time."""
-
-    def __init__(self) -> None:
-        self.messages: list = []
-        self.times: list[float] = []
-        self.lock = threading.Lock()
-
-    def __call__(self, msg) -> None:
-        with self.lock:
-            self.messages.append(msg)
-            self.times.append(time.monotonic())
-
-    def last(self):
-        with self.lock:
-            return self.messages[-1] if self.messages else None
-
-    def count(self) -> int:
-        with self.lock:
-            return len(self.messages)
-
-
-def _subscribe(probe, msg_type, topic, qos=10) -> _Latest:
-    sink = _Latest()
+def _subscribe(probe, msg_type, topic, qos=10) -> Sink:
+    sink = Sink()
     probe.create_subscription(msg_type, topic, sink, qos)
     return sink
 
