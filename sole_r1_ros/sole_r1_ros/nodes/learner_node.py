@@ -142,6 +142,7 @@ class LearnerNode(LifecycleNode):
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
+        self._robot.stopping.clear()
         self._threads = [threading.Thread(target=self._act, name='actor', daemon=True),
                          threading.Thread(target=self._learn, name='learner', daemon=True)]
         for thread in self._threads:
@@ -170,6 +171,8 @@ class LearnerNode(LifecycleNode):
         """
         deadline = time.monotonic() + self._configs['node'].stop_budget_s
         self._running.clear()
+        if self._robot is not None:
+            self._robot.stopping.set()   # a reset in progress gives up
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic() - 1.0))
             if self._robot is not None:

@@ -6,6 +6,7 @@ with a bounded wait, episode boundaries and results onto their topics. Methods c
 loop never raise for a robot-side problem; message callbacks return a rejection reason instead.
 """
 import threading
+import time
 
 import numpy as np
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -39,6 +40,7 @@ class RobotClient:
         self._last_episode = ''
 
         self._tf = None
+        self.stopping = threading.Event()   # set by the node's stop(): waits end early
 
     def publishers(self, episode_pub, result_pub, marker_pub) -> None:
         self._episode_pub, self._result_pub, self._marker_pub = (episode_pub, result_pub,
@@ -132,19 +134,30 @@ class RobotClient:
             self._firewall.reject('hold', f'{type(exc).__name__}: {exc}')
 
     def reset(self) -> bool:
+        """Call the reset service; give up at its timeout or as soon as ``stopping`` is set
+        (a stop must not wait for a robot that will never answer)."""
         if self._reset is None:
             return True
-        if not self._reset.wait_for_service(timeout_sec=5.0):
+        if not self._wait(lambda: self._reset.service_is_ready(), 5.0):
             self._node.get_logger().error('reset service unavailable; continuing without reset')
             return False
         done = threading.Event()
         future = self._reset.call_async(Trigger.Request())
         future.add_done_callback(lambda _: done.set())
-        if not done.wait(_RESET_TIMEOUT_S):
-            self._node.get_logger().error(f'reset did not answer within {_RESET_TIMEOUT_S} s')
+        if not self._wait(done.is_set, _RESET_TIMEOUT_S):
+            if not self.stopping.is_set():
+                self._node.get_logger().error(f'reset did not answer within {_RESET_TIMEOUT_S} s')
             return False
         result = future.result()
         return result is not None and result.success
+
+    def _wait(self, condition, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while not condition():
+            if self.stopping.is_set() or time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def announce(self, episode_id: str) -> None:
         msg = Episode(episode_id=episode_id)
