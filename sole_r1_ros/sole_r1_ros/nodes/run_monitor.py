@@ -37,6 +37,7 @@ class RunMonitorNode(Node):
         self._stream = open(episodes_jsonl, 'a', encoding='utf-8')
         self._lock = threading.Lock()
         self._episode: dict | None = None
+        self._closing: dict[str, dict] = {}   # ended episodes waiting for their result
         self.recent: deque = deque(maxlen=20)
         self._latencies: deque = deque(maxlen=50)
         self.status: dict[str, dict[str, str]] = {}
@@ -66,30 +67,36 @@ class RunMonitorNode(Node):
 
     def _episode_callback(self, msg: Episode) -> None:
         with self._lock:
-            if self._episode is not None and self._episode['episode_id'] == msg.episode_id:
+            current = self._episode
+            if current is not None and current['episode_id'] == msg.episode_id:
                 return
-            self._close_episode()
-            if msg.episode_id:
-                self._episode = {'episode_id': msg.episode_id, 'progress': [],
-                                 'max_true_progress': None, 'success': False}
+            if current is not None:
+                current['ended'] = True
+                self._closing[current['episode_id']] = current
+                self._write_if_complete(current)
+            while len(self._closing) > 4:   # results that never came: write what is known
+                self._write_if_complete(next(iter(self._closing.values())), force=True)
+            self._episode = ({'episode_id': msg.episode_id, 'progress': [],
+                              'max_true_progress': None, 'success': False}
+                             if msg.episode_id else None)
 
     def _result_callback(self, msg: EpisodeResult) -> None:
+        """The learner's result: with the episode's end (in either order) its line is written."""
         with self._lock:
-            for episode in (self._episode, *reversed(self.recent)):
-                if episode is not None and episode['episode_id'] == msg.episode_id:
-                    episode.update(steps=int(msg.steps), evaluation=bool(msg.evaluation),
-                                   env_steps=int(msg.env_steps),
-                                   intervention_rate=float(msg.intervention_rate),
-                                   label=msg.label or None)
-                    break
+            episode = self._find(msg.episode_id)
+            if episode is not None:
+                episode.update(steps=int(msg.steps), evaluation=bool(msg.evaluation),
+                               env_steps=int(msg.env_steps),
+                               intervention_rate=float(msg.intervention_rate),
+                               label=msg.label or None, result=True)
+                self._write_if_complete(episode)
 
     def _progress_callback(self, msg: ProgressReward) -> None:
         with self._lock:
             self._latencies.append(msg.latency)
-            if self._episode is not None and msg.episode_id == self._episode['episode_id']:
-                self._episode['progress'].append(float(msg.progress))
-            elif self.recent and self.recent[-1]['episode_id'] == msg.episode_id:
-                self.recent[-1]['final_progress'] = float(msg.progress)   # the 'final' query
+            episode = self._find(msg.episode_id)   # ended ones still get their final answer
+            if episode is not None and 'written' not in episode:
+                episode['progress'].append(float(msg.progress))
 
     def _truth_callback(self, msg: TaskState) -> None:
         with self._lock:
@@ -98,20 +105,31 @@ class RunMonitorNode(Node):
                 self._episode['max_true_progress'] = max(best, float(msg.progress))
                 self._episode['success'] |= bool(msg.success)
 
+    def _find(self, episode_id: str) -> dict | None:
+        if self._episode is not None and self._episode['episode_id'] == episode_id:
+            return self._episode
+        return self._closing.get(episode_id)
+
+    def _write_if_complete(self, episode: dict, force: bool = False) -> None:
+        """One JSON line per episode, once it ended and its result came (or at close)."""
+        if not (force or (episode.get('ended') and episode.get('result'))):
+            return
+        self._closing.pop(episode['episode_id'], None)
+        progress = episode.pop('progress')
+        if not progress:
+            return
+        episode.pop('ended', None)
+        episode.pop('result', None)
+        episode.update(final_progress=progress[-1], max_progress=max(progress),
+                       answers=len(progress), written=True)
+        self._stream.write(json.dumps({k: v for k, v in episode.items() if k != 'written'})
+                           + '\n')
+        self._stream.flush()
+        self.recent.append(episode)
+
     def _image_callback(self, msg: Image) -> None:
         if self._video is not None:
             self._video.write(np.ascontiguousarray(image_to_rgb(msg)[:, :, ::-1]))
-
-    def _close_episode(self) -> None:
-        episode, self._episode = self._episode, None
-        if episode is None or not episode['progress']:
-            return
-        progress = episode.pop('progress')
-        episode.update(final_progress=progress[-1], max_progress=max(progress),
-                       answers=len(progress))
-        self._stream.write(json.dumps(episode) + '\n')
-        self._stream.flush()
-        self.recent.append(episode)
 
     # -- for the runner ---------------------------------------------------------------------
     def counter(self, node: str, key: str, default: float = 0.0) -> float:
@@ -154,7 +172,11 @@ class RunMonitorNode(Node):
 
     def close(self) -> None:
         with self._lock:
-            self._close_episode()
+            for episode in [*self._closing.values(), self._episode]:
+                if episode is not None:
+                    self._write_if_complete(episode, force=True)
+            self._closing.clear()
+            self._episode = None
             self._stream.close()
         self.stop_video()
 
