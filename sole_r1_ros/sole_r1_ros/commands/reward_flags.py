@@ -4,6 +4,7 @@ range and help text is ``RewardConfig``'s own)."""
 import argparse
 import math
 import os
+import tempfile
 from typing import Any
 
 from sole_r1_ros.configuration import from_mapping, specs
@@ -91,9 +92,7 @@ def check_writable(*paths: str | None) -> None:
             raise ValueError(f'cannot write {path}: {exc.strerror}') from exc
         if os.path.isdir(path):
             raise ValueError(f'cannot write {path}: it is a folder')
-        target = path if os.path.exists(path) else folder
-        if not os.access(target, os.W_OK):
-            raise ValueError(f'cannot write {path}: permission denied')
+        _probe(folder, path)
 
 
 def check_writable_folder(*folders: str | None) -> None:
@@ -109,8 +108,17 @@ def check_writable_folder(*folders: str | None) -> None:
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise ValueError(f'cannot write to {folder}: {exc.strerror}') from exc
-        if not os.access(folder, os.W_OK):
-            raise ValueError(f'cannot write to {folder}: permission denied')
+        _probe(folder, folder)
+
+
+def _probe(folder: str, named: str) -> None:
+    # Creating a file is the only test that also catches read-only file systems (and that
+    # root's permission checks do not pass by default).
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f'cannot write {named}: {exc.strerror}') from exc
 
 
 def failure_summary(errors: list[Any], total: int, limit: float) -> str | None:
