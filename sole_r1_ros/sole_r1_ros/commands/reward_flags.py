@@ -4,6 +4,7 @@ range and help text is ``RewardConfig``'s own)."""
 import argparse
 import math
 import os
+import sys
 import tempfile
 from typing import Any
 
@@ -55,6 +56,14 @@ def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True) 
     parser.add_argument('--max-failed', type=_finite, default=0.0, metavar='FRACTION',
                         help='exit 1 (after writing the results) when more than this share of '
                              'queries failed: timeouts, HTTP or backend errors (default 0: any)')
+
+
+def add_labelled_out(parser: argparse.ArgumentParser, what: str) -> None:
+    """--labelled-out DIR: the scored frames and their progress as labelled episodes."""
+    parser.add_argument('--labelled-out', metavar='DIR',
+                        help=f'also write {what} with the per-frame progress as labelled '
+                             'episodes (DIR/episodes/<id>/), to distil into the compact model '
+                             'with sole-r1 train compact --data DIR')
 
 
 def reward_config(args: argparse.Namespace) -> RewardConfig:
@@ -119,6 +128,18 @@ def _probe(folder: str, named: str) -> None:
             pass
     except OSError as exc:
         raise ValueError(f'cannot write {named}: {exc.strerror}') from exc
+
+
+def exit_code(command: str, errors: list[Any], total: int, args: argparse.Namespace) -> int:
+    """0, or 1 after saying on stderr how many queries failed when more than ``--max-failed``
+    of them did (the results are written first, so they say which)."""
+    failed = failure_summary(errors, total, args.max_failed)
+    if failed is None:
+        return 0
+    where = f' (the results in {args.out} say which)' if getattr(args, 'out', None) else ''
+    print(f'sole-r1 {command}: {failed}; more than --max-failed {args.max_failed:g} of them'
+          f'{where}', file=sys.stderr)
+    return 1
 
 
 def failure_summary(errors: list[Any], total: int, limit: float) -> str | None:

@@ -9,15 +9,14 @@ from collections.abc import Sequence
 import json
 import os
 import re
-import sys
 import textwrap
 from typing import Any, Iterator
 
 import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
-    add_reward_arguments, check_writable, check_writable_folder, failure_summary, make_engine,
-    reward_config)
+    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
+    make_engine, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, video, write_episode
 from sole_r1_ros.reward import (
     EpisodeFrames, EpisodeTracker, offline_query_steps, RewardConfig, RewardEngine,
@@ -49,10 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='write the video annotated with reasoning and a live curve')
     parser.add_argument('--dump-queries', metavar='DIR',
                         help='write each query as the model sees it (query_NNN.png/.json)')
-    parser.add_argument('--labelled-out', metavar='DIR',
-                        help='also write the video with the per-frame progress as a labelled '
-                             'episode (DIR/episodes/<name>/), to distil into the compact model '
-                             'with sole-r1 train compact --data DIR')
+    add_labelled_out(parser, 'the video')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,14 +76,8 @@ def run(args: argparse.Namespace) -> int:
     _write_outputs(args, report)
     print(f'{len(steps)} queries on {num_frames} frames; final progress '
           f'{report["frames"][-1]["progress"]:.0f}%')
-    failed = failure_summary([r.error for r in results if r.error is not None], len(results),
-                             args.max_failed)
-    if failed:
-        print(f'sole-r1 score: {failed}; more than --max-failed {args.max_failed:g} of them'
-              + (f' (the results in {args.out} say which)' if args.out else ''),
-              file=sys.stderr)
-        return 1
-    return 0
+    return exit_code('score', [r.error for r in results if r.error is not None], len(results),
+                     args)
 
 
 class _Sparse(Sequence):

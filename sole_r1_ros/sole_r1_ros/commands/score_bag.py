@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
-    add_reward_arguments, check_writable, check_writable_folder, failure_summary, make_engine,
-    reward_config)
+    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
+    make_engine, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, write_episode
 from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
 from sole_r1_ros.reward.protocol import normalize_goal
@@ -33,10 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_reward_arguments(parser)
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
-    parser.add_argument('--labelled-out', metavar='DIR',
-                        help='also write every episode with its per-frame progress as a '
-                             'labelled episode (DIR/episodes/<id>/), to distil into the compact '
-                             'model with sole-r1 train compact --data DIR')
+    add_labelled_out(parser, 'every episode')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,13 +75,8 @@ def run(args: argparse.Namespace) -> int:
               f"{len(episode['queries'])} queries, final progress "
               f"{episode['queries'][-1]['progress']}%")
     answers = [r for episode in results for r in episode]
-    failed = failure_summary([r.error for r in answers if r.error is not None], len(answers),
-                             args.max_failed)
-    if failed:
-        print(f'sole-r1 score-bag: {failed}; more than --max-failed {args.max_failed:g} of '
-              f'them (the results in {args.out} say which)', file=sys.stderr)
-        return 1
-    return 0
+    return exit_code('score-bag', [r.error for r in answers if r.error is not None],
+                     len(answers), args)
 
 
 def _write_labelled(folder: str, report: dict[str, Any], recorded, episodes) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.finetune import examples as examples_format
 from sole_r1_ros.finetune.examples import DatasetWriter, TrainingExample
 from sole_r1_ros.labelled import LabelledEpisode
@@ -30,24 +31,21 @@ _UNSAFE = re.compile(r'[^A-Za-z0-9_.-]')
 class QuerySchedule:
     """Which frames of an episode become training queries, and in which prompt variant."""
 
-    num_queries: int | None = None
-    '''N evenly spaced queries ending at the last frame; 10 (as the authors' roboreason) when
-    neither this nor ``stride`` is set.'''
-    stride: int | None = None
-    '''Query every K-th frame plus the last instead.'''
-    from_zero: bool = False
-    '''Build from-zero examples (first | current) instead of first | previous | current.'''
-    use_wrist: bool = True
-    '''Use the wrist view where the episode has one; False builds external-only examples.'''
+    num_queries: int | None = option(None, 'N evenly spaced queries ending at the last frame; '
+                                     "10 (as the authors' roboreason) when neither this nor "
+                                     'stride is set', range=(1, None))
+    stride: int | None = option(None, 'query every K-th frame plus the last instead',
+                                range=(1, None))
+    from_zero: bool = option(False, 'build from-zero examples (first | current) instead of '
+                             'first | previous | current')
+    use_wrist: bool = option(True, 'use the wrist view where the episode has one; False builds '
+                             'external-only examples')
 
     def __post_init__(self) -> None:
+        validate(self)
         if self.num_queries is not None and self.stride is not None:
             raise ValueError('give at most one of num_queries and stride, got '
                              f'{self.num_queries} and {self.stride}')
-        if self.num_queries is not None and self.num_queries < 1:
-            raise ValueError(f'num_queries must be >= 1, got {self.num_queries}')
-        if self.stride is not None and self.stride < 1:
-            raise ValueError(f'stride must be >= 1, got {self.stride}')
 
     def steps(self, num_frames: int) -> list[int]:
         """Queried frame indices of an episode of ``num_frames`` frames."""

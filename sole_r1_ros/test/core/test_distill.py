@@ -28,7 +28,7 @@ class RampTeacher:
         return cls()
 
     def generate(self, requests):
-        return [RawReply(f"<think>the block moved</think><answer>"
+        return [RawReply('<think>the block moved</think><answer>'
                          f"{min(100, 10 * r.metadata['step'])}%</answer>", 0.01)
                 for r in requests]
 

@@ -8,6 +8,7 @@ cv2 = pytest.importorskip('cv2')
 
 from sole_r1_ros.cli import main  # noqa: E402
 from sole_r1_ros.finetune import examples  # noqa: E402
+from sole_r1_ros.labelled import video  # noqa: E402
 from sole_r1_ros.reward import protocol  # noqa: E402
 
 
@@ -21,21 +22,11 @@ def _frames(count, seed, height=48, width=64):
 
 
 def _write_video(path, frames, fps=10):
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    return video.write_video(str(path), frames, fps)
 
 
 def _decoded(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return video.read_frames(str(path))
 
 
 # ---------------------------------------------------------------- episode folder

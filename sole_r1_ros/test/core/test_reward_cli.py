@@ -9,6 +9,7 @@ pytest.importorskip('torch')
 pytest.importorskip('transformers')
 
 from sole_r1_ros.cli import main  # noqa: E402 - after the optional-dependency skips
+from sole_r1_ros.labelled import video  # noqa: E402
 from sole_r1_ros.reward import protocol, register_backend  # noqa: E402
 from sole_r1_ros.reward.backends import RawReply  # noqa: E402
 
@@ -39,12 +40,7 @@ _TINY = ['--model', 'tiny-random', '--device', 'cpu', '--max-new-tokens', '4', '
 
 
 def _write_video(path, frames, fps=10):
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return str(path)
+    return video.write_video(str(path), frames, fps)
 
 
 def _frames(count, width=64, offset=0):
@@ -58,13 +54,7 @@ def _frames(count, width=64, offset=0):
 
 
 def _read_video(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return video.read_frames(str(path))
 
 
 def test_side_by_side_video_writes_json_plot_annotated_video_and_query_dumps(tmp_path):
