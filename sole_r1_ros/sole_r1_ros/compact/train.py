@@ -66,6 +66,14 @@ class TrainConfig:
         '(synthetic data): target = max(label, credit x approach). The simulator progress '
         'is flat 0 until the object moves, which gives an RL learner no signal while reaching. '
         '0 trains on the labels alone', range=(0.0, 50.0))
+    goal_dropout: float = option(0.0, 'share of samples asked with no goal (a zero embedding): '
+                                 'the network also learns what progress looks like whatever '
+                                 'the task, which is all it has on a task it never saw',
+                                 range=(0.0, 1.0))
+    goal_noise: float = option(0.0, 'std of Gaussian noise added to each goal-embedding '
+                               'dimension before re-normalising (a unit vector of 384): '
+                               'nearby phrasings and tasks must give similar answers',
+                               range=(0.0, 1.0))
     shift_px: int = option(3, 'random-shift augmentation [px] (DrQ), the same shift for one '
                            "sample's frames", range=(0, 32))
     brightness: float = option(0.15, 'random brightness scale +- this per sample (the same for '
@@ -194,7 +202,12 @@ class QuerySampler:
         prev_value = torch.where(from_zero, torch.zeros_like(prev_value), prev_value)
         task = bank.tasks[episode]
         phrasing = (torch.rand(size, generator=gen) * self._goal_counts[task]).long()
-        return Batch(views, self._goals[task, phrasing], prev_value, has_wrist,
+        goal = self._goals[task, phrasing]
+        if cfg.goal_noise > 0:
+            goal = F.normalize(goal + cfg.goal_noise * torch.randn(goal.shape, generator=gen),
+                               dim=-1)
+        keep_goal = (torch.rand(size, generator=gen) >= cfg.goal_dropout).float()
+        return Batch(views, goal * keep_goal[:, None], prev_value, has_wrist,
                      bank.labels[start + current])
 
 
