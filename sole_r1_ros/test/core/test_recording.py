@@ -73,3 +73,40 @@ def test_a_truncated_mcap_is_read_up_to_the_torn_record(tmp_path):
     assert 10 <= len(episode.external) < 40
     assert any('rosbags cannot read it' in n for n in notes)
     assert any('damaged or cut off' in n for n in notes), notes
+
+
+@pytest.fixture
+def killed_bag(tmp_path):
+    writer = _record(tmp_path / 'live', _frames(40), close=False)
+    shutil.copytree(tmp_path / 'live', tmp_path / 'killed')
+    writer.close()
+    return tmp_path / 'killed'
+
+
+def test_score_bag_scores_what_a_killed_recording_holds_and_says_what_was_lost(
+        killed_bag, tmp_path, capsys):
+    pytest.importorskip('torch')
+    import json
+
+    from sole_r1_ros.cli import main
+    out = tmp_path / 'scores.json'
+    assert main(['score-bag', str(killed_bag), '--goal', 'close the drawer', '--backend',
+                 'compact', '--wrist-topic', '', '--out', str(out)]) == 0
+    err = capsys.readouterr().err
+    assert 'no metadata.yaml' in err and 'messages recovered' in err
+    report = json.loads(out.read_text())
+    assert report['episodes'][0]['num_frames'] >= 10
+    assert any('what it still held in memory is lost' in n for n in report['recovery'])
+
+
+def test_finetune_prepare_reads_a_killed_recording(killed_bag, tmp_path):
+    import json
+
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.finetune.examples import read_examples
+    labels = tmp_path / 'labels.json'
+    labels.write_text(json.dumps({'task': 'close the drawer', 'episodes': {
+        'episode-0': {'time_s': [0, 30], 'progress': [0, 100]}}}))
+    assert main(['finetune', 'prepare', '--bag', str(killed_bag), '--labels', str(labels),
+                 '--wrist-topic', '', '--num-queries', '3', '--out', str(tmp_path / 'd')]) == 0
+    assert len(read_examples(str(tmp_path / 'd'))) == 3
