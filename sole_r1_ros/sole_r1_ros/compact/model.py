@@ -9,18 +9,20 @@ only where a model is built.
 """
 from dataclasses import asdict, dataclass
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from sole_r1_ros.compact.goals import EMBEDDING_DIM, ENCODER_NAME
+from sole_r1_ros.compact.goals import (
+    ACTION_DIM, action_features, EMBEDDING_DIM, ENCODER_NAME, GoalEncoder)
 from sole_r1_ros.configuration import option, validate
 
 CHECKPOINT_FORMAT = 'sole_r1_compact'
 CHECKPOINT_VERSION = 2
 # Fields added after version 1, with the value a version-1 checkpoint means.
-_V1_DEFAULTS = {'difference_inputs': False}
+_V1_DEFAULTS = {'difference_inputs': False, 'goal_keywords': False}
 
 
 class CheckpointError(RuntimeError):
@@ -43,9 +45,17 @@ class CompactConfig:
     goal_features: int = option(64, 'size of the goal projection fed to the head',
                                 range=(1, 4096))
     hidden_dim: int = option(256, "width of the head's hidden layer", range=(1, 4096))
+    goal_keywords: bool = option(False, 'also feed one flag per group of direction words of '
+                                 'the goal (goals.ACTION_WORDS: open/close, in/out, ...), which '
+                                 'sentence embeddings barely tell apart')
     difference_inputs: bool = option(True, 'also feed the differences current - previous and '
                                      'current - first to the first layer: what changed, '
                                      'whatever the object looks like')
+
+    @property
+    def goal_input_dim(self) -> int:
+        """Size of the goal vector the network takes (embedding, plus the action flags)."""
+        return self.goal_dim + (ACTION_DIM if self.goal_keywords else 0)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -95,7 +105,7 @@ class CompactProgressNet(nn.Module):
         super().__init__()
         self.config = config or CompactConfig()
         cfg = self.config
-        self.goal = nn.Sequential(nn.Linear(cfg.goal_dim, cfg.goal_features), nn.ReLU())
+        self.goal = nn.Sequential(nn.Linear(cfg.goal_input_dim, cfg.goal_features), nn.ReLU())
         self.external = _ViewEncoder(cfg)
         self.wrist = _ViewEncoder(cfg)
         self.head = nn.Sequential(
@@ -109,7 +119,7 @@ class CompactProgressNet(nn.Module):
         Args:
             views: B x 2 x 3 x 3 x H x W uint8 (external/wrist x first/previous/current x
                 RGB) or float in [0, 1].
-            goal: B x goal_dim goal embeddings.
+            goal: B x goal_input_dim goal vectors (``goal_vectors``).
             previous: B previous progress [%].
             has_wrist: B floats, 1 when the wrist view is real, 0 when zero-filled.
 
@@ -124,6 +134,16 @@ class CompactProgressNet(nn.Module):
         features = torch.cat(
             [external, wrist, g, previous[:, None] / 100.0, has_wrist[:, None]], dim=-1)
         return self.head(features).squeeze(-1) * 100.0
+
+
+def goal_vectors(config: CompactConfig, encoder: GoalEncoder, texts: Sequence[str]
+                 ) -> np.ndarray:
+    """(N, goal_input_dim) float32: the goal embeddings, plus the action flags if the network
+    takes them."""
+    vectors = encoder.encode(texts)
+    if config.goal_keywords:
+        vectors = np.concatenate([vectors, action_features(texts)], axis=1)
+    return vectors
 
 
 def save_checkpoint(path: str, model: CompactProgressNet, goal_cache: Mapping[str, Any],

@@ -22,9 +22,9 @@ import torch
 from torch.nn import functional as F
 
 from sole_r1_ros import labelled
-from sole_r1_ros.compact.goals import GoalEncoder
+from sole_r1_ros.compact.goals import EMBEDDING_DIM, GoalEncoder
 from sole_r1_ros.compact.model import (
-    CompactConfig, CompactProgressNet, load_checkpoint, save_checkpoint)
+    CompactConfig, CompactProgressNet, goal_vectors, load_checkpoint, save_checkpoint)
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.labelled import LabelledEpisode
 from sole_r1_ros.reward import protocol
@@ -203,9 +203,11 @@ class QuerySampler:
         task = bank.tasks[episode]
         phrasing = (torch.rand(size, generator=gen) * self._goal_counts[task]).long()
         goal = self._goals[task, phrasing]
-        if cfg.goal_noise > 0:
-            goal = F.normalize(goal + cfg.goal_noise * torch.randn(goal.shape, generator=gen),
-                               dim=-1)
+        if cfg.goal_noise > 0:  # on the sentence embedding, not on the action flags
+            embedding = goal[:, :EMBEDDING_DIM]
+            noise = cfg.goal_noise * torch.randn(embedding.shape, generator=gen)
+            goal = torch.cat([F.normalize(embedding + noise, dim=-1),
+                              goal[:, EMBEDDING_DIM:]], dim=1)
         keep_goal = (torch.rand(size, generator=gen) >= cfg.goal_dropout).float()
         return Batch(views, goal * keep_goal[:, None], prev_value, has_wrist,
                      bank.labels[start + current])
@@ -235,12 +237,13 @@ def goal_phrasings(episodes: Sequence[LabelledEpisode]) -> dict[str, list[str]]:
     return {task: list(phrasings) for task, phrasings in texts.items()}
 
 
-def goal_tables(phrasings: dict[str, list[str]], encoder: GoalEncoder
+def goal_tables(phrasings: dict[str, list[str]], encoder: GoalEncoder, config: CompactConfig
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Embed each task's phrasings: (T x P x D table, T counts), padded by repetition."""
     texts = list(phrasings.values())
     width = max(len(p) for p in texts)
-    table = np.stack([encoder.encode([p[i % len(p)] for i in range(width)]) for p in texts])
+    table = np.stack([goal_vectors(config, encoder, [p[i % len(p)] for i in range(width)])
+                      for p in texts])
     return torch.from_numpy(table), torch.tensor([len(p) for p in texts])
 
 
@@ -309,7 +312,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     train_episodes = [e for e in episodes if e.split != 'val']
     val_episodes = [e for e in episodes if e.split == 'val']
     phrasings = goal_phrasings(episodes)
-    table, counts = goal_tables(phrasings, encoder)
+    table, counts = goal_tables(phrasings, encoder, model.config)
     goal_ids = {task: i for i, task in enumerate(phrasings)}
     size = model.config.image_size
     train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size)
