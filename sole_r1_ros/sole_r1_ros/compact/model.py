@@ -45,7 +45,7 @@ class CompactConfig:
     goal_features: int = option(64, 'size of the goal projection fed to the head',
                                 range=(1, 4096))
     hidden_dim: int = option(256, "width of the head's hidden layer", range=(1, 4096))
-    goal_keywords: bool = option(False, 'also feed one flag per group of direction words of '
+    goal_keywords: bool = option(True, 'also feed one flag per group of direction words of '
                                  'the goal (goals.ACTION_WORDS: open/close, in/out, ...), which '
                                  'sentence embeddings barely tell apart')
     difference_inputs: bool = option(True, 'also feed the differences current - previous and '

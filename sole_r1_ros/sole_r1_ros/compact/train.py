@@ -53,7 +53,7 @@ class TrainConfig:
     learning_rate: float = option(1e-3, 'peak AdamW learning rate, cosine-decayed to 5 % over '
                                   'the budget', range=(1e-8, 1.0))
     weight_decay: float = option(1e-4, 'AdamW weight decay', range=(0.0, 1.0))
-    previous_noise: float = option(8.0, 'std of the noise on the previous-progress input [%] '
+    previous_noise: float = option(12.0, 'std of the noise on the previous-progress input [%] '
                                    '(it is a model answer at run time)', range=(0.0, 100.0))
     from_zero_fraction: float = option(0.1, 'share of samples posed as from-zero queries '
                                        '(previous = first frame, previous 0 %)',
@@ -66,11 +66,11 @@ class TrainConfig:
         '(synthetic data): target = max(label, credit x approach). The simulator progress '
         'is flat 0 until the object moves, which gives an RL learner no signal while reaching. '
         '0 trains on the labels alone', range=(0.0, 50.0))
-    goal_dropout: float = option(0.0, 'share of samples asked with no goal (a zero embedding): '
+    goal_dropout: float = option(0.3, 'share of samples asked with no goal (a zero embedding): '
                                  'the network also learns what progress looks like whatever '
                                  'the task, which is all it has on a task it never saw',
                                  range=(0.0, 1.0))
-    goal_noise: float = option(0.0, 'std of Gaussian noise added to each goal-embedding '
+    goal_noise: float = option(0.025, 'std of Gaussian noise added to each goal-embedding '
                                'dimension before re-normalising (a unit vector of 384): '
                                'nearby phrasings and tasks must give similar answers',
                                range=(0.0, 1.0))

@@ -7,7 +7,8 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
-from sole_r1_ros.compact.goals import EMBEDDING_DIM, goal_key, GoalEncoder  # noqa: E402
+from sole_r1_ros.compact.goals import (  # noqa: E402
+    action_features, EMBEDDING_DIM, goal_key, GoalEncoder)
 from sole_r1_ros.compact.model import (  # noqa: E402
     CheckpointError, CompactConfig, CompactProgressNet, load_checkpoint, save_checkpoint)
 from sole_r1_ros.compact.predictor import (  # noqa: E402
@@ -100,7 +101,9 @@ def test_compact_backend_answers_through_the_engine_like_the_network(tiny_checkp
                       for a, b in ((0, 2), (1, 3))])
     with torch.inference_mode():
         direct = reloaded(torch.from_numpy(views[None]).permute(0, 1, 2, 5, 3, 4),
-                          torch.from_numpy(_unit_vector(0)[None]), torch.zeros(1), torch.ones(1))
+                          torch.from_numpy(np.concatenate(
+                              [_unit_vector(0), action_features([_GOAL])[0]])[None]),
+                          torch.zeros(1), torch.ones(1))
     assert abs(result.progress - float(direct.clamp(-100, 100))) <= 2.0
 
 
@@ -113,6 +116,14 @@ def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
         make_backend(RewardConfig(backend='compact', model=str(foreign)))
     with pytest.raises(CheckpointError):
         load_checkpoint(str(foreign))
+
+
+def test_direction_words_tell_opposite_goals_apart():
+    close, open_ = action_features(['Close the door.', 'open the door'])
+    assert close.any() and open_.any() and not (close == open_).all()
+    # Without the flags the network takes the embedding alone (what version-1 files hold).
+    model = CompactProgressNet(CompactConfig(**{**_TINY.__dict__, 'goal_keywords': False}))
+    assert model.goal[0].in_features == EMBEDDING_DIM
 
 
 def test_goal_cache_is_keyed_by_normalised_text():
