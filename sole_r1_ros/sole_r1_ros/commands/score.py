@@ -208,7 +208,7 @@ def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
         wrist=None if views[0][1] is None else [v[1] for v in views],
         meta={'source': f"sole-r1 score ({report['model_id']})", 'video': args.video,
               'query_steps': report['query_steps'], 'temperature': report['temperature']}),
-        videos=True, fps=report['fps'])
+        videos=None, fps=report['fps'])
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

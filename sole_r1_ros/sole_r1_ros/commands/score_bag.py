@@ -90,7 +90,7 @@ def _write_labelled(folder: str, report: dict[str, Any], recorded, episodes) -> 
             wrist=episode.wrist,
             meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
                   'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps']}),
-            videos=True, fps=fps)
+            videos=None, fps=fps)
 
 
 def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict[str, Any]:

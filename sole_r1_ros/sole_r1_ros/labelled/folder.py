@@ -33,6 +33,9 @@ FRAMES = 'frames.npz'
 EXTERNAL_VIDEO = 'external.mp4'
 WRIST_VIDEO = 'wrist.mp4'
 _VIEWS = ('external', 'wrist')
+LOSSLESS_MAX_PX = 128
+'''``write_episode(videos=None)`` keeps frames up to this size lossless (a 64 px frame in an MP4
+loses much of what a 64 px progress model looks at).'''
 # Keys of labels.json that LabelledEpisode holds as fields; the rest goes to ``meta``.
 _FIELDS = ('goal', 'progress', 'time_s', 'task', 'success', 'behaviour', 'split', 'paraphrases')
 _LEGACY_SYNTH = 'manifest.json'
@@ -53,13 +56,14 @@ def is_finished(root: str, episode_id: str) -> bool:
     return os.path.isfile(os.path.join(episode_dir(root, episode_id), LABELS))
 
 
-def write_episode(root: str, episode: LabelledEpisode, videos: bool = False,
+def write_episode(root: str, episode: LabelledEpisode, videos: bool | None = False,
                   fps: float = video.DEFAULT_FPS) -> str:
     """Write one episode: frames first, labels.json last (each via a temporary file).
 
     Args:
         videos: store MP4 videos (small, lossy) instead of ``frames.npz`` (lossless); extras
-            need ``frames.npz``.
+            need ``frames.npz``. None: videos for frames larger than ``LOSSLESS_MAX_PX``, where
+            compression artefacts are small next to the picture.
 
     Returns:
         The episode folder.
@@ -73,6 +77,8 @@ def write_episode(root: str, episode: LabelledEpisode, videos: bool = False,
     views = {'external': _all_frames(episode.external, count, episode, 'external')}
     if episode.wrist is not None:
         views['wrist'] = _all_frames(episode.wrist, count, episode, 'wrist')
+    if videos is None:
+        videos = max(views['external'][0].shape[:2]) > LOSSLESS_MAX_PX and not episode.extras
     if videos:
         if episode.extras:
             raise ValueError(f'episode {episode.episode_id}: extras need frames.npz, not video')

@@ -91,12 +91,18 @@ def test_score_bag_scores_what_a_killed_recording_holds_and_says_what_was_lost(
     from sole_r1_ros.cli import main
     out = tmp_path / 'scores.json'
     assert main(['score-bag', str(killed_bag), '--goal', 'close the drawer', '--backend',
-                 'compact', '--wrist-topic', '', '--out', str(out)]) == 0
+                 'compact', '--wrist-topic', '', '--out', str(out),
+                 '--labelled-out', str(tmp_path / 'distil')]) == 0
     err = capsys.readouterr().err
     assert 'no metadata.yaml' in err and 'messages recovered' in err
     report = json.loads(out.read_text())
     assert report['episodes'][0]['num_frames'] >= 10
     assert any('what it still held in memory is lost' in n for n in report['recovery'])
+    from sole_r1_ros import labelled  # the scores as distillation data
+    [episode] = labelled.load_episodes(str(tmp_path / 'distil'))
+    assert episode.num_frames == report['episodes'][0]['num_frames']
+    assert list(episode.progress) == pytest.approx(report['episodes'][0]['progress'], abs=1e-3)
+    assert episode.meta['source'].startswith('sole-r1 score-bag (compact')
 
 
 def test_finetune_prepare_reads_a_killed_recording(killed_bag, tmp_path):
