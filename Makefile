@@ -82,7 +82,7 @@ compact-model: setup
 	    --max-steps 250 --out runs/compact_data --workers 2
 	sole-r1 train compact --data runs/compact_data \
 	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 8 --minutes 38 \
-	    --eval-every 120 \
+	    --eval-every-steps 250 \
 	    --out sole_r1_ros/sole_r1_ros/data/compact_progress.pt
 	sole-r1 eval reward --backend compact --data runs/compact_data \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --split all \

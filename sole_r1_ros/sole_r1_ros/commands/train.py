@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help=_help('approach_credit'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
                          help=_help('eval_every_s').replace('60.0', '90.0'))
+    compact.add_argument('--eval-every-steps', type=int, default=TrainConfig.eval_every_steps,
+                         metavar='N', help=_help('eval_every_steps'))
     compact.add_argument('--threads', type=int, default=TrainConfig.threads,
                          help=_help('threads'))
     compact.add_argument('--seed', type=int, default=TrainConfig.seed, help=_help('seed'))
@@ -68,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit, 'eval_every_s': args.eval_every,
+        'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
     with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',
               bar_format='{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}') as bar:

@@ -81,6 +81,9 @@ class TrainConfig:
                                range=(0.0, 0.9))
     eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
                                  'and at the end', range=(0.1, 1e9))
+    eval_every_steps: int = option(0, 'validate every this many steps instead (0: by time); '
+                                   'with epochs this makes a run independent of the machine',
+                                   range=(0, None))
     threads: int = option(1, 'torch CPU threads. 1 by default: on a shared 2-core machine a '
                           'second OpenMP thread that gets descheduled stalls every layer '
                           '(measured 3x slower than 1)', range=(1, 256))
@@ -379,9 +382,11 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
     step, losses, history = 0, [], []
     while True:
         elapsed = time.perf_counter() - start
-        done = max(elapsed / budget_s, step / max_steps)
-        if done >= 1.0:
+        if elapsed >= budget_s or step >= max_steps:
             break
+        # With epochs the schedule follows the steps alone, so a run does not depend on how
+        # busy the machine is (the time budget then only caps it); without, it follows time.
+        done = step / max_steps if config.epochs is not None else elapsed / budget_s
         cosine = 0.5 * (1.0 + math.cos(math.pi * done))
         for group in optimiser.param_groups:
             group['lr'] = config.learning_rate * (0.05 + 0.95 * cosine)
@@ -396,7 +401,8 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
         step += 1
         losses.append(loss.item())
         metrics = None
-        if time.perf_counter() - last_eval >= config.eval_every_s:
+        if (step % config.eval_every_steps == 0 if config.eval_every_steps
+                else time.perf_counter() - last_eval >= config.eval_every_s):
             metrics = _validate(model, val_batch, step, losses, best, history)
             last_eval = time.perf_counter()
         if on_step is not None:
