@@ -35,6 +35,7 @@ except ImportError:  # running from a plain checkout
 
 from sole_r1_ros.finetune import episodes, trainers  # noqa: E402
 from sole_r1_ros.finetune.config import GrpoConfig, SftConfig, TrainConfig  # noqa: E402
+from sole_r1_ros.labelled import LabelledEpisode  # noqa: E402
 from results_io import merge_result  # noqa: E402  (bench/ is first on sys.path)
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'finetune.json')
@@ -83,10 +84,10 @@ def _write_data(root: str, count: int) -> str:
     rng = np.random.default_rng(0)
     schedule = episodes.QuerySchedule(num_queries=4)
 
-    def episode(index: int) -> episodes.LabelledEpisode:
+    def episode(index: int) -> LabelledEpisode:
         frames = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(5)]
         wrist = [rng.integers(0, 255, (480, 640, 3), dtype=np.uint8) for _ in range(5)]
-        return episodes.LabelledEpisode(
+        return LabelledEpisode(
             f'bench{index}', _GOALS[index % len(_GOALS)], [0, 20, 45, 70, 100],
             dict(enumerate(frames)), dict(enumerate(wrist)))
 

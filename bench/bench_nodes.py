@@ -23,7 +23,7 @@ from sensor_msgs.msg import Image
 
 from sole_r1_interfaces.msg import ProgressReward
 from sole_r1_ros.nodes.camera_node import CameraNode
-from sole_r1_ros.nodes.conversions import array_to_image
+from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.reward_node import RewardNode
 from sole_r1_ros.reward import register_backend
 from sole_r1_ros.reward.backends.base import RawReply

@@ -9,8 +9,8 @@ import argparse
 import logging
 import os
 
-from sole_r1_ros.finetune.config import GrpoConfig, SCHEDULERS, SftConfig, TrainConfig
-from sole_r1_ros.finetune.dropout import PreviousDropoutConfig
+from sole_r1_ros.configuration import from_mapping
+from sole_r1_ros.finetune.config import GrpoConfig, SCHEDULERS, SftConfig
 from sole_r1_ros.finetune.episodes import QuerySchedule
 from sole_r1_ros.finetune.rewards import KERNELS, ProgressRewardConfig
 
@@ -32,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_prepare(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument('--episodes', metavar='DIR',
-                        help='folder with episodes/<id>/external.mp4 [+ wrist.mp4] + labels.json')
+                        help='folder of labelled episodes: episodes/<id>/labels.json + '
+                             'external.mp4 [+ wrist.mp4] or frames.npz (labelled/FORMAT.md)')
     source.add_argument('--bag', metavar='BAG', help='rosbag2 folder recorded by sole-r1 record')
     parser.add_argument('--labels', metavar='JSON', help='--bag: progress labels per episode')
     parser.add_argument('--external-topic', default='camera/external/image_raw')
@@ -112,19 +113,32 @@ def _add_grpo(parser: argparse.ArgumentParser) -> None:
                         help="'linear' zero point [percentage points]")
 
 
-def _train_config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(
-        model=args.model, output_dir=args.out, method=args.method, lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha, train_vision=args.train_vision, epochs=args.epochs,
-        max_steps=args.max_steps, learning_rate=args.lr, batch_size=args.batch_size,
-        grad_accum=args.grad_accum, warmup_steps=args.warmup_steps,
-        lr_scheduler=args.lr_scheduler, bf16=args.bf16,
-        gradient_checkpointing=args.gradient_checkpointing, device=args.device,
-        optim=args.optim, seed=args.seed, logging_steps=args.logging_steps,
-        save_steps=args.save_steps, max_examples=args.max_examples,
-        dropout=PreviousDropoutConfig(from_zero_p=args.from_zero_dropout,
-                                      jitter_p=args.jitter_dropout, jitter_max=args.jitter_max,
-                                      seed=args.seed))
+def _train_values(args: argparse.Namespace) -> dict:
+    return {
+        'model': args.model, 'output_dir': args.out, 'method': args.method,
+        'lora_rank': args.lora_rank, 'lora_alpha': args.lora_alpha,
+        'train_vision': args.train_vision, 'epochs': args.epochs, 'max_steps': args.max_steps,
+        'learning_rate': args.lr, 'batch_size': args.batch_size, 'grad_accum': args.grad_accum,
+        'warmup_steps': args.warmup_steps, 'lr_scheduler': args.lr_scheduler, 'bf16': args.bf16,
+        'gradient_checkpointing': args.gradient_checkpointing, 'device': args.device,
+        'optim': args.optim, 'seed': args.seed, 'logging_steps': args.logging_steps,
+        'save_steps': args.save_steps, 'max_examples': args.max_examples,
+        'dropout': {'from_zero_p': args.from_zero_dropout, 'jitter_p': args.jitter_dropout,
+                    'jitter_max': args.jitter_max, 'seed': args.seed}}
+
+
+def stage_config(args: argparse.Namespace) -> SftConfig | GrpoConfig:
+    """The stage's config from the flags, through ``configuration.from_mapping`` (one
+    validator, the configs' own defaults)."""
+    if args.stage == 'sft':
+        return from_mapping(SftConfig, {'train': _train_values(args),
+                                        'max_length': args.max_length})
+    return from_mapping(GrpoConfig, {
+        'train': _train_values(args), 'num_generations': args.num_generations,
+        'max_completion_length': args.max_completion_length, 'beta': args.beta,
+        'temperature': args.temperature,
+        'reward': {'format_weight': args.format_weight, 'accuracy_weight': args.accuracy_weight,
+                   'kernel': args.kernel, 'tau': args.tau, 'max_distance': args.max_distance}})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -133,16 +147,10 @@ def run(args: argparse.Namespace) -> int:
         return _prepare(args)
     from sole_r1_ros.finetune import trainers
 
-    train = _train_config(args)
+    config = stage_config(args)
     if args.stage == 'sft':
-        result = trainers.run_sft(SftConfig(train, max_length=args.max_length), args.data)
+        result = trainers.run_sft(config, args.data)
     else:
-        reward = ProgressRewardConfig(
-            format_weight=args.format_weight, accuracy_weight=args.accuracy_weight,
-            kernel=args.kernel, tau=args.tau, max_distance=args.max_distance)
-        config = GrpoConfig(train, num_generations=args.num_generations,
-                            max_completion_length=args.max_completion_length, beta=args.beta,
-                            temperature=args.temperature, reward=reward)
         result = trainers.run_grpo(config, args.data)
     losses = [h['loss'] for h in result.log_history if 'loss' in h]
     last = f', last logged loss {losses[-1]:.4g}' if losses else ''
@@ -155,20 +163,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from sole_r1_ros.finetune import bag_source, episodes, folder_source
+    from sole_r1_ros import labelled
+    from sole_r1_ros.finetune import bag_source, episodes
 
-    schedule = QuerySchedule(
-        num_queries=args.num_queries, stride=args.stride,
-        from_zero=args.from_zero, use_wrist=not args.no_wrist)
+    schedule = from_mapping(QuerySchedule, {
+        'num_queries': args.num_queries, 'stride': args.stride, 'from_zero': args.from_zero,
+        'use_wrist': not args.no_wrist})
     if args.bag:
         if not args.labels:
             raise ValueError('--bag needs --labels (progress labels per episode)')
         source = {'bag': os.path.abspath(args.bag), 'labels': os.path.abspath(args.labels)}
-        labelled = bag_source.iter_episodes(args.bag, args.labels, schedule,
-                                            args.external_topic, args.wrist_topic or None)
+        chosen = bag_source.iter_episodes(args.bag, args.labels, schedule,
+                                          args.external_topic, args.wrist_topic or None)
     else:
         source = {'episodes': os.path.abspath(args.episodes)}
-        labelled = folder_source.iter_episodes(args.episodes, schedule)
-    count = episodes.write_dataset(labelled, args.out, schedule, source)
+        chosen = labelled.iter_episodes(args.episodes, wanted=schedule.steps,
+                                        use_wrist=schedule.use_wrist)
+    count = episodes.write_dataset(chosen, args.out, schedule, source)
     print(f'{count} training examples in {args.out}')
     return 0

@@ -5,18 +5,23 @@ each query showing the first, previous queried and current frame and quoting the
 answer; progress between queries is interpolated (and marked so) in the outputs.
 """
 import argparse
+from collections.abc import Sequence
 import json
 import os
+import re
 import textwrap
 from typing import Any, Iterator
 
 import numpy as np
 
+from sole_r1_ros.commands.reward_flags import (
+    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
+    make_engine, reward_config)
+from sole_r1_ros.labelled import LabelledEpisode, video, write_episode
 from sole_r1_ros.reward import (
-    available_backends, BackendError, EpisodeTracker, make_backend, offline_query_steps,
-    RewardConfig, RewardEngine)
+    EpisodeFrames, EpisodeTracker, offline_query_steps, RewardConfig, RewardEngine,
+    score_episodes)
 from sole_r1_ros.reward import protocol
-from sole_r1_ros.reward.config import OpenAIConfig, TransformersConfig
 
 _EPISODE_ID = 'video'
 _PANEL_HEIGHT_PX = 240
@@ -36,130 +41,83 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help='query every K-th frame, plus the last')
     parser.add_argument('--from-zero', action='store_true',
                         help='ask for progress from the first frame alone at every query')
-    add_backend_arguments(parser)
+    add_reward_arguments(parser)
     parser.add_argument('--out', metavar='JSON', help='write per-frame progress and reasoning')
     parser.add_argument('--plot', metavar='PNG', help='write the progress curve')
     parser.add_argument('--video', dest='annotated', metavar='MP4',
                         help='write the video annotated with reasoning and a live curve')
     parser.add_argument('--dump-queries', metavar='DIR',
                         help='write each query as the model sees it (query_NNN.png/.json)')
-
-
-def add_backend_arguments(parser: argparse.ArgumentParser) -> None:
-    """The reward-model flags shared by ``score`` and ``score-bag``."""
-    backends = [name for name in available_backends() if name != 'oracle']
-    parser.add_argument('--backend', default='transformers', choices=backends)
-    parser.add_argument('--model', default='',
-                        help="Qwen3-VL checkpoint folder, 'tiny-random' (dry run) or "
-                             "'8b-random'; for --backend openai the served model name")
-    parser.add_argument('--base-url', default=OpenAIConfig.base_url,
-                        help='OpenAI-compatible endpoint (--backend openai)')
-    parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
-    parser.add_argument('--temperature', type=float, default=1.0,
-                        help='sampling temperature; 0 is greedy (default: 1.0, as the authors)')
-    parser.add_argument('--seed', type=int, default=RewardConfig.seed,
-                        help='sampling seed (-1: unseeded)')
-    parser.add_argument('--max-new-tokens', type=int, default=200)
-    parser.add_argument('--timeout', type=float, default=RewardConfig.timeout_s, metavar='S',
-                        help='give up on one query after S seconds')
-
-
-def make_engine(args: argparse.Namespace) -> RewardEngine:
-    """The reward engine the backend flags describe; a backend that cannot start is a
-    ValueError with the reason (the CLI prints it as one line)."""
-    config = RewardConfig(
-        backend=args.backend, model=args.model, temperature=args.temperature, seed=args.seed,
-        max_new_tokens=args.max_new_tokens, timeout_s=args.timeout,
-        transformers=TransformersConfig(device=args.device),
-        openai=OpenAIConfig(base_url=args.base_url))
-    try:
-        return RewardEngine(make_backend(config), config)
-    except (BackendError, ImportError) as exc:
-        raise ValueError(f'cannot start the {args.backend} backend: {exc}') from exc
+    add_labelled_out(parser, 'the video')
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    config = reward_config(args)
+    check_writable(args.out, args.plot, args.annotated)
+    check_writable_folder(args.labelled_out, args.dump_queries)
     goal = protocol.normalize_goal(args.goal)
     num_frames = _check_videos(args)
-    if args.stride is None and args.num_queries is None:
-        args.num_queries = 10
-    steps = offline_query_steps(num_frames, num_queries=args.num_queries, stride=args.stride)
-    engine = make_engine(args)
-    config = engine.config
+    num_queries = None if args.stride is not None else (args.num_queries or 10)
+    steps = offline_query_steps(num_frames, num_queries=num_queries, stride=args.stride)
     frames = _read_frames(args, {0, *steps})
-    tracker = EpisodeTracker(_EPISODE_ID, goal, from_zero=args.from_zero)
-    tracker.add_frame(*frames[0])
-    records = []
-    with engine, tqdm(total=len(steps), desc='scoring', unit='query') as bar:
-        for index, step in enumerate(steps):
-            previous = (tracker.last_query_step, tracker.progress)
-            tracker.add_frame(*frames[step], step=step)
-            query = tracker.make_query()
-            if args.dump_queries:
-                _dump_query(args.dump_queries, index, engine, query, previous[0])
-            [result] = engine.score([query])
-            tracker.record(result)
-            records.append((previous, result))
-            bar.update(1)
-    report = _report(args, goal, config, engine.model_id, num_frames, records)
+    episode = EpisodeFrames(
+        episode_id=_EPISODE_ID, goal=goal, query_steps=steps, from_zero=args.from_zero,
+        external=_Sparse({i: v[0] for i, v in frames.items()}, num_frames),
+        wrist=None if frames[0][1] is None else _Sparse(
+            {i: v[1] for i, v in frames.items()}, num_frames))
+    with make_engine(config) as engine, tqdm(total=len(steps), desc='scoring',
+                                             unit='query') as bar:
+        [results] = score_episodes(engine, [episode], on_batch=lambda b: bar.update(len(b)))
+        records = _replay(args, engine, episode, results)
+        model_id = engine.model_id
+    report = _report(args, goal, config, model_id, num_frames, records)
     _write_outputs(args, report)
     print(f'{len(steps)} queries on {num_frames} frames; final progress '
           f'{report["frames"][-1]["progress"]:.0f}%')
-    return 0
+    return exit_code('score', [r.error for r in results if r.error is not None], len(results),
+                     args)
+
+
+class _Sparse(Sequence):
+    """A video's frames at the queried indices only, indexable like the whole video."""
+
+    def __init__(self, frames: dict[int, np.ndarray], length: int) -> None:
+        self._frames, self._length = frames, length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return self._frames[index]
+
+
+def _replay(args: argparse.Namespace, engine: RewardEngine, episode: EpisodeFrames,
+            results: list) -> list:
+    """(previous step, previous progress) of every result, rebuilt query by query as the engine
+    asked them; ``--dump-queries`` writes each query as the model saw it."""
+    tracker = EpisodeTracker(_EPISODE_ID, episode.goal, from_zero=episode.from_zero)
+    wrist = episode.wrist
+    tracker.add_frame(episode.external[0], None if wrist is None else wrist[0])
+    records = []
+    for index, result in enumerate(results):
+        previous = (tracker.last_query_step, tracker.progress)
+        tracker.add_frame(episode.external[result.step],
+                          None if wrist is None else wrist[result.step], step=result.step)
+        query = tracker.make_query()
+        if args.dump_queries:
+            _dump_query(args.dump_queries, index, engine, query, previous[0])
+        tracker.record(result)
+        records.append((previous, result))
+    return records
 
 
 # ---------------------------------------------------------------- video input
-def _open(path: str) -> Any:
-    import cv2
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f'no such video: {path}')
-    capture = cv2.VideoCapture(path)
-    if not capture.isOpened():
-        raise ValueError(f'cannot read video {path}')
-    return capture
-
-
-def _iter_rgb(path: str) -> Iterator[np.ndarray]:
-    import cv2
-
-    capture = _open(path)
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                return
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        capture.release()
-
-
-def _count_frames(path: str) -> int:
-    capture = _open(path)
-    count = 0
-    while capture.grab():
-        count += 1
-    capture.release()
-    if count == 0:
-        raise ValueError(f'cannot read video {path}: no frames decoded')
-    return count
-
-
-def _fps(path: str) -> float:
-    import cv2
-
-    capture = _open(path)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
-    return fps if fps and np.isfinite(fps) and fps > 0 else 10.0
-
-
 def _check_videos(args: argparse.Namespace) -> int:
-    count = _count_frames(args.video)
+    count = video.count_frames(args.video)
     if args.wrist:
-        wrist_count = _count_frames(args.wrist)
+        wrist_count = video.count_frames(args.wrist)
         if wrist_count != count:
             raise ValueError(f'external video has {count} frames but wrist video has '
                              f'{wrist_count}; they must match frame for frame')
@@ -176,8 +134,8 @@ def _split(args: argparse.Namespace, frame: np.ndarray) -> tuple[np.ndarray, np.
 
 
 def _iter_views(args: argparse.Namespace) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-    wrist = _iter_rgb(args.wrist) if args.wrist else None
-    for frame in _iter_rgb(args.video):
+    wrist = video.iter_frames(args.wrist) if args.wrist else None
+    for frame in video.iter_frames(args.video):
         if wrist is not None:
             yield frame, next(wrist)
         else:
@@ -221,14 +179,14 @@ def _report(args: argparse.Namespace, goal: str, config: RewardConfig, model_id:
     return {'video': args.video, 'wrist_video': args.wrist, 'side_by_side': args.side_by_side,
             'goal': goal, 'from_zero': args.from_zero, 'backend': config.backend,
             'model_id': model_id, 'temperature': config.temperature, 'seed': config.seed,
-            'num_frames': num_frames, 'fps': _fps(args.video), 'query_steps': steps,
+            'num_frames': num_frames, 'fps': video.video_fps(args.video),
+            'query_steps': steps,
             'queries': queries, 'frames': frames}
 
 
 def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
-    for path in (args.out, args.plot, args.annotated):
-        if path and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+    if args.labelled_out:
+        _write_labelled(args, report)
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as stream:
             json.dump(report, stream, indent=2)
@@ -236,6 +194,21 @@ def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
         _plot(args.plot, report)
     if args.annotated:
         _annotate(args, report)
+
+
+def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """The video with the model's per-frame progress (queries, interpolated between) as a
+    labelled episode: the distillation data of ``sole-r1 train compact``."""
+    views = list(_iter_views(args))
+    name = re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.splitext(os.path.basename(args.video))[0])
+    write_episode(args.labelled_out, LabelledEpisode(
+        episode_id=name, goal=report['goal'],
+        progress=[f['progress'] for f in report['frames']],
+        external=[v[0] for v in views],
+        wrist=None if views[0][1] is None else [v[1] for v in views],
+        meta={'source': f"sole-r1 score ({report['model_id']})", 'video': args.video,
+              'query_steps': report['query_steps'], 'temperature': report['temperature']}),
+        videos=None, fps=report['fps'])
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

@@ -5,12 +5,16 @@ query index across episodes (the batching the reward node does live).
 """
 import argparse
 import json
-import os
+import re
+import sys
 from typing import Any
 
 import numpy as np
 
-from sole_r1_ros.commands.score import add_backend_arguments, make_engine
+from sole_r1_ros.commands.reward_flags import (
+    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
+    make_engine, reward_config)
+from sole_r1_ros.labelled import LabelledEpisode, write_episode
 from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
 from sole_r1_ros.reward.protocol import normalize_goal
 
@@ -26,18 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--num-queries', type=int, help='evenly spaced queries per episode '
                        '(default 10)')
     group.add_argument('--stride', type=int, help='query every K-th frame (and the last)')
-    add_backend_arguments(parser)
+    add_reward_arguments(parser)
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
+    add_labelled_out(parser, 'every episode')
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from sole_r1_ros.recording import read_camera_episodes
+    config = reward_config(args)
+    check_writable(args.out, args.plot)
+    check_writable_folder(args.labelled_out)
     goal = normalize_goal(args.goal)
+    notes: list[str] = []
     recorded = read_camera_episodes(args.bag, args.external_topic, args.wrist_topic or None,
-                                    args.episode_topic or None)
+                                    args.episode_topic or None, notes=notes)
+    for note in notes:
+        print(f'sole-r1 score-bag: {note}', file=sys.stderr)
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
@@ -47,23 +58,39 @@ def run(args: argparse.Namespace) -> int:
         wrist=r.wrist if args.wrist_topic else None,
         query_steps=offline_query_steps(len(r.external), num_queries, args.stride))
         for r in recorded]
-    engine = make_engine(args)
     total = sum(len(e.query_steps) for e in episodes)
-    with engine, tqdm(total=total, desc='scoring', unit='query') as bar:
+    with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
         results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
         model_id = engine.model_id
     report = _report(args, goal, model_id, recorded, episodes, results)
-    if os.path.dirname(args.out):
-        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
     if args.plot:
         _plot(args.plot, report)
+    if args.labelled_out:
+        _write_labelled(args.labelled_out, report, recorded, episodes)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "
               f"{episode['queries'][-1]['progress']}%")
-    return 0
+    answers = [r for episode in results for r in episode]
+    return exit_code('score-bag', [r.error for r in answers if r.error is not None],
+                     len(answers), args)
+
+
+def _write_labelled(folder: str, report: dict[str, Any], recorded, episodes) -> None:
+    """Every episode with the model's per-frame progress: distillation data."""
+    for scored, rec, episode in zip(report['episodes'], recorded, episodes):
+        seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
+        fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
+        write_episode(folder, LabelledEpisode(
+            episode_id=re.sub(r'[^A-Za-z0-9_.-]', '_', episode.episode_id),
+            goal=report['goal'], progress=scored['progress'], external=rec.external,
+            wrist=episode.wrist,
+            meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
+                  'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps']}),
+            videos=None, fps=fps)
 
 
 def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict[str, Any]:
@@ -80,7 +107,7 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
                          'reasoning': r.reasoning, 'latency_s': round(r.latency_s, 4),
                          'error': r.error} for r in answers]})
     return {'bag': str(args.bag), 'goal': goal, 'backend': args.backend, 'model_id': model_id,
-            'episodes': out}
+            'temperature': args.temperature, 'episodes': out}
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

@@ -2,11 +2,13 @@
 
 Meta-World's scripted experts plus labelled perturbations (noise, pauses, reversals, stopping
 short, wrong targets, drops), both cameras, proprioception and per-frame progress, written as
-one ``.npz`` per episode (format: ``sole_r1_ros/synth/FORMAT.md``). Resumable: finished episodes
-are skipped. ``--export-sole-r1 DIR`` also writes SOLE-R1 fine-tuning examples.
+labelled episodes (``labelled/FORMAT.md``; synthetic specifics in ``synth/FORMAT.md``).
+Resumable: finished episodes are skipped. ``--export-sole-r1 DIR`` also writes SOLE-R1
+fine-tuning examples with the writer ``sole-r1 finetune prepare`` uses.
 """
 import argparse
 
+from sole_r1_ros.configuration import from_mapping
 from sole_r1_ros.synth.generate import SynthConfig
 
 
@@ -27,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--max-steps', type=int, default=SynthConfig.max_steps)
     parser.add_argument('--seed', type=int, default=SynthConfig.seed)
     parser.add_argument('--export-sole-r1', metavar='DIR',
-                        help='also write SOLE-R1 fine-tuning examples (JSONL + PNG) to DIR')
+                        help='also write SOLE-R1 fine-tuning examples to DIR (the format of '
+                             'sole-r1 finetune prepare)')
     parser.add_argument('--queries-per-episode', type=int, default=4,
                         help='exported queries per episode (with --export-sole-r1)')
 
@@ -35,27 +38,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sole_r1_ros.synth.export import export_sole_r1
+    from sole_r1_ros.synth.export import export_finetune
     from sole_r1_ros.synth.generate import generate
 
     if args.workers < 1:
         raise ValueError(f'--workers must be >= 1, got {args.workers}')
-    config = SynthConfig(
-        tasks=tuple(t.strip() for t in args.tasks.split(',') if t.strip()),
-        episodes_per_task=args.episodes, image_size=args.image_size,
-        frame_stride=args.frame_stride, max_steps=args.max_steps, seed=args.seed)
+    config = from_mapping(SynthConfig, {
+        'tasks': [t.strip() for t in args.tasks.split(',') if t.strip()],
+        'episodes_per_task': args.episodes, 'image_size': args.image_size,
+        'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed})
     total = len(config.tasks) * config.episodes_per_task
     with tqdm(total=total, desc='synth', unit='episode') as bar:
-        manifest = generate(config, args.out, workers=args.workers, on_done=bar.update)
-    chosen = [e for e in manifest['episodes'] if e['task'] in config.tasks]
-    frames = sum(e['num_frames'] for e in chosen)
-    successes = sum(e['success'] for e in chosen)
+        everything = generate(config, args.out, workers=args.workers, on_done=bar.update)
+    chosen = [e for e in everything if e['task'] in config.tasks]
+    frames = sum(len(e['progress']) for e in chosen)
+    successes = sum(bool(e.get('success')) for e in chosen)
     print(f'{len(chosen)} episodes ({successes} successful), {frames} frames per camera in '
-          f'{args.out} ({len(manifest["episodes"])} episodes in the whole dataset)')
+          f'{args.out} ({len(everything)} episodes in the whole dataset)')
     if args.export_sole_r1:
         with tqdm(total=len(chosen), desc='export', unit='episode') as bar:
-            count = export_sole_r1(args.out, args.export_sole_r1, tasks=config.tasks,
-                                   queries_per_episode=args.queries_per_episode,
-                                   on_episode=bar.update)
+            count = export_finetune(args.out, args.export_sole_r1, tasks=config.tasks,
+                                    queries_per_episode=args.queries_per_episode,
+                                    on_episode=bar.update)
         print(f'{count} SOLE-R1 fine-tuning examples in {args.export_sole_r1}')
     return 0

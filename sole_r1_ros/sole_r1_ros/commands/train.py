@@ -1,13 +1,24 @@
 """``sole-r1 train MODEL``: train a model offline; ``train compact`` is the compact progress model.
 
-``sole-r1 train compact --data DIR --out FILE`` fits the compact network on a synthetic dataset
-(``sole-r1 synth``) within a wall-clock budget, validating on the dataset's split='val'
-episodes and keeping the best weights. The shipped checkpoint is made by the command in
-``sole_r1_ros/data/README.md``.
+``sole-r1 train compact --data DIR [DIR ...] --out FILE`` fits the compact network on labelled
+episodes of any source (``labelled/FORMAT.md``): a ``sole-r1 synth`` dataset, SOLE-R1's scores of
+your own recordings (``sole-r1 score``/``score-bag --labelled-out``), hand labels. ``--init
+shipped`` fine-tunes the shipped model instead of starting from random weights (distillation).
+The shipped checkpoint is made by ``make compact-model`` (``sole_r1_ros/data/README.md``).
 """
 import argparse
 import json
 import os
+
+from sole_r1_ros.compact.train import SHIPPED, TrainConfig
+from sole_r1_ros.configuration import from_mapping, specs
+
+_SPECS = {spec.name: spec for spec in specs(TrainConfig)}
+
+
+def _help(name: str) -> str:
+    spec = _SPECS[name]
+    return f'{spec.describe()} (default: {spec.default!r})'.replace('%', '%%')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,24 +26,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     models.required = True
     compact = models.add_parser('compact', help='the compact CNN progress model (reward backend '
                                 '"compact")')
-    compact.add_argument('--data', required=True, help='synthetic dataset folder')
+    compact.add_argument('--data', required=True, nargs='+', metavar='DIR',
+                         help='folders of labelled episodes (synthetic, sole-r1 score '
+                              '--labelled-out, hand labels)')
     compact.add_argument('--out', required=True, help='checkpoint file to write (.pt)')
-    compact.add_argument('--tasks', default='',
-                         help='comma-separated tasks to train on (default: all in the data)')
-    compact.add_argument('--minutes', type=float, default=15.0,
-                         help='wall-clock training budget (default 15)')
-    compact.add_argument('--epochs', type=float, default=None,
-                         help='stop after this many passes over the training frames')
-    compact.add_argument('--batch-size', type=int, default=64)
-    compact.add_argument('--lr', type=float, default=1e-3, help='peak learning rate')
-    compact.add_argument('--approach-credit', type=float, default=10.0,
-                         help='progress [%%] credited for reaching the object before it moves '
-                              '(0: simulator progress only)')
+    compact.add_argument('--tasks', default='', help=_help('tasks') + ', comma-separated')
+    compact.add_argument('--exclude-tasks', default='',
+                         help=_help('exclude_tasks') + ', comma-separated')
+    compact.add_argument('--init', default='', metavar='CHECKPOINT',
+                         help=f"{_help('init')}; '{SHIPPED}' fine-tunes the shipped model")
+    compact.add_argument('--minutes', type=float, default=TrainConfig.minutes,
+                         help=_help('minutes'))
+    compact.add_argument('--epochs', type=float, default=None, help=_help('epochs'))
+    compact.add_argument('--batch-size', type=int, default=TrainConfig.batch_size,
+                         help=_help('batch_size'))
+    compact.add_argument('--lr', type=float, default=TrainConfig.learning_rate,
+                         help=_help('learning_rate'))
+    compact.add_argument('--approach-credit', type=float, default=TrainConfig.approach_credit,
+                         help=_help('approach_credit'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
-                         help='validate every S seconds')
-    compact.add_argument('--threads', type=int, default=1,
-                         help='torch CPU threads (default 1: best on shared cores)')
-    compact.add_argument('--seed', type=int, default=0)
+                         help=_help('eval_every_s').replace('60.0', '90.0'))
+    compact.add_argument('--eval-every-steps', type=int, default=TrainConfig.eval_every_steps,
+                         metavar='N', help=_help('eval_every_steps'))
+    compact.add_argument('--threads', type=int, default=TrainConfig.threads,
+                         help=_help('threads'))
+    compact.add_argument('--seed', type=int, default=TrainConfig.seed, help=_help('seed'))
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(',') if t.strip()]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,14 +62,16 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.compact.train import train
 
     logging.getLogger('sole_r1_ros').setLevel(logging.WARNING)
-    tasks = tuple(t.strip() for t in args.tasks.split(',') if t.strip()) or None
-    config = TrainConfig(
-        tasks=tasks, minutes=args.minutes, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.lr, approach_credit=args.approach_credit,
-        eval_every_s=args.eval_every, threads=args.threads, seed=args.seed)
+    config = from_mapping(TrainConfig, {
+        'tasks': _names(args.tasks), 'exclude_tasks': _names(args.exclude_tasks),
+        'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
+        'batch_size': args.batch_size, 'learning_rate': args.lr,
+        'approach_credit': args.approach_credit, 'eval_every_s': args.eval_every,
+        'eval_every_steps': args.eval_every_steps,
+        'threads': args.threads, 'seed': args.seed})
     with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',
               bar_format='{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}') as bar:
         start = [None]
@@ -66,11 +90,14 @@ def run(args: argparse.Namespace) -> int:
 
         info = train(args.data, args.out, config, on_step=on_step,
                      extra_info={'arguments': {k: v for k, v in vars(args).items()
-                                               if isinstance(v, (str, int, float, type(None)))}})
+                                               if isinstance(v, (str, int, float, list,
+                                                                 type(None)))}})
     best = info.get('best_val') or {}
     print(json.dumps({'out': os.path.abspath(args.out), 'steps': info['steps'],
                       'samples': info['samples'], 'train_frames': info['train_frames'],
+                      'tasks': len(info['tasks']),
                       'samples_per_s': round(info['samples_per_s'], 1),
+                      'train_seconds': round(info['train_seconds'], 1),
                       'best_step': info['best_step'],
                       'best_val_mae': best.get('val_mae'),
                       'best_val_pearson': best.get('val_pearson')}, indent=1))

@@ -9,15 +9,20 @@ only where a model is built.
 """
 from dataclasses import asdict, dataclass
 import os
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-from sole_r1_ros.compact.goals import EMBEDDING_DIM, ENCODER_NAME
+from sole_r1_ros.compact.goals import (
+    ACTION_DIM, action_features, EMBEDDING_DIM, ENCODER_NAME, GoalEncoder)
+from sole_r1_ros.configuration import option, validate
 
 CHECKPOINT_FORMAT = 'sole_r1_compact'
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+# Fields added after version 1, with the value a version-1 checkpoint means.
+_V1_DEFAULTS = {'difference_inputs': False, 'goal_keywords': False}
 
 
 class CheckpointError(RuntimeError):
@@ -28,37 +33,46 @@ class CheckpointError(RuntimeError):
 class CompactConfig:
     """Shape of the compact progress network (stored in its checkpoint)."""
 
-    image_size: int = 64
-    '''Side of each camera tile the network sees [px].'''
-    channels: tuple[int, ...] = (16, 32, 64, 64)
-    '''Output channels of the 4 stride-2 conv layers (each halves the image).'''
-    feature_dim: int = 128
-    '''Per-view feature size after the conv stack.'''
-    goal_dim: int = EMBEDDING_DIM
-    '''Size of the goal embedding (all-MiniLM-L6-v2: 384).'''
-    goal_features: int = 64
-    '''Size of the goal projection fed to the head.'''
-    hidden_dim: int = 256
-    '''Width of the head's hidden layer.'''
+    image_size: int = option(64, 'side of each camera tile the network sees [px]; a multiple '
+                             'of 16', range=(16, 512))
+    channels: tuple[int, ...] = option((16, 32, 64, 64), 'output channels of the 4 stride-2 '
+                                       'conv layers (each halves the image)', range=(1, 1024),
+                                       length=4)
+    feature_dim: int = option(128, 'per-view feature size after the conv stack',
+                              range=(1, 4096))
+    goal_dim: int = option(EMBEDDING_DIM, 'size of the goal embedding (all-MiniLM-L6-v2: 384)',
+                           range=(1, 4096))
+    goal_features: int = option(64, 'size of the goal projection fed to the head',
+                                range=(1, 4096))
+    hidden_dim: int = option(256, "width of the head's hidden layer", range=(1, 4096))
+    goal_keywords: bool = option(True, 'also feed one flag per group of direction words of '
+                                 'the goal (goals.ACTION_WORDS: open/close, in/out, ...), which '
+                                 'sentence embeddings barely tell apart')
+    difference_inputs: bool = option(True, 'also feed the differences current - previous and '
+                                     'current - first to the first layer: what changed, '
+                                     'whatever the object looks like')
+
+    @property
+    def goal_input_dim(self) -> int:
+        """Size of the goal vector the network takes (embedding, plus the action flags)."""
+        return self.goal_dim + (ACTION_DIM if self.goal_keywords else 0)
 
     def __post_init__(self) -> None:
-        if len(self.channels) != 4 or any(c < 1 for c in self.channels):
-            raise ValueError(f'channels must be 4 positive ints, got {self.channels}')
-        if self.image_size < 16 or self.image_size % 16:
-            raise ValueError(f'image_size must be a multiple of 16, >= 16, got '
+        validate(self)
+        if self.image_size % 16:
+            raise ValueError(f'CompactConfig.image_size must be a multiple of 16, got '
                              f'{self.image_size}')
-        for name in ('feature_dim', 'goal_dim', 'goal_features', 'hidden_dim'):
-            if getattr(self, name) < 1:
-                raise ValueError(f'{name} must be >= 1, got {getattr(self, name)}')
 
 
 class _ViewEncoder(nn.Module):
-    """Strided CNN over one view's 3 stacked frames (9 channels), FiLM at layer 3."""
+    """Strided CNN over one view's 3 stacked frames (9 channels, 15 with the differences),
+    FiLM-modulated by the goal at layer 3."""
 
     def __init__(self, config: CompactConfig) -> None:
         super().__init__()
         c1, c2, c3, c4 = config.channels
-        self.conv1 = nn.Conv2d(9, c1, 4, stride=2, padding=1)
+        self.differences = config.difference_inputs
+        self.conv1 = nn.Conv2d(15 if self.differences else 9, c1, 4, stride=2, padding=1)
         self.conv2 = nn.Conv2d(c1, c2, 4, stride=2, padding=1)
         self.conv3 = nn.Conv2d(c2, c3, 3, stride=2, padding=1)
         self.conv4 = nn.Conv2d(c3, c4, 3, stride=2, padding=1)
@@ -70,8 +84,13 @@ class _ViewEncoder(nn.Module):
 
     def forward(self, frames: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """frames: B x 3 x 3 x H x W float in [0, 1] (first, previous, current)."""
-        # Frame differences would be redundant inputs: conv1 is linear in the stacked frames.
-        x = torch.relu(self.conv1(frames.flatten(1, 2)))
+        x = frames.flatten(1, 2)
+        if self.differences:
+            # Linear in the frames, so conv1 could learn them, but given explicitly they are
+            # what the network looks at first, and they carry over to unseen objects.
+            current = frames[:, 2]
+            x = torch.cat([x, current - frames[:, 1], current - frames[:, 0]], dim=1)
+        x = torch.relu(self.conv1(x))
         x = torch.relu(self.conv2(x))
         scale, shift = self.film(goal).chunk(2, dim=-1)
         x = self.conv3(x) * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
@@ -86,7 +105,7 @@ class CompactProgressNet(nn.Module):
         super().__init__()
         self.config = config or CompactConfig()
         cfg = self.config
-        self.goal = nn.Sequential(nn.Linear(cfg.goal_dim, cfg.goal_features), nn.ReLU())
+        self.goal = nn.Sequential(nn.Linear(cfg.goal_input_dim, cfg.goal_features), nn.ReLU())
         self.external = _ViewEncoder(cfg)
         self.wrist = _ViewEncoder(cfg)
         self.head = nn.Sequential(
@@ -100,7 +119,7 @@ class CompactProgressNet(nn.Module):
         Args:
             views: B x 2 x 3 x 3 x H x W uint8 (external/wrist x first/previous/current x
                 RGB) or float in [0, 1].
-            goal: B x goal_dim goal embeddings.
+            goal: B x goal_input_dim goal vectors (``goal_vectors``).
             previous: B previous progress [%].
             has_wrist: B floats, 1 when the wrist view is real, 0 when zero-filled.
 
@@ -115,6 +134,16 @@ class CompactProgressNet(nn.Module):
         features = torch.cat(
             [external, wrist, g, previous[:, None] / 100.0, has_wrist[:, None]], dim=-1)
         return self.head(features).squeeze(-1) * 100.0
+
+
+def goal_vectors(config: CompactConfig, encoder: GoalEncoder, texts: Sequence[str]
+                 ) -> np.ndarray:
+    """(N, goal_input_dim) float32: the goal embeddings, plus the action flags if the network
+    takes them."""
+    vectors = encoder.encode(texts)
+    if config.goal_keywords:
+        vectors = np.concatenate([vectors, action_features(texts)], axis=1)
+    return vectors
 
 
 def save_checkpoint(path: str, model: CompactProgressNet, goal_cache: Mapping[str, Any],
@@ -154,7 +183,7 @@ def load_checkpoint(path: str) -> tuple[CompactProgressNet, dict[str, Any], dict
         raise CheckpointError(f'{path} has version {payload.get("version")}; this code reads '
                               f'<= {CHECKPOINT_VERSION}')
     try:
-        config = dict(payload['config'])
+        config = {**_V1_DEFAULTS, **payload['config']}
         config['channels'] = tuple(config['channels'])
         model = CompactProgressNet(CompactConfig(**config))
         model.load_state_dict({k: v.float() if v.is_floating_point() else v

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from sole_r1_ros.compact.goals import GoalEncoder
-from sole_r1_ros.compact.model import CompactProgressNet, load_checkpoint
+from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_checkpoint
 from sole_r1_ros.compact.tiles import read_request
 
 DEFAULT_CHECKPOINT = 'compact_progress.pt'
@@ -95,7 +95,7 @@ class CompactPredictor:
             views: B x 2 x 3 x S x S x 3 uint8 (external/wrist, first/previous/current).
         """
         tensor = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 1, 2, 5, 3, 4)
-        goal = torch.from_numpy(self._encoder.encode(goals))
+        goal = torch.from_numpy(goal_vectors(self._model.config, self._encoder, list(goals)))
         with torch.inference_mode():
             out = self._model(tensor, goal, torch.tensor(previous, dtype=torch.float32),
                               torch.tensor(has_wrist, dtype=torch.float32))

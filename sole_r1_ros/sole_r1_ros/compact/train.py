@@ -1,15 +1,17 @@
-"""Train the compact progress network on a synthetic dataset (``sole-r1 synth``).
+"""Train the compact progress network on labelled episodes (``sole_r1_ros.labelled``).
 
-Each sample is one SOLE-R1 query drawn from a recorded episode: the first frame, an earlier
-frame as "previous" (a few frames back, as a query schedule would pick it, or anywhere
-earlier) and a current frame, with a goal phrasing drawn from the task's goal and its
-paraphrases, and the previous frame's label as the previous progress (plus noise, since at run
-time it is the model's own earlier answer). The target is the simulator's progress, plus an
-optional small credit for closing in on the object (see ``TrainConfig.approach_credit``).
-Validation runs on the dataset's split='val' episodes of the same tasks; the best weights are
-kept.
+Any source in the labelled-episode layout works: synthetic episodes (``sole-r1 synth``, simulator
+truth), SOLE-R1's own answers on a user's recordings (``sole-r1 score``/``score-bag
+--labelled-out``: distillation) or hand labels. Each sample is one SOLE-R1 query drawn from an
+episode: the first frame, an earlier frame as "previous" (a few frames back, as a query schedule
+would pick it, or anywhere earlier) and a current frame, with a goal phrasing drawn from the
+episode's goal and its paraphrases, and the previous frame's label as the previous progress
+(plus noise, since at run time it is the model's own earlier answer). The target is the label,
+plus an optional small credit for closing in on the object where the episode carries it
+(``TrainConfig.approach_credit``). Validation runs on the split='val' episodes; the best
+weights are kept. Training can start from a checkpoint (``init``), e.g. the shipped one.
 """
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 import logging
 import math
 import time
@@ -19,103 +21,136 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from sole_r1_ros.compact.goals import GoalEncoder, TRAIN_PARAPHRASES
-from sole_r1_ros.compact.model import CompactConfig, CompactProgressNet, save_checkpoint
+from sole_r1_ros import labelled
+from sole_r1_ros.compact.goals import EMBEDDING_DIM, GoalEncoder
+from sole_r1_ros.compact.model import (
+    CompactConfig, CompactProgressNet, goal_vectors, load_checkpoint, save_checkpoint)
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.labelled import LabelledEpisode
+from sole_r1_ros.reward import protocol
 from sole_r1_ros.sim.tasks import TASK_GOALS
-from sole_r1_ros.synth import format as fmt
-from sole_r1_ros.synth.behaviours import approach_fraction
 
 logger = logging.getLogger(__name__)
 
 _RECENT_PREVIOUS_FRAMES = 6
+SHIPPED = 'shipped'
+'''``TrainConfig.init`` value that starts from the checkpoint shipped in the package.'''
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Settings of one ``sole-r1 train compact`` run."""
 
-    tasks: tuple[str, ...] | None = None
-    '''Tasks to train on; None: every task of the dataset.'''
-    minutes: float = 15.0
-    '''Wall-clock budget of the optimisation [min]; training stops at this or ``epochs``.'''
-    epochs: float | None = None
-    '''Passes over the training frames (one sample per frame each); None: time only.'''
-    batch_size: int = 64
-    learning_rate: float = 1e-3
-    '''Peak Adam learning rate, cosine-decayed to 5 % over the budget.'''
-    weight_decay: float = 1e-4
-    previous_noise: float = 8.0
-    '''Std [%] of the noise on the previous-progress input (it is a model answer at run time).'''
-    from_zero_fraction: float = 0.1
-    '''Share of samples posed as from-zero queries (previous = first frame, previous 0%).'''
-    no_wrist_fraction: float = 0.1
-    '''Share of samples with the wrist view blanked (the protocol's external-only variant).'''
-    approach_credit: float = 10.0
-    '''Progress [%] credited for bringing the hand to the task's first object, pro rata,
-    before the object moves: target = max(progress, credit x approach fraction). The
-    simulator's progress is flat 0 until the object moves, which gives an RL learner no
-    signal while reaching and makes value-order correlation on expert videos meaningless for
-    most of an episode. 0 trains on the simulator's progress alone.'''
-    shift_px: int = 3
-    '''Random-shift augmentation [px] (DrQ), the same shift for one sample's frames.'''
-    eval_every_s: float = 60.0
-    '''Validate (and keep the best weights) this often [s] and at the end.'''
-    threads: int = 1
-    '''torch CPU threads for training. 1 by default: on a shared 2-core machine a second
-    OpenMP thread that gets descheduled stalls every layer (measured 3x slower than 1).'''
-    seed: int = 0
-    model: CompactConfig = CompactConfig()
+    tasks: tuple[str, ...] = option((), "tasks (the episodes' task ids) to train on; empty: "
+                                    'every task of the data')
+    exclude_tasks: tuple[str, ...] = option((), 'tasks never loaded: held out for model '
+                                            'selection')
+    minutes: float = option(15.0, 'wall-clock budget of the optimisation [min]; training '
+                            'stops at this or at epochs', range=(0.01, 10_000.0))
+    epochs: float | None = option(None, 'passes over the training frames (one sample per frame '
+                                  'each); None: time only', range=(1e-6, 1e6))
+    batch_size: int = option(64, 'queries per optimiser step', range=(2, 65536))
+    learning_rate: float = option(1e-3, 'peak AdamW learning rate, cosine-decayed to 5 % over '
+                                  'the budget', range=(1e-8, 1.0))
+    weight_decay: float = option(1e-4, 'AdamW weight decay', range=(0.0, 1.0))
+    previous_noise: float = option(12.0, 'std of the noise on the previous-progress input [%] '
+                                   '(it is a model answer at run time)', range=(0.0, 100.0))
+    from_zero_fraction: float = option(0.1, 'share of samples posed as from-zero queries '
+                                       '(previous = first frame, previous 0 %)',
+                                       range=(0.0, 1.0))
+    no_wrist_fraction: float = option(0.1, ('share of samples with the wrist view blanked (the '
+                                      "protocol's external-only variant)"), range=(0.0, 1.0))
+    approach_credit: float = option(
+        10.0, "progress [%] credited for bringing the hand to the task's first object, pro "
+        'rata, before the object moves, where an episode carries the approach fraction '
+        '(synthetic data): target = max(label, credit x approach). The simulator progress '
+        'is flat 0 until the object moves, which gives an RL learner no signal while reaching. '
+        '0 trains on the labels alone', range=(0.0, 50.0))
+    goal_dropout: float = option(0.3, 'share of samples asked with no goal (a zero embedding): '
+                                 'the network also learns what progress looks like whatever '
+                                 'the task, which is all it has on a task it never saw',
+                                 range=(0.0, 1.0))
+    goal_noise: float = option(0.025, 'std of Gaussian noise added to each goal-embedding '
+                               'dimension before re-normalising (a unit vector of 384): '
+                               'nearby phrasings and tasks must give similar answers',
+                               range=(0.0, 1.0))
+    shift_px: int = option(3, 'random-shift augmentation [px] (DrQ), the same shift for one '
+                           "sample's frames", range=(0, 32))
+    brightness: float = option(0.15, 'random brightness scale +- this per sample (the same for '
+                               'its frames): lighting varies, progress does not',
+                               range=(0.0, 0.9))
+    eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
+                                 'and at the end', range=(0.1, 1e9))
+    eval_every_steps: int = option(0, 'validate every this many steps instead (0: by time); '
+                                   'with epochs this makes a run independent of the machine',
+                                   range=(0, None))
+    threads: int = option(1, 'torch CPU threads. 1 by default: on a shared 2-core machine a '
+                          'second OpenMP thread that gets descheduled stalls every layer '
+                          '(measured 3x slower than 1)', range=(1, 256))
+    seed: int = option(0, 'seed of initialisation, sampling and augmentation',
+                       range=(0, 2**31 - 1))
+    init: str = option('', "start from this checkpoint ('shipped': the package's own; '': "
+                       'random weights of the model config)')
+    model: CompactConfig = option(default_factory=CompactConfig,
+                                  help='network shape (ignored with init: the checkpoint has one)')
 
     def __post_init__(self) -> None:
-        if self.minutes <= 0 or (self.epochs is not None and self.epochs <= 0):
-            raise ValueError(f'minutes and epochs must be > 0, got {self.minutes}, '
-                             f'{self.epochs}')
-        if self.batch_size < 2 or self.learning_rate <= 0 or self.threads < 1:
-            raise ValueError('batch_size must be >= 2, learning_rate > 0 and threads >= 1')
-        for name in ('from_zero_fraction', 'no_wrist_fraction'):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {getattr(self, name)}')
-        if self.approach_credit < 0 or self.approach_credit > 50 or self.previous_noise < 0:
-            raise ValueError('approach_credit must be in [0, 50] and previous_noise >= 0')
+        validate(self)
 
 
 class FrameBank:
-    """Every frame of the chosen episodes in one uint8 tensor, with per-episode offsets."""
+    """Every frame of the chosen episodes in one uint8 tensor, with per-episode offsets.
 
-    def __init__(self, root: str, entries: Sequence[dict[str, Any]], credit: float,
-                 goal_ids: dict[str, int]) -> None:
-        if not entries:
-            raise ValueError(f'no episodes selected in {root}')
-        views, labels, starts, lengths, tasks = [], [], [], [], []
+    Frames are letterboxed to the network's size as the backend does at run time
+    (``protocol.letterbox``); an episode without a wrist view gets black wrist frames.
+    """
+
+    def __init__(self, episodes: Sequence[LabelledEpisode], credit: float,
+                 goal_ids: dict[str, int], size: int) -> None:
+        if not episodes:
+            raise ValueError('no episodes to train on')
+        total = sum(e.num_frames for e in episodes)
+        self.views = torch.zeros((total, 2, 3, size, size), dtype=torch.uint8)
+        labels, starts, lengths, tasks, wrists = [], [], [], [], []
         offset = 0
-        for entry in entries:
-            episode = fmt.load_episode(root, entry['episode_id'])
-            arrays = episode.arrays
-            views.append(np.stack([arrays['external'], arrays['wrist']], axis=1))
-            labels.append(training_target(arrays['progress'], arrays['state'], credit))
+        for episode in episodes:
+            count = episode.num_frames
+            for row, frames in enumerate((episode.external, episode.wrist)):
+                if frames is not None:
+                    self.views[offset:offset + count, row] = torch.from_numpy(
+                        _fit(frames, count, size)).permute(0, 3, 1, 2)
+            labels.append(training_target(episode, credit))
             starts.append(offset)
-            lengths.append(episode.num_frames)
-            tasks.append(goal_ids[entry['task']])
-            offset += episode.num_frames
-        # N x 2 x 3 x H x W: channels first once, so batches are plain gathers.
-        self.views = torch.from_numpy(np.concatenate(views)).permute(0, 1, 4, 2, 3).contiguous()
+            lengths.append(count)
+            tasks.append(goal_ids[episode.task_id])
+            wrists.append(episode.wrist is not None)
+            offset += count
         self.labels = torch.from_numpy(np.concatenate(labels).astype(np.float32))
         self.starts = torch.tensor(starts)
         self.lengths = torch.tensor(lengths)
         self.tasks = torch.tensor(tasks)
-        self.entries = list(entries)
+        self.has_wrist = torch.tensor(wrists, dtype=torch.float32)
+        self.episodes = len(episodes)
 
     @property
     def num_frames(self) -> int:
         return int(self.labels.shape[0])
 
 
-def training_target(progress: np.ndarray, states: np.ndarray, credit: float) -> np.ndarray:
-    """Per-frame target [%]: max(simulator progress, credit x approach fraction)."""
-    if credit <= 0:
-        return progress.astype(np.float32)
-    approach = np.array([approach_fraction(s, states[0]) for s in states], dtype=np.float32)
-    return np.maximum(progress, credit * approach).astype(np.float32)
+def _fit(frames: Any, count: int, size: int) -> np.ndarray:
+    stacked = np.stack([np.asarray(frames[i]) for i in range(count)])
+    if stacked.shape[1:] == (size, size, 3) and stacked.dtype == np.uint8:
+        return stacked
+    return np.stack([protocol.letterbox(f, size) for f in stacked])
+
+
+def training_target(episode: LabelledEpisode, credit: float) -> np.ndarray:
+    """Per-frame target [%]: max(label, credit x approach fraction) where the episode has one."""
+    progress = episode.truth().astype(np.float32)
+    approach = episode.extras.get('approach')
+    if credit <= 0 or approach is None:
+        return progress
+    return np.maximum(progress, credit * np.asarray(approach, dtype=np.float32))
 
 
 @dataclass
@@ -162,14 +197,22 @@ class QuerySampler:
         start = bank.starts[episode]
         index = torch.stack([start, start + previous, start + current], dim=1)
         views = bank.views[index].transpose(1, 2)  # B x 2 views x 3 times x 3 x H x W
-        has_wrist = (torch.rand(size, generator=gen) >= cfg.no_wrist_fraction).float()
+        keep = (torch.rand(size, generator=gen) >= cfg.no_wrist_fraction).float()
+        has_wrist = keep * bank.has_wrist[episode]
         views[:, 1] *= has_wrist.to(torch.uint8)[:, None, None, None, None]
         noise = torch.randn(size, generator=gen) * cfg.previous_noise
         prev_value = (bank.labels[start + previous] + noise).round().clamp(-100, 100)
         prev_value = torch.where(from_zero, torch.zeros_like(prev_value), prev_value)
         task = bank.tasks[episode]
         phrasing = (torch.rand(size, generator=gen) * self._goal_counts[task]).long()
-        return Batch(views, self._goals[task, phrasing], prev_value, has_wrist,
+        goal = self._goals[task, phrasing]
+        if cfg.goal_noise > 0:  # on the sentence embedding, not on the action flags
+            embedding = goal[:, :EMBEDDING_DIM]
+            noise = cfg.goal_noise * torch.randn(embedding.shape, generator=gen)
+            goal = torch.cat([F.normalize(embedding + noise, dim=-1),
+                              goal[:, EMBEDDING_DIM:]], dim=1)
+        keep_goal = (torch.rand(size, generator=gen) >= cfg.goal_dropout).float()
+        return Batch(views, goal * keep_goal[:, None], prev_value, has_wrist,
                      bank.labels[start + current])
 
 
@@ -188,13 +231,23 @@ def random_shift(views: torch.Tensor, pad: int, generator: torch.Generator) -> t
     return shifted.reshape(views.shape)
 
 
-def goal_tables(tasks: Sequence[str], encoder: GoalEncoder
-                ) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:
-    """Embed each task's phrasings: (T x P x D table, T counts, texts), padded by repetition."""
-    texts = [[TASK_GOALS[t], *TRAIN_PARAPHRASES.get(t, ())] for t in tasks]
+def goal_phrasings(episodes: Sequence[LabelledEpisode]) -> dict[str, list[str]]:
+    """Task id -> its goal texts (each episode's goal and paraphrases, first seen first)."""
+    texts: dict[str, dict[str, None]] = {}
+    for episode in episodes:
+        texts.setdefault(episode.task_id, {}).update(
+            dict.fromkeys([episode.goal, *episode.paraphrases]))
+    return {task: list(phrasings) for task, phrasings in texts.items()}
+
+
+def goal_tables(phrasings: dict[str, list[str]], encoder: GoalEncoder, config: CompactConfig
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Embed each task's phrasings: (T x P x D table, T counts), padded by repetition."""
+    texts = list(phrasings.values())
     width = max(len(p) for p in texts)
-    table = np.stack([encoder.encode([p[i % len(p)] for i in range(width)]) for p in texts])
-    return (torch.from_numpy(table), torch.tensor([len(p) for p in texts]), texts)
+    table = np.stack([goal_vectors(config, encoder, [p[i % len(p)] for i in range(width)])
+                      for p in texts])
+    return torch.from_numpy(table), torch.tensor([len(p) for p in texts])
 
 
 def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 4) -> Batch:
@@ -212,10 +265,9 @@ def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 
     start = bank.starts[episode]
     index = torch.stack([start, start + torch.tensor(previous),
                          start + torch.tensor(current)], dim=1)
-    size = len(episodes)
     return Batch(bank.views[index].transpose(1, 2), goal_table[bank.tasks[episode], 0],
-                 bank.labels[start + torch.tensor(previous)].round(), torch.ones(size),
-                 bank.labels[start + torch.tensor(current)])
+                 bank.labels[start + torch.tensor(previous)].round(),
+                 bank.has_wrist[episode], bank.labels[start + torch.tensor(current)])
 
 
 def evaluate(model: CompactProgressNet, batch: Batch, chunk: int = 512) -> dict[str, float]:
@@ -236,52 +288,83 @@ def evaluate(model: CompactProgressNet, batch: Batch, chunk: int = 512) -> dict[
             'pearson': pearson}
 
 
-def train(root: str, out: str, config: TrainConfig,
+def train(data: str | Sequence[str], out: str, config: TrainConfig,
           on_step: Callable[[int, float, dict[str, float] | None], None] | None = None,
           extra_info: dict[str, Any] | None = None,
           encoder: GoalEncoder | None = None) -> dict[str, Any]:
-    """Train on ``root``'s split='train' episodes, validate on split='val', save to ``out``.
+    """Train on the episodes of ``data``, validate on the split='val' ones, save ``out``.
 
     Args:
-        encoder: goal encoder (default: MiniLM with an empty cache); its cache, holding every
-            task's goal and phrasings, is saved with the checkpoint.
+        data: one or more folders of labelled episodes (any layout ``labelled`` reads).
+        encoder: goal encoder (default: MiniLM, with the cache of ``config.init``'s checkpoint
+            when there is one); its cache, holding every task's goal and phrasings, is saved
+            with the checkpoint.
 
     Returns:
         The info stored in the checkpoint (tasks, sizes, timings, best validation metrics).
 
     Raises:
-        FileNotFoundError, ValueError: no dataset, unknown tasks, or no episodes to train on.
+        FileNotFoundError, ValueError: no data, or no episodes to train on.
     """
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    manifest = fmt.read_manifest(root)
-    tasks = tuple(config.tasks or sorted({e['task'] for e in manifest['episodes']}))
-    encoder = encoder or GoalEncoder()
-    table, counts, texts = goal_tables(tasks, encoder)
-    goal_ids = {t: i for i, t in enumerate(tasks)}
+    model, encoder, base = _initial_model(config, encoder)
+    folders = [data] if isinstance(data, str) else list(data)
     load_start = time.perf_counter()
-    train_bank = FrameBank(root, fmt.select_episodes(manifest, tasks, 'train'),
-                           config.approach_credit, goal_ids)
-    val_entries = fmt.select_episodes(manifest, tasks, 'val')
+    episodes = _load(folders, config)
+    train_episodes = [e for e in episodes if e.split != 'val']
+    val_episodes = [e for e in episodes if e.split == 'val']
+    phrasings = goal_phrasings(episodes)
+    table, counts = goal_tables(phrasings, encoder, model.config)
+    goal_ids = {task: i for i, task in enumerate(phrasings)}
+    size = model.config.image_size
+    train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size)
     val_batch = validation_queries(
-        FrameBank(root, val_entries, config.approach_credit, goal_ids), table
-    ) if val_entries else None
+        FrameBank(val_episodes, config.approach_credit, goal_ids, size), table
+    ) if val_episodes else None
+    del episodes, train_episodes
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
-                train_bank.num_frames, len(train_bank.entries), len(val_entries),
+                train_bank.num_frames, train_bank.episodes, len(val_episodes),
                 time.perf_counter() - load_start)
-    model = CompactProgressNet(config.model)
     result = _optimise(model, QuerySampler(train_bank, table, counts, config), val_batch,
                        config, train_bank.num_frames, on_step)
-    # Cache every goal the model may be asked about: all tasks' canonical goals and phrasings.
+    # Cache every goal the model may be asked about: all Meta-World goals and every phrasing.
     encoder.encode(list(TASK_GOALS.values()))
-    info = {'tasks': list(tasks), 'goals': texts, 'data': root,
-            'train_episodes': len(train_bank.entries), 'train_frames': train_bank.num_frames,
-            'val_episodes': len(val_entries), 'config': _config_json(config),
-            **result, **(extra_info or {})}
+    info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
+            'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
+            'val_episodes': len(val_episodes), 'config': _config_json(config),
+            'init': base, **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
     save_checkpoint(out, model, encoder.cache, info)
     return info
+
+
+def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
+                   ) -> tuple[CompactProgressNet, GoalEncoder, dict[str, Any] | None]:
+    if not config.init:
+        return CompactProgressNet(config.model), encoder or GoalEncoder(), None
+    from sole_r1_ros.compact.predictor import default_checkpoint_path
+
+    path = default_checkpoint_path() if config.init == SHIPPED else config.init
+    model, cache, info = load_checkpoint(path)
+    if encoder is None:
+        encoder = GoalEncoder(cache)
+    base = {'checkpoint': path, 'tasks': info.get('tasks'), 'steps': info.get('steps')}
+    return model.train(), encoder, base
+
+
+def _load(folders: Sequence[str], config: TrainConfig) -> list[LabelledEpisode]:
+    excluded = set(config.exclude_tasks)
+    episodes = []
+    for folder in folders:
+        episodes += [e for e in labelled.iter_episodes(folder, tasks=config.tasks or None)
+                     if e.task_id not in excluded and e.num_frames >= 2]
+    if not episodes:
+        raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
+                         f'(tasks {list(config.tasks) or "all"}, excluding '
+                         f'{sorted(excluded)})')
+    return episodes
 
 
 def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch | None,
@@ -299,14 +382,17 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
     step, losses, history = 0, [], []
     while True:
         elapsed = time.perf_counter() - start
-        done = max(elapsed / budget_s, step / max_steps)
-        if done >= 1.0:
+        if elapsed >= budget_s or step >= max_steps:
             break
+        # With epochs the schedule follows the steps alone, so a run does not depend on how
+        # busy the machine is (the time budget then only caps it); without, it follows time.
+        done = step / max_steps if config.epochs is not None else elapsed / budget_s
         cosine = 0.5 * (1.0 + math.cos(math.pi * done))
         for group in optimiser.param_groups:
             group['lr'] = config.learning_rate * (0.05 + 0.95 * cosine)
         batch = sampler.sample(config.batch_size)
-        views = random_shift(batch.views, config.shift_px, generator)
+        views = _brighten(random_shift(batch.views, config.shift_px, generator),
+                          config.brightness, generator)
         prediction = model(views, batch.goal, batch.previous, batch.has_wrist)
         loss = F.smooth_l1_loss(prediction / 100.0, batch.target / 100.0, beta=0.05)
         optimiser.zero_grad(set_to_none=True)
@@ -315,7 +401,8 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
         step += 1
         losses.append(loss.item())
         metrics = None
-        if time.perf_counter() - last_eval >= config.eval_every_s:
+        if (step % config.eval_every_steps == 0 if config.eval_every_steps
+                else time.perf_counter() - last_eval >= config.eval_every_s):
             metrics = _validate(model, val_batch, step, losses, best, history)
             last_eval = time.perf_counter()
         if on_step is not None:
@@ -328,6 +415,16 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
             'samples_per_s': step * config.batch_size / max(seconds, 1e-9),
             'best_step': best['step'], 'best_val': best['val'], 'history': history,
             '_best_state': best['state']}
+
+
+def _brighten(views: torch.Tensor, amount: float, generator: torch.Generator
+              ) -> torch.Tensor:
+    """Float views in [0, 1], each sample scaled by a random factor in [1 - amount, 1 + amount]."""
+    scale = 1.0 + amount * (2 * torch.rand(views.shape[0], generator=generator) - 1)
+    views = views.float() / 255.0
+    if amount <= 0:
+        return views
+    return (views * scale.view(-1, *([1] * (views.dim() - 1)))).clamp(0.0, 1.0)
 
 
 def _validate(model: CompactProgressNet, val_batch: Batch | None, step: int,
@@ -346,7 +443,6 @@ def _validate(model: CompactProgressNet, val_batch: Batch | None, step: int,
 
 
 def _config_json(config: TrainConfig) -> dict[str, Any]:
-    data = asdict(config)
-    data['tasks'] = list(config.tasks) if config.tasks else None
-    data['model']['channels'] = list(config.model.channels)
-    return data
+    from sole_r1_ros.configuration import to_flat_dict
+
+    return to_flat_dict(config)

@@ -1,15 +1,13 @@
 """Reward-quality evaluation: VOC, Pearson, AUROC and the perceived-vs-true success plot.
 
-numpy only at import; OpenCV loads to read videos and matplotlib to plot.
+numpy only at import; episodes come from ``sole_r1_ros.labelled``, matplotlib loads to plot.
 """
 from sole_r1_ros.evaluation.metrics import (
     auroc, pearson, spearman, value_order_correlation)
 from sole_r1_ros.evaluation.reward_eval import (
-    EpisodeScore, LabelledEpisode, load_external, load_synthetic, score_with_engine,
-    scores_from_results, summarise)
+    EpisodeScore, load_episodes, score_with_engine, scores_from_results, summarise)
 
 __all__ = [
-    'auroc', 'EpisodeScore', 'LabelledEpisode', 'load_external', 'load_synthetic', 'pearson',
-    'score_with_engine', 'scores_from_results', 'spearman', 'summarise',
-    'value_order_correlation',
+    'auroc', 'EpisodeScore', 'load_episodes', 'pearson', 'score_with_engine',
+    'scores_from_results', 'spearman', 'summarise', 'value_order_correlation',
 ]

@@ -17,8 +17,8 @@ import logging
 import os
 from typing import Any, Iterator
 
-from sole_r1_ros.finetune.episodes import LabelledEpisode, QuerySchedule
-from sole_r1_ros.finetune.labels import resolve_progress
+from sole_r1_ros.finetune.episodes import QuerySchedule
+from sole_r1_ros.labelled import LabelledEpisode, resolve_progress
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,6 @@ import numpy as np
 from sole_r1_ros.finetune import dropout as dropout_module
 from sole_r1_ros.finetune.dropout import PreviousDropoutConfig
 from sole_r1_ros.finetune.examples import read_examples, TrainingExample
-from sole_r1_ros.finetune.synth_export import is_synth_export, read_synth_export
 from sole_r1_ros.reward import protocol
 
 logger = logging.getLogger(__name__)
@@ -76,41 +75,20 @@ def _example(row: dict[str, Any]) -> TrainingExample:
     return TrainingExample(**{**row, 'reasoning': row['reasoning'] or None})
 
 
-def load_examples(root: str) -> list[TrainingExample]:
-    """Examples of a ``sole-r1 finetune prepare`` folder or a ``sole-r1 synth`` export."""
-    return read_synth_export(root) if is_synth_export(root) else read_examples(root)
-
-
-def _check_from_zero_source(root: str, example: TrainingExample) -> None:
-    from PIL import Image
-
-    with Image.open(os.path.join(root, example.image)) as image:
-        width = image.width
-    if width != 3 * protocol.TILE_PX + 2 * protocol.GAP_PX:
-        raise ValueError(f'from-zero dropout needs composites stored before the final resize '
-                         f'(width 1162 px); {example.image} is {width} px wide (a synth export '
-                         'stores resized images: use jitter dropout there)')
-
-
 def prepared_examples(root: str, dropout: PreviousDropoutConfig,
                       max_examples: int | None = None) -> list[TrainingExample]:
     """Read a dataset folder and apply previous-progress dropout.
 
     Raises:
-        FileNotFoundError, ValueError: see ``examples.read_examples``; also an empty dataset,
-            or from-zero dropout on images that were stored already resized.
+        FileNotFoundError, ValueError: see ``examples.read_examples``; also an empty dataset.
     """
-    examples = load_examples(root)
+    examples = read_examples(root)
     if max_examples is not None:
         examples = examples[:max_examples]
     if not examples:
         raise ValueError(f'dataset {root} holds no examples')
     prepared = [dropout_module.apply_dropout(e, dropout) for e in examples]
-    changed = 0
-    for new, old in zip(prepared, examples):
-        if new.from_zero != old.from_zero:
-            _check_from_zero_source(root, old)
-        changed += new != old
+    changed = sum(new != old for new, old in zip(prepared, examples))
     logger.info('%s: %d examples, previous-progress dropout changed %d', root, len(prepared),
                 changed)
     return prepared

@@ -14,6 +14,7 @@ import hashlib
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.finetune.examples import TrainingExample
 from sole_r1_ros.reward import protocol
 
@@ -22,25 +23,20 @@ from sole_r1_ros.reward import protocol
 class PreviousDropoutConfig:
     """How often each dropout variant replaces the recorded prompt."""
 
-    from_zero_p: float = 0.0
-    '''Probability of the from-zero variant (its composite is cut from the stored one).'''
-    jitter_p: float = 0.0
-    '''Probability of a previous value shifted by a uniform integer in [-jitter_max, jitter_max]
-    (never 0), clamped to [-100, 100].'''
-    jitter_max: int = 10
-    '''Largest shift of a jittered previous value [percentage points].'''
-    seed: int = 0
+    from_zero_p: float = option(0.0, 'probability of the from-zero variant (its composite is '
+                                'cut from the stored one)', range=(0.0, 1.0))
+    jitter_p: float = option(0.0, 'probability of a previous value shifted by a uniform integer '
+                             'in [-jitter_max, jitter_max] (never 0), clamped to [-100, 100]',
+                             range=(0.0, 1.0))
+    jitter_max: int = option(10, 'largest shift of a jittered previous value [percentage '
+                             'points]', range=(1, 200))
+    seed: int = option(0, 'seed of the per-example draw', range=(0, None))
 
     def __post_init__(self) -> None:
-        for name in ('from_zero_p', 'jitter_p'):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f'{name} must be in [0, 1], got {value}')
+        validate(self)
         if self.from_zero_p + self.jitter_p > 1.0:
             raise ValueError(f'from_zero_p + jitter_p must be <= 1, got '
                              f'{self.from_zero_p} + {self.jitter_p}')
-        if not 1 <= self.jitter_max <= 200:
-            raise ValueError(f'jitter_max must be in [1, 200], got {self.jitter_max}')
 
     @property
     def active(self) -> bool:

@@ -1,5 +1,9 @@
 """Labelled episodes -> SOLE-R1 training examples, query by query as the reward engine asks.
 
+The one writer of the fine-tuning format: ``sole-r1 finetune prepare`` (episode folders, bags)
+and ``sole-r1 synth --export-sole-r1`` (with reasoning from simulator state) both call
+``write_dataset``.
+
 An episode's queries follow ``reward.offline_query_steps`` (as ``sole-r1 score`` does); query k
 shows the first, the previous queried and the current frame, and quotes the *label* of the
 previous query as the previous progress. That is the prompt a perfect model would have produced
@@ -8,12 +12,14 @@ for itself at run time; previous-progress dropout (``finetune.dropout``) trains 
 from dataclasses import asdict, dataclass
 import logging
 import re
-from typing import Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.finetune import examples as examples_format
 from sole_r1_ros.finetune.examples import DatasetWriter, TrainingExample
+from sole_r1_ros.labelled import LabelledEpisode
 from sole_r1_ros.reward import offline_query_steps, protocol
 
 logger = logging.getLogger(__name__)
@@ -25,24 +31,21 @@ _UNSAFE = re.compile(r'[^A-Za-z0-9_.-]')
 class QuerySchedule:
     """Which frames of an episode become training queries, and in which prompt variant."""
 
-    num_queries: int | None = None
-    '''N evenly spaced queries ending at the last frame; 10 (as the authors' roboreason) when
-    neither this nor ``stride`` is set.'''
-    stride: int | None = None
-    '''Query every K-th frame plus the last instead.'''
-    from_zero: bool = False
-    '''Build from-zero examples (first | current) instead of first | previous | current.'''
-    use_wrist: bool = True
-    '''Use the wrist view where the episode has one; False builds external-only examples.'''
+    num_queries: int | None = option(None, 'N evenly spaced queries ending at the last frame; '
+                                     "10 (as the authors' roboreason) when neither this nor "
+                                     'stride is set', range=(1, None))
+    stride: int | None = option(None, 'query every K-th frame plus the last instead',
+                                range=(1, None))
+    from_zero: bool = option(False, 'build from-zero examples (first | current) instead of '
+                             'first | previous | current')
+    use_wrist: bool = option(True, 'use the wrist view where the episode has one; False builds '
+                             'external-only examples')
 
     def __post_init__(self) -> None:
+        validate(self)
         if self.num_queries is not None and self.stride is not None:
             raise ValueError('give at most one of num_queries and stride, got '
                              f'{self.num_queries} and {self.stride}')
-        if self.num_queries is not None and self.num_queries < 1:
-            raise ValueError(f'num_queries must be >= 1, got {self.num_queries}')
-        if self.stride is not None and self.stride < 1:
-            raise ValueError(f'stride must be >= 1, got {self.stride}')
 
     def steps(self, num_frames: int) -> list[int]:
         """Queried frame indices of an episode of ``num_frames`` frames."""
@@ -51,34 +54,24 @@ class QuerySchedule:
         return offline_query_steps(num_frames, num_queries=self.num_queries or 10)
 
 
-@dataclass(frozen=True, eq=False)
-class LabelledEpisode:
-    """Frames of one episode (only the ones that will be shown need to be present) + labels."""
-
-    episode_id: str
-    goal: str
-    progress: Sequence[int]
-    '''Label of every frame [%]; frame 0 is 0 (see ``finetune.labels``).'''
-    external: Mapping[int, np.ndarray]
-    '''External-camera frames (HxWx3 uint8 RGB) by frame index; 0 and every query step.'''
-    wrist: Mapping[int, np.ndarray] | None = None
-    '''Wrist-camera frames by frame index, same indices, or None for external-only.'''
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.progress)
+Reasoning = Callable[[LabelledEpisode, int, int], 'str | None']
+'''(episode, previous step, step) -> the SFT reasoning of that query; None: the template.'''
 
 
-def _frame(frames: Mapping[int, np.ndarray], index: int, episode: LabelledEpisode,
-           view: str) -> np.ndarray:
-    if index not in frames:
-        raise ValueError(f'episode {episode.episode_id}: {view} frame {index} is missing')
-    return frames[index]
+def _frame(frames: Any, index: int, episode: LabelledEpisode, view: str) -> np.ndarray:
+    try:
+        return frames[index]
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f'episode {episode.episode_id}: {view} frame {index} is missing'
+                         ) from exc
 
 
-def episode_examples(episode: LabelledEpisode, schedule: QuerySchedule
+def episode_examples(episode: LabelledEpisode, schedule: QuerySchedule,
+                     reasoning: Reasoning | None = None
                      ) -> Iterator[tuple[TrainingExample, np.ndarray]]:
     """Yield (example, composite before the final resize) for each query of ``episode``.
+
+    Labels are rounded to integer percentages, as the model answers.
 
     Raises:
         ValueError: a needed frame is missing, or the episode is shorter than 2 frames.
@@ -89,21 +82,23 @@ def episode_examples(episode: LabelledEpisode, schedule: QuerySchedule
     for step in schedule.steps(episode.num_frames):
         views = [0, previous_step, step]
         external = [_frame(episode.external, i, episode, 'external') for i in views]
-        wrists = [_frame(wrist, i, episode, 'wrist') for i in views] if wrist else [None] * 3
+        wrists = ([_frame(wrist, i, episode, 'wrist') for i in views] if wrist is not None
+                  else [None] * 3)
         composite = protocol.build_composite(*external, *wrists, from_zero=schedule.from_zero)
         # Episode ids from bags may hold any text; the id is also a file name.
         example_id = f"{_UNSAFE.sub('_', episode.episode_id)}-{step:06d}"
         yield TrainingExample(
             example_id=example_id, episode_id=episode.episode_id, step=step,
             previous_step=previous_step, image=examples_format.image_path(example_id),
-            goal=goal, previous_progress=int(episode.progress[previous_step]),
-            progress=int(episode.progress[step]), from_zero=schedule.from_zero,
-            external_only=wrist is None), composite
+            goal=goal, previous_progress=round(float(episode.progress[previous_step])),
+            progress=round(float(episode.progress[step])), from_zero=schedule.from_zero,
+            external_only=wrist is None,
+            reasoning=reasoning(episode, previous_step, step) if reasoning else None), composite
         previous_step = step
 
 
-def write_dataset(episodes: Iterator[LabelledEpisode], root: str, schedule: QuerySchedule,
-                  source: dict | None = None) -> int:
+def write_dataset(episodes: Iterable[LabelledEpisode], root: str, schedule: QuerySchedule,
+                  source: dict | None = None, reasoning: Reasoning | None = None) -> int:
     """Write every query of every episode into a new dataset folder; return the count.
 
     Raises:
@@ -116,7 +111,7 @@ def write_dataset(episodes: Iterator[LabelledEpisode], root: str, schedule: Quer
                 raise ValueError(f'episode id {episode.episode_id!r} appears twice')
             seen.add(episode.episode_id)
             before = writer.count
-            for example, composite in episode_examples(episode, schedule):
+            for example, composite in episode_examples(episode, schedule, reasoning):
                 writer.add(example, composite)
             logger.info('episode %s: %d frames -> %d examples', episode.episode_id,
                         episode.num_frames, writer.count - before)

@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 HEADER = 'dataset.json'
 EXAMPLES = 'examples.jsonl'
 IMAGES_DIR = 'images'
+_OLD_SYNTH_EXPORT = 'export.json'
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,10 @@ def read_examples(root: str) -> list[TrainingExample]:
         ValueError: wrong format or version, a malformed line, or a drifted prompt.
     """
     header_path = os.path.join(root, HEADER)
+    if os.path.isfile(os.path.join(root, _OLD_SYNTH_EXPORT)):
+        raise ValueError(f'{root} is an export of an older sole-r1 synth (format sole_r1_sft), '
+                         'which is no longer read: export again with sole-r1 synth '
+                         '--export-sole-r1 DIR, which now writes this format')
     if not os.path.isfile(header_path):
         raise FileNotFoundError(f'no {HEADER} in {root!r}: not a fine-tuning dataset (make one '
                                 'with `sole-r1 finetune prepare`)')

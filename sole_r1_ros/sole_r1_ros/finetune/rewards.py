@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any, Sequence
 
+from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.reward import protocol
 
 KERNELS = ('exp', 'linear')
@@ -29,30 +30,21 @@ _TAGS = ('<think>', '</think>', '<answer>', '</answer>')
 class ProgressRewardConfig:
     """Weights and shape of the two reward terms."""
 
-    format_weight: float = 0.2
-    '''Weight of the format term (1 for a well-formed reply, else 0).'''
-    accuracy_weight: float = 1.0
-    '''Weight of the accuracy term (1 at the label, falling with the distance).'''
-    kernel: str = 'exp'
-    ''''exp': exp(-|pred - label| / tau); 'linear': max(0, 1 - |pred - label| / max_distance).'''
-    tau: float = 10.0
-    '''Decay length of the 'exp' kernel [percentage points]: 10 points off gives 0.37.'''
-    max_distance: float = 50.0
-    '''Distance at which the 'linear' kernel reaches 0 [percentage points].'''
+    format_weight: float = option(0.2, 'weight of the format term (1 for a well-formed reply, '
+                                  'else 0)', range=(0.0, None))
+    accuracy_weight: float = option(1.0, 'weight of the accuracy term (1 at the label, falling '
+                                    'with the distance)', range=(0.0, None))
+    kernel: str = option('exp', "'exp': exp(-|pred - label| / tau); 'linear': max(0, 1 - "
+                         '|pred - label| / max_distance)', choices=KERNELS)
+    tau: float = option(10.0, "decay length of the 'exp' kernel [percentage points]: 10 points "
+                        'off gives 0.37', range=(1e-9, None))
+    max_distance: float = option(50.0, "distance at which the 'linear' kernel reaches 0 "
+                                 '[percentage points]', range=(1e-9, None))
 
     def __post_init__(self) -> None:
-        for name in ('format_weight', 'accuracy_weight'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f'{name} must be a finite number >= 0, got {value}')
+        validate(self)
         if self.format_weight + self.accuracy_weight <= 0:
             raise ValueError('format_weight and accuracy_weight are both 0: nothing to learn')
-        if self.kernel not in KERNELS:
-            raise ValueError(f'kernel must be one of {KERNELS}, got {self.kernel!r}')
-        for name in ('tau', 'max_distance'):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f'{name} must be a finite number > 0, got {value}')
 
     @property
     def weights(self) -> list[float]:

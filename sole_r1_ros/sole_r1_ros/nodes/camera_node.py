@@ -22,7 +22,7 @@ from sole_r1_interfaces.msg import Episode, RewardQuery, TaskState
 from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node

@@ -23,7 +23,7 @@ from visualization_msgs.msg import Marker
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_interfaces.srv import LabelEpisode
 from sole_r1_ros.nodes.command_output import CommandOutput
-from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
 from sole_r1_ros.nodes.evaluate_action import EvaluateAction
 from sole_r1_ros.nodes.firewall import Firewall, status_message

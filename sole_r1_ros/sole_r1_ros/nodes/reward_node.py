@@ -21,7 +21,7 @@ from visualization_msgs.msg import Marker
 from sole_r1_interfaces.msg import ProgressReward, RewardQuery
 from sole_r1_ros.camera import decode_tile
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.nodes.conversions import array_to_image
+from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery

@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image
 
 from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
-from sole_r1_ros.nodes.conversions import image_to_rgb
+from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import Firewall, read_status
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,

@@ -26,7 +26,7 @@ from std_srvs.srv import Trigger
 
 from sole_r1_interfaces.msg import TaskState
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.nodes.conversions import array_to_image
+from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node

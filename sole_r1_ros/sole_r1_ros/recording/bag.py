@@ -5,11 +5,16 @@ costs no conversion; our own message definitions are registered from the ``.msg`
 other tools (Foxglove, ``ros2 bag info``, rosbags readers) can decode them from the bag alone.
 """
 from dataclasses import dataclass, field
+import logging
 import os
 from pathlib import Path
 import threading
 
 import numpy as np
+
+from sole_r1_ros.image_msgs import image_to_rgb
+from sole_r1_ros.recording.recover import bag_files, scan_mcap
+logger = logging.getLogger(__name__)
 
 _OWN_MESSAGES = ('ProgressReward', 'RewardQuery', 'Episode', 'EpisodeResult', 'TaskState')
 
@@ -106,53 +111,80 @@ class RecordedEpisode:
     wrist: list[np.ndarray] = field(default_factory=list)
 
 
-def _image_to_rgb(msg) -> np.ndarray:
-    from sole_r1_ros.nodes.conversions import image_to_rgb
-    return image_to_rgb(msg)
-
-
 def read_camera_episodes(path: str | os.PathLike, external_topic: str,
                          wrist_topic: str | None = None, episode_topic: str | None = 'episode',
-                         max_skew_ns: int = 20_000_000) -> list[RecordedEpisode]:
+                         max_skew_ns: int = 20_000_000, notes: list[str] | None = None
+                         ) -> list[RecordedEpisode]:
     """Read the external (and wrist) frames of a bag, split into episodes at ``Episode`` msgs.
 
     Topics are matched by their last components, so '/robot1/camera/external/image_raw' matches
-    'camera/external/image_raw'. Wrist frames are paired with the nearest external stamp.
+    'camera/external/image_raw'. Wrist frames are paired with the nearest external stamp. A bag
+    whose writer was killed (no ``metadata.yaml``, a torn last record) is read as far as it is
+    readable; what was skipped is said in ``notes`` (and logged).
 
     Raises:
         FileNotFoundError: no bag at ``path``.
-        ValueError: the bag has no messages on ``external_topic``.
+        ValueError: the bag has no readable messages on ``external_topic``.
     """
     _require_rosbags()
-    from rosbags.highlevel import AnyReader
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f'no bag at {path}')
+    notes = [] if notes is None else notes
     typestore = make_typestore()
 
     def matches(topic: str, wanted: str | None) -> bool:
         return wanted is not None and (topic == wanted or topic.endswith('/' + wanted.strip('/')))
 
+    def wanted(topic: str) -> bool:
+        return any(matches(topic, t) for t in (external_topic, wrist_topic, episode_topic))
+
     starts: list[tuple[int, str]] = []
     external: list[tuple[int, np.ndarray]] = []
     wrist: list[tuple[int, np.ndarray]] = []
-    with AnyReader([path], default_typestore=typestore) as reader:
-        for connection, _, raw in reader.messages():
-            if not any(matches(connection.topic, t)
-                       for t in (external_topic, wrist_topic, episode_topic)):
-                continue
-            msg = reader.deserialize(raw, connection.msgtype)
-            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-            if matches(connection.topic, episode_topic):
-                starts.append((stamp, msg.episode_id))
-            elif matches(connection.topic, external_topic):
-                external.append((stamp, _image_to_rgb(msg)))
-            else:
-                wrist.append((stamp, _image_to_rgb(msg)))
+    for topic, msgtype, raw in _read_messages(path, typestore, wanted, notes):
+        msg = typestore.deserialize_cdr(raw, msgtype)
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        if matches(topic, episode_topic):
+            starts.append((stamp, msg.episode_id))
+        elif matches(topic, external_topic):
+            external.append((stamp, image_to_rgb(msg)))
+        else:
+            wrist.append((stamp, image_to_rgb(msg)))
+    for note in notes:
+        logger.warning('%s', note)
     if not external:
-        raise ValueError(f'bag {path} has no messages on {external_topic!r}')
+        raise ValueError(f'bag {path} has no readable messages on {external_topic!r}')
     return _split(sorted(external, key=lambda x: x[0]), sorted(wrist, key=lambda x: x[0]),
                   sorted(starts), wrist_topic is not None, max_skew_ns)
+
+
+def _read_messages(path: Path, typestore, wanted, notes: list[str]
+                   ) -> list[tuple[str, str, bytes]]:
+    """(topic, msgtype, CDR) of the wanted messages: by rosbags when the bag is whole, else by
+    scanning its MCAP files (``recording.recover``)."""
+    from rosbags.highlevel import AnyReader
+
+    if (path / 'metadata.yaml').is_file() or path.suffix == '.db3':
+        try:
+            with AnyReader([path], default_typestore=typestore) as reader:
+                connections = [c for c in reader.connections if wanted(c.topic)]
+                return [(c.topic, c.msgtype, raw)
+                        for c, _, raw in reader.messages(connections=connections)]
+        except Exception as exc:  # rosbags raises its own error types for damaged bags
+            notes.append(f'{path}: rosbags cannot read it ({exc}); scanning its MCAP files')
+    else:
+        notes.append(f'{path}: no metadata.yaml (the recorder was killed before closing the '
+                     'bag); recovering what its MCAP files hold')
+    files = list(bag_files(path))
+    if not files:
+        raise ValueError(f'{path}: no metadata.yaml and no .mcap file to recover')
+    messages = []
+    for file in files:
+        found, result = scan_mcap(file, wanted)
+        messages += found
+        notes.append(result.describe())
+    return messages
 
 
 def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[RecordedEpisode]:

@@ -1,23 +1,17 @@
-"""Export synthetic episodes as SOLE-R1 fine-tuning examples (JSONL + PNG composites).
+"""Synthetic episodes as SOLE-R1 fine-tuning examples, with reasoning grounded in sim state.
 
-Each example is one query exactly as the reward engine would pose it: the composite image from
-``reward.protocol`` (first | previous | current, external over wrist, resized for Qwen), the
-system and user messages with the previous progress filled in, and a target reply whose
-``<think>`` is written from simulator state (how the hand, gripper and object moved between the
-previous and current frame, and what is left to do) ending in ``<answer>N%</answer>`` with the
-ground-truth progress. Schema: ``FORMAT.md`` beside this file.
+The examples are written by ``finetune.episodes.write_dataset``, the writer of ``sole-r1
+finetune prepare`` (format: ``finetune/FORMAT.md``); what synthetic data adds is the target's
+``<think>``: how the hand, gripper and object moved between the previous and the current frame,
+and what is left to do, from simulator state.
 """
-import json
 import os
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from sole_r1_ros.reward import offline_query_steps, protocol
-from sole_r1_ros.synth import format as fmt
-
-EXPORT_FORMAT = 'sole_r1_sft'
-EXPORT_VERSION = 1
+from sole_r1_ros.labelled import folder as labelled_folder, LabelledEpisode
+from sole_r1_ros.reward import protocol
 
 # What the task's first object is, for readable traces (others say 'the object').
 _OBJECTS = {
@@ -90,68 +84,35 @@ def reasoning_trace(task: str, goal: str, previous_state: np.ndarray, state: np.
     return ' '.join(sentences)
 
 
-def export_sole_r1(root: str, out: str, tasks: Iterable[str] | None = None,
-                   split: str | None = None, queries_per_episode: int = 4,
-                   on_episode: Callable[[int], None] | None = None) -> int:
-    """Write fine-tuning examples for the selected episodes; return how many were written.
+def episode_reasoning(episode: LabelledEpisode, previous: int, current: int) -> str | None:
+    """The grounded ``<think>`` text of one query of a synthetic episode (None without state:
+    the fine-tuning writer then uses its template)."""
+    states = episode.extras.get('state')
+    if states is None:
+        return None
+    return reasoning_trace(
+        episode.task_id, protocol.normalize_goal(episode.goal), states[previous],
+        states[current], states[0], round(float(episode.progress[previous])),
+        round(float(episode.progress[current])))
 
-    Writes ``out/examples.jsonl`` (one JSON object per line, appended to in episode order;
-    rewritten from scratch on every call) and ``out/images/<id>.png``.
+
+def export_finetune(root: str, out: str, tasks: Iterable[str] | None = None,
+                    split: str | None = None, queries_per_episode: int = 4,
+                    on_episode: Callable[[int], None] | None = None) -> int:
+    """Write the selected episodes as a SOLE-R1 fine-tuning dataset; return the example count.
+
+    The writer is ``finetune.episodes.write_dataset``, the one ``sole-r1 finetune prepare``
+    uses, with the reasoning written from simulator state.
     """
-    if queries_per_episode < 1:
-        raise ValueError(f'queries_per_episode must be >= 1, got {queries_per_episode}')
-    manifest = fmt.read_manifest(root)
-    entries = fmt.select_episodes(manifest, tasks, split)
-    os.makedirs(os.path.join(out, 'images'), exist_ok=True)
-    count = 0
-    with open(os.path.join(out, 'examples.jsonl'), 'w', encoding='utf-8') as stream:
-        for entry in entries:
-            episode = fmt.load_episode(root, entry['episode_id'])
-            for example in episode_examples(episode, queries_per_episode, out):
-                stream.write(json.dumps(example) + '\n')
-                count += 1
+    from sole_r1_ros.finetune.episodes import QuerySchedule, write_dataset
+
+    schedule = QuerySchedule(num_queries=queries_per_episode)
+
+    def episodes() -> Iterator[LabelledEpisode]:
+        for episode in labelled_folder.iter_episodes(root, tasks=tasks, split=split):
+            yield episode
             if on_episode is not None:
                 on_episode(1)
-    with open(os.path.join(out, 'export.json'), 'w', encoding='utf-8') as stream:
-        json.dump({'format': EXPORT_FORMAT, 'version': EXPORT_VERSION, 'source': root,
-                   'examples': count, 'queries_per_episode': queries_per_episode}, stream,
-                  indent=1)
-    return count
 
-
-def episode_examples(episode: fmt.Episode, queries: int, out: str) -> list[dict]:
-    """The examples of one episode; saves their composite PNGs under ``out/images``."""
-    arrays, meta = episode.arrays, episode.meta
-    steps = offline_query_steps(episode.num_frames, num_queries=queries)
-    examples = []
-    previous_index, previous_progress = 0, 0
-    for index in steps:
-        progress = int(round(float(arrays['progress'][index])))
-        composite = protocol.build_composite(
-            arrays['external'][0], arrays['external'][previous_index],
-            arrays['external'][index], arrays['wrist'][0], arrays['wrist'][previous_index],
-            arrays['wrist'][index])
-        example_id = f'{episode.episode_id}_f{index:04d}'
-        image_path = os.path.join('images', f'{example_id}.png')
-        protocol.to_model_image(composite).save(os.path.join(out, image_path))
-        messages = protocol.build_messages(meta['goal'], previous_progress)
-        think = reasoning_trace(meta['task'], protocol.normalize_goal(meta['goal']),
-                                arrays['state'][previous_index], arrays['state'][index],
-                                arrays['state'][0], previous_progress, progress)
-        completion = f'<think>{think}</think><answer>{progress}%</answer>'
-        examples.append({
-            'id': example_id, 'episode_id': episode.episode_id, 'task': meta['task'],
-            'behaviour': meta['behaviour'], 'goal': meta['goal'], 'frame': index,
-            'env_step': int(arrays['frame_steps'][index]), 'previous_frame': previous_index,
-            'previous_progress': previous_progress, 'progress': progress,
-            'images': [image_path],
-            'messages': [*messages, {'role': 'assistant', 'content': completion}],
-            'completion': completion})
-        previous_index, previous_progress = index, progress
-    return examples
-
-
-def read_examples(out: str) -> Sequence[dict]:
-    """Load an export's examples (for fine-tuning code and tests)."""
-    with open(os.path.join(out, 'examples.jsonl'), encoding='utf-8') as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+    return write_dataset(episodes(), out, schedule, {'synth': os.path.abspath(root)},
+                         reasoning=episode_reasoning)

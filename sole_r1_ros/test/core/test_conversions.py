@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from sole_r1_ros.nodes.conversions import (
+from sole_r1_ros.image_msgs import (
     array_to_image, image_to_array, image_to_rgb, ImageConversionError)
 
 

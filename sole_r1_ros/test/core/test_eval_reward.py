@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from sole_r1_ros import cli
+from sole_r1_ros import cli, labelled
 from sole_r1_ros.evaluation import metrics
 from sole_r1_ros.evaluation.reward_eval import (
-    EpisodeScore, LabelledEpisode, load_external, scores_from_results, summarise)
+    EpisodeScore, load_episodes, scores_from_results, summarise)
+from sole_r1_ros.labelled import LabelledEpisode
 
 
 def test_value_order_correlation_of_monotone_and_reversed_sequences():
@@ -37,8 +38,8 @@ def test_auroc_of_perfect_inverted_and_uninformative_scores():
 
 def _episode(name, truth, success, behaviour='expert', task='t'):
     frames = [np.zeros((4, 4, 3), np.uint8)] * len(truth)
-    return LabelledEpisode(name, task, 'do it', frames, np.asarray(truth, float), success,
-                           behaviour)
+    return LabelledEpisode(name, 'do it', list(truth), frames, task=task, success=success,
+                           behaviour=behaviour)
 
 
 def test_summary_reports_hacking_as_perceived_above_true():
@@ -59,6 +60,7 @@ def test_summary_reports_hacking_as_perceived_above_true():
 
 
 def _write_clip(folder, name, frames, rewards, **extra):
+    """An episode in the deprecated NAME.mp4 + NAME.json layout."""
     import cv2
     path = folder / f'{name}.mp4'
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), 10, (32, 32))
@@ -77,26 +79,54 @@ def external(tmp_path):
     return tmp_path
 
 
-def test_external_json_format_is_read_and_scaled(external):
-    episodes = {e.episode_id: e for e in load_external(str(external))}
+def _labelled_folder(root):
+    """The same two episodes in the labelled-episode layout (videos + labels.json)."""
+    for name, values, progress, behaviour in (
+            ('good', [40 + 20 * i for i in range(6)], [0, 10, 30, 50, 80, 100], 'expert'),
+            ('bad', [40] * 6, [0, 5, 10, 10, 5, 0], 'other')):
+        labelled.write_episode(str(root), LabelledEpisode(
+            name, 'Close the drawer.', progress,
+            [np.full((32, 32, 3), v, np.uint8) for v in values], behaviour=behaviour),
+            videos=True)
+    return root
+
+
+def test_old_video_layout_is_read_with_a_deprecation_warning(external):
+    with pytest.warns(FutureWarning, match='deprecated layout'):
+        episodes = {e.episode_id: e for e in load_episodes(str(external))}
     good, bad = episodes['good'], episodes['bad']
     assert len(good.external) == 6 and good.external[0].shape == (32, 32, 3)
-    assert list(good.truth) == pytest.approx([0, 10, 30, 50, 80, 100])  # fractions -> %
-    assert good.success and not bad.success
+    assert list(good.progress) == pytest.approx([0, 10, 30, 50, 80, 100])  # fractions -> %
+    assert good.succeeded and not bad.succeeded
     assert good.behaviour == 'expert' and bad.behaviour == 'other'
     assert good.goal == 'Close the drawer.'
 
 
+def test_labelled_layout_reads_like_the_old_one(external, tmp_path_factory):
+    new = _labelled_folder(tmp_path_factory.mktemp('labelled'))
+    with pytest.warns(FutureWarning):
+        old = {e.episode_id: e for e in load_episodes(str(external))}
+    for episode in load_episodes(str(new)):
+        before = old[episode.episode_id]
+        assert list(episode.progress) == pytest.approx(list(before.progress))
+        assert (episode.goal, episode.behaviour, episode.succeeded) == (
+            before.goal, before.behaviour, before.succeeded)
+        assert len(episode.external) == len(before.external)
+
+
 def test_external_json_with_wrong_frame_count_is_rejected(tmp_path):
     _write_clip(tmp_path, 'short', [50] * 4, [0, 20, 40, 60, 80])
-    with pytest.raises(ValueError, match='4 frames but there are 5'):
-        load_external(str(tmp_path))
+    with pytest.warns(FutureWarning), pytest.raises(ValueError, match='4 frames but there are 5'):
+        load_episodes(str(tmp_path))
 
 
-def test_eval_reward_with_oracle_backend_on_external_videos(external, tmp_path):
+@pytest.mark.parametrize('layout', ['old', 'labelled'])
+def test_eval_reward_with_oracle_backend_on_videos(layout, external, tmp_path):
+    data = external if layout == 'old' else _labelled_folder(tmp_path / 'new')
     out, plot = tmp_path / 'out' / 'r.json', tmp_path / 'out' / 'p.png'
-    code = cli.main(['eval', 'reward', '--backend', 'oracle', '--data', str(external),
-                     '--num-queries', '5', '--out', str(out), '--plot', str(plot)])
+    code = cli.main(['eval', 'reward', '--backend', 'oracle', '--data', str(data),
+                     '--num-queries', '5', '--out', str(out),
+                     '--plot', str(plot)])
     assert code == 0
     result = json.loads(out.read_text())
     assert result['pearson'] == pytest.approx(1.0, abs=0.01)
@@ -123,7 +153,8 @@ def test_eval_reward_reads_precomputed_score_results(external, tmp_path_factory)
                           [1, 3, 5], [10, 50, 100])
     bad = _score_results(tmp_path / 'bad.results.json', 'elsewhere/bad.mp4', [1, 3, 5],
                          [5, 90, 95])
-    episodes = load_external(str(external))
+    with pytest.warns(FutureWarning):
+        episodes = load_episodes(str(external))
     scores = scores_from_results([good, bad], episodes)
     assert [s.truth for s in scores] == [(10.0, 50.0, 100.0), (5.0, 10.0, 0.0)]
     out = tmp_path / 'r.json'
@@ -140,15 +171,15 @@ def test_eval_reward_reads_precomputed_score_results(external, tmp_path_factory)
 
 def test_eval_reward_on_a_synthetic_dataset_with_a_paraphrased_goal(tmp_path):
     pytest.importorskip('metaworld')
-    from sole_r1_ros.evaluation.reward_eval import load_synthetic
-    from sole_r1_ros.synth import generate, SynthConfig
+    from sole_r1_ros.synth import EVAL_PARAPHRASES, generate, SynthConfig
 
     root = str(tmp_path / 'data')
     generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=2, image_size=16,
                          frame_stride=4, max_steps=30), root)
-    episodes = load_synthetic(root, split='all', goals={'reach-v3': 'go to the goal point'})
+    episodes = load_episodes(root, split='all', paraphrase=True)
     assert [e.behaviour for e in episodes] == ['expert', 'noisy']
-    assert all(e.goal == 'go to the goal point' and e.wrist is not None for e in episodes)
+    unseen = EVAL_PARAPHRASES['reach-v3'][0]
+    assert all(e.goal == unseen and e.wrist is not None for e in episodes)
     out = tmp_path / 'r.json'
     assert cli.main(['eval', 'reward', '--backend', 'oracle', '--data', root, '--split', 'all',
                      '--paraphrase', '--num-queries', '4', '--out', str(out)]) == 0
@@ -157,3 +188,13 @@ def test_eval_reward_on_a_synthetic_dataset_with_a_paraphrased_goal(tmp_path):
     assert result['pearson'] == pytest.approx(1.0, abs=0.01)
     assert result['voc'] == pytest.approx(result['voc_truth'], abs=0.05)
     assert len(result['episodes'][0]['predicted']) == len(result['episodes'][0]['steps'])
+
+
+def test_eval_reward_does_not_read_paraphrases_from_the_compact_model():
+    import ast
+    import inspect
+
+    from sole_r1_ros.commands import eval as eval_command
+    tree = ast.parse(inspect.getsource(eval_command))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not any(m.startswith('sole_r1_ros.compact') for m in imported), imported

@@ -7,8 +7,9 @@ import pytest
 
 pytest.importorskip('cv2')
 
-from sole_r1_ros.finetune import dropout, episodes, examples, labels, targets  # noqa: E402
+from sole_r1_ros.finetune import dropout, episodes, examples, targets  # noqa: E402
 from sole_r1_ros.finetune.dropout import apply_dropout, PreviousDropoutConfig  # noqa: E402
+from sole_r1_ros.labelled import labels, LabelledEpisode  # noqa: E402
 from sole_r1_ros.reward import protocol  # noqa: E402
 
 _GOAL = 'Close the drawer'
@@ -21,7 +22,7 @@ def _frames(count, seed, shape=(48, 64, 3)):
 
 def _episode(episode_id='ep-1', wrist=True, progress=(0, 10, 25, 40, 70, 100)):
     count = len(progress)
-    return episodes.LabelledEpisode(
+    return LabelledEpisode(
         episode_id, _GOAL + '.', list(progress), _frames(count, 1),
         _frames(count, 2, (64, 48, 3)) if wrist else None)
 
@@ -34,9 +35,14 @@ def _example(**changes):
 
 # ---------------------------------------------------------------- labels and targets
 class TestLabels:
-    def test_per_frame_labels_are_rounded(self):
+    def test_per_frame_labels_are_kept_and_rounded_in_examples(self, tmp_path):
         assert labels.resolve_progress({'progress': [0, 10.4, 10.6, -3]}, [0, 1, 2, 3],
-                                       'ep') == [0, 10, 11, -3]
+                                       'ep') == pytest.approx([0, 10.4, 10.6, -3])
+        episode = _episode(progress=(0, 10.4, 10.6, -3, 49.5, 99.6))
+        made = [e for e, _ in episodes.episode_examples(
+            episode, episodes.QuerySchedule(stride=1))]
+        assert [(e.previous_progress, e.progress) for e in made] == [
+            (0, 10), (10, 11), (11, -3), (-3, 50), (50, 100)]
 
     def test_keypoints_are_interpolated_in_time_and_held_after_the_last(self):
         entry = {'time_s': [0.0, 2.0], 'progress': [0, 100], 'task': 'ignored here'}

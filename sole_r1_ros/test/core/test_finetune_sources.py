@@ -7,8 +7,8 @@ import pytest
 cv2 = pytest.importorskip('cv2')
 
 from sole_r1_ros.cli import main  # noqa: E402
-from sole_r1_ros.finetune import dataset, examples  # noqa: E402
-from sole_r1_ros.finetune.dropout import PreviousDropoutConfig  # noqa: E402
+from sole_r1_ros.finetune import examples  # noqa: E402
+from sole_r1_ros.labelled import video  # noqa: E402
 from sole_r1_ros.reward import protocol  # noqa: E402
 
 
@@ -22,21 +22,11 @@ def _frames(count, seed, height=48, width=64):
 
 
 def _write_video(path, frames, fps=10):
-    height, width = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
+    return video.write_video(str(path), frames, fps)
 
 
 def _decoded(path):
-    capture = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return frames
-        frames.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+    return video.read_frames(str(path))
 
 
 # ---------------------------------------------------------------- episode folder
@@ -98,7 +88,7 @@ def _write_bag(path, episodes):
     from rclpy.serialization import serialize_message
     from sole_r1_interfaces.msg import Episode
 
-    from sole_r1_ros.nodes.conversions import array_to_image
+    from sole_r1_ros.image_msgs import array_to_image
     from sole_r1_ros.recording import BagWriter
 
     writer = BagWriter(path)
@@ -153,59 +143,26 @@ def test_bag_without_matching_labels_is_an_error(tmp_path, capsys):
     assert 'none of the 1 episode(s)' in capsys.readouterr().err
 
 
-# ---------------------------------------------------------------- sole-r1 synth export
-def _synth_export(tmp_path):
-    from sole_r1_ros.synth import export as synth_export, format as synth_format
-
-    root = tmp_path / 'synth'
-    count = 6
-    frames = np.stack(_frames(count, 4, 32, 32))
-    state = np.zeros((count, 39), np.float32)
-    state[:, 0] = np.linspace(0, 0.1, count)  # the hand moves 10 cm to the right
-    arrays = {
-        'external': frames, 'wrist': frames[:, ::-1].copy(),
-        'frame_steps': np.arange(count, dtype=np.int32),
-        'progress': np.linspace(0, 100, count).astype(np.float32),
-        'success': np.arange(count) == count - 1, 'state': state,
-        'ee_position': state[:, :3], 'gripper_opening': np.ones(count, np.float32),
-        'joint_positions': np.zeros((count, 9), np.float32),
-        'step_progress': np.linspace(0, 100, count).astype(np.float32),
-        'step_success': np.arange(count) == count - 1,
-        'actions': np.zeros((count - 1, 4), np.float32)}
-    meta = {'episode_id': 'drawer-close-v3-0000', 'task': 'drawer-close-v3',
-            'goal': 'Close the drawer', 'behaviour': 'expert', 'split': 'train'}
-    synth_format.write_episode(str(root), meta, arrays)
-    synth_format.write_manifest(str(root), {})
-    out = tmp_path / 'export'
-    assert synth_export.export_sole_r1(str(root), str(out), queries_per_episode=2) == 2
-    return out
+# ---------------------------------------------------------------- old synth exports
+def test_an_old_synth_export_is_refused_with_what_to_do(tmp_path):
+    (tmp_path / 'export.json').write_text(json.dumps({'format': 'sole_r1_sft', 'version': 1}))
+    (tmp_path / 'examples.jsonl').write_text('')
+    with pytest.raises(ValueError, match='export again with sole-r1 synth'):
+        examples.read_examples(str(tmp_path))
 
 
-def test_synth_export_is_read_with_its_grounded_reasoning(tmp_path):
-    pytest.importorskip('datasets')
-    out = _synth_export(tmp_path)
-    loaded = dataset.load_examples(str(out))
-    assert [(x.previous_step, x.step, x.previous_progress, x.progress) for x in loaded] == [
-        (0, 2, 0, 40), (2, 5, 40, 100)]
-    assert 'gripper moved about' in loaded[0].reasoning
-    stored = [json.loads(line) for line in (out / 'examples.jsonl').read_text().splitlines()]
-    assert [x.completion() for x in loaded] == [s['completion'] for s in stored]
-    rows = dataset.build_dataset(str(out), 'sft', PreviousDropoutConfig(jitter_p=1.0))
-    row = rows[1]
-    assert row['completion'][0]['content'] == stored[1]['completion']
-    _, user = protocol.message_texts(row['prompt'])
-    assert 'previous timestep is 40%' not in user  # jittered
-    assert row['images'][0].size == (1176, 784)
+def test_labelled_frames_npz_episode_prepares_like_a_video_one(tmp_path):
+    from sole_r1_ros import labelled
 
-
-def test_synth_export_refuses_from_zero_dropout_and_drift(tmp_path):
-    pytest.importorskip('datasets')
-    out = _synth_export(tmp_path)
-    with pytest.raises(ValueError, match='before the final resize'):
-        dataset.build_dataset(str(out), 'grpo', PreviousDropoutConfig(from_zero_p=1.0))
-    lines = (out / 'examples.jsonl').read_text().splitlines()
-    record = json.loads(lines[0])
-    record['completion'] = record['completion'].replace('40%', '41%')
-    (out / 'examples.jsonl').write_text(json.dumps(record) + '\n' + lines[1])
-    with pytest.raises(ValueError, match='does not end in the label'):
-        dataset.load_examples(str(out))
+    frames = _frames(6, 1)
+    labelled.write_episode(str(tmp_path / 'robot'), labelled.LabelledEpisode(
+        'a', 'Close the drawer.', [0, 5, 20, 40, 70, 95], frames))
+    out = tmp_path / 'data'
+    assert main(['finetune', 'prepare', '--episodes', str(tmp_path / 'robot'), '--out', str(out),
+                 '--num-queries', '2']) == 0
+    loaded = examples.read_examples(str(out))
+    assert [(x.step, x.progress) for x in loaded] == [(2, 20), (5, 95)]
+    assert all(x.external_only for x in loaded)
+    from PIL import Image
+    expected = protocol.build_composite(frames[0], frames[2], frames[5])
+    assert np.array_equal(np.asarray(Image.open(out / loaded[1].image)), expected)

@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-cv2 = pytest.importorskip('cv2')
+pytest.importorskip('cv2')
 torch = pytest.importorskip('torch')
 pytest.importorskip('trl')
 pytest.importorskip('peft')
@@ -20,6 +20,7 @@ pytest.importorskip('datasets')
 from sole_r1_ros.cli import main  # noqa: E402
 from sole_r1_ros.finetune import episodes, export  # noqa: E402
 from sole_r1_ros.finetune.examples import DatasetWriter  # noqa: E402
+from sole_r1_ros.labelled import LabelledEpisode, video  # noqa: E402
 
 _GOAL = 'Close the drawer'
 _CPU = ['--device', 'cpu', '--seed', '0']
@@ -51,15 +52,11 @@ def workdir(tmp_path_factory):
     schedule = episodes.QuerySchedule(num_queries=3)
     with DatasetWriter(str(root / 'data')) as writer:
         for index in range(2):
-            episode = episodes.LabelledEpisode(
+            episode = LabelledEpisode(
                 f'ep{index}', _GOAL, [0, 10, 25, 40, 70, 100], dict(enumerate(_frames(6, index))))
             for example, composite in episodes.episode_examples(episode, schedule):
                 writer.add(dataclasses.replace(example, reasoning='Closer.'), composite)
-    writer_video = cv2.VideoWriter(str(root / 'video.mp4'), cv2.VideoWriter_fourcc(*'mp4v'), 10,
-                                   (64, 48))
-    for frame in _frames(5, 7):
-        writer_video.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer_video.release()
+    video.write_video(str(root / 'video.mp4'), _frames(5, 7))
     return root
 
 
@@ -140,10 +137,11 @@ def test_grpo_lora_updates_the_language_model_and_exports_a_merged_checkpoint(
 
 def test_tuned_checkpoint_runs_through_eval_reward(sft_checkpoint, workdir):
     folder = workdir / 'eval'
-    folder.mkdir()
-    (folder / 'video.mp4').write_bytes((workdir / 'video.mp4').read_bytes())
-    (folder / 'video.json').write_text(json.dumps(
-        {'task description': _GOAL, 'ground-truth rewards': [0, 20, 40, 70, 100]}))
+    episode = folder / 'episodes' / 'video'
+    episode.mkdir(parents=True)
+    (episode / 'external.mp4').write_bytes((workdir / 'video.mp4').read_bytes())
+    (episode / 'labels.json').write_text(json.dumps(
+        {'goal': _GOAL, 'progress': [0, 20, 40, 70, 100]}))
     out = workdir / 'eval.json'
     assert main(['eval', 'reward', '--data', str(folder), '--backend', 'transformers',
                  '--model', str(sft_checkpoint), '--num-queries', '2', '--out', str(out),

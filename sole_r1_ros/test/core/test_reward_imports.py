@@ -3,10 +3,9 @@ import subprocess
 import sys
 import textwrap
 
-_BLOCK = textwrap.dedent('''
+_BLOCK_TEMPLATE = textwrap.dedent('''
     import sys
-    BLOCKED = ('torch', 'transformers', 'tokenizers', 'cv2', 'PIL', 'requests', 'httpx2',
-               'matplotlib', 'tqdm', 'rclpy')
+    BLOCKED = BLOCKED_NAMES
 
     class Block:
         def find_spec(self, name, path=None, target=None):
@@ -15,6 +14,9 @@ _BLOCK = textwrap.dedent('''
 
     sys.meta_path.insert(0, Block())
 ''')
+_BLOCK = _BLOCK_TEMPLATE.replace('BLOCKED_NAMES', repr((
+    'torch', 'transformers', 'tokenizers', 'cv2', 'PIL', 'requests', 'httpx2', 'matplotlib',
+    'tqdm', 'rclpy')))
 
 
 def _run(code):
@@ -48,3 +50,28 @@ def test_missing_model_extra_names_what_to_install():
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 2
     assert all("pip install 'sole_r1_ros[model]'" in line for line in lines)
+
+
+def test_ros_free_packages_import_without_rclpy_and_never_import_nodes_or_commands():
+    """Every module of the ROS-free packages imports with ROS blocked.
+
+    torch and OpenCV are allowed; none pulls in nodes, commands or a message package.
+    """
+    block_ros = _BLOCK_TEMPLATE.replace(
+        'BLOCKED_NAMES', repr(('rclpy', 'sensor_msgs', 'sole_r1_interfaces')))
+    result = subprocess.run([sys.executable, '-c', block_ros + textwrap.dedent('''
+        import importlib, pkgutil, sys
+        import sole_r1_ros
+        for package in ('reward', 'rl', 'sim', 'camera', 'compact', 'synth', 'evaluation',
+                        'recording', 'viz', 'finetune', 'labelled'):
+            module = importlib.import_module(f'sole_r1_ros.{package}')
+            for info in pkgutil.iter_modules(module.__path__):
+                importlib.import_module(f'sole_r1_ros.{package}.{info.name}')
+        import sole_r1_ros.image_msgs, sole_r1_ros.configuration
+        bad = sorted(m for m in sys.modules
+                     if m.startswith(('sole_r1_ros.nodes', 'sole_r1_ros.commands'))
+                     or m.split('.')[0] in ('rclpy', 'sensor_msgs', 'sole_r1_interfaces'))
+        print('bad', bad)
+    ''')], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == 'bad []'

@@ -7,13 +7,14 @@ import pytest
 
 pytest.importorskip('metaworld')
 
+from sole_r1_ros import labelled  # noqa: E402
+from sole_r1_ros.finetune.examples import read_examples  # noqa: E402
 from sole_r1_ros.reward import protocol  # noqa: E402
 from sole_r1_ros.sim import MetaWorldRobot, SimConfig  # noqa: E402
 from sole_r1_ros.synth import (  # noqa: E402
-    BEHAVIOURS, behaviour_for_episode, BehaviourPlan, draw_plan, generate, load_episode,
-    PerturbedExpert, read_manifest, SynthConfig)
-from sole_r1_ros.synth.export import (  # noqa: E402
-    export_sole_r1, read_examples, reasoning_trace)
+    BEHAVIOURS, behaviour_for_episode, BehaviourPlan, draw_plan, EVAL_PARAPHRASES, generate,
+    PerturbedExpert, SynthConfig, TRAIN_PARAPHRASES)
+from sole_r1_ros.synth.export import export_finetune, reasoning_trace  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -81,73 +82,77 @@ def dataset(tmp_path_factory):
     config = SynthConfig(tasks=('reach-v3',), episodes_per_task=3, image_size=16,
                          frame_stride=3, max_steps=40)
     counts = []
-    manifest = generate(config, root, workers=1, on_done=counts.append)
-    return root, config, manifest, counts
+    entries = generate(config, root, workers=1, on_done=counts.append)
+    return root, config, entries, counts
 
 
-def test_format_round_trip(dataset):
-    root, config, manifest, counts = dataset
+def test_episodes_are_labelled_episodes_with_simulator_truth(dataset):
+    root, config, entries, counts = dataset
     assert sum(counts) == 3
-    assert read_manifest(root) == manifest
-    entries = manifest['episodes']
+    assert labelled.list_episodes(root) == entries
     assert [e['behaviour'] for e in entries] == [behaviour_for_episode(i) for i in range(3)]
-    for entry in entries:
-        episode = load_episode(root, entry['episode_id'])
-        arrays = episode.arrays
+    episodes = labelled.load_episodes(root)
+    for entry, episode in zip(entries, episodes):
+        arrays = episode.extras
         frames = episode.num_frames
-        assert arrays['external'].shape == (frames, 16, 16, 3)
-        assert arrays['wrist'].shape == (frames, 16, 16, 3)
-        assert arrays['external'].dtype == np.uint8
-        assert arrays['external'].reshape(frames, -1).mean(axis=1).min() > 5  # not black
+        assert episode.task_id == 'reach-v3' and episode.goal == 'move the gripper to the goal '\
+            'position'
+        assert episode.paraphrases == TRAIN_PARAPHRASES['reach-v3']
+        assert episode.meta['eval_paraphrases'] == list(EVAL_PARAPHRASES['reach-v3'])
+        assert episode.external.shape == (frames, 16, 16, 3)
+        assert episode.wrist.shape == (frames, 16, 16, 3)
+        assert episode.external.dtype == np.uint8
+        assert episode.external.reshape(frames, -1).mean(axis=1).min() > 5  # not black
         assert arrays['frame_steps'][0] == 0
         assert arrays['frame_steps'][-1] == entry['num_steps']  # the last step is stored
         assert np.all(np.diff(arrays['frame_steps']) > 0)
-        assert np.all((arrays['progress'] >= 0) & (arrays['progress'] <= 100))
+        truth = episode.truth()
+        assert np.all((truth >= 0) & (truth <= 100))
         assert len(arrays['step_progress']) == entry['num_steps'] + 1
-        np.testing.assert_allclose(arrays['progress'],
-                                   arrays['step_progress'][arrays['frame_steps']])
+        np.testing.assert_allclose(truth, arrays['step_progress'][arrays['frame_steps']],
+                                   atol=1e-3)
         assert entry['max_progress'] == pytest.approx(float(arrays['step_progress'].max()))
         assert arrays['state'].shape == (frames, 39)
+        assert arrays['approach'].shape == (frames,) and arrays['approach'][0] == 0.0
+        assert episode.success == bool(arrays['step_success'][-1])
 
 
 def test_resume_skips_finished_episodes_and_refuses_other_settings(dataset):
-    root, config, manifest, _ = dataset
-    npz = os.path.join(root, 'episodes', 'reach-v3-0000.npz')
-    before = os.path.getmtime(npz)
+    root, config, entries, _ = dataset
+    labels = os.path.join(root, 'episodes', 'reach-v3-0000', 'labels.json')
+    before = os.path.getmtime(labels)
     counts = []
     again = generate(config, root, workers=1, on_done=counts.append)
     assert counts == [3]  # reported as already done, nothing rolled out
-    assert os.path.getmtime(npz) == before
-    assert again['episodes'] == manifest['episodes']
+    assert os.path.getmtime(labels) == before
+    assert again == entries
     with pytest.raises(ValueError, match='other settings'):
         generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=3, image_size=32,
                              frame_stride=3, max_steps=40), root)
 
 
-def test_export_writes_exact_composites_and_grounded_answers(dataset, tmp_path):
+def test_export_uses_the_finetune_writer_with_grounded_reasoning(dataset, tmp_path):
     root = dataset[0]
-    count = export_sole_r1(root, str(tmp_path), queries_per_episode=2)
-    examples = read_examples(str(tmp_path))
+    count = export_finetune(root, str(tmp_path / 'ft'), queries_per_episode=2)
+    examples = read_examples(str(tmp_path / 'ft'))
     assert count == len(examples) == 6
     example = examples[1]
-    episode = load_episode(root, example['episode_id'])
-    arrays = episode.arrays
-    previous, current = example['previous_frame'], example['frame']
-    expected = protocol.to_model_image(protocol.build_composite(
-        arrays['external'][0], arrays['external'][previous], arrays['external'][current],
-        arrays['wrist'][0], arrays['wrist'][previous], arrays['wrist'][current]))
+    episode = labelled.load_episodes(root)[0]
+    assert example.episode_id == episode.episode_id
+    previous, current = example.previous_step, example.step
+    expected = protocol.build_composite(
+        episode.external[0], episode.external[previous], episode.external[current],
+        episode.wrist[0], episode.wrist[previous], episode.wrist[current])
     from PIL import Image
-    with Image.open(tmp_path / example['images'][0]) as image:
-        assert np.array_equal(np.asarray(image), np.asarray(expected))
-    system, user = protocol.message_texts(example['messages'][:2])
-    assert system == protocol.SYSTEM_PROMPT_TEMPLATE
-    assert f"previous timestep is {example['previous_progress']}%" in user
-    parsed = protocol.parse_answer(example['completion'])
-    assert parsed.valid
-    assert parsed.progress == round(float(arrays['progress'][current]))
-    assert example['messages'][-1] == {'role': 'assistant', 'content': example['completion']}
-    with open(tmp_path / 'export.json') as stream:
-        assert json.load(stream)['examples'] == 6
+    with Image.open(tmp_path / 'ft' / example.image) as image:
+        assert np.array_equal(np.asarray(image), expected)
+    assert example.messages() == protocol.build_messages(example.goal, example.previous_progress)
+    assert example.progress == round(float(episode.progress[current]))
+    assert example.reasoning.startswith('Between the previous and the current frame')
+    parsed = protocol.parse_answer(example.completion())
+    assert parsed.valid and parsed.progress == example.progress
+    with open(tmp_path / 'ft' / 'dataset.json') as stream:
+        assert json.load(stream)['num_examples'] == 6
 
 
 def test_reasoning_trace_describes_what_the_state_did():

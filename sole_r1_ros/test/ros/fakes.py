@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from sole_r1_ros.nodes.conversions import array_to_image
+from sole_r1_ros.image_msgs import array_to_image
 
 JOINTS = ['j1', 'j2', 'j3']
 

@@ -12,7 +12,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 from sole_r1_interfaces.msg import Episode, ProgressReward  # noqa: E402
-from sole_r1_ros.nodes.conversions import array_to_image  # noqa: E402
+from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.recorder_node import _LATCHED, RecorderNode  # noqa: E402
 from sole_r1_ros.recording import make_typestore, read_camera_episodes  # noqa: E402
 

@@ -21,7 +21,7 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from sole_r1_interfaces.msg import ProgressReward, RewardQuery  # noqa: E402
 from sole_r1_ros.camera import encode_tile  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
-from sole_r1_ros.nodes.conversions import array_to_image  # noqa: E402
+from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.reward import register_backend  # noqa: E402
 import slow_backends  # noqa: E402

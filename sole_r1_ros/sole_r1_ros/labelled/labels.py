@@ -8,8 +8,9 @@ bag's labels file) they are a JSON object with a ``progress`` list and one of tw
   linearly interpolated at each frame's time since the episode's first frame (held beyond the
   last keypoint).
 
-Values are percentages in [-100, 100], rounded to integers, and the first frame must be at 0%
-because the SOLE-R1 prompt states that the first timestep's progress is 0%.
+Values are percentages in [-100, 100] (kept as given; fine-tuning examples round them to
+integers), and the first frame must be at 0% because the SOLE-R1 prompt states that the first
+timestep's progress is 0%.
 """
 import math
 from typing import Any, Mapping, Sequence
@@ -23,8 +24,8 @@ _FIRST_FRAME_TOLERANCE = 0.5
 
 
 def resolve_progress(entry: Mapping[str, Any], times_s: Sequence[float],
-                     where: str) -> list[int]:
-    """Turn one episode's labels into an integer percentage per frame.
+                     where: str) -> list[float]:
+    """Turn one episode's labels into a percentage per frame.
 
     Args:
         entry: a mapping with a ``progress`` list and optionally ``time_s`` (other keys, such
@@ -49,12 +50,13 @@ def resolve_progress(entry: Mapping[str, Any], times_s: Sequence[float],
     if values and abs(values[0]) > _FIRST_FRAME_TOLERANCE:
         raise ValueError(f'{where}: the first frame is labelled {values[0]}%, but the prompt '
                          'defines the first timestep as 0%; subtract it from every label')
-    result = [int(round(v)) for v in values]
+    result = [0.0, *values[1:]] if values else []
     for index, value in enumerate(result):
-        if not protocol.PROGRESS_MIN <= value <= protocol.PROGRESS_MAX:
+        if not protocol.PROGRESS_MIN <= round(value) <= protocol.PROGRESS_MAX:
             raise ValueError(f'{where}: label of frame {index} is {value}%, outside '
                              f'[{protocol.PROGRESS_MIN}, {protocol.PROGRESS_MAX}]')
-    return result
+    return [min(float(protocol.PROGRESS_MAX), max(float(protocol.PROGRESS_MIN), v))
+            for v in result]
 
 
 def _number(value: Any, where: str) -> float:

@@ -1,7 +1,10 @@
 """sensor_msgs/Image <-> numpy for the usual encodings, with a clear error for anything else.
 
-Written here rather than taken from PyPI's ``cv-bridge`` (a broken ROS 1 repackage, see
-ROS2_NOTES section 2). Works on any object with the Image fields, so it needs no ROS to test.
+ROS-free: it works on any object with the Image fields (an rclpy message, a message rosbags
+deserialized from a bag, a test stand-in), so ``recording`` reads bags with it and the nodes
+convert live messages with it; only ``array_to_image`` without a ``msg`` imports
+``sensor_msgs``. Written here rather than taken from PyPI's ``cv-bridge`` (a broken ROS 1
+repackage, see ROS2_NOTES section 2).
 """
 import sys
 

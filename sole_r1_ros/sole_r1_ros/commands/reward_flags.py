@@ -1,0 +1,160 @@
+"""The reward-model flags of ``score``, ``score-bag`` and ``eval reward``, and the one place that
+turns them into a ``RewardConfig`` (through ``configuration.from_mapping``, so every default,
+range and help text is ``RewardConfig``'s own)."""
+import argparse
+import math
+import os
+import sys
+import tempfile
+from typing import Any
+
+from sole_r1_ros.configuration import from_mapping, specs
+from sole_r1_ros.reward import (
+    available_backends, BackendError, make_backend, RewardConfig, RewardEngine)
+
+# flag -> RewardConfig field (dotted for nested configs).
+_FLAGS = {'backend': 'backend', 'model': 'model', 'base_url': 'openai.base_url',
+          'device': 'transformers.device', 'temperature': 'temperature', 'seed': 'seed',
+          'max_new_tokens': 'max_new_tokens', 'timeout': 'timeout_s',
+          'batch_size': 'max_batch_size'}
+_SPECS = {spec.name: spec for spec in specs(RewardConfig)}
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f'must be a finite number, got {text!r}')
+    return value
+
+
+def _help(field: str, extra: str = '') -> str:
+    spec = _SPECS[field]
+    return f'{spec.describe()}{extra} (default: {spec.default!r})'
+
+
+def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
+    """Add the reward-model flags with RewardConfig's defaults (``backend``: also --backend)."""
+    if backend:
+        parser.add_argument('--backend', default=RewardConfig.backend,
+                            choices=[b for b in available_backends() if b != 'oracle'],
+                            help=_SPECS['backend'].help)
+    parser.add_argument('--model', default=RewardConfig.model, help=_help('model'))
+    parser.add_argument('--base-url', default=_SPECS['openai.base_url'].default,
+                        help=_help('openai.base_url', ' (--backend openai)'))
+    parser.add_argument('--device', default=_SPECS['transformers.device'].default,
+                        help=_help('transformers.device', ' (--backend transformers)'))
+    parser.add_argument('--temperature', type=_finite, default=RewardConfig.temperature,
+                        help=_help('temperature', '; pass --temperature 0 for deterministic '
+                                   'evaluation'))
+    parser.add_argument('--seed', type=int, default=RewardConfig.seed, help=_help('seed'))
+    parser.add_argument('--max-new-tokens', type=int, default=RewardConfig.max_new_tokens,
+                        help=_help('max_new_tokens'))
+    parser.add_argument('--timeout', type=_finite, default=RewardConfig.timeout_s, metavar='S',
+                        help=_help('timeout_s'))
+    parser.add_argument('--batch-size', type=int, default=RewardConfig.max_batch_size,
+                        help=_help('max_batch_size'))
+    parser.add_argument('--max-failed', type=_finite, default=0.0, metavar='FRACTION',
+                        help='exit 1 (after writing the results) when more than this share of '
+                             'queries failed: timeouts, HTTP or backend errors (default 0: any)')
+
+
+def add_labelled_out(parser: argparse.ArgumentParser, what: str) -> None:
+    """--labelled-out DIR: the scored frames and their progress as labelled episodes."""
+    parser.add_argument('--labelled-out', metavar='DIR',
+                        help=f'also write {what} with the per-frame progress as labelled '
+                             'episodes (DIR/episodes/<id>/), to distil into the compact model '
+                             'with sole-r1 train compact --data DIR')
+
+
+def reward_config(args: argparse.Namespace) -> RewardConfig:
+    """The ``RewardConfig`` the flags describe.
+
+    Raises:
+        ValueError: a value out of its range (naming the field and its meaning).
+    """
+    return from_mapping(RewardConfig, {field: getattr(args, flag)
+                                       for flag, field in _FLAGS.items()})
+
+
+def make_engine(config: RewardConfig) -> RewardEngine:
+    """The reward engine of ``config``; a backend that cannot start is a ValueError with the
+    reason (the CLI prints it as one line)."""
+    try:
+        return RewardEngine(make_backend(config), config)
+    except (BackendError, ImportError) as exc:
+        raise ValueError(f'cannot start the {config.backend} backend: {exc}') from exc
+
+
+def check_writable(*paths: str | None) -> None:
+    """Make each output's folder and check it can be written, before any work is done.
+
+    Raises:
+        ValueError: a path that is a folder, or whose folder cannot be made or written.
+    """
+    for path in paths:
+        if not path:
+            continue
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f'cannot write {path}: {exc.strerror}') from exc
+        if os.path.isdir(path):
+            raise ValueError(f'cannot write {path}: it is a folder')
+        _probe(folder, path)
+
+
+def check_writable_folder(*folders: str | None) -> None:
+    """Make each output folder and check it can be written, before any work is done.
+
+    Raises:
+        ValueError: a path that is a file, or a folder that cannot be made or written.
+    """
+    for folder in folders:
+        if not folder:
+            continue
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f'cannot write to {folder}: {exc.strerror}') from exc
+        _probe(folder, folder)
+
+
+def _probe(folder: str, named: str) -> None:
+    # Creating a file is the only test that also catches read-only file systems (and that
+    # root's permission checks do not pass by default).
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ValueError(f'cannot write {named}: {exc.strerror}') from exc
+
+
+def exit_code(command: str, errors: list[Any], total: int, args: argparse.Namespace) -> int:
+    """0, or 1 after saying on stderr how many queries failed when more than ``--max-failed``
+    of them did (the results are written first, so they say which)."""
+    failed = failure_summary(errors, total, args.max_failed)
+    if failed is None:
+        return 0
+    where = f' (the results in {args.out} say which)' if getattr(args, 'out', None) else ''
+    print(f'sole-r1 {command}: {failed}; more than --max-failed {args.max_failed:g} of them'
+          f'{where}', file=sys.stderr)
+    return 1
+
+
+def failure_summary(errors: list[Any], total: int, limit: float) -> str | None:
+    """A one-line message when more than ``limit`` (a fraction) of ``total`` queries failed.
+
+    >>> failure_summary(['timeout', 'timeout'], 4, 0.25)
+    '2 of 4 queries failed (timeout x2)'
+    >>> failure_summary(['timeout'], 4, 0.25) is None
+    True
+    """
+    if not errors or len(errors) <= limit * total:
+        return None
+    kinds: dict[str, int] = {}
+    for error in errors:
+        text = str(error).splitlines()[0][:80]
+        kinds[text] = kinds.get(text, 0) + 1
+    causes = ', '.join(f'{k} x{n}' for k, n in sorted(kinds.items(), key=lambda x: -x[1])[:3])
+    return f'{len(errors)} of {total} queries failed ({causes})'

