@@ -143,8 +143,15 @@ class LearnerNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
         self._robot.stopping.clear()
-        self._threads = [threading.Thread(target=self._act, name='actor', daemon=True),
-                         threading.Thread(target=self._learn, name='learner', daemon=True)]
+        running, reject = self._running.is_set, self.firewall.reject
+        self._threads = [
+            threading.Thread(target=self.loop.run_actor, name='actor', daemon=True, args=(
+                self._robot.sensors.wait_ready, running,
+                lambda: self._configs['sensing'].camera_timeout_s,
+                lambda exc: reject('actor', f'{type(exc).__name__}: {exc}'))),
+            threading.Thread(target=self.loop.run_learner, name='learner', daemon=True, args=(
+                running, lambda step, m: self._metrics.log(step, m, prefix='train'),
+                lambda exc: reject('learner', f'{type(exc).__name__}: {exc}')))]
         for thread in self._threads:
             thread.start()
         return super().on_activate(state)
@@ -167,7 +174,9 @@ class LearnerNode(LifecycleNode):
 
         The actor stops first (it waits in 0.1 s slices) and the hold goes out at once; the
         learner finishes its current update; the checkpoint is written if it fits the rest of
-        the budget, else the last periodic one stays. Once per activation.
+        the budget, else the last periodic one stays. A periodic checkpoint still being written
+        by the learner thread is that checkpoint (never two writers at once). Once per
+        activation.
         """
         deadline = time.monotonic() + self._configs['node'].stop_budget_s
         self._running.clear()
@@ -177,10 +186,18 @@ class LearnerNode(LifecycleNode):
             thread.join(timeout=max(0.1, deadline - time.monotonic() - 1.0))
             if self._robot is not None:
                 self._robot.hold()   # after the actor's last command, before anything slow
-        if self._threads and self.loop is not None:
-            path = self.loop.save_checkpoint(budget_s=deadline - time.monotonic())
+        writing = any(thread.is_alive() for thread in self._threads)
+        if self._threads and self.loop is not None and not writing:
+            try:
+                path = self.loop.save_checkpoint(budget_s=deadline - time.monotonic())
+            except OSError as exc:   # a full disk: the last good checkpoint stays
+                self.get_logger().error(f'final checkpoint failed: {exc}')
+                path = None
             if path is not None:
                 self.get_logger().info(f'checkpoint {path}')
+        elif writing:
+            self.get_logger().warning('the learner thread is still writing a checkpoint; it is '
+                                      'the final one (or the last good one stays)')
         self._threads = []
 
     def destroy_node(self) -> None:
@@ -230,39 +247,6 @@ class LearnerNode(LifecycleNode):
             **self.loop.status(), 'start_env_steps': self._start_env_steps,
             'commands': self._robot.output.sent, 'limited_by_safety': self._robot.output.limited,
             **{f'rejected/{k}': v for k, v in rejected.items()}}))
-
-    # -- threads --------------------------------------------------------------------------------
-    def _act(self) -> None:
-        """Act on each new moment, at most at the control rate; hold on stale inputs."""
-        period, last = 1.0 / self._configs['loop'].control_rate_hz, 0.0
-        while self._running.is_set():
-            ready = self._robot.sensors.wait_ready(0.1)   # short slices: stop() stays quick
-            since = time.monotonic() - last
-            if not ready and since < self._configs['sensing'].camera_timeout_s:
-                continue   # nothing new; once the camera is overdue, step() holds the robot
-            if since < 0.8 * period and self.loop.config.pace_to_control_rate:
-                time.sleep(0.8 * period - since)   # a camera faster than the control rate
-            try:
-                self.loop.step()
-                last = time.monotonic()
-            except Exception as exc:  # never leave the robot moving on an error
-                self._robot.hold()
-                self.firewall.reject('actor', f'{type(exc).__name__}: {exc}')
-
-    def _learn(self) -> None:
-        logged = -50
-        while self._running.is_set():
-            try:
-                metrics = self.loop.learn(keep_going=self._running.is_set)
-            except Exception as exc:  # learning stops; control carries on
-                self.firewall.reject('learner', f'{type(exc).__name__}: {exc}')
-                metrics = None
-                time.sleep(1.0)
-            if metrics is None:
-                time.sleep(0.05)
-            elif self.loop.learner.agent.updates >= logged + 50:
-                logged = self.loop.learner.agent.updates
-                self._metrics.log(logged, metrics, prefix='train')
 
 
 def main(args: list[str] | None = None) -> None:

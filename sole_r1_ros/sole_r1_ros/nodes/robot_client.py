@@ -134,8 +134,11 @@ class RobotClient:
             self._firewall.reject('hold', f'{type(exc).__name__}: {exc}')
 
     def reset(self) -> bool:
-        """Call the reset service; give up at its timeout or as soon as ``stopping`` is set
-        (a stop must not wait for a robot that will never answer)."""
+        """Call the reset service; True when the robot answered that it reset.
+
+        Gives up at its timeout, or as soon as ``stopping`` is set: a stop must not wait for a
+        robot that will never answer.
+        """
         if self._reset is None:
             return True
         if not self._wait(lambda: self._reset.service_is_ready(), 5.0):

@@ -337,6 +337,54 @@ class ControlLoop:
             self.save_checkpoint()
         return metrics
 
+    # -- the node's two threads ----------------------------------------------------------------
+    def run_actor(self, wait_ready: Callable[[float], bool], running: Callable[[], bool],
+                  stale_after_s: Callable[[], float],
+                  on_error: Callable[[Exception], None]) -> None:
+        """Act on each new moment until ``running()`` is false (an actor thread's body).
+
+        Waits for a new observation in 0.1 s slices (so a stop is quick); once none came for
+        ``stale_after_s()``, ``step`` runs anyway and holds the robot. With
+        ``pace_to_control_rate``, actions are at least 0.8 control periods apart. An error
+        holds the robot and is reported; the loop goes on.
+        """
+        period, last = 1.0 / self.config.control_rate_hz, 0.0
+        while running():
+            ready = wait_ready(0.1)
+            since = time.monotonic() - last
+            if not ready and since < stale_after_s():
+                continue
+            if since < 0.8 * period and self.config.pace_to_control_rate:
+                time.sleep(0.8 * period - since)   # a camera faster than the control rate
+            try:
+                self.step()
+                last = time.monotonic()
+            except Exception as exc:  # never leave the robot moving on an error
+                self._robot.hold()
+                on_error(exc)
+
+    def run_learner(self, running: Callable[[], bool],
+                    on_metrics: Callable[[int, dict[str, float]], None],
+                    on_error: Callable[[Exception], None]) -> None:
+        """Learn until ``running()`` is false (a learner thread's body).
+
+        Metrics go to ``on_metrics`` every 50 updates. An error pauses learning for a second;
+        control is never affected.
+        """
+        logged = -50
+        while running():
+            try:
+                metrics = self.learn(keep_going=running)
+            except Exception as exc:  # learning stops a moment; control carries on
+                on_error(exc)
+                metrics = None
+                time.sleep(1.0)
+            if metrics is None:
+                time.sleep(0.05)
+            elif self.learner.agent.updates >= logged + 50:
+                logged = self.learner.agent.updates
+                on_metrics(logged, metrics)
+
     def status(self) -> dict[str, object]:
         """Counters for the node's diagnostics and the run's progress bar."""
         stats = self.learner.stats()
