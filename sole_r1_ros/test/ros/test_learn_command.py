@@ -120,6 +120,19 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
         run_dir / 'final_policy.mp4').stat().st_size > 1000
 
 
+@pytest.mark.timeout(120)
+def test_a_signal_during_start_up_stops_every_node_within_ten_seconds(tmp_path):
+    run_dir = tmp_path / 'run'
+    process = _learn(run_dir, steps=100)
+    time.sleep(2.0)                          # the node processes are starting
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130 and time.monotonic() - sent <= 10.0, output[-3000:]
+    left = subprocess.run(['pgrep', '-f', str(run_dir)], capture_output=True, text=True)
+    assert not left.stdout.strip(), f'node processes outlived the run: {left.stdout}'
+
+
 def _cli(*argv) -> tuple[int, str]:
     import contextlib
     import io
