@@ -79,6 +79,12 @@ class FakeArm(Node):
         self.frames = 0
         self.create_timer(1.0 / rate_hz, self._tick)
 
+    def _stamped_header(self, frame: str):
+        from std_msgs.msg import Header
+        header = Header(frame_id=frame)
+        header.stamp = self.get_clock().now().to_msg()
+        return header
+
     def _tick(self) -> None:
         stamp = self.get_clock().now().to_msg()
         if self.publish_joints:

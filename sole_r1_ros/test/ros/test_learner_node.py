@@ -238,3 +238,29 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
     index = int(saved.counters['episode_index'])
     assert again.learner.replay.label(index, 0, 50.0).value in ('duplicate', 'dropped')
     del sim
+
+
+def test_a_tf_pose_source_without_tf2_fails_to_configure_with_the_reason(ros_graph, tmp_path):
+    try:
+        import tf2_ros  # noqa: F401
+        pytest.skip('tf2_ros is installed here: test_the_pose_comes_from_tf covers it')
+    except ImportError:
+        pass
+    node = ros_graph.add(LearnerNode(context=ros_graph.context, parameter_overrides=_p(
+        run_dir=str(tmp_path), autostart=False, pose_source='tf', reset_service='')))
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+
+
+def test_the_pose_comes_from_tf(ros_graph, tmp_path):
+    tf2_ros = pytest.importorskip('tf2_ros', reason='tf2_ros has no PyPI wheel (ROS installs)')
+    from geometry_msgs.msg import TransformStamped
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    arm.publish_pose = False
+    broadcaster = tf2_ros.TransformBroadcaster(arm)
+    arm.create_timer(0.05, lambda: broadcaster.sendTransform(TransformStamped(
+        header=arm._stamped_header('world'), child_frame_id='tool0')))
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_source='tf',
+                    tf_ee_frame='tool0')
+    sink = arm.commands['forward_command_controller/commands']
+    assert ros_graph.wait_for(lambda: any(any(m.data[:3]) for m in sink.messages), 20.0)
+    assert 'ee_pose' not in node._robot.sensors.stale_sources()
