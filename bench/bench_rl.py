@@ -52,7 +52,7 @@ PIXEL_OVERRIDES = {'variant': 'pixels', 'batch_size': 128, 'utd_ratio': 0.5}
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--tasks', nargs='+', default=['drawer-close-v3', 'window-close-v3'])
+    parser.add_argument('--tasks', nargs='+', default=['drawer-close-v3', 'button-press-v3'])
     parser.add_argument('--variants', nargs='+', default=['pixels', 'state'],
                         choices=('state', 'pixels'))
     parser.add_argument('--steps', type=int, default=5000, help='environment steps per task')
