@@ -5,7 +5,7 @@ A backend builds no prompt, parses nothing and knows no ROS: the engine does the
 may overlap its own requests (bounded) behind the same synchronous call.
 """
 from dataclasses import dataclass, field
-import functools
+import threading
 from typing import Any, Mapping, Protocol, Sequence, TYPE_CHECKING
 
 from sole_r1_ros.reward import protocol
@@ -51,11 +51,23 @@ class PreparedRequest:
     query: ProgressQuery | None = None
     '''The question the prompt was built from (frames, normalised goal, previous progress).'''
 
-    @functools.cached_property
+    _image_lock: threading.Lock = field(default_factory=threading.Lock, init=False,
+                                        repr=False, compare=False)
+
+    @property
     def image(self) -> 'Image.Image':
-        """The composite after the final resize (e.g. 1176x784 RGB)."""
-        if self.given_image is not None:
-            return self.given_image
+        """The composite after the final resize (e.g. 1176x784 RGB), built once."""
+        # Not functools.cached_property: up to Python 3.11 its lock is shared by every
+        # instance, so the composites of requests built on different threads were built one
+        # at a time (a third of a request's client time under load, measured with py-spy).
+        with self._image_lock:
+            image = self.__dict__.get('_image')
+            if image is None:
+                image = self.given_image if self.given_image is not None else self._build()
+                self.__dict__['_image'] = image   # frozen: cached beside the fields
+        return image
+
+    def _build(self) -> 'Image.Image':
         if self.query is None:
             raise ValueError('a PreparedRequest needs given_image or query')
         q = self.query
