@@ -106,8 +106,8 @@ class RewardNode(LifecycleNode):
                         self.create_timer(1.0, self.firewall.guard('status', self._report)))
         self._stop.clear()
         # A backend that overlaps calls batches on its side (vLLM batches the requests in
-        # flight), so each call carries one episode and its answer comes back without waiting
-        # for the others'; a single-caller backend gets every waiting episode in one call.
+        # flight), so each call carries one episode, whose answer then never waits for another
+        # episode's; a single-caller backend gets every waiting episode in one call.
         calls = min(self._engine.concurrent_calls, node.max_episodes)
         self._per_call = config.max_batch_size if calls == 1 else 1
         self._workers = [threading.Thread(target=self._work, name=f'reward_worker_{i}',
