@@ -195,7 +195,7 @@ class RewardNode(LifecycleNode):
                 if not self._stop.is_set():
                     self.firewall.reject('worker', f'dropped {len(batch)} queries: '
                                          f'{type(exc).__name__}: {exc}')
-            finally:
+            finally:   # answers published, or lost to an exception
                 book.release([pending.episode_id for pending, _ in batch])
                 self._notify()   # their next queries may be waiting
 
@@ -205,16 +205,23 @@ class RewardNode(LifecycleNode):
         model_s = time.monotonic() - start
         for (pending, _), result in zip(batch, results):
             published = time.monotonic()
-            self._publish(pending, result, self._book.record(result))
+            episode = self._book.record(result)
+            if self._publish(pending, result):
+                # The episode's next query may go out while its picture is drawn.
+                self._book.release([result.episode_id])
+                self._notify()
+                if self._configs['node'].annotate:
+                    self._publish_annotation(pending, result, episode)
             frame_age = start_ros - Time.from_msg(pending.header.stamp)
             self.timing.append({'queue_s': start - pending.received_s, 'model_s': model_s,
                                 'publish_s': time.monotonic() - published,
                                 'frame_age_s': frame_age.nanoseconds * 1e-9,
                                 'batch': len(batch)})
 
-    def _publish(self, pending: PendingQuery, result, episode) -> None:
+    def _publish(self, pending: PendingQuery, result) -> bool:
+        """Publish the reward; False (nothing published) while inactive."""
         if not self._active.is_set() or self._stop.is_set():
-            return
+            return False
         msg = ProgressReward(header=pending.header, episode_id=result.episode_id,
                              step=result.step, progress=float(result.progress),
                              reward=float(result.progress) / 100.0,
@@ -227,8 +234,7 @@ class RewardNode(LifecycleNode):
         if result.error:
             self.firewall.reject('answer', f'{result.error} (episode {result.episode_id} step '
                                  f'{result.step}; progress carried forward)')
-        if self._configs['node'].annotate:
-            self._publish_annotation(pending, result, episode)
+        return True
 
     def _publish_annotation(self, pending: PendingQuery, result, episode) -> None:
         picture = draw_overlay(
