@@ -257,17 +257,23 @@ def _engine_episodes_level(engine, frames, in_flight: int, args, ideal_rate: flo
 
 
 def _window(in_flight: int, args, ideal_rate: float) -> tuple[float, float]:
-    """Warm-up and timed window of a closed-loop level [s]. The warm-up spans two answers of
-    each episode: episodes that start together have their composites encoded together, which
-    delays their first answers by up to N encodings; after that they drift apart."""
+    """Warm-up and timed window of a closed-loop level [s].
+
+    The warm-up spans two answers of each episode: episodes that start together have their
+    composites encoded together, which delays their first answers by up to N encodings; after
+    that they drift apart.
+    """
     latency_s = in_flight / ideal_rate
     return 2.5 * latency_s, max(args.rounds * latency_s, 3.0)
 
 
 def _window_summary(in_flight: int, records, begin: float, timed_s: float,
                     ideal_rate: float) -> dict:
-    """Answers in [begin, begin + timed_s), each (answer time, latency, valid, time since its
-    episode's previous answer or first query)."""
+    """Summarise the answers in [begin, begin + timed_s).
+
+    Each record is (answer time, latency, valid, time since the episode's previous answer or
+    its first query).
+    """
     timed = [r for r in list(records) if begin <= r[0] < begin + timed_s]
     if not timed:
         return {'in_flight': in_flight, 'rewards': 0, 'error': 'no answers'}

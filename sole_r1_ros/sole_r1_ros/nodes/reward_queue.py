@@ -124,8 +124,10 @@ class EpisodeBook:
             return any(episode not in self._out for episode in self._pending)
 
     def take(self, max_queries: int, goal: str) -> list[tuple[PendingQuery, ProgressQuery]]:
-        """Pop up to ``max_queries`` episodes' newest queries (longest waiting first), skipping
-        episodes that are out; the episodes taken are out until ``release``."""
+        """Pop up to ``max_queries`` episodes' newest queries, longest waiting first.
+
+        Episodes that are out are skipped; the episodes taken are out until ``release``.
+        """
         batch = []
         with self._lock:
             ready = [episode for episode in self._pending if episode not in self._out]

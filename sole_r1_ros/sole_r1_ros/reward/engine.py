@@ -219,8 +219,10 @@ class RewardEngine:
                               latency_s=reply.latency_s, **common)
 
     def close(self) -> None:
-        """Stop the call threads, waiting at most ``timeout_s`` for running calls, then free
-        the backend."""
+        """Stop the call threads, then free the backend.
+
+        Waits at most ``timeout_s`` for the calls still running.
+        """
         with self._worker_lock:
             worker, self._worker = self._worker, None
         if worker is not None:

@@ -54,8 +54,10 @@ _IMAGE_SLOT = f'image-{uuid.uuid4().hex}'
 
 
 def image_data_url(image: Any, image_format: str = 'png', jpeg_quality: int = 90) -> bytes:
-    """Encode a PIL RGB image as a ``data:image/...;base64,`` URL in ASCII bytes (PNG: the
-    exact pixels)."""
+    """Encode a PIL RGB image as a ``data:image/...;base64,`` URL, in ASCII bytes.
+
+    PNG keeps the exact pixels; JPEG is smaller.
+    """
     if image_format == 'png':
         # One copy, in Pillow's C code, straight into OpenCV's channel order.
         bgr = np.frombuffer(image.convert('RGB').tobytes('raw', 'BGR'), np.uint8).reshape(
@@ -160,8 +162,10 @@ class OpenAIBackend:
         return replies
 
     def close(self) -> None:
-        """Close the connection pool and stop the event loop; calls still running fail with
-        ``BackendError`` (closed)."""
+        """Close the connection pool and stop the event loop.
+
+        Calls still running fail with ``BackendError`` (closed).
+        """
         with self._lock:
             if self._closed:
                 return
