@@ -91,7 +91,12 @@ class RawReply:
 
 
 class Backend(Protocol):
-    """Structural type of a backend; see the module docstring for the contract."""
+    """Structural type of a backend; see the module docstring for the contract.
+
+    A backend that may be called from several threads at once says how many calls it overlaps
+    in an int attribute ``concurrent_calls`` (the openai backend: ``max_concurrency``); the
+    engine calls one without it from one thread at a time.
+    """
 
     model_id: str
 
