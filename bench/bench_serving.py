@@ -12,11 +12,20 @@ limit of an 8B bf16 model, 6 ms at 1 in flight, growing to 16 ms at 32 (about 10
 new tokens, and 80 ms prefill per request (the static-cache run's 1.8-3.6 s for 32 prompts).
 
 Each level keeps N episodes in flight, closed loop: an episode asks its next query when its
-previous answer arrives (its prompt quotes that answer). Through RewardEngine that is one
-``score`` call per round for all N; through the reward node, N episodes publish RewardQuery
-messages and answer each ProgressReward with their next query (answers in a timed window).
+previous answer arrives (its prompt quotes that answer). Three paths:
 
-    python bench/bench_serving.py                      # about 3 minutes on 2 cores
+- ``engine``: one ``RewardEngine.score`` call per round for all N (a round waits for its slowest
+  answer, and all N composites are encoded at its start);
+- ``engine-episodes``: N threads, one per episode, each calling ``score`` with its own query
+  (the engine keeps ``concurrent_calls`` calls in flight), as the reward node does;
+- ``node``: N episodes publish RewardQuery messages to a reward node and answer each
+  ProgressReward with their next query (on a private DDS domain).
+
+The closed-loop paths count answers in a timed window, and take the rate as N / the mean time
+between two answers of one episode (which also charges a dropped and re-sent query): episodes
+answered together make answers come in waves, so a count in a window is off by up to a wave.
+
+    python bench/bench_serving.py                      # about 4 minutes on 2 cores
     python bench/bench_serving.py --time-scale 0.25    # the same server, 4x faster (quick look)
     python bench/bench_serving.py --serve --port 8000  # only the stand-in server
 
@@ -28,6 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
 import os
 import platform
+import random
 import re
 import subprocess
 import sys
@@ -162,9 +172,9 @@ def _frames(count: int, seed: int) -> list[np.ndarray]:
 
 # -- measurement -------------------------------------------------------------------------------
 def _summary(in_flight: int, latencies: list[float], answered: int, valid: int, wall_s: float,
-             ideal_rate: float) -> dict:
+             ideal_rate: float, rate: float | None = None) -> dict:
     latencies = np.asarray(latencies)
-    rate = answered / wall_s
+    rate = answered / wall_s if rate is None else rate
     return {'in_flight': in_flight, 'rewards': answered, 'valid': valid,
             'wall_s': round(wall_s, 2), 'rewards_per_s': round(rate, 3),
             'ideal_rewards_per_s': round(ideal_rate, 3),
@@ -199,7 +209,7 @@ def _engine_level(engine, frames, in_flight: int, rounds: int, ideal_rate: float
                     ideal_rate)
 
 
-def run_engine(args, url: str, frames) -> list[dict]:
+def run_engine(args, url: str, frames, per_episode: bool = False) -> list[dict]:
     from sole_r1_ros.reward import make_backend, OpenAIConfig, RewardConfig, RewardEngine
     config = RewardConfig(backend='openai', model=_MODEL, max_new_tokens=args.tokens,
                           max_batch_size=max(args.in_flight),
@@ -207,9 +217,71 @@ def run_engine(args, url: str, frames) -> list[dict]:
     levels = []
     with RewardEngine(make_backend(config), config) as engine:
         for n in args.in_flight:
-            levels.append(_engine_level(engine, frames, n, args.rounds, _ideal(args, n)))
+            if per_episode:
+                levels.append(_engine_episodes_level(engine, frames, n, args, _ideal(args, n)))
+            else:
+                levels.append(_engine_level(engine, frames, n, args.rounds, _ideal(args, n)))
             print(f'engine {n:3d} in flight: {levels[-1]}', file=sys.stderr)
     return levels
+
+
+def _engine_episodes_level(engine, frames, in_flight: int, args, ideal_rate: float) -> dict:
+    """N threads, each an episode that scores its next query when its answer is back."""
+    from sole_r1_ros.reward import ProgressQuery
+    external, wrist = frames
+    start = time.perf_counter()
+    warmup_s, timed_s = _window(in_flight, args, ideal_rate)
+    records: list[tuple[float, float, bool, float]] = []
+
+    def episode(e: int) -> None:
+        progress, last = 0, start
+        for step in range(1, 10**6):
+            query = ProgressQuery(
+                f'ep{e}', step, _GOAL, external[0], external[step % 8],
+                external[(step + 1) % 8], wrist[0], wrist[step % 8], wrist[(step + 1) % 8],
+                previous_progress=progress)
+            begin = time.perf_counter()
+            [result] = engine.score([query])
+            now = time.perf_counter()
+            records.append((now, now - begin, result.valid, now - last))
+            progress, last = result.progress, now
+            if now >= start + warmup_s + timed_s:
+                return
+
+    threads = [threading.Thread(target=episode, args=(e,)) for e in range(in_flight)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return _window_summary(in_flight, records, start + warmup_s, timed_s, ideal_rate)
+
+
+def _window(in_flight: int, args, ideal_rate: float) -> tuple[float, float]:
+    """Warm-up and timed window of a closed-loop level [s].
+
+    The warm-up spans two answers of each episode: episodes that start together have their
+    composites encoded together, which delays their first answers by up to N encodings; after
+    that they drift apart.
+    """
+    latency_s = in_flight / ideal_rate
+    return 2.5 * latency_s, max(args.rounds * latency_s, 3.0)
+
+
+def _window_summary(in_flight: int, records, begin: float, timed_s: float,
+                    ideal_rate: float) -> dict:
+    """Summarise the answers in [begin, begin + timed_s).
+
+    Each record is (answer time, latency, valid, time since the episode's previous answer or
+    its first query).
+    """
+    timed = [r for r in list(records) if begin <= r[0] < begin + timed_s]
+    if not timed:
+        return {'in_flight': in_flight, 'rewards': 0, 'error': 'no answers'}
+    rate = in_flight / float(np.mean([r[3] for r in timed]))
+    summary = _summary(in_flight, [r[1] for r in timed], len(timed), sum(r[2] for r in timed),
+                       timed_s, ideal_rate, rate)
+    summary['answers_in_window_per_s'] = round(len(timed) / timed_s, 3)
+    return summary
 
 
 class _Episodes:
@@ -221,8 +293,10 @@ class _Episodes:
         self._tiles = tiles
         self._ids = [f'{prefix}_ep{e}' for e in range(in_flight)]
         self._sent: dict[tuple[str, int], float] = {}
+        self._last: dict[str, float] = {}   # an episode's previous answer (or first query)
         self._lock = threading.Lock()
-        self.records: list[tuple[float, float, bool]] = []   # (answer time, latency, valid)
+        # (answer time, latency, valid, time since the episode's previous answer)
+        self.records: list[tuple[float, float, bool, float]] = []
         self.publisher = node.create_publisher(RewardQuery, 'sole_r1/query', 100)
         self.subscription = node.create_subscription(ProgressReward, 'sole_r1/progress',
                                                      self._on_reward, 100)
@@ -231,7 +305,9 @@ class _Episodes:
         self._resent_at: dict[tuple[str, int], float] = {}
 
     def start(self) -> None:
+        now = time.perf_counter()
         for episode in self._ids:
+            self._last[episode] = now
             self._publish(episode, 1)
 
     def resend_overdue(self, overdue_s: float) -> None:
@@ -265,9 +341,10 @@ class _Episodes:
         now = time.perf_counter()
         with self._lock:
             sent = self._sent.pop((msg.episode_id, msg.step), None)
-        if sent is None:
-            return
-        self.records.append((now, now - sent, msg.valid))
+            if sent is None:
+                return
+            last, self._last[msg.episode_id] = self._last[msg.episode_id], now
+        self.records.append((now, now - sent, msg.valid, now - last))
         if not self.stopped:
             self._publish(msg.episode_id, msg.step + 1)
 
@@ -283,7 +360,9 @@ def run_node(args, url: str, frames) -> list[dict]:
     tiles = [[CompressedImage(format='jpeg', data=encode_tile(f)) for f in view]
              for view in frames]
     context = rclpy.Context()
-    rclpy.init(context=context)
+    # A private DDS domain: another reward node on this machine (a demo, a test) would answer
+    # our queries, and ours would answer theirs.
+    rclpy.init(context=context, domain_id=args.domain_id)
     node = RewardNode(context=context, parameter_overrides=[
         Parameter('backend', value='openai'), Parameter('model', value=_MODEL),
         Parameter('openai.base_url', value=url),
@@ -322,24 +401,20 @@ def _node_level(probe, tiles, in_flight: int, args, ideal_rate: float) -> dict:
     deadline = time.monotonic() + 30.0
     while probe.count_subscribers('sole_r1/query') == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    warmup_s, timed_s = 1.5 * latency_s, max(args.rounds * latency_s, 3.0)
+    warmup_s, timed_s = _window(in_flight, args, ideal_rate)
     start = time.perf_counter()
     episodes.start()
     while time.perf_counter() < start + warmup_s + timed_s:
         time.sleep(0.25)
         episodes.resend_overdue(2.0 * latency_s + 2.0)
     episodes.stopped = True
-    begin, end = start + warmup_s, start + warmup_s + timed_s
-    timed = [r for r in list(episodes.records) if begin <= r[0] < end]
     time.sleep(1.2 * latency_s)   # the last answers drain before the next level
     probe.destroy_publisher(episodes.publisher)
     probe.destroy_subscription(episodes.subscription)
-    if not timed:
-        return {'in_flight': in_flight, 'rewards': 0, 'error': 'no answers'}
-    # Answers counted in the window: the node may drop queries (see queries_resent), so Little's
-    # law (N / mean latency of the answered ones) would flatter it.
-    summary = _summary(in_flight, [r[1] for r in timed], len(timed),
-                       sum(r[2] for r in timed), timed_s, ideal_rate)
+    # Not Little's law (N / mean latency of the answered queries): the node may drop queries
+    # (see queries_resent); the time between two answers of an episode includes the re-send.
+    summary = _window_summary(in_flight, episodes.records, start + warmup_s, timed_s,
+                              ideal_rate)
     summary['queries_resent'] = episodes.resent
     return summary
 
@@ -385,8 +460,8 @@ def _loadavg() -> str:
 def _parse(argv):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--in-flight', type=int, nargs='+', default=[1, 4, 16, 64])
-    parser.add_argument('--paths', nargs='+', default=['engine', 'node'],
-                        choices=['engine', 'node'])
+    parser.add_argument('--paths', nargs='+', default=['engine', 'engine-episodes', 'node'],
+                        choices=['engine', 'engine-episodes', 'node'])
     parser.add_argument('--prefill-s', type=float, default=0.08,
                         help='server: prefill of one request [s]')
     parser.add_argument('--step-s', type=float, default=0.006,
@@ -402,6 +477,8 @@ def _parse(argv):
     parser.add_argument('--image-format', default='png', choices=['png', 'jpeg'])
     parser.add_argument('--annotate', default='on', choices=['on', 'off'],
                         help="reward node's annotated image and marker per answer")
+    parser.add_argument('--domain-id', type=int, default=random.randint(101, 200),
+                        help='ROS_DOMAIN_ID of the node path (default: random in 101-200)')
     parser.add_argument('--out', default=_RESULTS)
     parser.add_argument('--serve', action='store_true', help='only run the stand-in server')
     parser.add_argument('--port', type=int, default=8000, help='--serve: port (0: any)')
@@ -424,7 +501,10 @@ def main(argv=None) -> int:
         ('' if args.image_format == 'png' else f'@{args.image_format}')
     try:
         for path in args.paths:
-            levels = (run_engine if path == 'engine' else run_node)(args, url, frames)
+            if path == 'node':
+                levels = run_node(args, url, frames)
+            else:
+                levels = run_engine(args, url, frames, per_episode=path == 'engine-episodes')
             name = path + suffix + ('@no-annotate' if path == 'node' and args.annotate == 'off'
                                     else '')
             merge_result(args.out, name, {

@@ -3,8 +3,10 @@
 Subscribes ``sole_r1/query`` (RewardQuery from camera_node); publishes ``sole_r1/progress``
 (ProgressReward, stamped with the scored frame's header), ``sole_r1/reward_image`` (annotated,
 reliable QoS for rviz), ``sole_r1/marker`` and ``/diagnostics``. Lifecycle: the backend loads on
-configure and results are published while active. Inference runs on a worker thread, never in a
-callback. Every ``RewardConfig`` field is a parameter of the same name (``openai.base_url``...).
+configure and results are published while active. Inference runs on worker threads, never in a
+callback: one for a backend that runs one call at a time, one per episode in flight for one that
+overlaps calls (``concurrent_calls``). Every ``RewardConfig`` field is a parameter of the same
+name (``openai.base_url``...).
 """
 from collections import deque
 from dataclasses import dataclass
@@ -66,10 +68,11 @@ class RewardNode(LifecycleNode):
         self.firewall = Firewall(self)
         self._engine: RewardEngine | None = None
         self._book: EpisodeBook | None = None
-        self._worker: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._per_call = 1
         self._stop = threading.Event()
         self._active = threading.Event()
-        self._wake = threading.Event()
+        self._ready = threading.Condition()   # a query was submitted or an episode released
         self._progress_pub = self._image_pub = self._marker_pub = None
         self._subscription = None
         # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
@@ -102,13 +105,20 @@ class RewardNode(LifecycleNode):
         self._status = (self.create_publisher(DiagnosticArray, '/diagnostics', 10),
                         self.create_timer(1.0, self.firewall.guard('status', self._report)))
         self._stop.clear()
-        self._worker = threading.Thread(target=self._work, name='reward_worker', daemon=True)
-        self._worker.start()
+        # A backend that overlaps calls batches on its side (vLLM batches the requests in
+        # flight), so each call carries one episode, whose answer then never waits for another
+        # episode's; a single-caller backend gets every waiting episode in one call.
+        calls = min(self._engine.concurrent_calls, node.max_episodes)
+        self._per_call = config.max_batch_size if calls == 1 else 1
+        self._workers = [threading.Thread(target=self._work, name=f'reward_worker_{i}',
+                                          daemon=True) for i in range(calls)]
+        for worker in self._workers:
+            worker.start()
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._active.set()
-        self._wake.set()
+        self._notify(every=True)
         return super().on_activate(state)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
@@ -130,9 +140,10 @@ class RewardNode(LifecycleNode):
     def _release(self) -> None:
         self._active.clear()
         self._stop.set()
-        self._wake.set()
-        if self._worker is not None:
-            self._worker.join(timeout=5.0)
+        self._notify(every=True)
+        deadline = time.monotonic() + 5.0
+        for worker in self._workers:
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
         if self._engine is not None:
             self._engine.close()
         for entity in (self._progress_pub, self._image_pub, self._marker_pub):
@@ -142,7 +153,8 @@ class RewardNode(LifecycleNode):
             self.destroy_subscription(self._subscription)
             self.destroy_publisher(self._status[0])
             self.destroy_timer(self._status[1])
-        self._engine = self._book = self._worker = self._subscription = None
+        self._engine = self._book = self._subscription = None
+        self._workers = []
         self._progress_pub = self._image_pub = self._marker_pub = None
 
     def _report(self) -> None:
@@ -156,24 +168,36 @@ class RewardNode(LifecycleNode):
     def _query_callback(self, msg: RewardQuery) -> None:
         """Decode and queue a query; a malformed one raises (the firewall counts it)."""
         self._book.submit(PendingQuery.from_message(msg, decode_tile, received_s=time.monotonic()))
-        self._wake.set()
+        self._notify()
+
+    def _notify(self, every: bool = False) -> None:
+        with self._ready:
+            if every:
+                self._ready.notify_all()
+            else:
+                self._ready.notify()
 
     def _work(self) -> None:
-        """Score the newest query of every waiting episode, one backend call per round."""
+        """Take the newest queries of waiting episodes, score them in one call, publish; repeat."""
+        book = self._book
         while not self._stop.is_set():
-            self._wake.wait(timeout=0.5)
-            self._wake.clear()
-            while self._active.is_set() and not self._stop.is_set():
-                batch = self._book.take(self._configs['reward'].max_batch_size,
-                                        self._configs['node'].goal)
-                if not batch:
-                    break
-                try:
-                    self._score(batch)
-                except Exception as exc:  # the worker must outlive any single failure
-                    if not self._stop.is_set():
-                        self.firewall.reject('worker', f'dropped {len(batch)} queries: '
-                                             f'{type(exc).__name__}: {exc}')
+            with self._ready:
+                self._ready.wait_for(lambda: self._stop.is_set() or (
+                    self._active.is_set() and book.ready()), timeout=0.5)
+            if self._stop.is_set() or not self._active.is_set():
+                continue
+            batch = book.take(self._per_call, self._configs['node'].goal)
+            if not batch:   # another worker took it
+                continue
+            try:
+                self._score(batch)
+            except Exception as exc:  # the worker must outlive any single failure
+                if not self._stop.is_set():
+                    self.firewall.reject('worker', f'dropped {len(batch)} queries: '
+                                         f'{type(exc).__name__}: {exc}')
+            finally:   # answers published, or lost to an exception
+                book.release([pending.episode_id for pending, _ in batch])
+                self._notify()   # their next queries may be waiting
 
     def _score(self, batch) -> None:
         start, start_ros = time.monotonic(), self.get_clock().now()
@@ -181,16 +205,23 @@ class RewardNode(LifecycleNode):
         model_s = time.monotonic() - start
         for (pending, _), result in zip(batch, results):
             published = time.monotonic()
-            self._publish(pending, result, self._book.record(result))
+            episode = self._book.record(result)
+            if self._publish(pending, result):
+                # The episode's next query may go out while its picture is drawn.
+                self._book.release([result.episode_id])
+                self._notify()
+                if self._configs['node'].annotate:
+                    self._publish_annotation(pending, result, episode)
             frame_age = start_ros - Time.from_msg(pending.header.stamp)
             self.timing.append({'queue_s': start - pending.received_s, 'model_s': model_s,
                                 'publish_s': time.monotonic() - published,
                                 'frame_age_s': frame_age.nanoseconds * 1e-9,
                                 'batch': len(batch)})
 
-    def _publish(self, pending: PendingQuery, result, episode) -> None:
+    def _publish(self, pending: PendingQuery, result) -> bool:
+        """Publish the reward; False (nothing published) while inactive."""
         if not self._active.is_set() or self._stop.is_set():
-            return
+            return False
         msg = ProgressReward(header=pending.header, episode_id=result.episode_id,
                              step=result.step, progress=float(result.progress),
                              reward=float(result.progress) / 100.0,
@@ -203,8 +234,7 @@ class RewardNode(LifecycleNode):
         if result.error:
             self.firewall.reject('answer', f'{result.error} (episode {result.episode_id} step '
                                  f'{result.step}; progress carried forward)')
-        if self._configs['node'].annotate:
-            self._publish_annotation(pending, result, episode)
+        return True
 
     def _publish_annotation(self, pending: PendingQuery, result, episode) -> None:
         picture = draw_overlay(

@@ -2,9 +2,10 @@
 
 Queries of one episode must be answered in order (each quotes the previous answer), so while the
 model is busy only the newest query of each episode is kept: an older one would be stale by the
-time it ran. Queries of different episodes are handed out together so one backend call serves
-several robots. Episode state (first frame, last scored frame, last answer) survives a
-deactivation of the node because it lives here, not in the backend.
+time it ran, and an episode whose query is out is not handed out again until its answer is
+recorded (``release``). Queries of different episodes may be handed out together so one backend
+call serves several robots. Episode state (first frame, last scored frame, last answer)
+survives a deactivation of the node because it lives here, not in the backend.
 """
 from collections import OrderedDict
 import dataclasses
@@ -71,7 +72,16 @@ class EpisodeView:
 
 
 class EpisodeBook:
-    """Thread-safe: the subscription submits, the inference worker takes and records."""
+    """Thread-safe: the subscription submits, the inference workers take, record and release.
+
+    Example::
+
+        batch = book.take(1, goal)               # the episode is now out
+        try:
+            view = book.record(result)           # its answer
+        finally:
+            book.release([pending.episode_id for pending, _ in batch])
+    """
 
     def __init__(self, max_episodes: int = 64, from_zero: bool = False,
                  decode: Callable[[bytes], np.ndarray] | None = None) -> None:
@@ -85,6 +95,7 @@ class EpisodeBook:
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, PendingQuery] = OrderedDict()
         self._trackers: OrderedDict[str, EpisodeTracker] = OrderedDict()
+        self._out: set[str] = set()   # episodes whose query is with the backend
         self.replaced = 0   # queries superseded by a newer one of the same episode
         self.stale = 0      # queries older than what the episode already answered
 
@@ -107,17 +118,33 @@ class EpisodeBook:
         with self._lock:
             return len(self._pending)
 
+    def ready(self) -> bool:
+        """True when ``take`` would hand out a query (one waits and its episode is not out)."""
+        with self._lock:
+            return any(episode not in self._out for episode in self._pending)
+
     def take(self, max_queries: int, goal: str) -> list[tuple[PendingQuery, ProgressQuery]]:
-        """Pop up to ``max_queries`` episodes' newest queries (longest waiting first)."""
+        """Pop up to ``max_queries`` episodes' newest queries, longest waiting first.
+
+        Episodes that are out are skipped; the episodes taken are out until ``release``.
+        """
         batch = []
         with self._lock:
-            while self._pending and len(batch) < max_queries:
-                _, pending = self._pending.popitem(last=False)
+            ready = [episode for episode in self._pending if episode not in self._out]
+            for episode in ready[:max_queries]:
+                pending = self._pending.pop(episode)
                 try:
                     batch.append((pending, self._make_query(pending, goal)))
                 except ValueError as exc:
                     logger.error('episode %s step %d: %s', pending.episode_id, pending.step, exc)
+                    continue
+                self._out.add(episode)
         return batch
+
+    def release(self, episode_ids: list[str]) -> None:
+        """The answers of these episodes are recorded (or lost): hand out their next queries."""
+        with self._lock:
+            self._out.difference_update(episode_ids)
 
     def _make_query(self, pending: PendingQuery, goal: str) -> ProgressQuery:
         tracker = self._trackers.get(pending.episode_id)

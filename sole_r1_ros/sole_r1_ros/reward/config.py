@@ -60,7 +60,7 @@ class OpenAIConfig:
                               'the API key (never the key itself); unset means no auth header',
                               read_only=True)
     max_concurrency: int = option(
-        64, 'most requests of one backend call in flight at once; one vLLM server on one GPU '
+        64, 'most requests in flight at once, over all backend calls; one vLLM server on one GPU '
         'batches this many SOLE-R1 requests (about 1.2k prompt + 200 new tokens each) in its '
         'KV cache, and queues the rest itself', range=(1, 4096), read_only=True)
     request_timeout_s: float = option(60.0, 'deadline of one request, its retries included '
@@ -128,6 +128,11 @@ class RewardConfig:
                               range=(0.01, 86400.0), read_only=True)
     max_batch_size: int = option(32, 'most queries (episodes) per backend call; larger calls '
                                  'are split', range=(1, 4096), read_only=True)
+    concurrent_calls: int = option(
+        0, 'most backend calls in flight at once; 0 takes what the backend allows (openai: '
+        'openai.max_concurrency, so the reward node sends each episode its own call and an '
+        'answer never waits for another episode; transformers, compact, oracle: 1, one batch '
+        'at a time)', range=(0, 4096), read_only=True)
     transformers: TransformersConfig = option(default_factory=TransformersConfig,
                                               help='local transformers backend')
     openai: OpenAIConfig = option(default_factory=OpenAIConfig,

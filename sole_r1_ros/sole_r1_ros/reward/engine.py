@@ -3,7 +3,8 @@
 It is the only place where the protocol (composite, prompt, parsing) meets a backend, so the
 reward node, ``sole-r1 score`` and the benchmarks all score the same way. ``score`` never raises
 for a backend failure: every query gets a result, carrying its previous progress when the
-backend failed or timed out.
+backend failed or timed out. ``score`` may be called from several threads: at most
+``concurrent_calls`` backend calls run at once (1 unless the backend overlaps calls itself).
 """
 from concurrent.futures import Future
 import dataclasses
@@ -26,36 +27,55 @@ TIMEOUT_ERROR = 'timeout'
 
 
 class _CallWorker:
-    """One daemon thread that runs backend calls in order, so a caller can stop waiting.
+    """Up to ``threads`` daemon threads that run backend calls, so a caller can stop waiting.
 
-    A call that overruns keeps running here (a thread cannot be killed); later calls queue
-    behind it and are cancelled if their own deadline passes first, so the backend is never
-    used from two threads at once. Daemon, so a hung backend cannot block interpreter exit.
+    Calls run in the order they were submitted, at most ``threads`` at once; a thread is
+    started when a call finds none free. A call that overruns keeps its thread (a thread
+    cannot be killed); later calls wait for a free one and are cancelled if their own deadline
+    passes first, so the backend never runs more calls at once than it allows. Daemon, so a
+    hung backend cannot block interpreter exit.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 1) -> None:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._loop, name='reward-backend', daemon=True)
-        self._thread.start()
+        self._max_threads = threads
+        self._threads: list[threading.Thread] = []
+        self._idle = 0    # threads waiting for a call that no submitted call has claimed
+        self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
         future: Future = Future()
-        self._jobs.put((future, fn, args))
+        with self._lock:
+            if self._idle:
+                self._idle -= 1
+            elif len(self._threads) < self._max_threads:
+                thread = threading.Thread(target=self._loop, daemon=True,
+                                          name=f'reward-backend-{len(self._threads)}')
+                thread.start()
+                self._threads.append(thread)
+            self._jobs.put((future, fn, args))
         return future
 
     def stop(self, wait_s: float) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=wait_s)
+        """Let every thread finish its call; wait at most ``wait_s`` in all."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + wait_s
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
     def _loop(self) -> None:
         while (job := self._jobs.get()) is not None:
             future, fn, args = job
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(fn(*args))
-            except BaseException as exc:  # handed to the waiting caller, who decides
-                future.set_exception(exc)
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:  # handed to the waiting caller, who decides
+                    future.set_exception(exc)
+            with self._lock:
+                self._idle += 1
 
 
 class RewardEngine:
@@ -68,6 +88,20 @@ class RewardEngine:
     """
 
     def __init__(self, backend: Backend, config: RewardConfig) -> None:
+        """Take ``backend`` over (``close`` frees it).
+
+        Raises:
+            ValueError: ``config.concurrent_calls`` is more than the backend allows (it is
+                closed then).
+        """
+        # A backend that does not declare ``concurrent_calls`` is called from one thread.
+        allowed = getattr(backend, 'concurrent_calls', 1)
+        if config.concurrent_calls > allowed:
+            backend.close()
+            raise ValueError(f'RewardConfig.concurrent_calls is {config.concurrent_calls}, but '
+                             f'the {config.backend!r} backend runs at most {allowed} calls at '
+                             'once (0 takes its limit)')
+        self._calls = config.concurrent_calls or allowed
         self._backend = backend
         self._config = config
         self._sampling = SamplingSettings(
@@ -84,6 +118,11 @@ class RewardEngine:
     @property
     def config(self) -> RewardConfig:
         return self._config
+
+    @property
+    def concurrent_calls(self) -> int:
+        """Most backend calls that run at once (``score`` from that many threads overlaps)."""
+        return self._calls
 
     def prepare(self, queries: Sequence[ProgressQuery]) -> list[PreparedRequest]:
         """Build the exact model input of each query (composite image and chat).
@@ -139,7 +178,7 @@ class RewardEngine:
               ) -> tuple[list[RawReply] | None, str | None, float]:
         with self._worker_lock:  # score may be called from several threads
             if self._worker is None:
-                self._worker = _CallWorker()
+                self._worker = _CallWorker(self._calls)
             worker = self._worker
         start = time.perf_counter()
         future = worker.submit(self._backend.generate, requests)
@@ -180,9 +219,9 @@ class RewardEngine:
                               latency_s=reply.latency_s, **common)
 
     def close(self) -> None:
-        """Stop the call thread and free the backend.
+        """Stop the call threads, then free the backend.
 
-        A running call is waited for at most ``timeout_s``.
+        Waits at most ``timeout_s`` for the calls still running.
         """
         with self._worker_lock:
             worker, self._worker = self._worker, None

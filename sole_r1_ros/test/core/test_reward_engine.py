@@ -45,6 +45,30 @@ class _Short(OracleBackend):
         return super().generate(requests)[:-1]
 
 
+class _Overlapping(OracleBackend):
+    """The oracle after 0.1 s, counting the calls that run at once; ``concurrent_calls`` is
+    declared only when given (a backend that does not say is called from one thread)."""
+
+    def __init__(self, concurrent_calls=None):
+        if concurrent_calls is not None:
+            self.concurrent_calls = concurrent_calls
+        self.running = self.max_running = 0
+        self.lock = threading.Lock()
+        self.closed = False
+
+    def generate(self, requests):
+        with self.lock:
+            self.running += 1
+            self.max_running = max(self.max_running, self.running)
+        time.sleep(0.1)
+        with self.lock:
+            self.running -= 1
+        return super().generate(requests)
+
+    def close(self):
+        self.closed = True
+
+
 def _query(step=1, truth=50.0, wrist=True, previous=0, episode='ep0', goal='Close the drawer',
            **kwargs):
     rng = np.random.default_rng(step)
@@ -90,6 +114,32 @@ def test_timeout_carries_forward_and_engine_stays_usable():
     [result] = engine.score([_query(truth=64.0)])
     assert (result.progress, result.valid, result.error) == (64, True, None)
     engine.close()
+
+
+@pytest.mark.parametrize('declared,configured,expected', [(None, 0, 1), (3, 0, 3), (3, 2, 2)])
+def test_calls_from_several_threads_overlap_as_far_as_config_and_backend_allow(
+        declared, configured, expected):
+    backend = _Overlapping(declared)
+    engine = _engine(backend, concurrent_calls=configured)
+    assert engine.concurrent_calls == expected
+    results = {}
+    threads = [threading.Thread(target=lambda i=i: results.update({i: engine.score(
+        [_query(step=i + 1, truth=10.0 * i, episode=f'ep{i}')])})) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5.0)
+    assert backend.max_running == expected
+    assert {i: (r.episode_id, r.step, r.progress) for i, [r] in results.items()} == {
+        i: (f'ep{i}', i + 1, 10 * i) for i in range(6)}
+    engine.close()
+
+
+def test_more_concurrent_calls_than_the_backend_allows_is_refused_and_frees_it():
+    backend = _Overlapping(concurrent_calls=2)
+    with pytest.raises(ValueError, match='concurrent_calls is 3'):
+        _engine(backend, concurrent_calls=3)
+    assert backend.closed
 
 
 def test_calls_split_at_max_batch_size():

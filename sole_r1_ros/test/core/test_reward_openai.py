@@ -5,9 +5,7 @@ the API key kept secret.
 """
 import base64
 import dataclasses
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import io
-import json
 import logging
 import socket
 import threading
@@ -18,81 +16,11 @@ import pytest
 
 pytest.importorskip('httpx2')
 
+from chat_server import ChatServer, completion, REPLY  # noqa: E402
 from sole_r1_ros.reward import (  # noqa: E402 - after the optional-dependency skip
     make_backend, OpenAIConfig, ProgressQuery, protocol, RewardConfig, RewardEngine)
 
-_REPLY = '<think>The drawer is mostly shut.</think><answer>73%</answer>'
 _KEY = 'sk-test-9f8e7d6c5b4a'
-
-
-def _completion(text=_REPLY):
-    return {'id': 'cmpl-1', 'object': 'chat.completion', 'model': 'sole-r1',
-            'choices': [{'index': 0, 'finish_reason': 'stop',
-                         'message': {'role': 'assistant', 'content': text}}],
-            'usage': {'prompt_tokens': 1100, 'completion_tokens': 9, 'total_tokens': 1109}}
-
-
-class _Server:
-    """A keep-alive chat-completions server on localhost.
-
-    ``script(n, server, body, headers) -> (status, reply)`` decides the n-th POST's reply; the
-    server records every POST, the client ports it saw and the most POSTs in flight at once.
-    """
-
-    def __init__(self, script, port=0):
-        self.posts = []
-        self.ports = set()
-        self.in_flight = self.max_in_flight = 0
-        self.release = threading.Event()
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = 'HTTP/1.1'   # keep-alive, like vLLM's uvicorn
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                self._send(200, {'object': 'list', 'data': [{'id': 'sole-r1'}]})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                with server.lock:
-                    server.posts.append((self.path, dict(self.headers), body))
-                    server.ports.add(self.client_address[1])
-                    server.in_flight += 1
-                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                    count = len(server.posts)
-                try:
-                    status, reply = script(count, server, body, dict(self.headers))
-                finally:
-                    with server.lock:
-                        server.in_flight -= 1
-                self._send(status, reply)
-
-            def _send(self, status, reply):
-                data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
-                self.send_response(status)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                try:
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', port), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
@@ -100,7 +28,7 @@ def serve():
     servers, closers = [], []
 
     def start(script, port=0):
-        servers.append(_Server(script, port))
+        servers.append(ChatServer(script, port))
         return servers[-1]
 
     start.closing = closers.append   # engines and backends to close before the servers
@@ -149,7 +77,7 @@ def _free_port():
 
 
 def test_reply_is_parsed_and_request_carries_exact_image_prompt_and_key(serve, monkeypatch):
-    server = serve(lambda *_: (200, _completion()))
+    server = serve(lambda *_: (200, completion()))
     monkeypatch.setenv('SOLE_R1_TEST_KEY', 'sekrit')
     config = _config(server.url, api_key_env='SOLE_R1_TEST_KEY')
     engine = _engine(serve, config)
@@ -180,7 +108,7 @@ def test_requests_of_a_batch_overlap_at_the_server_and_replies_keep_request_orde
         previous = int(_user_text(body).split('previous timestep is ')[1].split('%')[0])
         all_in.wait()
         time.sleep(0.5 - 0.025 * previous)   # the first request answers last
-        return 200, _completion(f'<answer>{previous + 50}%</answer>')
+        return 200, completion(f'<answer>{previous + 50}%</answer>')
 
     server = serve(script)
     config = _config(server.url)
@@ -202,10 +130,74 @@ def test_requests_of_a_batch_overlap_at_the_server_and_replies_keep_request_orde
     assert wall_s < 0.9, wall_s   # one request's latency (0.5 s), not their sum (3.3 s)
 
 
+def _previous(body):
+    return int(_user_text(body).split('previous timestep is ')[1].split('%')[0])
+
+
+def test_calls_from_several_threads_overlap_and_share_the_bound_on_requests(serve):
+    def script(n, server, body, headers):
+        time.sleep(0.2)
+        return 200, completion(f'<answer>{_previous(body) + 1}%</answer>')
+
+    server = serve(script)
+    engine = _engine(serve, _config(server.url, max_concurrency=3))
+    backend = engine._backend
+    assert backend.concurrent_calls == engine.concurrent_calls == 3
+    from PIL import Image
+    requests = [dataclasses.replace(request, given_image=Image.new('RGB', (32, 32)))
+                for request in engine.prepare([_query(previous=i) for i in range(6)])]
+    replies = {}
+    threads = [threading.Thread(target=lambda i=i: replies.update(
+        {i: backend.generate([requests[i]])})) for i in range(6)]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5.0)
+    wall_s = time.perf_counter() - start
+    assert {i: [r.text for r in replies[i]] for i in range(6)} == {
+        i: [f'<answer>{i + 1}%</answer>'] for i in range(6)}   # each call got its own reply
+    assert server.max_in_flight == 3               # 3 at once over all 6 calls, not 6
+    assert wall_s < 1.0, wall_s                    # 2 x 0.2 s, not 6 x 0.2 s
+
+
+def test_close_fails_the_calls_still_running_at_once(serve):
+    def hang(n, server, body, headers):
+        server.release.wait(10.0)
+        return 200, completion()
+
+    server = serve(hang)
+    backend, request = _backend_and_request(serve, _config(server.url))
+    errors = []
+
+    def call():
+        try:
+            backend.generate([request])
+        except Exception as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    assert _wait(lambda: server.in_flight == 1)
+    start = time.perf_counter()
+    backend.close()
+    thread.join(timeout=2.0)
+    assert not thread.is_alive() and time.perf_counter() - start < 1.0
+    [error] = errors
+    assert type(error).__name__ == 'BackendError' and 'closed' in str(error)
+
+
+def _wait(predicate, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
+
+
 def test_max_concurrency_bounds_requests_in_flight_and_connections_are_kept_alive(serve):
     def script(n, server, body, headers):
         time.sleep(0.1)
-        return 200, _completion()
+        return 200, completion()
 
     server = serve(script)
     backend, request = _backend_and_request(serve, _config(server.url, max_concurrency=3))
@@ -213,7 +205,7 @@ def test_max_concurrency_bounds_requests_in_flight_and_connections_are_kept_aliv
     request = dataclasses.replace(request, given_image=Image.new('RGB', (32, 32)))
     for _ in range(2):
         replies = backend.generate([request] * 7)
-        assert [reply.text for reply in replies] == [_REPLY] * 7
+        assert [reply.text for reply in replies] == [REPLY] * 7
     assert server.max_in_flight == 3
     assert len(server.posts) == 14 and len(server.ports) <= 3   # 3 connections, reused
 
@@ -223,12 +215,12 @@ def test_hang_server_error_and_garbage_fail_alone_and_the_others_stay_valid(serv
         text = _user_text(body)
         if 'hang' in text:
             server.release.wait(10.0)
-            return 200, _completion()
+            return 200, completion()
         if 'crash' in text:
             return 500, {'error': 'CUDA error: an illegal memory access'}
         if 'garbage' in text:
             return 200, b'{"choices": [{"mess'
-        return 200, _completion()
+        return 200, completion()
 
     server = serve(script)
     engine = _engine(serve, _config(server.url, request_timeout_s=0.5, max_retries=1))
@@ -254,10 +246,10 @@ def test_hang_server_error_and_garbage_fail_alone_and_the_others_stay_valid(serv
 
 def test_server_error_is_retried_with_backoff_then_succeeds(serve):
     server = serve(lambda n, *_: (500, {'error': 'warming up'}) if n == 1 else
-                   (200, _completion()))
+                   (200, completion()))
     backend, request = _backend_and_request(serve, _config(server.url))
     [reply] = backend.generate([request])
-    assert (reply.text, reply.completion_tokens, reply.error) == (_REPLY, 9, None)
+    assert (reply.text, reply.completion_tokens, reply.error) == (REPLY, 9, None)
     assert len(server.posts) == 2
 
 
@@ -304,7 +296,7 @@ def test_dead_server_fails_fast_is_reported_once_and_is_used_again_when_back(ser
     assert time.perf_counter() - start < 0.5
     down = [r for r in caplog.records if 'does not answer' in r.getMessage()]
     assert len(down) == 1 and down[0].levelno == logging.WARNING
-    server = serve(lambda *_: (200, _completion()), port=port)
+    server = serve(lambda *_: (200, completion()), port=port)
     time.sleep(0.25)   # the next probe is due
     [result] = engine.score([_query()])
     assert (result.valid, result.progress) == (True, 73)
@@ -339,7 +331,7 @@ def test_malformed_reply_is_an_error_of_that_reply(serve):
 
 
 def test_jpeg_images_and_sampling_settings(serve):
-    server = serve(lambda *_: (200, _completion()))
+    server = serve(lambda *_: (200, completion()))
     config = RewardConfig(backend='openai', model='sole-r1', temperature=1.0, top_p=0.9,
                           top_k=50, openai=OpenAIConfig(base_url=server.url, image_format='jpeg',
                                                         health_check_s=1.0))
@@ -353,7 +345,7 @@ def test_jpeg_images_and_sampling_settings(serve):
 
 
 def test_closed_backend_raises_and_close_is_idempotent(serve):
-    server = serve(lambda *_: (200, _completion()))
+    server = serve(lambda *_: (200, completion()))
     backend, request = _backend_and_request(serve, _config(server.url))
     backend.close()
     backend.close()

@@ -38,11 +38,32 @@ def test_stale_query_is_dropped_and_goal_change_applies_to_the_next_query():
     book.submit(_pending('a', 4))
     (_, query), = book.take(1, 'open the door')
     book.record(_result('a', 4, 30))
+    book.release(['a'])
     book.submit(_pending('a', 2))             # older than what was answered
     assert book.stale == 1 and book.pending_count() == 0
     book.submit(_pending('a', 6))
     (_, query), = book.take(1, 'close the door')
     assert query.goal == 'close the door' and query.previous_progress == 30
+
+
+def test_an_episode_out_with_the_backend_is_not_handed_out_again_until_released():
+    book = EpisodeBook()
+    book.submit(_pending('a', 1))
+    [(_, first)] = book.take(1, 'x')
+    book.submit(_pending('a', 2))             # arrives while step 1 is with the backend
+    book.submit(_pending('b', 1))
+    [(other, _)] = book.take(8, 'x')         # 'b' goes, 'a' waits for its answer
+    assert other.episode_id == 'b'
+    assert book.take(8, 'x') == [] and not book.ready()
+    book.record(_result('a', 1, 40))
+    assert book.take(8, 'x') == []            # recorded, but not yet released
+    book.release(['a'])
+    assert book.ready()
+    [(pending, query)] = book.take(8, 'x')
+    assert (pending.step, query.step, query.previous_progress) == (2, 2, 40)
+    book.release(['a', 'b'])                  # the failure path: answers lost
+    book.submit(_pending('b', 2))
+    assert [p.step for p, _ in book.take(8, 'x')] == [2]
 
 
 def test_book_forgets_the_oldest_episode_beyond_its_limit():

@@ -1,8 +1,10 @@
 """camera_node + reward_node over real DDS.
 
-Queries, stamps, batching, goal changes, lifecycle, malformed images and backends that fail or
-hang.
+Queries, stamps, batching, goal changes, lifecycle, malformed images, backends that fail or
+hang, and an OpenAI-compatible server with many episodes in flight.
 """
+import base64
+import threading
 import time
 
 import numpy as np
@@ -243,3 +245,95 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
     time.sleep(0.3)
     assert [(q.episode_id, q.step, q.trigger, q.header.stamp.sec) for q in out] == [
         ('a', 3, 'final', 4)]
+
+
+def _grey_tile(value: int) -> CompressedImage:
+    return CompressedImage(format='png', data=encode_tile(np.full((48, 48, 3), value, np.uint8),
+                                                          'png'))
+
+
+def _grey_query(episode: str, code: int, step: int) -> RewardQuery:
+    """A query whose composite tells the server the episode (first column) and step (current)."""
+    query = RewardQuery(episode_id=episode, step=step, trigger='stride',
+                        privileged_progress=float('nan'))
+    query.header.stamp.sec = step
+    query.first_external, query.current_external = _grey_tile(code), _grey_tile(20 + 10 * step)
+    query.first_wrist, query.current_wrist = _grey_tile(code), _grey_tile(20 + 10 * step)
+    return query
+
+
+def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_graph):
+    """Fast episodes go on while a slow one's request is held at the server; a newer query of
+    the slow episode waits for its answer; a failing episode fails alone; answers match."""
+    pytest.importorskip('httpx2')
+    import cv2
+
+    from chat_server import ChatServer, completion
+    codes = {'slow': 40, 'fast_a': 80, 'fast_b': 120, 'bad': 160}
+    fast_done = threading.Event()
+    spans = []   # (episode, step, start, end) of every request, as the server saw it
+
+    def script(n, server, body, headers):
+        start = time.monotonic()
+        url = body['messages'][1]['content'][0]['image_url']['url']
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(url.split(',', 1)[1]), np.uint8),
+                             cv2.IMREAD_GRAYSCALE)   # 1176x784; tile centres of row 1 below
+        episode = min(codes, key=lambda e: abs(codes[e] - int(image[195, 194])))
+        step = round((int(image[195, 982]) - 20) / 10)
+        if episode == 'slow' and step == 1:
+            fast_done.wait(10.0)
+        else:
+            time.sleep(0.05)
+        with server.lock:
+            spans.append((episode, step, start, time.monotonic()))
+        if episode == 'bad':
+            return 500, {'error': 'CUDA error: an illegal memory access'}
+        return 200, completion(f'<answer>{codes[episode] // 4 + step}%</answer>')
+
+    server = ChatServer(script)
+    try:
+        node, probe, rewards, queries = _setup(
+            ros_graph, 'openai', model='sole-r1', annotate=False, **{
+                'openai.base_url': server.url, 'openai.max_retries': 0,
+                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        last_step = {'fast_a': 4, 'fast_b': 4, 'bad': 3}
+
+        def next_query(msg):   # fast and bad episodes: the next query when the answer is in
+            if msg.step < last_step.get(msg.episode_id, 0):
+                queries.publish(_grey_query(msg.episode_id, codes[msg.episode_id],
+                                            msg.step + 1))
+
+        probe.create_subscription(ProgressReward, 'sole_r1/progress', next_query, 50)
+        queries.publish(_grey_query('slow', codes['slow'], 1))
+        assert ros_graph.wait_for(lambda: server.in_flight == 1)
+        for episode in ('fast_a', 'fast_b', 'bad'):
+            queries.publish(_grey_query(episode, codes[episode], 1))
+        for step in (2, 3):   # while step 1 is held: the node keeps only the newest, unsent
+            queries.publish(_grey_query('slow', codes['slow'], step))
+            time.sleep(0.05)
+
+        def answered(episode, step):
+            return any(r.episode_id == episode and r.step == step for r in rewards)
+        assert ros_graph.wait_for(lambda: answered('fast_a', 4) and answered('fast_b', 4)
+                                  and answered('bad', 3), timeout=10.0)
+        assert not any(r.episode_id == 'slow' for r in rewards), 'fast episodes waited'
+        fast_done.set()
+        assert ros_graph.wait_for(lambda: answered('slow', 3), timeout=10.0)
+    finally:
+        fast_done.set()
+        server.close()
+    by_episode = {e: [r for r in rewards if r.episode_id == e] for e in codes}
+    assert [r.step for r in by_episode['slow']] == [1, 3]          # step 2 was replaced
+    for episode in ('fast_a', 'fast_b'):
+        assert [r.step for r in by_episode[episode]] == [1, 2, 3, 4]
+    for episode in ('slow', 'fast_a', 'fast_b'):
+        assert all(r.valid and r.progress == codes[episode] // 4 + r.step
+                   for r in by_episode[episode])
+    bad = by_episode['bad']
+    assert [r.step for r in bad] == [1, 2, 3]
+    assert all(not r.valid and r.progress == 0.0 and 'HTTP 500' in r.error for r in bad)
+    assert server.max_in_flight >= 2
+    for episode in codes:   # one request of an episode at a time, steps in order
+        mine = sorted((s for s in spans if s[0] == episode), key=lambda s: s[2])
+        assert all(later[2] >= earlier[3] for earlier, later in zip(mine, mine[1:])), mine
+        assert [s[1] for s in mine] == sorted({s[1] for s in mine})
