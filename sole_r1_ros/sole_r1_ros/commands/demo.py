@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'shipped CPU model; oracle: simulator truth, as a baseline)')
     parser.add_argument('--out', default='demo_output', help='run directory')
     parser.add_argument('--eval-episodes', type=int, default=10)
+    parser.add_argument('--baseline-episodes', type=int, default=10,
+                        help='episodes of the untrained policy first, the number to beat')
     parser.add_argument('--resume', action='store_true')
     parser.add_argument('--fresh', action='store_true', help='start over in --out')
     parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         goal=goal, run_dir=Path(args.out), sim_task=args.task,
         params_file=config_dir() / 'demo.yaml', reward=args.reward, steps=args.steps,
         minutes=args.minutes, resume=args.resume, fresh=args.fresh,
-        eval_episodes=args.eval_episodes, overrides=tuple(args.set)))
+        eval_episodes=args.eval_episodes, baseline_episodes=args.baseline_episodes,
+        overrides=tuple(args.set)))
     summary = Path(args.out) / 'summary.json'
     if summary.exists():
         print(f'summary ({summary}):')

@@ -36,6 +36,9 @@ class LearnRequest:
     resume: bool = False
     fresh: bool = False
     eval_episodes: int = 10
+    baseline_episodes: int = 0
+    '''Deterministic episodes of the untrained policy before learning (a fresh run only): what
+    learning must beat.'''
     record: bool = True
     namespace: str = ''
     overrides: tuple[str, ...] = field(default_factory=tuple)
@@ -46,8 +49,9 @@ class LearnRequest:
             raise ValueError(f'--steps must be >= 1, got {self.steps}')
         if not self.minutes >= 0:   # also NaN
             raise ValueError(f'--minutes must be >= 0, got {self.minutes}')
-        if self.eval_episodes < 0:
-            raise ValueError(f'--eval-episodes must be >= 0, got {self.eval_episodes}')
+        if self.eval_episodes < 0 or self.baseline_episodes < 0:
+            raise ValueError(f'--eval-episodes and --baseline-episodes must be >= 0, got '
+                             f'{self.eval_episodes} and {self.baseline_episodes}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'config/real_robot_learn.yaml)')
     parser.add_argument('--eval-episodes', type=int, default=10,
                         help='deterministic episodes at the end (0: none)')
+    parser.add_argument('--baseline-episodes', type=int, default=0,
+                        help='deterministic episodes of the untrained policy first, the number '
+                        'learning must beat (0: none)')
     parser.add_argument('--no-record', action='store_true', help='do not write a bag')
     parser.add_argument('--namespace', default='')
     parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
@@ -84,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         sim_task=None if args.real else (args.sim or 'drawer-close-v3'),
         params_file=Path(args.params_file) if args.params_file else None, reward=args.reward,
         model=args.model, steps=args.steps, minutes=args.minutes, resume=args.resume,
-        fresh=args.fresh, eval_episodes=args.eval_episodes, record=not args.no_record,
+        fresh=args.fresh, eval_episodes=args.eval_episodes,
+        baseline_episodes=args.baseline_episodes, record=not args.no_record,
         namespace=args.namespace, overrides=tuple(args.set)))
 
 
@@ -221,6 +229,9 @@ class _Session:
                 try:
                     self.graph.start()
                     code = self._start_up()
+                    if code == 0 and self.request.baseline_episodes and not (
+                            self.monitor.counter('learner_node', 'start_env_steps')):
+                        code = self._evaluate(self.request.baseline_episodes, 'baseline')
                     if code == 0:
                         code = self._learn() or self._evaluate()
                 finally:
@@ -301,8 +312,9 @@ class _Session:
         self.learn_s = time.monotonic() - self.learn_started_s
         return 0
 
-    def _evaluate(self) -> int:
-        episodes = self.request.eval_episodes
+    def _evaluate(self, episodes: int | None = None, name: str = 'evaluation') -> int:
+        """Run the learner's evaluate action; ``name`` 'baseline' is the untrained policy."""
+        episodes = self.request.eval_episodes if episodes is None else episodes
         if self.signals or episodes == 0:
             return 0
         from sole_r1_interfaces.action import Evaluate
@@ -310,8 +322,11 @@ class _Session:
         if not client.wait_for_server(timeout_sec=10.0):
             print('evaluation skipped: the learner offers no evaluate action')
             return 0
-        self.monitor.start_video(self.run_dir / 'final_policy.mp4')
-        print(f'evaluating the policy over {episodes} episodes ...', flush=True)
+        final = name == 'evaluation'
+        if final:
+            self.monitor.start_video(self.run_dir / 'final_policy.mp4')
+        what = 'the policy' if final else 'the untrained policy (a baseline)'
+        print(f'evaluating {what} over {episodes} episodes ...', flush=True)
         goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
         if not self._wait(goal) or not goal.result().accepted:
             return 0
@@ -321,16 +336,15 @@ class _Session:
             return 0
         self.monitor.stop_video()
         result = result_future.result().result
-        self.report['evaluation'] = {
+        self.report[name] = {
             'episodes': result.episodes_done,
             'success_rate_progress': result.success_rate_progress,
             'success_rate_ground_truth': result.success_rate_ground_truth,
             'mean_final_progress': result.mean_final_progress,
             'final_progress': list(result.final_progress),
             'success_ground_truth': list(result.success_ground_truth)}
-        (self.run_dir / 'evaluation.json').write_text(
-            json.dumps(self.report['evaluation'], indent=2))
-        print(f'evaluation over {result.episodes_done} episodes: success '
+        (self.run_dir / f'{name}.json').write_text(json.dumps(self.report[name], indent=2))
+        print(f'{name} over {result.episodes_done} episodes: success '
               f'{100 * result.success_rate_ground_truth:.0f}% (simulator), '
               f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
               f'mean final progress {result.mean_final_progress:.0f}%')
@@ -376,6 +390,8 @@ class _Session:
             'total_wall_s': round(time.monotonic() - self.started_s, 1),
             'eval_episodes': evaluation.get('episodes', 0),
             'true_success': _rounded(evaluation.get('success_rate_ground_truth')),
+            'untrained_true_success': _rounded(self.report.get('baseline', {}).get(
+                'success_rate_ground_truth')),
             'predicted_success': _rounded(evaluation.get('success_rate_progress')),
             'git_commit': _git_commit()}
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))

@@ -43,8 +43,9 @@ class EvaluateAction:
         evaluation = self.loop.start_evaluation(threshold)
         truth = self._node.create_subscription(TaskState, 'ground_truth', self.firewall.guard(
             'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
+        wanted = max(1, int(request.episodes))
         try:
-            while len(evaluation.finished) < max(1, int(request.episodes)):
+            while len(evaluation.finished) < wanted:
                 if goal_handle.is_cancel_requested:
                     goal_handle.canceled()
                     return evaluation.result(Evaluate.Result)
@@ -52,7 +53,8 @@ class EvaluateAction:
                     goal_handle.abort()
                     return evaluation.result(Evaluate.Result)
                 await self._next_tick()
-                while evaluation.wait_episode(timeout=0.0):
+                # episodes run on until this returns: close no more than were asked for
+                while len(evaluation.finished) < wanted and evaluation.wait_episode(timeout=0.0):
                     done = evaluation.finished[-1]
                     goal_handle.publish_feedback(Evaluate.Feedback(
                         episode_index=len(evaluation.finished) - 1,

@@ -47,9 +47,12 @@ def _checkpoint_meta(run_dir) -> dict:
 @pytest.mark.timeout(700)
 def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     run_dir = tmp_path / 'run'
-    process = _learn(run_dir, steps=120)
+    process = _learn(run_dir, '--baseline-episodes', '1', steps=120)
     output, _ = process.communicate(timeout=300)
     assert process.returncode == 0, output[-3000:]
+    assert json.loads((run_dir / 'baseline.json').read_text())['episodes'] == 1
+    assert json.loads((run_dir / 'summary.json').read_text())['untrained_true_success'] in (
+        0.0, 1.0)
     meta = _checkpoint_meta(run_dir)
     assert meta['counters']['env_steps'] >= 120
     assert meta['replay']['counts']['applied'] > 10, 'no reward was labelled'
@@ -64,10 +67,11 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     output, _ = again.communicate(timeout=60)
     assert again.returncode == 2 and '--resume' in output
 
-    resumed = _learn(run_dir, '--resume', steps=220)
+    resumed = _learn(run_dir, '--resume', '--baseline-episodes', '1', steps=220)
     output, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, output[-3000:]
     assert 'resumed' in output
+    assert 'untrained' not in output, 'a resumed policy is not untrained'
     after = _checkpoint_meta(run_dir)
     assert after['counters']['env_steps'] >= 220
     assert after['counters']['episode_index'] > meta['counters']['episode_index']
