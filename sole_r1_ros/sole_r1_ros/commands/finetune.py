@@ -128,8 +128,10 @@ def _train_values(args: argparse.Namespace) -> dict:
 
 
 def stage_config(args: argparse.Namespace) -> SftConfig | GrpoConfig:
-    """The stage's config from the flags, through ``configuration.from_mapping`` (one
-    validator, the configs' own defaults)."""
+    """Build the stage's config from the flags.
+
+    Goes through ``configuration.from_mapping`` (one validator, the configs' own defaults).
+    """
     if args.stage == 'sft':
         return from_mapping(SftConfig, {'train': _train_values(args),
                                         'max_length': args.max_length})

@@ -1,6 +1,9 @@
-"""The reward-model flags of ``score``, ``score-bag`` and ``eval reward``, and the one place that
-turns them into a ``RewardConfig`` (through ``configuration.from_mapping``, so every default,
-range and help text is ``RewardConfig``'s own)."""
+"""The reward-model flags of ``score``, ``score-bag`` and ``eval reward``.
+
+Also the one place that turns them into a ``RewardConfig`` (through
+``configuration.from_mapping``, so every default, range and help text is ``RewardConfig``'s
+own).
+"""
 import argparse
 import math
 import os
@@ -77,8 +80,12 @@ def reward_config(args: argparse.Namespace) -> RewardConfig:
 
 
 def make_engine(config: RewardConfig) -> RewardEngine:
-    """The reward engine of ``config``; a backend that cannot start is a ValueError with the
-    reason (the CLI prints it as one line)."""
+    """Build the reward engine of ``config``.
+
+    Raises:
+        ValueError: the backend cannot start; the message gives the reason (the CLI prints it
+            as one line).
+    """
     try:
         return RewardEngine(make_backend(config), config)
     except (BackendError, ImportError) as exc:
@@ -131,8 +138,11 @@ def _probe(folder: str, named: str) -> None:
 
 
 def exit_code(command: str, errors: list[Any], total: int, args: argparse.Namespace) -> int:
-    """0, or 1 after saying on stderr how many queries failed when more than ``--max-failed``
-    of them did (the results are written first, so they say which)."""
+    """Return 0, or 1 when more than ``--max-failed`` of the queries failed.
+
+    In that case it first says on stderr how many failed (the results are written first, so
+    they say which).
+    """
     failed = failure_summary(errors, total, args.max_failed)
     if failed is None:
         return 0

@@ -95,8 +95,11 @@ class _Sparse(Sequence):
 
 def _replay(args: argparse.Namespace, engine: RewardEngine, episode: EpisodeFrames,
             results: list) -> list:
-    """(previous step, previous progress) of every result, rebuilt query by query as the engine
-    asked them; ``--dump-queries`` writes each query as the model saw it."""
+    """Rebuild (previous step, previous progress) of every result.
+
+    Query by query, as the engine asked them; ``--dump-queries`` writes each query as the model
+    saw it.
+    """
     tracker = EpisodeTracker(_EPISODE_ID, episode.goal, from_zero=episode.from_zero)
     wrist = episode.wrist
     tracker.add_frame(episode.external[0], None if wrist is None else wrist[0])
@@ -197,8 +200,11 @@ def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
 
 
 def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
-    """The video with the model's per-frame progress (queries, interpolated between) as a
-    labelled episode: the distillation data of ``sole-r1 train compact``."""
+    """Write the video with the model's per-frame progress as a labelled episode.
+
+    Progress at the queries, interpolated between: the distillation data of ``sole-r1 train
+    compact``.
+    """
     views = list(_iter_views(args))
     name = re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.splitext(os.path.basename(args.video))[0])
     write_episode(args.labelled_out, LabelledEpisode(

@@ -65,8 +65,10 @@ class CompactConfig:
 
 
 class _ViewEncoder(nn.Module):
-    """Strided CNN over one view's 3 stacked frames (9 channels, 15 with the differences),
-    FiLM-modulated by the goal at layer 3."""
+    """Strided CNN over one view's 3 stacked frames, FiLM-modulated by the goal at layer 3.
+
+    The input has 9 channels, 15 with the differences.
+    """
 
     def __init__(self, config: CompactConfig) -> None:
         super().__init__()
@@ -138,8 +140,10 @@ class CompactProgressNet(nn.Module):
 
 def goal_vectors(config: CompactConfig, encoder: GoalEncoder, texts: Sequence[str]
                  ) -> np.ndarray:
-    """(N, goal_input_dim) float32: the goal embeddings, plus the action flags if the network
-    takes them."""
+    """Return (N, goal_input_dim) float32 goal vectors.
+
+    The goal embeddings, plus the action flags if the network takes them.
+    """
     vectors = encoder.encode(texts)
     if config.goal_keywords:
         vectors = np.concatenate([vectors, action_features(texts)], axis=1)

@@ -93,6 +93,9 @@ class CompactPredictor:
 
         Args:
             views: B x 2 x 3 x S x S x 3 uint8 (external/wrist, first/previous/current).
+            goals: B goal texts.
+            previous: B previous progress values [%].
+            has_wrist: B flags, True where the wrist view is real (not zero-filled).
         """
         tensor = torch.from_numpy(np.ascontiguousarray(views)).permute(0, 1, 2, 5, 3, 4)
         goal = torch.from_numpy(goal_vectors(self._model.config, self._encoder, list(goals)))

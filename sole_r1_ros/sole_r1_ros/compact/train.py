@@ -251,8 +251,11 @@ def goal_tables(phrasings: dict[str, list[str]], encoder: GoalEncoder, config: C
 
 
 def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 4) -> Batch:
-    """Fixed validation set: every other frame of every episode (and its last) against the
-    frame ``stride`` back, with the canonical goal and the true previous label."""
+    """Build the fixed validation set.
+
+    Every other frame of every episode (and its last) against the frame ``stride`` back, with
+    the canonical goal and the true previous label.
+    """
     episodes, previous, current = [], [], []
     for e, length in enumerate(bank.lengths.tolist()):
         if length < 2:

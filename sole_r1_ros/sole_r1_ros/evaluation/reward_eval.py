@@ -1,5 +1,7 @@
-"""Reward-quality evaluation: score labelled episodes with any backend (or read predictions
-``sole-r1 score`` wrote) and compare with ground-truth progress.
+"""Reward-quality evaluation: compare predicted with ground-truth progress.
+
+Labelled episodes are scored with any backend (or predictions ``sole-r1 score`` wrote are
+read) and compared with ground-truth progress.
 
 Episodes come from ``sole_r1_ros.labelled`` (synthetic datasets, hand-labelled videos, any
 source in the labelled-episode layout). Scoring goes through ``RewardEngine`` +
@@ -36,10 +38,13 @@ class EpisodeScore:
 def load_episodes(root: str, tasks: Iterable[str] | None = None, split: str | None = None,
                   behaviours: Iterable[str] | None = None, limit: int | None = None,
                   paraphrase: bool = False) -> list[LabelledEpisode]:
-    """Labelled episodes of ``root`` (any layout ``labelled.folder`` reads) that pass the
-    filters.
+    """Load the labelled episodes of ``root`` that pass the filters.
 
     Args:
+        root: folder of labelled episodes (any layout ``labelled.folder`` reads).
+        tasks: only these tasks (None: all).
+        split: only this split ('train', 'val'; None or 'all': every episode).
+        behaviours: only these behaviours (None: all).
         limit: at most this many episodes per task (in order).
         paraphrase: ask with the first of an episode's ``eval_paraphrases`` (phrasings never
             trained on) where it has one.
@@ -105,8 +110,10 @@ def scores_from_results(paths: Sequence[str], episodes: Sequence[LabelledEpisode
 
 
 def _stem(path: str) -> str:
-    """The episode a video belongs to: its file stem, or its folder for the labelled layout's
-    ``episodes/<id>/external.mp4``."""
+    """Return the episode a video belongs to.
+
+    Its file stem, or its folder for the labelled layout's ``episodes/<id>/external.mp4``.
+    """
     stem = os.path.splitext(os.path.basename(path))[0]
     if stem == 'external':
         return os.path.basename(os.path.dirname(os.path.abspath(path)))
@@ -115,7 +122,9 @@ def _stem(path: str) -> str:
 
 # ------------------------------------------------------------------ summary
 def summarise(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
-    """Aggregate metrics: ``voc``, ``pearson``, ``auroc``, ``per_task``, ``per_behaviour``,
+    """Aggregate the metrics of scored episodes.
+
+    Returns ``voc``, ``pearson``, ``auroc``, ``per_task``, ``per_behaviour``,
     ``per_task_behaviour`` and the per-episode curves (``episodes``).
 
     VOC is the mean over expert episodes of Spearman(predicted, time); Pearson is pooled over

@@ -159,8 +159,10 @@ def list_episodes(root: str) -> list[dict[str, Any]]:
 def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = None,
            split: str | None = None, behaviours: Iterable[str] | None = None,
            limit: int | None = None) -> list[Mapping[str, Any]]:
-    """Entries matching every filter (None or split 'all': no filter; an entry without a split
-    passes any), at most ``limit`` per task, in order."""
+    """Return the entries matching every filter, at most ``limit`` per task, in order.
+
+    None or split 'all': no filter; an entry without a split passes any.
+    """
     tasks = None if tasks is None else set(tasks)
     behaviours = None if behaviours is None else set(behaviours)
     counts: dict[str, int] = {}

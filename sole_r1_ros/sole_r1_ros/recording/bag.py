@@ -161,8 +161,11 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
 
 def _read_messages(path: Path, typestore, wanted, notes: list[str]
                    ) -> list[tuple[str, str, bytes]]:
-    """(topic, msgtype, CDR) of the wanted messages: by rosbags when the bag is whole, else by
-    scanning its MCAP files (``recording.recover``)."""
+    """Return (topic, msgtype, CDR) of the wanted messages.
+
+    Read by rosbags when the bag is whole, else by scanning its MCAP files
+    (``recording.recover``).
+    """
     from rosbags.highlevel import AnyReader
 
     if (path / 'metadata.yaml').is_file() or path.suffix == '.db3':

@@ -88,6 +88,8 @@ def draw_plan(kind: str, rng: np.random.Generator, object_position: np.ndarray) 
     """Draw the random parameters of one episode of behaviour ``kind``.
 
     Args:
+        kind: the behaviour (``BEHAVIOURS``).
+        rng: random generator of the episode.
         object_position: xyz [m] of the task's first object at reset; wrong targets keep away
             from it.
     """

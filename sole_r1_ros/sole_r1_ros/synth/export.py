@@ -85,8 +85,10 @@ def reasoning_trace(task: str, goal: str, previous_state: np.ndarray, state: np.
 
 
 def episode_reasoning(episode: LabelledEpisode, previous: int, current: int) -> str | None:
-    """The grounded ``<think>`` text of one query of a synthetic episode (None without state:
-    the fine-tuning writer then uses its template)."""
+    """Return the grounded ``<think>`` text of one query of a synthetic episode.
+
+    None without state: the fine-tuning writer then uses its template.
+    """
     states = episode.extras.get('state')
     if states is None:
         return None

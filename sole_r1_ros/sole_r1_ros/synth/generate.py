@@ -199,8 +199,11 @@ def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
 
 
 def to_episode(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelledEpisode:
-    """A rollout as a labelled episode: simulator progress as labels, the goal's paraphrases,
-    and every other array (state, actions, ...) plus the approach fraction as extras."""
+    """Turn a rollout into a labelled episode.
+
+    Simulator progress as labels, the goal's paraphrases, and every other array (state,
+    actions, ...) plus the approach fraction as extras.
+    """
     task = meta['task']
     states = arrays['state']
     extras = {k: v for k, v in arrays.items() if k not in ('external', 'wrist', 'progress')}

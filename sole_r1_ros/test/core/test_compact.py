@@ -1,5 +1,7 @@
-"""The compact progress model: reading queries back, the backend through the engine, training,
-and the shipped checkpoint."""
+"""The compact progress model.
+
+Reading queries back, the backend through the engine, training, and the shipped checkpoint.
+"""
 import os
 
 import numpy as np

@@ -1,5 +1,8 @@
-"""Distillation: SOLE-R1's scores of a user's videos (``sole-r1 score --labelled-out``) train the
-compact model (``sole-r1 train compact``), which then scores on the CPU."""
+"""Distillation: SOLE-R1's scores of a user's videos train the compact model.
+
+``sole-r1 score --labelled-out`` writes them, ``sole-r1 train compact`` trains on them, and the
+new checkpoint then scores on the CPU.
+"""
 import json
 
 import numpy as np

@@ -46,8 +46,11 @@ def _frames(count, seed):
 
 @pytest.fixture(scope='module')
 def workdir(tmp_path_factory):
-    """External-only examples (half the image tokens of two rows) with a short given reasoning
-    (as a synth export carries its own), and a video to score."""
+    """Write external-only examples with a short given reasoning, and a video to score.
+
+    External-only: half the image tokens of two rows; the given reasoning as a synth export
+    carries its own.
+    """
     root = tmp_path_factory.mktemp('finetune')
     schedule = episodes.QuerySchedule(num_queries=3)
     with DatasetWriter(str(root / 'data')) as writer:
