@@ -49,9 +49,10 @@ class LearnRequest:
             raise ValueError(f'--steps must be >= 1, got {self.steps}')
         if not self.minutes >= 0:   # also NaN
             raise ValueError(f'--minutes must be >= 0, got {self.minutes}')
-        if self.eval_episodes < 0 or self.baseline_episodes < 0:
-            raise ValueError(f'--eval-episodes and --baseline-episodes must be >= 0, got '
-                             f'{self.eval_episodes} and {self.baseline_episodes}')
+        for flag, value in (('--eval-episodes', self.eval_episodes),
+                            ('--baseline-episodes', self.baseline_episodes)):
+            if value < 0:
+                raise ValueError(f'{flag} must be >= 0, got {value}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

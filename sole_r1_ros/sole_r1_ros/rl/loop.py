@@ -268,15 +268,24 @@ class ControlLoop:
         return Outcome.ACTED
 
     def _decide(self, obs: Mapping[str, np.ndarray]) -> tuple[np.ndarray | None, bool]:
-        """The policy's action, or the human's when the dead-man is held."""
+        """The policy's action, or the human's when the dead-man is held.
+
+        The human's input is read after the policy's inference, so a Joy message that arrived
+        during it acts on this step's command rather than the next.
+        """
         explore = not self._episode_is_evaluation
+        action = None
+        if self._human is None or self._human.current().mode == 'policy':
+            action = self.learner.agent.act(obs, explore=explore)
         if self._human is not None:
             decision = self._human.current()
             if decision.mode == 'hold':
                 return None, False
             if decision.mode == 'human':
                 return np.asarray(decision.action, np.float32), True
-        return self.learner.agent.act(obs, explore=explore), False
+            if action is None:   # handed back during the check
+                action = self.learner.agent.act(obs, explore=explore)
+        return action, False
 
     def _begin_episode(self) -> None:
         """Announce the end, reset the robot, announce the new episode.

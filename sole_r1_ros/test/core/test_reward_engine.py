@@ -46,8 +46,11 @@ class _Short(OracleBackend):
 
 
 class _Overlapping(OracleBackend):
-    """The oracle after 0.1 s, counting the calls that run at once; ``concurrent_calls`` is
-    declared only when given (a backend that does not say is called from one thread)."""
+    """The oracle after 0.1 s, counting the calls that run at once.
+
+    ``concurrent_calls`` is declared only when given (a backend that does not say is called
+    from one thread).
+    """
 
     def __init__(self, concurrent_calls=None):
         if concurrent_calls is not None:

@@ -144,6 +144,28 @@ def test_a_human_drives_flagged_steps_and_invalid_input_holds():
     assert summary.intervention_rate == pytest.approx(0.5)
 
 
+@pytest.mark.parametrize('mode', ['human', 'hold'])
+def test_a_human_input_that_arrives_during_the_policys_inference_acts_on_that_step(mode):
+    robot = FakeRobot()
+    human = FakeHuman('policy')
+    loop = _loop(robot, human=human)
+    loop.step()
+    act = loop.learner.agent.act
+
+    def slow_act(obs, explore):   # the Joy message lands while the policy runs
+        human.mode = mode
+        human.action = np.array([0.5, 0.0, 0.0, 1.0], np.float32) if mode == 'human' else None
+        return act(obs, explore=explore)
+    loop.learner.agent.act = slow_act
+    outcome = loop.step()
+    if mode == 'human':
+        assert outcome is Outcome.ACTED
+        assert np.allclose(robot.calls[-1][1], [0.5, 0.0, 0.0, 1.0])
+        assert loop.learner.replay.stats()['intervened'] == 1
+    else:
+        assert outcome is Outcome.HELD and robot.calls[-1] == ('hold',)
+
+
 def test_a_human_success_label_sets_the_reward_only_when_asked():
     for enabled, expected in ((False, 0), (True, 1)):
         robot = FakeRobot()

