@@ -23,7 +23,7 @@ from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import image_to_rgb
-from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
 
@@ -127,6 +127,8 @@ class CameraNode(Node):
         return None
 
     def _ground_truth_callback(self, msg: TaskState) -> None:
+        if not math.isfinite(msg.progress):
+            raise ValueError(f'non-finite true progress {msg.progress}')
         self._truth.append((_stamp_ns(msg.header.stamp), float(msg.progress)))
 
     def _publish_status(self) -> None:
@@ -135,6 +137,7 @@ class CameraNode(Node):
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
 
     def _episode_callback(self, msg: Episode) -> None:
+        check_episode_id(msg.episode_id)
         if msg.episode_id != self._episode_id or not msg.episode_id:
             self._pending_episode = (msg.episode_id, _stamp_ns(msg.header.stamp))
 

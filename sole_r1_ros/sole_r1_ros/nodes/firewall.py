@@ -61,6 +61,24 @@ class Firewall:
         return guarded
 
 
+MAX_EPISODE_ID_CHARS = 128
+'''Longer episode ids are refused: ids go into logs, bags, file names and JSON lines.'''
+
+
+def check_episode_id(episode_id: str) -> str:
+    """Return ``episode_id`` if a node may key on and log it; raise ValueError otherwise.
+
+    Our ids are 'episode-' and 8 hex digits; another publisher's may be anything printable up
+    to ``MAX_EPISODE_ID_CHARS`` characters. '' (no episode) is allowed.
+    """
+    if len(episode_id) > MAX_EPISODE_ID_CHARS:
+        raise ValueError(f'episode id of {len(episode_id)} characters (at most '
+                         f'{MAX_EPISODE_ID_CHARS})')
+    if not episode_id.isprintable():
+        raise ValueError(f'episode id {episode_id!r} has control characters')
+    return episode_id
+
+
 def status_message(node, values: Mapping[str, Any], level: bytes = DiagnosticStatus.OK,
                    message: str = 'ok') -> DiagnosticArray:
     """One ``DiagnosticArray`` with the node's counters as key/values."""

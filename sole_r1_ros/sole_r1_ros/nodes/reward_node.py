@@ -24,7 +24,7 @@ from sole_r1_interfaces.msg import ProgressReward, RewardQuery
 from sole_r1_ros.camera import decode_tile
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image
-from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
 from sole_r1_ros.nodes.spin import run_node, set_torch_threads
@@ -167,6 +167,7 @@ class RewardNode(LifecycleNode):
     # -- queries ------------------------------------------------------------------------------
     def _query_callback(self, msg: RewardQuery) -> None:
         """Decode and queue a query; a malformed one raises (the firewall counts it)."""
+        check_episode_id(msg.episode_id)
         self._book.submit(PendingQuery.from_message(msg, decode_tile, received_s=time.monotonic()))
         self._notify()
 

@@ -8,6 +8,7 @@ happens, so nothing is lost on a crash.
 """
 from collections import deque
 import json
+import math
 from pathlib import Path
 import threading
 
@@ -21,7 +22,7 @@ from sensor_msgs.msg import Image
 from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_ros.image_msgs import image_to_rgb
-from sole_r1_ros.nodes.firewall import Firewall, read_status
+from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -66,6 +67,7 @@ class RunMonitorNode(Node):
                 self.status[node] = values
 
     def _episode_callback(self, msg: Episode) -> None:
+        check_episode_id(msg.episode_id)
         with self._lock:
             current = self._episode
             if current is not None and current['episode_id'] == msg.episode_id:
@@ -82,6 +84,8 @@ class RunMonitorNode(Node):
 
     def _result_callback(self, msg: EpisodeResult) -> None:
         """The learner's result: with the episode's end (in either order) its line is written."""
+        if not math.isfinite(msg.intervention_rate):
+            raise ValueError(f'non-finite intervention rate {msg.intervention_rate}')
         with self._lock:
             episode = self._find(msg.episode_id)
             if episode is not None:
@@ -92,6 +96,8 @@ class RunMonitorNode(Node):
                 self._write_if_complete(episode)
 
     def _progress_callback(self, msg: ProgressReward) -> None:
+        if not (math.isfinite(msg.progress) and math.isfinite(msg.latency)):
+            raise ValueError(f'non-finite progress {msg.progress} or latency {msg.latency}')
         with self._lock:
             self._latencies.append(msg.latency)
             episode = self._find(msg.episode_id)   # ended ones still get their final answer
@@ -99,6 +105,8 @@ class RunMonitorNode(Node):
                 episode['progress'].append(float(msg.progress))
 
     def _truth_callback(self, msg: TaskState) -> None:
+        if not math.isfinite(msg.progress):
+            raise ValueError(f'non-finite true progress {msg.progress}')
         with self._lock:
             if self._episode is not None:
                 best = self._episode['max_true_progress'] or 0.0

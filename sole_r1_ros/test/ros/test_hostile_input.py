@@ -12,20 +12,24 @@ pytest.importorskip('torch')
 pytest.importorskip('metaworld')
 
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image, JointState, Joy  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 
 from fakes import Sink  # noqa: E402
 from sole_r1_interfaces.action import Evaluate  # noqa: E402
-from sole_r1_interfaces.msg import ProgressReward, RewardQuery  # noqa: E402
+from sole_r1_interfaces.msg import (  # noqa: E402
+    Episode, EpisodeResult, ProgressReward, RewardQuery, TaskState)
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
+from sole_r1_ros.nodes.run_monitor import RunMonitorNode  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
 
@@ -38,7 +42,10 @@ def _p(**values) -> list[Parameter]:
 
 @pytest.fixture
 def graph(ros_graph, tmp_path):
-    """The whole loop (simulator, camera, oracle reward, learner with teleop) and a probe."""
+    """The whole loop with teleop, the runner's monitor and a probe.
+
+    Simulator, camera, oracle reward, learner with teleop, run monitor.
+    """
     g = ros_graph
     g.sim = g.add(SimRobotNode(context=g.context, parameter_overrides=_p(
         task='reach-v3', image_width=48, image_height=48, rate_hz=20.0, action_repeat=4)))
@@ -54,6 +61,7 @@ def graph(ros_graph, tmp_path):
         safety__max_translation_m=0.04, safety__max_speed_m_s=1.0, agent__seed_steps=10**6)))
     assert g.learner.trigger_configure() == TransitionCallbackReturn.SUCCESS
     g.learner.trigger_activate()
+    g.monitor = g.add(RunMonitorNode(tmp_path / 'episodes.jsonl', context=g.context))
     g.probe_node = g.probe()
     g.commands = Sink()
     g.probe_node.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
@@ -169,3 +177,41 @@ def test_an_evaluation_with_a_nan_threshold_is_refused_and_learning_goes_on(grap
     assert graph.wait_for(result.done, timeout=10.0)
     assert result.result().status == 6    # aborted
     _keeps_stepping(graph)
+
+
+def test_episodes_results_truth_and_status_that_make_no_sense(graph):
+    """Bounded logs and counted rejects; an id nobody could log is refused."""
+    truth = TaskState(task='x', progress=float('nan'), state=[float('inf')] * 3)
+    _publish(graph, TaskState, 'ground_truth', [truth])
+    _publish(graph, EpisodeResult, 'episode_result', [
+        EpisodeResult(episode_id='x' * 100_000, intervention_rate=float('nan'))])
+    _publish(graph, ProgressReward, 'sole_r1/progress', [
+        ProgressReward(episode_id='nobody', progress=float('nan'), latency=float('inf'))])
+    status = DiagnosticStatus(name='learner_node', values=[KeyValue(key='updates', value='lots')])
+    _publish(graph, DiagnosticArray, '/diagnostics', [DiagnosticArray(status=[status])])
+    _publish(graph, Episode, 'episode', [Episode(episode_id='\x00' * 10), Episode(
+        episode_id='y' * 100_000)], QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                                               durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    _keeps_stepping(graph, seconds=2.5)
+    assert graph.monitor.counter('learner_node', 'updates', -1.0) >= -1.0   # not a crash
+    assert graph.monitor.firewall.rejected['ground_truth'] >= 1
+    assert graph.monitor.firewall.rejected['episode_result'] >= 1
+    assert graph.monitor.firewall.rejected['progress'] >= 1
+    assert graph.camera.firewall.rejected['ground_truth'] >= 1
+    assert graph.camera.firewall.rejected['episode'] >= 1
+    assert graph.monitor.firewall.rejected['episode'] >= 1   # latched: it sees the last one
+    long = [(m.name, m.msg[:120]) for m in graph.logs.messages if len(m.msg) >= 1000]
+    assert not long, f'log lines not bounded: {long}'
+
+
+def test_pose_targets_and_gripper_commands_the_simulator_cannot_take(graph):
+    target = PoseStamped()
+    target.header.frame_id = 'world'
+    target.pose.position.x = float('nan')
+    target.pose.orientation.w = 1.0
+    _publish(graph, PoseStamped, 'target_pose', [target])
+    _publish(graph, Float64MultiArray, 'gripper_controller/commands', [
+        Float64MultiArray(data=[float('nan')]), Float64MultiArray(data=[float('inf')])])
+    _keeps_stepping(graph)
+    rejected = graph.sim.firewall.rejected
+    assert rejected['target_pose'] >= 1 and rejected['gripper'] >= 2, rejected

@@ -105,6 +105,29 @@ def test_cartesian_commands_drive_the_simulated_robot_in_its_frame(
     assert np.ptp(positions, axis=0).max() > 0.02, 'the commands did not move the robot'
 
 
+@pytest.mark.parametrize('gripper_type, topic', [
+    ('float64_multiarray', 'gripper_controller/commands'),
+    ('joint_trajectory', 'joint_trajectory_controller/joint_trajectory')])
+def test_the_gripper_goes_out_on_its_own_topic_as_open_or_closed_positions(
+        ros_graph, tmp_path, gripper_type, topic):
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    _learner(ros_graph, tmp_path, joint_names=JOINTS, agent__seed_steps=10**6,
+             command__command_type='twist_stamped', command_topic='servo_node/delta_twist_cmds',
+             command__gripper_command_type=gripper_type, gripper_topic=topic,
+             command__gripper_joint_names=['finger_left', 'finger_right'])
+    sink = arm.commands[topic]
+    assert ros_graph.wait_for(lambda: len(sink) > 20, timeout=20.0)
+    assert len(arm.commands['servo_node/delta_twist_cmds']) > 0
+    if gripper_type == 'joint_trajectory':
+        assert all(list(m.joint_names) == ['finger_left', 'finger_right'] and len(m.points) == 1
+                   for m in sink.messages)
+        positions = [tuple(m.points[0].positions) for m in sink.messages]
+    else:
+        positions = [tuple(m.data) for m in sink.messages]
+    assert set(positions) <= {(0.04, 0.04), (0.0, 0.0)}, set(positions)
+    assert len(set(positions)) == 2, 'random actions should both open and close it'
+
+
 def test_joint_space_commands_go_out_as_trajectories_within_the_limits(ros_graph, tmp_path):
     arm = ros_graph.add(FakeArm(ros_graph.context))
     _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
@@ -121,39 +144,85 @@ def test_joint_space_commands_go_out_as_trajectories_within_the_limits(ros_graph
         assert abs(point.positions[1] - 0.2) <= 0.1 + 1e-9   # one step from the measured 0.2
 
 
+def _motion(msg, at: np.ndarray) -> np.ndarray:
+    """The x, y, z motion a command asks for (a pose target: from where the arm is)."""
+    if isinstance(msg, TwistStamped):
+        return np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z])
+    if isinstance(msg, PoseStamped):
+        p = msg.pose.position
+        return np.array([p.x, p.y, p.z]) - at
+    return np.asarray(msg.data[:3])
+
+
+@pytest.mark.parametrize('command_type, topic', [
+    ('float64_multiarray', 'forward_command_controller/commands'),
+    ('twist_stamped', 'servo_node/delta_twist_cmds'),
+    ('pose_stamped', 'target_pose')])
 def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
-        ros_graph, tmp_path):
+        ros_graph, tmp_path, command_type, topic):
     arm = ros_graph.add(FakeArm(ros_graph.context))
     arm.position = np.array([0.5, 0.6, 0.2])            # at the box's +x face
     node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_timeout_s=0.3,
+                    command__command_type=command_type, command_topic=topic,
                     agent__seed_steps=10**6)            # random actions, all directions
-    sink = arm.commands['forward_command_controller/commands']
+    sink = arm.commands[topic]
     assert ros_graph.wait_for(lambda: len(sink) > 40, timeout=20.0)
-    moving = [m.data for m in sink.messages if any(m.data[:3])]
-    assert moving and all(d[0] <= 1e-9 for d in moving), 'a command left the safety box'
+    moving = [d for d in (_motion(m, arm.position) for m in sink.messages)
+              if np.abs(d).max() > 1e-6]
+    assert moving and all(d[0] <= 1e-6 for d in moving), 'a command left the safety box'
     assert any(d[0] < 0 for d in moving)
+    if command_type != 'float64_multiarray':
+        assert {m.header.frame_id for m in sink.messages} == {'world'}
     assert node.count_publishers('ground_truth') == 0   # no simulator in this graph
 
     arm.publish_pose = False                            # the pose goes stale
     stopped = time.monotonic()
     time.sleep(1.0)
-    late = [(t - stopped, m.data) for m, t in zip(sink.messages, sink.times) if t > stopped]
-    assert late and all(not any(d[:3]) for t, d in late if t > 0.3 + 0.1), late
+    late = [(t - stopped, _motion(m, arm.position))
+            for m, t in zip(sink.messages, sink.times) if t > stopped]
+    assert late and all(np.abs(d).max() < 1e-6 for t, d in late if t > 0.3 + 0.1), late
     assert node._robot.sensors.stale_sources() == ['ee_pose']
 
 
-def test_a_pose_with_a_nan_or_a_broken_quaternion_counts_as_stale(ros_graph, tmp_path):
+@pytest.mark.parametrize('broken', ['quaternion', 'nan'])
+def test_a_pose_with_a_nan_or_a_broken_quaternion_counts_as_stale(ros_graph, tmp_path, broken):
     arm = ros_graph.add(FakeArm(ros_graph.context))
     node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_timeout_s=0.3)
     sink = arm.commands['forward_command_controller/commands']
     assert ros_graph.wait_for(lambda: len(sink) > 5, timeout=20.0)
-    arm.orientation = np.array([0.0, 0.0, 0.0, 0.5])
+    if broken == 'quaternion':
+        arm.orientation = np.array([0.0, 0.0, 0.0, 0.5])
+    else:
+        arm.position = np.array([0.0, float('nan'), 0.2])
     time.sleep(0.8)
     assert node._robot.sensors.stale_sources() == ['ee_pose']
     assert node._robot.sensors.rejected['pose'] > 0
     start = time.monotonic()
     time.sleep(0.3)
     assert all(not any(m.data[:3]) for m in sink.since(start)), 'moved without a valid pose'
+
+
+def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_graph, tmp_path):
+    ros_graph.add(FakeArm(ros_graph.context))
+    node = ros_graph.add(LearnerNode(context=ros_graph.context, parameter_overrides=_p(
+        run_dir=str(tmp_path), autostart=False, joint_names=JOINTS, command__frame_id='world',
+        reset_service='', **_BOX)))
+
+    def entities() -> tuple[set, set, set, int]:
+        return ({s.topic_name for s in node.subscriptions},
+                {p.topic_name for p in node.publishers},
+                {s.srv_name for s in node.services}, len(list(node.timers)))
+    bare = entities()
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    configured = entities()
+    assert {'/camera/external/image_raw', '/joint_states', '/ee_pose',
+            '/sole_r1/progress'} <= configured[0] - bare[0]
+    assert any(s.endswith('label_episode') for s in configured[2] - bare[2])
+    assert configured[1] - bare[1]
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert entities() == bare and node.loop is None
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert entities() == configured
 
 
 def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path):
@@ -212,7 +281,7 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
         stride=3, min_gap=1, use_ground_truth=True)))
     reward = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=_p(
         backend='oracle', autostart=False)))
-    reward.trigger_configure()
+    assert reward.trigger_configure() == TransitionCallbackReturn.SUCCESS
     reward.trigger_activate()
     args = [f'{k.replace("__", ".")}:={v}' for k, v in dict(
         run_dir=tmp_path, episode_length=15, control_rate_hz=20.0, checkpoint_every_s=1.0,

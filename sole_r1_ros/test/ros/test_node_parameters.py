@@ -1,0 +1,65 @@
+"""Every config field is a documented, range-checked parameter of its node (issue 12).
+
+The reward node declares every ``RewardConfig`` field, the learner every field of its sections;
+each has a description that says what it is (not its dotted name), the field's numeric range,
+and a value outside it is refused with the field's own message.
+"""
+import dataclasses
+
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('torch')
+
+from rclpy.parameter import Parameter  # noqa: E402
+
+from sole_r1_ros.configuration import specs  # noqa: E402
+from sole_r1_ros.nodes import learner_config  # noqa: E402
+from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
+from sole_r1_ros.nodes.reward_node import RewardNode, SECTIONS as REWARD_SECTIONS  # noqa: E402
+from sole_r1_ros.reward import RewardConfig  # noqa: E402
+
+
+def _check_declared(node, sections) -> int:
+    checked = 0
+    for cls, prefix in sections.values():
+        for spec in specs(cls, prefix):
+            assert node.has_parameter(spec.name), spec.name
+            descriptor = node.describe_parameter(spec.name)
+            assert descriptor.description and descriptor.description != spec.name, spec.name
+            assert cls.__name__ not in descriptor.description, descriptor.description
+            if spec.range is not None and spec.kind in (int, float):
+                ranges = (descriptor.integer_range if spec.kind is int
+                          else descriptor.floating_point_range)
+                assert ranges, f'{spec.name} has no range'
+                low, high = spec.range
+                if low is not None:
+                    assert ranges[0].from_value == pytest.approx(low), spec.name
+                if high is not None:
+                    assert ranges[0].to_value == pytest.approx(high), spec.name
+            checked += 1
+    return checked
+
+
+def test_every_reward_config_field_is_a_documented_parameter_of_the_reward_node(ros_context):
+    node = RewardNode(context=ros_context)
+    try:
+        assert _check_declared(node, REWARD_SECTIONS) >= len(dataclasses.fields(RewardConfig))
+        names = {spec.name for spec in specs(RewardConfig)}
+        assert {'top_p', 'top_k', 'temperature', 'timeout_s', 'model'} <= names
+        result = node.set_parameters([Parameter('top_p', value=1.5)])[0]
+        assert not result.successful and 'top_p' in result.reason
+        result = node.set_parameters([Parameter('temperature', value=float('nan'))])[0]
+        assert not result.successful
+    finally:
+        node.destroy_node()
+
+
+def test_every_learner_section_is_a_documented_parameter_of_the_learner_node(ros_context):
+    node = LearnerNode(context=ros_context)
+    try:
+        assert _check_declared(node, learner_config.SECTIONS) > 50
+        result = node.set_parameters([Parameter('agent.lr', value=-1.0)])[0]
+        assert not result.successful and 'lr' in result.reason
+    finally:
+        node.destroy_node()
