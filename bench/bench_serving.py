@@ -142,8 +142,8 @@ def _serve(engine: BatchingEngine, port: int, max_tokens: int) -> ThreadingHTTPS
 
 def _start_server_process(args) -> tuple[subprocess.Popen, str]:
     command = [sys.executable, os.path.abspath(__file__), '--serve', '--port', '0',
-               '--prefill-s', str(args.prefill_s * args.time_scale),
-               '--step-s', str(args.step_s * args.time_scale),
+               '--prefill-s', str(args.prefill_s), '--step-s', str(args.step_s),
+               '--time-scale', str(args.time_scale),
                '--step-growth', str(args.step_growth), '--tokens', str(args.tokens)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     line = process.stdout.readline().split()
@@ -481,14 +481,20 @@ def _parse(argv):
                         help='ROS_DOMAIN_ID of the node path (default: random in 101-200)')
     parser.add_argument('--out', default=_RESULTS)
     parser.add_argument('--serve', action='store_true', help='only run the stand-in server')
+    parser.add_argument('--table-only', action='store_true',
+                        help='only rewrite serving.md from serving.json')
     parser.add_argument('--port', type=int, default=8000, help='--serve: port (0: any)')
     return parser.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
+    if args.table_only:
+        write_markdown(args.out)
+        return 0
     if args.serve:
-        engine = BatchingEngine(args.prefill_s, args.step_s, args.step_growth)
+        engine = BatchingEngine(args.prefill_s * args.time_scale, args.step_s * args.time_scale,
+                                args.step_growth)
         server = _serve(engine, args.port, args.tokens)
         print(f'port {server.server_address[1]}', flush=True)
         server.serve_forever()
@@ -521,7 +527,41 @@ def main(argv=None) -> int:
         process.wait(timeout=10)
     print(f'load average {load_before} before, {_loadavg()} after '
           f'({_machine()["cpu"]}, {os.cpu_count()} cores)')
+    write_markdown(args.out)
     return 0
+
+
+def write_markdown(results: str) -> str:
+    """serving.md beside ``results``: every entry's levels in one table; returns its path."""
+    with open(results, encoding='utf-8') as stream:
+        entries = json.load(stream)
+    lines = ['| path | in flight | rewards/s | ideal | % of ideal | p50 s | p99 s | valid | '
+             'date, load before |', '|---|---|---|---|---|---|---|---|---|']
+    for name, entry in entries.items():
+        for level in entry['levels']:
+            if 'error' in level:
+                lines.append(f"| {name} | {level['in_flight']} | {level['error']} "
+                             '| | | | | | |')
+                continue
+            lines.append(
+                f"| {name} | {level['in_flight']} | {level['rewards_per_s']:.2f} | "
+                f"{level['ideal_rewards_per_s']:.2f} | {100 * level['fraction_of_ideal']:.0f} % "
+                f"| {level['latency_p50_s']:.2f} | {level['latency_p99_s']:.2f} | "
+                f"{level['valid']}/{level['rewards']} | {entry['date']}, "
+                f"{entry['loadavg_before'].split()[0]} |")
+    machine = next(iter(entries.values()))['machine'] if entries else {}
+    lines += ['', 'Paths: `engine` = one RewardEngine.score call per round for every episode; '
+              '`engine-episodes` = one thread per episode through the engine (as the node '
+              'works); `node` = the reward node over DDS. `@jpeg`: JPEG tiles (PNG otherwise); '
+              '`@main-<commit>`: the same bench on that commit, run in turns. Ideal = the '
+              "stand-in server's throughput with that many requests in flight. "
+              f"Machine: {machine.get('cores', '?')}-core {machine.get('cpu', '?')}, "
+              f"GPU {machine.get('gpu')}."]
+    path = os.path.join(os.path.dirname(os.path.abspath(results)), 'serving.md')
+    with open(path, 'w', encoding='utf-8') as stream:
+        stream.write('\n'.join(lines) + '\n')
+    print(f'wrote {path}')
+    return path
 
 
 def _table(name: str, levels: list[dict]) -> None:

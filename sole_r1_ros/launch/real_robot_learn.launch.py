@@ -10,6 +10,7 @@ real_robot_joint.yaml (joint positions), with command_topic:= their topic.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
+from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
@@ -57,12 +58,18 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('base_url', default_value='http://localhost:8000/v1',
                               description='OpenAI-compatible endpoint (vllm serve)'),
         DeclareLaunchArgument('run_dir', default_value='runs/real_robot'),
+        DeclareLaunchArgument('record', default_value='true',
+                              description='record a bag (cameras, rewards, reasoning, '
+                              'commands, Joy, labels): recorder_node'),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
             [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params]),
         reward, learner,
+        Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
+             namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
+             remappings=robot, parameters=[params]),
         *configure_and_activate(reward),
         *configure_and_activate(learner),
     ])

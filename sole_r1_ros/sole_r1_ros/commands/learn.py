@@ -113,7 +113,9 @@ def learn(request: LearnRequest) -> int:
              if n in params or n != 'sim_robot_node']
     if request.record:
         nodes.append('recorder_node')
-        params['recorder_node'] = {'bag_path': str(run_dir / f'bag-{session:03d}')}
+        params['recorder_node'] = {**params.get('recorder_node', {}),
+                                   'bag_path': str(run_dir / f'bag-{session:03d}'),
+                                   'extra_topics': _command_topics(params)}
         write_params_file(params_file, params)
     return _Session(request, run_dir, session, params_file, nodes,
                     _policy_input(params['learner_node'])).run()
@@ -396,6 +398,30 @@ class _Session:
             'predicted_success': _rounded(evaluation.get('success_rate_progress')),
             'git_commit': _git_commit()}
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
+
+
+_MESSAGE_TYPES = {'twist_stamped': 'geometry_msgs/msg/TwistStamped',
+                  'pose_stamped': 'geometry_msgs/msg/PoseStamped',
+                  'float64_multiarray': 'std_msgs/msg/Float64MultiArray',
+                  'joint_trajectory': 'trajectory_msgs/msg/JointTrajectory'}
+
+
+def _command_topics(params: dict) -> list[str]:
+    """The recorder's ``extra_topics`` and wherever this learner sends arm and gripper commands.
+
+    A real arm's controller topics are the user's (``/servo_node/...``,
+    ``/cartesian_impedance_controller/...``): the bag must hold the commands the robot got.
+    """
+    from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
+    from sole_r1_ros.rl import CommandConfig
+    learner = params['learner_node']
+    topics = list(params.get('recorder_node', {}).get('extra_topics', ()))
+    sent = [(learner.get('command_topic', LearnerNodeConfig.command_topic),
+             learner.get('command.command_type', CommandConfig.command_type))]
+    gripper = learner.get('command.gripper_command_type', CommandConfig.gripper_command_type)
+    if gripper != 'none':
+        sent.append((learner.get('gripper_topic', LearnerNodeConfig.gripper_topic), gripper))
+    return topics + [f'{topic}={_MESSAGE_TYPES[kind]}' for topic, kind in sent]
 
 
 def _policy_input(learner: dict) -> str:

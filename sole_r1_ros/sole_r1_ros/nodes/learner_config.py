@@ -45,6 +45,9 @@ class LearnerNodeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.teleop and self.action_layout != 'ee_delta':
+            raise ValueError("LearnerNodeConfig.teleop needs action_layout 'ee_delta': a "
+                             'SpaceMouse or gamepad gives Cartesian motions, not joint offsets')
 
 
 SECTIONS = {'node': (LearnerNodeConfig, ''), 'sensing': (SensingConfig, ''),

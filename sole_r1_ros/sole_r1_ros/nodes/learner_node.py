@@ -45,13 +45,13 @@ class LearnerNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('learner_node', **kwargs)
-        self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
-        self.firewall = Firewall(self)
         self.loop: ControlLoop | None = None
         self._robot: RobotClient | None = None
+        self._threads: list[threading.Thread] = []   # before anything that may raise
+        self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
+        self.firewall = Firewall(self)
         self._metrics: MetricsLogger | None = None
         self._entities: list = []
-        self._threads: list[threading.Thread] = []
         self._running = threading.Event()
         self._evaluate: EvaluateAction | None = None
         self._start_env_steps = 0
@@ -144,10 +144,7 @@ class LearnerNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
         self._robot.stopping.clear()
-        # A full collection of the start-up heap (torch, rclpy, the networks) stalled every
-        # thread, the control loop included, for 0.2-0.24 s on a 2-core machine; frozen objects
-        # are never scanned again, so collections see only what the run allocates.
-        gc.freeze()
+        gc.freeze()   # a full GC of the start-up heap stalled the control loop for 0.2 s
         running, reject = self._running.is_set, self.firewall.reject
         self._threads = [
             threading.Thread(target=self.loop.run_actor, name='actor', daemon=True, args=(
@@ -183,6 +180,8 @@ class LearnerNode(LifecycleNode):
         by the learner thread is that checkpoint (never two writers at once). Once per
         activation.
         """
+        if not self._threads and self._robot is None:
+            return   # never activated (or its parameters were refused)
         deadline = time.monotonic() + self._configs['node'].stop_budget_s
         self._running.clear()
         if self._robot is not None:
@@ -208,12 +207,6 @@ class LearnerNode(LifecycleNode):
     def destroy_node(self) -> None:
         self.stop()
         super().destroy_node()
-
-    def save_checkpoint(self) -> None:
-        if self.loop is not None:
-            path = self.loop.save_checkpoint()
-            if path is not None:
-                self.get_logger().info(f'checkpoint {path}')
 
     # -- callbacks ------------------------------------------------------------------------------
     def _progress_callback(self, msg: ProgressReward) -> None:

@@ -42,14 +42,26 @@ class RecorderConfig:
                            read_only=True)
     topics: tuple[str, ...] = option(DEFAULT_TOPICS, 'topics to record as '
                                      "'name=package/msg/Type'", read_only=True)
+    extra_topics: tuple[str, ...] = option((), 'more topics to record, in the same form: a '
+                                           "real arm's controller topics", read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
-        for entry in self.topics:
+        for entry in self.topics + self.extra_topics:
             topic, _, msgtype = entry.partition('=')
             if not topic or msgtype.count('/') != 2:
                 raise ValueError(f'RecorderConfig.topics: entry {entry!r} must look like '
                                  "'name=pkg/msg/Type'")
+
+    def recorded(self) -> tuple[str, ...]:
+        """``topics`` and ``extra_topics``, each topic once (the first entry wins)."""
+        seen, out = set(), []
+        for entry in self.topics + self.extra_topics:
+            name = entry.partition('=')[0].lstrip('/')
+            if name not in seen:
+                seen.add(name)
+                out.append(entry)
+        return tuple(out)
 
 
 SECTIONS = {'recorder': (RecorderConfig, '')}
@@ -77,7 +89,8 @@ class RecorderNode(Node):
         self.firewall = Firewall(self)
         path = config.bag_path or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
         self._writer = BagWriter(path)
-        for entry in config.topics:
+        recorded = config.recorded()
+        for entry in recorded:
             topic, _, msgtype = entry.partition('=')
             full_name = self.resolve_topic_name(topic)
             self.create_subscription(
@@ -85,7 +98,7 @@ class RecorderNode(Node):
                     topic, lambda data, name=full_name, kind=msgtype: self._write(name, kind,
                                                                                   data)),
                 _qos(topic, msgtype), raw=True)
-        self.get_logger().info(f'recording {len(config.topics)} topics to {path}')
+        self.get_logger().info(f'recording {len(recorded)} topics to {path}')
 
     @property
     def writer(self) -> BagWriter:

@@ -57,6 +57,10 @@ class SimRobotNodeConfig:
                                           '(gripper_controller/commands)', range=(-10.0, 10.0))
     gripper_closed_position: float = option(0.0, 'gripper position command meaning closed',
                                             range=(-10.0, 10.0))
+    publish_ground_truth: bool = option(
+        True, "publish the simulator's progress, success and state on ground_truth (for "
+        'evaluation and the oracle reward; off: the graph has exactly what a real arm has)',
+        read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -97,7 +101,8 @@ class SimRobotNode(Node):
         self._wrist_pub = self.create_publisher(Image, 'camera/wrist/image_raw', sensor)
         self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', 10)
-        self._truth_pub = self.create_publisher(TaskState, 'ground_truth', 10)
+        self._truth_pub = (self.create_publisher(TaskState, 'ground_truth', 10)
+                           if self._configs['node'].publish_ground_truth else None)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
                                  guard('commands', self._commands_callback), 10)
@@ -251,6 +256,8 @@ class SimRobotNode(Node):
                     msg = array_to_image(array, 'rgb8', msg=Image())
                     msg.header.stamp, msg.header.frame_id = stamp, frame
                     publisher.publish(msg)
+        if self._truth_pub is None:
+            return
         truth = TaskState(task=robot.config.task, episode=self._episode, step=robot.step_count,
                           state=observation.state.tolist())
         truth.header.stamp = stamp

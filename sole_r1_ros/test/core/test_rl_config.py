@@ -41,3 +41,10 @@ def test_from_mapping_rejects_unknown_fields_and_converts_lists():
 def test_invalid_replay_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         ReplayConfig(**{field: value})
+
+
+def test_teleop_in_joint_space_is_refused_with_the_reason():
+    from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
+    with pytest.raises(ValueError, match="teleop needs action_layout 'ee_delta'"):
+        LearnerNodeConfig(teleop=True, action_layout='joint_position')
+    assert LearnerNodeConfig(teleop=True).teleop

@@ -77,18 +77,27 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
     assert policy and not all(np.allclose(d[:3], policy[0][:3]) for d in policy)
 
 
-def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path):
+@pytest.mark.parametrize('by', ['service', 'button'])
+def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by):
     ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
     recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
         Parameter('bag_path', value=str(tmp_path / 'bag'))]))
-    _learner(ros_graph, tmp_path / 'run')
+    _learner(ros_graph, tmp_path / 'run', **{'teleop.success_button': 1,
+                                              'teleop.gripper_toggle_button': -1})
     probe = ros_graph.probe()
     results = Sink()
     probe.create_subscription(EpisodeResult, 'episode_result', results, 10)
     label = probe.create_client(LabelEpisode, 'learner_node/label_episode')
+    joy = probe.create_publisher(Joy, 'joy', 10)
     time.sleep(1.0)
-    assert ros_graph.call(label, LabelEpisode.Request(label='success')).success
-    assert not ros_graph.call(label, LabelEpisode.Request(label='great')).success
+    if by == 'service':
+        assert ros_graph.call(label, LabelEpisode.Request(label='success')).success
+        assert not ros_graph.call(label, LabelEpisode.Request(label='great')).success
+    else:                                # press and release the success button
+        assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
+        for buttons in ([0, 0], [0, 1], [0, 0]):
+            joy.publish(_joy([0.0] * 6, buttons))
+            time.sleep(PERIOD_S)
     assert ros_graph.wait_for(lambda: any(r.label == 'success' for r in results.messages))
     time.sleep(0.3)
     recorder.destroy_node()

@@ -197,3 +197,25 @@ def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 2 and 'reward_node failed to start' in output, output[-2000:]
     assert not list(run_dir.glob('params-*')) and not list(run_dir.glob('bag-*'))
+
+
+@pytest.mark.parametrize('config, expected', [
+    ('real_robot_learn.yaml', {
+        '/servo_node/delta_twist_cmds=geometry_msgs/msg/TwistStamped',
+        '/panda_gripper_controller/commands=std_msgs/msg/Float64MultiArray'}),
+    ('real_robot_pose.yaml', {
+        '/cartesian_impedance_controller/target_frame=geometry_msgs/msg/PoseStamped'}),
+    ('real_robot_joint.yaml', {
+        '/forward_position_controller/commands=std_msgs/msg/Float64MultiArray'})])
+def test_the_bag_records_the_commands_the_arm_is_sent(config, expected):
+    from sole_r1_ros.bringup import config_dir, load_params
+    from sole_r1_ros.commands.learn import _command_topics
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.nodes.recorder_node import RecorderConfig
+    params = load_params(config_dir() / config)
+    launched = from_mapping(RecorderConfig, params['recorder_node']).recorded()   # ros2 launch
+    learned = from_mapping(RecorderConfig, {'extra_topics': _command_topics(params)}).recorded()
+    for recorded in (launched, learned):
+        assert expected <= {'/' + t.lstrip('/') for t in recorded}
+        named = [t.split('=')[0].lstrip('/') for t in recorded]
+        assert len(set(named)) == len(named), 'a topic is recorded twice'

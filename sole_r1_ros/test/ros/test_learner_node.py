@@ -92,8 +92,14 @@ def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(
     ('pose_stamped', 'target_pose', PoseStamped)])
 def test_cartesian_commands_drive_the_simulated_robot_in_its_frame(
         ros_graph, tmp_path, command_type, topic, kind):
-    sim, node = _sim_loop(ros_graph, tmp_path, command__command_type=command_type,
-                          command_topic=topic)
+    """Only what a real arm has: cameras, joints, ee_pose; no ground_truth in the graph."""
+    ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=_p(
+        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0, action_repeat=4,
+        publish_ground_truth=False)))
+    node = _learner(ros_graph, tmp_path, command__command_type=command_type,
+                    command_topic=topic, episode_length=15, reset_service='sim_robot_node/reset',
+                    command__translation_scale_m=0.04, safety__max_translation_m=0.04,
+                    safety__max_speed_m_s=1.0, agent__seed_steps=10**6)
     probe = ros_graph.probe()
     commands, poses = Sink(), Sink()
     probe.create_subscription(kind, topic, commands, 50)
@@ -103,6 +109,7 @@ def test_cartesian_commands_drive_the_simulated_robot_in_its_frame(
     positions = np.array([[m.pose.position.x, m.pose.position.y, m.pose.position.z]
                           for m in poses.messages])
     assert np.ptp(positions, axis=0).max() > 0.02, 'the commands did not move the robot'
+    assert node.count_publishers('ground_truth') == 0
 
 
 @pytest.mark.parametrize('gripper_type, topic', [
@@ -128,20 +135,27 @@ def test_the_gripper_goes_out_on_its_own_topic_as_open_or_closed_positions(
     assert len(set(positions)) == 2, 'random actions should both open and close it'
 
 
-def test_joint_space_commands_go_out_as_trajectories_within_the_limits(ros_graph, tmp_path):
+@pytest.mark.parametrize('command_type, topic', [
+    ('joint_trajectory', 'joint_trajectory_controller/joint_trajectory'),
+    ('float64_multiarray', 'forward_command_controller/commands')])
+def test_joint_space_commands_go_out_within_the_limits(ros_graph, tmp_path, command_type, topic):
     arm = ros_graph.add(FakeArm(ros_graph.context))
     _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
-             use_ee_pose=False, command__command_type='joint_trajectory',
-             command_topic='joint_trajectory_controller/joint_trajectory',
+             use_ee_pose=False, command__command_type=command_type, command_topic=topic,
              joints__lower=[0.0, 0.0, 0.0], joints__upper=[0.15, 1.0, 1.0],
              joints__max_step_rad=0.1, joints__max_rate_rad=0.1)
-    sink = arm.commands['joint_trajectory_controller/joint_trajectory']
+    sink = arm.commands[topic]
     assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
     for msg in sink.messages:
-        assert isinstance(msg, JointTrajectory) and list(msg.joint_names) == JOINTS
-        (point,) = msg.points
-        assert 0.0 <= point.positions[0] <= 0.15          # clamped to the joint limits
-        assert abs(point.positions[1] - 0.2) <= 0.1 + 1e-9   # one step from the measured 0.2
+        if command_type == 'joint_trajectory':
+            assert isinstance(msg, JointTrajectory) and list(msg.joint_names) == JOINTS
+            (point,) = msg.points
+            positions = point.positions
+        else:                                            # one position per joint, in order
+            positions = msg.data
+        assert len(positions) == len(JOINTS)
+        assert 0.0 <= positions[0] <= 0.15               # clamped to the joint limits
+        assert abs(positions[1] - 0.2) <= 0.1 + 1e-9     # one step from the measured 0.2
 
 
 def _motion(msg, at: np.ndarray) -> np.ndarray:
@@ -184,19 +198,25 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
     assert node._robot.sensors.stale_sources() == ['ee_pose']
 
 
-@pytest.mark.parametrize('broken', ['quaternion', 'nan'])
-def test_a_pose_with_a_nan_or_a_broken_quaternion_counts_as_stale(ros_graph, tmp_path, broken):
+@pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame'])
+def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
+        ros_graph, tmp_path, broken):
     arm = ros_graph.add(FakeArm(ros_graph.context))
     node = _learner(ros_graph, tmp_path, joint_names=JOINTS, pose_timeout_s=0.3)
     sink = arm.commands['forward_command_controller/commands']
     assert ros_graph.wait_for(lambda: len(sink) > 5, timeout=20.0)
     if broken == 'quaternion':
         arm.orientation = np.array([0.0, 0.0, 0.0, 0.5])
+    elif broken == 'frame':                             # a pose in another frame
+        arm.frame = 'camera_link'
     else:
         arm.position = np.array([0.0, float('nan'), 0.2])
     time.sleep(0.8)
     assert node._robot.sensors.stale_sources() == ['ee_pose']
-    assert node._robot.sensors.rejected['pose'] > 0
+    if broken == 'frame':
+        assert node.firewall.rejected['ee_pose'] > 0
+    else:
+        assert node._robot.sensors.rejected['pose'] > 0
     start = time.monotonic()
     time.sleep(0.3)
     assert all(not any(m.data[:3]) for m in sink.since(start)), 'moved without a valid pose'

@@ -340,3 +340,34 @@ def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_g
         mine = sorted((s for s in spans if s[0] == episode), key=lambda s: s[2])
         assert all(later[2] >= earlier[3] for earlier, later in zip(mine, mine[1:])), mine
         assert [s[1] for s in mine] == sorted({s[1] for s in mine})
+
+
+def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_graph, monkeypatch):
+    """A server that echoes the Authorization header in its error: the key stays out.
+
+    Out of ProgressReward (what a bag records), /rosout and the node's parameters (a dump).
+    """
+    pytest.importorskip('httpx2')
+    from chat_server import ChatServer
+    secret = 'sk-test-5ecret-never-log-me'
+    monkeypatch.setenv('SOLE_R1_TEST_KEY', secret)
+    server = ChatServer(lambda n, server, body, headers: (
+        500, {'error': f"bad key {headers.get('Authorization')}"}))
+    logs = _Sink()
+    try:
+        node, probe, rewards, queries = _setup(
+            ros_graph, 'openai', model='sole-r1', annotate=False, **{
+                'openai.base_url': server.url, 'openai.max_retries': 0,
+                'openai.api_key_env': 'SOLE_R1_TEST_KEY', 'openai.health_check_s': 5.0})
+        probe.create_subscription(Log, '/rosout', logs, 100)
+        queries.publish(_grey_query('ep', 40, 1))
+        assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=10.0)
+        time.sleep(0.3)
+    finally:
+        server.close()
+    assert any(secret in str(headers.get('Authorization')) for _, headers, _ in server.posts)
+    reward = rewards[0]
+    assert not reward.valid and 'HTTP 500' in reward.error and secret not in reward.error
+    assert logs and not any(secret in m.msg for m in logs)
+    values = [str(p.value) for p in node._parameters.values()]
+    assert values and not any(secret in v for v in values)
