@@ -48,6 +48,17 @@ def ros_value(spec: FieldSpec, value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
+def _declare(node, spec: FieldSpec) -> None:
+    """Declare one field.
+
+    rclpy types an empty list as a byte array and then refuses the strings a YAML gives, so an
+    empty default is declared dynamically typed; the config's own check rejects a wrong type.
+    """
+    value, desc = ros_value(spec, spec.default), descriptor(spec)
+    desc.dynamic_typing = value == []
+    node.declare_parameter(spec.name, value, desc)
+
+
 class NodeConfigs:
     """The config dataclasses one node declares, by section name.
 
@@ -74,8 +85,7 @@ class NodeConfigs:
             for spec in specs(cls, prefix):
                 self._owner[spec.name] = (section, spec)
                 if not node.has_parameter(spec.name):
-                    node.declare_parameter(spec.name, ros_value(spec, spec.default),
-                                           descriptor(spec))
+                    _declare(node, spec)
         self._configs = {section: self._read(section) for section in self._sections}
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)

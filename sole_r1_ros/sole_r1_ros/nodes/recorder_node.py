@@ -47,11 +47,12 @@ class RecorderConfig:
 
     def __post_init__(self) -> None:
         validate(self)
-        for entry in self.topics + self.extra_topics:
-            topic, _, msgtype = entry.partition('=')
-            if not topic or msgtype.count('/') != 2:
-                raise ValueError(f'RecorderConfig.topics: entry {entry!r} must look like '
-                                 "'name=pkg/msg/Type'")
+        for field, entries in (('topics', self.topics), ('extra_topics', self.extra_topics)):
+            for entry in entries:
+                topic, _, msgtype = entry.partition('=')
+                if not topic or msgtype.count('/') != 2:
+                    raise ValueError(f'RecorderConfig.{field}: entry {entry!r} must look like '
+                                     "'name=pkg/msg/Type'")
 
     def recorded(self) -> tuple[str, ...]:
         """``topics`` and ``extra_topics``, each topic once (the first entry wins)."""
@@ -85,6 +86,7 @@ class RecorderNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('recorder_node', **kwargs)
+        self._writer: BagWriter | None = None   # a refused parameter leaves no bag to close
         config = NodeConfigs(self, SECTIONS)['recorder']
         self.firewall = Firewall(self)
         path = config.bag_path or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
@@ -108,8 +110,9 @@ class RecorderNode(Node):
         self._writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
 
     def destroy_node(self) -> None:
-        self._writer.close()
-        self.get_logger().info(f'wrote {self._writer.count} messages to {self._writer.path}')
+        if self._writer is not None:
+            self._writer.close()
+            self.get_logger().info(f'wrote {self._writer.count} messages to {self._writer.path}')
         super().destroy_node()
 
 

@@ -64,7 +64,6 @@ class RewardNode(LifecycleNode):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('reward_node', **kwargs)
-        self._configs = NodeConfigs(self, SECTIONS)
         self.firewall = Firewall(self)
         self._engine: RewardEngine | None = None
         self._book: EpisodeBook | None = None
@@ -77,6 +76,7 @@ class RewardNode(LifecycleNode):
         self._subscription = None
         # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
         self.timing: deque = deque(maxlen=1000)
+        self._configs = NodeConfigs(self, SECTIONS)   # last: may raise; destroy still works
 
     # -- lifecycle ----------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:

@@ -74,12 +74,13 @@ class SimRobotNode(Node):
 
     def __init__(self, **kwargs) -> None:
         super().__init__('sim_robot_node', **kwargs)
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None   # before anything that may raise
         self._configs = NodeConfigs(self, SECTIONS)
         self.firewall = Firewall(self)
         self._lock = threading.Lock()
         self._command: tuple[str, object] | None = None
         self._gripper = 0.0
-        self._wake = threading.Event()
         self._reset_requests: list[threading.Event] = []
         self._running = True
         self._episode = 0
@@ -268,7 +269,7 @@ class SimRobotNode(Node):
     def destroy_node(self) -> None:
         self._running = False
         self._wake.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5.0)
         super().destroy_node()
 

@@ -82,27 +82,37 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
 @pytest.mark.parametrize('phase, signals', [
     ('learning', [signal.SIGINT]), ('learning', [signal.SIGINT, signal.SIGINT]),
     ('learning', [signal.SIGTERM]), ('evaluation', [signal.SIGINT]),
-    ('evaluation', [signal.SIGINT, signal.SIGINT]), ('evaluation', [signal.SIGTERM])])
+    ('evaluation', [signal.SIGINT, signal.SIGINT]), ('evaluation', [signal.SIGTERM]),
+    ('checkpoint', [signal.SIGINT]), ('checkpoint', [signal.SIGTERM])])
 def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals):
-    """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning or evaluating.
+    """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning, evaluating or writing a checkpoint.
 
     The robot holds, a loadable checkpoint and a readable bag are left, and the command exits
     130 / 143 within 10 s.
     """
     from sole_r1_ros.rl import load_latest
     run_dir, log_path = tmp_path / 'run', tmp_path / 'out.txt'
-    steps, evaluation = (10**6, '0') if phase == 'learning' else (60, '50')
+    steps, evaluation = (60, '50') if phase == 'evaluation' else (10**6, '0')
+    extra = ['learner_node.agent.variant=state']
+    if phase == 'checkpoint':   # pixels: a write takes long enough to be caught in the act
+        extra = ['learner_node.checkpoint_every_s=3.0']
     with open(log_path, 'w') as log:
-        process = _learn(run_dir, '--eval-episodes', evaluation, '--set',
-                         'learner_node.agent.variant=state', steps=steps, log=log)
-        ready = (lambda: (run_dir / 'episodes.jsonl').exists()
-                 and (run_dir / 'episodes.jsonl').read_text()) if phase == 'learning' else (
-            lambda: 'evaluating' in log_path.read_text())
+        process = _learn(run_dir, '--eval-episodes', evaluation, '--set', *extra, steps=steps,
+                         log=log)
+        ready = {
+            'learning': lambda: (run_dir / 'episodes.jsonl').exists()
+            and (run_dir / 'episodes.jsonl').read_text(),
+            'evaluation': lambda: 'evaluating' in log_path.read_text(),
+            'checkpoint': lambda: (run_dir / 'checkpoints').is_dir() and len(list(
+                (run_dir / 'checkpoints').glob('ckpt-*'))) >= 2 and any(
+                (run_dir / 'checkpoints').glob('.tmp-ckpt-*'))}[phase]
         deadline = time.monotonic() + 180
         while not ready() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.3)
+            time.sleep(0.002 if phase == 'checkpoint' else 0.3)
         assert ready(), log_path.read_text()[-3000:]
-        time.sleep(1.0)
+        assert process.poll() is None, log_path.read_text()[-3000:]
+        if phase != 'checkpoint':
+            time.sleep(1.0)
         sent = time.monotonic()
         for signum in signals:
             process.send_signal(signum)
@@ -113,6 +123,7 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     assert process.returncode == 128 + signals[0], output[-3000:]
     assert elapsed <= 10.0, f'took {elapsed:.1f} s to stop'
     assert load_latest(run_dir / 'checkpoints').counters['env_steps'] > 0
+    assert not list((run_dir / 'checkpoints').glob('.tmp-ckpt-*')), 'a write was left half done'
     assert (run_dir / 'bag-001' / 'metadata.yaml').exists()
     commands = _bag_messages(run_dir / 'bag-001', '/forward_command_controller/commands')
     assert commands and list(commands[-1].data)[:3] == [0.0, 0.0, 0.0], 'the robot did not hold'
@@ -125,14 +136,20 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
 
 
 @pytest.mark.timeout(120)
-def test_a_signal_during_start_up_stops_every_node_within_ten_seconds(tmp_path):
+@pytest.mark.parametrize('signals', [
+    [signal.SIGINT], [signal.SIGTERM], [signal.SIGINT, signal.SIGINT]])
+def test_a_signal_during_start_up_stops_every_node_within_ten_seconds(tmp_path, signals):
     run_dir = tmp_path / 'run'
     process = _learn(run_dir, steps=100)
     time.sleep(2.0)                          # the node processes are starting
     sent = time.monotonic()
-    process.send_signal(signal.SIGINT)
+    for signum in signals:
+        process.send_signal(signum)
+        time.sleep(0.3)
     output, _ = process.communicate(timeout=60)
-    assert process.returncode == 130 and time.monotonic() - sent <= 10.0, output[-3000:]
+    assert process.returncode == 128 + signals[0], output[-3000:]
+    assert time.monotonic() - sent <= 10.0, output[-3000:]
+    assert 'Traceback' not in output, output[-3000:]
     left = subprocess.run(['pgrep', '-f', str(run_dir)], capture_output=True, text=True)
     assert not left.stdout.strip(), f'node processes outlived the run: {left.stdout}'
 

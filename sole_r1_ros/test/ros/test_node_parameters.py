@@ -63,3 +63,30 @@ def test_every_learner_section_is_a_documented_parameter_of_the_learner_node(ros
         assert not result.successful and 'lr' in result.reason
     finally:
         node.destroy_node()
+
+
+@pytest.mark.parametrize('node_module, name, bad', [
+    ('learner_node', 'LearnerNode', ('episode_length', 1)),
+    ('reward_node', 'RewardNode', ('top_p', 1.5)),
+    ('recorder_node', 'RecorderNode', ('extra_topics', ['no type'])),
+    ('sim_robot_node', 'SimRobotNode', ('rate_hz', -1.0)),
+    ('camera_node', 'CameraNode', ('tile_size', 1))])
+def test_a_refused_start_up_value_names_the_field_and_the_node_still_shuts_down(
+        node_module, name, bad):
+    """The refusal is the only error: destroying the half-built node raises nothing."""
+    import importlib
+
+    from rclpy.exceptions import InvalidParameterValueException
+    pytest.importorskip('metaworld')
+    cls = getattr(importlib.import_module(f'sole_r1_ros.nodes.{node_module}'), name)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        cls(context=context, parameter_overrides=[Parameter(bad[0], value=bad[1])])
+    except (ValueError, InvalidParameterValueException) as exc:
+        assert bad[0] in str(exc)
+        rclpy.try_shutdown(context=context)   # destroys the half-built node, still alive here
+    else:
+        pytest.fail(f'{name} accepted {bad}')
+    finally:
+        rclpy.try_shutdown(context=context)
