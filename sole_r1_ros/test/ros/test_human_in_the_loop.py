@@ -82,8 +82,8 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by
     ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
     recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
         Parameter('bag_path', value=str(tmp_path / 'bag'))]))
-    _learner(ros_graph, tmp_path / 'run', **{'teleop.success_button': 1,
-                                              'teleop.gripper_toggle_button': -1})
+    _learner(ros_graph, tmp_path / 'run',
+             **{'teleop.success_button': 1, 'teleop.gripper_toggle_button': -1})
     probe = ros_graph.probe()
     results = Sink()
     probe.create_subscription(EpisodeResult, 'episode_result', results, 10)
