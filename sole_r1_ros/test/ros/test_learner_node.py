@@ -51,16 +51,23 @@ def _learner(graph, run_dir, activate: bool = True, **params) -> LearnerNode:
     return node
 
 
-def _sim_loop(graph, run_dir, **learner):
-    """Sim robot (20 Hz) + camera node + oracle reward node + learner, all in one graph."""
-    sim = graph.add(SimRobotNode(context=graph.context, parameter_overrides=_p(
-        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0, action_repeat=4)))
+def _sim_and_reward(graph, **sim_params) -> SimRobotNode:
+    """Sim robot (20 Hz) + camera node + oracle reward node: everything but the learner."""
+    sim = graph.add(SimRobotNode(context=graph.context, parameter_overrides=_p(**{
+        'task': 'reach-v3', 'image_width': 48, 'image_height': 48, 'rate_hz': 20.0,
+        **sim_params})))
     graph.add(CameraNode(context=graph.context, parameter_overrides=_p(
         stride=3, min_gap=1, use_ground_truth=True)))
     reward = graph.add(RewardNode(context=graph.context, parameter_overrides=_p(
         backend='oracle', autostart=False)))
     assert reward.trigger_configure() == TransitionCallbackReturn.SUCCESS
     reward.trigger_activate()
+    return sim
+
+
+def _sim_loop(graph, run_dir, **learner):
+    """Sim robot (20 Hz) + camera node + oracle reward node + learner, all in one graph."""
+    sim = _sim_and_reward(graph, action_repeat=4)
     params = dict(episode_length=15, reset_service='sim_robot_node/reset',
                   checkpoint_every_s=1.0, command__translation_scale_m=0.04,
                   safety__max_translation_m=0.04, safety__max_speed_m_s=1.0)
@@ -295,14 +302,7 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
 
     And a transition already labelled is never labelled again.
     """
-    sim = ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=_p(
-        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0)))
-    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=_p(
-        stride=3, min_gap=1, use_ground_truth=True)))
-    reward = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=_p(
-        backend='oracle', autostart=False)))
-    assert reward.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    reward.trigger_activate()
+    sim = _sim_and_reward(ros_graph)
     args = [f'{k.replace("__", ".")}:={v}' for k, v in dict(
         run_dir=tmp_path, episode_length=15, control_rate_hz=20.0, checkpoint_every_s=1.0,
         agent__seed_steps=30, agent__batch_size=16, replay__min_labelled=20,
