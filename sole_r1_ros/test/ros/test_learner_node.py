@@ -229,11 +229,11 @@ def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
     assert all(not any(m.data[:3]) for m in sink.since(start)), 'moved without a valid pose'
 
 
-def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_graph, tmp_path):
-    ros_graph.add(FakeArm(ros_graph.context))
-    node = ros_graph.add(LearnerNode(context=ros_graph.context, parameter_overrides=_p(
+def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_context, tmp_path):
+    """Not spinning: a transition arrives on the executor's own thread in a running node."""
+    node = LearnerNode(context=ros_context, parameter_overrides=_p(
         run_dir=str(tmp_path), autostart=False, joint_names=JOINTS, command__frame_id='world',
-        reset_service='', **_BOX)))
+        reset_service='', **_BOX))
 
     def entities() -> tuple[set, set, set, int]:
         return ({s.topic_name for s in node.subscriptions},
@@ -250,6 +250,7 @@ def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_g
     assert entities() == bare and node.loop is None
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert entities() == configured
+    node.destroy_node()
 
 
 def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path):
@@ -324,8 +325,12 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
     assert again.learner.counters() == saved.counters
     assert again.learner.replay.stats()['labels_applied'] == saved.replay_meta['counts'][
         'applied']
-    index = int(saved.counters['episode_index'])
-    assert again.learner.replay.label(index, 0, 50.0).value in ('duplicate', 'dropped')
+    arrays = saved.replay_arrays                       # a frame the run had labelled
+    labelled = np.flatnonzero(~np.isnan(arrays['label']) & (arrays['episode'] >= 0))
+    assert labelled.size
+    slot = labelled[-1]
+    episode, step = int(arrays['episode'][slot]), int(arrays['step'][slot])
+    assert again.learner.replay.label(episode, step, 50.0).value == 'duplicate'
     del sim
 
 
