@@ -400,18 +400,13 @@ class _Session:
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
 
 
-_MESSAGE_TYPES = {'twist_stamped': 'geometry_msgs/msg/TwistStamped',
-                  'pose_stamped': 'geometry_msgs/msg/PoseStamped',
-                  'float64_multiarray': 'std_msgs/msg/Float64MultiArray',
-                  'joint_trajectory': 'trajectory_msgs/msg/JointTrajectory'}
-
-
 def _command_topics(params: dict) -> list[str]:
     """The recorder's ``extra_topics`` and wherever this learner sends arm and gripper commands.
 
     A real arm's controller topics are the user's (``/servo_node/...``,
     ``/cartesian_impedance_controller/...``): the bag must hold the commands the robot got.
     """
+    from sole_r1_ros.nodes.command_output import MESSAGE_TYPES
     from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
     from sole_r1_ros.rl import CommandConfig
     learner = params['learner_node']
@@ -421,7 +416,9 @@ def _command_topics(params: dict) -> list[str]:
     gripper = learner.get('command.gripper_command_type', CommandConfig.gripper_command_type)
     if gripper != 'none':
         sent.append((learner.get('gripper_topic', LearnerNodeConfig.gripper_topic), gripper))
-    return topics + [f'{topic}={_MESSAGE_TYPES[kind]}' for topic, kind in sent]
+    named = {kind: f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+             for kind, cls in MESSAGE_TYPES.items()}
+    return topics + [f'{topic}={named[kind]}' for topic, kind in sent]
 
 
 def _policy_input(learner: dict) -> str:

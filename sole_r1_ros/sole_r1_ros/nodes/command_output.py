@@ -21,8 +21,9 @@ from sole_r1_ros.rl.commands import (
 from sole_r1_ros.rl.safety import JointTargetAdapter, SafetyBox
 from sole_r1_ros.rl.sensing import Sensed
 
-_TYPES = {'twist_stamped': TwistStamped, 'pose_stamped': PoseStamped,
-          'float64_multiarray': Float64MultiArray, 'joint_trajectory': JointTrajectory}
+MESSAGE_TYPES = {'twist_stamped': TwistStamped, 'pose_stamped': PoseStamped,
+                 'float64_multiarray': Float64MultiArray, 'joint_trajectory': JointTrajectory}
+'''The message class of each command_type and gripper_command_type.'''
 
 
 class CommandOutput:
@@ -50,11 +51,12 @@ class CommandOutput:
         self._joints = (JointTargetAdapter(joint_names, limits.lower, limits.upper,
                                            limits.max_step_rad, limits.max_rate_rad)
                         if layout == 'joint_position' else None)
-        self._publisher = node.create_publisher(_TYPES[config.command_type], command_topic, 10)
+        self._publisher = node.create_publisher(
+            MESSAGE_TYPES[config.command_type], command_topic, 10)
         self._gripper_publisher = None
         if config.gripper_command_type != 'none':
             self._gripper_publisher = node.create_publisher(
-                _TYPES[config.gripper_command_type], gripper_topic, 10)
+                MESSAGE_TYPES[config.gripper_command_type], gripper_topic, 10)
         self._last: Sensed | None = None
         self._previous_target: np.ndarray | None = None
         self._gripper = 0.0
