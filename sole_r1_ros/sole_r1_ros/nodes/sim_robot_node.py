@@ -10,8 +10,10 @@ Physics and rendering run on one dedicated thread (GL contexts are thread-bound)
 """
 from dataclasses import dataclass
 import dataclasses
+import os
 import threading
 import time
+import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -192,7 +194,16 @@ class SimRobotNode(Node):
             return
         self._ready.set()
         try:
-            self._run(robot, observation)
+            while self._running:
+                try:
+                    self._run(robot, observation)
+                    break
+                except Exception as exc:  # noqa: BLE001 (never die silently: report, reset, go on)
+                    where = traceback.extract_tb(exc.__traceback__)[-1]
+                    self.firewall.reject('physics', f'{type(exc).__name__}: {exc} (at '
+                                         f'{os.path.basename(where.filename)}:{where.lineno}); '
+                                         'the simulator resets and goes on')
+                    observation = robot.reset()
         finally:
             robot.close()
 

@@ -113,3 +113,23 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
     progress = truth.last().progress
     assert truth.last().success, f'{task}: expert did not succeed, progress {progress}'
     assert truth.last().progress == pytest.approx(100.0)
+
+
+def test_an_exception_in_the_physics_thread_is_reported_and_the_simulator_goes_on(
+        ros_graph, monkeypatch):
+    from sole_r1_ros.sim import MetaWorldRobot
+    step, calls = MetaWorldRobot.step, []
+
+    def failing_once(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise RuntimeError('MuJoCo could not step')
+        return step(self, *args, **kwargs)
+    monkeypatch.setattr(MetaWorldRobot, 'step', failing_once)
+    node = _sim(ros_graph, rate_hz=20.0)
+    poses = _subscribe(ros_graph.probe(), JointState, 'joint_states')
+    assert ros_graph.wait_for(lambda: node.firewall.rejected.get('physics', 0) == 1)
+    seen = poses.count()
+    assert ros_graph.wait_for(lambda: poses.count() > seen + 5), 'the simulator stopped'
+    reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
+    assert ros_graph.call(reset, Trigger.Request()).success
