@@ -17,7 +17,8 @@ from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from sole_r1_interfaces.msg import ProgressReward, RewardQuery  # noqa: E402
@@ -359,10 +360,14 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
             ros_graph, 'openai', model='sole-r1', annotate=False, **{
                 'openai.base_url': server.url, 'openai.max_retries': 0,
                 'openai.api_key_env': 'SOLE_R1_TEST_KEY', 'openai.health_check_s': 5.0})
-        probe.create_subscription(Log, '/rosout', logs, 100)
+        # /rosout keeps its last messages for late joiners (transient local): a log line
+        # written before this subscription is matched still arrives.
+        probe.create_subscription(Log, '/rosout', logs, QoSProfile(
+            depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+            durability=DurabilityPolicy.TRANSIENT_LOCAL))
         queries.publish(_grey_query('ep', 40, 1))
         assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=10.0)
-        time.sleep(0.3)
+        assert ros_graph.wait_for(lambda: any('HTTP 500' in m.msg for m in logs), timeout=10.0)
     finally:
         server.close()
     assert any(secret in str(headers.get('Authorization')) for _, headers, _ in server.posts)
