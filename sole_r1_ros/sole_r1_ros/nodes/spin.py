@@ -4,6 +4,13 @@ SIGINT and SIGTERM end the spin while the context is still valid, so ``on_exit(n
 publish (stop a robot) and write a checkpoint before the node is destroyed; rclpy's own handler
 would shut the context down first. A second signal during that clean-up is ignored: the hold,
 the checkpoint and a bag's metadata are never cut short.
+
+While spinning, a signal only sets a flag that the loop reads between ``spin_once`` calls (at
+most 0.2 s later). Raising from the handler there would land in whatever Python code runs at
+that instant, e.g. a message's ``__init__`` called from rclpy's C++ ``take_message``, which
+turns it into ``RuntimeError: Unable to convert call argument '0'`` (seen: 1 stop in 30 under a
+message flood, a learner that exited 1 after a good run). Before the spin loop (a slow
+configure), the handler still raises so start-up can be cut short.
 """
 import signal
 import threading
@@ -26,11 +33,20 @@ class Stop(BaseException):
         self.signum = signum
 
 
-def _stop(signum, frame) -> None:
-    # Ignore further signals from here on: a second one must not cut the clean-up short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Stop(signum)
+class _StopRequest:
+    """The SIGINT/SIGTERM handler: raise ``Stop`` before spinning, set a flag while spinning."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.raise_now = True
+
+    def __call__(self, signum, frame) -> None:
+        # Ignore further signals from here on: a second one must not cut the clean-up short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.signum = signum
+        if self.raise_now:
+            raise Stop(signum)
 
 
 def run_node(make_node: Callable, args: list[str] | None = None,
@@ -44,8 +60,9 @@ def run_node(make_node: Callable, args: list[str] | None = None,
     and long actions are coroutines.
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    stop = _StopRequest()
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     node = None
     try:
         node = make_node()
@@ -55,7 +72,8 @@ def run_node(make_node: Callable, args: list[str] | None = None,
             node.trigger_activate()
         executor = SingleThreadedExecutor()
         executor.add_node(node)
-        while rclpy.ok():
+        stop.raise_now = False
+        while rclpy.ok() and stop.signum is None:
             executor.spin_once(timeout_sec=0.2)   # back in Python often enough for signals
     except (Stop, KeyboardInterrupt, ExternalShutdownException):
         pass

@@ -1,0 +1,75 @@
+"""``run_node``'s signal handling, in a subprocess with its own signals."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+pytest.importorskip('rclpy')
+
+# A node whose callback signals its own process half-way through: the rest of the callback
+# must still run. Before the fix the handler raised at once, wherever Python was; inside
+# rclpy's C++ take_message that surfaced as "RuntimeError: Unable to convert call argument
+# '0'" and the node exited 1 (a demo that had learned fine ended "nodes ended badly").
+_SIGNAL_IN_A_CALLBACK = textwrap.dedent('''
+    import os, signal, sys
+    from rclpy.node import Node
+    from sole_r1_ros.nodes.spin import run_node
+
+    def make():
+        node = Node('signalled')
+        node.steps = []
+
+        def tick():
+            node.steps.append('before')
+            os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+            sum(range(10000))             # Python bytecode, where a raising handler would land
+            node.steps.append('after')
+        node.timer = node.create_timer(0.05, tick)
+        return node
+
+    run_node(make, on_exit=lambda node: print('on_exit', node.steps, flush=True))
+''')
+
+_SLOW_START_UP = textwrap.dedent('''
+    import time
+    from rclpy.node import Node
+    from sole_r1_ros.nodes.spin import run_node
+
+    def make():
+        print('starting', flush=True)
+        time.sleep(30)                     # a slow configure: a model loading
+        return Node('never')
+
+    run_node(make)
+    print('returned', flush=True)
+''')
+
+
+def _python(code: str, *argv: str) -> subprocess.Popen:
+    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    return subprocess.Popen([sys.executable, '-c', code, *argv], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.parametrize('signame', ['SIGINT', 'SIGTERM'])
+def test_a_signal_while_spinning_lets_the_callback_finish_then_exits_cleanly(signame):
+    process = _python(_SIGNAL_IN_A_CALLBACK, signame)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output
+    assert "on_exit ['before', 'after']" in output, output
+    assert 'Traceback' not in output, output
+
+
+def test_a_signal_during_a_slow_start_up_ends_it_at_once():
+    process = _python(_SLOW_START_UP)
+    assert process.stdout.readline().strip() == 'starting'
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=20)
+    assert time.monotonic() - sent < 5.0, output
+    assert process.returncode == 0 and 'returned' in output, output
+    assert 'Traceback' not in output, output
