@@ -84,6 +84,7 @@ class SimRobotNode(Node):
         self._command: tuple[str, object] | None = None
         self._gripper = 0.0
         self._reset_requests: list[threading.Event] = []
+        self._stopped = False   # the physics thread has ended
         self._running = True
         self._episode = 0
         self._ticks = 0
@@ -170,10 +171,14 @@ class SimRobotNode(Node):
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
         done = threading.Event()
         with self._lock:
-            self._reset_requests.append(done)
+            if self._stopped:
+                done.set()
+            else:
+                self._reset_requests.append(done)
         self._wake.set()
-        response.success = done.wait(timeout=30.0)
+        response.success = done.wait(timeout=30.0) and not self._stopped
         response.message = (f'episode {self._episode}' if response.success
+                            else 'the simulator stopped (see the log)' if self._stopped
                             else 'simulator did not reset within 30 s')
         return response
 
@@ -199,12 +204,20 @@ class SimRobotNode(Node):
                     self._run(robot, observation)
                     break
                 except Exception as exc:  # noqa: BLE001 (never die silently: report, reset, go on)
-                    where = traceback.extract_tb(exc.__traceback__)[-1]
-                    self.firewall.reject('physics', f'{type(exc).__name__}: {exc} (at '
-                                         f'{os.path.basename(where.filename)}:{where.lineno}); '
-                                         'the simulator resets and goes on')
+                    self.firewall.reject('physics', f'{_where(exc)}; the simulator resets and '
+                                         'goes on')
+                try:
                     observation = robot.reset()
+                except Exception as exc:  # noqa: BLE001 (never throttled: said once, loudly)
+                    self.get_logger().fatal(f'the simulator stops (restart the node): '
+                                            f'{_where(exc)} in the reset after an error')
+                    break
         finally:
+            with self._lock:   # nobody waits 30 s for a reset that will not come
+                self._stopped = True
+                resets, self._reset_requests = self._reset_requests, []
+            for done in resets:
+                done.set()
             robot.close()
 
     def _run(self, robot: MetaWorldRobot, observation) -> None:
@@ -223,7 +236,12 @@ class SimRobotNode(Node):
                 resets, self._reset_requests = self._reset_requests, []
             if resets:
                 seed = self._configs['sim'].seed if c.fixed_reset else None
-                observation, info, tick = robot.reset(seed=seed), None, 0
+                try:
+                    observation, info, tick = robot.reset(seed=seed), None, 0
+                except BaseException:
+                    with self._lock:   # answered by the next reset, after the recovery
+                        self._reset_requests[:0] = resets
+                    raise
                 self._episode += 1
                 for done in resets:
                     done.set()
@@ -283,6 +301,12 @@ class SimRobotNode(Node):
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def _where(exc: Exception) -> str:
+    """``Type: message (at file:line)``, the line that raised, for a one-line report."""
+    where = traceback.extract_tb(exc.__traceback__)[-1]
+    return f'{type(exc).__name__}: {exc} (at {os.path.basename(where.filename)}:{where.lineno})'
 
 
 def main(args: list[str] | None = None) -> None:

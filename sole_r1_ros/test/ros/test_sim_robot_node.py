@@ -9,7 +9,8 @@ pytest.importorskip('metaworld')
 
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from rclpy.qos import (  # noqa: E402
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
@@ -133,3 +134,50 @@ def test_an_exception_in_the_physics_thread_is_reported_and_the_simulator_goes_o
     assert ros_graph.wait_for(lambda: poses.count() > seen + 5), 'the simulator stopped'
     reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
     assert ros_graph.call(reset, Trigger.Request()).success
+
+
+def test_a_reset_that_raises_is_answered_after_the_recovery_not_left_waiting(
+        ros_graph, monkeypatch):
+    from sole_r1_ros.sim import MetaWorldRobot
+    reset_robot, calls = MetaWorldRobot.reset, []
+
+    def failing_second_call(self, *args, **kwargs):   # the first is the node's start-up
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError('MuJoCo could not reset')
+        return reset_robot(self, *args, **kwargs)
+    monkeypatch.setattr(MetaWorldRobot, 'reset', failing_second_call)
+    node = _sim(ros_graph, rate_hz=20.0)
+    reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
+    asked = time.monotonic()
+    response = ros_graph.call(reset, Trigger.Request())
+    assert response.success and time.monotonic() - asked < 5.0, response.message
+    assert node.firewall.rejected.get('physics', 0) == 1
+    poses = _subscribe(ros_graph.probe(), JointState, 'joint_states')
+    assert ros_graph.wait_for(lambda: poses.count() > 5), 'the simulator stopped'
+
+
+def test_a_simulator_that_cannot_reset_stops_loudly_and_answers_at_once(
+        ros_graph, monkeypatch):
+    from sole_r1_ros.sim import MetaWorldRobot
+    reset_robot, calls = MetaWorldRobot.reset, []
+
+    def failing_after_start_up(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 2:
+            raise RuntimeError('MuJoCo could not reset')
+        return reset_robot(self, *args, **kwargs)
+    monkeypatch.setattr(MetaWorldRobot, 'reset', failing_after_start_up)
+    _sim(ros_graph, rate_hz=20.0)
+    logs = _subscribe(ros_graph.probe(), Log, '/rosout', QoSProfile(   # late joiners get it too
+        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
+    asked = time.monotonic()
+    response = ros_graph.call(reset, Trigger.Request())
+    assert not response.success and 'stopped' in response.message
+    assert time.monotonic() - asked < 5.0, 'the reset request waited for its 30 s timeout'
+    assert ros_graph.wait_for(lambda: any(
+        'the simulator stops' in m.msg and m.level >= Log.ERROR for m in list(logs.messages)))
+    response = ros_graph.call(reset, Trigger.Request())   # later requests too
+    assert not response.success and 'stopped' in response.message
