@@ -2,7 +2,10 @@
 
 The execute callback is a coroutine, so the node's single-threaded executor keeps serving its
 sensors while an evaluation waits; a 5 Hz timer wakes it to publish feedback and to notice a
-cancel. The simulator's ground truth is read only here, during an evaluation, for the report.
+cancel. The simulator's ground truth is read only here, for the report: subscribed from the
+first evaluation on and kept (destroying it while an executor thread builds its wait set raised
+``InvalidHandle`` and ended a multi-threaded executor), its messages count only while an
+evaluation runs (``ControlLoop.saw_ground_truth``).
 """
 import threading
 
@@ -24,10 +27,13 @@ class EvaluateAction:
         self._server = ActionServer(node, Evaluate, '~/evaluate', execute_callback=self._evaluate,
                                     cancel_callback=lambda goal: CancelResponse.ACCEPT)
         self._timer = node.create_timer(0.2, self._tick)
+        self._truth = None
 
     def destroy(self) -> None:
         self._server.destroy()
         self._node.destroy_timer(self._timer)
+        if self._truth is not None:
+            self._node.destroy_subscription(self._truth)
 
     async def _evaluate(self, goal_handle):
         """Run evaluation episodes, publishing feedback after each.
@@ -41,8 +47,10 @@ class EvaluateAction:
             goal_handle.abort()
             return Evaluate.Result()
         evaluation = self.loop.start_evaluation(threshold)
-        truth = self._node.create_subscription(TaskState, 'ground_truth', self.firewall.guard(
-            'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
+        if self._truth is None:
+            self._truth = self._node.create_subscription(
+                TaskState, 'ground_truth', self.firewall.guard(
+                    'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
         wanted = max(1, int(request.episodes))
         try:
             while len(evaluation.finished) < wanted:
@@ -66,7 +74,6 @@ class EvaluateAction:
             goal_handle.succeed()
             return evaluation.result(Evaluate.Result)
         finally:
-            self._node.destroy_subscription(truth)
             self.loop.stop_evaluation()
 
     def _next_tick(self) -> Future:

@@ -166,15 +166,13 @@ class RunMonitorNode(Node):
 
     def start_video(self, path: Path, fps: float = 10.0) -> None:
         self._video = _LazyVideo(Path(path), fps)
-        self._video_sub = self.create_subscription(
-            Image, 'camera/external/image_raw', self.firewall.guard('video', self._image_callback),
-            qos_profile_sensor_data)
+        if self._video_sub is None:   # kept once made: destroying it while the spinner thread
+            self._video_sub = self.create_subscription(   # builds a wait set raises InvalidHandle
+                Image, 'camera/external/image_raw',
+                self.firewall.guard('video', self._image_callback), qos_profile_sensor_data)
 
     def stop_video(self) -> None:
         video, self._video = self._video, None
-        if self._video_sub is not None:
-            self.destroy_subscription(self._video_sub)
-            self._video_sub = None
         if video is not None:
             video.close()
 

@@ -201,7 +201,10 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
     time.sleep(1.0)
     late = [(t - stopped, _motion(m, arm.position))
             for m, t in zip(sink.messages, sink.times) if t > stopped]
-    assert late and all(np.abs(d).max() < 1e-6 for t, d in late if t > 0.3 + 0.1), late
+    # ``t`` is when the test's executor received a command, which lags its publishing by up to
+    # ~0.3 s when the shared 2-core machine is loaded: holds from 0.3 s (the pose timeout) +
+    # 0.1 s (a control period) + 0.3 s on, in the last 0.3 s of the second
+    assert late and all(np.abs(d).max() < 1e-6 for t, d in late if t > 0.3 + 0.1 + 0.3), late
     assert node._robot.sensors.stale_sources() == ['ee_pose']
 
 
@@ -295,6 +298,10 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     assert len(feedback) == 2 and all(f.has_ground_truth for f in feedback)
     assert 0.0 <= result.success_rate_ground_truth <= 1.0
     assert result.success_rate_progress == np.mean([p >= 50.0 for p in result.final_progress])
+    # the ground-truth subscription outlives the evaluation: destroying it while the executor's
+    # thread built its wait set raised InvalidHandle and ended this graph's executor
+    assert [s.topic_name for s in node.subscriptions if s.topic_name.endswith('ground_truth')] \
+        == ['/ground_truth']
 
 
 @pytest.mark.timeout(200)
