@@ -39,10 +39,20 @@ class _Sink(list):
         self.append(msg)
 
 
-def _reward_node(graph, backend: str, **overrides) -> RewardNode:
+def _unique_name(name: str) -> list[str]:
+    """``cli_args`` giving a node a name no other test uses, for a test that reads its /rosout.
+
+    rcl registers /rosout publishers by logger name for the whole process: when a same-named
+    node of an earlier test is destroyed or collected later, it unregisters the name, and this
+    node's log lines never reach /rosout (seen in a fresh-clone run; reproduced alone).
+    """
+    return ['--ros-args', '-r', f'__node:={name}']
+
+
+def _reward_node(graph, backend: str, cli_args=None, **overrides) -> RewardNode:
     params = dict(backend=backend, goal='close the drawer', max_new_tokens=8, timeout_s=30.0)
     params.update(overrides)
-    node = graph.add(RewardNode(context=graph.context, parameter_overrides=[
+    node = graph.add(RewardNode(context=graph.context, cli_args=cli_args, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()]))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.trigger_activate()
@@ -64,8 +74,8 @@ def _query(episode: str, step: int, truth: float, stamp_s: int = 0) -> RewardQue
     return query
 
 
-def _setup(graph, backend: str, **overrides):
-    node = _reward_node(graph, backend, **overrides)
+def _setup(graph, backend: str, cli_args=None, **overrides):
+    node = _reward_node(graph, backend, cli_args, **overrides)
     probe = graph.probe()
     rewards = _Sink()
     probe.create_subscription(ProgressReward, 'sole_r1/progress', rewards, 50)
@@ -178,9 +188,10 @@ def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_gra
 
 
 def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_serving(ros_graph):
-    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('use_wrist', value=False), Parameter('stride', value=2),
-        Parameter('min_gap', value=1)]))
+    camera = ros_graph.add(CameraNode(
+        context=ros_graph.context, cli_args=_unique_name('camera_node_malformed'),
+        parameter_overrides=[Parameter('use_wrist', value=False), Parameter('stride', value=2),
+                             Parameter('min_gap', value=1)]))
     probe = ros_graph.probe()
     out, logs = _Sink(), _Sink()
     probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
@@ -297,7 +308,8 @@ def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_g
     server = ChatServer(script)
     try:
         node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', model='sole-r1', annotate=False, **{
+            ros_graph, 'openai', _unique_name('reward_node_api_key'), model='sole-r1',
+            annotate=False, **{
                 'openai.base_url': server.url, 'openai.max_retries': 0,
                 'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
         last_step = {'fast_a': 4, 'fast_b': 4, 'bad': 3}
@@ -357,7 +369,8 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
     logs = _Sink()
     try:
         node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', model='sole-r1', annotate=False, **{
+            ros_graph, 'openai', _unique_name('reward_node_api_key'), model='sole-r1',
+            annotate=False, **{
                 'openai.base_url': server.url, 'openai.max_retries': 0,
                 'openai.api_key_env': 'SOLE_R1_TEST_KEY', 'openai.health_check_s': 5.0})
         # /rosout keeps its last messages for late joiners (transient local): a log line

@@ -20,11 +20,18 @@ from sole_r1_interfaces.msg import TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
 
-def _sim(graph, **overrides) -> SimRobotNode:
+def _sim(graph, name: str = '', **overrides) -> SimRobotNode:
+    """The sim node; a test that reads its /rosout gives it a ``name`` of its own.
+
+    rcl registers /rosout publishers by logger name for the whole process: a same-named node of
+    an earlier test, destroyed or collected later, unregisters the name and this node's log
+    lines never reach /rosout.
+    """
     params = dict(image_width=64, image_height=48, rate_hz=10.0)
     params.update(overrides)
     node = SimRobotNode(context=graph.context, parameter_overrides=[
-        Parameter(k, value=v) for k, v in params.items()])
+        Parameter(k, value=v) for k, v in params.items()],
+        cli_args=['--ros-args', '-r', f'__node:={name}'] if name else None)
     return graph.add(node)
 
 
@@ -73,7 +80,7 @@ def test_command_moves_the_arm_and_reset_restores_it(ros_graph):
 
 
 def test_malformed_commands_are_rejected_and_logged_while_the_node_keeps_running(ros_graph):
-    _sim(ros_graph, step_mode='on_command')
+    _sim(ros_graph, 'sim_malformed_commands', step_mode='on_command')
     probe = ros_graph.probe()
     truth = _subscribe(probe, TaskState, 'ground_truth')
     logs = _subscribe(probe, Log, '/rosout', 100)
@@ -168,11 +175,11 @@ def test_a_simulator_that_cannot_reset_stops_loudly_and_answers_at_once(
             raise RuntimeError('MuJoCo could not reset')
         return reset_robot(self, *args, **kwargs)
     monkeypatch.setattr(MetaWorldRobot, 'reset', failing_after_start_up)
-    _sim(ros_graph, rate_hz=20.0)
+    _sim(ros_graph, 'sim_cannot_reset', rate_hz=20.0)
     logs = _subscribe(ros_graph.probe(), Log, '/rosout', QoSProfile(   # late joiners get it too
         depth=1000, reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL))
-    reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
+    reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_cannot_reset/reset')
     asked = time.monotonic()
     response = ros_graph.call(reset, Trigger.Request())
     assert not response.success and 'stopped' in response.message
