@@ -123,17 +123,22 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
     assert truth.last().progress == pytest.approx(100.0)
 
 
+def _make_robot_fail(monkeypatch, method: str, fails) -> None:
+    """``MetaWorldRobot.<method>`` raises on the calls ``fails(n)`` picks (n counts from 1)."""
+    from sole_r1_ros.sim import MetaWorldRobot
+    original, calls = getattr(MetaWorldRobot, method), []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if fails(len(calls)):
+            raise RuntimeError(f'MuJoCo could not {method}')
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(MetaWorldRobot, method, failing)
+
+
 def test_an_exception_in_the_physics_thread_is_reported_and_the_simulator_goes_on(
         ros_graph, monkeypatch):
-    from sole_r1_ros.sim import MetaWorldRobot
-    step, calls = MetaWorldRobot.step, []
-
-    def failing_once(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:
-            raise RuntimeError('MuJoCo could not step')
-        return step(self, *args, **kwargs)
-    monkeypatch.setattr(MetaWorldRobot, 'step', failing_once)
+    _make_robot_fail(monkeypatch, 'step', lambda n: n == 5)
     node = _sim(ros_graph, rate_hz=20.0)
     poses = _subscribe(ros_graph.probe(), JointState, 'joint_states')
     assert ros_graph.wait_for(lambda: node.firewall.rejected.get('physics', 0) == 1)
@@ -145,15 +150,7 @@ def test_an_exception_in_the_physics_thread_is_reported_and_the_simulator_goes_o
 
 def test_a_reset_that_raises_is_answered_after_the_recovery_not_left_waiting(
         ros_graph, monkeypatch):
-    from sole_r1_ros.sim import MetaWorldRobot
-    reset_robot, calls = MetaWorldRobot.reset, []
-
-    def failing_second_call(self, *args, **kwargs):   # the first is the node's start-up
-        calls.append(1)
-        if len(calls) == 2:
-            raise RuntimeError('MuJoCo could not reset')
-        return reset_robot(self, *args, **kwargs)
-    monkeypatch.setattr(MetaWorldRobot, 'reset', failing_second_call)
+    _make_robot_fail(monkeypatch, 'reset', lambda n: n == 2)   # the first is the start-up's
     node = _sim(ros_graph, rate_hz=20.0)
     reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
     asked = time.monotonic()
@@ -166,15 +163,7 @@ def test_a_reset_that_raises_is_answered_after_the_recovery_not_left_waiting(
 
 def test_a_simulator_that_cannot_reset_stops_loudly_and_answers_at_once(
         ros_graph, monkeypatch):
-    from sole_r1_ros.sim import MetaWorldRobot
-    reset_robot, calls = MetaWorldRobot.reset, []
-
-    def failing_after_start_up(self, *args, **kwargs):
-        calls.append(1)
-        if len(calls) >= 2:
-            raise RuntimeError('MuJoCo could not reset')
-        return reset_robot(self, *args, **kwargs)
-    monkeypatch.setattr(MetaWorldRobot, 'reset', failing_after_start_up)
+    _make_robot_fail(monkeypatch, 'reset', lambda n: n >= 2)   # every reset after start-up
     _sim(ros_graph, 'sim_cannot_reset', rate_hz=20.0)
     logs = _subscribe(ros_graph.probe(), Log, '/rosout', QoSProfile(   # late joiners get it too
         depth=1000, reliability=ReliabilityPolicy.RELIABLE,
