@@ -10,9 +10,11 @@ seconds; a second Ctrl-C skips only the plots.
 import argparse
 from dataclasses import dataclass, field
 import json
+import os
 from pathlib import Path
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -226,7 +228,7 @@ class _Session:
                                    self.request.namespace)
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
                                       namespace=self.request.namespace)
-        code = 0
+        code, plot = 0, None
         try:
             with BackgroundSpinner(self.monitor):
                 try:
@@ -259,6 +261,14 @@ class _Session:
         if self.signals:
             code = 128 + self.signals[0]
         self._finish(code)
+        if plot is not None and plot.is_alive():
+            # A second signal left the plot drawing in its daemon thread: finalizing the
+            # interpreter under it aborted the process ("terminate called without an active
+            # exception", exit -6, seen once in a fresh-clone make test). Everything of this
+            # run is written by now, so leave at once.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
         return code
 
     def _start_up(self) -> int:
