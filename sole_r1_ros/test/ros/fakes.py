@@ -20,6 +20,16 @@ from sole_r1_ros.image_msgs import array_to_image
 JOINTS = ['j1', 'j2', 'j3']
 
 
+def own_name(name: str) -> list[str]:
+    """``cli_args`` giving a node a name no other test uses, for a test that reads its /rosout.
+
+    rcl registers /rosout publishers by logger name for the whole process: when a same-named
+    node of an earlier test is destroyed or collected later, it unregisters the name, and this
+    node's log lines never reach /rosout.
+    """
+    return ['--ros-args', '-r', f'__node:={name}']
+
+
 class Sink:
     """Subscription callback that keeps every message with its arrival time."""
 

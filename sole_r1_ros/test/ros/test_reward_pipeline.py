@@ -27,6 +27,7 @@ from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.reward import register_backend  # noqa: E402
+from fakes import own_name  # noqa: E402
 import slow_backends  # noqa: E402
 
 register_backend('slow-oracle', 'slow_backends:SlowOracleBackend')
@@ -37,16 +38,6 @@ register_backend('raising', 'slow_backends:RaisingBackend')
 class _Sink(list):
     def __call__(self, msg) -> None:
         self.append(msg)
-
-
-def _unique_name(name: str) -> list[str]:
-    """``cli_args`` giving a node a name no other test uses, for a test that reads its /rosout.
-
-    rcl registers /rosout publishers by logger name for the whole process: when a same-named
-    node of an earlier test is destroyed or collected later, it unregisters the name, and this
-    node's log lines never reach /rosout (seen in a fresh-clone run; reproduced alone).
-    """
-    return ['--ros-args', '-r', f'__node:={name}']
 
 
 def _reward_node(graph, backend: str, cli_args=None, **overrides) -> RewardNode:
@@ -189,7 +180,7 @@ def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_gra
 
 def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_serving(ros_graph):
     camera = ros_graph.add(CameraNode(
-        context=ros_graph.context, cli_args=_unique_name('camera_node_malformed'),
+        context=ros_graph.context, cli_args=own_name('camera_node_malformed'),
         parameter_overrides=[Parameter('use_wrist', value=False), Parameter('stride', value=2),
                              Parameter('min_gap', value=1)]))
     probe = ros_graph.probe()
@@ -308,8 +299,7 @@ def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_g
     server = ChatServer(script)
     try:
         node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', _unique_name('reward_node_api_key'), model='sole-r1',
-            annotate=False, **{
+            ros_graph, 'openai', model='sole-r1', annotate=False, **{
                 'openai.base_url': server.url, 'openai.max_retries': 0,
                 'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
         last_step = {'fast_a': 4, 'fast_b': 4, 'bad': 3}
@@ -369,7 +359,7 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
     logs = _Sink()
     try:
         node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', _unique_name('reward_node_api_key'), model='sole-r1',
+            ros_graph, 'openai', own_name('reward_node_api_key'), model='sole-r1',
             annotate=False, **{
                 'openai.base_url': server.url, 'openai.max_retries': 0,
                 'openai.api_key_env': 'SOLE_R1_TEST_KEY', 'openai.health_check_s': 5.0})

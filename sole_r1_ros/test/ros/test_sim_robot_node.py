@@ -15,23 +15,18 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from fakes import Sink  # noqa: E402
+from fakes import own_name, Sink  # noqa: E402
 from sole_r1_interfaces.msg import TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
 
 def _sim(graph, name: str = '', **overrides) -> SimRobotNode:
-    """The sim node; a test that reads its /rosout gives it a ``name`` of its own.
-
-    rcl registers /rosout publishers by logger name for the whole process: a same-named node of
-    an earlier test, destroyed or collected later, unregisters the name and this node's log
-    lines never reach /rosout.
-    """
+    """The sim node; a test that reads its /rosout gives it a ``name`` of its own (own_name)."""
     params = dict(image_width=64, image_height=48, rate_hz=10.0)
     params.update(overrides)
     node = SimRobotNode(context=graph.context, parameter_overrides=[
         Parameter(k, value=v) for k, v in params.items()],
-        cli_args=['--ros-args', '-r', f'__node:={name}'] if name else None)
+        cli_args=own_name(name) if name else None)
     return graph.add(node)
 
 
