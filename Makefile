@@ -98,8 +98,10 @@ compact-model: setup
 	$(ENV)
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \
 	    --max-steps 250 --out runs/compact_data --workers 2
-	sole-r1 train compact --data runs/compact_data \
-	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 8 --minutes 38 \
+	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --episodes 30 \
+	    --max-steps 250 --out runs/compact_data_randomized --workers 2 --randomize-scene 1
+	sole-r1 train compact --data runs/compact_data runs/compact_data_randomized \
+	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 38 \
 	    --eval-every-steps 250 \
 	    --out sole_r1_ros/sole_r1_ros/data/compact_progress.pt
 	sole-r1 eval reward --backend compact --data runs/compact_data \
@@ -108,6 +110,10 @@ compact-model: setup
 	sole-r1 eval reward --backend compact --data runs/compact_data \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
 	    --out runs/compact_eval/train_tasks_val.json --plot runs/compact_eval/train_tasks_val.png
+	sole-r1 eval reward --backend compact --data runs/compact_data_randomized \
+	    --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
+	    --out runs/compact_eval/train_tasks_val_randomized.json \
+	    --plot runs/compact_eval/train_tasks_val_randomized.png
 
 clean:
 	rm -rf build install log env.sh

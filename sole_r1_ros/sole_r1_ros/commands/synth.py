@@ -28,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='store camera frames every K env steps')
     parser.add_argument('--max-steps', type=int, default=SynthConfig.max_steps)
     parser.add_argument('--seed', type=int, default=SynthConfig.seed)
+    parser.add_argument('--randomize-scene', type=float, default=SynthConfig.scene_randomization,
+                        metavar='STRENGTH',
+                        help='draw camera pose, lighting and colours anew for each episode '
+                             '(domain randomization; 1 = the defaults of '
+                             'sim/randomization.py, 0 = off)')
     parser.add_argument('--export-sole-r1', metavar='DIR',
                         help='also write SOLE-R1 fine-tuning examples to DIR (the format of '
                              'sole-r1 finetune prepare)')
@@ -46,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     config = from_mapping(SynthConfig, {
         'tasks': [t.strip() for t in args.tasks.split(',') if t.strip()],
         'episodes_per_task': args.episodes, 'image_size': args.image_size,
-        'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed})
+        'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed,
+        'scene_randomization': args.randomize_scene})
     total = len(config.tasks) * config.episodes_per_task
     with tqdm(total=total, desc='synth', unit='episode') as bar:
         everything = generate(config, args.out, workers=args.workers, on_done=bar.update)

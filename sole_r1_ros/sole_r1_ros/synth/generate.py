@@ -62,6 +62,10 @@ class SynthConfig:
                                 range=(0, _CYCLE_LENGTH))
     external_camera: str = option('corner4', 'external camera of the Meta-World scene')
     wrist_camera: str = option('gripperPOV', 'wrist camera of the Meta-World scene')
+    scene_randomization: float = option(
+        0.0, "strength of each episode's camera pose, lighting and colour randomization "
+        '(sim.randomization: 1 is +-2 cm and +-3 deg of camera, +-35 % light, +-20 % colour); '
+        '0 renders every scene as Meta-World draws it', range=(0.0, 2.0))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -110,8 +114,12 @@ def episode_specs(config: SynthConfig) -> list[EpisodeSpec]:
             for index in range(config.episodes_per_task)]
 
 
-def rollout(robot: Any, spec: EpisodeSpec) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def rollout(robot: Any, spec: EpisodeSpec, randomizer: Any = None
+            ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one episode on ``robot`` (a ``MetaWorldRobot`` of ``spec.task``).
+
+    ``randomizer`` (a ``sim.randomization.SceneRandomizer`` of the robot's model) draws the
+    episode's look from its own seed before the reset renders the first frame.
 
     Returns:
         (metadata, arrays): the labels-file fields and the stacked per-frame and per-step
@@ -119,6 +127,9 @@ def rollout(robot: Any, spec: EpisodeSpec) -> tuple[dict[str, Any], dict[str, np
     """
     config = spec.config
     rng = np.random.default_rng(spec.seed)
+    if randomizer is not None:
+        # A stream of its own: the behaviours draw the same numbers with or without it.
+        randomizer.apply(np.random.default_rng([spec.seed, 1]))
     observation = robot.reset(seed=spec.seed)
     plan = draw_plan(spec.behaviour, rng, observation.state[4:7])
     controller = PerturbedExpert(plan, rng, observation.state)
@@ -192,6 +203,7 @@ def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
         'num_steps': int(len(progress) - 1), 'num_frames': int(len(arrays['external'])),
         'image_size': spec.config.image_size, 'frame_stride': spec.config.frame_stride,
         'cameras': [spec.config.external_camera, spec.config.wrist_camera],
+        'scene_randomization': spec.config.scene_randomization,
         'success': bool(success.any()), 'final_success': bool(success[-1]),
         'first_success_step': int(np.argmax(success)) if success.any() else None,
         'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
@@ -230,6 +242,8 @@ class _Worker:
     def __init__(self) -> None:
         self._robot: Any = None
         self._key: tuple | None = None
+        self.randomizer: Any = None
+        '''The current robot's ``SceneRandomizer``; None when the dataset has none.'''
 
     def robot_for(self, spec: EpisodeSpec) -> Any:
         from sole_r1_ros.sim import MetaWorldRobot, SimConfig
@@ -244,6 +258,12 @@ class _Worker:
                 external_camera=config.external_camera, wrist_camera=config.wrist_camera,
                 max_episode_steps=config.max_steps, seed=spec.seed))
             self._key = key
+            if config.scene_randomization > 0:
+                from sole_r1_ros.sim.randomization import SceneRandomizer
+
+                self.randomizer = SceneRandomizer(
+                    self._robot.model, [config.external_camera, config.wrist_camera],
+                    strength=config.scene_randomization)
         return self._robot
 
     def close(self) -> None:
@@ -251,6 +271,7 @@ class _Worker:
             self._robot.close()
             self._robot = None
             self._key = None
+            self.randomizer = None
             gc.collect()
 
 
@@ -268,7 +289,8 @@ def _run_chunk(job: tuple[str, list[EpisodeSpec]]) -> list[str]:
     root, specs = job
     done = []
     for spec in specs:
-        meta, arrays = rollout(_WORKER.robot_for(spec), spec)
+        robot = _WORKER.robot_for(spec)
+        meta, arrays = rollout(robot, spec, _WORKER.randomizer)
         labelled_folder.write_episode(root, to_episode(meta, arrays))
         done.append(spec.episode_id)
     return done
@@ -342,8 +364,9 @@ def _check_same_config(root: str, config: SynthConfig) -> None:
         old = header['config']
         # More tasks or episodes extend a dataset; anything else would mix incompatible
         # episodes.
+        defaults = SynthConfig(tasks=config.tasks).to_json()  # fields older files lack
         fixed = [k for k in new if k not in ('tasks', 'episodes_per_task')
-                 and old.get(k) != new[k]]
+                 and old.get(k, defaults[k]) != new[k]]
         if fixed:
             raise ValueError(f'{root} holds a dataset made with other settings '
                              f'{ {k: old.get(k) for k in fixed} }; use another --out')
