@@ -249,6 +249,10 @@ class _Worker:
         from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
         config = spec.config
+        # The robot's seed picks Meta-World's 50 variations of the task, so it must not be the
+        # seed of whichever episode happened to reach this worker first: each episode's own
+        # seed then chooses among the same 50 (``rollout`` resets with it), whatever the
+        # scheduling of episodes over workers.
         key = (spec.task, config.image_size, config.external_camera, config.wrist_camera,
                config.max_steps)
         if key != self._key:
@@ -256,7 +260,7 @@ class _Worker:
             self._robot = MetaWorldRobot(SimConfig(
                 task=spec.task, image_width=config.image_size, image_height=config.image_size,
                 external_camera=config.external_camera, wrist_camera=config.wrist_camera,
-                max_episode_steps=config.max_steps, seed=spec.seed))
+                max_episode_steps=config.max_steps, seed=config.seed))
             self._key = key
             if config.scene_randomization > 0:
                 from sole_r1_ros.sim.randomization import SceneRandomizer

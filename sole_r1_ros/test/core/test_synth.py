@@ -167,3 +167,26 @@ def test_reasoning_trace_describes_what_the_state_did():
     assert 'more of the task is done' in text and '60%' in text
     still = reasoning_trace('drawer-close-v3', 'close the drawer', later, later, start, 40, 40)
     assert 'barely moved' in still and 'has not changed' in still
+
+
+def test_an_episode_is_the_same_whichever_episode_its_worker_ran_before():
+    """Workers take episodes in any order; (seed, task, index) alone must decide an episode.
+
+    A worker's robot used to be built with the seed of the first episode it ran, and that seed
+    picks Meta-World's set of variations: the same episode got another object position when a
+    different episode reached the worker first.
+    """
+    from sole_r1_ros.synth.generate import _Worker, EpisodeSpec, rollout
+
+    config = SynthConfig(tasks=('push-v3',), episodes_per_task=3, image_size=16, max_steps=12)
+    first, second = EpisodeSpec('push-v3', 0, config), EpisodeSpec('push-v3', 2, config)
+    alone, after = _Worker(), _Worker()
+    try:
+        _, arrays_alone = rollout(alone.robot_for(second), second)
+        rollout(after.robot_for(first), first)
+        _, arrays_after = rollout(after.robot_for(second), second)
+    finally:
+        alone.close()
+        after.close()
+    for name in ('state', 'actions', 'step_progress', 'external', 'wrist'):
+        np.testing.assert_array_equal(arrays_alone[name], arrays_after[name], err_msg=name)
