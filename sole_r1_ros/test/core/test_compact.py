@@ -193,8 +193,13 @@ def test_shipped_checkpoint_is_small_and_knows_the_demo_tasks():
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
 
 
-@shipped
-def test_shipped_model_sees_an_expert_close_a_drawer():
+_EXPERT_DRAWER: list = []
+
+
+def _expert_closes_a_drawer():
+    """(frames, truth) of Meta-World's expert closing a drawer, every 10th step (cached)."""
+    if _EXPERT_DRAWER:
+        return _EXPERT_DRAWER
     pytest.importorskip('metaworld')
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
@@ -211,6 +216,13 @@ def test_shipped_model_sees_an_expert_close_a_drawer():
                 truth.append(info.progress)
             if info.success and step % 10 == 0:
                 break
+    _EXPERT_DRAWER[:] = [frames, truth]
+    return _EXPERT_DRAWER
+
+
+@shipped
+def test_shipped_model_sees_an_expert_close_a_drawer():
+    frames, truth = _expert_closes_a_drawer()
     config = RewardConfig(backend='compact', temperature=0.0)
     tracker = EpisodeTracker('drawer', TASK_GOALS['drawer-close-v3'])
     tracker.add_frame(*frames[0])
@@ -236,8 +248,15 @@ def test_unseen_paraphrase_scores_like_the_trained_goal():
     vectors = predictor.encoder.encode([canonical, paraphrase, TASK_GOALS['reach-v3']])
     assert predictor.encoder.model_loaded  # the paraphrase was new: MiniLM ran
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
-    views = np.stack([np.stack([_frames(i, 64) for i in (0, 1, 2)]),
-                      np.stack([_frames(i, 64) for i in (3, 4, 5)])])[None]
-    same = predictor.predict(np.repeat(views, 2, axis=0), [canonical, paraphrase],
-                             [30, 30], [True, True])
-    assert abs(float(same[0] - same[1])) < 10.0
+    # Every query of a real expert episode, asked with each phrasing.
+    frames, truth = _expert_closes_a_drawer()
+    views = np.stack([
+        np.stack([np.stack([frames[i][view] for i in (0, k - 1, k)]) for view in (0, 1)])
+        for k in range(1, len(frames))])
+    previous = [truth[k - 1] for k in range(1, len(frames))]
+    count = len(previous)
+    answers = predictor.predict(np.concatenate([views, views]),
+                                [canonical] * count + [paraphrase] * count,
+                                previous * 2, [True] * (2 * count))
+    # 1.5 points measured; another task's goal moves the answers by 9-15 on these frames.
+    assert np.abs(answers[:count] - answers[count:]).mean() < 5.0
