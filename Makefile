@@ -72,8 +72,10 @@ bench-finetune: setup
 	$(ENV)
 	OMP_NUM_THREADS=1 python bench/bench_finetune.py --tiny
 
-# Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: data 19 min,
-# training 8 epochs in 15-39 min depending on the load (capped at 38 min). The 40 Meta-World
+# Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
+# about 7 min, the 34 training tasks again with randomized cameras, lights and colours about
+# 6 min, training 4,872 steps in 11-38 min depending on the load (capped at 38 min); 25 min in
+# all on a quiet machine (sole_r1_ros/data/README.md). The 40 Meta-World
 # tasks it may see (shared/data/compact_train_tasks.txt; the other 10 are kept for others'
 # evaluation); six of them are held out for model selection.
 COMPACT_TASKS := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v3 \
