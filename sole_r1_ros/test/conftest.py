@@ -19,9 +19,23 @@ def pytest_configure(config):
         config.addinivalue_line('markers', marker)
 
 
+def pytest_runtest_logreport(report):
+    """Print a failure the moment it happens.
+
+    The summary comes at the end of the run, and a crash later in the run (one fresh-clone
+    ``make test`` ended in a segfault right after a failure) would take it along.
+    """
+    if report.failed:
+        import sys
+        sys.stderr.write(f'\nFAILED {report.nodeid} ({report.when}):\n{report.longreprtext}\n')
+        sys.stderr.flush()
+
+
 @pytest.fixture
 def ros_context():
     """A private rclpy context, shut down after the test (ros2/rclpy test pattern)."""
+    import gc
+
     rclpy = pytest.importorskip('rclpy')
     context = rclpy.Context()
     rclpy.init(context=context)
@@ -29,6 +43,11 @@ def ros_context():
         yield context
     finally:
         rclpy.try_shutdown(context=context)
+        # Finalize what the test left in reference cycles now, on this thread, while nothing
+        # spins: collected later, its rclpy objects are finalized on whichever thread the
+        # collector interrupts, e.g. the next test's executor building its wait set (the
+        # segfault of one fresh-clone make test, 2026-12-02).
+        gc.collect()
 
 
 class RosGraph:
