@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.sim._deps import import_mujoco
 
 
 @dataclass(frozen=True)
@@ -81,12 +82,17 @@ class SceneRandomizer:
         self.restore()
         if self._strength == 0.0:
             return
+        mujoco = import_mujoco()
         s, k, model = self._settings, self._strength, self._model
         for index in self._cameras:
             model.cam_pos[index] += rng.uniform(-1, 1, 3) * s.camera_shift_m * k
-            turn = _axis_angle_quat(rng.normal(size=3),
-                                    np.radians(rng.uniform(-1, 1) * s.camera_rotation_deg * k))
-            model.cam_quat[index] = _quat_mul(model.cam_quat[index], turn)
+            axis = rng.normal(size=3)
+            turn, turned = np.zeros(4), np.zeros(4)
+            mujoco.mju_axisAngle2Quat(
+                turn, axis / max(float(np.linalg.norm(axis)), 1e-9),
+                np.radians(rng.uniform(-1, 1) * s.camera_rotation_deg * k))
+            mujoco.mju_mulQuat(turned, model.cam_quat[index], turn)
+            model.cam_quat[index] = turned
             model.cam_fovy[index] += rng.uniform(-1, 1) * s.fovy_deg * k
         lights = len(model.light_diffuse)
         model.light_pos[...] += rng.uniform(-1, 1, (lights, 3)) * s.light_shift_m * k
@@ -101,18 +107,3 @@ class SceneRandomizer:
 
 def _scales(rng: np.random.Generator, shape: Any, spread: float) -> np.ndarray:
     return 1.0 + rng.uniform(-spread, spread, shape)
-
-
-def _axis_angle_quat(axis: np.ndarray, angle: float) -> np.ndarray:
-    axis = axis / max(float(np.linalg.norm(axis)), 1e-9)
-    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of w-x-y-z quaternions."""
-    w1, x1, y1, z1 = a
-    w2, x2, y2, z2 = b
-    return np.array([w1 * w2 - x1 * x2 - y1 * y2 - z1 * z2,
-                     w1 * x2 + x1 * w2 + y1 * z2 - z1 * y2,
-                     w1 * y2 - x1 * z2 + y1 * w2 + z1 * x2,
-                     w1 * z2 + x1 * y2 - y1 * x2 + z1 * w2])
