@@ -249,14 +249,14 @@ class _Worker:
         from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
         config = spec.config
-        # The robot's seed picks Meta-World's 50 variations of the task, so it must not be the
-        # seed of whichever episode happened to reach this worker first: each episode's own
-        # seed then chooses among the same 50 (``rollout`` resets with it), whatever the
-        # scheduling of episodes over workers.
         key = (spec.task, config.image_size, config.external_camera, config.wrist_camera,
                config.max_steps)
         if key != self._key:
             self.close()
+            # The robot's seed picks Meta-World's 50 variations of the task, so it is the
+            # dataset's, not that of whichever episode reached this worker first: each
+            # episode's own seed then chooses among the same 50 (``rollout`` resets with it),
+            # whatever the scheduling of episodes over workers.
             self._robot = MetaWorldRobot(SimConfig(
                 task=spec.task, image_width=config.image_size, image_height=config.image_size,
                 external_camera=config.external_camera, wrist_camera=config.wrist_camera,
