@@ -6,7 +6,8 @@ truth), SOLE-R1's own answers on a user's recordings (``sole-r1 score``/``score-
 episode: the first frame, an earlier frame as "previous" (a few frames back, as a query schedule
 would pick it, or anywhere earlier) and a current frame, with a goal phrasing drawn from the
 episode's goal and its paraphrases, and the previous frame's label as the previous progress
-(plus noise, since at run time it is the model's own earlier answer). The target is the label,
+(plus noise, since at run time it is the model's own earlier answer), or for half the
+samples the network's own answer on that previous frame. The target is the label,
 plus an optional small credit for closing in on the object where the episode carries it
 (``TrainConfig.approach_credit``). Validation runs on the split='val' episodes; the best
 weights are kept. Training can start from a checkpoint (``init``), e.g. the shipped one.
@@ -55,6 +56,12 @@ class TrainConfig:
     weight_decay: float = option(1e-4, 'AdamW weight decay', range=(0.0, 1.0))
     previous_noise: float = option(12.0, 'std of the noise on the previous-progress input [%] '
                                    '(it is a model answer at run time)', range=(0.0, 100.0))
+    own_previous_fraction: float = option(
+        0.5, "share of samples whose previous progress is the network's own answer on the "
+        'previous frame (asked against an earlier frame with its label), not the label plus '
+        "noise: at run time it is the model's answer, and on a task it never saw that answer "
+        'is off by far more than the noise; trained this way it learns to correct an earlier '
+        'answer instead of copying it', range=(0.0, 1.0))
     from_zero_fraction: float = option(0.1, 'share of samples posed as from-zero queries '
                                        '(previous = first frame, previous 0 %)',
                                        range=(0.0, 1.0))
@@ -165,11 +172,16 @@ class Batch:
 
 
 class QuerySampler:
-    """Draw random SOLE-R1 queries (first, previous, current) from a ``FrameBank``."""
+    """Draw random SOLE-R1 queries (first, previous, current) from a ``FrameBank``.
+
+    With a ``model``, a share of the queries (``own_previous_fraction``) carry that model's own
+    answer on their previous frame as the previous progress (scheduled sampling, one step deep).
+    """
 
     def __init__(self, bank: FrameBank, goal_table: torch.Tensor, goal_counts: torch.Tensor,
-                 config: TrainConfig) -> None:
+                 config: TrainConfig, model: CompactProgressNet | None = None) -> None:
         self._bank = bank
+        self._model = model
         self._goals = goal_table
         self._goal_counts = goal_counts
         self._config = config
@@ -212,8 +224,37 @@ class QuerySampler:
             goal = torch.cat([F.normalize(embedding + noise, dim=-1),
                               goal[:, EMBEDDING_DIM:]], dim=1)
         keep_goal = (torch.rand(size, generator=gen) >= cfg.goal_dropout).float()
-        return Batch(views, goal * keep_goal[:, None], prev_value, has_wrist,
-                     bank.labels[start + current])
+        batch = Batch(views, goal * keep_goal[:, None], prev_value, has_wrist,
+                      bank.labels[start + current])
+        if self._model is not None and cfg.own_previous_fraction > 0:
+            own = (~from_zero & (previous >= 1)
+                   & (torch.rand(size, generator=gen) < cfg.own_previous_fraction))
+            self._answer_previous(batch, own.nonzero().squeeze(1), episode, previous)
+        return batch
+
+    def _answer_previous(self, batch: Batch, rows: torch.Tensor, episode: torch.Tensor,
+                         previous: torch.Tensor) -> None:
+        """Replace ``rows``' previous progress by the model's answer on their previous frame.
+
+        That answer's own query is (first, an earlier frame, previous frame) with the earlier
+        frame's label plus noise as its previous progress, the same goal and wrist view.
+        """
+        if rows.numel() == 0:
+            return
+        bank, cfg, gen = self._bank, self._config, self._generator
+        start, frame = bank.starts[episode[rows]], previous[rows]
+        earlier = (torch.rand(rows.numel(), generator=gen) * frame).long()
+        views = bank.views[torch.stack([start, start + earlier, start + frame], dim=1)]
+        views = views.transpose(1, 2)
+        has_wrist = batch.has_wrist[rows]
+        views[:, 1] *= has_wrist.to(torch.uint8)[:, None, None, None, None]
+        noise = torch.randn(rows.numel(), generator=gen) * cfg.previous_noise
+        earlier_value = (bank.labels[start + earlier] + noise).round().clamp(-100, 100)
+        earlier_value = torch.where(earlier == 0, torch.zeros_like(earlier_value),
+                                    earlier_value)
+        with torch.no_grad():
+            answer = self._model(views, batch.goal[rows], earlier_value, has_wrist)
+        batch.previous[rows] = answer.round().clamp(-100, 100)
 
 
 def random_shift(views: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
@@ -329,7 +370,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
                 train_bank.num_frames, train_bank.episodes, len(val_episodes),
                 time.perf_counter() - load_start)
-    result = _optimise(model, QuerySampler(train_bank, table, counts, config), val_batch,
+    result = _optimise(model, QuerySampler(train_bank, table, counts, config, model), val_batch,
                        config, train_bank.num_frames, on_step)
     # Cache every goal the model may be asked about: all Meta-World goals and every phrasing.
     encoder.encode(list(TASK_GOALS.values()))

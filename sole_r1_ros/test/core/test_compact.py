@@ -145,7 +145,7 @@ def _seeded_encoder(extra=()):
     return GoalEncoder({t: _unit_vector(i) for i, t in enumerate(texts)})
 
 
-def test_training_writes_a_checkpoint_that_the_backend_loads(tmp_path):
+def test_training_writes_a_checkpoint_that_the_backend_loads_and_reruns_identically(tmp_path):
     pytest.importorskip('metaworld')
     from sole_r1_ros.compact.train import train, TrainConfig
     from sole_r1_ros.synth import generate, SynthConfig, TRAIN_PARAPHRASES
@@ -164,6 +164,44 @@ def test_training_writes_a_checkpoint_that_the_backend_loads(tmp_path):
     assert set(TASK_GOALS.values()) <= {k for k in predictor.encoder.cache} | {
         goal_key(t) for t in TASK_GOALS.values()}
     assert predictor.info['tasks'] == ['reach-v3']
+    # `make compact-model` is meant to be rerun: the same data, settings and seed give the
+    # same weights bit for bit.
+    again = str(tmp_path / 'again.pt')
+    train(root, again, TrainConfig(minutes=1.0, epochs=2, batch_size=8, eval_every_s=1e9,
+                                   model=_TINY), encoder=_seeded_encoder())
+    first, second = load_checkpoint(out)[0].state_dict(), load_checkpoint(again)[0].state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+class _ConstantNet(torch.nn.Module):
+    """Answers 37 % to every query: tells the network's answers apart from the labels."""
+
+    def forward(self, views, goal, previous, has_wrist):
+        return torch.full((views.shape[0],), 37.0)
+
+
+def test_half_the_training_queries_quote_the_networks_own_previous_answer():
+    from sole_r1_ros.compact.train import FrameBank, QuerySampler, TrainConfig
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    frames = np.zeros((20, 16, 16, 3), np.uint8)
+    episode = LabelledEpisode(episode_id='e', goal=_GOAL, progress=np.linspace(0, 95, 20),
+                              external=frames, wrist=frames)
+    bank = FrameBank([episode], credit=0.0, goal_ids={_GOAL: 0}, size=16)
+    table, counts = torch.zeros((1, 1, _TINY.goal_input_dim)), torch.tensor([1])
+    labels = set(np.linspace(0, 95, 20).round().tolist())
+
+    def quoted(fraction):
+        config = TrainConfig(own_previous_fraction=fraction, previous_noise=0.0, model=_TINY)
+        batch = QuerySampler(bank, table, counts, config, _ConstantNet()).sample(2000)
+        return batch.previous.numpy()
+
+    share = np.mean(quoted(0.5) == 37.0)
+    assert 0.25 < share < 0.5  # half of those not asked from zero nor against the first frame
+    assert not np.any(quoted(0.0) == 37.0)
+    assert set(quoted(0.0).tolist()) <= labels
+    # From-zero queries keep their 0 %, whatever the fraction.
+    assert np.mean(quoted(1.0) == 0.0) >= TrainConfig.from_zero_fraction / 2
 
 
 def test_compact_training_does_not_import_synth():
