@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help=_help('learning_rate'))
     compact.add_argument('--approach-credit', type=float, default=TrainConfig.approach_credit,
                          help=_help('approach_credit'))
+    compact.add_argument('--own-previous-fraction', type=float,
+                         default=TrainConfig.own_previous_fraction,
+                         help=_help('own_previous_fraction'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
                          help=_help('eval_every_s').replace('60.0', '90.0'))
     compact.add_argument('--eval-every-steps', type=int, default=TrainConfig.eval_every_steps,
@@ -69,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         'tasks': _names(args.tasks), 'exclude_tasks': _names(args.exclude_tasks),
         'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
         'batch_size': args.batch_size, 'learning_rate': args.lr,
-        'approach_credit': args.approach_credit, 'eval_every_s': args.eval_every,
+        'approach_credit': args.approach_credit,
+        'own_previous_fraction': args.own_previous_fraction, 'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
     with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',

@@ -6,8 +6,8 @@ truth), SOLE-R1's own answers on a user's recordings (``sole-r1 score``/``score-
 episode: the first frame, an earlier frame as "previous" (a few frames back, as a query schedule
 would pick it, or anywhere earlier) and a current frame, with a goal phrasing drawn from the
 episode's goal and its paraphrases, and the previous frame's label as the previous progress
-(plus noise, since at run time it is the model's own earlier answer), or for half the
-samples the network's own answer on that previous frame. The target is the label,
+(plus noise, since at run time it is the model's own earlier answer), or optionally the
+network's own answer on that previous frame (``own_previous_fraction``). The target is the label,
 plus an optional small credit for closing in on the object where the episode carries it
 (``TrainConfig.approach_credit``). Validation runs on the split='val' episodes; the best
 weights are kept. Training can start from a checkpoint (``init``), e.g. the shipped one.
@@ -57,11 +57,10 @@ class TrainConfig:
     previous_noise: float = option(12.0, 'std of the noise on the previous-progress input [%] '
                                    '(it is a model answer at run time)', range=(0.0, 100.0))
     own_previous_fraction: float = option(
-        0.5, "share of samples whose previous progress is the network's own answer on the "
-        'previous frame (asked against an earlier frame with its label), not the label plus '
-        "noise: at run time it is the model's answer, and on a task it never saw that answer "
-        'is off by far more than the noise; trained this way it learns to correct an earlier '
-        'answer instead of copying it', range=(0.0, 1.0))
+        0.0, "share of samples whose previous progress is the network's own answer on the "
+        'previous frame, not the label plus noise (scheduled sampling: at run time it is the '
+        "model's answer). 0.5 measured pooled Pearson +0.1 on unseen tasks, VOC and AUROC "
+        'within the seed spread (data/README.md)', range=(0.0, 1.0))
     from_zero_fraction: float = option(0.1, 'share of samples posed as from-zero queries '
                                        '(previous = first frame, previous 0 %)',
                                        range=(0.0, 1.0))
