@@ -42,12 +42,14 @@ def ros_context():
     try:
         yield context
     finally:
-        rclpy.try_shutdown(context=context)
-        # Finalize what the test left in reference cycles now, on this thread, while nothing
-        # spins: collected later, its rclpy objects are finalized on whichever thread the
-        # collector interrupts, e.g. the next test's executor building its wait set (the
-        # segfault of one fresh-clone make test, 2026-12-02).
+        # Finalize what the test left in reference cycles now, on this thread, while the
+        # context is still up: collected later, a leftover node is finalized on whichever
+        # thread the collector interrupts (the segfault of one fresh-clone make test), and
+        # finalized after the shutdown, its DDS participant is destroyed from a context that
+        # is gone, where Fast DDS waited forever for a discovery callback (the hang of
+        # another, 2026-12-02).
         gc.collect()
+        rclpy.try_shutdown(context=context)
 
 
 class RosGraph:
@@ -106,6 +108,10 @@ class RosGraph:
 
     def shutdown(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
+        # The spinning thread may still hold the nodes in its wait set; a node destroyed while
+        # in use is only destroyed when let go, possibly after the context is shut down.
+        if self._thread.is_alive():
+            self._thread.join(timeout=10.0)
         for node in self._nodes:
             node.destroy_node()
 
