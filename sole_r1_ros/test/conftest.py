@@ -47,7 +47,10 @@ def ros_context():
         # thread the collector interrupts (the segfault of one fresh-clone make test), and
         # finalized after the shutdown, its DDS participant is destroyed from a context that
         # is gone, where Fast DDS waited forever for a discovery callback (the hang of
-        # another, 2026-12-02).
+        # another, 2026-12-02). The learner node freezes the heap when it activates (a
+        # collection of its start-up heap stalled the control loop); unfrozen here, or nothing
+        # a test left behind would ever be collected.
+        gc.unfreeze()
         gc.collect()
         rclpy.try_shutdown(context=context)
 
@@ -111,7 +114,7 @@ class RosGraph:
         # The spinning thread may still hold the nodes in its wait set; a node destroyed while
         # in use is only destroyed when let go, possibly after the context is shut down.
         if self._thread.is_alive():
-            self._thread.join(timeout=10.0)
+            self._thread.join(timeout=30.0)
         for node in self._nodes:
             node.destroy_node()
 

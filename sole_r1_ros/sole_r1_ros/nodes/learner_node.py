@@ -47,13 +47,14 @@ class LearnerNode(LifecycleNode):
         super().__init__('learner_node', **kwargs)
         self.loop: ControlLoop | None = None
         self._robot: RobotClient | None = None
-        self._threads: list[threading.Thread] = []   # before anything that may raise
-        self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
-        self.firewall = Firewall(self)
+        # Before anything that may raise: destroy_node reads them on a half-built node.
+        self._threads: list[threading.Thread] = []
         self._metrics: MetricsLogger | None = None
         self._entities: list = []
-        self._running = threading.Event()
         self._evaluate: EvaluateAction | None = None
+        self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
+        self.firewall = Firewall(self)
+        self._running = threading.Event()
         self._start_env_steps = 0
 
     @property
@@ -205,7 +206,10 @@ class LearnerNode(LifecycleNode):
         self._threads = []
 
     def destroy_node(self) -> None:
+        # Destroyed without a cleanup transition (Ctrl-C, a test), it still closes the metrics
+        # (TensorBoard keeps up to 2 minutes of events in memory) and its other resources.
         self.stop()
+        self._destroy_entities()
         super().destroy_node()
 
     # -- callbacks ------------------------------------------------------------------------------

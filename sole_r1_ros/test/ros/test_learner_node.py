@@ -253,7 +253,11 @@ def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_c
     assert entities() == bare and node.loop is None
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     assert entities() == configured
+    # Destroyed without a cleanup (Ctrl-C), it still closes its metrics: TensorBoard's writer
+    # holds events in memory and a thread of its own until then.
+    metrics = node._metrics
     node.destroy_node()
+    assert metrics._writer is None and metrics._jsonl.closed
 
 
 def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path):
