@@ -180,7 +180,7 @@ class _ConstantNet(torch.nn.Module):
         return torch.full((views.shape[0],), 37.0)
 
 
-def test_half_the_training_queries_quote_the_networks_own_previous_answer():
+def test_a_share_of_training_queries_quotes_the_networks_own_previous_answer():
     from sole_r1_ros.compact.train import FrameBank, QuerySampler, TrainConfig
     from sole_r1_ros.labelled import LabelledEpisode
 
