@@ -12,6 +12,7 @@ plus an optional small credit for closing in on the object where the episode car
 (``TrainConfig.approach_credit``). Validation runs on the split='val' episodes; the best
 weights are kept. Training can start from a checkpoint (``init``), e.g. the shipped one.
 """
+import dataclasses
 from dataclasses import dataclass
 import logging
 import math
@@ -105,26 +106,26 @@ class TrainConfig:
 
 
 class FrameBank:
-    """Every frame of the chosen episodes in one uint8 tensor, with per-episode offsets.
+    """Every frame of the chosen episodes, with per-episode labels, offsets, tasks and views.
 
     Frames are letterboxed to the network's size as the backend does at run time
-    (``protocol.letterbox``); an episode without a wrist view gets black wrist frames.
+    (``protocol.letterbox``) and kept as the episodes hold them, one array per episode and
+    view, not copied into one tensor: the data is in memory once. An episode without a wrist
+    view gives black wrist frames.
     """
 
     def __init__(self, episodes: Sequence[LabelledEpisode], credit: float,
                  goal_ids: dict[str, int], size: int) -> None:
         if not episodes:
             raise ValueError('no episodes to train on')
-        total = sum(e.num_frames for e in episodes)
-        self.views = torch.zeros((total, 2, 3, size, size), dtype=torch.uint8)
+        self.size = size
+        self._frames: list[tuple[np.ndarray, np.ndarray | None]] = []
         labels, starts, lengths, tasks, wrists = [], [], [], [], []
         offset = 0
         for episode in episodes:
             count = episode.num_frames
-            for row, frames in enumerate((episode.external, episode.wrist)):
-                if frames is not None:
-                    self.views[offset:offset + count, row] = torch.from_numpy(
-                        _fit(frames, count, size)).permute(0, 3, 1, 2)
+            self._frames.append((_fit(episode.external, count, size), None
+                                 if episode.wrist is None else _fit(episode.wrist, count, size)))
             labels.append(training_target(episode, credit))
             starts.append(offset)
             lengths.append(count)
@@ -138,16 +139,49 @@ class FrameBank:
         self.has_wrist = torch.tensor(wrists, dtype=torch.float32)
         self.episodes = len(episodes)
 
+    def views(self, episode: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        """B x 2 views x K times x 3 x H x W uint8: frame ``frames[b, k]`` of ``episode[b]``.
+
+        Frame numbers count from each episode's first frame.
+        """
+        batch, times = frames.shape
+        out = np.zeros((batch, times, 2, self.size, self.size, 3), np.uint8)
+        for row, (e, numbers) in enumerate(zip(episode.tolist(), frames.tolist())):
+            external, wrist = self._frames[e]
+            out[row, :, 0] = external[numbers]
+            if wrist is not None:
+                out[row, :, 1] = wrist[numbers]
+        # The layout of one (frames x views) tensor indexed, then times and views swapped.
+        return torch.from_numpy(out).permute(0, 1, 2, 5, 3, 4).contiguous().transpose(1, 2)
+
     @property
     def num_frames(self) -> int:
         return int(self.labels.shape[0])
 
 
 def _fit(frames: Any, count: int, size: int) -> np.ndarray:
-    stacked = np.stack([np.asarray(frames[i]) for i in range(count)])
-    if stacked.shape[1:] == (size, size, 3) and stacked.dtype == np.uint8:
-        return stacked
-    return np.stack([protocol.letterbox(f, size) for f in stacked])
+    """The first ``count`` frames letterboxed to ``size``, one by one (never all at full size)."""
+    if (isinstance(frames, np.ndarray) and frames.shape[1:] == (size, size, 3)
+            and frames.dtype == np.uint8):
+        return frames[:count]
+    fitted = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):
+        frame = np.asarray(frames[i])
+        fitted[i] = (frame if frame.shape == (size, size, 3) and frame.dtype == np.uint8
+                     else protocol.letterbox(frame, size))
+    return fitted
+
+
+def shrink(episode: LabelledEpisode, size: int) -> LabelledEpisode:
+    """The episode with its frames letterboxed to the network's ``size`` [px].
+
+    Training shrinks each episode as it is read, so a robot's camera-resolution recordings
+    cost what the network sees, not what the camera took.
+    """
+    count = episode.num_frames
+    wrist = None if episode.wrist is None else _fit(episode.wrist, count, size)
+    return dataclasses.replace(episode, external=_fit(episode.external, count, size),
+                               wrist=wrist)
 
 
 def training_target(episode: LabelledEpisode, credit: float) -> np.ndarray:
@@ -206,8 +240,8 @@ class QuerySampler:
         bank, cfg, gen = self._bank, self._config, self._generator
         size = episode.shape[0]
         start = bank.starts[episode]
-        index = torch.stack([start, start + previous, start + current], dim=1)
-        views = bank.views[index].transpose(1, 2)  # B x 2 views x 3 times x 3 x H x W
+        views = bank.views(episode, torch.stack([torch.zeros_like(previous), previous, current],
+                                                dim=1))  # B x 2 views x 3 times x 3 x H x W
         keep = (torch.rand(size, generator=gen) >= cfg.no_wrist_fraction).float()
         has_wrist = keep * bank.has_wrist[episode]
         views[:, 1] *= has_wrist.to(torch.uint8)[:, None, None, None, None]
@@ -243,8 +277,8 @@ class QuerySampler:
         bank, cfg, gen = self._bank, self._config, self._generator
         start, frame = bank.starts[episode[rows]], previous[rows]
         earlier = (torch.rand(rows.numel(), generator=gen) * frame).long()
-        views = bank.views[torch.stack([start, start + earlier, start + frame], dim=1)]
-        views = views.transpose(1, 2)
+        views = bank.views(episode[rows], torch.stack([torch.zeros_like(frame), earlier, frame],
+                                                      dim=1))
         has_wrist = batch.has_wrist[rows]
         views[:, 1] *= has_wrist.to(torch.uint8)[:, None, None, None, None]
         noise = torch.randn(rows.numel(), generator=gen) * cfg.previous_noise
@@ -306,9 +340,9 @@ def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 
             previous.append(max(0, j - stride))
     episode = torch.tensor(episodes)
     start = bank.starts[episode]
-    index = torch.stack([start, start + torch.tensor(previous),
-                         start + torch.tensor(current)], dim=1)
-    return Batch(bank.views[index].transpose(1, 2), goal_table[bank.tasks[episode], 0],
+    frames = torch.stack([torch.zeros(len(episodes), dtype=torch.long), torch.tensor(previous),
+                          torch.tensor(current)], dim=1)
+    return Batch(bank.views(episode, frames), goal_table[bank.tasks[episode], 0],
                  bank.labels[start + torch.tensor(previous)].round(),
                  bank.has_wrist[episode], bank.labels[start + torch.tensor(current)])
 
@@ -354,7 +388,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     model, encoder, base = _initial_model(config, encoder)
     folders = [data] if isinstance(data, str) else list(data)
     load_start = time.perf_counter()
-    episodes = _load(folders, config)
+    episodes = _load(folders, config, model.config.image_size)
     train_episodes = [e for e in episodes if e.split != 'val']
     val_episodes = [e for e in episodes if e.split == 'val']
     phrasings = goal_phrasings(episodes)
@@ -365,9 +399,10 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     val_batch = validation_queries(
         FrameBank(val_episodes, config.approach_credit, goal_ids, size), table
     ) if val_episodes else None
-    del episodes, train_episodes
+    val_count = len(val_episodes)
+    del episodes, train_episodes, val_episodes  # the banks and the val batch hold the frames
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
-                train_bank.num_frames, train_bank.episodes, len(val_episodes),
+                train_bank.num_frames, train_bank.episodes, val_count,
                 time.perf_counter() - load_start)
     result = _optimise(model, QuerySampler(train_bank, table, counts, config, model), val_batch,
                        config, train_bank.num_frames, on_step)
@@ -375,7 +410,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     encoder.encode(list(TASK_GOALS.values()))
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
-            'val_episodes': len(val_episodes), 'config': _config_json(config),
+            'val_episodes': val_count, 'config': _config_json(config),
             'init': base, **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
@@ -397,12 +432,12 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
     return model.train(), encoder, base
 
 
-def _load(folders: Sequence[str], config: TrainConfig) -> list[LabelledEpisode]:
+def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[LabelledEpisode]:
     excluded = set(config.exclude_tasks)
     episodes = []
     for folder in folders:
-        episodes += [e for e in labelled.iter_episodes(folder, tasks=config.tasks or None)
-                     if e.task_id not in excluded and e.num_frames >= 2]
+        episodes += [shrink(e, size) for e in labelled.iter_episodes(
+            folder, tasks=config.tasks or None) if e.task_id not in excluded and e.num_frames >= 2]
     if not episodes:
         raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
                          f'(tasks {list(config.tasks) or "all"}, excluding '
