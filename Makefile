@@ -8,7 +8,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
-	bench-serving bench-loop bench-drq lint \
+	bench-serving bench-loop bench-drq bench-compact lint \
 	compact-model clean help
 
 help:
@@ -35,7 +35,7 @@ demo: setup
 	sole-r1 demo $(DEMO_ARGS)
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
-	bench-serving
+	bench-serving bench-compact
 
 bench-sim: setup
 	$(ENV)
@@ -67,6 +67,11 @@ bench-nodes: setup
 bench-serving: setup
 	$(ENV)
 	python bench/bench_serving.py $(BENCH_ARGS)
+
+# The compact model on the CPU: per-query latency (one thread) and distillation memory (~2 min).
+bench-compact: setup
+	$(ENV)
+	python bench/bench_compact.py $(BENCH_ARGS)
 
 bench-finetune: setup
 	$(ENV)

@@ -11,7 +11,7 @@ import torch
 
 from sole_r1_ros.compact.goals import GoalEncoder
 from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_checkpoint
-from sole_r1_ros.compact.tiles import read_request
+from sole_r1_ros.compact.tiles import read_request, TileCache
 
 DEFAULT_CHECKPOINT = 'compact_progress.pt'
 # Changes smaller than this [%] are described as "little visible change".
@@ -53,15 +53,19 @@ class CompactPredictor:
     """A loaded compact network plus its goal encoder; not thread-safe (one caller)."""
 
     def __init__(self, model: CompactProgressNet, encoder: GoalEncoder,
-                 info: dict[str, Any] | None = None, name: str = 'compact') -> None:
+                 info: dict[str, Any] | None = None, name: str = 'compact',
+                 tile_cache: int = 64) -> None:
         self._model = model.eval()
         self._encoder = encoder
         self._info = dict(info or {})
         self._name = name
+        self._tiles = TileCache(tile_cache)
 
     @classmethod
-    def load(cls, path: str = '') -> 'CompactPredictor':
+    def load(cls, path: str = '', tile_cache: int = 64) -> 'CompactPredictor':
         """Load a checkpoint ('' for the shipped one).
+
+        ``tile_cache``: how many letterboxed frames to keep (``tiles.TileCache``; 0: none).
 
         Raises:
             FileNotFoundError: no such file; CheckpointError: not a compact checkpoint.
@@ -69,7 +73,8 @@ class CompactPredictor:
         path = path or default_checkpoint_path()
         model, goal_cache, info = load_checkpoint(path)
         return cls(model, GoalEncoder(goal_cache), info,
-                   name=f'compact:{os.path.splitext(os.path.basename(path))[0]}')
+                   name=f'compact:{os.path.splitext(os.path.basename(path))[0]}',
+                   tile_cache=tile_cache)
 
     @property
     def name(self) -> str:
@@ -112,7 +117,7 @@ class CompactPredictor:
         """
         if not requests:
             return []
-        parsed = [read_request(r, self.image_size) for r in requests]
+        parsed = [read_request(r, self.image_size, self._tiles) for r in requests]
         queries = [q for _, q in parsed]
         previous = [0 if q.from_zero else int(q.previous_progress) for q in queries]
         values = self.predict(np.stack([v for v, _ in parsed]), [q.goal for q in queries],

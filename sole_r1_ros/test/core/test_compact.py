@@ -58,6 +58,29 @@ def test_views_are_the_query_frames_letterboxed(from_zero):
     assert not only[1].any()
 
 
+def test_a_tile_cache_letterboxes_each_frame_of_an_episode_once():
+    from sole_r1_ros.compact.tiles import TileCache
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(5)]
+    cache = TileCache(capacity=8)
+    for step in range(2, 5):  # first frame, the last query's current frame, a new one
+        query = ProgressQuery('ep', step, _GOAL, frames[0], frames[step - 1], frames[step])
+        assert np.array_equal(query_views(query, 32, cache), query_views(query, 32))
+    assert (cache.misses, cache.hits) == (5, 4)  # five frames, each letterboxed once
+    # An equal frame that is another array, or the same one at another size, is a miss.
+    query = ProgressQuery('ep', 5, _GOAL, frames[0], frames[4], frames[4].copy())
+    query_views(query, 32, cache)
+    assert cache.misses == 6
+    query_views(query, 16, cache)
+    assert cache.misses == 9
+    small = TileCache(capacity=2)
+    for frame in frames:
+        small.letterbox(frame, 32, 'f')
+    small.letterbox(frames[0], 32, 'f')
+    assert small.misses == 6  # evicted: the oldest go first
+
+
 def test_a_request_without_frames_is_refused():
     request = PreparedRequest(protocol.to_model_image(protocol.build_composite(
         *[_frames(i) for i in range(3)])), protocol.build_messages(_GOAL))
@@ -171,6 +194,48 @@ def test_training_writes_a_checkpoint_that_the_backend_loads_and_reruns_identica
                                    model=_TINY), encoder=_seeded_encoder())
     first, second = load_checkpoint(out)[0].state_dict(), load_checkpoint(again)[0].state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_training_shrinks_each_episode_to_the_network_size_as_it_reads_it():
+    from sole_r1_ros.compact.train import shrink
+    from sole_r1_ros.labelled import LabelledEpisode
+    from sole_r1_ros.reward import protocol
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (5, 120, 160, 3), dtype=np.uint8)
+    episode = LabelledEpisode(episode_id='e', goal=_GOAL, progress=np.linspace(0, 90, 5),
+                              external=list(frames), wrist={i: f for i, f in enumerate(frames)},
+                              split='val', extras={'approach': np.ones(5)})
+    small = shrink(episode, 32)
+    expected = np.stack([protocol.letterbox(f, 32) for f in frames])
+    assert small.external.shape == (5, 32, 32, 3) and small.external.dtype == np.uint8
+    assert np.array_equal(small.external, expected) and np.array_equal(small.wrist, expected)
+    assert small.split == 'val' and small.goal == _GOAL and small.extras is episode.extras
+    assert np.shares_memory(shrink(small, 32).external, small.external)  # no copy: the size
+    assert shrink(LabelledEpisode(episode_id='x', goal=_GOAL, progress=[0, 1],
+                                  external=frames[:2]), 32).wrist is None
+
+
+def test_the_frame_bank_gives_each_query_its_episodes_frames_and_black_for_no_wrist():
+    from sole_r1_ros.compact.train import FrameBank
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    def numbered(count, offset):  # frame i is filled with offset + i
+        return (offset + np.arange(count, dtype=np.uint8))[:, None, None, None].repeat(
+            16, 1).repeat(16, 2).repeat(3, 3)
+
+    episodes = [LabelledEpisode(episode_id='a', goal=_GOAL, progress=np.linspace(0, 90, 4),
+                                external=numbered(4, 10), wrist=numbered(4, 50)),
+                LabelledEpisode(episode_id='b', goal=_GOAL, progress=np.linspace(0, 90, 6),
+                                external=list(numbered(6, 100)))]
+    bank = FrameBank(episodes, credit=0.0, goal_ids={_GOAL: 0}, size=16)
+    assert bank.num_frames == 10 and bank.starts.tolist() == [0, 4]
+    assert bank.has_wrist.tolist() == [1.0, 0.0]
+    views = bank.views(torch.tensor([1, 0, 1]), torch.tensor([[0, 2, 5], [0, 1, 3], [0, 0, 1]]))
+    assert views.shape == (3, 2, 3, 3, 16, 16) and views.dtype == torch.uint8
+    assert views[:, 0, :, 0, 0, 0].tolist() == [[100, 102, 105], [10, 11, 13], [100, 100, 101]]
+    assert views[1, 1, :, 2, 15, 15].tolist() == [50, 51, 53]
+    assert not views[[0, 2], 1].any()
 
 
 class _ConstantNet(torch.nn.Module):

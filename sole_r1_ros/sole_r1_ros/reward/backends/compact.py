@@ -2,7 +2,7 @@
 
 A 0.4 M-parameter CNN trained on synthetic Meta-World videos (``sole-r1 train compact``) reads the
 composite image and the prompt the engine prepared for SOLE-R1, so it drops in wherever the real
-model would run (CPU, about a millisecond per query). ``RewardConfig.model`` is a checkpoint
+model would run (CPU, a few milliseconds per query). ``RewardConfig.model`` is a checkpoint
 path; '' means the one shipped in the package. torch loads only when this backend is made.
 """
 import time
