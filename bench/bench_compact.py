@@ -125,31 +125,34 @@ def bench_latency(args, rounds=3):
     return result
 
 
-_CHILD_TRAIN = '''
+# Each child reports its own peak (VmHWM belongs to the process image, which exec replaces;
+# getrusage's ru_maxrss is not: it keeps the parent's size at fork).
+_PEAK = '''
+def peak_mb():
+    with open('/proc/self/status') as f:
+        return next(int(line.split()[1]) for line in f if line.startswith('VmHWM')) / 1024
+'''
+_CHILD_TRAIN = _PEAK + '''
 import sys, time
 from sole_r1_ros.compact.train import TrainConfig, train
 start = time.perf_counter()
 info = train(sys.argv[1], sys.argv[2], TrainConfig(epochs=0.02, minutes=5.0, eval_every_s=1e9))
-print(info['train_frames'], round(time.perf_counter() - start, 1))
+print(info['train_frames'], round(time.perf_counter() - start, 1), peak_mb())
 '''
-_CHILD_FLOOR = '''
+_CHILD_FLOOR = _PEAK + '''
 from sole_r1_ros.compact.goals import GoalEncoder
 from sole_r1_ros.compact.model import CompactProgressNet
 CompactProgressNet(); GoalEncoder().encode(['close the drawer'])
-print(0, 0)
+print(0, 0, peak_mb())
 '''
 
 
 def _child(code, *argv):
-    """Run ``code`` in a fresh interpreter; return (its stdout words, peak RSS [MB])."""
-    process = subprocess.Popen([sys.executable, '-c', code, *argv], stdout=subprocess.PIPE,
-                               env={**os.environ, 'OMP_NUM_THREADS': '1'})
-    out = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f'child exited {process.returncode}: {out}')
-    return out.split(), usage.ru_maxrss / 1024.0  # Linux reports KiB
+    """Run ``code`` in a fresh interpreter; return its stdout words but the last, peak [MB]."""
+    result = subprocess.run([sys.executable, '-c', code, *argv], stdout=subprocess.PIPE,
+                            env={**os.environ, 'OMP_NUM_THREADS': '1'}, check=True)
+    words = result.stdout.decode().split()
+    return words[:-1], float(words[-1])
 
 
 def bench_distil_memory(args, folder):

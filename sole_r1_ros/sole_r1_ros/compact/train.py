@@ -14,6 +14,7 @@ weights are kept. Training can start from a checkpoint (``init``), e.g. the ship
 """
 import dataclasses
 from dataclasses import dataclass
+import functools
 import logging
 import math
 import time
@@ -166,17 +167,22 @@ def _fit(frames: Any, count: int, size: int) -> np.ndarray:
         return frames[:count]
     fitted = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):
-        frame = np.asarray(frames[i])
-        fitted[i] = (frame if frame.shape == (size, size, 3) and frame.dtype == np.uint8
-                     else protocol.letterbox(frame, size))
+        fitted[i] = _fit_frame(frames[i], size)
     return fitted
+
+
+def _fit_frame(frame: Any, size: int) -> np.ndarray:
+    frame = np.asarray(frame)
+    if frame.shape == (size, size, 3) and frame.dtype == np.uint8:
+        return frame
+    return protocol.letterbox(frame, size)
 
 
 def shrink(episode: LabelledEpisode, size: int) -> LabelledEpisode:
     """The episode with its frames letterboxed to the network's ``size`` [px].
 
-    Training shrinks each episode as it is read, so a robot's camera-resolution recordings
-    cost what the network sees, not what the camera took.
+    Training shrinks each episode as it is read (a video's frames as they are decoded), so a
+    robot's camera-resolution recordings cost what the network sees, not what the camera took.
     """
     count = episode.num_frames
     wrist = None if episode.wrist is None else _fit(episode.wrist, count, size)
@@ -434,10 +440,12 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
 
 def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[LabelledEpisode]:
     excluded = set(config.exclude_tasks)
+    fit = functools.partial(_fit_frame, size=size)
     episodes = []
     for folder in folders:
         episodes += [shrink(e, size) for e in labelled.iter_episodes(
-            folder, tasks=config.tasks or None) if e.task_id not in excluded and e.num_frames >= 2]
+            folder, tasks=config.tasks or None, video_transform=fit)
+            if e.task_id not in excluded and e.num_frames >= 2]
     if not episodes:
         raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
                          f'(tasks {list(config.tasks) or "all"}, excluding '

@@ -43,6 +43,9 @@ _LEGACY_VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 
 Wanted = Callable[[int], Iterable[int]]
 '''Given an episode's frame count, the frame indices to load (None loads all).'''
+VideoTransform = Callable[[np.ndarray], np.ndarray]
+'''Applied to each frame of a video as it is decoded (e.g. letterboxing to a network's size), so
+a long camera-resolution recording is never held whole; ``frames.npz`` is read as stored.'''
 
 
 def episode_dir(root: str, episode_id: str) -> str:
@@ -182,7 +185,8 @@ def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = N
 
 
 def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = None,
-                 use_wrist: bool = True) -> LabelledEpisode:
+                 use_wrist: bool = True, video_transform: VideoTransform | None = None
+                 ) -> LabelledEpisode:
     """Load one episode of the folder layout from its labels (``list_episodes`` entry).
 
     Raises:
@@ -203,7 +207,7 @@ def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = No
         extras = arrays
         fps = float(entry.get('fps', video.DEFAULT_FPS))
     else:
-        frames, count, fps = _videos(folder, where, wanted, use_wrist)
+        frames, count, fps = _videos(folder, where, wanted, use_wrist, video_transform)
     progress = resolve_progress(entry, [i / fps for i in range(count)], where)
     if not use_wrist:
         frames.pop('wrist', None)
@@ -215,8 +219,8 @@ def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = No
         extras=extras, meta={k: v for k, v in entry.items() if k not in _FIELDS})
 
 
-def _videos(folder: str, where: str, wanted: Wanted | None, use_wrist: bool
-            ) -> tuple[dict[str, Any], int, float]:
+def _videos(folder: str, where: str, wanted: Wanted | None, use_wrist: bool,
+            transform: VideoTransform | None) -> tuple[dict[str, Any], int, float]:
     external = os.path.join(folder, EXTERNAL_VIDEO)
     if not os.path.isfile(external):
         raise FileNotFoundError(f'{where}: no {FRAMES} or {EXTERNAL_VIDEO} in {folder}')
@@ -230,14 +234,16 @@ def _videos(folder: str, where: str, wanted: Wanted | None, use_wrist: bool
                              f'{EXTERNAL_VIDEO} has {count}')
         paths['wrist'] = wrist
     indices = None if wanted is None else {0, *wanted(count)}
-    return {k: video.read_frames(p, indices) for k, p in paths.items()}, count, fps
+    return {k: video.read_frames(p, indices, transform) for k, p in paths.items()}, count, fps
 
 
 def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | None = None,
                   behaviours: Iterable[str] | None = None, limit: int | None = None,
-                  wanted: Wanted | None = None, use_wrist: bool = True
-                  ) -> Iterator[LabelledEpisode]:
+                  wanted: Wanted | None = None, use_wrist: bool = True,
+                  video_transform: VideoTransform | None = None) -> Iterator[LabelledEpisode]:
     """Yield the matching episodes of any layout this module reads, one at a time.
+
+    ``video_transform`` applies to the videos of the folder layout (``VideoTransform``).
 
     Raises:
         FileNotFoundError: ``root`` holds no labelled episodes.
@@ -258,7 +264,7 @@ def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
     if not entries:
         logger.warning('no labelled episode in %s matches the filters', root)
     for entry in entries:
-        yield load_episode(root, entry, wanted, use_wrist)
+        yield load_episode(root, entry, wanted, use_wrist, video_transform)
 
 
 def load_episodes(root: str, **filters: Any) -> list[LabelledEpisode]:

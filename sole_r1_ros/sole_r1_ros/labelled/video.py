@@ -5,7 +5,7 @@ old evaluation layout all decode through it. Frame counts come from decoding, no
 container, whose counts can lie.
 """
 import os
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -43,19 +43,22 @@ def iter_frames(path: str) -> Iterator[np.ndarray]:
         capture.release()
 
 
-def read_frames(path: str, wanted: Iterable[int] | None = None
+def read_frames(path: str, wanted: Iterable[int] | None = None,
+                transform: Callable[[np.ndarray], np.ndarray] | None = None
                 ) -> list[np.ndarray] | dict[int, np.ndarray]:
     """All frames (a list), or only the frames at ``wanted`` indices (a dict by index).
 
-    Only the wanted frames are kept in memory, so a long video costs what it shows.
+    Only the wanted frames are kept in memory, each passed through ``transform`` (e.g.
+    shrunk to a network's input) as it is decoded, so a long video costs what it shows.
     """
+    fit = (lambda frame: frame) if transform is None else transform
     if wanted is None:
-        return list(iter_frames(path))
+        return [fit(frame) for frame in iter_frames(path)]
     wanted = set(wanted)
     frames: dict[int, np.ndarray] = {}
     for index, frame in enumerate(iter_frames(path)):
         if index in wanted:
-            frames[index] = frame
+            frames[index] = fit(frame)
             if len(frames) == len(wanted):
                 break
     return frames

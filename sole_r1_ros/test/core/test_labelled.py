@@ -46,6 +46,32 @@ def test_video_episode_with_keypoint_labels_and_old_task_key(tmp_path):
     assert sorted(sparse.external) == [0, 4]  # only the frames asked for are decoded
 
 
+def test_a_video_transform_applies_to_each_frame_as_it_is_decoded(tmp_path):
+    labelled.write_episode(str(tmp_path), LabelledEpisode(
+        'clip', 'open the door', [0, 50, 100], _frames(3, size=32), _frames(3, 1, size=32)),
+        videos=True)
+    npz = tmp_path / 'npz'
+    labelled.write_episode(str(npz), LabelledEpisode('raw', 'open the door', [0, 100],
+                                                     _frames(2, size=32)))
+    seen = []
+
+    def halve(frame):
+        seen.append(frame.shape)
+        return frame[::2, ::2].copy()
+
+    [plain] = labelled.load_episodes(str(tmp_path))
+    [small] = labelled.iter_episodes(str(tmp_path), video_transform=halve)
+    assert seen == [(32, 32, 3)] * 6  # every frame of both videos, at the size decoded
+    for view in ('external', 'wrist'):
+        assert np.array_equal(np.stack(getattr(small, view)),
+                              np.stack(getattr(plain, view))[:, ::2, ::2])
+    sparse = next(labelled.iter_episodes(str(tmp_path), wanted=lambda n: [n - 1],
+                                         video_transform=halve))
+    assert sorted(sparse.external) == [0, 2] and sparse.external[2].shape == (16, 16, 3)
+    [raw] = labelled.iter_episodes(str(npz), video_transform=halve)
+    assert raw.external.shape == (2, 32, 32, 3)  # frames.npz is read as stored
+
+
 def test_unfinished_episodes_are_skipped_and_filters_apply(tmp_path):
     for index, (task, split, behaviour) in enumerate(
             [('a', 'train', 'expert'), ('a', 'val', 'expert'), ('b', 'val', 'drop')]):
