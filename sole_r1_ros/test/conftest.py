@@ -65,13 +65,18 @@ class RosGraph:
         self.context = context
         self.executor = MultiThreadedExecutor(num_threads=4, context=context)
         self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._stop = threading.Event()
         self._nodes = []
         self.error: Exception | None = None
 
     def _spin(self) -> None:
         from rclpy.executors import ExternalShutdownException
         try:
-            self.executor.spin()
+            # spin_once in a loop that a flag ends, as nodes.spin.BackgroundSpinner does: rclpy's
+            # Executor.shutdown does not wait for spin() and destroys the executor's guard
+            # condition under it (InvalidHandle in this thread, seen in teardowns).
+            while not self._stop.is_set() and self.context.ok():
+                self.executor.spin_once(timeout_sec=0.05)
         except ExternalShutdownException:  # the context was shut down while spinning
             pass
         except Exception as exc:  # a callback raised: record it so the test can fail on it
@@ -110,11 +115,12 @@ class RosGraph:
         return future.result()
 
     def shutdown(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
         # The spinning thread may still hold the nodes in its wait set; a node destroyed while
         # in use is only destroyed when let go, possibly after the context is shut down.
+        self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30.0)
+        self.executor.shutdown(timeout_sec=2.0)
         for node in self._nodes:
             node.destroy_node()
 

@@ -72,8 +72,11 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
 
     released = time.monotonic()
     joy.publish(_joy([0.0] * 6, [0, 0]))
-    time.sleep(0.5)
-    policy = [m.data for m in sink.since(released + 2 * PERIOD_S)]
+    # A few commands after the release, however long a loaded machine stalls the loop (a fixed
+    # 0.5 s once held a single command, and one command cannot show the policy moving).
+    back = released + 2 * PERIOD_S
+    assert ros_graph.wait_for(lambda: len(sink.since(back)) >= 5, timeout=10.0)
+    policy = [m.data for m in sink.since(back)]
     assert policy and not all(np.allclose(d[:3], policy[0][:3]) for d in policy)
 
 
