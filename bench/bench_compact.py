@@ -65,7 +65,7 @@ def _frames(count, width, height, shift=0):
     return frames
 
 
-def _engine_ms(args, tile_cache, frames):
+def _engine_ms(tile_cache, frames):
     """Per-query backend latencies [ms] and wall per query of one episode through the engine."""
     from sole_r1_ros.compact.predictor import CompactPredictor
     from sole_r1_ros.reward import EpisodeFrames, RewardConfig, score_episodes
@@ -96,7 +96,7 @@ def bench_latency(args, rounds=3):
     runs = {'cached': ([], []), 'uncached': ([], [])}
     for _ in range(rounds):
         for name, tile_cache in (('uncached', 0), ('cached', 64)):
-            backend_ms, wall_ms = _engine_ms(args, tile_cache, frames)
+            backend_ms, wall_ms = _engine_ms(tile_cache, frames)
             runs[name][0].extend(backend_ms)
             runs[name][1].append(wall_ms)
     predictor = CompactPredictor.load('')
