@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--own-previous-fraction', type=float,
                          default=TrainConfig.own_previous_fraction,
                          help=_help('own_previous_fraction'))
+    compact.add_argument('--val-fraction', type=float, default=TrainConfig.val_fraction,
+                         help=_help('val_fraction'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
                          help=_help('eval_every_s').replace('60.0', '90.0'))
     compact.add_argument('--eval-every-steps', type=int, default=TrainConfig.eval_every_steps,
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit,
-        'own_previous_fraction': args.own_previous_fraction, 'eval_every_s': args.eval_every,
+        'own_previous_fraction': args.own_previous_fraction,
+        'val_fraction': args.val_fraction, 'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
     with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     best = info.get('best_val') or {}
     print(json.dumps({'out': os.path.abspath(args.out), 'steps': info['steps'],
                       'samples': info['samples'], 'train_frames': info['train_frames'],
-                      'tasks': len(info['tasks']),
+                      'tasks': len(info['tasks']), 'val_episodes': info['val_episodes'],
                       'samples_per_s': round(info['samples_per_s'], 1),
                       'train_seconds': round(info['train_seconds'], 1),
                       'best_step': info['best_step'],

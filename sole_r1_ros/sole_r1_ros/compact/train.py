@@ -87,6 +87,11 @@ class TrainConfig:
     brightness: float = option(0.15, 'random brightness scale +- this per sample (the same for '
                                'its frames): lighting varies, progress does not',
                                range=(0.0, 0.9))
+    val_fraction: float = option(0.2, 'share of the episodes that validate when the data marks '
+                                 "none split='val' (a user's recordings): evenly spread, never "
+                                 'trained on; the weights of the best validation are kept. 0: '
+                                 'train on every episode and keep the last weights',
+                                 range=(0.0, 0.5))
     eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
                                  'and at the end', range=(0.1, 1e9))
     eval_every_steps: int = option(0, 'validate every this many steps instead (0: by time); '
@@ -330,7 +335,35 @@ def goal_tables(phrasings: dict[str, list[str]], encoder: GoalEncoder, config: C
     return torch.from_numpy(table), torch.tensor([len(p) for p in texts])
 
 
-def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 4) -> Batch:
+@dataclass
+class ValidationSet:
+    """The fixed validation queries, as frame numbers into a ``FrameBank``.
+
+    Their views are gathered a chunk at a time when the model is evaluated, so the validation
+    frames are in memory once (as the bank holds them), not copied into every query.
+    """
+
+    bank: FrameBank
+    episode: torch.Tensor
+    frames: torch.Tensor
+    '''N x 3 frame numbers (first, previous, current) of each query in its episode.'''
+    goal: torch.Tensor
+    previous: torch.Tensor
+    target: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.target.shape[0])
+
+    def batch(self, start: int, stop: int) -> Batch:
+        """Queries ``start:stop`` with their views."""
+        episode = self.episode[start:stop]
+        return Batch(self.bank.views(episode, self.frames[start:stop]), self.goal[start:stop],
+                     self.previous[start:stop], self.bank.has_wrist[episode],
+                     self.target[start:stop])
+
+
+def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 4
+                       ) -> ValidationSet:
     """Build the fixed validation set.
 
     Every other frame of every episode (and its last) against the frame ``stride`` back, with
@@ -348,23 +381,24 @@ def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 
     start = bank.starts[episode]
     frames = torch.stack([torch.zeros(len(episodes), dtype=torch.long), torch.tensor(previous),
                           torch.tensor(current)], dim=1)
-    return Batch(bank.views(episode, frames), goal_table[bank.tasks[episode], 0],
-                 bank.labels[start + torch.tensor(previous)].round(),
-                 bank.has_wrist[episode], bank.labels[start + torch.tensor(current)])
+    return ValidationSet(bank, episode, frames, goal_table[bank.tasks[episode], 0],
+                         bank.labels[start + torch.tensor(previous)].round(),
+                         bank.labels[start + torch.tensor(current)])
 
 
-def evaluate(model: CompactProgressNet, batch: Batch, chunk: int = 512) -> dict[str, float]:
-    """Return MAE [%], RMSE [%] and Pearson r of the model on a fixed batch."""
+def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
+             ) -> dict[str, float]:
+    """Return MAE [%], RMSE [%] and Pearson r of the model on the validation queries."""
     model.eval()
     predictions = []
     with torch.inference_mode():
-        for s in range(0, batch.target.shape[0], chunk):
-            predictions.append(model(batch.views[s:s + chunk], batch.goal[s:s + chunk],
-                                     batch.previous[s:s + chunk],
-                                     batch.has_wrist[s:s + chunk]))
+        for s in range(0, len(queries), chunk):
+            batch = queries.batch(s, s + chunk)
+            predictions.append(model(batch.views, batch.goal, batch.previous,
+                                     batch.has_wrist))
     model.train()
     prediction = torch.cat(predictions).clamp(-100, 100).numpy()
-    target = batch.target.numpy()
+    target = queries.target.numpy()
     error = prediction - target
     pearson = float(np.corrcoef(prediction, target)[0, 1]) if target.std() > 0 else float('nan')
     return {'mae': float(np.abs(error).mean()), 'rmse': float(np.sqrt((error ** 2).mean())),
@@ -395,22 +429,21 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     folders = [data] if isinstance(data, str) else list(data)
     load_start = time.perf_counter()
     episodes = _load(folders, config, model.config.image_size)
-    train_episodes = [e for e in episodes if e.split != 'val']
-    val_episodes = [e for e in episodes if e.split == 'val']
+    train_episodes, val_episodes = split_validation(episodes, config.val_fraction)
     phrasings = goal_phrasings(episodes)
     table, counts = goal_tables(phrasings, encoder, model.config)
     goal_ids = {task: i for i, task in enumerate(phrasings)}
     size = model.config.image_size
     train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size)
-    val_batch = validation_queries(
+    val_queries = validation_queries(
         FrameBank(val_episodes, config.approach_credit, goal_ids, size), table
     ) if val_episodes else None
     val_count = len(val_episodes)
-    del episodes, train_episodes, val_episodes  # the banks and the val batch hold the frames
+    del episodes, train_episodes, val_episodes  # the banks hold the frames
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
                 train_bank.num_frames, train_bank.episodes, val_count,
                 time.perf_counter() - load_start)
-    result = _optimise(model, QuerySampler(train_bank, table, counts, config, model), val_batch,
+    result = _optimise(model, QuerySampler(train_bank, table, counts, config, model), val_queries,
                        config, train_bank.num_frames, on_step)
     # Cache every goal the model may be asked about: all Meta-World goals and every phrasing.
     encoder.encode(list(TASK_GOALS.values()))
@@ -422,6 +455,26 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     info.pop('_best_state', None)
     save_checkpoint(out, model, encoder.cache, info)
     return info
+
+
+def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
+                     ) -> tuple[list[LabelledEpisode], list[LabelledEpisode]]:
+    """Return (train, validation) episodes.
+
+    The episodes marked split='val' validate. Where none is (SOLE-R1's scores of a user's
+    recordings carry no split), ``fraction`` of them, evenly spread over their order, do, so
+    a distillation still reports how it does on episodes it never saw and keeps its best
+    weights; at least one episode is always left to train on.
+    """
+    marked = [e for e in episodes if e.split == 'val']
+    if marked or fraction <= 0 or len(episodes) < 2:
+        return [e for e in episodes if e.split != 'val'], marked
+    total = len(episodes)
+    count = min(total - 1, max(1, round(fraction * total)))
+    chosen = {int((i + 0.5) * total / count) for i in range(count)}
+    logger.info('no episode is marked split=val: %d of %d validate', count, total)
+    return ([e for i, e in enumerate(episodes) if i not in chosen],
+            [e for i, e in enumerate(episodes) if i in chosen])
 
 
 def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
@@ -444,8 +497,8 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[Labell
     episodes = []
     for folder in folders:
         episodes += [shrink(e, size) for e in labelled.iter_episodes(
-            folder, tasks=config.tasks or None, video_transform=fit)
-            if e.task_id not in excluded and e.num_frames >= 2]
+            folder, tasks=config.tasks or None, video_transform=fit, exclude_tasks=excluded)
+            if e.num_frames >= 2]
     if not episodes:
         raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
                          f'(tasks {list(config.tasks) or "all"}, excluding '
@@ -453,7 +506,8 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[Labell
     return episodes
 
 
-def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch | None,
+def _optimise(model: CompactProgressNet, sampler: QuerySampler,
+              val_queries: ValidationSet | None,
               config: TrainConfig, frames: int,
               on_step: Callable[[int, float, dict[str, float] | None], None] | None
               ) -> dict[str, Any]:
@@ -489,11 +543,11 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler, val_batch: Batch
         metrics = None
         if (step % config.eval_every_steps == 0 if config.eval_every_steps
                 else time.perf_counter() - last_eval >= config.eval_every_s):
-            metrics = _validate(model, val_batch, step, losses, best, history)
+            metrics = _validate(model, val_queries, step, losses, best, history)
             last_eval = time.perf_counter()
         if on_step is not None:
             on_step(step, losses[-1], metrics)
-    _validate(model, val_batch, step, losses, best, history)
+    _validate(model, val_queries, step, losses, best, history)
     if on_step is not None:
         on_step(step, losses[-1] if losses else float('nan'), history[-1])
     seconds = time.perf_counter() - start
@@ -513,11 +567,11 @@ def _brighten(views: torch.Tensor, amount: float, generator: torch.Generator
     return (views * scale.view(-1, *([1] * (views.dim() - 1)))).clamp(0.0, 1.0)
 
 
-def _validate(model: CompactProgressNet, val_batch: Batch | None, step: int,
+def _validate(model: CompactProgressNet, val_queries: ValidationSet | None, step: int,
               losses: list[float], best: dict[str, Any], history: list[dict]) -> dict:
     metrics = {'step': step, 'train_loss': float(np.mean(losses[-200:])) if losses else 0.0}
-    if val_batch is not None:
-        metrics.update({f'val_{k}': v for k, v in evaluate(model, val_batch).items()})
+    if val_queries is not None:
+        metrics.update({f'val_{k}': v for k, v in evaluate(model, val_queries).items()})
     history.append(metrics)
     # Without validation data the latest weights are kept.
     if (best['val'] is None or 'val_mae' not in metrics

@@ -16,6 +16,7 @@ import logging
 import os
 from typing import Any, Callable, Iterable, Iterator, Mapping
 import warnings
+import zipfile
 
 import numpy as np
 
@@ -161,18 +162,21 @@ def list_episodes(root: str) -> list[dict[str, Any]]:
 
 def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = None,
            split: str | None = None, behaviours: Iterable[str] | None = None,
-           limit: int | None = None) -> list[Mapping[str, Any]]:
+           limit: int | None = None, exclude_tasks: Iterable[str] = ()
+           ) -> list[Mapping[str, Any]]:
     """Return the entries matching every filter, at most ``limit`` per task, in order.
 
-    None or split 'all': no filter; an entry without a split passes any.
+    None or split 'all': no filter; an entry without a split passes any. ``exclude_tasks``
+    drops those tasks whatever ``tasks`` says.
     """
     tasks = None if tasks is None else set(tasks)
+    excluded = set(exclude_tasks)
     behaviours = None if behaviours is None else set(behaviours)
     counts: dict[str, int] = {}
     chosen = []
     for entry in entries:
         task = entry.get('task') or entry['goal']
-        if tasks is not None and task not in tasks:
+        if (tasks is not None and task not in tasks) or task in excluded:
             continue
         if split not in (None, 'all') and entry.get('split') not in (None, '', split):
             continue
@@ -198,8 +202,11 @@ def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = No
     where = f'episode {episode_id}'
     extras: dict[str, np.ndarray] = {}
     if os.path.isfile(npz_path):
-        with np.load(npz_path) as data:
-            arrays = {name: data[name] for name in data.files}
+        try:
+            with np.load(npz_path) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # truncated, foreign
+            raise ValueError(f'{where}: unreadable {npz_path}: {exc}') from exc
         if 'external' not in arrays:
             raise ValueError(f'{npz_path}: no "external" frames')
         count = len(arrays['external'])
@@ -240,10 +247,12 @@ def _videos(folder: str, where: str, wanted: Wanted | None, use_wrist: bool,
 def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | None = None,
                   behaviours: Iterable[str] | None = None, limit: int | None = None,
                   wanted: Wanted | None = None, use_wrist: bool = True,
-                  video_transform: VideoTransform | None = None) -> Iterator[LabelledEpisode]:
+                  video_transform: VideoTransform | None = None,
+                  exclude_tasks: Iterable[str] = ()) -> Iterator[LabelledEpisode]:
     """Yield the matching episodes of any layout this module reads, one at a time.
 
     ``video_transform`` applies to the videos of the folder layout (``VideoTransform``).
+    Episodes of ``exclude_tasks`` are skipped before their frames are read.
 
     Raises:
         FileNotFoundError: ``root`` holds no labelled episodes.
@@ -251,16 +260,17 @@ def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
     if not os.path.isdir(root):
         raise FileNotFoundError(f'no {EPISODES_DIR}/ folder in {root!r}: no such folder')
     if os.path.isfile(os.path.join(root, _LEGACY_SYNTH)):
-        yield from _legacy_synth(root, tasks, split, behaviours, limit, use_wrist)
+        yield from _legacy_synth(root, tasks, split, behaviours, limit, use_wrist,
+                                 exclude_tasks)
         return
     if not os.path.isdir(os.path.join(root, EPISODES_DIR)) and _legacy_video_names(root):
         episodes = _legacy_videos(root, use_wrist)
         chosen = {e['episode_id'] for e in select(
             [{'episode_id': e.episode_id, 'goal': e.goal, 'behaviour': e.behaviour}
-             for e in episodes], tasks, split, behaviours, limit)}
+             for e in episodes], tasks, split, behaviours, limit, exclude_tasks)}
         yield from (e for e in episodes if e.episode_id in chosen)
         return
-    entries = select(list_episodes(root), tasks, split, behaviours, limit)
+    entries = select(list_episodes(root), tasks, split, behaviours, limit, exclude_tasks)
     if not entries:
         logger.warning('no labelled episode in %s matches the filters', root)
     for entry in entries:
@@ -323,13 +333,13 @@ def _legacy_video(root: str, name: str, use_wrist: bool) -> LabelledEpisode:
 
 
 def _legacy_synth(root: str, tasks: Iterable[str] | None, split: str | None,
-                  behaviours: Iterable[str] | None, limit: int | None, use_wrist: bool
-                  ) -> Iterator[LabelledEpisode]:
+                  behaviours: Iterable[str] | None, limit: int | None, use_wrist: bool,
+                  exclude_tasks: Iterable[str]) -> Iterator[LabelledEpisode]:
     """Datasets of the first ``sole-r1 synth`` (manifest.json + episodes/<id>.npz + .json)."""
     _deprecated(root, 'manifest.json + episodes/<id>.npz (the first sole-r1 synth)')
     with open(os.path.join(root, _LEGACY_SYNTH), encoding='utf-8') as stream:
         manifest = json.load(stream)
-    for entry in select(manifest['episodes'], tasks, split, behaviours, limit):
+    for entry in select(manifest['episodes'], tasks, split, behaviours, limit, exclude_tasks):
         with np.load(os.path.join(root, EPISODES_DIR, f"{entry['episode_id']}.npz")) as data:
             arrays = {name: data[name] for name in data.files}
         yield LabelledEpisode(

@@ -238,6 +238,63 @@ def test_the_frame_bank_gives_each_query_its_episodes_frames_and_black_for_no_wr
     assert not views[[0, 2], 1].any()
 
 
+def test_validation_queries_gather_their_frames_a_chunk_at_a_time():
+    from sole_r1_ros.compact.train import evaluate, FrameBank, validation_queries
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    def numbered(count, offset):  # frame i is filled with offset + i
+        return (offset + np.arange(count, dtype=np.uint8))[:, None, None, None].repeat(
+            16, 1).repeat(16, 2).repeat(3, 3)
+
+    episodes = [LabelledEpisode(episode_id='a', goal=_GOAL, progress=np.linspace(0, 90, 7),
+                                external=numbered(7, 10), wrist=numbered(7, 50)),
+                LabelledEpisode(episode_id='b', goal=_GOAL, progress=np.linspace(0, 100, 4),
+                                external=numbered(4, 100))]
+    bank = FrameBank(episodes, credit=0.0, goal_ids={_GOAL: 0}, size=16)
+    goal = torch.linspace(-1, 1, _TINY.goal_input_dim)
+    table = torch.stack([goal, -goal])[None]  # 1 task x 2 phrasings: the first is asked
+    queries = validation_queries(bank, table, stride=4)
+    # Every other frame and the last, against the frame four back (or the first).
+    whole = queries.batch(0, len(queries))
+    assert len(queries) == 6 and whole.views.shape == (6, 2, 3, 3, 16, 16)
+    assert whole.views[:, 0, :, 0, 0, 0].tolist() == [
+        [10, 10, 11], [10, 10, 13], [10, 11, 15], [10, 12, 16], [100, 100, 101],
+        [100, 100, 103]]
+    assert whole.views[:4, 1, 2, 0, 0, 0].tolist() == [51, 53, 55, 56]
+    assert not whole.views[4:, 1].any()
+    assert whole.has_wrist.tolist() == [1, 1, 1, 1, 0, 0]
+    assert whole.previous.tolist() == [0, 0, 15, 30, 0, 0]
+    assert whole.target.tolist() == pytest.approx([15, 45, 75, 90, 100 / 3, 100])
+    assert torch.equal(whole.goal, goal.expand(6, -1))
+    parts = [queries.batch(s, s + 2) for s in range(0, len(queries), 2)]
+    assert torch.equal(torch.cat([p.views for p in parts]), whole.views)
+    model = CompactProgressNet(_TINY)
+    assert evaluate(model, queries, chunk=2) == evaluate(model, queries, chunk=512)
+
+
+def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
+    from sole_r1_ros.compact.train import split_validation
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    def episodes(count, val=()):
+        return [LabelledEpisode(episode_id=f'e{i}', goal=_GOAL, progress=[0, 50],
+                                external=np.zeros((2, 4, 4, 3), np.uint8),
+                                split='val' if i in val else '') for i in range(count)]
+
+    def ids(split):
+        return [[e.episode_id for e in part] for part in split]
+
+    # A user's recordings carry no split: a fifth of them, spread out, validate.
+    assert ids(split_validation(episodes(10), 0.2)) == [
+        ['e0', 'e1', 'e3', 'e4', 'e5', 'e6', 'e8', 'e9'], ['e2', 'e7']]
+    assert ids(split_validation(episodes(3), 0.2)) == [['e0', 'e2'], ['e1']]
+    assert ids(split_validation(episodes(2), 0.5)) == [['e0'], ['e1']]
+    # The data's own split wins; one episode, or a fraction of 0, trains on everything.
+    assert ids(split_validation(episodes(4, val={0}), 0.2)) == [['e1', 'e2', 'e3'], ['e0']]
+    assert ids(split_validation(episodes(1), 0.5)) == [['e0'], []]
+    assert ids(split_validation(episodes(5), 0.0)) == [['e0', 'e1', 'e2', 'e3', 'e4'], []]
+
+
 class _ConstantNet(torch.nn.Module):
     """Answers 37 % to every query: tells the network's answers apart from the labels."""
 

@@ -13,6 +13,7 @@ pytest.importorskip('cv2')
 
 from sole_r1_ros import labelled  # noqa: E402
 from sole_r1_ros.cli import main  # noqa: E402
+from sole_r1_ros.compact.model import load_checkpoint  # noqa: E402
 from sole_r1_ros.labelled import video  # noqa: E402
 from sole_r1_ros.reward import register_backend  # noqa: E402
 from sole_r1_ros.reward.backends import RawReply  # noqa: E402
@@ -78,6 +79,10 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     assert main(['train', 'compact', '--data', str(data), '--out', str(model), '--init',
                  'shipped', '--epochs', '40', '--batch-size', '16', '--lr', '3e-4',
                  '--approach-credit', '0', '--minutes', '3']) == 0
+    # The scores carry no split: one of the three recordings validated and was not trained on.
+    info = load_checkpoint(str(model))[2]
+    assert (info['train_episodes'], info['val_episodes']) == (2, 1)
+    assert info['best_val']['val_mae'] >= 0
     # 3. the distilled model scores on the CPU, closer to the teacher than before
     teacher = [min(100, 10 * s) for s in (2, 4, 6, 8, 10)]
     before = _compact_scores(tmp_path, clips[0], '')

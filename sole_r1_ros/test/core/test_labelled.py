@@ -84,6 +84,20 @@ def test_unfinished_episodes_are_skipped_and_filters_apply(tmp_path):
     assert [e.episode_id for e in labelled.load_episodes(str(tmp_path), limit=1)] == ['e0']
 
 
+def test_excluded_tasks_are_skipped_before_their_frames_are_read(tmp_path):
+    for task in ('kept', 'held-out'):
+        labelled.write_episode(str(tmp_path), LabelledEpisode(
+            task, 'do it', [0, 50], _frames(2), task=task))
+    # A held-out episode is never opened: unreadable frames there cannot fail the load.
+    (tmp_path / 'episodes' / 'held-out' / 'frames.npz').write_bytes(b'not an npz')
+    with pytest.raises(ValueError, match='episode held-out: unreadable .*frames.npz'):
+        labelled.load_episodes(str(tmp_path))
+    kept = labelled.load_episodes(str(tmp_path), exclude_tasks=['held-out'])
+    assert [e.episode_id for e in kept] == ['kept']
+    assert labelled.load_episodes(str(tmp_path), tasks=['kept', 'held-out'],
+                                  exclude_tasks={'held-out'})[0].episode_id == 'kept'
+
+
 def test_bad_labels_name_the_episode(tmp_path):
     labelled.write_episode(str(tmp_path), LabelledEpisode('bad', 'x', [0, 50], _frames(2)))
     path = tmp_path / 'episodes' / 'bad' / 'labels.json'
@@ -92,4 +106,9 @@ def test_bad_labels_name_the_episode(tmp_path):
         labelled.load_episodes(str(tmp_path))
     path.write_text(json.dumps({'progress': [0, 50]}))
     with pytest.raises(ValueError, match='needs a "goal"'):
+        labelled.load_episodes(str(tmp_path))
+    path.write_text(json.dumps({'goal': 'x', 'progress': [0, 50]}))
+    frames = tmp_path / 'episodes' / 'bad' / 'frames.npz'
+    frames.write_bytes(frames.read_bytes()[:100])  # a copy cut short
+    with pytest.raises(ValueError, match='episode bad: unreadable .*frames.npz'):
         labelled.load_episodes(str(tmp_path))
