@@ -87,10 +87,10 @@ class TrainConfig:
     brightness: float = option(0.15, 'random brightness scale +- this per sample (the same for '
                                'its frames): lighting varies, progress does not',
                                range=(0.0, 0.9))
-    val_fraction: float = option(0.2, 'share of the episodes that validate when the data marks '
-                                 "none split='val' (a user's recordings): evenly spread, never "
-                                 'trained on; the weights of the best validation are kept. 0: '
-                                 'train on every episode and keep the last weights',
+    val_fraction: float = option(0.2, "share of each task's episodes that validate when the "
+                                 "data marks none split='val' (a user's recordings): evenly "
+                                 'spread, never trained on; the weights of the best validation '
+                                 'are kept. 0: train on every episode and keep the last weights',
                                  range=(0.0, 0.5))
     eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
                                  'and at the end', range=(0.1, 1e9))
@@ -462,17 +462,25 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     """Return (train, validation) episodes.
 
     The episodes marked split='val' validate. Where none is (SOLE-R1's scores of a user's
-    recordings carry no split), ``fraction`` of them, evenly spread over their order, do, so
-    a distillation still reports how it does on episodes it never saw and keeps its best
-    weights; at least one episode is always left to train on.
+    recordings carry no split), ``fraction`` of each task's episodes, evenly spread over their
+    order, do, so a distillation still reports how it does on episodes it never saw and keeps
+    its best weights; a task with a single episode only trains.
     """
     marked = [e for e in episodes if e.split == 'val']
-    if marked or fraction <= 0 or len(episodes) < 2:
+    if marked or fraction <= 0:
         return [e for e in episodes if e.split != 'val'], marked
-    total = len(episodes)
-    count = min(total - 1, max(1, round(fraction * total)))
-    chosen = {int((i + 0.5) * total / count) for i in range(count)}
-    logger.info('no episode is marked split=val: %d of %d validate', count, total)
+    by_task: dict[str, list[int]] = {}
+    for index, episode in enumerate(episodes):
+        by_task.setdefault(episode.task_id, []).append(index)
+    chosen = set()
+    for indices in by_task.values():
+        total = len(indices)
+        if total >= 2:
+            count = min(total - 1, max(1, round(fraction * total)))
+            chosen.update(indices[int((i + 0.5) * total / count)] for i in range(count))
+    if chosen:
+        logger.info('no episode is marked split=val: %d of %d validate', len(chosen),
+                    len(episodes))
     return ([e for i, e in enumerate(episodes) if i not in chosen],
             [e for i, e in enumerate(episodes) if i in chosen])
 

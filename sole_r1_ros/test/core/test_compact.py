@@ -276,9 +276,9 @@ def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
     from sole_r1_ros.compact.train import split_validation
     from sole_r1_ros.labelled import LabelledEpisode
 
-    def episodes(count, val=()):
-        return [LabelledEpisode(episode_id=f'e{i}', goal=_GOAL, progress=[0, 50],
-                                external=np.zeros((2, 4, 4, 3), np.uint8),
+    def episodes(count, val=(), task=''):
+        return [LabelledEpisode(episode_id=f'{task}e{i}', goal=_GOAL, progress=[0, 50],
+                                external=np.zeros((2, 4, 4, 3), np.uint8), task=task,
                                 split='val' if i in val else '') for i in range(count)]
 
     def ids(split):
@@ -289,6 +289,10 @@ def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
         ['e0', 'e1', 'e3', 'e4', 'e5', 'e6', 'e8', 'e9'], ['e2', 'e7']]
     assert ids(split_validation(episodes(3), 0.2)) == [['e0', 'e2'], ['e1']]
     assert ids(split_validation(episodes(2), 0.5)) == [['e0'], ['e1']]
+    # Each task keeps its own share; a task recorded once only trains.
+    mixed = [*episodes(2, task='a'), *episodes(1, task='b'), *episodes(5, task='c')]
+    assert ids(split_validation(mixed, 0.2)) == [
+        ['ae0', 'be0', 'ce0', 'ce1', 'ce3', 'ce4'], ['ae1', 'ce2']]
     # The data's own split wins; one episode, or a fraction of 0, trains on everything.
     assert ids(split_validation(episodes(4, val={0}), 0.2)) == [['e1', 'e2', 'e3'], ['e0']]
     assert ids(split_validation(episodes(1), 0.5)) == [['e0'], []]
