@@ -35,12 +35,21 @@ def _help(field: str, extra: str = '') -> str:
     return f'{spec.describe()}{extra} (default: {spec.default!r})'
 
 
-def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True) -> None:
-    """Add the reward-model flags with RewardConfig's defaults (``backend``: also --backend)."""
+_MODEL_BACKENDS = ("'transformers' (a local SOLE-R1 checkpoint), 'openai' (vllm serve) or "
+                   "'compact' (the CPU model shipped with the package)")
+
+
+def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True,
+                         oracle: str = '') -> None:
+    """Add the reward-model flags with RewardConfig's defaults (``backend``: also --backend).
+
+    ``oracle``: also offer ``--backend oracle``, described by this text (where its truth comes
+    from); without it the oracle is neither offered nor mentioned.
+    """
     if backend:
         parser.add_argument('--backend', default=RewardConfig.backend,
-                            choices=[b for b in available_backends() if b != 'oracle'],
-                            help=_SPECS['backend'].help)
+                            choices=[b for b in available_backends() if oracle or b != 'oracle'],
+                            help=_MODEL_BACKENDS + (f"; 'oracle': {oracle}" if oracle else ''))
     parser.add_argument('--model', default=RewardConfig.model, help=_help('model'))
     parser.add_argument('--base-url', default=_SPECS['openai.base_url'].default,
                         help=_help('openai.base_url', ' (--backend openai)'))

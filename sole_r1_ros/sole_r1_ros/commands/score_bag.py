@@ -30,7 +30,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--num-queries', type=int, help='evenly spaced queries per episode '
                        '(default 10)')
     group.add_argument('--stride', type=int, help='query every K-th frame (and the last)')
-    add_reward_arguments(parser)
+    add_reward_arguments(parser, oracle="a simulator's ground truth recorded on --truth-topic "
+                         '(simulated runs only: to measure a reward model against the truth '
+                         "on a learner's own episodes, or as a stand-in teacher in experiments)")
+    parser.add_argument('--truth-topic', default='ground_truth',
+                        help="the simulator's TaskState topic (--backend oracle)")
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
     add_labelled_out(parser, 'every episode')
@@ -45,18 +49,26 @@ def run(args: argparse.Namespace) -> int:
     check_writable_folder(args.labelled_out)
     goal = normalize_goal(args.goal)
     notes: list[str] = []
+    oracle = args.backend == 'oracle'
     recorded = read_camera_episodes(args.bag, args.external_topic, args.wrist_topic or None,
-                                    args.episode_topic or None, notes=notes)
+                                    args.episode_topic or None, notes=notes,
+                                    truth_topic=args.truth_topic if oracle else None)
     for note in notes:
         print(f'sole-r1 score-bag: {note}', file=sys.stderr)
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
+    if oracle:
+        missing = [r.episode_id for r in recorded if not np.all(np.isfinite(r.truth))]
+        if missing:
+            raise ValueError(f'{args.bag}: frames without a {args.truth_topic!r} message of '
+                             f'their moment in episodes {missing[:5]} ({len(missing)} in all)')
     num_queries = None if args.stride else (args.num_queries or 10)
     episodes = [EpisodeFrames(
         episode_id=r.episode_id, goal=goal, external=r.external,
         wrist=r.wrist if args.wrist_topic else None,
-        query_steps=offline_query_steps(len(r.external), num_queries, args.stride))
+        query_steps=offline_query_steps(len(r.external), num_queries, args.stride),
+        privileged_progress=r.truth if oracle else None)
         for r in recorded]
     total = sum(len(e.query_steps) for e in episodes)
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:

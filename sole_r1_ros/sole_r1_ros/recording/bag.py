@@ -109,13 +109,19 @@ class RecordedEpisode:
     stamps_ns: list[int] = field(default_factory=list)
     external: list[np.ndarray] = field(default_factory=list)
     wrist: list[np.ndarray] = field(default_factory=list)
+    truth: list[float] = field(default_factory=list)
+    '''A simulator's ground-truth progress [%] per frame (NaN where none was recorded at the
+    frame's moment); filled only when a truth topic is read.'''
 
 
 def read_camera_episodes(path: str | os.PathLike, external_topic: str,
                          wrist_topic: str | None = None, episode_topic: str | None = 'episode',
-                         max_skew_ns: int = 20_000_000, notes: list[str] | None = None
-                         ) -> list[RecordedEpisode]:
+                         max_skew_ns: int = 20_000_000, notes: list[str] | None = None,
+                         truth_topic: str | None = None) -> list[RecordedEpisode]:
     """Read the external (and wrist) frames of a bag, split into episodes at ``Episode`` msgs.
+
+    With ``truth_topic`` (a simulator's ``TaskState``, privileged: for evaluation and
+    experiments only), each frame also gets the ground-truth progress of its moment.
 
     Topics are matched by their last components, so '/robot1/camera/external/image_raw' matches
     'camera/external/image_raw'. Wrist frames are paired with the nearest external stamp. A bag
@@ -137,16 +143,20 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         return wanted is not None and (topic == wanted or topic.endswith('/' + wanted.strip('/')))
 
     def wanted(topic: str) -> bool:
-        return any(matches(topic, t) for t in (external_topic, wrist_topic, episode_topic))
+        return any(matches(topic, t)
+                   for t in (external_topic, wrist_topic, episode_topic, truth_topic))
 
     starts: list[tuple[int, str]] = []
     external: list[tuple[int, np.ndarray]] = []
     wrist: list[tuple[int, np.ndarray]] = []
+    truth: list[tuple[int, float]] = []
     for topic, msgtype, raw in _read_messages(path, typestore, wanted, notes):
         msg = typestore.deserialize_cdr(raw, msgtype)
         stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         if matches(topic, episode_topic):
             starts.append((stamp, msg.episode_id))
+        elif matches(topic, truth_topic):
+            truth.append((stamp, float(msg.progress)))
         elif matches(topic, external_topic):
             external.append((stamp, image_to_rgb(msg)))
         else:
@@ -155,8 +165,29 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         logger.warning('%s', note)
     if not external:
         raise ValueError(f'bag {path} has no readable messages on {external_topic!r}')
-    return _split(sorted(external, key=lambda x: x[0]), sorted(wrist, key=lambda x: x[0]),
-                  sorted(starts), wrist_topic is not None, max_skew_ns)
+    if truth_topic is not None and not truth:
+        raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
+                         "simulator's ground truth; a real robot's bag has none)")
+    episodes = _split(sorted(external, key=lambda x: x[0]), sorted(wrist, key=lambda x: x[0]),
+                      sorted(starts), wrist_topic is not None, max_skew_ns)
+    if truth:
+        stamps, values = zip(*sorted(truth))
+        for episode in episodes:
+            episode.truth = _nearest(np.array(stamps, np.int64), np.array(values, np.float64),
+                                     episode.stamps_ns, max_skew_ns)
+    return episodes
+
+
+def _nearest(stamps: np.ndarray, values: np.ndarray, wanted: list[int], max_skew_ns: int
+             ) -> list[float]:
+    """The value recorded nearest each wanted stamp (NaN when none is within the skew)."""
+    wanted_ns = np.asarray(wanted, np.int64)
+    after = np.clip(np.searchsorted(stamps, wanted_ns), 0, len(stamps) - 1)
+    before = np.clip(after - 1, 0, len(stamps) - 1)
+    pick = np.where(np.abs(stamps[before] - wanted_ns) < np.abs(stamps[after] - wanted_ns),
+                    before, after)
+    return np.where(np.abs(stamps[pick] - wanted_ns) <= max_skew_ns, values[pick],
+                    np.nan).tolist()
 
 
 def _read_messages(path: Path, typestore, wanted, notes: list[str]
@@ -191,15 +222,24 @@ def _read_messages(path: Path, typestore, wanted, notes: list[str]
 
 
 def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[RecordedEpisode]:
+    """Frames into episodes; an ``Episode`` with an empty id ends one (a reset: frames until
+    the next ``Episode`` belong to none and are dropped)."""
     episodes: list[RecordedEpisode] = []
     wrist_stamps = np.array([s for s, _ in wrist], dtype=np.int64)
     boundary = 0
+    current: RecordedEpisode | None = None
     for stamp, frame in external:
         while boundary < len(starts) and starts[boundary][0] <= stamp:
-            episodes.append(RecordedEpisode(starts[boundary][1]))
+            episode_id = starts[boundary][1]
+            current = RecordedEpisode(episode_id) if episode_id else None
+            if current is not None:
+                episodes.append(current)
             boundary += 1
-        if not episodes:
-            episodes.append(RecordedEpisode('episode-0'))
+        if current is None:
+            if boundary:
+                continue  # between an episode's end and the next start
+            current = RecordedEpisode('episode-0')  # frames before any Episode message
+            episodes.append(current)
         partner = None
         if use_wrist:
             if not len(wrist_stamps):
@@ -208,9 +248,8 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
             if abs(int(wrist_stamps[index]) - stamp) > max_skew_ns:
                 continue  # no wrist frame of this moment
             partner = wrist[index][1]
-        episode = episodes[-1]
-        episode.stamps_ns.append(stamp)
-        episode.external.append(frame)
+        current.stamps_ns.append(stamp)
+        current.external.append(frame)
         if partner is not None:
-            episode.wrist.append(partner)
+            current.wrist.append(partner)
     return [e for e in episodes if e.external]

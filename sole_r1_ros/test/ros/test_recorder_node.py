@@ -90,3 +90,55 @@ def test_score_bag_scores_every_recorded_episode(tmp_path):
     assert len(report['episodes'][1]['progress']) == 5
     assert (tmp_path / 'curves.png').stat().st_size > 1000
     assert main(['score-bag', str(tmp_path / 'missing'), '--goal', 'x']) == 2
+
+
+def test_score_bag_drops_reset_frames_and_the_oracle_labels_with_the_recorded_truth(tmp_path):
+    """A learner's bag: episodes end with an empty-id ``Episode`` (a reset) and the simulator's
+    ``TaskState`` rides along; ``--backend oracle`` turns the episodes into labelled data."""
+    import json
+
+    from rclpy.serialization import serialize_message
+
+    from sole_r1_interfaces.msg import TaskState
+    from sole_r1_ros import labelled
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.recording import BagWriter
+    bag = tmp_path / 'bag'
+    writer = BagWriter(bag)
+
+    def at(msg, sec):
+        msg.header.stamp.sec = sec
+        return serialize_message(msg)
+
+    for e, episode_id in enumerate(('ep-a', 'ep-b')):
+        base = 100 * (e + 1)
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', 0,
+                     at(Episode(episode_id=episode_id), base))
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', 0,
+                     at(Episode(episode_id=''), base + 5))  # the reset: frames of nobody
+        for i in range(8):  # 5 frames in the episode, 3 while resetting
+            frame = array_to_image(np.full((16, 16, 3), 30 * i, np.uint8), 'rgb8')
+            writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', 0,
+                         at(frame, base + i))
+            truth = TaskState(task='drawer-close-v3', progress=float(10 * i + e))
+            writer.write('/ground_truth', 'sole_r1_interfaces/msg/TaskState', 0,
+                         at(truth, base + i))
+    writer.close()
+    [a, b] = read_camera_episodes(bag, 'camera/external/image_raw', None)
+    assert (a.episode_id, len(a.external), b.episode_id, len(b.external)) == (
+        'ep-a', 5, 'ep-b', 5)
+    assert a.truth == [] and [f[0, 0, 0] for f in b.external] == [0, 30, 60, 90, 120]
+    out = tmp_path / 'truth.json'
+    assert main(['score-bag', str(bag), '--goal', 'close the drawer', '--wrist-topic', '',
+                 '--backend', 'oracle', '--stride', '1', '--out', str(out),
+                 '--labelled-out', str(tmp_path / 'labelled')]) == 0
+    report = json.loads(out.read_text())
+    assert report['model_id'] == 'oracle'
+    episodes = labelled.load_episodes(str(tmp_path / 'labelled'))
+    assert [e.episode_id for e in episodes] == ['ep-a', 'ep-b']
+    # Every frame labelled with the truth of its moment (the first frame is 0 by protocol).
+    assert list(episodes[0].progress) == pytest.approx([0, 10, 20, 30, 40])
+    assert list(episodes[1].progress) == pytest.approx([0, 11, 21, 31, 41])
+    # A bag without the simulator's truth (a real robot's) is refused, by name.
+    assert main(['score-bag', str(bag), '--goal', 'x', '--wrist-topic', '', '--backend',
+                 'oracle', '--truth-topic', 'nothing_here', '--out', str(out)]) == 2
