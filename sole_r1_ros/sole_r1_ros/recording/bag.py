@@ -222,8 +222,11 @@ def _read_messages(path: Path, typestore, wanted, notes: list[str]
 
 
 def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[RecordedEpisode]:
-    """Frames into episodes; an ``Episode`` with an empty id ends one (a reset: frames until
-    the next ``Episode`` belong to none and are dropped)."""
+    """Sort frames into episodes at the ``Episode`` messages.
+
+    An ``Episode`` with an empty id ends one (a reset): frames until the next ``Episode``
+    belong to none and are dropped.
+    """
     episodes: list[RecordedEpisode] = []
     wrist_stamps = np.array([s for s, _ in wrist], dtype=np.int64)
     boundary = 0

@@ -93,8 +93,11 @@ def test_score_bag_scores_every_recorded_episode(tmp_path):
 
 
 def test_score_bag_drops_reset_frames_and_the_oracle_labels_with_the_recorded_truth(tmp_path):
-    """A learner's bag: episodes end with an empty-id ``Episode`` (a reset) and the simulator's
-    ``TaskState`` rides along; ``--backend oracle`` turns the episodes into labelled data."""
+    """Read a learner's bag and label its episodes with the recorded truth.
+
+    Its episodes end with an empty-id ``Episode`` (a reset) and the simulator's ``TaskState``
+    rides along; ``--backend oracle`` turns the episodes into labelled data.
+    """
     import json
 
     from rclpy.serialization import serialize_message
