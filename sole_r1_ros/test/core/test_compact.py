@@ -216,18 +216,20 @@ def test_training_shrinks_each_episode_to_the_network_size_as_it_reads_it():
                                   external=frames[:2]), 32).wrist is None
 
 
+def _numbered(count, offset):
+    """16x16 frames, frame i filled with offset + i: a frame tells where it came from."""
+    return (offset + np.arange(count, dtype=np.uint8))[:, None, None, None].repeat(
+        16, 1).repeat(16, 2).repeat(3, 3)
+
+
 def test_the_frame_bank_gives_each_query_its_episodes_frames_and_black_for_no_wrist():
     from sole_r1_ros.compact.train import FrameBank
     from sole_r1_ros.labelled import LabelledEpisode
 
-    def numbered(count, offset):  # frame i is filled with offset + i
-        return (offset + np.arange(count, dtype=np.uint8))[:, None, None, None].repeat(
-            16, 1).repeat(16, 2).repeat(3, 3)
-
     episodes = [LabelledEpisode(episode_id='a', goal=_GOAL, progress=np.linspace(0, 90, 4),
-                                external=numbered(4, 10), wrist=numbered(4, 50)),
+                                external=_numbered(4, 10), wrist=_numbered(4, 50)),
                 LabelledEpisode(episode_id='b', goal=_GOAL, progress=np.linspace(0, 90, 6),
-                                external=list(numbered(6, 100)))]
+                                external=list(_numbered(6, 100)))]
     bank = FrameBank(episodes, credit=0.0, goal_ids={_GOAL: 0}, size=16)
     assert bank.num_frames == 10 and bank.starts.tolist() == [0, 4]
     assert bank.has_wrist.tolist() == [1.0, 0.0]
@@ -242,14 +244,10 @@ def test_validation_queries_gather_their_frames_a_chunk_at_a_time():
     from sole_r1_ros.compact.train import evaluate, FrameBank, validation_queries
     from sole_r1_ros.labelled import LabelledEpisode
 
-    def numbered(count, offset):  # frame i is filled with offset + i
-        return (offset + np.arange(count, dtype=np.uint8))[:, None, None, None].repeat(
-            16, 1).repeat(16, 2).repeat(3, 3)
-
     episodes = [LabelledEpisode(episode_id='a', goal=_GOAL, progress=np.linspace(0, 90, 7),
-                                external=numbered(7, 10), wrist=numbered(7, 50)),
+                                external=_numbered(7, 10), wrist=_numbered(7, 50)),
                 LabelledEpisode(episode_id='b', goal=_GOAL, progress=np.linspace(0, 100, 4),
-                                external=numbered(4, 100))]
+                                external=_numbered(4, 100))]
     bank = FrameBank(episodes, credit=0.0, goal_ids={_GOAL: 0}, size=16)
     goal = torch.linspace(-1, 1, _TINY.goal_input_dim)
     table = torch.stack([goal, -goal])[None]  # 1 task x 2 phrasings: the first is asked
