@@ -80,7 +80,7 @@ bench-finetune: setup
 # Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
 # about 7 min, the 34 training tasks again with randomized cameras, lights and colours about
 # 6 min, training 4,872 steps in 10-38 min depending on the load (capped at 38 min); 23-26 min in
-# all on a quiet machine, 4.6 GB of memory (sole_r1_ros/data/README.md). The 40 Meta-World
+# all on a quiet machine, 3.7 GB of memory (sole_r1_ros/data/README.md). The 40 Meta-World
 # tasks it may see (shared/data/compact_train_tasks.txt; the other 10 are kept for others'
 # evaluation); six of them are held out for model selection.
 COMPACT_TASKS := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v3 \
