@@ -172,22 +172,27 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
                       sorted(starts), wrist_topic is not None, max_skew_ns)
     if truth:
         stamps, values = zip(*sorted(truth))
+        stamps, values = np.array(stamps, np.int64), np.array(values, np.float64)
         for episode in episodes:
-            episode.truth = _nearest(np.array(stamps, np.int64), np.array(values, np.float64),
-                                     episode.stamps_ns, max_skew_ns)
+            index = _nearest(stamps, episode.stamps_ns, max_skew_ns)
+            episode.truth = np.where(index >= 0, values[index], np.nan).tolist()
     return episodes
 
 
-def _nearest(stamps: np.ndarray, values: np.ndarray, wanted: list[int], max_skew_ns: int
-             ) -> list[float]:
-    """The value recorded nearest each wanted stamp (NaN when none is within the skew)."""
+def _nearest(stamps: np.ndarray, wanted: list[int], max_skew_ns: int) -> np.ndarray:
+    """Index of the stamp nearest each wanted one (the first on ties), -1 beyond the skew.
+
+    ``stamps`` is sorted.
+    """
     wanted_ns = np.asarray(wanted, np.int64)
+    if not len(stamps):
+        return np.full(len(wanted_ns), -1)
     after = np.clip(np.searchsorted(stamps, wanted_ns), 0, len(stamps) - 1)
     before = np.clip(after - 1, 0, len(stamps) - 1)
-    pick = np.where(np.abs(stamps[before] - wanted_ns) < np.abs(stamps[after] - wanted_ns),
+    pick = np.where(np.abs(stamps[before] - wanted_ns) <= np.abs(stamps[after] - wanted_ns),
                     before, after)
-    return np.where(np.abs(stamps[pick] - wanted_ns) <= max_skew_ns, values[pick],
-                    np.nan).tolist()
+    pick = np.searchsorted(stamps, stamps[pick])  # the first of equal stamps
+    return np.where(np.abs(stamps[pick] - wanted_ns) <= max_skew_ns, pick, -1)
 
 
 def _read_messages(path: Path, typestore, wanted, notes: list[str]
@@ -228,10 +233,11 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
     belong to none and are dropped.
     """
     episodes: list[RecordedEpisode] = []
-    wrist_stamps = np.array([s for s, _ in wrist], dtype=np.int64)
+    partners = _nearest(np.array([s for s, _ in wrist], dtype=np.int64),
+                        [s for s, _ in external], max_skew_ns)
     boundary = 0
     current: RecordedEpisode | None = None
-    for stamp, frame in external:
+    for (stamp, frame), index in zip(external, partners):
         while boundary < len(starts) and starts[boundary][0] <= stamp:
             episode_id = starts[boundary][1]
             current = RecordedEpisode(episode_id) if episode_id else None
@@ -245,10 +251,9 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
             episodes.append(current)
         partner = None
         if use_wrist:
-            if not len(wrist_stamps):
+            if not wrist:
                 raise ValueError('bag has no wrist frames; pass no wrist topic for external-only')
-            index = int(np.argmin(np.abs(wrist_stamps - stamp)))
-            if abs(int(wrist_stamps[index]) - stamp) > max_skew_ns:
+            if index < 0:
                 continue  # no wrist frame of this moment
             partner = wrist[index][1]
         current.stamps_ns.append(stamp)
