@@ -32,6 +32,7 @@ from sole_r1_ros.compact.goals import EMBEDDING_DIM, GoalEncoder
 from sole_r1_ros.compact.model import (
     CompactConfig, CompactProgressNet, goal_vectors, load_checkpoint, save_checkpoint)
 from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.evaluation.metrics import pearson
 from sole_r1_ros.labelled import LabelledEpisode
 from sole_r1_ros.reward import protocol
 from sole_r1_ros.sim.tasks import TASK_GOALS
@@ -446,23 +447,19 @@ def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
     target = queries.target.numpy()
     metrics = {'mae': _mae(prediction, target),
                'rmse': float(np.sqrt(((prediction - target) ** 2).mean())),
-               'pearson': _pearson(prediction, target)}
+               'pearson': pearson(prediction, target)}
     if folders > 1:
         source = queries.source.numpy()
         for folder in range(folders):
             mine = source == folder
             if mine.any():
                 metrics[f'mae_folder{folder + 1}'] = _mae(prediction[mine], target[mine])
-                metrics[f'pearson_folder{folder + 1}'] = _pearson(prediction[mine], target[mine])
+                metrics[f'pearson_folder{folder + 1}'] = pearson(prediction[mine], target[mine])
     return metrics
 
 
 def _mae(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.abs(prediction - target).mean())
-
-
-def _pearson(prediction: np.ndarray, target: np.ndarray) -> float:
-    return float(np.corrcoef(prediction, target)[0, 1]) if target.std() > 0 else float('nan')
 
 
 def train(data: str | Sequence[str], out: str, config: TrainConfig,
