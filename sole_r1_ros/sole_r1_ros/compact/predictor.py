@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from sole_r1_ros.compact.coverage import goal_coverage, GoalCoverage
 from sole_r1_ros.compact.goals import GoalEncoder
 from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_checkpoint
 from sole_r1_ros.compact.tiles import read_request, TileCache
@@ -60,6 +61,7 @@ class CompactPredictor:
         self._info = dict(info or {})
         self._name = name
         self._tiles = TileCache(tile_cache)
+        self._coverage: dict[str, GoalCoverage | None] = {}
 
     @classmethod
     def load(cls, path: str = '', tile_cache: int = 64) -> 'CompactPredictor':
@@ -91,6 +93,16 @@ class CompactPredictor:
     @property
     def encoder(self) -> GoalEncoder:
         return self._encoder
+
+    def goal_coverage(self, goal: str) -> GoalCoverage | None:
+        """Whether this checkpoint was trained on ``goal``, and the nearest goal it was.
+
+        None for a checkpoint that lists no training goals. Cached per goal text.
+        """
+        if goal not in self._coverage:
+            self._coverage[goal] = goal_coverage(goal, self._info.get('goals') or {},
+                                                 self._encoder)
+        return self._coverage[goal]
 
     def predict(self, views: np.ndarray, goals: Sequence[str], previous: Sequence[float],
                 has_wrist: Sequence[bool]) -> np.ndarray:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
@@ -76,6 +76,8 @@ class RewardNode(LifecycleNode):
         self._subscription = None
         # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
         self.timing: deque = deque(maxlen=1000)
+        self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
+        self._checked_goal: str | None = None
         self._configs = NodeConfigs(self, SECTIONS)   # last: may raise; destroy still works
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -92,6 +94,7 @@ class RewardNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self.get_logger().info(f'loaded {self._engine.model_id} in '
                                f'{time.perf_counter() - start:.1f} s')
+        self._check_goal(node.goal)
         self._book = EpisodeBook(max_episodes=node.max_episodes, from_zero=node.from_zero)
         self._progress_pub = self.create_lifecycle_publisher(
             ProgressReward, 'sole_r1/progress', 10)
@@ -154,15 +157,38 @@ class RewardNode(LifecycleNode):
             self.destroy_publisher(self._status[0])
             self.destroy_timer(self._status[1])
         self._engine = self._book = self._subscription = None
+        self._checked_goal = self.goal_coverage = None   # a reconfigured model is checked anew
         self._workers = []
         self._progress_pub = self._image_pub = self._marker_pub = None
 
+    def _check_goal(self, goal: str) -> None:
+        """Warn once per goal when the model was not trained on it (the compact model)."""
+        if goal == self._checked_goal:
+            return
+        self._checked_goal = goal
+        try:
+            self.goal_coverage = self._engine.goal_coverage(goal)
+        except Exception as exc:  # e.g. MiniLM missing: scoring reports that itself
+            self.goal_coverage = None
+            self.get_logger().warning(f'cannot check the goal against the model: {exc}')
+        warning = self.goal_coverage and self.goal_coverage.warning(self._engine.model_id)
+        if warning:
+            self.get_logger().warning(warning)
+
     def _report(self) -> None:
-        book = self._book
+        book, coverage = self._book, self.goal_coverage
+        goal = {} if coverage is None else {
+            'goal_trained': 'yes' if coverage.trained else 'no',
+            'nearest_trained_goal': f'{coverage.nearest_goal} ({coverage.nearest_task}, '
+                                    f'cosine {coverage.similarity:.2f})'}
+        warn = coverage is not None and not coverage.trained
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),
             'replaced': book.replaced, 'stale': book.stale, 'answered': len(self.timing),
-            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
+            **goal, **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
+            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
+            message=('the goal is not one the reward model was trained on: not a reliable '
+                     'reward' if warn else 'ok')))
 
     # -- queries ------------------------------------------------------------------------------
     def _query_callback(self, msg: RewardQuery) -> None:
@@ -187,7 +213,9 @@ class RewardNode(LifecycleNode):
                     self._active.is_set() and book.ready()), timeout=0.5)
             if self._stop.is_set() or not self._active.is_set():
                 continue
-            batch = book.take(self._per_call, self._configs['node'].goal)
+            goal = self._configs['node'].goal
+            self._check_goal(goal)
+            batch = book.take(self._per_call, goal)
             if not batch:   # another worker took it
                 continue
             try:

@@ -124,6 +124,14 @@ class RewardEngine:
         """Most backend calls that run at once (``score`` from that many threads overlaps)."""
         return self._calls
 
+    def goal_coverage(self, goal: str) -> Any:
+        """Whether the model was trained on ``goal`` (``compact.coverage.GoalCoverage``).
+
+        None where the backend does not say: SOLE-R1 is meant for any goal.
+        """
+        check = getattr(self._backend, 'goal_coverage', None)
+        return None if check is None else check(goal)
+
     def prepare(self, queries: Sequence[ProgressQuery]) -> list[PreparedRequest]:
         """Build the exact model input of each query (composite image and chat).
 

@@ -9,6 +9,7 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
+from sole_r1_ros.compact.coverage import goal_coverage  # noqa: E402
 from sole_r1_ros.compact.goals import (  # noqa: E402
     action_features, EMBEDDING_DIM, goal_key, GoalEncoder)
 from sole_r1_ros.compact.model import (  # noqa: E402
@@ -413,6 +414,28 @@ def test_shipped_checkpoint_is_small_and_knows_the_demo_tasks():
     assert all(goal_key(goal) in cached for goal in TASK_GOALS.values())
     model, _, _ = load_checkpoint(_SHIPPED)
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
+
+
+@shipped
+def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for_others():
+    """A held-out task's goal is flagged with the trained goal nearest to it; trained ones not."""
+    config = RewardConfig(backend='compact')
+    with RewardEngine(make_backend(config), config) as engine:
+        trained = engine.goal_coverage('Close the drawer.')
+        unseen = engine.goal_coverage(TASK_GOALS['door-close-v3'])   # held out of training
+    assert trained.trained and trained.nearest_task == 'drawer-close-v3'
+    assert trained.similarity == pytest.approx(1.0, abs=1e-5) and trained.warning() is None
+    assert trained.num_tasks == 34 and trained.num_goals >= 3 * 34
+    assert not unseen.trained
+    assert (unseen.nearest_goal, unseen.nearest_task) == ('open the door', 'door-open-v3')
+    assert 0.8 < unseen.similarity < 0.95
+    warning = unseen.warning('compact:compact_progress')
+    assert "'close the door'" in warning and "'open the door'" in warning
+    assert 'compact:compact_progress' in warning and 'SOLE-R1' in warning
+    with RewardEngine(make_backend(RewardConfig(backend='oracle')),
+                      RewardConfig(backend='oracle')) as engine:
+        assert engine.goal_coverage('close the door') is None   # a backend meant for any goal
+    assert goal_coverage('close the door', {}, GoalEncoder()) is None   # a file with no goals
 
 
 @pytest.fixture(scope='module')

@@ -12,6 +12,7 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
 from lifecycle_msgs.msg import Transition  # noqa: E402
 from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
@@ -137,6 +138,38 @@ def test_changed_goal_takes_effect_and_empty_goal_is_refused(ros_graph):
     assert rewards[0].prompt_hash != rewards[1].prompt_hash
     refused = node.set_parameters([Parameter('goal', value='  ')])[0]
     assert not refused.successful and 'empty' in refused.reason
+
+
+def test_a_goal_the_compact_model_was_not_trained_on_is_warned_of_until_it_is_one(ros_graph):
+    """In the log once, and on /diagnostics as WARN with the nearest trained goal."""
+    pytest.importorskip('torch')
+    logs, statuses = _Sink(), _Sink()
+    node, probe, rewards, queries = _setup(
+        ros_graph, 'compact', own_name('reward_node_unseen_goal'), goal='close the door',
+        annotate=False)
+    probe.create_subscription(Log, '/rosout', logs, QoSProfile(
+        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
+    name = node.get_fully_qualified_name()
+
+    def latest():
+        mine = [s for array in list(statuses) for s in array.status if s.name == name]
+        return (mine[-1], {kv.key: kv.value for kv in mine[-1].values}) if mine else (None, {})
+
+    assert ros_graph.wait_for(lambda: latest()[0] is not None, timeout=5.0)
+    status, values = latest()
+    assert status.level == DiagnosticStatus.WARN and 'not one the reward model' in status.message
+    assert values['goal_trained'] == 'no'
+    assert values['nearest_trained_goal'].startswith('open the door (door-open-v3, cosine 0.')
+    assert ros_graph.wait_for(lambda: any(
+        "goal 'close the door' is not one of" in m.msg and m.level == Log.WARN for m in logs))
+    assert node.set_parameters([Parameter('goal', value='close the drawer')])[0].successful
+    queries.publish(_query('ep', 1, 20.0))
+    assert ros_graph.wait_for(lambda: len(rewards) == 1, timeout=10.0)
+    assert ros_graph.wait_for(lambda: latest()[1].get('goal_trained') == 'yes', timeout=5.0)
+    assert latest()[0].level == DiagnosticStatus.OK
+    assert sum('is not one of' in m.msg for m in logs) == 1   # once per goal, not per query
 
 
 def test_deactivate_and_reactivate_mid_episode_keeps_the_episode(ros_graph):

@@ -40,6 +40,10 @@ class CompactBackend:
         except CheckpointError as exc:
             raise ValueError(str(exc)) from exc
 
+    def goal_coverage(self, goal: str) -> Any:
+        """``compact.coverage.GoalCoverage`` of ``goal`` for this checkpoint (None: unknown)."""
+        return self._predictor.goal_coverage(goal)
+
     def generate(self, requests: Sequence[PreparedRequest]) -> list[RawReply]:
         start = time.perf_counter()
         try:

@@ -1,0 +1,64 @@
+"""Was a compact model trained on this goal? The answer, with the nearest goal it knows.
+
+The compact model is a reliable reward on the tasks it was trained on and not on others (README:
+pooled Pearson 0.28 on six tasks it never saw, and a learner rewarded by it on one of them
+found a pose it scored 100 % without moving the window). A checkpoint lists the goals it was
+trained on (``info['goals']``, task -> phrasings), so a run can say so before it starts,
+instead of the user finding out from a policy that hacks the reward.
+"""
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from sole_r1_ros.compact.goals import goal_key, GoalEncoder
+
+
+@dataclass(frozen=True)
+class GoalCoverage:
+    """How a goal relates to the goals a checkpoint was trained on."""
+
+    goal: str
+    trained: bool
+    '''The goal is, up to case, spacing and a final period, one the model was trained on.'''
+    nearest_goal: str
+    '''The trained goal closest in the sentence embedding (the goal itself when trained).'''
+    nearest_task: str
+    similarity: float
+    '''Cosine of the two goals' MiniLM embeddings; "open the door" and "close the door" are at
+    0.89, so a high value does not mean the same task.'''
+    num_goals: int
+    num_tasks: int
+
+    def warning(self, model: str = 'the compact model') -> str | None:
+        """A one-paragraph warning for a goal the model was not trained on; None otherwise."""
+        if self.trained:
+            return None
+        return (f'goal {self.goal!r} is not one of the {self.num_goals} goals {model} was '
+                f'trained on ({self.num_tasks} tasks); the nearest is {self.nearest_goal!r} '
+                f'({self.nearest_task}, cosine {self.similarity:.2f}). On tasks it never saw '
+                'it is not a reliable reward and a learner can exploit it: distil it for this '
+                "task (README, 'Distil SOLE-R1 into it') or use SOLE-R1 (--reward transformers "
+                'or openai). If the goal is that task in other words, the model knows it.')
+
+
+def goal_coverage(goal: str, trained_goals: Mapping[str, Sequence[str]],
+                  encoder: GoalEncoder) -> GoalCoverage | None:
+    """Compare ``goal`` with a checkpoint's trained goals (task -> phrasings).
+
+    Returns None when the checkpoint lists no goals (nothing to compare with). The encoder
+    loads MiniLM only for texts missing from its cache.
+    """
+    pairs = [(task, text) for task, texts in trained_goals.items() for text in texts]
+    if not pairs:
+        return None
+    keys = {goal_key(text) for _, text in pairs}
+    vectors = encoder.encode([goal, *(text for _, text in pairs)])
+    similarity = vectors[1:] @ vectors[0]
+    best = int(np.argmax(similarity))
+    trained = goal_key(goal) in keys
+    if trained:   # report the goal itself, not an equally close phrasing of another task
+        best = next(i for i, (_, text) in enumerate(pairs) if goal_key(text) == goal_key(goal))
+    return GoalCoverage(goal=goal, trained=trained, nearest_goal=pairs[best][1],
+                        nearest_task=pairs[best][0], similarity=float(similarity[best]),
+                        num_goals=len(keys), num_tasks=len(trained_goals))
