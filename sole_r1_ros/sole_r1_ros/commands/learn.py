@@ -284,6 +284,7 @@ class _Session:
                 return 2
             if 'learner_node' in self.monitor.status and (
                     'reward_node' in self.monitor.status):
+                self._warn_of_untrained_goal()
                 return 0
             if time.monotonic() > deadline:
                 print(f'sole-r1 learn: the graph did not start within {_STARTUP_TIMEOUT_S:.0f} '
@@ -291,6 +292,16 @@ class _Session:
                 return 2
             time.sleep(0.2)
         return 0
+
+    def _warn_of_untrained_goal(self) -> None:
+        """Print what the reward node logged: its model was not trained on the goal."""
+        reward = self.monitor.status.get('reward_node', {})
+        if reward.get('goal_trained') == 'no':
+            print(f'sole-r1 learn: warning: {reward.get("model", "the reward model")} was not '
+                  f'trained on "{self.request.goal}" (nearest trained goal: '
+                  f'{reward.get("nearest_trained_goal")}); on a task it never saw it is not a '
+                  'reliable reward and the policy may exploit it. Distil it for this task or '
+                  'use SOLE-R1 (README: "Use SOLE-R1 instead").', flush=True)
 
     def _forget_session(self) -> None:
         """A failed start leaves no parameters file and no empty bag behind (logs stay)."""
@@ -406,6 +417,8 @@ class _Session:
             'untrained_true_success': _rounded(self.report.get('baseline', {}).get(
                 'success_rate_ground_truth')),
             'predicted_success': _rounded(evaluation.get('success_rate_progress')),
+            'reward_goal_trained': {'yes': True, 'no': False}.get(
+                monitor.status.get('reward_node', {}).get('goal_trained')),
             'git_commit': _git_commit()}
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
 

@@ -96,9 +96,12 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     extra = ['learner_node.agent.variant=state']
     if phase == 'checkpoint':   # pixels: a write takes long enough to be caught in the act
         extra = ['learner_node.checkpoint_every_s=3.0']
+    # One run with the compact model, which was not trained on "reach the goal": it says so.
+    compact = (phase, signals) == ('learning', [signal.SIGTERM])
+    reward = ['--reward', 'compact'] if compact else []
     with open(log_path, 'w') as log:
-        process = _learn(run_dir, '--eval-episodes', evaluation, '--set', *extra, steps=steps,
-                         log=log)
+        process = _learn(run_dir, '--eval-episodes', evaluation, *reward, '--set', *extra,
+                         steps=steps, log=log)
         ready = {
             'learning': lambda: (run_dir / 'episodes.jsonl').exists()
             and (run_dir / 'episodes.jsonl').read_text(),
@@ -128,6 +131,9 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     commands = _bag_messages(run_dir / 'bag-001', '/forward_command_controller/commands')
     assert commands and list(commands[-1].data)[:3] == [0.0, 0.0, 0.0], 'the robot did not hold'
     assert 'Traceback' not in output, output[-3000:]
+    assert ('was not trained on "reach the goal" (nearest trained goal: ' in output) == compact
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['reward_goal_trained'] is (False if compact else None)   # oracle: any goal
     if len(signals) == 1 and phase == 'learning':
         assert (run_dir / 'learning_curves.png').exists()
     # the video is written or cleanly absent, never a stub
