@@ -142,6 +142,30 @@ def test_the_gripper_goes_out_on_its_own_topic_as_open_or_closed_positions(
     assert len(set(positions)) == 2, 'random actions should both open and close it'
 
 
+def _holds_after(graph, sink, stopped: float, is_hold, rate_hz: float, timeout_s: float,
+                 lag_s: float = 0.3) -> list:
+    """Check the node holds once its input went stale at ``stopped`` and keeps holding.
+
+    Counted in commands, not in the test's receive times, which lag the node's publishing by
+    up to seconds while a 2-core machine is loaded: after its input stops, a node at
+    ``rate_hz`` sends at most ``rate_hz`` x (``timeout_s`` + a period) moving commands before
+    it holds, and ``lag_s`` worth were already in flight; every later one must be a hold (a
+    hold may come earlier too: a camera frame late under load). Returns the moving commands
+    after ``stopped``.
+    """
+    def holding() -> bool:
+        after = sink.since(stopped)
+        return len(after) >= 5 and all(is_hold(m) for m in after[-5:])
+    assert graph.wait_for(holding, timeout=10.0), 'no hold after the input went stale'
+    held = len(sink.since(stopped))
+    assert graph.wait_for(lambda: len(sink.since(stopped)) >= held + 10, timeout=10.0)
+    after = sink.since(stopped)
+    moving = [i for i, m in enumerate(after) if not is_hold(m)]
+    assert not moving or moving[-1] < rate_hz * (timeout_s + 1.0 / rate_hz + lag_s), (
+        f'moving commands {moving} of the {len(after)} after the input stopped')
+    return [after[i] for i in moving]
+
+
 @pytest.mark.parametrize('command_type, topic', [
     ('joint_trajectory', 'joint_trajectory_controller/joint_trajectory'),
     ('float64_multiarray', 'forward_command_controller/commands')])
@@ -197,14 +221,12 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
     assert node.count_publishers('ground_truth') == 0   # no simulator in this graph
 
     arm.publish_pose = False                            # the pose goes stale
-    stopped = time.monotonic()
-    time.sleep(1.0)
-    late = [(t - stopped, _motion(m, arm.position))
-            for m, t in zip(sink.messages, sink.times) if t > stopped]
-    # ``t`` is when the test's executor received a command, which lags its publishing by up to
-    # ~0.3 s when the shared 2-core machine is loaded: holds from 0.3 s (the pose timeout) +
-    # 0.1 s (a control period) + 0.3 s on, in the last 0.3 s of the second
-    assert late and all(np.abs(d).max() < 1e-6 for t, d in late if t > 0.3 + 0.1 + 0.3), late
+    stopped, stopped_s = time.monotonic(), time.time()
+    moving = _holds_after(ros_graph, sink, stopped, lambda m: np.abs(
+        _motion(m, arm.position)).max() < 1e-6, rate_hz=20.0, timeout_s=0.3)
+    if command_type != 'float64_multiarray':            # the node's own stamps say when
+        sent = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec - stopped_s for m in moving]
+        assert not sent or max(sent) < 0.3 + 0.05 + 0.45, sent
     assert node._robot.sensors.stale_sources() == ['ee_pose']
 
 
@@ -271,12 +293,8 @@ def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path
     stopped = time.monotonic()
     ros_graph.executor.remove_node(sim)     # the robot's sensors go silent
     sim.destroy_node()
-    time.sleep(1.5)
-    after = [(t - stopped, m.data) for m, t in zip(commands.messages, commands.times)
-             if t > stopped]
-    assert any(not any(d[:3]) for _, d in after), 'no hold command after the sensors stopped'
-    moving = [t for t, d in after if any(d[:3])]
-    assert not moving or max(moving) < 0.3 + 0.15, moving
+    _holds_after(ros_graph, commands, stopped, lambda m: not any(m.data[:3]), rate_hz=20.0,
+                 timeout_s=0.3)
 
 
 def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_path):
