@@ -24,7 +24,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from fakes import FakeArm, JOINTS, Sink  # noqa: E402
+from fakes import FakeArm, JOINTS, Sink, stamp_s  # noqa: E402
 from sole_r1_interfaces.action import Evaluate  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
@@ -225,7 +225,7 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
     moving = _holds_after(ros_graph, sink, stopped, lambda m: np.abs(
         _motion(m, arm.position)).max() < 1e-6, rate_hz=20.0, timeout_s=0.3)
     if command_type != 'float64_multiarray':            # the node's own stamps say when
-        sent = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec - stopped_s for m in moving]
+        sent = [stamp_s(m) - stopped_s for m in moving]
         assert not sent or max(sent) < 0.3 + 0.05 + 0.45, sent
     assert node._robot.sensors.stale_sources() == ['ee_pose']
 

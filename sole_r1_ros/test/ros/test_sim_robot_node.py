@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from fakes import own_name, Sink  # noqa: E402
+from fakes import own_name, Sink, stamp_s  # noqa: E402
 from sole_r1_interfaces.msg import TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
@@ -48,8 +48,7 @@ def test_frames_arrive_with_configured_size_and_rate(ros_graph):
     # on a loaded 2-core machine (a spell of 2 frames in 2 s was seen) or a dropped frame
     # lengthens a gap or two, and the test's receive times lag by the stall, but most gaps
     # stay one period; 5 Hz or 20 Hz fall outside the bounds.
-    stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec
-              for m in external.messages[start:start + 21]]
+    stamps = [stamp_s(m) for m in external.messages[start:start + 21]]
     gaps = np.diff(stamps)
     assert np.all(gaps > 0), 'frames out of order or stamped twice'
     assert 0.08 <= np.median(gaps) <= 0.125, gaps
