@@ -52,13 +52,12 @@ def goal_coverage(goal: str, trained_goals: Mapping[str, Sequence[str]],
     pairs = [(task, text) for task, texts in trained_goals.items() for text in texts]
     if not pairs:
         return None
-    keys = {goal_key(text) for _, text in pairs}
+    keys = [goal_key(text) for _, text in pairs]
     vectors = encoder.encode([goal, *(text for _, text in pairs)])
     similarity = vectors[1:] @ vectors[0]
-    best = int(np.argmax(similarity))
     trained = goal_key(goal) in keys
-    if trained:   # report the goal itself, not an equally close phrasing of another task
-        best = next(i for i, (_, text) in enumerate(pairs) if goal_key(text) == goal_key(goal))
+    # a trained goal reports itself, not an equally close phrasing of another task
+    best = keys.index(goal_key(goal)) if trained else int(np.argmax(similarity))
     return GoalCoverage(goal=goal, trained=trained, nearest_goal=pairs[best][1],
                         nearest_task=pairs[best][0], similarity=float(similarity[best]),
-                        num_goals=len(keys), num_tasks=len(trained_goals))
+                        num_goals=len(set(keys)), num_tasks=len(trained_goals))
