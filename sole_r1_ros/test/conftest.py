@@ -95,6 +95,21 @@ class RosGraph:
         from rclpy.node import Node
         return self.add(Node(name, context=self.context))
 
+    def action_client(self, action_type, action_name: str, node_name: str = 'action_probe'):
+        """An action client on a node of its own, made before that node spins.
+
+        rclpy's ``ActionClient.__init__`` adds itself to the node's waitables before it sets its
+        lock (rclpy/action/client.py, Kilted wheel): made on a node the executor already spins,
+        the executor's thread can ask it for its entities first and raise AttributeError
+        '_lock' (one CI run, 2026-12-03), which ends the graph's spinning.
+        """
+        from rclpy.action import ActionClient
+        from rclpy.node import Node
+        node = Node(node_name, context=self.context)
+        client = ActionClient(node, action_type, action_name)
+        self.add(node)
+        return client
+
     @staticmethod
     def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02) -> bool:
         import time

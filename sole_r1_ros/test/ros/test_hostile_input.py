@@ -14,7 +14,6 @@ pytest.importorskip('metaworld')
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import (  # noqa: E402
@@ -169,7 +168,7 @@ def test_a_goal_carrying_answer_tags_is_refused(graph):
 
 
 def test_an_evaluation_with_a_nan_threshold_is_refused_and_learning_goes_on(graph):
-    client = ActionClient(graph.probe_node, Evaluate, 'learner_node/evaluate')
+    client = graph.action_client(Evaluate, 'learner_node/evaluate')
     assert client.wait_for_server(timeout_sec=10.0)
     goal = client.send_goal_async(Evaluate.Goal(episodes=1, progress_threshold=float('nan')))
     assert graph.wait_for(goal.done, timeout=10.0)

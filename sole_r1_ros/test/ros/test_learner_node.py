@@ -17,7 +17,6 @@ pytest.importorskip('torch')
 pytest.importorskip('metaworld')
 
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -307,7 +306,7 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     assert node.learner.env_steps == env_steps, 'paused learner kept acting'
     assert ros_graph.call(pause, SetBool.Request(data=False)).success
 
-    client = ActionClient(probe, Evaluate, 'learner_node/evaluate')
+    client = ros_graph.action_client(Evaluate, 'learner_node/evaluate')
     assert client.wait_for_server(timeout_sec=10.0)
     feedback = []
     goal_future = client.send_goal_async(Evaluate.Goal(episodes=2, progress_threshold=50.0),
