@@ -101,7 +101,8 @@ class RosGraph:
         rclpy's ``ActionClient.__init__`` adds itself to the node's waitables before it sets its
         lock (rclpy/action/client.py, Kilted wheel): made on a node the executor already spins,
         the executor's thread can ask it for its entities first and raise AttributeError
-        '_lock' (one CI run, 2026-12-03), which ends the graph's spinning.
+        '_lock' (one CI run, 2026-12-03), which ends the graph's spinning. Fixed upstream
+        (ros2/rclpy#1589), not in the wheel we run.
         """
         from rclpy.action import ActionClient
         from rclpy.node import Node

@@ -57,6 +57,8 @@ class RunMonitorNode(Node):
                                  guard('progress', self._progress_callback), 50)
         self.create_subscription(TaskState, 'ground_truth',
                                  guard('ground_truth', self._truth_callback), 10)
+        # made here, before the node spins: rclpy's ActionClient registers itself before it
+        # has its lock (ros2/rclpy#1589), and a spinning executor can reach it in between
         self.evaluate = ActionClient(self, Evaluate, 'learner_node/evaluate')
 
     # -- callbacks ------------------------------------------------------------------------------
