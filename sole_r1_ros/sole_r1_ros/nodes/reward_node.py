@@ -78,6 +78,7 @@ class RewardNode(LifecycleNode):
         self.timing: deque = deque(maxlen=1000)
         self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
         self._checked_goal: str | None = None
+        self._goal_check_lock = threading.Lock()   # reward workers check the goal in parallel
         self._configs = NodeConfigs(self, SECTIONS)   # last: may raise; destroy still works
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -163,15 +164,16 @@ class RewardNode(LifecycleNode):
 
     def _check_goal(self, goal: str) -> None:
         """Warn once per goal when the model was not trained on it (the compact model)."""
-        if goal == self._checked_goal:
-            return
-        self._checked_goal = goal
-        try:
-            self.goal_coverage = self._engine.goal_coverage(goal)
-        except Exception as exc:  # e.g. MiniLM missing: scoring reports that itself
-            self.goal_coverage = None
-            self.get_logger().warning(f'cannot check the goal against the model: {exc}')
-        warning = self.goal_coverage and self.goal_coverage.warning(self._engine.model_id)
+        with self._goal_check_lock:
+            if goal == self._checked_goal:
+                return
+            self._checked_goal = goal
+            try:
+                self.goal_coverage = self._engine.goal_coverage(goal)
+            except Exception as exc:  # e.g. MiniLM missing: scoring reports that itself
+                self.goal_coverage = None
+                self.get_logger().warning(f'cannot check the goal against the model: {exc}')
+            warning = self.goal_coverage and self.goal_coverage.warning(self._engine.model_id)
         if warning:
             self.get_logger().warning(warning)
 

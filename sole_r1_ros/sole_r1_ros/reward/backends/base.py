@@ -95,7 +95,9 @@ class Backend(Protocol):
 
     A backend that may be called from several threads at once says how many calls it overlaps
     in an int attribute ``concurrent_calls`` (the openai backend: ``max_concurrency``); the
-    engine calls one without it from one thread at a time.
+    engine calls one without it from one thread at a time. A backend trained on a known set of
+    goals may have ``goal_coverage(goal)`` (the compact one: ``compact.coverage.GoalCoverage``);
+    ``RewardEngine.goal_coverage`` answers None for one without it.
     """
 
     model_id: str
