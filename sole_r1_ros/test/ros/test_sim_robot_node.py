@@ -61,7 +61,7 @@ def test_frames_arrive_with_configured_size_and_rate(ros_graph):
 def test_command_moves_the_arm_and_reset_restores_it(ros_graph):
     # One tick per command: in 'realtime' mode the arm keeps settling after a reset (about
     # 0.018 rad a tick for the first ticks), so two readings match only at the same tick, which
-    # a probe cannot tell (CI flake, 2026-12-03). Here nothing moves between commands.
+    # a probe cannot tell (failed on a fresh clone, 2026-12-03). Nothing moves between commands.
     _sim(ros_graph, fixed_reset=True, step_mode='on_command')
     probe = ros_graph.probe()
     joints = _subscribe(probe, JointState, 'joint_states')
