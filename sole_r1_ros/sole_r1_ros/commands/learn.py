@@ -297,11 +297,14 @@ class _Session:
         """Print what the reward node logged: its model was not trained on the goal."""
         reward = self.monitor.status.get('reward_node', {})
         if reward.get('goal_trained') == 'no':
+            backwards = ('; it reads like that goal run the other way, which the model scores '
+                         'backwards or not at all' if reward.get('goal_runs_nearest_backwards')
+                         == 'yes' else '')
             print(f'sole-r1 learn: warning: {reward.get("model", "the reward model")} was not '
                   f'trained on "{self.request.goal}" (nearest trained goal: '
-                  f'{reward.get("nearest_trained_goal")}); on a task it never saw it is not a '
-                  'reliable reward and the policy may exploit it. Distil it for this task or '
-                  'use SOLE-R1 (README: "Use SOLE-R1 instead").', flush=True)
+                  f'{reward.get("nearest_trained_goal")}){backwards}; on a task it never saw '
+                  'it is not a reliable reward and the policy may exploit it. Distil it for this '
+                  'task or use SOLE-R1 (README: "Use SOLE-R1 instead").', flush=True)
 
     def _forget_session(self) -> None:
         """A failed start leaves no parameters file and no empty bag behind (logs stay)."""

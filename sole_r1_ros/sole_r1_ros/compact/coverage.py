@@ -4,14 +4,39 @@ The compact model is a reliable reward on the tasks it was trained on and not on
 pooled Pearson 0.28 on six tasks it never saw, and a learner rewarded by it on one of them
 found a pose it scored 100 % without moving the window). A checkpoint lists the goals it was
 trained on (``info['goals']``, task -> phrasings), so a run can say so before it starts,
-instead of the user finding out from a policy that hacks the reward.
+instead of the user finding out from a policy that hacks the reward. What carries over was
+measured (data/README, "How many training tasks"): a trained motion in another scene, yes; a
+trained task run backwards in the same scene, no, so the warning says when the goal reads like
+its nearest trained goal in the opposite direction.
 """
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from sole_r1_ros.compact.goals import goal_key, GoalEncoder
+from sole_r1_ros.compact.goals import action_features, ACTION_WORDS, goal_key, GoalEncoder
+
+# Pairs of ``ACTION_WORDS`` groups, named by their first word, that send a task opposite ways.
+OPPOSITE_ACTIONS: tuple[tuple[str, str], ...] = (
+    ('open', 'close'), ('push', 'pull'), ('lift', 'down'), ('in', 'out'),
+    ('clockwise', 'counter-clockwise'))
+_GROUP = {group[0]: index for index, group in enumerate(ACTION_WORDS)}
+
+
+def runs_backwards(goal: str, other: str) -> bool:
+    """True when ``goal`` has one word of an opposite pair and ``other`` the other, not both.
+
+    >>> runs_backwards('open the drawer', 'close the drawer')
+    True
+    >>> runs_backwards('press the handle down from the side', 'press the handle down')
+    False
+    """
+    a, b = action_features([goal, other]).astype(bool)
+    for first, second in OPPOSITE_ACTIONS:
+        i, j = _GROUP[first], _GROUP[second]
+        if (a[i] and b[j] and not a[j] and not b[i]) or (a[j] and b[i] and not a[i] and not b[j]):
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -30,16 +55,25 @@ class GoalCoverage:
     num_goals: int
     num_tasks: int
 
+    @property
+    def reverses_nearest(self) -> bool:
+        """The goal reads like its nearest trained goal run the other way (open / close, ...)."""
+        return not self.trained and runs_backwards(self.goal, self.nearest_goal)
+
     def warning(self, model: str = 'the compact model') -> str | None:
         """A one-paragraph warning for a goal the model was not trained on; None otherwise."""
         if self.trained:
             return None
+        backwards = (' It reads like that task run the other way, where the model was measured '
+                     'to score progress backwards or not at all (push-back after push, '
+                     'drawer-open after drawer-close).' if self.reverses_nearest else '')
         return (f'goal {self.goal!r} is not one of the {self.num_goals} goals {model} was '
                 f'trained on ({self.num_tasks} tasks); the nearest is {self.nearest_goal!r} '
-                f'({self.nearest_task}, cosine {self.similarity:.2f}). On tasks it never saw '
-                'it is not a reliable reward and a learner can exploit it: distil it for this '
-                "task (README, 'Distil SOLE-R1 into it') or use SOLE-R1 (--reward transformers "
-                'or openai). If the goal is that task in other words, the model knows it.')
+                f'({self.nearest_task}, cosine {self.similarity:.2f}).{backwards} On tasks it '
+                'never saw it is not a reliable reward and a learner can exploit it: distil it '
+                "for this task (README, 'Distil SOLE-R1 into it') or use SOLE-R1 (--reward "
+                'transformers or openai). If the goal is that task in other words, the model '
+                'knows it.')
 
 
 def goal_coverage(goal: str, trained_goals: Mapping[str, Sequence[str]],

@@ -182,7 +182,8 @@ class RewardNode(LifecycleNode):
         goal = {} if coverage is None else {
             'goal_trained': 'yes' if coverage.trained else 'no',
             'nearest_trained_goal': f'{coverage.nearest_goal} ({coverage.nearest_task}, '
-                                    f'cosine {coverage.similarity:.2f})'}
+                                    f'cosine {coverage.similarity:.2f})',
+            'goal_runs_nearest_backwards': 'yes' if coverage.reverses_nearest else 'no'}
         warn = coverage is not None and not coverage.trained
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),

@@ -9,7 +9,7 @@ import pytest
 
 torch = pytest.importorskip('torch')
 
-from sole_r1_ros.compact.coverage import goal_coverage  # noqa: E402
+from sole_r1_ros.compact.coverage import goal_coverage, runs_backwards  # noqa: E402
 from sole_r1_ros.compact.goals import (  # noqa: E402
     action_features, EMBEDDING_DIM, goal_key, GoalEncoder)
 from sole_r1_ros.compact.model import (  # noqa: E402
@@ -416,6 +416,17 @@ def test_shipped_checkpoint_is_small_and_knows_the_demo_tasks():
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
 
 
+def test_a_goal_is_said_to_run_backwards_only_with_one_word_of_an_opposite_pair_each():
+    assert runs_backwards('open the drawer', 'close the drawer')
+    assert runs_backwards('Pull the puck back to the goal.', 'push the puck to the goal')
+    assert runs_backwards('take the puck off the shelf', 'put the puck on the shelf')
+    assert runs_backwards('turn it counter-clockwise', 'turn it clockwise')
+    assert not runs_backwards('press the handle down from the side', 'press the handle down')
+    assert not runs_backwards('open and close the drawer', 'close the drawer')
+    assert not runs_backwards('close the drawer', 'close the drawer')
+    assert not runs_backwards('pick up the puck', 'reach the goal')
+
+
 @shipped
 def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for_others():
     """A held-out task's goal is flagged with the trained goal nearest to it; trained ones not."""
@@ -423,6 +434,7 @@ def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for
     with RewardEngine(make_backend(config), config) as engine:
         trained = engine.goal_coverage('Close the drawer.')
         unseen = engine.goal_coverage(TASK_GOALS['door-close-v3'])   # held out of training
+        sideways = engine.goal_coverage(TASK_GOALS['handle-press-side-v3'])   # held out too
     assert trained.trained and trained.nearest_task == 'drawer-close-v3'
     assert trained.similarity == pytest.approx(1.0, abs=1e-5) and trained.warning() is None
     assert trained.num_tasks == 34 and trained.num_goals >= 3 * 34
@@ -432,6 +444,9 @@ def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for
     warning = unseen.warning('compact:compact_progress')
     assert "'close the door'" in warning and "'open the door'" in warning
     assert 'compact:compact_progress' in warning and 'SOLE-R1' in warning
+    assert unseen.reverses_nearest and 'run the other way' in warning
+    assert sideways.nearest_goal == 'press the handle down' and not sideways.reverses_nearest
+    assert 'other way' not in sideways.warning()
     with RewardEngine(make_backend(RewardConfig(backend='oracle')),
                       RewardConfig(backend='oracle')) as engine:
         assert engine.goal_coverage('close the door') is None   # a backend meant for any goal

@@ -242,3 +242,20 @@ def test_the_bag_records_the_commands_the_arm_is_sent(config, expected):
         assert expected <= {'/' + t.lstrip('/') for t in recorded}
         named = [t.split('=')[0].lstrip('/') for t in recorded]
         assert len(set(named)) == len(named), 'a topic is recorded twice'
+
+
+@pytest.mark.parametrize('backwards', ['yes', 'no'])
+def test_the_untrained_goal_warning_says_when_the_goal_runs_a_trained_one_backwards(
+        capsys, backwards):
+    from types import SimpleNamespace
+    from sole_r1_ros.commands.learn import _Session
+    session = _Session.__new__(_Session)   # only what the warning reads
+    session.request = SimpleNamespace(goal='close the door')
+    session.monitor = SimpleNamespace(status={'reward_node': {
+        'model': 'compact:compact_progress', 'goal_trained': 'no',
+        'nearest_trained_goal': 'open the door (door-open-v3, cosine 0.89)',
+        'goal_runs_nearest_backwards': backwards}})
+    session._warn_of_untrained_goal()
+    printed = capsys.readouterr().out
+    assert 'was not trained on "close the door" (nearest trained goal: open the door' in printed
+    assert ('run the other way' in printed) == (backwards == 'yes')

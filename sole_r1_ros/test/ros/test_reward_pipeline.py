@@ -162,6 +162,7 @@ def test_a_goal_the_compact_model_was_not_trained_on_is_warned_of_until_it_is_on
     assert status.level == DiagnosticStatus.WARN and 'not one the reward model' in status.message
     assert values['goal_trained'] == 'no'
     assert values['nearest_trained_goal'].startswith('open the door (door-open-v3, cosine 0.')
+    assert values['goal_runs_nearest_backwards'] == 'yes'   # close / open
     assert ros_graph.wait_for(lambda: any(
         "goal 'close the door' is not one of" in m.msg and m.level == Log.WARN for m in logs))
     assert node.set_parameters([Parameter('goal', value='close the drawer')])[0].successful
