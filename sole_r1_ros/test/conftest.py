@@ -136,6 +136,13 @@ class RosGraph:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30.0)
+        # Let the worker threads finish the callbacks already handed to them before the
+        # executor destroys its guard condition: Executor.shutdown (Kilted wheel) never waits
+        # for them (its wait sits under `if not self._is_shutdown`, just set True), and a
+        # callback ending after that raises InvalidHandle from `gc.trigger()` in a task nobody
+        # reads ("The following exception was never retrieved: cannot use Destroyable ..." at
+        # teardown). Upstream: ros2/rclpy#1666, open.
+        self.executor._executor.shutdown(wait=True)
         self.executor.shutdown(timeout_sec=2.0)
         for node in self._nodes:
             node.destroy_node()
