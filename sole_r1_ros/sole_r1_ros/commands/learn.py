@@ -297,9 +297,10 @@ class _Session:
         """Print what the reward node logged: its model was not trained on the goal."""
         reward = self.monitor.status.get('reward_node', {})
         if reward.get('goal_trained') == 'no':
-            backwards = ('; it reads like that goal run the other way, which the model scores '
-                         'backwards or not at all' if reward.get('goal_runs_nearest_backwards')
-                         == 'yes' else '')
+            backwards = ('; it reads like that goal run the other way, which the model was '
+                         'measured to score backwards or not at all on such tasks (push-back, '
+                         'drawer-open)' if reward.get('goal_runs_nearest_backwards') == 'yes'
+                         else '')
             print(f'sole-r1 learn: warning: {reward.get("model", "the reward model")} was not '
                   f'trained on "{self.request.goal}" (nearest trained goal: '
                   f'{reward.get("nearest_trained_goal")}){backwards}; on a task it never saw '
