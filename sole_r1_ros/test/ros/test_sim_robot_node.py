@@ -42,16 +42,22 @@ def test_frames_arrive_with_configured_size_and_rate(ros_graph):
     external = _subscribe(probe, Image, 'camera/external/image_raw', qos_profile_sensor_data)
     wrist = _subscribe(probe, Image, 'camera/wrist/image_raw', qos_profile_sensor_data)
     assert ros_graph.wait_for(lambda: external.count() >= 3 and wrist.count() >= 3)
-    start = external.count()
-    assert ros_graph.wait_for(lambda: external.count() >= start + 21, timeout=30.0)
     # The node's period, from its own stamps: the median of 20 gaps. A stall of the process
     # on a loaded 2-core machine (a spell of 2 frames in 2 s was seen) or a dropped frame
     # lengthens a gap or two, and the test's receive times lag by the stall, but most gaps
-    # stay one period; 5 Hz or 20 Hz fall outside the bounds.
-    stamps = [stamp_s(m) for m in external.messages[start:start + 21]]
-    gaps = np.diff(stamps)
-    assert np.all(gaps > 0), 'frames out of order or stamped twice'
-    assert 0.08 <= np.median(gaps) <= 0.125, gaps
+    # stay one period; 5 Hz or 20 Hz fall outside the bounds. A stall lasting most of a window
+    # (medians of 0.17 s were seen on a fresh-clone `make test`, 2026-12-04, while the test
+    # alone passes) is measured again, up to three windows: one steady window says the rate.
+    medians = []
+    for _ in range(3):
+        start = external.count()
+        assert ros_graph.wait_for(lambda: external.count() >= start + 21, timeout=30.0)
+        gaps = np.diff([stamp_s(m) for m in external.messages[start:start + 21]])
+        assert np.all(gaps > 0), 'frames out of order or stamped twice'
+        medians.append(float(np.median(gaps)))
+        if 0.08 <= medians[-1] <= 0.125:
+            break
+    assert 0.08 <= medians[-1] <= 0.125, f'median gap of each window [s]: {medians}'
     for msg in (external.last(), wrist.last()):
         assert (msg.width, msg.height, msg.encoding, msg.step) == (64, 48, 'rgb8', 64 * 3)
         assert np.frombuffer(msg.data, np.uint8).mean() > 5, 'black frame'
