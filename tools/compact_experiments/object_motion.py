@@ -91,7 +91,6 @@ def episode(robot, task, name, behaviour, index, out):
         return np.dot(np.asarray(obs.state[4:7]) - obj0, move) >= fraction * DISTANCE_M
 
     go(np.r_[(obj0 + move * (DISTANCE_M + 0.05))[:2], z_push], limit=70, speed=0.4, until=moved)
-    go(np.asarray(obs.ee_position), limit=6 if behaviour != 'stop-short' else 12)  # hold
     if len(progress) < 2:
         return None
     goal, *paraphrases = (g.format(o=NOUN[task]) for g in DIRS[name][1])
