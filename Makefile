@@ -107,9 +107,12 @@ compact-model: setup
 	    --max-steps 250 --out runs/compact_data --workers 2
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --episodes 30 \
 	    --max-steps 250 --out runs/compact_data_randomized --workers 2 --randomize-scene 1
+	sole-r1 synth --object-motion --out runs/compact_data_object_motion --workers 2
+	sole-r1 synth --undo-of runs/compact_data --out runs/compact_data_undo
 	sole-r1 train compact --data runs/compact_data runs/compact_data_randomized \
-	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 38 \
-	    --eval-every-steps 250 \
+	    runs/compact_data_undo runs/compact_data_object_motion \
+	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 60 \
+	    --eval-every-steps 250 --val-fraction 0 --scene-adversarial 0.1 \
 	    --out sole_r1_ros/sole_r1_ros/data/compact_progress.pt
 	sole-r1 eval reward --backend compact --data runs/compact_data \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --split all \

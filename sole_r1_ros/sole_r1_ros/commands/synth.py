@@ -5,6 +5,11 @@ short, wrong targets, drops), both cameras, proprioception and per-frame progres
 labelled episodes (``labelled/FORMAT.md``; synthetic specifics in ``synth/FORMAT.md``).
 Resumable: finished episodes are skipped. ``--export-sole-r1 DIR`` also writes SOLE-R1
 fine-tuning examples with the writer ``sole-r1 finetune prepare`` uses.
+
+Two more kinds of episode teach the compact model to read the goal, not the scene:
+``--object-motion`` pushes the free object of a training scene left, right, forward or back
+under goals that name the direction (``synth/object_motion.py``); ``--undo-of DIR`` plays
+DIR's successful training episodes backwards under goals that undo them (``synth/undo.py``).
 """
 import argparse
 
@@ -13,9 +18,10 @@ from sole_r1_ros.synth.generate import SynthConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--tasks', required=True,
+    parser.add_argument('--tasks', default='',
                         help='comma-separated Meta-World v3 task ids, e.g. '
-                             'drawer-close-v3,reach-v3')
+                             'drawer-close-v3,reach-v3 (required, except with --object-motion '
+                             'or --undo-of, where it chooses among their scenes/tasks)')
     parser.add_argument('--episodes', type=int, default=SynthConfig.episodes_per_task,
                         help='episodes per task (behaviours cycle: expert, noisy, stop_short, '
                              'reversal, expert, pause, wrong_target, drop, ...)')
@@ -36,6 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--export-sole-r1', metavar='DIR',
                         help='also write SOLE-R1 fine-tuning examples to DIR (the format of '
                              'sole-r1 finetune prepare)')
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument('--object-motion', action='store_true',
+                      help='object-motion episodes instead: the free object of each scene '
+                           '(default: all 16) pushed left/right/forward/back, labelled by its '
+                           'displacement along the direction the goal asks')
+    kind.add_argument('--undo-of', metavar='DIR',
+                      help="undoing episodes instead: DIR's successful training episodes "
+                           'played backwards under goals that undo them (default: every task '
+                           'with one)')
     parser.add_argument('--queries-per-episode', type=int, default=4,
                         help='exported queries per episode (with --export-sole-r1)')
 
@@ -48,9 +63,13 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ValueError(f'--workers must be >= 1, got {args.workers}')
+    tasks = [t.strip() for t in args.tasks.split(',') if t.strip()]
+    if args.object_motion or args.undo_of:
+        return _run_goal_reading(args, tasks)
+    if not tasks:
+        raise ValueError('--tasks is required: comma-separated Meta-World v3 task ids')
     config = from_mapping(SynthConfig, {
-        'tasks': [t.strip() for t in args.tasks.split(',') if t.strip()],
-        'episodes_per_task': args.episodes, 'image_size': args.image_size,
+        'tasks': tasks, 'episodes_per_task': args.episodes, 'image_size': args.image_size,
         'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed,
         'scene_randomization': args.randomize_scene})
     total = len(config.tasks) * config.episodes_per_task
@@ -67,4 +86,31 @@ def run(args: argparse.Namespace) -> int:
                                     queries_per_episode=args.queries_per_episode,
                                     on_episode=bar.update)
         print(f'{count} SOLE-R1 fine-tuning examples in {args.export_sole_r1}')
+    return 0
+
+
+def _run_goal_reading(args: argparse.Namespace, tasks: list[str]) -> int:
+    """``--object-motion`` or ``--undo-of``: episodes that only the goal's words explain."""
+    from tqdm import tqdm
+
+    from sole_r1_ros.labelled import folder
+
+    if args.export_sole_r1:
+        raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
+                         '--object-motion or --undo-of')
+    if args.object_motion:
+        from sole_r1_ros.synth.object_motion import generate_object_motion, OBJECT_NOUNS
+
+        chosen = tasks or sorted(OBJECT_NOUNS)
+        with tqdm(total=len(chosen), desc='object motion', unit='scene') as bar:
+            written = generate_object_motion(
+                args.out, chosen, workers=args.workers,
+                on_scene=lambda task, count: (bar.update(1), bar.set_postfix(scene=task)))
+    else:
+        from sole_r1_ros.synth.undo import write_undo_episodes
+
+        with tqdm(desc='undo', unit='episode') as bar:
+            written = write_undo_episodes(args.undo_of, args.out, tasks or None,
+                                          on_episode=lambda _: bar.update(1))
+    print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')
     return 0

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help=_help('own_previous_fraction'))
     compact.add_argument('--data-shares', type=float, nargs='+', default=[], metavar='SHARE',
                          help=_help('data_shares') + '; one per --data folder')
+    compact.add_argument('--scene-adversarial', type=float, metavar='WEIGHT',
+                         default=TrainConfig.scene_adversarial,
+                         help=_help('scene_adversarial'))
     compact.add_argument('--val-fraction', type=float, default=TrainConfig.val_fraction,
                          help=_help('val_fraction'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
@@ -81,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit,
         'own_previous_fraction': args.own_previous_fraction,
+        'scene_adversarial': args.scene_adversarial,
         'val_fraction': args.val_fraction, 'data_shares': args.data_shares,
         'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,

@@ -389,6 +389,100 @@ def test_a_share_of_training_queries_quotes_the_networks_own_previous_answer():
     assert np.mean(quoted(1.0) == 0.0) >= TrainConfig.from_zero_fraction / 2
 
 
+def test_the_scene_adversary_learns_the_scene_and_pushes_the_features_the_other_way():
+    from torch.nn import functional as F
+
+    from sole_r1_ros.compact.scene_adversary import SceneAdversary
+
+    torch.manual_seed(0)
+    model = CompactProgressNet(_TINY)
+    adversary = SceneAdversary(model, scenes=3)
+    with pytest.raises(RuntimeError, match='before a forward pass'):
+        adversary.loss(torch.tensor([0]))
+    views = torch.rand(4, 2, 3, 3, 16, 16)
+    model(views, torch.randn(4, _TINY.goal_input_dim), torch.zeros(4), torch.ones(4))
+    scenes = torch.tensor([0, 1, 2, 1])
+    features = [adversary._features['external'], adversary._features['wrist']]
+    loss = adversary.loss(scenes)
+    reversed_grads = torch.autograd.grad(loss, features, retain_graph=True)
+    # The same classifier without the reversal: the gradient on the features flips sign,
+    # while the classifier itself learns as usual.
+    plain = F.cross_entropy(adversary.classifier(torch.cat(features, dim=1)), scenes)
+    plain_grads = torch.autograd.grad(plain, features, retain_graph=True)
+    for got, want in zip(reversed_grads, plain_grads):
+        assert got.abs().sum() > 0 and torch.allclose(got, -want)
+    head = adversary.classifier[0].weight
+    assert torch.allclose(torch.autograd.grad(loss, head, retain_graph=True)[0],
+                          torch.autograd.grad(plain, head)[0])
+    adversary.detach()
+    assert not model.external.project._forward_hooks and not model.wrist.project._forward_hooks
+    with pytest.raises(ValueError, match='at least 2 scenes'):
+        SceneAdversary(model, scenes=1)
+
+
+def test_an_episode_counts_as_its_named_scene_and_each_query_carries_it():
+    from sole_r1_ros.compact.scene_adversary import scene_of
+    from sole_r1_ros.compact.train import FrameBank, QuerySampler, TrainConfig
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    def episode(name, task, label, scene=None):
+        return LabelledEpisode(episode_id=name, goal=_GOAL, progress=np.full(4, label),
+                               external=_numbered(4, 10), task=task,
+                               meta={'scene': scene} if scene else {})
+
+    episodes = [episode('a', 'drawer-open-v3', 10),
+                episode('b', 'drawer-open-reversed-v3', 20, scene='drawer-open-v3'),
+                episode('c', 'push-obj-left-v3', 30, scene='push-v3')]
+    assert [scene_of(e) for e in episodes] == ['drawer-open-v3', 'drawer-open-v3', 'push-v3']
+    ids = {'drawer-open-v3': 0, 'drawer-open-reversed-v3': 1, 'push-obj-left-v3': 2}
+    bank = FrameBank(episodes, credit=0.0, goal_ids=ids, size=16)
+    assert bank.scene_names == ['drawer-open-v3', 'push-v3']
+    assert bank.scenes.tolist() == [0, 0, 1] and bank.tasks.tolist() == [0, 1, 2]
+    table, counts = torch.zeros((3, 1, _TINY.goal_input_dim)), torch.ones(3, dtype=torch.long)
+    sampler = QuerySampler(bank, table, counts, TrainConfig(model=_TINY))
+    batch = sampler.sample(64)
+    # Each episode has its own label, so the target says which episode a query came from.
+    scene_by_label = {10.0: 0, 20.0: 0, 30.0: 1}
+    assert batch.scene.tolist() == [scene_by_label[t] for t in batch.target.tolist()]
+    assert set(batch.scene.tolist()) == {0, 1}
+    with pytest.raises(ValueError, match='scene_adversarial'):
+        TrainConfig(scene_adversarial=-0.1)
+
+
+def test_training_against_the_scene_adversary_saves_the_plain_network(tmp_path):
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.labelled import LabelledEpisode, write_episode
+
+    rng = np.random.default_rng(0)
+    for i, (task, scene) in enumerate((('drawer-close-v3', None), ('drawer-close-v3', None),
+                                       ('drawer-close-reversed-v3', 'drawer-close-v3'),
+                                       ('reach-v3', None), ('reach-v3', None))):
+        write_episode(str(tmp_path / 'data'), LabelledEpisode(
+            episode_id=f'e{i}', goal=TASK_GOALS[scene or task] if 'reversed' not in task
+            else 'open the drawer', progress=np.linspace(0, 100, 6), task=task,
+            external=rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8),
+            split='val' if i == 4 else 'train', meta={'scene': scene} if scene else {}))
+    encoder = _seeded_encoder(extra=('open the drawer',))
+    config = TrainConfig(epochs=3, batch_size=8, eval_every_steps=1, model=_TINY)
+    plain = train(str(tmp_path / 'data'), str(tmp_path / 'plain.pt'), config, encoder=encoder)
+    against = train(str(tmp_path / 'data'), str(tmp_path / 'against.pt'),
+                    TrainConfig(epochs=3, batch_size=8, eval_every_steps=1,
+                                scene_adversarial=0.5, model=_TINY), encoder=encoder)
+    assert 'scene_adversary_loss' not in plain['history'][-1]
+    losses = [h['scene_adversary_loss'] for h in against['history']]
+    assert len(losses) == against['steps'] + 1 and all(0 < v < 5 for v in losses)
+    assert against['config']['scene_adversarial'] == 0.5
+    first, second = load_checkpoint(str(tmp_path / 'plain.pt'))[0], load_checkpoint(
+        str(tmp_path / 'against.pt'))[0]
+    assert first.state_dict().keys() == second.state_dict().keys()  # no classifier saved
+    assert any(not torch.equal(first.state_dict()[k], second.state_dict()[k])
+               for k in first.state_dict())  # the adversary changed the features
+    with pytest.raises(ValueError, match='at least 2 scenes'):
+        train(str(tmp_path / 'data'), str(tmp_path / 'one.pt'),
+              TrainConfig(tasks=('reach-v3',), epochs=1, batch_size=8, val_fraction=0.0,
+                          scene_adversarial=0.1, model=_TINY), encoder=encoder)
+
+
 def test_compact_training_does_not_import_synth():
     code = ('import sys; import sole_r1_ros.compact.train; '
             "print(sorted(m for m in sys.modules if m.startswith('sole_r1_ros.synth')))")
@@ -437,7 +531,8 @@ def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for
         sideways = engine.goal_coverage(TASK_GOALS['handle-press-side-v3'])   # held out too
     assert trained.trained and trained.nearest_task == 'drawer-close-v3'
     assert trained.similarity == pytest.approx(1.0, abs=1e-5) and trained.warning() is None
-    assert trained.num_tasks == 34 and trained.num_goals >= 3 * 34
+    # The 34 Meta-World tasks, 23 of them undone and 62 object-motion goals (scene, direction).
+    assert trained.num_tasks == 34 + 23 + 62 and trained.num_goals >= 3 * 34
     assert not unseen.trained
     assert (unseen.nearest_goal, unseen.nearest_task) == ('open the door', 'door-open-v3')
     assert 0.8 < unseen.similarity < 0.95
