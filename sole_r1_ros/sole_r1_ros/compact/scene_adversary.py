@@ -44,7 +44,8 @@ class SceneAdversary(nn.Module):
     def __init__(self, model: nn.Module, scenes: int, hidden: int = 128) -> None:
         super().__init__()
         if scenes < 2:
-            raise ValueError(f'a scene adversary needs at least 2 scenes, got {scenes}')
+            raise ValueError(f'a scene adversary needs episodes of at least 2 scenes, got '
+                             f'{scenes}')
         width = 2 * model.config.feature_dim
         self.classifier = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(),
                                         nn.Linear(hidden, scenes))

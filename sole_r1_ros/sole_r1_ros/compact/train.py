@@ -677,8 +677,6 @@ def _scene_adversary(model: CompactProgressNet, sampler: QuerySampler, config: T
     if config.scene_adversarial <= 0:
         return None
     names = sampler.bank.scene_names
-    if len(names) < 2:
-        raise ValueError(f'scene_adversarial needs episodes of at least 2 scenes, got {names}')
     logger.info('scene adversary over %d scenes, weight %g', len(names),
                 config.scene_adversarial)
     return SceneAdversary(model, len(names))
