@@ -78,11 +78,13 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
     assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) or not any(d[:3])
                          for d in human), human
 
-    released = time.monotonic()
     joy.publish(_joy([0.0] * 6, [0, 0]))
-    # A few commands after the release, however long a loaded machine stalls the loop (a fixed
-    # 0.5 s once held a single command, and one command cannot show the policy moving).
-    back = released + 2 * PERIOD_S
+    # A few commands after the node has read the release, however long a loaded machine stalls
+    # the loop or the release's delivery (a fixed 0.5 s once held a single command, and one
+    # command cannot show the policy moving; counted from the test's publish, five commands
+    # once all came before the node read it, fresh-clone make test at dc74feb).
+    assert ros_graph.wait_for(lambda: not node._robot.human.engaged, timeout=10.0)
+    back = time.monotonic() + 2 * PERIOD_S
     assert ros_graph.wait_for(lambda: len(sink.since(back)) >= 5, timeout=10.0)
     policy = [m.data for m in sink.since(back)]
     assert policy and not all(np.allclose(d[:3], policy[0][:3]) for d in policy)
