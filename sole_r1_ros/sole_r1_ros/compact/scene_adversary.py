@@ -18,8 +18,7 @@ from torch.nn import functional as F
 
 def scene_of(episode: Any) -> str:
     """An episode's scene: ``meta['scene']`` where the data names one, else its task id."""
-    meta = getattr(episode, 'meta', None) or {}
-    return str(meta.get('scene') or episode.task_id)
+    return str((episode.meta or {}).get('scene') or episode.task_id)
 
 
 class _ReverseGradient(torch.autograd.Function):

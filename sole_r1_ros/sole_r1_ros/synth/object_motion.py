@@ -18,15 +18,12 @@ Episode i of a scene resets the simulator with seed 2000 + i and draws its noise
 (i, the scene), so a scene's episodes are the same whichever worker makes them.
 """
 from dataclasses import dataclass
-import logging
 import multiprocessing
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
 from sole_r1_ros.labelled import folder as labelled_folder, LabelledEpisode
-
-logger = logging.getLogger(__name__)
 
 OBJECT_NOUNS: dict[str, str] = {
     'assembly-v3': 'nut', 'basketball-v3': 'ball', 'coffee-pull-v3': 'mug',
@@ -195,18 +192,18 @@ def generate_object_motion(root: str, tasks: Sequence[str] | None = None,
     for task in tasks:
         episode_specs(task, directions)  # validates before any simulator starts
     jobs = [(root, task, directions) for task in tasks]
-    written = 0
     if workers <= 1 or len(jobs) == 1:
-        for job in jobs:
-            count = _run_scene(job)
-            written += count
-            if on_scene is not None:
-                on_scene(job[1], count)
-        return written
-    context = multiprocessing.get_context('spawn')
-    with context.Pool(processes=workers) as pool:
-        for job, count in zip(jobs, pool.imap(_run_scene, jobs)):
-            written += count
-            if on_scene is not None:
-                on_scene(job[1], count)
+        return _tally(jobs, map(_run_scene, jobs), on_scene)
+    with multiprocessing.get_context('spawn').Pool(processes=workers) as pool:
+        return _tally(jobs, pool.imap(_run_scene, jobs), on_scene)
+
+
+def _tally(jobs: list[tuple], counts: Iterator[int],
+           on_scene: Callable[[str, int], None] | None) -> int:
+    """Sum the episodes each scene wrote, reporting each scene as it finishes."""
+    written = 0
+    for job, count in zip(jobs, counts):
+        written += count
+        if on_scene is not None:
+            on_scene(job[1], count)
     return written
