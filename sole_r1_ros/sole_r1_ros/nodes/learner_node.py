@@ -248,6 +248,7 @@ class LearnerNode(LifecycleNode):
         self._status.publish(status_message(self, {
             **self.loop.status(), 'start_env_steps': self._start_env_steps,
             'commands': self._robot.output.sent, 'limited_by_safety': self._robot.output.limited,
+            'stale': ', '.join(self._robot.sensors.stale_sources()) or 'none',
             **{f'rejected/{k}': v for k, v in rejected.items()}}))
 
 

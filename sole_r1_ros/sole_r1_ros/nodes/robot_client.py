@@ -118,9 +118,10 @@ class RobotClient:
     def observe(self) -> Sensed | None:
         sensed = self.sensors.take()
         if sensed is None:
-            stale = self.sensors.stale_sources()
+            stale = self.sensors.stale_reasons()
             if stale:
-                self._node.get_logger().warning(f'stale or missing {stale}: holding',
+                said = '; '.join(f'{source}: {why}' for source, why in stale.items())
+                self._node.get_logger().warning(f'stale or missing input, holding ({said})',
                                                 throttle_duration_sec=2.0)
         return sensed
 

@@ -7,6 +7,13 @@ the camera views of one moment (stamps within ``max_skew_s``) with proprioceptio
 Each ``add_*`` checks its input and returns why it was rejected instead of raising (they run in
 message callbacks); anything missing, rejected or older than its timeout makes ``take`` return
 None with the reasons, so the loop holds the robot. No ROS here.
+
+"Older" is judged two ways, and either makes an input stale: by when it *arrived* (a silent
+sensor), and by its header *stamp* against the newest stamp of the other inputs (a message
+delivered late, or the same TF transform looked up again after its publisher died: it arrives
+now but says an old moment). The stamp check needs the sensors' stamps on one clock, as any
+pairing of camera frames with joint states does; a source stamped on another clock (or not at
+all) holds the robot with a reason that says so.
 """
 from dataclasses import dataclass
 import threading
@@ -44,12 +51,15 @@ class SensingConfig:
     proprio_wait_s: float = option(0.05, 'after the views of a moment, wait at most this long '
                                    'for joint states and pose at least as new as them [s]',
                                    range=(0.0, 1.0), read_only=True)
-    camera_timeout_s: float = option(0.5, 'older camera frames make the robot hold [s]',
-                                     range=(0.001, 60.0))
-    joint_timeout_s: float = option(0.5, 'older joint states make the robot hold [s]',
-                                    range=(0.001, 60.0))
-    pose_timeout_s: float = option(0.5, 'an older end-effector pose makes the robot hold [s]',
-                                   range=(0.001, 60.0))
+    camera_timeout_s: float = option(0.5, 'camera frames that arrived longer ago, or are '
+                                     'stamped this much before the newest input, make the '
+                                     'robot hold [s]', range=(0.001, 60.0))
+    joint_timeout_s: float = option(0.5, 'joint states that arrived longer ago, or are stamped '
+                                    'this much before the newest input, make the robot hold '
+                                    '[s]', range=(0.001, 60.0))
+    pose_timeout_s: float = option(0.5, 'an end-effector pose that arrived longer ago, or is '
+                                   'stamped this much before the newest input, makes the '
+                                   'robot hold [s]', range=(0.001, 60.0))
     quaternion_tolerance: float = option(1e-3, 'a pose whose quaternion norm is further from 1 '
                                          'is invalid and counts as stale', range=(0.0, 0.5))
 
@@ -90,6 +100,17 @@ class _Stamped(NamedTuple):
     value: object
 
 
+def _newer(old: '_Stamped | None', stamp_ns: int, now: float, value: object) -> _Stamped:
+    """Return the stored input after a message; a repeated stamp keeps its first arrival.
+
+    A repeat is not news: a TF lookup returns the last transform again and again.
+    """
+    stamp_ns = int(stamp_ns)
+    if old is not None and old.stamp_ns == stamp_ns:
+        return _Stamped(stamp_ns, old.arrived_s, value)
+    return _Stamped(stamp_ns, now, value)
+
+
 class Sensors:
     """Newest sensor data under one lock; ``wait_ready``/``take`` give the loop whole moments."""
 
@@ -114,7 +135,7 @@ class Sensors:
                 and frame.dtype == np.uint8 and frame.size):
             return self._reject(view, f'{view} frame must be H x W x 3 uint8')
         with self._ready:
-            self._frames[view] = _Stamped(int(stamp_ns), self._clock(), frame)
+            self._frames[view] = _newer(self._frames.get(view), stamp_ns, self._clock(), frame)
             if self._complete():
                 self._ready.notify_all()
         return None
@@ -139,7 +160,7 @@ class Sensors:
         if not np.all(np.isfinite(values)):
             return self._reject('joints', 'joint_states holds NaN or inf')
         with self._ready:
-            self._joints = _Stamped(int(stamp_ns), self._clock(), values)
+            self._joints = _newer(self._joints, stamp_ns, self._clock(), values)
             self._ready.notify_all()
         return None
 
@@ -151,7 +172,7 @@ class Sensors:
             return self._reject('pose', f'end-effector pose rejected: {problem}')
         pose = checked_pose(position, orientation, self.config.quaternion_tolerance)
         with self._ready:
-            self._pose = _Stamped(int(stamp_ns), self._clock(), pose)
+            self._pose = _newer(self._pose, stamp_ns, self._clock(), pose)
             self._ready.notify_all()
         return None
 
@@ -202,18 +223,34 @@ class Sensors:
 
     def stale_sources(self) -> list[str]:
         """Inputs that are missing or older than their timeout, now."""
+        return list(self.stale_reasons())
+
+    def stale_reasons(self) -> dict[str, str]:
+        """Say why each input is stale now, by source name; empty when all are fresh.
+
+        Missing, silent for longer than its timeout, or stamped that much before the newest
+        input.
+        """
         now, c = self._clock(), self.config
         with self._ready:
-            stale = [f'camera/{v}' for v in c.views
-                     if v not in self._frames
-                     or now - self._frames[v].arrived_s > c.camera_timeout_s]
-            if c.observation == 'proprio' and (
-                    self._joints is None or now - self._joints.arrived_s > c.joint_timeout_s):
-                stale.append('joint_states')
-            if c.use_ee_pose and (self._pose is None
-                                  or now - self._pose.arrived_s > c.pose_timeout_s):
-                stale.append('ee_pose')
-        return stale
+            inputs = {f'camera/{v}': (self._frames.get(v), c.camera_timeout_s) for v in c.views}
+            if c.observation == 'proprio':
+                inputs['joint_states'] = (self._joints, c.joint_timeout_s)
+            if c.use_ee_pose:
+                inputs['ee_pose'] = (self._pose, c.pose_timeout_s)
+        present = {name: item for name, (item, _) in inputs.items() if item is not None}
+        newest = max(present.items(), key=lambda kv: kv[1].stamp_ns, default=None)
+        reasons = {}
+        for name, (item, timeout_s) in inputs.items():
+            if item is None:
+                reasons[name] = 'never received'
+            elif now - item.arrived_s > timeout_s:
+                reasons[name] = f'nothing new for {now - item.arrived_s:.2f} s'
+            elif (newest[1].stamp_ns - item.stamp_ns) * 1e-9 > timeout_s:
+                reasons[name] = (
+                    f'stamped {(newest[1].stamp_ns - item.stamp_ns) * 1e-9:.2f} s before '
+                    f'{newest[0]}: delivered late, or stamped on another clock (or not at all)')
+        return reasons
 
     def take(self) -> Sensed | None:
         """The newest complete moment, marked taken; None when something is stale or missing."""

@@ -78,6 +78,50 @@ def test_anything_older_than_its_timeout_makes_the_robot_hold(source, timeout):
     assert sensors.stale_sources() == [source] and sensors.take() is None
 
 
+def test_a_late_delivered_pose_is_stale_by_its_stamp_though_it_just_arrived():
+    sensors, clock = _sensors(pose_timeout_s=0.2)
+    _feed(sensors, 1000)
+    clock.now += 0.5                                   # the pose publisher went quiet at 1.0 s
+    sensors.add_joints(1500 * MS, list(JOINTS), [0.0, 0.0], [0.0, 0.0])
+    for view in ('external', 'wrist'):
+        sensors.add_frame(view, 1500 * MS, _frame())
+    sensors.add_pose(1100 * MS, [0, 0.6, 0.2], [0, 0, 0, 1])   # ... and this one came late
+    assert sensors.stale_sources() == ['ee_pose'] and sensors.take() is None
+    assert sensors.stale_reasons()['ee_pose'].startswith('stamped 0.40 s before')
+    sensors.add_pose(1450 * MS, [0, 0.6, 0.2], [0, 0, 0, 1])   # within the timeout: fresh
+    assert sensors.stale_sources() == [] and sensors.take() is not None
+
+
+def test_a_camera_buffering_old_frames_is_stale_against_the_joint_states():
+    sensors, clock = _sensors(camera_timeout_s=0.3)
+    _feed(sensors, 1000)
+    clock.now += 0.1
+    sensors.add_joints(2000 * MS, list(JOINTS), [0.0, 0.0], [0.0, 0.0])
+    sensors.add_pose(2000 * MS, [0, 0.6, 0.2], [0, 0, 0, 1])
+    for view in ('external', 'wrist'):
+        sensors.add_frame(view, 1200 * MS, _frame())         # arriving now, 0.8 s old
+    assert sensors.stale_sources() == ['camera/external', 'camera/wrist']
+    assert 'joint_states' in sensors.stale_reasons()['camera/wrist']
+
+
+def test_the_same_message_again_is_not_news():
+    """A TF lookup returns the last transform again every period after its publisher died."""
+    sensors, clock = _sensors(pose_timeout_s=0.2, camera_timeout_s=5.0, joint_timeout_s=5.0)
+    _feed(sensors, 1000)
+    for _ in range(5):
+        clock.now += 0.1
+        assert sensors.add_pose(1000 * MS, [0, 0.6, 0.2], [0, 0, 0, 1]) is None
+    assert sensors.stale_reasons() == {'ee_pose': 'nothing new for 0.50 s'}
+
+
+def test_an_input_never_received_is_named():
+    sensors, _ = _sensors()
+    sensors.add_frame('external', 10 * MS, _frame())
+    assert sensors.stale_reasons() == {'camera/wrist': 'never received',
+                                       'joint_states': 'never received',
+                                       'ee_pose': 'never received'}
+
+
 @pytest.mark.parametrize('feed, source', [
     (lambda s: s.add_joints(0, ['a', 'b'], [1.0, float('nan')], []), 'joints'),
     (lambda s: s.add_joints(0, ['a'], [1.0], []), 'joints'),              # joint b missing

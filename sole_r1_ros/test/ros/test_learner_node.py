@@ -16,6 +16,7 @@ rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('metaworld')
 
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
@@ -232,6 +233,13 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
         sent = [stamp_s(m) - stopped_s for m in moving]
         assert not sent or max(sent) < 0.3 + 0.05 + 0.45, sent
     assert ros_graph.wait_for(lambda: node._robot.sensors.stale_sources() == ['ee_pose'])
+    statuses = Sink()                                   # and /diagnostics names it
+    arm.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
+    name = node.get_fully_qualified_name()
+    assert ros_graph.wait_for(lambda: any(
+        kv.key == 'stale' and kv.value == 'ee_pose' for array in list(statuses.messages)
+        for status in array.status if status.name == name for kv in status.values),
+        timeout=5.0)
 
 
 @pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame'])
