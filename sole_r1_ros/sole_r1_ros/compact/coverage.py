@@ -1,7 +1,7 @@
 """Was a compact model trained on this goal? The answer, with the nearest goal it knows.
 
 The compact model is a reliable reward on the tasks it was trained on and not on others (README:
-pooled Pearson 0.28 on six tasks it never saw, and a learner rewarded by it on one of them
+pooled Pearson 0.50 on six tasks it never saw, and a learner rewarded by it on one of them
 found a pose it scored 100 % without moving the window). A checkpoint lists the goals it was
 trained on (``info['goals']``, task -> phrasings), so a run can say so before it starts,
 instead of the user finding out from a policy that hacks the reward. What carries over was
