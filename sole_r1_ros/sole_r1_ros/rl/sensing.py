@@ -238,18 +238,19 @@ class Sensors:
                 inputs['joint_states'] = (self._joints, c.joint_timeout_s)
             if c.use_ee_pose:
                 inputs['ee_pose'] = (self._pose, c.pose_timeout_s)
-        present = {name: item for name, (item, _) in inputs.items() if item is not None}
-        newest = max(present.items(), key=lambda kv: kv[1].stamp_ns, default=None)
+        present = [(name, item) for name, (item, _) in inputs.items() if item is not None]
+        newest_name, newest = max(present, key=lambda kv: kv[1].stamp_ns, default=(None, None))
         reasons = {}
         for name, (item, timeout_s) in inputs.items():
             if item is None:
                 reasons[name] = 'never received'
-            elif now - item.arrived_s > timeout_s:
-                reasons[name] = f'nothing new for {now - item.arrived_s:.2f} s'
-            elif (newest[1].stamp_ns - item.stamp_ns) * 1e-9 > timeout_s:
-                reasons[name] = (
-                    f'stamped {(newest[1].stamp_ns - item.stamp_ns) * 1e-9:.2f} s before '
-                    f'{newest[0]}: delivered late, or stamped on another clock (or not at all)')
+                continue
+            silent_s, behind_s = now - item.arrived_s, (newest.stamp_ns - item.stamp_ns) * 1e-9
+            if silent_s > timeout_s:
+                reasons[name] = f'nothing new for {silent_s:.2f} s'
+            elif behind_s > timeout_s:
+                reasons[name] = (f'stamped {behind_s:.2f} s before {newest_name}: delivered '
+                                 'late, or stamped on another clock (or not at all)')
         return reasons
 
     def take(self) -> Sensed | None:
