@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from sole_r1_ros.compact.goals import action_features, ACTION_WORDS, goal_key, GoalEncoder
+from sole_r1_ros.sim.tasks import TASK_GOALS
 
 # Pairs of ``ACTION_WORDS`` groups, named by their first word, that send a task opposite ways.
 OPPOSITE_ACTIONS: tuple[tuple[str, str], ...] = (
@@ -54,6 +55,10 @@ class GoalCoverage:
     0.89, so a high value does not mean the same task.'''
     num_goals: int
     num_tasks: int
+    '''Training task ids: Meta-World tasks and the object-motion and undoing tasks made in
+    their scenes.'''
+    num_scenes: int = 0
+    '''How many of ``num_tasks`` are Meta-World tasks (the scenes the model has seen).'''
 
     @property
     def reverses_nearest(self) -> bool:
@@ -67,8 +72,12 @@ class GoalCoverage:
         backwards = (' It reads like that task run the other way, where the model was measured '
                      'to score progress backwards or not at all (push-back after push, '
                      'drawer-open after drawer-close).' if self.reverses_nearest else '')
+        synthetic = self.num_tasks - self.num_scenes
+        tasks = (f'{self.num_scenes} Meta-World tasks and {synthetic} object-motion and '
+                 f'undoing tasks in their scenes' if self.num_scenes and synthetic
+                 else f'{self.num_tasks} tasks')
         return (f'goal {self.goal!r} is not one of the {self.num_goals} goals {model} was '
-                f'trained on ({self.num_tasks} tasks); the nearest is {self.nearest_goal!r} '
+                f'trained on ({tasks}); the nearest is {self.nearest_goal!r} '
                 f'({self.nearest_task}, cosine {self.similarity:.2f}).{backwards} On tasks it '
                 'never saw it is not a reliable reward and a learner can exploit it: distil it '
                 "for this task (README, 'Distil SOLE-R1 into it') or use SOLE-R1 (--reward "
@@ -94,4 +103,5 @@ def goal_coverage(goal: str, trained_goals: Mapping[str, Sequence[str]],
     best = keys.index(goal_key(goal)) if trained else int(np.argmax(similarity))
     return GoalCoverage(goal=goal, trained=trained, nearest_goal=pairs[best][1],
                         nearest_task=pairs[best][0], similarity=float(similarity[best]),
-                        num_goals=len(set(keys)), num_tasks=len(trained_goals))
+                        num_goals=len(set(keys)), num_tasks=len(trained_goals),
+                        num_scenes=len(set(trained_goals) & set(TASK_GOALS)))

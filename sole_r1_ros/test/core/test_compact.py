@@ -533,12 +533,14 @@ def test_the_shipped_file_says_which_goals_it_was_trained_on_and_the_nearest_for
     assert trained.similarity == pytest.approx(1.0, abs=1e-5) and trained.warning() is None
     # The 34 Meta-World tasks, 23 of them undone and 62 object-motion goals (scene, direction).
     assert trained.num_tasks == 34 + 23 + 62 and trained.num_goals >= 3 * 34
+    assert trained.num_scenes == 34
     assert not unseen.trained
     assert (unseen.nearest_goal, unseen.nearest_task) == ('open the door', 'door-open-v3')
     assert 0.8 < unseen.similarity < 0.95
     warning = unseen.warning('compact:compact_progress')
     assert "'close the door'" in warning and "'open the door'" in warning
     assert 'compact:compact_progress' in warning and 'SOLE-R1' in warning
+    assert '(34 Meta-World tasks and 85 object-motion and undoing tasks' in warning
     assert unseen.reverses_nearest and 'run the other way' in warning
     assert sideways.nearest_goal == 'press the handle down' and not sideways.reverses_nearest
     assert 'other way' not in sideways.warning()
