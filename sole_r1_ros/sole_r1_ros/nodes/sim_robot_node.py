@@ -6,6 +6,8 @@ Publishes ``camera/external/image_raw`` and ``camera/wrist/image_raw`` (rgb8, se
 sends: ``forward_command_controller/commands`` (Float64MultiArray: dx, dy, dz, gripper),
 ``servo_node/delta_twist_cmds`` (TwistStamped, MoveIt Servo's) and ``target_pose``
 (PoseStamped), with the gripper on ``gripper_controller/commands``; serves ``~/reset``.
+With ``expert_joy_episodes`` > 0 it also publishes ``joy``: Meta-World's scripted expert as a
+person on a SpaceMouse in the first episodes (a simulated human, privileged: simulation only).
 Physics and rendering run on one dedicated thread (GL contexts are thread-bound).
 """
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image, JointState, Joy
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
@@ -59,6 +61,13 @@ class SimRobotNodeConfig:
                                           '(gripper_controller/commands)', range=(-10.0, 10.0))
     gripper_closed_position: float = option(0.0, 'gripper position command meaning closed',
                                             range=(-10.0, 10.0))
+    expert_joy_episodes: int = option(
+        0, "simulated human: in the first N episodes Meta-World's scripted expert takes over "
+        'through sensor_msgs/Joy on joy, as a person on a SpaceMouse would (button 0, the '
+        "learner's default dead-man, held; axes 0-2 = its motion / 1.4, the default axis "
+        'scale; button 1, the default gripper toggle, pressed when the gripper should flip). '
+        'It reads the hidden state, so it stands in for a human in simulation only; the '
+        'learner needs teleop: true', range=(0, 1000000), read_only=True)
     publish_ground_truth: bool = option(
         True, "publish the simulator's progress, success and state on ground_truth (for "
         'evaluation and the oracle reward; off: the graph has exactly what a real arm has)',
@@ -88,6 +97,7 @@ class SimRobotNode(Node):
         self._running = True
         self._episode = 0
         self._ticks = 0
+        self._last_gripper = 0.0   # of the last action applied (the simulated human's view)
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._create_entities()
@@ -108,6 +118,9 @@ class SimRobotNode(Node):
         self._truth_pub = (self.create_publisher(TaskState, 'ground_truth', 10)
                            if self._configs['node'].publish_ground_truth else None)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self._human = (SimulatedHuman(self._configs['node'].expert_joy_episodes)
+                       if self._configs['node'].expert_joy_episodes else None)
+        self._joy_pub = self.create_publisher(Joy, 'joy', 10) if self._human else None
         self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
                                  guard('commands', self._commands_callback), 10)
         self.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds',
@@ -250,6 +263,7 @@ class SimRobotNode(Node):
             elif command is not None or c.step_mode == 'realtime':
                 action = (self._to_action(robot, command) if command is not None
                           else np.array([0.0, 0.0, 0.0, self._gripper]))
+                self._last_gripper = float(action[3])
                 render = (tick + 1) % self._configs['node'].camera_every_n_ticks == 0
                 new_observation, info = robot.step(action, render=render)
                 observation = new_observation if render else dataclasses.replace(
@@ -267,6 +281,12 @@ class SimRobotNode(Node):
         already there.
         """
         stamp = self.get_clock().now().to_msg()
+        if self._human is not None:   # first: the learner reads it before the frame it acts on
+            joy = self._human.joy(self._episode, robot, self._last_gripper, info)
+            if joy is not None:
+                msg = Joy(axes=joy[0], buttons=joy[1])
+                msg.header.stamp = stamp
+                self._joy_pub.publish(msg)
         joints = JointState(name=list(observation.joint_names),
                             position=observation.joint_positions.tolist(),
                             velocity=observation.joint_velocities.tolist())
@@ -301,6 +321,39 @@ class SimRobotNode(Node):
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+class SimulatedHuman:
+    """Meta-World's scripted expert as Joy messages: a stand-in for a person's takeovers.
+
+    Episodes 1..N (the learner resets before its first) are driven with the dead-man held;
+    the first message after them releases it, then it is silent. The gripper is flipped with
+    the toggle button, never pressed in two messages running (a press the learner has not
+    acted on yet is not repeated).
+    """
+
+    AXIS_SCALE = 1.4   # TeleopConfig.axis_scales' default
+
+    def __init__(self, episodes: int) -> None:
+        self.episodes = episodes
+        self._pressed = False
+        self._released = False
+
+    def joy(self, episode: int, robot, gripper_now: float, info
+            ) -> tuple[list[float], list[int]] | None:
+        """(axes, buttons) to publish now, or None."""
+        if episode > self.episodes:
+            if self._released:
+                return None
+            self._released = True
+            return [0.0] * 6, [0, 0]
+        if episode < 1 or (info is not None and info.truncated):
+            return None
+        action = robot.expert_action()
+        axes = [float(np.clip(a / self.AXIS_SCALE, -1.0, 1.0)) for a in action[:3]] + [0.0] * 3
+        flip = (action[3] > 0) != (gripper_now > 0) and not self._pressed
+        self._pressed = flip
+        return axes, [1, int(flip)]
 
 
 def _where(exc: Exception) -> str:

@@ -11,7 +11,7 @@ from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import (  # noqa: E402
     DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
-from sensor_msgs.msg import Image, JointState  # noqa: E402
+from sensor_msgs.msg import Image, JointState, Joy  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
@@ -144,6 +144,51 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
     progress = truth.last().progress
     assert truth.last().success, f'{task}: expert did not succeed, progress {progress}'
     assert truth.last().progress == pytest.approx(100.0)
+
+
+def test_the_simulated_human_drives_its_episodes_through_joy_then_hands_back(ros_graph):
+    """expert_joy_episodes=1: the expert picks and places in episode 1, as Joy.
+
+    A probe plays the learner's part (axes x 1.4, the gripper by the toggle); episode 2 gets
+    one release message, then nothing.
+    """
+    _sim(ros_graph, task='pick-place-v3', step_mode='on_command', image_width=32,
+         image_height=32, expert_joy_episodes=1)
+    probe = ros_graph.probe()
+    joy = _subscribe(probe, Joy, 'joy')
+    truth = _subscribe(probe, TaskState, 'ground_truth')
+    commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    reset = probe.create_client(Trigger, 'sim_robot_node/reset')
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
+    time.sleep(0.3)
+    assert joy.count() == 0, 'Joy before the first episode'
+    assert ros_graph.call(reset, Trigger.Request()).success
+    assert ros_graph.wait_for(lambda: joy.count() >= 1 and truth.count() >= 1)
+    gripper, presses = 0.0, []
+    for _ in range(300):
+        if truth.last().success:
+            break
+        message, seen = joy.last(), joy.count()
+        assert list(message.buttons[:1]) == [1] and len(message.axes) == 6
+        assert all(-1.0 <= a <= 1.0 for a in message.axes)
+        presses.append(message.buttons[1])
+        if message.buttons[1]:
+            gripper = -1.0 if gripper > 0 else 1.0
+        commands.publish(Float64MultiArray(
+            data=[*(1.4 * np.asarray(message.axes[:3])).clip(-1, 1), gripper]))
+        assert ros_graph.wait_for(lambda: joy.count() > seen, timeout=5.0), 'no step'
+    assert truth.last().success, f'the simulated human failed: {truth.last().progress:.0f} %'
+    assert sum(presses) >= 1, 'the gripper never closed on the puck'
+    assert not any(a and b for a, b in zip(presses, presses[1:])), 'toggle pressed twice running'
+    before = joy.count()
+    assert ros_graph.call(reset, Trigger.Request()).success
+    assert ros_graph.wait_for(lambda: joy.count() == before + 1)
+    assert list(joy.last().buttons) == [0, 0] and not any(joy.last().axes)   # handed back
+    seen = truth.count()
+    commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
+    assert ros_graph.wait_for(lambda: truth.count() > seen)
+    time.sleep(0.3)
+    assert joy.count() == before + 1, 'Joy after its episodes'
 
 
 def _make_robot_fail(monkeypatch, method: str, fails) -> None:
