@@ -37,6 +37,7 @@ from sole_r1_ros.nodes.spin import run_node
 from sole_r1_ros.sim import (
     clamp_command, command_from_pose, command_from_twist, COMMAND_LAYOUT,
     gripper_from_position, MetaWorldRobot, SimConfig)
+from sole_r1_ros.sim.simulated_human import SimulatedHuman
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,13 @@ class SimRobotNodeConfig:
     gripper_closed_position: float = option(0.0, 'gripper position command meaning closed',
                                             range=(-10.0, 10.0))
     expert_joy_episodes: int = option(
-        0, "simulated human: in the first N episodes Meta-World's scripted expert takes over "
-        'through sensor_msgs/Joy on joy, as a person on a SpaceMouse would (button 0, the '
-        "learner's default dead-man, held; axes 0-2 = its motion / 1.4, the default axis "
-        'scale; button 1, the default gripper toggle, pressed when the gripper should flip). '
-        'It reads the hidden state, so it stands in for a human in simulation only; the '
+        0, "simulated human (sim.simulated_human): Meta-World's scripted expert takes over N "
+        'episodes through sensor_msgs/Joy on joy, as a person on a SpaceMouse would, with the '
+        "learner's default teleop mapping. It reads the hidden state: simulation only. The "
         'learner needs teleop: true', range=(0, 1000000), read_only=True)
+    expert_joy_every: int = option(1, 'the simulated human drives episodes 1, 1 + K, 1 + 2K, '
+                                   '... (1: the first N in a row)', range=(1, 1000000),
+                                   read_only=True)
     publish_ground_truth: bool = option(
         True, "publish the simulator's progress, success and state on ground_truth (for "
         'evaluation and the oracle reward; off: the graph has exactly what a real arm has)',
@@ -118,8 +120,9 @@ class SimRobotNode(Node):
         self._truth_pub = (self.create_publisher(TaskState, 'ground_truth', 10)
                            if self._configs['node'].publish_ground_truth else None)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self._human = (SimulatedHuman(self._configs['node'].expert_joy_episodes)
-                       if self._configs['node'].expert_joy_episodes else None)
+        c = self._configs['node']
+        self._human = (SimulatedHuman(c.expert_joy_episodes, c.expert_joy_every)
+                       if c.expert_joy_episodes else None)
         self._joy_pub = self.create_publisher(Joy, 'joy', 10) if self._human else None
         self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
                                  guard('commands', self._commands_callback), 10)
@@ -282,7 +285,8 @@ class SimRobotNode(Node):
         """
         stamp = self.get_clock().now().to_msg()
         if self._human is not None:   # first: the learner reads it before the frame it acts on
-            joy = self._human.joy(self._episode, robot, self._last_gripper, info)
+            joy = (None if info is not None and info.truncated   # over: the sim holds
+                   else self._human.joy(self._episode, robot, self._last_gripper))
             if joy is not None:
                 msg = Joy(axes=joy[0], buttons=joy[1])
                 msg.header.stamp = stamp
@@ -321,39 +325,6 @@ class SimRobotNode(Node):
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5.0)
         super().destroy_node()
-
-
-class SimulatedHuman:
-    """Meta-World's scripted expert as Joy messages: a stand-in for a person's takeovers.
-
-    Episodes 1..N (the learner resets before its first) are driven with the dead-man held;
-    the first message after them releases it, then it is silent. The gripper is flipped with
-    the toggle button, never pressed in two messages running (a press the learner has not
-    acted on yet is not repeated).
-    """
-
-    AXIS_SCALE = 1.4   # TeleopConfig.axis_scales' default
-
-    def __init__(self, episodes: int) -> None:
-        self.episodes = episodes
-        self._pressed = False
-        self._released = False
-
-    def joy(self, episode: int, robot, gripper_now: float, info
-            ) -> tuple[list[float], list[int]] | None:
-        """(axes, buttons) to publish now, or None."""
-        if episode > self.episodes:
-            if self._released:
-                return None
-            self._released = True
-            return [0.0] * 6, [0, 0]
-        if episode < 1 or (info is not None and info.truncated):
-            return None
-        action = robot.expert_action()
-        axes = [float(np.clip(a / self.AXIS_SCALE, -1.0, 1.0)) for a in action[:3]] + [0.0] * 3
-        flip = (action[3] > 0) != (gripper_now > 0) and not self._pressed
-        self._pressed = flip
-        return axes, [1, int(flip)]
 
 
 def _where(exc: Exception) -> str:
