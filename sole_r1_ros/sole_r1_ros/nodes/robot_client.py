@@ -163,8 +163,8 @@ class RobotClient:
             time.sleep(0.02)
         return True
 
-    def announce(self, episode_id: str) -> None:
-        msg = Episode(episode_id=episode_id)
+    def announce(self, episode_id: str, evaluation: bool = False) -> None:
+        msg = Episode(episode_id=episode_id, evaluation=evaluation)
         msg.header.stamp = self._node.get_clock().now().to_msg()
         if episode_id:
             self.sensors.clear_frames()   # frames from before this moment belong to no episode

@@ -7,7 +7,8 @@ sends: ``forward_command_controller/commands`` (Float64MultiArray: dx, dy, dz, g
 ``servo_node/delta_twist_cmds`` (TwistStamped, MoveIt Servo's) and ``target_pose``
 (PoseStamped), with the gripper on ``gripper_controller/commands``; serves ``~/reset``.
 With ``expert_joy_episodes`` > 0 it also publishes ``joy``: Meta-World's scripted expert as a
-person on a SpaceMouse in the first episodes (a simulated human, privileged: simulation only).
+person on a SpaceMouse in some of the learner's training episodes, which it counts on
+``episode`` (a simulated human, privileged: simulation only; evaluation episodes are left alone).
 Physics and rendering run on one dedicated thread (GL contexts are thread-bound).
 """
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from sensor_msgs.msg import Image, JointState, Joy
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from sole_r1_interfaces.msg import TaskState
+from sole_r1_interfaces.msg import Episode, TaskState
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.firewall import Firewall, status_message
@@ -64,11 +65,12 @@ class SimRobotNodeConfig:
                                             range=(-10.0, 10.0))
     expert_joy_episodes: int = option(
         0, "simulated human (sim.simulated_human): Meta-World's scripted expert takes over N "
-        'episodes through sensor_msgs/Joy on joy, as a person on a SpaceMouse would, with the '
-        "learner's default teleop mapping. It reads the hidden state: simulation only. The "
-        'learner needs teleop: true', range=(0, 1000000), read_only=True)
-    expert_joy_every: int = option(1, 'the simulated human drives episodes 1, 1 + K, 1 + 2K, '
-                                   '... (1: the first N in a row)', range=(1, 1000000),
+        "of the learner's training episodes (counted on episode; evaluation episodes are "
+        'left alone) through sensor_msgs/Joy on joy, as a person on a SpaceMouse would, with '
+        "the learner's default teleop mapping. It reads the hidden state: simulation only. "
+        'The learner needs teleop: true', range=(0, 1000000), read_only=True)
+    expert_joy_every: int = option(1, 'the simulated human drives training episodes 1, 1 + K, '
+                                   '1 + 2K, ... (1: the first N in a row)', range=(1, 1000000),
                                    read_only=True)
     publish_ground_truth: bool = option(
         True, "publish the simulator's progress, success and state on ground_truth (for "
@@ -100,6 +102,8 @@ class SimRobotNode(Node):
         self._episode = 0
         self._ticks = 0
         self._last_gripper = 0.0   # of the last action applied (the simulated human's view)
+        self._training_episodes = 0   # announced on episode (the simulated human's count)
+        self._human_episode = 0   # the running one's number among them; 0: not training
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._create_entities()
@@ -124,6 +128,9 @@ class SimRobotNode(Node):
         self._human = (SimulatedHuman(c.expert_joy_episodes, c.expert_joy_every)
                        if c.expert_joy_episodes else None)
         self._joy_pub = self.create_publisher(Joy, 'joy', 10) if self._human else None
+        if self._human is not None:
+            self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
+                                     10)
         self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
                                  guard('commands', self._commands_callback), 10)
         self.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds',
@@ -167,6 +174,15 @@ class SimRobotNode(Node):
                                       c.gripper_closed_position)
         with self._lock:
             self._gripper = value
+
+    def _episode_callback(self, msg: Episode) -> None:
+        """Count the learner's training episodes (the simulated human's schedule)."""
+        with self._lock:
+            if msg.episode_id and not msg.evaluation:
+                self._training_episodes += 1
+                self._human_episode = self._training_episodes
+            else:   # between episodes, or an evaluation: nobody to drive
+                self._human_episode = 0
 
     def _submit(self, kind: str, value) -> None:
         with self._lock:
@@ -285,8 +301,10 @@ class SimRobotNode(Node):
         """
         stamp = self.get_clock().now().to_msg()
         if self._human is not None:   # first: the learner reads it before the frame it acts on
+            with self._lock:
+                episode = self._human_episode
             joy = (None if info is not None and info.truncated   # over: the sim holds
-                   else self._human.joy(self._episode, robot, self._last_gripper))
+                   else self._human.joy(episode, robot, self._last_gripper))
             if joy is not None:
                 msg = Joy(axes=joy[0], buttons=joy[1])
                 msg.header.stamp = stamp

@@ -72,8 +72,11 @@ class Robot(Protocol):
     def reset(self) -> bool:
         """Bring the robot to a start state (blocking, bounded); False if it failed."""
 
-    def announce(self, episode_id: str) -> None:
-        """Tell the graph an episode starts (``''``: the running one ended)."""
+    def announce(self, episode_id: str, evaluation: bool = False) -> None:
+        """Tell the graph an episode starts (``''``: the running one ended).
+
+        ``evaluation``: the episode evaluates the policy.
+        """
 
     def episode_finished(self, summary: 'EpisodeSummary') -> None:
         """Publish / log a finished episode."""
@@ -298,9 +301,9 @@ class ControlLoop:
         if not self._robot.reset():
             logger.error('robot reset failed; the next episode starts where the robot is')
         name = f'episode-{uuid.uuid4().hex[:8]}'
-        self._robot.announce(name)
-        self._robot.hold()   # a lock-step simulator renders its first frame on a command
         evaluation = self._evaluation
+        self._robot.announce(name, evaluation=evaluation is not None)
+        self._robot.hold()   # a lock-step simulator renders its first frame on a command
         if evaluation is not None:
             evaluation.episode_started(name)
         else:

@@ -45,8 +45,8 @@ class FakeRobot:
         self.calls.append(('reset',))
         return self.reset_ok
 
-    def announce(self, episode_id):
-        self.calls.append(('announce', episode_id))
+    def announce(self, episode_id, evaluation=False):
+        self.calls.append(('announce', episode_id, evaluation))
 
     def episode_finished(self, summary):
         self.summaries.append(summary)
@@ -92,7 +92,7 @@ def test_an_episode_is_announced_reset_acted_recorded_and_closed():
     loop = _loop(robot)
     assert loop.step() is Outcome.NEW_EPISODE
     assert robot.kinds() == ['announce', 'hold', 'reset', 'announce', 'hold']
-    assert robot.calls[0] == ('announce', '') and robot.calls[3][1].startswith('episode-')
+    assert robot.calls[0] == ('announce', '', False) and robot.calls[3][1].startswith('episode-')
     outcomes = [loop.step() for _ in range(6)]
     assert outcomes == [Outcome.ACTED] * 5 + [Outcome.HELD]   # the 6th frame ends it
     assert loop.learner.env_steps == 5 and loop.learner.episodes_done == 1
@@ -192,6 +192,8 @@ def test_evaluation_episodes_act_deterministically_and_are_not_stored():
     for _ in range(7):
         loop.step()                                # ends the evaluation episode
     assert loop.learner.env_steps == stored and robot.summaries[-1].evaluation
+    announced = [c for c in robot.calls if c[0] == 'announce' and c[1]]
+    assert [c[2] for c in announced] == [False, True, True]   # told at each start (it goes on)
     assert not evaluation.wait_episode(timeout=0.1)   # its last frame's answer is due
     loop.saw_progress(robot.summaries[-1].episode_id, robot.stamp_ns, 80.0)
     assert evaluation.wait_episode(timeout=1.0)

@@ -16,7 +16,7 @@ from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
 from fakes import own_name, Sink, stamp_s  # noqa: E402
-from sole_r1_interfaces.msg import TaskState  # noqa: E402
+from sole_r1_interfaces.msg import Episode, TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
 
@@ -147,10 +147,11 @@ def test_scripted_expert_through_the_topics_succeeds(ros_graph, task):
 
 
 def test_the_simulated_human_drives_its_episodes_through_joy_then_hands_back(ros_graph):
-    """expert_joy_episodes=1: the expert picks and places in episode 1, as Joy.
+    """expert_joy_episodes=1: the expert picks and places in the first training episode.
 
-    A probe plays the learner's part (axes x 1.4, the gripper by the toggle); episode 2 gets
-    one release message, then nothing.
+    A probe plays the learner's part: it announces episodes on ``episode`` (an evaluation
+    first, left alone), follows the Joy messages (axes x 1.4, the gripper by the toggle), and
+    the next training episode gets one release message, then nothing.
     """
     _sim(ros_graph, task='pick-place-v3', step_mode='on_command', image_width=32,
          image_height=32, expert_joy_episodes=1)
@@ -158,12 +159,28 @@ def test_the_simulated_human_drives_its_episodes_through_joy_then_hands_back(ros
     joy = _subscribe(probe, Joy, 'joy')
     truth = _subscribe(probe, TaskState, 'ground_truth')
     commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    episodes = probe.create_publisher(Episode, 'episode', 10)
     reset = probe.create_client(Trigger, 'sim_robot_node/reset')
-    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0
+                              and episodes.get_subscription_count() > 0)
+
+    def start(name: str, evaluation: bool = False) -> None:
+        episodes.publish(Episode(episode_id=name, evaluation=evaluation))
+        time.sleep(0.3)   # the sim has it before the reset's first frame
+        assert ros_graph.call(reset, Trigger.Request()).success
+
+    def step() -> None:
+        seen = truth.count()
+        commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
+        assert ros_graph.wait_for(lambda: truth.count() > seen)
+
+    start('episode-eval', evaluation=True)
+    for _ in range(3):
+        step()
     time.sleep(0.3)
-    assert joy.count() == 0, 'Joy before the first episode'
-    assert ros_graph.call(reset, Trigger.Request()).success
-    assert ros_graph.wait_for(lambda: joy.count() >= 1 and truth.count() >= 1)
+    assert joy.count() == 0, 'Joy in an evaluation episode'
+    start('episode-train-1')
+    assert ros_graph.wait_for(lambda: joy.count() >= 1)
     gripper, presses = 0.0, []
     for _ in range(300):
         if truth.last().success:
@@ -181,12 +198,10 @@ def test_the_simulated_human_drives_its_episodes_through_joy_then_hands_back(ros
     assert sum(presses) >= 1, 'the gripper never closed on the puck'
     assert not any(a and b for a, b in zip(presses, presses[1:])), 'toggle pressed twice running'
     before = joy.count()
-    assert ros_graph.call(reset, Trigger.Request()).success
+    start('episode-train-2')
     assert ros_graph.wait_for(lambda: joy.count() == before + 1)
     assert list(joy.last().buttons) == [0, 0] and not any(joy.last().axes)   # handed back
-    seen = truth.count()
-    commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
-    assert ros_graph.wait_for(lambda: truth.count() > seen)
+    step()
     time.sleep(0.3)
     assert joy.count() == before + 1, 'Joy after its episodes'
 
