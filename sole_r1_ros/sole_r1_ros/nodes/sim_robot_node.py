@@ -102,8 +102,6 @@ class SimRobotNode(Node):
         self._episode = 0
         self._ticks = 0
         self._last_gripper = 0.0   # of the last action applied (the simulated human's view)
-        self._training_episodes = 0   # announced on episode (the simulated human's count)
-        self._human_episode = 0   # the running one's number among them; 0: not training
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
         self._create_entities()
@@ -176,13 +174,8 @@ class SimRobotNode(Node):
             self._gripper = value
 
     def _episode_callback(self, msg: Episode) -> None:
-        """Count the learner's training episodes (the simulated human's schedule)."""
-        with self._lock:
-            if msg.episode_id and not msg.evaluation:
-                self._training_episodes += 1
-                self._human_episode = self._training_episodes
-            else:   # between episodes, or an evaluation: nobody to drive
-                self._human_episode = 0
+        with self._lock:   # the simulated human's schedule counts training episodes
+            self._human.episode_started(msg.episode_id, msg.evaluation)
 
     def _submit(self, kind: str, value) -> None:
         with self._lock:
@@ -302,9 +295,8 @@ class SimRobotNode(Node):
         stamp = self.get_clock().now().to_msg()
         if self._human is not None:   # first: the learner reads it before the frame it acts on
             with self._lock:
-                episode = self._human_episode
-            joy = (None if info is not None and info.truncated   # over: the sim holds
-                   else self._human.joy(episode, robot, self._last_gripper))
+                joy = (None if info is not None and info.truncated   # over: the sim holds
+                       else self._human.joy(robot, self._last_gripper))
             if joy is not None:
                 msg = Joy(axes=joy[0], buttons=joy[1])
                 msg.header.stamp = stamp
