@@ -8,7 +8,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
-	bench-serving bench-loop bench-drq bench-compact lint \
+	bench-serving bench-loop bench-drq bench-compact bench-gpu lint \
 	compact-model clean help
 
 help:
@@ -76,6 +76,12 @@ bench-compact: setup
 bench-finetune: setup
 	$(ENV)
 	OMP_NUM_THREADS=1 python bench/bench_finetune.py --tiny
+
+# On a machine with one CUDA GPU (not part of `make bench`): the reward backend and LoRA SFT + GRPO
+# on random weights in the real Qwen3-VL-8B shape, each under a timeout (about 10 minutes).
+bench-gpu: setup
+	$(ENV)
+	bash bench/gpu_benchmarks.sh
 
 # Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
 # about 7 min, the 34 training tasks again with randomized cameras, lights and colours about

@@ -213,16 +213,21 @@ def _measure(args) -> dict:
 
     if args.device == 'cpu':
         torch.set_num_threads(1)  # a smoke run on a shared machine; threads only contend
+    cuda = args.device == 'cuda'
+    result = {'mode': f'{args.device}/{args.model}', 'device_name': _device_name(cuda),
+              'dtype': 'bfloat16' if cuda else 'float32',
+              'versions': {'torch': torch.__version__, 'transformers': transformers.__version__,
+                           'trl': trl.__version__}, 'rows': []}
     with tempfile.TemporaryDirectory(prefix='bench_finetune_') as root:
         examples_needed = (args.steps + 1) * 8
         data = _write_data(root, examples_needed)
-        rows = [_run_stage(args, stage, data, root) for stage in args.stages]
-        tokens = _prompt_tokens(data)
-    cuda = args.device == 'cuda'
-    return {'mode': f'{args.device}/{args.model}', 'device_name': _device_name(cuda),
-            'dtype': 'bfloat16' if cuda else 'float32', 'prompt_tokens': tokens,
-            'versions': {'torch': torch.__version__, 'transformers': transformers.__version__,
-                         'trl': trl.__version__}, 'rows': rows}
+        result['prompt_tokens'] = _prompt_tokens(data)
+        for stage in args.stages:
+            result['rows'].append(_run_stage(args, stage, data, root))
+            # Stored after every stage: a run cut short (a GPU lease, a timeout) keeps the
+            # stages it finished.
+            _store(args, result)
+    return result
 
 
 def _shape_check() -> dict:
@@ -258,13 +263,19 @@ def _device_name(cuda: bool) -> str:
     return f'{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads'
 
 
+def _store(args, result: dict) -> None:
+    result['date'] = datetime.datetime.now().isoformat(timespec='seconds')
+    merge_result(args.out, result['mode'], result)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    result = _shape_check() if args.shape_check else _measure(args)
-    result['date'] = datetime.datetime.now().isoformat(timespec='seconds')
     if args.shape_check:
+        result = _shape_check()
         print(json.dumps(result, indent=1))
-    merge_result(args.out, result['mode'], result)
+        _store(args, result)
+    else:
+        _measure(args)
     return 0
 
 

@@ -1,0 +1,21 @@
+#!/bin/bash
+# The GPU benchmarks in one go, for a machine with one CUDA GPU and the package's Python
+# dependencies: the transformers reward backend on random weights in the real Qwen3-VL-8B shape
+# (bench_reward.py), then LoRA SFT + GRPO steps on it (bench_finetune.py). Each is bounded by a
+# timeout so that a time-limited GPU lease still brings back what finished; both merge their rows
+# into the JSON files under OUT as they go.
+#
+#     bash bench/gpu_benchmarks.sh [OUT] [SECONDS_FOR_REWARD] [SECONDS_FOR_FINETUNE]
+#
+# Defaults: bench/results, 330 s, 400 s (measured on one H200: 286 s and ~290 s).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/results}
+mkdir -p "$out"
+export PYTHONPATH="$here/../sole_r1_ros${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+cd "$here"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+timeout "${2:-330}" python3 bench_reward.py --device cuda --model 8b-random \
+    --out "$out/reward.json" 2>&1 | tee "$out/reward_cuda.log"
+timeout "${3:-400}" python3 bench_finetune.py --device cuda \
+    --out "$out/finetune.json" 2>&1 | tee "$out/finetune_cuda.log"
