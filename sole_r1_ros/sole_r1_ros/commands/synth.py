@@ -10,6 +10,8 @@ Two more kinds of episode teach the compact model to read the goal, not the scen
 ``--object-motion`` pushes the free object of a training scene left, right, forward or back
 under goals that name the direction (``synth/object_motion.py``); ``--undo-of DIR`` plays
 DIR's successful training episodes backwards under goals that undo them (``synth/undo.py``).
+``--ghost-of DIR`` replays DIR's successful expert training episodes with the arm touching
+nothing, so the objects never move (``synth/ghost.py``): the arm's motion alone is no progress.
 """
 import argparse
 
@@ -20,8 +22,9 @@ from sole_r1_ros.synth.generate import SynthConfig
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--tasks', default='',
                         help='comma-separated Meta-World v3 task ids, e.g. '
-                             'drawer-close-v3,reach-v3 (required, except with --object-motion '
-                             'or --undo-of, where it chooses among their scenes/tasks)')
+                             'drawer-close-v3,reach-v3 (required, except with --object-motion, '
+                             '--undo-of or --ghost-of, where it chooses among their scenes or '
+                             'tasks)')
     parser.add_argument('--episodes', type=int, default=SynthConfig.episodes_per_task,
                         help='episodes per task (behaviours cycle: expert, noisy, stop_short, '
                              'reversal, expert, pause, wrong_target, drop, ...)')
@@ -51,6 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="undoing episodes instead: DIR's successful training episodes "
                            'played backwards under goals that undo them (default: every task '
                            'with one)')
+    kind.add_argument('--ghost-of', metavar='DIR',
+                      help="ghost episodes instead: DIR's successful expert training episodes "
+                           'replayed with the arm passing through everything, the objects '
+                           'unmoved, labelled by the simulator (about 0 %%)')
     parser.add_argument('--queries-per-episode', type=int, default=4,
                         help='exported queries per episode (with --export-sole-r1)')
 
@@ -66,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     tasks = [t.strip() for t in args.tasks.split(',') if t.strip()]
     if args.object_motion or args.undo_of:
         return _run_goal_reading(args, tasks)
+    if args.ghost_of:
+        return _run_ghosts(args, tasks)
     if not tasks:
         raise ValueError('--tasks is required: comma-separated Meta-World v3 task ids')
     config = from_mapping(SynthConfig, {
@@ -112,5 +121,22 @@ def _run_goal_reading(args: argparse.Namespace, tasks: list[str]) -> int:
         with tqdm(desc='undo', unit='episode') as bar:
             written = write_undo_episodes(args.undo_of, args.out, tasks or None,
                                           on_episode=lambda _: bar.update(1))
+    print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')
+    return 0
+
+
+def _run_ghosts(args: argparse.Namespace, tasks: list[str]) -> int:
+    """``--ghost-of``: the expert's arm motion without its effect on the objects."""
+    from tqdm import tqdm
+
+    from sole_r1_ros.labelled import folder
+    from sole_r1_ros.synth.ghost import write_ghost_episodes
+
+    if args.export_sole_r1:
+        raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
+                         '--ghost-of')
+    with tqdm(desc='ghost', unit='episode') as bar:
+        written = write_ghost_episodes(args.ghost_of, args.out, tasks or None,
+                                       on_episode=lambda _: bar.update(1))
     print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')
     return 0

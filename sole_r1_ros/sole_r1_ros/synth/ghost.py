@@ -1,0 +1,138 @@
+"""Ghost episodes: the expert's arm motion replayed with the arm touching nothing.
+
+A progress model trained on experts can learn to read the arm (where the hand goes while the
+task gets done) instead of the task's objects, and an RL learner then finds the arm poses it
+rewards without moving anything: the demo's learner ended 90 of 349 drawer-close episodes with
+the arm across the drawer, the drawer never moved and the reward at 100 % (data/README.md,
+"Ghost episodes"). Here the robot's contacts are switched off, a successful expert training
+episode's recorded commands are replayed from the same reset, and the arm sweeps through the
+scene as the expert's did while the objects stay where they are. The label is what the
+simulator measures (about 0), so the only way to tell the expert from its ghost is to look at
+the objects.
+"""
+import contextlib
+import json
+import os
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from sole_r1_ros.labelled import folder as labelled_folder
+
+GHOST_SUFFIX = '-ghost'
+
+
+@contextlib.contextmanager
+def arm_contacts_off(model: Any, root_body: str = 'base') -> Iterator[int]:
+    """Switch off the collisions of every geom of the robot (``root_body``'s subtree).
+
+    Yields the number of geoms switched off; restores them on exit.
+    """
+    import mujoco
+
+    root = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, root_body)
+    if root < 0:
+        raise ValueError(f'the model has no body {root_body!r}')
+    in_arm = np.zeros(model.nbody, dtype=bool)
+    in_arm[root] = True
+    for body in range(model.nbody):  # MuJoCo lists parents before their children
+        in_arm[body] |= body != 0 and in_arm[model.body_parentid[body]]
+    geoms = np.flatnonzero(in_arm[model.geom_bodyid])
+    saved = model.geom_contype[geoms].copy(), model.geom_conaffinity[geoms].copy()
+    model.geom_contype[geoms] = 0
+    model.geom_conaffinity[geoms] = 0
+    try:
+        yield len(geoms)
+    finally:
+        model.geom_contype[geoms], model.geom_conaffinity[geoms] = saved
+
+
+def replay_as_ghost(robot: Any, source_meta: dict[str, Any], actions: np.ndarray,
+                    frame_stride: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Replay ``actions`` from the reset of ``source_meta['seed']`` with the arm's contacts off.
+
+    Returns ``(metadata, arrays)`` as ``synth.generate.rollout`` does (``to_episode`` makes a
+    labelled episode of them).
+    """
+    from sole_r1_ros.synth.generate import _frame, _stack
+
+    with arm_contacts_off(robot.model):
+        observation = robot.reset(seed=int(source_meta['seed']))
+        frames = [_frame(observation, 0, 0.0, False)]
+        step_progress, step_success = [0.0], [False]
+        for step, action in enumerate(actions, start=1):
+            render = step % frame_stride == 0 or step == len(actions)
+            observation, info = robot.step(action, render=render)
+            step_progress.append(float(info.progress))
+            step_success.append(bool(info.success))
+            if observation.external is not None:
+                frames.append(_frame(observation, step, info.progress, info.success))
+    arrays = _stack(frames, step_progress, step_success, list(actions))
+    progress, success = arrays['step_progress'], arrays['step_success']
+    meta = {
+        **{k: source_meta[k] for k in ('task', 'goal', 'index', 'seed', 'image_size',
+                                       'frame_stride', 'cameras', 'scene_randomization')},
+        'episode_id': source_meta['episode_id'] + GHOST_SUFFIX, 'variation': robot.variation,
+        'behaviour': 'ghost', 'plan': {'kind': 'ghost', 'of': source_meta['episode_id']},
+        'split': 'train', 'source': 'sole-r1 synth --ghost-of (simulator ground truth)',
+        'num_steps': int(len(progress) - 1), 'num_frames': int(len(arrays['external'])),
+        'success': bool(success.any()), 'final_success': bool(success[-1]),
+        'first_success_step': int(np.argmax(success)) if success.any() else None,
+        'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
+    }
+    return meta, arrays
+
+
+def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = None,
+                         on_episode: Callable[[str], None] | None = None) -> int:
+    """Write a ghost of every successful expert training episode of ``source``; return how many.
+
+    ``source`` is a ``sole-r1 synth`` dataset rendered as Meta-World draws it (its
+    ``synth.json`` gives the cameras, image size and seed the ghosts are rendered with).
+    Episodes already in ``out`` are skipped (an interrupted run resumes).
+
+    Raises:
+        ValueError: ``source`` is no synth dataset, has randomized scenes, or holds nothing to
+            replay.
+    """
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.synth.generate import HEADER, to_episode
+
+    header_path = os.path.join(source, HEADER)
+    if not os.path.isfile(header_path):
+        raise ValueError(f'{source} is not a sole-r1 synth dataset (no {HEADER})')
+    with open(header_path, encoding='utf-8') as stream:
+        config = json.load(stream)['config']
+    if config.get('scene_randomization', 0.0) > 0:
+        raise ValueError(f'{source} has randomized scenes; ghosts replay plain ones')
+    entries = [e for e in labelled_folder.select(labelled_folder.list_episodes(source),
+                                                 tasks=tasks, split='train')
+               if e.get('behaviour') == 'expert' and e.get('ever_success', e.get('success'))]
+    if not entries:
+        raise ValueError(f'no successful expert training episode in {source} to replay')
+    written, robot, robot_task = 0, None, None
+    try:
+        for entry in entries:
+            ghost_id = entry['episode_id'] + GHOST_SUFFIX
+            if labelled_folder.is_finished(out, ghost_id):
+                continue
+            if entry['task'] != robot_task:
+                if robot is not None:
+                    robot.close()
+                robot_task = entry['task']
+                robot = MetaWorldRobot(SimConfig(
+                    task=robot_task, image_width=config['image_size'],
+                    image_height=config['image_size'], external_camera=config['external_camera'],
+                    wrist_camera=config['wrist_camera'], max_episode_steps=config['max_steps'],
+                    seed=config['seed']))
+            actions = labelled_folder.load_episode(source, entry).extras['actions']
+            meta, arrays = replay_as_ghost(robot, entry, np.asarray(actions),
+                                           config['frame_stride'])
+            labelled_folder.write_episode(out, to_episode(meta, arrays))
+            written += 1
+            if on_episode is not None:
+                on_episode(ghost_id)
+    finally:
+        if robot is not None:
+            robot.close()
+    return written
