@@ -1,14 +1,14 @@
 """Ghost episodes: the expert's arm motion replayed with the arm touching nothing.
 
 A progress model trained on experts can learn to read the arm (where the hand goes while the
-task gets done) instead of the task's objects, and an RL learner then finds the arm poses it
-rewards without moving anything: the demo's learner ended 90 of 349 drawer-close episodes with
-the arm across the drawer, the drawer never moved and the reward at 100 % (data/README.md,
-"Ghost episodes"). Here the robot's contacts are switched off, a successful expert training
-episode's recorded commands are replayed from the same reset, and the arm sweeps through the
-scene as the expert's did while the objects stay where they are. The label is what the
-simulator measures (about 0), so the only way to tell the expert from its ghost is to look at
-the objects.
+task gets done) instead of the task's objects, and an RL learner then finds arm motions it
+rewards without moving anything. Here the robot's contacts are switched off, a successful
+expert training episode's recorded commands are replayed from the same reset, and the arm
+sweeps through the scene as the expert's did while the objects stay where they are. The label
+is what the simulator measures (about 0), so only a model that looks at the objects tells the
+expert from its ghost: a probe of any reward model, and training data. The shipped compact
+file scores ghosts of fresh seeds at 70 % on average over 32 training tasks; trained with them,
+28 % (data/README.md, "Ghost episodes, and the arm where the model never saw it").
 """
 import contextlib
 import json
