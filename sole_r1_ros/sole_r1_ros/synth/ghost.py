@@ -47,39 +47,33 @@ def arm_contacts_off(model: Any, root_body: str = 'base') -> Iterator[int]:
         model.geom_contype[geoms], model.geom_conaffinity[geoms] = saved
 
 
-def replay_as_ghost(robot: Any, source_meta: dict[str, Any], actions: np.ndarray,
-                    frame_stride: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Replay ``actions`` from the reset of ``source_meta['seed']`` with the arm's contacts off.
+def replay_as_ghost(robot: Any, spec: Any, actions: np.ndarray
+                    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Replay ``actions`` from the reset of ``spec`` (the source's ``EpisodeSpec``), arm unfelt.
 
     Returns ``(metadata, arrays)`` as ``synth.generate.rollout`` does (``to_episode`` makes a
-    labelled episode of them).
+    labelled episode of them), for the ghost: its own id, behaviour and plan, split 'train'.
     """
-    from sole_r1_ros.synth.generate import _frame, _stack
+    from sole_r1_ros.synth.behaviours import BehaviourPlan
+    from sole_r1_ros.synth.generate import _frame, _metadata, _stack
 
+    stride = spec.config.frame_stride
     with arm_contacts_off(robot.model):
-        observation = robot.reset(seed=int(source_meta['seed']))
+        observation = robot.reset(seed=spec.seed)
         frames = [_frame(observation, 0, 0.0, False)]
         step_progress, step_success = [0.0], [False]
         for step, action in enumerate(actions, start=1):
-            render = step % frame_stride == 0 or step == len(actions)
+            render = step % stride == 0 or step == len(actions)
             observation, info = robot.step(action, render=render)
             step_progress.append(float(info.progress))
             step_success.append(bool(info.success))
             if observation.external is not None:
                 frames.append(_frame(observation, step, info.progress, info.success))
     arrays = _stack(frames, step_progress, step_success, list(actions))
-    progress, success = arrays['step_progress'], arrays['step_success']
-    meta = {
-        **{k: source_meta[k] for k in ('task', 'goal', 'index', 'seed', 'image_size',
-                                       'frame_stride', 'cameras', 'scene_randomization')},
-        'episode_id': source_meta['episode_id'] + GHOST_SUFFIX, 'variation': robot.variation,
-        'behaviour': 'ghost', 'plan': {'kind': 'ghost', 'of': source_meta['episode_id']},
-        'split': 'train', 'source': 'sole-r1 synth --ghost-of (simulator ground truth)',
-        'num_steps': int(len(progress) - 1), 'num_frames': int(len(arrays['external'])),
-        'success': bool(success.any()), 'final_success': bool(success[-1]),
-        'first_success_step': int(np.argmax(success)) if success.any() else None,
-        'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
-    }
+    meta = {**_metadata(spec, BehaviourPlan('expert'), robot, arrays),
+            'episode_id': spec.episode_id + GHOST_SUFFIX, 'behaviour': 'ghost',
+            'plan': {'kind': 'ghost', 'of': spec.episode_id}, 'split': 'train',
+            'source': 'sole-r1 synth --ghost-of (simulator ground truth)'}
     return meta, arrays
 
 
@@ -95,15 +89,16 @@ def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = No
         ValueError: ``source`` is no synth dataset, has randomized scenes, or holds nothing to
             replay.
     """
+    from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
-    from sole_r1_ros.synth.generate import HEADER, to_episode
+    from sole_r1_ros.synth.generate import EpisodeSpec, HEADER, SynthConfig, to_episode
 
     header_path = os.path.join(source, HEADER)
     if not os.path.isfile(header_path):
         raise ValueError(f'{source} is not a sole-r1 synth dataset (no {HEADER})')
     with open(header_path, encoding='utf-8') as stream:
-        config = json.load(stream)['config']
-    if config.get('scene_randomization', 0.0) > 0:
+        config = from_mapping(SynthConfig, json.load(stream)['config'])
+    if config.scene_randomization > 0:
         raise ValueError(f'{source} has randomized scenes; ghosts replay plain ones')
     entries = [e for e in labelled_folder.select(labelled_folder.list_episodes(source),
                                                  tasks=tasks, split='train')
@@ -120,14 +115,15 @@ def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = No
                 if robot is not None:
                     robot.close()
                 robot_task = entry['task']
+                # As ``generate`` builds it: the dataset's seed picks the task's variations.
                 robot = MetaWorldRobot(SimConfig(
-                    task=robot_task, image_width=config['image_size'],
-                    image_height=config['image_size'], external_camera=config['external_camera'],
-                    wrist_camera=config['wrist_camera'], max_episode_steps=config['max_steps'],
-                    seed=config['seed']))
+                    task=robot_task, image_width=config.image_size,
+                    image_height=config.image_size, external_camera=config.external_camera,
+                    wrist_camera=config.wrist_camera, max_episode_steps=config.max_steps,
+                    seed=config.seed))
+            spec = EpisodeSpec(entry['task'], int(entry['index']), config)
             actions = labelled_folder.load_episode(source, entry).extras['actions']
-            meta, arrays = replay_as_ghost(robot, entry, np.asarray(actions),
-                                           config['frame_stride'])
+            meta, arrays = replay_as_ghost(robot, spec, np.asarray(actions))
             labelled_folder.write_episode(out, to_episode(meta, arrays))
             written += 1
             if on_episode is not None:
