@@ -71,10 +71,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f'--workers must be >= 1, got {args.workers}')
     tasks = [t.strip() for t in args.tasks.split(',') if t.strip()]
-    if args.object_motion or args.undo_of:
-        return _run_goal_reading(args, tasks)
-    if args.ghost_of:
-        return _run_ghosts(args, tasks)
+    if args.object_motion or args.undo_of or args.ghost_of:
+        return _run_derived(args, tasks)
     if not tasks:
         raise ValueError('--tasks is required: comma-separated Meta-World v3 task ids')
     config = from_mapping(SynthConfig, {
@@ -98,15 +96,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_goal_reading(args: argparse.Namespace, tasks: list[str]) -> int:
-    """``--object-motion`` or ``--undo-of``: episodes that only the goal's words explain."""
+def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
+    """``--object-motion``, ``--undo-of`` or ``--ghost-of``: episodes beside the experts'."""
     from tqdm import tqdm
 
     from sole_r1_ros.labelled import folder
 
     if args.export_sole_r1:
         raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
-                         '--object-motion or --undo-of')
+                         '--object-motion, --undo-of or --ghost-of')
     if args.object_motion:
         from sole_r1_ros.synth.object_motion import generate_object_motion, OBJECT_NOUNS
 
@@ -116,27 +114,13 @@ def _run_goal_reading(args: argparse.Namespace, tasks: list[str]) -> int:
                 args.out, chosen, workers=args.workers,
                 on_scene=lambda task, count: (bar.update(1), bar.set_postfix(scene=task)))
     else:
-        from sole_r1_ros.synth.undo import write_undo_episodes
-
-        with tqdm(desc='undo', unit='episode') as bar:
-            written = write_undo_episodes(args.undo_of, args.out, tasks or None,
-                                          on_episode=lambda _: bar.update(1))
-    print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')
-    return 0
-
-
-def _run_ghosts(args: argparse.Namespace, tasks: list[str]) -> int:
-    """``--ghost-of``: the expert's arm motion without its effect on the objects."""
-    from tqdm import tqdm
-
-    from sole_r1_ros.labelled import folder
-    from sole_r1_ros.synth.ghost import write_ghost_episodes
-
-    if args.export_sole_r1:
-        raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
-                         '--ghost-of')
-    with tqdm(desc='ghost', unit='episode') as bar:
-        written = write_ghost_episodes(args.ghost_of, args.out, tasks or None,
-                                       on_episode=lambda _: bar.update(1))
+        if args.undo_of:
+            from sole_r1_ros.synth.undo import write_undo_episodes as write
+            source, desc = args.undo_of, 'undo'
+        else:
+            from sole_r1_ros.synth.ghost import write_ghost_episodes as write
+            source, desc = args.ghost_of, 'ghost'
+        with tqdm(desc=desc, unit='episode') as bar:
+            written = write(source, args.out, tasks or None, on_episode=lambda _: bar.update(1))
     print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')
     return 0

@@ -125,8 +125,9 @@ class SimRobotNode(Node):
         c = self._configs['node']
         self._human = (SimulatedHuman(c.expert_joy_episodes, c.expert_joy_every)
                        if c.expert_joy_episodes else None)
-        self._joy_pub = self.create_publisher(Joy, 'joy', 10) if self._human else None
+        self._joy_pub = None
         if self._human is not None:
+            self._joy_pub = self.create_publisher(Joy, 'joy', 10)
             self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
                                      10)
         self.create_subscription(Float64MultiArray, 'forward_command_controller/commands',
