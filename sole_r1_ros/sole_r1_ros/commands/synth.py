@@ -58,6 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="ghost episodes instead: DIR's successful expert training episodes "
                            'replayed with the arm passing through everything, the objects '
                            'unmoved, labelled by the simulator (about 0 %%)')
+    kind.add_argument('--erase-robot-of', metavar='DIR',
+                      help="robot-erased episodes instead: DIR's episodes with the robot "
+                           'taken out of every frame (background memory on the external '
+                           'camera, gray on the wrist camera), from the masks in --masks')
+    parser.add_argument('--robot-masks', action='store_true',
+                        help="store each frame as the robot's mask instead of its picture: "
+                             'the same episodes, frame for frame, as the same command '
+                             'without it (for --erase-robot-of, or --undo-of such a folder)')
+    parser.add_argument('--masks', metavar='DIR',
+                        help='with --erase-robot-of: the folder that the command which made '
+                             'DIR wrote with --robot-masks')
     parser.add_argument('--queries-per-episode', type=int, default=4,
                         help='exported queries per episode (with --export-sole-r1)')
 
@@ -71,14 +82,16 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ValueError(f'--workers must be >= 1, got {args.workers}')
     tasks = [t.strip() for t in args.tasks.split(',') if t.strip()]
-    if args.object_motion or args.undo_of or args.ghost_of:
+    if bool(args.masks) != bool(args.erase_robot_of):
+        raise ValueError('--erase-robot-of DIR and --masks DIR go together')
+    if args.object_motion or args.undo_of or args.ghost_of or args.erase_robot_of:
         return _run_derived(args, tasks)
     if not tasks:
         raise ValueError('--tasks is required: comma-separated Meta-World v3 task ids')
     config = from_mapping(SynthConfig, {
         'tasks': tasks, 'episodes_per_task': args.episodes, 'image_size': args.image_size,
         'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed,
-        'scene_randomization': args.randomize_scene})
+        'scene_randomization': args.randomize_scene, 'robot_masks': args.robot_masks})
     total = len(config.tasks) * config.episodes_per_task
     with tqdm(total=total, desc='synth', unit='episode') as bar:
         everything = generate(config, args.out, workers=args.workers, on_done=bar.update)
@@ -97,14 +110,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
-    """``--object-motion``, ``--undo-of`` or ``--ghost-of``: episodes beside the experts'."""
+    """``--object-motion``, ``--undo-of``, ``--ghost-of`` or ``--erase-robot-of``."""
     from tqdm import tqdm
 
     from sole_r1_ros.labelled import folder
 
     if args.export_sole_r1:
         raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
-                         '--object-motion, --undo-of or --ghost-of')
+                         '--object-motion, --undo-of, --ghost-of or --erase-robot-of')
+    if args.robot_masks and not args.object_motion:
+        raise ValueError('--robot-masks goes with Meta-World expert episodes or '
+                         '--object-motion (--undo-of a mask folder makes masks already)')
     if args.object_motion:
         from sole_r1_ros.synth.object_motion import generate_object_motion, OBJECT_NOUNS
 
@@ -112,14 +128,22 @@ def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
         with tqdm(total=len(chosen), desc='object motion', unit='scene') as bar:
             written = generate_object_motion(
                 args.out, chosen, workers=args.workers,
-                on_scene=lambda task, count: (bar.update(1), bar.set_postfix(scene=task)))
+                on_scene=lambda task, count: (bar.update(1), bar.set_postfix(scene=task)),
+                robot_masks=args.robot_masks)
     else:
         if args.undo_of:
             from sole_r1_ros.synth.undo import write_undo_episodes as write
             source, desc = args.undo_of, 'undo'
-        else:
+        elif args.ghost_of:
             from sole_r1_ros.synth.ghost import write_ghost_episodes as write
             source, desc = args.ghost_of, 'ghost'
+        else:
+            from functools import partial
+
+            from sole_r1_ros.synth.erase import write_erased_episodes
+
+            write = partial(write_erased_episodes, masks=args.masks)
+            source, desc = args.erase_robot_of, 'erase'
         with tqdm(desc=desc, unit='episode') as bar:
             written = write(source, args.out, tasks or None, on_episode=lambda _: bar.update(1))
     print(f'{written} episodes written now, {len(folder.list_episodes(args.out))} in {args.out}')

@@ -20,6 +20,9 @@ JOINT_NAMES: tuple[str, ...] = (
     'r_close', 'l_close')
 '''The Sawyer's 7 revolute arm joints (rad) and its 2 prismatic finger joints (m).'''
 
+ROBOT_ROOT_BODY = 'base'
+'''The Sawyer's root body: it, and every body below it, is the robot in a robot mask.'''
+
 STATE_SIZE = 39
 '''Length of Meta-World's goal-observable state (the privileged baseline's observation).'''
 _UNLIMITED_ENV_STEPS = 2**62
@@ -89,11 +92,16 @@ class MetaWorldRobot:
     only from the thread that rendered first (``CameraRig``).
     """
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    def __init__(self, config: SimConfig | None = None, robot_masks: bool = False) -> None:
         """Build the Meta-World env: 1 to 3 s, most of it MT1 sampling the 50 variations.
 
         No GL context is created here; the first rendering ``reset`` or ``step`` creates it in
         its own thread.
+
+        Args:
+            robot_masks: the cameras render the robot's mask (255 where the arm, gripper and
+                pedestal are, from the segmentation) instead of the picture: what a
+                self-filter gives a real robot (``sole-r1 synth --robot-masks``).
 
         Raises:
             ImportError: MuJoCo or Meta-World is missing (the ``sim`` extra).
@@ -117,7 +125,8 @@ class MetaWorldRobot:
         if self._config.wrist_camera:
             cameras.append(self._config.wrist_camera)
         self._cameras = CameraRig(
-            self._env.model, cameras, self._config.image_width, self._config.image_height
+            self._env.model, cameras, self._config.image_width, self._config.image_height,
+            mask_body=ROBOT_ROOT_BODY if robot_masks else None,
         ) if self._config.render else None
         self._expert: Any = None
         self._state: np.ndarray | None = None

@@ -24,11 +24,18 @@ class CameraRig:
     come from that same thread.
     """
 
-    def __init__(self, model: Any, cameras: Sequence[str], width: int, height: int) -> None:
+    def __init__(self, model: Any, cameras: Sequence[str], width: int, height: int,
+                 mask_body: str | None = None) -> None:
         """Check the camera names; no GL work happens here.
 
+        Args:
+            mask_body: render, instead of each camera's picture, the mask of this body and
+                every body below it (255 where their geoms are, 0 elsewhere, as an H×W×3
+                image): for the robot, what a self-filter gives a real one.
+
         Raises:
-            ValueError: a camera is not in the model, or the size is not positive.
+            ValueError: a camera or ``mask_body`` is not in the model, or the size is not
+                positive.
         """
         mujoco = import_mujoco()
         if width <= 0 or height <= 0:
@@ -46,6 +53,10 @@ class CameraRig:
         self._closed = False
         self._option = mujoco.MjvOption()
         self._option.sitegroup[:] = 0
+        self._masked_geoms: np.ndarray | None = None
+        if mask_body is not None:
+            self._masked_geoms = np.zeros(model.ngeom, dtype=bool)
+            self._masked_geoms[subtree_geoms(model, mask_body)] = True
 
     @property
     def cameras(self) -> tuple[str, ...]:
@@ -65,11 +76,23 @@ class CameraRig:
         images = []
         for camera in self._cameras:
             renderer.update_scene(data, camera=camera, scene_option=self._option)
-            image = renderer.render()
+            image = renderer.render() if self._masked_geoms is None else self._mask(renderer)
             if camera in _UPSIDE_DOWN_CAMERAS:
                 image = np.ascontiguousarray(image[::-1, ::-1])
             images.append(image)
         return tuple(images)
+
+    def _mask(self, renderer: Any) -> np.ndarray:
+        mujoco = import_mujoco()
+        renderer.enable_segmentation_rendering()
+        try:
+            ids = renderer.render()  # H×W×2: object id, object type (-1 for none)
+        finally:
+            renderer.disable_segmentation_rendering()
+        geom = (ids[..., 1] == mujoco.mjtObj.mjOBJ_GEOM) & (ids[..., 0] >= 0)
+        mask = np.zeros(ids.shape[:2], dtype=bool)
+        mask[geom] = self._masked_geoms[ids[..., 0][geom]]
+        return np.repeat((mask * np.uint8(255))[..., None], 3, axis=2)
 
     def check_thread(self) -> None:
         """Raise unless ``render`` may be called from this thread (before doing other work).
@@ -115,3 +138,20 @@ class CameraRig:
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         return renderer
+
+
+def subtree_geoms(model: Any, root_body: str) -> np.ndarray:
+    """Indices of the geoms of ``root_body`` and of every body below it (e.g. the whole robot).
+
+    Raises:
+        ValueError: the model has no such body.
+    """
+    mujoco = import_mujoco()
+    root = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, root_body)
+    if root < 0:
+        raise ValueError(f'the model has no body {root_body!r}')
+    below = np.zeros(model.nbody, dtype=bool)
+    below[root] = True
+    for body in range(model.nbody):  # MuJoCo lists parents before their children
+        below[body] |= body != 0 and below[model.body_parentid[body]]
+    return np.flatnonzero(below[model.geom_bodyid])

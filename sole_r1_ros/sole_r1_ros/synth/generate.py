@@ -66,6 +66,10 @@ class SynthConfig:
         0.0, "strength of each episode's camera pose, lighting and colour randomization "
         '(sim.randomization: 1 is +-2 cm and +-3 deg of camera, +-35 % light, +-20 % colour); '
         '0 renders every scene as Meta-World draws it', range=(0.0, 2.0))
+    robot_masks: bool = option(
+        False, "store each frame as the robot's mask (white where the robot is) instead of "
+        'its picture: the same episodes as without it, frame for frame, for '
+        '--erase-robot-of (sim.MetaWorldRobot(robot_masks=True))')
 
     def __post_init__(self) -> None:
         validate(self)
@@ -152,7 +156,8 @@ def rollout(robot: Any, spec: EpisodeSpec, randomizer: Any = None
         if ended:
             break
     arrays = _stack(frames, step_progress, step_success, actions)
-    _check_frames(spec, arrays)
+    if not config.robot_masks:  # a mask is black wherever the robot is out of view
+        _check_frames(spec, arrays)
     return _metadata(spec, plan, robot, arrays), arrays
 
 
@@ -260,7 +265,8 @@ class _Worker:
             self._robot = MetaWorldRobot(SimConfig(
                 task=spec.task, image_width=config.image_size, image_height=config.image_size,
                 external_camera=config.external_camera, wrist_camera=config.wrist_camera,
-                max_episode_steps=config.max_steps, seed=config.seed))
+                max_episode_steps=config.max_steps, seed=config.seed),
+                robot_masks=config.robot_masks)
             self._key = key
             if config.scene_randomization > 0:
                 from sole_r1_ros.sim.randomization import SceneRandomizer

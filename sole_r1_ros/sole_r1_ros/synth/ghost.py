@@ -28,16 +28,9 @@ def arm_contacts_off(model: Any, root_body: str = 'base') -> Iterator[int]:
 
     Yields the number of geoms switched off; restores them on exit.
     """
-    import mujoco
+    from sole_r1_ros.sim.rendering import subtree_geoms
 
-    root = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, root_body)
-    if root < 0:
-        raise ValueError(f'the model has no body {root_body!r}')
-    in_arm = np.zeros(model.nbody, dtype=bool)
-    in_arm[root] = True
-    for body in range(model.nbody):  # MuJoCo lists parents before their children
-        in_arm[body] |= body != 0 and in_arm[model.body_parentid[body]]
-    geoms = np.flatnonzero(in_arm[model.geom_bodyid])
+    geoms = subtree_geoms(model, root_body)
     saved = model.geom_contype[geoms].copy(), model.geom_conaffinity[geoms].copy()
     model.geom_contype[geoms] = 0
     model.geom_conaffinity[geoms] = 0

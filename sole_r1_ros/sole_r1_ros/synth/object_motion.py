@@ -146,7 +146,7 @@ def rollout(robot: Any, spec: ObjectMotionSpec) -> LabelledEpisode | None:
         split='train', paraphrases=tuple(paraphrases), meta={'scene': task})
 
 
-def _run_scene(job: tuple[str, str, tuple[str, ...] | None]) -> int:
+def _run_scene(job: tuple[str, str, tuple[str, ...] | None, bool]) -> int:
     """Worker entry: write one scene's unfinished episodes; return how many were written.
 
     A scene's robot is closed before the next is built (one GL context per process at a time,
@@ -157,14 +157,14 @@ def _run_scene(job: tuple[str, str, tuple[str, ...] | None]) -> int:
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
     warnings.filterwarnings('ignore', message='Constant\\(s\\) may be too high')
-    root, task, directions = job
+    root, task, directions, robot_masks = job
     todo = [s for s in episode_specs(task, directions)
             if not labelled_folder.is_finished(root, s.episode_id)]
     if not todo:
         return 0
     robot = MetaWorldRobot(SimConfig(
         task=task, image_width=IMAGE_SIZE, image_height=IMAGE_SIZE, external_camera='corner4',
-        wrist_camera='gripperPOV', max_episode_steps=400, seed=0))
+        wrist_camera='gripperPOV', max_episode_steps=400, seed=0), robot_masks=robot_masks)
     written = 0
     try:
         for spec in todo:
@@ -179,10 +179,12 @@ def _run_scene(job: tuple[str, str, tuple[str, ...] | None]) -> int:
 
 def generate_object_motion(root: str, tasks: Sequence[str] | None = None,
                            directions: Iterable[str] | None = None, workers: int = 1,
-                           on_scene: Callable[[str, int], None] | None = None) -> int:
+                           on_scene: Callable[[str, int], None] | None = None,
+                           robot_masks: bool = False) -> int:
     """Write the object-motion episodes of ``tasks`` (default: every scene) under ``root``.
 
     Finished episodes are kept (resumable). Returns the number of episodes written now.
+    ``robot_masks``: frames are the robot's masks (``MetaWorldRobot(robot_masks=True)``).
 
     Raises:
         ValueError: a scene without a free object, an unknown direction.
@@ -191,7 +193,7 @@ def generate_object_motion(root: str, tasks: Sequence[str] | None = None,
     directions = None if directions is None else tuple(directions)
     for task in tasks:
         episode_specs(task, directions)  # validates before any simulator starts
-    jobs = [(root, task, directions) for task in tasks]
+    jobs = [(root, task, directions, robot_masks) for task in tasks]
     if workers <= 1 or len(jobs) == 1:
         return _tally(jobs, map(_run_scene, jobs), on_scene)
     with multiprocessing.get_context('spawn').Pool(processes=workers) as pool:

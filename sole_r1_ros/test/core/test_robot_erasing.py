@@ -1,0 +1,163 @@
+"""The robot taken out of the frames: erasing from masks, masks from real rendering, the CLI."""
+import numpy as np
+import pytest
+
+from sole_r1_ros import labelled
+from sole_r1_ros.camera.robot_eraser import erase_episode, FILL, grow_mask, RobotEraser
+from sole_r1_ros.cli import main
+
+
+def _frame(color, size=6):
+    return np.full((size, size, 3), color, dtype=np.uint8)
+
+
+def test_a_fixed_camera_remembers_the_background_the_robot_covers():
+    eraser = RobotEraser(fixed_camera=True, grow=0)
+    first = _frame(10)
+    first[0:2, 0:2] = 200  # the robot, in the top-left corner
+    mask = np.zeros((6, 6), dtype=bool)
+    mask[0:2, 0:2] = True
+    out = eraser(first, mask)
+    assert (out[0:2, 0:2] == FILL).all()  # never seen free: gray
+    assert (out[2:, 2:] == 10).all()
+    # The robot moves right: the corner shows the table, the new place keeps the old colour.
+    second = _frame(20)
+    second[0:2, 2:4] = 200
+    moved = np.zeros((6, 6), dtype=bool)
+    moved[0:2, 2:4] = True
+    out = eraser(second, moved)
+    assert (out[0:2, 0:2] == 20).all()
+    assert (out[0:2, 2:4] == 10).all()  # last seen free in the first frame
+    assert (out != 200).all()
+    eraser.reset()
+    assert (eraser(second, moved)[0:2, 2:4] == FILL).all()
+
+
+def test_a_moving_camera_grays_the_robot_and_masks_grow():
+    frame = _frame(50)
+    mask = np.zeros((6, 6, 3), dtype=np.uint8)  # a mask image, read by its first channel
+    mask[3, 3] = 255
+    out = RobotEraser(fixed_camera=False, grow=1)(frame, mask)
+    assert (out[2:5, 2:5] == FILL).all() and (out[0:2] == 50).all()
+    assert grow_mask(mask[..., 0] > 0, 2).sum() == 25
+    assert grow_mask(mask[..., 0] > 0, 0).sum() == 1
+    np.testing.assert_array_equal(frame, _frame(50))  # the input is not touched
+
+
+def test_bad_input_is_refused_clearly():
+    eraser = RobotEraser(fixed_camera=True)
+    with pytest.raises(ValueError, match='does not match'):
+        eraser(_frame(0), np.zeros((5, 6), dtype=bool))
+    with pytest.raises(ValueError, match='uint8'):
+        eraser(np.zeros((6, 6, 3), dtype=np.float32), np.zeros((6, 6), dtype=bool))
+    eraser(_frame(0), np.zeros((6, 6), dtype=bool))
+    with pytest.raises(ValueError, match='size changed'):
+        eraser(_frame(0, size=8), np.zeros((8, 8), dtype=bool))
+    with pytest.raises(ValueError, match='2 frames but 1'):
+        erase_episode(np.stack([_frame(0)] * 2), np.zeros((1, 6, 6), dtype=bool), True)
+    with pytest.raises(ValueError, match='fill'):
+        RobotEraser(fixed_camera=True, fill=300)
+
+
+def test_the_mask_covers_the_rendered_arm():
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.sim.rendering import CameraRig
+
+    def first_frames(masks):
+        with MetaWorldRobot(SimConfig(task='door-close-v3', image_width=96, image_height=96),
+                            robot_masks=masks) as robot:
+            observation = robot.reset(seed=0)
+            return observation.external, observation.wrist, robot.model
+
+    picture, _, model = first_frames(False)
+    mask, wrist_mask, _ = first_frames(True)
+    assert set(np.unique(mask)) == {0, 255} and (mask[..., 0] == mask[..., 2]).all()
+    robot = mask[..., 0] > 0
+    assert 0.05 < robot.mean() < 0.6
+    # The Sawyer is red: nearly every clearly red pixel of the picture is inside the mask,
+    # and the mask is mostly red pixels.
+    rgb = picture.astype(int)
+    red = (rgb[..., 0] - rgb[..., 1] > 60) & (rgb[..., 0] - rgb[..., 2] > 60)
+    assert red.sum() > 100
+    assert (red & grow_mask(robot, 1)).sum() / red.sum() > 0.97
+    assert (red & robot).sum() / robot.sum() > 0.5
+    assert wrist_mask[..., 0].any()  # the fingers are in the wrist camera's view
+    with pytest.raises(ValueError, match='no body'):
+        CameraRig(model, ['corner4'], 32, 32, mask_body='no-such-body')
+
+
+@pytest.fixture(scope='module')
+def drawer_and_masks(tmp_path_factory):
+    pytest.importorskip('metaworld')
+    root = tmp_path_factory.mktemp('erase')
+    common = ['synth', '--tasks', 'drawer-close-v3', '--episodes', '2', '--max-steps', '40',
+              '--workers', '1']
+    assert main(common + ['--out', str(root / 'pictures')]) == 0
+    assert main(common + ['--robot-masks', '--out', str(root / 'masks')]) == 0
+    return root
+
+
+def test_the_cli_erases_the_robot_from_a_dataset(drawer_and_masks, capsys):
+    root = drawer_and_masks
+    out = str(root / 'erased')
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks',
+                 str(root / 'masks'), '--out', out]) == 0
+    assert '2 episodes written now, 2 in' in capsys.readouterr().out
+    pictures = labelled.load_episodes(str(root / 'pictures'))
+    masks = labelled.load_episodes(str(root / 'masks'))
+    erased = labelled.load_episodes(out)
+    for picture, mask, episode in zip(pictures, masks, erased):
+        assert episode.episode_id == picture.episode_id
+        assert (episode.goal, episode.split, episode.behaviour) == (
+            picture.goal, picture.split, picture.behaviour)
+        np.testing.assert_allclose(episode.progress, picture.progress)
+        assert episode.meta['robot_erased'] is True
+        np.testing.assert_array_equal(episode.extras['ee_position'],
+                                      picture.extras['ee_position'])
+        for view in ('external', 'wrist'):
+            before, after = np.stack(getattr(picture, view)), np.stack(getattr(episode, view))
+            robot = np.stack(getattr(mask, view))[..., 0] > 0
+            assert robot.any(axis=(1, 2)).all() or view == 'external'
+            # Off the robot nothing changed (outside its grown outline); on it, no arm red.
+            free = ~np.stack([grow_mask(m, 1) for m in robot])
+            np.testing.assert_array_equal(after[free], before[free])
+            rgb = after.astype(int)
+            red = (rgb[..., 0] - rgb[..., 1] > 60) & (rgb[..., 0] - rgb[..., 2] > 60)
+            assert red.sum() < 0.002 * red.size
+
+
+def test_the_cli_refuses_masks_of_other_episodes(drawer_and_masks, tmp_path, capsys):
+    root = drawer_and_masks
+    others = str(tmp_path / 'other_masks')
+    assert main(['synth', '--tasks', 'drawer-close-v3', '--episodes', '2', '--max-steps', '30',
+                 '--workers', '1', '--robot-masks', '--out', others]) == 0
+    capsys.readouterr()
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks', others,
+                 '--out', str(tmp_path / 'x')]) != 0
+    assert 'robot masks' in capsys.readouterr().err
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--tasks', 'reach-v3',
+                 '--masks', str(root / 'masks'), '--out', str(tmp_path / 'y')]) != 0
+    assert 'no episode of reach-v3' in capsys.readouterr().err
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'),
+                 '--out', str(tmp_path / 'z')]) != 0
+    assert '--masks' in capsys.readouterr().err
+    assert main(['synth', '--undo-of', str(root / 'pictures'), '--robot-masks',
+                 '--out', str(tmp_path / 'w')]) != 0
+    assert '--robot-masks goes with' in capsys.readouterr().err
+
+
+def test_object_motion_masks_pair_with_its_pictures(tmp_path):
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.synth.erase import write_erased_episodes
+    from sole_r1_ros.synth.object_motion import generate_object_motion
+
+    pictures, masks = str(tmp_path / 'pictures'), str(tmp_path / 'masks')
+    assert generate_object_motion(pictures, ['push-v3'], directions=['left']) == 4
+    assert generate_object_motion(masks, ['push-v3'], directions=['left'],
+                                  robot_masks=True) == 4
+    for picture, mask in zip(labelled.load_episodes(pictures), labelled.load_episodes(masks)):
+        assert mask.episode_id == picture.episode_id
+        np.testing.assert_allclose(mask.progress, picture.progress)
+        assert set(np.unique(mask.external)) <= {0, 255} and mask.wrist.any()
+    assert write_erased_episodes(pictures, str(tmp_path / 'erased'), masks=masks) == 4
