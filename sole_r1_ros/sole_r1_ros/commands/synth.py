@@ -120,7 +120,8 @@ def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
                          '--object-motion, --undo-of, --ghost-of or --erase-robot-of')
     if args.robot_masks and not args.object_motion:
         raise ValueError('--robot-masks goes with Meta-World expert episodes or '
-                         '--object-motion (--undo-of a mask folder makes masks already)')
+                         '--object-motion (--undo-of or --ghost-of a mask folder makes '
+                         'masks already)')
     if args.object_motion:
         from sole_r1_ros.synth.object_motion import generate_object_motion, OBJECT_NOUNS
 

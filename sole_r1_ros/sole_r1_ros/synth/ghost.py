@@ -75,7 +75,8 @@ def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = No
     """Write a ghost of every successful expert training episode of ``source``; return how many.
 
     ``source`` is a ``sole-r1 synth`` dataset rendered as Meta-World draws it (its
-    ``synth.json`` gives the cameras, image size and seed the ghosts are rendered with).
+    ``synth.json`` gives the cameras, image size and seed the ghosts are rendered with; the
+    ghosts of a ``--robot-masks`` dataset are robot masks too, for ``--erase-robot-of``).
     Episodes already in ``out`` are skipped (an interrupted run resumes).
 
     Raises:
@@ -113,7 +114,7 @@ def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = No
                     task=robot_task, image_width=config.image_size,
                     image_height=config.image_size, external_camera=config.external_camera,
                     wrist_camera=config.wrist_camera, max_episode_steps=config.max_steps,
-                    seed=config.seed))
+                    seed=config.seed), robot_masks=config.robot_masks)
             spec = EpisodeSpec(entry['task'], int(entry['index']), config)
             actions = labelled_folder.load_episode(source, entry).extras['actions']
             meta, arrays = replay_as_ghost(robot, spec, np.asarray(actions))

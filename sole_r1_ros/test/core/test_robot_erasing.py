@@ -161,3 +161,21 @@ def test_object_motion_masks_pair_with_its_pictures(tmp_path):
         np.testing.assert_allclose(mask.progress, picture.progress)
         assert set(np.unique(mask.external)) <= {0, 255} and mask.wrist.any()
     assert write_erased_episodes(pictures, str(tmp_path / 'erased'), masks=masks) == 4
+
+
+def test_the_ghosts_of_a_mask_folder_are_masks(tmp_path):
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.synth.generate import generate, SynthConfig
+    from sole_r1_ros.synth.ghost import write_ghost_episodes
+
+    masks = str(tmp_path / 'masks')
+    generate(SynthConfig(tasks=('drawer-close-v3',), episodes_per_task=1, val_per_block=0,
+                         max_steps=150, robot_masks=True), masks)
+    assert write_ghost_episodes(masks, str(tmp_path / 'ghosts')) == 1
+    source, = labelled.load_episodes(masks)
+    ghost, = labelled.load_episodes(str(tmp_path / 'ghosts'))
+    assert ghost.num_frames == source.num_frames
+    assert set(np.unique(ghost.external)) == {0, 255}
+    # The same arm motion, so nearly the same masks (the drawer no longer hides the hand).
+    overlap = (np.stack(ghost.external) == np.stack(source.external)).mean()
+    assert overlap > 0.97
