@@ -65,7 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--robot-masks', action='store_true',
                         help="store each frame as the robot's mask instead of its picture: "
                              'the same episodes, frame for frame, as the same command '
-                             'without it (for --erase-robot-of, or --undo-of such a folder)')
+                             'without it (for --erase-robot-of; --undo-of or --ghost-of such a '
+                             'folder makes their masks)')
     parser.add_argument('--masks', metavar='DIR',
                         help='with --erase-robot-of: the folder that the command which made '
                              'DIR wrote with --robot-masks')
