@@ -31,10 +31,17 @@ def erase_robot(episode: LabelledEpisode, masks: LabelledEpisode, grow: int = 1
                          f'episode (another seed, task variation or behaviour?)')
     if (episode.wrist is None) != (masks.wrist is None):
         raise ValueError(f'{where}: one of the two folders has a wrist view, the other not')
-    external = erase_episode(np.stack(episode.external), np.stack(masks.external),
-                             fixed_camera=True, grow=grow)
+    views = {'external': np.stack(masks.external)}
+    if masks.wrist is not None:
+        views['wrist'] = np.stack(masks.wrist)
+    for view, frames in views.items():
+        if not np.isin(frames, (0, 255)).all():
+            raise ValueError(f'{where}: its {view} "masks" are not black and white: not a '
+                             f'--robot-masks folder')
+    external = erase_episode(np.stack(episode.external), views['external'], fixed_camera=True,
+                             grow=grow)
     wrist = None if episode.wrist is None else erase_episode(
-        np.stack(episode.wrist), np.stack(masks.wrist), fixed_camera=False, grow=grow)
+        np.stack(episode.wrist), views['wrist'], fixed_camera=False, grow=grow)
     return dataclasses.replace(
         episode, external=list(external), wrist=None if wrist is None else list(wrist),
         meta={**dict(episode.meta), 'robot_erased': True})

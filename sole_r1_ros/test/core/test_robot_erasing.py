@@ -139,6 +139,9 @@ def test_the_cli_refuses_masks_of_other_episodes(drawer_and_masks, tmp_path, cap
     assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--tasks', 'reach-v3',
                  '--masks', str(root / 'masks'), '--out', str(tmp_path / 'y')]) != 0
     assert 'no episode of reach-v3' in capsys.readouterr().err
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks',
+                 str(root / 'pictures'), '--out', str(tmp_path / 'v')]) != 0
+    assert 'not a --robot-masks folder' in capsys.readouterr().err
     assert main(['synth', '--erase-robot-of', str(root / 'pictures'),
                  '--out', str(tmp_path / 'z')]) != 0
     assert '--masks' in capsys.readouterr().err
