@@ -31,19 +31,18 @@ def erase_robot(episode: LabelledEpisode, masks: LabelledEpisode, grow: int = 1
                          f'episode (another seed, task variation or behaviour?)')
     if (episode.wrist is None) != (masks.wrist is None):
         raise ValueError(f'{where}: one of the two folders has a wrist view, the other not')
-    views = {'external': np.stack(masks.external)}
-    if masks.wrist is not None:
-        views['wrist'] = np.stack(masks.wrist)
-    for view, frames in views.items():
-        if not np.isin(frames, (0, 255)).all():
+    erased = {}
+    for view, fixed_camera in (('external', True), ('wrist', False)):
+        if getattr(episode, view) is None:
+            continue
+        view_masks = np.stack(getattr(masks, view))
+        if not np.isin(view_masks, (0, 255)).all():
             raise ValueError(f'{where}: its {view} "masks" are not black and white: not a '
                              f'--robot-masks folder')
-    external = erase_episode(np.stack(episode.external), views['external'], fixed_camera=True,
-                             grow=grow)
-    wrist = None if episode.wrist is None else erase_episode(
-        np.stack(episode.wrist), views['wrist'], fixed_camera=False, grow=grow)
+        erased[view] = list(erase_episode(np.stack(getattr(episode, view)), view_masks,
+                                          fixed_camera, grow=grow))
     return dataclasses.replace(
-        episode, external=list(external), wrist=None if wrist is None else list(wrist),
+        episode, external=erased['external'], wrist=erased.get('wrist'),
         meta={**dict(episode.meta), 'robot_erased': True})
 
 

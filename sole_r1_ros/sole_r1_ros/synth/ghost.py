@@ -23,14 +23,17 @@ GHOST_SUFFIX = '-ghost'
 
 
 @contextlib.contextmanager
-def arm_contacts_off(model: Any, root_body: str = 'base') -> Iterator[int]:
+def arm_contacts_off(model: Any, root_body: str | None = None) -> Iterator[int]:
     """Switch off the collisions of every geom of the robot (``root_body``'s subtree).
 
-    Yields the number of geoms switched off; restores them on exit.
+    ``root_body`` defaults to the Sawyer's (``sim.metaworld_robot.ROBOT_ROOT_BODY``, the body
+    robot masks are made of too). Yields the number of geoms switched off; restores them on
+    exit.
     """
+    from sole_r1_ros.sim.metaworld_robot import ROBOT_ROOT_BODY
     from sole_r1_ros.sim.rendering import subtree_geoms
 
-    geoms = subtree_geoms(model, root_body)
+    geoms = subtree_geoms(model, root_body or ROBOT_ROOT_BODY)
     saved = model.geom_contype[geoms].copy(), model.geom_conaffinity[geoms].copy()
     model.geom_contype[geoms] = 0
     model.geom_conaffinity[geoms] = 0
