@@ -35,7 +35,7 @@ demo: setup
 	sole-r1 demo $(DEMO_ARGS)
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
-	bench-serving bench-compact
+	bench-serving bench-compact bench-erasing
 
 bench-sim: setup
 	$(ENV)
@@ -72,6 +72,11 @@ bench-serving: setup
 bench-compact: setup
 	$(ENV)
 	python bench/bench_compact.py $(BENCH_ARGS)
+
+# Taking the robot out of the frames: per-frame cost beside the tile work, sim masks (~1 min).
+bench-erasing: setup
+	$(ENV)
+	python bench/bench_erasing.py $(BENCH_ARGS)
 
 bench-finetune: setup
 	$(ENV)

@@ -191,7 +191,45 @@ def _params(request: LearnRequest, resume: bool) -> dict:
         if not node or not name or not equals:
             raise ValueError(f'--set wants NODE.PARAM=VALUE, got {item!r}')
         params.setdefault(node, {})[name] = yaml.safe_load(value)
+    _match_robot_erasing(params)
     return params
+
+
+def _match_robot_erasing(params: dict) -> None:
+    """Erase the robot from the frames exactly when the reward model was trained so.
+
+    A compact checkpoint trained on erased frames (``sole-r1 synth --erase-robot-of``) needs a
+    camera node that erases and the robot's masks to erase with: in simulation both are
+    switched on here; a real robot must publish its self-filter's masks and say so.
+
+    Raises:
+        ValueError: erasing set against what the model reads, or a real robot whose
+            reward model reads erased frames without ``camera_node.erase_robot``.
+    """
+    reward = params.get('reward_node', {})
+    if reward.get('backend', 'compact') != 'compact':
+        erased = False
+    else:
+        from sole_r1_ros.compact.model import load_checkpoint
+        from sole_r1_ros.compact.predictor import default_checkpoint_path
+        path = reward.get('model') or default_checkpoint_path()
+        erased = bool(load_checkpoint(path)[2].get('robot_erased', False))
+    camera = params.setdefault('camera_node', {})
+    if camera.get('erase_robot', erased) != erased:
+        raise ValueError(
+            f"camera_node.erase_robot is {camera['erase_robot']} but the reward model reads "
+            + ('frames with the robot erased' if erased else 'pictures with the robot in view'))
+    if not erased:
+        return
+    if 'sim_robot_node' in params:
+        camera['erase_robot'] = True
+        params['sim_robot_node']['publish_robot_masks'] = True
+        print('the reward model reads frames with the robot erased: the simulator publishes '
+              'its masks and the camera node erases it')
+    elif not camera.get('erase_robot'):
+        raise ValueError('the reward model reads frames with the robot erased: publish the '
+                         "robot's masks (camera/<view>/robot_mask, mono8, each picture's stamp) "
+                         'from a self-filter and set camera_node.erase_robot=true')
 
 
 class _Session:

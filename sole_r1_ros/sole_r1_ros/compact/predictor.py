@@ -87,6 +87,11 @@ class CompactPredictor:
         return dict(self._info)
 
     @property
+    def robot_erased(self) -> bool:
+        """True when trained on frames with the robot erased: it must be fed such frames."""
+        return bool(self._info.get('robot_erased', False))
+
+    @property
     def image_size(self) -> int:
         return self._model.config.image_size
 

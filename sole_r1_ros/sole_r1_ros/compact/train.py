@@ -15,6 +15,7 @@ folder can be given its share of the training queries (``data_shares``), so a fe
 of one task are not drowned by thousands of synthetic episodes. Training can start from a
 checkpoint (``init``), e.g. the shipped one.
 """
+from collections import Counter
 import dataclasses
 from dataclasses import dataclass
 import functools
@@ -511,6 +512,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     model, encoder, base = _initial_model(config, encoder)
     load_start = time.perf_counter()
     by_folder = _load(folders, config, model.config.image_size)
+    robot_erased = _robot_erased(by_folder, base)
     train_episodes, val_episodes, train_sources, val_sources = [], [], [], []
     for source, episodes in enumerate(by_folder):
         train_part, val_part = split_validation(episodes, config.val_fraction)
@@ -539,7 +541,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
             'val_episodes': val_count, 'config': _config_json(config),
-            'init': base, **result, **(extra_info or {})}
+            'robot_erased': robot_erased, 'init': base, **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
     save_checkpoint(out, model, encoder.cache, info)
@@ -584,8 +586,36 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
     model, cache, info = load_checkpoint(path)
     if encoder is None:
         encoder = GoalEncoder(cache)
-    base = {'checkpoint': path, 'tasks': info.get('tasks'), 'steps': info.get('steps')}
+    base = {'checkpoint': path, 'tasks': info.get('tasks'), 'steps': info.get('steps'),
+            'robot_erased': bool(info.get('robot_erased', False))}
     return model.train(), encoder, base
+
+
+def _robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]],
+                  base: dict[str, Any] | None) -> bool:
+    """Whether the training frames have the robot taken out (``synth/erase.py``).
+
+    The checkpoint records it, and the reward side refuses to feed the network the other kind
+    of frame, so the data must be all one kind, and the kind of the checkpoint it starts from.
+
+    Raises:
+        ValueError: erased and picture episodes mixed, or a start checkpoint of the other kind.
+    """
+    kinds = Counter(bool(e.meta.get('robot_erased', False))
+                    for episodes in by_folder for e in episodes)
+    if len(kinds) > 1:
+        raise ValueError(f'{kinds[True]} episodes have the robot erased and {kinds[False]} do '
+                         'not: train on one kind (sole-r1 synth --erase-robot-of every folder, '
+                         'or none)')
+    erased = next(iter(kinds))
+    if base is not None and base['robot_erased'] != erased:
+        raise ValueError(f"the start checkpoint {base['checkpoint']} was trained on "
+                         f"{_kind(base['robot_erased'])} but the data are {_kind(erased)}")
+    return erased
+
+
+def _kind(robot_erased: bool) -> str:
+    return 'frames with the robot erased' if robot_erased else 'pictures (robot in view)'
 
 
 def _load(folders: Sequence[str], config: TrainConfig, size: int

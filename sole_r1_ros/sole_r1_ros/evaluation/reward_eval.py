@@ -66,7 +66,22 @@ def query_steps(episode: LabelledEpisode, num_queries: int | None, stride: int |
 def score_with_engine(engine: Any, episodes: Sequence[LabelledEpisode],
                       num_queries: int | None = 10, stride: int | None = None,
                       on_batch: Any = None) -> list[EpisodeScore]:
-    """Score every episode through ``score_episodes`` (batched across episodes)."""
+    """Score every episode through ``score_episodes`` (batched across episodes).
+
+    Raises:
+        ValueError: the model reads frames with the robot erased and an episode has it in
+            view, or the other way round (``sole-r1 synth --erase-robot-of`` makes the one
+            from the other).
+    """
+    erased = bool(getattr(engine, 'robot_erased', False))
+    other = [e.episode_id for e in episodes if bool(e.meta.get('robot_erased', False)) != erased]
+    if other:
+        raise ValueError(
+            f'{engine.model_id} reads ' + ('frames with the robot erased' if erased else
+                                           'pictures with the robot in view')
+            + f', but {len(other)} of the {len(episodes)} episodes (e.g. {other[0]}) '
+            + ('have it in view: score their --erase-robot-of copies' if erased
+               else 'have it erased: score the pictures they were made from'))
     frames = [EpisodeFrames(
         episode_id=e.episode_id, goal=e.goal, external=e.external, wrist=e.wrist,
         query_steps=query_steps(e, num_queries, stride),

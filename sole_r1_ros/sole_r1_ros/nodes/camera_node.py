@@ -4,14 +4,22 @@ Subscribes ``camera/external/image_raw`` and (optionally) ``camera/wrist/image_r
 sensor-data QoS, ``joint_states`` and ``episode``; publishes ``sole_r1/query`` (RewardQuery: first
 and current frames shrunk to the model's tile and compressed, with the current frame's header)
 and ``/diagnostics``. A bad message is rejected, counted and logged by the firewall.
+
+With ``erase_robot`` it also subscribes ``camera/<view>/robot_mask`` (mono8, non-zero on the
+robot, each with its picture's stamp: a self-filter's output, or the simulator's
+``publish_robot_masks``) and takes the robot out of every frame of the episode
+(``camera/robot_eraser.py``) before any is queried, for a reward model trained on such frames.
+A frame whose mask does not come is never queried, and counted.
 """
 from collections import deque
 from dataclasses import dataclass
+import dataclasses
 import math
 import time
 import uuid
 
 from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 from rclpy.time import Time
@@ -21,8 +29,10 @@ from std_srvs.srv import Trigger
 from sole_r1_interfaces.msg import Episode, RewardQuery, TaskState
 from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
+from sole_r1_ros.camera.mask_join import MaskJoin
+from sole_r1_ros.camera.robot_eraser import RobotEraser
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.image_msgs import image_to_rgb
+from sole_r1_ros.image_msgs import image_to_array, image_to_rgb
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
@@ -42,6 +52,12 @@ class CameraNodeConfig:
     jpeg_quality: int = option(90, 'JPEG quality of the tiles', range=(1, 100))
     use_ground_truth: bool = option(False, 'attach the simulator ground truth (the '
                                     'evaluation-only oracle backend needs it)', read_only=True)
+    erase_robot: bool = option(
+        False, 'take the robot out of every frame (camera/robot_eraser.py) using '
+        "camera/<view>/robot_mask (mono8, the picture's stamp: a self-filter, or the "
+        "simulator's publish_robot_masks); for a reward model trained on erased frames "
+        '(sole-r1 synth --erase-robot-of); frames without a mask are never queried',
+        read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -66,6 +82,12 @@ class CameraNode(Node):
         self.firewall = Firewall(self)
         self._scheduler = QueryScheduler(self._configs['schedule'])
         self._pairer = FramePairer(c.use_wrist, int(c.max_skew_s * 1e9))
+        views = ('external', 'wrist') if c.use_wrist else ('external',)
+        # Per view: frames waiting for their robot mask, and the eraser (the external camera
+        # is fixed and keeps a background memory; the wrist camera moves).
+        self._mask_joins = {view: MaskJoin() for view in views} if c.erase_robot else {}
+        self._erasers = {'external': RobotEraser(fixed_camera=True),
+                         'wrist': RobotEraser(fixed_camera=False)} if c.erase_robot else {}
         self._joints: dict[str, float] | None = None
         self._truth: deque = deque(maxlen=64)   # (stamp_ns, ground-truth progress)
         self._episode_id: str | None = None
@@ -78,6 +100,7 @@ class CameraNode(Node):
         # Seconds from an image callback's start to its query being published (benchmarks).
         self.query_overhead_s: deque = deque(maxlen=1000)
         self._callback_start = 0.0
+        self._mask_drops_reported: dict[str, int] = {}
 
         guard = self.firewall.guard
         self._query_pub = self.create_publisher(RewardQuery, 'sole_r1/query', 10)
@@ -90,6 +113,11 @@ class CameraNode(Node):
             self.create_subscription(Image, 'camera/wrist/image_raw',
                                      guard('camera/wrist', self._wrist_callback),
                                      qos_profile_sensor_data)
+        for view in self._mask_joins:
+            self.create_subscription(
+                Image, f'camera/{view}/robot_mask',
+                guard(f'camera/{view}/robot_mask', self._mask_callback(view)),
+                qos_profile_sensor_data)
         self.create_subscription(JointState, 'joint_states',
                                  guard('joint_states', self._joint_states_callback), 10)
         self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
@@ -106,17 +134,51 @@ class CameraNode(Node):
 
     def _external_callback(self, msg: Image) -> None:
         self._callback_start = time.perf_counter()
+        if 'external' in self._mask_joins:
+            self._join('external', self._mask_joins['external'].add_frame(
+                _stamp_ns(msg.header.stamp), (image_to_rgb(msg), msg.header)))
+            return
         frame = self._convert(msg, 'external')
-        if frame is not None:
-            for pair in self._pairer.add_external(_stamp_ns(msg.header.stamp), frame, msg.header):
-                self._on_pair(pair)
+        self._pair('external', _stamp_ns(msg.header.stamp), frame, msg.header)
 
     def _wrist_callback(self, msg: Image) -> None:
         self._callback_start = time.perf_counter()
-        frame = self._convert(msg, 'wrist')
-        if frame is not None:
-            for pair in self._pairer.add_wrist(_stamp_ns(msg.header.stamp), frame):
-                self._on_pair(pair)
+        if 'wrist' in self._mask_joins:
+            self._join('wrist', self._mask_joins['wrist'].add_frame(
+                _stamp_ns(msg.header.stamp), (image_to_rgb(msg), msg.header)))
+            return
+        self._pair('wrist', _stamp_ns(msg.header.stamp), self._convert(msg, 'wrist'))
+
+    def _mask_callback(self, view: str):
+        def callback(msg: Image) -> None:
+            mask = image_to_array(msg)
+            if mask.ndim != 2 or mask.dtype != 'uint8':
+                raise ValueError(f'a robot mask must be mono8 (one 8-bit channel), got '
+                                 f'{msg.encoding!r}')
+            self._join(view, self._mask_joins[view].add_mask(_stamp_ns(msg.header.stamp), mask))
+        return callback
+
+    def _join(self, view: str, joined: list) -> None:
+        """Pass frames that got their robot mask on as RGB + mask (4 channels, one tile)."""
+        dropped = self._mask_joins[view].dropped
+        if dropped > self._mask_drops_reported.get(view, 0):
+            self._mask_drops_reported[view] = dropped
+            self.firewall.reject(f'camera/{view}/robot_mask', f'{dropped} {view} frames got no '
+                                 f'robot mask of their stamp on camera/{view}/robot_mask and are '
+                                 'never queried (erase_robot needs a self-filter, or the '
+                                 "simulator's publish_robot_masks)")
+        for stamp_ns, (frame, header), mask in joined:
+            if mask.shape != frame.shape[:2]:
+                raise ValueError(f'{view} robot mask of {mask.shape[1]}x{mask.shape[0]} px for '
+                                 f'a {frame.shape[1]}x{frame.shape[0]} px picture')
+            self._pair(view, stamp_ns, self._convert_array(np.dstack([frame, mask]), view),
+                       header)
+
+    def _pair(self, view: str, stamp_ns: int, frame, header=None) -> None:
+        pairs = (self._pairer.add_external(stamp_ns, frame, header) if view == 'external'
+                 else self._pairer.add_wrist(stamp_ns, frame))
+        for pair in pairs:
+            self._on_pair(pair)
 
     def _joint_states_callback(self, msg: JointState) -> str | None:
         if len(msg.name) != len(msg.position):
@@ -134,6 +196,8 @@ class CameraNode(Node):
     def _publish_status(self) -> None:
         self._status_pub.publish(status_message(self, {
             'episode': self._episode_id or '', 'step': self._step,
+            **{f'frames_without_robot_mask/{view}': join.dropped
+               for view, join in self._mask_joins.items()},
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
 
     def _episode_callback(self, msg: Episode) -> None:
@@ -151,7 +215,9 @@ class CameraNode(Node):
 
     def _convert(self, msg: Image, view: str):
         """The frame as a tile; raises (the firewall counts it) on an unusable image."""
-        frame = image_to_rgb(msg)
+        return self._convert_array(image_to_rgb(msg), view)
+
+    def _convert_array(self, frame, view: str):
         size = self._configs['node'].tile_size
         if min(frame.shape[:2]) * size < max(frame.shape[:2]):
             raise ValueError(f'{view} image of {frame.shape[1]}x{frame.shape[0]} px is too thin '
@@ -165,6 +231,8 @@ class CameraNode(Node):
             self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', pair.stamp_ns)
         if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
             return  # between episodes (a reset is running), or from before the reset
+        if self._erasers:
+            pair = self._erased(pair)
         if self._step == 0:
             self._first = (self._tile(pair.external), self._tile(pair.wrist))
         reason = self._scheduler.decide(self._step, self._joints)
@@ -172,6 +240,13 @@ class CameraNode(Node):
             self._send(pair, self._step, reason)
         self._last = (pair, self._step, reason is not None)
         self._step += 1
+
+    def _erased(self, pair: PairedFrame) -> PairedFrame:
+        """The pair with the robot taken out of both views (frames are RGB + mask here)."""
+        def erase(view: str, frame):
+            return None if frame is None else self._erasers[view](frame[..., :3], frame[..., 3])
+        return dataclasses.replace(pair, external=erase('external', pair.external),
+                                   wrist=erase('wrist', pair.wrist))
 
     def _start_episode(self, episode_id: str, start_ns: int) -> None:
         """Close the running episode; an empty ``episode_id`` only closes it (reset running)."""
@@ -182,6 +257,8 @@ class CameraNode(Node):
         self._pending_episode, self._step, self._last, self._first = None, 0, None, None
         self._scheduler.reset()
         self._pairer.clear()
+        for eraser in self._erasers.values():
+            eraser.reset()   # a new episode: the background is not yet seen
         if episode_id:
             self.get_logger().info(f'episode {episode_id} started')
 
@@ -198,7 +275,8 @@ class CameraNode(Node):
 
     def _send(self, pair: PairedFrame, step: int, reason: str) -> None:
         query = RewardQuery(episode_id=self._episode_id, step=step, trigger=reason,
-                            privileged_progress=self._ground_truth_at(pair.stamp_ns))
+                            privileged_progress=self._ground_truth_at(pair.stamp_ns),
+                            robot_erased=bool(self._erasers))
         if pair.header is not None:
             query.header = pair.header
         query.first_external, query.first_wrist = self._first

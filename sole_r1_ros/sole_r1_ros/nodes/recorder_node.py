@@ -19,6 +19,8 @@ from sole_r1_ros.recording import BagWriter
 DEFAULT_TOPICS = (
     'camera/external/image_raw=sensor_msgs/msg/Image',
     'camera/wrist/image_raw=sensor_msgs/msg/Image',
+    'camera/external/robot_mask=sensor_msgs/msg/Image',
+    'camera/wrist/robot_mask=sensor_msgs/msg/Image',
     'sole_r1/progress=sole_r1_interfaces/msg/ProgressReward',
     'sole_r1/reward_image=sensor_msgs/msg/Image',
     'episode=sole_r1_interfaces/msg/Episode',

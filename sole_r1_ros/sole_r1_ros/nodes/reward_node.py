@@ -197,6 +197,14 @@ class RewardNode(LifecycleNode):
     def _query_callback(self, msg: RewardQuery) -> None:
         """Decode and queue a query; a malformed one raises (the firewall counts it)."""
         check_episode_id(msg.episode_id)
+        if msg.robot_erased != self._engine.robot_erased:
+            raise ValueError(
+                f'{self._engine.model_id} reads '
+                + ('frames with the robot erased, and this query has the robot in view: set '
+                   "the camera node's erase_robot (and publish robot masks)"
+                   if self._engine.robot_erased else
+                   'pictures with the robot in view, and this query has it erased: turn the '
+                   "camera node's erase_robot off, or load a model trained on erased frames"))
         self._book.submit(PendingQuery.from_message(msg, decode_tile, received_s=time.monotonic()))
         self._notify()
 

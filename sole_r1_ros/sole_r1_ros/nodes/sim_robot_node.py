@@ -76,6 +76,10 @@ class SimRobotNodeConfig:
         True, "publish the simulator's progress, success and state on ground_truth (for "
         'evaluation and the oracle reward; off: the graph has exactly what a real arm has)',
         read_only=True)
+    publish_robot_masks: bool = option(
+        False, "also publish each camera's mask of the robot on camera/<view>/robot_mask "
+        "(mono8, 255 on the robot, the picture's stamp and frame): what a self-filter gives "
+        'a real arm, for a camera node that erases the robot (its erase_robot)', read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -117,6 +121,10 @@ class SimRobotNode(Node):
         guard, sensor = self.firewall.guard, qos_profile_sensor_data
         self._external_pub = self.create_publisher(Image, 'camera/external/image_raw', sensor)
         self._wrist_pub = self.create_publisher(Image, 'camera/wrist/image_raw', sensor)
+        self._mask_pubs = (
+            self.create_publisher(Image, 'camera/external/robot_mask', sensor),
+            self.create_publisher(Image, 'camera/wrist/robot_mask', sensor),
+        ) if self._configs['node'].publish_robot_masks else None
         self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', 10)
         self._truth_pub = (self.create_publisher(TaskState, 'ground_truth', 10)
@@ -249,7 +257,8 @@ class SimRobotNode(Node):
     def _run(self, robot: MetaWorldRobot, observation) -> None:
         c = self._configs['node']
         period, next_tick, tick, info = 1.0 / c.rate_hz, time.monotonic(), 0, None
-        self._publish(robot, observation, info, tick)
+        masks = self._masks(robot)
+        self._publish(robot, observation, info, tick, masks)
         while self._running and rclpy.ok(context=self.context):
             if c.step_mode == 'on_command':
                 self._wake.wait(timeout=0.1)
@@ -264,6 +273,7 @@ class SimRobotNode(Node):
                 seed = self._configs['sim'].seed if c.fixed_reset else None
                 try:
                     observation, info, tick = robot.reset(seed=seed), None, 0
+                    masks = self._masks(robot)
                 except BaseException:
                     with self._lock:   # answered by the next reset, after the recovery
                         self._reset_requests[:0] = resets
@@ -281,13 +291,18 @@ class SimRobotNode(Node):
                 new_observation, info = robot.step(action, render=render)
                 observation = new_observation if render else dataclasses.replace(
                     new_observation, external=observation.external, wrist=observation.wrist)
+                masks = self._masks(robot) if render else masks
                 tick += 1
                 self._ticks += 1
             else:
                 continue
-            self._publish(robot, observation, info, tick)
+            self._publish(robot, observation, info, tick, masks)
 
-    def _publish(self, robot, observation, info, tick: int) -> None:
+    def _masks(self, robot: MetaWorldRobot) -> tuple:
+        """The robot's masks of the frames just rendered, when they are published."""
+        return robot.render_robot_masks() if self._mask_pubs is not None else ()
+
+    def _publish(self, robot, observation, info, tick: int, masks: tuple = ()) -> None:
         """Publish proprioception first, then the frames.
 
         A learner waiting for a frame then finds the joint states and pose of the same moment
@@ -321,6 +336,11 @@ class SimRobotNode(Node):
                     msg = array_to_image(array, 'rgb8', msg=Image())
                     msg.header.stamp, msg.header.frame_id = stamp, frame
                     publisher.publish(msg)
+            for mask, publisher, frame in zip(masks, self._mask_pubs or (),
+                                              ('external_camera', 'wrist_camera')):
+                msg = array_to_image(mask, 'mono8', msg=Image())
+                msg.header.stamp, msg.header.frame_id = stamp, frame
+                publisher.publish(msg)
         if self._truth_pub is None:
             return
         truth = TaskState(task=robot.config.task, episode=self._episode, step=robot.step_count,

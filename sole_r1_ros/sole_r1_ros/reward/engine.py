@@ -124,6 +124,15 @@ class RewardEngine:
         """Most backend calls that run at once (``score`` from that many threads overlaps)."""
         return self._calls
 
+    @property
+    def robot_erased(self) -> bool:
+        """True when the model reads frames with the robot erased (a compact checkpoint).
+
+        Its queries must then come from a camera node that erases the robot
+        (``camera/robot_eraser.py``); pictures with the robot in view are refused.
+        """
+        return bool(getattr(self._backend, 'robot_erased', False))
+
     def goal_coverage(self, goal: str) -> Any:
         """Whether the model was trained on ``goal`` (``compact.coverage.GoalCoverage``).
 

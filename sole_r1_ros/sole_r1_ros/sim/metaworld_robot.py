@@ -126,8 +126,8 @@ class MetaWorldRobot:
             cameras.append(self._config.wrist_camera)
         self._cameras = CameraRig(
             self._env.model, cameras, self._config.image_width, self._config.image_height,
-            mask_body=ROBOT_ROOT_BODY if robot_masks else None,
-        ) if self._config.render else None
+            mask_body=ROBOT_ROOT_BODY) if self._config.render else None
+        self._masks_as_images = robot_masks
         self._expert: Any = None
         self._state: np.ndarray | None = None
         self._variation: int | None = None
@@ -256,6 +256,26 @@ class MetaWorldRobot:
             self._expert = policies.ENV_POLICY_MAP[self._config.task]()
         return clamp_command(self._expert.get_action(self._state))
 
+    def render_robot_masks(self) -> tuple[np.ndarray, ...]:
+        """Each camera's mask of the robot now, in ``Observation`` order (external, wrist).
+
+        H×W uint8, 255 where the arm, gripper or pedestal is: what a self-filter gives a real
+        robot, rendered beside the pictures for a camera node that erases the robot
+        (``camera/robot_eraser.py``). Call it right after the ``reset`` or ``step`` whose
+        images it should match.
+
+        Raises:
+            RuntimeError: rendering is off, the robot is closed or not reset, or another
+                thread renders its cameras.
+        """
+        self._check_open()
+        if self._cameras is None:
+            raise RuntimeError('render_robot_masks needs SimConfig.render')
+        if self._state is None:
+            raise RuntimeError('call reset() before render_robot_masks()')
+        return tuple(_frozen(np.ascontiguousarray(mask[..., 0]))
+                     for mask in self._cameras.render_masks(self._env.data))
+
     def close(self) -> None:
         """Free the GL context and the env; call it from the thread that rendered. Idempotent."""
         if self._closed:
@@ -292,7 +312,8 @@ class MetaWorldRobot:
         data = self._env.data
         external = wrist = None
         if render and self._cameras is not None:
-            images = self._cameras.render(data)
+            images = (self._cameras.render_masks(data) if self._masks_as_images
+                      else self._cameras.render(data))
             external = _frozen(images[0])
             wrist = _frozen(images[1]) if len(images) > 1 else None
         state = self._state

@@ -29,9 +29,8 @@ class CameraRig:
         """Check the camera names; no GL work happens here.
 
         Args:
-            mask_body: render, instead of each camera's picture, the mask of this body and
-                every body below it (255 where their geoms are, 0 elsewhere, as an H×W×3
-                image): for the robot, what a self-filter gives a real one.
+            mask_body: the body whose masks ``render_masks`` draws: it and every body below
+                it (for the robot, what a self-filter gives a real one).
 
         Raises:
             ValueError: a camera or ``mask_body`` is not in the model, or the size is not
@@ -72,11 +71,29 @@ class CameraRig:
         Raises:
             RuntimeError: called from another thread than the first render, or after close.
         """
+        return self._render_each(data, lambda renderer: renderer.render())
+
+    def render_masks(self, data: Any) -> tuple[np.ndarray, ...]:
+        """Render every camera's mask of ``mask_body`` for the current state of ``data``.
+
+        A second, segmentation pass of the same scene (about the cost of ``render``).
+
+        Returns:
+            One H×W×3 uint8 image per camera: 255 where the body's geoms are, 0 elsewhere.
+
+        Raises:
+            RuntimeError: as ``render``, or the rig was made without ``mask_body``.
+        """
+        if self._masked_geoms is None:
+            raise RuntimeError('CameraRig.render_masks needs the rig made with mask_body')
+        return self._render_each(data, self._mask)
+
+    def _render_each(self, data: Any, draw: Any) -> tuple[np.ndarray, ...]:
         renderer = self._renderer_for_this_thread()
         images = []
         for camera in self._cameras:
             renderer.update_scene(data, camera=camera, scene_option=self._option)
-            image = renderer.render() if self._masked_geoms is None else self._mask(renderer)
+            image = draw(renderer)
             if camera in _UPSIDE_DOWN_CAMERAS:
                 image = np.ascontiguousarray(image[::-1, ::-1])
             images.append(image)

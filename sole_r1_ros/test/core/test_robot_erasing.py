@@ -182,3 +182,105 @@ def test_the_ghosts_of_a_mask_folder_are_masks(tmp_path):
     # The same arm motion, so nearly the same masks (the drawer no longer hides the hand).
     overlap = (np.stack(ghost.external) == np.stack(source.external)).mean()
     assert overlap > 0.97
+
+
+def test_a_frame_waits_for_the_mask_of_its_stamp_and_one_without_is_dropped():
+    from sole_r1_ros.camera.mask_join import MaskJoin
+
+    join = MaskJoin(buffer=3)
+    assert join.add_frame(10, 'f10') == [] and join.add_frame(20, 'f20') == []
+    assert join.add_mask(10, 'm10') == [(10, 'f10', 'm10')]
+    assert join.add_mask(30, 'm30') == [] and join.dropped == 1  # f20's mask will not come
+    assert join.add_frame(30, 'f30') == [(30, 'f30', 'm30')]
+    assert join.add_mask(40, 'm40') == [] and join.add_frame(40, 'f40') == [(40, 'f40', 'm40')]
+    for stamp in (50, 60, 70, 80):  # no masks at all: frames drop as the buffer overflows
+        assert join.add_frame(stamp, f'f{stamp}') == []
+    assert join.dropped == 2
+    assert join.add_mask(60, 'm60') == [(60, 'f60', 'm60')] and join.dropped == 2
+    with pytest.raises(ValueError, match='buffer'):
+        MaskJoin(buffer=0)
+
+
+def test_the_robot_renders_its_masks_beside_the_pictures():
+    """``render_robot_masks`` gives, step by step, the masks a mask robot renders as images."""
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+
+    config = SimConfig(task='drawer-close-v3', image_width=48, image_height=48)
+    with MetaWorldRobot(config) as robot, MetaWorldRobot(config, robot_masks=True) as masks:
+        with pytest.raises(RuntimeError, match='reset'):
+            robot.render_robot_masks()
+        pictures, mask_images = robot.reset(seed=3), masks.reset(seed=3)
+        for step in range(4):
+            beside = robot.render_robot_masks()
+            assert len(beside) == 2 and all(m.dtype == np.uint8 and m.ndim == 2 for m in beside)
+            np.testing.assert_array_equal(beside[0], mask_images.external[..., 0])
+            np.testing.assert_array_equal(beside[1], mask_images.wrist[..., 0])
+            assert beside[0].any() and not (pictures.external == mask_images.external).all()
+            action = [0.5, -0.3, 0.2, 1.0]
+            pictures, mask_images = robot.step(action)[0], masks.step(action)[0]
+
+
+def _goal_encoder():
+    from sole_r1_ros.compact.goals import EMBEDDING_DIM, GoalEncoder
+    from sole_r1_ros.sim.tasks import TASK_GOALS
+    from sole_r1_ros.synth import EVAL_PARAPHRASES, TRAIN_PARAPHRASES
+
+    texts = [*TASK_GOALS.values(), *TRAIN_PARAPHRASES['drawer-close-v3'],
+             *EVAL_PARAPHRASES.get('drawer-close-v3', ())]
+    vectors = np.random.default_rng(0).normal(size=(len(texts), EMBEDDING_DIM))
+    return GoalEncoder({t: (v / np.linalg.norm(v)).astype(np.float32)
+                        for t, v in zip(texts, vectors)})
+
+
+def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
+        drawer_and_masks, tmp_path):
+    pytest.importorskip('torch')
+    from sole_r1_ros.compact.model import CompactConfig
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.reward import make_backend, RewardConfig, RewardEngine
+
+    root = drawer_and_masks
+    erased = str(tmp_path / 'erased')
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks',
+                 str(root / 'masks'), '--out', erased]) == 0
+    tiny = CompactConfig(image_size=16, channels=(4, 4, 4, 4), feature_dim=8, goal_features=8,
+                         hidden_dim=8)
+    config = TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9, model=tiny)
+    with pytest.raises(ValueError, match='robot erased and 2 do not'):
+        train([str(root / 'pictures'), erased], str(tmp_path / 'mixed.pt'), config,
+              encoder=_goal_encoder())
+    out = str(tmp_path / 'erased.pt')
+    assert train(erased, out, config, encoder=_goal_encoder())['robot_erased'] is True
+    assert train(str(root / 'pictures'), str(tmp_path / 'pictures.pt'), config,
+                 encoder=_goal_encoder())['robot_erased'] is False
+    engine = RewardEngine(make_backend(RewardConfig(backend='compact', model=out)),
+                          RewardConfig(backend='compact', model=out))
+    assert engine.robot_erased is True
+    from sole_r1_ros.evaluation.reward_eval import score_with_engine
+    with pytest.raises(ValueError, match='have it in view'):
+        score_with_engine(engine, labelled.load_episodes(str(root / 'pictures')))
+    assert len(score_with_engine(engine, labelled.load_episodes(erased))) == 2
+    engine.close()
+    with pytest.raises(ValueError, match='trained on frames with the robot erased'):
+        train(str(root / 'pictures'), str(tmp_path / 'tuned.pt'),
+              TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9, init=out),
+              encoder=_goal_encoder())
+    # A learning run turns erasing on in simulation, and asks a real robot for its masks.
+    from sole_r1_ros.commands.learn import _match_robot_erasing
+
+    params = {'reward_node': {'backend': 'compact', 'model': out}, 'sim_robot_node': {}}
+    _match_robot_erasing(params)
+    assert params['camera_node']['erase_robot'] and params['sim_robot_node'][
+        'publish_robot_masks']
+    with pytest.raises(ValueError, match='self-filter'):
+        _match_robot_erasing({'reward_node': {'backend': 'compact', 'model': out}})
+    _match_robot_erasing({'reward_node': {'backend': 'compact', 'model': out},
+                          'camera_node': {'erase_robot': True}})
+    with pytest.raises(ValueError, match='reads pictures'):
+        _match_robot_erasing({'reward_node': {'backend': 'compact',
+                                              'model': str(tmp_path / 'pictures.pt')},
+                              'camera_node': {'erase_robot': True}})
+    plain = {'reward_node': {'backend': 'openai'}}
+    _match_robot_erasing(plain)
+    assert plain['camera_node'] == {}

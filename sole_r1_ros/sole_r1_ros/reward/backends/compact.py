@@ -20,6 +20,7 @@ class CompactBackend:
     def __init__(self, predictor: Any) -> None:
         self._predictor = predictor
         self.model_id = predictor.name
+        self.robot_erased = predictor.robot_erased
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> 'CompactBackend':

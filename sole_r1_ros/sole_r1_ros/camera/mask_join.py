@@ -1,0 +1,59 @@
+"""Join one camera's frames with the robot's masks of them, so each frame is erased with its own.
+
+A self-filter (or the simulator's ``publish_robot_masks``) publishes one mask per picture, with
+the picture's stamp, on its own topic: the two streams arrive in stamp order but interleaved in
+any way. A frame waits (at most ``buffer`` deep) for the mask of its stamp; once a newer mask
+has come, no mask of an older frame will, and that frame is dropped and counted.
+"""
+from collections import deque
+
+import numpy as np
+
+
+class MaskJoin:
+    """Pair frames and masks of the same stamp (exactly: the mask is made from the frame)."""
+
+    def __init__(self, buffer: int = 8) -> None:
+        if buffer < 1:
+            raise ValueError(f'buffer must be >= 1, got {buffer}')
+        self._frames: deque = deque()
+        self._masks: deque = deque()
+        self._buffer = buffer
+        self.dropped = 0
+        '''Frames that never got their mask (dropped, never queried).'''
+
+    def add_frame(self, stamp_ns: int, frame: np.ndarray) -> list[tuple[int, np.ndarray,
+                                                                        np.ndarray]]:
+        """Queue a frame; return every (stamp, frame, mask) that is now complete."""
+        self._frames.append((stamp_ns, frame))
+        if len(self._frames) > self._buffer:
+            self._frames.popleft()
+            self.dropped += 1
+        return self._match()
+
+    def add_mask(self, stamp_ns: int, mask: np.ndarray) -> list[tuple[int, np.ndarray,
+                                                                      np.ndarray]]:
+        """Queue a mask; return every (stamp, frame, mask) that is now complete."""
+        self._masks.append((stamp_ns, mask))
+        if len(self._masks) > self._buffer:
+            self._masks.popleft()
+        return self._match()
+
+    def clear(self) -> None:
+        self._frames.clear()
+        self._masks.clear()
+
+    def _match(self) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        joined = []
+        while self._frames and self._masks:
+            stamp, frame = self._frames[0]
+            while self._masks and self._masks[0][0] < stamp:
+                self._masks.popleft()   # its frame came and went, or never came
+            if not self._masks:
+                break
+            if self._masks[0][0] == stamp:
+                joined.append((stamp, frame, self._masks.popleft()[1]))
+            else:
+                self.dropped += 1   # a newer mask is here: this frame's will not come
+            self._frames.popleft()
+        return joined
