@@ -4,8 +4,9 @@ Two parts, each against the work it sits beside:
 
 - **camera node**: erasing one frame (``RobotEraser``, fixed camera with its background memory
   and moving camera) against shrinking and encoding that frame's tile, which the node does for
-  every queried frame anyway; at the simulator's 64 px, the protocol's 384 px tile, and a
-  640×480 camera picture;
+  every queried frame anyway; at the simulator's 64 px and at the protocol's 384 px tile of a
+  640×480 camera (the node erases the tile, after shrinking: the tile column is the whole
+  picture's shrink and encode, the erase column the tile's);
 - **simulator**: steps per second rendering both cameras, with and without the robot's masks
   (``MetaWorldRobot.render_robot_masks``, a segmentation pass; a real robot's self-filter
   replaces it).
@@ -23,7 +24,7 @@ from sole_r1_ros.camera import encode_tile, shrink_to_tile
 from sole_r1_ros.camera.robot_eraser import RobotEraser
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'erasing.json')
-_FRAMES = {'64x64': (64, 64), '384x288': (288, 384), '640x480': (480, 640)}
+_FRAMES = {'64x64': (64, 64), '640x480': (480, 640)}
 
 
 def _per_call_ms(fn, args_list) -> float:
@@ -43,10 +44,11 @@ def _camera_rows(repeats: int, seed: int) -> list[dict]:
             top, left = height // 4, (i * width) // 16
             mask[top:top + height // 2, left:left + width // 3] = True
         calls = [(frames[i % 8], masks[i % 8]) for i in range(repeats)]
+        tiles = [(shrink_to_tile(f), shrink_to_tile(m.astype(np.uint8))) for f, m in calls]
         fixed, moving = RobotEraser(fixed_camera=True), RobotEraser(fixed_camera=False)
         row = {'frame': name,
-               'erase_fixed_ms': _per_call_ms(fixed, calls),
-               'erase_moving_ms': _per_call_ms(moving, calls),
+               'erase_fixed_ms': _per_call_ms(fixed, tiles),
+               'erase_moving_ms': _per_call_ms(moving, tiles),
                'tile_jpeg_ms': _per_call_ms(
                    lambda f, m: encode_tile(shrink_to_tile(f), 'jpeg', 90), calls),
                'tile_png_ms': _per_call_ms(

@@ -191,16 +191,19 @@ def _params(request: LearnRequest, resume: bool) -> dict:
         if not node or not name or not equals:
             raise ValueError(f'--set wants NODE.PARAM=VALUE, got {item!r}')
         params.setdefault(node, {})[name] = yaml.safe_load(value)
-    _match_robot_erasing(params)
+    _match_robot_erasing(params, {item.partition('=')[0] for item in request.overrides})
     return params
 
 
-def _match_robot_erasing(params: dict) -> None:
+def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> None:
     """Erase the robot from the frames exactly when the reward model was trained so.
 
     A compact checkpoint trained on erased frames (``sole-r1 synth --erase-robot-of``) needs a
     camera node that erases and the robot's masks to erase with: in simulation both are
-    switched on here; a real robot must publish its self-filter's masks and say so.
+    switched on here; a real robot must publish its self-filter's masks and say so. Its
+    queries then show the external view only (unless ``camera_node.use_wrist`` is set on the
+    command line): where the wrist camera looks is the arm's pose, and a learner rewarded on
+    it posed the gripper instead of closing the door (data README, "At run time").
 
     Raises:
         ValueError: erasing set against what the model reads, or a real robot whose
@@ -221,6 +224,11 @@ def _match_robot_erasing(params: dict) -> None:
             + ('frames with the robot erased' if erased else 'pictures with the robot in view'))
     if not erased:
         return
+    if 'camera_node.use_wrist' not in overridden and camera.get('use_wrist', True):
+        camera['use_wrist'] = False
+        print('the reward model reads frames with the robot erased: its queries show the '
+              'external view only (where the wrist camera looks is the arm pose; set '
+              'camera_node.use_wrist=true to show it)')
     if 'sim_robot_node' in params:
         camera['erase_robot'] = True
         params['sim_robot_node']['publish_robot_masks'] = True

@@ -92,6 +92,11 @@ class CompactPredictor:
         return bool(self._info.get('robot_erased', False))
 
     @property
+    def wrist_view(self) -> bool:
+        """False when trained without a wrist view: it then never reads one it is given."""
+        return bool(self._info.get('wrist_view', True))
+
+    @property
     def image_size(self) -> int:
         return self._model.config.image_size
 
@@ -137,6 +142,10 @@ class CompactPredictor:
         parsed = [read_request(r, self.image_size, self._tiles) for r in requests]
         queries = [q for _, q in parsed]
         previous = [0 if q.from_zero else int(q.previous_progress) for q in queries]
-        values = self.predict(np.stack([v for v, _ in parsed]), [q.goal for q in queries],
-                              previous, [not q.external_only for q in queries])
+        views = np.stack([v for v, _ in parsed])
+        has_wrist = [not q.external_only for q in queries]
+        if not self.wrist_view:   # as in training: the wrist row black, flagged absent
+            views[:, 1] = 0
+            has_wrist = [False] * len(queries)
+        values = self.predict(views, [q.goal for q in queries], previous, has_wrist)
         return [reply_text(p, int(round(float(v)))) for p, v in zip(previous, values)]

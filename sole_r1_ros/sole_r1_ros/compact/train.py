@@ -513,6 +513,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     load_start = time.perf_counter()
     by_folder = _load(folders, config, model.config.image_size)
     robot_erased = _robot_erased(by_folder, base)
+    wrist_view = any(e.wrist is not None for episodes in by_folder for e in episodes)
     train_episodes, val_episodes, train_sources, val_sources = [], [], [], []
     for source, episodes in enumerate(by_folder):
         train_part, val_part = split_validation(episodes, config.val_fraction)
@@ -541,7 +542,8 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
             'val_episodes': val_count, 'config': _config_json(config),
-            'robot_erased': robot_erased, 'init': base, **result, **(extra_info or {})}
+            'robot_erased': robot_erased, 'wrist_view': wrist_view, 'init': base,
+            **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
     save_checkpoint(out, model, encoder.cache, info)

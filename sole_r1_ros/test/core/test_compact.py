@@ -133,6 +133,27 @@ def test_compact_backend_answers_through_the_engine_like_the_network(tiny_checkp
     assert abs(result.progress - float(direct.clamp(-100, 100))) <= 2.0
 
 
+def test_a_checkpoint_trained_without_a_wrist_view_never_reads_one(tmp_path):
+    """Given a wrist view anyway, it answers as for the external view alone."""
+    torch.manual_seed(0)
+    model = CompactProgressNet(_TINY)
+    answers = {}
+    for wrist_view in (True, False):
+        path = str(tmp_path / f'wrist_{wrist_view}.pt')
+        save_checkpoint(path, model, {_GOAL: _unit_vector(0)}, {'wrist_view': wrist_view})
+        predictor = CompactPredictor.load(path)
+        assert predictor.wrist_view is wrist_view
+        for wrist in (True, False):
+            tracker = EpisodeTracker('ep0', _GOAL)
+            tracker.add_frame(_frames(0), _frames(1) if wrist else None)
+            tracker.add_frame(_frames(2), _frames(3) if wrist else None, step=4)
+            config = RewardConfig(backend='compact', model=path, temperature=0.0)
+            with RewardEngine(make_backend(config), config) as engine:
+                answers[wrist_view, wrist] = tracker.score(engine).raw_text
+    assert answers[False, True] == answers[False, False] == answers[True, False]
+    assert answers[True, True] != answers[True, False]
+
+
 def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
     with pytest.raises(FileNotFoundError):
         make_backend(RewardConfig(backend='compact', model=str(tmp_path / 'none.pt')))

@@ -251,7 +251,8 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
         train([str(root / 'pictures'), erased], str(tmp_path / 'mixed.pt'), config,
               encoder=_goal_encoder())
     out = str(tmp_path / 'erased.pt')
-    assert train(erased, out, config, encoder=_goal_encoder())['robot_erased'] is True
+    info = train(erased, out, config, encoder=_goal_encoder())
+    assert info['robot_erased'] is True and info['wrist_view'] is True
     assert train(str(root / 'pictures'), str(tmp_path / 'pictures.pt'), config,
                  encoder=_goal_encoder())['robot_erased'] is False
     engine = RewardEngine(make_backend(RewardConfig(backend='compact', model=out)),
@@ -271,8 +272,12 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
 
     params = {'reward_node': {'backend': 'compact', 'model': out}, 'sim_robot_node': {}}
     _match_robot_erasing(params)
-    assert params['camera_node']['erase_robot'] and params['sim_robot_node'][
-        'publish_robot_masks']
+    assert params['camera_node'] == {'erase_robot': True, 'use_wrist': False}
+    assert params['sim_robot_node']['publish_robot_masks']
+    params = {'reward_node': {'backend': 'compact', 'model': out}, 'sim_robot_node': {},
+              'camera_node': {'use_wrist': True}}
+    _match_robot_erasing(params, {'camera_node.use_wrist'})
+    assert params['camera_node']['use_wrist']
     with pytest.raises(ValueError, match='self-filter'):
         _match_robot_erasing({'reward_node': {'backend': 'compact', 'model': out}})
     _match_robot_erasing({'reward_node': {'backend': 'compact', 'model': out},
