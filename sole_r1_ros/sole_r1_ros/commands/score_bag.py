@@ -35,6 +35,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "on a learner's own episodes, or as a stand-in teacher in experiments)")
     parser.add_argument('--truth-topic', default='ground_truth',
                         help="the simulator's TaskState topic (--backend oracle)")
+    parser.add_argument('--erase-robot', action='store_true',
+                        help='take the robot out of the frames with the masks recorded beside '
+                        "them (the camera node's erase_robot, offline): a compact file trained "
+                        'on erased frames scores them, and --labelled-out writes them (data to '
+                        'distil an erased file from any teacher, which scores what it reads)')
+    parser.add_argument('--mask-topics', nargs=2, metavar=('EXTERNAL', 'WRIST'),
+                        default=['camera/external/robot_mask', 'camera/wrist/robot_mask'],
+                        help='the robot mask topics (--erase-robot)')
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
     add_labelled_out(parser, 'every episode')
@@ -58,20 +66,26 @@ def run(args: argparse.Namespace) -> int:
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
+    erased = _erased(args, recorded) if args.erase_robot else None
+    pictures = [(r.external, r.wrist if args.wrist_topic else None) for r in recorded]
     if oracle:
         missing = [r.episode_id for r in recorded if not np.all(np.isfinite(r.truth))]
         if missing:
             raise ValueError(f'{args.bag}: frames without a {args.truth_topic!r} message of '
                              f'their moment in episodes {missing[:5]} ({len(missing)} in all)')
     num_queries = None if args.stride else (args.num_queries or 10)
-    episodes = [EpisodeFrames(
-        episode_id=r.episode_id, goal=goal, external=r.external,
-        wrist=r.wrist if args.wrist_topic else None,
-        query_steps=offline_query_steps(len(r.external), num_queries, args.stride),
-        privileged_progress=r.truth if oracle else None)
-        for r in recorded]
-    total = sum(len(e.query_steps) for e in episodes)
+    steps = [offline_query_steps(len(r.external), num_queries, args.stride) for r in recorded]
+    total = sum(len(s) for s in steps)
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
+        if engine.robot_erased and erased is None:
+            raise ValueError(f'{engine.model_id} reads frames with the robot erased: pass '
+                             '--erase-robot (the bag needs the robot masks)')
+        # The model scores the frames it was trained on; --labelled-out gets --erase-robot's.
+        episodes = [EpisodeFrames(
+            episode_id=r.episode_id, goal=goal, external=views[0], wrist=views[1],
+            query_steps=query_steps, privileged_progress=r.truth if oracle else None)
+            for r, views, query_steps in zip(
+                recorded, erased if engine.robot_erased else pictures, steps)]
         results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
         model_id = engine.model_id
     report = _report(args, goal, model_id, recorded, episodes, results)
@@ -81,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         _plot(args.plot, report)
     if args.labelled_out:
-        _write_labelled(args.labelled_out, report, recorded, episodes)
+        _write_labelled(args.labelled_out, report, recorded, erased or pictures)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "
@@ -91,17 +105,20 @@ def run(args: argparse.Namespace) -> int:
                      len(answers), args)
 
 
-def _write_labelled(folder: str, report: dict[str, Any], recorded, episodes) -> None:
-    """Every episode with the model's per-frame progress: distillation data."""
-    for scored, rec, episode in zip(report['episodes'], recorded, episodes):
+def _write_labelled(folder: str, report: dict[str, Any], recorded, frames) -> None:
+    """Every episode with the model's per-frame progress: distillation data.
+
+    ``frames``: each episode's (external, wrist) frames to write, erased for an erased student.
+    """
+    for scored, rec, (external, wrist) in zip(report['episodes'], recorded, frames):
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(
-            episode_id=re.sub(r'[^A-Za-z0-9_.-]', '_', episode.episode_id),
-            goal=report['goal'], progress=scored['progress'], external=rec.external,
-            wrist=episode.wrist,
+            episode_id=re.sub(r'[^A-Za-z0-9_.-]', '_', rec.episode_id),
+            goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
             meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
-                  'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps']}),
+                  'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
+                  **({'robot_erased': True} if report['robot_erased'] else {})}),
             videos=None, fps=fps)
 
 
@@ -119,7 +136,35 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
                          'reasoning': r.reasoning, 'latency_s': round(r.latency_s, 4),
                          'error': r.error} for r in answers]})
     return {'bag': str(args.bag), 'goal': goal, 'backend': args.backend, 'model_id': model_id,
-            'temperature': args.temperature, 'episodes': out}
+            'temperature': args.temperature, 'robot_erased': args.erase_robot, 'episodes': out}
+
+
+def _erased(args, recorded: list) -> list[tuple[list, list | None]]:
+    """Each episode's (external, wrist) frames with the robot erased, by the masks' stamps.
+
+    Raises:
+        ValueError: a frame has no mask of its stamp in the bag.
+    """
+    from sole_r1_ros.camera.robot_eraser import erase_episode
+    from sole_r1_ros.recording import read_camera_episodes
+    wrist = bool(args.wrist_topic)
+    masks = {}
+    for episode in read_camera_episodes(args.bag, args.mask_topics[0],
+                                        args.mask_topics[1] if wrist else None, None):
+        for index, stamp in enumerate(episode.stamps_ns):
+            masks[stamp] = (episode.external[index][..., 0],
+                            episode.wrist[index][..., 0] if wrist else None)
+    erased = []
+    for episode in recorded:
+        missing = [s for s in episode.stamps_ns if s not in masks]
+        if missing:
+            raise ValueError(f'{args.bag}: {len(missing)} frames of episode {episode.episode_id} '
+                             f'have no robot mask of their stamp on {args.mask_topics[0]}')
+        erased.append(tuple(None if view == 1 and not wrist else list(erase_episode(
+            np.stack(getattr(episode, name)),
+            np.stack([masks[s][view] for s in episode.stamps_ns]), fixed_camera=view == 0))
+            for view, name in enumerate(('external', 'wrist'))))
+    return erased
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

@@ -289,3 +289,59 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
     plain = {'reward_node': {'backend': 'openai'}}
     _match_robot_erasing(plain)
     assert plain['camera_node'] == {}
+
+
+def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, capsys):
+    """An erased file scores a recorded bag's erased frames; --labelled-out writes them."""
+    pytest.importorskip('rosbags')
+    pytest.importorskip('torch')
+    import json
+
+    from sole_r1_ros.compact.model import CompactConfig
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.recording import BagWriter, make_typestore
+
+    root = drawer_and_masks
+    erased = str(tmp_path / 'erased')
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks',
+                 str(root / 'masks'), '--out', erased]) == 0
+    model = str(tmp_path / 'erased.pt')
+    train(erased, model, TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9,
+                                     model=CompactConfig(image_size=16, channels=(4, 4, 4, 4),
+                                                         feature_dim=8, goal_features=8,
+                                                         hidden_dim=8)),
+          encoder=_goal_encoder())
+    picture, = labelled.load_episodes(str(root / 'pictures'))[:1]
+    mask, = labelled.load_episodes(str(root / 'masks'))[:1]
+    typestore, bag = make_typestore(), str(tmp_path / 'bag')
+    types = typestore.types
+    writer = BagWriter(bag)
+    for index in range(picture.num_frames):
+        for topic, frame, encoding in (
+                ('camera/external/image_raw', picture.external[index], 'rgb8'),
+                ('camera/wrist/image_raw', picture.wrist[index], 'rgb8'),
+                ('camera/external/robot_mask', mask.external[index][..., 0], 'mono8'),
+                ('camera/wrist/robot_mask', mask.wrist[index][..., 0], 'mono8')):
+            frame = np.ascontiguousarray(frame)
+            header = types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](sec=index + 1, nanosec=0),
+                frame_id='cam')
+            msg = types['sensor_msgs/msg/Image'](
+                header=header, height=frame.shape[0], width=frame.shape[1], encoding=encoding,
+                is_bigendian=0, step=frame.strides[0], data=frame.reshape(-1))
+            writer.write('/' + topic, 'sensor_msgs/msg/Image', (index + 1) * 10**9,
+                         bytes(typestore.serialize_cdr(msg, 'sensor_msgs/msg/Image')))
+    writer.close()
+    common = ['score-bag', bag, '--goal', 'close the drawer', '--backend', 'compact',
+              '--model', model, '--episode-topic', '']
+    assert main(common + ['--out', str(tmp_path / 'pictures.json')]) != 0
+    assert 'pass --erase-robot' in capsys.readouterr().err
+    out = tmp_path / 'scores.json'
+    assert main(common + ['--erase-robot', '--out', str(out),
+                          '--labelled-out', str(tmp_path / 'distil')]) == 0
+    assert json.loads(out.read_text())['robot_erased'] is True
+    written, = labelled.load_episodes(str(tmp_path / 'distil'))
+    assert written.meta['robot_erased'] is True
+    expected, = [e for e in labelled.load_episodes(erased) if e.episode_id == picture.episode_id]
+    np.testing.assert_array_equal(np.stack(written.external), np.stack(expected.external))
+    np.testing.assert_array_equal(np.stack(written.wrist), np.stack(expected.wrist))
