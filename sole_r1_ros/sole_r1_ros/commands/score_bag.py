@@ -87,15 +87,17 @@ def run(args: argparse.Namespace) -> int:
             for r, views, query_steps in zip(
                 recorded, erased if engine.robot_erased else pictures, steps)]
         results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
-        model_id = engine.model_id
+        model_id, scored_erased = engine.model_id, engine.robot_erased
     report = _report(args, goal, model_id, recorded, episodes, results)
+    report['scored_frames'] = 'robot erased' if scored_erased else 'pictures'
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
     if args.plot:
         _plot(args.plot, report)
     if args.labelled_out:
-        _write_labelled(args.labelled_out, report, recorded, erased or pictures)
+        _write_labelled(args.labelled_out, report, recorded, erased or pictures,
+                        robot_erased=erased is not None)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "
@@ -105,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
                      len(answers), args)
 
 
-def _write_labelled(folder: str, report: dict[str, Any], recorded, frames) -> None:
+def _write_labelled(folder: str, report: dict[str, Any], recorded, frames,
+                    robot_erased: bool) -> None:
     """Every episode with the model's per-frame progress: distillation data.
 
     ``frames``: each episode's (external, wrist) frames to write, erased for an erased student.
@@ -118,7 +121,7 @@ def _write_labelled(folder: str, report: dict[str, Any], recorded, frames) -> No
             goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
             meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
                   'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
-                  **({'robot_erased': True} if report['robot_erased'] else {})}),
+                  **({'robot_erased': True} if robot_erased else {})}),
             videos=None, fps=fps)
 
 
@@ -136,7 +139,7 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
                          'reasoning': r.reasoning, 'latency_s': round(r.latency_s, 4),
                          'error': r.error} for r in answers]})
     return {'bag': str(args.bag), 'goal': goal, 'backend': args.backend, 'model_id': model_id,
-            'temperature': args.temperature, 'robot_erased': args.erase_robot, 'episodes': out}
+            'temperature': args.temperature, 'episodes': out}
 
 
 def _erased(args, recorded: list) -> list[tuple[list, list | None]]:
@@ -160,10 +163,12 @@ def _erased(args, recorded: list) -> list[tuple[list, list | None]]:
         if missing:
             raise ValueError(f'{args.bag}: {len(missing)} frames of episode {episode.episode_id} '
                              f'have no robot mask of their stamp on {args.mask_topics[0]}')
-        erased.append(tuple(None if view == 1 and not wrist else list(erase_episode(
-            np.stack(getattr(episode, name)),
-            np.stack([masks[s][view] for s in episode.stamps_ns]), fixed_camera=view == 0))
-            for view, name in enumerate(('external', 'wrist'))))
+        stamps = episode.stamps_ns
+        external = erase_episode(np.stack(episode.external),
+                                 np.stack([masks[s][0] for s in stamps]), fixed_camera=True)
+        wrist_frames = None if not wrist else list(erase_episode(
+            np.stack(episode.wrist), np.stack([masks[s][1] for s in stamps]), fixed_camera=False))
+        erased.append((list(external), wrist_frames))
     return erased
 
 

@@ -339,7 +339,7 @@ def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, ca
     out = tmp_path / 'scores.json'
     assert main(common + ['--erase-robot', '--out', str(out),
                           '--labelled-out', str(tmp_path / 'distil')]) == 0
-    assert json.loads(out.read_text())['robot_erased'] is True
+    assert json.loads(out.read_text())['scored_frames'] == 'robot erased'
     written, = labelled.load_episodes(str(tmp_path / 'distil'))
     assert written.meta['robot_erased'] is True
     expected, = [e for e in labelled.load_episodes(erased) if e.episode_id == picture.episode_id]
