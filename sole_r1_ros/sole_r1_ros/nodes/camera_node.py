@@ -133,21 +133,20 @@ class CameraNode(Node):
         return self._episode_id
 
     def _external_callback(self, msg: Image) -> None:
-        self._callback_start = time.perf_counter()
-        if 'external' in self._mask_joins:
-            self._join('external', self._mask_joins['external'].add_frame(
-                _stamp_ns(msg.header.stamp), (image_to_rgb(msg), msg.header)))
-            return
-        frame = self._convert(msg, 'external')
-        self._pair('external', _stamp_ns(msg.header.stamp), frame, msg.header)
+        self._on_frame('external', msg)
 
     def _wrist_callback(self, msg: Image) -> None:
+        self._on_frame('wrist', msg)
+
+    def _on_frame(self, view: str, msg: Image) -> None:
+        """A camera frame: to its robot mask first when erasing, else straight to pairing."""
         self._callback_start = time.perf_counter()
-        if 'wrist' in self._mask_joins:
-            self._join('wrist', self._mask_joins['wrist'].add_frame(
-                _stamp_ns(msg.header.stamp), (image_to_rgb(msg), msg.header)))
-            return
-        self._pair('wrist', _stamp_ns(msg.header.stamp), self._convert(msg, 'wrist'))
+        stamp_ns = _stamp_ns(msg.header.stamp)
+        if view in self._mask_joins:
+            self._join(view, self._mask_joins[view].add_frame(
+                stamp_ns, (image_to_rgb(msg), msg.header)))
+        else:
+            self._pair(view, stamp_ns, self._convert(msg, view), msg.header)
 
     def _mask_callback(self, view: str):
         def callback(msg: Image) -> None:
