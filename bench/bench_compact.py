@@ -3,7 +3,9 @@
 1. Latency, one thread: the shipped checkpoint behind the reward engine, as the reward node runs
    it, asked one episode's queries in turn (each quotes the answer before it, so a robot's
    queries cannot be batched), camera-resolution frames (640x480, two views); with the tile
-   cache (each frame letterboxed once) and without, alternated over three rounds. Side by side:
+   cache (each frame letterboxed once) and without, and the shipped pair (``--erased-model
+   shipped``: a second network on the erased external view), alternated over three rounds.
+   Side by side:
    the network's forward pass alone on one query (the bare part) and the 10 ms the
    compact-model issue allows.
 2. Distillation memory: ``sole-r1 train compact`` (``compact.train.train``) for a few steps on a
@@ -65,20 +67,26 @@ def _frames(count, width, height, shift=0):
     return frames
 
 
-def _engine_ms(tile_cache, frames):
-    """Per-query backend latencies [ms] and wall per query of one episode through the engine."""
+def _engine_ms(tile_cache, frames, pair=False):
+    """Per-query backend latencies [ms] and wall per query of one episode through the engine.
+
+    ``pair``: the shipped pair, the frames standing in for the erased external view too.
+    """
     from sole_r1_ros.compact.predictor import CompactPredictor
     from sole_r1_ros.reward import EpisodeFrames, RewardConfig, score_episodes
     from sole_r1_ros.reward.backends.compact import CompactBackend
     from sole_r1_ros.reward.engine import RewardEngine
 
     config = RewardConfig(backend='compact', model='')
-    with RewardEngine(CompactBackend(CompactPredictor.load('', tile_cache)), config) as engine:
+    predictor = CompactPredictor.load('', tile_cache, erased='shipped' if pair else '')
+    with RewardEngine(CompactBackend(predictor), config) as engine:
         score_episodes(engine, [EpisodeFrames(episode_id='warm', goal=_GOAL,
                                               external=frames[:4], wrist=frames[:4],
-                                              query_steps=[1, 2, 3])])
+                                              query_steps=[1, 2, 3],
+                                              erased_external=frames[:4] if pair else None)])
         episode = EpisodeFrames(episode_id='bench', goal=_GOAL, external=frames,
-                                wrist=frames[::-1], query_steps=list(range(1, len(frames))))
+                                wrist=frames[::-1], query_steps=list(range(1, len(frames))),
+                                erased_external=frames[1:] + frames[:1] if pair else None)
         start = time.perf_counter()
         results = score_episodes(engine, [episode])[0]
         wall_ms = (time.perf_counter() - start) * 1e3 / len(results)
@@ -93,10 +101,10 @@ def bench_latency(args, rounds=3):
 
     torch.set_num_threads(1)
     frames = _frames(args.queries + 1, args.width, args.height)
-    runs = {'cached': ([], []), 'uncached': ([], [])}
+    runs = {'cached': ([], []), 'uncached': ([], []), 'pair': ([], [])}
     for _ in range(rounds):
-        for name, tile_cache in (('uncached', 0), ('cached', 64)):
-            backend_ms, wall_ms = _engine_ms(tile_cache, frames)
+        for name, tile_cache in (('uncached', 0), ('cached', 64), ('pair', 64)):
+            backend_ms, wall_ms = _engine_ms(tile_cache, frames, pair=name == 'pair')
             runs[name][0].extend(backend_ms)
             runs[name][1].append(wall_ms)
     predictor = CompactPredictor.load('')
@@ -121,6 +129,7 @@ def bench_latency(args, rounds=3):
     cached = result['cached']['engine_ms_per_query']
     result['uncached_over_cached'] = round(result['uncached']['engine_ms_per_query'] / cached, 2)
     result['cached_over_forward'] = round(cached / result['forward_ms_median'], 2)
+    result['pair_over_cached'] = round(result['pair']['engine_ms_per_query'] / cached, 2)
     result['limit_over_cached'] = round(_LIMIT_MS / cached, 1)
     return result
 
@@ -191,6 +200,9 @@ def _markdown(result):
         *[f"| reward engine, {name} letterboxed tiles | {lat[key]['engine_ms_per_query']} | "
           f"{lat[key]['backend_ms_median']} / {lat[key]['backend_ms_p95']} |"
           for key, name in (('cached', 'cached'), ('uncached', 'no cached'))],
+        f"| reward engine, the shipped pair (two networks; {lat['pair_over_cached']}x one) | "
+        f"{lat['pair']['engine_ms_per_query']} | "
+        f"{lat['pair']['backend_ms_median']} / {lat['pair']['backend_ms_p95']} |",
         f"| network forward alone | | {lat['forward_ms_median']} / {lat['forward_ms_p95']} |",
         f"| limit (issue 16) | {lat['limit_ms']} ({lat['limit_over_cached']}x the engine) | |",
         '',

@@ -26,6 +26,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument('--predictions', nargs='+', metavar='JSON',
                         help='results.json files of `sole-r1 score`, matched by video name')
     add_reward_arguments(reward, backend=False)
+    reward.add_argument('--erased-data', metavar='DIR',
+                        help='the same episodes with the robot erased (sole-r1 synth '
+                             '--erase-robot-of), read beside --data by a compact pair '
+                             '(--erased-model)')
     reward.add_argument('--tasks', default='', help='comma-separated task ids (default all)')
     reward.add_argument('--split', default='val', choices=('train', 'val', 'all'),
                         help="which episodes (default 'val'; episodes without a split are "
@@ -79,6 +83,15 @@ def _load(args: argparse.Namespace) -> list:
         limit=args.max_episodes, paraphrase=args.paraphrase)
 
 
+def _load_erased(args: argparse.Namespace) -> list | None:
+    from sole_r1_ros.evaluation import reward_eval
+
+    if not args.erased_data:
+        return None
+    return reward_eval.load_episodes(args.erased_data, tasks=_list(args.tasks), split=args.split,
+                                     behaviours=_list(args.behaviours))
+
+
 def _list(text: str) -> list[str] | None:
     items = [t.strip() for t in text.split(',') if t.strip()]
     return items or None
@@ -94,7 +107,8 @@ def _score(args: argparse.Namespace, config, episodes: list) -> tuple[list, str]
     with make_engine(config) as engine, \
             tqdm(total=total, desc=f'scoring ({engine.model_id})', unit='query') as bar:
         scores = reward_eval.score_with_engine(
-            engine, episodes, num_queries, args.stride, on_batch=lambda b: bar.update(len(b)))
+            engine, episodes, num_queries, args.stride, on_batch=lambda b: bar.update(len(b)),
+            erased_copies=_load_erased(args))
         return scores, engine.model_id
 
 

@@ -203,21 +203,30 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
     switched on here; a real robot must publish its self-filter's masks and say so. Its
     queries then show the external view only (unless ``camera_node.use_wrist`` is set on the
     command line): where the wrist camera looks is the arm's pose, and a learner rewarded on
-    it posed the gripper instead of closing the door (data README, "At run time").
+    it posed the gripper instead of closing the door (data README, "At run time"). A compact
+    pair (``reward_node.erased_model``) reads the pictures and, beside them, the external
+    view erased: the camera node erases with ``erased_beside``.
 
     Raises:
         ValueError: erasing set against what the model reads, or a real robot whose
             reward model reads erased frames without ``camera_node.erase_robot``.
     """
     reward = params.get('reward_node', {})
-    if reward.get('backend', 'compact') != 'compact':
-        erased = False
+    beside = bool(reward.get('erased_model')) and reward.get('backend', 'compact') == 'compact'
+    if reward.get('backend', 'compact') != 'compact' or beside:
+        erased = False   # a pair's main file reads pictures (the backend checks it)
     else:
         from sole_r1_ros.compact.model import load_checkpoint
         from sole_r1_ros.compact.predictor import default_checkpoint_path
         path = reward.get('model') or default_checkpoint_path()
         erased = bool(load_checkpoint(path)[2].get('robot_erased', False))
     camera = params.setdefault('camera_node', {})
+    if beside:
+        _erase_beside_pictures(params, camera)
+        return
+    if camera.get('erased_beside'):
+        raise ValueError('camera_node.erased_beside sends erased frames for a compact pair, '
+                         'and reward_node.erased_model is not set')
     if camera.get('erase_robot', erased) != erased:
         raise ValueError(
             f"camera_node.erase_robot is {camera['erase_robot']} but the reward model reads "
@@ -238,6 +247,24 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
         raise ValueError('the reward model reads frames with the robot erased: publish the '
                          "robot's masks (camera/<view>/robot_mask, mono8, each picture's stamp) "
                          'from a self-filter and set camera_node.erase_robot=true')
+
+
+def _erase_beside_pictures(params: dict, camera: dict) -> None:
+    """A compact pair: pictures in the queries, the erased external view beside them."""
+    if camera.get('erase_robot') is False or camera.get('erased_beside') is False:
+        raise ValueError('reward_node.erased_model pairs the model with one that reads the '
+                         'external view with the robot erased: camera_node.erase_robot and '
+                         'erased_beside must be true')
+    if 'sim_robot_node' in params:
+        camera['erase_robot'] = camera['erased_beside'] = True
+        params['sim_robot_node']['publish_robot_masks'] = True
+        print('the reward is a compact pair: the simulator publishes the robot masks and the '
+              'camera node sends the external view with the robot erased beside the pictures')
+    elif not (camera.get('erase_robot') and camera.get('erased_beside')):
+        raise ValueError('the reward is a compact pair (reward_node.erased_model): publish the '
+                         "robot's mask of the external camera (camera/external/robot_mask, "
+                         "mono8, each picture's stamp) from a self-filter and set "
+                         'camera_node.erase_robot=true and camera_node.erased_beside=true')
 
 
 class _Session:

@@ -16,7 +16,8 @@ from sole_r1_ros.reward import (
     available_backends, BackendError, make_backend, RewardConfig, RewardEngine)
 
 # flag -> RewardConfig field (dotted for nested configs).
-_FLAGS = {'backend': 'backend', 'model': 'model', 'base_url': 'openai.base_url',
+_FLAGS = {'backend': 'backend', 'model': 'model', 'erased_model': 'erased_model',
+          'base_url': 'openai.base_url',
           'device': 'transformers.device', 'temperature': 'temperature', 'seed': 'seed',
           'max_new_tokens': 'max_new_tokens', 'timeout': 'timeout_s',
           'batch_size': 'max_batch_size'}
@@ -51,6 +52,8 @@ def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True,
                             choices=[b for b in available_backends() if oracle or b != 'oracle'],
                             help=_MODEL_BACKENDS + (f"; 'oracle': {oracle}" if oracle else ''))
     parser.add_argument('--model', default=RewardConfig.model, help=_help('model'))
+    parser.add_argument('--erased-model', default=RewardConfig.erased_model, metavar='FILE',
+                        help=_help('erased_model'))
     parser.add_argument('--base-url', default=_SPECS['openai.base_url'].default,
                         help=_help('openai.base_url', ' (--backend openai)'))
     parser.add_argument('--device', default=_SPECS['transformers.device'].default,

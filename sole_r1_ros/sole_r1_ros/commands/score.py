@@ -55,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     config = reward_config(args)
+    if config.erased_model:
+        raise ValueError('a compact pair (--erased-model) also reads the external view with '
+                         'the robot erased, which a video does not carry: score a bag with '
+                         'its robot masks (sole-r1 score-bag --erase-robot)')
     check_writable(args.out, args.plot, args.annotated)
     check_writable_folder(args.labelled_out, args.dump_queries)
     goal = protocol.normalize_goal(args.goal)

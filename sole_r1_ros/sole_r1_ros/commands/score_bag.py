@@ -38,7 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--erase-robot', action='store_true',
                         help='take the robot out of the frames with the masks recorded beside '
                         "them (the camera node's erase_robot, offline): a compact file trained "
-                        'on erased frames scores them, and --labelled-out writes them (data to '
+                        'on erased frames scores them, a compact pair (--erased-model) reads the '
+                        'external view erased beside the pictures (only the external mask is '
+                        'needed then), and --labelled-out writes the erased frames (data to '
                         'distil an erased file from any teacher, which scores what it reads)')
     parser.add_argument('--mask-topics', nargs=2, metavar=('EXTERNAL', 'WRIST'),
                         default=['camera/external/robot_mask', 'camera/wrist/robot_mask'],
@@ -66,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
-    erased = _erased(args, recorded) if args.erase_robot else None
+    pair = bool(config.erased_model)
+    erased = _erased(args, recorded, wrist=not pair) if args.erase_robot else None
     pictures = [(r.external, r.wrist if args.wrist_topic else None) for r in recorded]
     if oracle:
         missing = [r.episode_id for r in recorded if not np.all(np.isfinite(r.truth))]
@@ -77,19 +80,23 @@ def run(args: argparse.Namespace) -> int:
     steps = [offline_query_steps(len(r.external), num_queries, args.stride) for r in recorded]
     total = sum(len(s) for s in steps)
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
-        if engine.robot_erased and erased is None:
+        if (engine.robot_erased or engine.erased_beside) and erased is None:
             raise ValueError(f'{engine.model_id} reads frames with the robot erased: pass '
                              '--erase-robot (the bag needs the robot masks)')
         # The model scores the frames it was trained on; --labelled-out gets --erase-robot's.
         episodes = [EpisodeFrames(
             episode_id=r.episode_id, goal=goal, external=views[0], wrist=views[1],
-            query_steps=query_steps, privileged_progress=r.truth if oracle else None)
-            for r, views, query_steps in zip(
-                recorded, erased if engine.robot_erased else pictures, steps)]
+            query_steps=query_steps, privileged_progress=r.truth if oracle else None,
+            erased_external=erased[i][0] if engine.erased_beside else None)
+            for i, (r, views, query_steps) in enumerate(zip(
+                recorded, erased if engine.robot_erased else pictures, steps))]
         results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
-        model_id, scored_erased = engine.model_id, engine.robot_erased
+        model_id = engine.model_id
+        scored = ('robot erased' if engine.robot_erased else
+                  'pictures, and the external view erased beside them' if engine.erased_beside
+                  else 'pictures')
     report = _report(args, goal, model_id, recorded, episodes, results)
-    report['scored_frames'] = 'robot erased' if scored_erased else 'pictures'
+    report['scored_frames'] = scored
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
@@ -142,15 +149,17 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
             'temperature': args.temperature, 'episodes': out}
 
 
-def _erased(args, recorded: list) -> list[tuple[list, list | None]]:
+def _erased(args, recorded: list, wrist: bool = True) -> list[tuple[list, list | None]]:
     """Each episode's (external, wrist) frames with the robot erased, by the masks' stamps.
+
+    ``wrist``: erase the wrist view too (a compact pair reads the external view erased only).
 
     Raises:
         ValueError: a frame has no mask of its stamp in the bag.
     """
     from sole_r1_ros.camera.robot_eraser import erase_episode
     from sole_r1_ros.recording import read_camera_episodes
-    wrist = bool(args.wrist_topic)
+    wrist = wrist and bool(args.wrist_topic)
     masks = {}
     for episode in read_camera_episodes(args.bag, args.mask_topics[0],
                                         args.mask_topics[1] if wrist else None, None):

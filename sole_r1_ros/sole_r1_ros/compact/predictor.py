@@ -12,18 +12,25 @@ import torch
 from sole_r1_ros.compact.coverage import goal_coverage, GoalCoverage
 from sole_r1_ros.compact.goals import GoalEncoder
 from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_checkpoint
-from sole_r1_ros.compact.tiles import read_request, TileCache
+from sole_r1_ros.compact.tiles import query_views, read_request, TileCache
 
 DEFAULT_CHECKPOINT = 'compact_progress.pt'
+# The robot-erased file shipped to pair with it (README of sole_r1_ros/data: "A pair").
+ERASED_CHECKPOINT = 'compact_progress_erased.pt'
 # Changes smaller than this [%] are described as "little visible change".
 _STEADY_PCT = 3
 
 
-def default_checkpoint_path() -> str:
-    """The checkpoint shipped in the package (``sole_r1_ros/data/compact_progress.pt``)."""
+def default_checkpoint_path(name: str = DEFAULT_CHECKPOINT) -> str:
+    """A checkpoint shipped in the package (``sole_r1_ros/data/<name>``)."""
     import sole_r1_ros
 
-    return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', DEFAULT_CHECKPOINT)
+    return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', name)
+
+
+def erased_checkpoint_path(path: str) -> str:
+    """The file of ``RewardConfig.erased_model``: 'shipped' is the package's erased file."""
+    return default_checkpoint_path(ERASED_CHECKPOINT) if path == 'shipped' else path
 
 
 def reply_text(previous: int, progress: int) -> str:
@@ -51,32 +58,53 @@ progress rose from 20% to 45%.</think><answer>45%</answer>'
 
 
 class CompactPredictor:
-    """A loaded compact network plus its goal encoder; not thread-safe (one caller)."""
+    """A loaded compact network plus its goal encoder; not thread-safe (one caller).
+
+    With an ``erased_member`` it is a *pair*: the member, trained on frames with the robot
+    erased, reads the query's erased external view, and the answer is the mean of the two
+    networks' (data README, "A pair: pictures and the robot erased"). The two read the scene
+    differently, so their errors on unseen tasks differ, and a pose that hides the object
+    from the pictures' network does not hide it from the erased one.
+    """
 
     def __init__(self, model: CompactProgressNet, encoder: GoalEncoder,
                  info: dict[str, Any] | None = None, name: str = 'compact',
-                 tile_cache: int = 64) -> None:
+                 tile_cache: int = 64, erased_member: 'CompactPredictor | None' = None) -> None:
         self._model = model.eval()
         self._encoder = encoder
         self._info = dict(info or {})
         self._name = name
         self._tiles = TileCache(tile_cache)
         self._coverage: dict[str, GoalCoverage | None] = {}
+        if erased_member is not None:
+            if self.robot_erased or not erased_member.robot_erased:
+                raise ValueError(
+                    f'a compact pair is a file trained on pictures and one trained on frames '
+                    f'with the robot erased; {name} is '
+                    + ('erased' if self.robot_erased else 'pictures') + f' and '
+                    f'{erased_member.name} is '
+                    + ('erased' if erased_member.robot_erased else 'pictures'))
+            self._name = f'{name}+{erased_member.name.removeprefix("compact:")}'
+        self._erased_member = erased_member
 
     @classmethod
-    def load(cls, path: str = '', tile_cache: int = 64) -> 'CompactPredictor':
-        """Load a checkpoint ('' for the shipped one).
+    def load(cls, path: str = '', tile_cache: int = 64, erased: str = '') -> 'CompactPredictor':
+        """Load a checkpoint ('' for the shipped one), paired with ``erased`` if given.
 
         ``tile_cache``: how many letterboxed frames to keep (``tiles.TileCache``; 0: none).
+        ``erased``: a checkpoint trained on frames with the robot erased ('shipped': the
+        package's), whose answer on the erased external view is averaged with this one's.
 
         Raises:
-            FileNotFoundError: no such file; CheckpointError: not a compact checkpoint.
+            FileNotFoundError: no such file; CheckpointError: not a compact checkpoint;
+            ValueError: the two files are not one of pictures and one erased.
         """
         path = path or default_checkpoint_path()
         model, goal_cache, info = load_checkpoint(path)
+        member = cls.load(erased_checkpoint_path(erased), tile_cache) if erased else None
         return cls(model, GoalEncoder(goal_cache), info,
                    name=f'compact:{os.path.splitext(os.path.basename(path))[0]}',
-                   tile_cache=tile_cache)
+                   tile_cache=tile_cache, erased_member=member)
 
     @property
     def name(self) -> str:
@@ -90,6 +118,11 @@ class CompactPredictor:
     def robot_erased(self) -> bool:
         """True when trained on frames with the robot erased: it must be fed such frames."""
         return bool(self._info.get('robot_erased', False))
+
+    @property
+    def erased_beside(self) -> bool:
+        """True for a pair: every query must carry the erased external view beside the pictures."""
+        return self._erased_member is not None
 
     @property
     def wrist_view(self) -> bool:
@@ -147,5 +180,23 @@ class CompactPredictor:
         if not self.wrist_view:   # as in training: the wrist row black, flagged absent
             views[:, 1] = 0
             has_wrist = [False] * len(queries)
-        values = self.predict(views, [q.goal for q in queries], previous, has_wrist)
+        goals = [q.goal for q in queries]
+        values = self.predict(views, goals, previous, has_wrist)
+        if self._erased_member is not None:
+            values = (values + self._erased_member.predict_erased(queries, goals, previous)) / 2
         return [reply_text(p, int(round(float(v)))) for p, v in zip(previous, values)]
+
+    def predict_erased(self, queries: Sequence[Any], goals: Sequence[str],
+                       previous: Sequence[float]) -> np.ndarray:
+        """Progress [%] of this (erased) network from the queries' erased external views.
+
+        Raises:
+            ValueError: a query without erased external frames.
+        """
+        if not all(q.has_erased_external for q in queries):
+            raise ValueError('this compact pair also reads the external view with the robot '
+                             "erased, and a query came without it: set the camera node's "
+                             'erase_robot and erased_beside (and publish robot masks)')
+        views = np.stack([query_views(q, self.image_size, self._tiles, erased_external=True)
+                          for q in queries])
+        return self.predict(views, goals, previous, [False] * len(queries))

@@ -47,8 +47,12 @@ class TileCache:
         return tile
 
 
-def query_views(query: ProgressQuery, size: int, cache: TileCache | None = None) -> np.ndarray:
+def query_views(query: ProgressQuery, size: int, cache: TileCache | None = None,
+                erased_external: bool = False) -> np.ndarray:
     """Letterbox the query's frames to ``size`` x ``size`` (through ``cache`` if given).
+
+    With ``erased_external`` the external row holds the query's erased external frames and the
+    wrist row stays zero (the erased member of a compact pair reads the external view only).
 
     Returns:
         uint8 array (2 views, 3 times, size, size, 3): views are external then wrist (zeros
@@ -58,7 +62,8 @@ def query_views(query: ProgressQuery, size: int, cache: TileCache | None = None)
     fit = protocol.letterbox if cache is None else cache.letterbox
     out = np.zeros((2, 3, size, size, 3), dtype=np.uint8)
     previous = ('first' if query.from_zero else 'previous')
-    for row, view in enumerate(('external', 'wrist')):
+    rows = ('erased_external',) if erased_external else ('external', 'wrist')
+    for row, view in enumerate(rows):
         frames = [getattr(query, f'{when}_{view}') for when in ('first', previous, 'current')]
         if frames[0] is None:
             continue

@@ -65,13 +65,19 @@ def query_steps(episode: LabelledEpisode, num_queries: int | None, stride: int |
 
 def score_with_engine(engine: Any, episodes: Sequence[LabelledEpisode],
                       num_queries: int | None = 10, stride: int | None = None,
-                      on_batch: Any = None) -> list[EpisodeScore]:
+                      on_batch: Any = None,
+                      erased_copies: Sequence[LabelledEpisode] | None = None
+                      ) -> list[EpisodeScore]:
     """Score every episode through ``score_episodes`` (batched across episodes).
+
+    ``erased_copies``: the same episodes with the robot erased (``sole-r1 synth
+    --erase-robot-of``), matched by id, whose external view a compact pair reads beside the
+    pictures.
 
     Raises:
         ValueError: the model reads frames with the robot erased and an episode has it in
             view, or the other way round (``sole-r1 synth --erase-robot-of`` makes the one
-            from the other).
+            from the other); a pair without the erased copies of every episode.
     """
     erased = bool(getattr(engine, 'robot_erased', False))
     other = [e.episode_id for e in episodes if bool(e.meta.get('robot_erased', False)) != erased]
@@ -82,10 +88,12 @@ def score_with_engine(engine: Any, episodes: Sequence[LabelledEpisode],
             + f', but {len(other)} of the {len(episodes)} episodes (e.g. {other[0]}) '
             + ('have it in view: score their --erase-robot-of copies' if erased
                else 'have it erased: score the pictures they were made from'))
+    beside = _erased_beside(engine, episodes, erased_copies)
     frames = [EpisodeFrames(
         episode_id=e.episode_id, goal=e.goal, external=e.external, wrist=e.wrist,
         query_steps=query_steps(e, num_queries, stride),
-        privileged_progress=[float(v) for v in e.progress]) for e in episodes]
+        privileged_progress=[float(v) for v in e.progress],
+        erased_external=beside[e.episode_id].external if beside else None) for e in episodes]
     results = score_episodes(engine, frames, on_batch=on_batch)
     scores = []
     for episode, spec, result in zip(episodes, frames, results):
@@ -94,6 +102,27 @@ def score_with_engine(engine: Any, episodes: Sequence[LabelledEpisode],
             tuple(float(episode.progress[s]) for s in spec.query_steps),
             float(np.mean([r.latency_s for r in result])) if result else math.nan))
     return scores
+
+
+def _erased_beside(engine: Any, episodes: Sequence[LabelledEpisode],
+                   copies: Sequence[LabelledEpisode] | None) -> dict[str, LabelledEpisode]:
+    """The erased copy of every episode, by id, for a compact pair ({} for any other model)."""
+    if not getattr(engine, 'erased_beside', False):
+        return {}
+    if copies is None:
+        raise ValueError(f'{engine.model_id} is a compact pair and also reads the external view '
+                         'with the robot erased: give the erased copies of the episodes '
+                         '(--erased-data, made by sole-r1 synth --erase-robot-of)')
+    by_id = {e.episode_id: e for e in copies}
+    for episode in episodes:
+        copy = by_id.get(episode.episode_id)
+        if copy is None or not copy.meta.get('robot_erased', False):
+            raise ValueError(f'episode {episode.episode_id} has no copy with the robot erased '
+                             'among the erased episodes given')
+        if copy.num_frames != episode.num_frames:
+            raise ValueError(f'episode {episode.episode_id}: {episode.num_frames} frames but its '
+                             f'erased copy has {copy.num_frames}')
+    return by_id
 
 
 def scores_from_results(paths: Sequence[str], episodes: Sequence[LabelledEpisode]

@@ -9,7 +9,10 @@ With ``erase_robot`` it also subscribes ``camera/<view>/robot_mask`` (mono8, non
 robot, each with its picture's stamp: a self-filter's output, or the simulator's
 ``publish_robot_masks``) and takes the robot out of every frame of the episode
 (``camera/robot_eraser.py``) before any is queried, for a reward model trained on such frames.
-A frame whose mask does not come is never queried, and counted.
+A frame whose mask does not come is never queried, and counted. With ``erased_beside`` as well
+the queries keep the pictures and carry the erased external view beside them
+(``first/current_erased_external``), for a compact pair (``reward_node.erased_model``); only
+the external camera's mask is needed then.
 """
 from collections import deque
 from dataclasses import dataclass
@@ -58,9 +61,16 @@ class CameraNodeConfig:
         "simulator's publish_robot_masks); for a reward model trained on erased frames "
         '(sole-r1 synth --erase-robot-of); frames without a mask are never queried',
         read_only=True)
+    erased_beside: bool = option(
+        False, 'with erase_robot: keep the pictures in the queries and send the external view '
+        'with the robot erased beside them, for a compact pair (reward_node.erased_model); '
+        'only camera/external/robot_mask is needed', read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.erased_beside and not self.erase_robot:
+            raise ValueError('camera_node.erased_beside sends erased frames beside the '
+                             'pictures: it needs erase_robot (and robot masks)')
 
 
 SECTIONS = {'node': (CameraNodeConfig, ''), 'schedule': (QueryScheduleConfig, '')}
@@ -82,12 +92,13 @@ class CameraNode(Node):
         self.firewall = Firewall(self)
         self._scheduler = QueryScheduler(self._configs['schedule'])
         self._pairer = FramePairer(c.use_wrist, int(c.max_skew_s * 1e9))
-        views = ('external', 'wrist') if c.use_wrist else ('external',)
+        views = ('external', 'wrist') if c.use_wrist and not c.erased_beside else ('external',)
         # Per view: frames waiting for their robot mask, and the eraser (the external camera
         # is fixed and keeps a background memory; the wrist camera moves).
         self._mask_joins = {view: MaskJoin() for view in views} if c.erase_robot else {}
-        self._erasers = {'external': RobotEraser(fixed_camera=True),
-                         'wrist': RobotEraser(fixed_camera=False)} if c.erase_robot else {}
+        self._erasers = {view: RobotEraser(fixed_camera=view == 'external')
+                         for view in views} if c.erase_robot else {}
+        self._beside = c.erased_beside
         self._joints: dict[str, float] | None = None
         self._truth: deque = deque(maxlen=64)   # (stamp_ns, ground-truth progress)
         self._episode_id: str | None = None
@@ -95,8 +106,10 @@ class CameraNode(Node):
         self._pending_episode: tuple[str, int] | None = None
         self._ended = False   # an episode ended and the next has not started (robot resetting)
         self._step = 0
-        self._first: tuple[CompressedImage, CompressedImage] | None = None
-        self._last: tuple[PairedFrame, int, bool] | None = None  # frame, step, was it queried
+        # The first frame's tiles: external, wrist, erased external.
+        self._first: tuple[CompressedImage, CompressedImage, CompressedImage] | None = None
+        # Frame, its erased external view (erased_beside), step, was it queried.
+        self._last: tuple[PairedFrame, object, int, bool] | None = None
         # Seconds from an image callback's start to its query being published (benchmarks).
         self.query_overhead_s: deque = deque(maxlen=1000)
         self._callback_start = 0.0
@@ -230,27 +243,36 @@ class CameraNode(Node):
             self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', pair.stamp_ns)
         if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
             return  # between episodes (a reset is running), or from before the reset
+        erased = None
         if self._erasers:
-            pair = self._erased(pair)
+            pair, erased = self._erased(pair)
         if self._step == 0:
-            self._first = (self._tile(pair.external), self._tile(pair.wrist))
+            self._first = (self._tile(pair.external), self._tile(pair.wrist), self._tile(erased))
         reason = self._scheduler.decide(self._step, self._joints)
         if reason is not None:
-            self._send(pair, self._step, reason)
-        self._last = (pair, self._step, reason is not None)
+            self._send(pair, erased, self._step, reason)
+        self._last = (pair, erased, self._step, reason is not None)
         self._step += 1
 
-    def _erased(self, pair: PairedFrame) -> PairedFrame:
-        """The pair with the robot taken out of both views (frames are RGB + mask here)."""
+    def _erased(self, pair: PairedFrame):
+        """(pair, erased external view): the robot out of both views, or beside the pictures.
+
+        Frames that had a mask are RGB + mask here.
+        """
         def erase(view: str, frame):
             return None if frame is None else self._erasers[view](frame[..., :3], frame[..., 3])
+        if self._beside:
+            picture = np.ascontiguousarray(pair.external[..., :3])
+            return (dataclasses.replace(pair, external=picture),
+                    erase('external', pair.external))
         return dataclasses.replace(pair, external=erase('external', pair.external),
-                                   wrist=erase('wrist', pair.wrist))
+                                   wrist=erase('wrist', pair.wrist)), None
 
     def _start_episode(self, episode_id: str, start_ns: int) -> None:
         """Close the running episode; an empty ``episode_id`` only closes it (reset running)."""
-        if self._last is not None and not self._last[2] and self._last[1] > 0:
-            self._send(self._last[0], self._last[1], 'final')  # every episode end gets a label
+        if self._last is not None and not self._last[3] and self._last[2] > 0:
+            pair, erased, step, _ = self._last
+            self._send(pair, erased, step, 'final')  # every episode end gets a label
         self._episode_id = episode_id or None
         self._episode_start_ns, self._ended = start_ns, not episode_id
         self._pending_episode, self._step, self._last, self._first = None, 0, None, None
@@ -272,15 +294,16 @@ class CameraNode(Node):
         earlier = [progress for stamp, progress in self._truth if stamp <= stamp_ns]
         return earlier[-1] if earlier else float('nan')
 
-    def _send(self, pair: PairedFrame, step: int, reason: str) -> None:
+    def _send(self, pair: PairedFrame, erased, step: int, reason: str) -> None:
         query = RewardQuery(episode_id=self._episode_id, step=step, trigger=reason,
                             privileged_progress=self._ground_truth_at(pair.stamp_ns),
-                            robot_erased=bool(self._erasers))
+                            robot_erased=bool(self._erasers) and not self._beside)
         if pair.header is not None:
             query.header = pair.header
-        query.first_external, query.first_wrist = self._first
+        query.first_external, query.first_wrist, query.first_erased_external = self._first
         query.current_external = self._tile(pair.external)
         query.current_wrist = self._tile(pair.wrist)
+        query.current_erased_external = self._tile(erased)
         self._query_pub.publish(query)
         self.query_overhead_s.append(time.perf_counter() - self._callback_start)
 

@@ -205,6 +205,11 @@ class RewardNode(LifecycleNode):
                    if self._engine.robot_erased else
                    'pictures with the robot in view, and this query has it erased: turn the '
                    "camera node's erase_robot off, or load a model trained on erased frames"))
+        if self._engine.erased_beside and not msg.first_erased_external.data:
+            raise ValueError(
+                f'{self._engine.model_id} is a compact pair and also reads the external view '
+                "with the robot erased, which this query lacks: set the camera node's "
+                'erase_robot and erased_beside (and publish robot masks)')
         self._book.submit(PendingQuery.from_message(msg, decode_tile, received_s=time.monotonic()))
         self._notify()
 

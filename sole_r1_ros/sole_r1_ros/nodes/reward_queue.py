@@ -37,6 +37,8 @@ class PendingQuery:
     first_wrist_data: bytes
     privileged_progress: float | None
     received_s: float
+    current_erased_external: np.ndarray | None = None
+    first_erased_external_data: bytes = b''
 
     @classmethod
     def from_message(cls, msg, decode: Callable[[bytes], np.ndarray],
@@ -53,6 +55,9 @@ class PendingQuery:
         wrist = bytes(msg.current_wrist.data)
         if bool(wrist) != bool(bytes(msg.first_wrist.data)):
             raise ValueError('wrist tile given for only one of first/current frame')
+        erased = bytes(msg.current_erased_external.data)
+        if bool(erased) != bool(bytes(msg.first_erased_external.data)):
+            raise ValueError('erased external tile given for only one of first/current frame')
         truth = float(msg.privileged_progress)
         return cls(header=msg.header, episode_id=msg.episode_id, step=int(msg.step),
                    trigger=msg.trigger, current_external=decode(bytes(msg.current_external.data)),
@@ -60,7 +65,9 @@ class PendingQuery:
                    first_external_data=bytes(msg.first_external.data),
                    first_wrist_data=bytes(msg.first_wrist.data),
                    privileged_progress=None if math.isnan(truth) else truth,
-                   received_s=received_s)
+                   received_s=received_s,
+                   current_erased_external=decode(erased) if erased else None,
+                   first_erased_external_data=bytes(msg.first_erased_external.data))
 
 
 @dataclasses.dataclass
@@ -150,14 +157,17 @@ class EpisodeBook:
         tracker = self._trackers.get(pending.episode_id)
         if tracker is None:
             tracker = EpisodeTracker(pending.episode_id, goal, self._from_zero)
-            wrist = self._decode(pending.first_wrist_data) if pending.first_wrist_data else None
-            tracker.add_frame(self._decode(pending.first_external_data), wrist, step=0)
+            first = [self._decode(data) if data else None for data in (
+                pending.first_wrist_data, pending.first_erased_external_data)]
+            tracker.add_frame(self._decode(pending.first_external_data), first[0], step=0,
+                              erased_external=first[1])
             self._trackers[pending.episode_id] = tracker
             while len(self._trackers) > self._max_episodes:
                 self._trackers.popitem(last=False)
         self._trackers.move_to_end(pending.episode_id)
         tracker.add_frame(pending.current_external, pending.current_wrist, step=pending.step,
-                          privileged_progress=pending.privileged_progress)
+                          privileged_progress=pending.privileged_progress,
+                          erased_external=pending.current_erased_external)
         # The goal is read at every query, so a changed goal applies from the next answer on.
         return dataclasses.replace(tracker.make_query(), goal=normalize_goal(goal))
 

@@ -113,6 +113,12 @@ class RewardConfig:
     model: str = option('', 'transformers: a local Qwen3-VL checkpoint folder (SOLE-R1-8B), '
                         "'tiny-random' or '8b-random'; openai: the served model name; compact: "
                         "a checkpoint file ('' = the shipped one)", read_only=True)
+    erased_model: str = option(
+        '', "compact only: a checkpoint trained on frames with the robot erased ('shipped': "
+        "the package's) to pair with model; the answer is the two networks' mean, the erased "
+        'one reading the external view with the robot erased, which the camera node sends '
+        'beside the pictures (camera_node.erase_robot and erased_beside, robot masks '
+        "needed); '' = no pair", read_only=True)
     temperature: float = option(1.0, 'sampling temperature (the authors: 1.0); 0 decodes '
                                 'greedily, for evaluation', range=(0.0, 10.0), read_only=True)
     top_p: float = option(0.9, 'nucleus sampling mass (the authors: 0.9)', range=(1e-6, 1.0),
@@ -143,3 +149,6 @@ class RewardConfig:
         if not self.backend:
             raise ValueError('RewardConfig.backend must name a registered backend, got an '
                              'empty string')
+        if self.erased_model and self.backend != 'compact':
+            raise ValueError(f'RewardConfig.erased_model pairs compact checkpoints; the '
+                             f'{self.backend!r} backend has none (leave it empty)')

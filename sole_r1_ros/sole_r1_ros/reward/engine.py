@@ -133,6 +133,14 @@ class RewardEngine:
         """
         return bool(getattr(self._backend, 'robot_erased', False))
 
+    @property
+    def erased_beside(self) -> bool:
+        """True when every query must also carry the external view with the robot erased.
+
+        A compact pair (``RewardConfig.erased_model``) reads the pictures and that view.
+        """
+        return bool(getattr(self._backend, 'erased_beside', False))
+
     def goal_coverage(self, goal: str) -> Any:
         """Whether the model was trained on ``goal`` (``compact.coverage.GoalCoverage``).
 

@@ -18,7 +18,8 @@ from sole_r1_ros.reward.query import ProgressQuery, ProgressResult
 
 logger = logging.getLogger(__name__)
 
-_Views = tuple[np.ndarray, np.ndarray | None]
+# external, wrist, erased external
+_Views = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]
 
 
 class EpisodeTracker:
@@ -76,12 +77,16 @@ class EpisodeTracker:
         return list(self._results)
 
     def add_frame(self, external: np.ndarray, wrist: np.ndarray | None = None,
-                  step: int | None = None, privileged_progress: float | None = None) -> int:
+                  step: int | None = None, privileged_progress: float | None = None,
+                  erased_external: np.ndarray | None = None) -> int:
         """Store the newest frame and return its step (default: one after the last).
+
+        ``erased_external`` is the external frame with the robot erased, for a reward that
+        reads it beside the picture (a compact pair).
 
         Raises:
             ValueError: a malformed frame, a step that does not increase (the first must be 0),
-                or wrist frames given for some steps but not others.
+                or wrist (or erased) frames given for some steps but not others.
         """
         step = self._latest_step + 1 if step is None else step
         if self._first is None and step != 0:
@@ -93,9 +98,14 @@ class EpisodeTracker:
         if self._first is not None and (wrist is None) != (self._first[1] is None):
             raise ValueError(f'episode {self._episode_id}: give a wrist frame at every step '
                              'or at none')
+        if self._first is not None and (erased_external is None) != (self._first[2] is None):
+            raise ValueError(f'episode {self._episode_id}: give an erased external frame at '
+                             'every step or at none')
         # Copies: a camera driver may reuse its buffers after the callback returns.
         views = (protocol.as_rgb_frame(external, 'external').copy(),
-                 None if wrist is None else protocol.as_rgb_frame(wrist, 'wrist').copy())
+                 None if wrist is None else protocol.as_rgb_frame(wrist, 'wrist').copy(),
+                 None if erased_external is None
+                 else protocol.as_rgb_frame(erased_external, 'erased external').copy())
         if self._first is None:
             self._first = self._previous = views
         self._latest, self._latest_step = views, step
@@ -117,7 +127,9 @@ class EpisodeTracker:
             episode_id=self._episode_id, step=self._latest_step, goal=self._goal,
             first_external=first[0], previous_external=previous[0],
             current_external=current[0], first_wrist=first[1], previous_wrist=previous[1],
-            current_wrist=current[1], previous_progress=self._progress,
+            current_wrist=current[1], first_erased_external=first[2],
+            previous_erased_external=previous[2], current_erased_external=current[2],
+            previous_progress=self._progress,
             from_zero=self._from_zero, privileged_progress=self._latest_privileged)
 
     def record(self, result: ProgressResult) -> bool:
@@ -164,6 +176,9 @@ class EpisodeFrames:
     from_zero: bool = False
     privileged_progress: Sequence[float] | None = None
     '''Per-frame ground truth [%] for the oracle backend.'''
+    erased_external: Sequence[np.ndarray] | None = None
+    '''External frames with the robot erased, same length, for a reward that reads them
+    beside the pictures (a compact pair); None otherwise.'''
 
 
 def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
@@ -182,14 +197,16 @@ def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
     for episode in episodes:
         _check_episode(episode)
         tracker = EpisodeTracker(episode.episode_id, episode.goal, episode.from_zero)
-        tracker.add_frame(*_frame(episode, 0), step=0)
+        external, wrist, erased = _frame(episode, 0)
+        tracker.add_frame(external, wrist, step=0, erased_external=erased)
         trackers.append(tracker)
     rounds = max((len(e.query_steps) for e in episodes), default=0)
     for k in range(rounds):
         active = [(e, t) for e, t in zip(episodes, trackers) if k < len(e.query_steps)]
         for episode, tracker in active:
             step = episode.query_steps[k]
-            tracker.add_frame(*_frame(episode, step), step=step,
+            external, wrist, erased = _frame(episode, step)
+            tracker.add_frame(external, wrist, step=step, erased_external=erased,
                               privileged_progress=_truth(episode, step))
         batch = engine.score([tracker.make_query() for _, tracker in active])
         for (_, tracker), result in zip(active, batch):
@@ -199,9 +216,10 @@ def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
     return [tracker.results for tracker in trackers]
 
 
-def _frame(episode: EpisodeFrames, step: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _frame(episode: EpisodeFrames, step: int) -> _Views:
     wrist = None if episode.wrist is None else episode.wrist[step]
-    return episode.external[step], wrist
+    erased = None if episode.erased_external is None else episode.erased_external[step]
+    return episode.external[step], wrist, erased
 
 
 def _truth(episode: EpisodeFrames, step: int) -> float | None:
@@ -215,6 +233,9 @@ def _check_episode(episode: EpisodeFrames) -> None:
     if episode.wrist is not None and len(episode.wrist) != count:
         raise ValueError(f'episode {name}: {count} external frames but '
                          f'{len(episode.wrist)} wrist frames')
+    if episode.erased_external is not None and len(episode.erased_external) != count:
+        raise ValueError(f'episode {name}: {count} external frames but '
+                         f'{len(episode.erased_external)} erased external frames')
     if episode.privileged_progress is not None and len(episode.privileged_progress) != count:
         raise ValueError(f'episode {name}: {count} frames but '
                          f'{len(episode.privileged_progress)} privileged_progress values')

@@ -27,6 +27,11 @@ class ProgressQuery:
     first_wrist: np.ndarray | None = None
     previous_wrist: np.ndarray | None = None
     current_wrist: np.ndarray | None = None
+    first_erased_external: np.ndarray | None = None
+    '''External view at step 0 with the robot erased (``camera.robot_eraser``), beside the
+    picture, for a reward that also reads erased frames (a compact pair); None otherwise.'''
+    previous_erased_external: np.ndarray | None = None
+    current_erased_external: np.ndarray | None = None
     previous_progress: int = 0
     '''Answer of the previous query in [-100, 100] (its carried-forward value if invalid).'''
     from_zero: bool = False
@@ -39,6 +44,11 @@ class ProgressQuery:
         """True when no wrist view is given, so only the external row is shown."""
         return all(frame is None for frame in
                    (self.first_wrist, self.previous_wrist, self.current_wrist))
+
+    @property
+    def has_erased_external(self) -> bool:
+        """True when the external view also comes with the robot erased."""
+        return self.first_erased_external is not None
 
 
 @dataclass(frozen=True)

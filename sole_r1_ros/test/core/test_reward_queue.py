@@ -79,11 +79,18 @@ def test_pending_query_rejects_bad_messages():
     empty = SimpleNamespace(data=b'')
     msg = SimpleNamespace(header=None, episode_id='e', step=1, trigger='stride',
                           current_external=tile, first_external=tile, current_wrist=tile,
-                          first_wrist=empty, privileged_progress=float('nan'))
+                          first_wrist=empty, privileged_progress=float('nan'),
+                          first_erased_external=empty, current_erased_external=empty)
     from sole_r1_ros.camera import decode_tile
     with pytest.raises(ValueError, match='only one of'):
         PendingQuery.from_message(msg, decode_tile, 0.0)
-    msg.current_wrist, msg.step = empty, 0
+    msg.current_wrist, msg.first_erased_external = empty, tile
+    with pytest.raises(ValueError, match='erased external tile given for only one of'):
+        PendingQuery.from_message(msg, decode_tile, 0.0)
+    msg.current_erased_external = tile
+    assert PendingQuery.from_message(msg, decode_tile, 0.0).current_erased_external.shape == (
+        4, 4, 3)
+    msg.step = 0
     with pytest.raises(ValueError, match='step 0'):
         PendingQuery.from_message(msg, decode_tile, 0.0)
     msg.step, msg.current_external = 1, SimpleNamespace(data=b'junk')

@@ -345,3 +345,110 @@ def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, ca
     expected, = [e for e in labelled.load_episodes(erased) if e.episode_id == picture.episode_id]
     np.testing.assert_array_equal(np.stack(written.external), np.stack(expected.external))
     np.testing.assert_array_equal(np.stack(written.wrist), np.stack(expected.wrist))
+    # A pair scores the pictures and the external view erased beside them.
+    pictures_pt = _tiny_train(str(root / 'pictures'), str(tmp_path / 'pictures.pt'))
+    pair = ['score-bag', bag, '--goal', 'close the drawer', '--backend', 'compact', '--model',
+            pictures_pt, '--erased-model', model, '--episode-topic', '']
+    assert main(pair + ['--out', str(tmp_path / 'no_masks.json')]) != 0
+    assert 'pass --erase-robot' in capsys.readouterr().err
+    assert main(pair + ['--erase-robot', '--out', str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report['scored_frames'] == 'pictures, and the external view erased beside them'
+    assert report['model_id'] == 'compact:pictures+erased'
+
+
+def _tiny_train(data: str, out: str) -> str:
+    from sole_r1_ros.compact.model import CompactConfig
+    from sole_r1_ros.compact.train import train, TrainConfig
+
+    tiny = CompactConfig(image_size=16, channels=(4, 4, 4, 4), feature_dim=8, goal_features=8,
+                         hidden_dim=8)
+    train(data, out, TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9,
+                                 model=tiny), encoder=_goal_encoder())
+    return out
+
+
+def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
+        drawer_and_masks, tmp_path):
+    """A compact pair answers the mean of its two files, each asked as it was trained.
+
+    It refuses queries without the erased view.
+    """
+    pytest.importorskip('torch')
+    from sole_r1_ros.compact.predictor import CompactPredictor
+    from sole_r1_ros.compact.tiles import query_views
+    from sole_r1_ros.evaluation.reward_eval import score_with_engine
+    from sole_r1_ros.reward import EpisodeTracker, make_backend, RewardConfig, RewardEngine
+
+    root = drawer_and_masks
+    erased_dir = str(tmp_path / 'erased')
+    assert main(['synth', '--erase-robot-of', str(root / 'pictures'), '--masks',
+                 str(root / 'masks'), '--out', erased_dir]) == 0
+    pictures_pt = _tiny_train(str(root / 'pictures'), str(tmp_path / 'pictures.pt'))
+    erased_pt = _tiny_train(erased_dir, str(tmp_path / 'erased.pt'))
+    with pytest.raises(ValueError, match='a compact pair is a file trained on pictures'):
+        CompactPredictor.load(pictures_pt, erased=pictures_pt)
+    with pytest.raises(ValueError, match='a compact pair is a file trained on pictures'):
+        CompactPredictor.load(erased_pt, erased=erased_pt)
+    with pytest.raises(ValueError, match='pairs compact checkpoints'):
+        RewardConfig(backend='openai', erased_model=erased_pt)
+
+    config = RewardConfig(backend='compact', model=pictures_pt, erased_model=erased_pt)
+    engine = RewardEngine(make_backend(config), config)
+    assert engine.erased_beside and not engine.robot_erased
+    assert engine.model_id == 'compact:pictures+erased'
+    picture = labelled.load_episodes(str(root / 'pictures'))[0]
+    erased = labelled.load_episodes(erased_dir)[0]
+    tracker = EpisodeTracker('ep', picture.goal)
+    tracker.add_frame(picture.external[0], picture.wrist[0], erased_external=erased.external[0])
+    with pytest.raises(ValueError, match='erased external frame at every step or at none'):
+        tracker.add_frame(picture.external[5], picture.wrist[5], step=5)
+    tracker.add_frame(picture.external[9], picture.wrist[9], step=9,
+                      erased_external=erased.external[9])
+    query = tracker.make_query()
+    [result] = engine.score([query])
+    assert result.valid, result.error
+    # The mean of the two files, each asked as it was trained.
+    alone, member = CompactPredictor.load(pictures_pt), CompactPredictor.load(erased_pt)
+    own = alone.predict(query_views(query, 16)[None], [query.goal], [0], [True])[0]
+    views = query_views(query, 16, erased_external=True)
+    assert not views[1].any()   # the erased member reads the external view only
+    other = member.predict(views[None], [query.goal], [0], [False])[0]
+    assert result.progress == int(round((own + other) / 2))
+    # Without the erased view: an error for that query, never a picture read as erased.
+    bare = EpisodeTracker('bare', picture.goal)
+    bare.add_frame(picture.external[0], picture.wrist[0])
+    bare.add_frame(picture.external[9], picture.wrist[9], step=9)
+    [failed] = engine.score([bare.make_query()])
+    assert not failed.valid and 'erased_beside' in failed.error
+    pictures = labelled.load_episodes(str(root / 'pictures'))
+    with pytest.raises(ValueError, match='give the erased copies'):
+        score_with_engine(engine, pictures)
+    with pytest.raises(ValueError, match='no copy with the robot erased'):
+        score_with_engine(engine, pictures, erased_copies=pictures)
+    scores = score_with_engine(engine, pictures, erased_copies=labelled.load_episodes(erased_dir))
+    assert len(scores) == 2 and all(len(s.predicted) == 10 for s in scores)
+    engine.close()
+
+
+def test_a_learning_run_with_a_pair_sends_the_erased_view_beside_the_pictures():
+    from sole_r1_ros.commands.learn import _match_robot_erasing
+    from sole_r1_ros.nodes.camera_node import CameraNodeConfig
+
+    pair = {'backend': 'compact', 'model': '', 'erased_model': 'shipped'}
+    params = {'reward_node': dict(pair), 'sim_robot_node': {}}
+    _match_robot_erasing(params)
+    assert params['camera_node'] == {'erase_robot': True, 'erased_beside': True}
+    assert params['sim_robot_node']['publish_robot_masks']
+    with pytest.raises(ValueError, match='camera/external/robot_mask'):
+        _match_robot_erasing({'reward_node': dict(pair)})
+    _match_robot_erasing({'reward_node': dict(pair),
+                          'camera_node': {'erase_robot': True, 'erased_beside': True}})
+    with pytest.raises(ValueError, match='must be true'):
+        _match_robot_erasing({'reward_node': dict(pair), 'sim_robot_node': {},
+                              'camera_node': {'erased_beside': False}})
+    with pytest.raises(ValueError, match='erased_model is not set'):
+        _match_robot_erasing({'reward_node': {'backend': 'openai'},
+                              'camera_node': {'erase_robot': True, 'erased_beside': True}})
+    with pytest.raises(ValueError, match='needs erase_robot'):
+        CameraNodeConfig(erased_beside=True)

@@ -146,3 +146,81 @@ def test_the_reward_node_refuses_frames_its_model_was_not_trained_on(ros_graph):
     time.sleep(0.3)
     assert [r.step for r in rewards] == [2]
     assert node.firewall.rejected.get('query') == 1
+
+
+def test_for_a_pair_the_camera_node_keeps_the_pictures_and_sends_the_erased_view_beside(
+        ros_graph):
+    """erased_beside: the query's tiles are the pictures, the erased external view beside."""
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.nodes.sim_robot_node import SimRobotNode
+
+    probe = ros_graph.probe('beside_probe')
+    seen: dict[tuple[str, str], dict] = {}
+    for view, kind in (('external', 'image_raw'), ('external', 'robot_mask'),
+                       ('wrist', 'image_raw')):
+        store = seen.setdefault((view, kind), {})
+        probe.create_subscription(
+            Image, f'camera/{view}/{kind}',
+            lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
+            qos_profile_sensor_data)
+    queries = []
+    probe.create_subscription(RewardQuery, 'sole_r1/query', queries.append, 50)
+    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('erase_robot', value=True), Parameter('erased_beside', value=True),
+        Parameter('tile_format', value='png'), Parameter('stride', value=1),
+        Parameter('min_gap', value=1)]))
+    time.sleep(0.3)
+    ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('publish_robot_masks', value=True), Parameter('rate_hz', value=20.0),
+        Parameter('image_width', value=48), Parameter('image_height', value=48),
+        Parameter('task', value='drawer-close-v3')]))
+    assert ros_graph.wait_for(lambda: len(queries) >= 8, timeout=30.0), len(queries)
+    checked = 0
+    for query in list(queries):
+        stamp = _key(query.header)
+        if any(stamp not in store for store in seen.values()):
+            continue   # the probe lost that frame (sensor-data QoS is best effort)
+        assert not query.robot_erased
+        picture = seen[('external', 'image_raw')][stamp]
+        np.testing.assert_array_equal(decode_tile(query.current_external.data), picture)
+        np.testing.assert_array_equal(decode_tile(query.current_wrist.data),
+                                      seen[('wrist', 'image_raw')][stamp])
+        assert query.first_erased_external.data
+        erased = decode_tile(query.current_erased_external.data)
+        robot = grow_mask(seen[('external', 'robot_mask')][stamp] > 0, 1)
+        np.testing.assert_array_equal(erased[~robot], picture[~robot])
+        assert robot.any() and (erased[robot] != picture[robot]).any()
+        checked += 1
+    assert checked >= 3
+    assert camera.firewall.rejected == {}
+
+
+def test_a_pair_reward_node_refuses_queries_without_the_erased_view(ros_graph):
+    """The shipped pair scores pictures with the erased external view beside, not without."""
+    pytest.importorskip('torch')
+    node = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('backend', value='compact'), Parameter('erased_model', value='shipped'),
+        Parameter('goal', value='close the drawer')]))
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    node.trigger_activate()
+    probe = ros_graph.probe('pair_query_probe')
+    rewards = []
+    probe.create_subscription(ProgressReward, 'sole_r1/progress', rewards.append, 10)
+    publisher = probe.create_publisher(RewardQuery, 'sole_r1/query', 10)
+    assert ros_graph.wait_for(lambda: publisher.get_subscription_count() > 0)
+    time.sleep(0.2)
+    for step, beside in ((1, False), (2, True)):
+        query = RewardQuery(episode_id='pair-check', step=step, trigger='stride',
+                            privileged_progress=float('nan'))
+        query.header.stamp.sec = step
+        query.first_external, query.current_external = _tile(10), _tile(10 + 40 * step)
+        if beside:
+            query.first_erased_external = _tile(20)
+            query.current_erased_external = _tile(20 + 40 * step)
+        publisher.publish(query)
+        time.sleep(0.1)
+    assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=20.0)
+    time.sleep(0.3)
+    assert [r.step for r in rewards] == [2] and rewards[0].valid
+    assert rewards[0].model_id == 'compact:compact_progress+compact_progress_erased'
+    assert node.firewall.rejected.get('query') == 1

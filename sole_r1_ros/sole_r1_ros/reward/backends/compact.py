@@ -21,15 +21,16 @@ class CompactBackend:
         self._predictor = predictor
         self.model_id = predictor.name
         self.robot_erased = predictor.robot_erased
+        self.erased_beside = predictor.erased_beside
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> 'CompactBackend':
-        """Load ``config.model`` ('' = shipped checkpoint).
+        """Load ``config.model`` ('' = shipped checkpoint), paired with ``config.erased_model``.
 
         Raises:
             ImportError: torch is missing.
             FileNotFoundError: the checkpoint file does not exist.
-            ValueError: the file is not a compact checkpoint.
+            ValueError: the file is not a compact checkpoint, or the two do not make a pair.
         """
         try:
             from sole_r1_ros.compact.model import CheckpointError
@@ -37,7 +38,7 @@ class CompactBackend:
         except ImportError as exc:
             raise ImportError(f'{_INSTALL_HINT}: {exc}') from exc
         try:
-            return cls(CompactPredictor.load(config.model))
+            return cls(CompactPredictor.load(config.model, erased=config.erased_model))
         except CheckpointError as exc:
             raise ValueError(str(exc)) from exc
 
