@@ -15,7 +15,7 @@ from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_che
 from sole_r1_ros.compact.tiles import query_views, read_request, TileCache
 
 DEFAULT_CHECKPOINT = 'compact_progress.pt'
-# The robot-erased file shipped to pair with it (README of sole_r1_ros/data: "A pair").
+# The robot-erased file shipped to pair with it (sole_r1_ros/data/README.md, "A pair").
 ERASED_CHECKPOINT = 'compact_progress_erased.pt'
 # Changes smaller than this [%] are described as "little visible change".
 _STEADY_PCT = 3
@@ -62,7 +62,7 @@ class CompactPredictor:
 
     With an ``erased_member`` it is a *pair*: the member, trained on frames with the robot
     erased, reads the query's erased external view, and the answer is the mean of the two
-    networks' (data README, "A pair: pictures and the robot erased"). The two read the scene
+    networks' (``sole_r1_ros/data/README.md``, "A pair"). The two read the scene
     differently, so their errors on unseen tasks differ, and a pose that hides the object
     from the pictures' network does not hide it from the erased one.
     """
@@ -77,13 +77,11 @@ class CompactPredictor:
         self._tiles = TileCache(tile_cache)
         self._coverage: dict[str, GoalCoverage | None] = {}
         if erased_member is not None:
-            if self.robot_erased or not erased_member.robot_erased:
-                raise ValueError(
-                    f'a compact pair is a file trained on pictures and one trained on frames '
-                    f'with the robot erased; {name} is '
-                    + ('erased' if self.robot_erased else 'pictures') + f' and '
-                    f'{erased_member.name} is '
-                    + ('erased' if erased_member.robot_erased else 'pictures'))
+            kinds = ['erased' if p.robot_erased else 'pictures' for p in (self, erased_member)]
+            if kinds != ['pictures', 'erased']:
+                raise ValueError(f'a compact pair is a file trained on pictures and one trained '
+                                 f'on frames with the robot erased; {name} is {kinds[0]} and '
+                                 f'{erased_member.name} is {kinds[1]}')
             self._name = f'{name}+{erased_member.name.removeprefix("compact:")}'
         self._erased_member = erased_member
 
