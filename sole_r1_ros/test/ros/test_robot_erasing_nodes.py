@@ -28,32 +28,38 @@ def _key(header) -> tuple[int, int]:
     return header.stamp.sec, header.stamp.nanosec
 
 
-def test_the_camera_node_queries_frames_with_the_robot_erased(ros_graph):
-    """Off the robot a query's tile is the picture; on it, the wrist view is gray."""
-    pytest.importorskip('metaworld')
+def _erasing_camera_with_the_simulator(ros_graph, topics: list, parameters: list) -> tuple:
+    """An erasing camera node fed by the simulator: (camera, frames seen by topic, queries)."""
     from sole_r1_ros.nodes.sim_robot_node import SimRobotNode
 
     probe = ros_graph.probe('erase_probe')
     seen: dict[tuple[str, str], dict] = {}
-    for view in ('external', 'wrist'):
-        for kind in ('image_raw', 'robot_mask'):
-            store = seen.setdefault((view, kind), {})
-            probe.create_subscription(
-                Image, f'camera/{view}/{kind}',
-                lambda msg, store=store: store.__setitem__(_key(msg.header),
-                                                           image_to_array(msg)),
-                qos_profile_sensor_data)
+    for view, kind in topics:
+        store = seen.setdefault((view, kind), {})
+        probe.create_subscription(
+            Image, f'camera/{view}/{kind}',
+            lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
+            qos_profile_sensor_data)
     queries = []
     probe.create_subscription(RewardQuery, 'sole_r1/query', queries.append, 50)
     camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('erase_robot', value=True), Parameter('tile_format', value='png'),
-        Parameter('stride', value=1), Parameter('min_gap', value=1)]))
+        Parameter('stride', value=1), Parameter('min_gap', value=1), *parameters]))
     time.sleep(0.3)
     ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=[
         Parameter('publish_robot_masks', value=True), Parameter('rate_hz', value=20.0),
         Parameter('image_width', value=48), Parameter('image_height', value=48),
         Parameter('task', value='drawer-close-v3')]))
     assert ros_graph.wait_for(lambda: len(queries) >= 8, timeout=30.0), len(queries)
+    return camera, seen, queries
+
+
+def test_the_camera_node_queries_frames_with_the_robot_erased(ros_graph):
+    """Off the robot a query's tile is the picture; on it, the wrist view is gray."""
+    pytest.importorskip('metaworld')
+    camera, seen, queries = _erasing_camera_with_the_simulator(
+        ros_graph, [(view, kind) for view in ('external', 'wrist')
+                    for kind in ('image_raw', 'robot_mask')], [])
     checked = 0
     for query in list(queries):
         stamp = _key(query.header)
@@ -122,28 +128,40 @@ def _tile(value: int) -> CompressedImage:
     return CompressedImage(format='png', data=encode_tile(frame, 'png'))
 
 
-def test_the_reward_node_refuses_frames_its_model_was_not_trained_on(ros_graph):
-    """The shipped compact file reads pictures: an erased query is refused, a picture scored."""
-    pytest.importorskip('torch')
+def _ask_reward_node(ros_graph, parameters: list, queries: list) -> tuple:
+    """Start a compact reward node, publish the queries, wait for an answer: (node, rewards)."""
     node = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('backend', value='compact'), Parameter('goal', value='close the drawer')]))
+        Parameter('backend', value='compact'), Parameter('goal', value='close the drawer'),
+        *parameters]))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
     node.trigger_activate()
-    probe = ros_graph.probe('erased_query_probe')
+    probe = ros_graph.probe('reward_query_probe')
     rewards = []
     probe.create_subscription(ProgressReward, 'sole_r1/progress', rewards.append, 10)
     publisher = probe.create_publisher(RewardQuery, 'sole_r1/query', 10)
     assert ros_graph.wait_for(lambda: publisher.get_subscription_count() > 0)
     time.sleep(0.2)
-    for step, erased in ((1, True), (2, False)):
-        query = RewardQuery(episode_id='erase-check', step=step, trigger='stride',
-                            robot_erased=erased, privileged_progress=float('nan'))
-        query.header.stamp.sec = step
-        query.first_external, query.current_external = _tile(10), _tile(10 + 40 * step)
+    for query in queries:
         publisher.publish(query)
         time.sleep(0.1)
     assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=20.0)
     time.sleep(0.3)
+    return node, rewards
+
+
+def _query(episode_id: str, step: int, **fields) -> RewardQuery:
+    query = RewardQuery(episode_id=episode_id, step=step, trigger='stride',
+                        privileged_progress=float('nan'), **fields)
+    query.header.stamp.sec = step
+    query.first_external, query.current_external = _tile(10), _tile(10 + 40 * step)
+    return query
+
+
+def test_the_reward_node_refuses_frames_its_model_was_not_trained_on(ros_graph):
+    """The shipped compact file reads pictures: an erased query is refused, a picture scored."""
+    pytest.importorskip('torch')
+    node, rewards = _ask_reward_node(ros_graph, [], [
+        _query('erase-check', 1, robot_erased=True), _query('erase-check', 2)])
     assert [r.step for r in rewards] == [2]
     assert node.firewall.rejected.get('query') == 1
 
@@ -152,29 +170,9 @@ def test_for_a_pair_the_camera_node_keeps_the_pictures_and_sends_the_erased_view
         ros_graph):
     """erased_beside: the query's tiles are the pictures, the erased external view beside."""
     pytest.importorskip('metaworld')
-    from sole_r1_ros.nodes.sim_robot_node import SimRobotNode
-
-    probe = ros_graph.probe('beside_probe')
-    seen: dict[tuple[str, str], dict] = {}
-    for view, kind in (('external', 'image_raw'), ('external', 'robot_mask'),
-                       ('wrist', 'image_raw')):
-        store = seen.setdefault((view, kind), {})
-        probe.create_subscription(
-            Image, f'camera/{view}/{kind}',
-            lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
-            qos_profile_sensor_data)
-    queries = []
-    probe.create_subscription(RewardQuery, 'sole_r1/query', queries.append, 50)
-    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('erase_robot', value=True), Parameter('erased_beside', value=True),
-        Parameter('tile_format', value='png'), Parameter('stride', value=1),
-        Parameter('min_gap', value=1)]))
-    time.sleep(0.3)
-    ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('publish_robot_masks', value=True), Parameter('rate_hz', value=20.0),
-        Parameter('image_width', value=48), Parameter('image_height', value=48),
-        Parameter('task', value='drawer-close-v3')]))
-    assert ros_graph.wait_for(lambda: len(queries) >= 8, timeout=30.0), len(queries)
+    camera, seen, queries = _erasing_camera_with_the_simulator(
+        ros_graph, [('external', 'image_raw'), ('external', 'robot_mask'),
+                    ('wrist', 'image_raw')], [Parameter('erased_beside', value=True)])
     checked = 0
     for query in list(queries):
         stamp = _key(query.header)
@@ -198,29 +196,10 @@ def test_for_a_pair_the_camera_node_keeps_the_pictures_and_sends_the_erased_view
 def test_a_pair_reward_node_refuses_queries_without_the_erased_view(ros_graph):
     """The shipped pair scores pictures with the erased external view beside, not without."""
     pytest.importorskip('torch')
-    node = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('backend', value='compact'), Parameter('erased_model', value='shipped'),
-        Parameter('goal', value='close the drawer')]))
-    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    node.trigger_activate()
-    probe = ros_graph.probe('pair_query_probe')
-    rewards = []
-    probe.create_subscription(ProgressReward, 'sole_r1/progress', rewards.append, 10)
-    publisher = probe.create_publisher(RewardQuery, 'sole_r1/query', 10)
-    assert ros_graph.wait_for(lambda: publisher.get_subscription_count() > 0)
-    time.sleep(0.2)
-    for step, beside in ((1, False), (2, True)):
-        query = RewardQuery(episode_id='pair-check', step=step, trigger='stride',
-                            privileged_progress=float('nan'))
-        query.header.stamp.sec = step
-        query.first_external, query.current_external = _tile(10), _tile(10 + 40 * step)
-        if beside:
-            query.first_erased_external = _tile(20)
-            query.current_erased_external = _tile(20 + 40 * step)
-        publisher.publish(query)
-        time.sleep(0.1)
-    assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=20.0)
-    time.sleep(0.3)
+    beside = _query('pair-check', 2, first_erased_external=_tile(20),
+                    current_erased_external=_tile(100))
+    node, rewards = _ask_reward_node(ros_graph, [Parameter('erased_model', value='shipped')],
+                                     [_query('pair-check', 1), beside])
     assert [r.step for r in rewards] == [2] and rewards[0].valid
     assert rewards[0].model_id == 'compact:compact_progress+compact_progress_erased'
     assert node.firewall.rejected.get('query') == 1
