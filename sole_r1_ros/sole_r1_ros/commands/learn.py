@@ -212,21 +212,20 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
             reward model reads erased frames without ``camera_node.erase_robot``.
     """
     reward = params.get('reward_node', {})
-    beside = bool(reward.get('erased_model')) and reward.get('backend', 'compact') == 'compact'
-    if reward.get('backend', 'compact') != 'compact' or beside:
-        erased = False   # a pair's main file reads pictures (the backend checks it)
-    else:
-        from sole_r1_ros.compact.model import load_checkpoint
-        from sole_r1_ros.compact.predictor import default_checkpoint_path
-        path = reward.get('model') or default_checkpoint_path()
-        erased = bool(load_checkpoint(path)[2].get('robot_erased', False))
     camera = params.setdefault('camera_node', {})
-    if beside:
-        _erase_beside_pictures(params, camera)
+    compact = reward.get('backend', 'compact') == 'compact'
+    if compact and reward.get('erased_model'):
+        _erase_beside_pictures(params, camera)   # the backend checks its files' kinds
         return
     if camera.get('erased_beside'):
         raise ValueError('camera_node.erased_beside sends erased frames for a compact pair, '
                          'and reward_node.erased_model is not set')
+    erased = False
+    if compact:
+        from sole_r1_ros.compact.model import load_checkpoint
+        from sole_r1_ros.compact.predictor import default_checkpoint_path
+        path = reward.get('model') or default_checkpoint_path()
+        erased = bool(load_checkpoint(path)[2].get('robot_erased', False))
     if camera.get('erase_robot', erased) != erased:
         raise ValueError(
             f"camera_node.erase_robot is {camera['erase_robot']} but the reward model reads "
