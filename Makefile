@@ -9,7 +9,7 @@ BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
 	bench-serving bench-loop bench-drq bench-compact bench-gpu lint \
-	compact-model clean help
+	compact-model compact-model-erased clean help
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
@@ -90,8 +90,8 @@ bench-gpu: setup
 
 # Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
 # about 7 min, the 34 training tasks again with randomized cameras, lights and colours about
-# 6 min, training 4,872 steps in 10-38 min depending on the load (capped at 38 min); 23-26 min in
-# all on a quiet machine, 3.7 GB of memory (sole_r1_ros/data/README.md). The 40 Meta-World
+# 6 min, the object-motion and undoing episodes about 1 min, training 6,244 steps in 10-20 min
+# depending on the CPU and the load (capped at 60 min); 23-28 min in all on a quiet machine, 3.7 GB of memory (sole_r1_ros/data/README.md). The 40 Meta-World
 # tasks it may see (shared/data/compact_train_tasks.txt; the other 10 are kept for others'
 # evaluation); six of them are held out for model selection.
 COMPACT_TASKS := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v3 \
@@ -135,6 +135,43 @@ compact-model: setup
 	    --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
 	    --out runs/compact_eval/train_tasks_val_randomized.json \
 	    --plot runs/compact_eval/train_tasks_val_randomized.png
+
+# The erased half of a compact pair (compact_progress_erased.pt, RewardConfig.erased_model), after
+# make compact-model, whose four data folders it pairs with: the robot's masks of the same
+# episodes (the simulator again, rendering segmentation), the same four folders with the robot
+# erased, the same training on them, then the pair's two evaluations (sole_r1_ros/data/README.md,
+# "A pair"). About 37 minutes on 2 cores.
+compact-model-erased: setup
+	$(ENV)
+	for folder in compact_data compact_data_randomized compact_data_object_motion compact_data_undo; do
+	  [ -f runs/$$folder/synth.json ] || { echo "runs/$$folder is missing: run make compact-model first (the erased episodes are its episodes without the robot)" >&2; exit 2; }
+	done
+	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \
+	    --max-steps 250 --robot-masks --out runs/masks --workers 2
+	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --episodes 30 \
+	    --max-steps 250 --randomize-scene 1 --robot-masks --out runs/masks_randomized --workers 2
+	sole-r1 synth --object-motion --robot-masks --out runs/masks_object_motion --workers 2
+	sole-r1 synth --undo-of runs/masks --out runs/masks_undo
+	sole-r1 synth --erase-robot-of runs/compact_data --masks runs/masks --out runs/erased
+	sole-r1 synth --erase-robot-of runs/compact_data_randomized --masks runs/masks_randomized \
+	    --out runs/erased_randomized
+	sole-r1 synth --erase-robot-of runs/compact_data_object_motion --masks runs/masks_object_motion \
+	    --out runs/erased_object_motion
+	sole-r1 synth --erase-robot-of runs/compact_data_undo --masks runs/masks_undo \
+	    --out runs/erased_undo
+	sole-r1 train compact --data runs/erased runs/erased_randomized runs/erased_undo \
+	    runs/erased_object_motion \
+	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 60 \
+	    --eval-every-steps 250 --val-fraction 0 --scene-adversarial 0.1 --seed 0 \
+	    --out sole_r1_ros/sole_r1_ros/data/compact_progress_erased.pt
+	sole-r1 eval reward --backend compact --erased-model shipped --data runs/compact_data \
+	    --erased-data runs/erased --tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --split all \
+	    --out runs/compact_eval/pair_held_out_tasks.json \
+	    --plot runs/compact_eval/pair_held_out_tasks.png
+	sole-r1 eval reward --backend compact --erased-model shipped --data runs/compact_data \
+	    --erased-data runs/erased --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
+	    --out runs/compact_eval/pair_train_tasks_val.json \
+	    --plot runs/compact_eval/pair_train_tasks_val.png
 
 clean:
 	rm -rf build install log env.sh
