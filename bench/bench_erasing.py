@@ -9,9 +9,15 @@ Two parts, each against the work it sits beside:
   picture's shrink and encode, the erase column the tile's);
 - **simulator**: steps per second rendering both cameras, with and without the robot's masks
   (``MetaWorldRobot.render_robot_masks``, a segmentation pass; a real robot's self-filter
-  replaces it).
+  replaces it);
+- **self-filter** (``robot_mask_node``'s ``RobotSelfFilter``): one external-camera mask drawn
+  from the Sawyer's model and the joint positions, against the simulator's segmentation pass
+  of the same camera on the whole scene, at 64×64, 128×128 and 640×480 (and 640×480 drawn at
+  384 px and scaled up, as ``robot_mask_node`` does by default); and how well the two agree
+  along expert episodes (IoU, and the share of the simulator's robot pixels the self-filter
+  covers), where the table and the objects hide parts of the robot that its model alone shows.
 
-Writes bench/results/erasing.json and prints a markdown table. One thread; about a minute.
+Writes bench/results/erasing.json and prints markdown tables. One thread; about a minute.
 """
 import argparse
 import os
@@ -83,10 +89,85 @@ def _sim_rows(steps: int, seed: int) -> list[dict]:
              'ratio_to_plain': round(with_masks / plain, 2)}]
 
 
+def _self_filter_rows(frames: int, seed: int) -> list[dict]:
+    import tempfile
+
+    from sole_r1_ros.camera.self_filter import RobotSelfFilter
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.sim.metaworld_robot import write_robot_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        model = write_robot_model(os.path.join(folder, 'sawyer.xml'))
+        for width, height, max_side in ((64, 64, 0), (128, 128, 0), (640, 480, 0),
+                                        (640, 480, 384)):
+            robot = MetaWorldRobot(SimConfig(task='door-close-v3', image_width=width,
+                                             image_height=height, wrist_camera=''))
+            try:
+                observation = robot.reset(seed=seed)
+                self_filter = RobotSelfFilter(model, robot.camera_calibrations()[0][0],
+                                              max_side=max_side)
+                joints = dict(zip(observation.joint_names, observation.joint_positions))
+                self_filter.mask(joints)   # the GL context, made once
+                robot.render_robot_masks()
+                timings = {'self_filter': [], 'simulator': []}
+                for _ in range(2):   # interleaved: the load hits both alike
+                    timings['self_filter'].append(
+                        _per_call_ms(self_filter.mask, [(joints,)] * frames))
+                    timings['simulator'].append(
+                        _per_call_ms(robot.render_robot_masks, [()] * frames))
+                self_filter.close()
+            finally:
+                robot.close()
+            mine, sim = min(timings['self_filter']), min(timings['simulator'])
+            drawn = f', drawn at {max_side} px' if max_side else ''
+            rows.append({'frame': f'{width}x{height}{drawn}', 'self_filter_ms': round(mine, 2),
+                         'simulator_segmentation_ms': round(sim, 2),
+                         'ratio_to_simulator': round(mine / sim, 2)})
+    return rows
+
+
+def _agreement_rows(steps: int, seed: int) -> list[dict]:
+    import tempfile
+
+    from sole_r1_ros.camera.self_filter import RobotSelfFilter
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.sim.metaworld_robot import write_robot_model
+
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        model = write_robot_model(os.path.join(folder, 'sawyer.xml'))
+        for task in ('drawer-close-v3', 'door-close-v3', 'push-back-v3'):
+            robot = MetaWorldRobot(SimConfig(task=task, image_width=128, image_height=128,
+                                             wrist_camera=''))
+            try:
+                observation = robot.reset(seed=seed)
+                self_filter = RobotSelfFilter(model, robot.camera_calibrations()[0][0])
+                iou, recall = [], []
+                for step in range(steps):
+                    if step:
+                        observation, _ = robot.step(robot.expert_action())
+                    truth = robot.render_robot_masks()[0] > 0
+                    drawn = self_filter.mask(dict(zip(observation.joint_names,
+                                                      observation.joint_positions))) > 0
+                    iou.append((truth & drawn).sum() / (truth | drawn).sum())
+                    recall.append((truth & drawn).sum() / truth.sum())
+                self_filter.close()
+            finally:
+                robot.close()
+            rows.append({'task': task, 'frames': steps, 'iou_mean': round(float(np.mean(iou)), 3),
+                         'iou_min': round(float(np.min(iou)), 3),
+                         'covered_min': round(float(np.min(recall)), 3)})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=400, help='frames per camera timing')
     parser.add_argument('--sim-steps', type=int, default=200)
+    parser.add_argument('--masks', type=int, default=100, help='masks per self-filter timing')
+    parser.add_argument('--agreement-steps', type=int, default=60,
+                        help='expert steps per task compared with the simulator')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=_RESULTS)
     args = parser.parse_args(argv)
@@ -94,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     camera = _camera_rows(args.repeats, args.seed)
     sim = _sim_rows(args.sim_steps, args.seed)
+    self_filter = _self_filter_rows(args.masks, args.seed)
+    agreement = _agreement_rows(args.agreement_steps, args.seed)
     result = {'hardware': hardware(load_avg_1min=round(os.getloadavg()[0], 2)),
-              'date': time.strftime('%Y-%m-%d %H:%M'), 'camera_node': camera, 'simulator': sim}
+              'date': time.strftime('%Y-%m-%d %H:%M'), 'camera_node': camera, 'simulator': sim,
+              'self_filter': self_filter, 'self_filter_agreement': agreement}
     merge_result(args.out, 'erasing', result)
     print('| frame | erase, fixed camera [ms] | erase, wrist camera [ms] | tile JPEG [ms] | '
           'tile PNG [ms] | erase / JPEG tile |')
@@ -109,6 +193,18 @@ def main(argv: list[str] | None = None) -> int:
     print('|---|---:|---:|')
     for row in sim:
         print(f"| {row['mode']} | {row['steps_per_s']} | {row.get('ratio_to_plain', 1.0)} |")
+    print()
+    print('| external camera | self-filter mask [ms] | simulator segmentation [ms] | ratio |')
+    print('|---|---:|---:|---:|')
+    for row in self_filter:
+        print(f"| {row['frame']} | {row['self_filter_ms']} | "
+              f"{row['simulator_segmentation_ms']} | {row['ratio_to_simulator']} |")
+    print()
+    print('| expert episode, 128x128 | frames | IoU mean | IoU min | robot pixels covered, min |')
+    print('|---|---:|---:|---:|---:|')
+    for row in agreement:
+        print(f"| {row['task']} | {row['frames']} | {row['iou_mean']} | {row['iou_min']} | "
+              f"{row['covered_min']} |")
     print(f'wrote {args.out}')
     return 0
 

@@ -49,6 +49,7 @@ setup(
             'sole-r1 = sole_r1_ros.cli:main',
             'sim_robot_node = sole_r1_ros.nodes.sim_robot_node:main',
             'camera_node = sole_r1_ros.nodes.camera_node:main',
+            'robot_mask_node = sole_r1_ros.nodes.robot_mask_node:main',
             'reward_node = sole_r1_ros.nodes.reward_node:main',
             'recorder_node = sole_r1_ros.nodes.recorder_node:main',
             'learner_node = sole_r1_ros.nodes.learner_node:main',

@@ -7,11 +7,14 @@ ros2 launch sole_r1_ros real_robot_learn.launch.py goal:="close the drawer" \
     external_camera:=/camera/color/image_raw ee_pose:=/franka/ee_pose joy:=/spacenav/joy
 Other controllers: params_file:=<share>/config/real_robot_pose.yaml (a pose target) or
 real_robot_joint.yaml (joint positions), with command_topic:= their topic.
+For a reward that reads the external view with the robot erased (a compact pair),
+robot_model:=<its URDF> starts the self-filter (robot_mask_node; its camera calibration in
+the params_file's robot_mask_node section).
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
@@ -21,6 +24,8 @@ from sole_r1_ros.launch_utils import configure_and_activate
 def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
     params = LaunchConfiguration('params_file')
+    external_info = PythonExpression(["'", LaunchConfiguration('external_camera'),
+                                      "'.rsplit('/', 1)[0] + '/camera_info'"])
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera')),
                ('joint_states', LaunchConfiguration('joint_states'))]
@@ -61,11 +66,21 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('record', default_value='true',
                               description='record a bag (cameras, rewards, reasoning, '
                               'commands, Joy, labels): recorder_node'),
+        DeclareLaunchArgument('robot_model', default_value='',
+                              description="the robot's URDF or MJCF: starts the self-filter "
+                              '(robot_mask_node) for erased views'),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
             [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params]),
+        Node(package='sole_r1_ros', executable='robot_mask_node', name='robot_mask_node',
+             namespace=ns, output='screen',
+             condition=IfCondition(PythonExpression(
+                 ["'", LaunchConfiguration('robot_model'), "' != ''"])),
+             remappings=cameras[:1] + cameras[2:]
+             + [('camera/external/camera_info', external_info)],
+             parameters=[params, {'robot_model': LaunchConfiguration('robot_model')}]),
         reward, learner,
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),

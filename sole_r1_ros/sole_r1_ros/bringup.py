@@ -24,13 +24,15 @@ from sole_r1_ros.configuration import check_value, flatten, from_mapping, specs
 NODE_MODULES = {
     'sim_robot_node': 'sole_r1_ros.nodes.sim_robot_node',
     'camera_node': 'sole_r1_ros.nodes.camera_node',
+    'robot_mask_node': 'sole_r1_ros.nodes.robot_mask_node',
     'reward_node': 'sole_r1_ros.nodes.reward_node',
     'learner_node': 'sole_r1_ros.nodes.learner_node',
     'recorder_node': 'sole_r1_ros.nodes.recorder_node',
 }
 # Stop order: the learner first (its last command, the hold, must reach the robot and the bag),
 # the recorder last (it records everything up to the end).
-_STOP_ORDER = ('learner_node', 'camera_node', 'reward_node', 'sim_robot_node', 'recorder_node')
+_STOP_ORDER = ('learner_node', 'camera_node', 'robot_mask_node', 'reward_node', 'sim_robot_node',
+               'recorder_node')
 
 
 def config_dir() -> Path:

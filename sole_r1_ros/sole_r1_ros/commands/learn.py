@@ -111,8 +111,9 @@ def learn(request: LearnRequest) -> int:
     session = 1 + len(list(run_dir.glob('params-*.yaml')))
     params_file = run_dir / f'params-{session:03d}.yaml'
     write_params_file(params_file, params)
-    nodes = [n for n in ('sim_robot_node', 'camera_node', 'reward_node', 'learner_node')
-             if n in params or n != 'sim_robot_node']
+    nodes = [n for n in ('sim_robot_node', 'robot_mask_node', 'camera_node', 'reward_node',
+                         'learner_node')
+             if n in params or n not in ('sim_robot_node', 'robot_mask_node')]
     if request.record:
         nodes.append('recorder_node')
         params['recorder_node'] = {**params.get('recorder_node', {}),
@@ -191,8 +192,42 @@ def _params(request: LearnRequest, resume: bool) -> dict:
         if not node or not name or not equals:
             raise ValueError(f'--set wants NODE.PARAM=VALUE, got {item!r}')
         params.setdefault(node, {})[name] = yaml.safe_load(value)
+    if params.get('robot_mask_node', {}).get('robot_model') == SIMULATED_ROBOT:
+        _calibrate_simulated_self_filter(params, request.run_dir)
     _match_robot_erasing(params, {item.partition('=')[0] for item in request.overrides})
     return params
+
+
+SIMULATED_ROBOT = 'simulator'
+'''``robot_mask_node.robot_model`` value that means the simulated Sawyer, calibrated.'''
+
+
+def _calibrate_simulated_self_filter(params: dict, run_dir: Path) -> None:
+    """The self-filter of the simulated robot: its model file and its camera's calibration.
+
+    What a real robot's YAML gives ``robot_mask_node`` by hand (its URDF, a hand-eye
+    calibration), taken from the simulator once here; at run time the node knows only the
+    joint states and the camera info, as on a real robot.
+    """
+    import dataclasses
+
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.sim.metaworld_robot import write_robot_model
+    if 'sim_robot_node' not in params:
+        raise ValueError(f'robot_mask_node.robot_model={SIMULATED_ROBOT} is the simulated '
+                         'robot; a real one gives its URDF or MJCF file')
+    names = {f.name for f in dataclasses.fields(SimConfig)}
+    config = from_mapping(SimConfig, {k: v for k, v in params['sim_robot_node'].items()
+                                      if k in names})
+    robot = MetaWorldRobot(dataclasses.replace(config, render=False))
+    try:
+        camera, link = robot.camera_calibrations()[0]
+    finally:
+        robot.close()
+    params['robot_mask_node'].update(
+        robot_model=write_robot_model(str(run_dir / 'robot_model.xml')), camera_link=link,
+        camera_position=list(camera.position), camera_orientation=list(camera.orientation))
 
 
 def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> None:
@@ -237,15 +272,26 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
         print('the reward model reads frames with the robot erased: its queries show the '
               'external view only (where the wrist camera looks is the arm pose; set '
               'camera_node.use_wrist=true to show it)')
+    if 'robot_mask_node' in params and camera.get('use_wrist', True):
+        raise ValueError("robot_mask_node draws the external camera's robot mask only: set "
+                         'camera_node.use_wrist=false')
     if 'sim_robot_node' in params:
         camera['erase_robot'] = True
-        params['sim_robot_node']['publish_robot_masks'] = True
-        print('the reward model reads frames with the robot erased: the simulator publishes '
-              'its masks and the camera node erases it')
+        print('the reward model reads frames with the robot erased: '
+              f'{_simulated_masks(params)}, and the camera node erases it')
     elif not camera.get('erase_robot'):
         raise ValueError('the reward model reads frames with the robot erased: publish the '
                          "robot's masks (camera/<view>/robot_mask, mono8, each picture's stamp) "
-                         'from a self-filter and set camera_node.erase_robot=true')
+                         'from a self-filter (robot_mask_node) and set '
+                         'camera_node.erase_robot=true')
+
+
+def _simulated_masks(params: dict) -> str:
+    """Where a simulated robot's masks come from: the self-filter, else the simulator."""
+    if 'robot_mask_node' in params:
+        return 'robot_mask_node draws its masks from its model and the joint states'
+    params['sim_robot_node']['publish_robot_masks'] = True
+    return 'the simulator publishes its masks'
 
 
 def _erase_beside_pictures(params: dict, camera: dict) -> None:
@@ -256,14 +302,13 @@ def _erase_beside_pictures(params: dict, camera: dict) -> None:
                          'erased_beside must be true')
     if 'sim_robot_node' in params:
         camera['erase_robot'] = camera['erased_beside'] = True
-        params['sim_robot_node']['publish_robot_masks'] = True
-        print('the reward is a compact pair: the simulator publishes the robot masks and the '
-              'camera node sends the external view with the robot erased beside the pictures')
+        print(f'the reward is a compact pair: {_simulated_masks(params)}, and the camera node '
+              'sends the external view with the robot erased beside the pictures')
     elif not (camera.get('erase_robot') and camera.get('erased_beside')):
         raise ValueError('the reward is a compact pair (reward_node.erased_model): publish the '
                          "robot's mask of the external camera (camera/external/robot_mask, "
-                         "mono8, each picture's stamp) from a self-filter and set "
-                         'camera_node.erase_robot=true and camera_node.erased_beside=true')
+                         "mono8, each picture's stamp) from a self-filter (robot_mask_node) "
+                         'and set camera_node.erase_robot=true and camera_node.erased_beside=true')
 
 
 class _Session:

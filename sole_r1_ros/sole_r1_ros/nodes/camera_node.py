@@ -175,10 +175,11 @@ class CameraNode(Node):
         dropped = self._mask_joins[view].dropped
         if dropped > self._mask_drops_reported.get(view, 0):
             self._mask_drops_reported[view] = dropped
-            self.firewall.reject(f'camera/{view}/robot_mask', f'{dropped} {view} frames got no '
-                                 f'robot mask of their stamp on camera/{view}/robot_mask and are '
-                                 'never queried (erase_robot needs a self-filter, or the '
-                                 "simulator's publish_robot_masks)")
+            # The count after the colon: the log is throttled by what comes before it.
+            self.firewall.reject(f'camera/{view}/robot_mask', f'{view} frames got no robot mask '
+                                 f'of their stamp on camera/{view}/robot_mask and are never '
+                                 'queried (erase_robot needs a self-filter, robot_mask_node, or '
+                                 f"the simulator's publish_robot_masks): {dropped} so far")
         for stamp_ns, (frame, header), mask in joined:
             if mask.shape != frame.shape[:2]:
                 raise ValueError(f'{view} robot mask of {mask.shape[1]}x{mask.shape[0]} px for '

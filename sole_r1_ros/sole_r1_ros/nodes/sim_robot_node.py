@@ -1,6 +1,7 @@
 """Simulated robot that looks like a ros2_control arm: cameras, joint states, a pose, commands.
 
-Publishes ``camera/external/image_raw`` and ``camera/wrist/image_raw`` (rgb8, sensor-data QoS),
+Publishes ``camera/external/image_raw`` and ``camera/wrist/image_raw`` (rgb8, sensor-data QoS)
+with their ``camera_info`` (the intrinsics, as a camera driver does),
 ``joint_states``, ``ee_pose`` (PoseStamped, as an arm driver would) and the privileged
 ``ground_truth`` (evaluation only). Takes end-effector commands in every form the learner
 sends: ``forward_command_controller/commands`` (Float64MultiArray: dx, dy, dz, gripper),
@@ -25,11 +26,12 @@ import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState, Joy
+from sensor_msgs.msg import CameraInfo, Image, JointState, Joy
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from sole_r1_interfaces.msg import Episode, TaskState
+from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.firewall import Firewall, status_message
@@ -121,6 +123,9 @@ class SimRobotNode(Node):
         guard, sensor = self.firewall.guard, qos_profile_sensor_data
         self._external_pub = self.create_publisher(Image, 'camera/external/image_raw', sensor)
         self._wrist_pub = self.create_publisher(Image, 'camera/wrist/image_raw', sensor)
+        self._info_pubs = tuple(self.create_publisher(CameraInfo, f'camera/{view}/camera_info',
+                                                      sensor) for view in ('external', 'wrist'))
+        self._camera_infos: tuple[CameraInfo, ...] = ()
         self._mask_pubs = (
             self.create_publisher(Image, 'camera/external/robot_mask', sensor),
             self.create_publisher(Image, 'camera/wrist/robot_mask', sensor),
@@ -227,6 +232,8 @@ class SimRobotNode(Node):
         try:
             robot = MetaWorldRobot(self._configs['sim'])
             observation = robot.reset()
+            self._camera_infos = tuple(_camera_info(camera) for camera, _ in
+                                       robot.camera_calibrations())
         except BaseException as exc:  # reported to __init__, which raises
             self._start_error = exc
             self._ready.set()
@@ -329,12 +336,15 @@ class SimRobotNode(Node):
         q.x, q.y, q.z, q.w = map(float, observation.ee_orientation)
         self._pose_pub.publish(pose)
         if tick % self._configs['node'].camera_every_n_ticks == 0:
-            for array, publisher, frame in ((observation.external, self._external_pub,
-                                             'external_camera'),
-                                            (observation.wrist, self._wrist_pub, 'wrist_camera')):
+            for array, publisher, frame, camera_info, info_pub in zip(
+                    (observation.external, observation.wrist),
+                    (self._external_pub, self._wrist_pub), ('external_camera', 'wrist_camera'),
+                    self._camera_infos, self._info_pubs):
                 if array is not None:
                     msg = array_to_image(array, 'rgb8', msg=Image())
                     msg.header.stamp, msg.header.frame_id = stamp, frame
+                    camera_info.header = msg.header
+                    info_pub.publish(camera_info)
                     publisher.publish(msg)
             for mask, publisher, frame in zip(masks, self._mask_pubs or (),
                                               ('external_camera', 'wrist_camera')):
@@ -356,6 +366,14 @@ class SimRobotNode(Node):
         if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def _camera_info(camera: PinholeCamera) -> CameraInfo:
+    """A distortion-free CameraInfo of the camera's intrinsics (as a driver publishes)."""
+    k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+    return CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob',
+                      d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                      p=k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])
 
 
 def _where(exc: Exception) -> str:

@@ -4,6 +4,7 @@ No ROS here: the simulator node wraps this class and runs physics and rendering 
 """
 from dataclasses import dataclass
 import logging
+import os
 from typing import Any, Sequence
 
 import numpy as np
@@ -11,7 +12,8 @@ import numpy as np
 from sole_r1_ros.sim._deps import import_metaworld, import_mujoco
 from sole_r1_ros.sim.config import clamp_command, SimConfig
 from sole_r1_ros.sim.progress import TaskProgress
-from sole_r1_ros.sim.rendering import CameraRig
+from sole_r1_ros.camera.pinhole import PinholeCamera
+from sole_r1_ros.sim.rendering import camera_calibration, CameraRig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -26,6 +28,26 @@ ROBOT_ROOT_BODY = 'base'
 STATE_SIZE = 39
 '''Length of Meta-World's goal-observable state (the privileged baseline's observation).'''
 _UNLIMITED_ENV_STEPS = 2**62
+
+
+def write_robot_model(path: str) -> str:
+    """Write the Sawyer alone (arm, gripper, pedestal) as an MJCF file; return ``path``.
+
+    The simulated robot's own description, as a real robot has its URDF: a self-filter
+    (``camera/self_filter.py``) draws its mask from it and the joint states. It includes
+    Meta-World's asset files where the package is installed.
+    """
+    assets = os.path.join(os.path.dirname(import_metaworld().__file__), 'assets')
+    text = (f'<mujoco model="sawyer">\n'
+            f'  <compiler meshdir="{assets}/sawyer_xyz"/>\n'
+            f'  <include file="{assets}/objects/assets/xyz_base_dependencies.xml"/>\n'
+            f'  <worldbody><include file="{assets}/objects/assets/xyz_base.xml"/></worldbody>\n'
+            f'</mujoco>\n')
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as file:
+        file.write(text)
+    return path
 
 
 def _frozen(array: np.ndarray) -> np.ndarray:
@@ -255,6 +277,24 @@ class MetaWorldRobot:
             policies = import_metaworld().policies
             self._expert = policies.ENV_POLICY_MAP[self._config.task]()
         return clamp_command(self._expert.get_action(self._state))
+
+    def camera_calibrations(self) -> tuple[tuple[PinholeCamera, str], ...]:
+        """Each camera's calibration, in ``Observation`` order (external, wrist).
+
+        What a hand-eye calibration gives a real robot: per camera its intrinsics, and its
+        optical frame's pose in the base frame (the world here) with '' for a fixed camera,
+        or in the link it is fixed to with that link's name (the wrist camera). For a
+        self-filter (``camera/self_filter.py``) that draws the robot's mask from
+        ``write_robot_model``'s file.
+        """
+        self._check_open()
+        model, data = self._env.model, self._env.data
+        import_mujoco().mj_forward(model, data)
+        cameras = [self._config.external_camera]
+        if self._config.wrist_camera:
+            cameras.append(self._config.wrist_camera)
+        return tuple(camera_calibration(model, data, camera, self._config.image_width,
+                                        self._config.image_height) for camera in cameras)
 
     def render_robot_masks(self) -> tuple[np.ndarray, ...]:
         """Each camera's mask of the robot now, in ``Observation`` order (external, wrist).

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.sim._deps import import_mujoco
 
 # Meta-World's corner cameras are mounted so that their images come out upside down.
@@ -172,3 +173,33 @@ def subtree_geoms(model: Any, root_body: str) -> np.ndarray:
     for body in range(model.nbody):  # MuJoCo lists parents before their children
         below[body] |= body != 0 and below[model.body_parentid[body]]
     return np.flatnonzero(below[model.geom_bodyid])
+
+
+def camera_calibration(model: Any, data: Any, camera: str, width: int, height: int
+                       ) -> tuple[PinholeCamera, str]:
+    """What calibrating ``camera`` would give: its intrinsics and optical frame's pose.
+
+    For the images ``CameraRig`` renders (the corner cameras' turned upright). Returns the
+    camera and the body it is fixed to: '' and its pose in the world for a fixed camera, or
+    the body's name and its pose in that body (a wrist camera's hand-eye calibration).
+    ``data`` must be forwarded (``mj_forward``) at least once.
+    """
+    mujoco = import_mujoco()
+    cam = model.camera(camera).id
+    fy = (height / 2) / np.tan(np.radians(model.cam_fovy[cam]) / 2)   # MuJoCo's fovy: vertical
+    # MuJoCo's camera frame: x right, y up, looking down -z; the optical frame: y down, +z.
+    axes = np.diag([-1.0, 1.0, -1.0]) if camera in _UPSIDE_DOWN_CAMERAS else np.diag(
+        [1.0, -1.0, -1.0])
+    body = int(model.cam_bodyid[cam])
+    position, matrix = data.cam_xpos[cam], data.cam_xmat[cam].reshape(3, 3)
+    if body:   # measured in the body's frame now, whatever the camera's MJCF mode
+        body_matrix = data.xmat[body].reshape(3, 3)
+        position = body_matrix.T @ (position - data.xpos[body])
+        matrix = body_matrix.T @ matrix
+    quat = np.zeros(4)
+    mujoco.mju_mat2Quat(quat, (matrix @ axes).flatten())
+    calibration = PinholeCamera(width, height, float(fy), float(fy), width / 2, height / 2,
+                                tuple(float(v) for v in position),
+                                (float(quat[1]), float(quat[2]), float(quat[3]),
+                                 float(quat[0])))
+    return calibration, model.body(body).name if body else ''

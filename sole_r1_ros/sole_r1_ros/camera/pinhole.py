@@ -1,0 +1,75 @@
+"""A calibrated pinhole camera: image size, intrinsics and its optical frame's pose.
+
+The intrinsics are ``sensor_msgs/CameraInfo``'s K; the pose is a hand-eye calibration's answer
+(the camera's optical frame in the robot's base frame), which TF would carry as a static
+transform. numpy only.
+"""
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PinholeCamera:
+    """A calibrated camera: image size, intrinsics [px] and optical-frame pose [m].
+
+    The optical frame is ROS's (REP 103 ``_optical_frame``): x right, y down, z forward.
+    """
+
+    width: int
+    height: int
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    position: tuple[float, float, float]
+    '''The optical frame's origin in the frame it was calibrated in [m]: the robot's base
+    frame for a fixed camera, a link's for one on the arm.'''
+    orientation: tuple[float, float, float, float]
+    '''Its orientation there, unit quaternion x, y, z, w (geometry_msgs order).'''
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f'camera image size must be positive, got '
+                             f'{self.width}x{self.height}')
+        values = (self.fx, self.fy, self.cx, self.cy, *self.position, *self.orientation)
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f'camera intrinsics and pose must be finite, got {values}')
+        if self.fx <= 0 or self.fy <= 0:
+            raise ValueError(f'focal lengths must be positive, got fx={self.fx}, fy={self.fy}')
+        if len(self.position) != 3 or len(self.orientation) != 4:
+            raise ValueError('camera position needs 3 values and orientation 4 (x, y, z, w)')
+        if not 0.9 < float(np.linalg.norm(self.orientation)) < 1.1:
+            raise ValueError(f'camera orientation is not a unit quaternion (x, y, z, w): '
+                             f'{self.orientation}')
+
+    @classmethod
+    def from_camera_info(cls, width: int, height: int, k: Sequence[float],
+                         position: Sequence[float], orientation: Sequence[float]
+                         ) -> 'PinholeCamera':
+        """From CameraInfo's row-major 3x3 ``k`` (fx 0 cx, 0 fy cy, 0 0 1) and a pose."""
+        if len(k) != 9:
+            raise ValueError(f'K needs 9 values (row-major 3x3), got {len(k)}')
+        return cls(int(width), int(height), float(k[0]), float(k[4]), float(k[2]),
+                   float(k[5]), tuple(float(v) for v in position),
+                   tuple(float(v) for v in orientation))
+
+    def project(self, points: np.ndarray) -> np.ndarray:
+        """Pixel coordinates (u right, v down; pixel centres at +0.5) of points, N x 2.
+
+        The points are in the frame the pose is in.
+        """
+        rotation = rotation_matrix(self.orientation)
+        local = (np.asarray(points, dtype=np.float64) - np.asarray(self.position)) @ rotation
+        return np.stack([self.fx * local[:, 0] / local[:, 2] + self.cx,
+                         self.fy * local[:, 1] / local[:, 2] + self.cy], axis=1)
+
+
+def rotation_matrix(xyzw: Sequence[float]) -> np.ndarray:
+    """3x3 rotation of a quaternion x, y, z, w (normalised first)."""
+    x, y, z, w = np.asarray(xyzw, dtype=np.float64) / np.linalg.norm(xyzw)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])

@@ -1,0 +1,203 @@
+"""A robot's mask in a calibrated camera's image, drawn from its model at its joint positions.
+
+What a real robot gives the camera node's ``erase_robot`` on ``camera/<view>/robot_mask``
+(``camera/robot_eraser.py``): the robot's own geometry (a URDF or an MJCF file), posed at the
+joint positions it reports, rendered by MuJoCo's segmentation pass from the camera's pinhole
+intrinsics (``sensor_msgs/CameraInfo``'s K) and its pose in the robot's base frame (a hand-eye
+calibration). This is what ``realtime_urdf_filter`` does for depth images; it needs nothing
+the simulator alone knows. Objects in front of the robot are not seen (the model has only the
+robot), so a few pixels too many are erased where the robot is hidden; the eraser's ``grow``
+pads the outline for calibration error and mesh simplification.
+
+MuJoCo is imported here: import this module only where a mask is drawn.
+"""
+import os
+import threading
+from typing import Any, Mapping, Sequence
+
+import cv2
+import numpy as np
+
+from sole_r1_ros.camera.pinhole import PinholeCamera, rotation_matrix
+from sole_r1_ros.sim._deps import import_mujoco
+
+_CAMERA = 'self_filter_camera'
+# MuJoCo's sensor size is a length; the pixels are all that matters, so any pixel pitch works.
+_PIXEL_PITCH_M = 1e-6
+# A geom group MuJoCo does not draw by default (groups 3-5 are hidden).
+_HIDDEN_GROUP = 5
+
+
+class RobotSelfFilter:
+    """Draw the robot's mask for one camera from its model and its joint positions.
+
+    Every moving joint of the model must be given at every call: a missing joint raises
+    (a mask drawn at a guessed pose would erase the wrong pixels). The GL context is made on
+    the first ``mask`` call, in the calling thread; later calls and ``close`` must come from it.
+    """
+
+    def __init__(self, model_path: str, camera: PinholeCamera | None = None,
+                 mesh_dir: str = '', camera_link: str = '',
+                 hidden_links: Sequence[str] = (), max_side: int = 0) -> None:
+        """Load and compile the robot model with a camera added; no GL work yet.
+
+        Args:
+            model_path: the robot's URDF (``.urdf``) or MJCF (``.xml``) file. MuJoCo keeps a
+                URDF's collision geometry (usually a padded hull of the visual one, which
+                suits erasing).
+            camera: the camera, its pose in ``camera_link``'s frame; None: ``set_camera``
+                later (when its ``CameraInfo`` comes).
+            mesh_dir: where the model's mesh files are, when not beside it (a URDF's
+                ``package://`` paths are read as file names there).
+            camera_link: the model's body (URDF link) the camera is fixed to, e.g. the hand
+                for a wrist camera; '' for the base (world) frame of a fixed camera.
+            hidden_links: links never drawn: those the scene always hides from this camera
+                (a pedestal under the table, seen from the wrist), which the model alone
+                would erase.
+            max_side: draw at most this many pixels along the longer side and scale the
+                mask up to the camera's size (software rendering costs per pixel; the camera
+                node shrinks frames and masks to its tile before erasing); 0: full size.
+
+        Raises:
+            FileNotFoundError: no such model file.
+            ValueError: MuJoCo cannot read or compile it, it has no moving joint, no
+                body ``camera_link`` or one of ``hidden_links``, or ``max_side`` < 0.
+        """
+        mujoco = import_mujoco()
+        if max_side < 0:
+            raise ValueError(f'max_side must be >= 0 (0: full size), got {max_side}')
+        self._max_side = int(max_side)
+        if not os.path.isfile(model_path):
+            raise FileNotFoundError(f'no robot model at {model_path!r} (a URDF or MJCF file)')
+        try:
+            spec = mujoco.MjSpec.from_file(model_path)
+            if mesh_dir:
+                spec.meshdir = mesh_dir
+            parent = spec.body(camera_link) if camera_link else spec.worldbody
+            if parent is None:
+                raise ValueError(f'it has no body (link) {camera_link!r} to fix the camera to')
+            parent.add_camera(name=_CAMERA)
+            self._model = spec.compile()
+        except Exception as exc:  # MuJoCo reports parse and compile errors as ValueError/etc.
+            raise ValueError(f'MuJoCo cannot load the robot model {model_path!r}: {exc}'
+                             ) from exc
+        model = self._model
+        moving = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
+        self._joints = {model.joint(i).name: int(model.jnt_qposadr[i])
+                        for i in range(model.njnt) if model.jnt_type[i] in moving}
+        if not self._joints:
+            raise ValueError(f'{model_path!r} has no hinge or slide joint to pose')
+        bodies = {model.body(i).name: i for i in range(model.nbody)}
+        unknown = [link for link in hidden_links if link not in bodies]
+        if unknown:
+            raise ValueError(f'{model_path!r} has no links {unknown} to hide')
+        hidden = np.isin(model.geom_bodyid, [bodies[link] for link in hidden_links])
+        model.geom_group[hidden] = _HIDDEN_GROUP
+        self._data = mujoco.MjData(model)
+        self._cam = model.camera(_CAMERA).id
+        self._camera: PinholeCamera | None = None
+        self._draw_size: tuple[int, int] | None = None
+        self._renderer: Any = None
+        self._thread_id: int | None = None
+        self._closed = False
+        self._option = mujoco.MjvOption()
+        self._option.sitegroup[:] = 0
+        if camera is not None:
+            self.set_camera(camera)
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """The joints every ``mask`` call needs, in the model's order."""
+        return tuple(self._joints)
+
+    @property
+    def camera(self) -> PinholeCamera | None:
+        """The camera the masks are drawn for (None until one is set)."""
+        return self._camera
+
+    def set_camera(self, camera: PinholeCamera) -> None:
+        """Draw the next masks for this camera (new intrinsics, size or calibration)."""
+        mujoco = import_mujoco()
+        model, cam = self._model, self._cam
+        scale = min(1.0, self._max_side / max(camera.width, camera.height)
+                    ) if self._max_side else 1.0
+        width, height = max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
+        model.cam_pos[cam] = camera.position
+        # MuJoCo's camera looks down its -z with y up; the optical frame looks down +z, y down.
+        matrix = rotation_matrix(camera.orientation) @ np.diag([1.0, -1.0, -1.0])
+        mujoco.mju_mat2Quat(model.cam_quat[cam], matrix.flatten())
+        sx, sy = width / camera.width, height / camera.height
+        pitch = _PIXEL_PITCH_M
+        model.cam_resolution[cam] = (width, height)
+        model.cam_sensorsize[cam] = (width * pitch, height * pitch)
+        # Measured on MuJoCo 3.3 (test_self_filter.py pins it): the horizontal principal
+        # offset counts from the right, the vertical one from the top.
+        model.cam_intrinsic[cam] = (camera.fx * sx * pitch, camera.fy * sy * pitch,
+                                    (width / 2 - camera.cx * sx) * pitch,
+                                    (camera.cy * sy - height / 2) * pitch)
+        resized = self._draw_size != (width, height)
+        self._camera, self._draw_size = camera, (width, height)
+        if resized and self._renderer is not None:
+            self._renderer.close()   # made again at the new size by the next mask
+            self._renderer = None
+
+    def mask(self, joint_positions: Mapping[str, float]) -> np.ndarray:
+        """Draw the robot at these joint positions: H×W uint8, 255 where it is.
+
+        Args:
+            joint_positions: joint name -> position (rad or m); names the model does not
+                have are ignored (other devices on the same ``joint_states``).
+
+        Raises:
+            ValueError: a joint of the model is missing or not finite.
+            RuntimeError: no camera set yet, called from another thread than the first
+                call, or after close.
+        """
+        mujoco = import_mujoco()
+        if self._camera is None:
+            raise RuntimeError('RobotSelfFilter.mask needs a camera: set_camera first')
+        missing = [n for n in self._joints if n not in joint_positions]
+        if missing:
+            raise ValueError(f'joint positions lack {missing}: the robot mask needs every '
+                             f'moving joint of the model ({len(self._joints)})')
+        for name, address in self._joints.items():
+            value = float(joint_positions[name])
+            if not np.isfinite(value):
+                raise ValueError(f'joint {name!r} position is not finite: {value}')
+            self._data.qpos[address] = value
+        renderer = self._renderer_for_this_thread()
+        mujoco.mj_kinematics(self._model, self._data)
+        mujoco.mj_camlight(self._model, self._data)
+        renderer.update_scene(self._data, camera=_CAMERA, scene_option=self._option)
+        ids = renderer.render()  # H×W×2: object id, object type (-1 for none)
+        mask = ((ids[..., 1] == mujoco.mjtObj.mjOBJ_GEOM) & (ids[..., 0] >= 0)).astype(
+            np.uint8) * np.uint8(255)
+        if self._draw_size != (self._camera.width, self._camera.height):
+            mask = cv2.resize(mask, (self._camera.width, self._camera.height),
+                              interpolation=cv2.INTER_NEAREST)
+        return mask
+
+    def _renderer_for_this_thread(self) -> Any:
+        if self._closed:
+            raise RuntimeError('RobotSelfFilter is closed')
+        thread_id = threading.get_ident()
+        if self._thread_id is None:
+            self._thread_id = thread_id
+        elif thread_id != self._thread_id:
+            raise RuntimeError('RobotSelfFilter.mask must be called from the thread that '
+                               'called it first (its GL context is current there)')
+        if self._renderer is None:
+            mujoco = import_mujoco()
+            width, height = self._draw_size
+            self._model.vis.global_.offwidth = max(self._model.vis.global_.offwidth, width)
+            self._model.vis.global_.offheight = max(self._model.vis.global_.offheight, height)
+            self._renderer = mujoco.Renderer(self._model, height, width)
+            self._renderer.enable_segmentation_rendering()
+        return self._renderer
+
+    def close(self) -> None:
+        """Free the GL context; call it from the thread that drew. Idempotent."""
+        self._closed = True
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None

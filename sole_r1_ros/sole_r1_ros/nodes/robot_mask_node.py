@@ -1,0 +1,231 @@
+"""A self-filter: the robot's mask on each camera frame, for a camera node that erases it.
+
+Subscribes ``camera/<view>/image_raw`` (its stamp and size only; sensor-data QoS),
+``camera/<view>/camera_info`` (the intrinsics K) and ``joint_states``; publishes
+``camera/<view>/robot_mask`` (mono8, 255 on the robot, the picture's stamp and frame) and
+``/diagnostics``. Each mask is the robot's own model (``robot_model``: its URDF or MJCF) drawn
+at the joint states nearest the frame's stamp from the calibrated camera
+(``camera/self_filter.py``): what ``camera_node.erase_robot`` needs on a real robot, and what
+the simulator's privileged ``publish_robot_masks`` stands in for. A frame waits for the first
+joint states stamped at or after it (the two topics arrive in any order), then is drawn at the
+nearer of the two around its stamp. A frame without joint states near enough or without camera
+info gets no mask: the camera node then never queries it and counts it, and this node counts
+why. Drawing runs on one thread of its own (a GL context is
+current in one thread), whatever executor spins the node.
+"""
+from collections import deque
+from dataclasses import dataclass
+import queue
+import threading
+
+from diagnostic_msgs.msg import DiagnosticArray
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image, JointState
+
+from sole_r1_ros.camera.pinhole import PinholeCamera
+from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.image_msgs import array_to_image
+from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.params import NodeConfigs
+from sole_r1_ros.nodes.spin import run_node
+
+
+@dataclass(frozen=True)
+class RobotMaskNodeConfig:
+    """Which robot, which camera and where it is (its hand-eye calibration)."""
+
+    robot_model: str = option('', "the robot's URDF or MJCF file (MuJoCo reads both; a URDF's "
+                              'collision geometry is drawn); required', read_only=True)
+    mesh_dir: str = option('', "folder of the model's mesh files when not beside it ('': "
+                           "beside it; a URDF's package:// paths are read as file names "
+                           'there)', read_only=True)
+    view: str = option('external', 'the camera: camera/<view>/image_raw and camera_info in, '
+                       'camera/<view>/robot_mask out', choices=('external', 'wrist'),
+                       read_only=True)
+    camera_link: str = option('', "the model's link the camera is fixed to ('': the base, "
+                              'for a fixed camera; the hand for a wrist camera)',
+                              read_only=True)
+    camera_position: tuple[float, ...] = option(
+        (0.0, 0.0, 0.0), "the camera's optical frame (x right, y down, z forward) in "
+        'camera_link (or the base) [m]: a hand-eye calibration', length=3, read_only=True)
+    camera_orientation: tuple[float, ...] = option(
+        (0.0, 0.0, 0.0, 1.0), 'its orientation there, quaternion x y z w', length=4,
+        read_only=True)
+    hidden_links: tuple[str, ...] = option(
+        (), 'links never drawn: those the scene always hides from this camera (a pedestal '
+        'under the table, seen from the wrist), which the model alone would erase',
+        read_only=True)
+    draw_max_side: int = option(
+        384, 'masks are drawn at most this many pixels along the longer side and scaled up '
+        'to the picture (software rendering costs per pixel; the camera node shrinks to its '
+        'tile_size, 384 at most by default, before erasing); 0: full size', range=(0, 8192),
+        read_only=True)
+    max_joint_state_age_s: float = option(
+        0.05, 'a frame is drawn at the joint states nearest its stamp, at most this far from '
+        'it [s]; a frame without any gets no mask (and is never queried)', range=(0.0, 10.0))
+    max_waiting_frames: int = option(
+        8, 'frames waiting for joint states stamped at or after them; the oldest beyond '
+        'this gets no mask', range=(1, 1000))
+
+    def __post_init__(self) -> None:
+        validate(self)
+        if not self.robot_model:
+            raise ValueError("robot_mask_node.robot_model is required: the robot's URDF or MJCF "
+                             'file')
+
+
+SECTIONS = {'node': (RobotMaskNodeConfig, '')}
+
+
+def _stamp_ns(stamp) -> int:
+    return Time.from_msg(stamp).nanoseconds
+
+
+class RobotMaskNode(Node):
+    """Draws the robot's mask for each frame of one camera."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__('robot_mask_node', **kwargs)
+        self._configs = NodeConfigs(self, SECTIONS)
+        c = self._configs['node']
+        from sole_r1_ros.camera.self_filter import RobotSelfFilter   # MuJoCo: only here
+        # Loaded now, so that a wrong file fails at start-up; the camera comes with its info.
+        self._filter = RobotSelfFilter(c.robot_model, None, c.mesh_dir, c.camera_link,
+                                       c.hidden_links, c.draw_max_side)
+        self._info: tuple | None = None   # (width, height, K) of the camera info
+        self._drawn_info: tuple | None = None   # ... the filter draws for (its thread's)
+        self._joints: deque = deque(maxlen=256)   # (stamp_ns, {name: position})
+        self._waiting: deque = deque()   # (stamp_ns, camera info, header) of frames to draw
+        self.firewall = Firewall(self)
+        self.masks = 0
+        self.missing = {'joint_states': 0, 'camera_info': 0, 'drawing_time': 0}
+        # Frames to draw: (camera, header, joint positions); a frame that finds it full is
+        # not drawn (the drawing thread is behind) and counted.
+        self._jobs: queue.Queue = queue.Queue(maxsize=4)
+        guard = self.firewall.guard
+        view = c.view
+        self._mask_pub = self.create_publisher(Image, f'camera/{view}/robot_mask',
+                                               qos_profile_sensor_data)
+        self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_subscription(Image, f'camera/{view}/image_raw',
+                                 guard(f'camera/{view}/image_raw', self._image_callback),
+                                 qos_profile_sensor_data)
+        self.create_subscription(CameraInfo, f'camera/{view}/camera_info',
+                                 guard(f'camera/{view}/camera_info', self._info_callback),
+                                 qos_profile_sensor_data)
+        self.create_subscription(JointState, 'joint_states',
+                                 guard('joint_states', self._joint_states_callback), 50)
+        self.create_timer(1.0, guard('status', self._publish_status))
+        self._thread = threading.Thread(target=self._draw_loop, name='robot_mask',
+                                        daemon=True)
+        self._thread.start()
+        self.get_logger().info(f'drawing the mask of {c.robot_model} '
+                               f'({len(self._filter.joint_names)} joints) on camera/{view}')
+
+    def _camera(self, width: int, height: int, k) -> PinholeCamera:
+        c = self._configs['node']
+        return PinholeCamera.from_camera_info(width, height, k, c.camera_position,
+                                              c.camera_orientation)
+
+    def _info_callback(self, msg: CameraInfo) -> None:
+        info = (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k))
+        if info != self._info:
+            self._camera(*info)   # raises on a zero size or focal length: the info is refused
+            self._info = info
+
+    def _joint_states_callback(self, msg: JointState) -> str | None:
+        if len(msg.name) != len(msg.position):
+            return f'joint_states has {len(msg.name)} names and {len(msg.position)} positions'
+        if not np.all(np.isfinite(msg.position)):
+            return 'joint_states holds NaN or inf'
+        stamp = _stamp_ns(msg.header.stamp)
+        if self._joints and stamp < self._joints[-1][0]:
+            self._joints.clear()   # time went back (a restarted bag or simulator)
+        self._joints.append((stamp, dict(zip(msg.name, msg.position))))
+        self._draw_waiting()
+        return None
+
+    def _image_callback(self, msg: Image) -> str | None:
+        view = self._configs['node'].view
+        if self._info is None:
+            self.missing['camera_info'] += 1
+            return f'no camera/{view}/camera_info yet: the frame gets no robot mask'
+        if (msg.width, msg.height) != self._info[:2]:
+            return (f'{view} image of {msg.width}x{msg.height} px, camera_info of '
+                    f'{self._info[0]}x{self._info[1]}: the frame gets no robot mask')
+        self._waiting.append((_stamp_ns(msg.header.stamp), self._info, msg.header))
+        if len(self._waiting) > self._configs['node'].max_waiting_frames:
+            self._waiting.popleft()
+            self._no_joint_states('no joint_states stamped at or after')
+        self._draw_waiting()
+        return None
+
+    def _draw_waiting(self) -> None:
+        """Send each waiting frame whose joint states have come to the drawing thread."""
+        limit = self._configs['node'].max_joint_state_age_s * 1e9
+        while self._waiting and self._joints and self._joints[-1][0] >= self._waiting[0][0]:
+            stamp, info, header = self._waiting.popleft()
+            nearest_stamp, joints = min(self._joints, key=lambda item: abs(item[0] - stamp))
+            if abs(nearest_stamp - stamp) > limit:
+                self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
+                continue
+            try:
+                self._jobs.put_nowait((info, header, joints))
+            except queue.Full:
+                self.missing['drawing_time'] += 1
+                self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
+                                     'the drawing thread is behind: a frame gets no robot mask')
+
+    def _no_joint_states(self, reason: str) -> None:
+        self.missing['joint_states'] += 1
+        self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
+                             f'{reason} a frame: it gets no robot mask')
+
+    def _draw_loop(self) -> None:
+        """Draw and publish each frame's mask; every GL call happens on this thread."""
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                info, header, joints = job
+                try:
+                    if self._filter.camera is None or info != self._drawn_info:
+                        self._filter.set_camera(self._camera(*info))
+                        self._drawn_info = info
+                    mask = array_to_image(self._filter.mask(joints), 'mono8', msg=Image())
+                except Exception as exc:  # noqa: BLE001 (counted and logged; the next may do)
+                    self.firewall.reject('drawing', f'{type(exc).__name__}: {exc}')
+                    continue
+                mask.header = header
+                self._mask_pub.publish(mask)
+                self.masks += 1
+        finally:
+            self._filter.close()
+
+    def _publish_status(self) -> None:
+        self._status_pub.publish(status_message(self, {
+            'masks': self.masks,
+            **{f'frames_without/{k}': v for k, v in self.missing.items()},
+            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
+
+    def destroy_node(self) -> None:
+        while True:   # make room for the stop signal: pending frames are not drawn
+            try:
+                self._jobs.get_nowait()
+            except queue.Empty:
+                break
+        self._jobs.put(None)
+        self._thread.join(timeout=5.0)
+        super().destroy_node()
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(RobotMaskNode, args)
+
+
+if __name__ == '__main__':
+    main()

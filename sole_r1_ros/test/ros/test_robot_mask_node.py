@@ -1,0 +1,152 @@
+"""The self-filter node over real DDS: the robot's masks from joint states and camera info.
+
+Against the simulator's own masks of the same frames (published beside them), which the node
+never sees; and frames it cannot draw are counted, never masked with a guess.
+"""
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('mujoco')
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+
+from sole_r1_ros.image_msgs import array_to_image, image_to_array  # noqa: E402
+from sole_r1_ros.nodes.firewall import read_status  # noqa: E402
+from sole_r1_ros.nodes.robot_mask_node import RobotMaskNode  # noqa: E402
+
+_DRAWN = ['--ros-args', '-r', 'camera/external/robot_mask:=camera/external/drawn_mask']
+
+
+def _key(header) -> tuple[int, int]:
+    return header.stamp.sec, header.stamp.nanosec
+
+
+def test_the_node_draws_the_simulated_robot_from_its_joint_states(ros_graph, tmp_path):
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.commands.learn import _calibrate_simulated_self_filter, SIMULATED_ROBOT
+    from sole_r1_ros.nodes.sim_robot_node import SimRobotNode
+
+    sim = {'task': 'drawer-close-v3', 'image_width': 64, 'image_height': 48}
+    params = {'sim_robot_node': dict(sim), 'robot_mask_node': {'robot_model': SIMULATED_ROBOT}}
+    _calibrate_simulated_self_filter(params, tmp_path)
+    probe = ros_graph.probe('mask_probe')
+    seen: dict[str, dict] = {'robot_mask': {}, 'drawn_mask': {}}
+    for kind, store in seen.items():
+        probe.create_subscription(
+            Image, f'camera/external/{kind}',
+            lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
+            qos_profile_sensor_data)
+    infos = []
+    probe.create_subscription(CameraInfo, 'camera/external/camera_info', infos.append,
+                              qos_profile_sensor_data)
+    node = ros_graph.add(RobotMaskNode(
+        context=ros_graph.context, cli_args=_DRAWN, parameter_overrides=[
+            Parameter(name, value=value) for name, value in params['robot_mask_node'].items()]))
+    time.sleep(0.3)
+    ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('publish_robot_masks', value=True), Parameter('rate_hz', value=20.0),
+        *[Parameter(name, value=value) for name, value in sim.items()]]))
+
+    def both() -> list:
+        return sorted(set(seen['robot_mask']) & set(seen['drawn_mask']))
+    assert ros_graph.wait_for(lambda: len(both()) >= 4, timeout=30.0), node.missing
+    # The first frames may come before the camera info or joint states do; none after (each
+    # frame waits for the joint states of its stamp). A busy machine may drop a frame the
+    # drawing thread has no time for, counted as such.
+    missing = dict(node.missing)
+    assert ros_graph.wait_for(lambda: len(both()) >= 10, timeout=30.0), node.missing
+    assert node.missing['joint_states'] == missing['joint_states']
+    assert node.missing['camera_info'] == missing['camera_info']
+    assert set(node.firewall.rejected) <= {'camera/external/image_raw'}
+    info = infos[-1]
+    assert (info.width, info.height) == (64, 48) and info.k[0] > 0 and info.k[2] == 32.0
+    for stamp in both():
+        truth, drawn = seen['robot_mask'][stamp] > 0, seen['drawn_mask'][stamp] > 0
+        assert drawn.shape == (48, 64) and truth.any()
+        assert (truth & drawn).sum() / truth.sum() > 0.99
+        assert (truth & drawn).sum() / (truth | drawn).sum() > 0.85
+
+
+def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
+    model = tmp_path / 'ball.xml'
+    model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
+                     'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
+                     '</worldbody></mujoco>')
+    node = ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('robot_model', value=str(model)),
+        Parameter('camera_position', value=[0.0, -1.0, 0.0]),
+        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678])]))
+    probe = ros_graph.probe('bad_frames_probe')
+    masks, statuses = [], []
+    probe.create_subscription(Image, 'camera/external/robot_mask', masks.append,
+                              qos_profile_sensor_data)
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses.append, 10)
+    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
+    infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
+                                   qos_profile_sensor_data)
+    joints = probe.create_publisher(JointState, 'joint_states', 10)
+    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0
+                              and infos.get_subscription_count() > 0
+                              and joints.get_subscription_count() > 0)
+
+    def frame(sec: int, width: int = 32) -> None:
+        msg = array_to_image(np.zeros((24, width, 3), np.uint8), 'rgb8')
+        msg.header.stamp.sec, msg.header.frame_id = sec, 'external_camera'
+        images.publish(msg)
+
+    def joint_state(sec: int, value: float, name: str = 'slide') -> None:
+        msg = JointState(name=[name], position=[value])
+        msg.header.stamp.sec = sec
+        joints.publish(msg)
+
+    frame(10)   # no camera info yet
+    assert ros_graph.wait_for(lambda: node.missing['camera_info'] == 1)
+    info = CameraInfo(width=32, height=24, k=[30.0, 0, 16.0, 0, 30.0, 12.0, 0, 0, 1])
+    infos.publish(CameraInfo(width=32, height=24, k=[0.0] * 9))   # refused: no focal length
+    infos.publish(info)
+    assert ros_graph.wait_for(
+        lambda: node.firewall.rejected.get('camera/external/camera_info') == 1)
+    time.sleep(0.2)
+    frame(11)   # waits for joint states stamped at or after it ...
+    time.sleep(0.2)
+    assert node.missing['joint_states'] == 0
+    joint_state(12, float('nan'))   # refused
+    joint_state(12, 0.0)   # ... which come a second later: too far
+    assert ros_graph.wait_for(lambda: node.missing['joint_states'] == 1)
+    assert node.firewall.rejected['joint_states'] == 1
+    frame(12, width=40)   # not the camera info's size
+    assert ros_graph.wait_for(
+        lambda: node.firewall.rejected.get('camera/external/image_raw', 0) == 3)
+    assert masks == []
+    frame(12)   # its joint states, at its stamp
+    assert ros_graph.wait_for(lambda: len(masks) == 1)
+    mask = image_to_array(masks[0])
+    assert masks[0].encoding == 'mono8' and _key(masks[0].header) == (12, 0)
+    assert masks[0].header.frame_id == 'external_camera'
+    assert mask.shape == (24, 32) and mask[12, 16] == 255 and mask[0, 0] == 0
+    joint_state(30, 0.0, name='elbow')   # not the model's joint: drawing refuses
+    time.sleep(0.2)
+    frame(30)
+    assert ros_graph.wait_for(lambda: node.firewall.rejected.get('drawing') == 1)
+    for sec in range(40, 49):   # joint states stop: the ninth waiting frame pushes one out
+        frame(sec)
+        time.sleep(0.02)
+    assert ros_graph.wait_for(lambda: node.missing['joint_states'] == 2)
+    assert len(masks) == 1
+    name = node.get_fully_qualified_name()
+    expected = {'masks': '1', 'frames_without/joint_states': '2',
+                'frames_without/camera_info': '1', 'rejected/drawing': '1'}
+    assert ros_graph.wait_for(lambda: any(
+        expected.items() <= (read_status(s, name) or {}).items() for s in statuses), timeout=5.0)
+    assert ros_graph.error is None
+
+
+def test_a_node_without_a_robot_model_says_what_it_needs(ros_graph):
+    with pytest.raises(ValueError, match='robot_model is required'):
+        RobotMaskNode(context=ros_graph.context)
