@@ -19,6 +19,8 @@ from sole_r1_ros.recording import BagWriter
 DEFAULT_TOPICS = (
     'camera/external/image_raw=sensor_msgs/msg/Image',
     'camera/wrist/image_raw=sensor_msgs/msg/Image',
+    'camera/external/camera_info=sensor_msgs/msg/CameraInfo',
+    'camera/wrist/camera_info=sensor_msgs/msg/CameraInfo',
     'camera/external/robot_mask=sensor_msgs/msg/Image',
     'camera/wrist/robot_mask=sensor_msgs/msg/Image',
     'sole_r1/progress=sole_r1_interfaces/msg/ProgressReward',
@@ -78,7 +80,8 @@ def _message_class(msgtype: str):
 
 
 def _qos(topic: str, msgtype: str):
-    if msgtype == 'sensor_msgs/msg/Image' and topic.startswith('camera/'):
+    if msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo') and topic.startswith(
+            'camera/'):
         return qos_profile_sensor_data
     return _LATCHED if topic == 'episode' else 50
 

@@ -9,7 +9,7 @@ pytest.importorskip('rosbags')
 
 from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
-from sensor_msgs.msg import Image  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from sole_r1_interfaces.msg import Episode, ProgressReward  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
@@ -24,9 +24,13 @@ def test_recorded_bag_reads_back_with_episodes_images_and_rewards(ros_graph, tmp
     probe = ros_graph.probe()
     external = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
     wrist = probe.create_publisher(Image, 'camera/wrist/image_raw', qos_profile_sensor_data)
+    # A camera driver's intrinsics, best effort as its images (a self-filter replays them).
+    infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
+                                   qos_profile_sensor_data)
     episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
     rewards = probe.create_publisher(ProgressReward, 'sole_r1/progress', 10)
     assert ros_graph.wait_for(lambda: external.get_subscription_count() > 0
+                              and infos.get_subscription_count() > 0
                               and rewards.get_subscription_count() > 0)
     time.sleep(0.3)
     for episode_index, episode_id in enumerate(('ep-a', 'ep-b')):
@@ -40,10 +44,11 @@ def test_recorded_bag_reads_back_with_episodes_images_and_rewards(ros_graph, tmp
                 msg = array_to_image(np.full((8, 12, 3), value, np.uint8), 'rgb8')
                 msg.header.stamp.sec = stamp_sec
                 publisher.publish(msg)
+            infos.publish(CameraInfo(width=12, height=8, k=[10.0, 0, 6, 0, 10.0, 4, 0, 0, 1]))
             rewards.publish(ProgressReward(episode_id=episode_id, step=i, progress=10.0 * i,
                                            reasoning=f'step {i} of {episode_id}'))
             time.sleep(0.05)
-    assert ros_graph.wait_for(lambda: recorder.writer.count >= 2 + 6 * 3, timeout=5.0)
+    assert ros_graph.wait_for(lambda: recorder.writer.count >= 2 + 6 * 4, timeout=5.0)
     recorder.writer.close()
 
     read = read_camera_episodes(bag, 'camera/external/image_raw', 'camera/wrist/image_raw')
@@ -56,7 +61,11 @@ def test_recorded_bag_reads_back_with_episodes_images_and_rewards(ros_graph, tmp
         connections = [c for c in reader.connections if c.topic == '/sole_r1/progress']
         texts = [reader.deserialize(raw, c.msgtype).reasoning
                  for c, _, raw in reader.messages(connections=connections)]
-    assert texts[-1] == 'step 2 of ep-b' and len(texts) == 6
+        assert texts[-1] == 'step 2 of ep-b' and len(texts) == 6
+        connections = [c for c in reader.connections if c.topic == '/camera/external/camera_info']
+        widths = [reader.deserialize(raw, c.msgtype).width
+                  for c, _, raw in reader.messages(connections=connections)]
+    assert widths == [12] * 6
 
 
 def test_score_bag_scores_every_recorded_episode(tmp_path):
