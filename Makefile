@@ -144,7 +144,7 @@ compact-model: setup
 compact-model-erased: setup
 	$(ENV)
 	for folder in compact_data compact_data_randomized compact_data_object_motion compact_data_undo; do
-	  [ -f runs/$$folder/synth.json ] || { echo "runs/$$folder is missing: run make compact-model first (the erased episodes are its episodes without the robot)" >&2; exit 2; }
+	  [ -d runs/$$folder/episodes ] || { echo "runs/$$folder is missing: run make compact-model first (the erased episodes are its episodes without the robot)" >&2; exit 2; }
 	done
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \
 	    --max-steps 250 --robot-masks --out runs/masks --workers 2
