@@ -278,7 +278,7 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
     if 'sim_robot_node' in params:
         camera['erase_robot'] = True
         print('the reward model reads frames with the robot erased: '
-              f'{_simulated_masks(params)}, and the camera node erases it')
+              f'{_switch_on_simulated_masks(params)}, and the camera node erases it')
     elif not camera.get('erase_robot'):
         raise ValueError('the reward model reads frames with the robot erased: publish the '
                          "robot's masks (camera/<view>/robot_mask, mono8, each picture's stamp) "
@@ -286,8 +286,8 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
                          'camera_node.erase_robot=true')
 
 
-def _simulated_masks(params: dict) -> str:
-    """Where a simulated robot's masks come from: the self-filter, else the simulator."""
+def _switch_on_simulated_masks(params: dict) -> str:
+    """Have the simulated robot's masks published; say by whom (the self-filter, else the sim)."""
     if 'robot_mask_node' in params:
         return 'robot_mask_node draws its masks from its model and the joint states'
     params['sim_robot_node']['publish_robot_masks'] = True
@@ -302,8 +302,8 @@ def _erase_beside_pictures(params: dict, camera: dict) -> None:
                          'erased_beside must be true')
     if 'sim_robot_node' in params:
         camera['erase_robot'] = camera['erased_beside'] = True
-        print(f'the reward is a compact pair: {_simulated_masks(params)}, and the camera node '
-              'sends the external view with the robot erased beside the pictures')
+        print(f'the reward is a compact pair: {_switch_on_simulated_masks(params)}, and the '
+              'camera node sends the external view with the robot erased beside the pictures')
     elif not (camera.get('erase_robot') and camera.get('erased_beside')):
         raise ValueError('the reward is a compact pair (reward_node.erased_model): publish the '
                          "robot's mask of the external camera (camera/external/robot_mask, "
