@@ -170,8 +170,9 @@ class RobotSelfFilter:
         mujoco.mj_camlight(self._model, self._data)
         renderer.update_scene(self._data, camera=_CAMERA, scene_option=self._option)
         ids = renderer.render()  # H×W×2: object id, object type (-1 for none)
-        mask = ((ids[..., 1] == mujoco.mjtObj.mjOBJ_GEOM) & (ids[..., 0] >= 0)).astype(
-            np.uint8) * np.uint8(255)
+        # int(): against the enum object numpy compares element by element in Python.
+        geom = (ids[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids[..., 0] >= 0)
+        mask = geom.astype(np.uint8) * np.uint8(255)
         if self._draw_size != (self._camera.width, self._camera.height):
             mask = cv2.resize(mask, (self._camera.width, self._camera.height),
                               interpolation=cv2.INTER_NEAREST)
