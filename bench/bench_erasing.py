@@ -20,7 +20,9 @@ Two parts, each against the work it sits beside:
 Writes bench/results/erasing.json and prints markdown tables. One thread; about a minute.
 """
 import argparse
+import contextlib
 import os
+import tempfile
 import time
 
 import numpy as np
@@ -89,75 +91,67 @@ def _sim_rows(steps: int, seed: int) -> list[dict]:
              'ratio_to_plain': round(with_masks / plain, 2)}]
 
 
-def _self_filter_rows(frames: int, seed: int) -> list[dict]:
-    import tempfile
-
+@contextlib.contextmanager
+def _sawyer_and_its_self_filter(task: str, width: int, height: int, max_side: int, seed: int):
+    """(robot after a reset, its first observation, a self-filter of its external camera)."""
     from sole_r1_ros.camera.self_filter import RobotSelfFilter
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
     from sole_r1_ros.sim.metaworld_robot import write_robot_model
 
-    rows = []
+    robot = MetaWorldRobot(SimConfig(task=task, image_width=width, image_height=height,
+                                     wrist_camera=''))
     with tempfile.TemporaryDirectory() as folder:
-        model = write_robot_model(os.path.join(folder, 'sawyer.xml'))
-        for width, height, max_side in ((64, 64, 0), (128, 128, 0), (640, 480, 0),
-                                        (640, 480, 384)):
-            robot = MetaWorldRobot(SimConfig(task='door-close-v3', image_width=width,
-                                             image_height=height, wrist_camera=''))
+        try:
+            observation = robot.reset(seed=seed)
+            self_filter = RobotSelfFilter(write_robot_model(os.path.join(folder, 'sawyer.xml')),
+                                          robot.camera_calibrations()[0][0], max_side=max_side)
             try:
-                observation = robot.reset(seed=seed)
-                self_filter = RobotSelfFilter(model, robot.camera_calibrations()[0][0],
-                                              max_side=max_side)
-                joints = dict(zip(observation.joint_names, observation.joint_positions))
-                self_filter.mask(joints)   # the GL context, made once
-                robot.render_robot_masks()
-                timings = {'self_filter': [], 'simulator': []}
-                for _ in range(2):   # interleaved: the load hits both alike
-                    timings['self_filter'].append(
-                        _per_call_ms(self_filter.mask, [(joints,)] * frames))
-                    timings['simulator'].append(
-                        _per_call_ms(robot.render_robot_masks, [()] * frames))
-                self_filter.close()
+                yield robot, observation, self_filter
             finally:
-                robot.close()
-            mine, sim = min(timings['self_filter']), min(timings['simulator'])
-            drawn = f', drawn at {max_side} px' if max_side else ''
-            rows.append({'frame': f'{width}x{height}{drawn}', 'self_filter_ms': round(mine, 2),
-                         'simulator_segmentation_ms': round(sim, 2),
-                         'ratio_to_simulator': round(mine / sim, 2)})
+                self_filter.close()
+        finally:
+            robot.close()
+
+
+def _self_filter_rows(frames: int, seed: int) -> list[dict]:
+    rows = []
+    for width, height, max_side in ((64, 64, 0), (128, 128, 0), (640, 480, 0), (640, 480, 384)):
+        with _sawyer_and_its_self_filter('door-close-v3', width, height, max_side, seed) as (
+                robot, observation, self_filter):
+            joints = dict(zip(observation.joint_names, observation.joint_positions))
+            self_filter.mask(joints)   # the GL context, made once
+            robot.render_robot_masks()
+            timings = {'self_filter': [], 'simulator': []}
+            for _ in range(2):   # interleaved: the load hits both alike
+                timings['self_filter'].append(
+                    _per_call_ms(self_filter.mask, [(joints,)] * frames))
+                timings['simulator'].append(
+                    _per_call_ms(robot.render_robot_masks, [()] * frames))
+        mine, sim = min(timings['self_filter']), min(timings['simulator'])
+        drawn = f', drawn at {max_side} px' if max_side else ''
+        rows.append({'frame': f'{width}x{height}{drawn}', 'self_filter_ms': round(mine, 2),
+                     'simulator_segmentation_ms': round(sim, 2),
+                     'ratio_to_simulator': round(mine / sim, 2)})
     return rows
 
 
 def _agreement_rows(steps: int, seed: int) -> list[dict]:
-    import tempfile
-
-    from sole_r1_ros.camera.self_filter import RobotSelfFilter
-    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
-    from sole_r1_ros.sim.metaworld_robot import write_robot_model
-
     rows = []
-    with tempfile.TemporaryDirectory() as folder:
-        model = write_robot_model(os.path.join(folder, 'sawyer.xml'))
-        for task in ('drawer-close-v3', 'door-close-v3', 'push-back-v3'):
-            robot = MetaWorldRobot(SimConfig(task=task, image_width=128, image_height=128,
-                                             wrist_camera=''))
-            try:
-                observation = robot.reset(seed=seed)
-                self_filter = RobotSelfFilter(model, robot.camera_calibrations()[0][0])
-                iou, recall = [], []
-                for step in range(steps):
-                    if step:
-                        observation, _ = robot.step(robot.expert_action())
-                    truth = robot.render_robot_masks()[0] > 0
-                    drawn = self_filter.mask(dict(zip(observation.joint_names,
-                                                      observation.joint_positions))) > 0
-                    iou.append((truth & drawn).sum() / (truth | drawn).sum())
-                    recall.append((truth & drawn).sum() / truth.sum())
-                self_filter.close()
-            finally:
-                robot.close()
-            rows.append({'task': task, 'frames': steps, 'iou_mean': round(float(np.mean(iou)), 3),
-                         'iou_min': round(float(np.min(iou)), 3),
-                         'covered_min': round(float(np.min(recall)), 3)})
+    for task in ('drawer-close-v3', 'door-close-v3', 'push-back-v3'):
+        with _sawyer_and_its_self_filter(task, 128, 128, 0, seed) as (
+                robot, observation, self_filter):
+            iou, recall = [], []
+            for step in range(steps):
+                if step:
+                    observation, _ = robot.step(robot.expert_action())
+                truth = robot.render_robot_masks()[0] > 0
+                drawn = self_filter.mask(dict(zip(observation.joint_names,
+                                                  observation.joint_positions))) > 0
+                iou.append((truth & drawn).sum() / (truth | drawn).sum())
+                recall.append((truth & drawn).sum() / truth.sum())
+        rows.append({'task': task, 'frames': steps, 'iou_mean': round(float(np.mean(iou)), 3),
+                     'iou_min': round(float(np.min(iou)), 3),
+                     'covered_min': round(float(np.min(recall)), 3)})
     return rows
 
 

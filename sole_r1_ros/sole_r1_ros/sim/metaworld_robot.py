@@ -9,10 +9,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.sim._deps import import_metaworld, import_mujoco
 from sole_r1_ros.sim.config import clamp_command, SimConfig
 from sole_r1_ros.sim.progress import TaskProgress
-from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.sim.rendering import camera_calibration, CameraRig
 
 _LOGGER = logging.getLogger(__name__)
@@ -146,6 +146,7 @@ class MetaWorldRobot:
         cameras = [self._config.external_camera]
         if self._config.wrist_camera:
             cameras.append(self._config.wrist_camera)
+        self._camera_names = tuple(cameras)
         self._cameras = CameraRig(
             self._env.model, cameras, self._config.image_width, self._config.image_height,
             mask_body=ROBOT_ROOT_BODY) if self._config.render else None
@@ -290,11 +291,9 @@ class MetaWorldRobot:
         self._check_open()
         model, data = self._env.model, self._env.data
         import_mujoco().mj_forward(model, data)
-        cameras = [self._config.external_camera]
-        if self._config.wrist_camera:
-            cameras.append(self._config.wrist_camera)
         return tuple(camera_calibration(model, data, camera, self._config.image_width,
-                                        self._config.image_height) for camera in cameras)
+                                        self._config.image_height)
+                     for camera in self._camera_names)
 
     def render_robot_masks(self) -> tuple[np.ndarray, ...]:
         """Each camera's mask of the robot now, in ``Observation`` order (external, wrist).
