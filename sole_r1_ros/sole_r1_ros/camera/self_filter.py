@@ -20,6 +20,7 @@ import numpy as np
 
 from sole_r1_ros.camera.pinhole import PinholeCamera, rotation_matrix
 from sole_r1_ros.sim._deps import import_mujoco
+from sole_r1_ros.sim.rendering import geom_pixels
 
 _CAMERA = 'self_filter_camera'
 # MuJoCo's sensor size is a length; the pixels are all that matters, so any pixel pitch works.
@@ -170,9 +171,7 @@ class RobotSelfFilter:
         mujoco.mj_camlight(self._model, self._data)
         renderer.update_scene(self._data, camera=_CAMERA, scene_option=self._option)
         ids = renderer.render()  # H×W×2: object id, object type (-1 for none)
-        # int(): against the enum object numpy compares element by element in Python.
-        geom = (ids[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids[..., 0] >= 0)
-        mask = geom.astype(np.uint8) * np.uint8(255)
+        mask = geom_pixels(ids).astype(np.uint8) * np.uint8(255)
         if self._draw_size != (self._camera.width, self._camera.height):
             mask = cv2.resize(mask, (self._camera.width, self._camera.height),
                               interpolation=cv2.INTER_NEAREST)

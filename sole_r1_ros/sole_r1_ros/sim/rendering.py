@@ -101,15 +101,12 @@ class CameraRig:
         return tuple(images)
 
     def _mask(self, renderer: Any) -> np.ndarray:
-        mujoco = import_mujoco()
         renderer.enable_segmentation_rendering()
         try:
             ids = renderer.render()  # H×W×2: object id, object type (-1 for none)
         finally:
             renderer.disable_segmentation_rendering()
-        # int(): numpy compares an array with MuJoCo's enum object element by element in
-        # Python (117 ms for 640x480 against 0.3 ms).
-        geom = (ids[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids[..., 0] >= 0)
+        geom = geom_pixels(ids)
         mask = np.zeros(ids.shape[:2], dtype=bool)
         mask[geom] = self._masked_geoms[ids[..., 0][geom]]
         return np.repeat((mask * np.uint8(255))[..., None], 3, axis=2)
@@ -158,6 +155,14 @@ class CameraRig:
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         return renderer
+
+
+def geom_pixels(ids: np.ndarray) -> np.ndarray:
+    """H×W bool: the pixels of a segmentation render (ids, object types) that show a geom."""
+    mujoco = import_mujoco()
+    # int(): numpy compares an array with MuJoCo's enum object element by element in Python
+    # (117 ms for 640x480 against 0.3 ms).
+    return (ids[..., 1] == int(mujoco.mjtObj.mjOBJ_GEOM)) & (ids[..., 0] >= 0)
 
 
 def subtree_geoms(model: Any, root_body: str) -> np.ndarray:
