@@ -41,13 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'on erased frames scores them, a compact pair (--erased-model) reads the '
                         'external view erased beside the pictures (only the external mask is '
                         'needed then), and --labelled-out writes the erased frames (data to '
-                        'distil an erased file from any teacher, which scores what it reads)')
+                        'distil an erased file from any teacher, which scores what it reads; '
+                        'with a pair or --erased-labelled-out it writes the pictures)')
     parser.add_argument('--mask-topics', nargs=2, metavar=('EXTERNAL', 'WRIST'),
                         default=['camera/external/robot_mask', 'camera/wrist/robot_mask'],
                         help='the robot mask topics (--erase-robot)')
     parser.add_argument('--out', default='bag_scores.json', help='results JSON')
     parser.add_argument('--plot', help='PNG with one progress curve per episode')
     add_labelled_out(parser, 'every episode')
+    parser.add_argument('--erased-labelled-out', metavar='DIR',
+                        help='with --erase-robot: also write every episode with the robot erased '
+                        '(both views: the wrist mask is needed too) and the same progress, '
+                        "beside --labelled-out's pictures: the two folders a compact pair is "
+                        "distilled from (its pictures' file and its erased file)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +62,10 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.recording import read_camera_episodes
     config = reward_config(args)
     check_writable(args.out, args.plot)
-    check_writable_folder(args.labelled_out)
+    if args.erased_labelled_out and not args.erase_robot:
+        raise ValueError('--erased-labelled-out writes the frames with the robot erased: pass '
+                         '--erase-robot (the bag needs the robot masks)')
+    check_writable_folder(args.labelled_out, args.erased_labelled_out)
     goal = normalize_goal(args.goal)
     notes: list[str] = []
     oracle = args.backend == 'oracle'
@@ -69,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
     pair = bool(config.erased_model)
-    erased = _erased(args, recorded, wrist=not pair) if args.erase_robot else None
+    # A pair reads the external view erased; an erased student learns from both views erased.
+    erased = (_erased(args, recorded, wrist=not pair or bool(args.erased_labelled_out))
+              if args.erase_robot else None)
     pictures = [(r.external, r.wrist if args.wrist_topic else None) for r in recorded]
     if oracle:
         missing = [r.episode_id for r in recorded if not np.all(np.isfinite(r.truth))]
@@ -102,9 +113,14 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report, stream, indent=2)
     if args.plot:
         _plot(args.plot, report)
+    # --labelled-out: the erased frames for an erased student, unless they have their own
+    # folder or the teacher is a pair (whose pictures' half reads the pictures).
+    erased_there = erased is not None and not pair and not args.erased_labelled_out
     if args.labelled_out:
-        _write_labelled(args.labelled_out, report, recorded, erased or pictures,
-                        robot_erased=erased is not None)
+        _write_labelled(args.labelled_out, report, recorded,
+                        erased if erased_there else pictures, robot_erased=erased_there)
+    if args.erased_labelled_out:
+        _write_labelled(args.erased_labelled_out, report, recorded, erased, robot_erased=True)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "

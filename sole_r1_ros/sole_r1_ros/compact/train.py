@@ -611,8 +611,12 @@ def _robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]],
                          'or none)')
     erased = next(iter(kinds))
     if base is not None and base['robot_erased'] != erased:
+        from sole_r1_ros.compact.predictor import default_checkpoint_path, ERASED_CHECKPOINT
+
+        shipped = default_checkpoint_path(ERASED_CHECKPOINT) if erased else SHIPPED
         raise ValueError(f"the start checkpoint {base['checkpoint']} was trained on "
-                         f"{_kind(base['robot_erased'])} but the data are {_kind(erased)}")
+                         f"{_kind(base['robot_erased'])} but the data are {_kind(erased)}: "
+                         f'start from a file of their kind (the shipped one: --init {shipped})')
     return erased
 
 

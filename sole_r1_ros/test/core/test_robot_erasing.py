@@ -263,10 +263,15 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
         score_with_engine(engine, labelled.load_episodes(str(root / 'pictures')))
     assert len(score_with_engine(engine, labelled.load_episodes(erased))) == 2
     engine.close()
-    with pytest.raises(ValueError, match='trained on frames with the robot erased'):
+    with pytest.raises(ValueError, match='trained on frames with the robot erased.*'
+                       r'the shipped one: --init shipped\)'):
         train(str(root / 'pictures'), str(tmp_path / 'tuned.pt'),
               TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9, init=out),
               encoder=_goal_encoder())
+    with pytest.raises(ValueError, match=r'robot erased: start .*compact_progress_erased\.pt\)'):
+        train(erased, str(tmp_path / 'tuned.pt'),
+              TrainConfig(minutes=1.0, epochs=1, batch_size=8, eval_every_s=1e9,
+                          init='shipped'), encoder=_goal_encoder())
     # A learning run turns erasing on in simulation, and asks a real robot for its masks.
     from sole_r1_ros.commands.learn import _match_robot_erasing
 
@@ -355,6 +360,28 @@ def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, ca
     report = json.loads(out.read_text())
     assert report['scored_frames'] == 'pictures, and the external view erased beside them'
     assert report['model_id'] == 'compact:pictures+erased'
+    # Distilling a pair takes two folders of the same episodes and labels: the pictures and
+    # both views erased.
+    assert main(pair + ['--out', str(out), '--erased-labelled-out', str(tmp_path / 'no')]) != 0
+    assert '--erased-labelled-out writes the frames with the robot erased: pass --erase-robot' \
+        in capsys.readouterr().err
+    assert main(pair + ['--erase-robot', '--out', str(out), '--labelled-out',
+                        str(tmp_path / 'pair_pictures'), '--erased-labelled-out',
+                        str(tmp_path / 'pair_erased')]) == 0
+    as_pictures, = labelled.load_episodes(str(tmp_path / 'pair_pictures'))
+    as_erased, = labelled.load_episodes(str(tmp_path / 'pair_erased'))
+    assert 'robot_erased' not in as_pictures.meta and as_erased.meta['robot_erased'] is True
+    np.testing.assert_array_equal(np.stack(as_pictures.external), np.stack(picture.external))
+    np.testing.assert_array_equal(np.stack(as_pictures.wrist), np.stack(picture.wrist))
+    np.testing.assert_array_equal(np.stack(as_erased.external), np.stack(expected.external))
+    np.testing.assert_array_equal(np.stack(as_erased.wrist), np.stack(expected.wrist))
+    assert as_pictures.progress == as_erased.progress
+    assert as_pictures.progress[-1] == report['episodes'][0]['progress'][-1]
+    # A pair's --labelled-out alone writes the pictures, never a half-erased episode.
+    assert main(pair + ['--erase-robot', '--out', str(out), '--labelled-out',
+                        str(tmp_path / 'pair_alone')]) == 0
+    alone, = labelled.load_episodes(str(tmp_path / 'pair_alone'))
+    np.testing.assert_array_equal(np.stack(alone.external), np.stack(picture.external))
 
 
 def _tiny_train(data: str, out: str) -> str:
