@@ -55,8 +55,9 @@ def _common_arguments(train: TrainConfig, precision: Precision) -> dict[str, Any
         'max_steps': train.max_steps or -1, 'warmup_steps': train.warmup_steps,
         'lr_scheduler_type': train.lr_scheduler,
         'bf16': precision.bf16, 'use_cpu': precision.device == 'cpu',
-        'gradient_checkpointing': train.gradient_checkpointing,
-        'gradient_checkpointing_kwargs': {'use_reentrant': False},
+        # transformers 5 names it activation checkpointing (the old names warn).
+        'activation_checkpointing': train.gradient_checkpointing,
+        'activation_checkpointing_kwargs': {'use_reentrant': False},
         'optim': train.optim, 'seed': train.seed, 'data_seed': train.seed,
         'logging_steps': train.logging_steps,
         'save_strategy': 'steps' if train.save_steps else 'no',
