@@ -95,10 +95,12 @@ class RobotMaskNode(Node):
         # Loaded now, so that a wrong file fails at start-up; the camera comes with its info.
         self._filter = RobotSelfFilter(c.robot_model, None, c.mesh_dir, c.camera_link,
                                        c.hidden_links, c.draw_max_side)
-        self._info: tuple | None = None   # (width, height, K) of the camera info
-        self._drawn_info: tuple | None = None   # ... the filter draws for (its thread's)
+        # (width, height, K) of the camera info, and its camera (built once per new info).
+        self._info: tuple | None = None
+        self._info_camera: PinholeCamera | None = None
+        self._drawn: PinholeCamera | None = None   # the camera the filter draws (its thread's)
         self._joints: deque = deque(maxlen=256)   # (stamp_ns, {name: position})
-        self._waiting: deque = deque()   # (stamp_ns, camera info, header) of frames to draw
+        self._waiting: deque = deque()   # (stamp_ns, camera, header) of frames to draw
         self.firewall = Firewall(self)
         self.masks = 0
         self.missing = {'joint_states': 0, 'camera_info': 0, 'drawing_time': 0}
@@ -133,7 +135,8 @@ class RobotMaskNode(Node):
     def _info_callback(self, msg: CameraInfo) -> None:
         info = (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k))
         if info != self._info:
-            self._camera(*info)   # raises on a zero size or focal length: the info is refused
+            # Raises on a zero size or focal length: the info is refused.
+            self._info_camera = self._camera(*info)
             self._info = info
 
     def _joint_states_callback(self, msg: JointState) -> str | None:
@@ -156,7 +159,7 @@ class RobotMaskNode(Node):
         if (msg.width, msg.height) != self._info[:2]:
             return (f'{view} image of {msg.width}x{msg.height} px, camera_info of '
                     f'{self._info[0]}x{self._info[1]}: the frame gets no robot mask')
-        self._waiting.append((_stamp_ns(msg.header.stamp), self._info, msg.header))
+        self._waiting.append((_stamp_ns(msg.header.stamp), self._info_camera, msg.header))
         if len(self._waiting) > self._configs['node'].max_waiting_frames:
             self._waiting.popleft()
             self._no_joint_states('no joint_states stamped at or after')
@@ -167,13 +170,13 @@ class RobotMaskNode(Node):
         """Send each waiting frame whose joint states have come to the drawing thread."""
         limit = self._configs['node'].max_joint_state_age_s * 1e9
         while self._waiting and self._joints and self._joints[-1][0] >= self._waiting[0][0]:
-            stamp, info, header = self._waiting.popleft()
+            stamp, camera, header = self._waiting.popleft()
             nearest_stamp, joints = min(self._joints, key=lambda item: abs(item[0] - stamp))
             if abs(nearest_stamp - stamp) > limit:
                 self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
                 continue
             try:
-                self._jobs.put_nowait((info, header, joints))
+                self._jobs.put_nowait((camera, header, joints))
             except queue.Full:
                 self.missing['drawing_time'] += 1
                 self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
@@ -191,11 +194,11 @@ class RobotMaskNode(Node):
                 job = self._jobs.get()
                 if job is None:
                     return
-                info, header, joints = job
+                camera, header, joints = job
                 try:
-                    if self._filter.camera is None or info != self._drawn_info:
-                        self._filter.set_camera(self._camera(*info))
-                        self._drawn_info = info
+                    if camera is not self._drawn:
+                        self._filter.set_camera(camera)
+                        self._drawn = camera
                     mask = array_to_image(self._filter.mask(joints), 'mono8', msg=Image())
                 except Exception as exc:  # noqa: BLE001 (counted and logged; the next may do)
                     self.firewall.reject('drawing', f'{type(exc).__name__}: {exc}')
