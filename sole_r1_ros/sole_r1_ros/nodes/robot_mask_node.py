@@ -66,6 +66,11 @@ class RobotMaskNodeConfig:
     max_joint_state_age_s: float = option(
         0.05, 'a frame is drawn at the joint states nearest its stamp, at most this far from '
         'it [s]; a frame without any gets no mask (and is never queried)', range=(0.0, 10.0))
+    camera_delay_s: float = option(
+        0.0, "how late the camera's stamps are against the joint states' (a driver that stamps "
+        'a frame when it arrives, not when it was exposed: its transfer latency) [s]; each '
+        'frame is drawn at the joint states of its stamp minus this, and published with its '
+        'own stamp', range=(-1.0, 1.0))
     max_waiting_frames: int = option(
         8, 'frames waiting for joint states stamped at or after them; the oldest beyond '
         'this gets no mask', range=(1, 1000))
@@ -159,7 +164,8 @@ class RobotMaskNode(Node):
         if (msg.width, msg.height) != self._info[:2]:
             return (f'{view} image of {msg.width}x{msg.height} px, camera_info of '
                     f'{self._info[0]}x{self._info[1]}: the frame gets no robot mask')
-        self._waiting.append((_stamp_ns(msg.header.stamp), self._info_camera, msg.header))
+        exposed = _stamp_ns(msg.header.stamp) - int(self._configs['node'].camera_delay_s * 1e9)
+        self._waiting.append((exposed, self._info_camera, msg.header))
         if len(self._waiting) > self._configs['node'].max_waiting_frames:
             self._waiting.popleft()
             self._no_joint_states('no joint_states stamped at or after')

@@ -147,6 +147,70 @@ def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
     assert ros_graph.error is None
 
 
+def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, tmp_path):
+    """camera_delay_s: a frame stamped on arrival is drawn where the robot was when exposed."""
+    model = tmp_path / 'ball.xml'
+    model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
+                     'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
+                     '</worldbody></mujoco>')
+    ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('robot_model', value=str(model)), Parameter('camera_delay_s', value=0.5),
+        Parameter('camera_position', value=[0.0, -1.0, 0.0]),
+        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678])]))
+    probe = ros_graph.probe('late_camera_probe')
+    masks = {}
+    probe.create_subscription(
+        Image, 'camera/external/robot_mask',
+        lambda msg: masks.__setitem__(_key(msg.header), image_to_array(msg)),
+        qos_profile_sensor_data)
+    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
+    infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
+                                   qos_profile_sensor_data)
+    joints = probe.create_publisher(JointState, 'joint_states', 10)
+    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0
+                              and infos.get_subscription_count() > 0
+                              and joints.get_subscription_count() > 0)
+    infos.publish(CameraInfo(width=32, height=24, k=[30.0, 0, 16.0, 0, 30.0, 12.0, 0, 0, 1]))
+    time.sleep(0.2)
+    for sec, nanosec, slide in ((20, 0, 0.0), (20, 500_000_000, 0.4), (21, 0, 0.4)):
+        msg = JointState(name=['slide'], position=[slide])
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+        joints.publish(msg)
+    time.sleep(0.2)
+    for sec, nanosec in ((20, 500_000_000), (21, 0)):
+        msg = array_to_image(np.zeros((24, 32, 3), np.uint8), 'rgb8')
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
+        images.publish(msg)
+    assert ros_graph.wait_for(lambda: len(masks) == 2)
+    # Stamped 20.5 s, exposed at 20.0 s: the ball still at the centre (at 20.5 s it had
+    # moved 12 px right); stamped 21.0 s: where it was at 20.5 s.
+    at_exposure, later = masks[(20, 500_000_000)], masks[(21, 0)]
+    assert at_exposure[12, 16] == 255 and at_exposure[12, 28] == 0
+    assert later[12, 16] == 0 and later[12, 28] == 255
+    assert ros_graph.error is None
+
+
 def test_a_node_without_a_robot_model_says_what_it_needs(ros_graph):
     with pytest.raises(ValueError, match='robot_model is required'):
         RobotMaskNode(context=ros_graph.context)
+
+
+def test_the_commented_section_of_the_real_robot_config_is_valid():
+    """Uncommented as a user would, real_robot_learn.yaml's self-filter section loads."""
+    import yaml
+
+    from sole_r1_ros.bringup import config_dir
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.nodes.robot_mask_node import RobotMaskNodeConfig
+
+    lines = (config_dir() / 'real_robot_learn.yaml').read_text().splitlines()
+    start = lines.index('# /**/robot_mask_node:')
+    section = []
+    for line in lines[start:]:
+        if not line.startswith('#'):
+            break
+        section.append(line[2:])
+    params = yaml.safe_load('\n'.join(section))['/**/robot_mask_node']['ros__parameters']
+    config = from_mapping(RobotMaskNodeConfig, params)
+    assert config.robot_model and config.camera_delay_s == 0.0
+    assert len(config.camera_position) == 3 and len(config.camera_orientation) == 4
