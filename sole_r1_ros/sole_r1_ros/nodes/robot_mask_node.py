@@ -1,17 +1,19 @@
 """A self-filter: the robot's mask on each camera frame, for a camera node that erases it.
 
-Subscribes ``camera/<view>/image_raw`` (its stamp and size only; sensor-data QoS),
+Subscribes ``camera/<view>/image_raw`` (its stamp and size; sensor-data QoS),
 ``camera/<view>/camera_info`` (the intrinsics K) and ``joint_states``; publishes
-``camera/<view>/robot_mask`` (mono8, 255 on the robot, the picture's stamp and frame) and
-``/diagnostics``. Each mask is the robot's own model (``robot_model``: its URDF or MJCF) drawn
-at the joint states nearest the frame's stamp from the calibrated camera
-(``camera/self_filter.py``): what ``camera_node.erase_robot`` needs on a real robot, and what
-the simulator's privileged ``publish_robot_masks`` stands in for. A frame waits for the first
-joint states stamped at or after it (the two topics arrive in any order), then is drawn at the
-nearer of the two around its stamp. A frame without joint states near enough or without camera
-info gets no mask: the camera node then never queries it and counts it, and this node counts
-why. Drawing runs on one thread of its own (a GL context is
-current in one thread), whatever executor spins the node.
+``camera/<view>/robot_mask`` (mono8, 255 on the robot, the picture's stamp and frame),
+``camera/<view>/robot_mask_overlay`` (the picture with the mask tinted red, drawn only while
+someone subscribes: to check the hand-eye calibration in rviz) and ``/diagnostics``. Each mask
+is the robot's own model (``robot_model``: its URDF or MJCF) drawn at the joint states nearest
+the frame's stamp from the calibrated camera (``camera/self_filter.py``): what
+``camera_node.erase_robot`` needs on a real robot, and what the simulator's privileged
+``publish_robot_masks`` stands in for. A frame waits for the first joint states stamped at or
+after it (the two topics arrive in any order), then is drawn at the nearer of the two around
+its stamp. A frame without joint states near enough or without camera info gets no mask: the
+camera node then never queries it and counts it, and this node counts why. Drawing runs on
+one thread of its own (a GL context is current in one thread), whatever executor spins the
+node.
 """
 from collections import deque
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.image_msgs import array_to_image
+from sole_r1_ros.image_msgs import array_to_image, image_to_rgb
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
@@ -116,6 +118,8 @@ class RobotMaskNode(Node):
         view = c.view
         self._mask_pub = self.create_publisher(Image, f'camera/{view}/robot_mask',
                                                qos_profile_sensor_data)
+        self._overlay_pub = self.create_publisher(Image, f'camera/{view}/robot_mask_overlay',
+                                                  qos_profile_sensor_data)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_subscription(Image, f'camera/{view}/image_raw',
                                  guard(f'camera/{view}/image_raw', self._image_callback),
@@ -165,7 +169,9 @@ class RobotMaskNode(Node):
             return (f'{view} image of {msg.width}x{msg.height} px, camera_info of '
                     f'{self._info[0]}x{self._info[1]}: the frame gets no robot mask')
         exposed = _stamp_ns(msg.header.stamp) - int(self._configs['node'].camera_delay_s * 1e9)
-        self._waiting.append((exposed, self._info_camera, msg.header))
+        # The picture itself is kept only for an overlay someone watches.
+        picture = msg if self._overlay_pub.get_subscription_count() else None
+        self._waiting.append((exposed, self._info_camera, msg.header, picture))
         if len(self._waiting) > self._configs['node'].max_waiting_frames:
             self._waiting.popleft()
             self._no_joint_states('no joint_states stamped at or after')
@@ -176,13 +182,13 @@ class RobotMaskNode(Node):
         """Send each waiting frame whose joint states have come to the drawing thread."""
         limit = self._configs['node'].max_joint_state_age_s * 1e9
         while self._waiting and self._joints and self._joints[-1][0] >= self._waiting[0][0]:
-            stamp, camera, header = self._waiting.popleft()
+            stamp, camera, header, picture = self._waiting.popleft()
             nearest_stamp, joints = min(self._joints, key=lambda item: abs(item[0] - stamp))
             if abs(nearest_stamp - stamp) > limit:
                 self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
                 continue
             try:
-                self._jobs.put_nowait((camera, header, joints))
+                self._jobs.put_nowait((camera, header, joints, picture))
             except queue.Full:
                 self.missing['drawing_time'] += 1
                 self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
@@ -200,20 +206,32 @@ class RobotMaskNode(Node):
                 job = self._jobs.get()
                 if job is None:
                     return
-                camera, header, joints = job
+                camera, header, joints, picture = job
                 try:
                     if camera is not self._drawn:
                         self._filter.set_camera(camera)
                         self._drawn = camera
-                    mask = array_to_image(self._filter.mask(joints), 'mono8', msg=Image())
+                    pixels = self._filter.mask(joints)
+                    mask = array_to_image(pixels, 'mono8', msg=Image())
                 except Exception as exc:  # noqa: BLE001 (counted and logged; the next may do)
                     self.firewall.reject('drawing', f'{type(exc).__name__}: {exc}')
                     continue
                 mask.header = header
                 self._mask_pub.publish(mask)
                 self.masks += 1
+                if picture is not None:
+                    self._publish_overlay(picture, pixels)
         finally:
             self._filter.close()
+
+    def _publish_overlay(self, picture: Image, mask: np.ndarray) -> None:
+        try:
+            rgb = image_to_rgb(picture)
+        except Exception as exc:  # noqa: BLE001 (an encoding the overlay cannot show)
+            self.firewall.reject('overlay', f'{type(exc).__name__}: {exc}')
+            return
+        overlay = overlay_mask(rgb, mask)
+        self._overlay_pub.publish(array_to_image(overlay, 'rgb8', header=picture.header))
 
     def _publish_status(self) -> None:
         self._status_pub.publish(status_message(self, {
@@ -230,6 +248,14 @@ class RobotMaskNode(Node):
         self._jobs.put(None)
         self._thread.join(timeout=5.0)
         super().destroy_node()
+
+
+def overlay_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The picture with the mask's pixels tinted half red: where the model is drawn."""
+    out = rgb.astype(np.uint16)
+    robot = mask > 0
+    out[robot] = (out[robot] + np.array([255, 0, 0])) // 2
+    return out.astype(np.uint8)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -148,7 +148,11 @@ def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
 
 
 def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, tmp_path):
-    """camera_delay_s: a frame stamped on arrival is drawn where the robot was when exposed."""
+    """camera_delay_s: a frame stamped on arrival is drawn where the robot was when exposed.
+
+    The overlay, drawn while someone watches, shows the mask on the picture (a calibration
+    check in rviz).
+    """
     model = tmp_path / 'ball.xml'
     model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
                      'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
@@ -158,11 +162,12 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
         Parameter('camera_position', value=[0.0, -1.0, 0.0]),
         Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678])]))
     probe = ros_graph.probe('late_camera_probe')
-    masks = {}
-    probe.create_subscription(
-        Image, 'camera/external/robot_mask',
-        lambda msg: masks.__setitem__(_key(msg.header), image_to_array(msg)),
-        qos_profile_sensor_data)
+    masks, overlays = {}, {}
+    for topic, store in (('robot_mask', masks), ('robot_mask_overlay', overlays)):
+        probe.create_subscription(
+            Image, f'camera/external/{topic}',
+            lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
+            qos_profile_sensor_data)
     images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
     infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
                                    qos_profile_sensor_data)
@@ -178,15 +183,20 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
         joints.publish(msg)
     time.sleep(0.2)
     for sec, nanosec in ((20, 500_000_000), (21, 0)):
-        msg = array_to_image(np.zeros((24, 32, 3), np.uint8), 'rgb8')
+        msg = array_to_image(np.full((24, 32, 3), 100, np.uint8), 'rgb8')
         msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
         images.publish(msg)
-    assert ros_graph.wait_for(lambda: len(masks) == 2)
+    assert ros_graph.wait_for(lambda: len(masks) == 2 and len(overlays) == 2)
     # Stamped 20.5 s, exposed at 20.0 s: the ball still at the centre (at 20.5 s it had
     # moved 12 px right); stamped 21.0 s: where it was at 20.5 s.
     at_exposure, later = masks[(20, 500_000_000)], masks[(21, 0)]
     assert at_exposure[12, 16] == 255 and at_exposure[12, 28] == 0
     assert later[12, 16] == 0 and later[12, 28] == 255
+    for key, mask in masks.items():
+        overlay = overlays[key]
+        assert overlay.shape == (24, 32, 3)
+        assert (overlay[mask > 0] == [177, 50, 50]).all()
+        assert (overlay[mask == 0] == 100).all() and (mask == 0).any()
     assert ros_graph.error is None
 
 
