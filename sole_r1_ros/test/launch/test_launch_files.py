@@ -97,3 +97,6 @@ def test_rviz_config_shows_the_reward_image_marker_and_camera():
     assert displays['/sole_r1/reward_image']['Topic']['Reliability Policy'] == 'Reliable'
     assert displays['/sole_r1/marker']['Class'] == 'rviz_default_plugins/Marker'
     assert displays['/camera/external/image_raw']['Topic']['Reliability Policy'] == 'Best Effort'
+    # The self-filter's overlay (sensor-data QoS like the cameras), off until calibrating.
+    overlay = displays['/camera/external/robot_mask_overlay']
+    assert overlay['Topic']['Reliability Policy'] == 'Best Effort' and not overlay['Enabled']
