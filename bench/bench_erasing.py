@@ -155,6 +155,49 @@ def _agreement_rows(steps: int, seed: int) -> list[dict]:
     return rows
 
 
+def _overlay_figure(path: str, steps: int, seed: int) -> None:
+    """What the self-filter draws on three expert episodes, against the simulator's masks.
+
+    Per task: the picture with the self-filter's mask tinted green (``robot_mask_overlay``),
+    and where it differs from the simulator's segmentation of the whole scene (yellow: erased
+    though hidden by the scene; magenta: robot pixels it missed), on the picture in gray.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from sole_r1_ros.nodes.robot_mask_node import overlay_mask
+
+    tasks = ('drawer-close-v3', 'door-close-v3', 'push-back-v3')
+    figure, axes = plt.subplots(2, len(tasks), figsize=(3.2 * len(tasks), 6.6))
+    for column, task in enumerate(tasks):
+        with _sawyer_and_its_self_filter(task, 256, 256, 0, seed) as (
+                robot, observation, self_filter):
+            for _ in range(steps):
+                observation, _ = robot.step(robot.expert_action())
+            truth = robot.render_robot_masks()[0] > 0
+            drawn = self_filter.mask(dict(zip(observation.joint_names,
+                                              observation.joint_positions))) > 0
+            picture = observation.external
+        gray = (picture.mean(axis=2, keepdims=True) // 2).astype(np.uint8)
+        differences = np.repeat(gray, 3, axis=2)
+        differences[drawn & ~truth] = (255, 220, 0)
+        differences[truth & ~drawn] = (255, 0, 255)
+        iou = (truth & drawn).sum() / (truth | drawn).sum()
+        axes[0, column].imshow(overlay_mask(picture, drawn.astype(np.uint8) * 255))
+        axes[0, column].set_title(f'{task}, step {steps}', fontsize=9)
+        axes[1, column].imshow(differences)
+        axes[1, column].set_title(f'IoU {iou:.3f}; {int((truth & ~drawn).sum())} px missed',
+                                  fontsize=9)
+        for axis in axes[:, column]:
+            axis.set_axis_off()
+    figure.suptitle('self-filter mask (green); against the simulator: yellow erased though '
+                    'hidden by the scene, magenta missed', fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--repeats', type=int, default=400, help='frames per camera timing')
@@ -164,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
                         help='expert steps per task compared with the simulator')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--out', default=_RESULTS)
+    parser.add_argument('--overlay', metavar='PNG',
+                        help="only draw the self-filter's overlay on three expert episodes "
+                        "against the simulator's masks (docs/self_filter_overlay.png)")
     args = parser.parse_args(argv)
+    if args.overlay:
+        _overlay_figure(args.overlay, 30, args.seed)
+        print(f'wrote {args.overlay}')
+        return 0
     import cv2
     cv2.setNumThreads(1)
     camera = _camera_rows(args.repeats, args.seed)

@@ -3,7 +3,7 @@
 Subscribes ``camera/<view>/image_raw`` (its stamp and size; sensor-data QoS),
 ``camera/<view>/camera_info`` (the intrinsics K) and ``joint_states``; publishes
 ``camera/<view>/robot_mask`` (mono8, 255 on the robot, the picture's stamp and frame),
-``camera/<view>/robot_mask_overlay`` (the picture with the mask tinted red, drawn only while
+``camera/<view>/robot_mask_overlay`` (the picture with the mask tinted green, drawn only while
 someone subscribes: to check the hand-eye calibration in rviz) and ``/diagnostics``. Each mask
 is the robot's own model (``robot_model``: its URDF or MJCF) drawn at the joint states nearest
 the frame's stamp from the calibrated camera (``camera/self_filter.py``): what
@@ -251,10 +251,20 @@ class RobotMaskNode(Node):
 
 
 def overlay_mask(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The picture with the mask's pixels tinted half red: where the model is drawn."""
+    """The picture with the mask tinted half green and outlined in green: where the model is.
+
+    Green, since robots are rarely green (a red Sawyer turns olive); the outline shows an
+    offset of a few pixels that a tint alone hides.
+    """
     out = rgb.astype(np.uint16)
     robot = mask > 0
-    out[robot] = (out[robot] + np.array([255, 0, 0])) // 2
+    out[robot] = (out[robot] + np.array([0, 255, 0])) // 2
+    inner = robot.copy()   # robot pixels whose four neighbours are robot too
+    inner[1:] &= robot[:-1]
+    inner[:-1] &= robot[1:]
+    inner[:, 1:] &= robot[:, :-1]
+    inner[:, :-1] &= robot[:, 1:]
+    out[robot & ~inner] = (0, 255, 0)
     return out.astype(np.uint8)
 
 

@@ -195,7 +195,15 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
     for key, mask in masks.items():
         overlay = overlays[key]
         assert overlay.shape == (24, 32, 3)
-        assert (overlay[mask > 0] == [177, 50, 50]).all()
+        inside = mask.astype(bool)
+        inside[:, :-1] &= mask[:, 1:] > 0   # away from the outline
+        inside[:, 1:] &= mask[:, :-1] > 0
+        inside[:-1] &= mask[1:] > 0
+        inside[1:] &= mask[:-1] > 0
+        outline = (mask > 0) & ~inside
+        assert inside.any() and outline.any()
+        assert (overlay[inside] == [50, 177, 50]).all()
+        assert (overlay[outline] == [0, 255, 0]).all()
         assert (overlay[mask == 0] == 100).all() and (mask == 0).any()
     assert ros_graph.error is None
 
