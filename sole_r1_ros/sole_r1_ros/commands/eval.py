@@ -118,8 +118,9 @@ def _print(result: dict) -> None:
 
     print(f"{result['source']}: {result['n_episodes']} episodes, {result['n_queries']} queries")
     print(f"  VOC {fmt(result['voc'])} (ground truth itself: {fmt(result['voc_truth'])})  "
-          f"Pearson {fmt(result['pearson'])}  AUROC {fmt(result['auroc'])}  "
-          f"MAE {fmt(result['mae'])}%")
+          f"Pearson {fmt(result['pearson'])}  AUROC {fmt(result['auroc'])} "
+          f"(per-task mean {fmt(result['auroc_task_mean'])})  MAE {fmt(result['mae'])}%")
     for task, group in result['per_task'].items():
         print(f"  {task:<32} perceived {group['perceived']:5.1f}  true {group['true']:5.1f}  "
-              f"VOC {fmt(group['voc'])}  Pearson {fmt(group['pearson'])}")
+              f"VOC {fmt(group['voc'])}  Pearson {fmt(group['pearson'])}  "
+              f"AUROC {fmt(group['auroc'])}")

@@ -168,24 +168,27 @@ def _stem(path: str) -> str:
 def summarise(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
     """Aggregate the metrics of scored episodes.
 
-    Returns ``voc``, ``pearson``, ``auroc``, ``per_task``, ``per_behaviour``,
-    ``per_task_behaviour`` and the per-episode curves (``episodes``).
+    Returns ``voc``, ``pearson``, ``auroc``, ``auroc_task_mean``, ``per_task``,
+    ``per_behaviour``, ``per_task_behaviour`` and the per-episode curves (``episodes``).
 
     VOC is the mean over expert episodes of Spearman(predicted, time); Pearson is pooled over
     every query of every episode; AUROC separates episodes ending in success from the rest by
-    their final predicted progress. Perceived (true) success of a group is the mean over its
+    their final predicted progress, pooled over every episode (one threshold for all tasks:
+    the levels must agree across tasks) and per group (NaN where every episode succeeded or
+    none did); ``auroc_task_mean`` is the mean of the tasks' own AUROCs, the separation a
+    learner of one task relies on. Perceived (true) success of a group is the mean over its
     episodes of the highest predicted (ground-truth) progress at the query steps, 0 % start
     included: points far above the diagonal are reward hacking.
     """
     if not scores:
         raise ValueError('nothing to summarise: no episodes were scored')
     summary = _group(scores)
-    summary['auroc'] = metrics.auroc([s.predicted[-1] for s in scores],
-                                     [s.episode.succeeded for s in scores])
     summary['n_queries'] = int(sum(len(s.steps) for s in scores))
     summary['latency_s'] = metrics.nanmean([s.latency_s for s in scores])
     summary['per_task'] = {task: _group(group)
                            for task, group in _by(scores, 'task_id').items()}
+    summary['auroc_task_mean'] = metrics.nanmean(
+        [group['auroc'] for group in summary['per_task'].values()])
     summary['per_behaviour'] = {b: _group(g) for b, g in _by(scores, 'behaviour').items()}
     summary['per_task_behaviour'] = {
         task: {b: _group(g) for b, g in _by(group, 'behaviour').items()}
@@ -220,6 +223,8 @@ def _group(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
         'perceived': float(np.mean([max([0.0, *s.predicted]) for s in scores])),
         'true': float(np.mean([max([0.0, *s.truth]) for s in scores])),
         'success_rate': float(np.mean([s.episode.succeeded for s in scores])),
+        'auroc': metrics.auroc([s.predicted[-1] for s in scores],
+                               [s.episode.succeeded for s in scores]),
     }
 
 

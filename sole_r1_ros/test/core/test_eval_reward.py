@@ -59,6 +59,26 @@ def test_summary_reports_hacking_as_perceived_above_true():
     assert summary['n_queries'] == 6
 
 
+def test_auroc_pooled_needs_one_level_across_tasks_and_per_task_does_not():
+    """Two tasks each separated perfectly, one scored 40 points lower throughout."""
+    scores = []
+    for task, level in (('high', 60.0), ('low', 20.0)):
+        for index, success in enumerate((True, True, False, False)):
+            final = level + (30.0 if success else 0.0) + index
+            episode = _episode(f'{task}{index}', [0, 50, 100 if success else 50], success,
+                               task=task)
+            scores.append(EpisodeScore(episode, (1, 2), (final / 2, final), (50.0, 100.0)))
+    summary = summarise(scores)
+    assert summary['per_task']['high']['auroc'] == 1.0
+    assert summary['per_task']['low']['auroc'] == 1.0
+    assert summary['auroc_task_mean'] == 1.0
+    # The low task's successes (50-51) rank below the high task's failures (62-63).
+    assert summary['auroc'] == pytest.approx(12 / 16)
+    only_successes = summarise(scores[:2])
+    assert math.isnan(only_successes['per_task']['high']['auroc'])
+    assert math.isnan(only_successes['auroc_task_mean'])
+
+
 def _write_clip(folder, name, frames, rewards, **extra):
     """An episode in the deprecated NAME.mp4 + NAME.json layout."""
     import cv2
