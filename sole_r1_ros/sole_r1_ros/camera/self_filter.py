@@ -177,7 +177,25 @@ class RobotSelfFilter:
                               interpolation=cv2.INTER_NEAREST)
         return mask
 
-    def _renderer_for_this_thread(self) -> Any:
+    def check_drawing(self) -> None:
+        """Make and free a GL context on this thread (the one that will draw), to fail early.
+
+        Raises:
+            RuntimeError: MuJoCo cannot render here, with what to set (``MUJOCO_GL``).
+        """
+        mujoco = import_mujoco()
+        self._bind_thread()
+        try:
+            mujoco.Renderer(self._model, 1, 1).close()
+        except Exception as exc:  # noqa: BLE001 (each GL back-end raises its own kind)
+            backend = os.environ.get('MUJOCO_GL') or 'unset, so glfw, which needs a display'
+            raise RuntimeError(
+                f'MuJoCo cannot draw the robot mask here (MUJOCO_GL: {backend}): '
+                f'{type(exc).__name__}: {exc}. Without a display set MUJOCO_GL=egl (with a GPU) '
+                'or MUJOCO_GL=osmesa (CPU; apt install libosmesa6) in the environment of '
+                'the launch') from exc
+
+    def _bind_thread(self) -> None:
         if self._closed:
             raise RuntimeError('RobotSelfFilter is closed')
         thread_id = threading.get_ident()
@@ -186,6 +204,9 @@ class RobotSelfFilter:
         elif thread_id != self._thread_id:
             raise RuntimeError('RobotSelfFilter.mask must be called from the thread that '
                                'called it first (its GL context is current there)')
+
+    def _renderer_for_this_thread(self) -> Any:
+        self._bind_thread()
         if self._renderer is None:
             mujoco = import_mujoco()
             width, height = self._draw_size

@@ -132,7 +132,14 @@ class RobotMaskNode(Node):
         self.create_timer(1.0, guard('status', self._publish_status))
         self._thread = threading.Thread(target=self._draw_loop, name='robot_mask',
                                         daemon=True)
+        self._drawing_checked = threading.Event()
+        self._drawing_error: Exception | None = None
         self._thread.start()
+        # A machine that cannot render says so now, not once per frame.
+        if not self._drawing_checked.wait(30.0):
+            raise RuntimeError('the robot mask drawing thread did not start in 30 s')
+        if self._drawing_error is not None:
+            raise self._drawing_error
         self.get_logger().info(f'drawing the mask of {c.robot_model} '
                                f'({len(self._filter.joint_names)} joints) on camera/{view}')
 
@@ -202,6 +209,13 @@ class RobotMaskNode(Node):
     def _draw_loop(self) -> None:
         """Draw and publish each frame's mask; every GL call happens on this thread."""
         try:
+            try:
+                self._filter.check_drawing()
+            except Exception as exc:  # noqa: BLE001 (raised by the constructor)
+                self._drawing_error = exc
+                return
+            finally:
+                self._drawing_checked.set()
             while True:
                 job = self._jobs.get()
                 if job is None:

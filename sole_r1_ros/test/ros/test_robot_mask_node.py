@@ -232,3 +232,36 @@ def test_the_commented_section_of_the_real_robot_config_is_valid():
     config = from_mapping(RobotMaskNodeConfig, params)
     assert config.robot_model and config.camera_delay_s == 0.0
     assert len(config.camera_position) == 3 and len(config.camera_orientation) == 4
+
+
+def test_a_machine_that_cannot_draw_fails_the_node_at_start_with_what_to_set(tmp_path):
+    """Headless with MUJOCO_GL=glfw: the node refuses to start, naming egl and osmesa."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    model = tmp_path / 'ball.xml'
+    model.write_text('<mujoco><worldbody><body name="b"><joint name="slide" type="slide"/>'
+                     '<geom type="sphere" size="0.1"/></body></worldbody></mujoco>')
+    script = textwrap.dedent(f'''
+        import rclpy
+        from rclpy.parameter import Parameter
+        from sole_r1_ros.nodes.robot_mask_node import RobotMaskNode
+        rclpy.init()
+        try:
+            RobotMaskNode(parameter_overrides=[Parameter('robot_model', value={str(model)!r})])
+        except RuntimeError as exc:
+            print('REFUSED:', exc)
+        finally:
+            rclpy.try_shutdown()
+        ''')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('DISPLAY', 'WAYLAND_DISPLAY', 'PYOPENGL_PLATFORM')}
+    env['MUJOCO_GL'] = 'glfw'
+    done = subprocess.run([sys.executable, '-c', script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    refused = [line for line in done.stdout.splitlines() if line.startswith('REFUSED:')]
+    assert refused, done.stdout + done.stderr
+    assert 'MuJoCo cannot draw the robot mask here (MUJOCO_GL: glfw)' in refused[0]
+    assert 'MUJOCO_GL=egl' in refused[0] and 'MUJOCO_GL=osmesa' in refused[0]
