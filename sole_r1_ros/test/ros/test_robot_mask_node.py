@@ -73,20 +73,21 @@ def test_the_node_draws_the_simulated_robot_from_its_joint_states(ros_graph, tmp
         assert (truth & drawn).sum() / (truth | drawn).sum() > 0.85
 
 
-def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
+def _ball_node(ros_graph, tmp_path, *parameters) -> RobotMaskNode:
+    """A self-filter of a ball on a slide joint (x), seen from 1 m in front, x to the right."""
     model = tmp_path / 'ball.xml'
     model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
                      'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
                      '</worldbody></mujoco>')
-    node = ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
+    return ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
         Parameter('robot_model', value=str(model)),
         Parameter('camera_position', value=[0.0, -1.0, 0.0]),
-        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678])]))
-    probe = ros_graph.probe('bad_frames_probe')
-    masks, statuses = [], []
-    probe.create_subscription(Image, 'camera/external/robot_mask', masks.append,
-                              qos_profile_sensor_data)
-    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses.append, 10)
+        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678]),
+        *parameters]))
+
+
+def _camera_and_joint_publishers(ros_graph, probe) -> tuple:
+    """(image_raw, camera_info, joint_states) publishers, once the node subscribes to each."""
     images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
     infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
                                    qos_profile_sensor_data)
@@ -94,6 +95,17 @@ def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
     assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0
                               and infos.get_subscription_count() > 0
                               and joints.get_subscription_count() > 0)
+    return images, infos, joints
+
+
+def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
+    node = _ball_node(ros_graph, tmp_path)
+    probe = ros_graph.probe('bad_frames_probe')
+    masks, statuses = [], []
+    probe.create_subscription(Image, 'camera/external/robot_mask', masks.append,
+                              qos_profile_sensor_data)
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses.append, 10)
+    images, infos, joints = _camera_and_joint_publishers(ros_graph, probe)
 
     def frame(sec: int, width: int = 32) -> None:
         msg = array_to_image(np.zeros((24, width, 3), np.uint8), 'rgb8')
@@ -153,14 +165,7 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
     The overlay, drawn while someone watches, shows the mask on the picture (a calibration
     check in rviz).
     """
-    model = tmp_path / 'ball.xml'
-    model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
-                     'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
-                     '</worldbody></mujoco>')
-    ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('robot_model', value=str(model)), Parameter('camera_delay_s', value=0.5),
-        Parameter('camera_position', value=[0.0, -1.0, 0.0]),
-        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678])]))
+    _ball_node(ros_graph, tmp_path, Parameter('camera_delay_s', value=0.5))
     probe = ros_graph.probe('late_camera_probe')
     masks, overlays = {}, {}
     for topic, store in (('robot_mask', masks), ('robot_mask_overlay', overlays)):
@@ -168,13 +173,7 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
             Image, f'camera/external/{topic}',
             lambda msg, store=store: store.__setitem__(_key(msg.header), image_to_array(msg)),
             qos_profile_sensor_data)
-    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
-    infos = probe.create_publisher(CameraInfo, 'camera/external/camera_info',
-                                   qos_profile_sensor_data)
-    joints = probe.create_publisher(JointState, 'joint_states', 10)
-    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0
-                              and infos.get_subscription_count() > 0
-                              and joints.get_subscription_count() > 0)
+    images, infos, joints = _camera_and_joint_publishers(ros_graph, probe)
     infos.publish(CameraInfo(width=32, height=24, k=[30.0, 0, 16.0, 0, 30.0, 12.0, 0, 0, 1]))
     time.sleep(0.2)
     for sec, nanosec, slide in ((20, 0, 0.0), (20, 500_000_000, 0.4), (21, 0, 0.4)):
