@@ -350,6 +350,14 @@ def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, ca
     expected, = [e for e in labelled.load_episodes(erased) if e.episode_id == picture.episode_id]
     np.testing.assert_array_equal(np.stack(written.external), np.stack(expected.external))
     np.testing.assert_array_equal(np.stack(written.wrist), np.stack(expected.wrist))
+    # With a folder for the erased frames, --labelled-out keeps the pictures.
+    assert main(common + ['--erase-robot', '--out', str(out), '--labelled-out',
+                          str(tmp_path / 'both_pictures'), '--erased-labelled-out',
+                          str(tmp_path / 'both_erased')]) == 0
+    kept, = labelled.load_episodes(str(tmp_path / 'both_pictures'))
+    np.testing.assert_array_equal(np.stack(kept.external), np.stack(picture.external))
+    beside, = labelled.load_episodes(str(tmp_path / 'both_erased'))
+    np.testing.assert_array_equal(np.stack(beside.wrist), np.stack(expected.wrist))
     # A pair scores the pictures and the external view erased beside them.
     pictures_pt = _tiny_train(str(root / 'pictures'), str(tmp_path / 'pictures.pt'))
     pair = ['score-bag', bag, '--goal', 'close the drawer', '--backend', 'compact', '--model',
