@@ -61,12 +61,14 @@ def _plot_finals(axes: Any, summary: Mapping[str, Any]) -> None:
     for task in tasks:
         auroc = summary['per_task'][task].get('auroc')
         shown = 'n/a' if auroc is None or auroc != auroc else f'{auroc:.2f}'
-        labels.append(f'{textwrap.shorten(str(task), 24)}\nAUROC {shown}')
-    axes.set_xticks(range(len(tasks)), labels, rotation=60, ha='right', fontsize=7)
+        labels.append(f'{textwrap.shorten(str(task), 26)}  AUROC {shown}')
+    many = len(tasks) > 10
+    axes.set_xticks(range(len(tasks)), labels, rotation=90 if many else 60,
+                    ha='center' if many else 'right', fontsize=6 if many else 7)
     pooled = summary.get('auroc')
     title = 'final answer per episode'
     if pooled is not None and pooled == pooled:
         title += f' (pooled AUROC {pooled:.2f})'
     axes.set(ylim=(-5, 105), ylabel='final predicted progress [%]', title=title)
-    axes.legend(loc='lower right', fontsize=8)
+    axes.legend(loc='best', fontsize=8, framealpha=0.6)
     axes.grid(alpha=0.3, axis='y')
