@@ -1,5 +1,6 @@
 """The evaluation's figure, with matplotlib: perceived-vs-true success per task (SOLE-R1's
 reward-hacking check) and each episode's final answer by task (what AUROC measures)."""
+import math
 import textwrap
 from typing import Any, Mapping
 
@@ -60,14 +61,14 @@ def _plot_finals(axes: Any, summary: Mapping[str, Any]) -> None:
     labels = []
     for task in tasks:
         auroc = summary['per_task'][task].get('auroc')
-        shown = 'n/a' if auroc is None or auroc != auroc else f'{auroc:.2f}'
+        shown = f'{auroc:.2f}' if auroc is not None and math.isfinite(auroc) else 'n/a'
         labels.append(f'{textwrap.shorten(str(task), 26)}  AUROC {shown}')
     many = len(tasks) > 10
     axes.set_xticks(range(len(tasks)), labels, rotation=90 if many else 60,
                     ha='center' if many else 'right', fontsize=6 if many else 7)
     pooled = summary.get('auroc')
     title = 'final answer per episode'
-    if pooled is not None and pooled == pooled:
+    if pooled is not None and math.isfinite(pooled):
         title += f' (pooled AUROC {pooled:.2f})'
     axes.set(ylim=(-5, 105), ylabel='final predicted progress [%]', title=title)
     axes.legend(loc='best', fontsize=8, framealpha=0.6)

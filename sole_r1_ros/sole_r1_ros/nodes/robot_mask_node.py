@@ -107,11 +107,12 @@ class RobotMaskNode(Node):
         self._info_camera: PinholeCamera | None = None
         self._drawn: PinholeCamera | None = None   # the camera the filter draws (its thread's)
         self._joints: deque = deque(maxlen=256)   # (stamp_ns, {name: position})
-        self._waiting: deque = deque()   # (stamp_ns, camera, header) of frames to draw
+        # Frames to draw: (exposure stamp_ns, camera, header, picture for the overlay or None).
+        self._waiting: deque = deque()
         self.firewall = Firewall(self)
         self.masks = 0
         self.missing = {'joint_states': 0, 'camera_info': 0, 'drawing_time': 0}
-        # Frames to draw: (camera, header, joint positions); a frame that finds it full is
+        # Frames to draw: (camera, header, joint positions, picture); a frame that finds it full is
         # not drawn (the drawing thread is behind) and counted.
         self._jobs: queue.Queue = queue.Queue(maxsize=4)
         guard = self.firewall.guard
