@@ -1,5 +1,8 @@
-"""The evaluation's figure, with matplotlib: perceived-vs-true success per task (SOLE-R1's
-reward-hacking check) and each episode's final answer by task (what AUROC measures)."""
+"""The evaluation's figure, with matplotlib.
+
+Perceived-vs-true success per task (SOLE-R1's reward-hacking check) and each episode's final
+answer by task (what AUROC measures).
+"""
 import math
 import textwrap
 from typing import Any, Mapping
