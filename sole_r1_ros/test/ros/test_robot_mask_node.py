@@ -165,7 +165,7 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
     The overlay, drawn while someone watches, shows the mask on the picture (a calibration
     check in rviz).
     """
-    _ball_node(ros_graph, tmp_path, Parameter('camera_delay_s', value=0.5))
+    node = _ball_node(ros_graph, tmp_path, Parameter('camera_delay_s', value=0.5))
     probe = ros_graph.probe('late_camera_probe')
     masks, overlays = {}, {}
     for topic, store in (('robot_mask', masks), ('robot_mask_overlay', overlays)):
@@ -204,6 +204,18 @@ def test_a_late_camera_is_drawn_at_the_joint_states_of_its_exposure(ros_graph, t
         assert (overlay[inside] == [50, 177, 50]).all()
         assert (overlay[outline] == [0, 255, 0]).all()
         assert (overlay[mask == 0] == 100).all() and (mask == 0).any()
+    # Tuned while watching the overlay: the delay takes effect on the next frame.
+    assert node.set_parameters([Parameter('camera_delay_s', value=0.0)])[0].successful
+    assert not node.set_parameters([Parameter('camera_delay_s', value=5.0)])[0].successful
+    msg = JointState(name=['slide'], position=[0.0])
+    msg.header.stamp.sec = 22
+    joints.publish(msg)
+    time.sleep(0.2)
+    msg = array_to_image(np.full((24, 32, 3), 100, np.uint8), 'rgb8')
+    msg.header.stamp.sec = 22
+    images.publish(msg)
+    assert ros_graph.wait_for(lambda: (22, 0) in masks)
+    assert masks[(22, 0)][12, 16] == 255   # drawn at 22.0 s; at 21.5 s there were no joints
     assert ros_graph.error is None
 
 
