@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 import threading
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -132,37 +133,13 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         FileNotFoundError: no bag at ``path``.
         ValueError: the bag has no readable messages on ``external_topic``.
     """
-    _require_rosbags()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f'no bag at {path}')
     notes = [] if notes is None else notes
-    typestore = make_typestore()
-
-    def matches(topic: str, wanted: str | None) -> bool:
-        return wanted is not None and (topic == wanted or topic.endswith('/' + wanted.strip('/')))
-
-    def wanted(topic: str) -> bool:
-        return any(matches(topic, t)
-                   for t in (external_topic, wrist_topic, episode_topic, truth_topic))
-
-    starts: list[tuple[int, str]] = []
-    external: list[tuple[int, np.ndarray]] = []
-    wrist: list[tuple[int, np.ndarray]] = []
-    truth: list[tuple[int, float]] = []
-    for topic, msgtype, raw in _read_messages(path, typestore, wanted, notes):
-        msg = typestore.deserialize_cdr(raw, msgtype)
-        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-        if matches(topic, episode_topic):
-            starts.append((stamp, msg.episode_id))
-        elif matches(topic, truth_topic):
-            truth.append((stamp, float(msg.progress)))
-        elif matches(topic, external_topic):
-            external.append((stamp, image_to_rgb(msg)))
-        else:
-            wrist.append((stamp, image_to_rgb(msg)))
-    for note in notes:
-        logger.warning('%s', note)
+    read = read_topics(path, [t for t in (external_topic, wrist_topic, episode_topic,
+                                          truth_topic) if t is not None], notes)
+    starts = [(stamp, msg.episode_id) for stamp, msg in read.get(episode_topic, [])]
+    truth = [(stamp, float(msg.progress)) for stamp, msg in read.get(truth_topic, [])]
+    external = [(stamp, image_to_rgb(msg)) for stamp, msg in read[external_topic]]
+    wrist = [(stamp, image_to_rgb(msg)) for stamp, msg in read.get(wrist_topic, [])]
     if not external:
         raise ValueError(f'bag {path} has no readable messages on {external_topic!r}')
     if truth_topic is not None and not truth:
@@ -177,6 +154,41 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
             index = _nearest(stamps, episode.stamps_ns, max_skew_ns)
             episode.truth = np.where(index >= 0, values[index], np.nan).tolist()
     return episodes
+
+
+def read_topics(path: str | os.PathLike, topics: Sequence[str],
+                notes: list[str] | None = None) -> dict[str, list[tuple[int, Any]]]:
+    """Each topic's messages in a bag as (header stamp [ns], message), in stamp order.
+
+    Topics are matched by their last components, so '/robot1/joint_states' matches
+    'joint_states'. A bag whose writer was killed is read as far as it is readable; what was
+    skipped is said in ``notes`` (and logged). A topic the bag lacks maps to an empty list.
+
+    Raises:
+        FileNotFoundError: no bag at ``path``.
+    """
+    _require_rosbags()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f'no bag at {path}')
+    notes = [] if notes is None else notes
+    typestore = make_typestore()
+
+    def matching(topic: str) -> list[str]:
+        return [t for t in topics if topic == t or topic.endswith('/' + t.strip('/'))]
+
+    read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
+    for topic, msgtype, raw in _read_messages(path, typestore, lambda t: bool(matching(t)),
+                                              notes):
+        msg = typestore.deserialize_cdr(raw, msgtype)
+        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+        for wanted in matching(topic):
+            read[wanted].append((stamp, msg))
+    for note in notes:
+        logger.warning('%s', note)
+    for messages in read.values():
+        messages.sort(key=lambda item: item[0])
+    return read
 
 
 def _nearest(stamps: np.ndarray, wanted: list[int], max_skew_ns: int) -> np.ndarray:
