@@ -9,6 +9,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     'demo': ('sole_r1_ros.commands.demo', 'a simulated robot learns a task from video rewards'),
     'score': ('sole_r1_ros.commands.score', 'SOLE-R1 progress curve and reasoning for a video'),
     'score-bag': ('sole_r1_ros.commands.score_bag', 'score every episode of a recorded bag'),
+    'camera-delay': ('sole_r1_ros.commands.camera_delay',
+                     "a camera's latency against the joint states, for the self-filter"),
     'record': ('sole_r1_ros.commands.record', 'record cameras, rewards and reasoning to a bag'),
     'learn': ('sole_r1_ros.commands.learn', 'learn a task online from progress rewards'),
     'synth': ('sole_r1_ros.commands.synth', 'synthetic robot videos with ground-truth progress'),

@@ -1,0 +1,173 @@
+"""``sole-r1 camera-delay BAG --params YAML``: measure a camera's latency for the self-filter.
+
+Reads a recorded bag of the arm moving (``sole-r1 record``: the camera, its ``camera_info`` and
+``joint_states``) and the ``robot_mask_node`` section of a parameters file (the robot's model
+and the camera's hand-eye calibration), draws the arm at a range of delays
+(``camera/delay.py``) and prints the delay whose drawn motion agrees best with what changed in
+the frames: the value of ``robot_mask_node.camera_delay_s``.
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from sole_r1_ros.commands.reward_flags import check_writable
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('bag', help='rosbag2 folder with the arm moving (sole-r1 record)')
+    parser.add_argument('--params', required=True, metavar='YAML',
+                        help="parameters file with a robot_mask_node section (the robot's "
+                        'model, camera_link, camera_position, camera_orientation), e.g. '
+                        'config/real_robot_learn.yaml')
+    parser.add_argument('--view', default='external', choices=('external', 'wrist'),
+                        help='camera/<view>/image_raw and camera_info')
+    parser.add_argument('--joint-topic', default='joint_states')
+    parser.add_argument('--range', nargs=2, type=float, default=(-0.05, 0.25),
+                        metavar=('FROM', 'TO'), help='delays to try [s]')
+    parser.add_argument('--step', type=float, default=0.005, help='between delays [s]')
+    parser.add_argument('--max-frames', type=int, default=120,
+                        help='frames used, evenly spread over the bag (each delay draws each)')
+    parser.add_argument('--max-side', type=int, default=256,
+                        help='frames and masks compared at most this many pixels long')
+    parser.add_argument('--out', default='camera_delay.json', help='results JSON')
+    parser.add_argument('--plot', help='PNG of the agreement against the delay')
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sole_r1_ros.bringup import load_params
+    from sole_r1_ros.camera.delay import estimate_camera_delay
+    from sole_r1_ros.camera.pinhole import PinholeCamera
+    from sole_r1_ros.camera.self_filter import RobotSelfFilter
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.image_msgs import image_to_rgb
+    from sole_r1_ros.nodes.robot_mask_node import RobotMaskNodeConfig
+    from sole_r1_ros.recording import read_topics
+
+    if args.step <= 0 or args.range[1] < args.range[0]:
+        raise ValueError(f'--range {args.range[0]} {args.range[1]} --step {args.step}: give '
+                         'FROM <= TO and a positive step')
+    if args.max_frames < 2:
+        raise ValueError('--max-frames must be at least 2')
+    check_writable(args.out, args.plot)
+    section = load_params(args.params).get('robot_mask_node')
+    if not section:
+        raise ValueError(f'{args.params} has no robot_mask_node section (see '
+                         'config/real_robot_learn.yaml)')
+    config = from_mapping(RobotMaskNodeConfig, section)
+    image_topic = f'camera/{args.view}/image_raw'
+    info_topic = f'camera/{args.view}/camera_info'
+    read = read_topics(args.bag, [image_topic, info_topic, args.joint_topic])
+    for topic in (image_topic, info_topic, args.joint_topic):
+        if not read[topic]:
+            raise ValueError(f'{args.bag} has no {topic} messages: record the arm moving with '
+                             f'the camera, its camera_info and {args.joint_topic}')
+    info = read[info_topic][0][1]
+    camera = PinholeCamera.from_camera_info(int(info.width), int(info.height), info.k,
+                                            config.camera_position, config.camera_orientation)
+    images = read[image_topic]
+    # Consecutive frames in runs of two, spread over the bag: the motion between a pair is
+    # what is compared, so pairs, not single frames, are sampled.
+    starts = np.unique(np.linspace(0, len(images) - 2, max(1, args.max_frames // 2)).astype(int))
+    chosen = sorted({*starts, *(starts + 1)})
+    camera = _smaller(camera, args.max_side)
+    frames = [_resize(image_to_rgb(images[k][1]), camera.width, camera.height) for k in chosen]
+    stamps = [images[k][0] / 1e9 for k in chosen]
+    candidates = np.round(np.arange(args.range[0], args.range[1] + args.step / 2, args.step), 6)
+    self_filter = RobotSelfFilter(config.robot_model, camera, config.mesh_dir,
+                                  config.camera_link, config.hidden_links)
+    try:
+        joints = _joint_track(read[args.joint_topic], self_filter.joint_names, args.joint_topic)
+        with tqdm(total=len(candidates) * len(frames), desc='drawing', unit='mask') as bar:
+            def draw(positions):
+                bar.update(1)
+                return self_filter.mask(positions)
+            estimate = estimate_camera_delay(frames, stamps, joints, draw, candidates)
+    finally:
+        self_filter.close()
+    result = {'bag': str(args.bag), 'camera_delay_s': estimate.delay_s,
+              'frame_pairs': estimate.frame_pairs,
+              'candidates_s': list(estimate.candidates_s),
+              'agreement': [round(a, 4) for a in estimate.agreement]}
+    with open(args.out, 'w', encoding='utf-8') as stream:
+        json.dump(result, stream, indent=2)
+    if args.plot:
+        _plot(args.plot, estimate)
+    best = max(estimate.agreement)
+    print(f'camera_delay_s: {estimate.delay_s:.3f}  (agreement {best:.3f} over '
+          f'{estimate.frame_pairs} frame pairs; at 0 s: '
+          f'{_at(estimate, 0.0)})')
+    if best < 0.1:
+        print('sole-r1 camera-delay: the drawn arm agrees little with what changed at any '
+              'delay: check the calibration on the overlay first, and that the arm moves',
+              file=sys.stderr)
+    return 0
+
+
+def _joint_track(messages, names, topic: str):
+    """The model's joints over time from the JointState messages that carry all of them.
+
+    Others (a gripper published on its own) are skipped, and of equal stamps the first kept.
+    """
+    from sole_r1_ros.camera.delay import JointTrack
+
+    samples: dict[int, dict[str, float]] = {}
+    for stamp, msg in messages:
+        positions = dict(zip(msg.name, msg.position))
+        if stamp not in samples and all(name in positions for name in names):
+            samples[stamp] = {name: float(positions[name]) for name in names}
+    if len(samples) < 2:
+        raise ValueError(f"{topic}: fewer than two messages carry all of the model's joints "
+                         f'{list(names)}')
+    stamps = sorted(samples)
+    return JointTrack([stamp / 1e9 for stamp in stamps], [samples[s] for s in stamps])
+
+
+def _smaller(camera, max_side: int):
+    """The same camera at most ``max_side`` pixels long (K scaled with the pixels)."""
+    import dataclasses
+
+    scale = max_side / max(camera.width, camera.height)
+    if scale >= 1.0:
+        return camera
+    width, height = max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
+    sx, sy = width / camera.width, height / camera.height
+    return dataclasses.replace(camera, width=width, height=height, fx=camera.fx * sx,
+                               fy=camera.fy * sy, cx=(camera.cx + 0.5) * sx - 0.5,
+                               cy=(camera.cy + 0.5) * sy - 0.5)
+
+
+def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    if image.shape[:2] == (height, width):
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _at(estimate, delay_s: float) -> str:
+    for candidate, agreement in zip(estimate.candidates_s, estimate.agreement):
+        if abs(candidate - delay_s) < 1e-9:
+            return f'{agreement:.3f}'
+    return 'not tried'
+
+
+def _plot(path: str, estimate) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.plot(estimate.candidates_s, estimate.agreement, marker='.')
+    axes.axvline(estimate.delay_s, color='tab:green', linestyle='--',
+                 label=f'camera_delay_s {estimate.delay_s:.3f}')
+    axes.set(xlabel='delay [s]', ylabel='agreement (IoU)',
+             title='drawn arm motion against changed pixels')
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
