@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     camera = _smaller(camera, args.max_side)
     frames = [_resize(image_to_rgb(images[k][1]), camera.width, camera.height) for k in chosen]
     stamps = [images[k][0] / 1e9 for k in chosen]
-    candidates = np.round(np.arange(args.range[0], args.range[1] + args.step / 2, args.step), 6)
+    # Rounded (and + 0.0, so that no -0.000 is printed) to the step's own decimals.
+    candidates = np.round(np.arange(args.range[0], args.range[1] + args.step / 2, args.step),
+                          6) + 0.0
     self_filter = RobotSelfFilter(config.robot_model, camera, config.mesh_dir,
                                   config.camera_link, config.hidden_links)
     try:
