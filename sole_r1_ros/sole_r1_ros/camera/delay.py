@@ -90,9 +90,9 @@ def estimate_camera_delay(frames: Sequence[np.ndarray], frame_stamps_s: Sequence
         raise ValueError('no candidate delays to try')
     if len(frames) != len(frame_stamps_s):
         raise ValueError(f'{len(frames)} frames but {len(frame_stamps_s)} stamps')
-    usable = [k for k, stamp in enumerate(frame_stamps_s)
-              if all(joints.covers(stamp - d) for d in candidates)]
-    pairs = [k for k in usable[1:] if k - 1 in set(usable)]
+    usable = {k for k, stamp in enumerate(frame_stamps_s)
+              if all(joints.covers(stamp - d) for d in candidates)}
+    pairs = sorted(k for k in usable if k - 1 in usable)
     if not pairs:
         raise ValueError('no two consecutive frames lie inside the joint states for every '
                          f'candidate delay ({min(candidates)} to {max(candidates)} s): record '
