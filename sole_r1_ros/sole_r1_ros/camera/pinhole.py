@@ -4,7 +4,7 @@ The intrinsics are ``sensor_msgs/CameraInfo``'s K; the pose is a hand-eye calibr
 (the camera's optical frame in the robot's base frame), which TF would carry as a static
 transform. numpy only.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -54,6 +54,20 @@ class PinholeCamera:
         return cls(int(width), int(height), float(k[0]), float(k[4]), float(k[2]),
                    float(k[5]), tuple(float(v) for v in position),
                    tuple(float(v) for v in orientation))
+
+    def scaled(self, max_side: int) -> 'PinholeCamera':
+        """The same camera with its image at most ``max_side`` pixels long (0: as it is).
+
+        K scales with the pixels (pixel centres at +0.5, so u scales as it is); the pose
+        stays.
+        """
+        scale = min(1.0, max_side / max(self.width, self.height)) if max_side else 1.0
+        if scale >= 1.0:
+            return self
+        width, height = max(1, round(self.width * scale)), max(1, round(self.height * scale))
+        sx, sy = width / self.width, height / self.height
+        return replace(self, width=width, height=height, fx=self.fx * sx, fy=self.fy * sy,
+                       cx=self.cx * sx, cy=self.cy * sy)
 
     def project(self, points: np.ndarray) -> np.ndarray:
         """Pixel coordinates (u right, v down; pixel centres at +0.5) of points, N x 2.

@@ -120,22 +120,20 @@ class RobotSelfFilter:
         """Draw the next masks for this camera (new intrinsics, size or calibration)."""
         mujoco = import_mujoco()
         model, cam = self._model, self._cam
-        scale = min(1.0, self._max_side / max(camera.width, camera.height)
-                    ) if self._max_side else 1.0
-        width, height = max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
+        drawn = camera.scaled(self._max_side)
+        width, height = drawn.width, drawn.height
         model.cam_pos[cam] = camera.position
         # MuJoCo's camera looks down its -z with y up; the optical frame looks down +z, y down.
         matrix = rotation_matrix(camera.orientation) @ np.diag([1.0, -1.0, -1.0])
         mujoco.mju_mat2Quat(model.cam_quat[cam], matrix.flatten())
-        sx, sy = width / camera.width, height / camera.height
         pitch = _PIXEL_PITCH_M
         model.cam_resolution[cam] = (width, height)
         model.cam_sensorsize[cam] = (width * pitch, height * pitch)
         # Measured on MuJoCo 3.3 (test_self_filter.py pins it): the horizontal principal
         # offset counts from the right, the vertical one from the top.
-        model.cam_intrinsic[cam] = (camera.fx * sx * pitch, camera.fy * sy * pitch,
-                                    (width / 2 - camera.cx * sx) * pitch,
-                                    (camera.cy * sy - height / 2) * pitch)
+        model.cam_intrinsic[cam] = (drawn.fx * pitch, drawn.fy * pitch,
+                                    (width / 2 - drawn.cx) * pitch,
+                                    (drawn.cy - height / 2) * pitch)
         resized = self._draw_size != (width, height)
         self._camera, self._draw_size = camera, (width, height)
         if resized and self._renderer is not None:

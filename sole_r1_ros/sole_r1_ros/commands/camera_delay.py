@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     # what is compared, so pairs, not single frames, are sampled.
     starts = np.unique(np.linspace(0, len(images) - 2, max(1, args.max_frames // 2)).astype(int))
     chosen = sorted({*starts, *(starts + 1)})
-    camera = _smaller(camera, args.max_side)
+    camera = camera.scaled(args.max_side)
     frames = [_resize(image_to_rgb(images[k][1]), camera.width, camera.height) for k in chosen]
     stamps = [images[k][0] / 1e9 for k in chosen]
     # Rounded (and + 0.0, so that no -0.000 is printed) to the step's own decimals.
@@ -126,20 +126,6 @@ def _joint_track(messages, names, topic: str):
                          f'{list(names)}')
     stamps = sorted(samples)
     return JointTrack([stamp / 1e9 for stamp in stamps], [samples[s] for s in stamps])
-
-
-def _smaller(camera, max_side: int):
-    """The same camera at most ``max_side`` pixels long (K scaled with the pixels)."""
-    import dataclasses
-
-    scale = max_side / max(camera.width, camera.height)
-    if scale >= 1.0:
-        return camera
-    width, height = max(1, round(camera.width * scale)), max(1, round(camera.height * scale))
-    sx, sy = width / camera.width, height / camera.height
-    return dataclasses.replace(camera, width=width, height=height, fx=camera.fx * sx,
-                               fy=camera.fy * sy, cx=(camera.cx + 0.5) * sx - 0.5,
-                               cy=(camera.cy + 0.5) * sy - 0.5)
 
 
 def _resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
