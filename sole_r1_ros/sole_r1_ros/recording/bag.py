@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 import threading
-from typing import Any, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -134,19 +134,20 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         ValueError: the bag has no readable messages on ``external_topic``.
     """
     notes = [] if notes is None else notes
-    read = read_topics(path, [t for t in (external_topic, wrist_topic, episode_topic,
-                                          truth_topic) if t is not None], notes)
-    starts = [(stamp, msg.episode_id) for stamp, msg in read.get(episode_topic, [])]
-    truth = [(stamp, float(msg.progress)) for stamp, msg in read.get(truth_topic, [])]
-    external = [(stamp, image_to_rgb(msg)) for stamp, msg in read[external_topic]]
-    wrist = [(stamp, image_to_rgb(msg)) for stamp, msg in read.get(wrist_topic, [])]
+    # Decoded as they are read: an image message is not kept beside its frame.
+    decode = {external_topic: image_to_rgb, wrist_topic: image_to_rgb,
+              episode_topic: lambda msg: msg.episode_id,
+              truth_topic: lambda msg: float(msg.progress)}
+    decode = {topic: fn for topic, fn in decode.items() if topic is not None}
+    read = read_topics(path, list(decode), notes, decode)
+    starts, truth = read.get(episode_topic, []), read.get(truth_topic, [])
+    external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
         raise ValueError(f'bag {path} has no readable messages on {external_topic!r}')
     if truth_topic is not None and not truth:
         raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
                          "simulator's ground truth; a real robot's bag has none)")
-    episodes = _split(sorted(external, key=lambda x: x[0]), sorted(wrist, key=lambda x: x[0]),
-                      sorted(starts), wrist_topic is not None, max_skew_ns)
+    episodes = _split(external, wrist, sorted(starts), wrist_topic is not None, max_skew_ns)
     if truth:
         stamps, values = zip(*sorted(truth))
         stamps, values = np.array(stamps, np.int64), np.array(values, np.float64)
@@ -157,12 +158,16 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
 
 
 def read_topics(path: str | os.PathLike, topics: Sequence[str],
-                notes: list[str] | None = None) -> dict[str, list[tuple[int, Any]]]:
+                notes: list[str] | None = None,
+                decode: Mapping[str, Callable[[Any], Any]] | None = None
+                ) -> dict[str, list[tuple[int, Any]]]:
     """Each topic's messages in a bag as (header stamp [ns], message), in stamp order.
 
     Topics are matched by their last components, so '/robot1/joint_states' matches
     'joint_states'. A bag whose writer was killed is read as far as it is readable; what was
     skipped is said in ``notes`` (and logged). A topic the bag lacks maps to an empty list.
+    ``decode``: per topic, what to keep of each message instead of the message (a frame of an
+    image, so that the two are never held together).
 
     Raises:
         FileNotFoundError: no bag at ``path``.
@@ -183,7 +188,8 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
         msg = typestore.deserialize_cdr(raw, msgtype)
         stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         for wanted in matching(topic):
-            read[wanted].append((stamp, msg))
+            read[wanted].append((stamp, decode[wanted](msg) if decode and wanted in decode
+                                 else msg))
     for note in notes:
         logger.warning('%s', note)
     for messages in read.values():
