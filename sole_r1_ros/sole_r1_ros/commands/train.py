@@ -3,14 +3,15 @@
 ``sole-r1 train compact --data DIR [DIR ...] --out FILE`` fits the compact network on labelled
 episodes of any source (``labelled/FORMAT.md``): a ``sole-r1 synth`` dataset, SOLE-R1's scores of
 your own recordings (``sole-r1 score``/``score-bag --labelled-out``), hand labels. ``--init
-shipped`` fine-tunes the shipped model instead of starting from random weights (distillation).
+shipped`` fine-tunes the shipped model of the data's kind (pictures, or the erased file for
+frames with the robot erased) instead of starting from random weights (distillation).
 The shipped checkpoint is made by ``make compact-model`` (``sole_r1_ros/data/README.md``).
 """
 import argparse
 import json
 import os
 
-from sole_r1_ros.compact.train import SHIPPED, TrainConfig
+from sole_r1_ros.compact.train import TrainConfig
 from sole_r1_ros.configuration import from_mapping, specs
 
 _SPECS = {spec.name: spec for spec in specs(TrainConfig)}
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--exclude-tasks', default='',
                          help=_help('exclude_tasks') + ', comma-separated')
     compact.add_argument('--init', default='', metavar='CHECKPOINT',
-                         help=f"{_help('init')}; '{SHIPPED}' fine-tunes the shipped model")
+                         help=_help('init'))
     compact.add_argument('--minutes', type=float, default=TrainConfig.minutes,
                          help=_help('minutes'))
     compact.add_argument('--epochs', type=float, default=None, help=_help('epochs'))

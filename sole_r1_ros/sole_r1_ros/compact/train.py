@@ -122,8 +122,9 @@ class TrainConfig:
                           '(measured 3x slower than 1)', range=(1, 256))
     seed: int = option(0, 'seed of initialisation, sampling and augmentation',
                        range=(0, 2**31 - 1))
-    init: str = option('', "start from this checkpoint ('shipped': the package's own; '': "
-                       'random weights of the model config)')
+    init: str = option('', "start from this checkpoint ('shipped': the package's own file "
+                       "of the data's kind, pictures or robot erased; '': random weights of "
+                       'the model config)')
     model: CompactConfig = option(default_factory=CompactConfig,
                                   help='network shape (ignored with init: the checkpoint has one)')
 
@@ -509,10 +510,15 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
                                or sum(config.data_shares) <= 0):
         raise ValueError(f'data shares {list(config.data_shares)} for {len(folders)} data '
                          'folder(s): give one per folder, in order, not all 0')
-    model, encoder, base = _initial_model(config, encoder)
+    model, goal_encoder, base = _initial_model(config, encoder)
     load_start = time.perf_counter()
     by_folder = _load(folders, config, model.config.image_size)
-    robot_erased = _robot_erased(by_folder, base)
+    robot_erased = _data_robot_erased(by_folder)
+    if config.init == SHIPPED and base is not None and base['robot_erased'] != robot_erased:
+        # 'shipped' names the package's file of the data's kind: the erased one for erased data.
+        model, goal_encoder, base = _initial_model(config, encoder, robot_erased)
+    _check_start_kind(base, robot_erased)
+    encoder = goal_encoder
     wrist_view = any(e.wrist is not None for episodes in by_folder for e in episodes)
     train_episodes, val_episodes, train_sources, val_sources = [], [], [], []
     for source, episodes in enumerate(by_folder):
@@ -578,13 +584,22 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
             [e for i, e in enumerate(episodes) if i in chosen])
 
 
-def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
+def _initial_model(config: TrainConfig, encoder: GoalEncoder | None,
+                   robot_erased: bool = False
                    ) -> tuple[CompactProgressNet, GoalEncoder, dict[str, Any] | None]:
+    """The model to start from: random weights, ``config.init``'s file, or the shipped one.
+
+    ``init='shipped'`` reads the package's file for pictures, or with ``robot_erased`` its
+    file for frames with the robot erased.
+    """
     if not config.init:
         return CompactProgressNet(config.model), encoder or GoalEncoder(), None
-    from sole_r1_ros.compact.predictor import default_checkpoint_path
+    from sole_r1_ros.compact.predictor import (
+        DEFAULT_CHECKPOINT, default_checkpoint_path, ERASED_CHECKPOINT)
 
-    path = default_checkpoint_path() if config.init == SHIPPED else config.init
+    path = config.init
+    if config.init == SHIPPED:
+        path = default_checkpoint_path(ERASED_CHECKPOINT if robot_erased else DEFAULT_CHECKPOINT)
     model, cache, info = load_checkpoint(path)
     if encoder is None:
         encoder = GoalEncoder(cache)
@@ -593,15 +608,14 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None
     return model.train(), encoder, base
 
 
-def _robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]],
-                  base: dict[str, Any] | None) -> bool:
+def _data_robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]]) -> bool:
     """Whether the training frames have the robot taken out (``synth/erase.py``).
 
     The checkpoint records it, and the reward side refuses to feed the network the other kind
-    of frame, so the data must be all one kind, and the kind of the checkpoint it starts from.
+    of frame, so the data must be all one kind.
 
     Raises:
-        ValueError: erased and picture episodes mixed, or a start checkpoint of the other kind.
+        ValueError: erased and picture episodes mixed.
     """
     kinds = Counter(bool(e.meta.get('robot_erased', False))
                     for episodes in by_folder for e in episodes)
@@ -609,15 +623,20 @@ def _robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]],
         raise ValueError(f'{kinds[True]} episodes have the robot erased and {kinds[False]} do '
                          'not: train on one kind (sole-r1 synth --erase-robot-of every folder, '
                          'or none)')
-    erased = next(iter(kinds))
-    if base is not None and base['robot_erased'] != erased:
-        from sole_r1_ros.compact.predictor import default_checkpoint_path, ERASED_CHECKPOINT
+    return next(iter(kinds))
 
-        shipped = default_checkpoint_path(ERASED_CHECKPOINT) if erased else SHIPPED
+
+def _check_start_kind(base: dict[str, Any] | None, robot_erased: bool) -> None:
+    """Refuse a start checkpoint trained on the other kind of frame than the data.
+
+    Raises:
+        ValueError: it was, with the fix.
+    """
+    if base is not None and base['robot_erased'] != robot_erased:
         raise ValueError(f"the start checkpoint {base['checkpoint']} was trained on "
-                         f"{_kind(base['robot_erased'])} but the data are {_kind(erased)}: "
-                         f'start from a file of their kind (the shipped one: --init {shipped})')
-    return erased
+                         f"{_kind(base['robot_erased'])} but the data are "
+                         f'{_kind(robot_erased)}: start from a file of their kind (--init '
+                         f"{SHIPPED} picks the package's own file of the data's kind)")
 
 
 def _kind(robot_erased: bool) -> str:
