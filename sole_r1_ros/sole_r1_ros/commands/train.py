@@ -90,16 +90,13 @@ def run(args: argparse.Namespace) -> int:
         'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
-    with tqdm(total=round(args.minutes * 60), desc='train compact', unit='s',
-              bar_format='{l_bar}{bar}| {n_fmt}/{total_fmt} s {postfix}') as bar:
-        start = [None]
+    # In per cent of the run: --epochs ends it by steps, --minutes by time, whichever comes first,
+    # so the time left is the bar's own estimate, not the --minutes cap.
+    with tqdm(total=100, desc='train compact',
+              bar_format='{l_bar}{bar}| {elapsed}<{remaining} {postfix}') as bar:
 
-        def on_step(step: int, loss: float, metrics: dict | None) -> None:
-            import time
-
-            now = time.perf_counter()
-            start[0] = start[0] or now
-            bar.n = min(bar.total, round(now - start[0]))
+        def on_step(step: int, loss: float, metrics: dict | None, behind: float) -> None:
+            bar.update(100 * behind - bar.n)
             postfix = {'step': step, 'loss': f'{loss:.4f}'}
             if metrics and 'val_mae' in metrics:
                 bar.write(f"step {step}: val MAE {metrics['val_mae']:.2f}%, Pearson "

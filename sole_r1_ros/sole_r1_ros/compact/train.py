@@ -484,7 +484,7 @@ def _mae(prediction: np.ndarray, target: np.ndarray) -> float:
 
 
 def train(data: str | Sequence[str], out: str, config: TrainConfig,
-          on_step: Callable[[int, float, dict[str, float] | None], None] | None = None,
+          on_step: Callable[[int, float, dict[str, float] | None, float], None] | None = None,
           extra_info: dict[str, Any] | None = None,
           encoder: GoalEncoder | None = None) -> dict[str, Any]:
     """Train on the episodes of ``data``, validate on the split='val' ones, save ``out``.
@@ -492,6 +492,9 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     Args:
         data: one or more folders of labelled episodes (any layout ``labelled`` reads); each
             is split into training and validation episodes on its own (``split_validation``).
+        on_step: called after every step with (step, loss, validation metrics or None, share
+            of the run behind in [0, 1]: the steps of ``config.epochs`` or the time budget,
+            whichever ends it first).
         encoder: goal encoder (default: MiniLM, with the cache of ``config.init``'s checkpoint
             when there is one); its cache, holding every task's goal and phrasings, is saved
             with the checkpoint.
@@ -661,7 +664,7 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int
 def _optimise(model: CompactProgressNet, sampler: QuerySampler,
               val_queries: ValidationSet | None,
               config: TrainConfig, frames: int, folders: int,
-              on_step: Callable[[int, float, dict[str, float] | None], None] | None
+              on_step: Callable[[int, float, dict[str, float] | None, float], None] | None
               ) -> dict[str, Any]:
     adversary = _scene_adversary(model, sampler, config)
     parameters = list(model.parameters())
@@ -708,13 +711,15 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
                                 folders, adversary_losses)
             last_eval = time.perf_counter()
         if on_step is not None:
-            on_step(step, losses[-1], metrics)
+            # The share of the run behind: the step count or the time budget, whichever ends it.
+            behind = max(step / max_steps, (time.perf_counter() - start) / budget_s)
+            on_step(step, losses[-1], metrics, min(1.0, behind))
     _validate(model, val_queries, step, losses, best, history, config, folders,
               adversary_losses)
     if adversary is not None:
         adversary.detach()
     if on_step is not None:
-        on_step(step, losses[-1] if losses else float('nan'), history[-1])
+        on_step(step, losses[-1] if losses else float('nan'), history[-1], 1.0)
     seconds = time.perf_counter() - start
     return {'steps': step, 'samples': step * config.batch_size, 'train_seconds': seconds,
             'samples_per_s': step * config.batch_size / max(seconds, 1e-9),

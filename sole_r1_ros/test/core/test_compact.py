@@ -212,10 +212,18 @@ def test_training_writes_a_checkpoint_that_the_backend_loads_and_reruns_identica
     # `make compact-model` is meant to be rerun: the same data, settings and seed give the
     # same weights bit for bit.
     again = str(tmp_path / 'again.pt')
+    calls = []
     train(root, again, TrainConfig(minutes=1.0, epochs=2, batch_size=8, eval_every_s=1e9,
-                                   model=_TINY), encoder=_seeded_encoder())
+                                   model=_TINY), encoder=_seeded_encoder(),
+          on_step=lambda step, loss, metrics, behind: calls.append((step, behind)))
     first, second = load_checkpoint(out)[0].state_dict(), load_checkpoint(again)[0].state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
+    # The share of the run behind follows the steps of --epochs (a minute's cap is far off).
+    steps = info['steps']
+    assert [step for step, _ in calls] == [*range(1, steps + 1), steps]
+    shares = [behind for _, behind in calls]
+    assert all(step / steps <= behind <= 1.0 for step, behind in calls)
+    assert shares == sorted(shares) and shares[-2:] == [1.0, 1.0]
 
 
 def test_training_shrinks_each_episode_to_the_network_size_as_it_reads_it():
