@@ -17,6 +17,7 @@ from sole_r1_ros.reward import (
 
 # flag -> RewardConfig field (dotted for nested configs).
 _FLAGS = {'backend': 'backend', 'model': 'model', 'erased_model': 'erased_model',
+          'pair_join': 'pair_join',
           'base_url': 'openai.base_url',
           'device': 'transformers.device', 'temperature': 'temperature', 'seed': 'seed',
           'max_new_tokens': 'max_new_tokens', 'timeout': 'timeout_s',
@@ -54,6 +55,8 @@ def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True,
     parser.add_argument('--model', default=RewardConfig.model, help=_help('model'))
     parser.add_argument('--erased-model', default=RewardConfig.erased_model, metavar='FILE',
                         help=_help('erased_model'))
+    parser.add_argument('--pair-join', default=RewardConfig.pair_join,
+                        choices=_SPECS['pair_join'].choices, help=_help('pair_join'))
     parser.add_argument('--base-url', default=_SPECS['openai.base_url'].default,
                         help=_help('openai.base_url', ' (--backend openai)'))
     parser.add_argument('--device', default=_SPECS['transformers.device'].default,

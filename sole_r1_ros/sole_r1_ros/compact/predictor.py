@@ -28,6 +28,10 @@ def default_checkpoint_path(name: str = DEFAULT_CHECKPOINT) -> str:
     return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', name)
 
 
+# How a compact pair's two answers make one (RewardConfig.pair_join).
+JOINS = {'mean': lambda a, b: (a + b) / 2, 'min': np.minimum}
+
+
 def erased_checkpoint_path(path: str) -> str:
     """The file of ``RewardConfig.erased_model``: 'shipped' is the package's erased file."""
     return default_checkpoint_path(ERASED_CHECKPOINT) if path == 'shipped' else path
@@ -62,14 +66,15 @@ class CompactPredictor:
 
     With an ``erased_member`` it is a *pair*: the member, trained on frames with the robot
     erased, reads the query's erased external view, and the answer is the mean of the two
-    networks' (``sole_r1_ros/data/README.md``, "A pair"). The two read the scene
-    differently, so their errors on unseen tasks differ, and a pose that hides the object
-    from the pictures' network does not hide it from the erased one.
+    networks' (``sole_r1_ros/data/README.md``, "A pair"), or with ``join='min'`` the smaller.
+    The two read the scene differently, so their errors on unseen tasks differ, and a pose
+    that hides the object from the pictures' network does not hide it from the erased one.
     """
 
     def __init__(self, model: CompactProgressNet, encoder: GoalEncoder,
                  info: dict[str, Any] | None = None, name: str = 'compact',
-                 tile_cache: int = 64, erased_member: 'CompactPredictor | None' = None) -> None:
+                 tile_cache: int = 64, erased_member: 'CompactPredictor | None' = None,
+                 join: str = 'mean') -> None:
         self._model = model.eval()
         self._encoder = encoder
         self._info = dict(info or {})
@@ -83,15 +88,23 @@ class CompactPredictor:
                                  f'on frames with the robot erased; {name} is {kinds[0]} and '
                                  f'{erased_member.name} is {kinds[1]}')
             self._name = f'{name}+{erased_member.name.removeprefix("compact:")}'
+            if join != 'mean':
+                self._name += f':{join}'
+        if join not in JOINS:
+            raise ValueError(f"a compact pair's answers join by one of {sorted(JOINS)}, got "
+                             f'{join!r}')
         self._erased_member = erased_member
+        self._join = JOINS[join]
 
     @classmethod
-    def load(cls, path: str = '', tile_cache: int = 64, erased: str = '') -> 'CompactPredictor':
+    def load(cls, path: str = '', tile_cache: int = 64, erased: str = '', join: str = 'mean'
+             ) -> 'CompactPredictor':
         """Load a checkpoint ('' for the shipped one), paired with ``erased`` if given.
 
         ``tile_cache``: how many letterboxed frames to keep (``tiles.TileCache``; 0: none).
         ``erased``: a checkpoint trained on frames with the robot erased ('shipped': the
-        package's), whose answer on the erased external view is averaged with this one's.
+        package's), whose answer on the erased external view is joined with this one's.
+        ``join``: how the pair's two answers make one, 'mean' or 'min' (``JOINS``).
 
         Raises:
             FileNotFoundError: no such file; CheckpointError: not a compact checkpoint;
@@ -102,7 +115,7 @@ class CompactPredictor:
         member = cls.load(erased_checkpoint_path(erased), tile_cache) if erased else None
         return cls(model, GoalEncoder(goal_cache), info,
                    name=f'compact:{os.path.splitext(os.path.basename(path))[0]}',
-                   tile_cache=tile_cache, erased_member=member)
+                   tile_cache=tile_cache, erased_member=member, join=join)
 
     @property
     def name(self) -> str:
@@ -181,7 +194,8 @@ class CompactPredictor:
         goals = [q.goal for q in queries]
         values = self.predict(views, goals, previous, has_wrist)
         if self._erased_member is not None:
-            values = (values + self._erased_member.predict_erased(queries, goals, previous)) / 2
+            values = self._join(values,
+                                self._erased_member.predict_erased(queries, goals, previous))
         return [reply_text(p, int(round(float(v)))) for p, v in zip(previous, values)]
 
     def predict_erased(self, queries: Sequence[Any], goals: Sequence[str],

@@ -115,10 +115,16 @@ class RewardConfig:
                         "a checkpoint file ('' = the shipped one)", read_only=True)
     erased_model: str = option(
         '', "compact only: a checkpoint trained on frames with the robot erased ('shipped': "
-        "the package's) to pair with model; the answer is the two networks' mean, the erased "
-        'one reading the external view with the robot erased, which the camera node sends '
+        "the package's) to pair with model; the answer joins the two networks' (pair_join), the "
+        'erased one reading the external view with the robot erased, which the camera node sends '
         'beside the pictures (camera_node.erase_robot and erased_beside, robot masks '
         "needed); '' = no pair", read_only=True)
+    pair_join: str = option(
+        'mean', "compact pair only: how its two answers make one. 'mean': their average (the "
+        "better offline numbers); 'min': the smaller, so a pose that fools one network earns "
+        'nothing unless it fools the other too (sole_r1_ros/data/README.md, "The smaller answer, '
+        'as a reward")',
+        choices=('mean', 'min'), read_only=True)
     temperature: float = option(1.0, 'sampling temperature (the authors: 1.0); 0 decodes '
                                 'greedily, for evaluation', range=(0.0, 10.0), read_only=True)
     top_p: float = option(0.9, 'nucleus sampling mass (the authors: 0.9)', range=(1e-6, 1.0),
@@ -152,3 +158,6 @@ class RewardConfig:
         if self.erased_model and self.backend != 'compact':
             raise ValueError(f'RewardConfig.erased_model pairs compact checkpoints; the '
                              f'{self.backend!r} backend has none (leave it empty)')
+        if self.pair_join != 'mean' and not self.erased_model:
+            raise ValueError(f'RewardConfig.pair_join {self.pair_join!r} joins the answers of '
+                             'a compact pair, and erased_model is not set')

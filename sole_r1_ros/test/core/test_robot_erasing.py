@@ -410,6 +410,8 @@ def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
         drawer_and_masks, tmp_path):
     """A compact pair answers the mean of its two files, each asked as it was trained.
 
+    Or the smaller of the two, with ``pair_join='min'``.
+
     It refuses queries without the erased view.
     """
     pytest.importorskip('torch')
@@ -453,6 +455,31 @@ def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
     assert not views[1].any()   # the erased member reads the external view only
     other = member.predict(views[None], [query.goal], [0], [False])[0]
     assert result.progress == int(round((own + other) / 2))
+    # Joined by the smaller answer instead (pair_join='min'), with the pictures' file made to
+    # answer 30 points higher (its output bias raised), so the mean and the smaller differ.
+    import torch
+    from sole_r1_ros.compact.model import load_checkpoint, save_checkpoint
+
+    model, cache, info = load_checkpoint(pictures_pt)
+    with torch.no_grad():
+        model.head[-1].bias += 0.3
+    raised_pt = str(tmp_path / 'raised.pt')
+    save_checkpoint(raised_pt, model, cache, info)
+    raised = CompactPredictor.load(raised_pt).predict(
+        query_views(query, 16)[None], [query.goal], [0], [True])[0]
+    assert raised - other > 20
+    for join, expected in (('mean', (raised + other) / 2), ('min', other)):
+        joined = RewardConfig(backend='compact', model=raised_pt, erased_model=erased_pt,
+                              pair_join=join)
+        joined_engine = RewardEngine(make_backend(joined), joined)
+        [answer] = joined_engine.score([query])
+        assert answer.progress == int(round(expected)), join
+        joined_engine.close()
+    assert joined_engine.model_id == 'compact:raised+erased:min'
+    with pytest.raises(ValueError, match='erased_model is not set'):
+        RewardConfig(backend='compact', pair_join='min')
+    with pytest.raises(ValueError, match='pair_join'):
+        RewardConfig(backend='compact', erased_model=erased_pt, pair_join='max')
     # Without the erased view: an error for that query, never a picture read as erased.
     bare = EpisodeTracker('bare', picture.goal)
     bare.add_frame(picture.external[0], picture.wrist[0])

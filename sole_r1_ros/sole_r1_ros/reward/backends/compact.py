@@ -25,7 +25,7 @@ class CompactBackend:
 
     @classmethod
     def from_config(cls, config: RewardConfig) -> 'CompactBackend':
-        """Load ``config.model`` ('' = shipped checkpoint), paired with ``config.erased_model``.
+        """Load ``config.model`` ('' = shipped), paired as ``erased_model`` and ``pair_join`` say.
 
         Raises:
             ImportError: torch is missing.
@@ -38,7 +38,8 @@ class CompactBackend:
         except ImportError as exc:
             raise ImportError(f'{_INSTALL_HINT}: {exc}') from exc
         try:
-            return cls(CompactPredictor.load(config.model, erased=config.erased_model))
+            return cls(CompactPredictor.load(config.model, erased=config.erased_model,
+                                             join=config.pair_join))
         except CheckpointError as exc:
             raise ValueError(str(exc)) from exc
 
