@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # In per cent of the run: --epochs ends it by steps, --minutes by time, whichever comes first,
     # so the time left is the bar's own estimate, not the --minutes cap.
     with tqdm(total=100, desc='train compact',
-              bar_format='{l_bar}{bar}| {elapsed}<{remaining} {postfix}') as bar:
+              bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}') as bar:
 
         def on_step(step: int, loss: float, metrics: dict | None, behind: float) -> None:
             bar.update(100 * behind - bar.n)
