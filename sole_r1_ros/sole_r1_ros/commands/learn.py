@@ -432,6 +432,8 @@ class _Session:
 
     def _learn(self) -> int:
         from tqdm import tqdm
+
+        from sole_r1_ros.run_progress import run_share
         request, monitor = self.request, self.monitor
         start_steps = int(monitor.counter('learner_node', 'start_env_steps'))
         if start_steps:
@@ -548,18 +550,6 @@ class _Session:
                 monitor.status.get('reward_node', {}).get('goal_trained')),
             'git_commit': _git_commit()}
         (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
-
-
-def run_share(steps: int, total_steps: int, elapsed_s: float, minutes: float) -> float:
-    """The share of a learning run behind, in [0, 1]: its steps or its minutes, whichever ends it.
-
-    ``minutes`` <= 0 means no time budget. A run of 10 minutes / 30,000 steps at 40 steps/s
-    ends by time at 24,000 steps: 100 %, not 80 %.
-    """
-    share = steps / total_steps if total_steps > 0 else 0.0
-    if minutes > 0:
-        share = max(share, elapsed_s / (60.0 * minutes))
-    return min(1.0, max(0.0, share))
 
 
 def _command_topics(params: dict) -> list[str]:

@@ -37,6 +37,7 @@ from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.evaluation.metrics import pearson
 from sole_r1_ros.labelled import LabelledEpisode
 from sole_r1_ros.reward import protocol
+from sole_r1_ros.run_progress import run_share
 from sole_r1_ros.sim.tasks import TASK_GOALS
 
 logger = logging.getLogger(__name__)
@@ -711,9 +712,8 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
                                 folders, adversary_losses)
             last_eval = time.perf_counter()
         if on_step is not None:
-            # The share of the run behind: the step count or the time budget, whichever ends it.
-            behind = max(step / max_steps, (time.perf_counter() - start) / budget_s)
-            on_step(step, losses[-1], metrics, min(1.0, behind))
+            on_step(step, losses[-1], metrics,
+                    run_share(step, max_steps, time.perf_counter() - start, config.minutes))
     _validate(model, val_queries, step, losses, best, history, config, folders,
               adversary_losses)
     if adversary is not None:

@@ -244,18 +244,6 @@ def test_the_bag_records_the_commands_the_arm_is_sent(config, expected):
         assert len(set(named)) == len(named), 'a topic is recorded twice'
 
 
-def test_the_progress_bar_counts_the_run_that_ends_first():
-    """The demo's 10 minutes / 30,000 steps end by time near 24,000 steps: the bar shows 100 %."""
-    from sole_r1_ros.commands.learn import run_share
-    assert run_share(24_000, 30_000, 600.0, 10.0) == 1.0          # time ends it
-    assert run_share(15_000, 30_000, 120.0, 10.0) == 0.5          # steps ahead of time
-    assert run_share(3_000, 30_000, 300.0, 10.0) == 0.5           # time ahead of steps
-    assert run_share(30_000, 30_000, 10.0, 0.0) == 1.0            # no time budget
-    assert run_share(40_000, 30_000, 10.0, 0.0) == 1.0            # resumed past the budget
-    shares = [run_share(40 * t, 30_000, t, 10.0) for t in range(0, 601, 10)]
-    assert shares == sorted(shares) and shares[0] == 0.0 and shares[-1] == 1.0
-
-
 @pytest.mark.parametrize('backwards', ['yes', 'no'])
 def test_the_untrained_goal_warning_says_when_the_goal_runs_a_trained_one_backwards(
         capsys, backwards):
