@@ -440,21 +440,20 @@ class _Session:
             print(f'resumed {self.run_dir}: {start_steps} steps, '
                   f"{monitor.counter('learner_node', 'episodes_done'):.0f} episodes")
         self.learn_started_s, self.start_steps = time.monotonic(), start_steps
-        deadline = (self.learn_started_s + 60.0 * request.minutes if request.minutes > 0
-                    else None)
         # In per cent of the run: --steps ends it by steps, --minutes by time, whichever comes
-        # first, so the time left is the bar's own estimate of that, not of the step budget.
+        # first, so the time left is the bar's own estimate of that, not of the step budget;
+        # the run ends when that share is whole.
         with tqdm(total=100, desc='learning', dynamic_ncols=True,
                   bar_format='{l_bar}{bar}| {elapsed}<{remaining}{postfix}') as bar:
             while not self.signals:
                 steps = int(monitor.counter('learner_node', 'env_steps'))
                 elapsed = time.monotonic() - self.learn_started_s
-                bar.update(100 * run_share(steps, request.steps, elapsed, request.minutes)
-                           - bar.n)
+                share = run_share(steps, request.steps, elapsed, request.minutes)
+                bar.update(100 * share - bar.n)
                 rate = (steps - start_steps) / elapsed if elapsed > 0 else 0.0
                 bar.set_postfix_str(f'{steps}/{request.steps} steps, {rate:.1f} step/s, '
                                     f'{monitor.summary()}', refresh=False)
-                if steps >= request.steps or (deadline and time.monotonic() > deadline):
+                if share >= 1.0:
                     break
                 dead = self.graph.exited()
                 if dead:
