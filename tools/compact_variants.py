@@ -50,17 +50,9 @@ def _balance_labels() -> None:
         print('frames per 10-point label bin', counts.tolist(), flush=True)
 
     def sample(self, size):
-        config, generator = self._config, self._generator
         frame = torch.multinomial(self._frame_weights, size, replacement=True,
-                                  generator=generator)
-        episode, current = self._episode_of[frame], self._index[frame]
-        recent = current - 1 - (torch.rand(size, generator=generator)
-                                * train._RECENT_PREVIOUS_FRAMES).long()
-        anywhere = (torch.rand(size, generator=generator) * current).long()
-        previous = torch.where(torch.rand(size, generator=generator) < 0.5, recent, anywhere)
-        from_zero = torch.rand(size, generator=generator) < config.from_zero_fraction
-        previous = torch.where(from_zero, torch.zeros_like(previous), previous.clamp(min=0))
-        return self._gather(episode, previous, current, from_zero)
+                                  generator=self._generator)
+        return self.posed(self._episode_of[frame], self._index[frame])
 
     train.QuerySampler.__init__ = init
     train.QuerySampler.sample = sample

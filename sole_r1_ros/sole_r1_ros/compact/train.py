@@ -270,10 +270,15 @@ class QuerySampler:
         return self._bank
 
     def sample(self, size: int) -> Batch:
-        bank, cfg, gen = self._bank, self._config, self._generator
+        bank, gen = self._bank, self._generator
         episode = torch.multinomial(self._weights, size, replacement=True, generator=gen)
         length = bank.lengths[episode]
         current = 1 + (torch.rand(size, generator=gen) * (length - 1)).long()
+        return self.posed(episode, current)
+
+    def posed(self, episode: torch.Tensor, current: torch.Tensor) -> Batch:
+        """The queries of these current frames: a recent or any earlier frame as previous."""
+        cfg, gen, size = self._config, self._generator, episode.shape[0]
         recent = current - 1 - (torch.rand(size, generator=gen)
                                 * _RECENT_PREVIOUS_FRAMES).long()
         anywhere = (torch.rand(size, generator=gen) * current).long()
