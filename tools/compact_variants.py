@@ -1,4 +1,4 @@
-"""``sole-r1 train compact`` with one of three training variants that were measured and not kept.
+"""``sole-r1 train compact`` with one of two training variants that were measured and not kept.
 
 The data README's "The loss, the labels' balance and the quote's noise" made its numbers with
 this wrapper; it patches ``sole_r1_ros.compact.train`` in this process only, then runs the
@@ -7,9 +7,9 @@ command with the arguments given. ``SOLE_VARIANT`` picks:
 - ``mse``: the mean squared error (times ``SOLE_MSE_SCALE``, 5: its gradient at a 10-point
   error is the smooth L1's) instead of the smooth L1 loss;
 - ``balanced``: each training frame drawn with weight 1 / (frames in its 10-point label bin)
-  ** ``SOLE_BAL_POW`` (0.5), instead of every frame equally likely;
-- ``noise``: the previous-progress noise std ``SOLE_PREV_NOISE`` instead of
-  ``TrainConfig.previous_noise``.
+  ** ``SOLE_BAL_POW`` (0.5), instead of every frame equally likely.
+
+The third variant of that section is a flag of the command itself (``--previous-noise 30``).
 
     SOLE_VARIANT=mse python tools/compact_variants.py --data runs/compact_data ... --out x.pt
 """
@@ -58,19 +58,8 @@ def _balance_labels() -> None:
     train.QuerySampler.sample = sample
 
 
-def _previous_noise() -> None:
-    noise = float(os.environ['SOLE_PREV_NOISE'])
-    original = train.QuerySampler.__init__
-
-    def init(self, bank, goal_table, goal_counts, config, *args, **kwargs):
-        object.__setattr__(config, 'previous_noise', noise)
-        original(self, bank, goal_table, goal_counts, config, *args, **kwargs)
-
-    train.QuerySampler.__init__ = init
-
-
 if __name__ == '__main__':
-    patches = {'mse': _use_mse, 'balanced': _balance_labels, 'noise': _previous_noise}
+    patches = {'mse': _use_mse, 'balanced': _balance_labels}
     if VARIANT not in patches:
         sys.exit(f'SOLE_VARIANT must be one of {sorted(patches)}, got {VARIANT!r}')
     patches[VARIANT]()

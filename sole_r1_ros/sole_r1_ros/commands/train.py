@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--own-previous-fraction', type=float,
                          default=TrainConfig.own_previous_fraction,
                          help=_help('own_previous_fraction'))
+    compact.add_argument('--previous-noise', type=float, metavar='STD',
+                         default=TrainConfig.previous_noise, help=_help('previous_noise'))
     compact.add_argument('--data-shares', type=float, nargs='+', default=[], metavar='SHARE',
                          help=_help('data_shares') + '; one per --data folder')
     compact.add_argument('--scene-adversarial', type=float, metavar='WEIGHT',
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit,
         'own_previous_fraction': args.own_previous_fraction,
+        'previous_noise': args.previous_noise,
         'scene_adversarial': args.scene_adversarial,
         'val_fraction': args.val_fraction, 'data_shares': args.data_shares,
         'eval_every_s': args.eval_every,

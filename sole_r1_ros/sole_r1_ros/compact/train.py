@@ -64,7 +64,9 @@ class TrainConfig:
                                   'the budget', range=(1e-8, 1.0))
     weight_decay: float = option(1e-4, 'AdamW weight decay', range=(0.0, 1.0))
     previous_noise: float = option(12.0, 'std of the noise on the previous-progress input [%] '
-                                   '(it is a model answer at run time)', range=(0.0, 100.0))
+                                   '(it is a model answer at run time). 30 measured pooled '
+                                   'AUROC 0.69 and 0.78 on unseen tasks in two seeds, no '
+                                   'gain (data/README.md)', range=(0.0, 100.0))
     own_previous_fraction: float = option(
         0.0, "share of samples whose previous progress is the network's own answer on the "
         'previous frame, not the label plus noise (scheduled sampling: at run time it is the '

@@ -78,9 +78,10 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     model = tmp_path / 'distilled.pt'
     assert main(['train', 'compact', '--data', str(data), '--out', str(model), '--init',
                  'shipped', '--epochs', '40', '--batch-size', '16', '--lr', '3e-4',
-                 '--approach-credit', '0', '--minutes', '3']) == 0
+                 '--approach-credit', '0', '--previous-noise', '8', '--minutes', '3']) == 0
     # The scores carry no split: one of the three recordings validated and was not trained on.
     info = load_checkpoint(str(model))[2]
+    assert info['config']['previous_noise'] == 8
     assert (info['train_episodes'], info['val_episodes']) == (2, 1)
     assert info['best_val']['val_mae'] >= 0
     # 3. the distilled model scores on the CPU, closer to the teacher than before
