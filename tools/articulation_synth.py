@@ -235,10 +235,11 @@ if __name__ == '__main__':
     ap = argparse.ArgumentParser()
     ap.add_argument('--out', required=True)
     ap.add_argument('--per-scene', type=int, default=24)
+    ap.add_argument('--first', type=int, default=0, help='index of the first episode per scene')
     ap.add_argument('--scenes', nargs='*', default=SCENES)
     ap.add_argument('--workers', type=int, default=2)
     a = ap.parse_args()
-    jobs = [(a.out, s, i) for s in a.scenes for i in range(a.per_scene)]
+    jobs = [(a.out, s, i) for s in a.scenes for i in range(a.first, a.first + a.per_scene)]
     warnings.filterwarnings('ignore', message='Constant\\(s\\) may be too high')
     with multiprocessing.get_context('spawn').Pool(a.workers) as pool:
         done = 0
