@@ -142,7 +142,7 @@ def rollout(job):
         q_goal = q0 + fraction * (end - q0)
         noise = 0.3 if behaviour == 'noisy' else 0.0
         data.qpos[jq] = q0
-        data.ctrl[:] = [1.0, -1.0] if model.nu == 2 else data.ctrl
+        data.ctrl[:] = [1.0, -1.0]   # gripper closed, as Meta-World's action 1
         mujoco.mj_forward(model, data)
         site = model.site('mech_handle').id
         rig = CameraRig(model, ['corner4', 'gripperPOV'], 64, 64)
@@ -178,20 +178,23 @@ def rollout(job):
             data.qvel[jd] = 0.0
             mujoco.mj_kinematics(model, data)
 
+        def physics_step():   # one control period, the mechanism held; a frame every second
+            mujoco.mj_step(model, data, nstep=env.frame_skip)
+            hold()
+            step[0] += 1
+            if step[0] % 2 == 0:
+                snap()
+
         def move_to(target, tol=0.015, limit=60, speed=0.6):
+            # Proportional control of the hand through the mocap weld, as Meta-World's actions.
             for _ in range(limit):
                 hand = tcp()
                 if np.linalg.norm(target - hand) < tol:
-                    return True
+                    return
                 cmd = np.clip((target - hand) / 0.012, -speed, speed) + rng.normal(0, noise, 3)
                 data.mocap_pos[0] = np.clip(data.mocap_pos[0] + np.clip(cmd, -1, 1) * 0.01,
                                             env.mocap_low, env.mocap_high)
-                mujoco.mj_step(model, data, nstep=env.frame_skip)
-                hold()
-                step[0] += 1
-                if step[0] % 2 == 0:
-                    snap()
-            return False
+                physics_step()
 
         snap()
         start = handle_at(q0)
@@ -203,20 +206,14 @@ def rollout(job):
         for q in qs[1:]:
             target = handle_at(q)
             for _ in range(8):
-                ok = np.linalg.norm(target - tcp()) < 0.03
-                if ok:
+                if np.linalg.norm(target - tcp()) < 0.03:
                     break
                 move_to(target, tol=0.02, limit=1, speed=0.5)
             if np.linalg.norm(target - tcp()) < 0.04:
                 q_now[0] = q
                 hold()
         for _ in range(4):      # stay a moment
-            move_to(tcp() + [0, 0, 0.0], limit=1)
-            mujoco.mj_step(model, data, nstep=env.frame_skip)
-            hold()
-            step[0] += 1
-            if step[0] % 2 == 0:
-                snap()
+            physics_step()
         rig.close()
     finally:
         robot.close()
