@@ -1,15 +1,19 @@
-"""``sole-r1 train compact`` with one of two training variants that were measured and not kept.
+"""``sole-r1 train compact`` with one of the training variants that were measured and not kept.
 
-The data README's "The loss, the labels' balance and the quote's noise" made its numbers with
-this wrapper; it patches ``sole_r1_ros.compact.train`` in this process only, then runs the
-command with the arguments given. ``SOLE_VARIANT`` picks:
+The data README's "The loss, the labels' balance and the quote's noise" and "The first frame
+of another episode" made their numbers with this wrapper; it patches
+``sole_r1_ros.compact.train`` in this process only, then runs the command with the arguments
+given. ``SOLE_VARIANT`` picks:
 
 - ``mse``: the mean squared error (times ``SOLE_MSE_SCALE``, 5: its gradient at a 10-point
   error is the smooth L1's) instead of the smooth L1 loss;
 - ``balanced``: each training frame drawn with weight 1 / (frames in its 10-point label bin)
-  ** ``SOLE_BAL_POW`` (0.5), instead of every frame equally likely.
+  ** ``SOLE_BAL_POW`` (0.5), instead of every frame equally likely;
+- ``first_elsewhere``: a share ``SOLE_SWAP`` (0.3) of the queries of the first data folder (a
+  fixed camera) take their first frame from another episode of the same task, so that the
+  answer must come from how the scene is now, not from how much it changed.
 
-The third variant of that section is a flag of the command itself (``--previous-noise 30``).
+The third variant of the first section is a flag of the command itself (``--previous-noise 30``).
 
     SOLE_VARIANT=mse python tools/compact_variants.py --data runs/compact_data ... --out x.pt
 """
@@ -58,8 +62,39 @@ def _balance_labels() -> None:
     train.QuerySampler.sample = sample
 
 
+def _first_elsewhere() -> None:
+    share = float(os.environ.get('SOLE_SWAP', '0.3'))
+    original_gather = train.QuerySampler._gather
+
+    def gather(self, episode, previous, current, from_zero):
+        batch = original_gather(self, episode, previous, current, from_zero)
+        bank, gen = self._bank, self._generator
+        if not hasattr(self, '_peers'):
+            first_folder = bank.sources == 0
+            self._peers = [torch.nonzero(first_folder & (bank.tasks == bank.tasks[e])).squeeze(1)
+                           if bool(first_folder[e]) else None for e in range(bank.episodes)]
+        draws = torch.rand(episode.shape[0], generator=gen)
+        rows, others = [], []
+        for row, e in enumerate(episode.tolist()):
+            peers = self._peers[e]
+            if draws[row] < share and peers is not None and peers.numel() > 1:
+                pick = int(torch.randint(0, peers.numel(), (1,), generator=gen))
+                rows.append(row)
+                others.append(int(peers[pick]))
+        if rows:
+            firsts = bank.views(torch.tensor(others), torch.zeros(len(rows), 1, dtype=torch.long))
+            rows_t = torch.tensor(rows)
+            keep = batch.views[rows_t, 1, 0].clone()  # the wrist view's first frame stays blank
+            batch.views[rows_t, :, 0] = firsts[:, :, 0]
+            blank = batch.has_wrist[rows_t] == 0
+            batch.views[rows_t[blank], 1, 0] = keep[blank]
+        return batch
+
+    train.QuerySampler._gather = gather
+
+
 if __name__ == '__main__':
-    patches = {'mse': _use_mse, 'balanced': _balance_labels}
+    patches = {'mse': _use_mse, 'balanced': _balance_labels, 'first_elsewhere': _first_elsewhere}
     if VARIANT not in patches:
         sys.exit(f'SOLE_VARIANT must be one of {sorted(patches)}, got {VARIANT!r}')
     patches[VARIANT]()
