@@ -17,15 +17,17 @@ The third variant of the first section is a flag of the command itself (``--prev
 
     SOLE_VARIANT=mse python tools/compact_variants.py --data runs/compact_data ... --out x.pt
 """
+import dataclasses
 import os
 import sys
 import types
 
 import torch
+from torch import nn
 import torch.nn.functional as functional
 
 from sole_r1_ros.cli import main
-from sole_r1_ros.compact import train
+from sole_r1_ros.compact import model, train
 
 VARIANT = os.environ.get('SOLE_VARIANT', '')
 
@@ -93,9 +95,82 @@ def _first_elsewhere() -> None:
     train.QuerySampler._gather = gather
 
 
+class _WristHalved(model._ViewEncoder):
+    """The plain view encoder at half the frames' side (the wrist view needs no detail)."""
+
+    def __init__(self, config):
+        super().__init__(dataclasses.replace(config, image_size=config.image_size // 2))
+
+    def forward(self, frames, goal):
+        batch, times = frames.shape[:2]
+        halved = functional.avg_pool2d(frames.flatten(0, 1), 2)
+        return super().forward(halved.view(batch, times, *halved.shape[1:]), goal)
+
+
+class _CropView(nn.Module):
+    """The whole external view at half its side, and a crop of half its side at full detail.
+
+    Where the crop goes is learnt (a spatial transformer, Jaderberg et al. 2015): a linear
+    layer reads the whole view's features and the goal and places the crop, bilinearly
+    sampled, starting at the centre. A crop at the largest change between the frames, tried
+    first, lands on the arm, which moves most. ``project`` joins both views' features and the
+    crop's place, so the scene adversary's hook reads the joined features.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.half = config.image_size // 2
+        self.whole = _WristHalved(config)
+        self.crop = model._ViewEncoder(dataclasses.replace(config, image_size=self.half))
+        width = config.feature_dim
+        self.place = nn.Linear(width + config.goal_features, 2)
+        nn.init.zeros_(self.place.weight)
+        nn.init.zeros_(self.place.bias)
+        self.project = nn.Sequential(nn.Linear(2 * width + 2, width), nn.LayerNorm(width),
+                                     nn.ReLU())
+
+    def forward(self, frames, goal):
+        batch, times, channels = frames.shape[:3]
+        whole = self.whole(frames, goal)
+        shift = 0.5 * torch.tanh(self.place(torch.cat([whole, goal], dim=1)))  # B x 2 (x, y)
+        theta = torch.zeros(batch, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 0.5
+        theta = theta + functional.pad(shift[:, :, None], (2, 0))
+        grid = functional.affine_grid(theta, (batch, 1, self.half, self.half),
+                                      align_corners=False)
+        crops = functional.grid_sample(frames.flatten(1, 2), grid, align_corners=False)
+        crops = crops.view(batch, times, channels, self.half, self.half)
+        return self.project(torch.cat([whole, self.crop(crops, goal), shift], dim=1))
+
+
+def _crop_where_it_moved() -> None:
+    """128 px frames: the external view whole at 64 px and a learnt 64 px crop at full detail."""
+    original_init = model.CompactProgressNet.__init__
+
+    def init(self, config=None):
+        original_init(self, config)
+        if self.config.image_size >= 128:
+            self.external = _CropView(self.config)
+            self.wrist = _WristHalved(self.config)
+
+    model.CompactProgressNet.__init__ = init
+    original_train = train.train
+
+    def train_at_128(data, out, config, *args, **kwargs):
+        if not config.init:
+            config = dataclasses.replace(
+                config, model=dataclasses.replace(config.model, image_size=128),
+                shift_px=2 * config.shift_px)
+        return original_train(data, out, config, *args, **kwargs)
+
+    train.train = train_at_128
+
+
 if __name__ == '__main__':
-    patches = {'mse': _use_mse, 'balanced': _balance_labels, 'first_elsewhere': _first_elsewhere}
+    patches = {'mse': _use_mse, 'balanced': _balance_labels, 'first_elsewhere': _first_elsewhere,
+               'crop': _crop_where_it_moved}
     if VARIANT not in patches:
         sys.exit(f'SOLE_VARIANT must be one of {sorted(patches)}, got {VARIANT!r}')
     patches[VARIANT]()
-    sys.exit(main(['train', 'compact', *sys.argv[1:]]))
+    command = sys.argv[1:] if sys.argv[1:2] == ['eval'] else ['train', 'compact', *sys.argv[1:]]
+    sys.exit(main(command))

@@ -468,6 +468,10 @@ def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
     raised = CompactPredictor.load(raised_pt).predict(
         query_views(query, 16)[None], [query.goal], [0], [True])[0]
     assert raised - other > 20
+    from sole_r1_ros.compact.predictor import JOINS
+    from sole_r1_ros.configuration import specs
+    # One set of joins: the config's choices are the predictor's (which imports torch).
+    assert set({s.name: s for s in specs(RewardConfig)}['pair_join'].choices) == set(JOINS)
     for join, expected in (('mean', (raised + other) / 2), ('min', other)):
         joined = RewardConfig(backend='compact', model=raised_pt, erased_model=erased_pt,
                               pair_join=join)
