@@ -1,9 +1,10 @@
 """``sole-r1 train compact`` with one of the training variants that were measured and not kept.
 
-The data README's "The loss, the labels' balance and the quote's noise" and "The first frame
-of another episode" made their numbers with this wrapper; it patches
-``sole_r1_ros.compact.train`` in this process only, then runs the command with the arguments
-given. ``SOLE_VARIANT`` picks:
+The data README's "The loss, the labels' balance and the quote's noise", "The first frame of
+another episode" and "A crop at twice the detail" made their numbers with this wrapper; it
+patches ``sole_r1_ros.compact`` in this process only, then runs ``sole-r1 train compact`` with
+the arguments given (or, where they start with ``eval``, that command: a crop file needs the
+patched network to load). ``SOLE_VARIANT`` picks:
 
 - ``mse``: the mean squared error (times ``SOLE_MSE_SCALE``, 5: its gradient at a 10-point
   error is the smooth L1's) instead of the smooth L1 loss;
@@ -11,11 +12,15 @@ given. ``SOLE_VARIANT`` picks:
   ** ``SOLE_BAL_POW`` (0.5), instead of every frame equally likely;
 - ``first_elsewhere``: a share ``SOLE_SWAP`` (0.3) of the queries of the first data folder (a
   fixed camera) take their first frame from another episode of the same task, so that the
-  answer must come from how the scene is now, not from how much it changed.
+  answer must come from how the scene is now, not from how much it changed;
+- ``crop``: 128 px frames (``sole-r1 synth --image-size 128``), the external view read whole
+  at 64 px and as a 64 px crop at full detail placed by a learnt spatial transformer, the
+  wrist view at 64 px.
 
 The third variant of the first section is a flag of the command itself (``--previous-noise 30``).
 
     SOLE_VARIANT=mse python tools/compact_variants.py --data runs/compact_data ... --out x.pt
+    SOLE_VARIANT=crop python tools/compact_variants.py eval reward --model crop.pt ...
 """
 import dataclasses
 import os
@@ -96,7 +101,7 @@ def _first_elsewhere() -> None:
 
 
 class _WristHalved(model._ViewEncoder):
-    """The plain view encoder at half the frames' side (the wrist view needs no detail)."""
+    """The plain view encoder on the frames halved (64 px of 128, as the network reads today)."""
 
     def __init__(self, config):
         super().__init__(dataclasses.replace(config, image_size=config.image_size // 2))
@@ -143,7 +148,7 @@ class _CropView(nn.Module):
         return self.project(torch.cat([whole, self.crop(crops, goal), shift], dim=1))
 
 
-def _crop_where_it_moved() -> None:
+def _learnt_crop() -> None:
     """128 px frames: the external view whole at 64 px and a learnt 64 px crop at full detail."""
     original_init = model.CompactProgressNet.__init__
 
@@ -168,7 +173,7 @@ def _crop_where_it_moved() -> None:
 
 if __name__ == '__main__':
     patches = {'mse': _use_mse, 'balanced': _balance_labels, 'first_elsewhere': _first_elsewhere,
-               'crop': _crop_where_it_moved}
+               'crop': _learnt_crop}
     if VARIANT not in patches:
         sys.exit(f'SOLE_VARIANT must be one of {sorted(patches)}, got {VARIANT!r}')
     patches[VARIANT]()
