@@ -91,10 +91,9 @@ def _first_elsewhere() -> None:
         if rows:
             firsts = bank.views(torch.tensor(others), torch.zeros(len(rows), 1, dtype=torch.long))
             rows_t = torch.tensor(rows)
-            keep = batch.views[rows_t, 1, 0].clone()  # the wrist view's first frame stays blank
-            batch.views[rows_t, :, 0] = firsts[:, :, 0]
-            blank = batch.has_wrist[rows_t] == 0
-            batch.views[rows_t[blank], 1, 0] = keep[blank]
+            batch.views[rows_t, 0, 0] = firsts[:, 0, 0]
+            wrist = batch.has_wrist[rows_t] > 0  # a blanked wrist view stays blank
+            batch.views[rows_t[wrist], 1, 0] = firsts[wrist, 1, 0]
         return batch
 
     train.QuerySampler._gather = gather
