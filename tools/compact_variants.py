@@ -99,8 +99,8 @@ def _first_elsewhere() -> None:
     train.QuerySampler._gather = gather
 
 
-class _WristHalved(model._ViewEncoder):
-    """The plain view encoder on the frames halved (64 px of 128, as the network reads today)."""
+class _Halved(model._ViewEncoder):
+    """The plain view encoder on frames halved (64 px of 128): the wrist view, the whole view."""
 
     def __init__(self, config):
         super().__init__(dataclasses.replace(config, image_size=config.image_size // 2))
@@ -124,7 +124,7 @@ class _CropView(nn.Module):
     def __init__(self, config):
         super().__init__()
         self.half = config.image_size // 2
-        self.whole = _WristHalved(config)
+        self.whole = _Halved(config)
         self.crop = model._ViewEncoder(dataclasses.replace(config, image_size=self.half))
         width = config.feature_dim
         self.place = nn.Linear(width + config.goal_features, 2)
@@ -155,7 +155,7 @@ def _learnt_crop() -> None:
         original_init(self, config)
         if self.config.image_size >= 128:
             self.external = _CropView(self.config)
-            self.wrist = _WristHalved(self.config)
+            self.wrist = _Halved(self.config)
 
     model.CompactProgressNet.__init__ = init
     original_train = train.train
