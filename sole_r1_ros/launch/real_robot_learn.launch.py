@@ -9,7 +9,8 @@ Other controllers: params_file:=<share>/config/real_robot_pose.yaml (a pose targ
 real_robot_joint.yaml (joint positions), with command_topic:= their topic.
 For a reward that reads the external view with the robot erased (a compact pair),
 robot_model:=<its URDF> starts the self-filter (robot_mask_node; its camera calibration in
-the params_file's robot_mask_node section).
+the params_file's robot_mask_node section); with an RGB-D camera, its use_depth there and
+external_depth:=<the depth aligned to external_camera>.
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
@@ -69,6 +70,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('robot_model', default_value='',
                               description="the robot's URDF or MJCF: starts the self-filter "
                               '(robot_mask_node) for erased views'),
+        DeclareLaunchArgument('external_depth', default_value='/camera/external/depth/image_raw',
+                              description='depth aligned to external_camera, for the '
+                              "self-filter's use_depth (a RealSense's aligned_depth_to_color/"
+                              'image_raw)'),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
             [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
@@ -79,7 +84,8 @@ def generate_launch_description() -> LaunchDescription:
              condition=IfCondition(PythonExpression(
                  ["'", LaunchConfiguration('robot_model'), "' != ''"])),
              remappings=cameras[:1] + cameras[2:]
-             + [('camera/external/camera_info', external_info)],
+             + [('camera/external/camera_info', external_info),
+                ('camera/external/depth/image_raw', LaunchConfiguration('external_depth'))],
              parameters=[params, {'robot_model': LaunchConfiguration('robot_model')}]),
         reward, learner,
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',

@@ -74,6 +74,24 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(array[:, :, :3])
 
 
+def image_to_depth(msg) -> np.ndarray:
+    """Return a depth image as ``H x W`` float32 metres (REP 118), 0 or NaN where none was read.
+
+    ``16UC1`` holds millimetres (0: no reading), ``32FC1`` metres (NaN: no reading), the two
+    encodings RGB-D camera drivers publish.
+
+    Raises:
+        ImageConversionError: another encoding, or as ``image_to_array``.
+    """
+    if msg.encoding not in ('16UC1', '32FC1'):
+        raise ImageConversionError(f'a depth image must be 16UC1 (mm) or 32FC1 (m), '
+                                   f'got {msg.encoding!r}')
+    array = image_to_array(msg)
+    if msg.encoding == '16UC1':
+        return array.astype(np.float32) * np.float32(0.001)
+    return array.astype(np.float32, copy=False)
+
+
 def array_to_image(array: np.ndarray, encoding: str, msg=None, header=None):
     """Fill a ``sensor_msgs/Image`` (created if ``msg`` is None) from an array.
 

@@ -228,6 +228,8 @@ def _calibrate_simulated_self_filter(params: dict, run_dir: Path) -> None:
     params['robot_mask_node'].update(
         robot_model=write_robot_model(str(run_dir / 'robot_model.xml')), camera_link=link,
         camera_position=list(camera.position), camera_orientation=list(camera.orientation))
+    if params['robot_mask_node'].get('use_depth'):   # the simulated RGB-D camera's depth
+        params['sim_robot_node']['publish_depth'] = True
 
 
 def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> None:

@@ -11,9 +11,12 @@ the frame's stamp from the calibrated camera (``camera/self_filter.py``): what
 ``publish_robot_masks`` stands in for. A frame waits for the first joint states stamped at or
 after it (the two topics arrive in any order), then is drawn at the nearer of the two around
 its stamp. A frame without joint states near enough or without camera info gets no mask: the
-camera node then never queries it and counts it, and this node counts why. Drawing runs on
-one thread of its own (a GL context is current in one thread), whatever executor spins the
-node.
+camera node then never queries it and counts it, and this node counts why. With an RGB-D
+camera (``use_depth``), ``camera/<view>/depth/image_raw`` aligned to the pictures is read too,
+and what the camera sees in front of the robot (the table's edge, a door, a held object) is
+left out of the mask; a frame then also waits for its depth image, and gets no mask without
+one. Drawing runs on one thread of its own (a GL context is current in one thread), whatever
+executor spins the node.
 """
 from collections import deque
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 
 from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.image_msgs import array_to_image, image_to_rgb
+from sole_r1_ros.image_msgs import array_to_image, image_to_depth, image_to_rgb
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
@@ -74,8 +77,20 @@ class RobotMaskNodeConfig:
         'frame is drawn at the joint states of its stamp minus this, and published with its '
         'own stamp', range=(-1.0, 1.0))
     max_waiting_frames: int = option(
-        8, 'frames waiting for joint states stamped at or after them; the oldest beyond '
-        'this gets no mask', range=(1, 1000))
+        8, 'frames waiting for joint states (and depth) stamped at or after them; the oldest '
+        'beyond this gets no mask', range=(1, 1000))
+    use_depth: bool = option(
+        False, 'an RGB-D camera: also read camera/<view>/depth/image_raw, aligned to the '
+        "pictures (16UC1 mm or 32FC1 m; a RealSense driver's aligned_depth_to_color, "
+        'remapped), and leave out of the mask what the camera sees in front of the robot; '
+        'a frame without its depth image gets no mask', read_only=True)
+    depth_margin_m: float = option(
+        0.03, 'with use_depth: how far behind the measured surface the robot may be drawn '
+        "and still be masked (the depth camera's noise plus the calibration's error) [m]",
+        range=(0.0, 1.0))
+    max_depth_age_s: float = option(
+        0.05, 'with use_depth: a frame is drawn with the depth image nearest its stamp, at '
+        'most this far from it [s]', range=(0.0, 10.0))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -107,13 +122,14 @@ class RobotMaskNode(Node):
         self._info_camera: PinholeCamera | None = None
         self._drawn: PinholeCamera | None = None   # the camera the filter draws (its thread's)
         self._joints: deque = deque(maxlen=256)   # (stamp_ns, {name: position})
+        self._depths: deque = deque(maxlen=16)   # (stamp_ns, H×W metres), with use_depth
         # Frames to draw: (exposure stamp_ns, camera, header, picture for the overlay or None).
         self._waiting: deque = deque()
         self.firewall = Firewall(self)
         self.masks = 0
-        self.missing = {'joint_states': 0, 'camera_info': 0, 'drawing_time': 0}
-        # Frames to draw: (camera, header, joint positions, picture); a frame that finds it full is
-        # not drawn (the drawing thread is behind) and counted.
+        self.missing = {'joint_states': 0, 'camera_info': 0, 'depth': 0, 'drawing_time': 0}
+        # Frames to draw: (camera, header, joint positions, depth or None, picture); a frame
+        # that finds it full is not drawn (the drawing thread is behind) and counted.
         self._jobs: queue.Queue = queue.Queue(maxsize=4)
         guard = self.firewall.guard
         view = c.view
@@ -130,6 +146,10 @@ class RobotMaskNode(Node):
                                  qos_profile_sensor_data)
         self.create_subscription(JointState, 'joint_states',
                                  guard('joint_states', self._joint_states_callback), 50)
+        if c.use_depth:
+            self.create_subscription(Image, f'camera/{view}/depth/image_raw',
+                                     guard(f'camera/{view}/depth/image_raw',
+                                           self._depth_callback), qos_profile_sensor_data)
         self.create_timer(1.0, guard('status', self._publish_status))
         self._thread = threading.Thread(target=self._draw_loop, name='robot_mask',
                                         daemon=True)
@@ -141,8 +161,10 @@ class RobotMaskNode(Node):
             raise RuntimeError('the robot mask drawing thread did not start in 30 s')
         if self._drawing_error is not None:
             raise self._drawing_error
+        depth = f' with camera/{view}/depth/image_raw' if c.use_depth else ''
         self.get_logger().info(f'drawing the mask of {c.robot_model} '
-                               f'({len(self._filter.joint_names)} joints) on camera/{view}')
+                               f'({len(self._filter.joint_names)} joints) on camera/{view}'
+                               f'{depth}')
 
     def _camera(self, width: int, height: int, k) -> PinholeCamera:
         c = self._configs['node']
@@ -168,6 +190,14 @@ class RobotMaskNode(Node):
         self._draw_waiting()
         return None
 
+    def _depth_callback(self, msg: Image) -> None:
+        depth = image_to_depth(msg)   # raises on another encoding: refused and counted
+        stamp = _stamp_ns(msg.header.stamp)
+        if self._depths and stamp < self._depths[-1][0]:
+            self._depths.clear()   # time went back
+        self._depths.append((stamp, depth))
+        self._draw_waiting()
+
     def _image_callback(self, msg: Image) -> str | None:
         view = self._configs['node'].view
         if self._info is None:
@@ -181,26 +211,61 @@ class RobotMaskNode(Node):
         picture = msg if self._overlay_pub.get_subscription_count() else None
         self._waiting.append((exposed, self._info_camera, msg.header, picture))
         if len(self._waiting) > self._configs['node'].max_waiting_frames:
-            self._waiting.popleft()
-            self._no_joint_states('no joint_states stamped at or after')
+            stamp = self._waiting.popleft()[0]
+            if self._joints and self._joints[-1][0] >= stamp:
+                self._no_depth('no depth image stamped at or after')
+            else:
+                self._no_joint_states('no joint_states stamped at or after')
         self._draw_waiting()
         return None
 
+    def _ready(self, stamp: int, header) -> bool:
+        """The joint states of this exposure, and its depth image with use_depth, have come."""
+        if not self._joints or self._joints[-1][0] < stamp:
+            return False
+        return not self._configs['node'].use_depth or bool(
+            self._depths and self._depths[-1][0] >= _stamp_ns(header.stamp))
+
     def _draw_waiting(self) -> None:
-        """Send each waiting frame whose joint states have come to the drawing thread."""
-        limit = self._configs['node'].max_joint_state_age_s * 1e9
-        while self._waiting and self._joints and self._joints[-1][0] >= self._waiting[0][0]:
+        """Send each waiting frame whose joint states (and depth) have come to be drawn."""
+        c = self._configs['node']
+        limit = c.max_joint_state_age_s * 1e9
+        while self._waiting and self._ready(self._waiting[0][0], self._waiting[0][2]):
             stamp, camera, header, picture = self._waiting.popleft()
             nearest_stamp, joints = min(self._joints, key=lambda item: abs(item[0] - stamp))
             if abs(nearest_stamp - stamp) > limit:
                 self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
                 continue
+            depth = None
+            if c.use_depth:
+                depth = self._depth_for(_stamp_ns(header.stamp), camera)
+                if depth is None:
+                    continue
             try:
-                self._jobs.put_nowait((camera, header, joints, picture))
+                self._jobs.put_nowait((camera, header, joints, depth, picture))
             except queue.Full:
                 self.missing['drawing_time'] += 1
                 self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
                                      'the drawing thread is behind: a frame gets no robot mask')
+
+    def _depth_for(self, stamp: int, camera: PinholeCamera):
+        """The depth image nearest this frame's stamp, or None (counted) when none fits."""
+        c = self._configs['node']
+        nearest_stamp, depth = min(self._depths, key=lambda item: abs(item[0] - stamp))
+        if abs(nearest_stamp - stamp) > c.max_depth_age_s * 1e9:
+            self._no_depth(f'no depth image within {c.max_depth_age_s} s of')
+            return None
+        if depth.shape != (camera.height, camera.width):
+            self._no_depth(f'the depth image is {depth.shape[1]}x{depth.shape[0]}, not the '
+                           f'{camera.width}x{camera.height} of the pictures (it must be '
+                           'aligned to them), for')
+            return None
+        return depth
+
+    def _no_depth(self, reason: str) -> None:
+        self.missing['depth'] += 1
+        self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
+                             f'{reason} a frame: it gets no robot mask')
 
     def _no_joint_states(self, reason: str) -> None:
         self.missing['joint_states'] += 1
@@ -221,12 +286,13 @@ class RobotMaskNode(Node):
                 job = self._jobs.get()
                 if job is None:
                     return
-                camera, header, joints, picture = job
+                camera, header, joints, depth, picture = job
                 try:
                     if camera is not self._drawn:
                         self._filter.set_camera(camera)
                         self._drawn = camera
-                    pixels = self._filter.mask(joints)
+                    pixels = self._filter.mask(joints, depth,
+                                               self._configs['node'].depth_margin_m)
                     mask = array_to_image(pixels, 'mono8', msg=Image())
                 except Exception as exc:  # noqa: BLE001 (counted and logged; the next may do)
                     self.firewall.reject('drawing', f'{type(exc).__name__}: {exc}')

@@ -82,12 +82,18 @@ class SimRobotNodeConfig:
         False, "also publish each camera's mask of the robot on camera/<view>/robot_mask "
         "(mono8, 255 on the robot, the picture's stamp and frame): what a self-filter gives "
         'a real arm, for a camera node that erases the robot (its erase_robot)', read_only=True)
+    publish_depth: bool = option(
+        False, "also publish each camera's depth image on camera/<view>/depth/image_raw "
+        "(32FC1 metres, aligned to the picture, its stamp and frame): an RGB-D camera's, for "
+        'a self-filter that leaves what stands in front of the robot out of its mask '
+        "(robot_mask_node's use_depth)", read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
 
 
 SECTIONS = {'node': (SimRobotNodeConfig, ''), 'sim': (SimConfig, '')}
+_CAMERA_FRAMES = ('external_camera', 'wrist_camera')   # the external and wrist pictures'
 
 
 class SimRobotNode(Node):
@@ -126,10 +132,13 @@ class SimRobotNode(Node):
         self._info_pubs = tuple(self.create_publisher(CameraInfo, f'camera/{view}/camera_info',
                                                       sensor) for view in ('external', 'wrist'))
         self._camera_infos: tuple[CameraInfo, ...] = ()
-        self._mask_pubs = (
-            self.create_publisher(Image, 'camera/external/robot_mask', sensor),
-            self.create_publisher(Image, 'camera/wrist/robot_mask', sensor),
+        views = ('external', 'wrist')
+        self._mask_pubs = tuple(
+            self.create_publisher(Image, f'camera/{view}/robot_mask', sensor) for view in views
         ) if self._configs['node'].publish_robot_masks else None
+        self._depth_pubs = tuple(
+            self.create_publisher(Image, f'camera/{view}/depth/image_raw', sensor)
+            for view in views) if self._configs['node'].publish_depth else None
         self._joint_pub = self.create_publisher(JointState, 'joint_states', 10)
         self._pose_pub = self.create_publisher(PoseStamped, 'ee_pose', 10)
         self._truth_pub = (self.create_publisher(TaskState, 'ground_truth', 10)
@@ -264,8 +273,8 @@ class SimRobotNode(Node):
     def _run(self, robot: MetaWorldRobot, observation) -> None:
         c = self._configs['node']
         period, next_tick, tick, info = 1.0 / c.rate_hz, time.monotonic(), 0, None
-        masks = self._masks(robot)
-        self._publish(robot, observation, info, tick, masks)
+        beside = self._beside_pictures(robot)
+        self._publish(robot, observation, info, tick, beside)
         while self._running and rclpy.ok(context=self.context):
             if c.step_mode == 'on_command':
                 self._wake.wait(timeout=0.1)
@@ -280,7 +289,7 @@ class SimRobotNode(Node):
                 seed = self._configs['sim'].seed if c.fixed_reset else None
                 try:
                     observation, info, tick = robot.reset(seed=seed), None, 0
-                    masks = self._masks(robot)
+                    beside = self._beside_pictures(robot)
                 except BaseException:
                     with self._lock:   # answered by the next reset, after the recovery
                         self._reset_requests[:0] = resets
@@ -298,18 +307,29 @@ class SimRobotNode(Node):
                 new_observation, info = robot.step(action, render=render)
                 observation = new_observation if render else dataclasses.replace(
                     new_observation, external=observation.external, wrist=observation.wrist)
-                masks = self._masks(robot) if render else masks
+                beside = self._beside_pictures(robot) if render else beside
                 tick += 1
                 self._ticks += 1
             else:
                 continue
-            self._publish(robot, observation, info, tick, masks)
+            self._publish(robot, observation, info, tick, beside)
 
-    def _masks(self, robot: MetaWorldRobot) -> tuple:
-        """The robot's masks of the frames just rendered, when they are published."""
-        return robot.render_robot_masks() if self._mask_pubs is not None else ()
+    def _beside_pictures(self, robot: MetaWorldRobot) -> list:
+        """The robot's masks and depth images of the frames just rendered, those published.
 
-    def _publish(self, robot, observation, info, tick: int, masks: tuple = ()) -> None:
+        Returns:
+            (publisher, image, encoding, frame id) per camera and kind.
+        """
+        beside = []
+        for publishers, images, encoding in (
+                (self._mask_pubs, robot.render_robot_masks, 'mono8'),
+                (self._depth_pubs, robot.render_depths, '32FC1')):
+            if publishers is not None:
+                beside += [(publisher, image, encoding, frame) for publisher, image, frame
+                           in zip(publishers, images(), _CAMERA_FRAMES)]
+        return beside
+
+    def _publish(self, robot, observation, info, tick: int, beside: list = ()) -> None:
         """Publish proprioception first, then the frames.
 
         A learner waiting for a frame then finds the joint states and pose of the same moment
@@ -338,7 +358,7 @@ class SimRobotNode(Node):
         if tick % self._configs['node'].camera_every_n_ticks == 0:
             for array, publisher, frame, camera_info, info_pub in zip(
                     (observation.external, observation.wrist),
-                    (self._external_pub, self._wrist_pub), ('external_camera', 'wrist_camera'),
+                    (self._external_pub, self._wrist_pub), _CAMERA_FRAMES,
                     self._camera_infos, self._info_pubs):
                 if array is not None:
                     msg = array_to_image(array, 'rgb8', msg=Image())
@@ -346,9 +366,8 @@ class SimRobotNode(Node):
                     camera_info.header = msg.header
                     info_pub.publish(camera_info)
                     publisher.publish(msg)
-            for mask, publisher, frame in zip(masks, self._mask_pubs or (),
-                                              ('external_camera', 'wrist_camera')):
-                msg = array_to_image(mask, 'mono8', msg=Image())
+            for publisher, image, encoding, frame in beside:
+                msg = array_to_image(image, encoding, msg=Image())
                 msg.header.stamp, msg.header.frame_id = stamp, frame
                 publisher.publish(msg)
         if self._truth_pub is None:

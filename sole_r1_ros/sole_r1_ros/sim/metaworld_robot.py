@@ -315,6 +315,24 @@ class MetaWorldRobot:
         return tuple(_frozen(np.ascontiguousarray(mask[..., 0]))
                      for mask in self._cameras.render_masks(self._env.data))
 
+    def render_depths(self) -> tuple[np.ndarray, ...]:
+        """Each camera's depth image now, in ``Observation`` order (external, wrist).
+
+        H×W float32 metres along the optical axis, aligned to the pictures: what an RGB-D
+        camera gives a real robot (nothing privileged), for a self-filter that keeps what
+        stands in front of the robot (``robot_mask_node.use_depth``). Call it right after the
+        ``reset`` or ``step`` whose images it should match.
+
+        Raises:
+            RuntimeError: as ``render_robot_masks``.
+        """
+        self._check_open()
+        if self._cameras is None:
+            raise RuntimeError('render_depths needs SimConfig.render')
+        if self._state is None:
+            raise RuntimeError('call reset() before render_depths()')
+        return tuple(_frozen(depth) for depth in self._cameras.render_depths(self._env.data))
+
     def close(self) -> None:
         """Free the GL context and the env; call it from the thread that rendered. Idempotent."""
         if self._closed:

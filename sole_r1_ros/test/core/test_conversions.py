@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from sole_r1_ros.image_msgs import (
-    array_to_image, image_to_array, image_to_rgb, ImageConversionError)
+    array_to_image, image_to_array, image_to_depth, image_to_rgb, ImageConversionError)
 
 
 def _msg(array: np.ndarray, encoding: str, pad: int = 0, bigendian: bool = False):
@@ -49,6 +49,19 @@ def test_mono_16bit_and_float_scale_to_rgb8():
     out = image_to_rgb(_msg(depth, '32FC1'))
     assert out.shape == (1, 4, 3) and out.dtype == np.uint8
     np.testing.assert_array_equal(out[0, :, 0], [0, 128, 255, 0])
+
+
+def test_depth_images_become_metres_in_either_encoding():
+    """REP 118: 16UC1 in millimetres (0: no reading), 32FC1 in metres (NaN: no reading)."""
+    millimetres = np.array([[0, 950, 1500]], np.uint16)
+    out = image_to_depth(_msg(millimetres, '16UC1', bigendian=True))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[0.0, 0.95, 1.5]], rtol=1e-6)
+    metres = np.array([[np.nan, 0.95, 1.5]], np.float32)
+    np.testing.assert_array_equal(image_to_depth(_msg(metres, '32FC1')), metres)
+    for encoding, array in (('mono16', millimetres), ('rgb8', np.zeros((1, 3, 3), np.uint8))):
+        with pytest.raises(ImageConversionError, match='16UC1 .mm. or 32FC1 .m.'):
+            image_to_depth(_msg(array, encoding))
 
 
 @pytest.mark.parametrize('mutate,match', [

@@ -69,6 +69,40 @@ def test_a_point_lands_on_the_pixel_the_intrinsics_and_pose_say(tmp_path, fx, fy
         half.close()
 
 
+def test_with_depth_what_stands_in_front_of_the_robot_is_left_out(tmp_path):
+    """A plate facing the camera, its front 0.95 m away; a surface read nearer on the left."""
+    model = tmp_path / 'plate.xml'
+    model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
+                     'type="slide" axis="1 0 0"/><geom type="box" size="0.3 0.05 0.2"/>'
+                     '</body></worldbody></mujoco>')
+    camera = PinholeCamera(32, 24, 30.0, 30.0, 16.0, 12.0, (0.0, -1.0, 0.0),
+                           (-0.70710678, 0.0, 0.0, 0.70710678))
+    self_filter = RobotSelfFilter(str(model), camera)
+    try:
+        plain = self_filter.mask({'slide': 0.0}) > 0
+        assert plain[12, 8:24].all()
+        depth = np.full((24, 32), 0.5, np.float32)   # something half a metre away ...
+        depth[:, 16:] = 0.96   # ... and the plate itself, as a depth camera reads it
+        depth[:, 24:] = np.nan   # no reading: the robot's, as without depth
+        depth[:2] = 0.0
+        kept = self_filter.mask({'slide': 0.0}, depth) > 0
+        assert not kept[:, :16].any(), 'in front of the robot: left out'
+        np.testing.assert_array_equal(kept[2:, 16:], plain[2:, 16:])
+        np.testing.assert_array_equal(kept[:2], plain[:2])
+        # Read 6 cm nearer than the plate: within a 10 cm margin, not the default 3 cm.
+        depth[:, 16:24] = 0.89
+        assert not (self_filter.mask({'slide': 0.0}, depth)[:, 16:24] > 0)[2:].any()
+        np.testing.assert_array_equal(
+            self_filter.mask({'slide': 0.0}, depth, depth_margin_m=0.1)[2:, 16:] > 0,
+            plain[2:, 16:])
+        with pytest.raises(ValueError, match='aligned'):
+            self_filter.mask({'slide': 0.0}, depth[:, :30])
+        with pytest.raises(ValueError, match='depth_margin_m'):
+            self_filter.mask({'slide': 0.0}, depth, depth_margin_m=-0.01)
+    finally:
+        self_filter.close()
+
+
 def test_missing_or_bad_joints_and_files_are_refused_with_the_reason(tmp_path):
     camera = PinholeCamera(32, 24, 30.0, 30.0, 16.0, 12.0, (0.0, -1.0, 0.0),
                            (-0.70710678, 0.0, 0.0, 0.70710678))
@@ -173,6 +207,54 @@ def test_the_sawyers_masks_match_the_simulators_segmentation(tmp_path):
             assert iou.min() > 0.85 and recall.min() > 0.99, (view, iou, recall)
     finally:
         for self_filter in filters:
+            self_filter.close()
+        robot.close()
+
+
+@pytest.mark.parametrize('max_side', [0, 48])
+def test_an_rgbd_cameras_depth_leaves_the_table_and_the_drawer_out(tmp_path, max_side):
+    """Along an expert episode, with the simulated camera's depth, noisy and with holes.
+
+    Without depth the mask covers what hides the robot too (the table's edge, the drawer);
+    with it the mask is the robot's visible pixels, and no robot pixel is lost, drawn at the
+    camera's size or shrunk (``draw_max_side``) and scaled up.
+    """
+    pytest.importorskip('metaworld')
+    from sole_r1_ros.sim import MetaWorldRobot, SimConfig
+    from sole_r1_ros.sim.metaworld_robot import write_robot_model
+
+    rng = np.random.default_rng(0)
+    robot = MetaWorldRobot(SimConfig(task='drawer-close-v3', image_width=128, image_height=96,
+                                     wrist_camera=''))
+    self_filter = None
+    try:
+        observation = robot.reset(seed=3)
+        self_filter = RobotSelfFilter(write_robot_model(str(tmp_path / 'sawyer.xml')),
+                                      robot.camera_calibrations()[0][0], max_side=max_side)
+        scores = []
+        for step in range(8):
+            if step:
+                for _ in range(3):
+                    observation, _ = robot.step(robot.expert_action())
+            truth = robot.render_robot_masks()[0] > 0
+            depth = robot.render_depths()[0] + rng.normal(0.0, 0.01, truth.shape)
+            depth[rng.random(truth.shape) < 0.05] = 0.0   # 5 % of pixels read nothing
+            joints = dict(zip(observation.joint_names, observation.joint_positions))
+            plain, kept = self_filter.mask(joints) > 0, self_filter.mask(joints, depth) > 0
+            assert not (kept & ~plain).any()
+            # Drawn by a depth pass, not a segmentation one: with nothing read, the same mask.
+            np.testing.assert_array_equal(
+                self_filter.mask(joints, np.zeros(truth.shape, np.float32)) > 0, plain)
+            scores.append([(truth & drawn).sum() / (truth | drawn).sum()
+                           for drawn in (plain, kept)]
+                          + [(truth & drawn).sum() / truth.sum() for drawn in (plain, kept)])
+        iou_plain, iou_kept, covered_plain, covered_kept = np.array(scores).T
+        assert (iou_kept > iou_plain + 0.015).all(), (iou_plain, iou_kept)
+        assert (covered_kept > covered_plain - 0.005).all(), (covered_plain, covered_kept)
+        if not max_side:
+            assert iou_kept.min() > 0.99 and covered_kept.min() > 0.99
+    finally:
+        if self_filter is not None:
             self_filter.close()
         robot.close()
 
