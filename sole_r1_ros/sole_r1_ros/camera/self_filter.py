@@ -244,8 +244,8 @@ class RobotSelfFilter:
             self._model.vis.global_.offheight = max(self._model.vis.global_.offheight, height)
             self._renderer = mujoco.Renderer(self._model, height, width)
             # Depth, not segmentation: the same pixels (none differed in 180 frames of three
-            # expert episodes at 64x64 and 640x480), a fifth faster at 640x480
-            # (bench_erasing.py), and the robot's distance for use_depth.
+            # expert episodes at 64x64 and 640x480), no slower (bench_erasing.py), and the
+            # robot's distance for use_depth.
             self._renderer.enable_depth_rendering()
         return self._renderer
 

@@ -93,7 +93,7 @@ class SimRobotNodeConfig:
 
 
 SECTIONS = {'node': (SimRobotNodeConfig, ''), 'sim': (SimConfig, '')}
-_CAMERA_FRAMES = ('external_camera', 'wrist_camera')   # the external and wrist pictures'
+_CAMERA_FRAMES = ('external_camera', 'wrist_camera')   # frame ids: external, wrist pictures
 
 
 class SimRobotNode(Node):
@@ -129,10 +129,10 @@ class SimRobotNode(Node):
         guard, sensor = self.firewall.guard, qos_profile_sensor_data
         self._external_pub = self.create_publisher(Image, 'camera/external/image_raw', sensor)
         self._wrist_pub = self.create_publisher(Image, 'camera/wrist/image_raw', sensor)
-        self._info_pubs = tuple(self.create_publisher(CameraInfo, f'camera/{view}/camera_info',
-                                                      sensor) for view in ('external', 'wrist'))
-        self._camera_infos: tuple[CameraInfo, ...] = ()
         views = ('external', 'wrist')
+        self._info_pubs = tuple(self.create_publisher(CameraInfo, f'camera/{view}/camera_info',
+                                                      sensor) for view in views)
+        self._camera_infos: tuple[CameraInfo, ...] = ()
         self._mask_pubs = tuple(
             self.create_publisher(Image, f'camera/{view}/robot_mask', sensor) for view in views
         ) if self._configs['node'].publish_robot_masks else None

@@ -102,7 +102,7 @@ class CameraRig:
         Raises:
             RuntimeError: as ``render``.
         """
-        return self._render_each(data, depth_image)
+        return self._render_each(data, self._depth)
 
     def _render_each(self, data: Any, draw: Any) -> tuple[np.ndarray, ...]:
         renderer = self._renderer_for_this_thread()
@@ -125,6 +125,14 @@ class CameraRig:
         mask = np.zeros(ids.shape[:2], dtype=bool)
         mask[geom] = self._masked_geoms[ids[..., 0][geom]]
         return np.repeat((mask * np.uint8(255))[..., None], 3, axis=2)
+
+    @staticmethod
+    def _depth(renderer: Any) -> np.ndarray:
+        renderer.enable_depth_rendering()
+        try:
+            return renderer.render().astype(np.float32, copy=False)  # metres along the axis
+        finally:
+            renderer.disable_depth_rendering()
 
     def check_thread(self) -> None:
         """Raise unless ``render`` may be called from this thread (before doing other work).
@@ -170,18 +178,6 @@ class CameraRig:
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
         renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
         return renderer
-
-
-def depth_image(renderer: Any) -> np.ndarray:
-    """H×W float32: MuJoCo's depth pass of the scene the renderer holds, metres along the axis.
-
-    Leaves the renderer drawing colour.
-    """
-    renderer.enable_depth_rendering()
-    try:
-        return renderer.render().astype(np.float32, copy=False)
-    finally:
-        renderer.disable_depth_rendering()
 
 
 def geom_pixels(ids: np.ndarray) -> np.ndarray:
