@@ -1,4 +1,5 @@
 """The robot taken out of the frames: erasing from masks, masks from real rendering, the CLI."""
+import dataclasses
 import numpy as np
 import pytest
 
@@ -407,7 +408,7 @@ def _tiny_train(data: str, out: str) -> str:
 
 
 def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
-        drawer_and_masks, tmp_path):
+        drawer_and_masks, tmp_path, monkeypatch):
     """A compact pair answers the mean of its two files, each asked as it was trained.
 
     Or the smaller of the two, with ``pair_join='min'``.
@@ -480,6 +481,45 @@ def test_a_pair_answers_the_mean_of_the_pictures_and_the_erased_external_view(
         assert answer.progress == int(round(expected)), join
         joined_engine.close()
     assert joined_engine.model_id == 'compact:raised+erased:min'
+    # Each network is quoted its own previous answer, not the pair's, when the query quotes
+    # the pair's last answer; a query quoting another value has both quoted that.
+    mean_config = RewardConfig(backend='compact', model=raised_pt, erased_model=erased_pt)
+    mean_engine = RewardEngine(make_backend(mean_config), mean_config)
+    quoted_to = []   # (which network, the previous answers it was asked with), call by call
+    predict = CompactPredictor.predict
+
+    def recording(net, views, goals, previous, has_wrist):
+        quoted_to.append(('erased' if net.robot_erased else 'pictures', list(previous)))
+        return predict(net, views, goals, previous, has_wrist)
+    monkeypatch.setattr(CompactPredictor, 'predict', recording)
+    chain = EpisodeTracker('chain', picture.goal)
+    for step in (0, 9):
+        chain.add_frame(picture.external[step], picture.wrist[step], step=step,
+                        erased_external=erased.external[step])
+    [first] = mean_engine.score([chain.make_query()])
+    assert chain.record(first) and first.progress == int(round((raised + other) / 2))
+    chain.add_frame(picture.external[19], picture.wrist[19], step=19,
+                    erased_external=erased.external[19])
+    second_query = chain.make_query()
+    assert second_query.previous_progress == first.progress
+    [second] = mean_engine.score([second_query])
+    assert quoted_to[-2:] == [('pictures', [int(round(raised))]),
+                              ('erased', [int(round(other))])]
+    assert int(round(raised)) != second_query.previous_progress != int(round(other))
+    pictures_again = CompactPredictor.load(raised_pt).predict(
+        query_views(second_query, 16)[None], [picture.goal], [int(round(raised))], [True])[0]
+    erased_again = member.predict(query_views(second_query, 16, erased_external=True)[None],
+                                  [picture.goal], [int(round(other))], [False])[0]
+    assert second.progress == int(round((pictures_again + erased_again) / 2))
+    quoted = dataclasses.replace(second_query, episode_id='another', previous_progress=40)
+    [third] = mean_engine.score([quoted])
+    assert quoted_to[-2:] == [('pictures', [40]), ('erased', [40])]
+    both_quoted = [net.predict(query_views(quoted, 16, erased_external=erased_view)[None],
+                               [picture.goal], [40], [not erased_view])[0]
+                   for net, erased_view in ((CompactPredictor.load(raised_pt), False),
+                                            (member, True))]
+    assert third.progress == int(round(sum(both_quoted) / 2))
+    mean_engine.close()
     with pytest.raises(ValueError, match='erased_model is not set'):
         RewardConfig(backend='compact', pair_join='min')
     with pytest.raises(ValueError, match='pair_join'):
