@@ -307,13 +307,9 @@ class MetaWorldRobot:
             RuntimeError: rendering is off, the robot is closed or not reset, or another
                 thread renders its cameras.
         """
-        self._check_open()
-        if self._cameras is None:
-            raise RuntimeError('render_robot_masks needs SimConfig.render')
-        if self._state is None:
-            raise RuntimeError('call reset() before render_robot_masks()')
         return tuple(_frozen(np.ascontiguousarray(mask[..., 0]))
-                     for mask in self._cameras.render_masks(self._env.data))
+                     for mask in self._rendering('render_robot_masks').render_masks(
+                         self._env.data))
 
     def render_depths(self) -> tuple[np.ndarray, ...]:
         """Each camera's depth image now, in ``Observation`` order (external, wrist).
@@ -326,12 +322,17 @@ class MetaWorldRobot:
         Raises:
             RuntimeError: as ``render_robot_masks``.
         """
+        return tuple(_frozen(depth) for depth in
+                     self._rendering('render_depths').render_depths(self._env.data))
+
+    def _rendering(self, caller: str) -> CameraRig:
+        """The camera rig, for a render of the state now: open, rendering on, reset."""
         self._check_open()
         if self._cameras is None:
-            raise RuntimeError('render_depths needs SimConfig.render')
+            raise RuntimeError(f'{caller} needs SimConfig.render')
         if self._state is None:
-            raise RuntimeError('call reset() before render_depths()')
-        return tuple(_frozen(depth) for depth in self._cameras.render_depths(self._env.data))
+            raise RuntimeError(f'call reset() before {caller}()')
+        return self._cameras
 
     def close(self) -> None:
         """Free the GL context and the env; call it from the thread that rendered. Idempotent."""
