@@ -83,7 +83,7 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     info = load_checkpoint(str(model))[2]
     assert info['config']['previous_noise'] == 8
     assert (info['train_episodes'], info['val_episodes']) == (2, 1)
-    assert info['best_val']['val_mae'] >= 0
+    assert 0 <= info['best_val']['val_mae'] < 100                # a percentage, not NaN
     # 3. the distilled model scores on the CPU, closer to the teacher than before
     teacher = [min(100, 10 * s) for s in (2, 4, 6, 8, 10)]
     before = _compact_scores(tmp_path, clips[0], '')
