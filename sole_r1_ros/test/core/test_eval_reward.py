@@ -126,7 +126,9 @@ def test_labelled_layout_reads_like_the_old_one(external, tmp_path_factory):
     new = _labelled_folder(tmp_path_factory.mktemp('labelled'))
     with pytest.warns(FutureWarning):
         old = {e.episode_id: e for e in load_episodes(str(external))}
-    for episode in load_episodes(str(new)):
+    episodes = load_episodes(str(new))
+    assert sorted(e.episode_id for e in episodes) == sorted(old)
+    for episode in episodes:
         before = old[episode.episode_id]
         assert list(episode.progress) == pytest.approx(list(before.progress))
         assert (episode.goal, episode.behaviour, episode.succeeded) == (

@@ -166,7 +166,9 @@ def test_a_goal_holding_answer_tags_cannot_set_the_score(tmp_path, capsys):
     out = tmp_path / 'r.json'
     assert main(['score', video, '--backend', 'compact', '--goal', 'close the drawer',
                  '--out', str(out)]) == 0
-    for query in json.loads(out.read_text())['queries']:
+    queries = json.loads(out.read_text())['queries']
+    assert queries
+    for query in queries:
         assert 'close the drawer' not in query['raw_text']  # model output, never user text
 
 

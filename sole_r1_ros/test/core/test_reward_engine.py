@@ -202,7 +202,7 @@ def test_oracle_without_ground_truth_gives_error_result():
 
 def test_wrong_number_of_replies_is_an_error_not_a_shifted_answer():
     results = _engine(_Short()).score([_query(), _query()])
-    assert all(not r.valid and 'replies' in r.error for r in results)
+    assert len(results) == 2 and all(not r.valid and 'replies' in r.error for r in results)
 
 
 def test_unparseable_reply_is_invalid_and_keeps_previous_progress():

@@ -1,5 +1,6 @@
 """Replay buffer with pending progress rewards: late, early, duplicated and missing labels."""
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -261,6 +262,7 @@ def test_concurrent_insert_label_and_sample_keep_the_buffer_consistent():
     def actor():
         for episode in range(20):
             add_episode(buffer, episode, 20)
+            time.sleep(0.005)   # a robot's pace, so that sampling happens while it writes
 
     def labeller():
         for episode in range(20):
@@ -270,15 +272,18 @@ def test_concurrent_insert_label_and_sample_keep_the_buffer_consistent():
                     errors.append(outcome)
 
     threads = [threading.Thread(target=actor), threading.Thread(target=labeller)]
+    sampled = 0
     for thread in threads:
         thread.start()
     while any(thread.is_alive() for thread in threads):
         if buffer.stats()['sampleable']:
             batch = buffer.sample(16)
             assert np.all(batch.next_state[:, 0] == batch.state[:, 0])
+            sampled += 1
     for thread in threads:
         thread.join()
     assert not errors
+    assert sampled, 'nothing was sampled while the threads wrote'
     stats = buffer.stats()
     assert stats['labels_applied'] == 20 * 21 and stats['pending'] == 0
 

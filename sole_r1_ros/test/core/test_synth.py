@@ -92,6 +92,7 @@ def test_episodes_are_labelled_episodes_with_simulator_truth(dataset):
     assert labelled.list_episodes(root) == entries
     assert [e['behaviour'] for e in entries] == [behaviour_for_episode(i) for i in range(3)]
     episodes = labelled.load_episodes(root)
+    assert len(episodes) == len(entries) == 3
     for entry, episode in zip(entries, episodes):
         arrays = episode.extras
         frames = episode.num_frames

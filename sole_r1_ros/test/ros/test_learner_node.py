@@ -20,11 +20,13 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
+from rcl_interfaces.msg import Log  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from fakes import FakeArm, JOINTS, Sink, stamp_s  # noqa: E402
+from fakes import FakeArm, JOINTS, own_name, Sink, stamp_s  # noqa: E402
 from sole_r1_interfaces.action import Evaluate  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
@@ -312,11 +314,14 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     sim, node = _sim_loop(ros_graph, tmp_path, episode_length=8)
     probe = ros_graph.probe()
     pause = probe.create_client(SetBool, 'learner_node/pause')
+    assert ros_graph.wait_for(lambda: node.learner.env_steps > 0, timeout=30.0)   # acting
     assert ros_graph.call(pause, SetBool.Request(data=True)).success
     env_steps = node.learner.env_steps
     time.sleep(0.5)
     assert node.learner.env_steps == env_steps, 'paused learner kept acting'
     assert ros_graph.call(pause, SetBool.Request(data=False)).success
+    assert ros_graph.wait_for(lambda: node.learner.env_steps > env_steps, timeout=30.0), (
+        'the learner did not act again after the pause')
 
     client = ros_graph.action_client(Evaluate, 'learner_node/evaluate')
     assert client.wait_for_server(timeout_sec=10.0)
@@ -329,7 +334,8 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     result = result_future.result().result
     assert result.episodes_done == 2 and len(result.final_progress) == 2
     assert len(feedback) == 2 and all(f.has_ground_truth for f in feedback)
-    assert 0.0 <= result.success_rate_ground_truth <= 1.0
+    assert result.success_rate_ground_truth == pytest.approx(
+        np.mean([f.success_ground_truth for f in feedback]))
     assert result.success_rate_progress == np.mean([p >= 50.0 for p in result.final_progress])
     # the ground-truth subscription outlives the evaluation: destroying it while the executor's
     # thread built its wait set raised InvalidHandle and ended this graph's executor
@@ -380,9 +386,18 @@ def test_a_tf_pose_source_without_tf2_fails_to_configure_with_the_reason(ros_gra
         pytest.skip('tf2_ros is installed here: test_the_pose_comes_from_tf covers it')
     except ImportError:
         pass
-    node = ros_graph.add(LearnerNode(context=ros_graph.context, parameter_overrides=_p(
-        run_dir=str(tmp_path), autostart=False, pose_source='tf', reset_service='')))
+    logs = Sink()
+    ros_graph.probe().create_subscription(Log, '/rosout', logs, QoSProfile(
+        depth=100, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    node = ros_graph.add(LearnerNode(
+        context=ros_graph.context, cli_args=own_name('learner_node_without_tf2'),
+        parameter_overrides=_p(run_dir=str(tmp_path), autostart=False, pose_source='tf',
+                               reset_service='')))
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert ros_graph.wait_for(lambda: any(
+        m.name.endswith('learner_node_without_tf2') and 'tf2_ros' in m.msg
+        for m in logs.messages), timeout=5.0), 'the failure does not say tf2_ros is missing'
 
 
 def test_the_pose_comes_from_tf(ros_graph, tmp_path):

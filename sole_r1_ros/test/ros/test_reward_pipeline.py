@@ -27,7 +27,7 @@ from sole_r1_ros.camera import encode_tile  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
-from sole_r1_ros.reward import register_backend  # noqa: E402
+from sole_r1_ros.reward import protocol, register_backend  # noqa: E402
 from fakes import own_name  # noqa: E402
 import slow_backends  # noqa: E402
 
@@ -135,7 +135,10 @@ def test_changed_goal_takes_effect_and_empty_goal_is_refused(ros_graph):
     assert result.successful
     queries.publish(_query('ep', 2, 40.0))
     assert ros_graph.wait_for(lambda: len(rewards) == 2)
-    assert rewards[0].prompt_hash != rewards[1].prompt_hash
+    # the hash covers the previous answer too (20 after step 1): the new goal's prompt, exactly
+    asked = protocol.prompt_hash(*protocol.message_texts(
+        protocol.build_messages('open the drawer', 20)))
+    assert rewards[1].prompt_hash == asked != rewards[0].prompt_hash
     refused = node.set_parameters([Parameter('goal', value='  ')])[0]
     assert not refused.successful and 'empty' in refused.reason
 
