@@ -107,6 +107,24 @@ def _camera_and_joint_publishers(ros_graph, probe) -> tuple:
     return images, infos, joints
 
 
+def _push_one_out(ros_graph, node, send, missing: str, count: int) -> None:
+    """Send frames until the ninth waiting one pushes the oldest out, counted in ``missing``.
+
+    One frame at a time, each taken before the next: sensor-data QoS keeps five, so a burst to
+    a stalled node loses frames (a fresh-clone make test, 2026-12-05); a lost one is simply
+    followed by the next. The queue must have held eight (``max_waiting_frames``) first.
+    """
+    held, sec = [], 40
+    while node.missing[missing] < count and sec < 80:
+        before = len(node._waiting)
+        send(sec)
+        sec += 1
+        ros_graph.wait_for(lambda: len(node._waiting) != before
+                           or node.missing[missing] == count, timeout=1.0)
+        held.append(len(node._waiting))
+    assert node.missing[missing] == count and max(held) == 8, held
+
+
 def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
     node = _ball_node(ros_graph, tmp_path)
     probe = ros_graph.probe('bad_frames_probe')
@@ -155,18 +173,7 @@ def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
     time.sleep(0.2)
     frame(30)
     assert ros_graph.wait_for(lambda: node.firewall.rejected.get('drawing') == 1)
-    # Joint states stop: the ninth waiting frame pushes one out. One frame at a time, each taken
-    # before the next: sensor-data QoS keeps five, so a burst to a stalled node loses frames (a
-    # fresh-clone make test, 2026-12-05), and a lost one is simply followed by the next.
-    held, sec = [], 40
-    while node.missing['joint_states'] < 2 and sec < 80:
-        before = len(node._waiting)
-        frame(sec)
-        sec += 1
-        ros_graph.wait_for(lambda: len(node._waiting) != before
-                           or node.missing['joint_states'] == 2, timeout=1.0)
-        held.append(len(node._waiting))
-    assert node.missing['joint_states'] == 2 and max(held) == 8, held
+    _push_one_out(ros_graph, node, frame, 'joint_states', 2)   # joint states stop
     assert len(masks) == 1
     name = node.get_fully_qualified_name()
     expected = {'masks': '1', 'frames_without/joint_states': '2',
@@ -223,10 +230,7 @@ def test_with_depth_a_frame_waits_for_its_depth_and_what_is_in_front_is_left_out
     assert ros_graph.wait_for(lambda: node.missing['depth'] == 1)
     moment(30, depth, depth_nanosec=200_000_000)   # 0.2 s from the frame: too far
     assert ros_graph.wait_for(lambda: node.missing['depth'] == 2)
-    for sec in range(40, 49):   # depth stops: the ninth waiting frame pushes one out
-        moment(sec, None)
-        time.sleep(0.02)
-    assert ros_graph.wait_for(lambda: node.missing['depth'] == 3)
+    _push_one_out(ros_graph, node, lambda sec: moment(sec, None), 'depth', 3)   # depth stops
     assert len(masks) == 2 and node.missing['joint_states'] == 0
     assert ros_graph.error is None
 
