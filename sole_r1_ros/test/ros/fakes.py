@@ -9,7 +9,8 @@ import time
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import (
+    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
@@ -28,6 +29,11 @@ def own_name(name: str) -> list[str]:
     node's log lines never reach /rosout.
     """
     return ['--ros-args', '-r', f'__node:={name}']
+
+
+ROSOUT_QOS = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+'''/rosout as its publishers offer it: a subscription made after a line still gets it.'''
 
 
 class Sink:

@@ -20,13 +20,12 @@ from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import SetBool  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 
-from fakes import FakeArm, JOINTS, own_name, Sink, stamp_s  # noqa: E402
+from fakes import FakeArm, JOINTS, own_name, ROSOUT_QOS, Sink, stamp_s  # noqa: E402
 from sole_r1_interfaces.action import Evaluate  # noqa: E402
 from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.nodes.learner_node import LearnerNode  # noqa: E402
@@ -387,9 +386,7 @@ def test_a_tf_pose_source_without_tf2_fails_to_configure_with_the_reason(ros_gra
     except ImportError:
         pass
     logs = Sink()
-    ros_graph.probe().create_subscription(Log, '/rosout', logs, QoSProfile(
-        depth=100, reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    ros_graph.probe().create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
     node = ros_graph.add(LearnerNode(
         context=ros_graph.context, cli_args=own_name('learner_node_without_tf2'),
         parameter_overrides=_p(run_dir=str(tmp_path), autostart=False, pose_source='tf',

@@ -18,8 +18,7 @@ from lifecycle_msgs.srv import ChangeState  # noqa: E402
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import (  # noqa: E402
-    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from sole_r1_interfaces.msg import ProgressReward, RewardQuery  # noqa: E402
@@ -28,7 +27,7 @@ from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.reward import protocol, register_backend  # noqa: E402
-from fakes import own_name  # noqa: E402
+from fakes import own_name, ROSOUT_QOS  # noqa: E402
 import slow_backends  # noqa: E402
 
 register_backend('slow-oracle', 'slow_backends:SlowOracleBackend')
@@ -150,9 +149,7 @@ def test_a_goal_the_compact_model_was_not_trained_on_is_warned_of_until_it_is_on
     node, probe, rewards, queries = _setup(
         ros_graph, 'compact', own_name('reward_node_unseen_goal'), goal='close the door',
         annotate=False)
-    probe.create_subscription(Log, '/rosout', logs, QoSProfile(
-        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    probe.create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
     probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
     name = node.get_fully_qualified_name()
 
@@ -402,9 +399,7 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
                 'openai.api_key_env': 'SOLE_R1_TEST_KEY', 'openai.health_check_s': 5.0})
         # /rosout keeps its last messages for late joiners (transient local): a log line
         # written before this subscription is matched still arrives.
-        probe.create_subscription(Log, '/rosout', logs, QoSProfile(
-            depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-            durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        probe.create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
         queries.publish(_grey_query('ep', 40, 1))
         assert ros_graph.wait_for(lambda: len(rewards) >= 1, timeout=10.0)
         assert ros_graph.wait_for(lambda: any('HTTP 500' in m.msg for m in logs), timeout=10.0)

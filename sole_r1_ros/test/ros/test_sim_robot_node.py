@@ -9,13 +9,12 @@ pytest.importorskip('metaworld')
 
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
-from rclpy.qos import (  # noqa: E402
-    DurabilityPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy)
+from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState, Joy  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from fakes import own_name, Sink, stamp_s  # noqa: E402
+from fakes import own_name, ROSOUT_QOS, Sink, stamp_s  # noqa: E402
 from sole_r1_interfaces.msg import Episode, TaskState  # noqa: E402
 from sole_r1_ros.nodes.sim_robot_node import SimRobotNode  # noqa: E402
 
@@ -248,9 +247,7 @@ def test_a_simulator_that_cannot_reset_stops_loudly_and_answers_at_once(
         ros_graph, monkeypatch):
     _make_robot_fail(monkeypatch, 'reset', lambda n: n >= 2)   # every reset after start-up
     _sim(ros_graph, 'sim_cannot_reset', rate_hz=20.0)
-    logs = _subscribe(ros_graph.probe(), Log, '/rosout', QoSProfile(   # late joiners get it too
-        depth=1000, reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    logs = _subscribe(ros_graph.probe(), Log, '/rosout', ROSOUT_QOS)   # late joiners get it too
     reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_cannot_reset/reset')
     asked = time.monotonic()
     response = ros_graph.call(reset, Trigger.Request())
