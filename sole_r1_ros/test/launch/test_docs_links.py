@@ -24,16 +24,19 @@ def _slug(heading: str) -> str:
     return text.replace(' ', '-')
 
 
-def _anchors(path: str) -> set[str]:
+def _prose(path: str) -> str:
+    """The page without its code blocks: a '#' or '](' in code is no heading or link."""
     text = open(path, encoding='utf-8').read()
-    text = re.sub(r'^```.*?^```', '', text, flags=re.M | re.S)  # '#' in code is no heading
-    return {_slug(h) for h in re.findall(r'^#+ (.+)$', text, re.M)}
+    return re.sub(r'^```.*?^```', '', text, flags=re.M | re.S)
+
+
+def _anchors(path: str) -> set[str]:
+    return {_slug(h) for h in re.findall(r'^#+ (.+)$', _prose(path), re.M)}
 
 
 def _links(page: str) -> list[str]:
-    text = open(os.path.join(_REPO, page), encoding='utf-8').read()
-    text = re.sub(r'^```.*?^```', '', text, flags=re.M | re.S)
-    return [link for link in _LINK.findall(text) if not re.match(r'[a-z]+:', link)]
+    return [link for link in _LINK.findall(_prose(os.path.join(_REPO, page)))
+            if not re.match(r'[a-z]+:', link)]
 
 
 def test_the_slug_is_githubs():
