@@ -3,6 +3,7 @@
 The README sends readers to other pages (``docs/compact_model.md``, the model files' training
 log) and to its own sections; a page moved or a heading renamed would leave a dead link.
 """
+import functools
 import glob
 import os
 import re
@@ -30,6 +31,7 @@ def _prose(path: str) -> str:
     return re.sub(r'^```.*?^```', '', text, flags=re.M | re.S)
 
 
+@functools.lru_cache(maxsize=None)   # each page's headings, read once for all its links
 def _anchors(path: str) -> set[str]:
     return {_slug(h) for h in re.findall(r'^#+ (.+)$', _prose(path), re.M)}
 
