@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='draw camera pose, lighting and colours anew for each episode '
                              '(domain randomization; 1 = the defaults of '
                              'sim/randomization.py, 0 = off)')
+    parser.add_argument('--behaviour', default=SynthConfig.behaviour, metavar='KIND',
+                        help='every episode this behaviour (expert, noisy, pause, reversal, '
+                             'stop_short, wrong_target, drop) instead of the cycle of all')
+    parser.add_argument('--brake', action='store_true',
+                        help="stop the scene's hinges and slides when a stop_short episode's "
+                             'hand backs off, so a shoved drawer ends where the push ended '
+                             '(partial end states, still labelled by the simulator)')
     parser.add_argument('--export-sole-r1', metavar='DIR',
                         help='also write SOLE-R1 fine-tuning examples to DIR (the format of '
                              'sole-r1 finetune prepare)')
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     config = from_mapping(SynthConfig, {
         'tasks': tasks, 'episodes_per_task': args.episodes, 'image_size': args.image_size,
         'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed,
-        'scene_randomization': args.randomize_scene, 'robot_masks': args.robot_masks})
+        'scene_randomization': args.randomize_scene, 'robot_masks': args.robot_masks,
+        'behaviour': args.behaviour, 'brake': args.brake})
     total = len(config.tasks) * config.episodes_per_task
     with tqdm(total=total, desc='synth', unit='episode') as bar:
         everything = generate(config, args.out, workers=args.workers, on_done=bar.update)
@@ -116,6 +124,9 @@ def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
 
     from sole_r1_ros.labelled import folder
 
+    if args.behaviour or args.brake:
+        raise ValueError('--behaviour and --brake go with Meta-World expert episodes, not '
+                         'with --object-motion, --undo-of, --ghost-of or --erase-robot-of')
     if args.export_sole_r1:
         raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
                          '--object-motion, --undo-of, --ghost-of or --erase-robot-of')

@@ -28,6 +28,8 @@ ROBOT_ROOT_BODY = 'base'
 STATE_SIZE = 39
 '''Length of Meta-World's goal-observable state (the privileged baseline's observation).'''
 _UNLIMITED_ENV_STEPS = 2**62
+# mujoco.mjtJoint values (mjJNT_SLIDE, mjJNT_HINGE): the joints ``stop_objects`` stops.
+_SLIDE_JOINT, _HINGE_JOINT = 2, 3
 
 
 def write_robot_model(path: str) -> str:
@@ -264,6 +266,22 @@ class MetaWorldRobot:
             reward_env=float(reward),
             truncated=self._step_count >= self._config.max_episode_steps)
         return self._observe(render=render), step_info
+
+    def stop_objects(self) -> None:
+        """Stop the scene's hinges and slides (drawer, door, window, faucet, handle, button).
+
+        For synthesizing data only (``sole-r1 synth --brake``): a drawer shoved and let go
+        slides on to its stop, so an episode whose hand stops short still ends with the drawer
+        closed; stopped, it ends where the push ended. The robot's joints and free objects
+        (pucks, balls, which may hang in the gripper) are left alone.
+        """
+        self._check_open()
+        model, data = self._env.model, self._env.data
+        robot = set(self._qvel_index.tolist())
+        for joint in range(model.njnt):
+            address = int(model.jnt_dofadr[joint])
+            if model.jnt_type[joint] in (_SLIDE_JOINT, _HINGE_JOINT) and address not in robot:
+                data.qvel[address] = 0.0
 
     def expert_action(self) -> np.ndarray:
         """Return Meta-World's scripted expert command for the current state, clipped to [-1, 1].

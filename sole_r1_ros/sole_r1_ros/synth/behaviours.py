@@ -25,6 +25,8 @@ _MIN_WRONG_DISTANCE_M = 0.15
 # A command of 1 moves the hand target 1 cm per step (``sim.COMMAND_LAYOUT``).
 _M_PER_UNIT = 0.01
 _BACK_OFF_STEPS = 4
+# Steps after stopping short in which ``PerturbedExpert.stopping`` holds (back-off and settling).
+_STOPPING_STEPS = 8
 
 ExpertFn = Callable[[], np.ndarray]
 
@@ -154,6 +156,11 @@ class PerturbedExpert:
     def finished(self) -> bool:
         """The script has run out (the caller ends the episode)."""
         return self._finished
+
+    @property
+    def stopping(self) -> bool:
+        """A stop_short episode has just stopped: the hand backs off and the scene settles."""
+        return self._phase == 'stop_short' and self._phase_steps <= _STOPPING_STEPS
 
     @property
     def triggered(self) -> bool:

@@ -18,7 +18,8 @@ from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.labelled import folder as labelled_folder, LabelledEpisode
 from sole_r1_ros.sim.tasks import TASK_GOALS
 from sole_r1_ros.synth.behaviours import (
-    approach_fraction, behaviour_for_episode, BehaviourPlan, draw_plan, PerturbedExpert)
+    approach_fraction, behaviour_for_episode, BEHAVIOURS, BehaviourPlan, draw_plan,
+    PerturbedExpert)
 from sole_r1_ros.synth.goals import EVAL_PARAPHRASES, TRAIN_PARAPHRASES
 
 logger = logging.getLogger(__name__)
@@ -66,6 +67,13 @@ class SynthConfig:
         0.0, "strength of each episode's camera pose, lighting and colour randomization "
         '(sim.randomization: 1 is +-2 cm and +-3 deg of camera, +-35 % light, +-20 % colour); '
         '0 renders every scene as Meta-World draws it', range=(0.0, 2.0))
+    behaviour: str = option(
+        '', 'every episode this behaviour (one of synth.behaviours.BEHAVIOURS) instead of '
+        "behaviour_for_episode's cycle; empty cycles")
+    brake: bool = option(
+        False, "stop the scene's hinges and slides while a stop_short episode's hand backs "
+        'off, so a shoved drawer ends where the push ended instead of sliding shut: labelled '
+        "partial end states (the label is still the simulator's progress)")
     robot_masks: bool = option(
         False, "store each frame as the robot's mask (white where the robot is) instead of "
         'its picture: the same episodes as without it, frame for frame, for '
@@ -73,6 +81,9 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.behaviour and self.behaviour not in BEHAVIOURS:
+            raise ValueError(f'behaviour must be one of {BEHAVIOURS} or empty, '
+                             f'got {self.behaviour!r}')
         unknown = [t for t in self.tasks if t not in TASK_GOALS]
         if not self.tasks or unknown:
             raise ValueError(f'tasks must be Meta-World v3 task ids, got unknown {unknown} '
@@ -102,7 +113,7 @@ class EpisodeSpec:
 
     @property
     def behaviour(self) -> str:
-        return behaviour_for_episode(self.index)
+        return self.config.behaviour or behaviour_for_episode(self.index)
 
     @property
     def split(self) -> str:
@@ -145,6 +156,8 @@ def rollout(robot: Any, spec: EpisodeSpec, randomizer: Any = None
         done_soon = _ends_after(step, first_success, controller, config)
         render = step % config.frame_stride == 0 or done_soon
         observation, info = robot.step(action, render=render)
+        if config.brake and controller.stopping:
+            robot.stop_objects()
         actions.append(np.asarray(action, dtype=np.float32))
         step_progress.append(float(info.progress))
         step_success.append(bool(info.success))

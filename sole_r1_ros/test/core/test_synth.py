@@ -13,7 +13,7 @@ from sole_r1_ros.reward import protocol  # noqa: E402
 from sole_r1_ros.sim import MetaWorldRobot, SimConfig  # noqa: E402
 from sole_r1_ros.synth import (  # noqa: E402
     BEHAVIOURS, behaviour_for_episode, BehaviourPlan, draw_plan, EVAL_PARAPHRASES, generate,
-    PerturbedExpert, SynthConfig, TRAIN_PARAPHRASES)
+    PerturbedExpert, rollout, SynthConfig, TRAIN_PARAPHRASES)
 from sole_r1_ros.synth.export import export_finetune, reasoning_trace  # noqa: E402
 
 
@@ -74,6 +74,43 @@ def test_expert_reaches_success_and_pause_only_delays_it(reach_robot):
         'pause', trigger_progress=20.0, duration_steps=20), max_steps=150)
     assert expert_success and paused_success
     assert np.argmax(paused >= 100) > np.argmax(expert >= 100) + 10
+
+
+def test_a_braked_stop_short_ends_where_the_push_ended():
+    # A shoved drawer slides on to its stop; braked, it stays where the hand let go, so the
+    # episode is a labelled partial close. Episode 0 of seed 1 stops at about 20 % closed.
+    from sole_r1_ros.synth.generate import EpisodeSpec
+
+    finals = {}
+    for brake in (False, True):
+        config = SynthConfig(tasks=('drawer-close-v3',), episodes_per_task=1, image_size=16,
+                             max_steps=250, seed=1, behaviour='stop_short', brake=brake)
+        spec = EpisodeSpec('drawer-close-v3', 0, config)
+        with MetaWorldRobot(SimConfig(task='drawer-close-v3', image_width=16,
+                                      image_height=16, max_episode_steps=300)) as robot:
+            meta, arrays = rollout(robot, spec)
+        assert meta['behaviour'] == 'stop_short' and meta['plan']['trigger_approach'] == 0.0
+        finals[brake] = meta['final_progress']
+        trigger = meta['plan']['trigger_progress']
+        assert meta['final_progress'] == pytest.approx(float(arrays['step_progress'][-1]))
+    assert finals[True] < trigger + 15.0 < finals[False] - 15.0, (trigger, finals)
+    with pytest.raises(ValueError, match='behaviour must be one of'):
+        SynthConfig(behaviour='teleport')
+
+
+def test_the_command_makes_one_behaviour_braked_and_records_it(tmp_path, capsys):
+    from sole_r1_ros.cli import main
+
+    out = str(tmp_path / 'braked')
+    assert main(['synth', '--tasks', 'drawer-close-v3', '--episodes', '2', '--behaviour',
+                 'stop_short', '--brake', '--image-size', '16', '--max-steps', '60',
+                 '--out', out, '--workers', '1']) == 0
+    with open(os.path.join(out, 'synth.json'), encoding='utf-8') as stream:
+        config = json.load(stream)['config']
+    assert config['behaviour'] == 'stop_short' and config['brake'] is True
+    assert [e['behaviour'] for e in labelled.list_episodes(out)] == ['stop_short'] * 2
+    assert main(['synth', '--undo-of', out, '--brake', '--out', str(tmp_path / 'undo')]) != 0
+    assert '--behaviour and --brake go with' in capsys.readouterr().err
 
 
 @pytest.fixture(scope='module')
