@@ -28,8 +28,6 @@ ROBOT_ROOT_BODY = 'base'
 STATE_SIZE = 39
 '''Length of Meta-World's goal-observable state (the privileged baseline's observation).'''
 _UNLIMITED_ENV_STEPS = 2**62
-# mujoco.mjtJoint values (mjJNT_SLIDE, mjJNT_HINGE): the joints ``stop_objects`` stops.
-_SLIDE_JOINT, _HINGE_JOINT = 2, 3
 
 
 def write_robot_model(path: str) -> str:
@@ -145,6 +143,12 @@ class MetaWorldRobot:
             [self._env.model.joint(n).qposadr[0] for n in JOINT_NAMES], dtype=np.intp)
         self._qvel_index = np.array(
             [self._env.model.joint(n).dofadr[0] for n in JOINT_NAMES], dtype=np.intp)
+        joint = import_mujoco().mjtJoint
+        model = self._env.model
+        self._mechanism_dofs = np.array(
+            [model.jnt_dofadr[j] for j in range(model.njnt)
+             if model.jnt_type[j] in (joint.mjJNT_SLIDE, joint.mjJNT_HINGE)
+             and model.jnt_dofadr[j] not in self._qvel_index], dtype=np.intp)
         cameras = [self._config.external_camera]
         if self._config.wrist_camera:
             cameras.append(self._config.wrist_camera)
@@ -276,12 +280,7 @@ class MetaWorldRobot:
         (pucks, balls, which may hang in the gripper) are left alone.
         """
         self._check_open()
-        model, data = self._env.model, self._env.data
-        robot = set(self._qvel_index.tolist())
-        for joint in range(model.njnt):
-            address = int(model.jnt_dofadr[joint])
-            if model.jnt_type[joint] in (_SLIDE_JOINT, _HINGE_JOINT) and address not in robot:
-                data.qvel[address] = 0.0
+        self._env.data.qvel[self._mechanism_dofs] = 0.0
 
     def expert_action(self) -> np.ndarray:
         """Return Meta-World's scripted expert command for the current state, clipped to [-1, 1].
