@@ -16,6 +16,7 @@ nothing, so the objects never move (``synth/ghost.py``): the arm's motion alone 
 import argparse
 
 from sole_r1_ros.configuration import from_mapping
+from sole_r1_ros.synth.behaviours import BEHAVIOURS
 from sole_r1_ros.synth.generate import SynthConfig
 
 
@@ -42,9 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='draw camera pose, lighting and colours anew for each episode '
                              '(domain randomization; 1 = the defaults of '
                              'sim/randomization.py, 0 = off)')
-    parser.add_argument('--behaviour', default=SynthConfig.behaviour, metavar='KIND',
-                        help='every episode this behaviour (expert, noisy, pause, reversal, '
-                             'stop_short, wrong_target, drop) instead of the cycle of all')
+    parser.add_argument('--behaviour', default=SynthConfig.behaviour, choices=BEHAVIOURS,
+                        help='every episode this behaviour instead of the cycle of all')
     parser.add_argument('--brake', action='store_true',
                         help="stop the scene's hinges and slides when a stop_short episode's "
                              'hand backs off, so a shoved drawer ends where the push ended '

@@ -15,6 +15,7 @@ from sole_r1_ros.synth import (  # noqa: E402
     BEHAVIOURS, behaviour_for_episode, BehaviourPlan, draw_plan, EVAL_PARAPHRASES, generate,
     PerturbedExpert, rollout, SynthConfig, TRAIN_PARAPHRASES)
 from sole_r1_ros.synth.export import export_finetune, reasoning_trace  # noqa: E402
+from sole_r1_ros.synth.generate import EpisodeSpec  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -79,8 +80,6 @@ def test_expert_reaches_success_and_pause_only_delays_it(reach_robot):
 def test_a_braked_stop_short_ends_where_the_push_ended():
     # A shoved drawer slides on to its stop; braked, it stays where the hand let go, so the
     # episode is a labelled partial close. Episode 0 of seed 1 stops at about 20 % closed.
-    from sole_r1_ros.synth.generate import EpisodeSpec
-
     finals = {}
     for brake in (False, True):
         config = SynthConfig(tasks=('drawer-close-v3',), episodes_per_task=1, image_size=16,
