@@ -1,9 +1,9 @@
 """What the compact model sees of a task: an expert episode at full size and at its 64 pixels.
 
 The data README's "What the pooled AUROC is made of" shows with this figure why
-handle-press-side's finished presses go unread: the external view's start, half-way and success
-frames at 256 pixels (top row) and at the network's 64 (bottom row, enlarged), beside the
-wrist view at 64 pixels when pressed and half-way.
+handle-press-side's finished presses go unread: the external view's first frame, the middle
+step's and the first success's at 256 pixels (top row) and at the network's 64 (bottom row,
+enlarged), beside the wrist view at 64 pixels at the success and the middle step.
 
     python tools/task_views.py handle-press-side-v3 docs/handle_press_side_views.png
 """
@@ -14,24 +14,22 @@ from PIL import Image, ImageDraw
 
 from sole_r1_ros.sim import MetaWorldRobot, SimConfig
 
-HALF_WAY_STEP = 25
 CELL = 256
 
 
-def expert_frames(task: str, size: int, seed: int) -> tuple[list, list]:
-    """(external, wrist) frames at the start, at ``HALF_WAY_STEP`` and at the first success."""
+def expert_frames(task: str, size: int, seed: int) -> tuple[list, list, int]:
+    """(external, wrist) frames at the start, the middle step and the first success; that step."""
     config = SimConfig(task=task, image_width=size, image_height=size, seed=seed,
                        max_episode_steps=300)
     with MetaWorldRobot(config) as robot:
-        observation = robot.reset(seed=seed)
-        external, wrist = [observation.external], [observation.wrist]
-        for step in range(1, config.max_episode_steps):
+        observations = [robot.reset(seed=seed)]
+        for _ in range(1, config.max_episode_steps):
             observation, info = robot.step(robot.expert_action(), render=True)
-            if step == HALF_WAY_STEP or info.success:
-                external.append(observation.external)
-                wrist.append(observation.wrist)
+            observations.append(observation)
             if info.success:
-                return external, wrist
+                middle = len(observations) // 2
+                chosen = (observations[0], observations[middle], observation)
+                return ([o.external for o in chosen], [o.wrist for o in chosen], middle)
     raise RuntimeError(f'the expert did not succeed at {task} (seed {seed}) in '
                        f'{config.max_episode_steps} steps')
 
@@ -46,15 +44,14 @@ def main() -> None:
     def enlarge(frame: np.ndarray) -> np.ndarray:
         return np.asarray(Image.fromarray(frame).resize((CELL, CELL), Image.NEAREST))
 
-    large, _ = expert_frames(args.task, CELL, args.seed)
-    small, small_wrist = expert_frames(args.task, 64, args.seed)
+    large, _, middle = expert_frames(args.task, CELL, args.seed)
+    small, small_wrist, _ = expert_frames(args.task, 64, args.seed)
     top = np.concatenate([*large, enlarge(small_wrist[-1])], axis=1)
     bottom = np.concatenate([*map(enlarge, small), enlarge(small_wrist[1])], axis=1)
     figure = Image.fromarray(np.concatenate([top, bottom], axis=0))
     draw = ImageDraw.Draw(figure)
-    captions = (('start', f'half-way (step {HALF_WAY_STEP})', 'success',
-                 'wrist, success (64 px)'),
-                ('64 px', '64 px', '64 px', f'wrist, step {HALF_WAY_STEP} (64 px)'))
+    captions = (('start', f'half-way (step {middle})', 'success', 'wrist, success (64 px)'),
+                ('64 px', '64 px', '64 px', f'wrist, step {middle} (64 px)'))
     for row, texts in enumerate(captions):
         for column, text in enumerate(texts):
             draw.text((6 + CELL * column, 4 + CELL * row), text, fill=(255, 255, 255))
