@@ -1,26 +1,28 @@
 """Several reward files as one: their answers joined query by query, scored as one reward.
 
 The data README's "The smallest answer of several files" comes from this diagnostic. Each
-input is the JSON of ``sole-r1 eval reward --out`` for one file on the same episodes (each file
-on its own chain of previous answers, as a compact pair asks its halves); the smallest or the
-mean answer of every query is scored as ``eval reward`` scores one file: VOC over the expert
-episodes, Pearson over every query, AUROC of the final answers.
+input is the JSON of ``sole-r1 eval reward --out`` for one file on the same episodes of
+``--data`` (each file on its own chain of previous answers, as a compact pair asks its halves);
+the smallest or the mean answer of every query is scored by ``eval reward``'s own summary
+(``evaluation.reward_eval.summarise``): VOC over the expert episodes, Pearson over every query,
+AUROC of the final answers.
 
     sole-r1 eval reward --backend compact --model A.pt --data D --split all --out a.json
     sole-r1 eval reward --backend compact --model B.pt --data D --split all --out b.json
-    python tools/join_answers.py a.json b.json --join min
+    python tools/join_answers.py --data D a.json b.json --join min
 """
 import argparse
 import json
 
 import numpy as np
 
-from sole_r1_ros.evaluation.metrics import auroc, pearson, value_order_correlation
+from sole_r1_ros.evaluation import reward_eval
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('summaries', nargs='+', help="JSONs of 'sole-r1 eval reward --out'")
+    parser.add_argument('--data', required=True, help='the labelled episodes they scored')
     parser.add_argument('--join', choices=('min', 'mean'), default='min')
     args = parser.parse_args()
     runs = []
@@ -30,16 +32,19 @@ def main() -> None:
     if any(set(run) != set(runs[0]) for run in runs):
         raise SystemExit('the JSONs score different episodes: evaluate every file on the same '
                          '--data, --tasks and --split')
+    episodes = {e.episode_id: e for e in reward_eval.load_episodes(args.data)}
+    missing = sorted(set(runs[0]) - set(episodes))
+    if missing:
+        raise SystemExit(f'{len(missing)} scored episodes are not in {args.data}, e.g. '
+                         f'{missing[0]}')
     join = np.min if args.join == 'min' else np.mean
-    episodes = list(runs[0].values())
-    answers = [join(np.stack([run[e['episode_id']]['predicted'] for run in runs]), axis=0)
-               for e in episodes]
-    voc = np.nanmean([value_order_correlation(a) for a, e in zip(answers, episodes)
-                      if e['behaviour'] == 'expert'])
-    linear = pearson(np.concatenate(answers), np.concatenate([e['truth'] for e in episodes]))
-    separation = auroc([a[-1] for a in answers], [bool(e['success']) for e in episodes])
-    print(f'{len(runs)} files, {args.join}, {len(episodes)} episodes: VOC {voc:.3f}  '
-          f'Pearson {linear:.3f}  AUROC {separation:.3f}')
+    scores = [reward_eval.EpisodeScore(
+        episodes[key], tuple(first['steps']),
+        tuple(join(np.stack([run[key]['predicted'] for run in runs]), axis=0).tolist()),
+        tuple(first['truth'])) for key, first in runs[0].items()]
+    summary = reward_eval.summarise(scores)
+    print(f"{len(runs)} files, {args.join}, {len(scores)} episodes: VOC {summary['voc']:.3f}  "
+          f"Pearson {summary['pearson']:.3f}  AUROC {summary['auroc']:.3f}")
 
 
 if __name__ == '__main__':
