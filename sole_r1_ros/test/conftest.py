@@ -56,27 +56,30 @@ def ros_context():
 
 
 class RosGraph:
-    """Nodes of one private context spinning on a multi-threaded executor in a thread."""
+    """Nodes of one private context, each spinning on its own single-threaded executor.
+
+    As in a launched graph, where every node is a process with a single-threaded executor
+    (``nodes.spin``): a node's callbacks run one at a time, and a node that blocks in one
+    holds up no other. One ``MultiThreadedExecutor`` for all nodes, as this class had before,
+    starved the simulator's physics thread: its spinning thread (rclpy, Kilted wheel) kept
+    one core busy and the sim's 20 Hz ticks came with gaps of 1-3 s (2026-12-06; a
+    single-threaded executor: none over 0.06 s), the flaky 10 Hz test's cause.
+    """
 
     def __init__(self, context) -> None:
-        import threading
-
-        from rclpy.executors import MultiThreadedExecutor
         self.context = context
-        self.executor = MultiThreadedExecutor(num_threads=4, context=context)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._stop = threading.Event()
+        self._spinners = {}   # node -> (executor, thread, stop event)
         self._nodes = []
         self.error: Exception | None = None
 
-    def _spin(self) -> None:
+    def _spin(self, executor, stop) -> None:
         from rclpy.executors import ExternalShutdownException
         try:
             # spin_once in a loop that a flag ends, as nodes.spin.BackgroundSpinner does: rclpy's
             # Executor.shutdown does not wait for spin() and destroys the executor's guard
             # condition under it (InvalidHandle in this thread, seen in teardowns).
-            while not self._stop.is_set() and self.context.ok():
-                self.executor.spin_once(timeout_sec=0.05)
+            while not stop.is_set() and self.context.ok():
+                executor.spin_once(timeout_sec=0.05)
         except ExternalShutdownException:  # the context was shut down while spinning
             pass
         except Exception as exc:  # a callback raised: record it so the test can fail on it
@@ -84,11 +87,26 @@ class RosGraph:
             raise
 
     def add(self, node):
+        import threading
+
+        from rclpy.executors import SingleThreadedExecutor
+        executor = SingleThreadedExecutor(context=self.context)
+        executor.add_node(node)
+        stop = threading.Event()
+        thread = threading.Thread(target=self._spin, args=(executor, stop), daemon=True,
+                                  name=f'spin {node.get_name()}')
         self._nodes.append(node)
-        self.executor.add_node(node)
-        if not self._thread.is_alive():
-            self._thread.start()
+        self._spinners[node] = (executor, thread, stop)
+        thread.start()
         return node
+
+    def remove(self, node) -> None:
+        """Stop spinning ``node`` (its callbacks no longer run); the test destroys it."""
+        executor, thread, stop = self._spinners.pop(node)
+        stop.set()
+        thread.join(timeout=30.0)
+        executor.shutdown(timeout_sec=2.0)
+        self._nodes.remove(node)
 
     def probe(self, name: str = 'probe'):
         """A plain node in this context for publishing, subscribing and calling services."""
@@ -131,19 +149,14 @@ class RosGraph:
         return future.result()
 
     def shutdown(self) -> None:
-        # The spinning thread may still hold the nodes in its wait set; a node destroyed while
+        # A spinning thread may still hold its node in its wait set; a node destroyed while
         # in use is only destroyed when let go, possibly after the context is shut down.
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30.0)
-        # Let the worker threads finish the callbacks already handed to them before the
-        # executor destroys its guard condition: Executor.shutdown (Kilted wheel) never waits
-        # for them (its wait sits under `if not self._is_shutdown`, just set True), and a
-        # callback ending after that raises InvalidHandle from `gc.trigger()` in a task nobody
-        # reads ("The following exception was never retrieved: cannot use Destroyable ..." at
-        # teardown). Upstream: ros2/rclpy#1666, open.
-        self.executor._executor.shutdown(wait=True)
-        self.executor.shutdown(timeout_sec=2.0)
+        for _, _, stop in self._spinners.values():
+            stop.set()
+        for executor, thread, _ in self._spinners.values():
+            if thread.is_alive():
+                thread.join(timeout=30.0)
+            executor.shutdown(timeout_sec=2.0)
         for node in self._nodes:
             node.destroy_node()
 

@@ -124,12 +124,12 @@ def _run_derived(args: argparse.Namespace, tasks: list[str]) -> int:
 
     from sole_r1_ros.labelled import folder
 
-    if args.behaviour or args.brake:
-        raise ValueError('--behaviour and --brake go with Meta-World expert episodes, not '
-                         'with --object-motion, --undo-of, --ghost-of or --erase-robot-of')
-    if args.export_sole_r1:
-        raise ValueError('--export-sole-r1 goes with Meta-World expert episodes, not with '
-                         '--object-motion, --undo-of, --ghost-of or --erase-robot-of')
+    given = [flag for flag, value in (('--behaviour', args.behaviour), ('--brake', args.brake),
+                                      ('--export-sole-r1', args.export_sole_r1)) if value]
+    if given:
+        raise ValueError(f"{' and '.join(given)} go{'es' if len(given) == 1 else ''} with "
+                         'Meta-World expert episodes, not with --object-motion, --undo-of, '
+                         '--ghost-of or --erase-robot-of')
     if args.robot_masks and not args.object_motion:
         raise ValueError('--robot-masks goes with Meta-World expert episodes or '
                          '--object-motion (--undo-of or --ghost-of a mask folder makes '

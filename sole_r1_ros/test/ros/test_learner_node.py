@@ -303,7 +303,7 @@ def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path
                               commands, 50)
     assert ros_graph.wait_for(lambda: any(any(m.data) for m in commands.messages), 30.0)
     stopped = time.monotonic()
-    ros_graph.executor.remove_node(sim)     # the robot's sensors go silent
+    ros_graph.remove(sim)     # the robot's sensors go silent
     sim.destroy_node()
     _holds_after(ros_graph, commands, stopped, lambda m: not any(m.data[:3]), rate_hz=20.0,
                  timeout_s=0.3)
