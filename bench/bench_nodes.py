@@ -4,8 +4,14 @@ A 30 Hz camera (external + wrist, 640x480 rgb8) feeds camera_node (stride 10 -> 
 reward_node answers with a backend that takes a fixed model time, so what is measured is the
 nodes' own work: frame in to query out, query wait, result to message out, and the age of the
 frame when inference starts. Writes bench/results/nodes.json and prints a table.
+
+Each node spins on its own single-threaded executor, as in a launched graph, where each is a
+process (``nodes.spin``). ``--executor shared-multi`` spins all three on one
+``MultiThreadedExecutor`` instead, as this bench did before 2026-12-06: its spinning thread
+keeps a core busy (ros2/rclpy#1223), which the numbers then include.
 """
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -25,6 +31,7 @@ from sole_r1_interfaces.msg import ProgressReward
 from sole_r1_ros.nodes.camera_node import CameraNode
 from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.reward_node import RewardNode
+from sole_r1_ros.nodes.spin import BackgroundSpinner
 from sole_r1_ros.reward import register_backend
 from sole_r1_ros.reward.backends.base import RawReply
 
@@ -64,6 +71,9 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
+    parser.add_argument('--executor', default='per-node', choices=['per-node', 'shared-multi'],
+                        help='per-node: a single-threaded executor each, as launched; '
+                        'shared-multi: one MultiThreadedExecutor for all three nodes')
     args = parser.parse_args()
     sys.modules.setdefault('bench_nodes', sys.modules[__name__])
     register_backend('fixed-time', 'bench_nodes:FixedTimeBackend')
@@ -84,11 +94,16 @@ def main() -> int:
         end_to_end.append(age.nanoseconds * 1e-9)
 
     source.create_subscription(ProgressReward, 'sole_r1/progress', on_reward, 10)
-    executor = MultiThreadedExecutor(num_threads=4)
-    for node in (camera, reward, source):
-        executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinning = contextlib.ExitStack()
+    if args.executor == 'per-node':
+        for node in (camera, reward, source):
+            spinning.enter_context(BackgroundSpinner(node))
+    else:
+        executor = MultiThreadedExecutor(num_threads=4)
+        for node in (camera, reward, source):
+            executor.add_node(node)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        spinning.callback(executor.shutdown)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
               for _ in range(8)]
@@ -104,7 +119,8 @@ def main() -> int:
     time.sleep(1.0)
     timing = list(reward.timing)
     result = {
-        'camera_hz': args.rate, 'image': f'{args.width}x{args.height} rgb8 x2',
+        'executor': args.executor, 'camera_hz': args.rate,
+        'image': f'{args.width}x{args.height} rgb8 x2',
         'model_time_s': MODEL_TIME_S, 'frames_sent': sent,
         'queries_answered': len(timing),
         'camera_node_frame_in_to_query_out': _ms(camera.query_overhead_s),
@@ -114,14 +130,15 @@ def main() -> int:
         'frame_age_at_inference': _ms([t['frame_age_s'] for t in timing]),
         'frame_to_reward_message': _ms(end_to_end),
     }
-    executor.shutdown()
+    spinning.close()
     for node in (camera, reward, source):
         node.destroy_node()
     rclpy.try_shutdown()
     os.makedirs(_RESULTS, exist_ok=True)
     with open(os.path.join(_RESULTS, 'nodes.json'), 'w') as stream:
         json.dump(result, stream, indent=2)
-    print(f"| stage ({result['image']} at {args.rate:.0f} Hz, model {MODEL_TIME_S * 1e3:.0f} ms)"
+    print(f"| stage ({result['image']} at {args.rate:.0f} Hz, model {MODEL_TIME_S * 1e3:.0f} ms, "
+          f'{args.executor} executor)'
           ' | median ms | p90 ms | n |\n|---|---|---|---|')
     for key, value in result.items():
         if isinstance(value, dict):

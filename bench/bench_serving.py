@@ -32,6 +32,7 @@ answered together make answers come in waves, so a count in a window is off by u
 Results go to bench/results/serving.json (one entry per path and time scale) and a markdown table.
 """
 import argparse
+import contextlib
 import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -357,6 +358,7 @@ def run_node(args, url: str, frames) -> list[dict]:
 
     from sole_r1_ros.camera import encode_tile
     from sole_r1_ros.nodes.reward_node import RewardNode
+    from sole_r1_ros.nodes.spin import BackgroundSpinner
     tiles = [[CompressedImage(format='jpeg', data=encode_tile(f)) for f in view]
              for view in frames]
     context = rclpy.Context()
@@ -373,11 +375,16 @@ def run_node(args, url: str, frames) -> list[dict]:
         Parameter('max_episodes', value=max(args.in_flight)),
         Parameter('annotate', value=args.annotate == 'on')])
     probe = rclpy.create_node('bench_episodes', context=context)
-    executor = MultiThreadedExecutor(num_threads=4, context=context)
-    for each in (node, probe):
-        executor.add_node(each)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    spinning = contextlib.ExitStack()
+    if args.executor == 'per-node':   # as launched: a process, one thread spinning, per node
+        for each in (node, probe):
+            spinning.enter_context(BackgroundSpinner(each, context=context))
+    else:
+        executor = MultiThreadedExecutor(num_threads=4, context=context)
+        for each in (node, probe):
+            executor.add_node(each)
+        threading.Thread(target=executor.spin, daemon=True).start()
+        spinning.callback(executor.shutdown)
     levels = []
     try:
         node.trigger_configure()
@@ -388,7 +395,7 @@ def run_node(args, url: str, frames) -> list[dict]:
             levels[-1].update(_node_timing(list(node.timing)))
             print(f'node   {n:3d} in flight: {levels[-1]}', file=sys.stderr)
     finally:
-        executor.shutdown()
+        spinning.close()
         node.destroy_node()
         probe.destroy_node()
         rclpy.try_shutdown(context=context)
@@ -475,6 +482,11 @@ def _parse(argv):
     parser.add_argument('--rounds', type=int, default=4,
                         help='timed rounds per level (node: the same time)')
     parser.add_argument('--image-format', default='png', choices=['png', 'jpeg'])
+    parser.add_argument('--executor', default='per-node', choices=['per-node', 'shared-multi'],
+                        help="the node path: the reward node and the episodes' probe each on "
+                        'a single-threaded executor, as launched (per-node), or both on one '
+                        'MultiThreadedExecutor, as before 2026-12-06 (its spinning thread '
+                        'keeps a core busy: ros2/rclpy#1223)')
     parser.add_argument('--annotate', default='on', choices=['on', 'off'],
                         help="reward node's annotated image and marker per answer")
     parser.add_argument('--domain-id', type=int, default=random.randint(101, 200),
@@ -512,7 +524,8 @@ def main(argv=None) -> int:
             else:
                 levels = run_engine(args, url, frames, per_episode=path == 'engine-episodes')
             name = path + suffix + ('@no-annotate' if path == 'node' and args.annotate == 'off'
-                                    else '')
+                                    else '') + ('@shared-multi' if path == 'node' and
+                                                args.executor == 'shared-multi' else '')
             merge_result(args.out, name, {
                 'date': datetime.date.today().isoformat(), 'machine': _machine(),
                 'loadavg_before': load_before, 'loadavg_after': _loadavg(),
@@ -552,7 +565,9 @@ def write_markdown(results: str) -> str:
     machine = next(iter(entries.values()))['machine'] if entries else {}
     lines += ['', 'Paths: `engine` = one RewardEngine.score call per round for every episode; '
               '`engine-episodes` = one thread per episode through the engine (as the node '
-              'works); `node` = the reward node over DDS. `@jpeg`: JPEG tiles (PNG otherwise); '
+              'works); `node` = the reward node over DDS, each node on its own single-threaded '
+              'executor (`@shared-multi`: the node and the probe on one MultiThreadedExecutor, '
+              'as before 2026-12-06). `@jpeg`: JPEG tiles (PNG otherwise); '
               '`@main-<commit>`: the same bench on that commit, run in turns. Ideal = the '
               "stand-in server's throughput with that many requests in flight. "
               f"Machine: {machine.get('cores', '?')}-core {machine.get('cpu', '?')}, "
