@@ -13,6 +13,7 @@ keeps a core busy (ros2/rclpy#1223), which the numbers then include.
 import argparse
 import contextlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -62,7 +63,8 @@ def _ms(values) -> dict[str, float]:
     if not values:
         return {'median_ms': float('nan'), 'p90_ms': float('nan'), 'n': 0}
     return {'median_ms': round(1e3 * statistics.median(values), 3),
-            'p90_ms': round(1e3 * values[int(0.9 * (len(values) - 1))], 3), 'n': len(values)}
+            'p90_ms': round(1e3 * values[math.ceil(0.9 * len(values)) - 1], 3),   # nearest rank
+            'n': len(values)}
 
 
 def main() -> int:
