@@ -259,10 +259,7 @@ def _match_robot_erasing(params: dict, overridden: set[str] = frozenset()) -> No
                          'and reward_node.erased_model is not set')
     erased = False
     if compact:
-        from sole_r1_ros.compact.model import load_checkpoint
-        from sole_r1_ros.compact.predictor import default_checkpoint_path
-        path = reward.get('model') or default_checkpoint_path()
-        erased = bool(load_checkpoint(path)[2].get('robot_erased', False))
+        erased = _reads_erased_frames(reward.get('model', ''))
     if camera.get('erase_robot', erased) != erased:
         raise ValueError(
             f"camera_node.erase_robot is {camera['erase_robot']} but the reward model reads "
@@ -294,6 +291,31 @@ def _switch_on_simulated_masks(params: dict) -> str:
         return 'robot_mask_node draws its masks from its model and the joint states'
     params['sim_robot_node']['publish_robot_masks'] = True
     return 'the simulator publishes its masks'
+
+
+def _reads_erased_frames(path: str) -> bool:
+    """Whether a compact checkpoint (``''``: the shipped one) was trained on erased frames.
+
+    Read in a child process: loading it imports torch (1.3 s and 320 MB, 2026-12-06), which
+    this process, alive for the whole run, would otherwise hold to its end for one flag.
+
+    Raises:
+        ValueError: no such file, or not a compact checkpoint (the loader's own message).
+    """
+    code = ('import sys\n'
+            'from sole_r1_ros.compact.predictor import default_checkpoint_path, '
+            'load_checkpoint\n'
+            'try:\n'
+            '    info = load_checkpoint(sys.argv[1] or default_checkpoint_path())[2]\n'
+            'except Exception as exc:\n'
+            "    sys.exit(f'{type(exc).__name__}: {str(exc).splitlines()[0]}')\n"
+            "print(bool(info.get('robot_erased', False)))\n")
+    done = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or [f'exit code {done.returncode}']
+        raise ValueError(f"the reward model {path or '(the shipped one)'}: {lines[-1]}")
+    return done.stdout.strip() == 'True'
 
 
 def _erase_beside_pictures(params: dict, camera: dict) -> None:

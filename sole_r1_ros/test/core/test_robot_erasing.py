@@ -306,6 +306,28 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
     assert plain['camera_node'] == {}
 
 
+def test_a_learning_run_reads_its_checkpoint_kind_without_holding_torch(tmp_path):
+    """sole-r1 learn's process lives as long as the run: it reads the flag in a child."""
+    import subprocess
+    import sys
+
+    code = ('import sys\n'
+            'from sole_r1_ros.commands.learn import _match_robot_erasing\n'
+            "params = {'reward_node': {'backend': 'compact'}}\n"
+            '_match_robot_erasing(params)\n'
+            "assert params['camera_node'] == {}, params\n"
+            "assert 'torch' not in sys.modules, 'torch imported for one flag'\n")
+    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    from sole_r1_ros.commands.learn import _match_robot_erasing
+
+    (tmp_path / 'notes.pt').write_text('not a checkpoint')
+    for path, reason in ((tmp_path / 'none.pt', 'FileNotFoundError: no compact'),
+                         (tmp_path / 'notes.pt', 'CheckpointError: cannot read compact')):
+        with pytest.raises(ValueError, match=f'the reward model {path}: {reason}'):
+            _match_robot_erasing({'reward_node': {'backend': 'compact', 'model': str(path)}})
+
+
 def test_score_bag_erases_with_the_recorded_masks(drawer_and_masks, tmp_path, capsys):
     """An erased file scores a recorded bag's erased frames; --labelled-out writes them."""
     pytest.importorskip('rosbags')
