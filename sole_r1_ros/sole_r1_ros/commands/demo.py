@@ -45,14 +45,15 @@ def run(args: argparse.Namespace) -> int:
     if args.task not in TASK_GOALS:
         raise ValueError(f'unknown task {args.task!r}; one of {sorted(TASK_GOALS)}')
     goal = args.goal or TASK_GOALS[args.task]
-    print(f'demo: learning "{goal}" ({args.task}) from {args.reward} progress rewards for '
-          f'at most {args.minutes:g} minutes / {args.steps} steps -> {args.out}/')
-    code = learn(LearnRequest(
+    request = LearnRequest(   # checks the budgets before anything is said or started
         goal=goal, run_dir=Path(args.out), sim_task=args.task,
         params_file=config_dir() / 'demo.yaml', reward=args.reward, steps=args.steps,
         minutes=args.minutes, resume=args.resume, fresh=args.fresh,
         eval_episodes=args.eval_episodes, baseline_episodes=args.baseline_episodes,
-        overrides=tuple(args.set)))
+        overrides=tuple(args.set))
+    print(f'demo: learning "{goal}" ({args.task}) from {args.reward} progress rewards for '
+          f'at most {args.minutes:g} minutes / {args.steps} steps -> {args.out}/')
+    code = learn(request)
     summary = Path(args.out) / 'summary.json'
     if summary.exists():
         print(f'summary ({summary}):')

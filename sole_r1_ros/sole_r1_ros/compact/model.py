@@ -9,6 +9,7 @@ only where a model is built.
 """
 from dataclasses import asdict, dataclass
 import os
+import zipfile
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -177,10 +178,14 @@ def load_checkpoint(path: str) -> tuple[CompactProgressNet, dict[str, Any], dict
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f'no compact progress checkpoint at {path}')
+    if not zipfile.is_zipfile(path):   # torch's own error for these is empty or misleading
+        raise CheckpointError(f'{path} is not a compact checkpoint: not the zip archive '
+                              f'torch.save writes ({os.path.getsize(path)} bytes)')
     try:
         payload = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # pickle, zip and tensor errors all mean an unusable file
-        raise CheckpointError(f'cannot read compact checkpoint {path}: {exc}') from exc
+        raise CheckpointError(f'cannot read compact checkpoint {path}: '
+                              f'{str(exc) or type(exc).__name__}') from exc
     if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointError(f'{path} is not a {CHECKPOINT_FORMAT} checkpoint')
     if payload.get('version', 0) > CHECKPOINT_VERSION:

@@ -163,6 +163,12 @@ def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
         make_backend(RewardConfig(backend='compact', model=str(foreign)))
     with pytest.raises(CheckpointError):
         load_checkpoint(str(foreign))
+    for name, content in (('notes.pt', b'not a checkpoint'), ('empty.pt', b''),
+                          ('cut.pt', foreign.read_bytes()[:100])):
+        (tmp_path / name).write_bytes(content)   # torch's own message: empty or misleading
+        with pytest.raises(CheckpointError, match=f'{name} is not a compact checkpoint: not '
+                           f'the zip archive torch.save writes \\({len(content)} bytes'):
+            load_checkpoint(str(tmp_path / name))
 
 
 def test_direction_words_tell_opposite_goals_apart():
