@@ -20,6 +20,7 @@ import threading
 import time
 
 _STARTUP_TIMEOUT_S = 240.0
+_HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,8 @@ class _Session:
         self.signals: list[int] = []
         self.started_s = time.monotonic()
         self.report: dict = {}
+        self._holding_since: float | None = None   # the learner's inputs stale since then
+        self._holding_said = False
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
@@ -484,9 +487,31 @@ class _Session:
                     print(f'\nsole-r1 learn: {", ".join(dead)} stopped unexpectedly; logs in '
                           f'{self.run_dir / "logs"}')
                     return 1
+                self._say_if_holding()
                 time.sleep(0.5)
         self.learn_s = time.monotonic() - self.learn_started_s
         return 0
+
+    def _say_if_holding(self) -> None:
+        """Say it, once a spell, when the learner has held the robot for lack of fresh inputs.
+
+        The learner logs it, but a terminal showing 0 steps/s, or an evaluation that never
+        ends, would not say why: no robot on the graph, its drivers down, or other topic
+        names or namespace than the parameters say.
+        """
+        stale, now = self.monitor.stale_inputs(), time.monotonic()
+        if not stale:
+            self._holding_since, self._holding_said = None, False
+            return
+        if self._holding_since is None:
+            self._holding_since = now
+        if not self._holding_said and now - self._holding_since >= _HOLDING_SAID_AFTER_S:
+            self._holding_said = True
+            print(f'\nsole-r1 learn: the learner has held the robot for '
+                  f'{now - self._holding_since:.0f} s: no fresh {stale}. Is the robot up, '
+                  'publishing on the topics and in the namespace the parameters name (README, '
+                  f'"On a real arm")? Its log: {self.run_dir / "logs" / "learner_node.log"}',
+                  flush=True)
 
     def _evaluate(self, episodes: int | None = None, name: str = 'evaluation') -> int:
         """Run the learner's evaluate action; ``name`` 'baseline' is the untrained policy."""
@@ -530,6 +555,7 @@ class _Session:
         while not future.done():
             if self.signals or self.graph.exited():
                 return False
+            self._say_if_holding()
             time.sleep(0.1)
         return True
 

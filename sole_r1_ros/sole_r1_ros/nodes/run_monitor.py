@@ -149,6 +149,11 @@ class RunMonitorNode(Node):
         except ValueError:
             return default
 
+    def stale_inputs(self) -> str:
+        """The learner's inputs that are stale or never came (it holds the robot); '' if none."""
+        stale = str(self.status.get('learner_node', {}).get('stale', 'none'))
+        return '' if stale in ('', 'none') else stale
+
     def summary(self) -> str:
         """One line: episode, recent success, predicted progress, reward latency, updates."""
         with self._lock:
@@ -159,11 +164,14 @@ class RunMonitorNode(Node):
             if any(e['max_true_progress'] is not None for e in recent):
                 parts.append(f"success {100 * np.mean([e['success'] for e in recent]):.0f}%")
             parts.append(f"progress {np.mean([e['final_progress'] for e in recent]):.0f}%")
-        parts.append(f'reward latency {latency:.2f}s')
+        parts.append(f'reward latency {latency:.2f}s' if latency == latency else 'no reward yet')
         parts.append(f"updates {self.counter('learner_node', 'updates'):.0f}")
         paused = self.status.get('learner_node', {}).get('learning_paused')
         if paused:
             parts.append(f'learning paused: {paused}')
+        stale = self.stale_inputs()
+        if stale:
+            parts.append(f'holding, no fresh {stale}')
         return ' | '.join(parts)
 
     def start_video(self, path: Path, fps: float = 10.0) -> None:

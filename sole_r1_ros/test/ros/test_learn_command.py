@@ -223,6 +223,24 @@ def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
     assert not list(run_dir.glob('params-*')) and not list(run_dir.glob('bag-*'))
 
 
+@pytest.mark.timeout(240)
+def test_a_robot_that_sends_nothing_is_said_not_waited_on_in_silence(tmp_path):
+    """--real with no robot on the graph: the learner holds, and the terminal says why."""
+    run_dir = tmp_path / 'run'
+    command = [sys.executable, '-m', 'sole_r1_ros.cli', 'learn', '--goal', 'close the drawer',
+               '--real', '--reward', 'compact', '--steps', '100', '--minutes', '0.3',
+               '--eval-episodes', '0', '--no-record', '--run-dir', str(run_dir)]
+    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-3000:]
+    assert ('the learner has held the robot for 1' in output and 'no fresh camera/external, '
+            'camera/wrist, joint_states, ee_pose.' in output), output[-3000:]
+    assert output.count('the learner has held the robot') == 1, 'said once a spell'
+    assert 'holding, no fresh camera/external' in output     # the progress line says it too
+    assert json.loads((run_dir / 'summary.json').read_text())['env_steps'] == 0
+
+
 @pytest.mark.parametrize('config, expected', [
     ('real_robot_learn.yaml', {
         '/servo_node/delta_twist_cmds=geometry_msgs/msg/TwistStamped',
