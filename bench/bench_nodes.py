@@ -5,24 +5,18 @@ reward_node answers with a backend that takes a fixed model time, so what is mea
 nodes' own work: frame in to query out, query wait, result to message out, and the age of the
 frame when inference starts. Writes bench/results/nodes.json and prints a table.
 
-Each node spins on its own single-threaded executor, as in a launched graph, where each is a
-process (``nodes.spin``). ``--executor shared-multi`` spins all three on one
-``MultiThreadedExecutor`` instead, as this bench did before 2026-12-06: its spinning thread
-keeps a core busy (ros2/rclpy#1223), which the numbers then include.
+Each node spins on its own single-threaded executor, as launched (``--executor``: spinning.py).
 """
 import argparse
-import contextlib
 import json
 import math
 import os
 import statistics
 import sys
-import threading
 import time
 
 import numpy as np
 import rclpy
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
@@ -32,9 +26,9 @@ from sole_r1_interfaces.msg import ProgressReward
 from sole_r1_ros.nodes.camera_node import CameraNode
 from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.reward_node import RewardNode
-from sole_r1_ros.nodes.spin import BackgroundSpinner
 from sole_r1_ros.reward import register_backend
 from sole_r1_ros.reward.backends.base import RawReply
+from spinning import HELP, HOW, spin
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
 MODEL_TIME_S = 0.25
@@ -73,9 +67,7 @@ def main() -> int:
     parser.add_argument('--rate', type=float, default=30.0)
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
-    parser.add_argument('--executor', default='per-node', choices=['per-node', 'shared-multi'],
-                        help='per-node: a single-threaded executor each, as launched; '
-                        'shared-multi: one MultiThreadedExecutor for all three nodes')
+    parser.add_argument('--executor', default='per-node', choices=HOW, help=HELP)
     args = parser.parse_args()
     sys.modules.setdefault('bench_nodes', sys.modules[__name__])
     register_backend('fixed-time', 'bench_nodes:FixedTimeBackend')
@@ -96,16 +88,7 @@ def main() -> int:
         end_to_end.append(age.nanoseconds * 1e-9)
 
     source.create_subscription(ProgressReward, 'sole_r1/progress', on_reward, 10)
-    spinning = contextlib.ExitStack()
-    if args.executor == 'per-node':
-        for node in (camera, reward, source):
-            spinning.enter_context(BackgroundSpinner(node))
-    else:
-        executor = MultiThreadedExecutor(num_threads=4)
-        for node in (camera, reward, source):
-            executor.add_node(node)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        spinning.callback(executor.shutdown)
+    spinning = spin((camera, reward, source), args.executor)
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (args.height, args.width, 3), dtype=np.uint8)
               for _ in range(8)]

@@ -32,7 +32,6 @@ answered together make answers come in waves, so a count in a window is off by u
 Results go to bench/results/serving.json (one entry per path and time scale) and a markdown table.
 """
 import argparse
-import contextlib
 import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
@@ -54,6 +53,7 @@ except ImportError:  # running from a plain checkout
                                     'sole_r1_ros'))
 
 from results_io import merge_result  # noqa: E402  (bench/ is first on sys.path)
+from spinning import HELP, HOW, spin  # noqa: E402
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results', 'serving.json')
 _MODEL = 'sole-r1-bench'
@@ -352,13 +352,11 @@ class _Episodes:
 
 def run_node(args, url: str, frames) -> list[dict]:
     import rclpy
-    from rclpy.executors import MultiThreadedExecutor
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CompressedImage
 
     from sole_r1_ros.camera import encode_tile
     from sole_r1_ros.nodes.reward_node import RewardNode
-    from sole_r1_ros.nodes.spin import BackgroundSpinner
     tiles = [[CompressedImage(format='jpeg', data=encode_tile(f)) for f in view]
              for view in frames]
     context = rclpy.Context()
@@ -375,16 +373,7 @@ def run_node(args, url: str, frames) -> list[dict]:
         Parameter('max_episodes', value=max(args.in_flight)),
         Parameter('annotate', value=args.annotate == 'on')])
     probe = rclpy.create_node('bench_episodes', context=context)
-    spinning = contextlib.ExitStack()
-    if args.executor == 'per-node':   # as launched: a process, one thread spinning, per node
-        for each in (node, probe):
-            spinning.enter_context(BackgroundSpinner(each, context=context))
-    else:
-        executor = MultiThreadedExecutor(num_threads=4, context=context)
-        for each in (node, probe):
-            executor.add_node(each)
-        threading.Thread(target=executor.spin, daemon=True).start()
-        spinning.callback(executor.shutdown)
+    spinning = spin((node, probe), args.executor, context)
     levels = []
     try:
         node.trigger_configure()
@@ -482,11 +471,8 @@ def _parse(argv):
     parser.add_argument('--rounds', type=int, default=4,
                         help='timed rounds per level (node: the same time)')
     parser.add_argument('--image-format', default='png', choices=['png', 'jpeg'])
-    parser.add_argument('--executor', default='per-node', choices=['per-node', 'shared-multi'],
-                        help="the node path: the reward node and the episodes' probe each on "
-                        'a single-threaded executor, as launched (per-node), or both on one '
-                        'MultiThreadedExecutor, as before 2026-12-06 (its spinning thread '
-                        'keeps a core busy: ros2/rclpy#1223)')
+    parser.add_argument('--executor', default='per-node', choices=HOW,
+                        help=f"the node path: the reward node and the episodes' probe. {HELP}")
     parser.add_argument('--annotate', default='on', choices=['on', 'off'],
                         help="reward node's annotated image and marker per answer")
     parser.add_argument('--domain-id', type=int, default=random.randint(101, 200),

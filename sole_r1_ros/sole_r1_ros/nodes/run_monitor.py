@@ -158,13 +158,13 @@ class RunMonitorNode(Node):
         """One line: episode, recent success, predicted progress, reward latency, updates."""
         with self._lock:
             recent = [e for e in self.recent if not e.get('evaluation')][-10:]
-            latency = np.mean(self._latencies) if self._latencies else float('nan')
+            latency = np.mean(self._latencies) if self._latencies else None
         parts = [f"ep {self.counter('learner_node', 'episodes_done'):.0f}"]
         if recent:
             if any(e['max_true_progress'] is not None for e in recent):
                 parts.append(f"success {100 * np.mean([e['success'] for e in recent]):.0f}%")
             parts.append(f"progress {np.mean([e['final_progress'] for e in recent]):.0f}%")
-        parts.append(f'reward latency {latency:.2f}s' if latency == latency else 'no reward yet')
+        parts.append('no reward yet' if latency is None else f'reward latency {latency:.2f}s')
         parts.append(f"updates {self.counter('learner_node', 'updates'):.0f}")
         paused = self.status.get('learner_node', {}).get('learning_paused')
         if paused:
