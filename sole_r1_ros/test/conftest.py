@@ -68,8 +68,7 @@ class RosGraph:
 
     def __init__(self, context) -> None:
         self.context = context
-        self._spinners = {}   # node -> (executor, thread, stop event)
-        self._nodes = []
+        self._spinners = {}   # node -> (executor, thread, stop event), in the order added
         self.error: Exception | None = None
 
     def _spin(self, executor, stop) -> None:
@@ -95,7 +94,6 @@ class RosGraph:
         stop = threading.Event()
         thread = threading.Thread(target=self._spin, args=(executor, stop), daemon=True,
                                   name=f'spin {node.get_name()}')
-        self._nodes.append(node)
         self._spinners[node] = (executor, thread, stop)
         thread.start()
         return node
@@ -106,7 +104,6 @@ class RosGraph:
         stop.set()
         thread.join(timeout=30.0)
         executor.shutdown(timeout_sec=2.0)
-        self._nodes.remove(node)
 
     def probe(self, name: str = 'probe'):
         """A plain node in this context for publishing, subscribing and calling services."""
@@ -157,7 +154,7 @@ class RosGraph:
             if thread.is_alive():
                 thread.join(timeout=30.0)
             executor.shutdown(timeout_sec=2.0)
-        for node in self._nodes:
+        for node in self._spinners:
             node.destroy_node()
 
 

@@ -21,11 +21,15 @@ _FAST = ['--sim', 'reach-v3', '--reward', 'oracle', '--eval-episodes', '1', '--s
          'sim_robot_node.image_width=48', 'sim_robot_node.image_height=48']
 
 
+def _child_env() -> dict:
+    """A learn subprocess's environment: this test session's private domain, unbuffered."""
+    return dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+
+
 def _learn(run_dir, *extra, steps: int, log=None):
     command = [sys.executable, '-m', 'sole_r1_ros.cli', 'learn', '--goal', 'reach the goal',
                '--steps', str(steps), '--run-dir', str(run_dir), *_FAST, *extra]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
-    return subprocess.Popen(command, env=env, stdout=log or subprocess.PIPE,
+    return subprocess.Popen(command, env=_child_env(), stdout=log or subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
 
@@ -230,8 +234,8 @@ def test_a_robot_that_sends_nothing_is_said_not_waited_on_in_silence(tmp_path):
     command = [sys.executable, '-m', 'sole_r1_ros.cli', 'learn', '--goal', 'close the drawer',
                '--real', '--reward', 'compact', '--steps', '100', '--minutes', '0.3',
                '--eval-episodes', '0', '--no-record', '--run-dir', str(run_dir)]
-    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=200)
+    done = subprocess.run(command, env=_child_env(), capture_output=True, text=True,
+                          timeout=200)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-3000:]
     assert ('the learner has held the robot for 1' in output and 'no fresh camera/external, '
