@@ -26,7 +26,7 @@ def generate_launch_description() -> LaunchDescription:
             [FindPackageShare('sole_r1_ros'), 'launch', 'real_robot_learn.launch.py'])),
         launch_arguments={
             'goal': LaunchConfiguration('goal'), 'namespace': ns,
-            'command_topic': '/forward_position_controller/commands',
+            'command_topic': '/forward_position_controller/commands', 'use_sim_time': 'true',
             'reward_backend': LaunchConfiguration('reward_backend'),
             'model': LaunchConfiguration('model'),
             'params_file': PathJoinSubstitution(

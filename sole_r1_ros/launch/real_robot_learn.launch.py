@@ -6,25 +6,51 @@ Its cameras, joint states and end-effector pose in; commands out to MoveIt Servo
 ros2 launch sole_r1_ros real_robot_learn.launch.py goal:="close the drawer" \
     external_camera:=/camera/color/image_raw ee_pose:=/franka/ee_pose joy:=/spacenav/joy
 Other controllers: params_file:=<share>/config/real_robot_pose.yaml (a pose target) or
-real_robot_joint.yaml (joint positions), with command_topic:= their topic.
+real_robot_joint.yaml (joint positions); the params_file names the command topic, and
+command_topic:= replaces it. In a simulator publishing /clock, use_sim_time:=true.
 For a reward that reads the external view with the robot erased (a compact pair),
 robot_model:=<its URDF> starts the self-filter (robot_mask_node; its camera calibration in
 the params_file's robot_mask_node section); with an RGB-D camera, its use_depth there and
 external_depth:=<the depth aligned to external_camera>.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate
+from sole_r1_ros.launch_utils import configure_and_activate, given
+
+
+_REWARD_ARGUMENTS = {'backend': 'reward_backend', 'model': 'model',
+                     'openai.base_url': 'base_url'}
+
+
+def _reward(context, ns, params, sim_time) -> list:
+    """The reward node; backend, model and base_url from the launch line where given."""
+    reward = LifecycleNode(
+        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
+        output='screen', parameters=[params, {
+            'goal': LaunchConfiguration('goal'), 'autostart': False, 'use_sim_time': sim_time,
+            **given(context, _REWARD_ARGUMENTS)}])
+    return [reward, *configure_and_activate(reward)]
+
+
+def _learner(context, ns, params, remappings, sim_time) -> list:
+    """The learner node; command_topic from the launch line where given."""
+    learner = LifecycleNode(
+        package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
+        output='screen', remappings=remappings, parameters=[params, {
+            'autostart': False, 'run_dir': LaunchConfiguration('run_dir'),
+            'use_sim_time': sim_time, **given(context, {'command_topic': 'command_topic'})}])
+    return [learner, *configure_and_activate(learner)]
 
 
 def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
     params = LaunchConfiguration('params_file')
+    sim_time = {'use_sim_time': LaunchConfiguration('use_sim_time')}
     external_info = PythonExpression(["'", LaunchConfiguration('external_camera'),
                                       "'.rsplit('/', 1)[0] + '/camera_info'"])
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
@@ -32,19 +58,6 @@ def generate_launch_description() -> LaunchDescription:
                ('joint_states', LaunchConfiguration('joint_states'))]
     robot = cameras + [('ee_pose', LaunchConfiguration('ee_pose')),
                        ('joy', LaunchConfiguration('joy'))]
-    reward = LifecycleNode(
-        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
-        output='screen',
-        parameters=[params, {'goal': LaunchConfiguration('goal'), 'autostart': False,
-                             'backend': LaunchConfiguration('reward_backend'),
-                             'model': LaunchConfiguration('model'),
-                             'openai.base_url': LaunchConfiguration('base_url')}])
-    learner = LifecycleNode(
-        package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
-        output='screen', remappings=robot,
-        parameters=[params, {'autostart': False,
-                             'command_topic': LaunchConfiguration('command_topic'),
-                             'run_dir': LaunchConfiguration('run_dir')}])
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),
@@ -54,15 +67,20 @@ def generate_launch_description() -> LaunchDescription:
                               description='geometry_msgs/PoseStamped of the end effector'),
         DeclareLaunchArgument('joy', default_value='/joy',
                               description='sensor_msgs/Joy of a SpaceMouse or gamepad'),
-        DeclareLaunchArgument('command_topic', default_value='/servo_node/delta_twist_cmds',
-                              description='where arm commands go (the params_file sets their '
-                              'type)'),
-        DeclareLaunchArgument('reward_backend', default_value='transformers',
-                              description='transformers | openai | compact'),
+        DeclareLaunchArgument('command_topic', default_value='',
+                              description="where arm commands go, instead of the params_file's "
+                              'command_topic (which sets their type too)'),
+        DeclareLaunchArgument('use_sim_time', default_value='false',
+                              description="every node on the simulator's /clock (Gazebo)"),
+        DeclareLaunchArgument('reward_backend', default_value='',
+                              description='transformers | openai | compact (default: the '
+                              "params_file's reward_node.backend)"),
         DeclareLaunchArgument('model', default_value='',
-                              description='SOLE-R1-8B checkpoint folder or served model name'),
-        DeclareLaunchArgument('base_url', default_value='http://localhost:8000/v1',
-                              description='OpenAI-compatible endpoint (vllm serve)'),
+                              description='SOLE-R1-8B checkpoint folder or served model name '
+                              "(default: the params_file's)"),
+        DeclareLaunchArgument('base_url', default_value='',
+                              description='OpenAI-compatible endpoint of vllm serve, e.g. '
+                              "http://localhost:8000/v1 (default: the params_file's)"),
         DeclareLaunchArgument('run_dir', default_value='runs/real_robot'),
         DeclareLaunchArgument('record', default_value='true',
                               description='record a bag (cameras, rewards, reasoning, '
@@ -78,7 +96,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
             [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
-             output='screen', remappings=cameras, parameters=[params]),
+             output='screen', remappings=cameras, parameters=[params, sim_time]),
         Node(package='sole_r1_ros', executable='robot_mask_node', name='robot_mask_node',
              namespace=ns, output='screen',
              condition=IfCondition(PythonExpression(
@@ -86,11 +104,11 @@ def generate_launch_description() -> LaunchDescription:
              remappings=cameras[:1] + cameras[2:]
              + [('camera/external/camera_info', external_info),
                 ('camera/external/depth/image_raw', LaunchConfiguration('external_depth'))],
-             parameters=[params, {'robot_model': LaunchConfiguration('robot_model')}]),
-        reward, learner,
+             parameters=[params, sim_time,
+                         {'robot_model': LaunchConfiguration('robot_model')}]),
+        OpaqueFunction(function=_reward, args=[ns, params, sim_time['use_sim_time']]),
+        OpaqueFunction(function=_learner, args=[ns, params, robot, sim_time['use_sim_time']]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
-             remappings=robot, parameters=[params]),
-        *configure_and_activate(reward),
-        *configure_and_activate(learner),
+             remappings=robot, parameters=[params, sim_time]),
     ])

@@ -3,23 +3,27 @@
 sim_robot_node -> camera_node -> reward_node (lifecycle) -> learner_node (lifecycle) -> commands.
 """
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate
+from sole_r1_ros.launch_utils import configure_and_activate, given
+
+
+def _reward(context, ns, params) -> list:
+    """The reward node; backend and model from the launch line where given."""
+    reward = LifecycleNode(
+        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
+        output='screen', parameters=[params, {
+            'goal': LaunchConfiguration('goal'), 'autostart': False,
+            **given(context, {'backend': 'reward_backend', 'model': 'model'})}])
+    return [reward, *configure_and_activate(reward)]
 
 
 def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
     params = LaunchConfiguration('params_file')
-    reward = LifecycleNode(
-        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
-        output='screen',
-        parameters=[params, {'goal': LaunchConfiguration('goal'), 'autostart': False,
-                             'backend': LaunchConfiguration('reward_backend'),
-                             'model': LaunchConfiguration('model')}])
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
         output='screen', parameters=[params, {'autostart': False,
@@ -28,10 +32,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('goal', default_value='close the drawer'),
         DeclareLaunchArgument('task', default_value='drawer-close-v3',
                               description='Meta-World v3 task id'),
-        DeclareLaunchArgument('reward_backend', default_value='compact',
-                              description='transformers | openai | compact | oracle'),
+        DeclareLaunchArgument('reward_backend', default_value='',
+                              description='transformers | openai | compact | oracle (default: '
+                              "the params_file's reward_node.backend, compact in sim_learn.yaml)"),
         DeclareLaunchArgument('model', default_value='',
-                              description='checkpoint folder / served model ("" = default)'),
+                              description='checkpoint folder / served model (default: the '
+                              "params_file's)"),
         DeclareLaunchArgument('run_dir', default_value='runs/sim_learn'),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
@@ -41,7 +47,7 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params, {'task': LaunchConfiguration('task')}]),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', parameters=[params]),
-        reward, learner,
-        *configure_and_activate(reward),
+        OpaqueFunction(function=_reward, args=[ns, params]),
+        learner,
         *configure_and_activate(learner),
     ])

@@ -95,6 +95,11 @@ def check_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
         fields = {s.name: s for cls, prefix in sections.values() for s in specs(cls, prefix)}
         out = {}
         for name, value in values.items():
+            if name == 'use_sim_time':   # every ROS node's own (a simulator's /clock)
+                if not isinstance(value, bool):
+                    raise ValueError(f'{node}.use_sim_time must be true or false, got {value!r}')
+                out[name] = value
+                continue
             if name not in fields:
                 close = difflib.get_close_matches(name, fields, n=3)
                 hint = f'; did you mean {close}?' if close else f'; known: {sorted(fields)}'
@@ -104,12 +109,19 @@ def check_params(params: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str,
             except ValueError as exc:
                 raise ValueError(f'{node}.{name}: {exc}') from exc
             out[name] = list(value) if isinstance(value, tuple) else value
-        for cls, prefix in sections.values():
+        built = {}
+        for section, (cls, prefix) in sections.items():
             mine = {k[len(prefix):]: v for k, v in out.items()
                     if k.startswith(prefix) and k[len(prefix):] in
                     {s.name for s in specs(cls)}}
             try:
-                from_mapping(cls, mine)
+                built[section] = from_mapping(cls, mine)
+            except ValueError as exc:
+                raise ValueError(f'{node}: {exc}') from exc
+        together = getattr(importlib.import_module(NODE_MODULES[node]), 'check_sections', None)
+        if together is not None:
+            try:
+                together(built)
             except ValueError as exc:
                 raise ValueError(f'{node}: {exc}') from exc
         checked[node] = out
@@ -120,13 +132,17 @@ def write_params_file(path: str | os.PathLike, params: Mapping[str, Mapping[str,
     """Write ``params`` as a ROS 2 parameters file.
 
     Every node goes under ``/**/<node>`` and dotted names become nested sections, as the launch
-    YAML files write them.
+    YAML files write them; a name under a parameter of its own (``teleop.deadman_button``
+    beside ``teleop``) stays one dotted key, which ROS reads the same.
     """
     doc = {}
     for node, values in params.items():
         section: dict[str, Any] = {}
         for name, value in values.items():
             *parents, leaf = name.split('.')
+            if any('.'.join(parents[:i + 1]) in values for i in range(len(parents))):
+                section[name] = value
+                continue
             target = section
             for parent in parents:
                 target = target.setdefault(parent, {})
@@ -139,11 +155,14 @@ class NodeProcesses:
     """The graph's nodes, one child process each, logging to ``log_dir/<node>.log``."""
 
     def __init__(self, nodes: list[str], params_file: str | os.PathLike,
-                 log_dir: str | os.PathLike, namespace: str = '') -> None:
+                 log_dir: str | os.PathLike, namespace: str = '',
+                 remaps: tuple[str, ...] = ()) -> None:
+        """``remaps``: 'FROM:=TO' topic remappings given to every node."""
         self._nodes = list(nodes)
         self._params_file = str(params_file)
         self._log_dir = Path(log_dir)
         self._namespace = namespace
+        self._remaps = tuple(remaps)
         self.processes: dict[str, subprocess.Popen] = {}
 
     def start(self) -> None:
@@ -159,6 +178,8 @@ class NodeProcesses:
                        '--params-file', self._params_file]
             if self._namespace:
                 command += ['-r', f'__ns:=/{self._namespace.strip("/")}']
+            for remap in self._remaps:
+                command += ['-r', remap]
             with open(self._log_dir / f'{node}.log', 'ab') as log:
                 self.processes[node] = subprocess.Popen(
                     command, stdout=log, stderr=subprocess.STDOUT, env=env,

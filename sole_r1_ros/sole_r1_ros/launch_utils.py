@@ -1,4 +1,19 @@
 """Small helpers for our launch files (imported only by them, so launch_ros stays optional)."""
+from typing import Mapping
+
+
+def given(context, arguments: Mapping[str, str]) -> dict:
+    """``{parameter: value}`` of the launch arguments (``{parameter: argument}``) set non-empty.
+
+    A launch argument handed to a node as a parameter replaces the params_file's value, even
+    with its default: an argument the params_file may set instead defaults to '' and is passed
+    on only when given (call from an ``OpaqueFunction``, which has the context).
+    """
+    from launch.substitutions import LaunchConfiguration
+
+    values = {parameter: LaunchConfiguration(argument).perform(context)
+              for parameter, argument in arguments.items()}
+    return {parameter: value for parameter, value in values.items() if value}
 
 
 def configure_and_activate(lifecycle_node) -> list:

@@ -23,6 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'config/real_robot_learn.yaml')
     parser.add_argument('--view', default='external', choices=('external', 'wrist'),
                         help='camera/<view>/image_raw and camera_info')
+    parser.add_argument('--image-topic', help="the camera's topic in the bag, where it is not "
+                        "camera/<view>/image_raw (a driver's own, e.g. /cam_ext/color/image_raw)")
+    parser.add_argument('--info-topic', help='its CameraInfo topic (default: camera_info beside '
+                        'the image topic)')
     parser.add_argument('--joint-topic', default='joint_states')
     parser.add_argument('--range', nargs=2, type=float, default=(-0.05, 0.25),
                         metavar=('FROM', 'TO'), help='delays to try [s]')
@@ -58,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f'{args.params} has no robot_mask_node section (see '
                          'config/real_robot_learn.yaml)')
     config = from_mapping(RobotMaskNodeConfig, section)
-    image_topic = f'camera/{args.view}/image_raw'
-    info_topic = f'camera/{args.view}/camera_info'
+    image_topic = args.image_topic or f'camera/{args.view}/image_raw'
+    info_topic = args.info_topic or f"{image_topic.rsplit('/', 1)[0]}/camera_info"
     read = read_topics(args.bag, [image_topic, info_topic, args.joint_topic])
     for topic in (image_topic, info_topic, args.joint_topic):
         if not read[topic]:

@@ -46,6 +46,8 @@ class LearnRequest:
     namespace: str = ''
     overrides: tuple[str, ...] = field(default_factory=tuple)
     '''NODE.PARAM=VALUE strings.'''
+    remaps: tuple[str, ...] = field(default_factory=tuple)
+    '''FROM:=TO topic remappings, given to every node (as ros2 launch's remappings).'''
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -56,6 +58,11 @@ class LearnRequest:
                             ('--baseline-episodes', self.baseline_episodes)):
             if value < 0:
                 raise ValueError(f'{flag} must be >= 0, got {value}')
+        for remap in self.remaps:
+            source, _, target = remap.partition(':=')
+            if not source.strip() or not target.strip() or ' ' in remap:
+                raise ValueError(f'--remap takes FROM:=TO, e.g. camera/external/image_raw:='
+                                 f'/cam_ext/color/image_raw; got {remap!r}')
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -87,6 +94,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--namespace', default='')
     parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
                         help='override a parameter, e.g. learner_node.episode_length=50')
+    parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
+                        help="a topic of the nodes to the robot's own, e.g. "
+                        'camera/external/image_raw:=/cam_ext/color/image_raw (repeatable)')
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, steps=args.steps, minutes=args.minutes, resume=args.resume,
         fresh=args.fresh, eval_episodes=args.eval_episodes,
         baseline_episodes=args.baseline_episodes, record=not args.no_record,
-        namespace=args.namespace, overrides=tuple(args.set)))
+        namespace=args.namespace, overrides=tuple(args.set), remaps=tuple(args.remap)))
 
 
 def learn(request: LearnRequest) -> int:
@@ -369,7 +379,7 @@ class _Session:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
-                                   self.request.namespace)
+                                   self.request.namespace, self.request.remaps)
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
                                       namespace=self.request.namespace)
         code, plot = 0, None
@@ -509,8 +519,9 @@ class _Session:
             self._holding_said = True
             print(f'\nsole-r1 learn: the learner has held the robot for '
                   f'{now - self._holding_since:.0f} s: no fresh {stale}. Is the robot up, '
-                  'publishing on the topics and in the namespace the parameters name (README, '
-                  f'"On a real arm")? Its log: {self.run_dir / "logs" / "learner_node.log"}',
+                  'publishing on the topics and in the namespace the parameters name (or '
+                  '--remap FROM:=TO; README, "On a real arm")? Its log: '
+                  f'{self.run_dir / "logs" / "learner_node.log"}',
                   flush=True)
 
     def _evaluate(self, episodes: int | None = None, name: str = 'evaluation') -> int:

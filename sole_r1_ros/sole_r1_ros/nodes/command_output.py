@@ -77,6 +77,17 @@ class CommandOutput:
         """The last gripper action sent (a human taking over starts from it)."""
         return self._gripper
 
+    def update(self, section: str, config) -> None:
+        """A run-time parameter change of the safety box or the gripper's settings.
+
+        Each command reads them once, so the change applies from the next command. The other
+        fields of both sections are read-only (they pick publishers and message types).
+        """
+        if section == 'safety':
+            self._box = config
+        elif section == 'command':
+            self._config = config
+
     def destroy(self) -> None:
         for publisher in (self._publisher, self._gripper_publisher):
             if publisher is not None:

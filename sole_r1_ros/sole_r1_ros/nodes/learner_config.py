@@ -4,6 +4,7 @@ Kept apart from the node so ``sole-r1 learn`` and the tests can check parameters
 building a node.
 """
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.rl import (
@@ -45,6 +46,9 @@ class LearnerNodeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if not self.run_dir.strip():
+            raise ValueError('LearnerNodeConfig.run_dir is empty: name the folder for the '
+                             "run's checkpoints and logs")
         if self.teleop and self.action_layout != 'ee_delta':
             raise ValueError("LearnerNodeConfig.teleop needs action_layout 'ee_delta': a "
                              'SpaceMouse or gamepad gives Cartesian motions, not joint offsets')
@@ -55,3 +59,19 @@ SECTIONS = {'node': (LearnerNodeConfig, ''), 'sensing': (SensingConfig, ''),
             'safety': (SafetyBox, 'safety.'), 'joints': (JointLimits, 'joints.'),
             'teleop': (TeleopConfig, 'teleop.'), 'agent': (DrQConfig, 'agent.'),
             'replay': (ReplayConfig, 'replay.')}
+
+
+def check_sections(configs: Mapping[str, Any]) -> None:
+    """Refuse sections that are valid one by one and unsafe together (configs by section name).
+
+    Raises:
+        ValueError: a command that would be built from an input the learner does not keep
+            fresh.
+    """
+    node, sensing = configs['node'], configs['sensing']
+    if node.action_layout == 'ee_delta' and not sensing.use_ee_pose:
+        raise ValueError("action_layout 'ee_delta' needs use_ee_pose: true: each command is a "
+                         'step from the measured end-effector pose, kept inside the safety box')
+    if node.action_layout == 'joint_position' and sensing.observation != 'proprio':
+        raise ValueError("action_layout 'joint_position' needs observation 'proprio': joint "
+                         'targets are steps from the measured joints, which must be fresh')

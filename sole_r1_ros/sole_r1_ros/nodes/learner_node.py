@@ -28,7 +28,7 @@ from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
 from sole_r1_ros.nodes.evaluate_action import EvaluateAction
 from sole_r1_ros.nodes.firewall import Firewall, status_message
-from sole_r1_ros.nodes.learner_config import LearnerNodeConfig, SECTIONS
+from sole_r1_ros.nodes.learner_config import check_sections, LearnerNodeConfig, SECTIONS
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.robot_client import RobotClient
 from sole_r1_ros.nodes.spin import run_node, set_torch_threads
@@ -64,13 +64,14 @@ class LearnerNode(LifecycleNode):
     def _config_changed(self, section: str, config) -> None:
         if self.loop is not None and section == 'loop':
             self.loop.config = config
-        if self._robot is not None and section in ('sensing', 'safety', 'command'):
+        if self._robot is not None and section in ('sensing', 'safety', 'command', 'teleop'):
             self._robot.update(section, config)
 
     # -- lifecycle ------------------------------------------------------------------------------
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         c, node = self._configs, self._configs['node']
         try:
+            check_sections(c)
             set_torch_threads(node.torch_threads)
             sensors = Sensors(c['sensing'])
             self._robot = RobotClient(self, sensors, CommandOutput(

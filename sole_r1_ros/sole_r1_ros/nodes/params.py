@@ -86,6 +86,7 @@ class NodeConfigs:
                 self._owner[spec.name] = (section, spec)
                 if not node.has_parameter(spec.name):
                     _declare(node, spec)
+        _refuse_unknown(node, self._owner)
         self._configs = {section: self._read(section) for section in self._sections}
         node.add_on_set_parameters_callback(self._validate)
         node.add_post_set_parameters_callback(self._apply)
@@ -118,10 +119,34 @@ class NodeConfigs:
         return SetParametersResult(successful=True)
 
     def _apply(self, parameters: list[Parameter]) -> None:
+        for parameter in parameters:   # a limit changed while running is in the log
+            if parameter.name in self._owner:
+                self._node.get_logger().info(f'parameter {parameter.name} set to '
+                                             f'{parameter.value!r}')
         for section in self._split(parameters):
             self._configs[section] = self._read(section)
             if self._on_change is not None:
                 self._on_change(section, self._configs[section])
+
+
+def _refuse_unknown(node, declared: Mapping[str, Any]) -> None:
+    """Refuse a parameter given to the node (a YAML, ``-p``) that it does not declare.
+
+    rclpy keeps such a value unused without a word, so a misspelt safety limit would leave the
+    default in force. ROS's own parameters (``use_sim_time``, ...) and QoS overrides pass.
+    ``_parameter_overrides`` is rclpy's record of the values given at start-up (no public API).
+
+    Raises:
+        ValueError: naming the parameter and the closest declared names.
+    """
+    import difflib
+
+    for name in getattr(node, '_parameter_overrides', {}):
+        if name in declared or node.has_parameter(name) or name.startswith('qos_overrides.'):
+            continue
+        close = difflib.get_close_matches(name, list(declared), n=3)
+        hint = f'; did you mean {close}?' if close else ''
+        raise ValueError(f'{node.get_name()} has no parameter {name!r}{hint}')
 
 
 def overrides(cls: type, values: Mapping[str, Any], prefix: str = '') -> list[Parameter]:

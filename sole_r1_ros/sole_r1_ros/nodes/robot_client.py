@@ -47,9 +47,13 @@ class RobotClient:
                                                                  marker_pub)
 
     def update(self, section: str, config) -> None:
-        """A run-time parameter change (timeouts, gripper thresholds)."""
+        """A run-time parameter change: timeouts, the safety box, the gripper, the Joy mapping."""
         if section == 'sensing':
             self.sensors.config = config
+        elif section in ('safety', 'command'):
+            self.output.update(section, config)
+        elif section == 'teleop' and self.human is not None:
+            self.human.reconfigure(config)
 
     def destroy(self) -> None:
         node = self._node

@@ -321,13 +321,14 @@ class RobotMaskNode(Node):
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
 
     def destroy_node(self) -> None:
-        while True:   # make room for the stop signal: pending frames are not drawn
-            try:
-                self._jobs.get_nowait()
-            except queue.Empty:
-                break
-        self._jobs.put(None)
-        self._thread.join(timeout=5.0)
+        if hasattr(self, '_thread'):   # else refused at start-up, before the drawing thread
+            while True:   # make room for the stop signal: pending frames are not drawn
+                try:
+                    self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+            self._jobs.put(None)
+            self._thread.join(timeout=5.0)
         super().destroy_node()
 
 

@@ -29,6 +29,11 @@ OBSERVATIONS = ('proprio', 'sim_state_privileged')
 POSE_SIZE = 7   # x, y, z, qx, qy, qz, qw
 
 
+_MAX_STALE_S = 5.0
+'''The longest any input may be silent or behind before the robot holds: a limit a setting
+cannot loosen (a camera at 1 Hz needs about 1 s).'''
+
+
 @dataclass(frozen=True)
 class SensingConfig:
     """What the policy observes and how fresh each input must be."""
@@ -53,13 +58,13 @@ class SensingConfig:
                                    range=(0.0, 1.0), read_only=True)
     camera_timeout_s: float = option(0.5, 'camera frames that arrived longer ago, or are '
                                      'stamped this much before the newest input, make the '
-                                     'robot hold [s]', range=(0.001, 60.0))
+                                     'robot hold [s]', range=(0.001, _MAX_STALE_S))
     joint_timeout_s: float = option(0.5, 'joint states that arrived longer ago, or are stamped '
                                     'this much before the newest input, make the robot hold '
-                                    '[s]', range=(0.001, 60.0))
+                                    '[s]', range=(0.001, _MAX_STALE_S))
     pose_timeout_s: float = option(0.5, 'an end-effector pose that arrived longer ago, or is '
                                    'stamped this much before the newest input, makes the '
-                                   'robot hold [s]', range=(0.001, 60.0))
+                                   'robot hold [s]', range=(0.001, _MAX_STALE_S))
     quaternion_tolerance: float = option(1e-3, 'a pose whose quaternion norm is further from 1 '
                                          'is invalid and counts as stale', range=(0.0, 0.5))
 

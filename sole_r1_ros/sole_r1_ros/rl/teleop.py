@@ -182,6 +182,18 @@ class Teleop:
         self._previous = np.zeros(0, dtype=bool)
         self._labels: list[str] = []
 
+    def reconfigure(self, config: TeleopConfig) -> None:
+        """Read later Joy messages with ``config`` (a run-time parameter change).
+
+        The buttons may mean something else now, so a human in control is handed back: the
+        dead-man must be pressed again under the new mapping.
+        """
+        with self._lock:
+            self._config = config
+            self._engaged = False
+            self._action[:] = 0.0
+            self._previous = np.zeros(0, dtype=bool)
+
     @property
     def engaged(self) -> bool:
         """Whether the last valid message held the dead-man button."""

@@ -101,10 +101,10 @@ def test_the_command_reads_a_bag_and_the_node_section(sawyer_moving, tmp_path, c
         writer.write('/' + topic, msgtype, stamp_ns,
                      bytes(typestore.serialize_cdr(msg, msgtype)))
 
-    def bag_of(path, with_joints=True):
+    def bag_of(path, with_joints=True, camera_ns='camera/external'):
         writer = BagWriter(str(path))
         stamp_ns, head = header(times[0])
-        write(writer, 'camera/external/camera_info', 'sensor_msgs/msg/CameraInfo', stamp_ns,
+        write(writer, f'{camera_ns}/camera_info', 'sensor_msgs/msg/CameraInfo', stamp_ns,
               types['sensor_msgs/msg/CameraInfo'](
                   header=head, height=camera.height, width=camera.width,
                   distortion_model='plumb_bob', d=np.zeros(5),
@@ -126,7 +126,7 @@ def test_the_command_reads_a_bag_and_the_node_section(sawyer_moving, tmp_path, c
                           position=np.array(list(positions.values())),
                           velocity=np.zeros(0), effort=np.zeros(0)))
             stamp_ns, head = header(time_s + late_s)
-            write(writer, 'camera/external/image_raw', 'sensor_msgs/msg/Image', stamp_ns,
+            write(writer, f'{camera_ns}/image_raw', 'sensor_msgs/msg/Image', stamp_ns,
                   types['sensor_msgs/msg/Image'](
                       header=head, height=frame.shape[0], width=frame.shape[1],
                       encoding='rgb8', is_bigendian=0, step=frame.shape[1] * 3,
@@ -167,3 +167,11 @@ def test_the_command_reads_a_bag_and_the_node_section(sawyer_moving, tmp_path, c
     empty.write_text(yaml.safe_dump({'/**/camera_node': {'ros__parameters': {}}}))
     assert main(['camera-delay', str(tmp_path / 'bag'), '--params', str(empty)]) == 2
     assert 'has no robot_mask_node section' in capsys.readouterr().err
+    # A driver's own topic names, recorded as they are: --image-topic (camera_info beside it).
+    driver = bag_of(tmp_path / 'driver', camera_ns='cam_ext/color')
+    assert main(['camera-delay', driver, '--params', str(params), '--out', str(out)]) == 2
+    assert 'has no camera/external/image_raw messages' in capsys.readouterr().err
+    assert main(['camera-delay', driver, '--params', str(params), '--image-topic',
+                 '/cam_ext/color/image_raw', '--range', '0.04', '0.06', '--step', '0.01',
+                 '--max-frames', '10', '--max-side', '64', '--out', str(out)]) == 0
+    assert json.loads(out.read_text())['camera_delay_s'] == pytest.approx(late_s, abs=0.011)

@@ -95,6 +95,21 @@ def test_joy_silence_while_the_deadman_is_held_holds_but_does_not_hand_back():
     assert teleop.update(IDLE, [1, 0]).mode == 'human'
 
 
+def test_a_new_mapping_at_run_time_hands_back_and_reads_the_next_messages():
+    teleop, clock = spacemouse()
+    assert teleop.update([0.5, 0, 0, 0, 0, 0], [1, 0]).mode == 'human'
+    teleop.reconfigure(GAMEPAD)                            # ros2 param set teleop.*
+    assert teleop.current().mode == 'policy' and not teleop.engaged
+    buttons = [0] * 15
+    assert teleop.update([0.5, 0, 0, 0, 0, 0], [1] + buttons[1:]).mode == 'policy'
+    buttons[9] = 1                                         # the gamepad's dead-man
+    decision = teleop.update([0.0, 0.5, 0.0, 0.0, 0.0, 0.0], buttons)
+    assert decision.mode == 'human' and decision.events[0] == 'took_over'
+    np.testing.assert_allclose(decision.action[:3], [0.5, 0.0, 0.0])
+    clock.now += GAMEPAD.timeout_s + 0.01                  # and its timeout
+    assert teleop.current().mode == 'hold'
+
+
 def test_gripper_buttons_toggle_and_hold_on_a_gamepad():
     clock = FakeClock()
     pad = Teleop(GAMEPAD, 4, clock=clock)

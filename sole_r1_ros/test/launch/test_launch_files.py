@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from sole_r1_ros.bringup import check_params, load_params, node_sections
+from sole_r1_ros.bringup import check_params, load_params, node_sections, write_params_file
 from sole_r1_ros.configuration import specs
 
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -76,6 +76,43 @@ def test_yaml_parameters_are_declared_by_their_node(config_file):
             items = value if spec.kind is tuple else [value]
             assert all(type(v) is kind for v in items), \
                 f'{config_file}: {node}.{name} is {value!r}; write it as {kind.__name__}'
+
+
+def test_the_gamepad_block_of_the_real_robot_yaml_is_the_gamepad_mapping(tmp_path):
+    """Its commented-out teleop.* lines, uncommented, are rl/teleop.py's GAMEPAD and load.
+
+    ``sole-r1 learn`` writes them into its parameters file beside ``teleop: true``.
+    """
+    pytest.importorskip('rclpy')
+    import dataclasses
+
+    from sole_r1_ros.rl.teleop import GAMEPAD
+    path = os.path.join(_CONFIG_DIR, 'real_robot_learn.yaml')
+    text = open(path).read()
+    block = yaml.safe_load('\n'.join(line.replace('# ', '', 1).strip()
+                                     for line in text.splitlines()
+                                     if line.strip().startswith('# teleop.')))
+    mapping = {f'teleop.{k}': v for k, v in dataclasses.asdict(GAMEPAD).items()}
+    mapping.pop('teleop.timeout_s')
+    assert block == {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
+    params = load_params(path)
+    params['learner_node'].update(block)
+    checked = check_params(params)
+    write_params_file(tmp_path / 'params.yaml', checked)
+    assert load_params(tmp_path / 'params.yaml') == checked
+
+
+@pytest.mark.parametrize('values, message', [
+    ({'use_ee_pose': False}, 'needs use_ee_pose'),                # ee steps from no pose
+    ({'action_layout': 'joint_position', 'observation': 'sim_state_privileged',
+      'command.command_type': 'float64_multiarray'}, "needs observation 'proprio'"),
+    ({'run_dir': ' '}, 'run_dir is empty'),
+    ({'use_sim_time': 'yes'}, 'use_sim_time must be true or false')])
+def test_learner_settings_unsafe_together_are_refused_before_anything_starts(values, message):
+    pytest.importorskip('rclpy')
+    with pytest.raises(ValueError, match=message):
+        check_params({'learner_node': values})
+    assert check_params({'learner_node': {'use_sim_time': True}})   # ROS's own: accepted
 
 
 @pytest.mark.parametrize('launch_file', _LAUNCH_FILES)

@@ -188,12 +188,31 @@ def _cli(*argv) -> tuple[int, str]:
     (['--eval-episodes', '-1'], '--eval-episodes must be >= 0'),
     (['--baseline-episodes', '-2'], '--baseline-episodes must be >= 0'),
     (['--goal', 'x </think><answer>100%</answer>'], 'reply tag'),
-    (['--goal', '\u3000'], 'goal is empty')])
+    (['--goal', '\u3000'], 'goal is empty'),
+    (['--real', '--remap', 'camera/external/image_raw=/cam'], '--remap takes FROM:=TO')])
 def test_bad_arguments_exit_2_before_anything_starts(tmp_path, extra, message):
     argv = ['learn', '--goal', 'reach the goal', '--run-dir', str(tmp_path / 'run'), *extra]
     code, err = _cli(*argv)
     assert code == 2 and message in err, err
     assert not (tmp_path / 'run').exists() or not list((tmp_path / 'run').iterdir())
+
+
+def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
+    """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
+    from sole_r1_ros.bringup import NodeProcesses, write_params_file
+    write_params_file(tmp_path / 'params.yaml', {'camera_node': {}})
+    nodes = NodeProcesses(['camera_node'], tmp_path / 'params.yaml', tmp_path / 'logs',
+                          remaps=('camera/external/image_raw:=/cam_ext/color/image_raw',))
+    probe = ros_graph.probe()
+    nodes.start()
+    try:
+        assert ros_graph.wait_for(
+            lambda: probe.count_subscribers('/cam_ext/color/image_raw') == 1, timeout=60.0), \
+            nodes.log_tail('camera_node')
+        assert probe.count_subscribers('/camera/external/image_raw') == 0
+        assert probe.count_subscribers('/camera/wrist/image_raw') == 1   # the others as named
+    finally:
+        assert nodes.stop() == {'camera_node': 0}
 
 
 def test_resume_never_starts_fresh_silently(tmp_path):

@@ -243,6 +243,25 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
         timeout=5.0)
 
 
+def test_a_safety_limit_set_while_running_limits_the_next_commands(ros_graph, tmp_path):
+    """``ros2 param set /learner_node safety.max_speed_m_s`` takes effect, not only succeeds."""
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    topic = 'servo_node/delta_twist_cmds'
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, **_SLOW_OTHERS,
+                    command__command_type='twist_stamped', command_topic=topic,
+                    agent__seed_steps=10**6)            # random actions, all directions
+    sink = arm.commands[topic]
+    assert ros_graph.wait_for(lambda: len(sink) > 40, timeout=20.0)
+    speeds = [np.linalg.norm(_motion(m, arm.position)) for m in sink.messages]
+    assert 0.05 < max(speeds) <= 0.25 + 1e-6, max(speeds)    # the default limit binds
+
+    assert node.set_parameters(_p(safety__max_speed_m_s=0.05))[0].successful
+    changed = len(sink)
+    assert ros_graph.wait_for(lambda: len(sink) > changed + 40, timeout=20.0)
+    after = [np.linalg.norm(_motion(m, arm.position)) for m in sink.messages[changed + 2:]]
+    assert max(after) <= 0.05 + 1e-6, max(after)
+
+
 @pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame'])
 def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
         ros_graph, tmp_path, broken):

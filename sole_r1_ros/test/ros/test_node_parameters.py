@@ -66,12 +66,26 @@ def test_every_learner_section_is_a_documented_parameter_of_the_learner_node(ros
         node.destroy_node()
 
 
+def test_a_learner_whose_commands_would_need_a_pose_it_does_not_read_fails_to_configure(
+        ros_context, tmp_path):
+    from rclpy.lifecycle import TransitionCallbackReturn
+    node = LearnerNode(context=ros_context, parameter_overrides=[
+        Parameter('use_ee_pose', value=False), Parameter('run_dir', value=str(tmp_path)),
+        Parameter('autostart', value=False)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.parametrize('node_module, name, bad', [
     ('learner_node', 'LearnerNode', ('episode_length', 1)),
     ('reward_node', 'RewardNode', ('top_p', 1.5)),
     ('recorder_node', 'RecorderNode', ('extra_topics', ['no type'])),
     ('sim_robot_node', 'SimRobotNode', ('rate_hz', -1.0)),
-    ('camera_node', 'CameraNode', ('tile_size', 1))])
+    ('camera_node', 'CameraNode', ('tile_size', 1)),
+    ('learner_node', 'LearnerNode', ('safety.max_speed_ms', 0.05)),     # misspelt: not ignored
+    ('robot_mask_node', 'RobotMaskNode', ('use_dept', True))])
 def test_a_refused_start_up_value_names_the_field_and_the_node_still_shuts_down(
         node_module, name, bad):
     """The refusal is the only error: destroying the half-built node raises nothing."""
