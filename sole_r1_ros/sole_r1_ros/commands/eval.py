@@ -32,8 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '(--erased-model)')
     reward.add_argument('--tasks', default='', help='comma-separated task ids (default all)')
     reward.add_argument('--split', default='val', choices=('train', 'val', 'all'),
-                        help="which episodes (default 'val'; episodes without a split are "
-                             "'train')")
+                        help="which episodes (default 'val'; episodes without a split, as "
+                             "a recording's scores, are in every split: a compact file "
+                             'distilled from them lists its validation episodes in its info, '
+                             "'val_episode_ids')")
     reward.add_argument('--behaviours', default='', help='comma-separated behaviours '
                         '(default all)')
     reward.add_argument('--max-episodes', type=int, default=None,

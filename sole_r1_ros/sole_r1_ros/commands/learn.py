@@ -74,7 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--reward', help='reward backend: compact (CPU default), transformers '
                         '(SOLE-R1-8B), openai (vllm serve), oracle (simulator ground truth, '
                         'evaluation only)')
-    parser.add_argument('--model', help='checkpoint folder / served model name')
+    parser.add_argument('--model', help='checkpoint folder / served model name; with --reward '
+                        'compact, a .pt file of sole-r1 train compact')
     parser.add_argument('--steps', type=int, default=20000, help='environment steps to learn')
     parser.add_argument('--minutes', type=float, default=0.0,
                         help='stop learning after this long even if --steps is not reached '

@@ -18,6 +18,7 @@ from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
     make_engine, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, video, write_episode
+from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import (
     EpisodeFrames, EpisodeTracker, offline_query_steps, RewardConfig, RewardEngine,
     score_episodes)
@@ -61,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
                          'its robot masks (sole-r1 score-bag --erase-robot)')
     check_writable(args.out, args.plot, args.annotated)
     check_writable_folder(args.labelled_out, args.dump_queries)
+    check_not_taken(args.labelled_out, [_episode_name(args.video)], 'video', args.video)
     goal = protocol.normalize_goal(args.goal)
     num_frames = _check_videos(args)
     num_queries = None if args.stride is not None else (args.num_queries or 10)
@@ -210,15 +212,19 @@ def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
     compact``.
     """
     views = list(_iter_views(args))
-    name = re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.splitext(os.path.basename(args.video))[0])
     write_episode(args.labelled_out, LabelledEpisode(
-        episode_id=name, goal=report['goal'],
+        episode_id=_episode_name(args.video), goal=report['goal'],
         progress=[f['progress'] for f in report['frames']],
         external=[v[0] for v in views],
         wrist=None if views[0][1] is None else [v[1] for v in views],
         meta={'source': f"sole-r1 score ({report['model_id']})", 'video': args.video,
               'query_steps': report['query_steps'], 'temperature': report['temperature']}),
         videos=None, fps=report['fps'])
+
+
+def _episode_name(video_path: str) -> str:
+    """The labelled episode of a video: its file name without the extension."""
+    return re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.splitext(os.path.basename(video_path))[0])
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

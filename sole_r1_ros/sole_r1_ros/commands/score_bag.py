@@ -5,6 +5,7 @@ query index across episodes (the batching the reward node does live).
 """
 import argparse
 import json
+import os
 import re
 import sys
 from typing import Any
@@ -15,6 +16,7 @@ from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
     make_engine, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, write_episode
+from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
 from sole_r1_ros.reward.protocol import normalize_goal
 
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from sole_r1_ros.recording import read_camera_episodes
+    from sole_r1_ros.recording import read_camera_episodes, UNMARKED_EPISODE
     config = reward_config(args)
     check_writable(args.out, args.plot)
     if args.erased_labelled_out and not args.erase_robot:
@@ -74,9 +76,13 @@ def run(args: argparse.Namespace) -> int:
                                     truth_topic=args.truth_topic if oracle else None)
     for note in notes:
         print(f'sole-r1 score-bag: {note}', file=sys.stderr)
+    recorded = _marked_episodes(args, recorded, UNMARKED_EPISODE)
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
+    ids = [_labelled_id(args.bag, r.episode_id, UNMARKED_EPISODE) for r in recorded]
+    for folder in (args.labelled_out, args.erased_labelled_out):   # before hours of scoring
+        check_not_taken(folder, ids, 'bag', str(args.bag))
     pair = bool(config.erased_model)
     # A pair reads the external view erased; an erased student learns from both views erased.
     erased = (_erased(args, recorded, wrist=not pair or bool(args.erased_labelled_out))
@@ -130,17 +136,44 @@ def run(args: argparse.Namespace) -> int:
                      len(answers), args)
 
 
+def _marked_episodes(args, recorded: list, unmarked: str) -> list:
+    """The episodes the bag's ``Episode`` messages mark, or the whole bag where there are none.
+
+    Frames before the first episode began (the graph starting up) belong to no episode.
+    """
+    marked = [r for r in recorded if r.episode_id != unmarked]
+    if not marked:
+        print(f'sole-r1 score-bag: {args.bag} has no {args.episode_topic!r} messages: all of '
+              "it is one episode (the learner, or camera_node's ~/reset, marks episodes while "
+              'recording)', file=sys.stderr)
+        return recorded
+    before = sum(len(r.external) for r in recorded if r.episode_id == unmarked)
+    if before:
+        print(f'sole-r1 score-bag: {before} frames before the first episode began are not '
+              'scored', file=sys.stderr)
+    return marked
+
+
+def _labelled_id(bag: str, episode_id: str, unmarked: str) -> str:
+    """The folder name of an episode: its id (unique), or the bag's name for an unmarked bag."""
+    if episode_id == unmarked:
+        episode_id = f'{os.path.basename(os.path.normpath(str(bag)))}-{episode_id}'
+    return re.sub(r'[^A-Za-z0-9_.-]', '_', episode_id)
+
+
 def _write_labelled(folder: str, report: dict[str, Any], recorded, frames,
                     robot_erased: bool) -> None:
     """Every episode with the model's per-frame progress: distillation data.
 
     ``frames``: each episode's (external, wrist) frames to write, erased for an erased student.
     """
+    from sole_r1_ros.recording import UNMARKED_EPISODE
+
     for scored, rec, (external, wrist) in zip(report['episodes'], recorded, frames):
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(
-            episode_id=re.sub(r'[^A-Za-z0-9_.-]', '_', rec.episode_id),
+            episode_id=_labelled_id(report['bag'], rec.episode_id, UNMARKED_EPISODE),
             goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
             meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
                   'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],

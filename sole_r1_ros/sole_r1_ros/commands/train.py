@@ -10,6 +10,7 @@ The shipped checkpoint is made by ``make compact-model`` (``sole_r1_ros/data/REA
 import argparse
 import json
 import os
+import sys
 
 from sole_r1_ros.compact.train import TrainConfig
 from sole_r1_ros.configuration import from_mapping, specs
@@ -115,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
                                                if isinstance(v, (str, int, float, list,
                                                                  type(None)))}})
     best = info.get('best_val') or {}
+    if info.get('epochs_cut_short'):
+        print(f'sole-r1 train compact: --minutes {args.minutes} ended training at step '
+              f"{info['steps']}, before the --epochs {args.epochs} it would take: raise "
+              '--minutes for the whole schedule (the learning rate decays over it)',
+              file=sys.stderr)
     print(json.dumps({'out': os.path.abspath(args.out), 'steps': info['steps'],
                       'samples': info['samples'], 'train_frames': info['train_frames'],
                       'tasks': len(info['tasks']), 'val_episodes': info['val_episodes'],

@@ -548,6 +548,9 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
         FrameBank(val_episodes, config.approach_credit, goal_ids, size, val_sources), table
     ) if val_episodes else None
     val_count = len(val_episodes)
+    # Which ones validated: a recording's scores carry no split, and evaluating the distilled
+    # file on episodes it trained on would flatter it.
+    val_ids = [episode.episode_id for episode in val_episodes]
     del by_folder, episodes, train_episodes, val_episodes  # the banks hold the frames
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
                 train_bank.num_frames, train_bank.episodes, val_count,
@@ -558,7 +561,8 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     encoder.encode(list(TASK_GOALS.values()))
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
-            'val_episodes': val_count, 'config': _config_json(config),
+            'val_episodes': val_count, 'val_episode_ids': val_ids,
+            'config': _config_json(config),
             'robot_erased': robot_erased, 'wrist_view': wrist_view, 'init': base,
             **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
@@ -729,6 +733,8 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
         on_step(step, losses[-1] if losses else float('nan'), history[-1], 1.0)
     seconds = time.perf_counter() - start
     return {'steps': step, 'samples': step * config.batch_size, 'train_seconds': seconds,
+            # the time budget ended it before the steps of its epochs (the schedule unfinished)
+            'epochs_cut_short': config.epochs is not None and step < max_steps,
             'samples_per_s': step * config.batch_size / max(seconds, 1e-9),
             'best_step': best['step'], 'best_val': best['val'], 'history': history,
             '_best_state': best['state']}

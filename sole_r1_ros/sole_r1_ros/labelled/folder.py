@@ -60,6 +60,29 @@ def is_finished(root: str, episode_id: str) -> bool:
     return os.path.isfile(os.path.join(episode_dir(root, episode_id), LABELS))
 
 
+def check_not_taken(root: str | None, episode_ids: Iterable[str], source_key: str,
+                    source: str) -> None:
+    """Refuse to write over an episode of ``root`` that another recording wrote.
+
+    Scoring the same bag or video again replaces its episodes; one of another, under the same
+    name (two bags without episode messages, two videos of one name), would be lost without a
+    word. ``source_key``: the labels.json key naming the recording ('bag', 'video').
+
+    Raises:
+        ValueError: naming the episode, the recording it holds and what to do.
+    """
+    if not root:
+        return
+    for episode_id in episode_ids:
+        if not is_finished(root, episode_id):
+            continue
+        theirs = read_labels(root, episode_id).get(source_key)
+        if theirs is None or os.path.realpath(str(theirs)) != os.path.realpath(source):
+            held = theirs or 'another source'
+            raise ValueError(f'{root} already holds episode {episode_id!r}, of {held}; {source} '
+                             'would replace it: write to another folder, or move it away first')
+
+
 def write_episode(root: str, episode: LabelledEpisode, videos: bool | None = False,
                   fps: float = video.DEFAULT_FPS) -> str:
     """Write one episode: frames first, labels.json last (each via a temporary file).

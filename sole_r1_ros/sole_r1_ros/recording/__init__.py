@@ -1,7 +1,7 @@
 """Record and read rosbag2 (MCAP) bags of images, rewards and reasoning with ``rosbags``."""
 from sole_r1_ros.recording.bag import (
     BagWriter, interface_definitions, make_typestore, read_camera_episodes, read_topics,
-    RecordedEpisode)
+    RecordedEpisode, UNMARKED_EPISODE)
 
 __all__ = ['BagWriter', 'interface_definitions', 'make_typestore', 'read_camera_episodes',
-           'read_topics', 'RecordedEpisode']
+           'read_topics', 'RecordedEpisode', 'UNMARKED_EPISODE']

@@ -102,6 +102,10 @@ class BagWriter:
                 self._writer = None
 
 
+UNMARKED_EPISODE = 'episode-0'
+'''The id of the frames before any ``Episode`` message (all of a bag that has none).'''
+
+
 @dataclass
 class RecordedEpisode:
     """Camera frames of one episode read back from a bag, oldest first."""
@@ -143,7 +147,9 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     starts, truth = read.get(episode_topic, []), read.get(truth_topic, [])
     external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
-        raise ValueError(f'bag {path} has no readable messages on {external_topic!r}')
+        images = _image_topics(Path(path))
+        raise ValueError(f'bag {path} has no readable messages on {external_topic!r}' + (
+            f'; its image topics: {", ".join(images)}' if images else ''))
     if truth_topic is not None and not truth:
         raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
                          "simulator's ground truth; a real robot's bag has none)")
@@ -213,6 +219,18 @@ def _nearest(stamps: np.ndarray, wanted: list[int], max_skew_ns: int) -> np.ndar
     return np.where(np.abs(stamps[pick] - wanted_ns) <= max_skew_ns, pick, -1)
 
 
+def _image_topics(path: Path) -> list[str]:
+    """The ``sensor_msgs/Image`` topics a whole bag holds (for an error message; [] if none)."""
+    from rosbags.highlevel import AnyReader
+
+    try:
+        with AnyReader([path], default_typestore=make_typestore()) as reader:
+            return sorted({c.topic for c in reader.connections
+                           if c.msgtype == 'sensor_msgs/msg/Image'})
+    except Exception:  # a damaged bag: the message goes without the list
+        return []
+
+
 def _read_messages(path: Path, typestore, wanted, notes: list[str]
                    ) -> list[tuple[str, str, bytes]]:
     """Return (topic, msgtype, CDR) of the wanted messages.
@@ -265,12 +283,13 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
         if current is None:
             if boundary:
                 continue  # between an episode's end and the next start
-            current = RecordedEpisode('episode-0')  # frames before any Episode message
+            current = RecordedEpisode(UNMARKED_EPISODE)  # frames before any Episode message
             episodes.append(current)
         partner = None
         if use_wrist:
             if not wrist:
-                raise ValueError('bag has no wrist frames; pass no wrist topic for external-only')
+                raise ValueError('bag has no wrist frames; for the external view alone give no '
+                                 "wrist topic (sole-r1 score-bag --wrist-topic '')")
             if index < 0:
                 continue  # no wrist frame of this moment
             partner = wrist[index][1]

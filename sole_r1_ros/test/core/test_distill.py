@@ -83,6 +83,8 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     info = load_checkpoint(str(model))[2]
     assert info['config']['previous_noise'] == 8
     assert (info['train_episodes'], info['val_episodes']) == (2, 1)
+    [held_out] = info['val_episode_ids']       # named, to evaluate on what it did not train
+    assert held_out in ('ep0', 'ep1', 'ep2')
     assert 0 <= info['best_val']['val_mae'] < 100                # a percentage, not NaN
     # 3. the distilled model scores on the CPU, closer to the teacher than before
     teacher = [min(100, 10 * s) for s in (2, 4, 6, 8, 10)]
@@ -113,3 +115,8 @@ def test_recordings_beside_other_data_get_their_share_and_their_own_validation(t
     # Each folder kept a fifth of its recordings (at least one) for validation, and says so.
     assert set(summary['best_val_by_folder']) == set(map(str, folders))
     assert load_checkpoint(str(tmp_path / 'm.pt'))[2]['val_episodes'] == 2
+    # --minutes ending the run before --epochs does: said, not silent.
+    short = common[:common.index('--epochs')] + ['--epochs', '1000', '--batch-size', '8',
+                                                 '--minutes', '0.01']
+    assert main(short + ['--out', str(tmp_path / 'short.pt')]) == 0
+    assert 'before the --epochs 1000.0 it would take' in capsys.readouterr().err

@@ -116,3 +116,58 @@ def test_finetune_prepare_reads_a_killed_recording(killed_bag, tmp_path):
     assert main(['finetune', 'prepare', '--bag', str(killed_bag), '--labels', str(labels),
                  '--wrist-topic', '', '--num-queries', '3', '--out', str(tmp_path / 'd')]) == 0
     assert len(read_examples(str(tmp_path / 'd'))) == 3
+
+
+def _score_bag(bag, tmp_path, labelled_out):
+    from sole_r1_ros.cli import main
+    return main(['score-bag', str(bag), '--goal', 'close the drawer', '--backend', 'compact',
+                 '--wrist-topic', '', '--out', str(tmp_path / 'scores.json'),
+                 '--labelled-out', str(labelled_out)])
+
+
+def test_bags_without_episode_marks_keep_their_own_labelled_episodes(tmp_path, capsys):
+    """Two recordings scored into one folder: neither replaces the other without a word."""
+    pytest.importorskip('torch')
+    from sole_r1_ros import labelled
+    for name in ('a', 'b'):
+        _record(tmp_path / name, _frames(4))
+    distil = tmp_path / 'distil'
+    assert _score_bag(tmp_path / 'a', tmp_path, distil) == 0
+    assert "no 'episode' messages: all of it is one episode" in capsys.readouterr().err
+    assert _score_bag(tmp_path / 'b', tmp_path, distil) == 0
+    assert sorted(e.episode_id for e in labelled.load_episodes(str(distil))) == [
+        'a-episode-0', 'b-episode-0']
+    assert _score_bag(tmp_path / 'a', tmp_path, distil) == 0     # scored again: replaced
+    shutil.copytree(tmp_path / 'a', tmp_path / 'other' / 'a')    # another recording, same name
+    capsys.readouterr()
+    assert _score_bag(tmp_path / 'other' / 'a', tmp_path, distil) == 2
+    assert "already holds episode 'a-episode-0'" in capsys.readouterr().err
+    assert len(labelled.load_episodes(str(distil))) == 2
+
+
+def test_frames_before_the_first_episode_are_not_scored(tmp_path, capsys):
+    """A learner's bag starts before its first episode: those frames belong to none."""
+    pytest.importorskip('torch')
+    from sole_r1_ros import labelled
+    typestore = make_typestore()
+    types = typestore.types
+    writer = _record(tmp_path / 'bag', _frames(7), close=False)
+    for sec, episode_id in ((3, 'episode-1a2b3c4d'), (5, 'episode-5e6f7a8b')):
+        start = types['sole_r1_interfaces/msg/Episode'](
+            header=types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=0), frame_id=''),
+            episode_id=episode_id, evaluation=False)
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', sec * 10**9,
+                     bytes(typestore.serialize_cdr(start, 'sole_r1_interfaces/msg/Episode')))
+    writer.close()
+    assert _score_bag(tmp_path / 'bag', tmp_path, tmp_path / 'distil') == 0
+    assert '2 frames before the first episode began are not scored' in capsys.readouterr().err
+    assert {e.episode_id: e.num_frames for e in labelled.load_episodes(
+        str(tmp_path / 'distil'))} == {'episode-1a2b3c4d': 2, 'episode-5e6f7a8b': 3}
+
+
+def test_a_camera_topic_the_bag_lacks_is_named_with_the_ones_it_has(tmp_path):
+    _record(tmp_path / 'bag', _frames(2))
+    with pytest.raises(ValueError, match="no readable messages on 'cam_ext/color/image_raw'; "
+                       'its image topics: /camera/external/image_raw'):
+        read_camera_episodes(tmp_path / 'bag', 'cam_ext/color/image_raw')

@@ -14,6 +14,9 @@ _REPO = Path(__file__).resolve().parents[3]
 # Installed with ROS (apt, rosdep, or requirements/ros.txt), or this repository's own.
 _ROS = {'ament_index_python', 'launch', 'launch_ros', 'tf2_ros', 'rclpy', 'rcl_interfaces',
         'sole_r1_interfaces', 'sole_r1_ros'}
+# Modules whose apt package (python3-opencv, ...) carries no pip metadata, by distribution.
+_APT_INSTALLED = {'cv2': 'opencv-python-headless', 'yaml': 'pyyaml', 'PIL': 'pillow',
+                  'numpy': 'numpy'}
 
 
 def _names(path: Path) -> set[str]:
@@ -50,7 +53,8 @@ def test_every_module_the_package_imports_is_in_the_run_time_list():
     for module in sorted(_imported_modules()):
         if module in _ROS or module.endswith(('_msgs', '_srvs')):
             continue
-        distributions = {_normal(d) for d in by_module.get(module, [module])}
+        distributions = {_normal(d) for d in by_module.get(
+            module, [_APT_INSTALLED.get(module, module)])}
         if not distributions & listed:
             missing.append(f'{module} ({", ".join(sorted(distributions))})')
     assert not missing, f'imported but not in requirements/run.txt: {missing}'
