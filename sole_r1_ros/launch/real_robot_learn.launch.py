@@ -51,8 +51,9 @@ def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
     params = LaunchConfiguration('params_file')
     sim_time = {'use_sim_time': LaunchConfiguration('use_sim_time')}
-    external_info = PythonExpression(["'", LaunchConfiguration('external_camera'),
-                                      "'.rsplit('/', 1)[0] + '/camera_info'"])
+    external_info, wrist_info = (PythonExpression(
+        ["'", LaunchConfiguration(camera), "'.rsplit('/', 1)[0] + '/camera_info'"])
+        for camera in ('external_camera', 'wrist_camera'))
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera')),
                ('joint_states', LaunchConfiguration('joint_states'))]
@@ -110,5 +111,7 @@ def generate_launch_description() -> LaunchDescription:
         OpaqueFunction(function=_learner, args=[ns, params, robot, sim_time['use_sim_time']]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
-             remappings=robot, parameters=[params, sim_time]),
+             remappings=robot + [('camera/external/camera_info', external_info),
+                                 ('camera/wrist/camera_info', wrist_info)],
+             parameters=[params, sim_time]),
     ])
