@@ -68,12 +68,15 @@ def main() -> int:
     parser.add_argument('--width', type=int, default=640)
     parser.add_argument('--height', type=int, default=480)
     parser.add_argument('--executor', default='per-node', choices=HOW, help=HELP)
+    parser.add_argument('--tile-format', default='png', choices=('png', 'jpeg'),
+                        help="the camera node's tile_format (png, its default)")
     args = parser.parse_args()
     sys.modules.setdefault('bench_nodes', sys.modules[__name__])
     register_backend('fixed-time', 'bench_nodes:FixedTimeBackend')
     rclpy.init()
     camera = CameraNode(parameter_overrides=[Parameter('stride', value=10),
-                                             Parameter('motion_jump_threshold', value=0.0)])
+                                             Parameter('motion_jump_threshold', value=0.0),
+                                             Parameter('tile_format', value=args.tile_format)])
     reward = RewardNode(parameter_overrides=[Parameter('backend', value='fixed-time')])
     reward.trigger_configure()
     reward.trigger_activate()
@@ -104,7 +107,7 @@ def main() -> int:
     time.sleep(1.0)
     timing = list(reward.timing)
     result = {
-        'executor': args.executor, 'camera_hz': args.rate,
+        'executor': args.executor, 'tile_format': args.tile_format, 'camera_hz': args.rate,
         'image': f'{args.width}x{args.height} rgb8 x2',
         'model_time_s': MODEL_TIME_S, 'frames_sent': sent,
         'queries_answered': len(timing),

@@ -167,7 +167,7 @@ def _frames(count: int, seed: int) -> list[np.ndarray]:
         image = base + rng.normal(0.0, 3.0, base.shape)
         left = 60 + 20 * i
         image[150:260, left:left + 90] = (200, 60, 40)
-        frames.append(decode_tile(encode_tile(np.clip(image, 0, 255).astype(np.uint8))))
+        frames.append(decode_tile(encode_tile(np.clip(image, 0, 255).astype(np.uint8), 'jpeg')))
     return frames
 
 
@@ -357,7 +357,7 @@ def run_node(args, url: str, frames) -> list[dict]:
 
     from sole_r1_ros.camera import encode_tile
     from sole_r1_ros.nodes.reward_node import RewardNode
-    tiles = [[CompressedImage(format='jpeg', data=encode_tile(f)) for f in view]
+    tiles = [[CompressedImage(format='jpeg', data=encode_tile(f, 'jpeg')) for f in view]
              for view in frames]
     context = rclpy.Context()
     # A private DDS domain: another reward node on this machine (a demo, a test) would answer

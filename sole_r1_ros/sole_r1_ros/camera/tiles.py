@@ -20,8 +20,8 @@ def shrink_to_tile(frame: np.ndarray, size: int = TILE_SIZE) -> np.ndarray:
                       interpolation=cv2.INTER_AREA)
 
 
-def encode_tile(rgb: np.ndarray, fmt: str = 'jpeg', jpeg_quality: int = 90) -> bytes:
-    """Compress an RGB tile as JPEG (the authors' client sends JPEG, quality 90) or PNG."""
+def encode_tile(rgb: np.ndarray, fmt: str = 'png', jpeg_quality: int = 90) -> bytes:
+    """Compress an RGB tile as PNG (lossless: the authors' client sends raw frames) or JPEG."""
     if fmt not in ('jpeg', 'png'):
         raise ValueError(f"tile format must be 'jpeg' or 'png', got {fmt!r}")
     bgr = np.ascontiguousarray(rgb[:, :, ::-1])

@@ -50,8 +50,10 @@ class CameraNodeConfig:
                                'frame [s]', range=(0.0, 1.0), read_only=True)
     tile_size: int = option(384, 'frames are shrunk so the longer side is this [px] (the '
                             "protocol's tile)", range=(16, 4096), read_only=True)
-    tile_format: str = option('jpeg', "'jpeg' (small, as the authors' client) or 'png' "
-                              '(lossless)', choices=('jpeg', 'png'))
+    tile_format: str = option('png', "'png' (lossless: the model sees the frames, as from "
+                              "the authors' client) or 'jpeg' (several times smaller, for a "
+                              'reward node across a slow link; quality jpeg_quality)',
+                              choices=('jpeg', 'png'))
     jpeg_quality: int = option(90, 'JPEG quality of the tiles', range=(1, 100))
     use_ground_truth: bool = option(False, 'attach the simulator ground truth (the '
                                     'evaluation-only oracle backend needs it)', read_only=True)
