@@ -40,6 +40,9 @@ def _add_prepare(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--wrist-topic', default='camera/wrist/image_raw',
                         help="--bag: wrist image topic ('' for external-only)")
     parser.add_argument('--out', required=True, metavar='DIR', help='new dataset folder')
+    parser.add_argument('--split', default='train', choices=('train', 'val', 'all'),
+                        help="--episodes: which episodes (default 'train': those marked 'val' "
+                        "are kept for evaluation; a recording's, unmarked, are in every split)")
     schedule = parser.add_mutually_exclusive_group()
     schedule.add_argument('--num-queries', type=int, default=None,
                           help='evenly spaced queries per episode (default 10)')
@@ -57,6 +60,8 @@ def _add_training(parser: argparse.ArgumentParser, default_lr: float) -> None:
                              "SFT output), or 'tiny-random' for a dry run")
     parser.add_argument('--out', required=True, metavar='DIR',
                         help='checkpoint folder to write (loadable by sole-r1 score --model)')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='write into an --out that already holds files (refused otherwise)')
     method = parser.add_mutually_exclusive_group()
     method.add_argument('--lora', dest='method', action='store_const', const='lora',
                         help='LoRA adapters on the language model, merged at export (default)')
@@ -149,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         return _prepare(args)
     from sole_r1_ros.finetune import trainers
 
+    _check_out(args.out, args.model, args.overwrite)
     config = stage_config(args)
     if args.stage == 'sft':
         result = trainers.run_sft(config, args.data)
@@ -164,6 +170,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out(out: str, model: str, overwrite: bool) -> None:
+    """Refuse, before hours of training, an --out that would replace a model or other files."""
+    if os.path.exists(model) and os.path.realpath(out) == os.path.realpath(model):
+        raise ValueError(f'--out {out} is the --model being trained: give a new folder')
+    if os.path.isdir(out) and os.listdir(out) and not overwrite:
+        raise ValueError(f'--out {out} already holds files (a checkpoint?): give a new folder, '
+                         'or --overwrite')
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from sole_r1_ros import labelled
     from sole_r1_ros.finetune import bag_source, episodes
@@ -174,13 +189,23 @@ def _prepare(args: argparse.Namespace) -> int:
     if args.bag:
         if not args.labels:
             raise ValueError('--bag needs --labels (progress labels per episode)')
+        if args.split != 'train':
+            raise ValueError('--split selects among --episodes; a bag has no split')
         source = {'bag': os.path.abspath(args.bag), 'labels': os.path.abspath(args.labels)}
         chosen = bag_source.iter_episodes(args.bag, args.labels, schedule,
                                           args.external_topic, args.wrist_topic or None)
     else:
-        source = {'episodes': os.path.abspath(args.episodes)}
+        bag_flags = [flag for flag, given in (
+            ('--labels', args.labels),
+            ('--external-topic', args.external_topic != 'camera/external/image_raw'),
+            ('--wrist-topic', args.wrist_topic != 'camera/wrist/image_raw')) if given]
+        if bag_flags:
+            raise ValueError(f'{", ".join(bag_flags)} read a --bag; --episodes has its labels '
+                             'and views in its folder (--no-wrist for the external view only)')
+        source = {'episodes': os.path.abspath(args.episodes), 'split': args.split}
         chosen = labelled.iter_episodes(args.episodes, wanted=schedule.steps,
-                                        use_wrist=schedule.use_wrist)
+                                        use_wrist=schedule.use_wrist,
+                                        split=None if args.split == 'all' else args.split)
     count = episodes.write_dataset(chosen, args.out, schedule, source)
     print(f'{count} training examples in {args.out}')
     return 0

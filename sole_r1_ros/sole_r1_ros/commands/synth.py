@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     if args.export_sole_r1:
         with tqdm(total=len(chosen), desc='export', unit='episode') as bar:
             count = export_finetune(args.out, args.export_sole_r1, tasks=config.tasks,
+                                    split='train',   # 'val' episodes are for evaluation
                                     queries_per_episode=args.queries_per_episode,
                                     on_episode=bar.update)
         print(f'{count} SOLE-R1 fine-tuning examples in {args.export_sole_r1}')

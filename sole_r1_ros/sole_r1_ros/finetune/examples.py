@@ -101,7 +101,11 @@ class TrainingExample:
 
 
 class DatasetWriter:
-    """Write examples and their composites into a new dataset folder; ``close`` seals it."""
+    """Write examples and their composites into a new dataset folder; ``close`` seals it.
+
+    Left by an error (``with``), the folder stays unsealed, without its header: no trainer
+    reads half a dataset, and the same folder can be written again.
+    """
 
     def __init__(self, root: str, source: dict[str, Any] | None = None) -> None:
         if os.path.exists(os.path.join(root, HEADER)):
@@ -142,8 +146,11 @@ class DatasetWriter:
     def __enter__(self) -> 'DatasetWriter':
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._stream.close()
 
 
 def image_path(example_id: str) -> str:

@@ -40,6 +40,7 @@ loses much of what a 64 px progress model looks at).'''
 # Keys of labels.json that LabelledEpisode holds as fields; the rest goes to ``meta``.
 _FIELDS = ('goal', 'progress', 'time_s', 'task', 'success', 'behaviour', 'split', 'paraphrases')
 _LEGACY_SYNTH = 'manifest.json'
+_FINETUNE_HEADER = 'dataset.json'   # finetune.examples.HEADER (that layer sits above this one)
 _LEGACY_VIDEO_EXTENSIONS = ('.mp4', '.avi', '.mov', '.mkv', '.webm')
 
 Wanted = Callable[[int], Iterable[int]]
@@ -282,6 +283,9 @@ def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f'no {EPISODES_DIR}/ folder in {root!r}: no such folder')
+    if os.path.isfile(os.path.join(root, _FINETUNE_HEADER)):   # not a legacy NAME.json
+        raise ValueError(f'{root} is a SOLE-R1 fine-tuning dataset (sole-r1 finetune prepare), '
+                         'not labelled episodes: give the folder it was prepared from')
     if os.path.isfile(os.path.join(root, _LEGACY_SYNTH)):
         yield from _legacy_synth(root, tasks, split, behaviours, limit, use_wrist,
                                  exclude_tasks)

@@ -288,8 +288,8 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
         partner = None
         if use_wrist:
             if not wrist:
-                raise ValueError('bag has no wrist frames; for the external view alone give no '
-                                 "wrist topic (sole-r1 score-bag --wrist-topic '')")
+                raise ValueError('bag has no wrist frames; for the external view alone give '
+                                 "no wrist topic (--wrist-topic '')")
             if index < 0:
                 continue  # no wrist frame of this moment
             partner = wrist[index][1]

@@ -127,6 +127,15 @@ class TestExamples:
         with pytest.raises(FileExistsError):
             episodes.write_dataset(iter([_episode()]), str(tmp_path), schedule)
 
+    def test_a_failed_preparation_leaves_no_dataset_and_can_be_run_again(self, tmp_path):
+        schedule = episodes.QuerySchedule(num_queries=2)
+        broken = dataclasses.replace(_episode('ep-2'), external={0: _episode().external[0]})
+        with pytest.raises(ValueError, match='external frame'):
+            episodes.write_dataset(iter([_episode(), broken]), str(tmp_path), schedule)
+        with pytest.raises(FileNotFoundError, match='not a fine-tuning dataset'):
+            examples.read_examples(str(tmp_path))        # half of it is never trained on
+        assert episodes.write_dataset(iter([_episode()]), str(tmp_path), schedule) == 2
+
     def test_missing_frame_and_duplicate_episode_raise(self, tmp_path):
         sparse = dataclasses.replace(_episode(), external={0: _episode().external[0]})
         with pytest.raises(ValueError, match='external frame'):

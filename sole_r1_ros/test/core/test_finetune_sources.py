@@ -8,6 +8,7 @@ cv2 = pytest.importorskip('cv2')
 
 from sole_r1_ros.cli import main  # noqa: E402
 from sole_r1_ros.finetune import examples  # noqa: E402
+from sole_r1_ros import labelled  # noqa: E402
 from sole_r1_ros.labelled import video  # noqa: E402
 from sole_r1_ros.reward import protocol  # noqa: E402
 
@@ -81,6 +82,23 @@ def test_episode_folder_errors_are_one_line(episode_folder, tmp_path, capsys):
     assert main(['finetune', 'prepare', '--episodes', str(tmp_path / 'none'),
                  '--out', str(tmp_path / 'e')]) == 2
     assert 'no episodes/ folder' in capsys.readouterr().err
+    # Flags that read a bag are refused with a folder, not ignored.
+    assert main(['finetune', 'prepare', '--episodes', str(episode_folder), '--wrist-topic', '',
+                 '--out', str(tmp_path / 'f')]) == 2
+    assert '--wrist-topic read a --bag' in capsys.readouterr().err
+
+
+def test_episodes_marked_val_are_kept_out_of_training_unless_asked(episode_folder, tmp_path):
+    labels = episode_folder / 'episodes' / 'a' / 'labels.json'
+    labels.write_text(json.dumps({**json.loads(labels.read_text()), 'split': 'val'}))
+    assert main(['finetune', 'prepare', '--episodes', str(episode_folder), '--out',
+                 str(tmp_path / 'train'), '--num-queries', '2']) == 0
+    assert {x.episode_id for x in examples.read_examples(str(tmp_path / 'train'))} == {'b'}
+    assert main(['finetune', 'prepare', '--episodes', str(episode_folder), '--out',
+                 str(tmp_path / 'all'), '--num-queries', '2', '--split', 'all']) == 0
+    assert {x.episode_id for x in examples.read_examples(str(tmp_path / 'all'))} == {'a', 'b'}
+    with pytest.raises(ValueError, match='is a SOLE-R1 fine-tuning dataset'):
+        labelled.load_episodes(str(tmp_path / 'all'))      # e.g. given to eval reward --data
 
 
 # ---------------------------------------------------------------- recorded bag

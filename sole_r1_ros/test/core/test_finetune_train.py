@@ -164,3 +164,12 @@ def test_bad_arguments_are_one_line_errors(workdir, capsys):
     assert main(['finetune', 'sft', '--data', data, '--model', str(workdir / 'no-model'),
                  '--out', str(workdir / 'z'), '--max-steps', '1', *_CPU]) == 2
     assert 'no Qwen3-VL checkpoint' in capsys.readouterr().err
+    # A checkpoint is never written over by the next run, nor the model it starts from.
+    assert main(['finetune', 'sft', '--data', data, '--model', str(workdir / 'sft'),
+                 '--out', str(workdir / 'sft'), *_CPU]) == 2
+    assert 'is the --model being trained' in capsys.readouterr().err
+    (workdir / 'used').mkdir(exist_ok=True)
+    (workdir / 'used' / 'model.safetensors').write_bytes(b'weights')
+    assert main(['finetune', 'sft', '--data', data, '--model', 'tiny-random',
+                 '--out', str(workdir / 'used'), *_CPU]) == 2
+    assert 'already holds files (a checkpoint?)' in capsys.readouterr().err

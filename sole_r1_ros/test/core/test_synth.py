@@ -183,6 +183,11 @@ def test_export_uses_the_finetune_writer_with_grounded_reasoning(dataset, tmp_pa
     from PIL import Image
     with Image.open(tmp_path / 'ft' / example.image) as image:
         assert np.array_equal(np.asarray(image), expected)
+    # What sole-r1 synth --export-sole-r1 writes: the episodes not kept for evaluation.
+    held = {e['episode_id'] for e in labelled.list_episodes(root) if e.get('split') == 'val'}
+    export_finetune(root, str(tmp_path / 'train'), queries_per_episode=2, split='train')
+    exported = {e.episode_id for e in read_examples(str(tmp_path / 'train'))}
+    assert held and exported and not exported & held
     assert example.messages() == protocol.build_messages(example.goal, example.previous_progress)
     assert example.progress == round(float(episode.progress[current]))
     assert example.reasoning.startswith('Between the previous and the current frame')
