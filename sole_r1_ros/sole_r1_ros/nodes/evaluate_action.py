@@ -9,7 +9,7 @@ evaluation runs (``ControlLoop.saw_ground_truth``).
 """
 import threading
 
-from rclpy.action import ActionServer, CancelResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.task import Future
 
 from sole_r1_interfaces.action import Evaluate
@@ -24,7 +24,9 @@ class EvaluateAction:
         self._node, self.loop, self._running = node, loop, running
         self.firewall = node.firewall
         self._waiting: list[Future] = []
+        self._busy = False   # one evaluation at a time (callbacks share one executor thread)
         self._server = ActionServer(node, Evaluate, '~/evaluate', execute_callback=self._evaluate,
+                                    goal_callback=self._accept,
                                     cancel_callback=lambda goal: CancelResponse.ACCEPT)
         self._timer = node.create_timer(0.2, self._tick)
         self._truth = None
@@ -35,6 +37,16 @@ class EvaluateAction:
         if self._truth is not None:
             self._node.destroy_subscription(self._truth)
 
+    def _accept(self, request) -> GoalResponse:
+        """Refuse a goal while another evaluation runs or the learner is paused (it would wait)."""
+        why = ('an evaluation is running' if self._busy else
+               'the learner is paused (~/pause false first)' if self.loop.paused else None)
+        if why is not None:
+            self._node.get_logger().warning(f'evaluate goal refused: {why}')
+            return GoalResponse.REJECT
+        self._busy = True
+        return GoalResponse.ACCEPT
+
     async def _evaluate(self, goal_handle):
         """Run evaluation episodes, publishing feedback after each.
 
@@ -44,6 +56,7 @@ class EvaluateAction:
         request = goal_handle.request
         threshold = float(request.progress_threshold or 90.0)
         if not 0.0 <= threshold <= 100.0:   # also NaN
+            self._busy = False
             goal_handle.abort()
             return Evaluate.Result()
         evaluation = self.loop.start_evaluation(threshold)
@@ -74,7 +87,8 @@ class EvaluateAction:
             goal_handle.succeed()
             return evaluation.result(Evaluate.Result)
         finally:
-            self.loop.stop_evaluation()
+            self.loop.stop_evaluation(evaluation)
+            self._busy = False
 
     def _next_tick(self) -> Future:
         future = Future()

@@ -30,7 +30,13 @@ class LearnerNodeConfig:
                           'gamepad); see teleop.*', read_only=True)
     reset_service: str = option('sim_robot_node/reset', 'Trigger service that resets the robot '
                                 "('' = none: reset by hand)", read_only=True)
+    hand_reset_s: float = option(0.0, "with reset_service '': the arm holds this long between "
+                                 'episodes while a person puts the scene back (pause the '
+                                 'learner to take longer) [s]', range=(0.0, 600.0),
+                                 read_only=True)
     run_dir: str = option('runs/learner', 'checkpoints and logs go here', read_only=True)
+    marker_frame: str = option('world', "frame_id of the 'who drives' marker (rviz's fixed "
+                               'frame; the reward marker is in it too)', read_only=True)
     resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '
                           'start fresh; only unreadable ones: refuse to configure)',
                           read_only=True)

@@ -77,7 +77,8 @@ class LearnerNode(LifecycleNode):
             self._robot = RobotClient(self, sensors, CommandOutput(
                 self, node.action_layout, c['command'], c['safety'], c['sensing'].joint_names,
                 c['joints'], node.command_topic, node.gripper_topic,
-                1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall)
+                1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall,
+                node.hand_reset_s, node.marker_frame)
             learner = OnlineLearner(
                 c['agent'], c['replay'], c['sensing'].state_dim(STATE_SIZE),
                 self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
@@ -228,7 +229,9 @@ class LearnerNode(LifecycleNode):
 
     def _reset_callback(self, request, response):
         self.loop.request_reset()
-        response.success, response.message = True, 'a new episode starts at the next step'
+        response.success = True
+        response.message = ('a new episode starts when the learner is unpaused'
+                            if self.loop.paused else 'a new episode starts at the next step')
         return response
 
     def _pause_callback(self, request, response):
@@ -245,6 +248,7 @@ class LearnerNode(LifecycleNode):
         return response
 
     def _publish_status(self) -> None:
+        self._robot.publish_marker()
         rejected = {**self.firewall.rejected, **self._robot.sensors.rejected}
         self._status.publish(status_message(self, {
             **self.loop.status(), 'start_env_steps': self._start_env_steps,

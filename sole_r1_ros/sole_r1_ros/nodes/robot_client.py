@@ -26,8 +26,11 @@ class RobotClient:
     """``rl.loop.Robot`` over topics and services of one learner node."""
 
     def __init__(self, node, sensors: Sensors, output: CommandOutput, reset_service: str,
-                 firewall) -> None:
+                 firewall, hand_reset_s: float = 0.0, marker_frame: str = 'world') -> None:
         self._node = node
+        self._marker_frame = marker_frame
+        self._hand_reset_s = hand_reset_s
+        self._reset_before = False   # the scene is set for the first episode
         self.sensors = sensors
         self.output = output
         self.human = None   # rl.Teleop, when a person may take over
@@ -89,7 +92,7 @@ class RobotClient:
             self._node.get_logger().info(f'teleop: {event}')
             if event in ('took_over', 'handed_back'):
                 self._driver = 'HUMAN' if event == 'took_over' else 'policy'
-                self._publish_marker()
+                self.publish_marker()
         invalid = decision.mode == 'hold' and decision.reason.startswith('invalid')
         return decision.reason if invalid else None
 
@@ -142,9 +145,16 @@ class RobotClient:
         """Call the reset service; True when the robot answered that it reset.
 
         Gives up at its timeout, or as soon as ``stopping`` is set: a stop must not wait for a
-        robot that will never answer.
+        robot that will never answer. Without a service, a person resets: between episodes the
+        arm holds ``hand_reset_s`` for it.
         """
         if self._reset is None:
+            first, self._reset_before = not self._reset_before, True
+            if self._hand_reset_s > 0 and not first:   # a person puts the scene back: hold
+                self._node.get_logger().info(
+                    f'episode over: put the scene back; the next starts in '
+                    f'{self._hand_reset_s:g} s (pause the learner to take longer)')
+                self._wait(self.stopping.is_set, self._hand_reset_s)
             return True
         if not self._wait(lambda: self._reset.service_is_ready(), 5.0):
             self._node.get_logger().error('reset service unavailable; continuing without reset')
@@ -186,20 +196,23 @@ class RobotClient:
             self._result_pub.publish(msg)
         self._last_episode = (f'last episode: {summary.intervention_rate:.0%} human'
                               + (f', labelled {summary.label}' if summary.label else ''))
-        self._publish_marker()
+        self.publish_marker()
         if summary.intervened_steps or summary.label:
             self._node.get_logger().info(
                 f'episode {summary.episode_id}: {summary.steps} steps, intervention rate '
                 f'{summary.intervention_rate:.0%}, label {summary.label or "none"}')
 
-    def _publish_marker(self) -> None:
-        """Who drives, and the last episode's intervention rate and label, for rviz."""
+    def publish_marker(self) -> None:
+        """Who drives, and the last episode's intervention rate and label, for rviz.
+
+        Also once a second (the node's status timer): an rviz opened mid-episode shows it.
+        """
         if self._marker_pub is None:
             return
         marker = Marker(ns='sole_r1_learner', id=0, type=Marker.TEXT_VIEW_FACING,
                         action=Marker.ADD, text=f'{self._driver} driving\n{self._last_episode}')
         marker.header.stamp = self._node.get_clock().now().to_msg()
-        marker.header.frame_id = self.output.frame_id
+        marker.header.frame_id = self._marker_frame
         marker.pose.position.z, marker.pose.orientation.w, marker.scale.z = 0.8, 1.0, 0.06
         human = self._driver == 'HUMAN'
         marker.color.r, marker.color.g, marker.color.b, marker.color.a = (

@@ -185,6 +185,9 @@ class ControlLoop:
         if label not in LABELS:
             raise ValueError(f'label must be one of {LABELS}, got {label!r}')
         with self._lock:
+            if self._episode_id is None or self._episode_over or self._reset_requested:
+                raise ValueError('no episode is running to label (the first has not begun, or '
+                                 'the last one is ending)')
             self._label = label
             self._episode_over = True
 
@@ -196,8 +199,11 @@ class ControlLoop:
             self._reset_requested = True
         return evaluation
 
-    def stop_evaluation(self) -> None:
+    def stop_evaluation(self, evaluation: Evaluation | None = None) -> None:
+        """End ``evaluation`` (default: the running one); another one that replaced it runs on."""
         with self._lock:
+            if evaluation is not None and self._evaluation is not evaluation:
+                return
             self._evaluation = None
             self._reset_requested = True
 
@@ -237,8 +243,11 @@ class ControlLoop:
             self._robot.hold()
             return Outcome.HELD
         if self._human is not None and (label := self._human.pop_label()):
-            self.label_episode(label)
-            new_episode = True
+            try:
+                self.label_episode(label)
+                new_episode = True
+            except ValueError as exc:   # a button pressed between episodes
+                logger.warning('label %r from the Joy buttons ignored: %s', label, exc)
         if new_episode:
             self._finish_episode()
             self._begin_episode()
@@ -260,6 +269,9 @@ class ControlLoop:
                 self.learner.record(obs, None, sensed.stamp_ns)
             with self._lock:
                 self._episode_over = True
+            self._robot.hold()
+            return Outcome.HELD
+        if self._paused:   # paused during the policy's inference: no command after the reply
             self._robot.hold()
             return Outcome.HELD
         if training:

@@ -124,6 +124,36 @@ def test_pause_holds_and_stops_learning_and_a_failed_reset_still_starts_an_episo
     assert loop.step() is Outcome.ACTED
 
 
+def test_a_pause_during_the_policys_inference_sends_no_command():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    act = loop.learner.agent.act
+
+    def slow_act(*args, **kwargs):   # the pause service answers while the policy thinks
+        loop.set_paused(True)
+        return act(*args, **kwargs)
+    loop.learner.agent.act = slow_act
+    robot.calls.clear()
+    assert loop.step() is Outcome.HELD
+    assert 'send' not in robot.kinds() and loop.learner.env_steps == 0
+
+
+def test_a_label_with_no_episode_running_is_refused_not_dropped():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    with pytest.raises(ValueError, match='no episode is running'):
+        loop.label_episode('success')                # before the first episode
+    loop.step()
+    loop.label_episode('failure')
+    with pytest.raises(ValueError, match='no episode is running'):
+        loop.label_episode('success')                # the episode is ending already
+    human = FakeHuman()
+    human.labels = ['success']                       # a button before the first episode
+    loop = _loop(FakeRobot(), human=human)
+    assert loop.step() is Outcome.NEW_EPISODE        # ignored, with a warning
+
+
 def test_a_human_drives_flagged_steps_and_invalid_input_holds():
     robot = FakeRobot()
     human = FakeHuman('human', np.array([0.5, 0.0, 0.0, 1.0], np.float32))
@@ -199,8 +229,10 @@ def test_evaluation_episodes_act_deterministically_and_are_not_stored():
     assert evaluation.wait_episode(timeout=1.0)
     assert evaluation.finished[0].success_progress
     assert loop.learn() is None and loop.learning_paused == 'evaluating'
-    loop.stop_evaluation()
-    assert loop.step() is Outcome.NEW_EPISODE
+    loop.stop_evaluation(object())                 # another evaluation's end leaves this one
+    assert loop.evaluating
+    loop.stop_evaluation(evaluation)
+    assert not loop.evaluating and loop.step() is Outcome.NEW_EPISODE
 
 
 def test_learning_pauses_without_rewards_and_resumes_when_they_come():

@@ -262,6 +262,30 @@ def test_a_safety_limit_set_while_running_limits_the_next_commands(ros_graph, tm
     assert max(after) <= 0.05 + 1e-6, max(after)
 
 
+def test_reset_by_hand_holds_between_episodes_and_the_marker_is_in_rviz_frame(
+        ros_graph, tmp_path):
+    """No reset service: a person resets, hand_reset_s between episodes (not before the first)."""
+    from sole_r1_interfaces.msg import Episode
+    from visualization_msgs.msg import Marker
+    ros_graph.add(FakeArm(ros_graph.context))
+    probe = ros_graph.probe()
+    episodes, markers = Sink(), Sink()
+    probe.create_subscription(Episode, 'episode', episodes, 50)
+    probe.create_subscription(Marker, 'sole_r1/learner_marker', markers, 10)
+    started = time.monotonic()
+    _learner(ros_graph, tmp_path, joint_names=JOINTS, **_SLOW_OTHERS, episode_length=4,
+             hand_reset_s=1.5, marker_frame='map')
+    assert ros_graph.wait_for(lambda: sum(bool(m.episode_id) for m in episodes.messages) >= 2,
+                              timeout=30.0)
+    arrivals = [(bool(m.episode_id), t) for m, t in zip(episodes.messages, episodes.times)]
+    starts = [t for begun, t in arrivals if begun]
+    assert starts[0] - started < 10.0                   # the first: no hold (the scene is set)
+    ends = [t for begun, t in arrivals if not begun and t > starts[0]]
+    assert starts[1] - ends[0] >= 1.4, (ends[0], starts[1])
+    assert ros_graph.wait_for(lambda: markers.messages, timeout=5.0)   # the 1 Hz status too
+    assert {m.header.frame_id for m in markers.messages} == {'map'}
+
+
 @pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame'])
 def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
         ros_graph, tmp_path, broken):
@@ -343,10 +367,16 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
 
     client = ros_graph.action_client(Evaluate, 'learner_node/evaluate')
     assert client.wait_for_server(timeout_sec=10.0)
+    assert ros_graph.call(pause, SetBool.Request(data=True)).success   # paused: it would wait
+    refused = client.send_goal_async(Evaluate.Goal(episodes=1))
+    assert ros_graph.wait_for(refused.done, timeout=10.0) and not refused.result().accepted
+    assert ros_graph.call(pause, SetBool.Request(data=False)).success
     feedback = []
     goal_future = client.send_goal_async(Evaluate.Goal(episodes=2, progress_threshold=50.0),
                                          feedback_callback=lambda f: feedback.append(f.feedback))
     assert ros_graph.wait_for(goal_future.done, timeout=10.0)
+    second = client.send_goal_async(Evaluate.Goal(episodes=1))   # one evaluation at a time
+    assert ros_graph.wait_for(second.done, timeout=10.0) and not second.result().accepted
     result_future = goal_future.result().get_result_async()
     assert ros_graph.wait_for(result_future.done, timeout=60.0)
     result = result_future.result().result
