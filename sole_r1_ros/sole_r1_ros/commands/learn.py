@@ -10,6 +10,7 @@ seconds; a second Ctrl-C skips only the plots.
 import argparse
 from dataclasses import dataclass, field
 import json
+import math
 import os
 from pathlib import Path
 import signal
@@ -83,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--run-dir', default='runs/learn', help='everything of the run goes here')
     parser.add_argument('--resume', action='store_true', help='continue the run in --run-dir')
     parser.add_argument('--fresh', action='store_true', help='start a new run in --run-dir even '
-                        'if it holds one (unreadable checkpoints are kept, never deleted)')
+                        'if it holds one (the old one moves to --run-dir/previous-<time>/, '
+                        'never deleted)')
     parser.add_argument('--params-file', help='YAML (default: config/sim_learn.yaml or '
                         'config/real_robot_learn.yaml)')
     parser.add_argument('--eval-episodes', type=int, default=10,
@@ -158,6 +160,7 @@ def _check_run_dir(request: LearnRequest) -> bool:
         raise ValueError(f'--run-dir {run_dir} is not writable: {exc.strerror}') from exc
     checkpoints = list_checkpoints(run_dir / 'checkpoints')
     if request.fresh:
+        _move_previous_run(run_dir)
         return False
     if not request.resume:
         if checkpoints:
@@ -177,6 +180,22 @@ def _check_run_dir(request: LearnRequest) -> bool:
     raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
                      f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
                      'start over (the unreadable checkpoints are kept)')
+
+
+def _move_previous_run(run_dir: Path) -> None:
+    """Move what a run left in ``run_dir`` into ``run_dir/previous-<time>/`` (nothing deleted).
+
+    A new run would otherwise resume nothing yet append to the old run's episodes, metrics
+    and curves, and number its bags after the old ones.
+    """
+    old = [p for p in run_dir.iterdir() if not p.name.startswith('previous-')]
+    if not old:
+        return
+    aside = run_dir / time.strftime('previous-%Y%m%d-%H%M%S')
+    aside.mkdir()
+    for path in old:
+        path.rename(aside / path.name)
+    print(f'sole-r1 learn: --fresh: the previous run in {run_dir} moved to {aside}', flush=True)
 
 
 def _params(request: LearnRequest, resume: bool) -> dict:
@@ -477,7 +496,13 @@ class _Session:
         if start_steps:
             print(f'resumed {self.run_dir}: {start_steps} steps, '
                   f"{monitor.counter('learner_node', 'episodes_done'):.0f} episodes")
-        self.learn_started_s, self.start_steps = time.monotonic(), start_steps
+        if start_steps >= request.steps:
+            print(f'sole-r1 learn: the run already has {start_steps} environment steps and '
+                  f'--steps {request.steps} counts the whole run: nothing to learn (give more '
+                  'steps); evaluating it', file=sys.stderr, flush=True)
+        # From now: steps taken before (a baseline's) do not count in this session's rate.
+        self.learn_started_s = time.monotonic()
+        self.start_steps = max(start_steps, int(monitor.counter('learner_node', 'env_steps')))
         # In per cent of the run: --steps ends it by steps, --minutes by time, whichever comes
         # first, so the time left is the bar's own estimate of that, not of the step budget;
         # the run ends when that share is whole.
@@ -541,7 +566,11 @@ class _Session:
         what = 'the policy' if final else 'the untrained policy (a baseline)'
         print(f'evaluating {what} over {episodes} episodes ...', flush=True)
         goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
-        if not self._wait(goal) or not goal.result().accepted:
+        if not self._wait(goal):
+            return 0
+        if not goal.result().accepted:
+            print('the learner refused the evaluation (paused, or evaluating already: its log '
+                  'says which)', flush=True)
             return 0
         result_future = goal.result().get_result_async()
         if not self._wait(result_future):
@@ -549,16 +578,18 @@ class _Session:
             return 0
         self.monitor.stop_video()
         result = result_future.result().result
+        truth = _finite(result.success_rate_ground_truth)   # NaN on a real robot: null
         self.report[name] = {
             'episodes': result.episodes_done,
             'success_rate_progress': result.success_rate_progress,
-            'success_rate_ground_truth': result.success_rate_ground_truth,
+            'success_rate_ground_truth': truth,
             'mean_final_progress': result.mean_final_progress,
             'final_progress': list(result.final_progress),
-            'success_ground_truth': list(result.success_ground_truth)}
+            'success_ground_truth': list(result.success_ground_truth) if truth is not None
+            else None}
         (self.run_dir / f'{name}.json').write_text(json.dumps(self.report[name], indent=2))
-        print(f'{name} over {result.episodes_done} episodes: success '
-              f'{100 * result.success_rate_ground_truth:.0f}% (simulator), '
+        simulator = (f'{100 * truth:.0f}% (simulator), ' if truth is not None else '')
+        print(f'{name} over {result.episodes_done} episodes: success {simulator}'
               f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
               f'mean final progress {result.mean_final_progress:.0f}%')
         return 0
@@ -589,6 +620,15 @@ class _Session:
         self._write_summary(code)
         print(f'run directory: {self.run_dir}')
 
+    def _baseline(self) -> dict:
+        """The untrained policy's evaluation: this session's, or a resumed run's first."""
+        if 'baseline' in self.report:
+            return self.report['baseline']
+        try:
+            return json.loads((self.run_dir / 'baseline.json').read_text())
+        except (OSError, ValueError):
+            return {}
+
     def _write_summary(self, code: int) -> None:
         monitor, request = self.monitor, self.request
         steps = int(monitor.counter('learner_node', 'env_steps'))
@@ -604,7 +644,7 @@ class _Session:
             'total_wall_s': round(time.monotonic() - self.started_s, 1),
             'eval_episodes': evaluation.get('episodes', 0),
             'true_success': _rounded(evaluation.get('success_rate_ground_truth')),
-            'untrained_true_success': _rounded(self.report.get('baseline', {}).get(
+            'untrained_true_success': _rounded(self._baseline().get(
                 'success_rate_ground_truth')),
             'predicted_success': _rounded(evaluation.get('success_rate_progress')),
             'reward_goal_trained': {'yes': True, 'no': False}.get(
@@ -649,12 +689,25 @@ def _policy_input(learner: dict) -> str:
 
 def _rounded(value: float | None) -> float | None:
     """A float32 rate from the action result, as the fraction it is (0.7, not 0.6999999881)."""
-    return None if value is None else round(float(value), 4)
+    value = _finite(value)
+    return None if value is None else round(value, 4)
+
+
+def _finite(value: float | None) -> float | None:
+    """The value, or None for a NaN (strict JSON has no NaN; a real robot has no truth)."""
+    return None if value is None or not math.isfinite(float(value)) else float(value)
 
 
 def _git_commit() -> str | None:
+    """The commit checked out, with '-dirty' when tracked files differ from it."""
+    here = Path(__file__).parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(['git', *args], capture_output=True, text=True, cwd=here,
+                              timeout=5).stdout.strip()
     try:
-        return subprocess.run(['git', 'rev-parse', 'HEAD'], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+        commit = git('rev-parse', 'HEAD')
+        dirty = commit and git('status', '--porcelain', '--untracked-files=no')
     except (OSError, subprocess.SubprocessError):
         return None
+    return (commit + ('-dirty' if dirty else '')) or None

@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 import threading
+import time
 
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
@@ -57,6 +58,8 @@ class RunMonitorNode(Node):
                                  guard('progress', self._progress_callback), 50)
         self.create_subscription(TaskState, 'ground_truth',
                                  guard('ground_truth', self._truth_callback), 10)
+        # An ended episode's last answer comes a model call after its end: lines wait for it.
+        self.create_timer(0.25, self._write_finished)
         # made here, before the node spins: rclpy's ActionClient registers itself before it
         # has its lock (ros2/rclpy#1589), and a spinning executor can reach it in between
         self.evaluate = ActionClient(self, Evaluate, 'learner_node/evaluate')
@@ -75,7 +78,7 @@ class RunMonitorNode(Node):
             if current is not None and current['episode_id'] == msg.episode_id:
                 return
             if current is not None:
-                current['ended'] = True
+                current['ended'] = time.monotonic()
                 self._closing[current['episode_id']] = current
                 self._write_if_complete(current)
             while len(self._closing) > 4:   # results that never came: write what is known
@@ -120,9 +123,24 @@ class RunMonitorNode(Node):
             return self._episode
         return self._closing.get(episode_id)
 
+    def _write_finished(self) -> None:
+        with self._lock:
+            for episode in list(self._closing.values()):
+                self._write_if_complete(episode)
+
+    def _answer_wait_s(self) -> float:
+        """How long after its end an episode's last answer may still come: twice the slowest."""
+        return min(30.0, max(1.0, 2.0 * max(self._latencies, default=0.0)))
+
     def _write_if_complete(self, episode: dict, force: bool = False) -> None:
-        """One JSON line per episode, once it ended and its result came (or at close)."""
-        if not (force or (episode.get('ended') and episode.get('result'))):
+        """One JSON line per episode: ended, its result in, its last answer's wait over.
+
+        The reward node answers the episode's last frame a model call after the end (the camera
+        node asks it then), so the line waits ``_answer_wait_s``; at close, what is known.
+        """
+        ended = episode.get('ended')
+        if not (force or (ended and episode.get('result')
+                          and time.monotonic() - ended >= self._answer_wait_s())):
             return
         self._closing.pop(episode['episode_id'], None)
         progress = episode.pop('progress')

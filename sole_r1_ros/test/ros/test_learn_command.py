@@ -215,6 +215,18 @@ def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
         assert nodes.stop() == {'camera_node': 0}
 
 
+def test_fresh_moves_the_previous_run_aside_and_starts_clean(tmp_path):
+    from sole_r1_ros.commands.learn import _check_run_dir, LearnRequest
+    run = tmp_path / 'run'
+    (run / 'checkpoints').mkdir(parents=True)
+    (run / 'episodes.jsonl').write_text('{"episode_id": "old"}\n')
+    (run / 'bag-001').mkdir()
+    assert _check_run_dir(LearnRequest(goal='g', run_dir=run, fresh=True)) is False
+    [aside] = [p for p in run.iterdir()]
+    assert aside.name.startswith('previous-')
+    assert sorted(p.name for p in aside.iterdir()) == ['bag-001', 'checkpoints', 'episodes.jsonl']
+
+
 def test_resume_never_starts_fresh_silently(tmp_path):
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'none'), '--resume')
     assert code == 2 and 'does not exist' in err
