@@ -17,8 +17,7 @@ import numpy as np
 
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.rl.poses import (
-    EePose, QUATERNION_TOLERANCE, quat_conjugate, quat_from_rotvec, quat_multiply,
-    rotvec_from_quat, wrap_angle, yaw_of)
+    EePose, QUATERNION_TOLERANCE, quat_from_rotvec, quat_multiply, wrap_angle, yaw_of)
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -228,12 +227,15 @@ class JointTargetAdapter:
         n = len(self.joint_names)
         a = clamp_to_limits(_vector('action', action, n), -1.0, 1.0)
         q = _vector('current', current, n)
-        target = q + a * _bound('max_step_rad', self.max_step_rad, n)
-        target = clamp_to_limits(target, self.lower, self.upper)
-        if previous_target is not None:
-            target = rate_limit(target, previous_target, self.max_rate_rad)
-            target = clamp_to_limits(target, self.lower, self.upper)
-        return target
+        # A joint measured outside its limits may come back by a step, never jump the gap.
+        lower = np.minimum(_bound('lower', self.lower, n), q)
+        upper = np.maximum(_bound('upper', self.upper, n), q)
+        target = clamp_to_limits(q + a * _bound('max_step_rad', self.max_step_rad, n),
+                                 lower, upper)
+        # From the last target, or after a hold (none) from where the arm is.
+        target = rate_limit(target, q if previous_target is None else previous_target,
+                            self.max_rate_rad)
+        return clamp_to_limits(target, lower, upper)
 
 
 @dataclass(frozen=True)
@@ -348,14 +350,23 @@ def safe_ee_target(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
 
 def _cut_yaw(box: SafetyBox, orientation: np.ndarray,
              rotation: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Remove the yaw change of ``rotation`` that would leave the allowed arc (wrap-safe)."""
+    """Shorten ``rotation`` so the yaw stays in the allowed arc (wrap-safe); never lengthen it.
+
+    The rotation is scaled down, not corrected about the base z axis: near a vertical tool
+    axis yaw is ill-conditioned, and a correction there was a turn of up to pi in one step.
+    Bisection on the scale, which keeps the step inside the rotation limit already applied.
+    """
     half = box.yaw_half_range_rad
-    target = quat_multiply(quat_from_rotvec(rotation), orientation)
     before = wrap_angle(yaw_of(orientation) - box.yaw_centre_rad)
-    change = wrap_angle(yaw_of(target) - yaw_of(orientation))
-    allowed = float(np.clip(change, min(0.0, -half - before), max(0.0, half - before)))
-    if allowed == change:
+    lowest, highest = min(0.0, -half - before), max(0.0, half - before)
+
+    def allowed(scale: float) -> bool:
+        target = quat_multiply(quat_from_rotvec(scale * rotation), orientation)
+        return lowest <= wrap_angle(yaw_of(target) - yaw_of(orientation)) <= highest
+    if allowed(1.0):
         return rotation, False
-    # Turning the target about the base z axis changes its yaw and nothing else.
-    corrected = quat_multiply(quat_from_rotvec([0.0, 0.0, allowed - change]), target)
-    return rotvec_from_quat(quat_multiply(corrected, quat_conjugate(orientation))), True
+    inside, outside = 0.0, 1.0
+    for _ in range(30):
+        middle = 0.5 * (inside + outside)
+        inside, outside = (middle, outside) if allowed(middle) else (inside, middle)
+    return inside * rotation, True

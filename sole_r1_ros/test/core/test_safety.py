@@ -126,9 +126,16 @@ def test_joint_adapter_hits_joint_limits_and_rate_limit_in_name_order():
     current = adapter.positions_in_order(['wrist', 'elbow', 'shoulder', 'finger'],
                                          [0.45, -1.95, 0.0, 0.02])
     np.testing.assert_allclose(current, [0.0, -1.95, 0.45])
-    target = adapter.command([1.0, -1.0, 1.0], current)
-    np.testing.assert_allclose(target, [0.2, -2.0, 0.5])          # lower and upper limits hit
-    np.testing.assert_allclose(adapter.command([5.0, 0.0, 0.0], current), [0.2, -1.95, 0.45])
+    target = adapter.command([1.0, -1.0, 1.0], current)   # the first, or the first after a hold:
+    np.testing.assert_allclose(target, [0.1, -2.0, 0.5])  # the rate limit from where it is
+    np.testing.assert_allclose(adapter.command([1.0, -1.0, 1.0], current, [0.05, -1.95, 0.45]),
+                               [0.15, -2.0, 0.5])          # lower and upper limits hit
+    np.testing.assert_allclose(adapter.command([5.0, 0.0, 0.0], current), [0.1, -1.95, 0.45])
+    # A joint measured outside its limits comes back by a step at most, never further out.
+    outside = [2.5, -2.3, 0.0]
+    np.testing.assert_allclose(adapter.command([-1.0, -1.0, 0.0], outside), [2.4, -2.3, 0.0])
+    np.testing.assert_allclose(adapter.command([-1.0, 1.0, 0.0], outside, outside),
+                               [2.4, -2.2, 0.0])
     limited = adapter.command([1.0, 1.0, -1.0], current, previous_target=[0.0, -1.95, 0.45])
     np.testing.assert_allclose(limited, [0.1, -1.85, 0.35])        # rate limit hit
     with pytest.raises(ValueError, match='lacks'):
@@ -220,6 +227,21 @@ def test_yaw_limit_cuts_only_the_outward_yaw_and_wraps_through_pi():
     beyond = _pose(yaw=centre + 0.5)                # already outside: no further out
     np.testing.assert_allclose(
         safe_ee_delta(box, beyond, [0, 0, 0], [0.0, 0.0, 0.05]).rotation_rad, 0.0, atol=1e-9)
+
+
+@pytest.mark.parametrize('pitch', [1.2, math.pi / 2 - 0.01])
+def test_a_yaw_cut_never_turns_the_tool_further_than_asked(pitch):
+    """Near a vertical tool axis yaw is ill-conditioned: a cut once turned it by up to pi."""
+    box = SafetyBox(yaw_half_range_rad=0.5)
+    orientation = quat_multiply(quat_from_rotvec([0.0, 0.0, 0.5]),
+                                quat_from_rotvec([0.0, pitch, 0.0]))
+    pose = EePose([0.0, 0.6, 0.2], orientation)
+    for asked in ([0.0, 0.05, 0.0], [0.1, 0.0, 0.0], [0.0, 0.0, 0.1], [0.05, 0.05, 0.05]):
+        delta = safe_ee_delta(box, pose, [0, 0, 0], asked)
+        assert np.linalg.norm(delta.rotation_rad) <= np.linalg.norm(asked) + 1e-12
+        assert np.linalg.norm(delta.rotation_rad) <= box.max_rotation_rad + 1e-12
+        target, _ = safe_ee_target(box, pose, [0, 0, 0], asked)
+        assert abs(wrap_angle(yaw_of(target.orientation))) <= 0.5 + 1e-6
 
 
 @pytest.mark.parametrize('call', [
