@@ -59,12 +59,12 @@ class EvaluateAction:
             self._busy = False
             goal_handle.abort()
             return Evaluate.Result()
-        evaluation = self.loop.start_evaluation(threshold)
+        wanted = max(1, int(request.episodes))
+        evaluation = self.loop.start_evaluation(threshold, episodes=wanted)
         if self._truth is None:
             self._truth = self._node.create_subscription(
                 TaskState, 'ground_truth', self.firewall.guard(
                     'ground_truth', lambda m: self.loop.saw_ground_truth(bool(m.success))), 10)
-        wanted = max(1, int(request.episodes))
         try:
             while len(evaluation.finished) < wanted:
                 if goal_handle.is_cancel_requested:

@@ -25,10 +25,13 @@ class EpisodeOutcome:
 class Evaluation:
     """Collects progress answers and ground truth of evaluation episodes (thread-safe)."""
 
-    def __init__(self, threshold: float, label_wait_s: float = 10.0) -> None:
+    def __init__(self, threshold: float, label_wait_s: float = 10.0,
+                 episodes: int | None = None) -> None:
+        """``episodes``: how many are wanted (None: until stopped); no more are begun."""
         if not 0.0 <= threshold <= 100.0:
             raise ValueError(f'progress threshold must be in [0, 100], got {threshold}')
         self.threshold = threshold
+        self.episodes = episodes
         self._label_wait_s = label_wait_s
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -37,6 +40,12 @@ class Evaluation:
         self._truth: dict[str, bool] = {}
         self._closing: list[tuple[str, float, int]] = []   # (episode, end time, answers then)
         self.finished: list[EpisodeOutcome] = []
+
+    @property
+    def all_started(self) -> bool:
+        """Every wanted episode has begun: the robot holds while the last answers come."""
+        with self._lock:
+            return self.episodes is not None and len(self._progress) >= self.episodes
 
     def episode_started(self, episode_id: str) -> None:
         with self._lock:

@@ -191,9 +191,14 @@ class ControlLoop:
             self._label = label
             self._episode_over = True
 
-    def start_evaluation(self, threshold: float) -> Evaluation:
-        """Run deterministic episodes from the next step until ``stop_evaluation``."""
-        evaluation = Evaluation(threshold, label_wait_s=self.config.label_wait_s)
+    def start_evaluation(self, threshold: float, episodes: int | None = None) -> Evaluation:
+        """Run deterministic episodes from the next step until ``stop_evaluation``.
+
+        With ``episodes``, the robot holds once that many have begun (none is begun only to be
+        cut short when the evaluation ends).
+        """
+        evaluation = Evaluation(threshold, label_wait_s=self.config.label_wait_s,
+                                episodes=episodes)
         with self._lock:
             self._evaluation = evaluation
             self._reset_requested = True
@@ -250,6 +255,12 @@ class ControlLoop:
                 logger.warning('label %r from the Joy buttons ignored: %s', label, exc)
         if new_episode:
             self._finish_episode()
+            evaluation = self._evaluation
+            if evaluation is not None and evaluation.all_started:
+                with self._lock:   # the last one's answers are due: hold, begin none
+                    self._episode_id = None
+                self._robot.hold()
+                return Outcome.HELD
             self._begin_episode()
             return Outcome.NEW_EPISODE
         sensed = self._robot.observe()
@@ -369,7 +380,7 @@ class ControlLoop:
 
         Waits for a new observation in 0.1 s slices (so a stop is quick); once none came for
         ``stale_after_s()``, ``step`` runs anyway and holds the robot. With
-        ``pace_to_control_rate``, actions are at least 0.8 control periods apart. An error
+        ``pace_to_control_rate``, actions are at least a control period apart. An error
         holds the robot and is reported; the loop goes on.
         """
         period, last = 1.0 / self.config.control_rate_hz, 0.0
@@ -378,8 +389,10 @@ class ControlLoop:
             since = time.monotonic() - last
             if not ready and since < stale_after_s():
                 continue
-            if since < 0.8 * period and self.config.pace_to_control_rate:
-                time.sleep(0.8 * period - since)   # a camera faster than the control rate
+            if since < period and self.config.pace_to_control_rate:
+                # a camera faster than the control rate; a full period, which the speed limit
+                # assumes (0.8 of one let steps come at 1.25 times the speed)
+                time.sleep(period - since)
             try:
                 self.step()
                 last = time.monotonic()

@@ -124,6 +124,22 @@ def test_pause_holds_and_stops_learning_and_a_failed_reset_still_starts_an_episo
     assert loop.step() is Outcome.ACTED
 
 
+def test_an_evaluation_of_n_episodes_begins_no_more_than_n():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    evaluation = loop.start_evaluation(threshold=50.0, episodes=1)
+    assert loop.step() is Outcome.NEW_EPISODE            # the evaluation episode
+    for _ in range(6):
+        loop.step()                                      # ... ends at its length
+    robot.calls.clear()
+    assert [loop.step() for _ in range(3)] == [Outcome.HELD] * 3   # its answer is due: hold
+    assert set(robot.kinds()) == {'hold'} and evaluation.all_started
+    loop.stop_evaluation(evaluation)
+    assert loop.step() is Outcome.NEW_EPISODE            # training again
+    assert len([s for s in robot.summaries if s.evaluation]) == 1
+
+
 def test_a_pause_during_the_policys_inference_sends_no_command():
     robot = FakeRobot()
     loop = _loop(robot)
