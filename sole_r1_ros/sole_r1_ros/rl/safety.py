@@ -261,6 +261,10 @@ class SafetyBox:
     max_speed_m_s: float = option(0.25, 'largest end-effector speed: the translation of one '
                                   'command is also capped at speed x control period [m/s]',
                                   range=(0.0, 10.0))
+    max_angular_speed_rad_s: float = option(
+        1.0, 'largest tool turning rate: the rotation of one command is also capped at this x '
+        'control period (so a faster control rate is not a faster turn) [rad/s]',
+        range=(0.0, 10.0))
     quaternion_tolerance: float = option(QUATERNION_TOLERANCE, 'a pose quaternion whose norm '
                                          'is further from 1 is invalid: the pose counts as '
                                          'stale', range=(1e-9, 0.1))
@@ -286,7 +290,8 @@ class SafeDelta(NamedTuple):
     '''(3,) rotation vector [rad], applied on the left of the current orientation.'''
     limits: tuple[str, ...]
     '''The limits that changed the request, in the order applied: 'translation', 'speed',
-    'rotation', 'box', 'yaw' (empty: passed unchanged); for logs and counters.'''
+    'rotation', 'angular speed', 'box', 'yaw' (empty: passed unchanged); for logs and
+    counters.'''
 
 
 def apply_ee_delta(pose: EePose, translation_m: ArrayLike, rotation_rad: ArrayLike) -> EePose:
@@ -302,7 +307,8 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
     """Clamp a requested end-effector step so the command it becomes is safe.
 
     In order: the translation norm is capped at ``min(max_translation_m, max_speed_m_s *
-    period_s)`` and the rotation angle at ``max_rotation_rad`` (directions kept); then the part
+    period_s)`` and the rotation angle at ``min(max_rotation_rad, max_angular_speed_rad_s *
+    period_s)`` (directions kept); then the part
     of the translation that would leave the box is cut per axis, and the yaw change that would
     leave the allowed yaw arc is cut. Like ``clamp_delta_to_workspace``, a pose already outside
     the box or the arc may move back in but never further out. The box comes last, so it wins.
@@ -327,9 +333,10 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
         limits.append('translation' if cap == box.max_translation_m else 'speed')
         dp = dp * (cap / norm)
     angle = float(np.linalg.norm(dr))
-    if angle > box.max_rotation_rad:
-        limits.append('rotation')
-        dr = dr * (box.max_rotation_rad / angle)
+    turn = min(box.max_rotation_rad, box.max_angular_speed_rad_s * period_s)
+    if angle > turn:
+        limits.append('rotation' if turn == box.max_rotation_rad else 'angular speed')
+        dr = dr * (turn / angle)
     inside = clamp_delta_to_workspace(pose.position, dp, box.box_lower, box.box_upper)
     if not np.array_equal(inside, dp):
         limits.append('box')

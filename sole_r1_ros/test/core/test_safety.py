@@ -229,6 +229,15 @@ def test_yaw_limit_cuts_only_the_outward_yaw_and_wraps_through_pi():
         safe_ee_delta(box, beyond, [0, 0, 0], [0.0, 0.0, 0.05]).rotation_rad, 0.0, atol=1e-9)
 
 
+def test_the_turning_rate_is_capped_per_second_not_only_per_step():
+    box = SafetyBox(max_rotation_rad=0.1, max_angular_speed_rad_s=1.0)
+    assert np.linalg.norm(safe_ee_delta(box, _pose(), [0, 0, 0], [0, 0, 0.1],
+                                        period_s=0.1).rotation_rad) == pytest.approx(0.1)
+    fast = safe_ee_delta(box, _pose(), [0, 0, 0], [0, 0, 0.1], period_s=0.001)   # 1 kHz
+    assert np.linalg.norm(fast.rotation_rad) == pytest.approx(0.001)
+    assert fast.limits == ('angular speed',)
+
+
 @pytest.mark.parametrize('pitch', [1.2, math.pi / 2 - 0.01])
 def test_a_yaw_cut_never_turns_the_tool_further_than_asked(pitch):
     """Near a vertical tool axis yaw is ill-conditioned: a cut once turned it by up to pi."""
