@@ -20,11 +20,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, Pyth
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate, given
-
-
-_REWARD_ARGUMENTS = {'backend': 'reward_backend', 'model': 'model',
-                     'openai.base_url': 'base_url'}
+from sole_r1_ros.launch_utils import (
+    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
 
 
 def _reward(context, ns, params, sim_time) -> list:
@@ -33,7 +30,7 @@ def _reward(context, ns, params, sim_time) -> list:
         package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
         output='screen', parameters=[params, {
             'goal': LaunchConfiguration('goal'), 'autostart': False, 'use_sim_time': sim_time,
-            **given(context, _REWARD_ARGUMENTS)}])
+            **given(context, REWARD_ARGUMENTS)}])
     return [reward, *configure_and_activate(reward)]
 
 
@@ -73,15 +70,7 @@ def generate_launch_description() -> LaunchDescription:
                               'command_topic (which sets their type too)'),
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description="every node on the simulator's /clock (Gazebo)"),
-        DeclareLaunchArgument('reward_backend', default_value='',
-                              description='transformers | openai | compact (default: the '
-                              "params_file's reward_node.backend)"),
-        DeclareLaunchArgument('model', default_value='',
-                              description='SOLE-R1-8B checkpoint folder or served model name '
-                              "(default: the params_file's)"),
-        DeclareLaunchArgument('base_url', default_value='',
-                              description='OpenAI-compatible endpoint of vllm serve, e.g. '
-                              "http://localhost:8000/v1 (default: the params_file's)"),
+        *reward_arguments(),
         DeclareLaunchArgument('run_dir', default_value='runs/real_robot'),
         DeclareLaunchArgument('record', default_value='true',
                               description='record a bag (cameras, rewards, reasoning, '

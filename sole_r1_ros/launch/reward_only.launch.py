@@ -6,7 +6,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate, given
+from sole_r1_ros.launch_utils import (
+    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
 
 
 def _reward(context, ns, params) -> list:
@@ -15,8 +16,7 @@ def _reward(context, ns, params) -> list:
         package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
         output='screen', parameters=[params, {
             'goal': LaunchConfiguration('goal'), 'autostart': False,
-            **given(context, {'backend': 'reward_backend', 'model': 'model',
-                              'openai.base_url': 'base_url'})}])
+            **given(context, REWARD_ARGUMENTS)}])
     return [reward, *configure_and_activate(reward)]
 
 
@@ -29,14 +29,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),
         DeclareLaunchArgument('wrist_camera', default_value='/camera/wrist/image_raw'),
-        DeclareLaunchArgument('reward_backend', default_value='',
-                              description='transformers | openai | compact (default: the '
-                              "params_file's reward_node.backend)"),
-        DeclareLaunchArgument('model', default_value='',
-                              description='checkpoint folder or served model (default: the '
-                              "params_file's)"),
-        DeclareLaunchArgument('base_url', default_value='',
-                              description="vllm serve's endpoint (default: the params_file's)"),
+        *reward_arguments(),
         DeclareLaunchArgument('record', default_value='false',
                               description='also record a bag (recorder_node)'),
         DeclareLaunchArgument('namespace', default_value=''),

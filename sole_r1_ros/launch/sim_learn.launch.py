@@ -8,7 +8,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate, given
+from sole_r1_ros.launch_utils import (
+    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
 
 
 def _reward(context, ns, params) -> list:
@@ -17,7 +18,7 @@ def _reward(context, ns, params) -> list:
         package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
         output='screen', parameters=[params, {
             'goal': LaunchConfiguration('goal'), 'autostart': False,
-            **given(context, {'backend': 'reward_backend', 'model': 'model'})}])
+            **given(context, REWARD_ARGUMENTS)}])
     return [reward, *configure_and_activate(reward)]
 
 
@@ -32,12 +33,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('goal', default_value='close the drawer'),
         DeclareLaunchArgument('task', default_value='drawer-close-v3',
                               description='Meta-World v3 task id'),
-        DeclareLaunchArgument('reward_backend', default_value='',
-                              description='transformers | openai | compact | oracle (default: '
-                              "the params_file's reward_node.backend, compact in sim_learn.yaml)"),
-        DeclareLaunchArgument('model', default_value='',
-                              description='checkpoint folder / served model (default: the '
-                              "params_file's)"),
+        *reward_arguments(),
         DeclareLaunchArgument('run_dir', default_value='runs/sim_learn'),
         DeclareLaunchArgument('namespace', default_value=''),
         DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(

@@ -1,6 +1,25 @@
 """Small helpers for our launch files (imported only by them, so launch_ros stays optional)."""
 from typing import Mapping
 
+REWARD_ARGUMENTS = {'backend': 'reward_backend', 'model': 'model', 'openai.base_url': 'base_url'}
+'''The reward node's parameters a launch line may set: {parameter: launch argument}.'''
+
+
+def reward_arguments() -> list:
+    """The launch arguments of ``REWARD_ARGUMENTS``; '' (their default) keeps the params_file's."""
+    from launch.actions import DeclareLaunchArgument
+
+    return [
+        DeclareLaunchArgument('reward_backend', default_value='', description=(
+            "transformers | openai | compact | oracle (default: the params_file's "
+            'reward_node.backend)')),
+        DeclareLaunchArgument('model', default_value='', description=(
+            'SOLE-R1 checkpoint folder, served model name or compact .pt file (default: the '
+            "params_file's)")),
+        DeclareLaunchArgument('base_url', default_value='', description=(
+            "vllm serve's OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: "
+            "the params_file's)"))]
+
 
 def given(context, arguments: Mapping[str, str]) -> dict:
     """``{parameter: value}`` of the launch arguments (``{parameter: argument}``) set non-empty.
