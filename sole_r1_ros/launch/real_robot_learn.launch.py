@@ -20,18 +20,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, Pyth
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import (
-    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
-
-
-def _reward(context, ns, params, sim_time) -> list:
-    """The reward node; backend, model and base_url from the launch line where given."""
-    reward = LifecycleNode(
-        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
-        output='screen', parameters=[params, {
-            'goal': LaunchConfiguration('goal'), 'autostart': False, 'use_sim_time': sim_time,
-            **given(context, REWARD_ARGUMENTS)}])
-    return [reward, *configure_and_activate(reward)]
+from sole_r1_ros.launch_utils import configure_and_activate, given, reward_arguments, reward_node
 
 
 def _learner(context, ns, params, remappings, sim_time) -> list:
@@ -96,7 +85,7 @@ def generate_launch_description() -> LaunchDescription:
                 ('camera/external/depth/image_raw', LaunchConfiguration('external_depth'))],
              parameters=[params, sim_time,
                          {'robot_model': LaunchConfiguration('robot_model')}]),
-        OpaqueFunction(function=_reward, args=[ns, params, sim_time['use_sim_time']]),
+        OpaqueFunction(function=reward_node, args=[ns, params, sim_time]),
         OpaqueFunction(function=_learner, args=[ns, params, robot, sim_time['use_sim_time']]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),

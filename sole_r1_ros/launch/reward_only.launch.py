@@ -3,21 +3,10 @@ from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import LifecycleNode, Node
+from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import (
-    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
-
-
-def _reward(context, ns, params) -> list:
-    """The reward node; backend, model and base_url from the launch line where given."""
-    reward = LifecycleNode(
-        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
-        output='screen', parameters=[params, {
-            'goal': LaunchConfiguration('goal'), 'autostart': False,
-            **given(context, REWARD_ARGUMENTS)}])
-    return [reward, *configure_and_activate(reward)]
+from sole_r1_ros.launch_utils import reward_arguments, reward_node
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -37,7 +26,7 @@ def generate_launch_description() -> LaunchDescription:
             [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params]),
-        OpaqueFunction(function=_reward, args=[ns, params]),
+        OpaqueFunction(function=reward_node, args=[ns, params]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
              remappings=cameras),

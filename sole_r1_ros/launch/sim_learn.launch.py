@@ -8,18 +8,7 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import (
-    configure_and_activate, given, REWARD_ARGUMENTS, reward_arguments)
-
-
-def _reward(context, ns, params) -> list:
-    """The reward node; backend and model from the launch line where given."""
-    reward = LifecycleNode(
-        package='sole_r1_ros', executable='reward_node', name='reward_node', namespace=ns,
-        output='screen', parameters=[params, {
-            'goal': LaunchConfiguration('goal'), 'autostart': False,
-            **given(context, REWARD_ARGUMENTS)}])
-    return [reward, *configure_and_activate(reward)]
+from sole_r1_ros.launch_utils import configure_and_activate, reward_arguments, reward_node
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -43,7 +32,7 @@ def generate_launch_description() -> LaunchDescription:
              parameters=[params, {'task': LaunchConfiguration('task')}]),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', parameters=[params]),
-        OpaqueFunction(function=_reward, args=[ns, params]),
+        OpaqueFunction(function=reward_node, args=[ns, params]),
         learner,
         *configure_and_activate(learner),
     ])

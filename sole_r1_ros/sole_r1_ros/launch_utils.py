@@ -35,6 +35,22 @@ def given(context, arguments: Mapping[str, str]) -> dict:
     return {parameter: value for parameter, value in values.items() if value}
 
 
+def reward_node(context, namespace, params, extra: Mapping | None = None) -> list:
+    """The reward node, configured and activated: the goal, ``REWARD_ARGUMENTS`` where given.
+
+    For an ``OpaqueFunction`` (``args=[namespace, params_file]``), which has the context.
+    """
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import LifecycleNode
+
+    reward = LifecycleNode(
+        package='sole_r1_ros', executable='reward_node', name='reward_node',
+        namespace=namespace, output='screen', parameters=[params, {
+            'goal': LaunchConfiguration('goal'), 'autostart': False, **(extra or {}),
+            **given(context, REWARD_ARGUMENTS)}])
+    return [reward, *configure_and_activate(reward)]
+
+
 def configure_and_activate(lifecycle_node) -> list:
     """Launch entities that configure ``lifecycle_node`` at start and activate it once inactive.
 

@@ -59,6 +59,15 @@ def test_launch_file_is_well_formed(launch_file):
                 assert os.path.isfile(os.path.join(_CONFIG_DIR, items[-1])), items[-1]
 
 
+def test_the_node_the_launch_helpers_start_is_named_and_namespaced():
+    path = os.path.join(_PACKAGE_ROOT, 'sole_r1_ros', 'launch_utils.py')
+    calls = _node_calls(ast.parse(open(path).read(), path))
+    assert calls, 'launch_utils starts no node any more: drop this test'
+    for call in calls:
+        for required in ('name', 'namespace'):
+            assert _keyword(call, required) is not None, f'launch_utils: no {required}='
+
+
 @pytest.mark.parametrize('config_file', sorted(
     f for f in os.listdir(_CONFIG_DIR) if f.endswith('.yaml')))
 def test_yaml_parameters_are_declared_by_their_node(config_file):
