@@ -80,7 +80,10 @@ def run(args: argparse.Namespace) -> int:
     recorded = [r for r in recorded if len(r.external) >= 2]
     if not recorded:
         raise ValueError(f'{args.bag}: no episode with at least 2 frames')
-    ids = [_labelled_id(args.bag, r.episode_id, UNMARKED_EPISODE) for r in recorded]
+    # Each episode's folder in --labelled-out: its id, or the bag's name for an unmarked bag.
+    ids = [re.sub(r'[^A-Za-z0-9_.-]', '_', r.episode_id if r.episode_id != UNMARKED_EPISODE
+                  else f'{os.path.basename(os.path.normpath(str(args.bag)))}-{r.episode_id}')
+           for r in recorded]
     for folder in (args.labelled_out, args.erased_labelled_out):   # before hours of scoring
         check_not_taken(folder, ids, 'bag', str(args.bag))
     pair = bool(config.erased_model)
@@ -123,10 +126,11 @@ def run(args: argparse.Namespace) -> int:
     # folder or the teacher is a pair (whose pictures' half reads the pictures).
     erased_there = erased is not None and not pair and not args.erased_labelled_out
     if args.labelled_out:
-        _write_labelled(args.labelled_out, report, recorded,
+        _write_labelled(args.labelled_out, report, recorded, ids,
                         erased if erased_there else pictures, robot_erased=erased_there)
     if args.erased_labelled_out:
-        _write_labelled(args.erased_labelled_out, report, recorded, erased, robot_erased=True)
+        _write_labelled(args.erased_labelled_out, report, recorded, ids, erased,
+                        robot_erased=True)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "
@@ -154,26 +158,19 @@ def _marked_episodes(args, recorded: list, unmarked: str) -> list:
     return marked
 
 
-def _labelled_id(bag: str, episode_id: str, unmarked: str) -> str:
-    """The folder name of an episode: its id (unique), or the bag's name for an unmarked bag."""
-    if episode_id == unmarked:
-        episode_id = f'{os.path.basename(os.path.normpath(str(bag)))}-{episode_id}'
-    return re.sub(r'[^A-Za-z0-9_.-]', '_', episode_id)
-
-
-def _write_labelled(folder: str, report: dict[str, Any], recorded, frames,
+def _write_labelled(folder: str, report: dict[str, Any], recorded, ids: list[str], frames,
                     robot_erased: bool) -> None:
     """Every episode with the model's per-frame progress: distillation data.
 
-    ``frames``: each episode's (external, wrist) frames to write, erased for an erased student.
+    ``ids``: each episode's folder name; ``frames``: its (external, wrist) frames to write,
+    erased for an erased student.
     """
-    from sole_r1_ros.recording import UNMARKED_EPISODE
-
-    for scored, rec, (external, wrist) in zip(report['episodes'], recorded, frames):
+    for scored, rec, episode_id, (external, wrist) in zip(report['episodes'], recorded, ids,
+                                                          frames):
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(
-            episode_id=_labelled_id(report['bag'], rec.episode_id, UNMARKED_EPISODE),
+            episode_id=episode_id,
             goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
             meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
                   'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
