@@ -142,7 +142,7 @@ def _refuse_unknown(node, declared: Mapping[str, Any]) -> None:
     import difflib
 
     for name in getattr(node, '_parameter_overrides', {}):
-        if name in declared or node.has_parameter(name) or name.startswith('qos_overrides.'):
+        if node.has_parameter(name) or name.startswith('qos_overrides.'):   # declared by now
             continue
         close = difflib.get_close_matches(name, list(declared), n=3)
         hint = f'; did you mean {close}?' if close else ''
