@@ -64,7 +64,7 @@ class LearnerNode(LifecycleNode):
     def _config_changed(self, section: str, config) -> None:
         if self.loop is not None and section == 'loop':
             self.loop.config = config
-        if self._robot is not None and section in ('sensing', 'safety', 'command', 'teleop'):
+        if self._robot is not None:   # it knows which sections it applies (one list, not two)
             self._robot.update(section, config)
 
     # -- lifecycle ------------------------------------------------------------------------------
