@@ -49,7 +49,8 @@ class CommandOutput:
         self._node, self._layout, self._config, self._box = node, layout, config, box
         self._period_s = period_s
         self._joints = (JointTargetAdapter(joint_names, limits.lower, limits.upper,
-                                           limits.max_step_rad, limits.max_rate_rad)
+                                           limits.max_step_rad,
+                                           limits.rate_per_command(period_s))
                         if layout == 'joint_position' else None)
         self._publisher = node.create_publisher(
             MESSAGE_TYPES[config.command_type], command_topic, 10)

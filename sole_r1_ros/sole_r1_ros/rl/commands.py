@@ -102,12 +102,20 @@ class JointLimits:
     max_rate_rad: float = option(0.05, 'largest change of a target between two commands [rad '
                                  'or m per step], whatever the policy says', range=(0.0, 1.0),
                                  **_RO)
+    max_speed_rad_s: float = option(0.5, 'largest joint speed: a target also changes by at most '
+                                    'this x control period per command (so a faster control '
+                                    'rate is not a faster arm) [rad or m per s]',
+                                    range=(0.0, 10.0), **_RO)
 
     def __post_init__(self) -> None:
         validate(self)
         if len(self.lower) != len(self.upper):
             raise ValueError(f'JointLimits: lower has {len(self.lower)} values, upper '
                              f'{len(self.upper)}')
+
+    def rate_per_command(self, period_s: float) -> float:
+        """The largest change of a target between two commands ``period_s`` apart [rad or m]."""
+        return min(self.max_rate_rad, self.max_speed_rad_s * period_s)
 
 
 class EeCommand(NamedTuple):

@@ -6,7 +6,7 @@ import pytest
 
 from sole_r1_ros.rl.commands import (
     CommandConfig, ee_command, gripper_command, hold_joints, hold_normalized, hold_pose,
-    hold_twist, split_action)
+    hold_twist, JointLimits, split_action)
 from sole_r1_ros.rl.poses import EePose, quat_conjugate, quat_multiply, rotvec_from_quat
 from sole_r1_ros.rl.safety import SafetyBox
 
@@ -97,3 +97,9 @@ def test_doctests_of_commands_and_poses_hold():
 
     from sole_r1_ros.rl import commands, poses
     assert doctest.testmod(commands).failed == 0 and doctest.testmod(poses).failed == 0
+
+
+def test_joint_targets_change_by_the_speed_limit_times_the_period_at_most():
+    limits = JointLimits(max_rate_rad=0.05, max_speed_rad_s=0.5)
+    assert limits.rate_per_command(0.1) == pytest.approx(0.05)    # 10 Hz: the rate limit
+    assert limits.rate_per_command(0.01) == pytest.approx(0.005)  # 100 Hz: still 0.5 rad/s

@@ -180,9 +180,10 @@ def test_joint_space_commands_go_out_within_the_limits(ros_graph, tmp_path, comm
     _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
              use_ee_pose=False, command__command_type=command_type, command_topic=topic,
              joints__lower=[0.0, 0.0, 0.0], joints__upper=[0.15, 1.0, 1.0],
-             joints__max_step_rad=0.1, joints__max_rate_rad=0.1)
+             joints__max_step_rad=0.1, joints__max_rate_rad=0.1, joints__max_speed_rad_s=0.4)
     sink = arm.commands[topic]
     assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
+    targets = []
     for msg in sink.messages:
         if command_type == 'joint_trajectory':
             assert isinstance(msg, JointTrajectory) and list(msg.joint_names) == JOINTS
@@ -193,6 +194,12 @@ def test_joint_space_commands_go_out_within_the_limits(ros_graph, tmp_path, comm
         assert len(positions) == len(JOINTS)
         assert 0.0 <= positions[0] <= 0.15               # clamped to the joint limits
         assert abs(positions[1] - 0.2) <= 0.1 + 1e-9     # one step from the measured 0.2
+        targets.append(np.asarray(positions))
+    # 0.4 rad/s at 20 Hz: 0.02 rad a command, below max_rate_rad (a hold sends the measured
+    # joints, [0.1, 0.2, 0.3], and starts again from them)
+    moves = [abs(b - a).max() for a, b in zip(targets, targets[1:])
+             if not np.allclose(b, [0.1, 0.2, 0.3], atol=0)]
+    assert moves and max(moves) <= 0.02 + 1e-9, max(moves)
 
 
 def _motion(msg, at: np.ndarray) -> np.ndarray:
