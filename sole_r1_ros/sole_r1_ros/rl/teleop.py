@@ -69,7 +69,8 @@ class TeleopConfig:
                               'includes the mapped buttons)', range=(0, 64))
     timeout_s: float = option(0.5, 'while the dead-man is held, Joy silence this long holds '
                               "the robot; an invalid message holds it this long [s] (joy's "
-                              'autorepeat_rate keeps messages coming)', range=(0.01, 60.0))
+                              'autorepeat_rate keeps messages coming); at most 1 s, as the '
+                              'last motion repeats until then', range=(0.01, 1.0))
 
     def __post_init__(self) -> None:
         validate(self)

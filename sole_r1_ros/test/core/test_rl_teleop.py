@@ -153,6 +153,7 @@ def test_label_buttons_give_one_label_per_press():
     {'motion_axes': (0, 1, 2, 3, 4, 6)},         # only 6 axes
     {'axis_signs': (1, 1, 1, 1, 1, 0)},
     {'axis_deadbands': (0.1,) * 5},
+    {'timeout_s': 5.0},                          # the last motion would repeat for 5 s
 ])
 def test_bad_teleop_configs_are_rejected(overrides):
     with pytest.raises(ValueError):
