@@ -71,6 +71,14 @@ class Evaluation:
                 self._current = None
                 self._changed.notify_all()
 
+    def episode_discarded(self) -> None:
+        """Forget the running episode, which a reset cut short: another begins in its place."""
+        with self._changed:
+            if self._current is not None:
+                self._progress.pop(self._current, None)
+                self._truth.pop(self._current, None)
+                self._current = None
+
     def wait_episode(self, timeout: float) -> bool:
         """Close the oldest ended episode once its last answer came; True if one closed."""
         with self._changed:

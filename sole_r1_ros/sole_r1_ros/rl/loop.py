@@ -343,7 +343,14 @@ class ControlLoop:
         training = not self._episode_is_evaluation
         evaluation = self._evaluation
         if not training and evaluation is not None:
-            evaluation.episode_finished()
+            with self._lock:
+                cut_short = self._reset_requested and not self._episode_over
+            if cut_short:   # a person's ~/reset: its last answer would be scored as its end
+                logger.warning('evaluation episode %s cut short by a reset: not counted, '
+                               'another begins in its place', self._episode_id)
+                evaluation.episode_discarded()
+            else:
+                evaluation.episode_finished()
         label = self._label
         if label and training and self.config.human_label_reward and self._last_frame:
             self.learner.label(self._episode_id, self._last_frame[0],

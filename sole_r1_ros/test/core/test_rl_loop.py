@@ -140,6 +140,27 @@ def test_an_evaluation_of_n_episodes_begins_no_more_than_n():
     assert len([s for s in robot.summaries if s.evaluation]) == 1
 
 
+def test_an_evaluation_episode_a_reset_cuts_short_is_not_counted_and_another_begins():
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    evaluation = loop.start_evaluation(threshold=50.0, episodes=1)
+    assert loop.step() is Outcome.NEW_EPISODE
+    cut = loop.episode_id
+    loop.step()
+    loop.saw_progress(cut, robot.stamp_ns, 95.0)         # an answer before the reset
+    loop.request_reset()                                 # a person restarts the episode
+    assert loop.step() is Outcome.NEW_EPISODE and loop.episode_id != cut
+    second = loop.episode_id
+    for _ in range(6):
+        loop.step()                                      # the new one runs its length
+    assert loop.step() is Outcome.HELD and evaluation.all_started
+    loop.saw_progress(second, robot.stamp_ns, 10.0)      # its last answer
+    assert evaluation.wait_episode(timeout=1.0)
+    assert [(o.episode_id, o.final_progress) for o in evaluation.finished] == [(second, 10.0)]
+    assert not evaluation.wait_episode(timeout=0.0)      # the cut one is never scored
+
+
 def test_a_pause_during_the_policys_inference_sends_no_command():
     robot = FakeRobot()
     loop = _loop(robot)
