@@ -221,6 +221,18 @@ class CameraNode(Node):
             self._pending_episode = (msg.episode_id, _stamp_ns(msg.header.stamp))
 
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
+        """Start a new episode where no other node announces them (refused where one does).
+
+        A learner owns its episodes: a new id from here would leave the rest of its episode
+        without rewards, so the reset belongs to the learner's own ``~/reset``.
+        """
+        topic = self._episode_pub.topic_name
+        if self.count_publishers(topic) > 1:
+            response.success = False
+            response.message = (f'another node announces the episodes on {topic} (a learner): '
+                                'call its ~/reset, e.g. /learner_node/reset')
+            self.get_logger().warning(f'reset refused: {response.message}')
+            return response
         episode = Episode(episode_id=f'episode-{uuid.uuid4().hex[:8]}')
         episode.header.stamp = self.get_clock().now().to_msg()
         self._episode_pub.publish(episode)

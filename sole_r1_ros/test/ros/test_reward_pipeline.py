@@ -284,6 +284,23 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
         ('a', 3, 'final', 4)]
 
 
+def test_the_camera_nodes_reset_starts_an_episode_unless_a_learner_announces_them(ros_graph):
+    from sole_r1_interfaces.msg import Episode
+    from std_srvs.srv import Trigger
+    from sole_r1_ros.nodes.camera_node import _LATCHED
+    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('use_wrist', value=False)]))
+    probe = ros_graph.probe()
+    reset = probe.create_client(Trigger, 'camera_node/reset')
+    answer = ros_graph.call(reset, Trigger.Request())
+    assert answer.success and answer.message.startswith('episode-')   # nobody else announces
+    learner = probe.create_publisher(Episode, 'episode', _LATCHED)    # a learner comes up
+    assert ros_graph.wait_for(lambda: probe.count_publishers('episode') == 2)
+    answer = ros_graph.call(reset, Trigger.Request())
+    assert not answer.success and '/learner_node/reset' in answer.message
+    probe.destroy_publisher(learner)
+
+
 def _grey_tile(value: int) -> CompressedImage:
     return CompressedImage(format='png', data=encode_tile(np.full((48, 48, 3), value, np.uint8),
                                                           'png'))
