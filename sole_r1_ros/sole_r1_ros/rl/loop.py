@@ -159,6 +159,7 @@ class ControlLoop:
         self._last_frame: tuple[int, int] | None = None   # (stamp, step) of the last record
         self._evaluation: Evaluation | None = None
         self._last_checkpoint_s = clock()
+        self._checkpointed: tuple[int, ...] | None = None
         self._seconds_per_frame = 0.0
         self.held = 0
         self.learning_paused = ''
@@ -365,19 +366,28 @@ class ControlLoop:
 
         Learning pauses while paused or evaluating, and while no reward came for
         ``reward_timeout_s`` (``learning_paused`` says why); control never does. Writes a
-        checkpoint every ``checkpoint_every_s``.
+        checkpoint every ``checkpoint_every_s`` while anything changed, learning or not (the
+        actor records frames while the rewards are late), and none once a stop was asked for
+        (the stop writes its own, if it fits).
         """
+        metrics = None
         if self._paused or self._evaluation is not None:
             self.learning_paused = 'paused' if self._paused else 'evaluating'
-            return None
-        if self._clock() - self.learner.last_label_s > self.config.reward_timeout_s:
+        elif self._clock() - self.learner.last_label_s > self.config.reward_timeout_s:
             self.learning_paused = 'no progress rewards lately'
-            return None
-        self.learning_paused = ''
-        metrics = self.learner.learn(self.config.updates_per_round, keep_going)
-        if self._clock() - self._last_checkpoint_s > self.config.checkpoint_every_s:
+        else:
+            self.learning_paused = ''
+            metrics = self.learner.learn(self.config.updates_per_round, keep_going)
+        if (keep_going()
+                and self._clock() - self._last_checkpoint_s > self.config.checkpoint_every_s
+                and self._checkpointed != self._progress_counts()):
             self.save_checkpoint()
         return metrics
+
+    def _progress_counts(self) -> tuple[int, ...]:
+        """What a checkpoint would hold that the last one does not, if these changed."""
+        stats = self.learner.stats()
+        return (stats['env_steps'], stats['updates'], stats.get('labelled', 0))
 
     # -- the node's two threads ----------------------------------------------------------------
     def run_actor(self, wait_ready: Callable[[float], bool], running: Callable[[], bool],
@@ -453,6 +463,7 @@ class ControlLoop:
                            self._clock() - self._last_checkpoint_s)
             return None
         start = self._last_checkpoint_s = self._clock()
+        self._checkpointed = self._progress_counts()
         path = self.learner.save()
         self._seconds_per_frame = (self._clock() - start) / frames
         return path

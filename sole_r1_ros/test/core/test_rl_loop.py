@@ -291,6 +291,30 @@ def test_learning_pauses_without_rewards_and_resumes_when_they_come():
     assert loop.learn() is not None and loop.learning_paused == ''
 
 
+def test_checkpoints_go_on_while_rewards_are_late_but_not_unchanged_or_after_a_stop(tmp_path):
+    robot, clock = FakeRobot(), Clock()
+    learner = _learner(tmp_path)
+    loop = _loop(robot, learner=learner, clock=clock, reward_timeout_s=5.0, episode_length=50,
+                 checkpoint_every_s=60.0)
+
+    def checkpoints():
+        return len([p for p in tmp_path.iterdir() if not p.name.startswith('.')])
+
+    loop.step()
+    for _ in range(5):
+        loop.step()                                   # frames recorded, no reward answers
+    clock.now = max(clock.now, learner.last_label_s) + 61.0
+    assert loop.learn() is None and loop.learning_paused == 'no progress rewards lately'
+    assert checkpoints() == 1                         # the frames since are kept (none before)
+    clock.now += 61.0
+    assert loop.learn() is None and checkpoints() == 1    # nothing new: nothing rewritten
+    loop.step()
+    clock.now += 61.0
+    assert loop.learn(keep_going=lambda: False) is None and checkpoints() == 1   # stopping
+    loop.set_paused(True)
+    assert loop.learn() is None and checkpoints() == 2    # paused, the new frame still kept
+
+
 def test_online_learner_matches_labels_by_stamp_rejects_nan_and_resumes(tmp_path):
     learner = _learner(tmp_path)
     learner.start_episode('ep')
