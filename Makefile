@@ -8,7 +8,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
-	bench-serving bench-loop bench-drq bench-compact bench-gpu lint \
+	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-gpu lint \
 	compact-model compact-model-erased clean help
 
 help:
@@ -35,7 +35,7 @@ demo: setup
 	sole-r1 demo $(DEMO_ARGS)
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
-	bench-serving bench-compact bench-erasing
+	bench-serving bench-compact bench-erasing bench-checkpoint
 
 bench-sim: setup
 	$(ENV)
@@ -77,6 +77,11 @@ bench-compact: setup
 bench-erasing: setup
 	$(ENV)
 	python bench/bench_erasing.py $(BENCH_ARGS)
+
+# The learner's checkpoint write against the same bytes written bare (about half a minute).
+bench-checkpoint: setup
+	$(ENV)
+	python bench/bench_checkpoint.py $(BENCH_ARGS)
 
 bench-finetune: setup
 	$(ENV)

@@ -122,6 +122,8 @@ def learn(request: LearnRequest) -> int:
     resume = _check_run_dir(request)
     params = check_params(_params(request, resume))
     run_dir = request.run_dir
+    if resume:
+        _check_same_task(run_dir, params)
     session = 1 + len(list(run_dir.glob('params-*.yaml')))
     params_file = run_dir / f'params-{session:03d}.yaml'
     write_params_file(params_file, params)
@@ -135,7 +137,17 @@ def learn(request: LearnRequest) -> int:
                                    'extra_topics': _command_topics(params)}
         write_params_file(params_file, params)
     return _Session(request, run_dir, session, params_file, nodes,
-                    _policy_input(params['learner_node'])).run()
+                    _policy_input(params['learner_node']),
+                    _stop_budget_s(params['learner_node'])).run()
+
+
+def _stop_budget_s(learner: dict) -> float:
+    """The learner's ``stop_budget_s``: the nodes are killed only after it (and 1.5 s more)."""
+    from dataclasses import fields
+
+    from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
+    default = {f.name: f.default for f in fields(LearnerNodeConfig)}['stop_budget_s']
+    return float(learner.get('stop_budget_s', default))
 
 
 def _check_run_dir(request: LearnRequest) -> bool:
@@ -166,6 +178,10 @@ def _check_run_dir(request: LearnRequest) -> bool:
         if checkpoints:
             raise ValueError(f'{run_dir} already holds a run: pass --resume to continue it, '
                              '--fresh to start over there, or choose a new --run-dir')
+        if any(run_dir.glob('params-*.yaml')) or (run_dir / 'episodes.jsonl').exists():
+            raise ValueError(f'{run_dir} holds a run stopped before its first checkpoint (its '
+                             'episodes and bag would mix with this one): pass --fresh to move '
+                             'it aside and start over there, or choose a new --run-dir')
         return False
     if not checkpoints:
         raise ValueError(f'--resume: {run_dir} has no checkpoint to resume from; pass --fresh '
@@ -180,6 +196,28 @@ def _check_run_dir(request: LearnRequest) -> bool:
     raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
                      f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
                      'start over (the unreadable checkpoints are kept)')
+
+
+def _check_same_task(run_dir: Path, params: dict) -> None:
+    """Refuse to resume a run of another goal or simulated task.
+
+    The policy and the replay's rewards belong to the goal they were learnt for; continuing
+    them under another would mix two tasks' rewards in one buffer.
+
+    Raises:
+        ValueError: the newest ``params-*.yaml`` of the run names another goal or task.
+    """
+    from sole_r1_ros.bringup import load_params
+    sessions = sorted(run_dir.glob('params-*.yaml'))
+    if not sessions:
+        return
+    before = load_params(sessions[-1])
+    for node, name, what in (('reward_node', 'goal', 'goal'), ('sim_robot_node', 'task', 'task')):
+        old, new = before.get(node, {}).get(name), params.get(node, {}).get(name)
+        if old is not None and new is not None and str(old).strip() != str(new).strip():
+            raise ValueError(f'--resume: {run_dir} learnt the {what} {old!r} '
+                             f'({sessions[-1].name}), not {new!r}: pass --fresh to start over '
+                             'there, or choose a new --run-dir')
 
 
 def _move_previous_run(run_dir: Path) -> None:
@@ -370,9 +408,10 @@ class _Session:
     """One run of the graph: start, learn, evaluate, stop, report."""
 
     def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
-                 nodes: list[str], policy_input: str) -> None:
+                 nodes: list[str], policy_input: str, stop_budget_s: float = 7.0) -> None:
         self.request, self.run_dir, self.session = request, run_dir, session
         self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
+        self.stop_budget_s = stop_budget_s
         self.signals: list[int] = []
         self.started_s = time.monotonic()
         self.report: dict = {}
@@ -419,7 +458,7 @@ class _Session:
                     # takes seconds): the whole stop stays within about ten seconds.
                     plot = threading.Thread(target=self._plot, daemon=True)
                     plot.start()
-                    exits = self.graph.stop()
+                    exits = self.graph.stop(deadline_s=max(8.5, self.stop_budget_s + 1.5))
                     if len(self.signals) < 2:   # a second signal skips only the plots
                         plot.join(timeout=max(0.0, 9.5 - self._since_signal()))
         finally:

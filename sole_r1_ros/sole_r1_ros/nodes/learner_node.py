@@ -9,6 +9,7 @@ serves ``~/reset``, ``~/pause``, ``~/label_episode`` and the ``~/evaluate`` acti
 threads. Every callback is guarded: a bad message is rejected, counted and logged, never raised.
 """
 import gc
+from pathlib import Path
 import threading
 import time
 
@@ -85,6 +86,10 @@ class LearnerNode(LifecycleNode):
                 stamp_tolerance_s=0.5 / c['loop'].control_rate_hz)
             if node.resume and learner.resume():
                 self.get_logger().info(f'resumed from checkpoint: {learner.counters()}')
+            elif node.resume:   # a relative run_dir from another folder would land here too
+                self.get_logger().warning(
+                    f'no checkpoint in {Path(node.run_dir, "checkpoints").resolve()}: a new '
+                    'run starts')
             self._start_env_steps = learner.env_steps
             human = (Teleop(c['teleop'], self._robot.output.action_dim) if node.teleop
                      else None)

@@ -227,6 +227,28 @@ def test_fresh_moves_the_previous_run_aside_and_starts_clean(tmp_path):
     assert sorted(p.name for p in aside.iterdir()) == ['bag-001', 'checkpoints', 'episodes.jsonl']
 
 
+def test_a_run_without_a_checkpoint_yet_is_not_appended_to(tmp_path):
+    from sole_r1_ros.commands.learn import _check_run_dir, LearnRequest
+    run = tmp_path / 'run'
+    run.mkdir()
+    (run / 'episodes.jsonl').write_text('{"episode_id": "old"}\n')   # stopped before 60 s
+    with pytest.raises(ValueError, match='--fresh'):
+        _check_run_dir(LearnRequest(goal='g', run_dir=run))
+
+
+def test_resume_refuses_another_goal_or_task(tmp_path):
+    from sole_r1_ros.bringup import write_params_file
+    from sole_r1_ros.commands.learn import _check_same_task
+    before = {'reward_node': {'goal': 'close the drawer'},
+              'sim_robot_node': {'task': 'drawer-close-v3'}}
+    write_params_file(tmp_path / 'params-001.yaml', before)
+    _check_same_task(tmp_path, before)                  # the same: resumes
+    with pytest.raises(ValueError, match="learnt the goal 'close the drawer'"):
+        _check_same_task(tmp_path, {**before, 'reward_node': {'goal': 'open the drawer'}})
+    with pytest.raises(ValueError, match='learnt the task'):
+        _check_same_task(tmp_path, {**before, 'sim_robot_node': {'task': 'drawer-open-v3'}})
+
+
 def test_resume_never_starts_fresh_silently(tmp_path):
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'none'), '--resume')
     assert code == 2 and 'does not exist' in err
