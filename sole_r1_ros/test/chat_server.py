@@ -26,6 +26,7 @@ class ChatServer:
         self.ports = set()
         self.in_flight = self.max_in_flight = 0
         self.release = threading.Event()
+        self.models = (200, {'object': 'list', 'data': [{'id': 'sole-r1'}]})   # GET /models
         self.lock = threading.Lock()
         server = self
 
@@ -36,7 +37,7 @@ class ChatServer:
                 pass
 
             def do_GET(self):
-                self._send(200, {'object': 'list', 'data': [{'id': 'sole-r1'}]})
+                self._send(*server.models)
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))

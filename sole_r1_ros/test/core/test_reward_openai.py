@@ -322,6 +322,46 @@ def test_api_key_never_appears_in_logs_errors_or_reprs(serve, monkeypatch, caplo
     assert all(_KEY not in text for text in texts)
 
 
+def test_a_password_in_base_url_never_appears_in_errors_or_logs(serve, caplog):
+    server = serve(lambda *_: (429, {'error': 'slow down'}))
+    url = server.url.replace('http://', 'http://alice:s3cret@')
+    caplog.set_level(logging.DEBUG, logger='sole_r1_ros')
+    [result] = _engine(serve, _config(url, max_retries=1)).score([_query()])
+    assert 'HTTP 429' in result.error and 'alice:s3cret' not in result.error
+    dead = f'http://alice:s3cret@127.0.0.1:{_free_port()}/v1'
+    with pytest.raises(Exception, match='no reply') as info:
+        make_backend(_config(dead, health_check_s=0.3))
+    texts = [caplog.text, str(info.value), str(info.value.__cause__)]
+    assert all('s3cret' not in text for text in texts), texts
+
+
+def test_requests_that_time_out_in_a_row_mark_the_server_down(serve):
+    server = serve(lambda n, server, *_: (server.release.wait(10.0), (200, completion()))[1])
+    engine = _engine(serve, _config(server.url, request_timeout_s=0.3, health_retry_s=30.0,
+                                    health_retry_max_s=30.0))
+    for _ in range(2):                                   # a hung server: each waits 0.3 s
+        [result] = engine.score([_query()])
+        assert 'timed out after 0.3 s' in result.error
+    start = time.perf_counter()
+    [result] = engine.score([_query()])                  # then fails at once, unsent
+    assert result.error.startswith('not sent: ') and 'in a row timed out' in result.error
+    assert time.perf_counter() - start < 0.2 and len(server.posts) == 2
+
+
+@pytest.mark.parametrize('models, model, message', [
+    ((200, {'object': 'list', 'data': [{'id': 'sole-r1'}]}), 'Philip-MIT/SOLE-R1-8B',
+     "serves \\['sole-r1'\\], not 'Philip-MIT/SOLE-R1-8B'"),
+    ((401, {'error': 'unauthorized'}), 'sole-r1', 'refused the API key'),
+    ((404, {'detail': 'Not Found'}), 'sole-r1', "is base_url the server's OpenAI root")])
+def test_start_refuses_a_wrong_model_name_key_or_path(serve, models, model, message):
+    server = serve(lambda *_: (200, completion()))
+    server.models = models
+    config = dataclasses.replace(_config(server.url), model=model)
+    with pytest.raises(Exception, match=message):
+        make_backend(config)
+    assert not server.posts
+
+
 def test_malformed_reply_is_an_error_of_that_reply(serve):
     server = serve(lambda *_: (200, b'<html>not json</html>'))
     config = _config(server.url)

@@ -46,6 +46,11 @@ logger = logging.getLogger(__name__)
 # On a small host the encoding is most of the client's work per request.
 _PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
 _PROBE_TIMEOUT_S = 5.0
+# Connecting takes milliseconds on a LAN: a host that is off shows as a connect timeout (and a
+# retry) long before the request's deadline, which otherwise hid it as a slow answer.
+_CONNECT_TIMEOUT_S = 5.0
+# Requests in a row that reached their deadline: a server this hung is marked down and probed.
+_TIMEOUTS_DOWN = 2
 # Transient for a retry: the server is restarting, overloaded, or rate-limits us.
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _NOT_SENT = 'not sent: '
@@ -99,7 +104,9 @@ class OpenAIBackend:
         self._url = root + '/chat/completions'
         self._models_url = root + '/models'
         self._name = redact_url(root)
+        self._root = root                 # only for redaction: a user:password in it
         self._api_key = api_key or None   # only for redaction; the client sends it
+        self._timeouts_in_row = 0         # on the event loop only
         self._health = ServerHealth(self._name, options.health_retry_s,
                                     options.health_retry_max_s, options.health_report_s)
         # Calls overlap as far as their requests may (the node keeps one call per episode).
@@ -111,8 +118,9 @@ class OpenAIBackend:
         limits = httpx.Limits(max_connections=options.max_concurrency,
                               max_keepalive_connections=options.max_concurrency)
         headers = {'Authorization': f'Bearer {api_key}'} if api_key else {}
-        self._client = httpx.AsyncClient(limits=limits, headers=headers,
-                                         timeout=httpx.Timeout(options.request_timeout_s))
+        timeout = httpx.Timeout(options.request_timeout_s,
+                                connect=min(_CONNECT_TIMEOUT_S, options.request_timeout_s))
+        self._client = httpx.AsyncClient(limits=limits, headers=headers, timeout=timeout)
         self._loop = asyncio.new_event_loop()
         # Daemon: a request stuck in the network cannot keep the interpreter alive.
         self._thread = threading.Thread(target=self._loop.run_forever, name='reward-openai',
@@ -136,10 +144,11 @@ class OpenAIBackend:
                 f'auth={self._api_key is not None})')
 
     def check_server(self, deadline_s: float) -> None:
-        """Wait until ``{base_url}/models`` answers at all, for at most ``deadline_s``.
+        """Wait until ``{base_url}/models`` answers, for at most ``deadline_s``; check it.
 
         Raises:
-            BackendError: no HTTP answer before the deadline (chained to the last error).
+            BackendError: no HTTP answer before the deadline (chained to the last error), the
+                API key refused, no ``/models`` there, or a model list without ``model``.
         """
         self._run(self._wait_for_server(deadline_s))
 
@@ -230,9 +239,16 @@ class OpenAIBackend:
                 raise BackendError(_NOT_SENT + self._health.refuse())
             timeout_s = self._options.request_timeout_s
             try:
-                return await asyncio.wait_for(self._post(body), timeout_s)
+                reply = await asyncio.wait_for(self._post(body), timeout_s)
             except (TimeoutError, asyncio.TimeoutError) as exc:   # the same class from 3.11
-                raise TimeoutError(f'{self._url} timed out after {timeout_s} s') from exc
+                self._timeouts_in_row += 1
+                if self._timeouts_in_row >= _TIMEOUTS_DOWN:   # hung, or a host that is off
+                    self._health.mark_down(f'{self._timeouts_in_row} requests in a row timed '
+                                           f'out after {timeout_s} s')
+                raise TimeoutError(f'{self._name}/chat/completions timed out after '
+                                   f'{timeout_s} s') from exc
+            self._timeouts_in_row = 0
+            return reply
 
     async def _post(self, body: bytes) -> tuple[str, int | None]:
         """One request with its retries; raises ``BackendError`` or ``TimeoutError``."""
@@ -241,7 +257,7 @@ class OpenAIBackend:
         for attempt in range(options.max_retries + 1):
             if attempt:
                 delay_s = options.retry_backoff_s * 2 ** (attempt - 1)
-                logger.debug('%s: %s; retry %d/%d in %.2f s', self._url, reason, attempt,
+                logger.debug('%s: %s; retry %d/%d in %.2f s', self._name, reason, attempt,
                              options.max_retries, delay_s)
                 await asyncio.sleep(delay_s)
             try:
@@ -252,23 +268,24 @@ class OpenAIBackend:
                 continue
             except httpx.TimeoutException as exc:
                 # The server has the request and is slow; a retry would only double the wait.
-                raise TimeoutError(str(exc)) from exc
+                raise TimeoutError(self._redact(str(exc))) from exc
             except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:  # dropped connection
                 reason, connect_failed = _describe(exc), False
                 continue
             except httpx.HTTPError as exc:
-                raise BackendError(f'request to {self._url} failed: {_describe(exc)}') from exc
+                raise BackendError(self._redact(f'request to {self._url} failed: '
+                                                f'{_describe(exc)}')) from exc
             self._health.mark_up()
             if response.status_code < 400:
                 return self._parse(response)
             reason = self._redact(f'HTTP {response.status_code}: {response.text[:200]!r}')
             connect_failed = False
             if response.status_code not in _RETRY_STATUS:
-                raise BackendError(f'{self._url} answered {reason}')
+                raise BackendError(self._redact(f'{self._url} answered {reason}'))
         if connect_failed:
             self._health.mark_down(reason)
-        raise BackendError(f'{self._url} failed after {options.max_retries + 1} attempts: '
-                           f'{reason}')
+        raise BackendError(self._redact(f'{self._url} failed after {options.max_retries + 1} '
+                                        f'attempts: {reason}'))
 
     def _parse(self, response: 'httpx.Response') -> tuple[str, int | None]:
         try:
@@ -279,8 +296,8 @@ class OpenAIBackend:
             raise BackendError(self._redact(f'malformed chat-completion reply from '
                                             f'{self._url}: {response.text[:200]!r}')) from exc
         if not isinstance(text, str):
-            raise BackendError(f'malformed chat-completion reply from {self._url}: content is '
-                               f'{type(text).__name__}, not text')
+            raise BackendError(self._redact(f'malformed chat-completion reply from {self._url}: '
+                                            f'content is {type(text).__name__}, not text'))
         return text, tokens
 
     async def _probe(self) -> None:
@@ -303,14 +320,33 @@ class OpenAIBackend:
                 response = await self._client.get(
                     self._models_url, timeout=max(0.1, min(_PROBE_TIMEOUT_S, remaining)))
                 if response.status_code < 500:
+                    self._check_models(response)
                     return
                 last: Exception = BackendError(f'HTTP {response.status_code}')
             except httpx.HTTPError as exc:
-                last = exc
+                last = BackendError(self._redact(_describe(exc)))
             if time.monotonic() + 0.2 >= deadline:
-                raise BackendError(f'no reply from {self._models_url} within {deadline_s:.1f} s'
-                                   ) from last
+                raise BackendError(f'no reply from {self._name}/models within {deadline_s:.1f} '
+                                   f's ({last})') from last
             await asyncio.sleep(0.2)
+
+    def _check_models(self, response: 'httpx.Response') -> None:
+        """Refuse, at start, what would make every request fail: key, path or model name."""
+        where = f'{self._name}/models'
+        if response.status_code in (401, 403):
+            raise BackendError(f'{where} refused the API key (HTTP {response.status_code}): set '
+                               'openai.api_key_env to the variable that holds the key the '
+                               'server expects (vLLM: --api-key)')
+        if response.status_code >= 400:
+            raise BackendError(f'{where} answered HTTP {response.status_code}: is base_url the '
+                               "server's OpenAI root, e.g. http://host:8000/v1?")
+        try:
+            served = [entry['id'] for entry in response.json()['data']]
+        except (ValueError, KeyError, TypeError):
+            return   # a server that lists its models otherwise: its answers will tell
+        if served and self.model_id not in served:
+            raise BackendError(f'{where} serves {served}, not {self.model_id!r}: set model to '
+                               'the name the server serves (vLLM: --served-model-name)')
 
     # -- off the event loop ---------------------------------------------------------------------
     def _body(self, request: PreparedRequest) -> bytes:
@@ -344,7 +380,12 @@ class OpenAIBackend:
         return b''.join((head, url, tail))
 
     def _redact(self, text: str) -> str:
-        """A server may echo what it got; the key never reaches a message or the log."""
+        """No key or ``user:password`` of base_url in a message or the log.
+
+        A server may echo what it got, and errors name the URL.
+        """
+        if self._name != self._root:
+            text = text.replace(self._root, self._name)
         return text.replace(self._api_key, '***') if self._api_key else text
 
 
