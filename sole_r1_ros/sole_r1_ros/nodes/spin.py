@@ -17,6 +17,8 @@ and the DDS threads do not; Python then runs the handler only when the main thre
 bytecode. ``_WakeMainThread`` re-sends such a signal to the main thread, so a blocking call
 there (a sleep, a wait in a slow configure) returns at once instead of running to its end.
 """
+import contextlib
+import logging
 import os
 import signal
 import threading
@@ -87,6 +89,50 @@ class _WakeMainThread:
         os.close(self._read)
 
 
+class RosLogHandler(logging.Handler):
+    """The ROS-free modules' Python ``logging`` into a node's ROS logger (rosout, the console).
+
+    The algorithms log with ``logging`` (no ROS there); without this, their lines (a reward
+    server down, then answering again) reached neither ``/rosout`` nor the ROS log files, and
+    the INFO ones nowhere at all.
+    """
+
+    def __init__(self, node) -> None:
+        super().__init__(logging.INFO)
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = f'[{record.name}] {record.getMessage()}'
+            if record.exc_info:
+                text += '\n' + logging.Formatter().formatException(record.exc_info)
+            if record.levelno >= logging.ERROR:
+                self._logger.error(text)
+            elif record.levelno >= logging.WARNING:
+                self._logger.warning(text)
+            else:
+                self._logger.info(text)
+        except Exception:  # a log line must never take the node down
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def package_logs_to(node):
+    """Send ``sole_r1_ros.*`` Python logs at INFO and above to ``node``'s ROS logger."""
+    package = logging.getLogger('sole_r1_ros')
+    handler = RosLogHandler(node)
+    level, propagate = package.level, package.propagate
+    package.addHandler(handler)
+    package.setLevel(logging.INFO)
+    package.propagate = False   # not a second, bare copy on stderr
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(level)
+        package.propagate = propagate
+
+
 def run_node(make_node: Callable, args: list[str] | None = None,
              on_exit: Callable | None = None) -> None:
     """Spin the node ``make_node()`` builds until SIGINT/SIGTERM or shutdown.
@@ -102,9 +148,11 @@ def run_node(make_node: Callable, args: list[str] | None = None,
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     wake = _WakeMainThread()
+    logs = contextlib.ExitStack()
     node = None
     try:
         node = make_node()
+        logs.enter_context(package_logs_to(node))
         if node.has_parameter('autostart') and node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise SystemExit(f'{node.get_name()} failed to configure (see the log above)')
@@ -122,7 +170,8 @@ def run_node(make_node: Callable, args: list[str] | None = None,
         if node is not None:
             if on_exit is not None:
                 on_exit(node)
-            node.destroy_node()
+            node.destroy_node()   # its clean-up may log: to the console still, not rosout
+        logs.close()
         rclpy.try_shutdown()
         wake.close()
 

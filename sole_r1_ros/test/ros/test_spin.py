@@ -105,3 +105,32 @@ def test_a_signal_another_thread_takes_during_a_slow_start_up_ends_it_at_once():
     assert time.monotonic() - started < 5.0, output
     assert process.returncode == 0 and 'returned' in output, output
     assert 'Traceback' not in output, output
+
+
+_PACKAGE_LOGS = textwrap.dedent('''
+    import logging, os, signal
+    from rclpy.node import Node
+    from sole_r1_ros.nodes.spin import run_node
+
+    def make():
+        node = Node('logging_node')
+
+        def tick():
+            logging.getLogger('sole_r1_ros.reward.backends.health').info('answers again')
+            logging.getLogger('sole_r1_ros.rl.loop').warning('no final checkpoint')
+            os.kill(os.getpid(), signal.SIGINT)
+        node.timer = node.create_timer(0.05, tick)
+        return node
+
+    run_node(make)
+''')
+
+
+def test_the_packages_python_logs_reach_the_nodes_ros_logger_once():
+    process = _python(_PACKAGE_LOGS)
+    output, _ = process.communicate(timeout=20)
+    assert process.returncode == 0, output
+    info = [line for line in output.splitlines() if 'answers again' in line]
+    warning = [line for line in output.splitlines() if 'no final checkpoint' in line]
+    assert len(info) == 1 and info[0].startswith('[INFO]') and '[logging_node]' in info[0], output
+    assert len(warning) == 1 and warning[0].startswith('[WARN]'), output
