@@ -96,7 +96,9 @@ class RewardNode(LifecycleNode):
         self.get_logger().info(f'loaded {self._engine.model_id} in '
                                f'{time.perf_counter() - start:.1f} s')
         self._check_goal(node.goal)
-        self._book = EpisodeBook(max_episodes=node.max_episodes, from_zero=node.from_zero)
+        self._book = EpisodeBook(
+            max_episodes=node.max_episodes, from_zero=node.from_zero,
+            on_unusable=lambda reason: self.firewall.reject('query', f'dropped: {reason}'))
         self._progress_pub = self.create_lifecycle_publisher(
             ProgressReward, 'sole_r1/progress', 10)
         self._image_pub = self.create_lifecycle_publisher(Image, 'sole_r1/reward_image',
@@ -249,19 +251,28 @@ class RewardNode(LifecycleNode):
         results = self._engine.score([query for _, query in batch])
         model_s = time.monotonic() - start
         for (pending, _), result in zip(batch, results):
-            published = time.monotonic()
-            episode = self._book.record(result)
-            if self._publish(pending, result):
-                # The episode's next query may go out while its picture is drawn.
-                self._book.release([result.episode_id])
-                self._notify()
-                if self._configs['node'].annotate:
-                    self._publish_annotation(pending, result, episode)
-            frame_age = start_ros - Time.from_msg(pending.header.stamp)
-            self.timing.append({'queue_s': start - pending.received_s, 'model_s': model_s,
-                                'publish_s': time.monotonic() - published,
-                                'frame_age_s': frame_age.nanoseconds * 1e-9,
-                                'batch': len(batch)})
+            try:   # each answer on its own: one that fails here costs no other its reward
+                self._record_and_publish(pending, result, start, start_ros, model_s,
+                                         len(batch))
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self.firewall.reject('worker', f'episode {result.episode_id} step '
+                                         f'{result.step}: {type(exc).__name__}: {exc}')
+
+    def _record_and_publish(self, pending: PendingQuery, result, start: float, start_ros,
+                            model_s: float, batch: int) -> None:
+        published = time.monotonic()
+        episode = self._book.record(result)
+        if self._publish(pending, result):
+            # The episode's next query may go out while its picture is drawn.
+            self._book.release([result.episode_id])
+            self._notify()
+            if self._configs['node'].annotate:
+                self._publish_annotation(pending, result, episode)
+        frame_age = start_ros - Time.from_msg(pending.header.stamp)
+        self.timing.append({'queue_s': start - pending.received_s, 'model_s': model_s,
+                            'publish_s': time.monotonic() - published,
+                            'frame_age_s': frame_age.nanoseconds * 1e-9, 'batch': batch})
 
     def _publish(self, pending: PendingQuery, result) -> bool:
         """Publish the reward; False (nothing published) while inactive."""

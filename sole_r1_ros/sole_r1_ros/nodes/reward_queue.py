@@ -52,6 +52,8 @@ class PendingQuery:
             raise ValueError('query has no episode_id')
         if msg.step < 1:
             raise ValueError('step 0 is the 0% reference and is never queried')
+        if msg.header.stamp.sec < 0:   # rclpy's Time refuses it, after the model's work
+            raise ValueError(f'query stamp {msg.header.stamp.sec} s is negative')
         wrist = bytes(msg.current_wrist.data)
         if bool(wrist) != bool(bytes(msg.first_wrist.data)):
             raise ValueError('wrist tile given for only one of first/current frame')
@@ -91,12 +93,16 @@ class EpisodeBook:
     """
 
     def __init__(self, max_episodes: int = 64, from_zero: bool = False,
+                 on_unusable: Callable[[str], None] | None = None,
                  decode: Callable[[bytes], np.ndarray] | None = None) -> None:
         if max_episodes < 1:
             raise ValueError(f'max_episodes must be >= 1, got {max_episodes}')
         if decode is None:
             from sole_r1_ros.camera.tiles import decode_tile as decode
         self._decode = decode
+        # A query that cannot be made (an undecodable first tile, a view gone mid-episode) is
+        # dropped: said here, so the node counts it (default: the log).
+        self._on_unusable = on_unusable or logger.error
         self._max_episodes = max_episodes
         self._from_zero = from_zero
         self._lock = threading.Lock()
@@ -143,7 +149,7 @@ class EpisodeBook:
                 try:
                     batch.append((pending, self._make_query(pending, goal)))
                 except ValueError as exc:
-                    logger.error('episode %s step %d: %s', pending.episode_id, pending.step, exc)
+                    self._on_unusable(f'episode {pending.episode_id} step {pending.step}: {exc}')
                     continue
                 self._out.add(episode)
         return batch

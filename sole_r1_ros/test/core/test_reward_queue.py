@@ -1,4 +1,5 @@
 """The reward node's ROS-free queue: newest query per episode, batching, stale answers."""
+import dataclasses
 from types import SimpleNamespace
 import time
 
@@ -77,7 +78,8 @@ def test_book_forgets_the_oldest_episode_beyond_its_limit():
 def test_pending_query_rejects_bad_messages():
     tile = SimpleNamespace(data=encode_tile(np.zeros((4, 4, 3), np.uint8), 'png'))
     empty = SimpleNamespace(data=b'')
-    msg = SimpleNamespace(header=None, episode_id='e', step=1, trigger='stride',
+    msg = SimpleNamespace(header=SimpleNamespace(stamp=SimpleNamespace(sec=5, nanosec=0)),
+                          episode_id='e', step=1, trigger='stride',
                           current_external=tile, first_external=tile, current_wrist=tile,
                           first_wrist=empty, privileged_progress=float('nan'),
                           first_erased_external=empty, current_erased_external=empty)
@@ -93,6 +95,19 @@ def test_pending_query_rejects_bad_messages():
     msg.step = 0
     with pytest.raises(ValueError, match='step 0'):
         PendingQuery.from_message(msg, decode_tile, 0.0)
-    msg.step, msg.current_external = 1, SimpleNamespace(data=b'junk')
+    msg.step, msg.header.stamp.sec = 1, -5      # rclpy's Time refuses it after the model ran
+    with pytest.raises(ValueError, match='stamp -5 s is negative'):
+        PendingQuery.from_message(msg, decode_tile, 0.0)
+    msg.header.stamp.sec, msg.current_external = 5, SimpleNamespace(data=b'junk')
     with pytest.raises(ValueError, match='not a decodable'):
         PendingQuery.from_message(msg, decode_tile, 0.0)
+
+
+def test_a_query_that_cannot_be_made_is_said_not_dropped_in_silence():
+    unusable = []
+    book = EpisodeBook(on_unusable=unusable.append)
+    # the first tile is decoded once, when the episode's first query is taken
+    book.submit(dataclasses.replace(_pending('e', 1), first_external_data=b'garbage'))
+    book.submit(_pending('f', 1))
+    assert [p.episode_id for p, _ in book.take(8, 'x')] == ['f']
+    assert len(unusable) == 1 and unusable[0].startswith('episode e step 1: ')
