@@ -246,13 +246,20 @@ class RewardEngine:
     def close(self) -> None:
         """Stop the call threads, then free the backend.
 
-        Waits at most ``timeout_s`` for the calls still running.
+        Waits at most ``timeout_s`` for the calls still running, which a local model must
+        finish before it is freed. A backend whose ``close`` fails its running calls at once
+        (``cancels_on_close``: a network one) is closed first, so a hung server does not hold
+        a node's shutdown for a request's whole deadline.
         """
         with self._worker_lock:
             worker, self._worker = self._worker, None
+        cancels = getattr(self._backend, 'cancels_on_close', False)
+        if cancels:
+            self._backend.close()
         if worker is not None:
-            worker.stop(wait_s=self._config.timeout_s)
-        self._backend.close()
+            worker.stop(wait_s=1.0 if cancels else self._config.timeout_s)
+        if not cancels:
+            self._backend.close()
 
     def __enter__(self) -> 'RewardEngine':
         return self

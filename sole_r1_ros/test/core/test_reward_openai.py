@@ -187,6 +187,21 @@ def test_close_fails_the_calls_still_running_at_once(serve):
     assert type(error).__name__ == 'BackendError' and 'closed' in str(error)
 
 
+def test_closing_the_engine_does_not_wait_out_a_hung_request(serve):
+    server = serve(lambda n, server, *_: (server.release.wait(10.0), (200, completion()))[1])
+    config = _config(server.url, request_timeout_s=8.0)
+    engine = RewardEngine(make_backend(config), config)
+    results = []
+    thread = threading.Thread(target=lambda: results.extend(engine.score([_query()])))
+    thread.start()
+    assert _wait(lambda: server.in_flight == 1)
+    start = time.perf_counter()
+    engine.close()                               # a node's shutdown, its request still out
+    assert time.perf_counter() - start < 2.0
+    thread.join(timeout=2.0)
+    assert not thread.is_alive() and not results[0].valid
+
+
 def _wait(predicate, timeout_s=5.0):
     deadline = time.monotonic() + timeout_s
     while not predicate() and time.monotonic() < deadline:

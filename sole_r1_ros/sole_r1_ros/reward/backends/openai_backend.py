@@ -93,6 +93,9 @@ class OpenAIBackend:
     ``concurrent_calls`` (``max_concurrency``) of them only queue for a request slot.
     """
 
+    cancels_on_close = True
+    '''``close`` fails the calls still running at once (the engine closes it first).'''
+
     def __init__(self, model: str, options: OpenAIConfig = OpenAIConfig(),
                  api_key: str | None = None) -> None:
         if not model:
