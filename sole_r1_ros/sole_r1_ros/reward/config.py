@@ -65,8 +65,8 @@ class OpenAIConfig:
         'KV cache, and queues the rest itself', range=(1, 4096), read_only=True)
     request_timeout_s: float = option(60.0, 'deadline of one request, its retries included '
                                       '[s]; a request that overruns fails alone (the others '
-                                      'of the batch are unaffected)', range=(0.01, 86400.0),
-                                      read_only=True)
+                                      'of the batch are unaffected); at most timeout_s',
+                                      range=(0.01, 86400.0), read_only=True)
     max_retries: int = option(3, 'retries of one request after a connection error, an HTTP '
                               '5xx or a 429 (not after a timeout, another 4xx or a malformed '
                               'reply)', range=(0, 100), read_only=True)

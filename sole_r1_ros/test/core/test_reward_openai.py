@@ -202,6 +202,14 @@ def test_closing_the_engine_does_not_wait_out_a_hung_request(serve):
     assert not thread.is_alive() and not results[0].valid
 
 
+def test_a_request_never_outlives_its_calls_deadline(serve):
+    server = serve(lambda *_: (200, completion()))
+    config = dataclasses.replace(_config(server.url, request_timeout_s=60.0), timeout_s=2.0)
+    backend = make_backend(config)
+    serve.closing(backend)
+    assert backend._options.request_timeout_s == 2.0
+
+
 def _wait(predicate, timeout_s=5.0):
     deadline = time.monotonic() + timeout_s
     while not predicate() and time.monotonic() < deadline:

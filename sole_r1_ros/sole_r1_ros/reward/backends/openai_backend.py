@@ -16,6 +16,7 @@ pixels); the server applies the model's own chat template and image processor.
 import asyncio
 import base64
 import concurrent.futures
+import dataclasses
 import io
 import json
 import logging
@@ -140,7 +141,11 @@ class OpenAIBackend:
     def from_config(cls, config: RewardConfig) -> 'OpenAIBackend':
         """Build from ``config.openai``; the API key is read from ``api_key_env`` here, once."""
         api_key = os.environ.get(config.openai.api_key_env) if config.openai.api_key_env else None
-        return cls(config.model, config.openai, api_key)
+        # A request never outlives its call: past the call's deadline the episode's next query
+        # would go out while this one is still at the server.
+        options = dataclasses.replace(config.openai, request_timeout_s=min(
+            config.openai.request_timeout_s, config.timeout_s))
+        return cls(config.model, options, api_key)
 
     def __repr__(self) -> str:
         return (f'OpenAIBackend(model={self.model_id!r}, base_url={self._name!r}, '
