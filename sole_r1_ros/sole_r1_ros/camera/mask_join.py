@@ -57,3 +57,18 @@ class MaskJoin:
                 self.dropped += 1   # a newer mask is here: this frame's will not come
             self._frames.popleft()
         return joined
+
+
+def with_mask_channel(frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The RGB ``frame`` with its robot mask as a 4th channel, robot 255, the rest 0.
+
+    Any non-zero mask value is robot; a self-filter's 0/1 mask would otherwise be averaged
+    away where the frame is shrunk to a tile (a 1 px arm edge left in the erased frame).
+
+    Raises:
+        ValueError: the mask is not the frame's size.
+    """
+    if mask.shape != frame.shape[:2]:
+        raise ValueError(f'robot mask of {mask.shape[1]}x{mask.shape[0]} px for a '
+                         f'{frame.shape[1]}x{frame.shape[0]} px picture')
+    return np.dstack([frame, np.where(mask > 0, 255, 0).astype(np.uint8)])

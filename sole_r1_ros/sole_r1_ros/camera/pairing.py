@@ -19,7 +19,8 @@ class FramePairer:
     """Match each external frame with the wrist frame whose stamp is within ``max_skew_ns``.
 
     Frames wait at most ``buffer`` deep on either side; an external frame with no wrist partner
-    is dropped once a newer wrist frame proves none will come. With ``use_wrist=False`` every
+    is dropped once a newer wrist frame proves none will come, or pushed out of the buffer
+    while the wrist camera is silent; ``dropped`` counts both. With ``use_wrist=False`` every
     external frame pairs immediately.
     """
 
@@ -35,6 +36,8 @@ class FramePairer:
     def add_external(self, stamp_ns: int, frame: np.ndarray, header=None) -> list[PairedFrame]:
         if not self._use_wrist:
             return [PairedFrame(stamp_ns, frame, None, header)]
+        if len(self._external) == self._external.maxlen:
+            self.dropped += 1   # pushed out unpaired: the wrist camera is silent or late
         self._external.append((stamp_ns, frame, header))
         return self._match()
 

@@ -32,7 +32,7 @@ from std_srvs.srv import Trigger
 from sole_r1_interfaces.msg import Episode, RewardQuery, TaskState
 from sole_r1_ros.camera import (
     encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
-from sole_r1_ros.camera.mask_join import MaskJoin
+from sole_r1_ros.camera.mask_join import MaskJoin, with_mask_channel
 from sole_r1_ros.camera.robot_eraser import RobotEraser
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import image_to_array, image_to_rgb
@@ -41,13 +41,18 @@ from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
 
 
+# An episode announced this far ahead of the frames is on another clock, not a reset's wait.
+_CLOCKS_APART_NS = 5_000_000_000
+
+
 @dataclass(frozen=True)
 class CameraNodeConfig:
     """How the camera node pairs views and sends tiles (when: ``QueryScheduleConfig``)."""
 
     use_wrist: bool = option(True, 'pair a wrist camera with the external one', read_only=True)
-    max_skew_s: float = option(0.02, 'largest stamp difference of a paired external/wrist '
-                               'frame [s]', range=(0.0, 1.0), read_only=True)
+    max_skew_s: float = option(0.05, 'largest stamp difference of a paired external/wrist '
+                               'frame [s]: half a frame period of cameras not synced in '
+                               'hardware (0.05 at 10 Hz)', range=(0.0, 1.0), read_only=True)
     tile_size: int = option(384, 'frames are shrunk so the longer side is this [px] (the '
                             "protocol's tile)", range=(16, 4096), read_only=True)
     tile_format: str = option('png', "'png' (lossless: the model sees the frames, as from "
@@ -183,11 +188,12 @@ class CameraNode(Node):
                                  'queried (erase_robot needs a self-filter, robot_mask_node, or '
                                  f"the simulator's publish_robot_masks): {dropped} so far")
         for stamp_ns, (frame, header), mask in joined:
-            if mask.shape != frame.shape[:2]:
-                raise ValueError(f'{view} robot mask of {mask.shape[1]}x{mask.shape[0]} px for '
-                                 f'a {frame.shape[1]}x{frame.shape[0]} px picture')
-            self._pair(view, stamp_ns, self._convert_array(np.dstack([frame, mask]), view),
-                       header)
+            try:   # each frame on its own: a wrong mask costs only its frame
+                masked = with_mask_channel(frame, mask)
+            except ValueError as exc:
+                self.firewall.reject(f'camera/{view}/robot_mask', f'{view} {exc}')
+                continue
+            self._pair(view, stamp_ns, self._convert_array(masked, view), header)
 
     def _pair(self, view: str, stamp_ns: int, frame, header=None) -> None:
         pairs = (self._pairer.add_external(stamp_ns, frame, header) if view == 'external'
@@ -211,6 +217,7 @@ class CameraNode(Node):
     def _publish_status(self) -> None:
         self._status_pub.publish(status_message(self, {
             'episode': self._episode_id or '', 'step': self._step,
+            'unpaired_frames': self._pairer.dropped,
             **{f'frames_without_robot_mask/{view}': join.dropped
                for view, join in self._mask_joins.items()},
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
@@ -252,9 +259,17 @@ class CameraNode(Node):
         return shrink_to_tile(frame, size)
 
     def _on_pair(self, pair: PairedFrame) -> None:
-        if self._pending_episode is not None and pair.stamp_ns >= self._pending_episode[1]:
-            self._start_episode(*self._pending_episode)
-        elif self._episode_id is None and not self._ended:
+        pending = self._pending_episode
+        if pending is not None and pair.stamp_ns >= pending[1]:
+            self._start_episode(*pending)
+        elif pending is not None and pending[1] - pair.stamp_ns > _CLOCKS_APART_NS:
+            behind_s = (pending[1] - pair.stamp_ns) * 1e-9
+            # The fixed text before the colon: the log is throttled by it.
+            self.firewall.reject('clock', f'frames on another clock than the episodes: stamped '
+                                 f'{behind_s:.0f} s before the episode {pending[0]} announced '
+                                 'on episode (use_sim_time on some nodes only, or a camera '
+                                 'that does not stamp?); nothing is queried until they reach it')
+        elif pending is None and self._episode_id is None and not self._ended:
             self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', pair.stamp_ns)
         if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
             return  # between episodes (a reset is running), or from before the reset

@@ -130,6 +130,9 @@ class RobotClient:
                 said = '; '.join(f'{source}: {why}' for source, why in stale.items())
                 self._node.get_logger().warning(f'stale or missing input, holding ({said})',
                                                 throttle_duration_sec=2.0)
+            elif unpaired := self.sensors.unpaired_reason():
+                self._node.get_logger().warning(f'no moment with every view, holding '
+                                                f'({unpaired})', throttle_duration_sec=2.0)
         return sensed
 
     def send(self, action: np.ndarray, sensed: Sensed) -> None:

@@ -51,8 +51,9 @@ class SensingConfig:
                                     'the first one paces the actor', read_only=True)
     use_ee_pose: bool = option(True, 'the end-effector pose is part of the observation and '
                                'must be fresh (needed by end-effector commands)', read_only=True)
-    max_skew_s: float = option(0.02, 'largest stamp difference of the views of one moment [s]',
-                               range=(0.0, 1.0), read_only=True)
+    max_skew_s: float = option(0.05, 'largest stamp difference of the views of one moment [s]: '
+                               'half a frame period of cameras not synced in hardware (0.05 at '
+                               '10 Hz)', range=(0.0, 1.0), read_only=True)
     proprio_wait_s: float = option(0.05, 'after the views of a moment, wait at most this long '
                                    'for joint states and pose at least as new as them [s]',
                                    range=(0.0, 1.0), read_only=True)
@@ -225,6 +226,7 @@ class Sensors:
         with self._ready:
             self._frames.clear()
             self._state.clear()
+            self._taken_ns = -1   # a simulator's time reset: frames stamped before the last
 
     def stale_sources(self) -> list[str]:
         """Inputs that are missing or older than their timeout, now."""
@@ -257,6 +259,20 @@ class Sensors:
                 reasons[name] = (f'stamped {behind_s:.2f} s before {newest_name}: delivered '
                                  'late, or stamped on another clock (or not at all)')
         return reasons
+
+    def unpaired_reason(self) -> str:
+        """Why the newest views make no moment although each is fresh ('' when they do)."""
+        c = self.config
+        with self._ready:
+            frames = [self._frames.get(view) for view in c.views]
+        if len(frames) < 2 or any(frame is None for frame in frames):
+            return ''
+        apart_s = (max(f.stamp_ns for f in frames) - min(f.stamp_ns for f in frames)) * 1e-9
+        if apart_s <= c.max_skew_s:
+            return ''
+        return (f'the newest {" and ".join(c.views)} frames are {1e3 * apart_s:.0f} ms apart, '
+                f'more than max_skew_s ({1e3 * c.max_skew_s:.0f} ms): cameras not synced in '
+                'hardware need about half a frame period')
 
     def take(self) -> Sensed | None:
         """The newest complete moment, marked taken; None when something is stale or missing."""

@@ -32,6 +32,13 @@ def test_external_frame_without_wrist_partner_is_dropped_not_mispaired():
     assert len(pairer.add_external(151 * _MS, _frame(3))) == 1
 
 
+def test_frames_pushed_out_while_the_wrist_camera_is_silent_are_counted():
+    pairer = FramePairer(use_wrist=True, max_skew_ns=5 * _MS, buffer=8)
+    for index in range(10):
+        assert pairer.add_external(100 * index * _MS, _frame(1)) == []
+    assert pairer.dropped == 2
+
+
 def test_without_wrist_every_external_frame_is_a_pair():
     pairer = FramePairer(use_wrist=False)
     (pair,) = pairer.add_external(5, _frame(1))

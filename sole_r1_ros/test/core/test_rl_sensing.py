@@ -56,8 +56,26 @@ def test_views_of_different_moments_are_not_paired():
     _feed(sensors, 10, views=('external',))
     sensors.add_frame('wrist', 30 * MS, _frame())
     assert not sensors.wait_ready(0.0) and sensors.take() is None
+    assert '20 ms apart, more than max_skew_s (5 ms)' in sensors.unpaired_reason()
     sensors.add_frame('external', 31 * MS, _frame())
-    assert sensors.take().stamp_ns == 31 * MS
+    assert sensors.take().stamp_ns == 31 * MS and sensors.unpaired_reason() == ''
+
+
+def test_cameras_not_synced_in_hardware_pair_at_10_hz_by_default():
+    sensors, _ = _sensors()                      # wrist frames 25 ms after the external ones
+    for tick in range(5):
+        _feed(sensors, 100 * tick + 10, views=('external',))
+        sensors.add_frame('wrist', (100 * tick + 35) * MS, _frame())
+        assert sensors.take() is not None
+
+
+def test_a_simulators_time_reset_does_not_hold_the_robot_for_ever():
+    sensors, _ = _sensors()
+    _feed(sensors, 50_000)
+    assert sensors.take() is not None
+    sensors.clear_frames()                       # a new episode; the world's clock restarts
+    _feed(sensors, 1_000)
+    assert sensors.take() is not None
 
 
 @pytest.mark.parametrize('source, timeout', [('camera/wrist', 'camera_timeout_s'),

@@ -592,3 +592,16 @@ def test_a_learning_run_with_a_pair_sends_the_erased_view_beside_the_pictures():
                               'camera_node': {'erase_robot': True, 'erased_beside': True}})
     with pytest.raises(ValueError, match='needs erase_robot'):
         CameraNodeConfig(erased_beside=True)
+
+
+def test_a_0_1_mask_survives_the_shrink_to_a_tile_as_a_255_one_does():
+    from sole_r1_ros.camera import shrink_to_tile
+    from sole_r1_ros.camera.mask_join import with_mask_channel
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    robot = np.zeros((720, 1280), bool)
+    robot[:, 640] = True                          # a 1 px arm edge
+    tiles = [shrink_to_tile(with_mask_channel(frame, robot.astype(np.uint8) * value), 384)
+             for value in (1, 255)]
+    assert (tiles[0][..., 3] > 0).sum() == (tiles[1][..., 3] > 0).sum() > 0
+    with pytest.raises(ValueError, match='robot mask of 4x4 px'):
+        with_mask_channel(frame, np.zeros((4, 4), np.uint8))

@@ -301,6 +301,26 @@ def test_the_camera_nodes_reset_starts_an_episode_unless_a_learner_announces_the
     probe.destroy_publisher(learner)
 
 
+def test_frames_on_another_clock_than_the_episodes_are_said_and_not_queried(ros_graph):
+    from sole_r1_interfaces.msg import Episode
+    from sole_r1_ros.camera import PairedFrame
+    node = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('use_wrist', value=False), Parameter('stride', value=1),
+        Parameter('min_gap', value=1)]))
+    probe = ros_graph.probe()
+    out = _Sink()
+    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
+    episode = Episode(episode_id='learners')
+    episode.header.stamp.sec = 1_800_000_000          # the learner: wall-clock time
+    node._episode_callback(episode)
+    for sec in range(100, 104):                         # a camera on simulated time
+        node._on_pair(PairedFrame(sec * 10**9, np.full((48, 48, 3), sec, np.uint8), None))
+    assert node.firewall.rejected.get('clock') == 4
+    assert node._episode_id is None                     # no episode of its own made up
+    time.sleep(0.3)
+    assert not out
+
+
 def _grey_tile(value: int) -> CompressedImage:
     return CompressedImage(format='png', data=encode_tile(np.full((48, 48, 3), value, np.uint8),
                                                           'png'))
