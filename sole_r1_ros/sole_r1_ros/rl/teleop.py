@@ -68,9 +68,11 @@ class TeleopConfig:
     num_buttons: int = option(2, 'buttons every Joy message must have (0 = any count that '
                               'includes the mapped buttons)', range=(0, 64))
     timeout_s: float = option(0.5, 'while the dead-man is held, Joy silence this long holds '
-                              "the robot; an invalid message holds it this long [s] (joy's "
-                              'autorepeat_rate keeps messages coming); at most 1 s, as the '
-                              'last motion repeats until then', range=(0.01, 1.0))
+                              "the robot [s] (joy's autorepeat_rate keeps messages coming); at "
+                              'most 1 s, as the last motion repeats until then',
+                              range=(0.01, 1.0))
+    invalid_hold_s: float = option(0.5, 'an invalid Joy message holds the robot this long [s]',
+                                   range=(0.01, 60.0))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -217,7 +219,7 @@ class Teleop:
         problem = joy_problem(axes, buttons, config)
         with self._lock:
             if problem is not None:
-                self._invalid_until = now + config.timeout_s
+                self._invalid_until = now + config.invalid_hold_s
                 self._invalid_reason = f'invalid Joy message: {problem}'
                 return self._current(now)
             self._invalid_until = -math.inf

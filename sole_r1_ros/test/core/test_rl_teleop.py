@@ -78,9 +78,9 @@ def test_bad_joy_input_holds_with_a_reason_and_never_raises(axes, buttons, reaso
 def test_an_invalid_message_holds_a_policy_run_for_one_timeout_only():
     teleop, clock = spacemouse()
     assert teleop.update([np.nan] * 6, [0, 0]).mode == 'hold'
-    clock.now += SPACEMOUSE.timeout_s / 2
+    clock.now += SPACEMOUSE.invalid_hold_s / 2
     assert teleop.current().mode == 'hold'
-    clock.now += SPACEMOUSE.timeout_s
+    clock.now += SPACEMOUSE.invalid_hold_s
     assert teleop.current().mode == 'policy'     # no device input at all: the policy acts
     teleop.update([np.nan] * 6, [0, 0])
     assert teleop.update(IDLE, [0, 0]).mode == 'policy'   # a valid message clears it

@@ -134,11 +134,11 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by
 def test_a_malformed_joy_message_is_rejected_and_the_robot_holds(
         ros_graph, tmp_path, axes, buttons):
     arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
-    # The hold lasts teleop.timeout_s after the message. Long, so that a loaded 2-core machine
+    # The hold lasts teleop.invalid_hold_s after the message. Long, so that a loaded 2-core machine
     # (3 commands not seen within 2 s once, fresh-clone make test, 2026-12-05) still shows
     # several held commands inside it; the waits below return as soon as they are seen.
     hold_s = 8.0
-    node = _learner(ros_graph, tmp_path, **{'teleop.timeout_s': hold_s})
+    node = _learner(ros_graph, tmp_path, **{'teleop.invalid_hold_s': hold_s})
     probe = ros_graph.probe()
     joy = probe.create_publisher(Joy, 'joy', 10)
     sink = arm.commands[COMMANDS]
