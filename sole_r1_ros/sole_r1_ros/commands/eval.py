@@ -9,7 +9,8 @@ import argparse
 import json
 
 from sole_r1_ros.commands.reward_flags import (
-    add_reward_arguments, check_writable, make_engine, reward_config)
+    add_reward_arguments, check_writable, exit_code, make_engine, positive_int, reward_config,
+    warn_unknown_tasks)
 from sole_r1_ros.reward import available_backends
 
 
@@ -44,9 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="ask with each episode's first eval paraphrase (a phrasing never "
                              'trained on), where it has one')
     schedule = reward.add_mutually_exclusive_group()
-    schedule.add_argument('--num-queries', type=int, default=None,
+    schedule.add_argument('--num-queries', type=positive_int, default=None,
                           help='evenly spaced queries per episode (default 10)')
-    schedule.add_argument('--stride', type=int, default=None, help='query every K-th frame')
+    schedule.add_argument('--stride', type=positive_int, default=None,
+                          help='query every K-th frame')
     reward.add_argument('--out', metavar='JSON', help='write the metrics')
     reward.add_argument('--plot', metavar='PNG', help='write the perceived-vs-true plot')
 
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = _load(args)
     if not episodes:
         raise ValueError(f'no episodes selected in {args.data}')
+    warn_unknown_tasks([args.data], args.tasks)
     if args.predictions:
         scores = reward_eval.scores_from_results(args.predictions, episodes)
         label = 'predictions'
@@ -74,7 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         plots.plot_perceived(summary, args.plot, title=f'{label} on {args.data}')
     _print(result)
-    return 0
+    errors = [error for score in scores for error in score.errors]
+    return exit_code('eval reward', errors, result['n_queries'], args)
 
 
 def _load(args: argparse.Namespace) -> list:
@@ -118,7 +122,10 @@ def _print(result: dict) -> None:
     def fmt(value: object) -> str:
         return 'n/a' if value is None else f'{value:.3f}'
 
-    print(f"{result['source']}: {result['n_episodes']} episodes, {result['n_queries']} queries")
+    failed = result.get('failed_queries') or 0
+    print(f"{result['source']}: {result['n_episodes']} episodes, {result['n_queries']} queries"
+          + (f', {failed} of them failed (in the metrics as the answer carried forward, as a '
+             'reward node publishes it)' if failed else ''))
     print(f"  VOC {fmt(result['voc'])} (ground truth itself: {fmt(result['voc_truth'])})  "
           f"Pearson {fmt(result['pearson'])}  AUROC {fmt(result['auroc'])} "
           f"(per-task mean {fmt(result['auroc_task_mean'])})  MAE {fmt(result['mae'])}%")

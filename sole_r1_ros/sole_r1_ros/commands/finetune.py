@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 
+from sole_r1_ros.commands.reward_flags import positive_int
 from sole_r1_ros.configuration import from_mapping
 from sole_r1_ros.finetune.config import GrpoConfig, SCHEDULERS, SftConfig
 from sole_r1_ros.finetune.episodes import QuerySchedule
@@ -44,9 +45,10 @@ def _add_prepare(parser: argparse.ArgumentParser) -> None:
                         help="--episodes: which episodes (default 'train': those marked 'val' "
                         "are kept for evaluation; a recording's, unmarked, are in every split)")
     schedule = parser.add_mutually_exclusive_group()
-    schedule.add_argument('--num-queries', type=int, default=None,
+    schedule.add_argument('--num-queries', type=positive_int, default=None,
                           help='evenly spaced queries per episode (default 10)')
-    schedule.add_argument('--stride', type=int, default=None, help='query every K-th frame')
+    schedule.add_argument('--stride', type=positive_int, default=None,
+                          help='query every K-th frame')
     parser.add_argument('--from-zero', action='store_true',
                         help='build first | current examples (no previous progress)')
     parser.add_argument('--no-wrist', action='store_true', help='external-only examples')

@@ -32,6 +32,25 @@ def _finite(text: str) -> float:
     return value
 
 
+def warn_unknown_tasks(roots: list[str], *task_lists: str) -> None:
+    """Say on stderr which names of comma-separated ``--tasks`` lists no episode has."""
+    from sole_r1_ros.labelled.folder import unknown_tasks
+
+    names = [t.strip() for text in task_lists for t in (text or '').split(',') if t.strip()]
+    missing = unknown_tasks(roots, names)
+    if missing:
+        print(f'warning: no episode in {", ".join(roots)} has the task {", ".join(missing)} '
+              '(a typo?); it selects nothing', file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of 1 or more (0 queries or a stride of 0 means nothing)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'must be 1 or more, got {text!r}')
+    return value
+
+
 def _help(field: str, extra: str = '') -> str:
     spec = _SPECS[field]
     return f'{spec.describe()}{extra} (default: {spec.default!r})'

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import json
 import os
 import re
+import sys
 import textwrap
 from typing import Any, Iterator
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
-    make_engine, reward_config)
+    make_engine, positive_int, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, video, write_episode
 from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import (
@@ -36,9 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     views.add_argument('--side-by-side', action='store_true',
                        help='VIDEO holds external (left half) and wrist (right half) views')
     schedule = parser.add_mutually_exclusive_group()
-    schedule.add_argument('--num-queries', type=int, metavar='N',
+    schedule.add_argument('--num-queries', type=positive_int, metavar='N',
                           help='N evenly spaced queries ending at the last frame (default 10)')
-    schedule.add_argument('--stride', type=int, metavar='K',
+    schedule.add_argument('--stride', type=positive_int, metavar='K',
                           help='query every K-th frame, plus the last')
     parser.add_argument('--from-zero', action='store_true',
                         help='ask for progress from the first frame alone at every query')
@@ -194,7 +195,11 @@ def _report(args: argparse.Namespace, goal: str, config: RewardConfig, model_id:
 
 
 def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
-    if args.labelled_out:
+    failed = sum(bool(q['error']) for q in report['queries'])
+    if args.labelled_out and failed:   # its labels would be carried-forward answers
+        print(f'sole-r1 score: {failed} of {len(report["queries"])} queries failed: nothing '
+              f'written to {args.labelled_out}', file=sys.stderr)
+    elif args.labelled_out:
         _write_labelled(args, report)
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as stream:

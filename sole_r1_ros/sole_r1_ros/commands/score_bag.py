@@ -14,7 +14,7 @@ import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
-    make_engine, reward_config)
+    make_engine, positive_int, reward_config)
 from sole_r1_ros.labelled import LabelledEpisode, write_episode
 from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="wrist camera topic; '' for the external-only prompt")
     parser.add_argument('--episode-topic', default='episode')
     group = parser.add_mutually_exclusive_group()
-    group.add_argument('--num-queries', type=int, help='evenly spaced queries per episode '
-                       '(default 10)')
-    group.add_argument('--stride', type=int, help='query every K-th frame (and the last)')
+    group.add_argument('--num-queries', type=positive_int,
+                       help='evenly spaced queries per episode (default 10)')
+    group.add_argument('--stride', type=positive_int, help='query every K-th frame (and the last)')
     add_reward_arguments(parser, oracle="a simulator's ground truth recorded on --truth-topic "
                          '(simulated runs only: to measure a reward model against the truth '
                          "on a learner's own episodes, or as a stand-in teacher in experiments)")
@@ -167,6 +167,12 @@ def _write_labelled(folder: str, report: dict[str, Any], recorded, ids: list[str
     """
     for scored, rec, episode_id, (external, wrist) in zip(report['episodes'], recorded, ids,
                                                           frames):
+        failed = sum(bool(q['error']) for q in scored['queries'])
+        if failed:   # its labels would be carried-forward answers
+            print(f'sole-r1 score-bag: episode {episode_id}: {failed} of '
+                  f'{len(scored["queries"])} queries failed: not written to {folder}',
+                  file=sys.stderr)
+            continue
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(

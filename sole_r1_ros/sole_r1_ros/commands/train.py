@@ -76,9 +76,15 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from sole_r1_ros.commands.reward_flags import check_writable, warn_unknown_tasks
     from sole_r1_ros.compact.train import train
 
     logging.getLogger('sole_r1_ros').setLevel(logging.WARNING)
+    check_writable(args.out)   # before the training, not after it
+    if args.init and args.init != 'shipped':   # a file that is not one: said before any work
+        from sole_r1_ros.compact.model import load_checkpoint
+        load_checkpoint(args.init)
+    warn_unknown_tasks(args.data, args.tasks, args.exclude_tasks)
     if args.data_shares and len(args.data_shares) != len(args.data):
         raise ValueError(f'{len(args.data_shares)} --data-shares for {len(args.data)} --data '
                          'folders: give one share per folder, in order')

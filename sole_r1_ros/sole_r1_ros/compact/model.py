@@ -26,7 +26,7 @@ CHECKPOINT_VERSION = 2
 _V1_DEFAULTS = {'difference_inputs': False, 'goal_keywords': False}
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(ValueError):
     """A compact checkpoint file is missing pieces, of another format or corrupt."""
 
 
@@ -165,8 +165,12 @@ def save_checkpoint(path: str, model: CompactProgressNet, goal_cache: Mapping[st
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     temp = path + '.tmp'
-    torch.save(payload, temp)
-    os.replace(temp, path)
+    try:
+        torch.save(payload, temp)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.remove(temp)
 
 
 def load_checkpoint(path: str) -> tuple[CompactProgressNet, dict[str, Any], dict[str, Any]]:

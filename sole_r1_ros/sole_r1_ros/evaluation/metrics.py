@@ -52,9 +52,16 @@ def value_order_correlation(predicted: Sequence[float]) -> float:
     """VOC: Spearman's rho between predicted progress and time order (GVL, SOLE-R1).
 
     For an expert video progress should rise with time, so 1 is perfect and 0 is noise. A
-    constant prediction has no order and gives NaN.
+    constant prediction has no order: 0, as noise (NaN left it out of a mean, which then
+    rose: a model blind to an episode looked better for it). NaN for fewer than two values.
+
+    >>> value_order_correlation([5.0, 5.0, 5.0])
+    0.0
     """
-    return spearman(predicted, np.arange(len(predicted)))
+    values = np.asarray(predicted, dtype=np.float64)
+    if values.size >= 2 and np.all(values == values[0]):
+        return 0.0
+    return spearman(values, np.arange(values.size))
 
 
 def auroc(scores: Sequence[float], labels: Sequence[bool]) -> float:

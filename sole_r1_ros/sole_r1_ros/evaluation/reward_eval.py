@@ -32,6 +32,9 @@ class EpisodeScore:
     truth: tuple[float, ...]
     latency_s: float = math.nan
     '''Mean backend latency per query [s] (NaN for precomputed predictions).'''
+    errors: tuple[str, ...] = ()
+    '''The backend's error of each query that failed (timeout, HTTP, ...): its prediction is
+    the carried-forward answer, as a reward node publishes it.'''
 
 
 # ------------------------------------------------------------------ loading
@@ -100,7 +103,8 @@ def score_with_engine(engine: Any, episodes: Sequence[LabelledEpisode],
         scores.append(EpisodeScore(
             episode, tuple(spec.query_steps), tuple(float(r.progress) for r in result),
             tuple(float(episode.progress[s]) for s in spec.query_steps),
-            float(np.mean([r.latency_s for r in result])) if result else math.nan))
+            float(np.mean([r.latency_s for r in result])) if result else math.nan,
+            tuple(r.error for r in result if r.error)))
     return scores
 
 
@@ -135,21 +139,29 @@ def scores_from_results(paths: Sequence[str], episodes: Sequence[LabelledEpisode
     by_stem = {_stem(e.meta.get('video') or e.episode_id): e for e in episodes}
     scores = []
     for path in paths:
-        with open(path, encoding='utf-8') as stream:
-            report = json.load(stream)
-        stem = _stem(str(report.get('video', '')))
+        try:
+            with open(path, encoding='utf-8') as stream:
+                report = json.load(stream)
+            video = str(report.get('video', ''))
+            queries = [(int(q['step']), float(q['progress']), q.get('latency_s', math.nan),
+                        q.get('error')) for q in report['queries']]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ValueError(f'{path} is not a sole-r1 score result ({type(exc).__name__}: '
+                             f'{exc})') from exc
+        stem = _stem(video)
         if stem not in by_stem:
-            raise ValueError(f'{path}: video {report.get("video")!r} matches no labelled '
-                             f'episode (have {sorted(by_stem)})')
+            raise ValueError(f'{path}: video {video!r} matches no labelled episode (have '
+                             f'{sorted(by_stem)})')
         episode = by_stem[stem]
-        steps = tuple(int(q['step']) for q in report['queries'])
+        steps = tuple(step for step, *_ in queries)
         if any(not 0 <= s < episode.num_frames for s in steps):
             raise ValueError(f'{path}: query steps {steps} outside the {episode.num_frames} '
                              'ground-truth frames')
         scores.append(EpisodeScore(
-            episode, steps, tuple(float(q['progress']) for q in report['queries']),
+            episode, steps, tuple(progress for _, progress, *_ in queries),
             tuple(float(episode.progress[s]) for s in steps),
-            float(np.mean([q.get('latency_s', math.nan) for q in report['queries']]))))
+            float(np.mean([latency for *_, latency, _ in queries])),
+            tuple(error for *_, error in queries if error)))
     return scores
 
 
@@ -184,6 +196,7 @@ def summarise(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
         raise ValueError('nothing to summarise: no episodes were scored')
     summary = _group(scores)
     summary['n_queries'] = int(sum(len(s.steps) for s in scores))
+    summary['failed_queries'] = int(sum(len(s.errors) for s in scores))
     summary['latency_s'] = metrics.nanmean([s.latency_s for s in scores])
     summary['per_task'] = {task: _group(group)
                            for task, group in _by(scores, 'task_id').items()}

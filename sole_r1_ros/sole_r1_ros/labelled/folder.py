@@ -184,6 +184,20 @@ def list_episodes(root: str) -> list[dict[str, Any]]:
             if os.path.isfile(os.path.join(folder, name, LABELS))]
 
 
+def unknown_tasks(roots: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The task names (or goals) of ``names`` that no episode in ``roots`` has, sorted.
+
+    For a filter's typo: a list of tasks with one misspelt otherwise selects the rest without a
+    word. Folders of the older layouts are not looked into (nothing is reported for them).
+    """
+    known: set[str] = set()
+    for root in roots:
+        if not os.path.isdir(os.path.join(root, EPISODES_DIR)):
+            return []
+        known.update(entry.get('task') or entry['goal'] for entry in list_episodes(root))
+    return sorted(set(names) - known)
+
+
 def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = None,
            split: str | None = None, behaviours: Iterable[str] | None = None,
            limit: int | None = None, exclude_tasks: Iterable[str] = ()

@@ -120,3 +120,22 @@ def test_recordings_beside_other_data_get_their_share_and_their_own_validation(t
                                                  '--minutes', '0.01']
     assert main(short + ['--out', str(tmp_path / 'short.pt')]) == 0
     assert 'before the --epochs 1000.0 it would take' in capsys.readouterr().err
+
+
+def test_train_compact_refuses_a_bad_out_or_init_at_once_in_one_line(tmp_path, capsys):
+    data = tmp_path / 'labelled'
+    assert main(['score', _clip(tmp_path / 'ep0.mp4', 0), '--goal', _GOAL, '--backend',
+                 'ramp-teacher', '--stride', '2', '--labelled-out', str(data)]) == 0
+    capsys.readouterr()
+    (tmp_path / 'a_folder').mkdir()
+    assert main(['train', 'compact', '--data', str(data), '--out',
+                 str(tmp_path / 'a_folder'), '--minutes', '5']) == 2     # before 5 minutes
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'it is a folder' in err[0], err
+    bad = tmp_path / 'bad.pt'
+    bad.write_bytes(b'not a checkpoint')
+    assert main(['train', 'compact', '--data', str(data), '--out', str(tmp_path / 'm.pt'),
+                 '--init', str(bad), '--epochs', '1']) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and 'bad.pt is not a compact checkpoint' in err[0], err
+    assert not (tmp_path / 'm.pt').exists() and not (tmp_path / 'm.pt.tmp').exists()

@@ -228,3 +228,64 @@ def test_score_eval_and_score_bag_share_reward_config_defaults():
                 config.max_batch_size, config.model) == (
             defaults.temperature, defaults.seed, defaults.timeout_s, defaults.max_new_tokens,
             defaults.max_batch_size, defaults.model)
+
+
+def test_score_writes_no_distillation_labels_from_failed_queries(tmp_path, capsys):
+    video = _write_video(tmp_path / 'v.mp4', _frames(5))
+    labelled = tmp_path / 'labelled'
+    assert main(['score', video, '--goal', 'x', '--backend', 'unauthorized', '--num-queries',
+                 '3', '--labelled-out', str(labelled)]) == 1
+    assert 'nothing written to' in capsys.readouterr().err
+    assert not list(labelled.glob('episodes/*/labels.json'))   # not all-0 labels to train on
+
+
+def _labelled_folder(root, task='reach-v3', episodes=2):
+    from sole_r1_ros.labelled import LabelledEpisode, write_episode
+    for index in range(episodes):
+        frames = _frames(5)
+        write_episode(str(root), LabelledEpisode(
+            episode_id=f'{task}-{index}', goal='reach the goal', task=task,
+            progress=[0.0, 25.0, 50.0, 75.0, 100.0], external=frames, wrist=frames,
+            success=True, behaviour='expert'), videos=None, fps=10)
+    return str(root)
+
+
+def test_eval_reward_says_and_exits_1_when_queries_failed(tmp_path, capsys):
+    data = _labelled_folder(tmp_path / 'data')
+    out = tmp_path / 'e.json'
+    assert main(['eval', 'reward', '--backend', 'unauthorized', '--data', data,
+                 '--num-queries', '2', '--out', str(out)]) == 1
+    captured = capsys.readouterr()
+    assert '4 of 4 queries failed' in captured.err and '4 of them failed' in captured.out
+    assert json.loads(out.read_text())['failed_queries'] == 4
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--num-queries', '0'], 'must be 1 or more'),
+    (['--stride', '0'], 'must be 1 or more')])
+def test_eval_reward_refuses_zero_queries(tmp_path, capsys, argv, message):
+    data = _labelled_folder(tmp_path / 'data')
+    with pytest.raises(SystemExit):
+        main(['eval', 'reward', '--backend', 'unauthorized', '--data', data, *argv])
+    assert message in capsys.readouterr().err
+
+
+def test_eval_reward_names_a_task_no_episode_has(tmp_path, capsys):
+    data = _labelled_folder(tmp_path / 'data')
+    main(['eval', 'reward', '--backend', 'unauthorized', '--data', data,
+          '--tasks', 'reach-v3,raech-v3', '--max-failed', '1'])
+    assert 'has the task raech-v3 (a typo?)' in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_score_result_is_a_one_line_error(tmp_path, capsys):
+    data = _labelled_folder(tmp_path / 'data')
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"video": "reach-v3-0.mp4"}')
+    assert main(['eval', 'reward', '--data', data, '--predictions', str(bad)]) == 2
+    assert 'is not a sole-r1 score result' in capsys.readouterr().err
+
+
+def test_a_constant_answer_orders_nothing():
+    from sole_r1_ros.evaluation.metrics import value_order_correlation
+    assert value_order_correlation([30.0, 30.0, 30.0]) == 0.0     # not left out of the mean
+    assert value_order_correlation([10.0, 20.0, 30.0]) == pytest.approx(1.0)
