@@ -13,9 +13,19 @@ BENCH_ARGS ?=
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
-	@echo 'make test   - set up, then run the test suite'
-	@echo 'make bench  - benchmarks (JSON + tables in bench/results/)'
+	@echo '              (DEMO_ARGS="--task door-close-v3 --minutes 20" passes sole-r1 demo flags)'
+	@echo 'make test   - set up, then run the test suite (PYTEST_ARGS="-k spin" passes pytest flags)'
 	@echo 'make setup  - only the set-up (venv, ROS 2 wheels, colcon build, env.sh); idempotent'
+	@echo 'make lint   - flake8 and pep257 of the package, tests, launch files and benchmarks'
+	@echo 'make bench  - every CPU benchmark below (JSON + tables in bench/results/)'
+	@echo '  bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune'
+	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint: one each'
+	@echo '  (BENCH_ARGS passes flags to the script, e.g. make bench-drq BENCH_ARGS=--quick)'
+	@echo 'make bench-gpu             - on a machine with a CUDA GPU: reward backend and fine-tuning'
+	@echo 'make compact-model         - train the shipped compact progress model again'
+	@echo 'make compact-model-erased  - then the erased half of a compact pair'
+	@echo '                             (about half an hour each on 2 cores)'
+	@echo 'make clean  - remove the colcon builds and env.sh (the venv stays)'
 
 setup:
 	bash tools/setup.sh
@@ -28,7 +38,8 @@ test: setup
 
 lint: setup
 	$(ENV)
-	cd sole_r1_ros && python -m pytest -q test/test_flake8.py
+	cd sole_r1_ros && python -m pytest -q test/test_flake8.py test/test_pep257.py
+	python -m flake8 --config .flake8 ../bench
 
 demo: setup
 	$(ENV)
@@ -39,11 +50,11 @@ bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-fi
 
 bench-sim: setup
 	$(ENV)
-	python bench/bench_sim.py
+	python bench/bench_sim.py $(BENCH_ARGS)
 
 bench-reward: setup
 	$(ENV)
-	python bench/bench_reward.py
+	python bench/bench_reward.py $(BENCH_ARGS)
 
 bench-rl: setup
 	$(ENV)
@@ -57,11 +68,11 @@ bench-loop: setup
 # DrQ-v2 pixels agent on the CPU: update rate and act latency per option (about 4 minutes).
 bench-drq: setup
 	$(ENV)
-	python bench/bench_drq.py
+	python bench/bench_drq.py $(BENCH_ARGS)
 
 bench-nodes: setup
 	$(ENV)
-	python bench/bench_nodes.py
+	python bench/bench_nodes.py $(BENCH_ARGS)
 
 # A stand-in for a batching vLLM server at H100 speed; about 3 minutes on 2 cores.
 bench-serving: setup
@@ -85,7 +96,7 @@ bench-checkpoint: setup
 
 bench-finetune: setup
 	$(ENV)
-	OMP_NUM_THREADS=1 python bench/bench_finetune.py --tiny
+	OMP_NUM_THREADS=1 python bench/bench_finetune.py --tiny $(BENCH_ARGS)
 
 # On a machine with one CUDA GPU (not part of `make bench`): the reward backend and LoRA SFT + GRPO
 # on random weights in the real Qwen3-VL-8B shape, each under a timeout (about 10 minutes).
