@@ -99,7 +99,8 @@ class TrainConfig:
     val_fraction: float = option(0.2, "share of each task's episodes that validate when the "
                                  "data marks none split='val' (a user's recordings): evenly "
                                  'spread, never trained on; the weights of the best validation '
-                                 'are kept. 0: train on every episode and keep the last weights',
+                                 'are kept. 0: train on every episode not marked val and, '
+                                 'with none marked, keep the last weights',
                                  range=(0.0, 0.5))
     data_shares: tuple[float, ...] = option(
         (), "share of the training queries drawn from each data folder, in the folders' order "
