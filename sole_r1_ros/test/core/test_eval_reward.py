@@ -15,7 +15,8 @@ from sole_r1_ros.labelled import LabelledEpisode
 def test_value_order_correlation_of_monotone_and_reversed_sequences():
     assert metrics.value_order_correlation([1, 5, 20, 60, 100]) == pytest.approx(1.0)
     assert metrics.value_order_correlation([100, 60, 20, 5, 1]) == pytest.approx(-1.0)
-    assert math.isnan(metrics.value_order_correlation([50, 50, 50]))
+    assert metrics.value_order_correlation([50, 50, 50]) == 0.0   # no order: as noise
+    assert math.isnan(metrics.value_order_correlation([50]))
     # Ties share their mean rank: [0, 0, 10] against time 0, 1, 2.
     assert metrics.value_order_correlation([0, 0, 10]) == pytest.approx(math.sqrt(3) / 2)
 

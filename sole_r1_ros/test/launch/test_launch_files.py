@@ -103,6 +103,7 @@ def test_the_gamepad_block_of_the_real_robot_yaml_is_the_gamepad_mapping(tmp_pat
                                      if line.strip().startswith('# teleop.')))
     mapping = {f'teleop.{k}': v for k, v in dataclasses.asdict(GAMEPAD).items()}
     mapping.pop('teleop.timeout_s')
+    mapping.pop('teleop.invalid_hold_s')
     assert block == {k: list(v) if isinstance(v, tuple) else v for k, v in mapping.items()}
     params = load_params(path)
     params['learner_node'].update(block)
