@@ -6,7 +6,7 @@ thread: every stop must come within seconds. Usage, after ``. ./env.sh``::
 
     python tools/signal_during_start_up.py --runs 80
     git show bca98ff:sole_r1_ros/sole_r1_ros/nodes/spin.py > /tmp/spin_old.py
-    python tools/signal_during_start_up.py --runs 80 --spin /tmp/spin_old.py   # before: 3 of 80
+    python tools/signal_during_start_up.py --runs 80 --spin /tmp/spin_old.py   # before: 3-5 of 80
 """
 import argparse
 import os
