@@ -64,8 +64,8 @@ class _WakeMainThread:
     first and ``pthread_kill``s the main thread with it, whose blocking system call then returns
     with EINTR and runs the handler. Measured before: a SIGINT during a 30 s sleep in start-up
     went to a DDS thread (strace) in 3 and 5 of 80 tries (two runs) on 2 busy cores, and the
-    sleep ran to its end; 0 of 80 after (``tools/signal_during_start_up.py``). One re-send is enough: the
-    handler ignores every signal after the first.
+    sleep ran to its end; 0 of 80 after (``tools/signal_during_start_up.py``). One re-send is
+    enough: the handler ignores every signal after the first.
     """
 
     def __init__(self) -> None:
