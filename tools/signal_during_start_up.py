@@ -15,15 +15,11 @@ import subprocess
 import sys
 import textwrap
 
-_NODE = textwrap.dedent('''
-    import importlib.util, sys, time
+from spin_under_test import LOAD_SPIN   # beside this file
+
+_NODE = LOAD_SPIN + textwrap.dedent('''
+    import time
     from rclpy.node import Node
-    if sys.argv[1]:
-        spec = importlib.util.spec_from_file_location('spin_under_test', sys.argv[1])
-        spin = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(spin)
-    else:
-        from sole_r1_ros.nodes import spin
 
     def make():
         print('starting', flush=True)

@@ -16,6 +16,8 @@ import sys
 import textwrap
 import time
 
+from spin_under_test import LOAD_SPIN   # beside this file
+
 _PUBLISHER = textwrap.dedent('''
     import rclpy
     from sensor_msgs.msg import JointState
@@ -30,16 +32,9 @@ _PUBLISHER = textwrap.dedent('''
             pass
 ''')
 
-_SUBSCRIBER = textwrap.dedent('''
-    import importlib.util, sys
+_SUBSCRIBER = LOAD_SPIN + textwrap.dedent('''
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
-    if sys.argv[1]:
-        spec = importlib.util.spec_from_file_location('spin_under_test', sys.argv[1])
-        spin = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(spin)
-    else:
-        from sole_r1_ros.nodes import spin
 
     def make():
         node = Node('flooded')
