@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = _load(args)
     if not episodes:
         raise ValueError(f'no episodes selected in {args.data}')
-    warn_unknown_tasks([args.data], args.tasks)
+    warn_unknown_tasks([args.data], _list(args.tasks))
     if args.predictions:
         scores = reward_eval.scores_from_results(args.predictions, episodes)
         label = 'predictions'

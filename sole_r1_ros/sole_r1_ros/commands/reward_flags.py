@@ -32,12 +32,11 @@ def _finite(text: str) -> float:
     return value
 
 
-def warn_unknown_tasks(roots: list[str], *task_lists: str) -> None:
-    """Say on stderr which names of comma-separated ``--tasks`` lists no episode has."""
+def warn_unknown_tasks(roots: list[str], names: list[str] | None) -> None:
+    """Say on stderr which of the task ``names`` (``--tasks``, parsed) no episode has."""
     from sole_r1_ros.labelled.folder import unknown_tasks
 
-    names = [t.strip() for text in task_lists for t in (text or '').split(',') if t.strip()]
-    missing = unknown_tasks(roots, names)
+    missing = unknown_tasks(roots, names or [])
     if missing:
         print(f'warning: no episode in {", ".join(roots)} has the task {", ".join(missing)} '
               '(a typo?); it selects nothing', file=sys.stderr)

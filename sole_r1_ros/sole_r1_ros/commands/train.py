@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init and args.init != 'shipped':   # a file that is not one: said before any work
         from sole_r1_ros.compact.model import load_checkpoint
         load_checkpoint(args.init)
-    warn_unknown_tasks(args.data, args.tasks, args.exclude_tasks)
+    warn_unknown_tasks(args.data, _names(args.tasks) + _names(args.exclude_tasks))
     if args.data_shares and len(args.data_shares) != len(args.data):
         raise ValueError(f'{len(args.data_shares)} --data-shares for {len(args.data)} --data '
                          'folders: give one share per folder, in order')
