@@ -24,8 +24,13 @@ def test_compose_runs_the_reward_node_on_a_gpu_and_the_rest_by_the_robot():
     assert 'reward_node' in services['reward']['command']
     gpu = services['reward']['deploy']['resources']['reservations']['devices'][0]
     assert gpu['capabilities'] == ['gpu']
-    assert 'learner_node' in services['robot']['command']
-    assert 'camera_node' in services['robot']['command']
+    robot_script = open(os.path.join(_REPO, 'docker', 'robot.sh')).read()
+    assert services['robot']['command'] == 'bash /ws/src/sole_r1_ros/docker/robot.sh'
+    assert 'learner_node' in robot_script and 'camera_node' in robot_script
+    for name in ('robot', 'sim'):   # the learner's stop budget + its final checkpoint
+        assert int(services[name]['stop_grace_period'].rstrip('s')) >= 30, name
+    for name in ('reward', 'reward_vllm'):   # PID 1 must handle SIGTERM: no `ros2 run` in between
+        assert services[name]['command'].split()[0] == 'reward_node', name
     for service in services.values():
         for part in re.findall(r'share/sole_r1_ros/(config/\S+)', service['command']):
             assert os.path.exists(os.path.join(_REPO, 'sole_r1_ros', part)), part
