@@ -76,6 +76,10 @@ class RewardNode(LifecycleNode):
         self._subscription = None
         # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
         self.timing: deque = deque(maxlen=1000)
+        # Answers the model gave but the protocol could not read (the last progress is carried
+        # forward): many mean a wrong model, prompt or max_new_tokens cutting the reasoning off.
+        self.unparseable = 0
+        self._unparseable_lock = threading.Lock()   # workers answer in parallel
         self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
         self._checked_goal: str | None = None
         self._goal_check_lock = threading.Lock()   # reward workers check the goal in parallel
@@ -190,6 +194,7 @@ class RewardNode(LifecycleNode):
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),
             'replaced': book.replaced, 'stale': book.stale, 'answered': len(self.timing),
+            'unparseable_answers': self.unparseable,
             **goal, **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
             level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
             message=('the goal is not one the reward model was trained on: not a reliable '
@@ -290,6 +295,13 @@ class RewardNode(LifecycleNode):
         if result.error:
             self.firewall.reject('answer', f'{result.error} (episode {result.episode_id} step '
                                  f'{result.step}; progress carried forward)')
+        elif not result.valid:
+            with self._unparseable_lock:
+                self.unparseable += 1
+            self.get_logger().warning(
+                f'unparseable answer (episode {result.episode_id} step {result.step}; progress '
+                f'carried forward; {self.unparseable} so far): '
+                f'{(result.raw_text or "")[-200:]!r}', throttle_duration_sec=10.0)
         return True
 
     def _publish_annotation(self, pending: PendingQuery, result, episode) -> None:

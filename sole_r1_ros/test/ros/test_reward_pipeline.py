@@ -448,3 +448,38 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
     assert logs and not any(secret in m.msg for m in logs)
     values = [str(p.value) for p in node._parameters.values()]
     assert values and not any(secret in v for v in values)
+
+
+def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_graph):
+    """A model that never answers a percentage (wrong checkpoint, reasoning cut off by
+    max_new_tokens): every reward is invalid, and the node says so instead of publishing 0 %."""
+    pytest.importorskip('httpx2')
+    from chat_server import ChatServer, completion
+    server = ChatServer(lambda n, server, body, headers: (
+        200, completion('<think>The drawer is still open and the gripper is')))
+    logs, statuses = _Sink(), _Sink()
+    try:
+        node, probe, rewards, queries = _setup(
+            ros_graph, 'openai', own_name('reward_node_unparseable'), model='sole-r1',
+            annotate=False, **{'openai.base_url': server.url, 'openai.max_retries': 0,
+                               'openai.health_check_s': 5.0})
+        probe.create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
+        probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
+        name = node.get_fully_qualified_name()
+        for step in (1, 2, 3):
+            queries.publish(_grey_query('ep', 40, step))
+            assert ros_graph.wait_for(lambda: len(rewards) == step, timeout=10.0)
+
+        def counted():
+            mine = [s for array in list(statuses) for s in array.status if s.name == name]
+            return mine and {kv.key: kv.value for kv in mine[-1].values}.get(
+                'unparseable_answers')
+        assert ros_graph.wait_for(lambda: counted() == '3', timeout=5.0)
+        assert ros_graph.wait_for(lambda: any(
+            'unparseable answer' in m.msg and m.level == Log.WARN for m in logs), timeout=5.0)
+    finally:
+        server.close()
+    assert all(not r.valid and r.error == 'unparseable answer' for r in rewards)
+    warned = [m.msg for m in logs if 'unparseable answer' in m.msg]
+    assert len(warned) == 1, warned   # throttled: not one line per query
+    assert 'gripper is' in warned[0]   # the answer's end, to see what went wrong
