@@ -193,10 +193,17 @@ class DrQAgent:
         return state if self._pixels else None
 
     def _smoothed_action(self, mu: torch.Tensor, sigma: float) -> torch.Tensor:
-        """clip(mu + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2) (Eqs. 1 and 3)."""
+        """clip(mu + clip(eps, -c, c), -1, 1), eps ~ N(0, sigma^2) (Eqs. 1 and 3).
+
+        The outer clip passes the gradient straight through, as drqv2's
+        ``TruncatedNormal._clamp`` does: a plain clamp gives the actor no gradient for a sample
+        past the action bound, and near the bound (the gripper at +-1, a large move) that is
+        30-50 % of them while sigma is large.
+        """
         eps = torch.randn(mu.shape, generator=self._update_gen) * sigma
         eps = eps.clamp(-self.config.std_clip, self.config.std_clip)
-        return (mu + eps).clamp(-1.0, 1.0)
+        action = mu + eps
+        return action - action.detach() + action.detach().clamp(-1.0, 1.0)
 
     def _update_critic(self, h: torch.Tensor, state: torch.Tensor, action: torch.Tensor,
                        reward: torch.Tensor, discount: torch.Tensor, next_h: torch.Tensor,

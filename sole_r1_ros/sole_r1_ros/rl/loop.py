@@ -157,6 +157,7 @@ class ControlLoop:
         self._intervened = 0
         self._label: str | None = None
         self._last_frame: tuple[int, int] | None = None   # (stamp, step) of the last record
+        self._closed = False   # the episode's last frame (no action) is recorded
         self._evaluation: Evaluation | None = None
         self._last_checkpoint_s = clock()
         self._checkpointed: tuple[int, ...] | None = None
@@ -255,6 +256,7 @@ class ControlLoop:
             except ValueError as exc:   # a button pressed between episodes
                 logger.warning('label %r from the Joy buttons ignored: %s', label, exc)
         if new_episode:
+            self._close_episode()
             self._finish_episode()
             evaluation = self._evaluation
             if evaluation is not None and evaluation.all_started:
@@ -270,17 +272,18 @@ class ControlLoop:
             self._robot.hold()
             return Outcome.HELD
         obs = self._observation(sensed)
+        training = not self._episode_is_evaluation
+        if self._step >= self.config.episode_length:   # before acting: no action is wasted
+            if training:
+                self.learner.record(obs, None, sensed.stamp_ns)
+                self._last_frame, self._closed = (sensed.stamp_ns, self._step), True
+            with self._lock:
+                self._episode_over = True
+            self._robot.hold()
+            return Outcome.HELD
         action, intervened = self._decide(obs)
         if action is None:   # the human's input is invalid: hold, never fall back silently
             self.held += 1
-            self._robot.hold()
-            return Outcome.HELD
-        training = not self._episode_is_evaluation
-        if self._step >= self.config.episode_length:
-            if training:
-                self.learner.record(obs, None, sensed.stamp_ns)
-            with self._lock:
-                self._episode_over = True
             self._robot.hold()
             return Outcome.HELD
         if self._paused:   # paused during the policy's inference: no command after the reply
@@ -336,7 +339,24 @@ class ControlLoop:
             self._episode_id, self._step, self._intervened, self._label = name, 0, 0, None
             self._episode_is_evaluation = evaluation is not None
             self._reset_requested = self._episode_over = False
-            self._last_frame = None
+            self._last_frame, self._closed = None, False
+
+    def _close_episode(self) -> None:
+        """Record the frame a label or a reset ends a training episode on.
+
+        The time limit records its own. Without it the replay never sees the episode end: the
+        last frame keeps its action and no successor, so the n-step windows of the last n steps
+        (the success a person labelled among them) are never sampled, and the episode is not
+        counted as done. A stale observation records nothing: those windows stay lost.
+        """
+        if (self._episode_id is None or self._episode_is_evaluation or self._closed
+                or self._last_frame is None):
+            return
+        sensed = self._robot.observe()
+        if sensed is None or sensed.stamp_ns <= self._last_frame[0]:
+            return
+        self.learner.record(self._observation(sensed), None, sensed.stamp_ns)
+        self._last_frame, self._closed = (sensed.stamp_ns, self._step), True
 
     def _finish_episode(self) -> None:
         if self._episode_id is None:
@@ -354,8 +374,9 @@ class ControlLoop:
                 evaluation.episode_finished()
         label = self._label
         if label and training and self.config.human_label_reward and self._last_frame:
+            # the person's verdict wins over an answer the model gave that frame
             self.learner.label(self._episode_id, self._last_frame[0],
-                               100.0 if label == 'success' else 0.0)
+                               100.0 if label == 'success' else 0.0, overwrite=True)
         self._robot.episode_finished(EpisodeSummary(
             self._episode_id, self._step, not training, self._intervened, label,
             self.learner.env_steps))

@@ -3,7 +3,11 @@
 Rewards arrive late and name the scored camera frame by episode id and stamp. This class keeps,
 for each recent episode, which of its own steps saw which frame stamp, so a ``ProgressReward``
 becomes a label of exactly one stored transition (the nearest frame within a tolerance when the
-reward model scored a camera frame the actor did not use). Step 0 of every episode is labelled
+reward model scored a camera frame the actor did not use). An answer can also come *before* the
+actor records its frame: the camera node queries a frame as it arrives, a fast model (the
+compact one: milliseconds) answers, and an actor paced at 10 Hz records that frame up to a
+control period later. Such an answer is held until the frame is recorded (before 2026-12-06
+it was dropped as unmatched: 9 in 10 answers of a 10 Hz run). Step 0 of every episode is labelled
 0% here: the protocol defines it so and never queries it. The control loop (``rl.loop``) drives
 it; the learner node and the benchmarks share both.
 """
@@ -27,6 +31,7 @@ from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 logger = logging.getLogger(__name__)
 
 _KEPT_EPISODES = 32   # episodes whose stamp -> step tables are kept for late labels
+_MAX_EARLY = 64       # answers held for frames of the running episode not recorded yet
 
 
 class OnlineLearner:
@@ -52,6 +57,9 @@ class OnlineLearner:
         self._tolerance_ns = int(stamp_tolerance_s * 1e9)
         self._lock = threading.Lock()
         self._names: OrderedDict[str, tuple[int, dict[int, int]]] = OrderedDict()
+        self._early: list[tuple[int, float]] = []   # (stamp, progress) not recorded yet
+        self._newest_ns = -1                        # the running episode's newest recorded stamp
+        self._ended = False                         # its last frame (no action) is recorded
         self.episode_index = -1
         self.episode_name: str | None = None
         self.step = 0
@@ -68,6 +76,8 @@ class OnlineLearner:
         with self._lock:
             self.episode_index += 1
             self.episode_name, self.step = name, 0
+            self.unmatched_labels += len(self._early)   # ahead of the last frame: none came
+            self._early, self._newest_ns, self._ended = [], -1, False
             self._names[name] = (self.episode_index, {})
             while len(self._names) > _KEPT_EPISODES:
                 self._names.popitem(last=False)
@@ -87,6 +97,7 @@ class OnlineLearner:
             self.replay.add(index, step, obs, action, stamp=stamp_ns * 1e-9,
                             intervened=intervened)
             stamps[int(stamp_ns)] = step
+            self._newest_ns = max(self._newest_ns, int(stamp_ns))
             self.step += 1
             if action is not None:
                 self.env_steps += 1
@@ -94,17 +105,40 @@ class OnlineLearner:
                     self.learning_steps += 1
             else:
                 self.episodes_done += 1
+                self._ended = True
+            due = self._take_early(int(stamp_ns))
+            if self._ended:   # no frame comes after the last one
+                self.unmatched_labels += len(self._early)
+                self._early = []
         if step == 0:   # the 0% reference frame: defined by the protocol, never queried
             self.replay.label(index, 0, 0.0, stamp=stamp_ns * 1e-9)
+        for progress in due:   # answers that came before this frame was recorded
+            self.replay.label(index, step, progress, stamp=stamp_ns * 1e-9)
         return step
 
-    def label(self, name: str, stamp_ns: int, progress: float) -> LabelOutcome | None:
+    def _take_early(self, stamp_ns: int) -> list[float]:
+        """Held answers for the frame just recorded; those for a frame passed over are dropped."""
+        due, waiting = [], []
+        for early_ns, progress in self._early:
+            if abs(early_ns - stamp_ns) <= self._tolerance_ns:
+                due.append(progress)
+                self.last_label_s = time.monotonic()
+            elif early_ns < stamp_ns:
+                self.unmatched_labels += 1   # a frame the actor skipped
+            else:
+                waiting.append((early_ns, progress))
+        self._early = waiting
+        return due
+
+    def label(self, name: str, stamp_ns: int, progress: float,
+              overwrite: bool = False) -> LabelOutcome | None:
         """Apply a reward-model answer for the frame stamped ``stamp_ns`` of episode ``name``.
 
         Negative progress (legal in SOLE-R1) is clipped to 0. Returns None when the episode or
         frame is unknown (another robot's episode, or older than what is kept) or the progress
         is not a finite number (counted in ``rejected_labels``; never raised, since a label
-        comes from a message callback).
+        comes from a message callback). ``LabelOutcome.EARLY``: the answer is for a frame of the
+        running episode newer than any recorded, and is applied when that frame is.
         """
         if not isinstance(progress, (int, float)) or not math.isfinite(progress):
             with self._lock:
@@ -121,12 +155,20 @@ class OnlineLearner:
             if step is None and stamps:
                 stamp = min(stamps, key=lambda s: abs(s - stamp_ns))
                 step = stamps[stamp] if abs(stamp - stamp_ns) <= self._tolerance_ns else None
+            if (step is None and name == self.episode_name and not self._ended
+                    and stamp_ns > self._newest_ns):
+                if len(self._early) >= _MAX_EARLY:
+                    self._early.pop(0)
+                    self.unmatched_labels += 1
+                self._early.append((int(stamp_ns), float(np.clip(progress, 0.0, 100.0))))
+                self.last_label_s = time.monotonic()
+                return LabelOutcome.EARLY
             if step is None:
                 self.unmatched_labels += 1
                 return None
             self.last_label_s = time.monotonic()
         return self.replay.label(index, step, float(np.clip(progress, 0.0, 100.0)),
-                                 stamp=stamp * 1e-9)
+                                 stamp=stamp * 1e-9, overwrite=overwrite)
 
     # -- learning ---------------------------------------------------------------------------
     def learn(self, max_updates: int = 1,

@@ -256,10 +256,12 @@ class ReplayBuffer:
     # ------------------------------------------------------------------------------ label
 
     def label(self, episode_id: int, step: int, progress: float,
-              stamp: float | None = None) -> LabelOutcome:
+              stamp: float | None = None, overwrite: bool = False) -> LabelOutcome:
         """Give frame ``step`` of ``episode_id`` the progress [%] the reward model answered.
 
         See the module docstring for late, early, duplicated and mismatched labels.
+        ``overwrite`` replaces a label the frame already has (a person's verdict over the
+        model's answer) instead of counting a duplicate.
 
         Raises:
             ValueError: ``progress`` not finite or outside [0, 100].
@@ -270,21 +272,21 @@ class ReplayBuffer:
         episode_id, step = int(episode_id), int(step)
         stamp_value = math.nan if stamp is None else float(stamp)
         with self._lock:
-            outcome = self._label_locked(episode_id, step, progress, stamp_value)
+            outcome = self._label_locked(episode_id, step, progress, stamp_value, overwrite)
             self._counts[outcome.value] += 1
         if outcome in (LabelOutcome.DROPPED, LabelOutcome.MISMATCH):
             _LOG.debug('label %s: episode %d step %d', outcome.value, episode_id, step)
         return outcome
 
     def _label_locked(self, episode_id: int, step: int, progress: float,
-                      stamp: float) -> LabelOutcome:
+                      stamp: float, overwrite: bool = False) -> LabelOutcome:
         slot = self._index.get((episode_id, step))
         if slot is None:
             return self._hold_early(episode_id, step, progress, stamp)
         if (not math.isnan(stamp)
                 and abs(stamp - self._arrays['stamp'][slot]) > self.config.stamp_tolerance_s):
             return LabelOutcome.MISMATCH
-        if not math.isnan(self._arrays['label'][slot]):
+        if not math.isnan(self._arrays['label'][slot]) and not overwrite:
             return LabelOutcome.DUPLICATE
         self._apply_label(slot, progress, stamp)
         return LabelOutcome.APPLIED

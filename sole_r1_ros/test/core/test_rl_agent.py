@@ -95,6 +95,16 @@ def test_actor_climbs_the_critic_towards_the_rewarded_action():
     assert action[0] > 0.8 and action[1] < -0.8
 
 
+def test_the_smoothed_actions_bound_passes_the_actors_gradient_through():
+    """As drqv2's TruncatedNormal._clamp: a sample past the bound still tells mu which way."""
+    agent = make_agent('state')
+    mu = torch.full((2000, ACTION_DIM), 0.95, requires_grad=True)
+    action = agent._smoothed_action(mu, sigma=1.0)
+    assert float(action.detach().abs().max()) <= 1.0
+    action.sum().backward()
+    assert bool((mu.grad == 1.0).all())   # a plain clamp zeroes it for about half of them
+
+
 @pytest.mark.parametrize('variant', ['state', 'pixels'])
 def test_actions_are_bounded_and_evaluation_is_deterministic(variant):
     agent = make_agent(variant, seed_steps=3, std_init=5.0, std_final=5.0)
