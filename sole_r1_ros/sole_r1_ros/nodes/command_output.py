@@ -75,7 +75,15 @@ class CommandOutput:
 
     @property
     def gripper(self) -> float:
-        """The last gripper action sent (a human taking over starts from it)."""
+        """The gripper as it is: +1 closed, -1 open (a human taking over starts from it).
+
+        With a gripper controller of its own that is the hysteresis state, not the last action:
+        an action between the thresholds (0.3) leaves an open gripper open, and a SpaceMouse
+        toggle that went by that action's sign sent -1 to an open gripper (a first press did
+        nothing). Without one (the simulator's 4-value command) it is the last action.
+        """
+        if self._gripper_publisher is not None:
+            return 1.0 if self._gripper_closed else -1.0
         return self._gripper
 
     def update(self, section: str, config) -> None:

@@ -91,6 +91,9 @@ class Human(Protocol):
     def pop_label(self) -> str | None:
         """'success' / 'failure' pressed since the last call, or None."""
 
+    def drop_labels(self) -> int:
+        """Forget the labels not taken yet; returns how many."""
+
 
 class Outcome(enum.Enum):
     """What one ``step`` did."""
@@ -331,6 +334,11 @@ class ControlLoop:
         evaluation = self._evaluation
         self._robot.announce(name, evaluation=evaluation is not None)
         self._robot.hold()   # a lock-step simulator renders its first frame on a command
+        if self._human is not None and (dropped := self._human.drop_labels()):
+            # pressed during the reset or a second time: meant for the episode that ended, so
+            # it must not end this one at step 0 (the ~/label_episode service refuses it too)
+            logger.warning('%d label(s) from the Joy buttons pressed between episodes ignored',
+                           dropped)
         if evaluation is not None:
             evaluation.episode_started(name)
         else:
@@ -369,6 +377,11 @@ class ControlLoop:
             if cut_short:   # a person's ~/reset: its last answer would be scored as its end
                 logger.warning('evaluation episode %s cut short by a reset: not counted, '
                                'another begins in its place', self._episode_id)
+                evaluation.episode_discarded()
+            elif self._intervened:   # the dead-man stays live for safety; the score is not hers
+                logger.warning('evaluation episode %s: a human drove %d of its %d steps, so it '
+                               'does not measure the policy: not counted, another begins in '
+                               'its place', self._episode_id, self._intervened, self._step)
                 evaluation.episode_discarded()
             else:
                 evaluation.episode_finished()

@@ -210,8 +210,9 @@ class Teleop:
         Args:
             axes: the Joy message's axes.
             buttons: the Joy message's buttons (0 / 1).
-            gripper_now: the gripper value of the last command sent, in [-1, 1]; a takeover
-                starts from it, so the gripper does not change when the human takes over.
+            gripper_now: the gripper as it is, in [-1, 1] (+1 closed); a takeover starts
+                from it, so the gripper does not change when the human takes over, and the
+                toggle button flips it.
             now: the message's arrival time (default: the clock) [s].
         """
         now = self._clock() if now is None else float(now)
@@ -244,6 +245,12 @@ class Teleop:
         """The oldest human label ('success' or 'failure') not yet taken, or None."""
         with self._lock:
             return self._labels.pop(0) if self._labels else None
+
+    def drop_labels(self) -> int:
+        """Forget the labels not taken yet (pressed between episodes); returns how many."""
+        with self._lock:
+            dropped, self._labels = len(self._labels), []
+            return dropped
 
     def _current(self, now: float) -> TeleopDecision:
         if now < self._invalid_until:

@@ -66,6 +66,10 @@ class FakeHuman:
     def pop_label(self):
         return self.labels.pop(0) if self.labels else None
 
+    def drop_labels(self):
+        dropped, self.labels = len(self.labels), []
+        return dropped
+
 
 class Clock:
     def __init__(self) -> None:
@@ -162,6 +166,31 @@ def test_an_evaluation_episode_a_reset_cuts_short_is_not_counted_and_another_beg
     assert not evaluation.wait_episode(timeout=0.0)      # the cut one is never scored
 
 
+def test_an_evaluation_episode_a_human_drove_is_not_counted_as_the_policys():
+    robot = FakeRobot()
+    human = FakeHuman()
+    loop = _loop(robot, human=human)
+    loop.step()
+    evaluation = loop.start_evaluation(threshold=50.0, episodes=1)
+    loop.step()
+    driven = loop.episode_id
+    human.mode, human.action = 'human', np.array([0.9, 0.0, 0.0, 0.0], np.float32)
+    assert loop.step() is Outcome.ACTED                  # the dead-man still works
+    assert np.allclose(robot.calls[-1][1], [0.9, 0.0, 0.0, 0.0])
+    human.mode = 'policy'
+    for _ in range(5):
+        loop.step()
+    loop.saw_progress(driven, robot.stamp_ns, 100.0)     # its last answer
+    assert loop.step() is Outcome.NEW_EPISODE and loop.episode_id != driven
+    second = loop.episode_id                             # begun in its place
+    for _ in range(6):
+        loop.step()
+    assert loop.step() is Outcome.HELD                   # ended: the evaluation's last one
+    loop.saw_progress(second, robot.stamp_ns, 10.0)
+    assert evaluation.wait_episode(timeout=1.0)
+    assert [(o.episode_id, o.final_progress) for o in evaluation.finished] == [(second, 10.0)]
+
+
 def test_a_pause_during_the_policys_inference_sends_no_command():
     robot = FakeRobot()
     loop = _loop(robot)
@@ -190,6 +219,27 @@ def test_a_label_with_no_episode_running_is_refused_not_dropped():
     human.labels = ['success']                       # a button before the first episode
     loop = _loop(FakeRobot(), human=human)
     assert loop.step() is Outcome.NEW_EPISODE        # ignored, with a warning
+
+
+def test_a_joy_label_pressed_during_the_reset_or_twice_does_not_end_the_next_episode():
+    robot = FakeRobot()
+    human = FakeHuman()
+    loop = _loop(robot, human=human)
+    reset = robot.reset
+
+    def slow_reset():   # the operator calls the ended episode a success while the arm homes
+        human.labels.append('success')
+        return reset()
+    robot.reset = slow_reset
+    loop.step()
+    first = loop.episode_id
+    robot.reset = reset
+    assert [loop.step() for _ in range(2)] == [Outcome.ACTED] * 2
+    assert loop.episode_id == first and not robot.summaries
+    human.labels += ['failure', 'failure']   # a double press
+    assert loop.step() is Outcome.NEW_EPISODE
+    assert [s.label for s in robot.summaries] == ['failure']
+    assert loop.step() is Outcome.ACTED and len(robot.summaries) == 1
 
 
 def test_a_human_drives_flagged_steps_and_invalid_input_holds():

@@ -145,6 +145,9 @@ def test_label_buttons_give_one_label_per_press():
     pad.update(IDLE, failure)
     assert pad.pop_label() == 'success' and pad.pop_label() == 'failure'
     assert pad.pop_label() is None
+    pad.update(IDLE, [0] * 15)
+    pad.update(IDLE, success)
+    assert pad.drop_labels() == 1 and pad.pop_label() is None   # pressed between episodes
 
 
 @pytest.mark.parametrize('overrides', [

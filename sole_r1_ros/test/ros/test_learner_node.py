@@ -468,3 +468,28 @@ def test_the_pose_comes_from_tf(ros_graph, tmp_path):
     sink = arm.commands['forward_command_controller/commands']
     assert ros_graph.wait_for(lambda: any(any(m.data[:3]) for m in sink.messages), 20.0)
     assert 'ee_pose' not in node._robot.sensors.stale_sources()
+
+
+def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_context):
+    """Between the thresholds the last action says nothing of the gripper: its state does."""
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.poses import checked_pose
+    from sole_r1_ros.rl.safety import SafetyBox
+    from sole_r1_ros.rl.sensing import Sensed
+    node = Node('gripper_state', context=ros_context)
+    try:
+        output = CommandOutput(
+            node, 'ee_delta', CommandConfig(command_type='twist_stamped',
+                                            gripper_command_type='float64_multiarray'),
+            SafetyBox(), (), JointLimits(), 'servo_node/delta_twist_cmds',
+            'gripper_controller/commands', 0.1)
+        sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
+                        checked_pose([0.0, 0.6, 0.2], [0.0, 0.0, 0.0, 1.0]))
+        for value, closed in ((-0.9, False), (0.3, False), (0.9, True), (0.3, True)):
+            output.send(np.array([0.0, 0.0, 0.0, value], np.float32), sensed)
+            assert output.gripper == (1.0 if closed else -1.0), value
+    finally:
+        node.destroy_node()
