@@ -13,7 +13,7 @@ from pathlib import Path
 import threading
 import time
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
@@ -255,11 +255,20 @@ class LearnerNode(LifecycleNode):
     def _publish_status(self) -> None:
         self._robot.publish_marker()
         rejected = {**self.firewall.rejected, **self._robot.sensors.rejected}
-        self._status.publish(status_message(self, {
-            **self.loop.status(), 'start_env_steps': self._start_env_steps,
-            'commands': self._robot.output.sent, 'limited_by_safety': self._robot.output.limited,
-            'stale': ', '.join(self._robot.sensors.stale_sources()) or 'none',
-            **{f'rejected/{k}': v for k, v in rejected.items()}}))
+        status, stale = self.loop.status(), self._robot.sensors.stale_sources()
+        # what rqt_robot_monitor should show yellow: the arm holding on a stale input, or
+        # learning stopped for want of rewards (a pause or an evaluation is asked for: OK)
+        problems = ([f'holding: stale {", ".join(stale)}'] if stale else []) + (
+            [f'learning paused: {status["learning_paused"]}']
+            if status['learning_paused'] not in ('', 'paused', 'evaluating') else [])
+        self._status.publish(status_message(
+            self, {**status, 'start_env_steps': self._start_env_steps,
+                   'commands': self._robot.output.sent,
+                   'limited_by_safety': self._robot.output.limited,
+                   'stale': ', '.join(stale) or 'none',
+                   **{f'rejected/{k}': v for k, v in rejected.items()}},
+            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
+            message='; '.join(problems) or 'ok'))
 
 
 def main(args: list[str] | None = None) -> None:

@@ -212,6 +212,9 @@ class RobotClient:
         """
         if self._marker_pub is None:
             return
+        if self.human is not None:   # as it is now: a reconfigure or a silent Joy sends no event
+            mode = self.human.current().mode
+            self._driver = {'human': 'HUMAN', 'hold': 'nobody (holding)'}.get(mode, 'policy')
         marker = Marker(ns='sole_r1_learner', id=0, type=Marker.TEXT_VIEW_FACING,
                         action=Marker.ADD, text=f'{self._driver} driving\n{self._last_episode}')
         marker.header.stamp = self._node.get_clock().now().to_msg()

@@ -188,8 +188,8 @@ class Teleop:
     def reconfigure(self, config: TeleopConfig) -> None:
         """Read later Joy messages with ``config`` (a run-time parameter change).
 
-        The buttons may mean something else now, so a human in control is handed back: the
-        dead-man must be pressed again under the new mapping.
+        The buttons may mean something else now, so a human in control is handed back; the
+        next message is read under the new mapping (a dead-man held there takes over again).
         """
         with self._lock:
             self._config = config

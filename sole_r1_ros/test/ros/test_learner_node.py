@@ -248,6 +248,10 @@ def test_end_effector_commands_hold_without_a_fresh_pose_and_stay_in_the_box(
         kv.key == 'stale' and kv.value == 'ee_pose' for array in list(statuses.messages)
         for status in array.status if status.name == name for kv in status.values),
         timeout=5.0)
+    from diagnostic_msgs.msg import DiagnosticStatus   # and says so at WARN, for rqt's monitor
+    holding = [status for array in list(statuses.messages) for status in array.status
+               if status.name == name and 'stale ee_pose' in status.message]
+    assert holding and all(s.level == DiagnosticStatus.WARN for s in holding)
 
 
 def test_a_safety_limit_set_while_running_limits_the_next_commands(ros_graph, tmp_path):
@@ -491,5 +495,41 @@ def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_co
         for value, closed in ((-0.9, False), (0.3, False), (0.9, True), (0.3, True)):
             output.send(np.array([0.0, 0.0, 0.0, value], np.float32), sensed)
             assert output.gripper == (1.0 if closed else -1.0), value
+    finally:
+        node.destroy_node()
+
+
+def test_the_who_drives_marker_follows_the_teleop_not_only_its_events(ros_context):
+    """A teleop.* parameter change hands back without a Joy event; rviz said HUMAN for ever."""
+    import dataclasses
+
+    from rclpy.node import Node
+    from sensor_msgs.msg import Joy
+    from visualization_msgs.msg import Marker
+
+    from sole_r1_ros.nodes.robot_client import RobotClient
+    from sole_r1_ros.rl.teleop import SPACEMOUSE, Teleop
+
+    class Output:
+        gripper = 0.0
+    node = Node('who_drives', context=ros_context)
+    try:
+        texts = []
+        node.create_subscription(Marker, 'sole_r1/learner_marker',
+                                 lambda m: texts.append(m.text), 10)
+        client = RobotClient(node, sensors=None, output=Output(), reset_service='',
+                             firewall=None)
+        client.publishers(None, None, node.create_publisher(Marker, 'sole_r1/learner_marker',
+                                                            10))
+        client.human = Teleop(SPACEMOUSE)
+        client.joy(Joy(axes=[0.3, 0.0, 0.0, 0.0, 0.0, 0.0], buttons=[1, 0]))   # takes over
+        client.update('teleop', dataclasses.replace(SPACEMOUSE, axis_scales=(1.0,) * 6))
+        client.publish_marker()   # the status timer's
+        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        deadline = time.monotonic() + 5.0
+        while len(texts) < 2 and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.05)
+        assert [t.split('\n')[0] for t in texts] == ['HUMAN driving', 'policy driving']
     finally:
         node.destroy_node()
