@@ -9,6 +9,7 @@ import logging
 import os
 from pathlib import Path
 import threading
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -62,9 +63,17 @@ def make_typestore():
 
 
 class BagWriter:
-    """Thread-safe MCAP rosbag2 writer for serialized messages; topics are added on first use."""
+    """Thread-safe MCAP rosbag2 writer for serialized messages; topics are added on first use.
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    rosbags keeps a chunk in memory until it passes 1 MiB, and the file's own header in
+    Python's buffer until then: a recorder killed before that left a 0-byte bag, and a bag of
+    low-rate topics (rewards, episodes) lost minutes. Here a chunk is closed and the file
+    flushed at least every ``flush_every_s``, so a kill loses at most that much. A write that
+    fails (a full disk) stops the bag: rosbags would keep the failed chunk and grow it with
+    every later message; ``error`` says why and what is on disk stays readable.
+    """
+
+    def __init__(self, path: str | os.PathLike, flush_every_s: float = 1.0) -> None:
         _require_rosbags()
         from rosbags.rosbag2 import StoragePlugin, Writer
         self._path = Path(path)
@@ -75,7 +84,10 @@ class BagWriter:
         self._writer.open()
         self._connections: dict[str, object] = {}
         self._lock = threading.Lock()
+        self._flush_every_s = float(flush_every_s)
+        self._flushed_s = time.monotonic()
         self.count = 0
+        self.error: str | None = None
 
     @property
     def path(self) -> Path:
@@ -86,20 +98,44 @@ class BagWriter:
         with self._lock:
             if self._writer is None:
                 return
-            connection = self._connections.get(topic)
-            if connection is None:
-                connection = self._writer.add_connection(topic, msgtype,
-                                                         typestore=self._typestore)
-                self._connections[topic] = connection
-            self._writer.write(connection, int(stamp_ns), bytes(data))
+            if self.error is not None:
+                raise OSError(f'the bag stopped after {self.count} messages: {self.error}')
+            try:
+                connection = self._connections.get(topic)
+                if connection is None:
+                    connection = self._writer.add_connection(topic, msgtype,
+                                                             typestore=self._typestore)
+                    self._connections[topic] = connection
+                self._writer.write(connection, int(stamp_ns), bytes(data))
+                if time.monotonic() - self._flushed_s >= self._flush_every_s:
+                    self._flush()
+            except OSError as exc:
+                self.error = f'{type(exc).__name__}: {exc}'
+                raise
             self.count += 1
+
+    def _flush(self) -> None:
+        """Close the pending chunk and push the file to the OS (rosbags' MCAP storage)."""
+        self._flushed_s = time.monotonic()
+        storage = getattr(self._writer, 'storage', None)
+        chunk = getattr(storage, 'chunk', None)
+        if chunk is not None and chunk.bio.tell():
+            storage.close_chunk()
+        if storage is not None:
+            storage.bio.flush()
 
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml); safe to call twice."""
         with self._lock:
             if self._writer is not None:
-                self._writer.close()
-                self._writer = None
+                writer, self._writer = self._writer, None
+                if self.error is None:
+                    writer.close()
+                else:   # rosbags' close would retry the failed chunk; keep what is on disk
+                    try:
+                        writer.storage.bio.close()
+                    except OSError:
+                        pass
 
 
 UNMARKED_EPISODE = 'episode-0'

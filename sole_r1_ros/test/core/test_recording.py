@@ -171,3 +171,59 @@ def test_a_camera_topic_the_bag_lacks_is_named_with_the_ones_it_has(tmp_path):
     with pytest.raises(ValueError, match="no readable messages on 'cam_ext/color/image_raw'; "
                        'its image topics: /camera/external/image_raw'):
         read_camera_episodes(tmp_path / 'bag', 'cam_ext/color/image_raw')
+
+
+def test_a_recorder_killed_early_leaves_what_it_wrote_a_second_ago(tmp_path):
+    """rosbags held the first 1 MiB (header included) in memory: a 0-byte bag before."""
+    frames = [np.full((8, 8, 3), value, np.uint8) for value in (10, 20, 30)]
+    typestore = make_typestore()
+    writer = BagWriter(tmp_path / 'live', flush_every_s=0.0)
+    for index, frame in enumerate(frames):
+        raw = typestore.serialize_cdr(_image(typestore, frame, index + 1),
+                                      'sensor_msgs/msg/Image')
+        writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image',
+                     (index + 1) * 10**9, bytes(raw))
+    shutil.copytree(tmp_path / 'live', tmp_path / 'killed')   # SIGKILL now
+    writer.close()
+    [episode] = read_camera_episodes(tmp_path / 'killed', 'camera/external/image_raw')
+    assert [int(f[0, 0, 0]) for f in episode.external] == [10, 20, 30]
+
+
+_DISK_FULL = '''
+import resource, sys
+from sole_r1_ros.recording import BagWriter, make_typestore
+typestore = make_typestore()
+types = typestore.types
+stamp = types['builtin_interfaces/msg/Time'](sec=1, nanosec=0)
+image = types['sensor_msgs/msg/Image'](
+    header=types['std_msgs/msg/Header'](stamp=stamp, frame_id='cam'),
+    height=40, width=80, encoding='rgb8', is_bigendian=0, step=240,
+    data=__import__('numpy').zeros(9600, 'uint8'))
+raw = bytes(typestore.serialize_cdr(image, 'sensor_msgs/msg/Image'))
+writer = BagWriter(sys.argv[1], flush_every_s=0.0)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))  # a full disk
+errors = []
+for index in range(60):
+    try:
+        writer.write('/data', 'sensor_msgs/msg/Image', index, raw)
+    except OSError as exc:
+        errors.append(str(exc))
+writer.close()
+print(writer.count, len(errors), errors[-1])
+'''
+
+
+def test_a_full_disk_stops_the_bag_says_so_and_keeps_what_was_written(tmp_path):
+    """Before, rosbags kept the failed chunk and grew it with every later message."""
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, '-c', _DISK_FULL, str(tmp_path / 'bag')],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    count, errors, last = done.stdout.strip().split(' ', 2)
+    assert 5 < int(count) < 30 and int(count) + int(errors) == 60
+    assert last.startswith(f'the bag stopped after {count} messages: OSError')
+    from sole_r1_ros.recording import read_topics
+    notes = []
+    written = read_topics(tmp_path / 'bag', ['data'], notes)['data']
+    assert int(count) - 1 <= len(written) <= int(count)

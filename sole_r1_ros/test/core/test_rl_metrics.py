@@ -30,3 +30,18 @@ def test_jsonl_only_logger_needs_no_tensorboard(tmp_path):
     assert not list(tmp_path.glob('events.out.tfevents.*'))
     assert json.loads((tmp_path / 'metrics.jsonl').read_text())['reward_latency_s'] == 2.5
     logger.close()
+
+
+def test_a_line_is_on_disk_when_logged_and_a_torn_one_is_not_continued(tmp_path):
+    """A SIGKILLed learner loses no line it logged, and its resume starts a new line."""
+    logger = MetricsLogger(tmp_path, tensorboard=False)
+    logger.log(1, {'progress': 40.0}, prefix='reward')
+    assert json.loads((tmp_path / 'metrics.jsonl').read_text())['progress'] == 40.0   # unflushed
+    with open(tmp_path / 'metrics.jsonl', 'a') as f:
+        f.write('{"step": 2, "time": 1.0, "pre')   # the half line a kill leaves
+    again = MetricsLogger(tmp_path, tensorboard=False)
+    again.log(3, {'progress': 50.0}, prefix='reward')
+    again.close()
+    logger.close()
+    lines = (tmp_path / 'metrics.jsonl').read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])['step'] == 3
