@@ -24,13 +24,11 @@ def generate_launch_description() -> LaunchDescription:
     learn = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution(
             [FindPackageShare('sole_r1_ros'), 'launch', 'real_robot_learn.launch.py'])),
-        launch_arguments={
-            'goal': LaunchConfiguration('goal'), 'namespace': ns,
-            'command_topic': '/forward_position_controller/commands', 'use_sim_time': 'true',
-            'reward_backend': LaunchConfiguration('reward_backend'),
-            'model': LaunchConfiguration('model'),
-            'params_file': PathJoinSubstitution(
-                [FindPackageShare('sole_r1_ros'), 'config', 'gazebo_learn.yaml'])}.items())
+        # An include sets these for real_robot_learn (whatever the command line said there),
+        # so each is an argument of this file too, passed on.
+        launch_arguments={**{name: LaunchConfiguration(name) for name in (
+            'goal', 'namespace', 'command_topic', 'reward_backend', 'model', 'base_url',
+            'run_dir', 'record', 'params_file')}, 'use_sim_time': 'true'}.items())
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('robot_description_file',
@@ -40,6 +38,15 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('wrist_camera_gz_topic', default_value='/wrist_camera'),
         DeclareLaunchArgument('reward_backend', default_value='transformers'),
         DeclareLaunchArgument('model', default_value=''),
+        DeclareLaunchArgument('base_url', default_value='',
+                              description="vllm serve's endpoint, for reward_backend:=openai"),
+        DeclareLaunchArgument('command_topic',
+                              default_value='/forward_position_controller/commands'),
+        DeclareLaunchArgument('run_dir', default_value='runs/gazebo_learn',
+                              description="not real_robot_learn's: a run resumes what it finds"),
+        DeclareLaunchArgument('record', default_value='true'),
+        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
+            [FindPackageShare('sole_r1_ros'), 'config', 'gazebo_learn.yaml'])),
         DeclareLaunchArgument('namespace', default_value=''),
         gz_sim,
         Node(package='robot_state_publisher', executable='robot_state_publisher',
@@ -55,9 +62,9 @@ def generate_launch_description() -> LaunchDescription:
                          '@sensor_msgs/msg/Image[gz.msgs.Image'],
                         '/clock@rosgraph_msgs/msg/Clock[gz.msgs.Clock'],
              remappings=[(LaunchConfiguration('external_camera_gz_topic'),
-                          '/camera/external/image_raw'),
+                          'camera/external/image_raw'),   # in the namespace, as the learner
                          (LaunchConfiguration('wrist_camera_gz_topic'),
-                          '/camera/wrist/image_raw')]),
+                          'camera/wrist/image_raw')]),
         Node(package='controller_manager', executable='spawner', name='spawn_joint_states',
              namespace=ns, arguments=['joint_state_broadcaster']),
         Node(package='controller_manager', executable='spawner', name='spawn_forward_controller',

@@ -5,9 +5,10 @@ Its cameras, joint states and end-effector pose in; commands out to MoveIt Servo
 
 ros2 launch sole_r1_ros real_robot_learn.launch.py goal:="close the drawer" \
     external_camera:=/camera/color/image_raw ee_pose:=/franka/ee_pose joy:=/spacenav/joy
-Other controllers: params_file:=<share>/config/real_robot_pose.yaml (a pose target) or
-real_robot_joint.yaml (joint positions); the params_file names the command topic, and
-command_topic:= replaces it. In a simulator publishing /clock, use_sim_time:=true.
+Other controllers: params_file:=real_robot_pose.yaml (a pose target) or
+real_robot_joint.yaml (joint positions), files of the package's config folder, or a path to
+your own; the params_file names the command topic, and command_topic:= replaces it. In a
+simulator publishing /clock, use_sim_time:=true.
 For a reward that reads the external view with the robot erased (a compact pair),
 robot_model:=<its URDF> starts the self-filter (robot_mask_node; its camera calibration in
 the params_file's robot_mask_node section); with an RGB-D camera, its use_depth there and
@@ -16,11 +17,12 @@ external_depth:=<the depth aligned to external_camera>.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution, PythonExpression
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate, given, reward_arguments, reward_node
+from sole_r1_ros.launch_utils import (
+    as_text, configure_and_activate, given, params_file_argument, resolve_params_file,
+    reward_arguments, reward_node)
 
 
 def _learner(context, ns, params, remappings, sim_time) -> list:
@@ -28,8 +30,11 @@ def _learner(context, ns, params, remappings, sim_time) -> list:
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
         output='screen', remappings=remappings, parameters=[params, {
-            'autostart': False, 'run_dir': LaunchConfiguration('run_dir'),
-            'use_sim_time': sim_time, **given(context, {'command_topic': 'command_topic'})}])
+            'autostart': False, 'run_dir': as_text('run_dir'),
+            'use_sim_time': sim_time, **given(context, {'command_topic': 'command_topic'})}],
+        # Ctrl-C: launch sends SIGTERM after sigterm_timeout and SIGKILL 5 s later (10 s in
+        # all by default), which could cut the final checkpoint (stop_budget_s) short
+        sigterm_timeout=LaunchConfiguration('stop_timeout'))
     return [learner, *configure_and_activate(learner)]
 
 
@@ -47,12 +52,14 @@ def generate_launch_description() -> LaunchDescription:
                        ('joy', LaunchConfiguration('joy'))]
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
-        DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),
-        DeclareLaunchArgument('wrist_camera', default_value='/camera/wrist/image_raw'),
-        DeclareLaunchArgument('joint_states', default_value='/joint_states'),
-        DeclareLaunchArgument('ee_pose', default_value='/ee_pose',
+        # relative defaults: under namespace:=arm1 the nodes read /arm1/camera/..., as
+        # sole-r1 learn --namespace arm1 does; an absolute name given here is taken as it is
+        DeclareLaunchArgument('external_camera', default_value='camera/external/image_raw'),
+        DeclareLaunchArgument('wrist_camera', default_value='camera/wrist/image_raw'),
+        DeclareLaunchArgument('joint_states', default_value='joint_states'),
+        DeclareLaunchArgument('ee_pose', default_value='ee_pose',
                               description='geometry_msgs/PoseStamped of the end effector'),
-        DeclareLaunchArgument('joy', default_value='/joy',
+        DeclareLaunchArgument('joy', default_value='joy',
                               description='sensor_msgs/Joy of a SpaceMouse or gamepad'),
         DeclareLaunchArgument('command_topic', default_value='',
                               description="where arm commands go, instead of the params_file's "
@@ -67,13 +74,16 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('robot_model', default_value='',
                               description="the robot's URDF or MJCF: starts the self-filter "
                               '(robot_mask_node) for erased views'),
-        DeclareLaunchArgument('external_depth', default_value='/camera/external/depth/image_raw',
+        DeclareLaunchArgument('external_depth', default_value='camera/external/depth/image_raw',
                               description='depth aligned to external_camera, for the '
                               "self-filter's use_depth (a RealSense's aligned_depth_to_color/"
                               'image_raw)'),
+        DeclareLaunchArgument('stop_timeout', default_value='20',
+                              description="seconds Ctrl-C waits for the learner's final "
+                              'checkpoint before SIGTERM (above learner_node.stop_budget_s)'),
         DeclareLaunchArgument('namespace', default_value=''),
-        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
-            [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
+        params_file_argument('real_robot_learn.yaml'),
+        OpaqueFunction(function=resolve_params_file),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params, sim_time]),
         Node(package='sole_r1_ros', executable='robot_mask_node', name='robot_mask_node',
@@ -84,7 +94,7 @@ def generate_launch_description() -> LaunchDescription:
              + [('camera/external/camera_info', external_info),
                 ('camera/external/depth/image_raw', LaunchConfiguration('external_depth'))],
              parameters=[params, sim_time,
-                         {'robot_model': LaunchConfiguration('robot_model')}]),
+                         {'robot_model': as_text('robot_model')}]),
         OpaqueFunction(function=reward_node, args=[ns, params, sim_time]),
         OpaqueFunction(function=_learner, args=[ns, params, robot, sim_time['use_sim_time']]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',

@@ -2,11 +2,11 @@
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import reward_arguments, reward_node
+from sole_r1_ros.launch_utils import (
+    params_file_argument, resolve_params_file, reward_arguments, reward_node)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -14,20 +14,23 @@ def generate_launch_description() -> LaunchDescription:
     params = LaunchConfiguration('params_file')
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera'))]
+    infos = [(f'camera/{view}/camera_info', PythonExpression(
+        ["'", LaunchConfiguration(f'{view}_camera'), "'.rsplit('/', 1)[0] + '/camera_info'"]))
+        for view in ('external', 'wrist')]
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
-        DeclareLaunchArgument('external_camera', default_value='/camera/external/image_raw'),
-        DeclareLaunchArgument('wrist_camera', default_value='/camera/wrist/image_raw'),
+        DeclareLaunchArgument('external_camera', default_value='camera/external/image_raw'),
+        DeclareLaunchArgument('wrist_camera', default_value='camera/wrist/image_raw'),
         *reward_arguments(),
         DeclareLaunchArgument('record', default_value='false',
                               description='also record a bag (recorder_node)'),
         DeclareLaunchArgument('namespace', default_value=''),
-        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
-            [FindPackageShare('sole_r1_ros'), 'config', 'real_robot_learn.yaml'])),
+        params_file_argument('real_robot_learn.yaml'),
+        OpaqueFunction(function=resolve_params_file),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params]),
         OpaqueFunction(function=reward_node, args=[ns, params]),
         Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
              namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
-             remappings=cameras),
+             remappings=cameras + infos, parameters=[params]),   # its extra_topics
     ])

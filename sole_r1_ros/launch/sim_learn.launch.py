@@ -4,11 +4,24 @@ sim_robot_node -> camera_node -> reward_node (lifecycle) -> learner_node (lifecy
 """
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
-from launch_ros.substitutions import FindPackageShare
 
-from sole_r1_ros.launch_utils import configure_and_activate, reward_arguments, reward_node
+from sole_r1_ros.launch_utils import (
+    as_text, configure_and_activate, params_file_argument, resolve_params_file, reward_arguments,
+    reward_node)
+
+
+def _camera_node(context, ns, params) -> list:
+    """The camera node; it sends the simulator's truth with each query for the oracle reward.
+
+    ``reward_backend:=oracle`` (the ground-truth baseline) scores that truth, and without it
+    every query failed; ``sole-r1 learn --reward oracle`` sets the same.
+    """
+    oracle = LaunchConfiguration('reward_backend').perform(context) == 'oracle'
+    return [Node(package='sole_r1_ros', executable='camera_node', name='camera_node',
+                 namespace=ns, output='screen',
+                 parameters=[params, {'use_ground_truth': True}] if oracle else [params])]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -16,8 +29,8 @@ def generate_launch_description() -> LaunchDescription:
     params = LaunchConfiguration('params_file')
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
-        output='screen', parameters=[params, {'autostart': False,
-                                              'run_dir': LaunchConfiguration('run_dir')}])
+        output='screen', parameters=[params, {'autostart': False, 'run_dir': as_text('run_dir')}],
+        sigterm_timeout='20')   # the final checkpoint, as in real_robot_learn.launch.py
     return LaunchDescription([
         DeclareLaunchArgument('goal', default_value='close the drawer'),
         DeclareLaunchArgument('task', default_value='drawer-close-v3',
@@ -25,13 +38,12 @@ def generate_launch_description() -> LaunchDescription:
         *reward_arguments(),
         DeclareLaunchArgument('run_dir', default_value='runs/sim_learn'),
         DeclareLaunchArgument('namespace', default_value=''),
-        DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
-            [FindPackageShare('sole_r1_ros'), 'config', 'sim_learn.yaml'])),
+        params_file_argument('sim_learn.yaml'),
+        OpaqueFunction(function=resolve_params_file),
         Node(package='sole_r1_ros', executable='sim_robot_node', name='sim_robot_node',
              namespace=ns, output='screen',
              parameters=[params, {'task': LaunchConfiguration('task')}]),
-        Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
-             output='screen', parameters=[params]),
+        OpaqueFunction(function=_camera_node, args=[ns, params]),
         OpaqueFunction(function=reward_node, args=[ns, params]),
         learner,
         *configure_and_activate(learner),

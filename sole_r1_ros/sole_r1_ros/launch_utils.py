@@ -1,4 +1,5 @@
 """Small helpers for our launch files (imported only by them, so launch_ros stays optional)."""
+import os
 from typing import Mapping
 
 REWARD_ARGUMENTS = {'backend': 'reward_backend', 'model': 'model', 'openai.base_url': 'base_url'}
@@ -21,6 +22,52 @@ def reward_arguments() -> list:
             "the params_file's)"))]
 
 
+def params_file_argument(default_name: str):
+    """The ``params_file`` launch argument: a path, or a file name in the package's config/."""
+    from launch.actions import DeclareLaunchArgument
+    from launch.substitutions import PathJoinSubstitution
+    from launch_ros.substitutions import FindPackageShare
+
+    return DeclareLaunchArgument('params_file', default_value=PathJoinSubstitution(
+        [FindPackageShare('sole_r1_ros'), 'config', default_name]), description=(
+        "YAML of every node: a path, or the name of one in the package's config folder "
+        '(real_robot_pose.yaml)'))
+
+
+def resolve_params_file(context) -> list:
+    """Make ``params_file`` a path that exists, or stop the launch saying so.
+
+    launch_ros only warns of a parameter file that is not there and starts every node on its
+    code defaults (the simulated arm's joint names and safety box on a real arm). A bare name
+    is looked up in the package's config folder. For an ``OpaqueFunction`` placed before the
+    nodes: the ``SetLaunchConfiguration`` it returns applies to all that follow.
+    """
+    from ament_index_python.packages import get_package_share_directory
+    from launch.actions import SetLaunchConfiguration
+    from launch.substitutions import LaunchConfiguration
+
+    given_path = LaunchConfiguration('params_file').perform(context)
+    config_dir = os.path.join(get_package_share_directory('sole_r1_ros'), 'config')
+    for candidate in (given_path, os.path.join(config_dir, given_path)):
+        if os.path.isfile(candidate):
+            return [SetLaunchConfiguration('params_file', os.path.abspath(candidate))]
+    shipped = sorted(f for f in os.listdir(config_dir) if f.endswith('.yaml'))
+    raise RuntimeError(f"params_file {given_path!r} is not a file, nor one of the package's "
+                       f'config files ({", ".join(shipped)})')
+
+
+def as_text(argument: str):
+    """A launch argument as a string parameter (``goal:=on`` is the text 'on', not a bool).
+
+    launch_ros reads a parameter's value as YAML: ``goal:="task: close it"`` became a dict and
+    stopped the launch, ``goal:=on`` a bool the node refused.
+    """
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    return ParameterValue(LaunchConfiguration(argument), value_type=str)
+
+
 def given(context, arguments: Mapping[str, str]) -> dict:
     """``{parameter: value}`` of the launch arguments (``{parameter: argument}``) set non-empty.
 
@@ -40,13 +87,12 @@ def reward_node(context, namespace, params, extra: Mapping | None = None) -> lis
 
     For an ``OpaqueFunction`` (``args=[namespace, params_file]``), which has the context.
     """
-    from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import LifecycleNode
 
     reward = LifecycleNode(
         package='sole_r1_ros', executable='reward_node', name='reward_node',
         namespace=namespace, output='screen', parameters=[params, {
-            'goal': LaunchConfiguration('goal'), 'autostart': False, **(extra or {}),
+            'goal': as_text('goal'), 'autostart': False, **(extra or {}),
             **given(context, REWARD_ARGUMENTS)}])
     return [reward, *configure_and_activate(reward)]
 

@@ -147,3 +147,49 @@ def test_rviz_config_shows_the_reward_image_marker_and_camera():
     # The self-filter's overlay (sensor-data QoS like the cameras), off until calibrating.
     overlay = displays['/camera/external/robot_mask_overlay']
     assert overlay['Topic']['Reliability Policy'] == 'Best Effort' and not overlay['Enabled']
+
+
+def _declared(tree: ast.AST) -> dict:
+    """{argument: default or None} of the DeclareLaunchArgument calls."""
+    declared = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, 'id', '') == 'DeclareLaunchArgument':
+            default = _keyword(node, 'default_value')
+            declared[node.args[0].value] = (default.value if isinstance(default, ast.Constant)
+                                            else None)
+    return declared
+
+
+@pytest.mark.parametrize('launch_file', _LAUNCH_FILES)
+def test_a_params_file_that_is_not_there_stops_the_launch(launch_file):
+    """launch_ros only warns of it and starts every node on code defaults (another arm's)."""
+    text = open(os.path.join(_LAUNCH_DIR, launch_file)).read()
+    if "'params_file'" in text and 'IncludeLaunchDescription' not in text:
+        assert 'params_file_argument(' in text
+        assert 'OpaqueFunction(function=resolve_params_file)' in text
+
+
+@pytest.mark.parametrize('launch_file', ['real_robot_learn.launch.py', 'reward_only.launch.py'])
+def test_robot_topics_default_to_names_in_the_namespace(launch_file):
+    """As ``sole-r1 learn --namespace``: namespace:=arm1 reads /arm1/camera/..., not /camera."""
+    declared = _declared(ast.parse(open(os.path.join(_LAUNCH_DIR, launch_file)).read()))
+    topics = {name: declared[name] for name in (
+        'external_camera', 'wrist_camera', 'joint_states', 'ee_pose', 'joy', 'external_depth')
+        if name in declared}
+    assert topics and not [t for t in topics.values() if t.startswith('/')], topics
+
+
+def test_gazebo_declares_every_argument_it_passes_on():
+    """An include sets its launch_arguments, replacing what the command line said: each must
+    be an argument of gazebo_learn itself, or a user's params_file:= is silently ignored."""
+    tree = ast.parse(open(os.path.join(_LAUNCH_DIR, 'gazebo_learn.launch.py')).read())
+    declared = _declared(tree)
+    includes = [_keyword(node, 'launch_arguments') for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+                and getattr(node.func, 'id', '') == 'IncludeLaunchDescription'
+                and 'real_robot_learn' in ast.unparse(node)]
+    passed = {e.value for include in includes for node in ast.walk(include)
+              if isinstance(node, ast.Tuple) for e in node.elts if isinstance(e, ast.Constant)}
+    assert {'params_file', 'command_topic', 'base_url', 'run_dir', 'record'} <= passed
+    assert passed <= set(declared), passed - set(declared)
+    assert declared['run_dir'] != 'runs/real_robot'   # a run resumes what it finds there
