@@ -14,7 +14,7 @@ from sole_r1_ros.reward import (  # noqa: E402 - after the optional-dependency s
 from sole_r1_ros.reward.backends import qwen  # noqa: E402
 from sole_r1_ros.reward.backends.base import PreparedRequest, SamplingSettings  # noqa: E402
 from sole_r1_ros.reward.backends.transformers_backend import (  # noqa: E402
-    bucket_size, TransformersBackend)
+    bucket_size, TransformersBackend, warmup_request)
 
 _NO_WARMUP = TransformersConfig(device='cpu', warmup='off')
 
@@ -116,6 +116,20 @@ def test_warmup_runs_once_per_bucket_at_load(caplog):
                                                      transformers=options))
     assert [r.getMessage().split(' took')[0] for r in caplog.records] == [
         'tiny-random warm-up at batch 1']
+
+
+def test_the_warm_up_prompt_is_longer_than_a_long_real_one(tiny):
+    """The static cache keeps the largest prompt it has seen: a real prompt longer than the
+    warm-up's recompiled the decode step on a live query (a minute on the GPU)."""
+    options = TransformersConfig(device='cpu', static_cache='on', compile='off', warmup='off',
+                                 batch_buckets=(1,), prompt_pad_multiple=64)
+    static = TransformersBackend(tiny._model, tiny._processor, 'tiny-random', options)
+    sampling = SamplingSettings(temperature=0.0, max_new_tokens=8)
+    long_goal = ('pick up the red cube from the table, carry it across to the far side of the '
+                 'workspace and place it gently into the green bowl left of the blue plate')
+    real = _request(goal=long_goal, previous=-35)
+    assert (static._encode([warmup_request(sampling)])['input_ids'].shape[1]
+            >= static._encode([real])['input_ids'].shape[1] + 64)   # a 64-token margin
 
 
 def test_bucket_size_picks_smallest_bucket_that_fits():

@@ -21,7 +21,15 @@ torch = qwen.torch  # imported there, behind the helpful ImportError
 logger = logging.getLogger(__name__)
 
 _DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
-_WARMUP_GOAL = 'Warm up the reward model'
+# The warm-up's prompt is longer than a real one: the static cache keeps the largest length it
+# has seen, so every later prompt fits the compiled decode step. Warmed up on a short goal, a
+# longer goal or a wider previous answer ('-35' for '0') recompiled it on a live query (about a
+# minute on the GPU; seen with TORCH_LOGS=recompiles on the tiny model).
+_WARMUP_GOAL = ('Warm up the reward model with a goal as long as any a person will write: pick up '
+                'the red cube from the table, carry it across to the far side of the workspace, '
+                'place it gently into the green bowl that stands on the left of the blue plate, '
+                'then push the drawer closed and press the button beside it twice')
+_WARMUP_PREVIOUS = -100
 
 
 def resolve_device(name: str) -> str:
@@ -48,6 +56,16 @@ def bucket_size(count: int, buckets: Sequence[int]) -> int:
     """
     fitting = [b for b in sorted(buckets) if b >= count]
     return fitting[0] if fitting else max(buckets)
+
+
+def warmup_request(sampling: SamplingSettings) -> PreparedRequest:
+    """The query the warm-up batches: black frames, a prompt longer than a real one."""
+    import numpy as np
+
+    black = np.zeros((480, 640, 3), dtype=np.uint8)
+    composite = protocol.build_composite(black, black, black, black, black, black)
+    return PreparedRequest(protocol.to_model_image(composite),
+                           protocol.build_messages(_WARMUP_GOAL, _WARMUP_PREVIOUS), sampling)
 
 
 class TransformersBackend:
@@ -106,12 +124,7 @@ class TransformersBackend:
         The static cache is sized by prompt length + ``max_new_tokens``: warm up with the
         ``max_new_tokens`` you will serve, or the first real call recompiles.
         """
-        import numpy as np
-
-        black = np.zeros((480, 640, 3), dtype=np.uint8)
-        composite = protocol.build_composite(black, black, black, black, black, black)
-        request = PreparedRequest(protocol.to_model_image(composite),
-                                  protocol.build_messages(_WARMUP_GOAL), sampling)
+        request = warmup_request(sampling)
         for size in sorted(set(self._options.batch_buckets)):
             start = time.perf_counter()
             self._generate_batch([request] * size, sampling)
