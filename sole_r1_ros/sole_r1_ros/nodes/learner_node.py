@@ -222,7 +222,7 @@ class LearnerNode(LifecycleNode):
     # -- callbacks ------------------------------------------------------------------------------
     def _progress_callback(self, msg: ProgressReward) -> None:
         self.loop.saw_progress(msg.episode_id, Time.from_msg(msg.header.stamp).nanoseconds,
-                               msg.progress)
+                               msg.progress, valid=msg.valid)
         self._metrics.log(self.loop.learner.env_steps, {
             'progress': msg.progress, 'reward_latency_s': msg.latency}, prefix='reward')
 

@@ -166,6 +166,7 @@ class ControlLoop:
         self._checkpointed: tuple[int, ...] | None = None
         self._seconds_per_frame = 0.0
         self.held = 0
+        self.invalid_rewards = 0   # answers the reward node marked invalid: not labels
         self.learning_paused = ''
 
     # -- requests from any thread ------------------------------------------------------------
@@ -229,11 +230,22 @@ class ControlLoop:
     def episode_id(self) -> str | None:
         return self._episode_id
 
-    def saw_progress(self, episode_id: str, stamp_ns: int, progress: float) -> None:
-        """A reward-model answer arrived: label the transition, or score the evaluation."""
+    def saw_progress(self, episode_id: str, stamp_ns: int, progress: float,
+                     valid: bool = True) -> None:
+        """A reward-model answer arrived: label the transition, or score the evaluation.
+
+        An invalid answer (unparseable, or the server failed: the reward node carries the last
+        progress forward) labels nothing: the frames between two real answers are filled from
+        both, and with none at all learning pauses (``reward_timeout_s``) instead of learning
+        a flat progress the model never gave. An evaluation still scores it (its episode's last
+        answer is the best there is).
+        """
         evaluation = self._evaluation
         if evaluation is not None:
             evaluation.saw_progress(episode_id, progress)
+        if not valid:
+            self.invalid_rewards += 1
+            return
         self.learner.label(episode_id, stamp_ns, progress)
 
     def saw_ground_truth(self, success: bool) -> None:
@@ -478,7 +490,8 @@ class ControlLoop:
         stats = self.learner.stats()
         values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
                                         'pending', 'unmatched_labels', 'rejected_labels')}
-        values.update(held=self.held, learning_paused=self.learning_paused,
+        values.update(held=self.held, invalid_rewards=self.invalid_rewards,
+                      learning_paused=self.learning_paused,
                       evaluating=self.evaluating, paused=self._paused)
         return values
 

@@ -321,6 +321,20 @@ def test_an_episode_a_label_or_reset_ends_records_its_last_frame(ending):
         assert replay._arrays['progress'][4] == 100.0
 
 
+def test_an_invalid_answer_labels_nothing_and_is_counted():
+    """The reward node carries the last progress forward when the model failed: not a label."""
+    robot = FakeRobot()
+    loop = _loop(robot, episode_length=50)
+    loop.step()
+    for _ in range(3):
+        loop.step()
+    loop.saw_progress(loop.episode_id, robot.stamp_ns, 40.0, valid=False)
+    assert loop.learner.replay.stats()['labels_applied'] == 1   # step 0's only
+    assert loop.status()['invalid_rewards'] == 1
+    loop.saw_progress(loop.episode_id, robot.stamp_ns, 40.0)
+    assert loop.learner.replay.stats()['labels_applied'] == 2
+
+
 def test_a_persons_label_replaces_the_models_answer_for_the_last_frame():
     """A stale observation at the end: the label goes on the last acting frame, answered."""
     robot = FakeRobot()
