@@ -64,6 +64,9 @@ def _add_training(parser: argparse.ArgumentParser, default_lr: float) -> None:
                         help='checkpoint folder to write (loadable by sole-r1 score --model)')
     parser.add_argument('--overwrite', action='store_true',
                         help='write into an --out that already holds files (refused otherwise)')
+    parser.add_argument('--resume', action='store_true',
+                        help='continue the run in --out from its newest TRL checkpoint (kept '
+                             'with --save-steps)')
     method = parser.add_mutually_exclusive_group()
     method.add_argument('--lora', dest='method', action='store_const', const='lora',
                         help='LoRA adapters on the language model, merged at export (default)')
@@ -129,7 +132,7 @@ def _train_values(args: argparse.Namespace) -> dict:
         'warmup_steps': args.warmup_steps, 'lr_scheduler': args.lr_scheduler, 'bf16': args.bf16,
         'gradient_checkpointing': args.gradient_checkpointing, 'device': args.device,
         'optim': args.optim, 'seed': args.seed, 'logging_steps': args.logging_steps,
-        'save_steps': args.save_steps, 'max_examples': args.max_examples,
+        'save_steps': args.save_steps, 'resume': args.resume, 'max_examples': args.max_examples,
         'dropout': {'from_zero_p': args.from_zero_dropout, 'jitter_p': args.jitter_dropout,
                     'jitter_max': args.jitter_max, 'seed': args.seed}}
 
@@ -156,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
         return _prepare(args)
     from sole_r1_ros.finetune import trainers
 
-    _check_out(args.out, args.model, args.overwrite)
+    _check_out(args.out, args.model, args.overwrite or args.resume)
+    if args.resume:   # before the model loads
+        trainers.check_resumable(args.out)
     config = stage_config(args)
     if args.stage == 'sft':
         result = trainers.run_sft(config, args.data)

@@ -33,7 +33,10 @@ def read_labels(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise FileNotFoundError(f'no labels file at {path!r}')
     with open(path, encoding='utf-8') as stream:
-        labels = json.load(stream)
+        try:
+            labels = json.load(stream)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f'{path}: not JSON ({exc})') from exc
     if not isinstance(labels, dict) or not isinstance(labels.get('episodes'), dict):
         raise ValueError(f'{path}: needs an "episodes" object mapping episode ids to labels')
     return labels
@@ -59,6 +62,10 @@ def iter_episodes(bag: str, labels_path: str, schedule: QuerySchedule,
         entry = labels['episodes'].get(episode.episode_id)
         if entry is None:
             logger.warning('episode %s of %s has no labels; skipped', episode.episode_id, bag)
+            continue
+        if len(episode.external) < 2:   # a recording stopped right after an episode began
+            logger.warning('episode %s of %s has %d frame(s), too few to query; skipped',
+                           episode.episode_id, bag, len(episode.external))
             continue
         task = entry.get('task', labels.get('task'))
         if not isinstance(task, str):

@@ -59,7 +59,9 @@ class TrainConfig:
     seed: int = option(0, 'seed of initialisation, data order and sampling', range=(0, None))
     logging_steps: int = option(10, 'log every this many steps', range=(1, None))
     save_steps: int = option(0, 'also keep TRL checkpoints every this many steps in trainer/ '
-                             '(0: only the export)', range=(0, None))
+                             '(0: only the export); the last 2 are kept', range=(0, None))
+    resume: bool = option(False, 'continue from the newest TRL checkpoint in trainer/ (a run '
+                          'stopped or killed part way; needs save_steps)')
     max_examples: int | None = option(None, 'use only the first N examples of the dataset '
                                       '(smoke runs)', range=(1, None))
     dropout: PreviousDropoutConfig = option(default_factory=PreviousDropoutConfig,

@@ -59,7 +59,9 @@ def apply_dropout(example: TrainingExample, config: PreviousDropoutConfig) -> Tr
     rng = _generator(example.example_id, config.seed)
     draw = rng.random()
     if draw < config.from_zero_p:
-        return replace(example, from_zero=True)
+        # the stored reasoning speaks of the previous frame, which a from-zero prompt lacks:
+        # the template's from-zero reasoning instead
+        return replace(example, from_zero=True, reasoning=None)
     if draw < config.from_zero_p + config.jitter_p:
         shift = int(rng.integers(1, config.jitter_max + 1)) * (1 if rng.random() < 0.5 else -1)
         previous = min(protocol.PROGRESS_MAX,

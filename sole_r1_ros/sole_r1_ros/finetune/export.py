@@ -42,10 +42,28 @@ def export_checkpoint(model: Any, processor: Any, output_dir: str,
     # The backend configures its image processor itself; this file documents the settings
     # for other tools (vLLM, AutoProcessor with torchvision).
     qwen.make_image_processor().save_pretrained(output_dir)
+    _name_public_processor(output_dir)
     with open(os.path.join(output_dir, METADATA), 'w', encoding='utf-8') as stream:
         json.dump(metadata, stream, indent=1, default=str)
     logger.info('exported %s checkpoint to %s', metadata.get('stage', 'tuned'), output_dir)
     return output_dir
+
+
+def _name_public_processor(output_dir: str) -> None:
+    """Name transformers' Qwen3VLProcessor in the saved configs, as the authors' files do.
+
+    The tokenizer saved from our ``qwen.ImageOnlyProcessor`` names that private class, and
+    ``AutoProcessor`` on the folder then fell back to a bare tokenizer that drops the images.
+    """
+    for name in ('tokenizer_config.json', 'preprocessor_config.json'):
+        path = os.path.join(output_dir, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding='utf-8') as stream:
+            config = json.load(stream)
+        config['processor_class'] = 'Qwen3VLProcessor'
+        with open(path, 'w', encoding='utf-8') as stream:
+            json.dump(config, stream, indent=2, ensure_ascii=False)
 
 
 def check_checkpoint(output_dir: str) -> None:

@@ -61,7 +61,7 @@ def _common_arguments(train: TrainConfig, precision: Precision) -> dict[str, Any
         'optim': train.optim, 'seed': train.seed, 'data_seed': train.seed,
         'logging_steps': train.logging_steps,
         'save_strategy': 'steps' if train.save_steps else 'no',
-        'save_steps': train.save_steps or 500, 'report_to': 'none',
+        'save_steps': train.save_steps or 500, 'save_total_limit': 2, 'report_to': 'none',
         # Our rows are built by a transform from plain columns; dropping "unused" columns
         # would delete what the transform reads.
         'remove_unused_columns': False, 'dataloader_num_workers': 0,
@@ -82,9 +82,29 @@ def _finish(stage: str, trainer: Any, processor: Any, train: TrainConfig, settin
     return FinetuneResult(stage, checkpoint, trainer.state.global_step, train_s, history)
 
 
-def _train(trainer: Any) -> float:
+def check_resumable(output_dir: str) -> str:
+    """The newest TRL checkpoint a run in ``output_dir`` left.
+
+    Raises:
+        ValueError: there is none.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = os.path.join(output_dir, TRAINER_DIR)
+    checkpoint = get_last_checkpoint(folder) if os.path.isdir(folder) else None
+    if checkpoint is None:
+        raise ValueError(f'--resume: no TRL checkpoint in {folder} (a run keeps them with '
+                         '--save-steps N)')
+    return checkpoint
+
+
+def _train(trainer: Any, train: TrainConfig) -> float:
+    """``trainer.train()``, from the newest checkpoint of its run with ``train.resume``."""
     start = time.perf_counter()
-    trainer.train()
+    checkpoint = check_resumable(train.output_dir) if train.resume else None
+    if checkpoint:
+        logger.info('resuming from %s', checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
     return time.perf_counter() - start
 
 
@@ -107,7 +127,8 @@ def run_sft(config: SftConfig, data_dir: str, callbacks: Sequence[Any] = ()) -> 
     trainer = SFTTrainer(model=model, args=arguments, train_dataset=data,
                          processing_class=processor, peft_config=model_module.lora_config(train),
                          callbacks=list(callbacks))
-    return _finish('sft', trainer, processor, train, config, _train(trainer), data_dir)
+    return _finish('sft', trainer, processor, train, config, _train(trainer, train),
+                   data_dir)
 
 
 def run_grpo(config: GrpoConfig, data_dir: str, callbacks: Sequence[Any] = ()
@@ -138,4 +159,5 @@ def run_grpo(config: GrpoConfig, data_dir: str, callbacks: Sequence[Any] = ()
     trainer = GRPOTrainer(model=model, reward_funcs=reward_functions, args=arguments,
                           train_dataset=data, processing_class=processor,
                           peft_config=model_module.lora_config(train), callbacks=list(callbacks))
-    return _finish('grpo', trainer, processor, train, config, _train(trainer), data_dir)
+    return _finish('grpo', trainer, processor, train, config, _train(trainer, train),
+                   data_dir)

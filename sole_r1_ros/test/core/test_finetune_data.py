@@ -161,6 +161,18 @@ class TestDropout:
             assert user == template.format(task_description=_GOAL)
             assert 'previous' not in dropped.completion()
 
+    def test_from_zero_variant_drops_reasoning_about_the_previous_frame(self):
+        """The from-zero prompt shows no previous frame: reasoning about it is replaced.
+
+        A synth export stores reasoning that compares with the previous frame; the template's
+        from-zero reasoning takes its place.
+        """
+        stored = ('Between the previous and the current frame the gripper moved about 5 cm '
+                  'right. Compared with the previous timestep, more of the task is done.')
+        dropped = apply_dropout(_example(reasoning=stored),
+                                PreviousDropoutConfig(from_zero_p=1.0))
+        assert dropped.from_zero and 'previous' not in dropped.completion()
+
     def test_jittered_variant_is_the_exact_protocol_prompt(self):
         config = PreviousDropoutConfig(jitter_p=1.0, jitter_max=7)
         shifts = set()

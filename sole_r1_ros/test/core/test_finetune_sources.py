@@ -131,9 +131,10 @@ def test_recorded_bag_with_labels_prepares_examples(tmp_path):
     pytest.importorskip('rclpy')
     pytest.importorskip('sole_r1_interfaces.msg')
     bag = tmp_path / 'bag'
-    _write_bag(bag, [('ep-a', 5), ('ep b', 4), ('ep-unlabelled', 3)])
+    _write_bag(bag, [('ep-a', 5), ('ep b', 4), ('ep-unlabelled', 3), ('ep-cut', 1)])
     labels = tmp_path / 'labels.json'
     labels.write_text(json.dumps({'task': 'Push the block', 'episodes': {
+        'ep-cut': {'progress': [0]},           # one frame: skipped, not the whole prepare
         'ep-a': {'progress': [0, 10, 30, 60, 100]},
         'ep b': {'time_s': [0.0, 1.5], 'progress': [0, 60], 'task': 'Pull the block'}}}))
     out = tmp_path / 'data'
@@ -147,6 +148,18 @@ def test_recorded_bag_with_labels_prepares_examples(tmp_path):
     assert not any(x.external_only for x in loaded)
     from PIL import Image
     assert Image.open(out / loaded[0].image).size == (1162, 773)
+
+
+def test_a_labels_file_that_is_not_json_is_named(tmp_path, capsys):
+    pytest.importorskip('rclpy')
+    pytest.importorskip('sole_r1_interfaces.msg')
+    bag = tmp_path / 'bag'
+    _write_bag(bag, [('ep-a', 3)])
+    labels = tmp_path / 'labels.json'
+    labels.write_text("{'task': 'x'}")
+    assert main(['finetune', 'prepare', '--bag', str(bag), '--labels', str(labels),
+                 '--out', str(tmp_path / 'd')]) == 2
+    assert f'{labels}: not JSON' in capsys.readouterr().err
 
 
 def test_bag_without_matching_labels_is_an_error(tmp_path, capsys):

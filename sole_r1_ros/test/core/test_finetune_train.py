@@ -97,6 +97,9 @@ def test_sft_exports_a_checkpoint_that_answers_in_protocol_format(sft_checkpoint
                  'tokenizer_config.json'):
         assert (sft_checkpoint / name).is_file(), name
     export.check_checkpoint(str(sft_checkpoint))
+    for name in ('tokenizer_config.json', 'preprocessor_config.json'):   # for AutoProcessor
+        processor_class = json.loads((sft_checkpoint / name).read_text())['processor_class']
+        assert processor_class == 'Qwen3VLProcessor', name
     # --full without --train-vision: the language model moved, the vision tower did not.
     from sole_r1_ros.reward.backends import qwen
     start = qwen.build_tiny(seed=0)[0].state_dict()
@@ -151,6 +154,21 @@ def test_tuned_checkpoint_runs_through_eval_reward(sft_checkpoint, workdir):
                  *_CPU]) == 0
     result = json.loads(out.read_text())
     assert result['n_episodes'] == 1 and result['n_queries'] == 2
+
+
+def test_a_run_stopped_part_way_resumes_from_its_last_checkpoint(workdir, capsys):
+    """--save-steps keeps TRL checkpoints (the last two); --resume continues from the newest."""
+    data, out = str(workdir / 'data'), workdir / 'resumed'
+    common = ['finetune', 'sft', '--data', data, '--model', 'tiny-random', '--out', str(out),
+              '--batch-size', '1', '--grad-accum', '1', '--save-steps', '1', *_CPU]
+    assert main([*common, '--resume', '--max-steps', '2']) == 2      # nothing to resume yet
+    assert 'no TRL checkpoint in' in capsys.readouterr().err
+    assert main([*common, '--max-steps', '3']) == 0
+    kept = sorted(p.name for p in (out / 'trainer').iterdir() if p.name.startswith('checkpoint'))
+    assert kept == ['checkpoint-2', 'checkpoint-3']
+    assert main([*common, '--resume', '--max-steps', '5']) == 0
+    assert json.loads((out / export.METADATA).read_text())['steps'] == 5
+    assert 'sft: 5 steps' in capsys.readouterr().out
 
 
 def test_bad_arguments_are_one_line_errors(workdir, capsys):

@@ -174,7 +174,7 @@ def test_a_camera_topic_the_bag_lacks_is_named_with_the_ones_it_has(tmp_path):
 
 
 def test_a_recorder_killed_early_leaves_what_it_wrote_a_second_ago(tmp_path):
-    """rosbags held the first 1 MiB (header included) in memory: a 0-byte bag before."""
+    """Before, rosbags held the first 1 MiB (header included) in memory: a 0-byte bag."""
     frames = [np.full((8, 8, 3), value, np.uint8) for value in (10, 20, 30)]
     typestore = make_typestore()
     writer = BagWriter(tmp_path / 'live', flush_every_s=0.0)

@@ -119,8 +119,11 @@ def test_warmup_runs_once_per_bucket_at_load(caplog):
 
 
 def test_the_warm_up_prompt_is_longer_than_a_long_real_one(tiny):
-    """The static cache keeps the largest prompt it has seen: a real prompt longer than the
-    warm-up's recompiled the decode step on a live query (a minute on the GPU)."""
+    """The static cache keeps the largest prompt it has seen.
+
+    A real prompt longer than the warm-up's recompiled the decode step on a live query (a
+    minute on the GPU).
+    """
     options = TransformersConfig(device='cpu', static_cache='on', compile='off', warmup='off',
                                  batch_buckets=(1,), prompt_pad_multiple=64)
     static = TransformersBackend(tiny._model, tiny._processor, 'tiny-random', options)

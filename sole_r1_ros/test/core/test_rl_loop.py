@@ -444,8 +444,10 @@ def test_online_learner_matches_labels_by_stamp_rejects_nan_and_resumes(tmp_path
 
 
 def test_an_answer_that_comes_before_its_frame_is_recorded_is_held_for_it():
-    """A fast reward model answers before an actor paced at its control rate records the frame
-    the camera node queried (9 in 10 answers of a 10 Hz run were dropped before)."""
+    """A fast reward model answers before the actor records the frame the camera queried.
+
+    The actor is paced at its control rate; 9 in 10 answers of a 10 Hz run were dropped before.
+    """
     learner = _learner()
     learner.start_episode('ep')
     obs, act = {'state': np.zeros(3, np.float32)}, np.zeros(4, np.float32)

@@ -180,8 +180,11 @@ def test_robot_topics_default_to_names_in_the_namespace(launch_file):
 
 
 def test_gazebo_declares_every_argument_it_passes_on():
-    """An include sets its launch_arguments, replacing what the command line said: each must
-    be an argument of gazebo_learn itself, or a user's params_file:= is silently ignored."""
+    """An include sets its launch_arguments, replacing what the command line said.
+
+    So each must be an argument of gazebo_learn itself, or a user's params_file:= is silently
+    ignored.
+    """
     tree = ast.parse(open(os.path.join(_LAUNCH_DIR, 'gazebo_learn.launch.py')).read())
     declared = _declared(tree)
     includes = [_keyword(node, 'launch_arguments') for node in ast.walk(tree)

@@ -451,8 +451,10 @@ def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_grap
 
 
 def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_graph):
-    """A model that never answers a percentage (wrong checkpoint, reasoning cut off by
-    max_new_tokens): every reward is invalid, and the node says so instead of publishing 0 %."""
+    """A model that never answers a percentage: every reward is invalid, and the node says so.
+
+    A wrong checkpoint, or reasoning cut off by max_new_tokens; before, only 0 % rewards.
+    """
     pytest.importorskip('httpx2')
     from chat_server import ChatServer, completion
     server = ChatServer(lambda n, server, body, headers: (
