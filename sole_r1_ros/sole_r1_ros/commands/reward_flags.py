@@ -11,6 +11,8 @@ import sys
 import tempfile
 from typing import Any
 
+import numpy as np
+
 from sole_r1_ros.configuration import from_mapping, specs
 from sole_r1_ros.reward import (
     available_backends, BackendError, make_backend, RewardConfig, RewardEngine)
@@ -201,3 +203,29 @@ def failure_summary(errors: list[Any], total: int, limit: float) -> str | None:
         kinds[text] = kinds.get(text, 0) + 1
     causes = ', '.join(f'{k} x{n}' for k, n in sorted(kinds.items(), key=lambda x: -x[1])[:3])
     return f'{len(errors)} of {total} queries failed ({causes})'
+
+
+def answered_curve(num_frames: int, answers) -> tuple[np.ndarray, int]:
+    """Per-frame progress from the model's valid answers; (curve, answers left out).
+
+    Frame 0 is 0 % (the protocol's reference); between answers the curve is linear, after the
+    last it holds. An invalid answer (unparseable: the engine carries the previous progress
+    forward) is no measurement, so it is left out and the curve runs across it; as a label it
+    would teach a distilled model a flat stretch the teacher never saw.
+    """
+    valid = [a for a in answers if a.valid]
+    curve = np.interp(np.arange(num_frames), [0] + [a.step for a in valid],
+                      [0.0] + [float(a.progress) for a in valid])
+    return curve, len(answers) - len(valid)
+
+
+def say_left_out(command: str, what: str, invalid: int, total: int, folder: str) -> bool:
+    """Say what unparseable answers did to the labels; False when nothing can be written."""
+    if invalid == total:
+        print(f'sole-r1 {command}: {what}: none of its {total} answers could be read: not '
+              f'written to {folder}', file=sys.stderr)
+        return False
+    if invalid:
+        print(f'sole-r1 {command}: {what}: {invalid} of {total} answers could not be read and '
+              'are left out of its labels (interpolated across)', file=sys.stderr)
+    return True

@@ -16,8 +16,8 @@ from typing import Any, Iterator
 import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
-    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
-    make_engine, positive_int, reward_config)
+    add_labelled_out, add_reward_arguments, answered_curve, check_writable,
+    check_writable_folder, exit_code, make_engine, positive_int, reward_config, say_left_out)
 from sole_r1_ros.labelled import LabelledEpisode, video, write_episode
 from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import (
@@ -175,9 +175,10 @@ def _dump_query(folder: str, index: int, engine: RewardEngine, query: Any,
 def _report(args: argparse.Namespace, goal: str, config: RewardConfig, model_id: str,
             num_frames: int, records: list) -> dict[str, Any]:
     steps = [result.step for _, result in records]
-    values = [result.progress for _, result in records]
-    curve = np.interp(np.arange(num_frames), [0] + steps, [0] + values)
-    sources = {step: 'query' for step in steps}
+    curve, invalid = answered_curve(num_frames, [result for _, result in records])
+    # an unreadable answer's frame is interpolated, as frames between queries are
+    sources = {result.step: 'query' if result.valid else 'unreadable query'
+               for _, result in records}
     sources[0] = 'reference'
     frames = [{'index': i, 'progress': round(float(curve[i]), 3),
                'source': sources.get(i, 'interpolated')} for i in range(num_frames)]
@@ -190,7 +191,7 @@ def _report(args: argparse.Namespace, goal: str, config: RewardConfig, model_id:
             'goal': goal, 'from_zero': args.from_zero, 'backend': config.backend,
             'model_id': model_id, 'temperature': config.temperature, 'seed': config.seed,
             'num_frames': num_frames, 'fps': video.video_fps(args.video),
-            'query_steps': steps,
+            'query_steps': steps, 'invalid_queries': invalid,
             'queries': queries, 'frames': frames}
 
 
@@ -199,7 +200,8 @@ def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> None:
     if args.labelled_out and failed:   # its labels would be carried-forward answers
         print(f'sole-r1 score: {failed} of {len(report["queries"])} queries failed: nothing '
               f'written to {args.labelled_out}', file=sys.stderr)
-    elif args.labelled_out:
+    elif args.labelled_out and say_left_out('score', args.video, report['invalid_queries'],
+                                            len(report['queries']), args.labelled_out):
         _write_labelled(args, report)
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as stream:
@@ -222,7 +224,8 @@ def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
         progress=[f['progress'] for f in report['frames']],
         external=[v[0] for v in views],
         wrist=None if views[0][1] is None else [v[1] for v in views],
-        meta={'source': f"sole-r1 score ({report['model_id']})", 'video': args.video,
+        meta={'source': f"sole-r1 score ({report['model_id']})",
+              'video': os.path.abspath(args.video),   # compared from any folder later
               'query_steps': report['query_steps'], 'temperature': report['temperature']}),
         videos=None, fps=report['fps'])
 

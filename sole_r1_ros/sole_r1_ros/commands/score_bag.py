@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from sole_r1_ros.commands.reward_flags import (
-    add_labelled_out, add_reward_arguments, check_writable, check_writable_folder, exit_code,
-    make_engine, positive_int, reward_config)
+    add_labelled_out, add_reward_arguments, answered_curve, check_writable,
+    check_writable_folder, exit_code, make_engine, positive_int, reward_config, say_left_out)
 from sole_r1_ros.labelled import LabelledEpisode, write_episode
 from sole_r1_ros.labelled.folder import check_not_taken
 from sole_r1_ros.reward import EpisodeFrames, offline_query_steps, score_episodes
@@ -146,7 +146,10 @@ def _marked_episodes(args, recorded: list, unmarked: str) -> list:
     Frames before the first episode began (the graph starting up) belong to no episode.
     """
     marked = [r for r in recorded if r.episode_id != unmarked]
-    if not marked:
+    if not marked and not args.episode_topic:
+        print(f"sole-r1 score-bag: {args.bag} is scored as one episode (--episode-topic '')",
+              file=sys.stderr)
+    elif not marked:
         print(f'sole-r1 score-bag: {args.bag} has no {args.episode_topic!r} messages: all of '
               "it is one episode (the learner, or camera_node's ~/reset, marks episodes while "
               'recording)', file=sys.stderr)
@@ -173,12 +176,17 @@ def _write_labelled(folder: str, report: dict[str, Any], recorded, ids: list[str
                   f'{len(scored["queries"])} queries failed: not written to {folder}',
                   file=sys.stderr)
             continue
+        if not say_left_out('score-bag', f'episode {episode_id}', scored['invalid_queries'],
+                            len(scored['queries']), folder):
+            continue
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(
             episode_id=episode_id,
             goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
-            meta={'source': f"sole-r1 score-bag ({report['model_id']})", 'bag': report['bag'],
+            # absolute: check_not_taken compares it with a later run's bag, from any folder
+            meta={'source': f"sole-r1 score-bag ({report['model_id']})",
+                  'bag': os.path.abspath(report['bag']),
                   'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
                   **({'robot_erased': True} if robot_erased else {})}),
             videos=None, fps=fps)
@@ -188,11 +196,10 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
     out = []
     for rec, episode, answers in zip(recorded, episodes, results):
         steps = [r.step for r in answers]
-        curve = np.interp(np.arange(len(rec.external)), [0] + steps,
-                          [0] + [r.progress for r in answers])
+        curve, invalid = answered_curve(len(rec.external), answers)
         out.append({
             'episode_id': episode.episode_id, 'num_frames': len(rec.external),
-            'stamps_ns': rec.stamps_ns, 'query_steps': steps,
+            'stamps_ns': rec.stamps_ns, 'query_steps': steps, 'invalid_queries': invalid,
             'progress': [round(float(v), 3) for v in curve],
             'queries': [{'step': r.step, 'progress': r.progress, 'valid': r.valid,
                          'reasoning': r.reasoning, 'latency_s': round(r.latency_s, 4),

@@ -186,6 +186,11 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         images = _image_topics(Path(path))
         raise ValueError(f'bag {path} has no readable messages on {external_topic!r}' + (
             f'; its image topics: {", ".join(images)}' if images else ''))
+    if wrist_topic is not None and not wrist:   # named here, with what the bag has
+        images = _image_topics(Path(path))
+        raise ValueError(f'bag {path} has no readable messages on {wrist_topic!r}'
+                         + (f'; its image topics: {", ".join(images)}' if images else '')
+                         + " (for the external view alone give no wrist topic: --wrist-topic '')")
     if truth_topic is not None and not truth:
         raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
                          "simulator's ground truth; a real robot's bag has none)")

@@ -1,4 +1,5 @@
 """Bags read back: whole ones, and what a killed recorder leaves (no metadata.yaml, torn MCAP)."""
+import os
 import shutil
 
 import numpy as np
@@ -143,6 +144,17 @@ def test_bags_without_episode_marks_keep_their_own_labelled_episodes(tmp_path, c
     assert _score_bag(tmp_path / 'other' / 'a', tmp_path, distil) == 2
     assert "already holds episode 'a-episode-0'" in capsys.readouterr().err
     assert len(labelled.load_episodes(str(distil))) == 2
+    # the bag as typed from elsewhere: a relative path names another recording there
+    cwd = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        assert _score_bag('a', tmp_path, distil) == 0             # itself: replaced
+        os.chdir(tmp_path / 'other')
+        capsys.readouterr()
+        assert _score_bag('a', tmp_path, distil) == 2             # other/a: refused
+        assert "already holds episode 'a-episode-0'" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
 
 
 def test_frames_before_the_first_episode_are_not_scored(tmp_path, capsys):
@@ -171,6 +183,9 @@ def test_a_camera_topic_the_bag_lacks_is_named_with_the_ones_it_has(tmp_path):
     with pytest.raises(ValueError, match="no readable messages on 'cam_ext/color/image_raw'; "
                        'its image topics: /camera/external/image_raw'):
         read_camera_episodes(tmp_path / 'bag', 'cam_ext/color/image_raw')
+    with pytest.raises(ValueError, match="no readable messages on 'cam/wrist'; "
+                       'its image topics: /camera/external/image_raw'):
+        read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw', 'cam/wrist')
 
 
 def test_a_recorder_killed_early_leaves_what_it_wrote_a_second_ago(tmp_path):

@@ -36,6 +36,29 @@ class UnauthorizedBackend:
 
 register_backend('unauthorized', f'{__name__}:UnauthorizedBackend')
 
+
+class MumblingBackend(UnauthorizedBackend):
+    """Every second answer has no percentage in it (``mumbling-always``: none has)."""
+
+    def __init__(self, always: bool = False) -> None:
+        self.model_id, self.always, self.count = 'mumbling', always, 0
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(always=config.model == 'always')
+
+    def generate(self, requests):
+        replies = []
+        for _ in requests:
+            self.count += 1
+            unreadable = self.always or self.count % 2 == 0
+            replies.append(RawReply('<think>the drawer is' if unreadable
+                                    else f'<answer>{10 * self.count}%</answer>', 0.01))
+        return replies
+
+
+register_backend('mumbling', f'{__name__}:MumblingBackend')
+
 _TINY = ['--model', 'tiny-random', '--device', 'cpu', '--max-new-tokens', '4', '--seed', '0']
 
 
@@ -68,8 +91,10 @@ def test_side_by_side_video_writes_json_plot_annotated_video_and_query_dumps(tmp
     report = json.loads((out / 'r.json').read_text())
     assert report['query_steps'] == [2, 4] and report['num_frames'] == 5
     assert report['goal'] == 'Push the block down' and report['model_id'] == 'tiny-random'
+    valid = {q['step'] for q in report['queries'] if q['valid']}   # a random model's answers
     assert [f['source'] for f in report['frames']] == [
-        'reference', 'interpolated', 'query', 'interpolated', 'query']
+        'reference', 'interpolated', 'query' if 2 in valid else 'unreadable query',
+        'interpolated', 'query' if 4 in valid else 'unreadable query']
     first, second = report['queries']
     assert (first['previous_step'], second['previous_step']) == (0, 2)
     assert second['previous_progress'] == first['progress']
@@ -237,6 +262,26 @@ def test_score_writes_no_distillation_labels_from_failed_queries(tmp_path, capsy
                  '3', '--labelled-out', str(labelled)]) == 1
     assert 'nothing written to' in capsys.readouterr().err
     assert not list(labelled.glob('episodes/*/labels.json'))   # not all-0 labels to train on
+
+
+def test_unreadable_answers_are_left_out_of_distillation_labels(tmp_path, capsys):
+    """An unparseable answer is left out of the labels, which interpolate across it.
+
+    The engine carries the last answer forward: as labels, a flat stretch the teacher never
+    gave. An episode of no readable answer is not written.
+    """
+    from sole_r1_ros.labelled import load_episodes
+    video = _write_video(tmp_path / 'v.mp4', _frames(5))
+    labelled = tmp_path / 'labelled'
+    assert main(['score', video, '--goal', 'x', '--backend', 'mumbling', '--model', 'always',
+                 '--num-queries', '4', '--labelled-out', str(labelled)]) == 0
+    assert 'none of its 4 answers could be read: not written' in capsys.readouterr().err
+    assert not list(labelled.glob('episodes/*/labels.json'))
+    assert main(['score', video, '--goal', 'x', '--backend', 'mumbling', '--model', 'halves',
+                 '--num-queries', '4', '--labelled-out', str(labelled)]) == 0
+    assert '2 of 4 answers could not be read' in capsys.readouterr().err
+    [episode] = load_episodes(str(labelled))
+    assert list(episode.progress) == [0.0, 10.0, 20.0, 30.0, 30.0]   # 10 carried: 10, 10, 30, 30
 
 
 def _labelled_folder(root, task='reach-v3', episodes=2):
