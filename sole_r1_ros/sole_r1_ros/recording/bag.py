@@ -158,8 +158,13 @@ class RecordedEpisode:
 def read_camera_episodes(path: str | os.PathLike, external_topic: str,
                          wrist_topic: str | None = None, episode_topic: str | None = 'episode',
                          max_skew_ns: int = 20_000_000, notes: list[str] | None = None,
-                         truth_topic: str | None = None) -> list[RecordedEpisode]:
+                         truth_topic: str | None = None,
+                         decode_frame: Callable[[int], bool] | None = None
+                         ) -> list[RecordedEpisode]:
     """Read the external (and wrist) frames of a bag, split into episodes at ``Episode`` msgs.
+
+    ``decode_frame(stamp_ns)``: decode only the frames it is true for (the others are None),
+    so a reader that needs a few frames of a long bag does not hold all of them.
 
     With ``truth_topic`` (a simulator's ``TaskState``, privileged: for evaluation and
     experiments only), each frame also gets the ground-truth progress of its moment.
@@ -174,8 +179,15 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
         ValueError: the bag has no readable messages on ``external_topic``.
     """
     notes = [] if notes is None else notes
+
     # Decoded as they are read: an image message is not kept beside its frame.
-    decode = {external_topic: image_to_rgb, wrist_topic: image_to_rgb,
+    def frame(msg):
+        if decode_frame is not None and not decode_frame(
+                int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)):
+            return None
+        return image_to_rgb(msg)
+
+    decode = {external_topic: frame, wrist_topic: frame,
               episode_topic: lambda msg: msg.episode_id,
               truth_topic: lambda msg: float(msg.progress)}
     decode = {topic: fn for topic, fn in decode.items() if topic is not None}
@@ -326,16 +338,13 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
                 continue  # between an episode's end and the next start
             current = RecordedEpisode(UNMARKED_EPISODE)  # frames before any Episode message
             episodes.append(current)
-        partner = None
         if use_wrist:
             if not wrist:
                 raise ValueError('bag has no wrist frames; for the external view alone give '
                                  "no wrist topic (--wrist-topic '')")
             if index < 0:
                 continue  # no wrist frame of this moment
-            partner = wrist[index][1]
+            current.wrist.append(wrist[index][1])   # None where not decoded: kept in step
         current.stamps_ns.append(stamp)
         current.external.append(frame)
-        if partner is not None:
-            current.wrist.append(partner)
     return [e for e in episodes if e.external]
