@@ -146,11 +146,10 @@ def _marked_episodes(args, recorded: list, unmarked: str) -> list:
     Frames before the first episode began (the graph starting up) belong to no episode.
     """
     marked = [r for r in recorded if r.episode_id != unmarked]
-    if not marked and not args.episode_topic:
-        print(f"sole-r1 score-bag: {args.bag} is scored as one episode (--episode-topic '')",
-              file=sys.stderr)
-    elif not marked:
-        print(f'sole-r1 score-bag: {args.bag} has no {args.episode_topic!r} messages: all of '
+    if not marked:
+        print(f"sole-r1 score-bag: {args.bag} is scored as one episode (--episode-topic '')"
+              if not args.episode_topic else
+              f'sole-r1 score-bag: {args.bag} has no {args.episode_topic!r} messages: all of '
               "it is one episode (the learner, or camera_node's ~/reset, marks episodes while "
               'recording)', file=sys.stderr)
         return recorded
