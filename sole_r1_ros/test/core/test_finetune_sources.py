@@ -176,28 +176,20 @@ def test_a_bag_is_prepared_decoding_only_the_frames_the_queries_show(tmp_path, m
     assert len(decoded) <= 2 * 4 * 2   # the first and 3 queried frames, both cameras (+ near)
 
 
-def test_a_labels_file_that_is_not_json_is_named(tmp_path, capsys):
+@pytest.mark.parametrize('text, message', [
+    (json.dumps({'task': 'x', 'episodes': {'other': {'progress': [0]}}}),
+     'none of the 1 episode(s)'),
+    ("{'task': 'x'}", 'labels.json: not JSON')])   # a file that is not JSON is named
+def test_bag_without_matching_labels_is_an_error(tmp_path, capsys, text, message):
     pytest.importorskip('rclpy')
     pytest.importorskip('sole_r1_interfaces.msg')
     bag = tmp_path / 'bag'
     _write_bag(bag, [('ep-a', 3)])
     labels = tmp_path / 'labels.json'
-    labels.write_text("{'task': 'x'}")
+    labels.write_text(text)
     assert main(['finetune', 'prepare', '--bag', str(bag), '--labels', str(labels),
                  '--out', str(tmp_path / 'd')]) == 2
-    assert f'{labels}: not JSON' in capsys.readouterr().err
-
-
-def test_bag_without_matching_labels_is_an_error(tmp_path, capsys):
-    pytest.importorskip('rclpy')
-    pytest.importorskip('sole_r1_interfaces.msg')
-    bag = tmp_path / 'bag'
-    _write_bag(bag, [('ep-a', 3)])
-    labels = tmp_path / 'labels.json'
-    labels.write_text(json.dumps({'task': 'x', 'episodes': {'other': {'progress': [0]}}}))
-    assert main(['finetune', 'prepare', '--bag', str(bag), '--labels', str(labels),
-                 '--out', str(tmp_path / 'd')]) == 2
-    assert 'none of the 1 episode(s)' in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------- old synth exports
