@@ -221,6 +221,7 @@ def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
     views = list(_iter_views(args))
     write_episode(args.labelled_out, LabelledEpisode(
         episode_id=_episode_name(args.video), goal=report['goal'],
+        behaviour='recorded',   # whatever the robot did: not an expert's, so no VOC of it
         progress=[f['progress'] for f in report['frames']],
         external=[v[0] for v in views],
         wrist=None if views[0][1] is None else [v[1] for v in views],

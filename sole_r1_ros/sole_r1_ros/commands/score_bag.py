@@ -181,7 +181,7 @@ def _write_labelled(folder: str, report: dict[str, Any], recorded, ids: list[str
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
         write_episode(folder, LabelledEpisode(
-            episode_id=episode_id,
+            episode_id=episode_id, behaviour='recorded',   # not an expert: no VOC of it
             goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
             # absolute: check_not_taken compares it with a later run's bag, from any folder
             meta={'source': f"sole-r1 score-bag ({report['model_id']})",

@@ -282,6 +282,7 @@ def test_unreadable_answers_are_left_out_of_distillation_labels(tmp_path, capsys
     assert '2 of 4 answers could not be read' in capsys.readouterr().err
     [episode] = load_episodes(str(labelled))
     assert list(episode.progress) == [0.0, 10.0, 20.0, 30.0, 30.0]   # 10 carried: 10, 10, 30, 30
+    assert episode.behaviour == 'recorded'   # not an expert's: eval reward's VOC leaves it out
 
 
 def _labelled_folder(root, task='reach-v3', episodes=2):
