@@ -7,6 +7,7 @@ Writes the metrics as JSON and the perceived-vs-true success plot as PNG.
 """
 import argparse
 import json
+import sys
 
 from sole_r1_ros.commands.reward_flags import (
     add_reward_arguments, check_writable, exit_code, make_engine, positive_int, reward_config,
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if not episodes:
         raise ValueError(f'no episodes selected in {args.data}')
     warn_unknown_tasks([args.data], _list(args.tasks))
+    _warn_trained_on(args, episodes)
     if args.predictions:
         scores = reward_eval.scores_from_results(args.predictions, episodes)
         label = 'predictions'
@@ -79,6 +81,29 @@ def run(args: argparse.Namespace) -> int:
     _print(result)
     errors = [error for score in scores for error in score.errors]
     return exit_code('eval reward', errors, result['n_queries'], args)
+
+
+def _warn_trained_on(args: argparse.Namespace, episodes: list) -> None:
+    """Say when a compact file is scored on episodes it was trained on.
+
+    A distillation folder (``score-bag --labelled-out``) carries no split, so ``--split val``
+    selects every episode, and a file distilled from it scores its own training data.
+    """
+    if args.predictions or args.backend != 'compact':
+        return
+    from sole_r1_ros.compact.model import load_checkpoint
+    from sole_r1_ros.compact.predictor import default_checkpoint_path
+    try:
+        info = load_checkpoint(args.model or default_checkpoint_path())[2]
+    except (OSError, ValueError):
+        return   # the scoring says what is wrong with the file
+    trained = set(info.get('train_episode_ids') or ())
+    seen = [e.episode_id for e in episodes if e.episode_id in trained]
+    if seen:
+        print(f'sole-r1 eval reward: warning: {len(seen)} of the {len(episodes)} episodes were '
+              f'in the training data of {args.model or "the shipped file"} (e.g. {seen[0]}): '
+              'its numbers on them flatter it; evaluate on other recordings, or on its '
+              'val_episode_ids', file=sys.stderr)
 
 
 def _load(args: argparse.Namespace) -> list:

@@ -552,6 +552,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     # Which ones validated: a recording's scores carry no split, and evaluating the distilled
     # file on episodes it trained on would flatter it.
     val_ids = [episode.episode_id for episode in val_episodes]
+    train_ids = [episode.episode_id for episode in train_episodes]   # eval reward warns of them
     del by_folder, episodes, train_episodes, val_episodes  # the banks hold the frames
     logger.info('loaded %d train frames (%d episodes), %d val episodes in %.0f s',
                 train_bank.num_frames, train_bank.episodes, val_count,
@@ -563,6 +564,7 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     info = {'tasks': list(phrasings), 'goals': phrasings, 'data': folders,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
             'val_episodes': val_count, 'val_episode_ids': val_ids,
+            'train_episode_ids': train_ids,
             'config': _config_json(config),
             'robot_erased': robot_erased, 'wrist_view': wrist_view, 'init': base,
             **result, **(extra_info or {})}

