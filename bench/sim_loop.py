@@ -77,7 +77,8 @@ class DirectSimRobot:
         self._published()
         return True
 
-    def announce(self, episode_id: str) -> None:
+    def announce(self, episode_id: str, evaluation: bool = False,
+                 since_ns: int | None = None) -> None:
         self.episode = episode_id
 
     def episode_finished(self, summary) -> None:

@@ -43,6 +43,8 @@ from sole_r1_ros.nodes.spin import run_node
 
 # An episode announced this far ahead of the frames is on another clock, not a reset's wait.
 _CLOCKS_APART_NS = 5_000_000_000
+_PENDING_EPISODES = 8   # announcements kept until a frame reaches them
+_RECENT_FRAMES = 32   # frames kept to find the one an episode ended on (1 s at 30 fps)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class CameraNodeConfig:
 SECTIONS = {'node': (CameraNodeConfig, ''), 'schedule': (QueryScheduleConfig, '')}
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# Read with room for an end and the next start that come during one busy callback (depth 1
+# kept only the newest, and the end was lost: the reset's frames joined the old episode).
+_EPISODES_IN = QoSProfile(depth=8, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
 def _stamp_ns(stamp) -> int:
@@ -110,13 +116,16 @@ class CameraNode(Node):
         self._truth: deque = deque(maxlen=64)   # (stamp_ns, ground-truth progress)
         self._episode_id: str | None = None
         self._episode_start_ns = 0
-        self._pending_episode: tuple[str, int] | None = None
+        # Announcements not yet reached by a frame, in stamp order: an end ('') and the next
+        # episode may both come during a reset, before any frame of either.
+        self._pending_episodes: list[tuple[int, str]] = []
         self._ended = False   # an episode ended and the next has not started (robot resetting)
         self._step = 0
         # The first frame's tiles: external, wrist, erased external.
         self._first: tuple[CompressedImage, CompressedImage, CompressedImage] | None = None
-        # Frame, its erased external view (erased_beside), step, was it queried.
-        self._last: tuple[PairedFrame, object, int, bool] | None = None
+        # The episode's newest frames: frame, its erased external view (erased_beside), step,
+        # was it queried. The final query is the newest one stamped before the episode's end.
+        self._recent: deque = deque(maxlen=_RECENT_FRAMES)
         # Seconds from an image callback's start to its query being published (benchmarks).
         self.query_overhead_s: deque = deque(maxlen=1000)
         self._callback_start = 0.0
@@ -141,7 +150,7 @@ class CameraNode(Node):
         self.create_subscription(JointState, 'joint_states',
                                  guard('joint_states', self._joint_states_callback), 10)
         self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),
-                                 _LATCHED)
+                                 _EPISODES_IN)
         if c.use_ground_truth:
             self.create_subscription(TaskState, 'ground_truth',
                                      guard('ground_truth', self._ground_truth_callback), 10)
@@ -225,7 +234,9 @@ class CameraNode(Node):
     def _episode_callback(self, msg: Episode) -> None:
         check_episode_id(msg.episode_id)
         if msg.episode_id != self._episode_id or not msg.episode_id:
-            self._pending_episode = (msg.episode_id, _stamp_ns(msg.header.stamp))
+            self._pending_episodes.append((_stamp_ns(msg.header.stamp), msg.episode_id))
+            self._pending_episodes.sort()
+            del self._pending_episodes[:-_PENDING_EPISODES]
 
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
         """Start a new episode where no other node announces them (refused where one does).
@@ -259,10 +270,12 @@ class CameraNode(Node):
         return shrink_to_tile(frame, size)
 
     def _on_pair(self, pair: PairedFrame) -> None:
-        pending = self._pending_episode
-        if pending is not None and pair.stamp_ns >= pending[1]:
-            self._start_episode(*pending)
-        elif pending is not None and pending[1] - pair.stamp_ns > _CLOCKS_APART_NS:
+        while self._pending_episodes and pair.stamp_ns >= self._pending_episodes[0][0]:
+            start_ns, episode_id = self._pending_episodes.pop(0)   # in order: an end, then
+            self._start_episode(episode_id, start_ns)              # the next one
+        pending = ((self._pending_episodes[0][1], self._pending_episodes[0][0])
+                   if self._pending_episodes else None)
+        if pending is not None and pending[1] - pair.stamp_ns > _CLOCKS_APART_NS:
             behind_s = (pending[1] - pair.stamp_ns) * 1e-9
             # The fixed text before the colon: the log is throttled by it.
             self.firewall.reject('clock', f'frames on another clock than the episodes: stamped '
@@ -281,7 +294,7 @@ class CameraNode(Node):
         reason = self._scheduler.decide(self._step, self._joints)
         if reason is not None:
             self._send(pair, erased, self._step, reason)
-        self._last = (pair, erased, self._step, reason is not None)
+        self._recent.append((pair, erased, self._step, reason is not None))
         self._step += 1
 
     def _erased(self, pair: PairedFrame):
@@ -300,12 +313,17 @@ class CameraNode(Node):
 
     def _start_episode(self, episode_id: str, start_ns: int) -> None:
         """Close the running episode; an empty ``episode_id`` only closes it (reset running)."""
-        if self._last is not None and not self._last[3] and self._last[2] > 0:
-            pair, erased, step, _ = self._last
+        # The episode's last frame is the newest before the end's stamp: a learner announces
+        # the end as of just after the frame it last acted on, and frames after that (the
+        # closing hold's, or ones seen before the announcement arrived) are not the episode's.
+        before = [frame for frame in self._recent if frame[0].stamp_ns < start_ns]
+        if before and not before[-1][3] and before[-1][2] > 0:
+            pair, erased, step, _ = before[-1]
             self._send(pair, erased, step, 'final')  # every episode end gets a label
         self._episode_id = episode_id or None
         self._episode_start_ns, self._ended = start_ns, not episode_id
-        self._pending_episode, self._step, self._last, self._first = None, 0, None, None
+        self._step, self._first = 0, None
+        self._recent.clear()
         self._scheduler.reset()
         self._pairer.clear()
         for eraser in self._erasers.values():

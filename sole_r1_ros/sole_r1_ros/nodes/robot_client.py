@@ -180,9 +180,11 @@ class RobotClient:
             time.sleep(0.02)
         return True
 
-    def announce(self, episode_id: str, evaluation: bool = False) -> None:
+    def announce(self, episode_id: str, evaluation: bool = False,
+                 since_ns: int | None = None) -> None:
         msg = Episode(episode_id=episode_id, evaluation=evaluation)
-        msg.header.stamp = self._node.get_clock().now().to_msg()
+        msg.header.stamp = (self._node.get_clock().now() if since_ns is None
+                            else Time(nanoseconds=since_ns)).to_msg()
         if episode_id:
             self.sensors.clear_frames()   # frames from before this moment belong to no episode
         if self._episode_pub is not None:

@@ -72,10 +72,12 @@ class Robot(Protocol):
     def reset(self) -> bool:
         """Bring the robot to a start state (blocking, bounded); False if it failed."""
 
-    def announce(self, episode_id: str, evaluation: bool = False) -> None:
+    def announce(self, episode_id: str, evaluation: bool = False,
+                 since_ns: int | None = None) -> None:
         """Tell the graph an episode starts (``''``: the running one ended).
 
-        ``evaluation``: the episode evaluates the policy.
+        ``evaluation``: the episode evaluates the policy. ``since_ns``: the frames from this
+        stamp on belong to the new episode, or to none (default: now).
         """
 
     def episode_finished(self, summary: 'EpisodeSummary') -> None:
@@ -160,6 +162,8 @@ class ControlLoop:
         self._intervened = 0
         self._label: str | None = None
         self._last_frame: tuple[int, int] | None = None   # (stamp, step) of the last record
+        self._last_seen_ns: int | None = None   # the episode's newest frame the loop acted on
+        self._end_announced = False
         self._closed = False   # the episode's last frame (no action) is recorded
         self._evaluation: Evaluation | None = None
         self._last_checkpoint_s = clock()
@@ -286,6 +290,7 @@ class ControlLoop:
             self.held += 1
             self._robot.hold()
             return Outcome.HELD
+        self._last_seen_ns = sensed.stamp_ns
         obs = self._observation(sensed)
         training = not self._episode_is_evaluation
         if self._step >= self.config.episode_length:   # before acting: no action is wasted
@@ -294,6 +299,7 @@ class ControlLoop:
                 self._last_frame, self._closed = (sensed.stamp_ns, self._step), True
             with self._lock:
                 self._episode_over = True
+            self._announce_end()   # before the hold: its frame is not the episode's
             self._robot.hold()
             return Outcome.HELD
         action, intervened = self._decide(obs)
@@ -336,9 +342,12 @@ class ControlLoop:
         """Announce the end, reset the robot, announce the new episode.
 
         The end is announced before the reset, so frames of the reset itself belong to no
-        episode and the last reward query of an episode shows its real last frame.
+        episode, and as from just after the frame the loop last acted on: the camera node's
+        final query is then that frame, the one the episode was recorded (or is scored) to
+        end on. Announced as of now, it was the frame the closing hold made, one the learner
+        never recorded: every episode's last answer was unmatched.
         """
-        self._robot.announce('')
+        self._announce_end()
         self._robot.hold()
         if not self._robot.reset():
             logger.error('robot reset failed; the next episode starts where the robot is')
@@ -359,7 +368,22 @@ class ControlLoop:
             self._episode_id, self._step, self._intervened, self._label = name, 0, 0, None
             self._episode_is_evaluation = evaluation is not None
             self._reset_requested = self._episode_over = False
-            self._last_frame, self._closed = None, False
+            self._last_frame, self._closed, self._last_seen_ns = None, False, None
+            self._end_announced = False
+
+    def _announce_end(self) -> None:
+        """Announce the running episode's end (once) as of just after the last frame acted on.
+
+        At the time limit this goes out before the closing hold, so the camera node has it
+        before the hold's frame (in lock-step the hold makes that frame): a query of that frame
+        would be the episode's newest and the final query, of the real last frame, would come
+        after it and be dropped as stale.
+        """
+        if self._end_announced:
+            return
+        self._end_announced = True
+        self._robot.announce('', since_ns=None if self._last_seen_ns is None
+                             else self._last_seen_ns + 1)
 
     def _close_episode(self) -> None:
         """Record the frame a label or a reset ends a training episode on.
@@ -377,6 +401,7 @@ class ControlLoop:
             return
         self.learner.record(self._observation(sensed), None, sensed.stamp_ns)
         self._last_frame, self._closed = (sensed.stamp_ns, self._step), True
+        self._last_seen_ns = sensed.stamp_ns
 
     def _finish_episode(self) -> None:
         if self._episode_id is None:

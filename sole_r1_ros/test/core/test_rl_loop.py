@@ -26,6 +26,7 @@ class FakeRobot:
         self.stale = False
         self.reset_ok = True
         self.summaries = []
+        self.ends = []   # since_ns of each end announcement
 
     def observe(self):
         if self.stale:
@@ -45,8 +46,10 @@ class FakeRobot:
         self.calls.append(('reset',))
         return self.reset_ok
 
-    def announce(self, episode_id, evaluation=False):
+    def announce(self, episode_id, evaluation=False, since_ns=None):
         self.calls.append(('announce', episode_id, evaluation))
+        if not episode_id:
+            self.ends.append(since_ns)
 
     def episode_finished(self, summary):
         self.summaries.append(summary)
@@ -101,7 +104,10 @@ def test_an_episode_is_announced_reset_acted_recorded_and_closed():
     assert outcomes == [Outcome.ACTED] * 5 + [Outcome.HELD]   # the 6th frame ends it
     assert loop.learner.env_steps == 5 and loop.learner.episodes_done == 1
     assert loop.learner.agent.env_steps == 5   # the exploration clock: no action unsent
+    last = robot.stamp_ns                      # the frame recorded as the episode's end
     assert loop.step() is Outcome.NEW_EPISODE
+    # announced as ended just after it, so the final reward query is of that frame
+    assert robot.ends == [None, last + 1]   # the first: no episode before it
     (summary,) = robot.summaries
     assert summary.steps == 5 and not summary.evaluation and summary.label is None
 

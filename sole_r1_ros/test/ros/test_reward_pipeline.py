@@ -264,9 +264,9 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
         images.publish(msg)
         time.sleep(0.05)
 
-    def episode(name: str, sec: int) -> None:
+    def episode(name: str, sec: int, nanosec: int = 0) -> None:
         msg = Episode(episode_id=name)
-        msg.header.stamp.sec = sec
+        msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
         episodes.publish(msg)
         time.sleep(0.1)
 
@@ -278,10 +278,22 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
     frame(6)                         # reset frames: no episode
     episode('b', 7)
     frame(7)
-    assert ros_graph.wait_for(lambda: len(out) >= 1)
+    for sec in range(8, 12):         # steps 1..4 of 'b'; the learner acted last on 10 s,
+        frame(sec)                   # and the hold that closed it made the 11 s frame
+    episode('', 10, 1)               # so it ends 'b' as of just after 10 s (since_ns)
+    frame(12)
+    episode('c', 13)
+    frame(13)
+    frame(14)                        # steps 0..1 of 'c'
+    episode('', 15)                  # an end and the next episode, both before a frame
+    episode('d', 16)                 # reaches either (one slot kept only 'd')
+    frame(15)                        # a reset frame: not 'c''s
+    frame(16)
+    assert ros_graph.wait_for(lambda: len(out) >= 3)
     time.sleep(0.3)
     assert [(q.episode_id, q.step, q.trigger, q.header.stamp.sec) for q in out] == [
-        ('a', 3, 'final', 4)]
+        ('a', 3, 'final', 4), ('b', 3, 'final', 10),   # not the 11 s frame it never recorded
+        ('c', 1, 'final', 14)]
 
 
 def test_the_camera_nodes_reset_starts_an_episode_unless_a_learner_announces_them(ros_graph):
