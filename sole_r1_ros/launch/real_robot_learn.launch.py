@@ -21,8 +21,8 @@ from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 
 from sole_r1_ros.launch_utils import (
-    as_text, configure_and_activate, given, params_file_argument, resolve_params_file,
-    reward_arguments, reward_node)
+    as_text, camera_info_of, configure_and_activate, given, params_file_argument,
+    resolve_params_file, reward_arguments, reward_node)
 
 
 def _learner(context, ns, params, remappings, sim_time) -> list:
@@ -42,9 +42,7 @@ def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
     params = LaunchConfiguration('params_file')
     sim_time = {'use_sim_time': LaunchConfiguration('use_sim_time')}
-    external_info, wrist_info = (PythonExpression(
-        ["'", LaunchConfiguration(camera), "'.rsplit('/', 1)[0] + '/camera_info'"])
-        for camera in ('external_camera', 'wrist_camera'))
+    external_info, wrist_info = camera_info_of('external_camera'), camera_info_of('wrist_camera')
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera')),
                ('joint_states', LaunchConfiguration('joint_states'))]

@@ -2,11 +2,11 @@
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PythonExpression
+from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from sole_r1_ros.launch_utils import (
-    params_file_argument, resolve_params_file, reward_arguments, reward_node)
+    camera_info_of, params_file_argument, resolve_params_file, reward_arguments, reward_node)
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -14,9 +14,8 @@ def generate_launch_description() -> LaunchDescription:
     params = LaunchConfiguration('params_file')
     cameras = [('camera/external/image_raw', LaunchConfiguration('external_camera')),
                ('camera/wrist/image_raw', LaunchConfiguration('wrist_camera'))]
-    infos = [(f'camera/{view}/camera_info', PythonExpression(
-        ["'", LaunchConfiguration(f'{view}_camera'), "'.rsplit('/', 1)[0] + '/camera_info'"]))
-        for view in ('external', 'wrist')]
+    infos = [(f'camera/{view}/camera_info', camera_info_of(f'{view}_camera'))
+             for view in ('external', 'wrist')]
     return LaunchDescription([
         DeclareLaunchArgument('goal', description='the task in words'),
         DeclareLaunchArgument('external_camera', default_value='camera/external/image_raw'),

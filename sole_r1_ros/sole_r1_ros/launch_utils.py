@@ -68,6 +68,14 @@ def as_text(argument: str):
     return ParameterValue(LaunchConfiguration(argument), value_type=str)
 
 
+def camera_info_of(argument: str):
+    """The camera_info topic beside the image topic a launch argument names (same folder)."""
+    from launch.substitutions import LaunchConfiguration, PythonExpression
+
+    return PythonExpression(
+        ["'", LaunchConfiguration(argument), "'.rsplit('/', 1)[0] + '/camera_info'"])
+
+
 def given(context, arguments: Mapping[str, str]) -> dict:
     """``{parameter: value}`` of the launch arguments (``{parameter: argument}``) set non-empty.
 

@@ -195,14 +195,10 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     starts, truth = read.get(episode_topic, []), read.get(truth_topic, [])
     external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
-        images = _image_topics(Path(path))
-        raise ValueError(f'bag {path} has no readable messages on {external_topic!r}' + (
-            f'; its image topics: {", ".join(images)}' if images else ''))
-    if wrist_topic is not None and not wrist:   # named here, with what the bag has
-        images = _image_topics(Path(path))
-        raise ValueError(f'bag {path} has no readable messages on {wrist_topic!r}'
-                         + (f'; its image topics: {", ".join(images)}' if images else '')
-                         + " (for the external view alone give no wrist topic: --wrist-topic '')")
+        raise ValueError(_no_messages(path, external_topic))
+    if wrist_topic is not None and not wrist:
+        raise ValueError(_no_messages(path, wrist_topic) + ' (for the external view alone give '
+                         "no wrist topic: --wrist-topic '')")
     if truth_topic is not None and not truth:
         raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
                          "simulator's ground truth; a real robot's bag has none)")
@@ -214,6 +210,13 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
             index = _nearest(stamps, episode.stamps_ns, max_skew_ns)
             episode.truth = np.where(index >= 0, values[index], np.nan).tolist()
     return episodes
+
+
+def _no_messages(path, topic: str) -> str:
+    """'no readable messages on topic', with the bag's image topics to choose from."""
+    images = _image_topics(Path(path))
+    return (f'bag {path} has no readable messages on {topic!r}'
+            + (f'; its image topics: {", ".join(images)}' if images else ''))
 
 
 def read_topics(path: str | os.PathLike, topics: Sequence[str],
