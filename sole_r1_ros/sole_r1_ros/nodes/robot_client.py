@@ -39,7 +39,6 @@ class RobotClient:
                                           callback_group=ReentrantCallbackGroup())
                        if reset_service else None)
         self._episode_pub = self._result_pub = self._marker_pub = None
-        self._driver = 'policy'
         self._last_episode = ''
 
         self._tf = None
@@ -91,7 +90,6 @@ class RobotClient:
         for event in decision.events:
             self._node.get_logger().info(f'teleop: {event}')
             if event in ('took_over', 'handed_back'):
-                self._driver = 'HUMAN' if event == 'took_over' else 'policy'
                 self.publish_marker()
         invalid = decision.mode == 'hold' and decision.reason.startswith('invalid')
         return decision.reason if invalid else None
@@ -214,15 +212,15 @@ class RobotClient:
         """
         if self._marker_pub is None:
             return
-        if self.human is not None:   # as it is now: a reconfigure or a silent Joy sends no event
-            mode = self.human.current().mode
-            self._driver = {'human': 'HUMAN', 'hold': 'nobody (holding)'}.get(mode, 'policy')
+        # the teleop as it is now: a reconfigure or a silent Joy sends no event
+        mode = self.human.current().mode if self.human is not None else 'policy'
+        driver = {'human': 'HUMAN', 'hold': 'nobody (holding)'}.get(mode, 'policy')
         marker = Marker(ns='sole_r1_learner', id=0, type=Marker.TEXT_VIEW_FACING,
-                        action=Marker.ADD, text=f'{self._driver} driving\n{self._last_episode}')
+                        action=Marker.ADD, text=f'{driver} driving\n{self._last_episode}')
         marker.header.stamp = self._node.get_clock().now().to_msg()
         marker.header.frame_id = self._marker_frame
         marker.pose.position.z, marker.pose.orientation.w, marker.scale.z = 0.8, 1.0, 0.06
-        human = self._driver == 'HUMAN'
+        human = mode == 'human'
         marker.color.r, marker.color.g, marker.color.b, marker.color.a = (
             (1.0, 0.5, 0.1, 1.0) if human else (0.6, 0.8, 1.0, 1.0))
         self._marker_pub.publish(marker)
