@@ -209,6 +209,8 @@ class SimRobotNode(Node):
         kind, value = command
         limit, repeat = self._configs['node'].command_limit, self._configs['sim'].action_repeat
         if kind == 'array':
+            with self._lock:   # the fingers keep this until told otherwise, as a driver does
+                self._gripper = float(value[3])
             return value
         action = value if kind == 'twist' else command_from_pose(
             value[0], robot.ee_target_position, value[1], 0.0, repeat, limit)

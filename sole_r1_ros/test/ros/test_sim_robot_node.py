@@ -102,6 +102,28 @@ def test_command_moves_the_arm_and_reset_restores_it(ros_graph):
     np.testing.assert_allclose(reset_and_read(), initial, atol=1e-9)
 
 
+def test_in_realtime_the_fingers_keep_the_last_command_between_commands(ros_graph):
+    """A tick with no new command holds the gripper as a driver does.
+
+    It sent the fingers 0 (half-closed) before: an object the policy grasped at 10 Hz was
+    loosened on every physics tick in between.
+    """
+    _sim(ros_graph, step_mode='realtime', rate_hz=20.0)
+    probe = ros_graph.probe()
+    joints = _subscribe(probe, JointState, 'joint_states')
+    commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
+
+    def fingers_after(gripper: float) -> float:
+        commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, gripper]))
+        time.sleep(1.5)   # about 30 ticks with no command
+        return float(np.abs(np.array(joints.last().position[7:9])).sum())
+    opened, closed = fingers_after(-1.0), fingers_after(1.0)
+    reopened = fingers_after(-1.0)
+    assert abs(closed - opened) > 0.02, (opened, closed)
+    assert abs(reopened - opened) < 0.005, (opened, reopened)
+
+
 def test_malformed_commands_are_rejected_and_logged_while_the_node_keeps_running(ros_graph):
     _sim(ros_graph, 'sim_malformed_commands', step_mode='on_command')
     probe = ros_graph.probe()
