@@ -138,7 +138,20 @@ def learn(request: LearnRequest) -> int:
         write_params_file(params_file, params)
     return _Session(request, run_dir, session, params_file, nodes,
                     _policy_input(params['learner_node']),
-                    _stop_budget_s(params['learner_node'])).run()
+                    _stop_budget_s(params['learner_node']),
+                    _reward_of(params.get('reward_node', {}))).run()
+
+
+def _reward_of(reward_params: dict) -> dict:
+    """What paid the learner, for summary.json: an oracle run must not read as a video reward."""
+    from sole_r1_ros.reward.config import RewardConfig
+    chosen = {name: reward_params.get(name, getattr(RewardConfig, name))
+              for name in ('backend', 'model', 'erased_model', 'pair_join')}
+    if not chosen['erased_model']:
+        del chosen['erased_model'], chosen['pair_join']
+    if chosen['backend'] == 'compact' and not chosen['model']:
+        chosen['model'] = 'shipped'
+    return chosen
 
 
 def _stop_budget_s(learner: dict) -> float:
@@ -408,8 +421,10 @@ class _Session:
     """One run of the graph: start, learn, evaluate, stop, report."""
 
     def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
-                 nodes: list[str], policy_input: str, stop_budget_s: float = 7.0) -> None:
+                 nodes: list[str], policy_input: str, stop_budget_s: float = 7.0,
+                 reward: dict | None = None) -> None:
         self.request, self.run_dir, self.session = request, run_dir, session
+        self.reward = reward or {}
         self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
         self.stop_budget_s = stop_budget_s
         self.signals: list[int] = []
@@ -675,7 +690,7 @@ class _Session:
         evaluation = self.report.get('evaluation', {})
         summary = {
             'goal': request.goal, 'task': request.sim_task, 'exit_code': code,
-            'policy_input': self.policy_input,
+            'reward': self.reward, 'policy_input': self.policy_input,
             'env_steps': steps, 'updates': int(monitor.counter('learner_node', 'updates')),
             'steps_per_s': (round((steps - self.start_steps) / learn_s, 2)
                             if learn_s else None),

@@ -139,6 +139,8 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     assert ('was not trained on "reach the goal" (nearest trained goal: ' in output) == compact
     summary = json.loads((run_dir / 'summary.json').read_text())
     assert summary['reward_goal_trained'] is (False if compact else None)   # oracle: any goal
+    assert summary['reward'] == ({'backend': 'compact', 'model': 'shipped'} if compact
+                                 else {'backend': 'oracle', 'model': ''})
     if len(signals) == 1 and phase == 'learning':
         assert (run_dir / 'learning_curves.png').exists()
     # the video is written or cleanly absent, never a stub
