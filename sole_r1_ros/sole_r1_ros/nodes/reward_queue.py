@@ -72,6 +72,12 @@ class PendingQuery:
                    first_erased_external_data=bytes(msg.first_erased_external.data))
 
 
+HISTORY_LENGTH = 512
+'''Answers an episode's curve shows, the newest: an episode the camera node makes up when no
+learner announces episodes lasts as long as the node, and rebuilding its whole history on
+every answer cost 14 ms at 10,000 answers, under the book's lock.'''
+
+
 @dataclasses.dataclass
 class EpisodeView:
     """What the node shows about an episode after an answer: (step, progress) so far."""
@@ -110,7 +116,8 @@ class EpisodeBook:
         self._trackers: OrderedDict[str, EpisodeTracker] = OrderedDict()
         self._out: set[str] = set()   # episodes whose query is with the backend
         self.replaced = 0   # queries superseded by a newer one of the same episode
-        self.stale = 0      # queries older than what the episode already answered
+        self.stale = 0      # queries older than what the episode already answered, or of
+        # the oldest episode waiting when more than max_episodes wait (each holds its frames)
 
     def submit(self, query: PendingQuery) -> None:
         with self._lock:
@@ -121,6 +128,9 @@ class EpisodeBook:
             if self._pending.pop(query.episode_id, None) is not None:
                 self.replaced += 1
             self._pending[query.episode_id] = query
+            while len(self._pending) > self._max_episodes:   # a node inactive for a while
+                self._pending.popitem(last=False)
+                self.stale += 1
 
     def tracker(self, episode_id: str) -> EpisodeTracker | None:
         """The episode's state (first frame, last answer, results), or None if unknown."""
@@ -162,14 +172,21 @@ class EpisodeBook:
     def _make_query(self, pending: PendingQuery, goal: str) -> ProgressQuery:
         tracker = self._trackers.get(pending.episode_id)
         if tracker is None:
-            tracker = EpisodeTracker(pending.episode_id, goal, self._from_zero)
+            tracker = EpisodeTracker(pending.episode_id, goal, self._from_zero,
+                                     max_results=HISTORY_LENGTH)
             first = [self._decode(data) if data else None for data in (
                 pending.first_wrist_data, pending.first_erased_external_data)]
             tracker.add_frame(self._decode(pending.first_external_data), first[0], step=0,
                               erased_external=first[1])
             self._trackers[pending.episode_id] = tracker
             while len(self._trackers) > self._max_episodes:
-                self._trackers.popitem(last=False)
+                # The least recently queried episode whose answer is not awaited: one with a
+                # query at the backend would restart its chain at 0 % when the answer came.
+                victim = next((e for e in self._trackers
+                               if e not in self._out and e != pending.episode_id), None)
+                if victim is None:
+                    break
+                del self._trackers[victim]
         self._trackers.move_to_end(pending.episode_id)
         tracker.add_frame(pending.current_external, pending.current_wrist, step=pending.step,
                           privileged_progress=pending.privileged_progress,
@@ -183,5 +200,7 @@ class EpisodeBook:
             if tracker is None:
                 return EpisodeView(result.episode_id, [(0, 0.0), (result.step, result.progress)])
             tracker.record(result)
-            history = [(0, 0.0)] + [(r.step, float(r.progress)) for r in tracker.results]
-            return EpisodeView(result.episode_id, history)
+            kept = tracker.results
+            start = [(0, 0.0)] if len(kept) == tracker.recorded else []   # none dropped yet
+            return EpisodeView(result.episode_id,
+                               start + [(r.step, float(r.progress)) for r in kept])

@@ -6,6 +6,7 @@ different episodes can share a backend call. ``EpisodeTracker`` keeps that state
 (what the reward node holds per robot); ``score_episodes`` runs many recorded episodes, batching
 across episodes at each query index.
 """
+import collections
 from dataclasses import dataclass
 import logging
 from typing import Callable, Sequence
@@ -36,7 +37,13 @@ class EpisodeTracker:
         result = tracker.score(engine)                # queries step 5
     """
 
-    def __init__(self, episode_id: str, goal: str, from_zero: bool = False) -> None:
+    def __init__(self, episode_id: str, goal: str, from_zero: bool = False,
+                 max_results: int | None = None) -> None:
+        """Track one episode; ``max_results`` keeps only the newest answers (None: all).
+
+        A node's episode can last as long as the node (no learner announcing episodes), so
+        the node bounds what it keeps; an offline score of a video keeps every answer.
+        """
         if not isinstance(episode_id, str) or not episode_id:
             raise ValueError(f'episode_id must be a non-empty string, got {episode_id!r}')
         self._episode_id = episode_id
@@ -50,7 +57,8 @@ class EpisodeTracker:
         self._previous_step = 0
         self._progress = 0
         self._pending: tuple[int, _Views] | None = None
-        self._results: list[ProgressResult] = []
+        self._results: collections.deque[ProgressResult] = collections.deque(maxlen=max_results)
+        self._recorded = 0
 
     @property
     def episode_id(self) -> str:
@@ -73,8 +81,13 @@ class EpisodeTracker:
 
     @property
     def results(self) -> list[ProgressResult]:
-        """Every recorded result, oldest first."""
+        """Every recorded result (the newest ``max_results``), oldest first."""
         return list(self._results)
+
+    @property
+    def recorded(self) -> int:
+        """How many results were recorded, those no longer kept included."""
+        return self._recorded
 
     def add_frame(self, external: np.ndarray, wrist: np.ndarray | None = None,
                   step: int | None = None, privileged_progress: float | None = None,
@@ -152,6 +165,7 @@ class EpisodeTracker:
         self._pending = None
         self._progress = result.progress
         self._results.append(result)
+        self._recorded += 1
         return True
 
     def score(self, engine: RewardEngine) -> ProgressResult:

@@ -72,7 +72,52 @@ def test_book_forgets_the_oldest_episode_beyond_its_limit():
     for episode in 'abc':
         book.submit(_pending(episode, 1))
         book.take(1, 'x')
+        book.record(_result(episode, 1, 10))
+        book.release([episode])
     assert book.tracker('a') is None and book.tracker('c') is not None
+
+
+def test_an_episode_whose_answer_is_awaited_is_not_forgotten():
+    """Its chain would restart at 0 % when the answer came."""
+    book = EpisodeBook(max_episodes=2)
+    book.submit(_pending('a', 1))
+    book.take(1, 'x')                           # 'a' is with the backend
+    for episode in 'bc':
+        book.submit(_pending(episode, 1))
+        book.take(1, 'x')
+        book.record(_result(episode, 1, 10))
+        book.release([episode])
+    assert book.tracker('a') is not None and book.tracker('b') is None
+    book.record(_result('a', 1, 70))
+    book.release(['a'])
+    book.submit(_pending('a', 2))
+    [(_, query)] = book.take(1, 'x')
+    assert query.previous_progress == 70
+
+
+def test_waiting_queries_are_bounded_by_the_episode_limit():
+    """A node inactive while queries arrive holds at most max_episodes, the newest."""
+    book = EpisodeBook(max_episodes=3)
+    for index in range(10):
+        book.submit(_pending(f'e{index}', 1))
+    assert book.pending_count() == 3 and book.stale == 7
+    assert [p.episode_id for p, _ in book.take(8, 'x')] == ['e7', 'e8', 'e9']
+
+
+def test_a_long_episode_keeps_a_bounded_curve():
+    """An episode as long as the node: the curve shows the newest answers, in constant time."""
+    from sole_r1_ros.nodes.reward_queue import HISTORY_LENGTH
+    book = EpisodeBook()
+    for step in range(1, HISTORY_LENGTH + 50):
+        book.submit(_pending('a', step))
+        book.take(1, 'x')
+        view = book.record(_result('a', step, step % 100))
+        book.release(['a'])
+        if step == 3:
+            assert view.history == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]
+    assert len(view.history) == HISTORY_LENGTH
+    assert view.history[-1] == (HISTORY_LENGTH + 49, float((HISTORY_LENGTH + 49) % 100))
+    assert book.tracker('a').recorded == HISTORY_LENGTH + 49
 
 
 def test_pending_query_rejects_bad_messages():
