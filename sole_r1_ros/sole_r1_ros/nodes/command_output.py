@@ -58,7 +58,8 @@ class CommandOutput:
         if config.gripper_command_type != 'none':
             self._gripper_publisher = node.create_publisher(
                 MESSAGE_TYPES[config.gripper_command_type], gripper_topic, 10)
-        self._last: Sensed | None = None
+        self._last: Sensed | None = None   # what the arm was at when last commanded
+        self._hold: tuple[str, object] | None = None   # the target holds repeat until a command
         self._previous_target: np.ndarray | None = None
         self._gripper = 0.0
         self._gripper_closed = False
@@ -104,7 +105,7 @@ class CommandOutput:
 
     def send(self, action: np.ndarray, sensed: Sensed) -> None:
         """Publish ``action`` at the state ``sensed`` after the safety limits."""
-        self._last = sensed
+        self._last, self._hold = sensed, None
         if self._joints is not None:
             target = self._joints.command(action, sensed.joint_positions, self._previous_target)
             self._publish_joints(target)
@@ -121,18 +122,40 @@ class CommandOutput:
             self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
         self._publish_gripper(command.gripper)
 
-    def hold(self) -> None:
-        """Command no motion (zero twist, the current pose or joints, zero deltas)."""
-        kind, last = self._config.command_type, self._last
+    def forget(self) -> None:
+        """The arm moved without us (a reset homed it): hold nothing from before.
+
+        A hold repeated the joints or pose of the last command's moment, so the first hold of
+        an episode sent a homed arm back to where the last one ended (up to 1.7 rad at once).
+        """
+        self._last = self._hold = self._previous_target = None
+
+    def hold(self, joints: np.ndarray | None = None, pose=None) -> None:
+        """Command no motion (zero twist, the current pose or joints, zero deltas).
+
+        A position hold's target is fixed at the first hold after a command, from ``joints`` /
+        ``pose`` (measured now, fresh, or None), else from the last command's moment; later
+        holds repeat it, so a sagging arm is not followed down. With neither (after
+        ``forget``, nothing measured since), nothing is sent: the controller keeps its target.
+        """
+        kind = self._config.command_type
         if self._joints is not None:
-            if last is not None:
+            if self._hold is None:
+                at = joints if joints is not None else (
+                    None if self._last is None else self._last.joint_positions)
+                self._hold = None if at is None else ('joints', hold_joints(at))
+            if self._hold is not None:
                 self._previous_target = None
-                self._publish_joints(hold_joints(last.joint_positions), rate_limit=False)
+                self._publish_joints(self._hold[1], rate_limit=False)
         elif kind == 'twist_stamped':
             self._publish_twist(np.zeros(3), np.zeros(3))
         elif kind == 'pose_stamped':
-            if last is not None and last.pose is not None:
-                self._publish_pose(last.pose.position, last.pose.orientation)
+            if self._hold is None:
+                at = pose if pose is not None else (
+                    None if self._last is None else self._last.pose)
+                self._hold = None if at is None else ('pose', at)
+            if self._hold is not None:
+                self._publish_pose(self._hold[1].position, self._hold[1].orientation)
         else:
             self._publisher.publish(Float64MultiArray(data=hold_normalized(
                 self._gripper).tolist()))

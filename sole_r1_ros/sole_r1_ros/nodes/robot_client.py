@@ -31,6 +31,7 @@ class RobotClient:
         self._marker_frame = marker_frame
         self._hand_reset_s = hand_reset_s
         self._reset_before = False   # the scene is set for the first episode
+        self._forgot_s = float('-inf')   # holds use measurements that arrived after this
         self.sensors = sensors
         self.output = output
         self.human = None   # rl.Teleop, when a person may take over
@@ -133,12 +134,25 @@ class RobotClient:
                                                 f'({unpaired})', throttle_duration_sec=2.0)
         return sensed
 
-    def send(self, action: np.ndarray, sensed: Sensed) -> None:
+    def send(self, action: np.ndarray, sensed: Sensed) -> bool:
+        """Command ``action``; False, holding instead, when an input went stale meanwhile.
+
+        Freshness was checked when the moment was taken; a slow policy inference can outlast
+        an input's timeout, and then the action is for an arm nobody sees any more.
+        """
+        stale = self.sensors.stale_sources()
+        if stale:
+            self._node.get_logger().warning(
+                f'{", ".join(stale)} went stale while the policy decided: holding instead of '
+                'acting', throttle_duration_sec=2.0)
+            self.hold()
+            return False
         self.output.send(action, sensed)
+        return True
 
     def hold(self) -> None:
         try:
-            self.output.hold()
+            self.output.hold(*self.sensors.measured(since_s=self._forgot_s))
         except Exception as exc:  # noqa: BLE001 (holding must never raise out of the loop)
             self._firewall.reject('hold', f'{type(exc).__name__}: {exc}')
 
@@ -149,6 +163,13 @@ class RobotClient:
         robot that will never answer. Without a service, a person resets: between episodes the
         arm holds ``hand_reset_s`` for it.
         """
+        try:
+            return self._reset_robot()
+        finally:   # the arm may have moved: holds start from what is measured after this
+            self.output.forget()
+            self._forgot_s = self.sensors.now_s
+
+    def _reset_robot(self) -> bool:
         if self._reset is None:
             first, self._reset_before = not self._reset_before, True
             if self._hand_reset_s > 0 and not first:   # a person puts the scene back: hold

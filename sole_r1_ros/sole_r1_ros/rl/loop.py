@@ -63,8 +63,11 @@ class Robot(Protocol):
     def observe(self) -> Sensed | None:
         """The newest whole observation, or None when an input is stale or missing."""
 
-    def send(self, action: np.ndarray, sensed: Sensed) -> None:
-        """Command ``action`` (policy space, [-1, 1]) after the safety limits."""
+    def send(self, action: np.ndarray, sensed: Sensed) -> bool | None:
+        """Command ``action`` (policy space, [-1, 1]) after the safety limits.
+
+        False when it held instead (an input went stale since ``observe``): not acted.
+        """
 
     def hold(self) -> None:
         """Command no motion."""
@@ -181,10 +184,10 @@ class ControlLoop:
 
     def set_paused(self, paused: bool) -> None:
         """Pause (hold the robot, stop learning) or resume."""
-        with self._lock:
+        with self._lock:   # the actor sends under this lock: no motion follows this hold
             self._paused = paused
-        if paused:
-            self._robot.hold()
+            if paused:
+                self._robot.hold()
 
     def label_episode(self, label: str) -> None:
         """A human ends the running episode with 'success' or 'failure'.
@@ -307,13 +310,17 @@ class ControlLoop:
             self.held += 1
             self._robot.hold()
             return Outcome.HELD
-        if self._paused:   # paused during the policy's inference: no command after the reply
-            self._robot.hold()
+        with self._lock:   # paused during the policy's inference: no command after its hold
+            if self._paused:
+                self._robot.hold()
+                return Outcome.HELD
+            sent = self._robot.send(action, sensed) is not False
+        if not sent:   # an input went stale during the inference: the robot held
+            self.held += 1
             return Outcome.HELD
         if training:
             self.learner.record(obs, action, sensed.stamp_ns, intervened=intervened)
             self._last_frame = (sensed.stamp_ns, self._step)
-        self._robot.send(action, sensed)
         self._step += 1
         self._intervened += int(intervened)
         return Outcome.ACTED

@@ -260,6 +260,27 @@ class Sensors:
                                  'late, or stamped on another clock (or not at all)')
         return reasons
 
+    def measured(self, since_s: float = float('-inf')) -> tuple[np.ndarray | None, object]:
+        """Joint positions and pose as measured now: what a hold keeps the arm at.
+
+        Each is None when stale, or when it arrived before ``since_s`` (this clock's time).
+        """
+        now, c = self._clock(), self.config
+        with self._ready:
+            joints, pose = self._joints, self._pose
+
+        def fresh(item: _Stamped | None, timeout_s: float) -> bool:
+            return item is not None and item.arrived_s >= since_s and (
+                now - item.arrived_s) <= timeout_s
+        return ((joints.value[:len(c.joint_names)].copy()
+                 if fresh(joints, c.joint_timeout_s) else None),
+                pose.value if fresh(pose, c.pose_timeout_s) else None)
+
+    @property
+    def now_s(self) -> float:
+        """This sensor store's clock (arrival times are on it)."""
+        return self._clock()
+
     def unpaired_reason(self) -> str:
         """Why the newest views make no moment although each is fresh ('' when they do)."""
         c = self.config

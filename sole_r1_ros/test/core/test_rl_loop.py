@@ -212,6 +212,42 @@ def test_a_pause_during_the_policys_inference_sends_no_command():
     assert 'send' not in robot.kinds() and loop.learner.env_steps == 0
 
 
+def test_a_pause_that_comes_as_the_command_goes_out_is_the_last_word():
+    """The pause's hold is never followed by the step's motion command.
+
+    The step checked the pause, then recorded, then sent, outside the loop's lock: a pause
+    answered in between held the robot and the motion went out after it.
+    """
+    import threading
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    send, pausing = robot.send, []
+
+    def send_while_a_pause_comes(action, sensed):
+        pausing.append(threading.Thread(target=loop.set_paused, args=(True,)))
+        pausing[-1].start()           # the service thread, as the command goes out
+        pausing[-1].join(0.2)         # it must wait for the command, not cut in after it
+        return send(action, sensed)
+    robot.send = send_while_a_pause_comes
+    robot.calls.clear()
+    loop.step()
+    pausing[0].join(5.0)
+    assert robot.kinds()[-1] == 'hold' and loop.paused
+    robot.send = send
+    assert loop.step() is Outcome.HELD and 'send' not in robot.kinds()[-1:]
+
+
+def test_an_action_for_an_input_gone_stale_is_held_and_not_recorded():
+    """The robot holds instead of acting (send says False): nothing is stored as acted."""
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    robot.send = lambda action, sensed: False
+    assert loop.step() is Outcome.HELD
+    assert loop.learner.env_steps == 0 and loop.held == 1
+
+
 def test_a_label_with_no_episode_running_is_refused_not_dropped():
     robot = FakeRobot()
     loop = _loop(robot)

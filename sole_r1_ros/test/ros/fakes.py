@@ -81,6 +81,7 @@ class FakeArm(Node):
     def __init__(self, context, rate_hz: float = 20.0, frame: str = 'world') -> None:
         super().__init__('fake_arm', context=context)
         self.position = np.array([0.0, 0.6, 0.2])
+        self.joints = [0.1, 0.2, 0.3]   # what joint_states says (commands do not move it)
         self.orientation = np.array([0.0, 0.0, 0.0, 1.0])
         self.frame = frame
         self.publish_images = self.publish_joints = self.publish_pose = True
@@ -104,7 +105,7 @@ class FakeArm(Node):
     def _tick(self) -> None:
         stamp = self.get_clock().now().to_msg()
         if self.publish_joints:
-            msg = JointState(name=JOINTS, position=[0.1, 0.2, 0.3], velocity=[0.0] * 3)
+            msg = JointState(name=JOINTS, position=list(self.joints), velocity=[0.0] * 3)
             msg.header.stamp = stamp
             self._joints.publish(msg)
         if self.publish_pose:

@@ -202,6 +202,41 @@ def test_joint_space_commands_go_out_within_the_limits(ros_graph, tmp_path, comm
     assert moves and max(moves) <= 0.02 + 1e-9, max(moves)
 
 
+def test_the_first_hold_after_a_reset_keeps_the_arm_where_the_reset_left_it(
+        ros_graph, tmp_path):
+    """A reset that homes the arm: the holds of the new episode hold it at home.
+
+    They repeated the joints of the last command's moment, from before the reset: the first
+    hold of every episode sent a homed arm back to where the last episode ended.
+    """
+    from std_srvs.srv import Trigger
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    places, resets = ([0.6, 0.7, 0.8], [0.1, 0.2, 0.3]), []
+
+    def homing(request, response):   # the robot's own routine moves it, elsewhere each time
+        arm.joints = list(places[len(resets) % 2])
+        time.sleep(0.2)   # commands sent before the reset are in by now
+        resets.append(time.monotonic())
+        response.success = True
+        return response
+    probe = ros_graph.probe()
+    probe.create_service(Trigger, 'arm/reset', homing)
+    topic = 'forward_command_controller/commands'
+    _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
+             use_ee_pose=False, command__command_type='float64_multiarray', command_topic=topic,
+             reset_service='arm/reset', episode_length=6, joints__max_step_rad=0.1,
+             joints__lower=[-1.0, -1.0, -1.0], joints__upper=[1.0, 1.0, 1.0])
+    sink = arm.commands[topic]
+    assert ros_graph.wait_for(lambda: len(resets) >= 2, timeout=30.0)
+    assert ros_graph.wait_for(lambda: len(sink.messages) > 0 and sink.times[-1] > resets[1]
+                              + 0.3, timeout=10.0)
+    end = resets[2] if len(resets) > 2 else float('inf')
+    after = [np.asarray(m.data) for m, t in zip(sink.messages, sink.times)
+             if resets[1] < t < end]   # sent after the second reset answered
+    # each is where that reset left the arm or one step from it, never where it was before
+    assert after and all(np.abs(a - places[1]).max() <= 0.1 + 1e-9 for a in after), after[:3]
+
+
 def _motion(msg, at: np.ndarray) -> np.ndarray:
     """The x, y, z motion a command asks for (a pose target: from where the arm is)."""
     if isinstance(msg, TwistStamped):
