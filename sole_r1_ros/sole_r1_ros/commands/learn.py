@@ -121,6 +121,8 @@ def learn(request: LearnRequest) -> int:
     protocol.normalize_goal(request.goal)
     resume = _check_run_dir(request)
     params = check_params(_params(request, resume))
+    if not request.sim_task:
+        _check_real_limits(params.get('learner_node', {}))
     run_dir = request.run_dir
     if resume:
         _check_same_task(run_dir, params)
@@ -209,6 +211,26 @@ def _check_run_dir(request: LearnRequest) -> bool:
     raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
                      f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
                      'start over (the unreadable checkpoints are kept)')
+
+
+def _check_real_limits(learner: dict) -> None:
+    """Refuse a real arm whose params file leaves its limits at the simulator's.
+
+    The code defaults are the simulated Sawyer's workspace in Meta-World's world frame
+    (x from -0.5 m: behind and through a Panda's base in ``panda_link0``) and its joints.
+
+    Raises:
+        ValueError: the box (end-effector actions) or the joint limits are not set.
+    """
+    layout = learner.get('action_layout', 'ee_delta')
+    needed = (('joints.lower', 'joints.upper') if layout == 'joint_position'
+              else ('safety.box_lower', 'safety.box_upper'))
+    missing = [name for name in needed if name not in learner]
+    if missing:
+        raise ValueError(f'--real: the params file sets no learner_node {" / ".join(missing)}: '
+                         "the defaults are the simulated Sawyer's, not your arm's. Set them "
+                         'for your workspace (config/real_robot_learn.yaml, '
+                         'real_robot_joint.yaml show how)')
 
 
 def _check_same_task(run_dir: Path, params: dict) -> None:

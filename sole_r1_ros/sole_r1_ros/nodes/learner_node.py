@@ -260,7 +260,10 @@ class LearnerNode(LifecycleNode):
         # learning stopped for want of rewards (a pause or an evaluation is asked for: OK)
         problems = ([f'holding: stale {", ".join(stale)}'] if stale else []) + (
             [f'learning paused: {status["learning_paused"]}']
-            if status['learning_paused'] not in ('', 'paused', 'evaluating') else [])
+            if status['learning_paused'] not in ('', 'paused', 'evaluating') else []) + (
+            ['teleop on but no Joy message heard: a person cannot take over (check the joy '
+             'topic and its driver)'] if self._robot.human is not None
+            and not self._robot.human.heard else [])
         self._status.publish(status_message(
             self, {**status, 'start_env_steps': self._start_env_steps,
                    'commands': self._robot.output.sent,

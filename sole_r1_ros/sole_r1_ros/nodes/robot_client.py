@@ -76,9 +76,10 @@ class RobotClient:
 
     def ee_pose(self, msg) -> str | None:
         frame = self.output.frame_id
-        if msg.header.frame_id and msg.header.frame_id != frame:   # the box is in `frame`
+        if msg.header.frame_id.lstrip('/') != frame.lstrip('/'):   # the box is in `frame`
             return (f'end-effector pose in frame {msg.header.frame_id!r}; the safety box and '
-                    f'the commands are in {frame!r} (command.frame_id)')
+                    f'the commands are in {frame!r} (command.frame_id): a pose in no named '
+                    'frame cannot be checked against the box')
         p, q = msg.pose.position, msg.pose.orientation
         return self.sensors.add_pose(Time.from_msg(msg.header.stamp).nanoseconds,
                                      [p.x, p.y, p.z], [q.x, q.y, q.z, q.w])

@@ -17,7 +17,7 @@ import numpy as np
 
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.rl.poses import (
-    EePose, QUATERNION_TOLERANCE, quat_from_rotvec, quat_multiply, wrap_angle, yaw_of)
+    EePose, quat_from_rotvec, quat_multiply, wrap_angle, yaw_of)
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -265,9 +265,6 @@ class SafetyBox:
         1.0, 'largest tool turning rate: the rotation of one command is also capped at this x '
         'control period (so a faster control rate is not a faster turn) [rad/s]',
         range=(0.0, 10.0))
-    quaternion_tolerance: float = option(QUATERNION_TOLERANCE, 'a pose quaternion whose norm '
-                                         'is further from 1 is invalid: the pose counts as '
-                                         'stale', range=(1e-9, 0.1))
 
     def __post_init__(self) -> None:
         validate(self)

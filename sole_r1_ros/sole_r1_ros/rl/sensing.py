@@ -67,7 +67,9 @@ class SensingConfig:
                                    'stamped this much before the newest input, makes the '
                                    'robot hold [s]', range=(0.001, _MAX_STALE_S))
     quaternion_tolerance: float = option(1e-3, 'a pose whose quaternion norm is further from 1 '
-                                         'is invalid and counts as stale', range=(0.0, 0.5))
+                                         'is invalid and counts as stale (the one tolerance '
+                                         'of the pose: the safety box reads this pose)',
+                                         range=(0.0, 0.1))
 
     def __post_init__(self) -> None:
         validate(self)

@@ -198,6 +198,16 @@ class Teleop:
             self._previous = np.zeros(0, dtype=bool)
 
     @property
+    def heard(self) -> bool:
+        """Whether any valid Joy message came.
+
+        A wrong remap or a driver that never started leaves a person unable to take over,
+        which nothing else shows.
+        """
+        with self._lock:
+            return self._heard > -math.inf
+
+    @property
     def engaged(self) -> bool:
         """Whether the last valid message held the dead-man button."""
         with self._lock:

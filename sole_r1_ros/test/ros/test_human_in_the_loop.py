@@ -48,12 +48,23 @@ def _joy(axes, buttons) -> Joy:
 def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
     arm = ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
     arm.position = np.array([0.0, 0.6, 0.05])           # on the box floor
+    from diagnostic_msgs.msg import DiagnosticArray
     node = _learner(ros_graph, tmp_path)
     probe = ros_graph.probe()
+    statuses = Sink()
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
     joy = probe.create_publisher(Joy, 'joy', 10)
     sink = arm.commands[COMMANDS]
     assert ros_graph.wait_for(lambda: len(sink) > 10, timeout=20.0)
     assert ros_graph.wait_for(lambda: joy.get_subscription_count() > 0)
+    name = node.get_fully_qualified_name()
+
+    def said_unheard(since: float = 0.0) -> list:
+        return [('no Joy message heard' in status.message)
+                for array, t in zip(list(statuses.messages), list(statuses.times)) if t > since
+                for status in array.status if status.name == name]
+    # before any Joy message, /diagnostics says a person could not take over
+    assert ros_graph.wait_for(lambda: any(said_unheard()), timeout=5.0)
 
     pushed = time.monotonic()            # +x and down, into the floor: z must be clamped
     push = _joy([0.5, 0.0, -0.5, 0.0, 0.0, 0.0], [1, 0])
@@ -73,6 +84,9 @@ def test_the_dead_man_hands_control_to_a_person_and_back(ros_graph, tmp_path):
         joy.publish(push)
         time.sleep(PERIOD_S / 2)
     assert ros_graph.wait_for(lambda: node.learner.replay.stats()['intervened'] > 5)
+    heard = time.monotonic()
+    assert ros_graph.wait_for(lambda: said_unheard(heard), timeout=5.0)
+    assert not any(said_unheard(heard))
     # from the takeover on, only the human's (or a hold, should a Joy message come late)
     human = [m.data for m in sink.since(takeovers()[0])]
     assert human and all(np.allclose(d[:3], [0.7, 0.0, 0.0], atol=1e-6) or not any(d[:3])

@@ -199,6 +199,24 @@ def test_bad_arguments_exit_2_before_anything_starts(tmp_path, extra, message):
     assert not (tmp_path / 'run').exists() or not list((tmp_path / 'run').iterdir())
 
 
+@pytest.mark.parametrize('config, limits', [
+    ('real_robot_learn.yaml', ('safety.box_lower', 'safety.box_upper')),
+    ('real_robot_joint.yaml', ('joints.lower', 'joints.upper'))])
+def test_a_real_arm_whose_params_leave_its_limits_at_the_simulators_is_refused(
+        tmp_path, config, limits):
+    """The code defaults are the simulated Sawyer's box and joints, not a real arm's."""
+    from sole_r1_ros.bringup import config_dir, load_params, write_params_file
+    from sole_r1_ros.commands.learn import _check_real_limits
+    params = load_params(config_dir() / config)
+    _check_real_limits(params['learner_node'])   # the shipped files set them
+    for name in limits:
+        del params['learner_node'][name]
+    write_params_file(tmp_path / 'mine.yaml', params)
+    code, err = _cli('learn', '--goal', 'close the drawer', '--real', '--params-file',
+                     str(tmp_path / 'mine.yaml'), '--run-dir', str(tmp_path / 'run'))
+    assert code == 2 and limits[0] in err and "simulated Sawyer's" in err, err
+
+
 def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
     """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
     from sole_r1_ros.bringup import NodeProcesses, write_params_file

@@ -332,7 +332,7 @@ def test_reset_by_hand_holds_between_episodes_and_the_marker_is_in_rviz_frame(
     assert {m.header.frame_id for m in markers.messages} == {'map'}
 
 
-@pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame'])
+@pytest.mark.parametrize('broken', ['quaternion', 'nan', 'frame', 'no frame'])
 def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
         ros_graph, tmp_path, broken):
     arm = ros_graph.add(FakeArm(ros_graph.context))
@@ -344,11 +344,14 @@ def test_a_pose_with_a_nan_a_broken_quaternion_or_another_frame_counts_as_stale(
         arm.orientation = np.array([0.0, 0.0, 0.0, 0.5])
     elif broken == 'frame':                             # a pose in another frame
         arm.frame = 'camera_link'
+    elif broken == 'no frame':                          # or in a frame nobody named
+        arm.frame = ''
     else:
         arm.position = np.array([0.0, float('nan'), 0.2])
     # the frame is checked at the node's edge, the numbers where the pose is read
-    rejected = node.firewall.rejected if broken == 'frame' else node._robot.sensors.rejected
-    source = 'ee_pose' if broken == 'frame' else 'pose'
+    at_edge = broken in ('frame', 'no frame')
+    rejected = node.firewall.rejected if at_edge else node._robot.sensors.rejected
+    source = 'ee_pose' if at_edge else 'pose'
     assert ros_graph.wait_for(lambda: rejected.get(source, 0) > 0)
     assert ros_graph.wait_for(lambda: node._robot.sensors.stale_sources() == ['ee_pose'])
     _holds_after(ros_graph, sink, broke, lambda m: not any(m.data[:3]), rate_hz=20.0,
