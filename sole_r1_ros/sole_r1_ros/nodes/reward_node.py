@@ -59,6 +59,10 @@ SECTIONS = {'node': (RewardNodeConfig, ''), 'reward': (RewardConfig, '')}
 _RELIABLE_1 = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
+_RECENT_ANSWERS = 20
+'''/diagnostics warns when most of this many newest answers were invalid.'''
+
+
 class RewardNode(LifecycleNode):
     """Lifecycle reward node: configure loads the backend, activate starts publishing."""
 
@@ -79,6 +83,9 @@ class RewardNode(LifecycleNode):
         # Answers the model gave but the protocol could not read (the last progress is carried
         # forward): many mean a wrong model, prompt or max_new_tokens cutting the reasoning off.
         self.unparseable = 0
+        self.answered = self.failed = 0   # every answer published; those the backend failed
+        self._recent: deque = deque(maxlen=_RECENT_ANSWERS)   # valid or not, newest last
+        self._last_error = ''
         self._unparseable_lock = threading.Lock()   # workers answer in parallel
         self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
         self._checked_goal: str | None = None
@@ -119,7 +126,7 @@ class RewardNode(LifecycleNode):
         # flight), so each call carries one episode, whose answer then never waits for another
         # episode's; a single-caller backend gets every waiting episode in one call.
         calls = min(self._engine.concurrent_calls, node.max_episodes)
-        self._per_call = config.max_batch_size if calls == 1 else 1
+        self._per_call = config.max_batch_size if calls == 1 and self._engine.batches else 1
         self._workers = [threading.Thread(target=self._work, name=f'reward_worker_{i}',
                                           daemon=True) for i in range(calls)]
         for worker in self._workers:
@@ -190,15 +197,28 @@ class RewardNode(LifecycleNode):
             'nearest_trained_goal': f'{coverage.nearest_goal} ({coverage.nearest_task}, '
                                     f'cosine {coverage.similarity:.2f})',
             'goal_runs_nearest_backwards': 'yes' if coverage.reverses_nearest else 'no'}
-        warn = coverage is not None and not coverage.trained
+        with self._unparseable_lock:
+            recent, last_error = list(self._recent), self._last_error
+            counts = {'answered': self.answered, 'failed_answers': self.failed,
+                      'unparseable_answers': self.unparseable}
+        problems = []
+        invalid = recent.count(False)
+        if len(recent) >= _RECENT_ANSWERS // 2 and invalid > len(recent) // 2:
+            problems.append(f'{invalid} of the last {len(recent)} answers invalid (progress '
+                            'carried forward, the learner waits): ' + (
+                                f'last error: {last_error}' if last_error else
+                                'unparseable: check the served model, the prompt and '
+                                'max_new_tokens'))
+        if coverage is not None and not coverage.trained:
+            problems.append('the goal is not one the reward model was trained on: not a '
+                            'reliable reward')
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),
-            'replaced': book.replaced, 'stale': book.stale, 'answered': len(self.timing),
-            'unparseable_answers': self.unparseable,
+            'replaced': book.replaced, 'stale': book.stale, **counts,
+            'last_error': last_error or 'none',
             **goal, **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
-            level=DiagnosticStatus.WARN if warn else DiagnosticStatus.OK,
-            message=('the goal is not one the reward model was trained on: not a reliable '
-                     'reward' if warn else 'ok')))
+            level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
+            message='; '.join(problems) or 'ok'))
 
     # -- queries ------------------------------------------------------------------------------
     def _query_callback(self, msg: RewardQuery) -> None:
@@ -292,9 +312,19 @@ class RewardNode(LifecycleNode):
                              model_id=result.model_id, prompt_hash=result.prompt_hash,
                              latency=float(time.monotonic() - pending.received_s))
         self._progress_pub.publish(msg)
+        with self._unparseable_lock:
+            self.answered += 1
+            self._recent.append(bool(result.valid))
+            if result.error:
+                self.failed += 1
+                self._last_error = result.error[:200]
         if result.error:
-            self.firewall.reject('answer', f'{result.error} (episode {result.episode_id} step '
-                                 f'{result.step}; progress carried forward)')
+            # The cause leads (the firewall logs each cause once per throttle period): after
+            # it, the episode and step, which would make every failure a cause of its own.
+            cause, _, detail = result.error.partition(':')
+            self.firewall.reject('answer', f'{cause}: {detail.strip() + " " if detail else ""}'
+                                 f'(episode {result.episode_id} step {result.step}; progress '
+                                 'carried forward)')
         elif not result.valid:
             with self._unparseable_lock:
                 self.unparseable += 1

@@ -56,7 +56,7 @@ class OpenAIConfig:
 
     base_url: str = option('http://localhost:8000/v1', 'endpoint root; requests go to '
                            '{base_url}/chat/completions', read_only=True)
-    api_key_env: str = option('OPENAI_API_KEY', 'name of the environment variable that holds '
+    api_key_env: str = option('SOLE_R1_API_KEY', 'name of the environment variable that holds '
                               'the API key (never the key itself); unset means no auth header',
                               read_only=True)
     max_concurrency: int = option(

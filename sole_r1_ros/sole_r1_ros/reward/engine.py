@@ -125,6 +125,15 @@ class RewardEngine:
         return self._calls
 
     @property
+    def batches(self) -> bool:
+        """Whether a call of many queries runs them as one batch (a local model).
+
+        A network backend sends each query as a request of its own, so a caller gives it one
+        query per call, each with its own deadline.
+        """
+        return getattr(self._backend, 'batches', True)
+
+    @property
     def robot_erased(self) -> bool:
         """True when the model reads frames with the robot erased (a compact checkpoint).
 

@@ -207,7 +207,40 @@ def test_a_request_never_outlives_its_calls_deadline(serve):
     config = dataclasses.replace(_config(server.url, request_timeout_s=60.0), timeout_s=2.0)
     backend = make_backend(config)
     serve.closing(backend)
-    assert backend._options.request_timeout_s == 2.0
+    assert backend._options.request_timeout_s == pytest.approx(1.8)   # ends before the call's
+    assert not RewardEngine(backend, config).batches   # one query per call, each its deadline
+
+
+def test_waiting_for_a_request_slot_counts_toward_the_requests_deadline(serve):
+    """Behind a slow server with one slot, a queued request times out on time.
+
+    Its deadline started at the slot, so it outlived the call that made it (max_concurrency 1).
+    """
+    def script(n, server, body, headers):
+        time.sleep(1.0)
+        return 200, completion()
+    server = serve(script)
+    config = _config(server.url, max_concurrency=1, request_timeout_s=1.5)
+    backend = make_backend(config)
+    serve.closing(backend)
+    requests = RewardEngine(backend, config).prepare([_query(), _query(episode='ep1')])
+    start = time.perf_counter()
+    first, second = backend.generate(requests)
+    assert first.error is None and 'timed out after 1.5 s' in second.error
+    assert time.perf_counter() - start < 1.5 + 0.4
+
+
+def test_a_dead_server_is_said_dead_even_with_a_short_deadline():
+    """No retry waits past the deadline, so a refused connection is not called a timeout."""
+    config = _config(f'http://127.0.0.1:{_free_port()}/v1', health_check_s=0.0,
+                     request_timeout_s=1.0, retry_backoff_s=0.5, max_retries=3)
+    backend = make_backend(config)
+    try:
+        [reply] = backend.generate(RewardEngine(backend, config).prepare([_query()]))
+    finally:
+        backend.close()
+    assert 'ConnectError' in reply.error and 'timed out' not in reply.error, reply.error
+    assert 'after 2 attempts' in reply.error   # the third would have waited past 1 s
 
 
 def _wait(predicate, timeout_s=5.0):

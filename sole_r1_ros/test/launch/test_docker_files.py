@@ -68,7 +68,7 @@ def test_compose_serves_sole_r1_with_vllm_and_points_the_reward_node_at_it():
     assert params['backend'] == 'openai'
     assert params['model'] == flags['--served-model-name']
     assert params['openai.base_url'] == f"http://{flags['--host']}:{flags['--port']}/v1"
-    assert client['environment']['OPENAI_API_KEY'] == vllm['environment']['VLLM_API_KEY']
+    assert client['environment']['SOLE_R1_API_KEY'] == vllm['environment']['VLLM_API_KEY']
 
 
 def test_readme_vllm_command_matches_the_compose_service_and_sampling_is_the_authors():

@@ -476,11 +476,14 @@ def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_
         node, probe, rewards, queries = _setup(
             ros_graph, 'openai', own_name('reward_node_unparseable'), model='sole-r1',
             annotate=False, **{'openai.base_url': server.url, 'openai.max_retries': 0,
-                               'openai.health_check_s': 5.0})
+                               'openai.health_check_s': 5.0, 'openai.max_concurrency': 1})
+        # one request at a time, and still one query per call: a call of 32 queued requests
+        # under one deadline timed every one of them out behind a slow server
+        assert node._per_call == 1
         probe.create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
         probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
         name = node.get_fully_qualified_name()
-        for step in (1, 2, 3):
+        for step in range(1, 11):
             queries.publish(_grey_query('ep', 40, step))
             assert ros_graph.wait_for(lambda: len(rewards) == step, timeout=10.0)
 
@@ -488,7 +491,13 @@ def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_
             mine = [s for array in list(statuses) for s in array.status if s.name == name]
             return mine and {kv.key: kv.value for kv in mine[-1].values}.get(
                 'unparseable_answers')
-        assert ros_graph.wait_for(lambda: counted() == '3', timeout=5.0)
+        assert ros_graph.wait_for(lambda: counted() == '10', timeout=5.0)
+        # and rqt's monitor shows it yellow, with what to check (it said OK before)
+        from diagnostic_msgs.msg import DiagnosticStatus
+        mine = [s for array in list(statuses) for s in array.status if s.name == name]
+        assert mine[-1].level == DiagnosticStatus.WARN
+        assert '10 of the last 10 answers invalid' in mine[-1].message
+        assert 'max_new_tokens' in mine[-1].message
         assert ros_graph.wait_for(lambda: any(
             'unparseable answer' in m.msg and m.level == Log.WARN for m in logs), timeout=5.0)
     finally:

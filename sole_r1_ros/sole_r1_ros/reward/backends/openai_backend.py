@@ -96,6 +96,9 @@ class OpenAIBackend:
 
     cancels_on_close = True
     '''``close`` fails the calls still running at once (the engine closes it first).'''
+    batches = False
+    '''A call's queries go out as requests of their own: one call of many, with one deadline
+    for all, would time out every query behind a slow server (``max_concurrency`` 1).'''
 
     def __init__(self, model: str, options: OpenAIConfig = OpenAIConfig(),
                  api_key: str | None = None) -> None:
@@ -142,9 +145,10 @@ class OpenAIBackend:
         """Build from ``config.openai``; the API key is read from ``api_key_env`` here, once."""
         api_key = os.environ.get(config.openai.api_key_env) if config.openai.api_key_env else None
         # A request never outlives its call: past the call's deadline the episode's next query
-        # would go out while this one is still at the server.
+        # would go out while this one is still at the server. Its deadline counts from when it
+        # is made (the call's a little earlier), so it ends a tenth before the call's.
         options = dataclasses.replace(config.openai, request_timeout_s=min(
-            config.openai.request_timeout_s, config.timeout_s))
+            config.openai.request_timeout_s, 0.9 * config.timeout_s))
         return cls(config.model, options, api_key)
 
     def __repr__(self) -> str:
@@ -239,15 +243,20 @@ class OpenAIBackend:
     async def _send(self, request: PreparedRequest) -> tuple[str, int | None]:
         if self._health.is_down:
             raise BackendError(_NOT_SENT + self._health.refuse())
+        # One deadline from here: building the body and waiting for a slot count too, or a
+        # request queued behind a slow server outlived its call.
+        timeout_s = self._options.request_timeout_s
+        deadline = asyncio.get_running_loop().time() + timeout_s
         # The composite and its encoding are CPU work (PIL and cv2 release the GIL): a worker
         # thread keeps the loop sending and receiving meanwhile.
         body = await asyncio.to_thread(self._body, request)
         async with self._slots:
             if self._health.is_down:   # an earlier request found it dead
                 raise BackendError(_NOT_SENT + self._health.refuse())
-            timeout_s = self._options.request_timeout_s
             try:
-                reply = await asyncio.wait_for(self._post(body), timeout_s)
+                reply = await asyncio.wait_for(
+                    self._post(body, deadline),
+                    max(0.0, deadline - asyncio.get_running_loop().time()))
             except (TimeoutError, asyncio.TimeoutError) as exc:   # the same class from 3.11
                 self._timeouts_in_row += 1
                 if self._timeouts_in_row >= _TIMEOUTS_DOWN:   # hung, or a host that is off
@@ -258,16 +267,23 @@ class OpenAIBackend:
             self._timeouts_in_row = 0
             return reply
 
-    async def _post(self, body: bytes) -> tuple[str, int | None]:
-        """One request with its retries; raises ``BackendError`` or ``TimeoutError``."""
+    async def _post(self, body: bytes, deadline: float = float('inf')) -> tuple[str, int | None]:
+        """One request with its retries; raises ``BackendError`` or ``TimeoutError``.
+
+        No retry is begun that would wait past ``deadline`` (the event loop's time): the
+        failure is then said as it is (a refused connection), not as a timeout.
+        """
         options = self._options
-        reason, connect_failed = '', False
+        reason, connect_failed, made = '', False, 0
         for attempt in range(options.max_retries + 1):
             if attempt:
                 delay_s = options.retry_backoff_s * 2 ** (attempt - 1)
+                if asyncio.get_running_loop().time() + delay_s >= deadline:
+                    break
                 logger.debug('%s: %s; retry %d/%d in %.2f s', self._name, reason, attempt,
                              options.max_retries, delay_s)
                 await asyncio.sleep(delay_s)
+            made += 1
             try:
                 response = await self._client.post(
                     self._url, content=body, headers={'Content-Type': 'application/json'})
@@ -292,8 +308,8 @@ class OpenAIBackend:
                 raise BackendError(self._redact(f'{self._url} answered {reason}'))
         if connect_failed:
             self._health.mark_down(reason)
-        raise BackendError(self._redact(f'{self._url} failed after {options.max_retries + 1} '
-                                        f'attempts: {reason}'))
+        raise BackendError(self._redact(
+            f'{self._url} failed after {made} attempt{"s" * (made > 1)}: {reason}'))
 
     def _parse(self, response: 'httpx.Response') -> tuple[str, int | None]:
         try:
