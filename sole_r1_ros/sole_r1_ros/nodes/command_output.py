@@ -63,6 +63,7 @@ class CommandOutput:
         self._previous_target: np.ndarray | None = None
         self._gripper = 0.0
         self._gripper_closed = False
+        self._gripper_known = False   # measured, or commanded since the start or a reset
         self.sent = 0
         self.limited = 0   # commands the safety box changed
 
@@ -122,6 +123,24 @@ class CommandOutput:
             self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
         self._publish_gripper(command.gripper)
 
+    def sense_gripper(self, names, positions) -> None:
+        """Take the gripper's state from its measured joints until a command sets it.
+
+        At the start (a restart while grasping) and after a reset the state was assumed open,
+        so the first action between the thresholds opened a closed gripper: the object fell.
+        Nearer the closed position than the open one counts as closed.
+        """
+        if self._gripper_publisher is None or self._gripper_known:
+            return
+        lookup = dict(zip(names, positions))
+        values = [lookup[name] for name in self._config.gripper_joint_names if name in lookup]
+        if not values or not np.all(np.isfinite(values)):
+            return
+        c, at = self._config, float(np.mean(values))
+        self._gripper_closed = (abs(at - c.gripper_closed_position)
+                                < abs(at - c.gripper_open_position))
+        self._gripper_known = True
+
     def forget(self) -> None:
         """The arm moved without us (a reset homed it): hold nothing from before.
 
@@ -129,6 +148,7 @@ class CommandOutput:
         an episode sent a homed arm back to where the last one ended (up to 1.7 rad at once).
         """
         self._last = self._hold = self._previous_target = None
+        self._gripper_known = False   # a reset may open or close it
 
     def hold(self, joints: np.ndarray | None = None, pose=None) -> None:
         """Command no motion (zero twist, the current pose or joints, zero deltas).
@@ -195,6 +215,7 @@ class CommandOutput:
             return
         self._gripper_closed, position = gripper_command(value, self._gripper_closed,
                                                          self._config)
+        self._gripper_known = True
         names = list(self._config.gripper_joint_names)
         positions = np.full(len(names), position)
         if self._config.gripper_command_type == 'joint_trajectory':

@@ -71,6 +71,7 @@ class RobotClient:
 
     # -- sensor callbacks ---------------------------------------------------------------------
     def joint_states(self, msg) -> str | None:
+        self.output.sense_gripper(list(msg.name), list(msg.position))
         return self.sensors.add_joints(Time.from_msg(msg.header.stamp).nanoseconds,
                                        list(msg.name), list(msg.position), list(msg.velocity))
 

@@ -533,6 +533,17 @@ def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_co
         for value, closed in ((-0.9, False), (0.3, False), (0.9, True), (0.3, True)):
             output.send(np.array([0.0, 0.0, 0.0, value], np.float32), sensed)
             assert output.gripper == (1.0 if closed else -1.0), value
+        # After a reset (or at a restart) the measured fingers say it, not an assumed 'open':
+        # a learner restarted while grasping no longer opens the gripper at its first action.
+        output.forget()
+        output.send(np.array([0.0, 0.0, 0.0, -0.9], np.float32), sensed)   # it opens
+        output.forget()
+        output.sense_gripper(['gripper_joint', 'other'], [0.002, 0.5])      # closed by the reset
+        assert output.gripper == 1.0
+        output.sense_gripper(['gripper_joint'], [0.04])   # once known, a command sets it
+        assert output.gripper == 1.0
+        output.send(np.array([0.0, 0.0, 0.0, 0.3], np.float32), sensed)
+        assert output.gripper == 1.0
     finally:
         node.destroy_node()
 
