@@ -325,7 +325,7 @@ def test_a_robot_that_sends_nothing_is_said_not_waited_on_in_silence(tmp_path):
     ('real_robot_pose.yaml', {
         '/cartesian_impedance_controller/target_frame=geometry_msgs/msg/PoseStamped'}),
     ('real_robot_joint.yaml', {
-        '/forward_position_controller/commands=std_msgs/msg/Float64MultiArray'})])
+        '/joint_trajectory_controller/joint_trajectory=trajectory_msgs/msg/JointTrajectory'})])
 def test_the_bag_records_the_commands_the_arm_is_sent(config, expected):
     from sole_r1_ros.bringup import config_dir, load_params
     from sole_r1_ros.commands.learn import _command_topics
