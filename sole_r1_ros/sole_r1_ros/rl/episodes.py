@@ -3,6 +3,9 @@
 An evaluation episode's verdict needs the reward model's answer for its last frame, which
 arrives after the episode ended (the camera node asks about it when the next episode starts).
 ``Evaluation`` therefore closes an episode only when that answer came or ``label_wait_s`` passed.
+Answers are ordered by the stamp of the frame they score, not by arrival: a slow model's answer
+about an earlier frame, still in flight when the episode ended, arrives after it and is not the
+episode's last word.
 """
 from dataclasses import dataclass
 import math
@@ -36,9 +39,11 @@ class Evaluation:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._current: str | None = None
-        self._progress: dict[str, list[float]] = {}
+        # (frame stamp or None, arrival order, progress) of each answer, per episode
+        self._progress: dict[str, list[tuple[int | None, int, float]]] = {}
         self._truth: dict[str, bool] = {}
-        self._closing: list[tuple[str, float, int]] = []   # (episode, end time, answers then)
+        # (episode, end time, answers then, stamp of its last frame or None)
+        self._closing: list[tuple[str, float, int, int | None]] = []
         self.finished: list[EpisodeOutcome] = []
 
     @property
@@ -52,22 +57,33 @@ class Evaluation:
             self._current = episode_id
             self._progress[episode_id] = []
 
-    def saw_progress(self, episode_id: str, progress: float) -> None:
+    def saw_progress(self, episode_id: str, progress: float,
+                     stamp_ns: int | None = None) -> bool:
+        """An answer about the frame stamped ``stamp_ns``; True if the episode is this one's."""
         with self._changed:
-            if episode_id in self._progress:
-                self._progress[episode_id].append(float(progress))
-                self._changed.notify_all()
+            answers = self._progress.get(episode_id)
+            if answers is None:
+                return False
+            answers.append((None if stamp_ns is None else int(stamp_ns), len(answers),
+                            float(progress)))
+            self._changed.notify_all()
+            return True
 
     def saw_ground_truth(self, success: bool) -> None:
         with self._lock:
             if self._current is not None:
                 self._truth[self._current] = self._truth.get(self._current, False) or success
 
-    def episode_finished(self) -> None:
+    def episode_finished(self, last_ns: int | None = None) -> None:
+        """The running episode ended on the frame stamped ``last_ns`` (None: unknown).
+
+        It closes when an answer about that frame (or a later one) came; without a stamp,
+        when any answer came after the end.
+        """
         with self._changed:
             if self._current is not None:
                 answers = len(self._progress.get(self._current, []))
-                self._closing.append((self._current, time.monotonic(), answers))
+                self._closing.append((self._current, time.monotonic(), answers, last_ns))
                 self._current = None
                 self._changed.notify_all()
 
@@ -85,8 +101,10 @@ class Evaluation:
             deadline = time.monotonic() + timeout
             while True:
                 if self._closing:
-                    episode, ended, answers = self._closing[0]
-                    late = len(self._progress[episode]) > answers
+                    episode, ended, answers, last_ns = self._closing[0]
+                    given = self._progress[episode]
+                    late = (len(given) > answers if last_ns is None else any(
+                        stamp is not None and stamp >= last_ns for stamp, _, _ in given))
                     if late or time.monotonic() - ended > self._label_wait_s:
                         self._closing.pop(0)
                         self.finished.append(self._outcome(episode))
@@ -97,8 +115,11 @@ class Evaluation:
                 self._changed.wait(timeout=min(remaining, 0.1))
 
     def _outcome(self, episode: str) -> EpisodeOutcome:
-        answers = self._progress.get(episode, [])
-        final = answers[-1] if answers else 0.0
+        given = self._progress.get(episode, [])
+        # the answer about the latest frame; answers without a stamp count as latest-arrived
+        newest = max(given, key=lambda a: (-1 if a[0] is None else a[0], a[1]), default=None)
+        final = newest[2] if newest is not None else 0.0
+        answers = [progress for _, _, progress in given]
         return EpisodeOutcome(
             episode_id=episode, final_progress=final,
             success_progress=final >= self.threshold,

@@ -248,8 +248,8 @@ class ControlLoop:
         answer is the best there is).
         """
         evaluation = self._evaluation
-        if evaluation is not None:
-            evaluation.saw_progress(episode_id, progress)
+        if evaluation is not None and evaluation.saw_progress(episode_id, progress, stamp_ns):
+            return   # an evaluation episode's: nothing to label (it was not recorded)
         if not valid:
             self.invalid_rewards += 1
             return
@@ -422,13 +422,18 @@ class ControlLoop:
                 logger.warning('evaluation episode %s cut short by a reset: not counted, '
                                'another begins in its place', self._episode_id)
                 evaluation.episode_discarded()
+            elif self._label:   # a person's verdict cut it short: the policy's is not known
+                logger.warning('evaluation episode %s ended by a label (%s) after %d steps: not '
+                               'counted, another begins in its place', self._episode_id,
+                               self._label, self._step)
+                evaluation.episode_discarded()
             elif self._intervened:   # the dead-man stays live for safety; the score is not hers
                 logger.warning('evaluation episode %s: a human drove %d of its %d steps, so it '
                                'does not measure the policy: not counted, another begins in '
                                'its place', self._episode_id, self._intervened, self._step)
                 evaluation.episode_discarded()
             else:
-                evaluation.episode_finished()
+                evaluation.episode_finished(last_ns=self._last_seen_ns)
         label = self._label
         if label and training and self.config.human_label_reward and self._last_frame:
             # the person's verdict wins over an answer the model gave that frame

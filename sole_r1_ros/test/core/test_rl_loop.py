@@ -544,6 +544,46 @@ def test_evaluation_waits_for_the_late_final_answer_then_scores():
     assert result['episodes_done'] == 1 and result['success_rate_progress'] == 1.0
 
 
+def test_evaluation_scores_the_answer_about_the_last_frame_not_the_last_to_arrive():
+    """A slow model's answer about an earlier frame, in flight at the end, is not the verdict.
+
+    The first answer after the end closed the episode: here 85 %, about frame 3, against the
+    last frame's 96 % that came after it.
+    """
+    evaluation = Evaluation(threshold=90.0, label_wait_s=5.0)
+    evaluation.episode_started('e0')
+    for stamp, progress in ((1, 10.0), (2, 50.0)):
+        evaluation.saw_progress('e0', progress, stamp)
+    evaluation.episode_finished(last_ns=4)
+    evaluation.saw_progress('e0', 85.0, 3)              # in flight when it ended
+    assert not evaluation.wait_episode(timeout=0.2)     # not yet: frame 4's answer is due
+    evaluation.saw_progress('e0', 96.0, 4)
+    assert evaluation.wait_episode(timeout=1.0)
+    assert evaluation.finished[0].final_progress == 96.0
+    # answers may also come out of order: the latest frame's is the verdict
+    evaluation.episode_started('e1')
+    evaluation.episode_finished(last_ns=9)
+    evaluation.saw_progress('e1', 20.0, 9)
+    evaluation.saw_progress('e1', 95.0, 8)
+    assert evaluation.wait_episode(timeout=1.0)
+    assert evaluation.finished[1].final_progress == 20.0
+
+
+def test_an_evaluation_episode_a_label_ends_is_not_counted_and_its_answers_label_nothing():
+    """A person's verdict cut it short; and evaluation answers are not unmatched labels."""
+    robot = FakeRobot()
+    loop = _loop(robot)
+    evaluation = loop.start_evaluation(90.0, episodes=2)
+    loop.step()                                          # an evaluation episode begins
+    first = loop.episode_id
+    loop.step()
+    loop.saw_progress(first, robot.stamp_ns, 95.0)
+    loop.label_episode('failure')
+    assert loop.step() is Outcome.NEW_EPISODE            # another begins in its place
+    assert evaluation.finished == [] and not evaluation.all_started
+    assert loop.learner.unmatched_labels == 0
+
+
 def test_evaluation_closes_an_episode_without_answers_after_the_wait():
     evaluation = Evaluation(threshold=50.0, label_wait_s=0.1)
     evaluation.episode_started('e0')
