@@ -60,9 +60,16 @@ def image_to_rgb(msg) -> np.ndarray:
     """Return an ``H x W x 3`` uint8 RGB array, as the reward model expects.
 
     16-bit and float images are scaled to 8 bit (full range for 16 bit, [0, 1] for float).
+
+    Raises:
+        ImageConversionError: as ``image_to_array``, or ``8UC3``, which names no channel order.
     """
-    array = image_to_array(msg)
     encoding = msg.encoding
+    if encoding == '8UC3':   # cv_bridge's passthrough of an OpenCV (BGR) frame
+        raise ImageConversionError(
+            "encoding '8UC3' names no channel order (cv_bridge's passthrough of an OpenCV "
+            "frame, which is BGR): publish 'rgb8' or 'bgr8', or red and blue would be guessed")
+    array = image_to_array(msg)
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
     elif array.dtype.kind == 'f':

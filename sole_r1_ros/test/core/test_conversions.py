@@ -42,6 +42,13 @@ def test_bgr_and_bgra_become_rgb():
     np.testing.assert_array_equal(image_to_rgb(_msg(bgra, 'bgra8')), rgb)
 
 
+def test_a_colour_image_with_no_channel_order_is_refused_not_guessed():
+    """``8UC3`` (cv_bridge passthrough of an OpenCV frame) is usually BGR: it was read as RGB."""
+    bgr = np.random.default_rng(2).integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    with pytest.raises(ImageConversionError, match="publish 'rgb8' or 'bgr8'"):
+        image_to_rgb(_msg(bgr, '8UC3'))
+
+
 def test_mono_16bit_and_float_scale_to_rgb8():
     mono16 = np.array([[0, 65535]], np.uint16)
     np.testing.assert_array_equal(image_to_rgb(_msg(mono16, 'mono16'))[0, :, 0], [0, 255])
