@@ -21,7 +21,7 @@ import math
 import time
 import uuid
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
@@ -43,6 +43,10 @@ from sole_r1_ros.nodes.spin import run_node
 
 # An episode announced this far ahead of the frames is on another clock, not a reset's wait.
 _CLOCKS_APART_NS = 5_000_000_000
+_TIME_BACK_NS = 1_000_000_000
+'''Frames stamped this much before their episode began: the camera's clock went back.'''
+_UNPAIRED_WARN_S = 2.0
+'''/diagnostics warns when frames came but none paired for this long.'''
 _PENDING_EPISODES = 8   # announcements kept until a frame reaches them
 _RECENT_FRAMES = 32   # frames kept to find the one an episode ended on (1 s at 30 fps)
 
@@ -121,6 +125,8 @@ class CameraNode(Node):
         self._pending_episodes: list[tuple[int, str]] = []
         self._ended = False   # an episode ended and the next has not started (robot resetting)
         self._step = 0
+        self._paired_s = time.monotonic()   # when a pair last formed (or the node started)
+        self._unpaired_seen = 0             # the pairer's drop count at the last status
         # The first frame's tiles: external, wrist, erased external.
         self._first: tuple[CompressedImage, CompressedImage, CompressedImage] | None = None
         # The episode's newest frames: frame, its erased external view (erased_beside), step,
@@ -224,12 +230,23 @@ class CameraNode(Node):
         self._truth.append((_stamp_ns(msg.header.stamp), float(msg.progress)))
 
     def _publish_status(self) -> None:
+        dropped = self._pairer.dropped
+        silent_s = time.monotonic() - self._paired_s
+        # frames keep coming and none pairs: a wrist camera stamped 0, on another clock or
+        # further off than max_skew_s means no query at all (a 30 + 10 Hz pair drops frames
+        # all the time, but pairs too)
+        unpaired = dropped > self._unpaired_seen and silent_s > _UNPAIRED_WARN_S
+        self._unpaired_seen = dropped
         self._status_pub.publish(status_message(self, {
             'episode': self._episode_id or '', 'step': self._step,
-            'unpaired_frames': self._pairer.dropped,
+            'unpaired_frames': dropped,
             **{f'frames_without_robot_mask/{view}': join.dropped
                for view, join in self._mask_joins.items()},
-            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
+            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
+            level=DiagnosticStatus.WARN if unpaired else DiagnosticStatus.OK,
+            message=(f'no external frame paired with a wrist frame for {silent_s:.0f} s: '
+                     "nothing is queried (check the cameras' stamps and max_skew_s)"
+                     if unpaired else 'ok')))
 
     def _episode_callback(self, msg: Episode) -> None:
         check_episode_id(msg.episode_id)
@@ -270,6 +287,10 @@ class CameraNode(Node):
         return shrink_to_tile(frame, size)
 
     def _on_pair(self, pair: PairedFrame) -> None:
+        self._paired_s = time.monotonic()
+        if (self._episode_id is not None and not self._pending_episodes
+                and self._episode_start_ns - pair.stamp_ns > _TIME_BACK_NS):
+            self._time_went_back(pair.stamp_ns)
         while self._pending_episodes and pair.stamp_ns >= self._pending_episodes[0][0]:
             start_ns, episode_id = self._pending_episodes.pop(0)   # in order: an end, then
             self._start_episode(episode_id, start_ns)              # the next one
@@ -296,6 +317,25 @@ class CameraNode(Node):
             self._send(pair, erased, self._step, reason)
         self._recent.append((pair, erased, self._step, reason is not None))
         self._step += 1
+
+    def _time_went_back(self, stamp_ns: int) -> None:
+        """A frame stamped long before its episode began: the camera's clock went back.
+
+        Every later frame was dropped as from before the episode, with nothing said. Where
+        this node makes the episodes up (no learner announces them) a new one starts here;
+        under a learner's episodes the frames are refused, said, until they reach it.
+        """
+        back_s = (self._episode_start_ns - stamp_ns) * 1e-9
+        if self.count_publishers(self._episode_pub.topic_name) <= 1:
+            self.get_logger().warning(f'frames stamped {back_s:.1f} s before their episode '
+                                      'began (a camera restarted, or a time reset): a new '
+                                      'episode starts')
+            self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', stamp_ns)
+        else:   # the fixed text before the colon: the log is throttled by it
+            self.firewall.reject('clock', f'frames stamped before their episode began: '
+                                 f'{back_s:.1f} s before episode {self._episode_id} (a camera '
+                                 'restarted with its own clock?); nothing is queried until '
+                                 'they reach it')
 
     def _erased(self, pair: PairedFrame):
         """(pair, erased external view): the robot out of both views, or beside the pictures.

@@ -333,6 +333,48 @@ def test_frames_on_another_clock_than_the_episodes_are_said_and_not_queried(ros_
     assert not out
 
 
+def test_a_camera_clock_that_goes_back_starts_an_episode_where_no_learner_announces_them(
+        ros_graph):
+    """A camera restarted on its own clock: frames stamped before the episode began.
+
+    Every later frame was dropped as from before the episode, with nothing said: no query,
+    ever, in a reward-only set-up.
+    """
+    from sole_r1_ros.camera import PairedFrame
+    node = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('use_wrist', value=False), Parameter('stride', value=1),
+        Parameter('min_gap', value=1)]))
+    probe = ros_graph.probe()
+    out = _Sink()
+    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
+    for sec in (100, 101, 102, 50, 51, 52):          # the camera restarts at 50 s
+        node._on_pair(PairedFrame(sec * 10**9, np.full((48, 48, 3), sec, np.uint8), None))
+    assert ros_graph.wait_for(lambda: len(out) >= 4)
+    assert len({q.episode_id for q in out}) == 2
+    after = [q for q in out if q.episode_id == out[-1].episode_id]
+    assert [q.step for q in after] == [1, 2]          # the new episode is queried
+
+
+def test_a_wrist_camera_that_never_pairs_is_said_on_diagnostics(ros_graph):
+    """Wrist frames stamped 0 (or on another clock): no pair, no query, and now a WARN."""
+    node = ros_graph.add(CameraNode(context=ros_graph.context))
+    probe = ros_graph.probe()
+    statuses = _Sink()
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses, 10)
+    frame = np.full((48, 48, 3), 90, np.uint8)
+    name = node.get_fully_qualified_name()
+
+    def warned() -> list:
+        return [s for array in list(statuses) for s in array.status
+                if s.name == name and s.level == DiagnosticStatus.WARN]
+    start = time.monotonic()
+    while not warned() and time.monotonic() - start < 10.0:
+        node._pair('wrist', 0, frame)                   # a wrist driver that does not stamp
+        node._pair('external', time.time_ns(), frame)
+        time.sleep(0.05)
+    assert warned() and 'no external frame paired with a wrist frame' in warned()[0].message
+
+
 def _grey_tile(value: int) -> CompressedImage:
     return CompressedImage(format='png', data=encode_tile(np.full((48, 48, 3), value, np.uint8),
                                                           'png'))
