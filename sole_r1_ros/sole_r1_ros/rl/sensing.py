@@ -15,6 +15,7 @@ now but says an old moment). The stamp check needs the sensors' stamps on one cl
 pairing of camera frames with joint states does; a source stamped on another clock (or not at
 all) holds the robot with a reason that says so.
 """
+import collections
 from dataclasses import dataclass
 import threading
 import time
@@ -119,6 +120,11 @@ def _newer(old: '_Stamped | None', stamp_ns: int, now: float, value: object) -> 
     return _Stamped(stamp_ns, now, value)
 
 
+_FRAMES_KEPT = 8
+'''Recent frames kept per view to pair views of one moment: a camera delivered later than
+another (USB beside GigE, a compressed republish) is paired with the other's earlier frames.'''
+
+
 class Sensors:
     """Newest sensor data under one lock; ``wait_ready``/``take`` give the loop whole moments."""
 
@@ -128,6 +134,7 @@ class Sensors:
         self._clock = clock
         self._ready = threading.Condition()
         self._frames: dict[str, _Stamped] = {}
+        self._recent: dict[str, collections.deque] = {}   # (stamp_ns, frame), newest last
         self._joints: _Stamped | None = None
         self._pose: _Stamped | None = None
         self._state: dict[int, np.ndarray] = {}
@@ -144,6 +151,8 @@ class Sensors:
             return self._reject(view, f'{view} frame must be H x W x 3 uint8')
         with self._ready:
             self._frames[view] = _newer(self._frames.get(view), stamp_ns, self._clock(), frame)
+            self._recent.setdefault(view, collections.deque(maxlen=_FRAMES_KEPT)).append(
+                (int(stamp_ns), frame))
             if self._complete():
                 self._ready.notify_all()
         return None
@@ -227,6 +236,7 @@ class Sensors:
         """Forget frames: the ones from before an episode start belong to no episode."""
         with self._ready:
             self._frames.clear()
+            self._recent.clear()
             self._state.clear()
             self._taken_ns = -1   # a simulator's time reset: frames stamped before the last
 
@@ -293,9 +303,12 @@ class Sensors:
         apart_s = (max(f.stamp_ns for f in frames) - min(f.stamp_ns for f in frames)) * 1e-9
         if apart_s <= c.max_skew_s:
             return ''
+        late = min(frames, key=lambda f: f.stamp_ns)
         return (f'the newest {" and ".join(c.views)} frames are {1e3 * apart_s:.0f} ms apart, '
-                f'more than max_skew_s ({1e3 * c.max_skew_s:.0f} ms): cameras not synced in '
-                'hardware need about half a frame period')
+                f'more than max_skew_s ({1e3 * c.max_skew_s:.0f} ms), and none of the last '
+                f'{_FRAMES_KEPT} of each pair up: {c.views[frames.index(late)]} comes that much '
+                'later or is stamped on another clock (cameras not synced in hardware need '
+                'max_skew_s of about half a frame period)')
 
     def take(self) -> Sensed | None:
         """The newest complete moment, marked taken; None when something is stale or missing."""
@@ -303,33 +316,48 @@ class Sensors:
             return None
         c = self.config
         with self._ready:
-            if not self._complete():
+            moment = self._moment()
+            if moment is None:
                 return None
-            first = self._frames[c.views[0]]
-            self._taken_ns = first.stamp_ns
+            first_ns, views = moment
+            self._taken_ns = first_ns
             joints = (self._joints.value if self._joints is not None
                       else np.zeros(2 * len(c.joint_names)))
             pose = self._pose.value if (c.use_ee_pose and self._pose is not None) else None
             if c.observation == 'sim_state_privileged':
-                state = self._state[first.stamp_ns]
+                state = self._state[first_ns]
             else:
                 parts = [joints]
                 if pose is not None:
                     parts += [pose.position, pose.orientation]
                 state = np.concatenate(parts)
-            views = {v: self._frames[v].value for v in c.views}
-        return Sensed(first.stamp_ns, state.astype(np.float32), views,
+        return Sensed(first_ns, state.astype(np.float32), views,
                       joints[:len(c.joint_names)].copy(), pose)
 
     def _complete(self) -> bool:
         """Views of one moment, newer than the last taken (call under the lock)."""
+        return self._moment() is not None
+
+    def _moment(self) -> tuple[int, dict[str, np.ndarray]] | None:
+        """The newest moment not yet taken: the first view's stamp and a frame of each view.
+
+        The first view's newest frame with, in every other view's recent frames, one within
+        ``max_skew_s`` (the nearest). Call under the lock.
+        """
         c = self.config
-        first = self._frames.get(c.views[0])
-        if first is None or first.stamp_ns <= self._taken_ns:
-            return False
         skew_ns = c.max_skew_s * 1e9
-        for view in c.views[1:]:
-            other = self._frames.get(view)
-            if other is None or abs(other.stamp_ns - first.stamp_ns) > skew_ns:
-                return False
-        return c.observation != 'sim_state_privileged' or first.stamp_ns in self._state
+        for stamp_ns, frame in reversed(self._recent.get(c.views[0], ())):
+            if stamp_ns <= self._taken_ns:
+                return None
+            if c.observation == 'sim_state_privileged' and stamp_ns not in self._state:
+                continue
+            views = {c.views[0]: frame}
+            for view in c.views[1:]:
+                near = min(self._recent.get(view, ()), default=None,
+                           key=lambda item: abs(item[0] - stamp_ns))
+                if near is None or abs(near[0] - stamp_ns) > skew_ns:
+                    break
+                views[view] = near[1]
+            else:
+                return stamp_ns, views
+        return None

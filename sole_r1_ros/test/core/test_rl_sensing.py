@@ -69,6 +69,28 @@ def test_cameras_not_synced_in_hardware_pair_at_10_hz_by_default():
         assert sensors.take() is not None
 
 
+def test_a_camera_delivered_later_than_the_other_still_makes_moments():
+    """A wrist camera 110 ms later than the external one (USB beside GigE) at 30 Hz.
+
+    Only the newest frame of each was kept, and the newest frames were never within
+    max_skew_s: 0.1 moments a second, the robot held for good.
+    """
+    sensors, clock = _sensors(max_skew_s=0.02, camera_timeout_s=1.0)
+    arrivals = sorted([(t + 10, 'external', t) for t in range(0, 3000, 33)]
+                      + [(t + 120, 'wrist', t) for t in range(0, 3000, 33)])
+    taken = []
+    for arrived_ms, view, stamp_ms in arrivals:
+        clock.now = 100.0 + arrived_ms / 1000
+        assert sensors.add_joints(arrived_ms * MS, ['a', 'b'], [0.0, 0.0], []) is None
+        assert sensors.add_pose(arrived_ms * MS, [0.1, 0.6, 0.2], [0, 0, 0, 1.0]) is None
+        sensors.add_frame(view, stamp_ms * MS, _frame(stamp_ms % 250))
+        if view == 'wrist' and (sensed := sensors.take()) is not None:
+            taken.append(sensed.stamp_ns // MS)
+            # both views of the moment: the wrist frame of the same stamp
+            assert sensed.views['wrist'][0, 0, 0] == sensed.views['external'][0, 0, 0]
+    assert len(taken) > 80 and taken == sorted(taken)
+
+
 def test_a_simulators_time_reset_does_not_hold_the_robot_for_ever():
     sensors, _ = _sensors()
     _feed(sensors, 50_000)
