@@ -18,12 +18,14 @@ import numpy as np
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
+from sole_r1_ros.rl.metrics import ends_with_newline
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -36,7 +38,11 @@ class RunMonitorNode(Node):
         super().__init__('run_monitor', **kwargs)
         self.firewall = Firewall(self)
         guard = self.firewall.guard
-        self._stream = open(episodes_jsonl, 'a', encoding='utf-8')
+        path = Path(episodes_jsonl)
+        torn = path.exists() and path.stat().st_size > 0 and not ends_with_newline(path)
+        self._stream = open(path, 'a', encoding='utf-8')
+        if torn:   # a killed run's half line: a resumed run's first episode starts its own
+            self._stream.write('\n')
         self._lock = threading.Lock()
         self._episode: dict | None = None
         self._closing: dict[str, dict] = {}   # ended episodes waiting for their result
@@ -107,7 +113,8 @@ class RunMonitorNode(Node):
             self._latencies.append(msg.latency)
             episode = self._find(msg.episode_id)   # ended ones still get their final answer
             if episode is not None and 'written' not in episode:
-                episode['progress'].append(float(msg.progress))
+                stamp = Time.from_msg(msg.header.stamp).nanoseconds
+                episode['progress'].append((stamp, float(msg.progress)))
 
     def _truth_callback(self, msg: TaskState) -> None:
         if not math.isfinite(msg.progress):
@@ -143,12 +150,16 @@ class RunMonitorNode(Node):
                           and time.monotonic() - ended >= self._answer_wait_s())):
             return
         self._closing.pop(episode['episode_id'], None)
-        progress = episode.pop('progress')
-        if not progress:
-            return
+        answers = episode.pop('progress')
         episode.pop('ended', None)
         episode.pop('result', None)
-        episode.update(final_progress=progress[-1], max_progress=max(progress),
+        # the answer about the latest frame is the final one: a slow model's answer about an
+        # earlier frame can arrive after it (stable sort: equal stamps keep arrival order)
+        progress = [p for _, p in sorted(answers, key=lambda a: a[0])]
+        # an episode no answer came for (the reward server down) is written too, unanswered:
+        # left out, it vanished from the curves and the success rates
+        episode.update(final_progress=progress[-1] if progress else None,
+                       max_progress=max(progress) if progress else None,
                        answers=len(progress), written=True)
         self._stream.write(json.dumps({k: v for k, v in episode.items() if k != 'written'})
                            + '\n')
@@ -181,7 +192,9 @@ class RunMonitorNode(Node):
         if recent:
             if any(e['max_true_progress'] is not None for e in recent):
                 parts.append(f"success {100 * np.mean([e['success'] for e in recent]):.0f}%")
-            parts.append(f"progress {np.mean([e['final_progress'] for e in recent]):.0f}%")
+            answered = [e['final_progress'] for e in recent if e['final_progress'] is not None]
+            if answered:
+                parts.append(f'progress {np.mean(answered):.0f}%')
         parts.append('no reward yet' if latency is None else f'reward latency {latency:.2f}s')
         parts.append(f"updates {self.counter('learner_node', 'updates'):.0f}")
         paused = self.status.get('learner_node', {}).get('learning_paused')

@@ -27,7 +27,7 @@ class MetricsLogger:
             # events reach the disk within 10 s (the default 120 s: a killed run lost them)
             self._writer = SummaryWriter(log_dir=str(self.log_dir), flush_secs=10)
         path = self.log_dir / 'metrics.jsonl'
-        torn = path.exists() and path.stat().st_size > 0 and not _ends_with_newline(path)
+        torn = path.exists() and path.stat().st_size > 0 and not ends_with_newline(path)
         # Line-buffered: each line is on disk when written, so a killed learner loses none
         # (block-buffered, a SIGKILL lost up to 8 KB, about 80 rewards).
         self._jsonl = open(path, 'a', encoding='utf-8', buffering=1)
@@ -66,7 +66,8 @@ class MetricsLogger:
                 self._jsonl.close()
 
 
-def _ends_with_newline(path: Path) -> bool:
+def ends_with_newline(path: Path) -> bool:
+    """Whether a non-empty file's last byte ends a line (a killed writer leaves half a line)."""
     with open(path, 'rb') as f:
         f.seek(-1, os.SEEK_END)
         return f.read(1) == b'\n'

@@ -27,13 +27,29 @@ def _smooth(values: list[float], window: int = 10) -> list[float]:
     return out
 
 
+def _one_timeline(rows: list[dict], key: str) -> list[dict]:
+    """The rows of the run as it went on: a resume from an older checkpoint drops the rest.
+
+    A session that ended without its final checkpoint (a crash, a kill) is resumed from an
+    earlier one, so the next session's counts start below rows already written; those rows
+    belong to a branch the policy no longer has, and plotted they ran the curve backwards.
+    """
+    kept: list[dict] = []
+    for row in rows:
+        while kept and kept[-1][key] > row[key]:
+            kept.pop()
+        kept.append(row)
+    return kept
+
+
 def plot_learning_curves(episodes_jsonl: str | os.PathLike, metrics_jsonl: str | os.PathLike,
                          out_png: str | os.PathLike, title: str = '') -> bool:
     """Write the curves; False (and no file) when there is nothing to plot yet."""
     # Training episodes whose result arrived (a run killed mid-episode leaves one without).
-    episodes = [e for e in _read_jsonl(episodes_jsonl)
-                if 'env_steps' in e and not e.get('evaluation')]
-    metrics = [m for m in _read_jsonl(metrics_jsonl) if m.get('prefix') == 'train']
+    episodes = _one_timeline([e for e in _read_jsonl(episodes_jsonl)
+                              if 'env_steps' in e and not e.get('evaluation')], 'env_steps')
+    metrics = _one_timeline([m for m in _read_jsonl(metrics_jsonl)
+                             if m.get('prefix') == 'train' and 'step' in m], 'step')
     if not episodes and not metrics:
         return False
     import matplotlib
@@ -47,12 +63,12 @@ def plot_learning_curves(episodes_jsonl: str | os.PathLike, metrics_jsonl: str |
         if any(t is not None for t in truth):
             success = [float(e.get('success', False)) for e in episodes]
             axes[0].plot(steps, _smooth(success), label='true success (sim, 10-episode mean)')
-        axes[0].plot(steps, _smooth([float(e.get('final_progress', 0.0) >= 90.0)
+        axes[0].plot(steps, _smooth([float((e.get('final_progress') or 0.0) >= 90.0)
                                      for e in episodes]), label='predicted progress >= 90%')
         axes[0].set(xlabel='environment steps', ylabel='rate', ylim=(-0.05, 1.05),
                     title='success')
         axes[0].legend(fontsize='small')
-        axes[1].plot(steps, _smooth([e.get('max_progress', 0.0) for e in episodes]),
+        axes[1].plot(steps, _smooth([e.get('max_progress') or 0.0 for e in episodes]),
                      label='max predicted progress (reward model)')
         if any(t is not None for t in truth):
             axes[1].plot(steps, _smooth([t or 0.0 for t in truth]),

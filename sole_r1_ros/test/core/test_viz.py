@@ -34,3 +34,26 @@ def test_learning_curves_from_jsonl_and_nothing_to_plot(tmp_path):
     metrics.write_text(json.dumps({'step': 50, 'prefix': 'train', 'critic_loss': 1.0}) + '\n')
     assert plot_learning_curves(episodes, metrics, tmp_path / 'c.png', title='t')
     assert (tmp_path / 'c.png').stat().st_size > 10000
+
+
+def test_a_run_resumed_from_an_older_checkpoint_is_one_timeline():
+    """The rows past the checkpoint a crashed session was resumed from are dropped.
+
+    The next session's counts start below them, and plotted they ran the curve backwards.
+    """
+    from sole_r1_ros.viz.curves import _one_timeline
+    first = [{'env_steps': s, 'session': 1} for s in (100, 200, 300, 400)]
+    second = [{'env_steps': s, 'session': 2} for s in (250, 350, 450)]
+    kept = _one_timeline(first + second, 'env_steps')
+    assert [(r['env_steps'], r['session']) for r in kept] == [
+        (100, 1), (200, 1), (250, 2), (350, 2), (450, 2)]
+
+
+def test_an_unanswered_episode_is_plotted_as_not_a_success(tmp_path):
+    episodes = tmp_path / 'episodes.jsonl'
+    rows = [{'episode_id': 'e0', 'env_steps': 10, 'final_progress': None,
+             'max_progress': None, 'answers': 0, 'max_true_progress': None, 'success': False},
+            {'episode_id': 'e1', 'env_steps': 20, 'final_progress': 95.0, 'max_progress': 95.0,
+             'answers': 3, 'max_true_progress': None, 'success': False}]
+    episodes.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    assert plot_learning_curves(episodes, tmp_path / 'm.jsonl', tmp_path / 'c.png')

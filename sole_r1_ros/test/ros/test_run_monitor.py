@@ -41,3 +41,46 @@ def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_p
     assert ros_graph.wait_for(lambda: lines.exists() and lines.read_text(), timeout=10.0)
     [line] = [json.loads(text) for text in lines.read_text().splitlines()]
     assert (line['final_progress'], line['answers'], line['steps']) == (95.0, 3, 15)
+
+
+def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept(
+        ros_graph, tmp_path):
+    """By the frame's stamp, not by arrival; a torn last line is left on its own line.
+
+    A slow model's in-flight answer about an earlier frame arrived last and was taken as the
+    episode's final progress; an episode no answer came for (the reward server down) was
+    never written; a resumed run's first line joined a killed run's half line.
+    """
+    lines = tmp_path / 'episodes.jsonl'
+    lines.write_text('{"episode_id": "old", "final_pro')         # a killed run's half line
+    monitor = ros_graph.add(RunMonitorNode(lines, context=ros_graph.context))
+    probe = ros_graph.probe()
+    episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
+    results = probe.create_publisher(EpisodeResult, 'episode_result', 10)
+    answers = probe.create_publisher(ProgressReward, 'sole_r1/progress', 10)
+    assert ros_graph.wait_for(lambda: answers.get_subscription_count() > 0
+                              and results.get_subscription_count() > 0)
+
+    def answer(episode: str, stamp_s: int, progress: float) -> None:
+        msg = ProgressReward(episode_id=episode, progress=progress, latency=0.2)
+        msg.header.stamp.sec = stamp_s
+        answers.publish(msg)
+
+    episodes.publish(Episode(episode_id='episode-1'))
+    assert ros_graph.wait_for(lambda: monitor._episode is not None)
+    answer('episode-1', 1, 10.0)
+    answer('episode-1', 4, 96.0)                              # the last frame's
+    answer('episode-1', 3, 85.0)                              # an earlier one's, late
+    assert ros_graph.wait_for(lambda: len(monitor._episode['progress']) == 3)
+    episodes.publish(Episode(episode_id='episode-2'))         # nothing will answer it
+    results.publish(EpisodeResult(episode_id='episode-1', steps=4, env_steps=4))
+    assert ros_graph.wait_for(lambda: monitor._episode['episode_id'] == 'episode-2')
+    episodes.publish(Episode(episode_id=''))
+    results.publish(EpisodeResult(episode_id='episode-2', steps=5, env_steps=9))
+    assert ros_graph.wait_for(lambda: len(lines.read_text().splitlines()) >= 3, timeout=10.0)
+    torn, *written = lines.read_text().splitlines()
+    assert torn == '{"episode_id": "old", "final_pro'
+    rows = {row['episode_id']: row for row in map(json.loads, written)}
+    assert rows['episode-1']['final_progress'] == 96.0
+    assert rows['episode-2']['answers'] == 0 and rows['episode-2']['final_progress'] is None
+    assert 'progress 96%' in monitor.summary()   # the unanswered one is left out of it
