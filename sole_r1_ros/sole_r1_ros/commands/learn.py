@@ -144,6 +144,13 @@ def learn(request: LearnRequest) -> int:
                     _reward_of(params.get('reward_node', {}))).run()
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a kill leaves the old file or the new, never half."""
+    partial = path.with_name(f'.{path.name}.partial')
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def _reward_of(reward_params: dict) -> dict:
     """What paid the learner, for summary.json: an oracle run must not read as a video reward."""
     from sole_r1_ros.reward.config import RewardConfig
@@ -653,17 +660,27 @@ class _Session:
             goal.result().cancel_goal_async()
             return 0
         self.monitor.stop_video()
+        from action_msgs.msg import GoalStatus
+        status = result_future.result().status
         result = result_future.result().result
+        if status != GoalStatus.STATUS_SUCCEEDED or not result.episodes_done:
+            # cancelled or aborted (the learner stopping): a partial result is not the run's
+            print(f'{name} ended early (goal status {status}) after {result.episodes_done} '
+                  f'episodes: not written', flush=True)
+            return 0
         truth = _finite(result.success_rate_ground_truth)   # NaN on a real robot: null
         self.report[name] = {
             'episodes': result.episodes_done,
-            'success_rate_progress': result.success_rate_progress,
+            'env_steps': int(self.monitor.counter('learner_node', 'env_steps')),
+            'session': self.session,
+            'success_rate_progress': _finite(result.success_rate_progress),
             'success_rate_ground_truth': truth,
-            'mean_final_progress': result.mean_final_progress,
+            'mean_final_progress': _finite(result.mean_final_progress),
             'final_progress': list(result.final_progress),
             'success_ground_truth': list(result.success_ground_truth) if truth is not None
             else None}
-        (self.run_dir / f'{name}.json').write_text(json.dumps(self.report[name], indent=2))
+        _write_atomically(self.run_dir / f'{name}.json',
+                          json.dumps(self.report[name], indent=2, allow_nan=False))
         simulator = (f'{100 * truth:.0f}% (simulator), ' if truth is not None else '')
         print(f'{name} over {result.episodes_done} episodes: success {simulator}'
               f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
@@ -726,7 +743,7 @@ class _Session:
             'reward_goal_trained': {'yes': True, 'no': False}.get(
                 monitor.status.get('reward_node', {}).get('goal_trained')),
             'git_commit': _git_commit()}
-        (self.run_dir / 'summary.json').write_text(json.dumps(summary, indent=2))
+        _write_atomically(self.run_dir / 'summary.json', json.dumps(summary, indent=2))
 
 
 def _command_topics(params: dict) -> list[str]:

@@ -65,7 +65,9 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     assert len(commands) > 100 and any(np.abs(c.data).max() > 0 for c in commands)
     assert _bag_messages(run_dir / 'bag-001', '/sole_r1/progress')
     assert (run_dir / 'learning_curves.png').stat().st_size > 10000
-    assert json.loads((run_dir / 'evaluation.json').read_text())['episodes'] == 1
+    evaluation = json.loads((run_dir / 'evaluation.json').read_text())
+    assert evaluation['episodes'] == 1 and evaluation['session'] == 1   # whose policy it was
+    assert evaluation['env_steps'] >= 120
     assert (run_dir / 'final_policy.mp4').stat().st_size > 1000     # a video, not a stub
 
     again = _learn(run_dir, steps=100)               # the same run dir without --resume
