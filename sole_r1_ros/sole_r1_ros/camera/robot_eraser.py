@@ -67,9 +67,12 @@ class RobotEraser:
             mask: H×W, true (or non-zero) where the robot is; an H×W×3 mask image is read
                 by its first channel.
 
+        A frame of another size than the episode's (a camera restarted at another
+        resolution) starts the background memory again: raising on it threw away every later
+        frame of the episode.
+
         Raises:
-            ValueError: the frame is not H×W×3 uint8, or the mask is not the frame's size, or
-                the frame size changed within the episode.
+            ValueError: the frame is not H×W×3 uint8, or the mask is not the frame's size.
         """
         frame = np.asarray(frame)
         if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
@@ -85,11 +88,8 @@ class RobotEraser:
             erased = frame.copy()
             np.copyto(erased, np.uint8(self._fill), where=robot[..., None])
             return erased
-        if self._memory is None:
+        if self._memory is None or self._memory.shape != frame.shape:
             self._memory = np.full_like(frame, self._fill)
-        elif self._memory.shape != frame.shape:
-            raise ValueError(f'frame size changed within the episode: {frame.shape} after '
-                             f'{self._memory.shape}; reset() between episodes')
         # copyto with a mask: 3x faster than boolean indexing on a 384 px tile (the same pixels).
         np.copyto(self._memory, frame, where=~robot[..., None])
         return self._memory.copy()

@@ -52,8 +52,13 @@ def test_bad_input_is_refused_clearly():
     with pytest.raises(ValueError, match='uint8'):
         eraser(np.zeros((6, 6, 3), dtype=np.float32), np.zeros((6, 6), dtype=bool))
     eraser(_frame(0), np.zeros((6, 6), dtype=bool))
-    with pytest.raises(ValueError, match='size changed'):
-        eraser(_frame(0, size=8), np.zeros((8, 8), dtype=bool))
+    # a camera restarted at another size mid-episode: the background starts again (it
+    # raised, and every later frame of the episode was thrown away)
+    robot = np.zeros((8, 8), dtype=bool)
+    robot[:4] = True
+    erased = eraser(_frame(7, size=8), robot)
+    assert erased.shape == (8, 8, 3) and (erased[5:] == 7).all()   # the mask grows 1 px
+    assert (erased[:4] == 128).all()                    # not yet seen: the fill
     with pytest.raises(ValueError, match='2 frames but 1'):
         erase_episode(np.stack([_frame(0)] * 2), np.zeros((1, 6, 6), dtype=bool), True)
     with pytest.raises(ValueError, match='fill'):
