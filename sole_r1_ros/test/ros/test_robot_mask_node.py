@@ -183,6 +183,26 @@ def test_frames_it_cannot_draw_get_no_mask_and_are_counted(ros_graph, tmp_path):
     assert ros_graph.error is None
 
 
+def test_a_camera_with_lens_distortion_is_said_not_drawn_as_if_pinhole(ros_graph, tmp_path):
+    """The mask is drawn from K alone: on a distorted image it misses the arm at the edges."""
+    from rcl_interfaces.msg import Log
+
+    from fakes import ROSOUT_QOS
+    node = _ball_node(ros_graph, tmp_path)
+    probe = ros_graph.probe('distortion_probe')
+    logs = []
+    probe.create_subscription(Log, '/rosout', logs.append, ROSOUT_QOS)
+    _, infos, _ = _camera_and_joint_publishers(ros_graph, probe)
+    k = [30.0, 0, 16.0, 0, 30.0, 12.0, 0, 0, 1]
+    infos.publish(CameraInfo(width=32, height=24, k=k, d=[0.0] * 5))   # rectified: quiet
+    infos.publish(CameraInfo(width=32, height=24, k=k, d=[-0.3, 0.1, 0.0, 0.0, 0.0]))
+    name = node.get_name()
+    assert ros_graph.wait_for(lambda: any(
+        m.name.endswith(name) and 'lens distortion' in m.msg and 'image_rect' in m.msg
+        for m in list(logs)), timeout=5.0)
+    assert sum('lens distortion' in m.msg for m in list(logs)) == 1
+
+
 def test_with_depth_a_frame_waits_for_its_depth_and_what_is_in_front_is_left_out(
         ros_graph, tmp_path):
     node = _ball_node(ros_graph, tmp_path, Parameter('use_depth', value=True))
