@@ -105,8 +105,9 @@ class Sensed(NamedTuple):
 
 class _Stamped(NamedTuple):
     stamp_ns: int
-    arrived_s: float
+    arrived_s: float   # when this stamp first came
     value: object
+    heard_s: float = 0.0   # when any message last came (the same stamp again included)
 
 
 def _newer(old: '_Stamped | None', stamp_ns: int, now: float, value: object) -> _Stamped:
@@ -116,8 +117,8 @@ def _newer(old: '_Stamped | None', stamp_ns: int, now: float, value: object) -> 
     """
     stamp_ns = int(stamp_ns)
     if old is not None and old.stamp_ns == stamp_ns:
-        return _Stamped(stamp_ns, old.arrived_s, value)
-    return _Stamped(stamp_ns, now, value)
+        return _Stamped(stamp_ns, old.arrived_s, value, now)
+    return _Stamped(stamp_ns, now, value, now)
 
 
 _FRAMES_KEPT = 8
@@ -265,7 +266,12 @@ class Sensors:
                 reasons[name] = 'never received'
                 continue
             silent_s, behind_s = now - item.arrived_s, (newest.stamp_ns - item.stamp_ns) * 1e-9
-            if silent_s > timeout_s:
+            if silent_s > timeout_s and now - item.heard_s <= timeout_s:
+                reasons[name] = (f'nothing new for {silent_s:.2f} s, though messages keep '
+                                 f'coming: all stamped {item.stamp_ns * 1e-9:.3f} s (a driver '
+                                 'that does not stamp them, or a tf lookup whose publisher '
+                                 'stopped)')
+            elif silent_s > timeout_s:
                 reasons[name] = f'nothing new for {silent_s:.2f} s'
             elif behind_s > timeout_s:
                 reasons[name] = (f'stamped {behind_s:.2f} s before {newest_name}: delivered '

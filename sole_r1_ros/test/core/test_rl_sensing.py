@@ -151,7 +151,11 @@ def test_the_same_message_again_is_not_news():
     for _ in range(5):
         clock.now += 0.1
         assert sensors.add_pose(1000 * MS, [0, 0.6, 0.2], [0, 0, 0, 1]) is None
-    assert sensors.stale_reasons() == {'ee_pose': 'nothing new for 0.50 s'}
+    assert sensors.stale_reasons() == {'ee_pose': (
+        'nothing new for 0.50 s, though messages keep coming: all stamped 1.000 s (a driver '
+        'that does not stamp them, or a tf lookup whose publisher stopped)')}
+    clock.now += 0.3                                  # and once they stop too
+    assert sensors.stale_reasons() == {'ee_pose': 'nothing new for 0.80 s'}
 
 
 def test_an_input_never_received_is_named():
