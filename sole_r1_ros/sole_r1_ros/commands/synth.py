@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='draw camera pose, lighting and colours anew for each episode '
                              '(domain randomization; 1 = the defaults of '
                              'sim/randomization.py, 0 = off)')
+    parser.add_argument('--camera-orbit', type=float, default=SynthConfig.camera_orbit_deg,
+                        metavar='DEG',
+                        help="turn each episode's external camera about the table's vertical "
+                             'axis by up to DEG degrees (the scene from another side; 0 = off)')
     parser.add_argument('--behaviour', default=SynthConfig.behaviour, choices=BEHAVIOURS,
                         help='every episode this behaviour instead of the cycle of all')
     parser.add_argument('--brake', action='store_true',
@@ -99,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
     config = from_mapping(SynthConfig, {
         'tasks': tasks, 'episodes_per_task': args.episodes, 'image_size': args.image_size,
         'frame_stride': args.frame_stride, 'max_steps': args.max_steps, 'seed': args.seed,
-        'scene_randomization': args.randomize_scene, 'robot_masks': args.robot_masks,
+        'scene_randomization': args.randomize_scene,
+        'camera_orbit_deg': args.camera_orbit, 'robot_masks': args.robot_masks,
         'behaviour': args.behaviour, 'brake': args.brake})
     total = len(config.tasks) * config.episodes_per_task
     with tqdm(total=total, desc='synth', unit='episode') as bar:

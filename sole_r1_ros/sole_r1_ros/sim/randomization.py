@@ -32,6 +32,12 @@ class SceneRandomization:
     colour_scale: float = option(0.2, 'each geom and material RGB channel scaled by 1 +- this '
                                  '(textures are tinted through their material)',
                                  range=(0.0, 0.95))
+    camera_orbit_deg: float = option(
+        0.0, 'fixed cameras turned about the vertical axis through orbit_pivot_m by up to this, '
+        'uniform [deg]: the scene seen from another side of the table (not scaled by the '
+        'strength; 0 keeps each camera on its side)', range=(0.0, 180.0))
+    orbit_pivot_m: tuple[float, ...] = option(
+        (0.0, 0.7, 0.0), 'the point on the table the fixed cameras orbit [m, world frame]')
 
     def __post_init__(self) -> None:
         validate(self)
@@ -80,10 +86,15 @@ class SceneRandomizer:
     def apply(self, rng: np.random.Generator) -> None:
         """Draw a new look from the original one (before the episode's reset renders)."""
         self.restore()
-        if self._strength == 0.0:
-            return
         mujoco = import_mujoco()
         s, k, model = self._settings, self._strength, self._model
+        if s.camera_orbit_deg > 0:
+            for index in self._cameras:
+                if model.cam_bodyid[index] == 0:     # a wrist camera moves with its body
+                    _orbit(mujoco, model, index, rng.uniform(-1, 1) * s.camera_orbit_deg,
+                           np.asarray(s.orbit_pivot_m, dtype=float))
+        if self._strength == 0.0:
+            return
         for index in self._cameras:
             model.cam_pos[index] += rng.uniform(-1, 1, 3) * s.camera_shift_m * k
             axis = rng.normal(size=3)
@@ -103,6 +114,18 @@ class SceneRandomizer:
             rgba = getattr(model, name)
             rgba[:, :3] = np.clip(rgba[:, :3] * _scales(rng, (len(rgba), 3), s.colour_scale * k),
                                   0.0, 1.0)
+
+
+def _orbit(mujoco: Any, model: Any, camera: int, degrees: float, pivot: np.ndarray) -> None:
+    """Turn one world-fixed camera about the vertical through ``pivot``, still facing it."""
+    angle = np.radians(degrees)
+    cos, sin = np.cos(angle), np.sin(angle)
+    turn = np.array([[cos, -sin, 0.0], [sin, cos, 0.0], [0.0, 0.0, 1.0]])
+    model.cam_pos[camera] = turn @ (model.cam_pos[camera] - pivot) + pivot
+    about_z, turned = np.zeros(4), np.zeros(4)
+    mujoco.mju_axisAngle2Quat(about_z, np.array([0.0, 0.0, 1.0]), angle)
+    mujoco.mju_mulQuat(turned, about_z, model.cam_quat[camera])
+    model.cam_quat[camera] = turned
 
 
 def _scales(rng: np.random.Generator, shape: Any, spread: float) -> np.ndarray:

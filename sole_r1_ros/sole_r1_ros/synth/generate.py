@@ -67,6 +67,11 @@ class SynthConfig:
         0.0, "strength of each episode's camera pose, lighting and colour randomization "
         '(sim.randomization: 1 is +-2 cm and +-3 deg of camera, +-35 % light, +-20 % colour); '
         '0 renders every scene as Meta-World draws it', range=(0.0, 2.0))
+    camera_orbit_deg: float = option(
+        0.0, "each episode's external camera turned about the table's vertical axis by up to "
+        'this [deg] (sim.randomization: the scene seen from another side, so a mechanism '
+        'trained from the front is also seen from the side); 0 keeps the camera where it is',
+        range=(0.0, 180.0))
     behaviour: str = option(
         '', 'every episode this behaviour (one of synth.behaviours.BEHAVIOURS) instead of '
         "behaviour_for_episode's cycle; empty cycles")
@@ -222,6 +227,7 @@ def _metadata(spec: EpisodeSpec, plan: BehaviourPlan, robot: Any,
         'image_size': spec.config.image_size, 'frame_stride': spec.config.frame_stride,
         'cameras': [spec.config.external_camera, spec.config.wrist_camera],
         'scene_randomization': spec.config.scene_randomization,
+        'camera_orbit_deg': spec.config.camera_orbit_deg,
         'success': bool(success.any()), 'final_success': bool(success[-1]),
         'first_success_step': int(np.argmax(success)) if success.any() else None,
         'max_progress': float(progress.max()), 'final_progress': float(progress[-1]),
@@ -281,12 +287,13 @@ class _Worker:
                 max_episode_steps=config.max_steps, seed=config.seed),
                 robot_masks=config.robot_masks)
             self._key = key
-            if config.scene_randomization > 0:
-                from sole_r1_ros.sim.randomization import SceneRandomizer
+            if config.scene_randomization > 0 or config.camera_orbit_deg > 0:
+                from sole_r1_ros.sim.randomization import SceneRandomization, SceneRandomizer
 
                 self.randomizer = SceneRandomizer(
                     self._robot.model, [config.external_camera, config.wrist_camera],
-                    strength=config.scene_randomization)
+                    strength=config.scene_randomization,
+                    settings=SceneRandomization(camera_orbit_deg=config.camera_orbit_deg))
         return self._robot
 
     def close(self) -> None:

@@ -79,6 +79,51 @@ def test_the_same_seed_gives_the_same_look_and_strength_zero_changes_nothing(rob
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
 
 
+def _optical_axis(quat):
+    """The world direction a MuJoCo camera looks along (its -z axis)."""
+    w, x, y, z = quat
+    return -np.array([2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)])
+
+
+def test_an_orbit_turns_the_fixed_camera_about_the_table_and_leaves_the_wrist_camera(robot):
+    model = robot.model
+    original = _snapshot(model)
+    settings = SceneRandomization(camera_orbit_deg=80.0)
+    pivot = np.asarray(settings.orbit_pivot_m)
+    fixed, wrist = model.camera('corner4').id, model.camera('gripperPOV').id
+    randomizer = SceneRandomizer(model, CAMERAS, strength=0.0, settings=settings)
+    start = original['cam_pos'][fixed] - pivot
+    turns = []
+    try:
+        for seed in range(12):
+            randomizer.apply(np.random.default_rng(seed))
+            moved = model.cam_pos[fixed] - pivot
+            # the same height and distance from the pivot's vertical, turned about it
+            assert moved[2] == pytest.approx(start[2])
+            assert np.linalg.norm(moved[:2]) == pytest.approx(np.linalg.norm(start[:2]))
+            turn = np.degrees(np.arctan2(moved[1], moved[0]) - np.arctan2(start[1], start[0]))
+            turn = (turn + 180) % 360 - 180
+            assert abs(turn) <= 80.0 + 1e-9
+            turns.append(turn)
+            # and its view turned with it: the optical axis turned by the same angle
+            before, after = _optical_axis(original['cam_quat'][fixed]), _optical_axis(
+                model.cam_quat[fixed])
+            assert after[2] == pytest.approx(before[2])
+            axis_turn = np.degrees(np.arctan2(after[1], after[0]) - np.arctan2(before[1],
+                                                                               before[0]))
+            assert (axis_turn - turn + 180) % 360 - 180 == pytest.approx(0.0, abs=1e-6)
+            # the wrist camera rides on the gripper: never orbited
+            np.testing.assert_array_equal(model.cam_pos[wrist], original['cam_pos'][wrist])
+            np.testing.assert_array_equal(model.cam_quat[wrist], original['cam_quat'][wrist])
+            # strength 0: nothing but the orbit
+            np.testing.assert_array_equal(model.geom_rgba, original['geom_rgba'])
+    finally:
+        randomizer.restore()
+    assert max(turns) > 30 and min(turns) < -30  # both sides of the table are drawn
+    for name, value in original.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+
+
 def test_bad_settings_are_refused(robot):
     with pytest.raises(ValueError, match='not in the model'):
         SceneRandomizer(robot.model, ['no_such_camera'])
@@ -88,11 +133,14 @@ def test_bad_settings_are_refused(robot):
         SceneRandomization(light_scale=1.5)
     with pytest.raises(ValueError):
         SynthConfig(tasks=('reach-v3',), scene_randomization=3.0)
+    with pytest.raises(ValueError):
+        SynthConfig(tasks=('reach-v3',), camera_orbit_deg=-10.0)
 
 
-def _dataset(root, strength):
+def _dataset(root, strength, orbit=0.0):
     config = SynthConfig(tasks=('reach-v3',), episodes_per_task=2, image_size=24,
-                         frame_stride=4, max_steps=40, scene_randomization=strength)
+                         frame_stride=4, max_steps=40, scene_randomization=strength,
+                         camera_orbit_deg=orbit)
     generate(config, root, workers=1)
     return labelled.load_episodes(root)
 
@@ -131,3 +179,16 @@ def test_a_dataset_keeps_its_randomization_strength_and_reads_older_headers(tmp_
         json.dump(header, stream)
     assert len(generate(SynthConfig(tasks=('reach-v3',), episodes_per_task=2, image_size=24,
                                     frame_stride=4, max_steps=40), root)) == 2
+
+
+def test_orbited_episodes_show_the_same_physics_from_another_side(tmp_path):
+    plain = _dataset(str(tmp_path / 'plain'), 0.0)
+    orbited = _dataset(str(tmp_path / 'orbited'), 0.0, orbit=90.0)
+    turned = []  # the two episodes' turns are 1 and 65 degrees
+    for a, b in zip(plain, orbited):
+        assert b.meta['camera_orbit_deg'] == 90.0
+        np.testing.assert_array_equal(a.progress, b.progress)
+        np.testing.assert_array_equal(a.extras['state'], b.extras['state'])
+        np.testing.assert_array_equal(a.wrist, b.wrist)  # the wrist camera is where it was
+        turned.append(np.abs(a.external.astype(int) - b.external.astype(int)).mean())
+    assert min(turned) > 0 and max(turned) > 5.0
