@@ -84,6 +84,7 @@ class RewardNode(LifecycleNode):
         # forward): many mean a wrong model, prompt or max_new_tokens cutting the reasoning off.
         self.unparseable = 0
         self.answered = self.failed = 0   # every answer published; those the backend failed
+        self.cut_off = 0   # unparseable answers that used every one of max_new_tokens
         self._recent: deque = deque(maxlen=_RECENT_ANSWERS)   # valid or not, newest last
         self._last_error = ''
         self._unparseable_lock = threading.Lock()   # workers answer in parallel
@@ -200,7 +201,8 @@ class RewardNode(LifecycleNode):
         with self._unparseable_lock:
             recent, last_error = list(self._recent), self._last_error
             counts = {'answered': self.answered, 'failed_answers': self.failed,
-                      'unparseable_answers': self.unparseable}
+                      'unparseable_answers': self.unparseable,
+                      'answers_cut_off': self.cut_off}
         problems = []
         invalid = recent.count(False)
         if len(recent) >= _RECENT_ANSWERS // 2 and invalid > len(recent) // 2:
@@ -328,9 +330,12 @@ class RewardNode(LifecycleNode):
         elif not result.valid:
             with self._unparseable_lock:
                 self.unparseable += 1
+                self.cut_off += bool(result.cut_off)
+            why = (f'cut off at max_new_tokens ({self._engine.config.max_new_tokens}) before '
+                   'its answer: raise reward_node.max_new_tokens; ' if result.cut_off else '')
             self.get_logger().warning(
-                f'unparseable answer (episode {result.episode_id} step {result.step}; progress '
-                f'carried forward; {self.unparseable} so far): '
+                f'unparseable answer ({why}episode {result.episode_id} step {result.step}; '
+                f'progress carried forward; {self.unparseable} so far): '
                 f'{(result.raw_text or "")[-200:]!r}', throttle_duration_sec=10.0)
         return True
 

@@ -245,12 +245,15 @@ class RewardEngine:
                                   latency_s=elapsed_s if reply is None else reply.latency_s,
                                   error=error if reply is None else reply.error, **common)
         parsed = protocol.parse_answer(reply.text, query.previous_progress)
+        cut_off = (not parsed.valid and reply.completion_tokens is not None
+                   and reply.completion_tokens >= self._config.max_new_tokens)
         if not parsed.valid:
-            logger.debug('episode %s step %d: unparseable answer, keeping %d%%',
-                         query.episode_id, query.step, parsed.progress)
+            logger.debug('episode %s step %d: unparseable answer%s, keeping %d%%',
+                         query.episode_id, query.step, ' (cut off)' if cut_off else '',
+                         parsed.progress)
         return ProgressResult(progress=parsed.progress, valid=parsed.valid,
                               reasoning=parsed.reasoning, raw_text=reply.text,
-                              latency_s=reply.latency_s, **common)
+                              latency_s=reply.latency_s, cut_off=cut_off, **common)
 
     def close(self) -> None:
         """Stop the call threads, then free the backend.

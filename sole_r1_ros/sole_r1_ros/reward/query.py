@@ -73,3 +73,6 @@ class ProgressResult:
     '''Short hash of the exact system + user text (``protocol.prompt_hash``).'''
     error: str | None = None
     '''None on success; 'timeout' or the backend's error message otherwise.'''
+    cut_off: bool = False
+    '''The reply did not parse and used every one of ``max_new_tokens``: the reasoning was
+    cut off before its answer (raise ``max_new_tokens``), not a wrong model or prompt.'''

@@ -511,14 +511,16 @@ def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_
     """
     pytest.importorskip('httpx2')
     from chat_server import ChatServer, completion
-    server = ChatServer(lambda n, server, body, headers: (
-        200, completion('<think>The drawer is still open and the gripper is')))
+    cut = completion('<think>The drawer is still open and the gripper is')
+    cut['choices'][0]['finish_reason'], cut['usage']['completion_tokens'] = 'length', 64
+    server = ChatServer(lambda n, server, body, headers: (200, cut))
     logs, statuses = _Sink(), _Sink()
     try:
         node, probe, rewards, queries = _setup(
             ros_graph, 'openai', own_name('reward_node_unparseable'), model='sole-r1',
-            annotate=False, **{'openai.base_url': server.url, 'openai.max_retries': 0,
-                               'openai.health_check_s': 5.0, 'openai.max_concurrency': 1})
+            annotate=False, max_new_tokens=64, **{
+                'openai.base_url': server.url, 'openai.max_retries': 0,
+                'openai.health_check_s': 5.0, 'openai.max_concurrency': 1})
         # one request at a time, and still one query per call: a call of 32 queued requests
         # under one deadline timed every one of them out behind a slow server
         assert node._per_call == 1
@@ -548,3 +550,7 @@ def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_
     warned = [m.msg for m in logs if 'unparseable answer' in m.msg]
     assert len(warned) == 1, warned   # throttled: not one line per query
     assert 'gripper is' in warned[0]   # the answer's end, to see what went wrong
+    # and why: every token used, the reasoning cut off before its answer
+    assert 'cut off at max_new_tokens (64)' in warned[0]
+    mine = [s for array in list(statuses) for s in array.status if s.name == name]
+    assert {kv.key: kv.value for kv in mine[-1].values}['answers_cut_off'] == '10'
