@@ -194,14 +194,18 @@ class CameraNode(Node):
 
     def _join(self, view: str, joined: list) -> None:
         """Pass frames that got their robot mask on as RGB + mask (4 channels, one tile)."""
-        dropped = self._mask_joins[view].dropped
+        join = self._mask_joins[view]
+        dropped = join.dropped
         if dropped > self._mask_drops_reported.get(view, 0):
             self._mask_drops_reported[view] = dropped
+            late = (f'; masks came up to {join.mask_lag_ns * 1e-6:.0f} ms behind the newest '
+                    'frame' if join.mask_lag_ns > 0 else '')
             # The count after the colon: the log is throttled by what comes before it.
             self.firewall.reject(f'camera/{view}/robot_mask', f'{view} frames got no robot mask '
-                                 f'of their stamp on camera/{view}/robot_mask and are never '
-                                 'queried (erase_robot needs a self-filter, robot_mask_node, or '
-                                 f"the simulator's publish_robot_masks): {dropped} so far")
+                                 f'of their stamp on camera/{view}/robot_mask in time and are '
+                                 'never queried (erase_robot needs a self-filter, '
+                                 "robot_mask_node, or the simulator's publish_robot_masks, "
+                                 f'within 0.5 s): {dropped} so far{late}')
         for stamp_ns, (frame, header), mask in joined:
             try:   # each frame on its own: a wrong mask costs only its frame
                 masked = with_mask_channel(frame, mask)

@@ -207,6 +207,15 @@ def test_a_frame_waits_for_the_mask_of_its_stamp_and_one_without_is_dropped():
         assert join.add_frame(stamp, f'f{stamp}') == []
     assert join.dropped == 2
     assert join.add_mask(60, 'm60') == [(60, 'f60', 'm60')] and join.dropped == 2
+    # a 60 Hz camera whose masks come 10 frames (167 ms) late: all joined within 0.5 s
+    join = MaskJoin()
+    joined = []
+    for index in range(60):
+        joined += join.add_frame(index * 16_666_667, index)
+        if index >= 10:
+            joined += join.add_mask((index - 10) * 16_666_667, f'm{index - 10}')
+    assert len(joined) == 50 and join.dropped == 0
+    assert round(join.mask_lag_ns / 1e6) == 167
     with pytest.raises(ValueError, match='buffer'):
         MaskJoin(buffer=0)
 
