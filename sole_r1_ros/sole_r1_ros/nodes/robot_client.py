@@ -216,7 +216,8 @@ class RobotClient:
                             evaluation=summary.evaluation,
                             intervened_steps=summary.intervened_steps,
                             intervention_rate=float(summary.intervention_rate),
-                            label=summary.label or '', env_steps=summary.env_steps)
+                            label=summary.label or '', env_steps=summary.env_steps,
+                            counted=summary.counted)
         msg.header.stamp = self._node.get_clock().now().to_msg()
         if self._result_pub is not None:
             self._result_pub.publish(msg)

@@ -104,6 +104,8 @@ class RunMonitorNode(Node):
                                env_steps=int(msg.env_steps),
                                intervention_rate=float(msg.intervention_rate),
                                label=msg.label or None, result=True)
+                if msg.evaluation:   # not scored by the evaluation: another replaced it
+                    episode['counted'] = bool(msg.counted)
                 self._write_if_complete(episode)
 
     def _progress_callback(self, msg: ProgressReward) -> None:

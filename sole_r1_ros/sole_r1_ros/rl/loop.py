@@ -120,6 +120,8 @@ class EpisodeSummary:
     '''A human's 'success' / 'failure', or None.'''
     env_steps: int
     '''Training environment steps so far.'''
+    counted: bool = True
+    '''False for an evaluation episode the evaluation does not score (another replaces it).'''
 
     @property
     def intervention_rate(self) -> float:
@@ -415,6 +417,7 @@ class ControlLoop:
             return
         training = not self._episode_is_evaluation
         evaluation = self._evaluation
+        counted = True
         if not training and evaluation is not None:
             with self._lock:
                 cut_short = self._reset_requested and not self._episode_over
@@ -422,16 +425,19 @@ class ControlLoop:
                 logger.warning('evaluation episode %s cut short by a reset: not counted, '
                                'another begins in its place', self._episode_id)
                 evaluation.episode_discarded()
+                counted = False
             elif self._label:   # a person's verdict cut it short: the policy's is not known
                 logger.warning('evaluation episode %s ended by a label (%s) after %d steps: not '
                                'counted, another begins in its place', self._episode_id,
                                self._label, self._step)
                 evaluation.episode_discarded()
+                counted = False
             elif self._intervened:   # the dead-man stays live for safety; the score is not hers
                 logger.warning('evaluation episode %s: a human drove %d of its %d steps, so it '
                                'does not measure the policy: not counted, another begins in '
                                'its place', self._episode_id, self._intervened, self._step)
                 evaluation.episode_discarded()
+                counted = False
             else:
                 evaluation.episode_finished(last_ns=self._last_seen_ns)
         label = self._label
@@ -441,7 +447,7 @@ class ControlLoop:
                                100.0 if label == 'success' else 0.0, overwrite=True)
         self._robot.episode_finished(EpisodeSummary(
             self._episode_id, self._step, not training, self._intervened, label,
-            self.learner.env_steps))
+            self.learner.env_steps, counted))
 
     # -- the learner ----------------------------------------------------------------------------
     def learn(self, keep_going: Callable[[], bool] = lambda: True) -> dict[str, float] | None:

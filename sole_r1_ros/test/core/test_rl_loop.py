@@ -582,6 +582,7 @@ def test_an_evaluation_episode_a_label_ends_is_not_counted_and_its_answers_label
     assert loop.step() is Outcome.NEW_EPISODE            # another begins in its place
     assert evaluation.finished == [] and not evaluation.all_started
     assert loop.learner.unmatched_labels == 0
+    assert robot.summaries[-1].episode_id == first and not robot.summaries[-1].counted
 
 
 def test_evaluation_closes_an_episode_without_answers_after_the_wait():

@@ -76,11 +76,14 @@ def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept
     results.publish(EpisodeResult(episode_id='episode-1', steps=4, env_steps=4))
     assert ros_graph.wait_for(lambda: monitor._episode['episode_id'] == 'episode-2')
     episodes.publish(Episode(episode_id=''))
-    results.publish(EpisodeResult(episode_id='episode-2', steps=5, env_steps=9))
+    results.publish(EpisodeResult(episode_id='episode-2', steps=5, env_steps=9,
+                                  evaluation=True, counted=False))   # a reset cut it short
     assert ros_graph.wait_for(lambda: len(lines.read_text().splitlines()) >= 3, timeout=10.0)
     torn, *written = lines.read_text().splitlines()
     assert torn == '{"episode_id": "old", "final_pro'
     rows = {row['episode_id']: row for row in map(json.loads, written)}
     assert rows['episode-1']['final_progress'] == 96.0
     assert rows['episode-2']['answers'] == 0 and rows['episode-2']['final_progress'] is None
+    # an evaluation episode the evaluation did not score says so (evaluation.json's count)
+    assert rows['episode-2']['counted'] is False and 'counted' not in rows['episode-1']
     assert 'progress 96%' in monitor.summary()   # the unanswered one is left out of it
