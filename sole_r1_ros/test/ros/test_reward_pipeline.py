@@ -313,15 +313,20 @@ def test_the_camera_nodes_reset_starts_an_episode_unless_a_learner_announces_the
     probe.destroy_publisher(learner)
 
 
-def test_frames_on_another_clock_than_the_episodes_are_said_and_not_queried(ros_graph):
-    from sole_r1_interfaces.msg import Episode
-    from sole_r1_ros.camera import PairedFrame
+def _camera_querying_every_frame(ros_graph) -> tuple:
+    """(camera node without a wrist view querying every frame, the queries it sends)."""
     node = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('use_wrist', value=False), Parameter('stride', value=1),
         Parameter('min_gap', value=1)]))
-    probe = ros_graph.probe()
     out = _Sink()
-    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
+    ros_graph.probe().create_subscription(RewardQuery, 'sole_r1/query', out, 50)
+    return node, out
+
+
+def test_frames_on_another_clock_than_the_episodes_are_said_and_not_queried(ros_graph):
+    from sole_r1_interfaces.msg import Episode
+    from sole_r1_ros.camera import PairedFrame
+    node, out = _camera_querying_every_frame(ros_graph)
     episode = Episode(episode_id='learners')
     episode.header.stamp.sec = 1_800_000_000          # the learner: wall-clock time
     node._episode_callback(episode)
@@ -341,12 +346,7 @@ def test_a_camera_clock_that_goes_back_starts_an_episode_where_no_learner_announ
     ever, in a reward-only set-up.
     """
     from sole_r1_ros.camera import PairedFrame
-    node = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('use_wrist', value=False), Parameter('stride', value=1),
-        Parameter('min_gap', value=1)]))
-    probe = ros_graph.probe()
-    out = _Sink()
-    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
+    node, out = _camera_querying_every_frame(ros_graph)
     for sec in (100, 101, 102, 50, 51, 52):          # the camera restarts at 50 s
         node._on_pair(PairedFrame(sec * 10**9, np.full((48, 48, 3), sec, np.uint8), None))
     assert ros_graph.wait_for(lambda: len(out) >= 4)

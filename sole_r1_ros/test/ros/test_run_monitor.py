@@ -15,9 +15,8 @@ _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
-def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_path):
-    """The last frame is answered a model call after the end: that answer is the final one."""
-    lines = tmp_path / 'episodes.jsonl'
+def _monitor_and_publishers(ros_graph, lines) -> tuple:
+    """(run monitor writing ``lines``, and publishers of episodes, results and answers)."""
     monitor = ros_graph.add(RunMonitorNode(lines, context=ros_graph.context))
     probe = ros_graph.probe()
     episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
@@ -25,6 +24,13 @@ def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_p
     answers = probe.create_publisher(ProgressReward, 'sole_r1/progress', 10)
     assert ros_graph.wait_for(lambda: answers.get_subscription_count() > 0
                               and results.get_subscription_count() > 0)
+    return monitor, episodes, results, answers
+
+
+def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_path):
+    """The last frame is answered a model call after the end: that answer is the final one."""
+    lines = tmp_path / 'episodes.jsonl'
+    monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
 
     def answer(progress: float) -> None:
         answers.publish(ProgressReward(episode_id='episode-1', progress=progress, latency=0.2))
@@ -53,13 +59,7 @@ def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept
     """
     lines = tmp_path / 'episodes.jsonl'
     lines.write_text('{"episode_id": "old", "final_pro')         # a killed run's half line
-    monitor = ros_graph.add(RunMonitorNode(lines, context=ros_graph.context))
-    probe = ros_graph.probe()
-    episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
-    results = probe.create_publisher(EpisodeResult, 'episode_result', 10)
-    answers = probe.create_publisher(ProgressReward, 'sole_r1/progress', 10)
-    assert ros_graph.wait_for(lambda: answers.get_subscription_count() > 0
-                              and results.get_subscription_count() > 0)
+    monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
 
     def answer(episode: str, stamp_s: int, progress: float) -> None:
         msg = ProgressReward(episode_id=episode, progress=progress, latency=0.2)
