@@ -59,6 +59,9 @@ class DrQAgent:
         self._act_lock = threading.Lock()
         self._env_steps = 0
         self._updates = 0
+        # (learning env steps, updates) the owed updates count from: moved when a resume
+        # changes utd_ratio, which counted over the whole run owed a burst, or nothing for hours
+        self._update_base: tuple[int, int] | None = (0, 0)
 
     def _build_networks(self) -> None:
         cfg = self.config
@@ -151,7 +154,11 @@ class DrQAgent:
         ``learning_env_steps`` counts environment steps since learning started; the learner
         calls ``update`` this many times.
         """
-        return max(0, math.floor(learning_env_steps * self.config.utd_ratio) - self._updates)
+        if self._update_base is None:   # utd_ratio changed at a resume: count from here
+            self._update_base = (int(learning_env_steps), self._updates)
+        steps, updates = self._update_base
+        return max(0, math.floor((learning_env_steps - steps) * self.config.utd_ratio)
+                   - (self._updates - updates))
 
     def update(self, batch: Batch) -> dict[str, float]:
         """One DrQ-v2 step on ``batch``: critic (Eqs. 1-2), actor (Eq. 3), targets (Eq. 4).
@@ -271,7 +278,8 @@ class DrQAgent:
         with self._act_lock:
             state = {name: copy.deepcopy(module.state_dict())
                      for name, module in self._modules().items()}
-            state['counters'] = {'env_steps': self._env_steps, 'updates': self._updates}
+            state['counters'] = {'env_steps': self._env_steps, 'updates': self._updates,
+                                 'update_base': list(self._update_base or (0, 0))}
             state['rng'] = {'update': self._update_gen.get_state(),
                             'act': self._act_gen.get_state(),
                             'numpy': self._np_rng.bit_generator.state}
@@ -302,6 +310,11 @@ class DrQAgent:
         saved = state.get('config', {})
         mine = _plain(dataclasses.asdict(self.config))
         changed = sorted(k for k in mine if k in saved and saved[k] != mine[k])
+        self._update_base = (None if 'utd_ratio' in changed else
+                             tuple(state['counters'].get('update_base', (0, 0))))
+        for optimizer in (self.actor_opt, self.critic_opt, self.encoder_opt):
+            for group in () if optimizer is None else optimizer.param_groups:
+                group['lr'] = self.config.lr   # the saved one came back with the state
         if changed:
             _LOG.info('agent restored with changed config fields: %s', changed)
         self.sync_acting_copy()

@@ -166,6 +166,29 @@ def test_state_dict_round_trip_restores_networks_optimisers_and_rng_bit_exactly(
     np.testing.assert_array_equal(agent.act(obs, explore=True), clone.act(obs, explore=True))
 
 
+def test_a_resume_with_another_utd_ratio_or_lr_uses_them_from_there_on():
+    """Owed updates count from the resume; the optimisers take the new learning rate.
+
+    Counted over the whole run, a lower utd_ratio owed nothing for as long as the old one had
+    run ahead (hours at 10 Hz), and the saved optimiser put the old lr back, though the log
+    said the field changed.
+    """
+    rng = np.random.default_rng(5)
+    agent = make_agent('state', utd_ratio=1.0)
+    for _ in range(8):
+        agent.update(random_batch(agent, rng))
+    assert agent.updates_due(8) == 0
+    slower = make_agent('state', utd_ratio=0.5, lr=1e-5)
+    slower.load_state_dict(agent.state_dict())
+    assert slower.updates_due(8) == 0 and slower.updates_due(12) == 2   # 0.5 of 4 new steps
+    assert {g['lr'] for o in (slower.actor_opt, slower.critic_opt) for g in o.param_groups} == {
+        1e-5}
+    slower.update(random_batch(slower, rng))
+    again = make_agent('state', utd_ratio=0.5, lr=1e-5)   # and resumed again, unchanged
+    again.load_state_dict(slower.state_dict())
+    assert again.updates_due(12) == 1
+
+
 def test_load_state_dict_rejects_other_dimensions():
     state = make_agent('state').state_dict()
     other = DrQAgent(DrQConfig(variant='state', **TINY), STATE_DIM + 1, ACTION_DIM)
