@@ -35,6 +35,7 @@ from sole_r1_ros.nodes.robot_client import RobotClient
 from sole_r1_ros.nodes.spin import run_node, set_torch_threads
 from sole_r1_ros.rl import (
     ControlLoop, MetricsLogger, OnlineLearner, prepare_observation, Sensors, Teleop)
+from sole_r1_ros.rl.checkpoint import lock_directory
 from sole_r1_ros.sim.metaworld_robot import STATE_SIZE
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -51,6 +52,7 @@ class LearnerNode(LifecycleNode):
         # Before anything that may raise: destroy_node reads them on a half-built node.
         self._threads: list[threading.Thread] = []
         self._metrics: MetricsLogger | None = None
+        self._run_lock = None   # the run directory's checkpoint lock, while configured
         self._entities: list = []
         self._evaluate: EvaluateAction | None = None
         self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
@@ -80,6 +82,7 @@ class LearnerNode(LifecycleNode):
                 c['joints'], node.command_topic, node.gripper_topic,
                 1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall,
                 node.hand_reset_s, node.marker_frame)
+            self._run_lock = lock_directory(f'{node.run_dir}/checkpoints')
             learner = OnlineLearner(
                 c['agent'], c['replay'], c['sensing'].state_dim(STATE_SIZE),
                 self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
@@ -147,7 +150,9 @@ class LearnerNode(LifecycleNode):
             self._robot.destroy()
         if self._metrics is not None:
             self._metrics.close()
-        self.loop = self._robot = self._metrics = self._evaluate = None
+        if self._run_lock is not None:
+            self._run_lock.close()   # another learner may use the run directory now
+        self.loop = self._robot = self._metrics = self._evaluate = self._run_lock = None
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()

@@ -39,6 +39,37 @@ class CheckpointError(RuntimeError):
     """No valid checkpoint could be read (the cause is chained)."""
 
 
+def lock_directory(directory: str | os.PathLike):
+    """Hold the one-writer lock of a checkpoint directory; returns the open lock file.
+
+    Two learners on one directory deleted each other's half-written checkpoints and rotated
+    away each other's finished ones. The lock lives as long as the returned file stays open
+    (closing it, or the process ending, a kill included, releases it).
+
+    Raises:
+        CheckpointError: another process holds it.
+    """
+    import fcntl
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    handle = open(root / '.lock', 'a+', encoding='utf-8')
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or 'another process'
+        handle.close()
+        raise CheckpointError(f'{root} is in use by another learner ({holder}): two would '
+                              "delete each other's checkpoints; stop it, or choose another "
+                              'run_dir') from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f'pid {os.getpid()}\n')
+    handle.flush()
+    return handle
+
+
 @dataclass
 class Checkpoint:
     """A checkpoint's content; ``restore`` puts it into an agent and a buffer.
@@ -94,7 +125,10 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
         meta = {'format_version': FORMAT_VERSION, 'counters': state.counters,
                 'replay': state.replay_meta}
         with open(tmp / 'agent.pt', 'wb') as f:
-            torch.save(state.agent_state, f)
+            try:
+                torch.save(state.agent_state, f)
+            except RuntimeError as exc:   # torch says a full disk so: callers catch OSError
+                raise OSError(f'writing {tmp / "agent.pt"} failed: {exc}') from exc
             _sync(f)
         with open(tmp / 'replay.npz', 'wb') as f:
             np.savez(f, **state.replay_arrays)

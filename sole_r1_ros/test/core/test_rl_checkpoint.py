@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from sole_r1_ros.rl.checkpoint import (  # noqa: E402
-    CheckpointError, list_checkpoints, load_latest, restore, save_checkpoint)
+    CheckpointError, list_checkpoints, load_latest, lock_directory, restore, save_checkpoint)
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig  # noqa: E402
 from sole_r1_ros.rl.drq import DrQAgent  # noqa: E402
 from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer  # noqa: E402
@@ -156,6 +156,29 @@ def test_no_valid_checkpoint_raises_checkpoint_error_with_the_cause(tmp_path):
     with pytest.raises(CheckpointError, match='no valid checkpoint') as info:
         load_latest(tmp_path)
     assert isinstance(info.value.__cause__, CheckpointError)
+
+
+def test_a_directory_has_one_writer_at_a_time(tmp_path):
+    import os
+    held = lock_directory(tmp_path)
+    with pytest.raises(CheckpointError, match=f'in use by another learner \\(pid {os.getpid()}'):
+        lock_directory(tmp_path)
+    held.close()                                       # released: the next one may write
+    lock_directory(tmp_path).close()
+
+
+def test_a_full_disk_while_torch_writes_is_an_os_error_and_leaves_nothing(tmp_path, monkeypatch):
+    """torch raises RuntimeError on a full disk; the stop path catches OSError."""
+    agent, replay = build()
+    first = save_checkpoint(tmp_path, agent, replay, {})
+
+    def full_disk(*args, **kwargs):
+        raise RuntimeError('[enforce fail at inline_container.cc:672] . unexpected pos')
+    monkeypatch.setattr(torch, 'save', full_disk)
+    with pytest.raises(OSError, match='agent.pt'):
+        save_checkpoint(tmp_path, agent, replay, {})
+    assert list_checkpoints(tmp_path) == [first]
+    assert not list(tmp_path.glob('.tmp-ckpt-*'))
 
 
 def test_only_the_last_k_checkpoints_are_kept(tmp_path):

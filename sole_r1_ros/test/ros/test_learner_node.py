@@ -479,6 +479,17 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
     del sim
 
 
+def test_two_learners_never_share_a_run_directory(ros_graph, tmp_path):
+    """They deleted each other's half-written checkpoints and rotated away the finished ones."""
+    first = _learner(ros_graph, tmp_path, activate=False)
+    second = ros_graph.add(LearnerNode(context=ros_graph.context, parameter_overrides=_p(
+        run_dir=str(tmp_path), autostart=False, command__frame_id='world', reset_service='',
+        **_BOX)))
+    assert second.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert first.trigger_cleanup() == TransitionCallbackReturn.SUCCESS   # the lock goes too
+    assert second.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
 def test_a_tf_pose_source_without_tf2_fails_to_configure_with_the_reason(ros_graph, tmp_path):
     try:
         import tf2_ros  # noqa: F401
