@@ -168,7 +168,7 @@ def test_a_directory_has_one_writer_at_a_time(tmp_path):
 
 
 def test_a_full_disk_while_torch_writes_is_an_os_error_and_leaves_nothing(tmp_path, monkeypatch):
-    """PyTorch raises RuntimeError on a full disk; the stop path catches OSError."""
+    """A full disk makes torch.save raise RuntimeError; the stop path catches OSError."""
     agent, replay = build()
     first = save_checkpoint(tmp_path, agent, replay, {})
 
