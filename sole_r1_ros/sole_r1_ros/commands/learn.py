@@ -254,12 +254,20 @@ def _check_same_task(run_dir: Path, params: dict) -> None:
     if not sessions:
         return
     before = load_params(sessions[-1])
-    for node, name, what in (('reward_node', 'goal', 'goal'), ('sim_robot_node', 'task', 'task')):
+    for node, name, what in (('reward_node', 'goal', 'the goal'),
+                             ('sim_robot_node', 'task', 'the task'), *_MEANING):
         old, new = before.get(node, {}).get(name), params.get(node, {}).get(name)
         if old is not None and new is not None and str(old).strip() != str(new).strip():
-            raise ValueError(f'--resume: {run_dir} learnt the {what} {old!r} '
+            raise ValueError(f'--resume: {run_dir} learnt with {what} {old!r} '
                              f'({sessions[-1].name}), not {new!r}: pass --fresh to start over '
                              'there, or choose a new --run-dir')
+
+
+_MEANING = tuple(('learner_node', name, f'learner_node.{name}') for name in (
+    'action_layout', 'command.rotation_actions', 'joint_names', 'observation', 'use_ee_pose',
+    'views')) + (('reward_node', 'backend', 'the reward backend'),)
+'''What a resumed run must keep: the same sizes could mean other actions (joint offsets
+read as end-effector deltas), other inputs, or rewards of another scale in one replay.'''
 
 
 def _move_previous_run(run_dir: Path) -> None:

@@ -265,10 +265,28 @@ def test_resume_refuses_another_goal_or_task(tmp_path):
               'sim_robot_node': {'task': 'drawer-close-v3'}}
     write_params_file(tmp_path / 'params-001.yaml', before)
     _check_same_task(tmp_path, before)                  # the same: resumes
-    with pytest.raises(ValueError, match="learnt the goal 'close the drawer'"):
+    with pytest.raises(ValueError, match="learnt with the goal 'close the drawer'"):
         _check_same_task(tmp_path, {**before, 'reward_node': {'goal': 'open the drawer'}})
-    with pytest.raises(ValueError, match='learnt the task'):
+    with pytest.raises(ValueError, match='learnt with the task'):
         _check_same_task(tmp_path, {**before, 'sim_robot_node': {'task': 'drawer-open-v3'}})
+
+
+def test_resume_refuses_actions_inputs_or_rewards_of_another_meaning(tmp_path):
+    """Same sizes, other meaning: joint offsets read as end-effector deltas, and so on."""
+    from sole_r1_ros.bringup import write_params_file
+    from sole_r1_ros.commands.learn import _check_same_task
+    before = {'reward_node': {'goal': 'g', 'backend': 'transformers'},
+              'learner_node': {'action_layout': 'ee_delta', 'views': ['external', 'wrist'],
+                               'command.rotation_actions': True}}
+    write_params_file(tmp_path / 'params-001.yaml', before)
+    _check_same_task(tmp_path, {**before, 'learner_node': {
+        **before['learner_node'], 'episode_length': 50}})   # a setting of how, not what
+    for node, name, value in (('learner_node', 'action_layout', 'joint_position'),
+                              ('learner_node', 'views', ['wrist', 'external']),
+                              ('reward_node', 'backend', 'compact')):
+        changed = {**before, node: {**before[node], name: value}}
+        with pytest.raises(ValueError, match=f'learnt with .*{name}'):
+            _check_same_task(tmp_path, changed)
 
 
 def test_resume_never_starts_fresh_silently(tmp_path):
