@@ -9,7 +9,7 @@ BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
 	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-gpu lint \
-	compact-model compact-model-erased clean help
+	compact-model compact-model-erased compact-tasks clean help
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
@@ -107,9 +107,10 @@ bench-gpu: setup
 # Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
 # about 7 min, the 34 training tasks again with randomized cameras, lights and colours about
 # 6 min, the object-motion and undoing episodes about 1 min, training 6,244 steps in 10-20 min
-# depending on the CPU and the load (capped at 60 min); 23-28 min in all on a quiet machine, 3.7 GB of memory (sole_r1_ros/data/README.md). The 40 Meta-World
-# tasks it may see (shared/data/compact_train_tasks.txt; the other 10 are kept for others'
-# evaluation); six of them are held out for model selection.
+# depending on the CPU and the load (capped at 60 min); 28-35 min in all from a fresh clone,
+# set-up included, about 4.3 GB of memory at the peak (sole_r1_ros/data/README.md). The 40
+# Meta-World tasks it may see (the project's shared/data/compact_train_tasks.txt; the other 10
+# are kept for others' evaluation); six of them are held out for model selection.
 COMPACT_TASKS := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v3 \
 	button-press-topdown-wall-v3 button-press-v3 coffee-pull-v3 coffee-push-v3 disassemble-v3 \
 	door-close-v3 door-open-v3 door-unlock-v3 drawer-close-v3 drawer-open-v3 faucet-close-v3 \
@@ -128,6 +129,9 @@ COMPACT_TRAIN := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v
 	window-open-v3
 comma := ,
 space := $(empty) $(empty)
+# The 40 tasks, comma-separated, for commands of the data README: ALL=$(make -s compact-tasks)
+compact-tasks:
+	@echo $(subst $(space),$(comma),$(COMPACT_TASKS))
 compact-model: setup
 	$(ENV)
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \

@@ -6,7 +6,7 @@
 # everything since its last periodic checkpoint. The trap passes the stop on as SIGINT (Ctrl-C),
 # waits for the learner's final checkpoint, then for the camera node.
 #
-#   robot.sh [extra learner_node --ros-args words, e.g. -p learner_node:goal:=...]
+#   robot.sh [extra learner_node --ros-args words, e.g. -p learner_node:episode_length:=150]
 # SOLE_R1_PARAMS: the parameter file (default: the installed config/real_robot_learn.yaml);
 # SOLE_R1_RUN_DIR: the learner's run directory (default /runs/real_robot).
 set -u
