@@ -31,6 +31,8 @@ _LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 _NAME = re.compile(r'^ckpt-(\d{8})$')
 _TMP_PREFIX = '.tmp-ckpt-'
+_DELETING_PREFIX = '.deleting-ckpt-'   # renamed so, then deleted: a kill leaves no half
+_FULL_BYTES = 64 << 20   # a torch write failing with less free than this: a full disk
 _FILES = ('agent.pt', 'replay.npz', 'meta.json')
 _MANIFEST = 'manifest.json'
 
@@ -107,14 +109,38 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
 
 
 def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int = 3) -> Path:
-    """Write a ``snapshot`` atomically (the slow part: disk) and retire old checkpoints."""
+    """Write a ``snapshot`` atomically (the slow part: disk) and retire old checkpoints.
+
+    A disk with room for the ``keep`` checkpoints but not one more never took another: on a
+    full disk the oldest verified checkpoint (never the newest) is retired and the write tried
+    once more.
+    """
+    import errno
+
+    try:
+        return _write_checkpoint(directory, state, keep)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC and 'No space left' not in str(exc):
+            raise
+        existing = _numbered(Path(directory))
+        if len(existing) < 2:
+            raise
+        _LOG.warning('no space for checkpoint %d: retiring %s first', existing[0][0] + 1,
+                     existing[-1][1].name)
+        _retire(existing[-1][1])
+        return _write_checkpoint(directory, state, keep)
+
+
+def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int) -> Path:
+    import errno
+
     import torch
 
     if keep < 1:
         raise ValueError(f'keep must be >= 1, got {keep}')
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in root.glob(_TMP_PREFIX + '*'):
+    for stale in [*root.glob(_TMP_PREFIX + '*'), *root.glob(_DELETING_PREFIX + '*')]:
         shutil.rmtree(stale, ignore_errors=True)
     existing = _numbered(root)
     number = existing[0][0] + 1 if existing else 0
@@ -128,7 +154,9 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
             try:
                 torch.save(state.agent_state, f)
             except RuntimeError as exc:   # torch says a full disk so: callers catch OSError
-                raise OSError(f'writing {tmp / "agent.pt"} failed: {exc}') from exc
+                full = shutil.disk_usage(tmp).free < _FULL_BYTES
+                raise OSError(errno.ENOSPC if full else errno.EIO,
+                              f'writing {tmp / "agent.pt"} failed: {exc}') from exc
             _sync(f)
         with open(tmp / 'replay.npz', 'wb') as f:
             np.savez(f, **state.replay_arrays)
@@ -162,7 +190,11 @@ def _retire(path: Path) -> None:
         _LOG.warning('keeping unreadable checkpoint as %s: %s', aside.name, exc)
         os.rename(path, aside)
         return
-    shutil.rmtree(path, ignore_errors=True)
+    # renamed first: a kill in the middle of the delete leaves a folder the next write sweeps,
+    # not a half checkpoint set aside as unreadable for ever
+    doomed = path.with_name(_DELETING_PREFIX + path.name)
+    os.rename(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def list_checkpoints(directory: str | os.PathLike) -> list[Path]:

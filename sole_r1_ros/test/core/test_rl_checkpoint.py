@@ -181,6 +181,34 @@ def test_a_full_disk_while_torch_writes_is_an_os_error_and_leaves_nothing(tmp_pa
     assert not list(tmp_path.glob('.tmp-ckpt-*'))
 
 
+def test_a_disk_with_room_for_the_kept_checkpoints_only_still_takes_the_next(
+        tmp_path, monkeypatch):
+    """On a full disk the oldest checkpoint is retired and the write tried again.
+
+    Old ones were retired only after a new one was written, so a disk that held three never
+    took a fourth: hours of a run with its newest checkpoint going stale. A kill in the middle
+    of a retirement leaves a folder the next write sweeps.
+    """
+    import errno
+    agent, replay = build()
+    for _ in range(3):
+        save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    savez, calls = np.savez, []
+
+    def full_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return savez(*args, **kwargs)
+    monkeypatch.setattr(np, 'savez', full_once)
+    (tmp_path / '.deleting-ckpt-ckpt-00000000').mkdir()   # a retirement a kill cut short
+    newest = save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    assert newest.name == 'ckpt-00000003'
+    assert [p.name for p in list_checkpoints(tmp_path)] == [
+        'ckpt-00000003', 'ckpt-00000002', 'ckpt-00000001']
+    assert not list(tmp_path.glob('.deleting-*'))
+
+
 def test_only_the_last_k_checkpoints_are_kept(tmp_path):
     agent, replay = build()
     for _ in range(4):
