@@ -72,7 +72,7 @@ def _stop_like_docker(command: str, tmp_path) -> tuple[bool, list]:
         finally:
             outer.kill()                     # --kill-child takes the namespace with it
             outer.wait()
-    checkpoints = os.listdir(run_dir / 'checkpoints') if (run_dir / 'checkpoints').exists() else []
+    checkpoints = sorted(p.name for p in (run_dir / 'checkpoints').glob('ckpt-*'))
     return ended, checkpoints
 
 
