@@ -59,7 +59,7 @@ class CommandOutput:
             self._gripper_publisher = node.create_publisher(
                 MESSAGE_TYPES[config.gripper_command_type], gripper_topic, 10)
         self._last: Sensed | None = None   # what the arm was at when last commanded
-        self._hold: tuple[str, object] | None = None   # the target holds repeat until a command
+        self._hold = None   # the joints or pose holds repeat until the next command
         self._previous_target: np.ndarray | None = None
         self._gripper = 0.0
         self._gripper_closed = False
@@ -163,19 +163,18 @@ class CommandOutput:
             if self._hold is None:
                 at = joints if joints is not None else (
                     None if self._last is None else self._last.joint_positions)
-                self._hold = None if at is None else ('joints', hold_joints(at))
+                self._hold = None if at is None else hold_joints(at)
             if self._hold is not None:
                 self._previous_target = None
-                self._publish_joints(self._hold[1], rate_limit=False)
+                self._publish_joints(self._hold, rate_limit=False)
         elif kind == 'twist_stamped':
             self._publish_twist(np.zeros(3), np.zeros(3))
         elif kind == 'pose_stamped':
             if self._hold is None:
-                at = pose if pose is not None else (
+                self._hold = pose if pose is not None else (
                     None if self._last is None else self._last.pose)
-                self._hold = None if at is None else ('pose', at)
             if self._hold is not None:
-                self._publish_pose(self._hold[1].position, self._hold[1].orientation)
+                self._publish_pose(self._hold.position, self._hold.orientation)
         else:
             self._publisher.publish(Float64MultiArray(data=hold_normalized(
                 self._gripper).tolist()))
