@@ -265,11 +265,11 @@ class CameraNode(Node):
         A learner owns its episodes: a new id from here would leave the rest of its episode
         without rewards, so the reset belongs to the learner's own ``~/reset``.
         """
-        topic = self._episode_pub.topic_name
-        if self.count_publishers(topic) > 1:
+        if self._learner_announces():
             response.success = False
-            response.message = (f'another node announces the episodes on {topic} (a learner): '
-                                'call its ~/reset, e.g. /learner_node/reset')
+            response.message = (f'another node announces the episodes on '
+                                f'{self._episode_pub.topic_name} (a learner): call its ~/reset, '
+                                'e.g. /learner_node/reset')
             self.get_logger().warning(f'reset refused: {response.message}')
             return response
         episode = Episode(episode_id=f'episode-{uuid.uuid4().hex[:8]}')
@@ -278,6 +278,10 @@ class CameraNode(Node):
         self._episode_callback(episode)
         response.success, response.message = True, episode.episode_id
         return response
+
+    def _learner_announces(self) -> bool:
+        """Whether another node (a learner) publishes the episodes: they are its, not ours."""
+        return self.count_publishers(self._episode_pub.topic_name) > 1
 
     def _convert(self, msg: Image, view: str):
         """The frame as a tile; raises (the firewall counts it) on an unusable image."""
@@ -330,7 +334,7 @@ class CameraNode(Node):
         under a learner's episodes the frames are refused, said, until they reach it.
         """
         back_s = (self._episode_start_ns - stamp_ns) * 1e-9
-        if self.count_publishers(self._episode_pub.topic_name) <= 1:
+        if not self._learner_announces():
             self.get_logger().warning(f'frames stamped {back_s:.1f} s before their episode '
                                       'began (a camera restarted, or a time reset): a new '
                                       'episode starts')

@@ -87,7 +87,7 @@ class RewardNode(LifecycleNode):
         self.cut_off = 0   # unparseable answers that used every one of max_new_tokens
         self._recent: deque = deque(maxlen=_RECENT_ANSWERS)   # valid or not, newest last
         self._last_error = ''
-        self._unparseable_lock = threading.Lock()   # workers answer in parallel
+        self._counts_lock = threading.Lock()   # the answer counters: workers answer in parallel
         self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
         self._checked_goal: str | None = None
         self._goal_check_lock = threading.Lock()   # reward workers check the goal in parallel
@@ -198,7 +198,7 @@ class RewardNode(LifecycleNode):
             'nearest_trained_goal': f'{coverage.nearest_goal} ({coverage.nearest_task}, '
                                     f'cosine {coverage.similarity:.2f})',
             'goal_runs_nearest_backwards': 'yes' if coverage.reverses_nearest else 'no'}
-        with self._unparseable_lock:
+        with self._counts_lock:
             recent, last_error = list(self._recent), self._last_error
             counts = {'answered': self.answered, 'failed_answers': self.failed,
                       'unparseable_answers': self.unparseable,
@@ -314,7 +314,7 @@ class RewardNode(LifecycleNode):
                              model_id=result.model_id, prompt_hash=result.prompt_hash,
                              latency=float(time.monotonic() - pending.received_s))
         self._progress_pub.publish(msg)
-        with self._unparseable_lock:
+        with self._counts_lock:
             self.answered += 1
             self._recent.append(bool(result.valid))
             if result.error:
@@ -328,7 +328,7 @@ class RewardNode(LifecycleNode):
                                  f'(episode {result.episode_id} step {result.step}; progress '
                                  'carried forward)')
         elif not result.valid:
-            with self._unparseable_lock:
+            with self._counts_lock:
                 self.unparseable += 1
                 self.cut_off += bool(result.cut_off)
             why = (f'cut off at max_new_tokens ({self._engine.config.max_new_tokens}) before '

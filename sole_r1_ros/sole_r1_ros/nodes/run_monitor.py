@@ -25,6 +25,7 @@ from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
+from sole_r1_ros.rl.episodes import in_frame_order
 from sole_r1_ros.rl.metrics import ends_with_newline
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -156,8 +157,8 @@ class RunMonitorNode(Node):
         episode.pop('ended', None)
         episode.pop('result', None)
         # the answer about the latest frame is the final one: a slow model's answer about an
-        # earlier frame can arrive after it (stable sort: equal stamps keep arrival order)
-        progress = [p for _, p in sorted(answers, key=lambda a: a[0])]
+        # earlier frame can arrive after it
+        progress = in_frame_order(answers)
         # an episode no answer came for (the reward server down) is written too, unanswered:
         # left out, it vanished from the curves and the success rates
         episode.update(final_progress=progress[-1] if progress else None,

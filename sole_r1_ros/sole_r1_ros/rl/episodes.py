@@ -11,6 +11,16 @@ from dataclasses import dataclass
 import math
 import threading
 import time
+from typing import Sequence
+
+
+def in_frame_order(answers: Sequence[tuple[int | None, float]]) -> list[float]:
+    """Progress answers ordered by the stamp of the frame each scores (None: earliest).
+
+    Arrival order breaks ties. The last is the episode's final answer, whenever it arrived.
+    """
+    return [progress for _, progress in sorted(
+        answers, key=lambda answer: -1 if answer[0] is None else answer[0])]
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,8 @@ class Evaluation:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._current: str | None = None
-        # (frame stamp or None, arrival order, progress) of each answer, per episode
-        self._progress: dict[str, list[tuple[int | None, int, float]]] = {}
+        # (frame stamp or None, progress) of each answer, per episode, as they arrived
+        self._progress: dict[str, list[tuple[int | None, float]]] = {}
         self._truth: dict[str, bool] = {}
         # (episode, end time, answers then, stamp of its last frame or None)
         self._closing: list[tuple[str, float, int, int | None]] = []
@@ -64,8 +74,7 @@ class Evaluation:
             answers = self._progress.get(episode_id)
             if answers is None:
                 return False
-            answers.append((None if stamp_ns is None else int(stamp_ns), len(answers),
-                            float(progress)))
+            answers.append((None if stamp_ns is None else int(stamp_ns), float(progress)))
             self._changed.notify_all()
             return True
 
@@ -104,7 +113,7 @@ class Evaluation:
                     episode, ended, answers, last_ns = self._closing[0]
                     given = self._progress[episode]
                     late = (len(given) > answers if last_ns is None else any(
-                        stamp is not None and stamp >= last_ns for stamp, _, _ in given))
+                        stamp is not None and stamp >= last_ns for stamp, _ in given))
                     if late or time.monotonic() - ended > self._label_wait_s:
                         self._closing.pop(0)
                         self.finished.append(self._outcome(episode))
@@ -115,11 +124,8 @@ class Evaluation:
                 self._changed.wait(timeout=min(remaining, 0.1))
 
     def _outcome(self, episode: str) -> EpisodeOutcome:
-        given = self._progress.get(episode, [])
-        # the answer about the latest frame; answers without a stamp count as latest-arrived
-        newest = max(given, key=lambda a: (-1 if a[0] is None else a[0], a[1]), default=None)
-        final = newest[2] if newest is not None else 0.0
-        answers = [progress for _, _, progress in given]
+        answers = in_frame_order(self._progress.get(episode, []))
+        final = answers[-1] if answers else 0.0
         return EpisodeOutcome(
             episode_id=episode, final_progress=final,
             success_progress=final >= self.threshold,

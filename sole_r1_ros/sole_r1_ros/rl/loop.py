@@ -417,27 +417,23 @@ class ControlLoop:
             return
         training = not self._episode_is_evaluation
         evaluation = self._evaluation
-        counted = True
+        not_counted = ''   # why an evaluation episode does not measure the policy
         if not training and evaluation is not None:
             with self._lock:
                 cut_short = self._reset_requested and not self._episode_over
-            if cut_short:   # a person's ~/reset: its last answer would be scored as its end
-                logger.warning('evaluation episode %s cut short by a reset: not counted, '
-                               'another begins in its place', self._episode_id)
+            # a person's ~/reset (its last answer would be scored as its end), a person's
+            # verdict (the policy's is not known), the dead-man (live for safety; the score is
+            # not the person's)
+            not_counted = (
+                'was cut short by a reset' if cut_short
+                else f'was ended by a label ({self._label}) after {self._step} steps'
+                if self._label
+                else f'had a human drive {self._intervened} of its {self._step} steps'
+                if self._intervened else '')
+            if not_counted:
+                logger.warning('evaluation episode %s %s: not counted, another begins in its '
+                               'place', self._episode_id, not_counted)
                 evaluation.episode_discarded()
-                counted = False
-            elif self._label:   # a person's verdict cut it short: the policy's is not known
-                logger.warning('evaluation episode %s ended by a label (%s) after %d steps: not '
-                               'counted, another begins in its place', self._episode_id,
-                               self._label, self._step)
-                evaluation.episode_discarded()
-                counted = False
-            elif self._intervened:   # the dead-man stays live for safety; the score is not hers
-                logger.warning('evaluation episode %s: a human drove %d of its %d steps, so it '
-                               'does not measure the policy: not counted, another begins in '
-                               'its place', self._episode_id, self._intervened, self._step)
-                evaluation.episode_discarded()
-                counted = False
             else:
                 evaluation.episode_finished(last_ns=self._last_seen_ns)
         label = self._label
@@ -447,7 +443,7 @@ class ControlLoop:
                                100.0 if label == 'success' else 0.0, overwrite=True)
         self._robot.episode_finished(EpisodeSummary(
             self._episode_id, self._step, not training, self._intervened, label,
-            self.learner.env_steps, counted))
+            self.learner.env_steps, not not_counted))
 
     # -- the learner ----------------------------------------------------------------------------
     def learn(self, keep_going: Callable[[], bool] = lambda: True) -> dict[str, float] | None:
