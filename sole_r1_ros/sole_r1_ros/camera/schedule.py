@@ -4,7 +4,12 @@ A fixed stride alone misses brief events (a grasp, a click) between queries, whi
 paper names as its main failure mode. The robot knows when such things happen: the gripper
 starts or stops moving, or the arm's joint velocities jump (contact, a stop). Those frames are
 queried too, at most once every ``min_gap`` frames so a burst of events cannot flood the model.
+
+Frames are counted at the robot's control rate: a camera faster than the learner (30 or 60 Hz
+under a 10 Hz arm) is thinned to ``frame_rate_hz`` first, or every count and threshold below
+would mean a third or a sixth of the time it says, and the reward load three to six times it.
 """
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,6 +21,12 @@ from sole_r1_ros.configuration import option, validate
 class QueryScheduleConfig:
     """When to query the reward model, in frames of the paired camera stream."""
 
+    frame_rate_hz: float = option(
+        0.0, "thin the paired frames to this rate before counting them: the learner's "
+        'control_rate_hz on a robot whose cameras run faster (stride, min_gap and the '
+        'thresholds below are per frame of the thinned stream); 0 counts every paired frame '
+        '(a simulator that renders once per control step)', range=(0.0, 1000.0),
+        read_only=True)
     stride: int = option(10, "query every N paired frames (10 at a 10 Hz camera: the authors' "
                          'client rate of 1 Hz)', range=(1, 10**6), read_only=True)
     min_gap: int = option(2, 'fewest frames between two queries; an event closer than this is '
@@ -36,6 +47,42 @@ class QueryScheduleConfig:
         if self.min_gap > self.stride:
             raise ValueError(f'QueryScheduleConfig: min_gap must be <= stride, got '
                              f'{self.min_gap} > {self.stride}')
+
+
+class FrameThinner:
+    """Keep frames at ``rate_hz`` on average, by their stamps (0 keeps them all).
+
+    Frames are due on a grid of ``1 / rate_hz``; one is kept from half a camera period before
+    it is due (the camera's period: the median of its recent intervals), so a 30 Hz camera
+    keeps every third frame, one at the control rate keeps every frame through its jitter,
+    and a gap in the stream restarts the grid instead of making a burst after it.
+    """
+
+    def __init__(self, rate_hz: float) -> None:
+        self._period_ns = int(round(1e9 / rate_hz)) if rate_hz > 0 else 0
+        self._intervals: deque = deque(maxlen=16)
+        self._last_ns: int | None = None
+        self.thinned = 0   # frames left out, for /diagnostics
+        self.reset()
+
+    def reset(self) -> None:
+        """A new episode: its first frame is kept."""
+        self._due_ns: int | None = None
+
+    def keep(self, stamp_ns: int) -> bool:
+        if not self._period_ns:
+            return True
+        if self._last_ns is not None and 0 < stamp_ns - self._last_ns < 2 * self._period_ns:
+            self._intervals.append(stamp_ns - self._last_ns)
+        self._last_ns = stamp_ns
+        camera_ns = int(np.median(self._intervals)) if self._intervals else self._period_ns // 2
+        slack = min(self._period_ns, camera_ns) // 2
+        if self._due_ns is not None and stamp_ns < self._due_ns - slack:
+            self.thinned += 1
+            return False
+        due = stamp_ns if self._due_ns is None else self._due_ns
+        self._due_ns = max(due, stamp_ns - slack) + self._period_ns
+        return True
 
 
 class QueryScheduler:

@@ -31,7 +31,8 @@ from std_srvs.srv import Trigger
 
 from sole_r1_interfaces.msg import Episode, RewardQuery, TaskState
 from sole_r1_ros.camera import (
-    encode_tile, FramePairer, PairedFrame, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
+    encode_tile, FramePairer, FrameThinner, PairedFrame, QueryScheduleConfig, QueryScheduler,
+    shrink_to_tile)
 from sole_r1_ros.camera.mask_join import MaskJoin, with_mask_channel
 from sole_r1_ros.camera.robot_eraser import RobotEraser
 from sole_r1_ros.configuration import option, validate
@@ -108,6 +109,7 @@ class CameraNode(Node):
         c = self._configs['node']
         self.firewall = Firewall(self)
         self._scheduler = QueryScheduler(self._configs['schedule'])
+        self._thinner = FrameThinner(self._configs['schedule'].frame_rate_hz)
         self._pairer = FramePairer(c.use_wrist, int(c.max_skew_s * 1e9))
         views = ('external', 'wrist') if c.use_wrist and not c.erased_beside else ('external',)
         # Per view: frames waiting for their robot mask, and the eraser (the external camera
@@ -129,8 +131,9 @@ class CameraNode(Node):
         self._unpaired_seen = 0             # the pairer's drop count at the last status
         # The first frame's tiles: external, wrist, erased external.
         self._first: tuple[CompressedImage, CompressedImage, CompressedImage] | None = None
-        # The episode's newest frames: frame, its erased external view (erased_beside), step,
-        # was it queried. The final query is the newest one stamped before the episode's end.
+        # The episode's newest frames, thinned ones too: frame, its erased external view
+        # (erased_beside), step, was it queried, was it thinned (not yet erased). The final
+        # query is the newest one stamped before the episode's end.
         self._recent: deque = deque(maxlen=_RECENT_FRAMES)
         # Seconds from an image callback's start to its query being published (benchmarks).
         self.query_overhead_s: deque = deque(maxlen=1000)
@@ -243,7 +246,7 @@ class CameraNode(Node):
         self._unpaired_seen = dropped
         self._status_pub.publish(status_message(self, {
             'episode': self._episode_id or '', 'step': self._step,
-            'unpaired_frames': dropped,
+            'unpaired_frames': dropped, 'thinned_frames': self._thinner.thinned,
             **{f'frames_without_robot_mask/{view}': join.dropped
                for view, join in self._mask_joins.items()},
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
@@ -315,6 +318,9 @@ class CameraNode(Node):
             self._start_episode(f'episode-{uuid.uuid4().hex[:8]}', pair.stamp_ns)
         if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
             return  # between episodes (a reset is running), or from before the reset
+        if not self._thinner.keep(pair.stamp_ns):   # not a frame at the control rate: kept
+            self._recent.append((pair, None, self._step, False, True))   # if it ends one
+            return
         erased = None
         if self._erasers:
             pair, erased = self._erased(pair)
@@ -323,7 +329,7 @@ class CameraNode(Node):
         reason = self._scheduler.decide(self._step, self._joints)
         if reason is not None:
             self._send(pair, erased, self._step, reason)
-        self._recent.append((pair, erased, self._step, reason is not None))
+        self._recent.append((pair, erased, self._step, reason is not None, False))
         self._step += 1
 
     def _time_went_back(self, stamp_ns: int) -> None:
@@ -366,13 +372,16 @@ class CameraNode(Node):
         # closing hold's, or ones seen before the announcement arrived) are not the episode's.
         before = [frame for frame in self._recent if frame[0].stamp_ns < start_ns]
         if before and not before[-1][3] and before[-1][2] > 0:
-            pair, erased, step, _ = before[-1]
+            pair, erased, step, _, thinned = before[-1]
+            if thinned and self._erasers:
+                pair, erased = self._erased(pair)
             self._send(pair, erased, step, 'final')  # every episode end gets a label
         self._episode_id = episode_id or None
         self._episode_start_ns, self._ended = start_ns, not episode_id
         self._step, self._first = 0, None
         self._recent.clear()
         self._scheduler.reset()
+        self._thinner.reset()
         self._pairer.clear()
         for eraser in self._erasers.values():
             eraser.reset()   # a new episode: the background is not yet seen

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from sole_r1_ros.camera import (
-    decode_tile, encode_tile, FramePairer, QueryScheduleConfig, QueryScheduler, shrink_to_tile)
+    decode_tile, encode_tile, FramePairer, FrameThinner, QueryScheduleConfig, QueryScheduler,
+    shrink_to_tile)
 
 _MS = 1_000_000
 
@@ -85,8 +86,42 @@ def test_event_inside_min_gap_is_deferred_not_lost():
     assert reasons[7] == 'gripper'                     # deferred to the first allowed frame
 
 
+def _kept(rate_hz: float, stamps_ms) -> list:
+    thinner = FrameThinner(rate_hz)
+    return [ms for ms in stamps_ms if thinner.keep(int(ms * 1e6))]
+
+
+def test_a_30_hz_camera_is_thinned_to_the_control_rate():
+    stamps = [1000 * k / 30 for k in range(90)]                  # 3 s at 30 Hz
+    kept = _kept(10.0, stamps)
+    assert len(kept) == 30 and np.allclose(np.diff(kept), 100.0, atol=0.01)
+
+
+def test_a_camera_at_the_control_rate_with_jitter_keeps_every_frame():
+    jitter = np.random.default_rng(0).uniform(-20, 20, 50)       # +-20 ms at 10 Hz
+    stamps = [100 * k + j for k, j in enumerate(jitter)]
+    assert _kept(10.0, stamps) == stamps
+
+
+def test_a_15_hz_camera_keeps_about_the_control_rate_and_a_gap_makes_no_burst():
+    stamps = [1000 * k / 15 for k in range(150)]                 # 10 s at 15 Hz
+    assert 98 <= len(_kept(10.0, stamps)) <= 102
+    at_30_hz = [1000 * k / 30 for k in range(30)]
+    kept = _kept(10.0, at_30_hz + [2500 + ms for ms in at_30_hz])   # 1.5 s without frames
+    assert kept[10] == 2500 and np.all(np.diff(kept) >= 99.9), kept
+
+
+def test_rate_zero_keeps_every_frame_and_a_reset_keeps_the_next_first_frame():
+    assert _kept(0.0, [0, 1, 2, 3]) == [0, 1, 2, 3]
+    thinner = FrameThinner(10.0)
+    assert thinner.keep(0) and not thinner.keep(10_000_000)
+    thinner.reset()
+    assert thinner.keep(20_000_000) and thinner.thinned == 1
+
+
 @pytest.mark.parametrize('kwargs', [dict(stride=0), dict(stride=5, min_gap=6),
-                                    dict(gripper_speed_threshold=-1)])
+                                    dict(gripper_speed_threshold=-1),
+                                    dict(frame_rate_hz=-10.0)])
 def test_invalid_schedule_config_is_rejected(kwargs):
     with pytest.raises(ValueError):
         QueryScheduleConfig(**kwargs)

@@ -296,6 +296,41 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
         ('c', 1, 'final', 14)]
 
 
+def test_a_30_hz_camera_is_counted_at_the_control_rate_and_ends_on_its_last_frame(ros_graph):
+    """A stride of 1 at frame_rate_hz 10 is one query per 100 ms of stamps, not per frame."""
+    from sole_r1_interfaces.msg import Episode
+    from sole_r1_ros.nodes.camera_node import _LATCHED
+    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('use_wrist', value=False), Parameter('stride', value=1),
+        Parameter('min_gap', value=1), Parameter('frame_rate_hz', value=10.0)]))
+    probe = ros_graph.probe()
+    out = _Sink()
+    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
+    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
+    episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
+    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0)
+    time.sleep(0.3)
+    start = Episode(episode_id='a')
+    start.header.stamp.sec = 1
+    episodes.publish(start)
+    time.sleep(0.1)
+    stamps_ns = [1_000_000_000 + round(k * 1e9 / 30) for k in range(31)]   # 1 s at 30 Hz
+    for k, stamp_ns in enumerate(stamps_ns):
+        if k == 30:   # the episode ends just after its 30th frame, which is not a 10 Hz one
+            end = Episode(episode_id='')
+            end.header.stamp.sec, end.header.stamp.nanosec = divmod(stamps_ns[29] + 1000, 10**9)
+            episodes.publish(end)
+            time.sleep(0.1)
+        msg = array_to_image(np.full((20, 20, 3), k, np.uint8), 'rgb8')
+        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
+        images.publish(msg)
+        time.sleep(0.03)
+    assert ros_graph.wait_for(lambda: any(q.trigger == 'final' for q in out), timeout=5.0)
+    got = [(q.step, q.trigger, q.header.stamp.sec * 10**9 + q.header.stamp.nanosec) for q in out]
+    assert got == [(k, 'stride', stamps_ns[3 * k]) for k in range(1, 10)] + [
+        (10, 'final', stamps_ns[29])], got
+
+
 def test_the_camera_nodes_reset_starts_an_episode_unless_a_learner_announces_them(ros_graph):
     from sole_r1_interfaces.msg import Episode
     from std_srvs.srv import Trigger
