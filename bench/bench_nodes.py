@@ -1,9 +1,10 @@
 """Overhead of camera_node and reward_node per query, apart from model time; frame age.
 
-A 30 Hz camera (external + wrist, 640x480 rgb8) feeds camera_node (stride 10 -> 3 queries/s);
-reward_node answers with a backend that takes a fixed model time, so what is measured is the
-nodes' own work: frame in to query out, query wait, result to message out, and the age of the
-frame when inference starts. Writes bench/results/nodes.json and prints a table.
+A 30 Hz camera (external + wrist, 640x480 rgb8; ``--encoding bgr8`` as many drivers send)
+feeds camera_node (stride 10 -> 3 queries/s); reward_node answers with a backend that takes a
+fixed model time, so what is measured is the nodes' own work: frame in to query out, query
+wait, result to message out, and the age of the frame when inference starts. Writes
+bench/results/nodes.json and prints a table.
 
 Each node spins on its own single-threaded executor, as launched (``--executor``: spinning.py).
 """
@@ -70,6 +71,8 @@ def main() -> int:
     parser.add_argument('--executor', default='per-node', choices=HOW, help=HELP)
     parser.add_argument('--tile-format', default='png', choices=('png', 'jpeg'),
                         help="the camera node's tile_format (png, its default)")
+    parser.add_argument('--encoding', default='rgb8', choices=('rgb8', 'bgr8'),
+                        help="the cameras' encoding (bgr8: OpenCV and many drivers)")
     args = parser.parse_args()
     sys.modules.setdefault('bench_nodes', sys.modules[__name__])
     register_backend('fixed-time', 'bench_nodes:FixedTimeBackend')
@@ -99,7 +102,7 @@ def main() -> int:
     while time.monotonic() - start < args.seconds:
         stamp = source.get_clock().now().to_msg()
         for publisher, view in ((external, 'external_camera'), (wrist, 'wrist_camera')):
-            msg = array_to_image(frames[sent % len(frames)], 'rgb8', msg=Image())
+            msg = array_to_image(frames[sent % len(frames)], args.encoding, msg=Image())
             msg.header.stamp, msg.header.frame_id = stamp, view
             publisher.publish(msg)
         sent += 1
@@ -108,7 +111,7 @@ def main() -> int:
     timing = list(reward.timing)
     result = {
         'executor': args.executor, 'tile_format': args.tile_format, 'camera_hz': args.rate,
-        'image': f'{args.width}x{args.height} rgb8 x2',
+        'image': f'{args.width}x{args.height} {args.encoding} x2',
         'model_time_s': MODEL_TIME_S, 'frames_sent': sent,
         'queries_answered': len(timing),
         'camera_node_frame_in_to_query_out': _ms(camera.query_overhead_s),

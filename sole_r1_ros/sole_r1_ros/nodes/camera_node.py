@@ -288,9 +288,10 @@ class CameraNode(Node):
 
     def _convert(self, msg: Image, view: str):
         """The frame as a tile; raises (the firewall counts it) on an unusable image."""
-        return self._convert_array(image_to_rgb(msg), view)
+        return image_to_rgb(msg, shrink=lambda frame: self._convert_array(frame, view))
 
     def _convert_array(self, frame, view: str):
+        """Shrink to the tile (any channel order or count); raises on a frame too thin."""
         size = self._configs['node'].tile_size
         if min(frame.shape[:2]) * size < max(frame.shape[:2]):
             raise ValueError(f'{view} image of {frame.shape[1]}x{frame.shape[0]} px is too thin '

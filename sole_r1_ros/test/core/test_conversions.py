@@ -100,3 +100,16 @@ def test_array_to_image_fills_a_real_sensor_msgs_image():
     msg = array_to_image(array, 'rgb8')
     assert (msg.height, msg.width, msg.step, msg.encoding) == (6, 8, 24, 'rgb8')
     np.testing.assert_array_equal(image_to_array(msg), array)
+
+
+@pytest.mark.parametrize('encoding,channels', [
+    ('rgb8', 3), ('bgr8', 3), ('rgba8', 4), ('bgra8', 4), ('mono8', 1), ('mono16', 1)])
+def test_shrinking_before_the_channels_are_reordered_gives_the_same_tile(encoding, channels):
+    from sole_r1_ros.camera import shrink_to_tile
+    rng = np.random.default_rng(3)
+    dtype = np.uint16 if encoding == 'mono16' else np.uint8
+    shape = (72, 128) if channels == 1 else (72, 128, channels)
+    msg = _msg(rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype), encoding)
+    tile = image_to_rgb(msg, shrink=lambda frame: shrink_to_tile(frame, 32))
+    assert tile.shape == (18, 32, 3) and tile.flags.c_contiguous
+    np.testing.assert_array_equal(tile, shrink_to_tile(image_to_rgb(msg), 32))
