@@ -705,6 +705,7 @@ class _Session:
 
     def _plot(self) -> None:
         from sole_r1_ros.viz.curves import plot_learning_curves
+        self.monitor.write_ended(wait_s=3.0)   # the last episodes' lines, in the curves too
         if plot_learning_curves(self.run_dir / 'episodes.jsonl',
                                 self.run_dir / 'logs' / 'metrics.jsonl',
                                 self.run_dir / 'learning_curves.png', title=self.request.goal):

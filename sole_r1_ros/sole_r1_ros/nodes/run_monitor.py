@@ -220,6 +220,22 @@ class RunMonitorNode(Node):
         if video is not None:
             video.close()
 
+    def write_ended(self, wait_s: float) -> None:
+        """Write the ended episodes now, after up to ``wait_s`` for their results and answers.
+
+        For the curves drawn as the run stops: the lines would otherwise come at ``close``,
+        after the plot, and the run's last episodes (its final evaluation's too) be missing.
+        """
+        deadline = time.monotonic() + min(wait_s, self._answer_wait_s())
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._closing:
+                    return
+            time.sleep(0.05)
+        with self._lock:
+            for episode in list(self._closing.values()):
+                self._write_if_complete(episode, force=True)
+
     def close(self) -> None:
         with self._lock:
             for episode in [*self._closing.values(), self._episode]:

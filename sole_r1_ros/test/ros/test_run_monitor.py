@@ -87,3 +87,23 @@ def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept
     # an evaluation episode the evaluation did not score says so (evaluation.json's count)
     assert rows['episode-2']['counted'] is False and 'counted' not in rows['episode-1']
     assert 'progress 96%' in monitor.summary()   # the unanswered one is left out of it
+
+
+def test_the_ended_episodes_are_written_before_the_curves_are_drawn(ros_graph, tmp_path):
+    """An ended episode whose result never came was written only at close, after the plot."""
+    lines = tmp_path / 'episodes.jsonl'
+    monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
+    episodes.publish(Episode(episode_id='episode-1'))
+    assert ros_graph.wait_for(lambda: monitor._episode is not None)
+    answers.publish(ProgressReward(episode_id='episode-1', progress=70.0, latency=0.2))
+    assert ros_graph.wait_for(lambda: len(monitor._episode['progress']) == 1)
+    episodes.publish(Episode(episode_id='episode-2'))   # the run stops in it, no result yet
+    assert ros_graph.wait_for(lambda: monitor._episode['episode_id'] == 'episode-2')
+    time.sleep(1.2)   # past the answer wait: the line waits for the result alone
+    assert not lines.read_text()
+    monitor.write_ended(wait_s=3.0)
+    [line] = [json.loads(text) for text in lines.read_text().splitlines()]
+    assert (line['episode_id'], line['final_progress']) == ('episode-1', 70.0)
+    monitor.close()   # the running episode at close; episode-1 not twice
+    assert [json.loads(t)['episode_id'] for t in lines.read_text().splitlines()] == [
+        'episode-1', 'episode-2']
