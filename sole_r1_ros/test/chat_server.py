@@ -17,8 +17,9 @@ def completion(text: str = REPLY) -> dict:
 class ChatServer:
     """A keep-alive chat-completions server on localhost.
 
-    ``script(n, server, body, headers) -> (status, reply)`` decides the n-th POST's reply; the
-    server records every POST, the client ports it saw and the most POSTs in flight at once.
+    ``script(n, server, body, headers) -> (status, reply[, reply_headers])`` decides the n-th
+    POST's reply; the server records every POST, the client ports it saw and the most POSTs in
+    flight at once.
     """
 
     def __init__(self, script, port=0):
@@ -48,15 +49,17 @@ class ChatServer:
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
                     count = len(server.posts)
                 try:
-                    status, reply = script(count, server, body, dict(self.headers))
+                    status, reply, *headers = script(count, server, body, dict(self.headers))
                 finally:
                     with server.lock:
                         server.in_flight -= 1
-                self._send(status, reply)
+                self._send(status, reply, *headers)
 
-            def _send(self, status, reply):
+            def _send(self, status, reply, headers=None):
                 data = reply if isinstance(reply, bytes) else json.dumps(reply).encode()
                 self.send_response(status)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header('Content-Type', 'application/json')
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()

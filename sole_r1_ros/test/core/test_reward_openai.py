@@ -5,8 +5,11 @@ the API key kept secret.
 """
 import base64
 import dataclasses
+import datetime
+import email.utils
 import io
 import logging
+import re
 import socket
 import threading
 import time
@@ -318,6 +321,33 @@ def test_persistent_server_error_is_that_replys_error_after_its_retries(serve):
     [reply] = backend.generate([request])
     assert reply.text == '' and 'after 3 attempts: HTTP 503' in reply.error
     assert len(server.posts) == 3
+
+
+def test_a_rate_limit_is_retried_after_the_wait_the_server_asks(serve):
+    """HTTP 429's Retry-After: a retry at the client's own backoff (10 ms) is refused again."""
+    times = []
+
+    def limited(n, *_):
+        times.append(time.monotonic())
+        return (429, {'error': 'rate limited'}, {'Retry-After': '1'}) if n == 1 else (
+            200, completion())
+    server = serve(limited)
+    backend, request = _backend_and_request(serve, _config(server.url))
+    [reply] = backend.generate([request])
+    assert reply.error is None and len(server.posts) == 2
+    assert times[1] - times[0] >= 0.95
+
+
+def test_a_rate_limit_asking_past_the_deadline_is_said_not_waited_for(serve):
+    when = email.utils.format_datetime(datetime.datetime.now(datetime.timezone.utc)
+                                       + datetime.timedelta(seconds=60), usegmt=True)
+    server = serve(lambda *_: (429, {'error': 'rate limited'}, {'Retry-After': when}))
+    backend, request = _backend_and_request(serve, _config(server.url))
+    started = time.monotonic()
+    [reply] = backend.generate([request])
+    assert time.monotonic() - started < 2.0 and len(server.posts) == 1
+    assert 'HTTP 429' in reply.error   # an HTTP date is whole seconds: 59 or 60 left
+    assert re.search(r'\(retry after (59|60) s, the server says\)', reply.error), reply.error
 
 
 def test_client_error_is_not_retried(serve):

@@ -17,9 +17,12 @@ import asyncio
 import base64
 import concurrent.futures
 import dataclasses
+import datetime
+import email.utils
 import io
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -274,10 +277,11 @@ class OpenAIBackend:
         failure is then said as it is (a refused connection), not as a timeout.
         """
         options = self._options
-        reason, connect_failed, made = '', False, 0
+        reason, connect_failed, made, asked_s = '', False, 0, 0.0
         for attempt in range(options.max_retries + 1):
             if attempt:
-                delay_s = options.retry_backoff_s * 2 ** (attempt - 1)
+                # a rate limit's Retry-After is the server's: a retry sooner is refused again
+                delay_s = max(options.retry_backoff_s * 2 ** (attempt - 1), asked_s)
                 if asyncio.get_running_loop().time() + delay_s >= deadline:
                     break
                 logger.debug('%s: %s; retry %d/%d in %.2f s', self._name, reason, attempt,
@@ -304,6 +308,9 @@ class OpenAIBackend:
                 return self._parse(response)
             reason = self._redact(f'HTTP {response.status_code}: {response.text[:200]!r}')
             connect_failed = False
+            asked_s = _retry_after_s(response.headers.get('retry-after'))
+            if asked_s:
+                reason += f' (retry after {math.ceil(asked_s)} s, the server says)'
             if response.status_code not in _RETRY_STATUS:
                 raise BackendError(self._redact(f'{self._url} answered {reason}'))
         if connect_failed:
@@ -411,6 +418,23 @@ class OpenAIBackend:
         if self._name != self._root:
             text = text.replace(self._root, self._name)
         return text.replace(self._api_key, '***') if self._api_key else text
+
+
+def _retry_after_s(value: str | None) -> float:
+    """A ``Retry-After`` header's wait in seconds (delta seconds or an HTTP date); 0 if none."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds())
 
 
 def _describe(exc: Exception) -> str:
