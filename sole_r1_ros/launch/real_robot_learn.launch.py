@@ -30,7 +30,7 @@ def _learner(context, ns, params, remappings, sim_time) -> list:
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
         output='screen', remappings=remappings, parameters=[params, {
-            'autostart': False, 'run_dir': as_text('run_dir'),
+            'autostart': False, 'run_dir': as_text('run_dir'), 'goal': as_text('goal'),
             'use_sim_time': sim_time, **given(context, {'command_topic': 'command_topic'})}],
         # Ctrl-C: launch sends SIGTERM after sigterm_timeout and SIGKILL 5 s later (10 s in
         # all by default), which could cut the final checkpoint (stop_budget_s) short

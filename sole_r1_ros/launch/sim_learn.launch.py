@@ -29,7 +29,8 @@ def generate_launch_description() -> LaunchDescription:
     params = LaunchConfiguration('params_file')
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
-        output='screen', parameters=[params, {'autostart': False, 'run_dir': as_text('run_dir')}],
+        output='screen', parameters=[params, {
+            'autostart': False, 'run_dir': as_text('run_dir'), 'goal': as_text('goal')}],
         sigterm_timeout='20')   # the final checkpoint, as in real_robot_learn.launch.py
     return LaunchDescription([
         DeclareLaunchArgument('goal', default_value='close the drawer'),

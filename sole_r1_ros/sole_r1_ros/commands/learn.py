@@ -21,6 +21,7 @@ import threading
 import time
 
 _STARTUP_TIMEOUT_S = 240.0
+_DISCOVERY_S = 1.2   # listened for another run's nodes, which report every second
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
 
 
@@ -296,7 +297,8 @@ def _params(request: LearnRequest, resume: bool) -> dict:
     if not request.sim_task:
         params.pop('sim_robot_node', None)
     params.setdefault('reward_node', {})['goal'] = request.goal
-    params.setdefault('learner_node', {}).update(run_dir=str(request.run_dir), resume=resume)
+    params.setdefault('learner_node', {}).update(run_dir=str(request.run_dir), resume=resume,
+                                                 goal=request.goal)
     if request.sim_task:
         params.setdefault('sim_robot_node', {})['task'] = request.sim_task
     if request.reward:
@@ -496,6 +498,9 @@ class _Session:
         code, plot = 0, None
         try:
             with BackgroundSpinner(self.monitor):
+                code = self._refuse_a_run_beside()
+                if code:
+                    return code
                 try:
                     self.graph.start()
                     code = self._start_up()
@@ -536,6 +541,29 @@ class _Session:
             os._exit(code)
         return code
 
+    def _refuse_a_run_beside(self) -> int:
+        """2 when another run's learner or reward node is alive in this namespace and domain.
+
+        Two runs of one namespace on one ROS domain drive each other's robot and pay each
+        other's rewards. A live node reports on ``/diagnostics`` every second, which the
+        monitor reads (a crashed run's nodes stay in the graph's names for a while; they do
+        not report), so a little over a second is listened before this run's nodes start.
+        """
+        deadline, found = time.monotonic() + _DISCOVERY_S, []
+        while not found and time.monotonic() < deadline and not self.signals:
+            time.sleep(0.05)
+            found = [node for node in ('learner_node', 'reward_node')
+                     if node in self.monitor.status]
+        if not found:
+            return 0
+        where = '/' + self.request.namespace.strip('/')
+        print(f'sole-r1 learn: another run or launch has a {found[0]} in namespace {where} on '
+              f"this ROS graph (ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}). Two "
+              "would drive each other's robot and pay each other's rewards: stop it, or give "
+              'this run --namespace NAME or another ROS_DOMAIN_ID', file=sys.stderr, flush=True)
+        self._forget_session()
+        return 2
+
     def _start_up(self) -> int:
         """Wait until the learner reports (configured, active); 2 when a node failed."""
         deadline = time.monotonic() + _STARTUP_TIMEOUT_S
@@ -573,10 +601,17 @@ class _Session:
                   'task or use SOLE-R1 (README: "Use SOLE-R1 instead").', flush=True)
 
     def _forget_session(self) -> None:
-        """A failed start leaves no parameters file and no empty bag behind (logs stay)."""
+        """A failed start leaves no parameters file, no empty bag, no empty episode list.
+
+        The logs stay. An episode list, even empty, would make the next start ask for
+        ``--fresh`` as if a run were there.
+        """
         import shutil
         self.params_file.unlink(missing_ok=True)
         shutil.rmtree(self.run_dir / f'bag-{self.session:03d}', ignore_errors=True)
+        episodes = self.run_dir / 'episodes.jsonl'
+        if episodes.exists() and episodes.stat().st_size == 0:
+            episodes.unlink()
 
     def _learn(self) -> int:
         from tqdm import tqdm

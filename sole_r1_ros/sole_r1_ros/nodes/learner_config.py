@@ -35,6 +35,9 @@ class LearnerNodeConfig:
                                  'learner to take longer) [s]', range=(0.0, 600.0),
                                  read_only=True)
     run_dir: str = option('runs/learner', 'checkpoints and logs go here', read_only=True)
+    goal: str = option('', "the task in words, the reward node's goal: kept in the checkpoints, "
+                       "and a resume with another goal is refused ('': not checked)",
+                       read_only=True)
     marker_frame: str = option('world', "frame_id of the 'who drives' marker (rviz's fixed "
                                'frame; the reward marker is in it too)', read_only=True)
     resume: bool = option(True, 'continue from the newest valid checkpoint in run_dir (none: '

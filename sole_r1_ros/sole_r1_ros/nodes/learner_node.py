@@ -42,6 +42,20 @@ _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+def _meaning(c) -> dict:
+    """What this run's actions, inputs and rewards mean: a resume with another is refused.
+
+    The launch files resume a run_dir without asking (``sole-r1 learn`` checks its own
+    parameters files too), and a replay of another goal's rewards, or joint offsets read as
+    end-effector deltas, loads silently where the sizes match.
+    """
+    sensing = c['sensing']
+    return {'goal': c['node'].goal, 'action_layout': c['node'].action_layout,
+            'rotation_actions': c['command'].rotation_actions,
+            'joint_names': list(sensing.joint_names), 'observation': sensing.observation,
+            'use_ee_pose': sensing.use_ee_pose, 'views': list(sensing.views)}
+
+
 class LearnerNode(LifecycleNode):
     """Actor and learner threads around a ``ControlLoop``; commands stop when inactive."""
 
@@ -86,7 +100,7 @@ class LearnerNode(LifecycleNode):
             learner = OnlineLearner(
                 c['agent'], c['replay'], c['sensing'].state_dim(STATE_SIZE),
                 self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
-                stamp_tolerance_s=0.5 / c['loop'].control_rate_hz)
+                stamp_tolerance_s=0.5 / c['loop'].control_rate_hz, meaning=_meaning(c))
             if node.resume and learner.resume():
                 self.get_logger().info(f'resumed from checkpoint: {learner.counters()}')
             elif node.resume:   # a relative run_dir from another folder would land here too

@@ -13,6 +13,7 @@ it; the learner node and the benchmarks share both.
 """
 from collections import OrderedDict
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -24,7 +25,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from sole_r1_ros.rl.checkpoint import (
-    list_checkpoints, load_latest, restore, snapshot, write_checkpoint)
+    CheckpointError, list_checkpoints, load_latest, restore, snapshot, write_checkpoint)
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 
@@ -43,8 +44,15 @@ class OnlineLearner:
 
     def __init__(self, agent_config: DrQConfig, replay_config: ReplayConfig, state_dim: int,
                  action_dim: int, checkpoint_dir: str | os.PathLike | None = None,
-                 stamp_tolerance_s: float = 0.05, keep_checkpoints: int = 3) -> None:
+                 stamp_tolerance_s: float = 0.05, keep_checkpoints: int = 3,
+                 meaning: dict[str, Any] | None = None) -> None:
+        """Build the agent and replay; ``meaning`` says what the run's data mean.
+
+        ``meaning`` (the goal, the action layout, ... JSON-able) is kept in every checkpoint
+        beside the counters, and a resume with another is refused.
+        """
         from sole_r1_ros.rl.drq import DrQAgent   # torch loads here, not at import
+        self.meaning = dict(meaning or {})
         self.agent = DrQAgent(agent_config, state_dim, action_dim)
         image_keys = agent_config.image_keys if agent_config.variant == 'pixels' else ()
         # The buffer compares our stamps (seconds) with labels; matching happens here already.
@@ -198,7 +206,8 @@ class OnlineLearner:
         if self._checkpoint_dir is None:
             return None
         with self._lock:   # a consistent copy in memory; the actor waits only for that
-            state = snapshot(self.agent, self.replay, self.counters())
+            state = snapshot(self.agent, self.replay,
+                             {**self.counters(), 'meaning': self.meaning})
         return write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
 
     def resume(self) -> bool:
@@ -214,6 +223,7 @@ class OnlineLearner:
         if self._checkpoint_dir is None or not list_checkpoints(self._checkpoint_dir):
             return False
         checkpoint = load_latest(self._checkpoint_dir)
+        self._check_meaning(checkpoint.counters.get('meaning') or {})
         counters = restore(checkpoint, self.agent, self.replay)
         self.episode_index = int(counters['episode_index'])
         self.env_steps = int(counters['env_steps'])
@@ -222,12 +232,30 @@ class OnlineLearner:
         self.episode_name, self.step = None, 0
         return True
 
+    def _check_meaning(self, saved: dict[str, Any]) -> None:
+        """Refuse a run that learnt another goal or actions (sizes alike load silently)."""
+        for name, now in self.meaning.items():
+            before = saved.get(name)
+            if before in (None, '') or now in (None, ''):
+                continue   # not said then or now: nothing to compare
+            if _plain(before) != _plain(now):
+                raise CheckpointError(
+                    f'{self._checkpoint_dir.parent} learnt with {name} {before!r}, not {now!r}: '
+                    'its policy and replay would serve another task. Give this run another '
+                    'run_dir, or move that one aside (sole-r1 learn --fresh does)')
+
     def stats(self) -> dict[str, float]:
         stats = dict(self.replay.stats())
         stats.update(self.counters(), updates=self.agent.updates,
                      unmatched_labels=self.unmatched_labels,
                      rejected_labels=self.rejected_labels)
         return stats
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON gives it back (tuples are lists), words without edge spaces."""
+    value = json.loads(json.dumps(value))
+    return value.strip() if isinstance(value, str) else value
 
 
 def _with_tolerance(config: ReplayConfig, tolerance_s: float) -> ReplayConfig:

@@ -82,10 +82,10 @@ class Clock:
         return self.now
 
 
-def _learner(tmp_path=None, **replay):
+def _learner(tmp_path=None, meaning=None, **replay):
     return OnlineLearner(DrQConfig(seed_steps=0, batch_size=4),
                          ReplayConfig(min_labelled=1, capacity=200, **replay), 3, 4,
-                         checkpoint_dir=tmp_path, stamp_tolerance_s=0.05)
+                         checkpoint_dir=tmp_path, stamp_tolerance_s=0.05, meaning=meaning)
 
 
 def _loop(robot, learner=None, human=None, clock=None, **config):
@@ -592,3 +592,24 @@ def test_evaluation_closes_an_episode_without_answers_after_the_wait():
     assert evaluation.wait_episode(timeout=1.0)
     assert evaluation.finished[0].final_progress == 0.0
     assert np.isnan(evaluation.result(lambda **kw: kw)['success_rate_ground_truth'])
+
+
+def test_resume_refuses_a_run_of_another_goal_or_action_layout(tmp_path):
+    """A launch file resumes its run_dir without asking: another goal loaded silently."""
+    meaning = {'goal': 'close the drawer', 'action_layout': 'ee_delta', 'views': ('external',)}
+    learner = _learner(tmp_path / 'run', meaning=meaning)
+    learner.start_episode('ep')
+    learner.record({'state': np.zeros(3, np.float32)}, np.zeros(4, np.float32), 10**9)
+    learner.save()
+    with pytest.raises(CheckpointError, match="learnt with goal 'close the drawer', not "
+                                              "'open the drawer'"):
+        _learner(tmp_path / 'run', meaning={**meaning, 'goal': 'open the drawer'}).resume()
+    with pytest.raises(CheckpointError, match='action_layout'):
+        _learner(tmp_path / 'run', meaning={**meaning, 'action_layout': 'joint_position'}).resume()
+    # the same run (a list for the tuple, edge spaces), or a goal not given, resumes
+    assert _learner(tmp_path / 'run', meaning={**meaning, 'goal': ' close the drawer ',
+                                               'views': ['external']}).resume()
+    assert _learner(tmp_path / 'run', meaning={**meaning, 'goal': ''}).resume()
+    old = _learner(tmp_path / 'old')                 # a checkpoint from before: nothing said
+    old.save()
+    assert _learner(tmp_path / 'old', meaning=meaning).resume()

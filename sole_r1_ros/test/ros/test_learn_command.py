@@ -1,6 +1,7 @@
 """`sole-r1 learn` end to end in a subprocess: checkpoints, bags, resume, signals, checks."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -318,6 +319,31 @@ def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 2 and 'reward_node failed to start' in output, output[-2000:]
     assert not list(run_dir.glob('params-*')) and not list(run_dir.glob('bag-*'))
+
+
+@pytest.mark.timeout(300)
+def test_a_second_run_in_the_same_namespace_and_domain_is_refused(tmp_path):
+    """Two runs on one graph drove each other's simulator and paid each other's rewards."""
+    log = open(tmp_path / 'first.log', 'w')
+    first = _learn(tmp_path / 'first', steps=100_000, log=log)
+    try:
+        deadline = time.monotonic() + 180
+        while 'learning' not in (tmp_path / 'first.log').read_text():
+            assert first.poll() is None and time.monotonic() < deadline, (
+                (tmp_path / 'first.log').read_text()[-3000:])
+            time.sleep(0.5)
+        second = _learn(tmp_path / 'second', steps=10)
+        output, _ = second.communicate(timeout=120)
+        assert second.returncode == 2, output[-3000:]
+        assert re.search('another run or launch has a (learner|reward)_node in namespace / on '
+                         'this ROS graph', output) and '--namespace' in output, output[-3000:]
+        # nothing a next start would take for a run: no parameters, bag, episodes, summary
+        assert not list((tmp_path / 'second').iterdir())
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=60)
+        log.close()
+    assert first.returncode == 128 + signal.SIGINT
 
 
 @pytest.mark.timeout(240)

@@ -467,7 +467,7 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
     saved = load_latest(tmp_path / 'checkpoints')
     assert saved.counters['env_steps'] > 0 and saved.replay_meta['counts']['applied'] > 0
     again = _learner(ros_graph, tmp_path, activate=False, resume=True, episode_length=15)
-    assert again.learner.counters() == saved.counters
+    assert {**again.learner.counters(), 'meaning': again.learner.meaning} == saved.counters
     assert again.learner.replay.stats()['labels_applied'] == saved.replay_meta['counts'][
         'applied']
     arrays = saved.replay_arrays                       # a frame the run had labelled
@@ -488,6 +488,24 @@ def test_two_learners_never_share_a_run_directory(ros_graph, tmp_path):
     assert second.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert first.trigger_cleanup() == TransitionCallbackReturn.SUCCESS   # the lock goes too
     assert second.trigger_configure() == TransitionCallbackReturn.SUCCESS
+
+
+def test_a_run_directory_of_another_goal_is_not_resumed(ros_graph, tmp_path):
+    """The launch files resume run_dir as it is: another goal's policy and rewards loaded."""
+    logs = Sink()
+    ros_graph.probe().create_subscription(Log, '/rosout', logs, ROSOUT_QOS)
+    first = _learner(ros_graph, tmp_path, activate=False, goal='close the drawer')
+    first.learner.save()
+    assert first.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    again = ros_graph.add(LearnerNode(
+        context=ros_graph.context, cli_args=own_name('learner_of_another_goal'),
+        parameter_overrides=_p(run_dir=str(tmp_path), autostart=False, goal='open the drawer',
+                               command__frame_id='world', reset_service='', **_BOX)))
+    assert again.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert ros_graph.wait_for(lambda: any(
+        m.name.endswith('learner_of_another_goal') and "learnt with goal 'close the drawer', "
+        "not 'open the drawer'" in m.msg for m in logs.messages), timeout=5.0)
+    _learner(ros_graph, tmp_path, activate=False, goal='close the drawer')   # its own goal
 
 
 def test_a_tf_pose_source_without_tf2_fails_to_configure_with_the_reason(ros_graph, tmp_path):
