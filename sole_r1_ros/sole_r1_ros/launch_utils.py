@@ -108,10 +108,14 @@ def reward_node(context, namespace, params, extra: Mapping | None = None) -> lis
 def configure_and_activate(lifecycle_node) -> list:
     """Launch entities that configure ``lifecycle_node`` at start and activate it once inactive.
 
-    Anchor: ros2/demos lifecycle_py and nav2's lifecycle manager do the same two steps.
+    Only a configure activates it: a person's ``deactivate`` (inactive again, from
+    deactivating) must hold the robot, not be undone a moment later. A configure that fails
+    ends the launch: a learner with no reward node, or a reward node with no learner, would
+    run on without learning anything. Anchor: ros2/demos lifecycle_py and nav2's lifecycle
+    manager do the same two steps.
     """
-    from launch.actions import EmitEvent, RegisterEventHandler
-    from launch.events import matches_action
+    from launch.actions import EmitEvent, LogInfo, RegisterEventHandler
+    from launch.events import matches_action, Shutdown
     from launch_ros.event_handlers import OnStateTransition
     from launch_ros.events.lifecycle import ChangeState
     from lifecycle_msgs.msg import Transition
@@ -120,9 +124,15 @@ def configure_and_activate(lifecycle_node) -> list:
         return EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(lifecycle_node),
                                            transition_id=transition_id))
 
+    failed = (f'{lifecycle_node.node_executable} failed to configure (its log above says why): '
+              'stopping the launch')
     return [
         RegisterEventHandler(OnStateTransition(
-            target_lifecycle_node=lifecycle_node, goal_state='inactive',
-            entities=[change(Transition.TRANSITION_ACTIVATE)])),
+            target_lifecycle_node=lifecycle_node, start_state='configuring',
+            goal_state='inactive', entities=[change(Transition.TRANSITION_ACTIVATE)])),
+        RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=lifecycle_node, start_state='configuring',
+            goal_state='unconfigured',
+            entities=[LogInfo(msg=failed), EmitEvent(event=Shutdown(reason=failed))])),
         change(Transition.TRANSITION_CONFIGURE),
     ]
