@@ -25,7 +25,9 @@ def test_compose_runs_the_reward_node_on_a_gpu_and_the_rest_by_the_robot():
     gpu = services['reward']['deploy']['resources']['reservations']['devices'][0]
     assert gpu['capabilities'] == ['gpu']
     robot_script = open(os.path.join(_REPO, 'docker', 'robot.sh')).read()
-    assert services['robot']['command'] == 'bash /ws/src/sole_r1_ros/docker/robot.sh'
+    # the learner gets the goal as the reward node does: it refuses a run of another goal
+    assert services['robot']['command'] == ('bash /ws/src/sole_r1_ros/docker/robot.sh '
+                                            '-p learner_node:goal:="${GOAL:-close the drawer}"')
     assert 'learner_node' in robot_script and 'camera_node' in robot_script
     for name in ('robot', 'sim'):   # the learner's stop budget + its final checkpoint
         assert int(services[name]['stop_grace_period'].rstrip('s')) >= 30, name
