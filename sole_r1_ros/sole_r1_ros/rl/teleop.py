@@ -65,8 +65,10 @@ class TeleopConfig:
                                  range=_BUTTON)
     num_axes: int = option(6, 'axes every Joy message must have (0 = any count that includes '
                            'the mapped axes)', range=(0, 64))
-    num_buttons: int = option(2, 'buttons every Joy message must have (0 = any count that '
-                              'includes the mapped buttons)', range=(0, 64))
+    num_buttons: int = option(0, 'buttons every Joy message must have (0 = any count that '
+                              'includes the mapped buttons: spacenav grows the list as a '
+                              "SpaceMouse's further buttons are first pressed, and an exact "
+                              'count then held the robot for good)', range=(0, 64))
     timeout_s: float = option(0.5, 'while the dead-man is held, Joy silence this long holds '
                               "the robot [s] (joy's autorepeat_rate keeps messages coming); at "
                               'most 1 s, as the last motion repeats until then',
@@ -182,7 +184,7 @@ class Teleop:
         self._gripper = 0.0
         self._heard = -math.inf
         self._invalid_until, self._invalid_reason = -math.inf, ''
-        self._previous = np.zeros(0, dtype=bool)
+        self._previous: np.ndarray | None = np.zeros(0, dtype=bool)
         self._labels: list[str] = []
 
     def reconfigure(self, config: TeleopConfig) -> None:
@@ -190,12 +192,14 @@ class Teleop:
 
         The buttons may mean something else now, so a human in control is handed back; the
         next message is read under the new mapping (a dead-man held there takes over again).
+        Buttons held through the change are not presses: a label button held then ended the
+        episode.
         """
         with self._lock:
             self._config = config
             self._engaged = False
             self._action[:] = 0.0
-            self._previous = np.zeros(0, dtype=bool)
+            self._previous = None   # the next message is the baseline of the presses
 
     @property
     def heard(self) -> bool:
@@ -236,6 +240,8 @@ class Teleop:
             self._invalid_until = -math.inf
             self._heard = now
             pressed = np.asarray(buttons, dtype=np.float64).reshape(-1) != 0
+            if self._previous is None:
+                self._previous = pressed
             events = self._events(pressed, gripper_now)
             self._previous = pressed
             if self._engaged:
