@@ -59,19 +59,25 @@ class RecorderConfig:
                                      "'name=pkg/msg/Type'")
 
     def recorded(self) -> tuple[str, ...]:
-        """``topics`` and ``extra_topics``, each topic once (the first entry wins)."""
-        seen, out = set(), []
+        """``topics`` and ``extra_topics``, each topic once.
+
+        An ``extra_topics`` entry replaces a ``topics`` one of the same name: a gripper sent
+        as a trajectory on the default gripper topic was recorded as Float64MultiArray, which
+        matched nothing, and not at all.
+        """
+        entries: dict[str, str] = {}
         for entry in self.topics + self.extra_topics:
-            name = entry.partition('=')[0].lstrip('/')
-            if name not in seen:
-                seen.add(name)
-                out.append(entry)
-        return tuple(out)
+            entries[entry.partition('=')[0].lstrip('/')] = entry
+        return tuple(entries.values())
 
 
 SECTIONS = {'recorder': (RecorderConfig, '')}
-_LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
-                      durability=DurabilityPolicy.TRANSIENT_LOCAL)
+# An episode's end and the next start come a moment apart: depth 1 kept only the start, and
+# the bag lost every end (the camera node reads them with the same depth).
+_EPISODES = QoSProfile(depth=8, reliability=ReliabilityPolicy.RELIABLE,
+                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
+_SENSOR_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage',
+                 'sensor_msgs/msg/CameraInfo', 'sensor_msgs/msg/PointCloud2')
 
 
 def _message_class(msgtype: str):
@@ -80,10 +86,15 @@ def _message_class(msgtype: str):
 
 
 def _qos(topic: str, msgtype: str):
-    if msgtype in ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CameraInfo') and topic.startswith(
-            'camera/'):
+    """The subscription's QoS: by the message type for cameras, by the name for episodes.
+
+    Sensor-data QoS for camera types whatever the name (a driver's own topic names, as the
+    README's --topics examples give, recorded nothing from best-effort cameras); the episodes
+    latched, by the name's last part (also under a namespace); a queue of 50 otherwise.
+    """
+    if msgtype in _SENSOR_TYPES:
         return qos_profile_sensor_data
-    return _LATCHED if topic == 'episode' else 50
+    return _EPISODES if topic.rstrip('/').rpartition('/')[2] == 'episode' else 50
 
 
 class RecorderNode(Node):
@@ -106,6 +117,8 @@ class RecorderNode(Node):
                                                                                   data)),
                 _qos(topic, msgtype), raw=True)
         self.get_logger().info(f'recording {len(recorded)} topics to {path}')
+        # what came last is on disk within a second even when nothing more comes
+        self.create_timer(0.5, self._writer.flush_if_due)
 
     @property
     def writer(self) -> BagWriter:

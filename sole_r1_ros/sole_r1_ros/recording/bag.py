@@ -114,6 +114,22 @@ class BagWriter:
                 raise
             self.count += 1
 
+    def flush_if_due(self) -> None:
+        """Flush what is pending once ``flush_every_s`` has passed, with no write to do it.
+
+        A write flushes only when it comes: after the traffic stops (the learner stopped, a
+        quiet topic), what came last would stay in memory until the next one, and a kill lose
+        it. Call this from a timer.
+        """
+        with self._lock:
+            if (self._writer is None or self.error is not None
+                    or time.monotonic() - self._flushed_s < self._flush_every_s):
+                return
+            try:
+                self._flush()
+            except OSError as exc:
+                self.error = f'{type(exc).__name__}: {exc}'
+
     def _flush(self) -> None:
         """Close the pending chunk and push the file to the OS (rosbags' MCAP storage)."""
         self._flushed_s = time.monotonic()

@@ -76,7 +76,7 @@ def test_bad_joy_input_holds_with_a_reason_and_never_raises(axes, buttons, reaso
 
 
 def test_a_spacemouse_whose_button_list_grows_is_still_read():
-    """spacenav adds a SpaceMouse's further buttons as they are first pressed.
+    """The spacenav driver adds a SpaceMouse's further buttons as they are first pressed.
 
     An exact count of 2 held the robot for the rest of the run after one press of a third.
     """

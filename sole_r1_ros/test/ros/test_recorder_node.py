@@ -13,8 +13,9 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from sole_r1_interfaces.msg import Episode, ProgressReward  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
-from sole_r1_ros.nodes.recorder_node import _LATCHED, RecorderNode  # noqa: E402
-from sole_r1_ros.recording import make_typestore, read_camera_episodes  # noqa: E402
+from sole_r1_ros.nodes.camera_node import _LATCHED  # noqa: E402
+from sole_r1_ros.nodes.recorder_node import RecorderNode  # noqa: E402
+from sole_r1_ros.recording import make_typestore, read_camera_episodes, read_topics  # noqa: E402,E501
 
 
 def test_recorded_bag_reads_back_with_episodes_images_and_rewards(ros_graph, tmp_path):
@@ -66,6 +67,47 @@ def test_recorded_bag_reads_back_with_episodes_images_and_rewards(ros_graph, tmp
         widths = [reader.deserialize(raw, c.msgtype).width
                   for c, _, raw in reader.messages(connections=connections)]
     assert widths == [12] * 6
+
+
+def test_episode_ends_a_drivers_camera_topic_and_a_quiet_tail_reach_the_bag(
+        ros_graph, tmp_path):
+    """Three things the bag lost.
+
+    An episode's end followed at once by the next start (depth 1 kept the start only); a
+    best-effort camera recorded under its driver's name (reliable QoS, by the name's prefix:
+    nothing); the last messages before the traffic stopped (flushed only by a next write).
+    And an extra topic of another type than a default one of its name is recorded as it.
+    """
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from trajectory_msgs.msg import JointTrajectory
+    bag = tmp_path / 'bag'
+    recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('bag_path', value=str(bag)), Parameter('extra_topics', value=[
+            '/cam_ext/color/image_raw=sensor_msgs/msg/Image',
+            'gripper_controller/commands=trajectory_msgs/msg/JointTrajectory'])]))
+    probe = ros_graph.probe()
+    camera = probe.create_publisher(Image, '/cam_ext/color/image_raw', qos_profile_sensor_data)
+    episodes = probe.create_publisher(Episode, 'episode', QoSProfile(
+        depth=8, reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL))
+    gripper = probe.create_publisher(JointTrajectory, 'gripper_controller/commands', 10)
+    assert ros_graph.wait_for(lambda: camera.get_subscription_count() > 0
+                              and gripper.get_subscription_count() > 0
+                              and episodes.get_subscription_count() > 0)
+    time.sleep(0.3)
+    for name in ('a', '', 'b', '', 'c'):      # ends and starts back to back, as a reset does
+        episodes.publish(Episode(episode_id=name))
+    for value in range(3):
+        camera.publish(array_to_image(np.full((8, 12, 3), value, np.uint8), 'rgb8'))
+        time.sleep(0.05)
+    gripper.publish(JointTrajectory(joint_names=['finger']))
+    assert ros_graph.wait_for(lambda: recorder.writer.count >= 9, timeout=5.0)
+    time.sleep(1.6)                           # nothing more comes: the timer flushes
+    read = read_topics(bag, ['episode', 'cam_ext/color/image_raw',
+                             'gripper_controller/commands'])   # no metadata yet: as if killed
+    assert [m.episode_id for _, m in read['episode']] == ['a', '', 'b', '', 'c']
+    assert len(read['cam_ext/color/image_raw']) == 3
+    assert [m.joint_names for _, m in read['gripper_controller/commands']] == [['finger']]
 
 
 def test_score_bag_scores_every_recorded_episode(tmp_path):
