@@ -14,10 +14,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Record until the time is up, Ctrl-C or SIGTERM (docker stop, systemd), then close the bag.
+
+    rclpy's own SIGTERM handler shut its context down and left this loop waiting for good,
+    the bag without its metadata; the signals are this command's own here.
+    """
+    import signal
     import time
 
     import rclpy
     from rclpy.parameter import Parameter
+    from rclpy.signals import SignalHandlerOptions
 
     from sole_r1_ros.nodes.recorder_node import RecorderNode
     from sole_r1_ros.nodes.spin import BackgroundSpinner
@@ -26,19 +33,22 @@ def run(args: argparse.Namespace) -> int:
     overrides = [Parameter('bag_path', value=args.out)]
     if args.topics:
         overrides.append(Parameter('topics', value=list(args.topics)))
-    rclpy.init()
+    stop = []
+    previous = {s: signal.signal(s, lambda signum, _: stop.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
         node = RecorderNode(namespace=args.namespace, parameter_overrides=overrides)
         deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
         with BackgroundSpinner(node):
-            while deadline is None or time.monotonic() < deadline:
+            while not stop and (deadline is None or time.monotonic() < deadline):
                 time.sleep(0.1)
-    except KeyboardInterrupt:
-        pass
     finally:
         if node is not None:
             node.destroy_node()   # closes the bag with its metadata
             print(f'wrote {node.writer.count} messages to {node.writer.path}')
         rclpy.try_shutdown()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return 0

@@ -196,3 +196,29 @@ def test_score_bag_drops_reset_frames_and_the_oracle_labels_with_the_recorded_tr
     # A bag without the simulator's truth (a real robot's) is refused, by name.
     assert main(['score-bag', str(bag), '--goal', 'x', '--wrist-topic', '', '--backend',
                  'oracle', '--truth-topic', 'nothing_here', '--out', str(out)]) == 2
+
+
+@pytest.mark.parametrize('signum', ['SIGINT', 'SIGTERM'])
+def test_sole_r1_record_closes_its_bag_on_a_stop_signal(tmp_path, signum):
+    """SIGTERM (docker stop, systemd) left the command running and the bag without metadata."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    bag = tmp_path / 'bag'
+    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    process = subprocess.Popen([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
+                                str(bag)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (bag / 'bag.mcap').exists() and not list(bag.glob('*.mcap')):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        time.sleep(0.5)
+        process.send_signal(getattr(signal, signum))
+        output, _ = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output[-2000:]
+    assert (bag / 'metadata.yaml').exists() and 'wrote 0 messages' in output
