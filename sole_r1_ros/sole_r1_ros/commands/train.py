@@ -122,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
                                                if isinstance(v, (str, int, float, list,
                                                                  type(None)))}})
     best = info.get('best_val') or {}
-    if info.get('epochs_cut_short'):
+    if info.get('interrupted'):
+        print(f"sole-r1 train compact: interrupted at step {info['steps']}; the best weights "
+              f'so far (step {info["best_step"]}) are in {args.out}', file=sys.stderr)
+    elif info.get('epochs_cut_short'):
         print(f'sole-r1 train compact: --minutes {args.minutes} ended training at step '
               f"{info['steps']}, before the --epochs {args.epochs} it would take: raise "
               '--minutes for the whole schedule (the learning rate decays over it)',
@@ -140,4 +143,4 @@ def run(args: argparse.Namespace) -> int:
                                    'pearson': best[f'val_pearson_folder{i}']}
                           for i, folder in enumerate(args.data, 1)
                           if f'val_mae_folder{i}' in best}}, indent=1))
-    return 0
+    return 130 if info.get('interrupted') else 0   # saved, but not the run asked for

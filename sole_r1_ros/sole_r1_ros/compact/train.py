@@ -694,40 +694,26 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
     start = last_eval = time.perf_counter()
     best: dict[str, Any] = {'val': None, 'state': None, 'step': 0}
     step, losses, adversary_losses, history = 0, [], [], []
+    interrupted = False
     while True:
         elapsed = time.perf_counter() - start
         if elapsed >= budget_s or step >= max_steps:
             break
-        # With epochs the schedule follows the steps alone, so a run does not depend on how
-        # busy the machine is (the time budget then only caps it); without, it follows time.
-        done = step / max_steps if config.epochs is not None else elapsed / budget_s
-        cosine = 0.5 * (1.0 + math.cos(math.pi * done))
-        for group in optimiser.param_groups:
-            group['lr'] = config.learning_rate * (0.05 + 0.95 * cosine)
-        batch = sampler.sample(config.batch_size)
-        views = _brighten(random_shift(batch.views, config.shift_px, generator),
-                          config.brightness, generator)
-        prediction = model(views, batch.goal, batch.previous, batch.has_wrist)
-        loss = F.smooth_l1_loss(prediction / 100.0, batch.target / 100.0, beta=0.05)
-        optimiser.zero_grad(set_to_none=True)
-        if adversary is None:
-            loss.backward()
-        else:
-            adversary_loss = adversary.loss(batch.scene)
-            (loss + config.scene_adversarial * adversary_loss).backward()
-            adversary_losses.append(adversary_loss.item())
-        optimiser.step()
-        step += 1
-        losses.append(loss.item())
-        metrics = None
-        if (step % config.eval_every_steps == 0 if config.eval_every_steps
-                else time.perf_counter() - last_eval >= config.eval_every_s):
-            metrics = _validate(model, val_queries, step, losses, best, history, config,
-                                folders, adversary_losses)
-            last_eval = time.perf_counter()
-        if on_step is not None:
-            on_step(step, losses[-1], metrics,
-                    run_share(step, max_steps, time.perf_counter() - start, config.minutes))
+        try:
+            step = _one_step(model, adversary, sampler, optimiser, config, step, max_steps,
+                             elapsed / budget_s, generator, losses, adversary_losses)
+            metrics = None
+            if (step % config.eval_every_steps == 0 if config.eval_every_steps
+                    else time.perf_counter() - last_eval >= config.eval_every_s):
+                metrics = _validate(model, val_queries, step, losses, best, history, config,
+                                    folders, adversary_losses)
+                last_eval = time.perf_counter()
+            if on_step is not None:
+                on_step(step, losses[-1], metrics,
+                        run_share(step, max_steps, time.perf_counter() - start, config.minutes))
+        except KeyboardInterrupt:   # Ctrl-C: the run ends as if its time were up, and the
+            interrupted = True      # best weights so far are saved (they were all lost)
+            break
     _validate(model, val_queries, step, losses, best, history, config, folders,
               adversary_losses)
     if adversary is not None:
@@ -738,9 +724,37 @@ def _optimise(model: CompactProgressNet, sampler: QuerySampler,
     return {'steps': step, 'samples': step * config.batch_size, 'train_seconds': seconds,
             # the time budget ended it before the steps of its epochs (the schedule unfinished)
             'epochs_cut_short': config.epochs is not None and step < max_steps,
+            'interrupted': interrupted,
             'samples_per_s': step * config.batch_size / max(seconds, 1e-9),
             'best_step': best['step'], 'best_val': best['val'], 'history': history,
             '_best_state': best['state']}
+
+
+def _one_step(model: CompactProgressNet, adversary, sampler: QuerySampler, optimiser,
+              config: TrainConfig, step: int, max_steps: float, time_done: float,
+              generator: torch.Generator, losses: list, adversary_losses: list) -> int:
+    """One optimiser step on a fresh batch; returns the new step count."""
+    # With epochs the schedule follows the steps alone, so a run does not depend on how
+    # busy the machine is (the time budget then only caps it); without, it follows time.
+    done = step / max_steps if config.epochs is not None else time_done
+    cosine = 0.5 * (1.0 + math.cos(math.pi * done))
+    for group in optimiser.param_groups:
+        group['lr'] = config.learning_rate * (0.05 + 0.95 * cosine)
+    batch = sampler.sample(config.batch_size)
+    views = _brighten(random_shift(batch.views, config.shift_px, generator),
+                      config.brightness, generator)
+    prediction = model(views, batch.goal, batch.previous, batch.has_wrist)
+    loss = F.smooth_l1_loss(prediction / 100.0, batch.target / 100.0, beta=0.05)
+    optimiser.zero_grad(set_to_none=True)
+    if adversary is None:
+        loss.backward()
+    else:
+        adversary_loss = adversary.loss(batch.scene)
+        (loss + config.scene_adversarial * adversary_loss).backward()
+        adversary_losses.append(adversary_loss.item())
+    optimiser.step()
+    losses.append(loss.item())
+    return step + 1
 
 
 def _scene_adversary(model: CompactProgressNet, sampler: QuerySampler, config: TrainConfig

@@ -518,6 +518,32 @@ def test_training_against_the_scene_adversary_saves_the_plain_network(tmp_path):
                           scene_adversarial=0.1, model=_TINY), encoder=encoder)
 
 
+def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path):
+    """A Ctrl-C lost the whole run, the best weights it had validated included."""
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.labelled import LabelledEpisode, write_episode
+
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        write_episode(str(tmp_path / 'data'), LabelledEpisode(
+            episode_id=f'e{i}', goal=TASK_GOALS['reach-v3'], progress=np.linspace(0, 100, 6),
+            task='reach-v3', external=rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8),
+            split='val' if i == 2 else 'train'))
+
+    pressed = []
+
+    def press_ctrl_c(step, *_):
+        if step == 4 and not pressed:
+            pressed.append(step)
+            raise KeyboardInterrupt
+    info = train(str(tmp_path / 'data'), str(tmp_path / 'm.pt'),
+                 TrainConfig(epochs=50, batch_size=4, eval_every_steps=2, model=_TINY),
+                 encoder=_seeded_encoder(), on_step=press_ctrl_c)
+    assert info['interrupted'] and info['steps'] == 4 and info['best_step'] in (2, 4)
+    _, _, saved = load_checkpoint(str(tmp_path / 'm.pt'))
+    assert saved['interrupted'] and saved['steps'] == 4
+
+
 def test_compact_training_does_not_import_synth():
     code = ('import sys; import sole_r1_ros.compact.train; '
             "print(sorted(m for m in sys.modules if m.startswith('sole_r1_ros.synth')))")
