@@ -21,7 +21,8 @@ import threading
 import time
 
 _STARTUP_TIMEOUT_S = 240.0
-_DISCOVERY_S = 1.2   # listened for another run's nodes, which report every second
+_DISCOVERY_S = 1.0   # for another run's nodes to show in the graph's names
+_ALIVE_S = 3.0   # for such a node's report on /diagnostics (one a second) once named
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
 
 
@@ -471,6 +472,7 @@ class _Session:
         self.report: dict = {}
         self._holding_since: float | None = None   # the learner's inputs stale since then
         self._holding_said = False
+        self._domain_lock = None   # this machine's lock of (domain, namespace), once held
 
     def _on_signal(self, signum, frame) -> None:
         self.signals.append(signum)
@@ -545,24 +547,67 @@ class _Session:
         """2 when another run's learner or reward node is alive in this namespace and domain.
 
         Two runs of one namespace on one ROS domain drive each other's robot and pay each
-        other's rewards. A live node reports on ``/diagnostics`` every second, which the
-        monitor reads (a crashed run's nodes stay in the graph's names for a while; they do
-        not report), so a little over a second is listened before this run's nodes start.
+        other's rewards. Another ``sole-r1 learn`` on this machine holds its domain and
+        namespace's lock file (``_hold_domain``): that is certain and at once. A node of
+        anything else (a launch, another machine) shows in the graph's names once discovered
+        (up to ``_DISCOVERY_S`` is waited for that); it is alive if it then reports on
+        ``/diagnostics`` (every second, which the monitor reads) within ``_ALIVE_S``: a
+        crashed run's names stay in the graph a while, and do not report. Discovery can take
+        longer than that on a busy machine, so this part is best effort.
         """
-        deadline, found = time.monotonic() + _DISCOVERY_S, []
-        while not found and time.monotonic() < deadline and not self.signals:
+        where = '/' + self.request.namespace.strip('/')
+        domain = os.environ.get('ROS_DOMAIN_ID', '0')
+        holder = self._hold_domain(domain, where)
+        if holder is not None:
+            print(f'sole-r1 learn: another sole-r1 learn on this machine (pid {holder}) runs in '
+                  f'namespace {where} on ROS_DOMAIN_ID={domain}. Two would drive each '
+                  "other's robot and pay each other's rewards: stop it, or give this run "
+                  '--namespace NAME or another ROS_DOMAIN_ID', file=sys.stderr, flush=True)
+            self._forget_session()
+            return 2
+        ours = ('learner_node', 'reward_node')
+        start, named, found = time.monotonic(), False, []
+        while not found and not self.signals:
+            found = [node for node in ours if node in self.monitor.status]
+            named = named or any(name in ours and ns == where for name, ns
+                                 in self.monitor.get_node_names_and_namespaces())
+            waited = time.monotonic() - start
+            if waited > (_ALIVE_S if named else _DISCOVERY_S):
+                break
             time.sleep(0.05)
-            found = [node for node in ('learner_node', 'reward_node')
-                     if node in self.monitor.status]
         if not found:
             return 0
-        where = '/' + self.request.namespace.strip('/')
         print(f'sole-r1 learn: another run or launch has a {found[0]} in namespace {where} on '
-              f"this ROS graph (ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}). Two "
-              "would drive each other's robot and pay each other's rewards: stop it, or give "
+              f"this ROS graph (ROS_DOMAIN_ID={domain}). Two would drive each other's "
+              "robot and pay each other's rewards: stop it, or give "
               'this run --namespace NAME or another ROS_DOMAIN_ID', file=sys.stderr, flush=True)
         self._forget_session()
         return 2
+
+    def _hold_domain(self, domain: str, namespace: str) -> str | None:
+        """Lock this machine's (domain, namespace) for this run; the holder's pid if taken.
+
+        An flock on a file in the temporary folder: the kernel lets it go when the process
+        ends, however it ends, so a crashed run never blocks the next.
+        """
+        import fcntl
+        import hashlib
+        name = hashlib.sha1(f'{domain}{namespace}'.encode()).hexdigest()[:12]
+        path = Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-run-{name}.lock'
+        stream = open(path, 'a+')
+        try:
+            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            stream.seek(0)
+            holder = stream.read().strip() or '?'
+            stream.close()
+            return holder
+        stream.seek(0)
+        stream.truncate()
+        stream.write(str(os.getpid()))
+        stream.flush()
+        self._domain_lock = stream   # held while this process lives
+        return None
 
     def _start_up(self) -> int:
         """Wait until the learner reports (configured, active); 2 when a node failed."""

@@ -166,6 +166,14 @@ def read_labels(root: str, episode_id: str) -> dict[str, Any]:
     if not isinstance(goal, str):
         raise ValueError(f'{path}: needs a "goal" string (the task in words)')
     labels['goal'] = goal
+    split = labels.get('split', '')
+    if split not in ('', 'train', 'val'):   # 'test' or 'Val' was trained on without a word
+        raise ValueError(f'{path}: "split" must be "train", "val" or absent, got {split!r}')
+    paraphrases = labels.get('paraphrases', [])
+    if not (isinstance(paraphrases, list) and all(isinstance(p, str) for p in paraphrases)):
+        # a string was read as one phrasing per character
+        raise ValueError(f'{path}: "paraphrases" must be a list of strings, got '
+                         f'{paraphrases!r}')
     labels['episode_id'] = episode_id
     return labels
 
@@ -249,6 +257,9 @@ def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = No
             raise ValueError(f'{npz_path}: no "external" frames')
         count = len(arrays['external'])
         frames = {view: arrays.pop(view) for view in _VIEWS if view in arrays}
+        if 'wrist' in frames and len(frames['wrist']) != count:   # as _videos refuses it
+            raise ValueError(f'{npz_path}: {len(frames["wrist"])} wrist frames for {count} '
+                             'external ones: the two views must be paired frame by frame')
         extras = arrays
         fps = float(entry.get('fps', video.DEFAULT_FPS))
     else:

@@ -207,7 +207,12 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
               episode_topic: lambda msg: msg.episode_id,
               truth_topic: lambda msg: float(msg.progress)}
     decode = {topic: fn for topic, fn in decode.items() if topic is not None}
-    read = read_topics(path, list(decode), notes, decode)
+    image = ('sensor_msgs/msg/Image',)
+    types = {external_topic: image, wrist_topic: image,
+             episode_topic: ('sole_r1_interfaces/msg/Episode',),
+             truth_topic: ('sole_r1_interfaces/msg/TaskState',)}
+    read = read_topics(path, list(decode), notes, decode,
+                       {topic: kinds for topic, kinds in types.items() if topic is not None})
     starts, truth = read.get(episode_topic, []), read.get(truth_topic, [])
     external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
@@ -228,6 +233,10 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     return episodes
 
 
+_TYPE_HINTS = {'sensor_msgs/msg/CompressedImage': (
+    ': give the raw image topic, or record one (image_transport republish compressed raw)')}
+
+
 def _no_messages(path, topic: str) -> str:
     """'no readable messages on topic', with the bag's image topics to choose from."""
     images = _image_topics(Path(path))
@@ -237,7 +246,8 @@ def _no_messages(path, topic: str) -> str:
 
 def read_topics(path: str | os.PathLike, topics: Sequence[str],
                 notes: list[str] | None = None,
-                decode: Mapping[str, Callable[[Any], Any]] | None = None
+                decode: Mapping[str, Callable[[Any], Any]] | None = None,
+                types: Mapping[str, Sequence[str]] | None = None
                 ) -> dict[str, list[tuple[int, Any]]]:
     """Each topic's messages in a bag as (header stamp [ns], message), in stamp order.
 
@@ -245,7 +255,9 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     'joint_states'. A bag whose writer was killed is read as far as it is readable; what was
     skipped is said in ``notes`` (and logged). A topic the bag lacks maps to an empty list.
     ``decode``: per topic, what to keep of each message instead of the message (a frame of an
-    image, so that the two are never held together).
+    image, so that the two are never held together). ``types``: per topic, the message types
+    it may hold; another is refused with its name (a compressed camera topic, a wrong
+    ``--episode-topic``), where it failed inside the decoding.
 
     Raises:
         FileNotFoundError: no bag at ``path``.
@@ -263,6 +275,10 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
     for topic, msgtype, raw in _read_messages(path, typestore, lambda t: bool(matching(t)),
                                               notes):
+        for wanted in matching(topic):
+            if types and wanted in types and msgtype not in types[wanted]:
+                raise ValueError(f'{topic} in {path} holds {msgtype} messages, not '
+                                 f'{" or ".join(types[wanted])}' + _TYPE_HINTS.get(msgtype, ''))
         msg = typestore.deserialize_cdr(raw, msgtype)
         stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
         for wanted in matching(topic):

@@ -112,3 +112,28 @@ def test_bad_labels_name_the_episode(tmp_path):
     frames.write_bytes(frames.read_bytes()[:100])  # a copy cut short
     with pytest.raises(ValueError, match='episode bad: unreadable .*frames.npz'):
         labelled.load_episodes(str(tmp_path))
+
+
+@pytest.mark.parametrize('labels, message', [
+    ({'split': 'test'}, '"split" must be "train", "val" or absent'),      # was trained on
+    ({'split': 'Val'}, '"split" must be'),
+    ({'paraphrases': 'shut the drawer'}, '"paraphrases" must be a list of strings')])
+def test_a_split_or_paraphrases_of_another_form_are_refused(tmp_path, labels, message):
+    """A 'test' split was trained on, and a phrasing string read one character per phrasing."""
+    labelled.write_episode(str(tmp_path), LabelledEpisode('e', 'x', [0, 50], _frames(2)))
+    path = tmp_path / 'episodes' / 'e' / 'labels.json'
+    path.write_text(json.dumps({'goal': 'x', 'progress': [0, 50], **labels}))
+    with pytest.raises(ValueError, match=message):
+        labelled.load_episodes(str(tmp_path))
+
+
+def test_wrist_frames_must_pair_with_the_external_ones(tmp_path):
+    """Fewer wrist frames crashed a training at a random step; more were taken silently."""
+    for count in (1, 3):
+        root = str(tmp_path / str(count))
+        labelled.write_episode(root, LabelledEpisode('e', 'x', [0, 50], _frames(2),
+                                                     wrist=_frames(2, seed=1)))
+        frames = tmp_path / str(count) / 'episodes' / 'e' / 'frames.npz'
+        np.savez(frames, external=_frames(2), wrist=_frames(count, seed=1))
+        with pytest.raises(ValueError, match=f'{count} wrist frames for 2 external'):
+            labelled.load_episodes(root)

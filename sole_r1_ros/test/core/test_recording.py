@@ -242,3 +242,27 @@ def test_a_full_disk_stops_the_bag_says_so_and_keeps_what_was_written(tmp_path):
     notes = []
     written = read_topics(tmp_path / 'bag', ['data'], notes)['data']
     assert int(count) - 1 <= len(written) <= int(count)
+
+
+def test_a_topic_of_another_message_type_is_refused_with_its_type(tmp_path):
+    """A compressed camera topic, or a wrong --episode-topic, failed inside the decoding."""
+    typestore = make_typestore()
+    types = typestore.types
+    writer = BagWriter(tmp_path / 'bag')
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='cam')
+    compressed = types['sensor_msgs/msg/CompressedImage'](
+        header=header, format='jpeg', data=np.zeros(4, np.uint8))
+    writer.write('/camera/external/image_raw', 'sensor_msgs/msg/CompressedImage', 10**9,
+                 bytes(typestore.serialize_cdr(compressed, 'sensor_msgs/msg/CompressedImage')))
+    raw = typestore.serialize_cdr(_image(typestore, _frames(1)[0], 1), 'sensor_msgs/msg/Image')
+    writer.write('/camera/wrist/image_raw', 'sensor_msgs/msg/Image', 10**9, bytes(raw))
+    writer.close()
+    with pytest.raises(ValueError, match='holds sensor_msgs/msg/CompressedImage messages, not '
+                                         'sensor_msgs/msg/Image: give the raw image topic'):
+        read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw')
+    with pytest.raises(ValueError, match='camera/wrist/image_raw in .* holds '
+                                         'sensor_msgs/msg/Image messages, not '
+                                         'sole_r1_interfaces/msg/Episode'):
+        read_camera_episodes(tmp_path / 'bag', 'camera/wrist/image_raw',
+                             episode_topic='camera/wrist/image_raw')

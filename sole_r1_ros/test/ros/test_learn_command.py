@@ -335,8 +335,9 @@ def test_a_second_run_in_the_same_namespace_and_domain_is_refused(tmp_path):
         second = _learn(tmp_path / 'second', steps=10)
         output, _ = second.communicate(timeout=120)
         assert second.returncode == 2, output[-3000:]
-        assert re.search('another run or launch has a (learner|reward)_node in namespace / on '
-                         'this ROS graph', output) and '--namespace' in output, output[-3000:]
+        assert re.search(r'another sole-r1 learn on this machine \(pid \d+\) runs in '
+                         'namespace / on ROS_DOMAIN_ID', output) and '--namespace' in output, \
+            output[-3000:]
         # nothing a next start would take for a run: no parameters, bag, episodes, summary
         assert not list((tmp_path / 'second').iterdir())
     finally:
