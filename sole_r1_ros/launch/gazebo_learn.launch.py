@@ -11,12 +11,15 @@ from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import Command, LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description() -> LaunchDescription:
     ns = LaunchConfiguration('namespace')
-    description = Command(['cat ', LaunchConfiguration('robot_description_file')])
+    # a string, as it is: read as YAML, a URDF with ': ' anywhere (a comment) stopped the launch
+    description = ParameterValue(
+        Command(['cat ', LaunchConfiguration('robot_description_file')]), value_type=str)
     gz_sim = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(PathJoinSubstitution(
             [FindPackageShare('ros_gz_sim'), 'launch', 'gz_sim.launch.py'])),
@@ -36,12 +39,14 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('world', default_value='empty.sdf'),
         DeclareLaunchArgument('external_camera_gz_topic', default_value='/external_camera'),
         DeclareLaunchArgument('wrist_camera_gz_topic', default_value='/wrist_camera'),
-        DeclareLaunchArgument('reward_backend', default_value='transformers'),
+        # '' keeps params_file's (gazebo_learn.yaml: transformers); a default here overrode it
+        DeclareLaunchArgument('reward_backend', default_value=''),
         DeclareLaunchArgument('model', default_value=''),
         DeclareLaunchArgument('base_url', default_value='',
                               description="vllm serve's endpoint, for reward_backend:=openai"),
-        DeclareLaunchArgument('command_topic',
-                              default_value='/forward_position_controller/commands'),
+        DeclareLaunchArgument('command_topic', default_value='',
+                              description="'' keeps params_file's (gazebo_learn.yaml: "
+                              '/forward_position_controller/commands)'),
         DeclareLaunchArgument('run_dir', default_value='runs/gazebo_learn',
                               description="not real_robot_learn's: a run resumes what it finds"),
         DeclareLaunchArgument('record', default_value='true'),
