@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sole_r1_ros.commands.answer_journal import AnswerJournal, config_digest
 from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, answered_curve, check_writable,
     check_writable_folder, exit_code, make_engine, positive_int, reward_config, say_left_out)
@@ -99,6 +100,17 @@ def run(args: argparse.Namespace) -> int:
     num_queries = None if args.stride else (args.num_queries or 10)
     steps = [offline_query_steps(len(r.external), num_queries, args.stride) for r in recorded]
     total = sum(len(s) for s in steps)
+    journal = AnswerJournal(f'{args.out}.answers.jsonl', {
+        'bag': os.path.abspath(str(args.bag)), 'goal': goal, 'steps': steps,
+        'episodes': [r.episode_id for r in recorded], 'reward': config_digest(config)})
+    answered = journal.load()
+    if answered:
+        print(f'sole-r1 score-bag: {len(answered)} of {total} answers from an interrupted run '
+              f'of this scoring ({journal.path}): only the rest are asked', file=sys.stderr)
+
+    def on_batch(batch) -> None:
+        journal.append(batch)
+        bar.update(len(batch))
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
         if (engine.robot_erased or engine.erased_beside) and erased is None:
             raise ValueError(f'{engine.model_id} reads frames with the robot erased: pass '
@@ -110,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             erased_external=erased[i][0] if engine.erased_beside else None)
             for i, (r, views, query_steps) in enumerate(zip(
                 recorded, erased if engine.robot_erased else pictures, steps))]
-        results = score_episodes(engine, episodes, on_batch=lambda batch: bar.update(len(batch)))
+        results = score_episodes(engine, episodes, on_batch=on_batch, answered=answered)
         model_id = engine.model_id
         scored = ('robot erased' if engine.robot_erased else
                   'pictures, and the external view erased beside them' if engine.erased_beside
@@ -120,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
+    journal.remove()   # the report holds every answer now
     if args.plot:
         _plot(args.plot, report)
     # --labelled-out: the erased frames for an erased student, unless they have their own

@@ -9,7 +9,7 @@ across episodes at each query index.
 import collections
 from dataclasses import dataclass
 import logging
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -196,9 +196,15 @@ class EpisodeFrames:
 
 
 def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
-                   on_batch: Callable[[list[ProgressResult]], None] | None = None
+                   on_batch: Callable[[list[ProgressResult]], None] | None = None,
+                   answered: Mapping[tuple[str, int], ProgressResult] | None = None
                    ) -> list[list[ProgressResult]]:
     """Score recorded episodes: one backend batch per query index, across episodes.
+
+    ``answered``: results of an interrupted run, by (episode id, step); they are taken as
+    they are and only the other queries asked, each quoting the same previous answers as
+    before, so a resumed run ends where the whole one would. ``on_batch`` gets each round's
+    results, the taken ones included.
 
     Returns:
         Per episode, one result per query step, in order.
@@ -222,7 +228,11 @@ def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
             external, wrist, erased = _frame(episode, step)
             tracker.add_frame(external, wrist, step=step, erased_external=erased,
                               privileged_progress=_truth(episode, step))
-        batch = engine.score([tracker.make_query() for _, tracker in active])
+        queries = [tracker.make_query() for _, tracker in active]
+        known = [(answered or {}).get((q.episode_id, q.step)) for q in queries]
+        fresh = iter(engine.score([q for q, a in zip(queries, known) if a is None])
+                     if any(a is None for a in known) else [])
+        batch = [a if a is not None else next(fresh) for a in known]
         for (_, tracker), result in zip(active, batch):
             tracker.record(result)
         if on_batch is not None:

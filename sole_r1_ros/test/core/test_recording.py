@@ -157,6 +157,43 @@ def test_bags_without_episode_marks_keep_their_own_labelled_episodes(tmp_path, c
         os.chdir(cwd)
 
 
+def test_an_interrupted_score_bag_resumes_asking_only_the_rest(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in a scoring lost every answer: no episode finishes before the last round."""
+    pytest.importorskip('torch')
+    import json
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.reward import RewardEngine
+    _record(tmp_path / 'bag', _frames(12))
+    out = tmp_path / 'scores.json'
+    args = ['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer', '--backend',
+            'compact', '--wrist-topic', '', '--num-queries', '6', '--out', str(out)]
+    assert main(args) == 0
+    whole = [q['progress'] for q in json.loads(out.read_text())['episodes'][0]['queries']]
+    out.unlink()
+    real, asked = RewardEngine.score, []
+
+    def score(self, queries, interrupt_at=None):
+        asked.append(len(queries))
+        if len(asked) == interrupt_at:
+            raise KeyboardInterrupt
+        return real(self, queries)
+    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q, interrupt_at=4))
+    assert main(args) == 130 and not out.exists()
+    journal = tmp_path / 'scores.json.answers.jsonl'
+    assert len(journal.read_text().splitlines()) == 1 + 3     # its header and three answers
+    asked.clear()
+    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q))
+    capsys.readouterr()
+    assert main(args) == 0
+    assert '3 of 6 answers from an interrupted run' in capsys.readouterr().err
+    assert sum(asked) == 3 and not journal.exists()
+    assert [q['progress'] for q in json.loads(out.read_text())['episodes'][0]['queries']] == whole
+    # a journal of another scoring is refused, not mixed in
+    journal.write_text(json.dumps({'journal': {'goal': 'open the drawer'}}) + '\n')
+    assert main(args) == 2
+    assert 'holds the answers of another scoring' in capsys.readouterr().err
+
+
 def test_frames_before_the_first_episode_are_not_scored(tmp_path, capsys):
     """A learner's bag starts before its first episode: those frames belong to none."""
     pytest.importorskip('torch')

@@ -1,0 +1,93 @@
+"""The answers of a long scoring, kept as they come: a rerun after Ctrl-C or a crash asks the rest.
+
+``sole-r1 score-bag`` asks one query per episode per round, so no episode is finished before
+the last round, and an interrupted run of SOLE-R1 on a long recording lost every answer.
+The journal is a JSON-lines file beside ``--out``: a header naming the scoring (bag, goal,
+query steps, reward), then one line per answered query. A rerun of the same scoring takes
+them (``score_episodes(answered=...)``); another scoring refuses it rather than mixing answers.
+"""
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from sole_r1_ros.reward.query import ProgressResult
+
+
+def config_digest(config: Any) -> str:
+    """A short digest of a reward config dataclass: model, backend, sampling, prompt options."""
+    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class AnswerJournal:
+    """Answers by (episode id, step), appended and flushed as they come."""
+
+    def __init__(self, path: str | os.PathLike, header: dict[str, Any]) -> None:
+        self.path = Path(path)
+        # as it reads back: tuples are lists, numpy numbers plain ones
+        self._header = json.loads(json.dumps(header, default=_plain))
+        self._known: dict[tuple[str, int], ProgressResult] = {}
+        self._stream = None
+
+    def load(self) -> dict[tuple[str, int], ProgressResult]:
+        """The answers an interrupted run of this scoring left; {} if none.
+
+        Raises:
+            ValueError: the journal is of another scoring (bag, goal, steps or reward).
+        """
+        if not self.path.exists():
+            return {}
+        with open(self.path, encoding='utf-8') as stream:
+            lines = stream.read().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else None
+        except ValueError:
+            header = None
+        if header != {'journal': self._header}:
+            raise ValueError(f'{self.path} holds the answers of another scoring (another bag, '
+                             'goal, query steps or reward settings): delete it to start over, '
+                             'or give another --out')
+        names = {f.name for f in dataclasses.fields(ProgressResult)}
+        for line in lines[1:]:
+            try:
+                fields = json.loads(line)
+                result = ProgressResult(**{k: v for k, v in fields.items() if k in names})
+            except (ValueError, TypeError):
+                continue   # the line a kill tore
+            self._known[(result.episode_id, result.step)] = result
+        return dict(self._known)
+
+    def append(self, results: Iterable[ProgressResult]) -> None:
+        """Keep the new answers (failed ones are asked again by a rerun)."""
+        new = [r for r in results
+               if r.error is None and (r.episode_id, r.step) not in self._known]
+        if not new:
+            return
+        if self._stream is None:
+            fresh = not self.path.exists() or self.path.stat().st_size == 0
+            self._stream = open(self.path, 'a', encoding='utf-8')
+            if fresh:
+                self._stream.write(json.dumps({'journal': self._header}) + '\n')
+            elif not self.path.read_text(encoding='utf-8').endswith('\n'):
+                self._stream.write('\n')   # after a torn line, on a line of its own
+        for result in new:
+            self._known[(result.episode_id, result.step)] = result
+            self._stream.write(json.dumps(dataclasses.asdict(result), default=_plain) + '\n')
+        self._stream.flush()
+
+    def remove(self) -> None:
+        """The scoring is written whole: the journal goes."""
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+        self.path.unlink(missing_ok=True)
+
+
+def _plain(value: Any) -> Any:
+    """A numpy number as a Python one (json's ``default``)."""
+    if hasattr(value, 'item'):
+        return value.item()
+    raise TypeError(f'{type(value).__name__} is not JSON')
