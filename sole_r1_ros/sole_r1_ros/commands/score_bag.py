@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
     ids = [re.sub(r'[^A-Za-z0-9_.-]', '_', r.episode_id if r.episode_id != UNMARKED_EPISODE
                   else f'{os.path.basename(os.path.normpath(str(args.bag)))}-{r.episode_id}')
            for r in recorded]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:   # the second would write over the first, and their answers mix by id
+        raise ValueError(f'{args.bag}: episode {twice[0]!r} appears twice ({len(twice)} ids '
+                         'do): the bag joins two recordings, or a node restarted its episode '
+                         'ids; score each part on its own')
     for folder in (args.labelled_out, args.erased_labelled_out):   # before hours of scoring
         check_not_taken(folder, ids, 'bag', str(args.bag))
     pair = bool(config.erased_model)

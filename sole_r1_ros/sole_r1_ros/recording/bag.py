@@ -223,7 +223,8 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     if truth_topic is not None and not truth:
         raise ValueError(f'bag {path} has no readable messages on {truth_topic!r} (a '
                          "simulator's ground truth; a real robot's bag has none)")
-    episodes = _split(external, wrist, sorted(starts), wrist_topic is not None, max_skew_ns)
+    episodes = _split(external, wrist, sorted(starts), wrist_topic is not None, max_skew_ns,
+                      notes)
     if truth:
         stamps, values = zip(*sorted(truth))
         stamps, values = np.array(stamps, np.int64), np.array(values, np.float64)
@@ -350,13 +351,17 @@ def _read_messages(path: Path, typestore, wanted, notes: list[str]
     return messages
 
 
-def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[RecordedEpisode]:
+def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int,
+           notes: list[str] | None = None) -> list[RecordedEpisode]:
     """Sort frames into episodes at the ``Episode`` messages.
 
     An ``Episode`` with an empty id ends one (a reset): frames until the next ``Episode``
-    belong to none and are dropped.
+    belong to none and are dropped. External frames with no wrist frame within
+    ``max_skew_ns`` are left out, and how many is said in ``notes`` (a wrist camera at half
+    the rate, or on another clock, left half or all of them out without a word).
     """
     episodes: list[RecordedEpisode] = []
+    unpaired = 0
     partners = _nearest(np.array([s for s, _ in wrist], dtype=np.int64),
                         [s for s, _ in external], max_skew_ns)
     boundary = 0
@@ -378,8 +383,14 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int) -> list[R
                 raise ValueError('bag has no wrist frames; for the external view alone give '
                                  "no wrist topic (--wrist-topic '')")
             if index < 0:
+                unpaired += 1
                 continue  # no wrist frame of this moment
             current.wrist.append(wrist[index][1])   # None where not decoded: kept in step
         current.stamps_ns.append(stamp)
         current.external.append(frame)
+    if unpaired and notes is not None:
+        notes.append(f'{unpaired} of {len(external)} external frames have no wrist frame '
+                     f'within {max_skew_ns / 1e6:.0f} ms and are left out (a slower wrist '
+                     "camera, or one on another clock; --wrist-topic '' reads the external "
+                     'view alone)')
     return [e for e in episodes if e.external]

@@ -303,3 +303,44 @@ def test_a_topic_of_another_message_type_is_refused_with_its_type(tmp_path):
                                          'sole_r1_interfaces/msg/Episode'):
         read_camera_episodes(tmp_path / 'bag', 'camera/wrist/image_raw',
                              episode_topic='camera/wrist/image_raw')
+
+
+def _bag_with(path, external_secs, wrist_secs=(), episodes=()):
+    """A bag of external (and wrist) frames at the given seconds, and Episode marks."""
+    typestore = make_typestore()
+    writer = BagWriter(path)
+    frame = _frames(1)[0]
+    for topic, secs in (('/camera/external/image_raw', external_secs),
+                        ('/camera/wrist/image_raw', wrist_secs)):
+        for sec in secs:
+            raw = typestore.serialize_cdr(_image(typestore, frame, sec), 'sensor_msgs/msg/Image')
+            writer.write(topic, 'sensor_msgs/msg/Image', sec * 10**9, bytes(raw))
+    types = typestore.types
+    for sec, name in episodes:
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=0), frame_id='')
+        msg = types['sole_r1_interfaces/msg/Episode'](
+            header=header, episode_id=name, evaluation=False)
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', sec * 10**9,
+                     bytes(typestore.serialize_cdr(msg, 'sole_r1_interfaces/msg/Episode')))
+    writer.close()
+
+
+def test_external_frames_without_a_wrist_partner_are_counted_in_the_notes(tmp_path):
+    """A wrist camera at half the rate left half the frames out without a word."""
+    _bag_with(tmp_path / 'bag', range(1, 11), range(1, 11, 2))
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     'camera/wrist/image_raw', notes=notes)
+    assert len(episode.external) == 5
+    assert any('5 of 10 external frames have no wrist frame within 20 ms' in n for n in notes)
+
+
+def test_score_bag_refuses_a_bag_with_an_episode_id_twice(tmp_path, capsys):
+    """The second episode of an id wrote over the first, and their answers mixed."""
+    from sole_r1_ros.cli import main
+    _bag_with(tmp_path / 'bag', range(1, 13), episodes=((1, 'a'), (5, 'b'), (9, 'a')))
+    assert main(['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer',
+                 '--backend', 'compact', '--wrist-topic', '',
+                 '--out', str(tmp_path / 's.json')]) == 2
+    assert "episode 'a' appears twice" in capsys.readouterr().err
