@@ -51,11 +51,13 @@ def ros_value(spec: FieldSpec, value: Any) -> Any:
 def _declare(node, spec: FieldSpec) -> None:
     """Declare one field.
 
-    rclpy types an empty list as a byte array and then refuses the strings a YAML gives, so an
-    empty default is declared dynamically typed; the config's own check rejects a wrong type.
+    rclpy types an empty list as a byte array and then refuses the strings a YAML gives, and a
+    float field refuses the ``10`` a YAML gives for ``10.0`` (the node died at start under
+    ``ros2 launch``, where ``sole-r1 learn`` converted it), so both are declared dynamically
+    typed; the config's own check converts an int of a float field and rejects a wrong type.
     """
     value, desc = ros_value(spec, spec.default), descriptor(spec)
-    desc.dynamic_typing = value == []
+    desc.dynamic_typing = value == [] or float in (spec.kind, spec.element)
     node.declare_parameter(spec.name, value, desc)
 
 

@@ -108,3 +108,24 @@ def test_a_refused_start_up_value_names_the_field_and_the_node_still_shuts_down(
         # the half-built node lives on in the traceback's cycles: collect it here, not in a
         # later test, where finalizing it unregisters that node name's /rosout publisher
         gc.collect()
+
+
+def test_an_integer_in_a_params_file_is_taken_for_a_float_field(tmp_path):
+    """``hand_reset_s: 10`` stopped the learner at start under ros2 launch (rclpy's DOUBLE)."""
+    params = tmp_path / 'params.yaml'
+    params.write_text('/**/learner_node:\n  ros__parameters:\n    hand_reset_s: 10\n'
+                      '    safety:\n      box_lower: [0, -1, 0]\n')
+    context = rclpy.Context()
+    rclpy.init(context=context, args=['--ros-args', '--params-file', str(params)])
+    try:
+        node = LearnerNode(context=context, parameter_overrides=[
+            Parameter('autostart', value=False)])
+        assert node._configs['node'].hand_reset_s == 10.0
+        assert node._configs['safety'].box_lower == (0.0, -1.0, 0.0)
+        refused = node.set_parameters([Parameter('safety.max_speed_m_s', value='fast')])[0]
+        assert not refused.successful and 'must be float' in refused.reason
+        assert node.set_parameters([Parameter('safety.max_speed_m_s', value=1)])[0].successful
+        assert node._configs['safety'].max_speed_m_s == 1.0
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown(context=context)
