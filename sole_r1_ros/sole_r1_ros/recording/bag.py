@@ -217,6 +217,8 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
         raise ValueError(_no_messages(path, external_topic))
+    for topic, frames in ((external_topic, external), (wrist_topic, wrist)):
+        _check_stamps(path, topic, [stamp for stamp, _ in frames])
     if wrist_topic is not None and not wrist:
         raise ValueError(_no_messages(path, wrist_topic) + ' (for the external view alone give '
                          "no wrist topic: --wrist-topic '')")
@@ -232,6 +234,21 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
             index = _nearest(stamps, episode.stamps_ns, max_skew_ns)
             episode.truth = np.where(index >= 0, values[index], np.nan).tolist()
     return episodes
+
+
+def _check_stamps(path, topic: str | None, stamps: list[int]) -> None:
+    """Refuse frames whose header stamps do not tell them apart.
+
+    Frames are split into episodes and paired by their stamps: a driver that stamps every
+    frame 0 (or one stamp for many) joined the episodes into one and paired every external
+    frame with the same wrist frame, without a word.
+    """
+    repeated = len(stamps) - len(set(stamps))
+    if stamps and repeated > len(stamps) // 10:
+        raise ValueError(f'bag {path}: {repeated} of the {len(stamps)} frames on {topic!r} '
+                         'repeat the header stamp of an earlier one: the camera driver does '
+                         'not stamp its frames, and they cannot be split into episodes or '
+                         'paired by time; record from a driver that stamps them')
 
 
 _TYPE_HINTS = {'sensor_msgs/msg/CompressedImage': (

@@ -344,3 +344,12 @@ def test_score_bag_refuses_a_bag_with_an_episode_id_twice(tmp_path, capsys):
                  '--backend', 'compact', '--wrist-topic', '',
                  '--out', str(tmp_path / 's.json')]) == 2
     assert "episode 'a' appears twice" in capsys.readouterr().err
+
+
+def test_frames_without_their_own_stamps_are_refused(tmp_path):
+    """Stamped 0, they joined the episodes into one and all paired with one wrist frame."""
+    _bag_with(tmp_path / 'bag', [0] * 10, [0] * 10, episodes=((0, 'a'),))
+    with pytest.raises(ValueError, match="9 of the 10 frames on 'camera/external/image_raw' "
+                                         'repeat the header stamp'):
+        read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                             'camera/wrist/image_raw')
