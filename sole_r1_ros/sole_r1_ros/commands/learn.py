@@ -9,6 +9,7 @@ seconds; a second Ctrl-C skips only the plots.
 """
 import argparse
 from dataclasses import dataclass, field
+import hashlib
 import json
 import math
 import os
@@ -555,16 +556,16 @@ class _Session:
         crashed run's names stay in the graph a while, and do not report. Discovery can take
         longer than that on a busy machine, so this part is best effort.
         """
+        from sole_r1_ros.file_lock import try_lock
         where = '/' + self.request.namespace.strip('/')
         domain = os.environ.get('ROS_DOMAIN_ID', '0')
-        holder = self._hold_domain(domain, where)
-        if holder is not None:
-            print(f'sole-r1 learn: another sole-r1 learn on this machine (pid {holder}) runs in '
-                  f'namespace {where} on ROS_DOMAIN_ID={domain}. Two would drive each '
-                  "other's robot and pay each other's rewards: stop it, or give this run "
-                  '--namespace NAME or another ROS_DOMAIN_ID', file=sys.stderr, flush=True)
-            self._forget_session()
-            return 2
+        name = hashlib.sha1(f'{domain}{where}'.encode()).hexdigest()[:12]
+        held = try_lock(Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-run-{name}.lock',
+                        f'pid {os.getpid()}')
+        if isinstance(held, str):
+            return self._refuse_beside(f'another sole-r1 learn on this machine ({held}) runs '
+                                       f'in namespace {where} on ROS_DOMAIN_ID={domain}')
+        self._domain_lock = held   # held while this process lives
         ours = ('learner_node', 'reward_node')
         start, named, found = time.monotonic(), False, []
         while not found and not self.signals:
@@ -577,37 +578,15 @@ class _Session:
             time.sleep(0.05)
         if not found:
             return 0
-        print(f'sole-r1 learn: another run or launch has a {found[0]} in namespace {where} on '
-              f"this ROS graph (ROS_DOMAIN_ID={domain}). Two would drive each other's "
-              "robot and pay each other's rewards: stop it, or give "
-              'this run --namespace NAME or another ROS_DOMAIN_ID', file=sys.stderr, flush=True)
+        return self._refuse_beside(f'another run or launch has a {found[0]} in namespace '
+                                   f'{where} on this ROS graph (ROS_DOMAIN_ID={domain})')
+
+    def _refuse_beside(self, what: str) -> int:
+        print(f"sole-r1 learn: {what}. Two would drive each other's robot and pay each "
+              "other's rewards: stop it, or give this run --namespace NAME or another "
+              'ROS_DOMAIN_ID', file=sys.stderr, flush=True)
         self._forget_session()
         return 2
-
-    def _hold_domain(self, domain: str, namespace: str) -> str | None:
-        """Lock this machine's (domain, namespace) for this run; the holder's pid if taken.
-
-        An flock on a file in the temporary folder: the kernel lets it go when the process
-        ends, however it ends, so a crashed run never blocks the next.
-        """
-        import fcntl
-        import hashlib
-        name = hashlib.sha1(f'{domain}{namespace}'.encode()).hexdigest()[:12]
-        path = Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-run-{name}.lock'
-        stream = open(path, 'a+')
-        try:
-            fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            stream.seek(0)
-            holder = stream.read().strip() or '?'
-            stream.close()
-            return holder
-        stream.seek(0)
-        stream.truncate()
-        stream.write(str(os.getpid()))
-        stream.flush()
-        self._domain_lock = stream   # held while this process lives
-        return None
 
     def _start_up(self) -> int:
         """Wait until the learner reports (configured, active); 2 when a node failed."""

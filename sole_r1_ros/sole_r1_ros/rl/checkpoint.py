@@ -51,24 +51,15 @@ def lock_directory(directory: str | os.PathLike):
     Raises:
         CheckpointError: another process holds it.
     """
-    import fcntl
+    from sole_r1_ros.file_lock import try_lock
 
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    handle = open(root / '.lock', 'a+', encoding='utf-8')
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or 'another process'
-        handle.close()
-        raise CheckpointError(f'{root} is in use by another learner ({holder}): two would '
+    handle = try_lock(root / '.lock', f'pid {os.getpid()}\n')
+    if isinstance(handle, str):
+        raise CheckpointError(f'{root} is in use by another learner ({handle}): two would '
                               "delete each other's checkpoints; stop it, or choose another "
-                              'run_dir') from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f'pid {os.getpid()}\n')
-    handle.flush()
+                              'run_dir')
     return handle
 
 

@@ -245,18 +245,26 @@ def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_ser
     assert camera.firewall.rejected['camera/external'] == len(bad)
 
 
-def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph):
+def _camera_with_episodes(ros_graph, **params) -> tuple:
+    """(queries sent, image and episode publishers) of a camera node without a wrist view."""
     from sole_r1_interfaces.msg import Episode
     from sole_r1_ros.nodes.camera_node import _LATCHED
     ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('use_wrist', value=False), Parameter('stride', value=10)]))
+        Parameter('use_wrist', value=False),
+        *[Parameter(name, value=value) for name, value in params.items()]]))
     probe = ros_graph.probe()
     out = _Sink()
-    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
+    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
     images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
     episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
     assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0)
     time.sleep(0.3)
+    return out, images, episodes
+
+
+def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph):
+    from sole_r1_interfaces.msg import Episode
+    out, images, episodes = _camera_with_episodes(ros_graph, stride=10)
 
     def frame(sec: int) -> None:
         msg = array_to_image(np.full((20, 20, 3), sec, np.uint8), 'rgb8')
@@ -299,17 +307,8 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
 def test_a_30_hz_camera_is_counted_at_the_control_rate_and_ends_on_its_last_frame(ros_graph):
     """A stride of 1 at frame_rate_hz 10 is one query per 100 ms of stamps, not per frame."""
     from sole_r1_interfaces.msg import Episode
-    from sole_r1_ros.nodes.camera_node import _LATCHED
-    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('use_wrist', value=False), Parameter('stride', value=1),
-        Parameter('min_gap', value=1), Parameter('frame_rate_hz', value=10.0)]))
-    probe = ros_graph.probe()
-    out = _Sink()
-    probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
-    images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
-    episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
-    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0)
-    time.sleep(0.3)
+    out, images, episodes = _camera_with_episodes(ros_graph, stride=1, min_gap=1,
+                                                  frame_rate_hz=10.0)
     start = Episode(episode_id='a')
     start.header.stamp.sec = 1
     episodes.publish(start)
