@@ -55,8 +55,9 @@ class SimulatedHuman:
             robot: the ``MetaWorldRobot`` (its ``expert_action``).
             gripper_now: the gripper value of the last command applied, in [-1, 1].
         """
-        axes = [0.0] * _MAPPING.num_axes
-        buttons = [0] * _MAPPING.num_buttons
+        # a SpaceMouse's own counts (6 axes, 2 buttons); the mapping may leave them unchecked
+        axes = [0.0] * max(_MAPPING.num_axes, _MAPPING.axes_needed)
+        buttons = [0] * max(_MAPPING.num_buttons, _MAPPING.buttons_needed)
         if not self.drives(self._current):
             if not self._engaged:
                 return None
