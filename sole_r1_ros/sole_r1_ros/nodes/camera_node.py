@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dataclasses
 import math
 import time
+from typing import NamedTuple
 import uuid
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
@@ -96,6 +97,18 @@ _EPISODES_IN = QoSProfile(depth=8, reliability=ReliabilityPolicy.RELIABLE,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
 
+class _Recent(NamedTuple):
+    """One of an episode's newest frames, kept in case the episode ends on it."""
+
+    pair: PairedFrame
+    erased: object | None
+    '''Its external view with the robot erased (erased_beside), or None.'''
+    step: int
+    queried: bool
+    thinned: bool
+    '''Left out at the control rate, so not yet erased.'''
+
+
 def _stamp_ns(stamp) -> int:
     return Time.from_msg(stamp).nanoseconds
 
@@ -131,10 +144,9 @@ class CameraNode(Node):
         self._unpaired_seen = 0             # the pairer's drop count at the last status
         # The first frame's tiles: external, wrist, erased external.
         self._first: tuple[CompressedImage, CompressedImage, CompressedImage] | None = None
-        # The episode's newest frames, thinned ones too: frame, its erased external view
-        # (erased_beside), step, was it queried, was it thinned (not yet erased). The final
-        # query is the newest one stamped before the episode's end.
-        self._recent: deque = deque(maxlen=_RECENT_FRAMES)
+        # The episode's newest frames, thinned ones too. The final query is the newest one
+        # stamped before the episode's end.
+        self._recent: deque[_Recent] = deque(maxlen=_RECENT_FRAMES)
         # Seconds from an image callback's start to its query being published (benchmarks).
         self.query_overhead_s: deque = deque(maxlen=1000)
         self._callback_start = 0.0
@@ -320,7 +332,7 @@ class CameraNode(Node):
         if self._episode_id is None or pair.stamp_ns < self._episode_start_ns:
             return  # between episodes (a reset is running), or from before the reset
         if not self._thinner.keep(pair.stamp_ns):   # not a frame at the control rate: kept
-            self._recent.append((pair, None, self._step, False, True))   # if it ends one
+            self._recent.append(_Recent(pair, None, self._step, False, True))   # if it ends one
             return
         erased = None
         if self._erasers:
@@ -330,7 +342,7 @@ class CameraNode(Node):
         reason = self._scheduler.decide(self._step, self._joints)
         if reason is not None:
             self._send(pair, erased, self._step, reason)
-        self._recent.append((pair, erased, self._step, reason is not None, False))
+        self._recent.append(_Recent(pair, erased, self._step, reason is not None, False))
         self._step += 1
 
     def _time_went_back(self, stamp_ns: int) -> None:
@@ -371,8 +383,8 @@ class CameraNode(Node):
         # The episode's last frame is the newest before the end's stamp: a learner announces
         # the end as of just after the frame it last acted on, and frames after that (the
         # closing hold's, or ones seen before the announcement arrived) are not the episode's.
-        before = [frame for frame in self._recent if frame[0].stamp_ns < start_ns]
-        if before and not before[-1][3] and before[-1][2] > 0:
+        before = [frame for frame in self._recent if frame.pair.stamp_ns < start_ns]
+        if before and not before[-1].queried and before[-1].step > 0:
             pair, erased, step, _, thinned = before[-1]
             if thinned and self._erasers:
                 pair, erased = self._erased(pair)
