@@ -549,7 +549,7 @@ class _Session:
 
         Two runs of one namespace on one ROS domain drive each other's robot and pay each
         other's rewards. Another ``sole-r1 learn`` on this machine holds its domain and
-        namespace's lock file (``_hold_domain``): that is certain and at once. A node of
+        namespace's lock file (``file_lock.try_lock``): that is certain and at once. A node of
         anything else (a launch, another machine) shows in the graph's names once discovered
         (up to ``_DISCOVERY_S`` is waited for that); it is alive if it then reports on
         ``/diagnostics`` (every second, which the monitor reads) within ``_ALIVE_S``: a

@@ -278,12 +278,11 @@ class LearnerNode(LifecycleNode):
         # what rqt_robot_monitor should show yellow: the arm holding on a stale input, or
         # learning stopped for want of rewards (a pause or an evaluation is asked for: OK)
         human = self._robot.human.current() if self._robot.human is not None else None
-        if human is not None and human.mode == 'hold':   # a silent Joy while the dead-man is
-            self.get_logger().warning(f'holding for the human: {human.reason}',  # held: the
-                                      throttle_duration_sec=5.0)   # arm held, nothing said
-        problems = ([f'holding: stale {", ".join(stale)}'] if stale else []) + (
-            [f'holding for the human: {human.reason}']
-            if human is not None and human.mode == 'hold' else []) + (
+        for_human = ([f'holding for the human: {human.reason}']
+                     if human is not None and human.mode == 'hold' else [])
+        if for_human:   # a silent Joy while the dead-man is held: the arm held, nothing said
+            self.get_logger().warning(for_human[0], throttle_duration_sec=5.0)
+        problems = ([f'holding: stale {", ".join(stale)}'] if stale else []) + for_human + (
             [f'learning paused: {status["learning_paused"]}']
             if status['learning_paused'] not in ('', 'paused', 'evaluating') else []) + (
             ['teleop on but no Joy message heard: a person cannot take over (check the joy '
