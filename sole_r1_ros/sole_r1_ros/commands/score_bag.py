@@ -72,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
     goal = normalize_goal(args.goal)
     notes: list[str] = []
     oracle = args.backend == 'oracle'
+    # The bag's episodes without their frames first: a long bag's frames do not fit in memory.
     recorded = read_camera_episodes(args.bag, args.external_topic, args.wrist_topic or None,
                                     args.episode_topic or None, notes=notes,
-                                    truth_topic=args.truth_topic if oracle else None)
+                                    truth_topic=args.truth_topic if oracle else None,
+                                    decode_frame=lambda stamp: False)
     for note in notes:
         print(f'sole-r1 score-bag: {note}', file=sys.stderr)
     recorded = _marked_episodes(args, recorded, UNMARKED_EPISODE)
@@ -92,11 +94,6 @@ def run(args: argparse.Namespace) -> int:
                          'ids; score each part on its own')
     for folder in (args.labelled_out, args.erased_labelled_out):   # before hours of scoring
         check_not_taken(folder, ids, 'bag', str(args.bag))
-    pair = bool(config.erased_model)
-    # A pair reads the external view erased; an erased student learns from both views erased.
-    erased = (_erased(args, recorded, wrist=not pair or bool(args.erased_labelled_out))
-              if args.erase_robot else None)
-    pictures = [(r.external, r.wrist if args.wrist_topic else None) for r in recorded]
     if oracle:
         missing = [r.episode_id for r in recorded if not np.all(np.isfinite(r.truth))]
         if missing:
@@ -104,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
                              f'their moment in episodes {missing[:5]} ({len(missing)} in all)')
     num_queries = None if args.stride else (args.num_queries or 10)
     steps = [offline_query_steps(len(r.external), num_queries, args.stride) for r in recorded]
+    pair = bool(config.erased_model)
+    # The frames the queries show, decoded; with --erase-robot every frame passes the eraser
+    # (a fixed camera's background memory), and a pair reads the external view erased only.
+    pictures, erased = _shown_frames(args, recorded, steps,
+                                     erase_wrist=not pair or bool(args.erased_labelled_out))
     total = sum(len(s) for s in steps)
     journal = AnswerJournal(f'{args.out}.answers.jsonl', {
         'bag': os.path.abspath(str(args.bag)), 'goal': goal, 'steps': steps,
@@ -132,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         scored = ('robot erased' if engine.robot_erased else
                   'pictures, and the external view erased beside them' if engine.erased_beside
                   else 'pictures')
-    report = _report(args, goal, model_id, recorded, episodes, results)
+    del episodes, pictures, erased
+    report = _report(args, goal, model_id, recorded, results)
     report['scored_frames'] = scored
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
@@ -140,15 +143,8 @@ def run(args: argparse.Namespace) -> int:
     journal.remove()   # the report holds every answer now
     if args.plot:
         _plot(args.plot, report)
-    # --labelled-out: the erased frames for an erased student, unless they have their own
-    # folder or the teacher is a pair (whose pictures' half reads the pictures).
-    erased_there = erased is not None and not pair and not args.erased_labelled_out
-    if args.labelled_out:
-        _write_labelled(args.labelled_out, report, recorded, ids,
-                        erased if erased_there else pictures, robot_erased=erased_there)
-    if args.erased_labelled_out:
-        _write_labelled(args.erased_labelled_out, report, recorded, ids, erased,
-                        robot_erased=True)
+    if args.labelled_out or args.erased_labelled_out:
+        _write_labelled(args, report, recorded, ids, pair)
     for episode in report['episodes']:
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
               f"{len(episode['queries'])} queries, final progress "
@@ -178,44 +174,58 @@ def _marked_episodes(args, recorded: list, unmarked: str) -> list:
     return marked
 
 
-def _write_labelled(folder: str, report: dict[str, Any], recorded, ids: list[str], frames,
-                    robot_erased: bool) -> None:
+def _write_labelled(args, report: dict[str, Any], recorded, ids: list[str],
+                    pair: bool) -> None:
     """Every episode with the model's per-frame progress: distillation data.
 
-    ``ids``: each episode's folder name; ``frames``: its (external, wrist) frames to write,
-    erased for an erased student.
+    Episode by episode, decoded again from the bag (``_episode_frames``). ``--labelled-out``
+    gets the erased frames for an erased student, unless they have their own folder or the
+    teacher is a pair (whose pictures' half reads the pictures).
     """
-    for scored, rec, episode_id, (external, wrist) in zip(report['episodes'], recorded, ids,
-                                                          frames):
+    erase = args.erase_robot
+    erased_there = erase and not pair and not args.erased_labelled_out
+    wrist_erased = erased_there or bool(args.erased_labelled_out)
+    writable = {}
+    for index, (scored, episode_id) in enumerate(zip(report['episodes'], ids)):
         failed = sum(bool(q['error']) for q in scored['queries'])
         if failed:   # its labels would be carried-forward answers
             print(f'sole-r1 score-bag: episode {episode_id}: {failed} of '
-                  f'{len(scored["queries"])} queries failed: not written to {folder}',
-                  file=sys.stderr)
-            continue
-        if not say_left_out('score-bag', f'episode {episode_id}', scored['invalid_queries'],
-                            len(scored['queries']), folder):
-            continue
+                  f'{len(scored["queries"])} queries failed: not written', file=sys.stderr)
+        elif say_left_out('score-bag', f'episode {episode_id}', scored['invalid_queries'],
+                          len(scored['queries']), args.labelled_out or args.erased_labelled_out):
+            writable[index] = scored
+    chosen = sorted(writable)
+    for at, rec, pictures, erased in _episode_frames(args, [recorded[i] for i in chosen],
+                                                     erase=erase, erase_wrist=wrist_erased):
+        scored, episode_id = writable[chosen[at]], ids[chosen[at]]
+        folders = []
+        if args.labelled_out:
+            folders.append((args.labelled_out, erased if erased_there else pictures,
+                            erased_there))
+        if args.erased_labelled_out:
+            folders.append((args.erased_labelled_out, erased, True))
         seconds = (rec.stamps_ns[-1] - rec.stamps_ns[0]) / 1e9
         fps = (len(rec.stamps_ns) - 1) / seconds if seconds > 0 else 10.0
-        write_episode(folder, LabelledEpisode(
-            episode_id=episode_id, behaviour='recorded',   # not an expert: no VOC of it
-            goal=report['goal'], progress=scored['progress'], external=external, wrist=wrist,
-            # absolute: check_not_taken compares it with a later run's bag, from any folder
-            meta={'source': f"sole-r1 score-bag ({report['model_id']})",
-                  'bag': os.path.abspath(report['bag']),
-                  'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
-                  **({'robot_erased': True} if robot_erased else {})}),
-            videos=None, fps=fps)
+        for folder, (external, wrist), robot_erased in folders:
+            write_episode(folder, LabelledEpisode(
+                episode_id=episode_id, behaviour='recorded',   # not an expert: no VOC of it
+                goal=report['goal'], progress=scored['progress'], external=external,
+                wrist=wrist,
+                # absolute: check_not_taken compares it with a later run's bag, from any folder
+                meta={'source': f"sole-r1 score-bag ({report['model_id']})",
+                      'bag': os.path.abspath(report['bag']),
+                      'stamps_ns': rec.stamps_ns, 'query_steps': scored['query_steps'],
+                      **({'robot_erased': True} if robot_erased else {})}),
+                videos=None, fps=fps)
 
 
-def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict[str, Any]:
+def _report(args, goal: str, model_id: str, recorded, results) -> dict[str, Any]:
     out = []
-    for rec, episode, answers in zip(recorded, episodes, results):
+    for rec, answers in zip(recorded, results):
         steps = [r.step for r in answers]
         curve, invalid = answered_curve(len(rec.external), answers)
         out.append({
-            'episode_id': episode.episode_id, 'num_frames': len(rec.external),
+            'episode_id': rec.episode_id, 'num_frames': len(rec.external),
             'stamps_ns': rec.stamps_ns, 'query_steps': steps, 'invalid_queries': invalid,
             'progress': [round(float(v), 3) for v in curve],
             'queries': [{'step': r.step, 'progress': r.progress, 'valid': r.valid,
@@ -225,36 +235,130 @@ def _report(args, goal: str, model_id: str, recorded, episodes, results) -> dict
             'temperature': args.temperature, 'episodes': out}
 
 
-def _erased(args, recorded: list, wrist: bool = True) -> list[tuple[list, list | None]]:
-    """Each episode's (external, wrist) frames with the robot erased, by the masks' stamps.
+def _shown_frames(args, recorded: list, steps: list[list[int]], erase_wrist: bool
+                  ) -> tuple[list, list | None]:
+    """Each episode's (external, wrist) frames, decoded only where a query shows them.
 
-    ``wrist``: erase the wrist view too (a compact pair reads the external view erased only).
+    The other entries are None (``score_episodes`` reads step 0 and the query steps). With
+    ``--erase-robot`` also the erased frames (wrist too when ``erase_wrist``), made from every
+    frame in time order; else None.
+    """
+    shown = [sorted({0, *s}) for s in steps]
+    if not args.erase_robot:
+        return [views for _, _, views, _ in _episode_frames(args, recorded, shown)], None
+    pictures, erased = [], []
+    for index, _, views, erased_views in _episode_frames(args, recorded, erase=True,
+                                                         erase_wrist=erase_wrist):
+        pictures.append(_only(views, shown[index]))
+        erased.append(_only(erased_views, shown[index]))
+    return pictures, erased
+
+
+def _only(views: tuple, indices: list[int]) -> tuple[list, list | None]:
+    """(external, wrist) lists holding only the frames at ``indices`` (None elsewhere).
+
+    Copies: an erased frame is a view of its whole episode's array, which it would keep.
+    """
+    keep = set(indices)
+    return tuple(None if frames is None else
+                 [f.copy() if i in keep else None for i, f in enumerate(frames)]
+                 for frames in views)
+
+
+def _episode_frames(args, recorded: list, shown: list[list[int]] | None = None,
+                    erase: bool = False, erase_wrist: bool = False):
+    """Yield (index, episode, (external, wrist), erased (external, wrist) or None) in order.
+
+    One read of the bag, each episode put together as its frames arrive and given away when
+    whole, so that a bag of any length is scored and written in the memory of a few episodes.
+    ``shown``: per episode, the only frames to decode (the others None); default all.
+    ``erase``: with the robot erased too, by the masks recorded beside the frames
+    (``erase_wrist``: the wrist view too), which takes all frames.
 
     Raises:
-        ValueError: a frame has no mask of its stamp in the bag.
+        ValueError: with ``erase``, a frame has no robot mask of its stamp in the bag.
     """
-    from sole_r1_ros.camera.robot_eraser import erase_episode
+    from sole_r1_ros.recording import stream_frames
+    wrist = bool(args.wrist_topic)
+    erase_wrist = erase_wrist and wrist
+    mask_of = _mask_stamps(args, recorded, erase_wrist) if erase else {}
+    # What each episode needs, by (topic, stamp); a frame two episodes need is kept for both.
+    needs = []
+    for index, rec in enumerate(recorded):
+        at = shown[index] if shown is not None else range(len(rec.stamps_ns))
+        keys = [(args.external_topic, rec.stamps_ns[i]) for i in at]
+        keys += [(args.wrist_topic, rec.wrist_stamps_ns[i]) for i in at] if wrist else []
+        if erase:
+            keys += [(args.mask_topics[0], s) for s in rec.stamps_ns]
+            keys += [(args.mask_topics[1], mask_of[s]) for s in rec.stamps_ns] if erase_wrist \
+                else []
+        needs.append(keys)
+    wanted: dict[str, set[int]] = {}
+    needed_by: dict[tuple[str, int], list[int]] = {}
+    for index, keys in enumerate(needs):
+        for topic, stamp in set(keys):
+            wanted.setdefault(topic, set()).add(stamp)
+            needed_by.setdefault((topic, stamp), []).append(index)
+    held: dict[tuple[str, int], np.ndarray] = {}
+    missing = [len(set(keys)) for keys in needs]
+    next_index = 0
+
+    def whole(index: int):
+        rec, keys = recorded[index], needs[index]
+        external = [held.get((args.external_topic, s)) for s in rec.stamps_ns]
+        views = (external, [held.get((args.wrist_topic, s)) for s in rec.wrist_stamps_ns]
+                 if wrist else None)
+        erased = None
+        if erase:
+            from sole_r1_ros.camera.robot_eraser import erase_episode
+            erased_external = erase_episode(np.stack(external), np.stack(
+                [held[(args.mask_topics[0], s)][..., 0] for s in rec.stamps_ns]),
+                fixed_camera=True)
+            erased = (list(erased_external), None if not erase_wrist else list(erase_episode(
+                np.stack(views[1]), np.stack([held[(args.mask_topics[1], mask_of[s])][..., 0]
+                                              for s in rec.stamps_ns]), fixed_camera=False)))
+        for key in set(keys):
+            needed_by[key].remove(index)
+            if not needed_by[key]:
+                del held[key]
+        return index, rec, views, erased
+
+    for topic, stamp, frame in stream_frames(args.bag, wanted):
+        held[(topic, stamp)] = frame
+        for index in needed_by[(topic, stamp)]:
+            missing[index] -= 1
+        while next_index < len(recorded) and not missing[next_index]:
+            yield whole(next_index)
+            next_index += 1
+    if next_index < len(recorded):
+        rec = recorded[next_index]
+        raise ValueError(f'{args.bag}: episode {rec.episode_id}: {missing[next_index]} of its '
+                         'frames could not be read again (the bag changed while it was scored?)')
+
+
+def _mask_stamps(args, recorded: list, wrist: bool) -> dict[int, int]:
+    """Per frame stamp, the stamp of the wrist mask paired with its external mask.
+
+    Read without decoding, before any frame is: a frame without a mask of its stamp is
+    refused before hours of scoring.
+
+    Raises:
+        ValueError: a frame has no robot mask of its stamp in the bag.
+    """
     from sole_r1_ros.recording import read_camera_episodes
-    wrist = wrist and bool(args.wrist_topic)
-    masks = {}
+    paired = {}
     for episode in read_camera_episodes(args.bag, args.mask_topics[0],
-                                        args.mask_topics[1] if wrist else None, None):
-        for index, stamp in enumerate(episode.stamps_ns):
-            masks[stamp] = (episode.external[index][..., 0],
-                            episode.wrist[index][..., 0] if wrist else None)
-    erased = []
+                                        args.mask_topics[1] if wrist else None, None,
+                                        decode_frame=lambda stamp: False):
+        paired.update(zip(episode.stamps_ns, episode.wrist_stamps_ns if wrist
+                          else episode.stamps_ns))
     for episode in recorded:
-        missing = [s for s in episode.stamps_ns if s not in masks]
+        missing = [s for s in episode.stamps_ns if s not in paired]
         if missing:
-            raise ValueError(f'{args.bag}: {len(missing)} frames of episode {episode.episode_id} '
-                             f'have no robot mask of their stamp on {args.mask_topics[0]}')
-        stamps = episode.stamps_ns
-        external = erase_episode(np.stack(episode.external),
-                                 np.stack([masks[s][0] for s in stamps]), fixed_camera=True)
-        wrist_frames = None if not wrist else list(erase_episode(
-            np.stack(episode.wrist), np.stack([masks[s][1] for s in stamps]), fixed_camera=False))
-        erased.append((list(external), wrist_frames))
-    return erased
+            raise ValueError(f'{args.bag}: {len(missing)} frames of episode '
+                             f'{episode.episode_id} have no robot mask of their stamp on '
+                             f'{args.mask_topics[0]}')
+    return paired
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

@@ -17,8 +17,6 @@ import logging
 import os
 from typing import Any, Iterator
 
-import numpy as np
-
 from sole_r1_ros.finetune.episodes import QuerySchedule
 from sole_r1_ros.labelled import LabelledEpisode, resolve_progress
 
@@ -54,7 +52,7 @@ def iter_episodes(bag: str, labels_path: str, schedule: QuerySchedule,
         FileNotFoundError: no bag or labels file.
         ValueError: bad labels, an episode without a task, or no labelled episode at all.
     """
-    from sole_r1_ros.recording import read_camera_episodes
+    from sole_r1_ros.recording import frames_near, read_camera_episodes
 
     labels = read_labels(labels_path)
     wrist_topic = wrist_topic if schedule.use_wrist else None
@@ -62,16 +60,10 @@ def iter_episodes(bag: str, labels_path: str, schedule: QuerySchedule,
     # bag's frames did not fit in memory: 30 min of two 640x480 cameras at 30 Hz is 100 GB).
     skeleton = read_camera_episodes(bag, external_topic, wrist_topic,
                                     decode_frame=lambda stamp: False)
-    needed = np.array(sorted(
+    recorded = read_camera_episodes(bag, external_topic, wrist_topic, decode_frame=frames_near([
         episode.stamps_ns[i] for episode in skeleton
         if episode.episode_id in labels['episodes'] and len(episode.stamps_ns) >= 2
-        for i in {0, *schedule.steps(len(episode.stamps_ns))}), dtype=np.int64)
-
-    def shown(stamp: int) -> bool:   # a queried frame, or its wrist partner (20 ms)
-        at = int(np.searchsorted(needed, stamp))
-        return any(abs(int(needed[j]) - stamp) <= 20_000_000
-                   for j in (at - 1, at) if 0 <= j < len(needed))
-    recorded = read_camera_episodes(bag, external_topic, wrist_topic, decode_frame=shown)
+        for i in {0, *schedule.steps(len(episode.stamps_ns))}]))
     found = 0
     for episode in recorded:
         entry = labels['episodes'].get(episode.episode_id)

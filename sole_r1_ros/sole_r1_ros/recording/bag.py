@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 import threading
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from sole_r1_ros.image_msgs import image_to_rgb
-from sole_r1_ros.recording.recover import bag_files, scan_mcap
+from sole_r1_ros.recording.recover import bag_files, scan_mcap, ScanResult
 logger = logging.getLogger(__name__)
 
 _OWN_MESSAGES = ('ProgressReward', 'RewardQuery', 'Episode', 'EpisodeResult', 'TaskState')
@@ -169,6 +169,8 @@ class RecordedEpisode:
     truth: list[float] = field(default_factory=list)
     '''A simulator's ground-truth progress [%] per frame (NaN where none was recorded at the
     frame's moment); filled only when a truth topic is read.'''
+    wrist_stamps_ns: list[int] = field(default_factory=list)
+    '''The header stamp of each wrist frame (paired with the external frame nearest it).'''
 
 
 def read_camera_episodes(path: str | os.PathLike, external_topic: str,
@@ -236,6 +238,65 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
     return episodes
 
 
+def frames_near(stamps: Sequence[int], max_skew_ns: int = 20_000_000) -> Callable[[int], bool]:
+    """A ``decode_frame`` for ``read_camera_episodes``: true within ``max_skew_ns`` of a stamp.
+
+    The frames a reader needs and their wrist partners, from a first read with none decoded
+    (``decode_frame=lambda stamp: False``), whose episodes and stamps the second read repeats.
+    """
+    needed = np.array(sorted(stamps), dtype=np.int64)
+
+    def near(stamp: int) -> bool:
+        at = int(np.searchsorted(needed, stamp))
+        return any(abs(int(needed[j]) - stamp) <= max_skew_ns
+                   for j in (at - 1, at) if 0 <= j < len(needed))
+    return near
+
+
+def stream_frames(path: str | os.PathLike, wanted: Mapping[str, Collection[int]],
+                  notes: list[str] | None = None) -> Iterator[tuple[str, int, np.ndarray]]:
+    """Yield (topic, header stamp [ns], RGB frame) of the wanted images, one at a time.
+
+    ``wanted``: per topic (matched as in ``read_topics``), the stamps of the frames to decode,
+    known from a first read with none decoded; the others are skipped undecoded. In the bag's
+    order, so a reader can put each episode together as its frames arrive and let it go: a
+    bag of any length in the memory of a few episodes. A frame whose stamp repeats is given
+    once (the first, which ``read_camera_episodes`` pairs too).
+
+    Raises:
+        FileNotFoundError: no bag at ``path``.
+    """
+    _require_rosbags()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f'no bag at {path}')
+    notes = [] if notes is None else notes
+    typestore = make_typestore()
+    stamps = {topic: set(values) for topic, values in wanted.items()}
+    given: set[tuple[str, int]] = set()
+
+    def matching(topic: str) -> list[str]:
+        return [t for t in stamps if topic == t or topic.endswith('/' + t.strip('/'))]
+
+    def frames(messages):
+        for topic, msgtype, raw in messages:
+            if msgtype != 'sensor_msgs/msg/Image':
+                continue
+            msg = typestore.deserialize_cdr(raw, msgtype)
+            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+            for name in matching(topic):
+                if stamp in stamps[name] and (name, stamp) not in given:
+                    given.add((name, stamp))
+                    yield name, stamp, image_to_rgb(msg)
+
+    def wanted_topic(topic: str) -> bool:
+        return bool(matching(topic))
+    try:
+        yield from frames(_read_messages(path, typestore, wanted_topic, notes))
+    except _ReaderFailed:   # what was given is not given again
+        yield from frames(_scan_messages(path, wanted_topic, notes))
+
+
 def _check_stamps(path, topic: str | None, stamps: list[int]) -> None:
     """Refuse frames whose header stamps do not tell them apart.
 
@@ -290,18 +351,27 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     def matching(topic: str) -> list[str]:
         return [t for t in topics if topic == t or topic.endswith('/' + t.strip('/'))]
 
-    read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
-    for topic, msgtype, raw in _read_messages(path, typestore, lambda t: bool(matching(t)),
-                                              notes):
-        for wanted in matching(topic):
-            if types and wanted in types and msgtype not in types[wanted]:
-                raise ValueError(f'{topic} in {path} holds {msgtype} messages, not '
-                                 f'{" or ".join(types[wanted])}' + _TYPE_HINTS.get(msgtype, ''))
-        msg = typestore.deserialize_cdr(raw, msgtype)
-        stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
-        for wanted in matching(topic):
-            read[wanted].append((stamp, decode[wanted](msg) if decode and wanted in decode
-                                 else msg))
+    def keep(messages) -> dict[str, list[tuple[int, Any]]]:
+        read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
+        for topic, msgtype, raw in messages:
+            for wanted in matching(topic):
+                if types and wanted in types and msgtype not in types[wanted]:
+                    raise ValueError(f'{topic} in {path} holds {msgtype} messages, not '
+                                     f'{" or ".join(types[wanted])}'
+                                     + _TYPE_HINTS.get(msgtype, ''))
+            msg = typestore.deserialize_cdr(raw, msgtype)
+            stamp = int(msg.header.stamp.sec) * 1_000_000_000 + int(msg.header.stamp.nanosec)
+            for wanted in matching(topic):
+                read[wanted].append((stamp, decode[wanted](msg) if decode and wanted in decode
+                                     else msg))
+        return read
+
+    def wanted(topic: str) -> bool:
+        return bool(matching(topic))
+    try:
+        read = keep(_read_messages(path, typestore, wanted, notes))
+    except _ReaderFailed:   # what rosbags gave is dropped: the scan reads it all again
+        read = keep(_scan_messages(path, wanted, notes))
     for note in notes:
         logger.warning('%s', note)
     for messages in read.values():
@@ -337,35 +407,49 @@ def _image_topics(path: Path) -> list[str]:
         return []
 
 
+class _ReaderFailed(Exception):
+    """rosbags could not read a bag it had begun to read (what it gave is to be dropped)."""
+
+
 def _read_messages(path: Path, typestore, wanted, notes: list[str]
-                   ) -> list[tuple[str, str, bytes]]:
-    """Return (topic, msgtype, CDR) of the wanted messages.
+                   ) -> Iterator[tuple[str, str, bytes]]:
+    """Yield (topic, msgtype, CDR) of the wanted messages, one at a time.
 
     Read by rosbags when the bag is whole, else by scanning its MCAP files
-    (``recording.recover``).
+    (``recording.recover``). A generator: a long bag's messages were all held at once (a
+    704 MB bag took 1.6 GB to score). Raises ``_ReaderFailed`` when rosbags fails on a bag it
+    has begun to give messages of; ``read_topics`` then starts again from the scan.
     """
     from rosbags.highlevel import AnyReader
 
     if (path / 'metadata.yaml').is_file() or path.suffix == '.db3':
+        given = 0
         try:
             with AnyReader([path], default_typestore=typestore) as reader:
                 connections = [c for c in reader.connections if wanted(c.topic)]
-                return [(c.topic, c.msgtype, raw)
-                        for c, _, raw in reader.messages(connections=connections)]
+                for connection, _, raw in reader.messages(connections=connections):
+                    given += 1
+                    yield connection.topic, connection.msgtype, raw
+            return
         except Exception as exc:  # rosbags raises its own error types for damaged bags
             notes.append(f'{path}: rosbags cannot read it ({exc}); scanning its MCAP files')
+            if given:
+                raise _ReaderFailed() from exc
     else:
         notes.append(f'{path}: no metadata.yaml (the recorder was killed before closing the '
                      'bag); recovering what its MCAP files hold')
+    yield from _scan_messages(path, wanted, notes)
+
+
+def _scan_messages(path: Path, wanted, notes: list[str]) -> Iterator[tuple[str, str, bytes]]:
+    """Yield the wanted messages of a bag's MCAP files, scanned record by record."""
     files = list(bag_files(path))
     if not files:
         raise ValueError(f'{path}: no metadata.yaml and no .mcap file to recover')
-    messages = []
     for file in files:
-        found, result = scan_mcap(file, wanted)
-        messages += found
+        result = ScanResult(file)
+        yield from scan_mcap(file, wanted, result)
         notes.append(result.describe())
-    return messages
 
 
 def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int,
@@ -403,6 +487,7 @@ def _split(external, wrist, starts, use_wrist: bool, max_skew_ns: int,
                 unpaired += 1
                 continue  # no wrist frame of this moment
             current.wrist.append(wrist[index][1])   # None where not decoded: kept in step
+            current.wrist_stamps_ns.append(wrist[index][0])
         current.stamps_ns.append(stamp)
         current.external.append(frame)
     if unpaired and notes is not None:

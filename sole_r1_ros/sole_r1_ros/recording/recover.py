@@ -47,38 +47,42 @@ def _string(stream: io.BufferedIOBase) -> str:
     return _take(stream, size).decode('utf-8', errors='replace')
 
 
-def scan_mcap(path: Path, wanted: Callable[[str], bool]
-              ) -> tuple[list[tuple[str, str, bytes]], ScanResult]:
+def scan_mcap(path: Path, wanted: Callable[[str], bool], result: ScanResult
+              ) -> Iterator[tuple[str, str, bytes]]:
     """Every complete message on a wanted topic, as (topic, msgtype, CDR bytes), in file order.
 
-    Never raises for damage inside the file: the result says where reading stopped.
+    A generator, so that a long bag's messages are not all held at once; ``result`` (for
+    ``path``) says, once it is exhausted, how many were read and where reading stopped. Never
+    raises for damage inside the file.
 
     Raises:
         ValueError: the file is not MCAP at all.
     """
-    result = ScanResult(path)
-    messages: list[tuple[str, str, bytes]] = []
     schemas: dict[int, str] = {}
     channels: dict[int, tuple[str, str]] = {}
     with open(path, 'rb') as stream:
         if stream.read(8) != _MAGIC:
             raise ValueError(f'{path} is not an MCAP file (bad magic)')
+        ended = []
         try:
-            if not _records(stream, schemas, channels, wanted, messages, result):
+            yield from _records(stream, schemas, channels, wanted, result, ended)
+            if not ended:
                 result.problem = ('the file ends without its closing records (the writer never '
                                   'closed it): what it still held in memory is lost')
         except (_Torn, struct.error, ValueError) as exc:
             result.problem = (f'the rest of the file (from byte {stream.tell()}) is damaged or '
                               f'cut off ({exc}) and was skipped')
-    return messages, result
 
 
-def _records(stream, schemas, channels, wanted, messages, result) -> bool:
-    """Read records to the end of ``stream``; True when a data-end record closed it."""
+def _records(stream, schemas, channels, wanted, result, ended: list
+             ) -> Iterator[tuple[str, str, bytes]]:
+    """Read records to the end of ``stream``; a data-end record appends to ``ended``."""
     while True:
         op = stream.read(1)
         if not op or op[0] == _DATA_END:
-            return bool(op)
+            if op:
+                ended.append(True)
+            return
         (length,) = struct.unpack('<Q', _take(stream, 8))
         body = _take(stream, length)
         if op[0] == _CHUNK:
@@ -92,12 +96,14 @@ def _records(stream, schemas, channels, wanted, messages, result) -> bool:
             if compression:
                 from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
                 data = DECOMPRESSORS[compression](data, 0)
-            _records(io.BytesIO(data), schemas, channels, wanted, messages, result)
+            yield from _records(io.BytesIO(data), schemas, channels, wanted, result, [])
         elif op[0] in (_SCHEMA, _CHANNEL, _MESSAGE):
-            _record(op[0], io.BytesIO(body), schemas, channels, wanted, messages, result)
+            message = _record(op[0], io.BytesIO(body), schemas, channels, wanted, result)
+            if message is not None:
+                yield message
 
 
-def _record(op, record, schemas, channels, wanted, messages, result) -> None:
+def _record(op, record, schemas, channels, wanted, result) -> tuple[str, str, bytes] | None:
     (key,) = struct.unpack('<H', _take(record, 2))
     if op == _SCHEMA:
         schemas[key] = _string(record)
@@ -110,8 +116,9 @@ def _record(op, record, schemas, channels, wanted, messages, result) -> None:
         topic, msgtype = channels[key]
         _take(record, 20)  # sequence, log time, publish time
         if wanted(topic):
-            messages.append((topic, msgtype, record.read()))
             result.messages += 1
+            return topic, msgtype, record.read()
+    return None
 
 
 def bag_files(path: Path) -> Iterator[Path]:

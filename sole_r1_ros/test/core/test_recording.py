@@ -353,3 +353,79 @@ def test_frames_without_their_own_stamps_are_refused(tmp_path):
                                          'repeat the header stamp'):
         read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
                              'camera/wrist/image_raw')
+
+
+def _two_view_bag(path, count, episodes):
+    """A bag of ``count`` distinct frames a second apart on both views (the wrist's flipped).
+
+    96x128 frames: a labelled folder keeps them lossless.
+    """
+    typestore = make_typestore()
+    types = typestore.types
+    frames = [f[:96, :128].copy() for f in _frames(count)]
+    writer = BagWriter(path)
+    for index, frame in enumerate(frames):
+        for view, picture in (('external', frame), ('wrist', frame[::-1].copy())):
+            raw = typestore.serialize_cdr(_image(typestore, picture, index + 1),
+                                          'sensor_msgs/msg/Image')
+            writer.write(f'/camera/{view}/image_raw', 'sensor_msgs/msg/Image',
+                         (index + 1) * 10**9, bytes(raw))
+    for sec, name in episodes:
+        msg = types['sole_r1_interfaces/msg/Episode'](header=types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=0), frame_id=''),
+            episode_id=name, evaluation=False)
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', sec * 10**9,
+                     bytes(typestore.serialize_cdr(msg, 'sole_r1_interfaces/msg/Episode')))
+    writer.close()
+    return frames
+
+
+def test_score_bag_decodes_only_the_frames_it_shows_and_writes_episodes_whole(
+        tmp_path, monkeypatch):
+    """Every frame of a bag was decoded and held at once: 1.7 GB to score a 0.9 GB bag."""
+    pytest.importorskip('torch')
+    from sole_r1_ros import labelled
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.recording import bag
+    frames = _two_view_bag(tmp_path / 'bag', 24, ((1, 'a'), (13, 'b')))
+    decoded, real = [], bag.image_to_rgb
+    monkeypatch.setattr(bag, 'image_to_rgb',
+                        lambda msg, **kw: decoded.append(msg) or real(msg, **kw))
+    args = ['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer', '--backend',
+            'compact', '--num-queries', '3', '--out', str(tmp_path / 's.json')]
+    assert main(args) == 0
+    assert len(decoded) == 2 * 4 * 2     # two episodes: frame 0 and 3 queries, two views
+    decoded.clear()
+    assert main(args + ['--labelled-out', str(tmp_path / 'distil')]) == 0
+    assert len(decoded) == 2 * 4 * 2 + 24 * 2     # then every frame once, to write it
+    written = {e.episode_id: e for e in labelled.load_episodes(str(tmp_path / 'distil'))}
+    for name, part in (('a', frames[:12]), ('b', frames[12:])):
+        episode = written[name]
+        assert episode.num_frames == 12
+        assert all(np.array_equal(episode.external[i], part[i]) for i in range(12))
+        assert all(np.array_equal(episode.wrist[i], part[i][::-1]) for i in range(12))
+
+
+def test_a_bag_rosbags_fails_on_midway_is_read_once_from_the_scan(tmp_path):
+    """Read one message at a time, what rosbags gave before failing is not given twice."""
+    import struct
+    frames = _frames(40)
+    _record(tmp_path / 'bag', frames)
+    [mcap] = list((tmp_path / 'bag').glob('*.mcap'))
+    data = bytearray(mcap.read_bytes())
+    position, chunks = 8, []
+    while data[position] != 0x0F:    # the top-level records, to the data end
+        (length,) = struct.unpack_from('<Q', data, position + 1)
+        chunks += [position] if data[position] == 0x06 else []
+        position += 9 + length
+    body = chunks[2] + 9             # the third chunk: its first record claims 1 TB
+    (name_length,) = struct.unpack_from('<I', data, body + 28)
+    struct.pack_into('<Q', data, body + 28 + 4 + name_length + 8 + 1, 10**12)
+    mcap.write_bytes(bytes(data))
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     notes=notes)
+    assert any('rosbags cannot read it (Truncated record' in n for n in notes), notes
+    assert 30 <= len(episode.external) < 40
+    assert episode.stamps_ns == [(i + 1) * 10**9 for i in range(len(episode.external))]
+    assert all(np.array_equal(f, frames[i]) for i, f in enumerate(episode.external))
