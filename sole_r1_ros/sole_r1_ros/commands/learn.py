@@ -736,22 +736,29 @@ class _Session:
                   f'episodes: not written', flush=True)
             return 0
         truth = _finite(result.success_rate_ground_truth)   # NaN on a real robot: null
+        unscored = int(result.episodes_unscored)
+        if unscored:
+            print(f'{name}: the reward model never answered the last frame of {unscored} of '
+                  f'its {result.episodes_done} episodes (a dead or slow reward node: its log); '
+                  'the predicted rates count the others only', flush=True)
         self.report[name] = {
             'episodes': result.episodes_done,
+            'episodes_unscored': unscored,
             'env_steps': int(self.monitor.counter('learner_node', 'env_steps')),
             'session': self.session,
             'success_rate_progress': _finite(result.success_rate_progress),
             'success_rate_ground_truth': truth,
             'mean_final_progress': _finite(result.mean_final_progress),
-            'final_progress': list(result.final_progress),
+            'final_progress': [_finite(v) for v in result.final_progress],
             'success_ground_truth': list(result.success_ground_truth) if truth is not None
             else None}
         _write_atomically(self.run_dir / f'{name}.json',
                           json.dumps(self.report[name], indent=2, allow_nan=False))
         simulator = (f'{100 * truth:.0f}% (simulator), ' if truth is not None else '')
-        print(f'{name} over {result.episodes_done} episodes: success {simulator}'
-              f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
-              f'mean final progress {result.mean_final_progress:.0f}%')
+        predicted = (f'{100 * result.success_rate_progress:.0f}% (predicted progress >= 90%), '
+                     f'mean final progress {result.mean_final_progress:.0f}%'
+                     if unscored < result.episodes_done else 'none predicted (no episode scored)')
+        print(f'{name} over {result.episodes_done} episodes: success {simulator}{predicted}')
         return 0
 
     def _wait(self, future) -> bool:

@@ -121,6 +121,7 @@ class CommandOutput:
             self._publish_pose(command.target.position, command.target.orientation)
         else:
             self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
+            self.sent += 1
         self._publish_gripper(command.gripper)
 
     def sense_gripper(self, names, positions) -> None:
@@ -178,6 +179,7 @@ class CommandOutput:
         else:
             self._publisher.publish(Float64MultiArray(data=hold_normalized(
                 self._gripper).tolist()))
+            self.sent += 1
 
     def _stamped(self, msg):
         msg.header.stamp = self._node.get_clock().now().to_msg()

@@ -38,9 +38,19 @@ class EvaluateAction:
             self._node.destroy_subscription(self._truth)
 
     def _accept(self, request) -> GoalResponse:
-        """Refuse a goal while another evaluation runs or the learner is paused (it would wait)."""
+        """Refuse a goal that cannot run, saying why.
+
+        Another evaluation running, the learner paused (it would wait) or not active (nothing
+        would run), a threshold outside [0, 100]: accepted, such goals were aborted with a
+        result of zeros that read like 0 % success.
+        """
+        threshold = float(request.progress_threshold or 90.0)
         why = ('an evaluation is running' if self._busy else
-               'the learner is paused (~/pause false first)' if self.loop.paused else None)
+               'the learner is paused (~/pause false first)' if self.loop.paused else
+               'the learner is not active (its lifecycle state: activate it first)'
+               if not self._running.is_set() else
+               f'progress_threshold {request.progress_threshold} is not a percentage in '
+               '[0, 100] (0 means 90)' if not 0.0 <= threshold <= 100.0 else None)
         if why is not None:
             self._node.get_logger().warning(f'evaluate goal refused: {why}')
             return GoalResponse.REJECT
@@ -54,11 +64,7 @@ class EvaluateAction:
         it waits (the ``_tick`` timer wakes it five times a second).
         """
         request = goal_handle.request
-        threshold = float(request.progress_threshold or 90.0)
-        if not 0.0 <= threshold <= 100.0:   # also NaN
-            self._busy = False
-            goal_handle.abort()
-            return Evaluate.Result()
+        threshold = float(request.progress_threshold or 90.0)   # checked in _accept
         wanted = max(1, int(request.episodes))
         evaluation = self.loop.start_evaluation(threshold, episodes=wanted)
         if self._truth is None:

@@ -29,10 +29,14 @@ class EpisodeOutcome:
 
     episode_id: str
     final_progress: float
+    '''The answer about its last frame; NaN when that never came (``scored`` False).'''
     success_progress: bool
     success_ground_truth: bool
     has_ground_truth: bool
     episode_return: float
+    scored: bool = True
+    '''False when the answer about its last frame did not come within ``label_wait_s``: a
+    mid-episode answer, or none, is not the episode's verdict.'''
 
 
 class Evaluation:
@@ -116,33 +120,38 @@ class Evaluation:
                         stamp is not None and stamp >= last_ns for stamp, _ in given))
                     if late or time.monotonic() - ended > self._label_wait_s:
                         self._closing.pop(0)
-                        self.finished.append(self._outcome(episode))
+                        self.finished.append(self._outcome(episode, scored=late))
                         return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
                 self._changed.wait(timeout=min(remaining, 0.1))
 
-    def _outcome(self, episode: str) -> EpisodeOutcome:
+    def _outcome(self, episode: str, scored: bool) -> EpisodeOutcome:
         answers = in_frame_order(self._progress.get(episode, []))
-        final = answers[-1] if answers else 0.0
+        final = answers[-1] if scored else math.nan
         return EpisodeOutcome(
             episode_id=episode, final_progress=final,
-            success_progress=final >= self.threshold,
+            success_progress=scored and final >= self.threshold,
             success_ground_truth=self._truth.get(episode, False),
             has_ground_truth=episode in self._truth,
-            episode_return=sum(answers) / 100.0)
+            episode_return=sum(answers) / 100.0, scored=scored)
 
     def result(self, result_type):
-        """Fill an ``Evaluate.Result`` (passed in, so this module needs no ROS)."""
+        """Fill an ``Evaluate.Result`` (passed in, so this module needs no ROS).
+
+        The predicted rates count the scored episodes only: an unanswered one was reported
+        as a failure at 0 %, and one whose last answer never came at a mid-episode answer.
+        """
         done = self.finished
+        scored = [o for o in done if o.scored]
         with_truth = [o for o in done if o.has_ground_truth]
         return result_type(
-            episodes_done=len(done),
-            success_rate_progress=_mean([o.success_progress for o in done]),
+            episodes_done=len(done), episodes_unscored=len(done) - len(scored),
+            success_rate_progress=_mean([o.success_progress for o in scored]),
             success_rate_ground_truth=(_mean([o.success_ground_truth for o in with_truth])
                                        if with_truth else math.nan),
-            mean_final_progress=_mean([o.final_progress for o in done]),
+            mean_final_progress=_mean([o.final_progress for o in scored]),
             mean_return=_mean([o.episode_return for o in done]),
             final_progress=[o.final_progress for o in done],
             success_progress=[o.success_progress for o in done],

@@ -418,7 +418,11 @@ class ControlLoop:
         training = not self._episode_is_evaluation
         evaluation = self._evaluation
         not_counted = ''   # why an evaluation episode does not measure the policy
-        if not training and evaluation is not None:
+        if not training and evaluation is None:   # its evaluation was cancelled or aborted
+            not_counted = 'was cut short: its evaluation ended'
+            logger.warning('evaluation episode %s %s after %d steps: not counted',
+                           self._episode_id, not_counted, self._step)
+        elif not training:
             with self._lock:
                 cut_short = self._reset_requested and not self._episode_over
             # a person's ~/reset (its last answer would be scored as its end), a person's

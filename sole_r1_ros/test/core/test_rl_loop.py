@@ -585,13 +585,43 @@ def test_an_evaluation_episode_a_label_ends_is_not_counted_and_its_answers_label
     assert robot.summaries[-1].episode_id == first and not robot.summaries[-1].counted
 
 
-def test_evaluation_closes_an_episode_without_answers_after_the_wait():
+def test_evaluation_closes_an_unanswered_episode_after_the_wait_and_scores_it_nowhere():
+    """With the reward node dead, episodes were reported as answered 0 % (failures), and one
+    whose last answer never came at a mid-episode answer."""
     evaluation = Evaluation(threshold=50.0, label_wait_s=0.1)
     evaluation.episode_started('e0')
-    evaluation.episode_finished()
+    evaluation.episode_finished(last_ns=5)
     assert evaluation.wait_episode(timeout=1.0)
-    assert evaluation.finished[0].final_progress == 0.0
-    assert np.isnan(evaluation.result(lambda **kw: kw)['success_rate_ground_truth'])
+    evaluation.episode_started('e1')
+    evaluation.saw_progress('e1', 100.0, 2)              # mid-episode; frame 5's never comes
+    evaluation.episode_finished(last_ns=5)
+    assert evaluation.wait_episode(timeout=1.0)
+    evaluation.episode_started('e2')
+    evaluation.episode_finished(last_ns=9)
+    evaluation.saw_progress('e2', 20.0, 9)
+    assert evaluation.wait_episode(timeout=1.0)
+    first, second, third = evaluation.finished
+    assert not first.scored and not second.scored and third.scored
+    assert np.isnan(first.final_progress) and np.isnan(second.final_progress)
+    assert not first.success_progress and not second.success_progress
+    result = evaluation.result(lambda **kw: kw)
+    assert result['episodes_done'] == 3 and result['episodes_unscored'] == 2
+    assert result['success_rate_progress'] == 0.0 and result['mean_final_progress'] == 20.0
+    assert np.isnan(result['success_rate_ground_truth'])
+
+
+def test_a_cancelled_evaluation_does_not_count_the_episode_it_cut_short():
+    """The evaluation ended first, so its running episode was taken as a finished one."""
+    robot = FakeRobot()
+    loop = _loop(robot)
+    evaluation = loop.start_evaluation(90.0, episodes=3)
+    loop.step()                                          # an evaluation episode begins
+    first = loop.episode_id
+    loop.step()
+    loop.stop_evaluation(evaluation)                     # the action's cancel
+    loop.step()
+    assert robot.summaries[-1].episode_id == first and robot.summaries[-1].evaluation
+    assert not robot.summaries[-1].counted
 
 
 def test_resume_refuses_a_run_of_another_goal_or_action_layout(tmp_path):

@@ -90,6 +90,7 @@ def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(
     assert len(commands) > 20
     assert all(len(c.data) == 4 and max(abs(v) for v in c.data) <= 1.0
                for c in commands.messages)
+    assert node._robot.output.sent >= len(commands)   # /diagnostics' count (it stayed 0)
     assert ros_graph.wait_for(lambda: list_checkpoints(tmp_path / 'checkpoints'), timeout=10.0)
     # the policy's inputs are what a robot publishes: no simulator state topic is read
     assert not any(s.topic_name.endswith('ground_truth') for s in node.subscriptions)
@@ -420,6 +421,9 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     refused = client.send_goal_async(Evaluate.Goal(episodes=1))
     assert ros_graph.wait_for(refused.done, timeout=10.0) and not refused.result().accepted
     assert ros_graph.call(pause, SetBool.Request(data=False)).success
+    for threshold in (float('nan'), 150.0):   # accepted, it was aborted with a result of zeros
+        refused = client.send_goal_async(Evaluate.Goal(episodes=1, progress_threshold=threshold))
+        assert ros_graph.wait_for(refused.done, timeout=10.0) and not refused.result().accepted
     feedback = []
     goal_future = client.send_goal_async(Evaluate.Goal(episodes=2, progress_threshold=50.0),
                                          feedback_callback=lambda f: feedback.append(f.feedback))
@@ -430,6 +434,7 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
     assert ros_graph.wait_for(result_future.done, timeout=60.0)
     result = result_future.result().result
     assert result.episodes_done == 2 and len(result.final_progress) == 2
+    assert result.episodes_unscored == 0
     # feedback and result travel apart (a topic and a service): the last feedback may come after
     assert ros_graph.wait_for(lambda: len(feedback) == 2, timeout=10.0), feedback
     assert all(f.has_ground_truth for f in feedback)
