@@ -26,7 +26,7 @@ from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskS
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
 from sole_r1_ros.rl.episodes import in_frame_order
-from sole_r1_ros.rl.metrics import ends_with_newline
+from sole_r1_ros.rl.metrics import LineFile
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
@@ -39,11 +39,8 @@ class RunMonitorNode(Node):
         super().__init__('run_monitor', **kwargs)
         self.firewall = Firewall(self)
         guard = self.firewall.guard
-        path = Path(episodes_jsonl)
-        torn = path.exists() and path.stat().st_size > 0 and not ends_with_newline(path)
-        self._stream = open(path, 'a', encoding='utf-8')
-        if torn:   # a killed run's half line: a resumed run's first episode starts its own
-            self._stream.write('\n')
+        # a killed run's half line ended; lines a full disk refuses wait for it in memory
+        self._lines = LineFile(Path(episodes_jsonl))
         self._lock = threading.Lock()
         self._episode: dict | None = None
         self._closing: dict[str, dict] = {}   # ended episodes waiting for their result
@@ -66,7 +63,7 @@ class RunMonitorNode(Node):
         self.create_subscription(TaskState, 'ground_truth',
                                  guard('ground_truth', self._truth_callback), 10)
         # An ended episode's last answer comes a model call after its end: lines wait for it.
-        self.create_timer(0.25, self._write_finished)
+        self.create_timer(0.25, guard('episodes_jsonl', self._write_finished))
         # made here, before the node spins: rclpy's ActionClient registers itself before it
         # has its lock (ros2/rclpy#1589), and a spinning executor can reach it in between
         self.evaluate = ActionClient(self, Evaluate, 'learner_node/evaluate')
@@ -137,6 +134,9 @@ class RunMonitorNode(Node):
         with self._lock:
             for episode in list(self._closing.values()):
                 self._write_if_complete(episode)
+            if self._lines.waiting and not self._lines.retry():
+                raise OSError(f'{self._lines.path}: {self._lines.error}; {self._lines.waiting} '
+                              'episode lines wait in memory until the disk takes them')
 
     def _answer_wait_s(self) -> float:
         """How long after its end an episode's last answer may still come: twice the slowest."""
@@ -164,9 +164,8 @@ class RunMonitorNode(Node):
         episode.update(final_progress=progress[-1] if progress else None,
                        max_progress=max(progress) if progress else None,
                        answers=len(progress), written=True)
-        self._stream.write(json.dumps({k: v for k, v in episode.items() if k != 'written'})
-                           + '\n')
-        self._stream.flush()
+        self._lines.write(json.dumps({k: v for k, v in episode.items() if k != 'written'})
+                          + '\n')   # kept in memory while the disk refuses it (_write_finished)
         self.recent.append(episode)
 
     def _image_callback(self, msg: Image) -> None:
@@ -243,7 +242,7 @@ class RunMonitorNode(Node):
                     self._write_if_complete(episode, force=True)
             self._closing.clear()
             self._episode = None
-            self._stream.close()
+            self._lines.close()
         self.stop_video()
 
 

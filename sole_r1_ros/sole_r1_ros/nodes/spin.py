@@ -22,12 +22,15 @@ import logging
 import os
 import signal
 import threading
+import time
 from typing import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.signals import SignalHandlerOptions
+
+_LOG = logging.getLogger(__name__)
 
 
 class Stop(BaseException):
@@ -205,11 +208,23 @@ class BackgroundSpinner:
         self._thread = threading.Thread(target=self._spin, name='spinner', daemon=True)
 
     def _spin(self) -> None:
-        try:
-            while self._spinning and rclpy.ok(context=self._context):
+        """Spin until stopped; a callback's exception is logged, not the end of the thread.
+
+        A callback that raised (a full disk under a file it writes) ended the thread, and
+        every callback of its nodes with it: the runner's monitor went deaf, and the run
+        never reached its step count.
+        """
+        last_logged: dict[str, float] = {}
+        while self._spinning and rclpy.ok(context=self._context):
+            try:
                 self._executor.spin_once(timeout_sec=0.1)
-        except ExternalShutdownException:
-            pass
+            except ExternalShutdownException:
+                return
+            except Exception as exc:
+                cause = f'{type(exc).__name__}: {exc}'[:200]
+                if time.monotonic() - last_logged.get(cause, -1e9) > 10.0:
+                    last_logged[cause] = time.monotonic()
+                    _LOG.exception('a callback failed (spinning on): %s', cause)
 
     def __enter__(self) -> 'BackgroundSpinner':
         self._spinning = True

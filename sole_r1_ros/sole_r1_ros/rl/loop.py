@@ -518,15 +518,15 @@ class ControlLoop:
         while running():
             try:
                 metrics = self.learn(keep_going=running)
+                if metrics is not None and self.learner.agent.updates >= logged + 50:
+                    logged = self.learner.agent.updates
+                    on_metrics(logged, metrics)   # inside: a failing log ended the thread
             except Exception as exc:  # learning stops a moment; control carries on
                 on_error(exc)
                 metrics = None
                 time.sleep(1.0)
             if metrics is None:
                 time.sleep(0.05)
-            elif self.learner.agent.updates >= logged + 50:
-                logged = self.learner.agent.updates
-                on_metrics(logged, metrics)
 
     def status(self) -> dict[str, object]:
         """Counters for the node's diagnostics and the run's progress bar."""

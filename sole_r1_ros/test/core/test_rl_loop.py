@@ -3,6 +3,8 @@
 Episodes, holding, a human, evaluation, stamp-matched labels, pausing learning, and checkpoints
 that are never thrown away.
 """
+import time
+
 import numpy as np
 import pytest
 
@@ -439,6 +441,38 @@ def test_learning_pauses_without_rewards_and_resumes_when_they_come():
     assert loop.learn() is not None and loop.learning_paused == ''
 
 
+def test_a_failing_metrics_log_is_an_error_reported_not_the_end_of_learning():
+    """A metrics log that raises is reported, and the learner thread goes on.
+
+    TensorBoard's writer, dead on a full disk, raised in the metrics log, outside the thread's
+    try: the learner thread ended, and learning and checkpoints with it.
+    """
+    robot, clock = FakeRobot(), Clock()
+    learner = _learner()
+    loop = _loop(robot, learner=learner, clock=clock, reward_timeout_s=3600.0,
+                 episode_length=20)
+    loop.step()
+    for _ in range(12):
+        loop.step()
+        loop.saw_progress(loop.episode_id, robot.stamp_ns, 50.0)
+    loop.step()
+    errors, logged = [], []
+
+    def on_metrics(step, metrics):
+        logged.append(step)
+        if len(logged) == 1:
+            raise OSError(28, 'No space left on device')
+    deadline = time.monotonic() + 60.0
+
+    def running():   # the actor's steps, which updates wait for
+        loop.step()
+        loop.saw_progress(loop.episode_id, robot.stamp_ns, 50.0)
+        return len(logged) < 2 and time.monotonic() < deadline
+    loop.run_learner(running, on_metrics, errors.append)
+    assert len(logged) == 2 and logged[1] >= logged[0] + 50
+    assert [type(e) for e in errors] == [OSError]
+
+
 def test_checkpoints_go_on_while_rewards_are_late_but_not_unchanged_or_after_a_stop(tmp_path):
     robot, clock = FakeRobot(), Clock()
     learner = _learner(tmp_path)
@@ -586,8 +620,11 @@ def test_an_evaluation_episode_a_label_ends_is_not_counted_and_its_answers_label
 
 
 def test_evaluation_closes_an_unanswered_episode_after_the_wait_and_scores_it_nowhere():
-    """With the reward node dead, episodes were reported as answered 0 % (failures), and one
-    whose last answer never came at a mid-episode answer."""
+    """An episode whose last frame was never answered is unscored, in no predicted rate.
+
+    With the reward node dead, episodes were reported as answered 0 % (failures), and one
+    whose last answer never came at a mid-episode answer.
+    """
     evaluation = Evaluation(threshold=50.0, label_wait_s=0.1)
     evaluation.episode_started('e0')
     evaluation.episode_finished(last_ns=5)

@@ -107,3 +107,24 @@ def test_the_ended_episodes_are_written_before_the_curves_are_drawn(ros_graph, t
     monitor.close()   # the running episode at close; episode-1 not twice
     assert [json.loads(t)['episode_id'] for t in lines.read_text().splitlines()] == [
         'episode-1', 'episode-2']
+
+
+def test_a_full_disk_keeps_the_lines_and_the_monitor_listening(ros_graph, tmp_path):
+    """On a full disk the episode lines wait in memory and the monitor keeps listening.
+
+    The write failed in a timer no guard caught: the monitor's thread ended, it heard no more,
+    and ``sole-r1 learn`` never reached its step count while the arm moved on.
+    """
+    monitor, episodes, results, _ = _monitor_and_publishers(ros_graph, '/dev/full')
+    for name in ('episode-1', 'episode-2'):
+        episodes.publish(Episode(episode_id=name))
+        assert ros_graph.wait_for(lambda: monitor._episode is not None
+                                  and monitor._episode['episode_id'] == name)
+        episodes.publish(Episode(episode_id=''))
+        results.publish(EpisodeResult(episode_id=name, steps=5, env_steps=5))
+        assert ros_graph.wait_for(lambda: any(e['episode_id'] == name for e in monitor.recent),
+                                  timeout=10.0)
+        time.sleep(0.5)   # timer rounds retry the write
+    assert monitor._lines.waiting == 2 and 'No space left' in monitor._lines.error
+    assert monitor.firewall.rejected.get('episodes_jsonl', 0) >= 1
+    assert ros_graph.error is None

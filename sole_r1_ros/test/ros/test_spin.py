@@ -134,3 +134,31 @@ def test_the_packages_python_logs_reach_the_nodes_ros_logger_once():
     warning = [line for line in output.splitlines() if 'no final checkpoint' in line]
     assert len(info) == 1 and info[0].startswith('[INFO]') and '[logging_node]' in info[0], output
     assert len(warning) == 1 and warning[0].startswith('[WARN]'), output
+
+
+def test_a_background_spinner_outlives_a_callback_that_raises(ros_context, caplog):
+    """A callback that raises is logged, and the other callbacks go on.
+
+    It ended the spinner's thread and every callback of its nodes: the runner's monitor went
+    deaf on a full disk.
+    """
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.spin import BackgroundSpinner
+    node = Node('raising', context=ros_context)
+    ticks = []
+
+    def tick():
+        ticks.append(time.monotonic())
+        if len(ticks) == 1:
+            raise OSError(28, 'No space left on device')
+    node.create_timer(0.05, tick)
+    try:
+        with BackgroundSpinner(node, context=ros_context):
+            deadline = time.monotonic() + 10.0
+            while len(ticks) < 5 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        node.destroy_node()
+    assert len(ticks) >= 5
+    assert 'a callback failed (spinning on): OSError' in caplog.text
