@@ -46,14 +46,57 @@ class PinholeCamera:
 
     @classmethod
     def from_camera_info(cls, width: int, height: int, k: Sequence[float],
-                         position: Sequence[float], orientation: Sequence[float]
-                         ) -> 'PinholeCamera':
-        """From CameraInfo's row-major 3x3 ``k`` (fx 0 cx, 0 fy cy, 0 0 1) and a pose."""
+                         position: Sequence[float], orientation: Sequence[float],
+                         p: Sequence[float] | None = None, binning: Sequence[int] = (0, 0),
+                         roi: Sequence[int] = (0, 0, 0, 0)) -> 'PinholeCamera':
+        """From CameraInfo's fields and a pose, as image_geometry's PinholeCameraModel reads them.
+
+        Args:
+            width, height: the calibrated (full) resolution.
+            k: row-major 3x3 K (fx 0 cx, 0 fy cy, 0 0 1): the raw image's intrinsics.
+            position, orientation: the optical frame's pose (see the class).
+            p: row-major 3x4 P (fx' 0 cx' Tx, 0 fy' cy' Ty, 0 0 1 0), given for a rectified
+                image (image_proc's ``image_rect``): its intrinsics are P's, not K's. Tx and
+                Ty (a stereo pair's baseline) are not used: the pose is this camera's own.
+            binning: binning_x, binning_y (0 or 1: none): the image is that many times
+                smaller than the calibration; fx, cx are divided by binning_x, fy, cy by
+                binning_y.
+            roi: x_offset, y_offset, width, height of the region of interest the image is
+                (all 0: the whole image); cx, cy count from its corner.
+
+        The image is ``roi``'s size (or the full one) divided by the binning (rounded down).
+
+        Raises:
+            ValueError: K without 9 values or P without 12, a focal length that is not
+                positive (an uncalibrated camera's zeros), or a ROI outside the image.
+        """
         if len(k) != 9:
             raise ValueError(f'K needs 9 values (row-major 3x3), got {len(k)}')
-        return cls(int(width), int(height), float(k[0]), float(k[4]), float(k[2]),
-                   float(k[5]), tuple(float(v) for v in position),
-                   tuple(float(v) for v in orientation))
+        if p is None:
+            name, fx, fy, cx, cy = 'K', k[0], k[4], k[2], k[5]
+        else:
+            if len(p) != 12:
+                raise ValueError(f'P needs 12 values (row-major 3x4), got {len(p)}')
+            name, fx, fy, cx, cy = 'P', p[0], p[5], p[2], p[6]
+        fx, fy, cx, cy = float(fx), float(fy), float(cx), float(cy)
+        if not (fx > 0 and fy > 0):
+            raise ValueError(f'focal lengths must be positive, got fx={fx}, fy={fy} in '
+                             f'camera_info {name} (an uncalibrated camera?)')
+        width, height = int(width), int(height)
+        binning_x, binning_y = (max(1, int(b)) for b in binning)
+        x_offset, y_offset, roi_width, roi_height = (int(v) for v in roi)
+        if min(binning) < 0 or min(x_offset, y_offset, roi_width, roi_height) < 0:
+            raise ValueError(f'binning {tuple(binning)} and roi {tuple(roi)} must not be negative')
+        if roi_width == 0 or roi_height == 0:
+            if x_offset or y_offset:
+                raise ValueError(f'roi {tuple(roi)} has an offset and no size')
+            roi_width, roi_height = width, height
+        elif x_offset + roi_width > width or y_offset + roi_height > height:
+            raise ValueError(f'roi {tuple(roi)} (x, y, width, height) is not inside the '
+                             f'{width}x{height} image')
+        return cls(roi_width // binning_x, roi_height // binning_y, fx / binning_x,
+                   fy / binning_y, (cx - x_offset) / binning_x, (cy - y_offset) / binning_y,
+                   tuple(float(v) for v in position), tuple(float(v) for v in orientation))
 
     def scaled(self, max_side: int) -> 'PinholeCamera':
         """The same camera with its image at most ``max_side`` pixels long (0: as it is).

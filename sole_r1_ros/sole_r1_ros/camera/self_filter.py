@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from sole_r1_ros.camera.pinhole import PinholeCamera, rotation_matrix
+from sole_r1_ros.camera.urdf import is_urdf, Mimic, read_urdf, resolve_mimics
 from sole_r1_ros.sim._deps import import_mujoco
 
 DEPTH_MARGIN_M = 0.03
@@ -32,13 +33,18 @@ _CAMERA = 'self_filter_camera'
 _PIXEL_PITCH_M = 1e-6
 # A geom group MuJoCo does not draw by default (groups 3-5 are hidden).
 _HIDDEN_GROUP = 5
+# What MuJoCo gives a moving body without mass or inertia (a kinematics-only URDF): only its
+# pose is drawn, so any positive value does.
+_BOUND_MASS_KG = 1e-6
+_BOUND_INERTIA = 1e-9
 
 
 class RobotSelfFilter:
     """Draw the robot's mask for one camera from its model and its joint positions.
 
     Every moving joint of the model must be given at every call: a missing joint raises
-    (a mask drawn at a guessed pose would erase the wrong pixels). The GL context is made on
+    (a mask drawn at a guessed pose would erase the wrong pixels); a URDF's mimic joints are
+    set from the joints they mimic (``joint_names`` leaves them out). The GL context is made on
     the first ``mask`` call, in the calling thread; later calls and ``close`` must come from it.
     """
 
@@ -48,13 +54,16 @@ class RobotSelfFilter:
         """Load and compile the robot model with a camera added; no GL work yet.
 
         Args:
-            model_path: the robot's URDF (``.urdf``) or MJCF (``.xml``) file. MuJoCo keeps a
-                URDF's collision geometry (usually a padded hull of the visual one, which
-                suits erasing).
+            model_path: the robot's URDF (``.urdf``, or XML whose root is ``<robot>``) or
+                MJCF (``.xml``) file. MuJoCo keeps a URDF's collision geometry (usually a
+                padded hull of the visual one, which suits erasing); links with visual
+                geometry only are listed in ``undrawn_links``. Links without mass or
+                inertia are fine (only poses are drawn).
             camera: the camera, its pose in ``camera_link``'s frame; None: ``set_camera``
                 later (when its ``CameraInfo`` comes).
-            mesh_dir: where the model's mesh files are, when not beside it (a URDF's
-                ``package://`` paths are read as file names there).
+            mesh_dir: where the model's mesh files are, when not beside it: a URDF's
+                ``package://`` and relative paths are looked for there first
+                (``read_urdf``); an MJCF's ``meshdir``.
             camera_link: the model's body (URDF link) the camera is fixed to, e.g. the hand
                 for a wrist camera; '' for the base (world) frame of a fixed camera.
             hidden_links: links never drawn: those the scene always hides from this camera
@@ -66,8 +75,9 @@ class RobotSelfFilter:
 
         Raises:
             FileNotFoundError: no such model file.
-            ValueError: MuJoCo cannot read or compile it, it has no moving joint, no
-                body ``camera_link`` or one of ``hidden_links``, or ``max_side`` < 0.
+            ValueError: MuJoCo cannot read or compile it, a URDF's mesh file is not found
+                or two would be merged (``read_urdf``), it has no moving joint, no body
+                ``camera_link`` or one of ``hidden_links``, or ``max_side`` < 0.
         """
         mujoco = import_mujoco()
         if max_side < 0:
@@ -75,28 +85,44 @@ class RobotSelfFilter:
         self._max_side = int(max_side)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f'no robot model at {model_path!r} (a URDF or MJCF file)')
+        urdf = read_urdf(model_path, mesh_dir) if is_urdf(model_path) else None
         try:
-            spec = mujoco.MjSpec.from_file(model_path)
-            if mesh_dir:
-                spec.meshdir = mesh_dir
+            if urdf is not None:
+                spec = mujoco.MjSpec.from_string(urdf.text)
+            else:
+                spec = mujoco.MjSpec.from_file(model_path)
+                if mesh_dir:
+                    spec.meshdir = mesh_dir
             parent = spec.body(camera_link) if camera_link else spec.worldbody
             if parent is None:
                 raise ValueError(f'it has no body (link) {camera_link!r} to fix the camera to')
             parent.add_camera(name=_CAMERA)
+            # A link without <inertial> (or of mass 0) is fine for drawing; MuJoCo refuses a
+            # moving body without mass unless it is bounded.
+            spec.compiler.boundmass = _BOUND_MASS_KG
+            spec.compiler.boundinertia = _BOUND_INERTIA
             self._model = spec.compile()
         except Exception as exc:  # MuJoCo reports parse and compile errors as ValueError/etc.
             raise ValueError(f'MuJoCo cannot load the robot model {model_path!r}: {exc}'
                              ) from exc
         model = self._model
         moving = (mujoco.mjtJoint.mjJNT_HINGE, mujoco.mjtJoint.mjJNT_SLIDE)
-        self._joints = {model.joint(i).name: int(model.jnt_qposadr[i])
-                        for i in range(model.njnt) if model.jnt_type[i] in moving}
+        joints = {model.joint(i).name: int(model.jnt_qposadr[i])
+                  for i in range(model.njnt) if model.jnt_type[i] in moving}
+        # MuJoCo ignores a URDF's <mimic>: each mimic joint is set from its source here, and
+        # is not asked of joint_states (a gripper's driver publishes the driven joint only).
+        self._mimics = resolve_mimics(urdf.mimics if urdf else {}, tuple(joints), model_path)
+        self._mimic_addresses = {name: joints[name] for name in self._mimics}
+        self._joints = {name: address for name, address in joints.items()
+                        if name not in self._mimics}
         if not self._joints:
             raise ValueError(f'{model_path!r} has no hinge or slide joint to pose')
         bodies = {model.body(i).name: i for i in range(model.nbody)}
         unknown = [link for link in hidden_links if link not in bodies]
         if unknown:
             raise ValueError(f'{model_path!r} has no links {unknown} to hide')
+        self._undrawn_links = tuple(link for link in (urdf.visual_only_links if urdf else ())
+                                    if link not in hidden_links)
         hidden = np.isin(model.geom_bodyid, [bodies[link] for link in hidden_links])
         model.geom_group[hidden] = _HIDDEN_GROUP
         self._data = mujoco.MjData(model)
@@ -115,8 +141,22 @@ class RobotSelfFilter:
 
     @property
     def joint_names(self) -> tuple[str, ...]:
-        """The joints every ``mask`` call needs, in the model's order."""
+        """The joints every ``mask`` call needs, in the model's order (no mimic joint)."""
         return tuple(self._joints)
+
+    @property
+    def mimic_joints(self) -> dict[str, Mimic]:
+        """A URDF's moving mimic joints: name -> source (one of ``joint_names``) and factors."""
+        return dict(self._mimics)
+
+    @property
+    def undrawn_links(self) -> tuple[str, ...]:
+        """A URDF's links with visual geometry only, not hidden: never drawn, so never erased.
+
+        MuJoCo keeps a URDF's collision geometry; a link the URDF gives no ``<collision>``
+        has nothing to draw. Warn of them (or give them collision geometry).
+        """
+        return self._undrawn_links
 
     @property
     def camera(self) -> PinholeCamera | None:
@@ -153,7 +193,8 @@ class RobotSelfFilter:
 
         Args:
             joint_positions: joint name -> position (rad or m); names the model does not
-                have are ignored (other devices on the same ``joint_states``).
+                have are ignored (other devices on the same ``joint_states``), and so are
+                a URDF's mimic joints: each is set from the joint it mimics.
             depth: the camera's depth image of the same moment, H×W metres along the optical
                 axis, aligned to its pictures; 0, negative or not finite where it has no
                 reading. With it a pixel is the robot's only where the robot, drawn, is not
@@ -187,6 +228,9 @@ class RobotSelfFilter:
             if not np.isfinite(value):
                 raise ValueError(f'joint {name!r} position is not finite: {value}')
             self._data.qpos[address] = value
+        for name, mimic in self._mimics.items():
+            self._data.qpos[self._mimic_addresses[name]] = (
+                mimic.multiplier * self._data.qpos[self._joints[mimic.source]] + mimic.offset)
         renderer = self._renderer_for_this_thread()
         mujoco.mj_kinematics(self._model, self._data)
         mujoco.mj_camlight(self._model, self._data)

@@ -215,12 +215,16 @@ class CameraNode(Node):
             self._mask_drops_reported[view] = dropped
             late = (f'; masks came up to {join.mask_lag_ns * 1e-6:.0f} ms behind the newest '
                     'frame' if join.mask_lag_ns > 0 else '')
+            # What publishes the masks: the wrist view needs a self-filter of its own, which
+            # a launch with one robot_mask_node (view external) does not start.
+            needs = ("erase_robot needs a self-filter, robot_mask_node, or the simulator's "
+                     'publish_robot_masks, within 0.5 s' if view == 'external' else
+                     'the wrist view needs its own self-filter, robot_mask_node with view: '
+                     'wrist; or set camera_node use_wrist: false or erased_beside: true')
             # The count after the colon: the log is throttled by what comes before it.
             self.firewall.reject(f'camera/{view}/robot_mask', f'{view} frames got no robot mask '
                                  f'of their stamp on camera/{view}/robot_mask in time and are '
-                                 'never queried (erase_robot needs a self-filter, '
-                                 "robot_mask_node, or the simulator's publish_robot_masks, "
-                                 f'within 0.5 s): {dropped} so far{late}')
+                                 f'never queried ({needs}): {dropped} so far{late}')
         for stamp_ns, (frame, header), mask in joined:
             try:   # each frame on its own: a wrong mask costs only its frame
                 masked = with_mask_channel(frame, mask)

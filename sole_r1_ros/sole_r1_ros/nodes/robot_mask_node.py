@@ -1,25 +1,30 @@
 """A self-filter: the robot's mask on each camera frame, for a camera node that erases it.
 
 Subscribes ``camera/<view>/image_raw`` (its stamp and size; sensor-data QoS),
-``camera/<view>/camera_info`` (the intrinsics K) and ``joint_states``; publishes
+``camera/<view>/camera_info`` (the intrinsics K, or P for a rectified image with ``rectified``;
+its binning and region of interest as image_geometry reads them) and ``joint_states``; publishes
 ``camera/<view>/robot_mask`` (mono8, 255 on the robot, the picture's stamp and frame),
 ``camera/<view>/robot_mask_overlay`` (the picture with the mask tinted green, drawn only while
 someone subscribes: to check the hand-eye calibration in rviz) and ``/diagnostics``. Each mask
-is the robot's own model (``robot_model``: its URDF or MJCF) drawn at the joint states nearest
-the frame's stamp from the calibrated camera (``camera/self_filter.py``): what
+is the robot's own model (``robot_model``: its URDF or MJCF) drawn at the joint states of the
+frame's stamp from the calibrated camera (``camera/self_filter.py``): what
 ``camera_node.erase_robot`` needs on a real robot, and what the simulator's privileged
-``publish_robot_masks`` stands in for. A frame waits for the first joint states stamped at or
-after it (the two topics arrive in any order), then is drawn at the nearer of the two around
-its stamp. A frame without joint states near enough or without camera info gets no mask: the
-camera node then never queries it and counts it, and this node counts why. With an RGB-D
-camera (``use_depth``), ``camera/<view>/depth/image_raw`` aligned to the pictures is read too,
-and what the camera sees in front of the robot (the table's edge, a door, a held object) is
-left out of the mask; a frame then also waits for its depth image, and gets no mask without
+``publish_robot_masks`` stands in for. Joint states are merged (arm and gripper may publish
+apart; a URDF's mimic joints need not be published; other devices' joints are ignored) and kept
+for ``JOINT_HISTORY_S``. A frame waits for the first joint states stamped at or after it (the
+two topics arrive in any order), then is drawn at the joint positions interpolated between the
+two around its stamp. A frame without joint states near enough or without camera info gets no
+mask: the camera node then never queries it and counts it, and this node counts why. With an
+RGB-D camera (``use_depth``), ``camera/<view>/depth/image_raw`` aligned to the pictures is read
+too, and what the camera sees in front of the robot (the table's edge, a door, a held object)
+is left out of the mask; a frame then also waits for its depth image, and gets no mask without
 one. Drawing runs on one thread of its own (a GL context is current in one thread), whatever
 executor spins the node.
 """
+import bisect
 from collections import deque
 from dataclasses import dataclass
+import math
 import queue
 import threading
 
@@ -44,9 +49,10 @@ class RobotMaskNodeConfig:
 
     robot_model: str = option('', "the robot's URDF or MJCF file (MuJoCo reads both; a URDF's "
                               'collision geometry is drawn); required', read_only=True)
-    mesh_dir: str = option('', "folder of the model's mesh files when not beside it ('': "
-                           "beside it; a URDF's package:// paths are read as file names "
-                           'there)', read_only=True)
+    mesh_dir: str = option('', "folder of the model's mesh files when not beside it: a "
+                           "URDF's package://PKG/PATH and relative paths are looked for there "
+                           "(as PKG/PATH, PATH or the file name); '': beside the URDF, and a "
+                           "package's folder above it", read_only=True)
     view: str = option('external', 'the camera: camera/<view>/image_raw and camera_info in, '
                        'camera/<view>/robot_mask out', choices=('external', 'wrist'),
                        read_only=True)
@@ -91,6 +97,10 @@ class RobotMaskNodeConfig:
     max_depth_age_s: float = option(
         0.05, 'with use_depth: a frame is drawn with the depth image nearest its stamp, at '
         'most this far from it [s]', range=(0.0, 10.0))
+    rectified: bool = option(
+        False, "the pictures are rectified (image_proc's image_rect and its camera_info): "
+        "drawn with camera_info P, their intrinsics, instead of K (the raw image's, whose lens "
+        'distortion D they have undone)', read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -106,6 +116,20 @@ def _stamp_ns(stamp) -> int:
     return Time.from_msg(stamp).nanoseconds
 
 
+JOINT_HISTORY_S = 2.0
+'''How long joint states are kept before the newest, beyond camera_delay_s and
+max_joint_state_age_s [s]: how late a frame may come after its exposure and still be drawn
+(by age, not by count: a 1 kHz joint_state_broadcaster fills 256 messages in a quarter
+second).'''
+STALE_JOINT_S = JOINT_HISTORY_S
+'''A joint whose newest position came this long before a frame's exposure is stale there (its
+publisher stopped while another's goes on): the frame gets no mask [s]. A gripper published
+at 1 Hz beside a 100 Hz arm is not.'''
+TIME_WENT_BACK_S = 1.0
+'''Joint states stamped this much before the newest mean time went back (a restarted bag or
+simulator): the history is let go [s]. Less is an out-of-order message (another publisher).'''
+
+
 class RobotMaskNode(Node):
     """Draws the robot's mask for each frame of one camera."""
 
@@ -117,12 +141,25 @@ class RobotMaskNode(Node):
         # Loaded now, so that a wrong file fails at start-up; the camera comes with its info.
         self._filter = RobotSelfFilter(c.robot_model, None, c.mesh_dir, c.camera_link,
                                        c.hidden_links, c.draw_max_side)
-        # (width, height, K) of the camera info, and its camera (built once per new info).
+        undrawn = self._filter.undrawn_links
+        if undrawn:
+            self.get_logger().warning(
+                f'links {list(undrawn)} of {c.robot_model} have visual geometry only: MuJoCo '
+                "draws a URDF's collision geometry, so they are never in the mask (nor erased)."
+                ' Give them <collision> geometry, or list them in hidden_links')
+        # The camera info's fields the camera is built from, and its camera (once per info).
         self._info: tuple | None = None
         self._distortion_said = False   # a camera_info with lens distortion was warned of
         self._info_camera: PinholeCamera | None = None
         self._drawn: PinholeCamera | None = None   # the camera the filter draws (its thread's)
-        self._joints: deque = deque(maxlen=256)   # (stamp_ns, {name: position})
+        # The merged joint states, in stamp order, JOINT_HISTORY_S long: each message updates
+        # a copy of the last one merged (arm and gripper may publish apart), with the model's
+        # joints only; beside each, the stamp each joint's position came with.
+        self._joint_stamps: list[int] = []
+        self._joint_states: list[tuple[dict[str, float], dict[str, int]]] = []
+        self._merged: tuple[dict[str, float], dict[str, int]] = ({}, {})
+        self._let_go_ns: int | None = None   # the newest stamp let go for age
+        self._model_joints = frozenset(self._filter.joint_names)
         self._depths: deque = deque(maxlen=16)   # (stamp_ns, H×W metres), with use_depth
         # Frames to draw: (exposure stamp_ns, camera, header, picture for the overlay or None).
         self._waiting: deque = deque()
@@ -167,35 +204,58 @@ class RobotMaskNode(Node):
                                f'({len(self._filter.joint_names)} joints) on camera/{view}'
                                f'{depth}')
 
-    def _camera(self, width: int, height: int, k) -> PinholeCamera:
-        c = self._configs['node']
-        return PinholeCamera.from_camera_info(width, height, k, c.camera_position,
-                                              c.camera_orientation)
-
     def _info_callback(self, msg: CameraInfo) -> None:
-        info = (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k))
+        c = self._configs['node']
+        roi = msg.roi
+        info = (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k),
+                tuple(float(v) for v in msg.p) if c.rectified else None,
+                (int(msg.binning_x), int(msg.binning_y)),
+                (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
         if info != self._info:
-            # Raises on a zero size or focal length: the info is refused.
-            self._info_camera = self._camera(*info)
+            # Raises on a zero size or focal length, or a ROI outside the image: refused.
+            width, height, k, p, binning, region = info
+            self._info_camera = PinholeCamera.from_camera_info(
+                width, height, k, c.camera_position, c.camera_orientation, p, binning, region)
             self._info = info
         distortion = [float(v) for v in msg.d]
-        if not self._distortion_said and any(abs(v) > 1e-6 for v in distortion):
+        if (not c.rectified and not self._distortion_said
+                and any(abs(v) > 1e-6 for v in distortion)):
             self._distortion_said = True
             self.get_logger().warning(
                 f'the camera has lens distortion (camera_info D = {distortion}) and the mask '
                 'is drawn with its pinhole model (K) alone: toward the image edges it misses '
                 'the arm by up to tens of pixels. Subscribe to the rectified image '
-                "(image_proc's image_rect and its camera_info) for an exact mask")
+                "(image_proc's image_rect and its camera_info) and set rectified: true (drawn "
+                'with camera_info P) for an exact mask')
 
     def _joint_states_callback(self, msg: JointState) -> str | None:
         if len(msg.name) != len(msg.position):
             return f'joint_states has {len(msg.name)} names and {len(msg.position)} positions'
-        if not np.all(np.isfinite(msg.position)):
-            return 'joint_states holds NaN or inf'
+        ours = {name: float(position) for name, position in zip(msg.name, msg.position)
+                if name in self._model_joints}
+        if not ours:
+            return None   # another device's joints (a conveyor, a second arm)
+        bad = sorted(name for name, position in ours.items() if not math.isfinite(position))
+        if bad:
+            return f'joint_states holds NaN or inf for {bad}'
         stamp = _stamp_ns(msg.header.stamp)
-        if self._joints and stamp < self._joints[-1][0]:
-            self._joints.clear()   # time went back (a restarted bag or simulator)
-        self._joints.append((stamp, dict(zip(msg.name, msg.position))))
+        stamps, states = self._joint_stamps, self._joint_states
+        if stamps and stamp < stamps[-1] - TIME_WENT_BACK_S * 1e9:
+            # Time went back (a restarted bag or simulator): what came before is another time.
+            stamps.clear()
+            states.clear()
+            self._merged, self._let_go_ns = ({}, {}), None
+        positions, stamped = self._merged
+        self._merged = ({**positions, **ours}, {**stamped, **dict.fromkeys(ours, stamp)})
+        at = bisect.bisect_right(stamps, stamp)   # after those of the same stamp
+        stamps.insert(at, stamp)
+        states.insert(at, self._merged)
+        c = self._configs['node']
+        keep_s = JOINT_HISTORY_S + abs(c.camera_delay_s) + c.max_joint_state_age_s
+        old = bisect.bisect_left(stamps, stamps[-1] - int(keep_s * 1e9))
+        if old:
+            self._let_go_ns = stamps[old - 1]
+            del stamps[:old], states[:old]
         self._draw_waiting()
         return None
 
@@ -212,16 +272,20 @@ class RobotMaskNode(Node):
         if self._info is None:
             self.missing['camera_info'] += 1
             return f'no camera/{view}/camera_info yet: the frame gets no robot mask'
-        if (msg.width, msg.height) != self._info[:2]:
+        camera = self._info_camera
+        if (msg.width, msg.height) != (camera.width, camera.height):
+            width, height, _, _, binning, roi = self._info
+            reduced = ('' if (camera.width, camera.height) == (width, height) else
+                       f' (binning {binning}, roi {roi} of its {width}x{height})')
             return (f'{view} image of {msg.width}x{msg.height} px, camera_info of '
-                    f'{self._info[0]}x{self._info[1]}: the frame gets no robot mask')
+                    f'{camera.width}x{camera.height}{reduced}: the frame gets no robot mask')
         exposed = _stamp_ns(msg.header.stamp) - int(self._configs['node'].camera_delay_s * 1e9)
         # The picture itself is kept only for an overlay someone watches.
         picture = msg if self._overlay_pub.get_subscription_count() else None
         self._waiting.append((exposed, self._info_camera, msg.header, picture))
         if len(self._waiting) > self._configs['node'].max_waiting_frames:
             stamp = self._waiting.popleft()[0]
-            if self._joints and self._joints[-1][0] >= stamp:
+            if self._joint_stamps and self._joint_stamps[-1] >= stamp:
                 self._no_depth('no depth image stamped at or after')
             else:
                 self._no_joint_states('no joint_states stamped at or after')
@@ -230,7 +294,7 @@ class RobotMaskNode(Node):
 
     def _ready(self, stamp: int, header) -> bool:
         """The joint states of this exposure, and its depth image with use_depth, have come."""
-        if not self._joints or self._joints[-1][0] < stamp:
+        if not self._joint_stamps or self._joint_stamps[-1] < stamp:
             return False
         return not self._configs['node'].use_depth or bool(
             self._depths and self._depths[-1][0] >= _stamp_ns(header.stamp))
@@ -238,12 +302,10 @@ class RobotMaskNode(Node):
     def _draw_waiting(self) -> None:
         """Send each waiting frame whose joint states (and depth) have come to be drawn."""
         c = self._configs['node']
-        limit = c.max_joint_state_age_s * 1e9
         while self._waiting and self._ready(self._waiting[0][0], self._waiting[0][2]):
             stamp, camera, header, picture = self._waiting.popleft()
-            nearest_stamp, joints = min(self._joints, key=lambda item: abs(item[0] - stamp))
-            if abs(nearest_stamp - stamp) > limit:
-                self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
+            joints = self._joints_at(stamp)
+            if joints is None:
                 continue
             depth = None
             if c.use_depth:
@@ -256,6 +318,50 @@ class RobotMaskNode(Node):
                 self.missing['drawing_time'] += 1
                 self.firewall.reject(f'camera/{self._configs["node"].view}/image_raw',
                                      'the drawing thread is behind: a frame gets no robot mask')
+
+    def _joints_at(self, stamp: int) -> dict[str, float] | None:
+        """The joint positions at this exposure, or None (counted) when none are near enough.
+
+        Between two joint states around it, both within ``max_joint_state_age_s``: each joint
+        interpolated (but one that moved more than half a turn between them, a wrapped angle
+        or a jump, is taken from the nearer); else the nearer one within that age. None when
+        a joint of the model was never given, or not in the ``STALE_JOINT_S`` before.
+        """
+        c = self._configs['node']
+        limit = int(c.max_joint_state_age_s * 1e9)
+        stamps, states = self._joint_stamps, self._joint_states
+        after = bisect.bisect_right(stamps, stamp)   # the first stamped after the exposure
+        near = [i for i in (after - 1, after)
+                if 0 <= i < len(stamps) and abs(stamps[i] - stamp) <= limit]
+        if not near:
+            if self._let_go_ns is not None and stamp <= self._let_go_ns + limit:
+                keep_s = JOINT_HISTORY_S + abs(c.camera_delay_s) + c.max_joint_state_age_s
+                self._no_joint_states(f'joint_states older than {keep_s:.2f} s (let go) were '
+                                      'needed for')
+            else:
+                self._no_joint_states(f'no joint_states within {limit / 1e9} s of')
+            return None
+        nearest = min(near, key=lambda i: abs(stamps[i] - stamp))
+        joints, stamped = states[nearest]
+        missing = sorted(self._model_joints - joints.keys())
+        if missing:
+            self._no_joint_states(f"joint_states never gave {missing} (the model's joints; "
+                                  'a mimic joint is not needed) before')
+            return None
+        stale = sorted(name for name, at in stamped.items()
+                       if stamp - at > STALE_JOINT_S * 1e9)
+        if stale:
+            self._no_joint_states(f'joint_states gave no position of {stale} in the '
+                                  f'{STALE_JOINT_S} s before')
+            return None
+        if len(near) == 2 and stamps[near[0]] != stamp:
+            (t0, (before, _)), (t1, (later, _)) = ((stamps[i], states[i]) for i in near)
+            share = (stamp - t0) / (t1 - t0)
+            joints = dict(joints)
+            for name in before.keys() & later.keys():
+                if abs(later[name] - before[name]) <= math.pi:
+                    joints[name] = before[name] + share * (later[name] - before[name])
+        return joints
 
     def _depth_for(self, stamp: int, camera: PinholeCamera):
         """The depth image nearest this frame's stamp, or None (counted) when none fits."""

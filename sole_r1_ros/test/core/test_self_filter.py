@@ -295,3 +295,209 @@ def test_a_learning_run_in_simulation_can_take_its_masks_from_the_self_filter(tm
     _match_robot_erasing(params)
     assert params['camera_node'] == {'use_wrist': False, 'erase_robot': True}
     assert 'publish_robot_masks' not in params['sim_robot_node']
+
+
+_INERTIAL = ('<inertial><mass value="1"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" '
+             'ixz="0" iyz="0"/></inertial>')
+_LIMIT = '<limit lower="-3" upper="3" effort="1" velocity="1"/>'
+# Looking straight down from 1.5 m: x right, world y up in the image.
+_DOWN = PinholeCamera(120, 120, 60.0, 60.0, 60.0, 60.0, (0.0, 0.0, 1.5), (1.0, 0.0, 0.0, 0.0))
+
+
+def _gripper_urdf(mimic: str) -> str:
+    """An arm link along x and two fingers at its tip; the right one mimics the left (or not)."""
+    return f'''<robot name="gripper"><link name="base"/>
+  <link name="forearm"><collision><origin xyz="0.2 0 0"/>
+    <geometry><box size="0.4 0.04 0.04"/></geometry></collision>{_INERTIAL}</link>
+  <joint name="elbow" type="revolute"><parent link="base"/><child link="forearm"/>
+    <axis xyz="0 0 1"/>{_LIMIT}</joint>
+  <link name="left_finger"><collision><origin xyz="0.1 0 0"/>
+    <geometry><box size="0.2 0.02 0.02"/></geometry></collision>{_INERTIAL}</link>
+  <joint name="finger_joint" type="revolute"><parent link="forearm"/><child link="left_finger"/>
+    <origin xyz="0.4 0.05 0"/><axis xyz="0 0 1"/>{_LIMIT}</joint>
+  <link name="right_finger"><collision><origin xyz="0.1 0 0"/>
+    <geometry><box size="0.2 0.02 0.02"/></geometry></collision>{_INERTIAL}</link>
+  <joint name="right_finger_joint" type="revolute"><parent link="forearm"/>
+    <child link="right_finger"/><origin xyz="0.4 -0.05 0"/><axis xyz="0 0 1"/>{_LIMIT}
+    {mimic}</joint>
+</robot>'''
+
+
+def test_a_urdfs_mimic_joints_follow_the_joints_they_mimic(tmp_path):
+    """A Robotiq-like gripper's driver publishes the driven joint only; MuJoCo ignores <mimic>."""
+    mimicking = tmp_path / 'mimic.urdf'
+    mimicking.write_text(_gripper_urdf(
+        '<mimic joint="finger_joint" multiplier="-1.5" offset="0.1"/>'))
+    plain = tmp_path / 'plain.urdf'
+    plain.write_text(_gripper_urdf(''))
+    with_mimic = RobotSelfFilter(str(mimicking), _DOWN)
+    without = RobotSelfFilter(str(plain), _DOWN)
+    try:
+        assert with_mimic.joint_names == ('elbow', 'finger_joint')
+        assert with_mimic.mimic_joints['right_finger_joint'].source == 'finger_joint'
+        assert without.joint_names == ('elbow', 'finger_joint', 'right_finger_joint')
+        for elbow, finger in ((0.0, 0.0), (0.3, 0.6), (-0.5, -0.4)):
+            drawn = with_mimic.mask({'elbow': elbow, 'finger_joint': finger,
+                                     'right_finger_joint': 2.0})   # computed, not read
+            expected = without.mask({'elbow': elbow, 'finger_joint': finger,
+                                     'right_finger_joint': -1.5 * finger + 0.1})
+            np.testing.assert_array_equal(drawn, expected)
+        assert not np.array_equal(  # the mimic moved: not drawn at its rest
+            with_mimic.mask({'elbow': 0.0, 'finger_joint': 0.6}),
+            without.mask({'elbow': 0.0, 'finger_joint': 0.6, 'right_finger_joint': 0.0}))
+    finally:
+        with_mimic.close()
+        without.close()
+    wrong = tmp_path / 'wrong.urdf'
+    wrong.write_text(_gripper_urdf('<mimic joint="thumb_joint"/>'))
+    with pytest.raises(ValueError, match="mimics 'thumb_joint'"):
+        RobotSelfFilter(str(wrong))
+
+
+def _cube_stl(path, side: float) -> None:
+    """A binary STL cube of this side [m], centred on its origin (MuJoCo reads binary STL)."""
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * side / 2
+    triangles = []
+    for axis in range(3):
+        for sign in (-1, 1):
+            a, b, c, d = corners[[i for i in range(8) if np.sign(corners[i, axis]) == sign]]
+            for triangle in ((a, b, d), (a, d, c)):   # a, b, d, c go round the face
+                outward = np.dot(np.cross(triangle[1] - triangle[0], triangle[2] - triangle[0]),
+                                 triangle[0]) > 0
+                triangles.append(triangle if outward else triangle[::-1])
+    layout = [('normal', '<f4', 3), ('vertices', '<f4', (3, 3)), ('attributes', '<u2')]
+    records = np.zeros(len(triangles), dtype=layout)
+    records['vertices'] = triangles
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes(80) + np.uint32(len(triangles)).tobytes() + records.tobytes())
+
+
+def _two_link_urdf(left: str, right: str, right_scale: str = '1 1 1') -> str:
+    """Two links 0.6 m apart along x (left at -0.3), each one mesh."""
+    links = []
+    for name, x, mesh, scale in (('left', -0.3, left, '1 1 1'),
+                                 ('right', 0.3, right, right_scale)):
+        links.append(f'''<link name="{name}"><collision><geometry><mesh filename="{mesh}"
+          scale="{scale}"/></geometry></collision>{_INERTIAL}</link>
+        <joint name="{name}_joint" type="revolute"><parent link="base"/><child link="{name}"/>
+          <origin xyz="{x} 0 0"/><axis xyz="0 0 1"/>{_LIMIT}</joint>''')
+    return f'<robot name="two"><link name="base"/>{"".join(links)}</robot>'
+
+
+def _widths(self_filter: RobotSelfFilter) -> tuple[int, int]:
+    """The drawn widths [px] of the left and the right link."""
+    mask = self_filter.mask({'left_joint': 0.0, 'right_joint': 0.0}) > 0
+    return int(mask[:, :60].any(axis=0).sum()), int(mask[:, 60:].any(axis=0).sum())
+
+
+def test_mesh_paths_are_found_where_the_urdf_says_and_two_meshes_stay_two(tmp_path):
+    """package://, file:// and relative paths; one file name in two packages is refused."""
+    share = tmp_path / 'share'
+    _cube_stl(share / 'arm_description' / 'meshes' / 'link.stl', 0.1)   # 4 px wide from 1.5 m
+    _cube_stl(share / 'gripper_description' / 'meshes' / 'link.stl', 0.3)   # 15 px
+    _cube_stl(share / 'gripper_description' / 'meshes' / 'finger.stl', 0.3)
+    urdf_dir = share / 'arm_description' / 'urdf'
+    urdf_dir.mkdir()
+    urdf = urdf_dir / 'robot.urdf'
+
+    def widths(left: str, right: str, mesh_dir: str = '', scale: str = '1 1 1'):
+        urdf.write_text(_two_link_urdf(left, right, scale))
+        self_filter = RobotSelfFilter(str(urdf), _DOWN, mesh_dir=mesh_dir)
+        try:
+            return _widths(self_filter)
+        finally:
+            self_filter.close()
+    arm = 'package://arm_description/meshes/link.stl'
+    finger = '../../gripper_description/meshes/finger.stl'
+    # The package's folder found above the URDF; a path relative to the URDF; a file:// URI.
+    assert widths(arm, finger) == (4, 15)
+    uri = (share / 'gripper_description' / 'meshes' / 'finger.stl').as_uri()
+    assert widths('../meshes/link.stl', uri) == (4, 15)
+    # mesh_dir: a folder holding the packages, or one holding the meshes (as before).
+    gripper = 'package://gripper_description/meshes/finger.stl'
+    assert widths(arm, gripper, mesh_dir=str(share)) == (4, 15)
+    assert widths('link.stl', 'finger.stl',
+                  mesh_dir=str(share / 'gripper_description' / 'meshes')) == (15, 15)
+    # The same file name in two packages: MuJoCo names meshes by file name and would draw
+    # the gripper's link with the arm's mesh.
+    other = 'package://gripper_description/meshes/link.stl'
+    with pytest.raises(ValueError, match='two different mesh files of the same name'):
+        widths(arm, other, mesh_dir=str(share))
+    # At another scale MuJoCo keeps them apart.
+    assert widths(arm, other, mesh_dir=str(share), scale='0.5 0.5 0.5') == (4, 7)
+    # Two packages' paths found as one file, by its name in a flat mesh_dir: refused.
+    with pytest.raises(ValueError, match='are both found as'):
+        widths(arm, other, mesh_dir=str(share / 'arm_description' / 'meshes'))
+    with pytest.raises(ValueError, match=r"no mesh file 'package://arm_description/meshes/"
+                                         r"missing.stl' \(tried"):
+        widths('package://arm_description/meshes/missing.stl', gripper, mesh_dir=str(share))
+
+
+def test_a_kinematic_urdf_without_masses_is_drawn(tmp_path):
+    """Links without <inertial> or of mass 0: drawing needs only their poses."""
+    urdf = tmp_path / 'kinematic.urdf'
+    urdf.write_text(f'''<robot name="arm"><link name="base"/>
+  <link name="forearm"><collision><origin xyz="0.2 0 0"/>
+    <geometry><box size="0.4 0.05 0.05"/></geometry></collision></link>
+  <joint name="elbow" type="revolute"><parent link="base"/><child link="forearm"/>
+    <axis xyz="0 0 1"/>{_LIMIT}</joint>
+  <link name="tool"><inertial><mass value="0"/><inertia ixx="0" iyy="0" izz="0" ixy="0"
+    ixz="0" iyz="0"/></inertial></link>
+  <joint name="tool_roll" type="continuous"><parent link="forearm"/><child link="tool"/>
+    <origin xyz="0.4 0 0"/><axis xyz="1 0 0"/></joint>
+</robot>''')
+    self_filter = RobotSelfFilter(str(urdf), _DOWN)
+    try:
+        assert self_filter.joint_names == ('elbow', 'tool_roll')
+        mask = self_filter.mask({'elbow': 0.0, 'tool_roll': 0.0}) > 0
+        assert mask[60, 62:70].all() and not mask[60, :55].any()
+    finally:
+        self_filter.close()
+
+
+def test_links_with_visual_geometry_only_are_named(tmp_path):
+    """A link without collision geometry is never drawn (MuJoCo draws a URDF's): named."""
+    urdf = tmp_path / 'visual.urdf'
+    visual = '<visual><geometry><box size="0.3 0.3 0.3"/></geometry></visual>'
+    urdf.write_text(f'''<robot name="r"><link name="base">{visual}</link>
+  <link name="camera_housing">{visual}{_INERTIAL}</link>
+  <joint name="pan" type="revolute"><parent link="base"/><child link="camera_housing"/>
+    <axis xyz="0 0 1"/>{_LIMIT}</joint>
+  <link name="arm"><collision><geometry><box size="0.1 0.1 0.1"/></geometry></collision>
+    {visual}{_INERTIAL}</link>
+  <joint name="shoulder" type="revolute"><parent link="base"/><child link="arm"/>
+    <origin xyz="0.4 0 0"/><axis xyz="0 0 1"/>{_LIMIT}</joint>
+</robot>''')
+    self_filter = RobotSelfFilter(str(urdf), _DOWN)
+    try:
+        assert self_filter.undrawn_links == ('base', 'camera_housing')
+        assert not (self_filter.mask({'pan': 0.0, 'shoulder': 0.0}) > 0)[50:70, 50:70].any()
+    finally:
+        self_filter.close()
+    hidden = RobotSelfFilter(str(urdf), hidden_links=('base',))
+    assert hidden.undrawn_links == ('camera_housing',)
+    hidden.close()
+
+
+def test_camera_info_p_binning_and_roi_are_read_as_image_geometry_does():
+    """A rectified image's P; a binned or cropped image's intrinsics and size."""
+    k = [600.0, 0, 330.0, 0, 610.0, 250.0, 0, 0, 1]
+    p = [520.0, 0, 332.5, 0, 0, 548.0, 236.0, 0, 0, 0, 1, 0]
+    pose = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+
+    def read(**fields):
+        camera = PinholeCamera.from_camera_info(640, 480, k, *pose, **fields)
+        return camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy
+    assert read() == (640, 480, 600.0, 610.0, 330.0, 250.0)
+    assert read(p=p) == (640, 480, 520.0, 548.0, 332.5, 236.0)
+    assert read(binning=(2, 4)) == (320, 120, 300.0, 152.5, 165.0, 62.5)
+    assert read(binning=(1, 0)) == read()
+    assert read(roi=(100, 50, 300, 200)) == (300, 200, 600.0, 610.0, 230.0, 200.0)
+    assert read(p=p, binning=(2, 2), roi=(100, 50, 301, 200)) == (
+        150, 100, 260.0, 274.0, 116.25, 93.0)
+    with pytest.raises(ValueError, match='not inside'):
+        read(roi=(400, 0, 300, 200))
+    with pytest.raises(ValueError, match='P needs 12'):
+        read(p=[0.0] * 9)
+    with pytest.raises(ValueError, match='camera_info P'):
+        read(p=[0.0] * 12)   # an uncalibrated camera's P

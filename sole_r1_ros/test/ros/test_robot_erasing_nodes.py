@@ -128,6 +128,47 @@ def test_without_masks_no_frame_is_queried_and_the_node_says_why(ros_graph):
     assert all(q.robot_erased for q in queries)
 
 
+def test_a_wrist_view_without_its_own_self_filter_is_named_with_the_ways_out(ros_graph):
+    """One robot_mask_node (the external view) and use_wrist: the log says what to start or set.
+
+    real_robot_learn.launch.py starts one self-filter; its params file pairs a wrist camera.
+    """
+    from rcl_interfaces.msg import Log
+
+    from fakes import ROSOUT_QOS
+    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('erase_robot', value=True), Parameter('use_wrist', value=True),
+        Parameter('stride', value=1), Parameter('min_gap', value=1)]))
+    probe = ros_graph.probe('wrist_mask_probe')
+    logs, queries = [], []
+    probe.create_subscription(Log, '/rosout', logs.append, ROSOUT_QOS)
+    probe.create_subscription(RewardQuery, 'sole_r1/query', queries.append, 50)
+    publishers = {topic: probe.create_publisher(Image, topic, qos_profile_sensor_data)
+                  for topic in ('camera/external/image_raw', 'camera/wrist/image_raw',
+                                'camera/external/robot_mask')}
+    assert ros_graph.wait_for(lambda: all(p.get_subscription_count() > 0
+                                          for p in publishers.values()))
+    frame = np.full((24, 24, 3), 90, np.uint8)
+    for step in range(20):
+        for topic, publisher in publishers.items():
+            if topic.endswith('robot_mask'):
+                msg = array_to_image(np.zeros((24, 24), np.uint8), 'mono8')
+            else:
+                msg = array_to_image(frame, 'rgb8')
+            msg.header.stamp.sec, msg.header.stamp.nanosec = 100 + step // 10, step % 10 * 10**8
+            publisher.publish(msg)
+        time.sleep(0.02)
+    assert ros_graph.wait_for(
+        lambda: camera.firewall.rejected.get('camera/wrist/robot_mask', 0) > 0)
+    name = camera.get_name()
+    assert ros_graph.wait_for(lambda: any(
+        m.name.endswith(name) and 'camera/wrist/robot_mask' in m.msg
+        and 'robot_mask_node with view: wrist' in m.msg and 'use_wrist: false' in m.msg
+        and 'erased_beside: true' in m.msg for m in list(logs)), timeout=5.0), [
+            m.msg for m in logs]
+    assert queries == [] and 'camera/external/robot_mask' not in camera.firewall.rejected
+
+
 def _tile(value: int) -> CompressedImage:
     frame = np.full((32, 32, 3), value, np.uint8)
     frame[:16] = 255 - value
