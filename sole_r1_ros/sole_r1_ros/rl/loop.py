@@ -171,6 +171,7 @@ class ControlLoop:
         self._end_announced = False
         self._closed = False   # the episode's last frame (no action) is recorded
         self._evaluation: Evaluation | None = None
+        self._reset_done = False   # the robot was reset while paused: the episode waits
         self._last_checkpoint_s = clock()
         self._checkpointed: tuple[int, ...] | None = None
         self._seconds_per_frame = 0.0
@@ -288,8 +289,7 @@ class ControlLoop:
                     self._episode_id = None
                 self._robot.hold()
                 return Outcome.HELD
-            self._begin_episode()
-            return Outcome.NEW_EPISODE
+            return Outcome.NEW_EPISODE if self._begin_episode() else Outcome.HELD
         sensed = self._robot.observe()
         if sensed is None:
             self.held += 1
@@ -347,8 +347,8 @@ class ControlLoop:
                 action = self.learner.agent.act(obs, explore=explore)
         return action, False
 
-    def _begin_episode(self) -> None:
-        """Announce the end, reset the robot, announce the new episode.
+    def _begin_episode(self) -> bool:
+        """Announce the end, reset the robot, announce the new episode; False: not yet.
 
         The end is announced before the reset, so frames of the reset itself belong to no
         episode, and as from just after the frame the loop last acted on: the camera node's
@@ -356,10 +356,19 @@ class ControlLoop:
         end on. Announced as of now, it was the frame the closing hold made, one the learner
         never recorded: every episode's last answer was unmatched.
         """
-        self._announce_end()
-        self._robot.hold()
-        if not self._robot.reset():
-            logger.error('robot reset failed; the next episode starts where the robot is')
+        if not self._reset_done:
+            self._announce_end()
+            self._robot.hold()
+            if not self._robot.reset():
+                logger.error('robot reset failed; the next episode starts where the robot is')
+            with self._lock:
+                if self._paused:   # during the reset: a person puts the scene back longer
+                    # The episode begins when the learner is unpaused, from the scene as it
+                    # is then: announced now, its first (0 %) frame was of the scene half
+                    # put back, and every answer of the pause scored against it.
+                    self._reset_done, self._episode_id = True, None
+                    return False
+        self._reset_done = False
         name = f'episode-{uuid.uuid4().hex[:8]}'
         evaluation = self._evaluation
         self._robot.announce(name, evaluation=evaluation is not None)
@@ -379,6 +388,7 @@ class ControlLoop:
             self._reset_requested = self._episode_over = False
             self._last_frame, self._closed, self._last_seen_ns = None, False, None
             self._end_announced = False
+        return True
 
     def _announce_end(self) -> None:
         """Announce the running episode's end (once) as of just after the last frame acted on.

@@ -114,6 +114,36 @@ def test_an_episode_is_announced_reset_acted_recorded_and_closed():
     assert summary.steps == 5 and not summary.evaluation and summary.label is None
 
 
+def test_a_pause_during_the_reset_holds_the_next_episode_until_unpaused():
+    """A pause during a hand reset gives the person longer: the next episode waits for it.
+
+    The next episode was announced anyway, its first (0 %) frame of the scene half put back,
+    and the pause's frames were queried against it.
+    """
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    for _ in range(5):
+        loop.step()
+
+    def reset_and_pause():   # a person presses pause while putting the scene back
+        robot.calls.append(('reset',))
+        loop.set_paused(True)
+        return True
+    robot.reset = reset_and_pause
+    robot.calls.clear()
+    assert loop.step() is Outcome.HELD     # the 6th frame ends the episode
+    assert loop.step() is Outcome.HELD     # reset; paused in it: no new episode
+    assert loop.step() is Outcome.HELD
+    assert [c for c in robot.calls if c[0] == 'announce'] == [('announce', '', False)]
+    assert loop.episode_id is None
+    robot.reset = lambda: robot.calls.append(('reset',)) or True
+    loop.set_paused(False)
+    assert loop.step() is Outcome.NEW_EPISODE
+    assert robot.kinds().count('reset') == 1                 # not reset again
+    assert robot.calls[-2][0] == 'announce' and robot.calls[-2][1].startswith('episode-')
+
+
 def test_stale_observations_hold_and_record_nothing():
     robot = FakeRobot()
     loop = _loop(robot)
