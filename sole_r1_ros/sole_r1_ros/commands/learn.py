@@ -473,6 +473,8 @@ class _Session:
         self.report: dict = {}
         self._holding_since: float | None = None   # the learner's inputs stale since then
         self._holding_said = False
+        self._checkpoint_said = ''   # the checkpoint failure last said, '' once one succeeded
+        self.checkpoint_error = ''   # the last checkpoint failure seen, for summary.json
         self._domain_lock = None   # this machine's lock of (domain, namespace), once held
 
     def _on_signal(self, signum, frame) -> None:
@@ -679,12 +681,22 @@ class _Session:
         return 0
 
     def _say_if_holding(self) -> None:
-        """Say it, once a spell, when the learner has held the robot for lack of fresh inputs.
+        """Say what the terminal would not: the robot held for lack of fresh inputs, a failure.
 
-        The learner logs it, but a terminal showing 0 steps/s, or an evaluation that never
+        The learner logs both, but a terminal showing 0 steps/s, or an evaluation that never
         ends, would not say why: no robot on the graph, its drivers down, or other topic
-        names or namespace than the parameters say.
+        names or namespace than the parameters say (said once a spell); and a checkpoint that
+        failed (a full disk) was said nowhere but the learner's log (said once a failure).
         """
+        failed = str(self.monitor.status.get('learner_node', {}).get('checkpoint_error', ''))
+        if failed and failed != self._checkpoint_said:
+            print(f'\nsole-r1 learn: a checkpoint failed ({failed}); the learner goes on and '
+                  'tries again, the last good checkpoint stays. Free space on '
+                  f'{self.run_dir}? Its log: {self.run_dir / "logs" / "learner_node.log"}',
+                  flush=True)
+        if failed:
+            self.checkpoint_error = failed
+        self._checkpoint_said = failed
         stale, now = self.monitor.stale_inputs(), time.monotonic()
         if not stale:
             self._holding_since, self._holding_said = None, False
@@ -817,6 +829,8 @@ class _Session:
             'predicted_success': _rounded(evaluation.get('success_rate_progress')),
             'reward_goal_trained': {'yes': True, 'no': False}.get(
                 monitor.status.get('reward_node', {}).get('goal_trained')),
+            # the last checkpoint failure seen, if any (a full disk): null when none failed
+            'checkpoint_error': self.checkpoint_error or None,
             'git_commit': _git_commit()}
         _write_atomically(self.run_dir / 'summary.json', json.dumps(summary, indent=2))
 

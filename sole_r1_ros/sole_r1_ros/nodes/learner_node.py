@@ -287,7 +287,9 @@ class LearnerNode(LifecycleNode):
             if status['learning_paused'] not in ('', 'paused', 'evaluating') else []) + (
             ['teleop on but no Joy message heard: a person cannot take over (check the joy '
              'topic and its driver)'] if self._robot.human is not None
-            and not self._robot.human.heard else [])
+            and not self._robot.human.heard else []) + (
+            [f'checkpoint failed ({status["checkpoint_error"]}): the run since the last one '
+             'is not saved'] if status['checkpoint_error'] else [])
         self._status.publish(status_message(
             self, {**status, 'start_env_steps': self._start_env_steps,
                    'commands': self._robot.output.sent,

@@ -116,10 +116,34 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
         existing = _numbered(Path(directory))
         if len(existing) < 2:
             raise
+        # Only where that makes room: while the replay fills, each checkpoint is larger than
+        # the oldest, and a full disk retired one good checkpoint per try down to one.
+        oldest, needed = existing[-1][1], _bytes_of(state)
+        room = shutil.disk_usage(directory).free + _folder_bytes(oldest)
+        if room < needed * 1.05:
+            raise OSError(errno.ENOSPC, f'no space for a checkpoint of {needed / 1e9:.2f} GB: '
+                          f'{room / 1e9:.2f} GB even with {oldest.name} retired; the '
+                          f'{len(existing)} kept are left as they are') from exc
         _LOG.warning('no space for checkpoint %d: retiring %s first', existing[0][0] + 1,
-                     existing[-1][1].name)
-        _retire(existing[-1][1])
+                     oldest.name)
+        _retire(oldest)
         return _write_checkpoint(directory, state, keep)
+
+
+def _bytes_of(state: Checkpoint) -> int:
+    """About what a checkpoint of ``state`` takes on disk: its arrays and tensors."""
+    def size(value) -> int:
+        if isinstance(value, Mapping):
+            return sum(size(v) for v in value.values())
+        if isinstance(value, (list, tuple)):
+            return sum(size(v) for v in value)
+        nbytes = getattr(value, 'nbytes', None)   # numpy arrays, torch tensors
+        return int(nbytes) if isinstance(nbytes, int) else 64
+    return size(state.replay_arrays) + size(state.agent_state)
+
+
+def _folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
 
 
 def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int) -> Path:

@@ -172,6 +172,8 @@ class ControlLoop:
         self._closed = False   # the episode's last frame (no action) is recorded
         self._evaluation: Evaluation | None = None
         self._reset_done = False   # the robot was reset while paused: the episode waits
+        self.checkpoint_error = ''   # why the last checkpoint failed; '' once one is written
+        self._last_saved_s: float | None = None
         self._last_checkpoint_s = clock()
         self._checkpointed: tuple[int, ...] | None = None
         self._seconds_per_frame = 0.0
@@ -545,7 +547,10 @@ class ControlLoop:
                                         'pending', 'unmatched_labels', 'rejected_labels')}
         values.update(held=self.held, invalid_rewards=self.invalid_rewards,
                       learning_paused=self.learning_paused,
-                      evaluating=self.evaluating, paused=self._paused)
+                      evaluating=self.evaluating, paused=self._paused,
+                      checkpoint_error=self.checkpoint_error,
+                      checkpoint_age_s=(-1 if self._last_saved_s is None
+                                        else round(self._clock() - self._last_saved_s)))
         return values
 
     def save_checkpoint(self, budget_s: float | None = None):
@@ -564,6 +569,12 @@ class ControlLoop:
             return None
         start = self._last_checkpoint_s = self._clock()
         self._checkpointed = self._progress_counts()
-        path = self.learner.save()
+        try:
+            path = self.learner.save()
+        except Exception as exc:   # said on /diagnostics until one is written again
+            self.checkpoint_error = f'{type(exc).__name__}: {exc}'
+            self._checkpointed = None   # tried again at the next interval
+            raise
+        self.checkpoint_error, self._last_saved_s = '', self._clock()
         self._seconds_per_frame = (self._clock() - start) / frames
         return path

@@ -209,6 +209,36 @@ def test_a_disk_with_room_for_the_kept_checkpoints_only_still_takes_the_next(
     assert not list(tmp_path.glob('.deleting-*'))
 
 
+def test_a_full_disk_retires_nothing_when_that_would_not_make_room(tmp_path, monkeypatch):
+    """A full disk retires the oldest checkpoint only where that makes room for the new one.
+
+    While the replay fills each checkpoint is larger than the oldest: a full disk retired one
+    good checkpoint per try, down to one, and the write failed anyway.
+    """
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    from sole_r1_ros.rl import checkpoint
+    agent, replay = build()
+    for _ in range(3):
+        save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    fill(agent, replay)                      # the next checkpoint is larger than the oldest
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+    monkeypatch.setattr(np, 'savez', full)
+    usage, real = namedtuple('usage', 'total used free'), shutil.disk_usage
+    monkeypatch.setattr(checkpoint.shutil, 'disk_usage', lambda path: usage(10**9, 10**9, 1000))
+    with pytest.raises(OSError, match='no space for a checkpoint of .* the 3 kept are left'):
+        save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    assert len(list_checkpoints(tmp_path)) == 3
+    monkeypatch.setattr(checkpoint.shutil, 'disk_usage', real)
+    with pytest.raises(OSError, match='No space left'):   # room once one goes: it is tried
+        save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    assert len(list_checkpoints(tmp_path)) == 2
+
+
 def test_only_the_last_k_checkpoints_are_kept(tmp_path):
     agent, replay = build()
     for _ in range(4):

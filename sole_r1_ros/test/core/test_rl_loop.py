@@ -527,6 +527,28 @@ def test_checkpoints_go_on_while_rewards_are_late_but_not_unchanged_or_after_a_s
     assert loop.learn() is None and checkpoints() == 2    # paused, the new frame still kept
 
 
+def test_a_failed_checkpoint_is_in_the_status_until_one_is_written(tmp_path, monkeypatch):
+    """Failed checkpoints were counted as a rejected input only: /diagnostics said 'ok'."""
+    robot, clock = FakeRobot(), Clock()
+    learner = _learner(tmp_path)
+    loop = _loop(robot, learner=learner, clock=clock)
+    loop.step()
+    loop.step()
+    assert loop.status()['checkpoint_error'] == '' and loop.status()['checkpoint_age_s'] == -1
+    real = learner.save
+
+    def full():
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(learner, 'save', full)
+    with pytest.raises(OSError):
+        loop.save_checkpoint()
+    assert 'No space left on device' in loop.status()['checkpoint_error']
+    monkeypatch.setattr(learner, 'save', real)
+    loop.save_checkpoint()
+    clock.now += 5.0
+    assert loop.status()['checkpoint_error'] == '' and loop.status()['checkpoint_age_s'] == 5
+
+
 def test_online_learner_matches_labels_by_stamp_rejects_nan_and_resumes(tmp_path):
     learner = _learner(tmp_path)
     learner.start_episode('ep')
