@@ -475,6 +475,7 @@ class _Session:
         self._holding_said = False
         self._checkpoint_said = ''   # the checkpoint failure last said, '' once one succeeded
         self.checkpoint_error = ''   # the last checkpoint failure seen, for summary.json
+        self._bag_said = self.bag_stopped = ''   # the bag's stop, the same way
         self._domain_lock = None   # this machine's lock of (domain, namespace), once held
 
     def _on_signal(self, signum, frame) -> None:
@@ -697,6 +698,14 @@ class _Session:
         if failed:
             self.checkpoint_error = failed
         self._checkpoint_said = failed
+        bag = self.monitor.status.get('recorder_node', {})
+        stopped = str(bag.get('stopped', ''))
+        if stopped and stopped != self._bag_said:
+            print(f'\nsole-r1 learn: the bag {bag.get("bag")} stopped ({stopped}); its messages '
+                  'are dropped until the disk has room, then it goes on in a new part',
+                  flush=True)
+            self.bag_stopped = stopped
+        self._bag_said = stopped
         stale, now = self.monitor.stale_inputs(), time.monotonic()
         if not stale:
             self._holding_since, self._holding_said = None, False
@@ -831,6 +840,10 @@ class _Session:
                 monitor.status.get('reward_node', {}).get('goal_trained')),
             # the last checkpoint failure seen, if any (a full disk): null when none failed
             'checkpoint_error': self.checkpoint_error or None,
+            # the bag's last stop (a disk under the recorder's reserve), its drops and parts
+            'bag_stopped': self.bag_stopped or None,
+            'bag_dropped': int(monitor.counter('recorder_node', 'dropped')),
+            'bag_parts': int(monitor.counter('recorder_node', 'parts', 1)),
             'git_commit': _git_commit()}
         _write_atomically(self.run_dir / 'summary.json', json.dumps(summary, indent=2))
 

@@ -7,14 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 import importlib
 
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
 
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.nodes.firewall import Firewall
+from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
-from sole_r1_ros.recording import BagWriter
+from sole_r1_ros.recording.guarded import GuardedBag
 
 DEFAULT_TOPICS = (
     'camera/external/image_raw=sensor_msgs/msg/Image',
@@ -48,6 +49,10 @@ class RecorderConfig:
                                      "'name=package/msg/Type'", read_only=True)
     extra_topics: tuple[str, ...] = option((), 'more topics to record, in the same form: a '
                                            "real arm's controller topics", read_only=True)
+    min_free_gb: float = option(1.0, 'the bag stops, closed and readable, when its disk has '
+                                'less free than this, so that the checkpoints keep room; it '
+                                'goes on in a new part (<bag>-part2, ...) at twice this [GB]',
+                                range=(0.0, 1e6))
 
     def __post_init__(self) -> None:
         validate(self)
@@ -98,15 +103,16 @@ def _qos(topic: str, msgtype: str):
 
 
 class RecorderNode(Node):
-    """Writes every message of the chosen topics, serialized, to one bag."""
+    """Writes every message of the chosen topics, serialized, to one bag (parts after a stop)."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__('recorder_node', **kwargs)
-        self._writer: BagWriter | None = None   # a refused parameter leaves no bag to close
+        self._writer: GuardedBag | None = None   # a refused parameter leaves no bag to close
         config = NodeConfigs(self, SECTIONS)['recorder']
         self.firewall = Firewall(self)
         path = config.bag_path or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
-        self._writer = BagWriter(path)
+        self._writer = GuardedBag(path, int(config.min_free_gb * 1e9))
+        self._said_stopped = ''
         recorded = config.recorded()
         for entry in recorded:
             topic, _, msgtype = entry.partition('=')
@@ -117,12 +123,30 @@ class RecorderNode(Node):
                                                                                   data)),
                 _qos(topic, msgtype), raw=True)
         self.get_logger().info(f'recording {len(recorded)} topics to {path}')
-        # what came last is on disk within a second even when nothing more comes
-        self.create_timer(0.5, self._writer.flush_if_due)
+        # what came last is on disk within a second even when nothing more comes; the free
+        # space watched
+        self.create_timer(0.5, self.firewall.guard('bag', self._writer.tick))
+        self._status = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
+        self.create_timer(1.0, self.firewall.guard('status', self._publish_status))
 
     @property
-    def writer(self) -> BagWriter:
+    def writer(self) -> GuardedBag:
         return self._writer
+
+    def _publish_status(self) -> None:
+        """Messages, parts and drops on /diagnostics: ERROR while the bag is stopped."""
+        bag = self._writer
+        if bag.stopped and bag.stopped != self._said_stopped:
+            self.get_logger().error(f'the bag {bag.path} stopped: {bag.stopped}; messages are '
+                                    'dropped until the disk has room again')
+        elif not bag.stopped and self._said_stopped:
+            self.get_logger().info(f'the bag goes on in {bag.path}')
+        self._said_stopped = bag.stopped
+        self._status.publish(status_message(
+            self, {'messages': bag.count, 'dropped': bag.dropped, 'parts': len(bag.parts),
+                   'bag': str(bag.path), 'stopped': bag.stopped},
+            level=DiagnosticStatus.ERROR if bag.stopped else DiagnosticStatus.OK,
+            message=f'bag stopped: {bag.stopped}' if bag.stopped else 'ok'))
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
         self._writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)
@@ -130,7 +154,11 @@ class RecorderNode(Node):
     def destroy_node(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            self.get_logger().info(f'wrote {self._writer.count} messages to {self._writer.path}')
+            parts = self._writer.parts
+            self.get_logger().info(
+                f'wrote {self._writer.count} messages to {", ".join(map(str, parts))}'
+                + (f' ({self._writer.dropped} dropped while the bag was stopped)'
+                   if self._writer.dropped else ''))
         super().destroy_node()
 
 

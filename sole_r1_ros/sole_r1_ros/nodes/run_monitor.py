@@ -51,7 +51,7 @@ class RunMonitorNode(Node):
         self._video_sub = None
         ns = self.get_namespace().rstrip('/')
         self._names = {n: f'{ns}/{n}' for n in (
-            'learner_node', 'reward_node', 'camera_node', 'sim_robot_node')}
+            'learner_node', 'reward_node', 'camera_node', 'sim_robot_node', 'recorder_node')}
         self.create_subscription(DiagnosticArray, '/diagnostics',
                                  guard('diagnostics', self._diagnostics_callback), 20)
         self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),

@@ -281,6 +281,86 @@ def test_a_full_disk_stops_the_bag_says_so_and_keeps_what_was_written(tmp_path):
     assert int(count) - 1 <= len(written) <= int(count)
 
 
+_FULL_THEN_ROOM = '''
+import resource, signal, sys
+from sole_r1_ros.recording import make_typestore
+from sole_r1_ros.recording.guarded import GuardedBag
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+typestore = make_typestore()
+types = typestore.types
+image = types['sensor_msgs/msg/Image'](
+    header=types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='cam'),
+    height=40, width=80, encoding='rgb8', is_bigendian=0, step=240,
+    data=__import__('numpy').zeros(9600, 'uint8'))
+raw = bytes(typestore.serialize_cdr(image, 'sensor_msgs/msg/Image'))
+bag = GuardedBag(sys.argv[1], min_free_bytes=0, check_every_s=0.0)
+bag._writer._flush_every_s = 0.0
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))  # a full disk
+for index in range(40):
+    bag.write('/data', 'sensor_msgs/msg/Image', index, raw)
+stopped, dropped = bag.stopped, bag.dropped
+resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+bag.tick()                          # room again: a new part
+for index in range(40, 50):
+    bag.write('/data', 'sensor_msgs/msg/Image', index, raw)
+bag.close()
+print(bag.count, dropped, len(bag.parts), stopped)
+'''
+
+
+def test_a_bag_stopped_by_a_full_disk_goes_on_in_a_new_part(tmp_path):
+    """At the first ENOSPC the bag stopped for good, and nothing said so."""
+    import subprocess
+    import sys
+
+    from sole_r1_ros.recording import read_topics
+    done = subprocess.run([sys.executable, '-c', _FULL_THEN_ROOM, str(tmp_path / 'bag')],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    count, dropped, parts, stopped = done.stdout.strip().split(' ', 3)
+    assert int(parts) == 2 and stopped.startswith('a write failed')
+    assert int(count) + int(dropped) == 50 and int(dropped) > 0
+    first = read_topics(tmp_path / 'bag', ['data'])['data']
+    second = read_topics(tmp_path / 'bag-part2', ['data'])['data']
+    assert len(second) == 10 and int(count) - 1 <= len(first) + len(second) <= int(count)
+
+
+def test_a_bag_stops_whole_under_its_free_space_reserve_and_goes_on_above_twice_it(tmp_path):
+    """Checkpoints keep their room: the bag, the largest writer, stops first, readable."""
+    from sole_r1_ros.recording import read_topics
+    from sole_r1_ros.recording.guarded import GuardedBag
+    typestore = make_typestore()
+    free = [10 * 10**9]
+    bag = GuardedBag(tmp_path / 'bag', min_free_bytes=10**9, free_bytes=lambda folder: free[0],
+                     check_every_s=0.0)
+
+    def write(sec):
+        raw = typestore.serialize_cdr(_image(typestore, _frames(1)[0], sec),
+                                      'sensor_msgs/msg/Image')
+        bag.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', sec * 10**9, bytes(raw))
+    for sec in (1, 2):
+        write(sec)
+    free[0] = 5 * 10**8
+    bag.tick()
+    assert bag.stopped.startswith('0.50 GB free on its disk, under the 1 GB kept')
+    assert (tmp_path / 'bag' / 'metadata.yaml').is_file()     # closed whole
+    write(3)
+    free[0] = 15 * 10**8
+    bag.tick()                                                # above the reserve, under twice
+    write(4)
+    free[0] = 2 * 10**9
+    bag.tick()
+    assert not bag.stopped and bag.path == tmp_path / 'bag-part2'
+    write(5)
+    bag.close()
+    assert (bag.count, bag.dropped) == (3, 2)
+    assert [s // 10**9 for s, _ in read_topics(tmp_path / 'bag', ['camera/external/image_raw'])[
+        'camera/external/image_raw']] == [1, 2]
+    assert [s // 10**9 for s, _ in read_topics(
+        tmp_path / 'bag-part2', ['camera/external/image_raw'])['camera/external/image_raw']] == [5]
+
+
 def test_a_topic_of_another_message_type_is_refused_with_its_type(tmp_path):
     """A compressed camera topic, or a wrong --episode-topic, failed inside the decoding."""
     typestore = make_typestore()

@@ -222,3 +222,20 @@ def test_sole_r1_record_closes_its_bag_on_a_stop_signal(tmp_path, signum):
         process.kill()
     assert process.returncode == 0, output[-2000:]
     assert (bag / 'metadata.yaml').exists() and 'wrote 0 messages' in output
+
+
+def test_a_bag_under_its_disk_reserve_stops_and_says_so_on_diagnostics(ros_graph, tmp_path):
+    """A bag that stopped was said nowhere: no /diagnostics, nothing in the runner."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+    recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('bag_path', value=str(tmp_path / 'bag')),
+        Parameter('min_free_gb', value=1e6)]))   # more than any disk has: it stops at once
+    probe = ros_graph.probe()
+    statuses = []
+    probe.create_subscription(DiagnosticArray, '/diagnostics', statuses.append, 10)
+    assert ros_graph.wait_for(lambda: any(
+        s.name.endswith('recorder_node') and s.level == DiagnosticStatus.ERROR
+        for m in statuses for s in m.status), timeout=10.0)
+    status = next(s for m in statuses for s in m.status if s.level == DiagnosticStatus.ERROR)
+    assert 'GB free on its disk, under the' in status.message
+    assert (tmp_path / 'bag' / 'metadata.yaml').is_file() and recorder.writer.stopped
