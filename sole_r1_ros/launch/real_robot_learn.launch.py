@@ -22,7 +22,7 @@ from launch_ros.actions import LifecycleNode, Node
 
 from sole_r1_ros.launch_utils import (
     as_text, camera_info_of, configure_and_activate, given, params_file_argument,
-    resolve_params_file, reward_arguments, reward_node)
+    recorder_node, resolve_params_file, reward_arguments, reward_node)
 
 
 def _learner(context, ns, params, remappings, sim_time) -> list:
@@ -95,9 +95,8 @@ def generate_launch_description() -> LaunchDescription:
                          {'robot_model': as_text('robot_model')}]),
         OpaqueFunction(function=reward_node, args=[ns, params, sim_time]),
         OpaqueFunction(function=_learner, args=[ns, params, robot, sim_time['use_sim_time']]),
-        Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
-             namespace=ns, output='screen', condition=IfCondition(LaunchConfiguration('record')),
-             remappings=robot + [('camera/external/camera_info', external_info),
-                                 ('camera/wrist/camera_info', wrist_info)],
-             parameters=[params, sim_time]),
+        OpaqueFunction(function=recorder_node, condition=IfCondition(
+            LaunchConfiguration('record')), args=[ns, params, robot + [
+                ('camera/external/camera_info', external_info),
+                ('camera/wrist/camera_info', wrist_info)], sim_time]),
     ])

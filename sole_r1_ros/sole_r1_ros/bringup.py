@@ -69,6 +69,27 @@ def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
             for key, section in data.items()}
 
 
+def command_topics(params: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The recorder's ``extra_topics`` and wherever this learner sends arm and gripper commands.
+
+    A real arm's controller topics are the user's (``/servo_node/...``,
+    ``/cartesian_impedance_controller/...``): the bag must hold the commands the robot got.
+    """
+    from sole_r1_ros.nodes.command_output import MESSAGE_TYPES
+    from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
+    from sole_r1_ros.rl import CommandConfig
+    learner = params['learner_node']
+    topics = list(params.get('recorder_node', {}).get('extra_topics', ()))
+    sent = [(learner.get('command_topic', LearnerNodeConfig.command_topic),
+             learner.get('command.command_type', CommandConfig.command_type))]
+    gripper = learner.get('command.gripper_command_type', CommandConfig.gripper_command_type)
+    if gripper != 'none':
+        sent.append((learner.get('gripper_topic', LearnerNodeConfig.gripper_topic), gripper))
+    named = {kind: f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
+             for kind, cls in MESSAGE_TYPES.items()}
+    return topics + [f'{topic}={named[kind]}' for topic, kind in sent]
+
+
 def node_sections(node: str) -> dict[str, tuple[type, str]]:
     """The config classes (and prefixes) behind the parameters of ``node``."""
     if node not in NODE_MODULES:

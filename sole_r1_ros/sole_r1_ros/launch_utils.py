@@ -90,6 +90,36 @@ def given(context, arguments: Mapping[str, str]) -> dict:
     return {parameter: value for parameter, value in values.items() if value}
 
 
+def recorder_extra_topics(params_path: str, command_topic: str = '') -> list[str]:
+    """The recorder's ``extra_topics``: the params file's, and where the learner's commands go.
+
+    ``command_topic``: the launch line's ``command_topic:=``, which only the learner was
+    given: the bag recorded the params file's topic, where nothing was sent.
+    """
+    from sole_r1_ros.bringup import command_topics, load_params
+    params = load_params(params_path)
+    learner = dict(params.get('learner_node', {}))
+    if command_topic:
+        learner['command_topic'] = command_topic
+    return command_topics({**params, 'learner_node': learner})
+
+
+def recorder_node(context, namespace, params, remappings, extra: Mapping | None = None
+                  ) -> list:
+    """The recorder, recording the arm's commands where the learner sends them.
+
+    For an ``OpaqueFunction`` (``args=[namespace, params_file, remappings]``).
+    """
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    topics = recorder_extra_topics(LaunchConfiguration('params_file').perform(context),
+                                   LaunchConfiguration('command_topic').perform(context))
+    return [Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
+                 namespace=namespace, output='screen', remappings=remappings,
+                 parameters=[params, {'extra_topics': topics, **(extra or {})}])]
+
+
 def reward_node(context, namespace, params, extra: Mapping | None = None) -> list:
     """The reward node, configured and activated: the goal, ``REWARD_ARGUMENTS`` where given.
 

@@ -75,9 +75,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument('--sim', metavar='TASK', help='Meta-World task id (default '
                        'drawer-close-v3 unless --real)')
     where.add_argument('--real', action='store_true', help='a real robot on this ROS graph')
-    parser.add_argument('--reward', help='reward backend: compact (CPU default), transformers '
+    parser.add_argument('--reward', help='reward backend: compact (CPU), transformers '
                         '(SOLE-R1-8B), openai (vllm serve), oracle (simulator ground truth, '
-                        'evaluation only)')
+                        "evaluation only); default: the params file's reward_node.backend "
+                        '(compact for --sim, transformers for --real)')
     parser.add_argument('--model', help='checkpoint folder / served model name; with --reward '
                         'compact, a .pt file of sole-r1 train compact')
     parser.add_argument('--steps', type=int, default=20000, help='environment steps to learn')
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def learn(request: LearnRequest) -> int:
     """Run one learning session; the exit code (0, 2 bad input, 1 a node failed, 130, 143)."""
-    from sole_r1_ros.bringup import check_params, write_params_file
+    from sole_r1_ros.bringup import check_params, command_topics, write_params_file
     from sole_r1_ros.reward import protocol
 
     protocol.normalize_goal(request.goal)
@@ -139,7 +140,7 @@ def learn(request: LearnRequest) -> int:
         nodes.append('recorder_node')
         params['recorder_node'] = {**params.get('recorder_node', {}),
                                    'bag_path': str(run_dir / f'bag-{session:03d}'),
-                                   'extra_topics': _command_topics(params)}
+                                   'extra_topics': command_topics(params)}
         write_params_file(params_file, params)
     return _Session(request, run_dir, session, params_file, nodes,
                     _policy_input(params['learner_node']),
@@ -496,7 +497,8 @@ class _Session:
         from sole_r1_ros.nodes.run_monitor import RunMonitorNode
         from sole_r1_ros.nodes.spin import BackgroundSpinner
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        # not sys.argv: its --remap FROM:=TO words are the nodes', and rcl warned of them
+        rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
                                    self.request.namespace, self.request.remaps)
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
@@ -846,27 +848,6 @@ class _Session:
             'bag_parts': int(monitor.counter('recorder_node', 'parts', 1)),
             'git_commit': _git_commit()}
         _write_atomically(self.run_dir / 'summary.json', json.dumps(summary, indent=2))
-
-
-def _command_topics(params: dict) -> list[str]:
-    """The recorder's ``extra_topics`` and wherever this learner sends arm and gripper commands.
-
-    A real arm's controller topics are the user's (``/servo_node/...``,
-    ``/cartesian_impedance_controller/...``): the bag must hold the commands the robot got.
-    """
-    from sole_r1_ros.nodes.command_output import MESSAGE_TYPES
-    from sole_r1_ros.nodes.learner_config import LearnerNodeConfig
-    from sole_r1_ros.rl import CommandConfig
-    learner = params['learner_node']
-    topics = list(params.get('recorder_node', {}).get('extra_topics', ()))
-    sent = [(learner.get('command_topic', LearnerNodeConfig.command_topic),
-             learner.get('command.command_type', CommandConfig.command_type))]
-    gripper = learner.get('command.gripper_command_type', CommandConfig.gripper_command_type)
-    if gripper != 'none':
-        sent.append((learner.get('gripper_topic', LearnerNodeConfig.gripper_topic), gripper))
-    named = {kind: f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
-             for kind, cls in MESSAGE_TYPES.items()}
-    return topics + [f'{topic}={named[kind]}' for topic, kind in sent]
 
 
 def _policy_input(learner: dict) -> str:

@@ -1,5 +1,6 @@
 """``sole-r1 record``: record images, rewards and reasoning to a bag until Ctrl-C (no ros2 CLI)."""
 import argparse
+import os
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -9,6 +10,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--topics', nargs='*', metavar='NAME=TYPE',
                         help="topics as 'name=pkg/msg/Type' (default: cameras, progress, "
                         'reward image, episodes, joint states, pose, ground truth, commands)')
+    parser.add_argument('--params-file', metavar='YAML',
+                        help="a learning run's parameters (e.g. real_robot_joint.yaml, a "
+                        'package config name or a path): its recorder_node.extra_topics and the '
+
+                        "learner's command and gripper topics are recorded too, as the launch "
+                        'files and sole-r1 learn record them')
     parser.add_argument('--seconds', type=float, default=0.0,
                         help='stop after this long (0: until Ctrl-C)')
 
@@ -33,6 +40,16 @@ def run(args: argparse.Namespace) -> int:
     overrides = [Parameter('bag_path', value=args.out)]
     if args.topics:
         overrides.append(Parameter('topics', value=list(args.topics)))
+    if args.params_file:   # a joint trajectory or a gripper controller's commands were missed
+        from sole_r1_ros.bringup import config_dir
+        from sole_r1_ros.launch_utils import recorder_extra_topics
+        path = args.params_file
+        if not os.path.isfile(path) and os.path.isfile(config_dir() / path):
+            path = str(config_dir() / path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'--params-file {args.params_file!r}: no such file, nor a '
+                                    f'config file of the package ({config_dir()})')
+        overrides.append(Parameter('extra_topics', value=recorder_extra_topics(path)))
     stop = []
     previous = {s: signal.signal(s, lambda signum, _: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}

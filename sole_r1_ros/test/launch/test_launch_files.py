@@ -196,3 +196,15 @@ def test_gazebo_declares_every_argument_it_passes_on():
     assert {'params_file', 'command_topic', 'base_url', 'run_dir', 'record'} <= passed
     assert passed <= set(declared), passed - set(declared)
     assert declared['run_dir'] != 'runs/real_robot'   # a run resumes what it finds there
+
+
+def test_a_launch_lines_command_topic_is_recorded_where_the_commands_go():
+    """command_topic:= reached the learner only: the bag recorded the params file's topic."""
+    from sole_r1_ros.launch_utils import recorder_extra_topics
+    path = os.path.join(_CONFIG_DIR, 'real_robot_joint.yaml')
+    topics = recorder_extra_topics(path, '/forward_position_controller/commands')
+    assert ('/forward_position_controller/commands=trajectory_msgs/msg/JointTrajectory'
+            in topics)
+    assert recorder_extra_topics(path) == recorder_extra_topics(path, '')
+    assert any(t.lstrip('/').startswith('joint_trajectory_controller/joint_trajectory=')
+               for t in recorder_extra_topics(path))

@@ -374,13 +374,12 @@ def test_a_robot_that_sends_nothing_is_said_not_waited_on_in_silence(tmp_path):
     ('real_robot_joint.yaml', {
         '/joint_trajectory_controller/joint_trajectory=trajectory_msgs/msg/JointTrajectory'})])
 def test_the_bag_records_the_commands_the_arm_is_sent(config, expected):
-    from sole_r1_ros.bringup import config_dir, load_params
-    from sole_r1_ros.commands.learn import _command_topics
+    from sole_r1_ros.bringup import command_topics, config_dir, load_params
     from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.nodes.recorder_node import RecorderConfig
     params = load_params(config_dir() / config)
     launched = from_mapping(RecorderConfig, params['recorder_node']).recorded()   # ros2 launch
-    learned = from_mapping(RecorderConfig, {'extra_topics': _command_topics(params)}).recorded()
+    learned = from_mapping(RecorderConfig, {'extra_topics': command_topics(params)}).recorded()
     for recorded in (launched, learned):
         assert expected <= {'/' + t.lstrip('/') for t in recorded}
         named = [t.split('=')[0].lstrip('/') for t in recorded]

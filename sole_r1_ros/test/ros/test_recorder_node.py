@@ -239,3 +239,22 @@ def test_a_bag_under_its_disk_reserve_stops_and_says_so_on_diagnostics(ros_graph
     status = next(s for m in statuses for s in m.status if s.level == DiagnosticStatus.ERROR)
     assert 'GB free on its disk, under the' in status.message
     assert (tmp_path / 'bag' / 'metadata.yaml').is_file() and recorder.writer.stopped
+
+
+def test_sole_r1_record_records_a_params_files_command_topics(tmp_path):
+    """It recorded the default topics only: a joint trajectory controller's commands were lost."""
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    done = subprocess.run([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
+                           str(tmp_path / 'bag'), '--seconds', '0.5', '--params-file',
+                           'real_robot_joint.yaml'], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from sole_r1_ros.nodes.recorder_node import DEFAULT_TOPICS
+    assert f'recording {len(DEFAULT_TOPICS) + 1} topics' in done.stderr + done.stdout
+    missing = subprocess.run([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
+                              str(tmp_path / 'other'), '--params-file', 'nowhere.yaml'],
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 2 and 'nowhere.yaml' in missing.stderr
