@@ -39,6 +39,7 @@ import collections
 import enum
 import logging
 import math
+import os
 import threading
 from typing import Any, Mapping, NamedTuple
 
@@ -89,6 +90,55 @@ class Batch(NamedTuple):
     intervened: np.ndarray | None = None
 
 
+def replay_bytes(capacity: int, state_dim: int, action_dim: int, views: int,
+                 image_size: int) -> int:
+    """What a full buffer takes in memory: its frames, states, actions and bookkeeping."""
+    per_slot = (4 * (state_dim + action_dim) + 3 + 8 * 4 + 4 * 2
+                + views * 3 * image_size * image_size)
+    return int(capacity) * per_slot
+
+
+def check_memory(capacity: int, state_dim: int, action_dim: int, views: int,
+                 image_size: int) -> None:
+    """Refuse a buffer that cannot fit this machine's memory; warn of one that barely does.
+
+    ``np.zeros`` reserves lazily: a capacity past the memory was accepted at once and the run
+    was killed hours later, when the buffer filled. A checkpoint copies the buffer, and a
+    resume loads it beside the new one: about twice its size at those moments.
+
+    Raises:
+        ValueError: the full buffer needs more than 80 % of the machine's memory.
+    """
+    needed = replay_bytes(capacity, state_dim, action_dim, views, image_size)
+    try:
+        total = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError):   # not a POSIX system: nothing to say
+        return
+    if needed > 0.8 * total:
+        raise ValueError(
+            f'replay.capacity {capacity} needs {needed / 1e9:.1f} GB when full ({views} views '
+            f'of {image_size} px per frame), and this machine has {total / 1e9:.1f} GB: lower '
+            'replay.capacity (or the views or image size)')
+    available = _available_bytes()
+    if available is not None and 2.2 * needed > available:
+        _LOG.warning('replay.capacity %d needs %.1f GB when full, about twice that while a '
+                     'checkpoint is written or a run resumed, and %.1f GB are available now: '
+                     'the run may be killed for memory when the buffer fills',
+                     capacity, needed / 1e9, available / 1e9)
+
+
+def _available_bytes() -> int | None:
+    """MemAvailable of /proc/meminfo (Linux), or None."""
+    try:
+        with open('/proc/meminfo', encoding='ascii') as stream:
+            for line in stream:
+                if line.startswith('MemAvailable:'):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 class ReplayBuffer:
     """Ring buffer of frames with pending progress labels; one lock around every operation."""
 
@@ -114,6 +164,7 @@ class ReplayBuffer:
         self.image_keys, self.image_size = tuple(image_keys), int(image_size)
         self.n_step, self.discount = int(n_step), float(discount)
         cap = config.capacity
+        check_memory(cap, self.state_dim, self.action_dim, len(self.image_keys), self.image_size)
         self._arrays: dict[str, np.ndarray] = {
             STATE_KEY: np.zeros((cap, self.state_dim), np.float32),
             'action': np.zeros((cap, self.action_dim), np.float32),

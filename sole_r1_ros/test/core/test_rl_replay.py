@@ -357,3 +357,16 @@ def test_intervened_flags_survive_a_round_trip_and_old_checkpoints_load_unflagge
     del old['terminal']
     with pytest.raises(KeyError, match='terminal'):
         make_buffer(n_step=1).load_state_dict(old, meta)
+
+
+def test_a_buffer_that_cannot_fit_the_machines_memory_is_refused_at_once():
+    """np.zeros reserves lazily: such a capacity was accepted, and the run killed hours later."""
+    import os
+
+    from sole_r1_ros.rl.replay import replay_bytes
+    small = ReplayBuffer(ReplayConfig(capacity=100), 5, 4, ('external', 'wrist'), 32)
+    assert sum(a.nbytes for a in small._arrays.values()) == replay_bytes(100, 5, 4, 2, 32)
+    total = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    too_many = total // replay_bytes(1, 5, 4, 2, 84) + 1
+    with pytest.raises(ValueError, match=f'replay.capacity {too_many} needs .* GB when full'):
+        ReplayBuffer(ReplayConfig(capacity=too_many), 5, 4, ('external', 'wrist'), 84)
