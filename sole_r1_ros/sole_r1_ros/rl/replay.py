@@ -128,7 +128,7 @@ def check_memory(capacity: int, state_dim: int, action_dim: int, views: int,
 
 
 def _available_bytes() -> int | None:
-    """MemAvailable of /proc/meminfo (Linux), or None."""
+    """The memory available now (MemAvailable of /proc/meminfo, Linux), or None."""
     try:
         with open('/proc/meminfo', encoding='ascii') as stream:
             for line in stream:
