@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from sole_r1_ros.commands.answer_journal import AnswerJournal, config_digest
 from sole_r1_ros.commands.reward_flags import (
     add_labelled_out, add_reward_arguments, answered_curve, check_writable,
     check_writable_folder, exit_code, make_engine, positive_int, reward_config, say_left_out)
@@ -74,13 +75,28 @@ def run(args: argparse.Namespace) -> int:
         external=_Sparse({i: v[0] for i, v in frames.items()}, num_frames),
         wrist=None if frames[0][1] is None else _Sparse(
             {i: v[1] for i, v in frames.items()}, num_frames))
+    # Answers kept as they come (beside --out, else in the folder it runs from): a rerun after
+    # Ctrl-C or a crash asks only the rest, where a long video's scoring was lost whole.
+    journal = AnswerJournal(f'{args.out or os.path.basename(args.video)}.answers.jsonl', {
+        'video': os.path.abspath(args.video), 'wrist': args.wrist and os.path.abspath(args.wrist),
+        'side_by_side': args.side_by_side, 'goal': goal, 'steps': steps,
+        'from_zero': args.from_zero, 'reward': config_digest(config)})
+    answered = journal.load()
+    if answered:
+        print(f'sole-r1 score: {len(answered)} of {len(steps)} answers from an interrupted run '
+              f'of this scoring ({journal.path}): only the rest are asked', file=sys.stderr)
+
+    def on_batch(batch) -> None:
+        journal.append(batch)
+        bar.update(len(batch))
     with make_engine(config) as engine, tqdm(total=len(steps), desc='scoring',
                                              unit='query') as bar:
-        [results] = score_episodes(engine, [episode], on_batch=lambda b: bar.update(len(b)))
+        [results] = score_episodes(engine, [episode], on_batch=on_batch, answered=answered)
         records = _replay(args, engine, episode, results)
         model_id = engine.model_id
     report = _report(args, goal, config, model_id, num_frames, records)
     _write_outputs(args, report)
+    journal.remove()   # the outputs hold every answer now
     print(f'{len(steps)} queries on {num_frames} frames; final progress '
           f'{report["frames"][-1]["progress"]:.0f}%')
     return exit_code('score', [r.error for r in results if r.error is not None], len(results),
