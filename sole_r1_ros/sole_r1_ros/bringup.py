@@ -87,7 +87,8 @@ def command_topics(params: Mapping[str, Mapping[str, Any]]) -> list[str]:
         sent.append((learner.get('gripper_topic', LearnerNodeConfig.gripper_topic), gripper))
     named = {kind: f"{cls.__module__.split('.')[0]}/msg/{cls.__name__}"
              for kind, cls in MESSAGE_TYPES.items()}
-    return topics + [f'{topic}={named[kind]}' for topic, kind in sent]
+    sent_topics = [f'{topic}={named[kind]}' for topic, kind in sent]
+    return topics + [t for t in sent_topics if t not in topics]   # once: the YAML may list it
 
 
 def node_sections(node: str) -> dict[str, tuple[type, str]]:

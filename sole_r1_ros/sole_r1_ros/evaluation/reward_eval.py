@@ -242,11 +242,16 @@ def _group(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
 
 
 def to_json(value: Any) -> Any:
-    """Make a summary JSON-safe: NaN becomes None."""
+    """Make a summary JSON-safe: NaN becomes None, a numpy number a Python one.
+
+    A numpy float32 (a Pearson of float32 scores) was not JSON at all, and its NaN not None.
+    """
     if isinstance(value, dict):
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

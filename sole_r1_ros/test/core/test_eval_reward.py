@@ -229,3 +229,14 @@ def test_eval_reward_does_not_read_paraphrases_from_the_compact_model():
     keys = {node.value for node in ast.walk(warning) if isinstance(node, ast.Constant)
             and isinstance(node.value, str) and node.value.isidentifier()}
     assert 'train_episode_ids' in keys and 'goals' not in keys
+
+
+def test_a_summary_is_strict_json_whatever_numbers_it_holds():
+    """A numpy float32 was not JSON at all (a TypeError at the end), and its NaN not null."""
+    import json
+
+    from sole_r1_ros.evaluation.reward_eval import to_json
+    summary = {'pearson': np.float32('nan'), 'voc': np.float64(0.5), 'n': np.int64(3),
+               'per_task': [{'auroc': float('nan')}]}
+    assert json.loads(json.dumps(to_json(summary), allow_nan=False)) == {
+        'pearson': None, 'voc': 0.5, 'n': 3, 'per_task': [{'auroc': None}]}

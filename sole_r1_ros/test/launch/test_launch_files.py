@@ -206,5 +206,6 @@ def test_a_launch_lines_command_topic_is_recorded_where_the_commands_go():
     assert ('/forward_position_controller/commands=trajectory_msgs/msg/JointTrajectory'
             in topics)
     assert recorder_extra_topics(path) == recorder_extra_topics(path, '')
+    assert len(set(recorder_extra_topics(path))) == len(recorder_extra_topics(path))   # once
     assert any(t.lstrip('/').startswith('joint_trajectory_controller/joint_trajectory=')
                for t in recorder_extra_topics(path))
