@@ -193,6 +193,11 @@ def _prepare(args: argparse.Namespace) -> int:
     schedule = from_mapping(QuerySchedule, {
         'num_queries': args.num_queries, 'stride': args.stride, 'from_zero': args.from_zero,
         'use_wrist': not args.no_wrist})
+    read = os.path.realpath(args.bag or args.episodes)
+    out = os.path.realpath(args.out)
+    if out == read or out.startswith(read + os.sep):   # the dataset written into its source
+        raise ValueError(f'--out {args.out} is inside what it is made from '
+                         f'({args.bag or args.episodes}): give a new folder')
     if args.bag:
         if not args.labels:
             raise ValueError('--bag needs --labels (progress labels per episode)')

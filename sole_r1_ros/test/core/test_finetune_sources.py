@@ -127,6 +127,16 @@ def _write_bag(path, episodes):
     writer.close()
 
 
+def test_a_dataset_is_not_written_into_the_episodes_it_is_made_from(episode_folder, capsys):
+    """--out equal to --episodes wrote the dataset's images and examples among the episodes."""
+    for out in (episode_folder, episode_folder / 'data'):
+        assert main(['finetune', 'prepare', '--episodes', str(episode_folder), '--out',
+                     str(out), '--num-queries', '2']) == 2
+        assert 'is inside what it is made from' in capsys.readouterr().err
+    assert not (episode_folder / 'examples.jsonl').exists()
+    assert not (episode_folder / 'data').exists()
+
+
 def test_recorded_bag_with_labels_prepares_examples(tmp_path):
     pytest.importorskip('rclpy')
     pytest.importorskip('sole_r1_interfaces.msg')
