@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import yaml
 
@@ -55,8 +55,13 @@ def config_dir() -> Path:
                             '(colcon build / pip install .) or run from a source checkout')
 
 
-def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+def load_params(path: str | os.PathLike, also: Sequence[str] = ()
+                ) -> dict[str, dict[str, Any]]:
     """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.
+
+    A ``/**`` section's parameters go to each node of the file, and of ``also`` (the nodes
+    that run without a section), that has them; node sections win; as rcl gives them.
+    ``sole-r1 learn --params-file`` refused such a file ("unknown node '**'").
 
     Raises:
         ValueError: the file is not a parameters file.
@@ -65,8 +70,22 @@ def load_params(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         data = yaml.safe_load(stream) or {}
     if not isinstance(data, dict):
         raise ValueError(f'{path} is not a ROS 2 parameters file (node: ros__parameters: ...)')
-    return {key.split('/')[-1]: flatten(section.get('ros__parameters', {}))
-            for key, section in data.items()}
+    nodes, every = {}, {}
+    for key, section in data.items():
+        values = flatten((section or {}).get('ros__parameters', {}))
+        name = key.split('/')[-1]
+        if name in ('*', '**'):   # /**: for every node, as rcl reads it
+            every.update(values)
+        else:
+            nodes[name] = values
+    if every:   # each node takes what it declares (rcl leaves the rest undeclared)
+        from sole_r1_ros.configuration import specs
+        for node in [n for n in NODE_MODULES if n in nodes or n in also]:
+            known = {s.name for cls, prefix in node_sections(node).values()
+                     for s in specs(cls, prefix)} | {'use_sim_time'}
+            nodes[node] = {**{k: v for k, v in every.items() if k in known},
+                           **nodes.get(node, {})}
+    return nodes
 
 
 def command_topics(params: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -209,3 +209,15 @@ def test_a_launch_lines_command_topic_is_recorded_where_the_commands_go():
     assert len(set(recorder_extra_topics(path))) == len(recorder_extra_topics(path))   # once
     assert any(t.lstrip('/').startswith('joint_trajectory_controller/joint_trajectory=')
                for t in recorder_extra_topics(path))
+
+
+def test_a_params_files_wildcard_section_reaches_every_node_that_has_the_parameter(tmp_path):
+    """``/**:`` (use_sim_time for all) made sole-r1 learn refuse the file: unknown node '**'."""
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    use_sim_time: true\n    stride: 3\n'
+                    '/**/camera_node:\n  ros__parameters:\n    stride: 2\n')
+    params = load_params(path, also=('learner_node',))
+    assert params['camera_node'] == {'use_sim_time': True, 'stride': 2}   # its own section wins
+    assert params['learner_node'] == {'use_sim_time': True}      # it has no 'stride'
+    assert set(params) == {'camera_node', 'learner_node'}        # no section made for the rest
+    check_params(params)
