@@ -99,13 +99,55 @@ def check_resumable(output_dir: str) -> str:
 
 
 def _train(trainer: Any, train: TrainConfig) -> float:
-    """``trainer.train()``, from the newest checkpoint of its run with ``train.resume``."""
+    """``trainer.train()``, from the newest checkpoint of its run with ``train.resume``.
+
+    Ctrl-C or SIGTERM (in the main thread) ends the step in progress, writes a TRL checkpoint
+    in ``trainer/`` and raises KeyboardInterrupt: ``--resume`` goes on from it. Without
+    ``--save-steps`` a stopped run kept nothing but an empty ``trainer/``. A second signal
+    stops at once.
+    """
+    import signal
+    import threading
+
     start = time.perf_counter()
     checkpoint = check_resumable(train.output_dir) if train.resume else None
     if checkpoint:
         logger.info('resuming from %s', checkpoint)
-    trainer.train(resume_from_checkpoint=checkpoint)
+    stop = _stop_on_signal()
+    trainer.add_callback(stop)
+    main = threading.current_thread() is threading.main_thread()
+    previous = ({s: signal.signal(s, stop.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+                if main else {})
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if stop.signum is not None:
+        logger.warning('stopped by %s after step %d: checkpoint-%d in %s; --resume goes on '
+                       'from it', signal.Signals(stop.signum).name, trainer.state.global_step,
+                       trainer.state.global_step, os.path.join(train.output_dir, TRAINER_DIR))
+        raise KeyboardInterrupt
     return time.perf_counter() - start
+
+
+def _stop_on_signal():
+    """A TRL callback that saves and stops at the end of the step a signal came in."""
+    from transformers import TrainerCallback
+
+    class StopOnSignal(TrainerCallback):
+        signum: int | None = None
+
+        def handle(self, signum, frame) -> None:
+            if self.signum is not None:   # the second: at once
+                raise KeyboardInterrupt
+            self.signum = signum
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.signum is not None:
+                control.should_save = control.should_training_stop = True
+            return control
+    return StopOnSignal()
 
 
 def run_sft(config: SftConfig, data_dir: str, callbacks: Sequence[Any] = ()) -> FinetuneResult:

@@ -191,3 +191,34 @@ def test_bad_arguments_are_one_line_errors(workdir, capsys):
     assert main(['finetune', 'sft', '--data', data, '--model', 'tiny-random',
                  '--out', str(workdir / 'used'), *_CPU]) == 2
     assert 'already holds files (a checkpoint?)' in capsys.readouterr().err
+
+
+def test_ctrl_c_writes_a_checkpoint_the_run_resumes_from(workdir, monkeypatch, capsys):
+    """Without --save-steps a stopped run kept nothing (an empty trainer/): hours of GPU lost."""
+    import os
+    import signal
+
+    from sole_r1_ros.finetune import trainers
+    made = trainers._stop_on_signal
+
+    def interrupted_at_step_2():
+        stop = made()
+        on_step_end = stop.on_step_end
+
+        def step_end(args, state, control, **kwargs):
+            if state.global_step == 2 and stop.signum is None:
+                os.kill(os.getpid(), signal.SIGINT)     # a person's Ctrl-C during step 2
+            return on_step_end(args, state, control, **kwargs)
+        stop.on_step_end = step_end
+        return stop
+    monkeypatch.setattr(trainers, '_stop_on_signal', interrupted_at_step_2)
+    out = workdir / 'interrupted'
+    common = ['finetune', 'sft', '--data', str(workdir / 'data'), '--model', 'tiny-random',
+              '--out', str(out), '--batch-size', '1', '--grad-accum', '1', *_CPU]
+    assert main([*common, '--max-steps', '4']) == 130
+    assert sorted(p.name for p in (out / 'trainer').iterdir()
+                  if p.name.startswith('checkpoint')) == ['checkpoint-2']
+    assert not (out / export.METADATA).exists()        # no export of a half-trained model
+    monkeypatch.setattr(trainers, '_stop_on_signal', made)
+    assert main([*common, '--resume', '--max-steps', '4']) == 0
+    assert json.loads((out / export.METADATA).read_text())['steps'] == 4
