@@ -4,7 +4,8 @@ Synthetic batches at the demo's shapes (two 3x64x64 uint8 views, 25-dim proprioc
 4-dim actions); no simulator, no replay buffer. Every variant is one ``DrQConfig`` (plus the
 number of torch threads) built side by side, and the variants take turns, a few updates each,
 round after round, so that other load on a shared machine hits all of them alike; the table
-gives medians over rounds and each variant's speed-up over the first row (today's float32 path),
+gives medians over rounds and each variant's speed-up over the first row (the float32 path;
+the demo's precision auto is bfloat16 on a CPU that has it, the third row),
 the median of per-round ratios. Rates are given per wall-clock second and per CPU second of the
 process: on a shared machine the second is the steadier measure of what a variant costs.
 
@@ -53,7 +54,7 @@ class Variant:
 
 
 VARIANTS = [
-    Variant('today: float32, channels-last', {'precision': 'float32'}),
+    Variant('float32, channels-last (row 1)', {'precision': 'float32'}),
     Variant('float32, NCHW', {'precision': 'float32', 'channels_last': False}),
     Variant('bfloat16 (auto here: encoder + trunks)', {'precision': 'auto'}),
     Variant('bfloat16, NCHW', {'precision': 'bfloat16', 'channels_last': False}),
@@ -261,8 +262,8 @@ def hardware() -> dict[str, Any]:
 
 
 def table(doc: dict[str, Any]) -> str:
-    lines = ['| variant | threads | updates/s wall | x today | updates per CPU-s | samples per '
-             'CPU-s | x today | act ms wall (p90) | act CPU ms | act x today (CPU) |',
+    lines = ['| variant | threads | updates/s wall | x row 1 | updates per CPU-s | samples per '
+             'CPU-s | x row 1 | act ms wall (p90) | act CPU ms | act x row 1 (CPU) |',
              '|---|---|---|---|---|---|---|---|---|---|']
     for r in doc['rows']:
         name = r['name'] + (f" (compile {r['compile_s']:.0f} s)" if 'compile_s' in r else '')

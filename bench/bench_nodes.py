@@ -29,6 +29,7 @@ from sole_r1_ros.image_msgs import array_to_image
 from sole_r1_ros.nodes.reward_node import RewardNode
 from sole_r1_ros.reward import register_backend
 from sole_r1_ros.reward.backends.base import RawReply
+from results_io import hardware
 from spinning import HELP, HOW, spin
 
 _RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'results')
@@ -109,7 +110,13 @@ def main() -> int:
         time.sleep(max(0.0, start + sent * period - time.monotonic()))
     time.sleep(1.0)
     timing = list(reward.timing)
+    if len(timing) < 0.5 * len(camera.query_overhead_s):   # a run that answered little
+        raise RuntimeError(f'{len(timing)} queries answered of {len(camera.query_overhead_s)} '
+                           'sent: no latency is measured from such a run')
     result = {
+        'date': time.strftime('%Y-%m-%dT%H:%M'), 'hardware': hardware(),
+        'load_average': round(os.getloadavg()[0], 2),
+        'queries_sent': len(camera.query_overhead_s),
         'executor': args.executor, 'tile_format': args.tile_format, 'camera_hz': args.rate,
         'image': f'{args.width}x{args.height} {args.encoding} x2',
         'model_time_s': MODEL_TIME_S, 'frames_sent': sent,
@@ -132,7 +139,7 @@ def main() -> int:
           f'{args.executor} executor)'
           ' | median ms | p90 ms | n |\n|---|---|---|---|')
     for key, value in result.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and 'median_ms' in value:   # a stage, not the hardware
             print(f"| {key.replace('_', ' ')} | {value['median_ms']} | {value['p90_ms']} | "
                   f"{value['n']} |")
     return 0

@@ -174,6 +174,10 @@ def _frames(count: int, seed: int) -> list[np.ndarray]:
 # -- measurement -------------------------------------------------------------------------------
 def _summary(in_flight: int, latencies: list[float], answered: int, valid: int, wall_s: float,
              ideal_rate: float, rate: float | None = None) -> dict:
+    if valid < answered:   # an error reply is fast: counted, it made 675 % of ideal
+        raise RuntimeError(f'{answered - valid} of {answered} answers at {in_flight} in flight '
+                           'were not valid rewards (the server failed or the model did not '
+                           'answer in format): no rate is measured from them')
     latencies = np.asarray(latencies)
     rate = answered / wall_s if rate is None else rate
     return {'in_flight': in_flight, 'rewards': answered, 'valid': valid,

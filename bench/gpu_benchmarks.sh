@@ -8,14 +8,22 @@
 #     bash bench/gpu_benchmarks.sh [OUT] [SECONDS_FOR_REWARD] [SECONDS_FOR_FINETUNE]
 #
 # Defaults: bench/results, 330 s, 400 s (measured on one H200: 286 s and ~290 s).
-set -u
+set -u -o pipefail   # a bench's own exit status, not tee's: a failed run is not a success
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/results}
 mkdir -p "$out"
 export PYTHONPATH="$here/../sole_r1_ros${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 cd "$here"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+status=0
 timeout "${2:-330}" python3 bench_reward.py --device cuda --model 8b-random \
-    --out "$out/reward.json" 2>&1 | tee "$out/reward_cuda.log"
+    --out "$out/reward.json" 2>&1 | tee "$out/reward_cuda.log" || status=$?
+[ "$status" = 124 ] && echo "bench_reward: timed out; its rows so far are in $out/reward.json"
+finetune=0
 timeout "${3:-400}" python3 bench_finetune.py --device cuda \
-    --out "$out/finetune.json" 2>&1 | tee "$out/finetune_cuda.log"
+    --out "$out/finetune.json" 2>&1 | tee "$out/finetune_cuda.log" || finetune=$?
+[ "$finetune" = 124 ] && echo "bench_finetune: timed out; its rows so far are in $out/finetune.json"
+# a timeout (124) is a partial result, kept; any other failure fails the script
+for code in "$status" "$finetune"; do
+  if [ "$code" != 0 ] && [ "$code" != 124 ]; then exit "$code"; fi
+done
