@@ -11,7 +11,8 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+import sys
+from typing import Any, Callable, Iterable
 
 from sole_r1_ros.reward.query import ProgressResult
 
@@ -59,6 +60,21 @@ class AnswerJournal:
                 continue   # the line a kill tore
             self._known[(result.episode_id, result.step)] = result
         return dict(self._known)
+
+    def resume(self, command: str, total: int) -> dict[tuple[str, int], ProgressResult]:
+        """``load``, saying on stderr how many of ``total`` answers a rerun takes from it."""
+        answered = self.load()
+        if answered:
+            print(f'sole-r1 {command}: {len(answered)} of {total} answers from an interrupted '
+                  f'run of this scoring ({self.path}): only the rest are asked', file=sys.stderr)
+        return answered
+
+    def progress(self, bar) -> Callable[[list[ProgressResult]], None]:
+        """An ``on_batch`` for ``score_episodes``: keep each round's answers, move ``bar``."""
+        def on_batch(batch: list[ProgressResult]) -> None:
+            self.append(batch)
+            bar.update(len(batch))
+        return on_batch
 
     def append(self, results: Iterable[ProgressResult]) -> None:
         """Keep the new answers (failed ones are asked again by a rerun)."""

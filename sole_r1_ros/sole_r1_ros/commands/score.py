@@ -81,17 +81,11 @@ def run(args: argparse.Namespace) -> int:
         'video': os.path.abspath(args.video), 'wrist': args.wrist and os.path.abspath(args.wrist),
         'side_by_side': args.side_by_side, 'goal': goal, 'steps': steps,
         'from_zero': args.from_zero, 'reward': config_digest(config)})
-    answered = journal.load()
-    if answered:
-        print(f'sole-r1 score: {len(answered)} of {len(steps)} answers from an interrupted run '
-              f'of this scoring ({journal.path}): only the rest are asked', file=sys.stderr)
-
-    def on_batch(batch) -> None:
-        journal.append(batch)
-        bar.update(len(batch))
+    answered = journal.resume('score', len(steps))
     with make_engine(config) as engine, tqdm(total=len(steps), desc='scoring',
                                              unit='query') as bar:
-        [results] = score_episodes(engine, [episode], on_batch=on_batch, answered=answered)
+        [results] = score_episodes(engine, [episode], on_batch=journal.progress(bar),
+                                   answered=answered)
         records = _replay(args, engine, episode, results)
         model_id = engine.model_id
     report = _report(args, goal, config, model_id, num_frames, records)

@@ -110,14 +110,7 @@ def run(args: argparse.Namespace) -> int:
     journal = AnswerJournal(f'{args.out}.answers.jsonl', {
         'bag': os.path.abspath(str(args.bag)), 'goal': goal, 'steps': steps,
         'episodes': [r.episode_id for r in recorded], 'reward': config_digest(config)})
-    answered = journal.load()
-    if answered:
-        print(f'sole-r1 score-bag: {len(answered)} of {total} answers from an interrupted run '
-              f'of this scoring ({journal.path}): only the rest are asked', file=sys.stderr)
-
-    def on_batch(batch) -> None:
-        journal.append(batch)
-        bar.update(len(batch))
+    answered = journal.resume('score-bag', total)
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
         if (engine.robot_erased or engine.erased_beside) and erased is None:
             raise ValueError(f'{engine.model_id} reads frames with the robot erased: pass '
@@ -129,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
             erased_external=erased[i][0] if engine.erased_beside else None)
             for i, (r, views, query_steps) in enumerate(zip(
                 recorded, erased if engine.robot_erased else pictures, steps))]
-        results = score_episodes(engine, episodes, on_batch=on_batch, answered=answered)
+        results = score_episodes(engine, episodes, on_batch=journal.progress(bar),
+                                 answered=answered)
         model_id = engine.model_id
         scored = ('robot erased' if engine.robot_erased else
                   'pictures, and the external view erased beside them' if engine.erased_beside

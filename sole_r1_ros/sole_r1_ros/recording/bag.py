@@ -266,17 +266,11 @@ def stream_frames(path: str | os.PathLike, wanted: Mapping[str, Collection[int]]
     Raises:
         FileNotFoundError: no bag at ``path``.
     """
-    _require_rosbags()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f'no bag at {path}')
+    path, typestore = _open(path)
     notes = [] if notes is None else notes
-    typestore = make_typestore()
     stamps = {topic: set(values) for topic, values in wanted.items()}
     given: set[tuple[str, int]] = set()
-
-    def matching(topic: str) -> list[str]:
-        return [t for t in stamps if topic == t or topic.endswith('/' + t.strip('/'))]
+    matching = _matcher(stamps)
 
     def frames(messages):
         for topic, msgtype, raw in messages:
@@ -341,15 +335,9 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     Raises:
         FileNotFoundError: no bag at ``path``.
     """
-    _require_rosbags()
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f'no bag at {path}')
+    path, typestore = _open(path)
     notes = [] if notes is None else notes
-    typestore = make_typestore()
-
-    def matching(topic: str) -> list[str]:
-        return [t for t in topics if topic == t or topic.endswith('/' + t.strip('/'))]
+    matching = _matcher(topics)
 
     def keep(messages) -> dict[str, list[tuple[int, Any]]]:
         read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
@@ -377,6 +365,22 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     for messages in read.values():
         messages.sort(key=lambda item: item[0])
     return read
+
+
+def _open(path: str | os.PathLike):
+    """(the bag's path, a typestore of our messages); FileNotFoundError when there is none."""
+    _require_rosbags()
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f'no bag at {path}')
+    return path, make_typestore()
+
+
+def _matcher(topics):
+    """The wanted topics a bag's topic is, by their last components ('/robot1/x' is 'x')."""
+    def matching(topic: str) -> list[str]:
+        return [t for t in topics if topic == t or topic.endswith('/' + t.strip('/'))]
+    return matching
 
 
 def _nearest(stamps: np.ndarray, wanted: list[int], max_skew_ns: int) -> np.ndarray:

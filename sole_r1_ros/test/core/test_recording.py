@@ -161,33 +161,16 @@ def test_an_interrupted_score_bag_resumes_asking_only_the_rest(tmp_path, monkeyp
     """Ctrl-C in a scoring lost every answer: no episode finishes before the last round."""
     pytest.importorskip('torch')
     import json
+    from interrupted_scoring import check_resumes
     from sole_r1_ros.cli import main
-    from sole_r1_ros.reward import RewardEngine
     _record(tmp_path / 'bag', _frames(12))
     out = tmp_path / 'scores.json'
     args = ['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer', '--backend',
             'compact', '--wrist-topic', '', '--num-queries', '6', '--out', str(out)]
-    assert main(args) == 0
-    whole = [q['progress'] for q in json.loads(out.read_text())['episodes'][0]['queries']]
-    out.unlink()
-    real, asked = RewardEngine.score, []
-
-    def score(self, queries, interrupt_at=None):
-        asked.append(len(queries))
-        if len(asked) == interrupt_at:
-            raise KeyboardInterrupt
-        return real(self, queries)
-    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q, interrupt_at=4))
-    assert main(args) == 130 and not out.exists()
+    check_resumes(args, out, lambda path: [
+        q['progress'] for q in json.loads(path.read_text())['episodes'][0]['queries']],
+        monkeypatch, capsys)
     journal = tmp_path / 'scores.json.answers.jsonl'
-    assert len(journal.read_text().splitlines()) == 1 + 3     # its header and three answers
-    asked.clear()
-    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q))
-    capsys.readouterr()
-    assert main(args) == 0
-    assert '3 of 6 answers from an interrupted run' in capsys.readouterr().err
-    assert sum(asked) == 3 and not journal.exists()
-    assert [q['progress'] for q in json.loads(out.read_text())['episodes'][0]['queries']] == whole
     # a journal of another scoring is refused, not mixed in
     journal.write_text(json.dumps({'journal': {'goal': 'open the drawer'}}) + '\n')
     assert main(args) == 2

