@@ -475,9 +475,8 @@ class _Session:
         self.report: dict = {}
         self._holding_since: float | None = None   # the learner's inputs stale since then
         self._holding_said = False
-        self._checkpoint_said = ''   # the checkpoint failure last said, '' once one succeeded
-        self.checkpoint_error = ''   # the last checkpoint failure seen, for summary.json
-        self._bag_said = self.bag_stopped = ''   # the bag's stop, the same way
+        self._said: dict[str, str] = {}   # the nodes' problems as last said ('' once gone)
+        self.problems: dict[str, str] = {}   # the last of each seen: a checkpoint's, the bag's
         self._domain_lock = None   # this machine's lock of (domain, namespace), once held
 
     def _on_signal(self, signum, frame) -> None:
@@ -679,13 +678,13 @@ class _Session:
                     print(f'\nsole-r1 learn: {", ".join(dead)} stopped unexpectedly; logs in '
                           f'{self.run_dir / "logs"}')
                     return 1
-                self._say_if_holding()
+                self._say_what_is_wrong()
                 time.sleep(0.5)
         self.learn_s = time.monotonic() - self.learn_started_s
         return 0
 
-    def _say_if_holding(self) -> None:
-        """Say what the terminal would not: the robot held for lack of fresh inputs, a failure.
+    def _say_what_is_wrong(self) -> None:
+        """Say what the terminal would not: the robot held for want of fresh inputs, a failure.
 
         The learner logs both, but a terminal showing 0 steps/s, or an evaluation that never
         ends, would not say why: no robot on the graph, its drivers down, or other topic
@@ -693,22 +692,14 @@ class _Session:
         failed (a full disk) was said nowhere but the learner's log (said once a failure).
         """
         failed = str(self.monitor.status.get('learner_node', {}).get('checkpoint_error', ''))
-        if failed and failed != self._checkpoint_said:
-            print(f'\nsole-r1 learn: a checkpoint failed ({failed}); the learner goes on and '
-                  'tries again, the last good checkpoint stays. Free space on '
-                  f'{self.run_dir}? Its log: {self.run_dir / "logs" / "learner_node.log"}',
-                  flush=True)
-        if failed:
-            self.checkpoint_error = failed
-        self._checkpoint_said = failed
+        self._say_once('checkpoint', failed, f'a checkpoint failed ({failed}); the learner goes '
+                       'on and tries again, the last good checkpoint stays. Free space on '
+                       f'{self.run_dir}? Its log: {self.run_dir / "logs" / "learner_node.log"}')
         bag = self.monitor.status.get('recorder_node', {})
         stopped = str(bag.get('stopped', ''))
-        if stopped and stopped != self._bag_said:
-            print(f'\nsole-r1 learn: the bag {bag.get("bag")} stopped ({stopped}); its messages '
-                  'are dropped until the disk has room, then it goes on in a new part',
-                  flush=True)
-            self.bag_stopped = stopped
-        self._bag_said = stopped
+        self._say_once('bag', stopped, f'the bag {bag.get("bag")} stopped ({stopped}); its '
+                       'messages are dropped until the disk has room, then it goes on in a new '
+                       'part')
         stale, now = self.monitor.stale_inputs(), time.monotonic()
         if not stale:
             self._holding_since, self._holding_said = None, False
@@ -723,6 +714,13 @@ class _Session:
                   '--remap FROM:=TO; README, "On a real arm")? Its log: '
                   f'{self.run_dir / "logs" / "learner_node.log"}',
                   flush=True)
+
+    def _say_once(self, what: str, problem: str, message: str) -> None:
+        """Print ``message`` once a node's ``problem`` ('': none) is a new one; keep the last."""
+        if problem and problem != self._said.get(what):
+            print(f'\nsole-r1 learn: {message}', flush=True)
+            self.problems[what] = problem   # for summary.json
+        self._said[what] = problem
 
     def _evaluate(self, episodes: int | None = None, name: str = 'evaluation') -> int:
         """Run the learner's evaluate action; ``name`` 'baseline' is the untrained policy."""
@@ -789,7 +787,7 @@ class _Session:
         while not future.done():
             if self.signals or self.graph.exited():
                 return False
-            self._say_if_holding()
+            self._say_what_is_wrong()
             time.sleep(0.1)
         return True
 
@@ -842,9 +840,9 @@ class _Session:
             'reward_goal_trained': {'yes': True, 'no': False}.get(
                 monitor.status.get('reward_node', {}).get('goal_trained')),
             # the last checkpoint failure seen, if any (a full disk): null when none failed
-            'checkpoint_error': self.checkpoint_error or None,
+            'checkpoint_error': self.problems.get('checkpoint'),
             # the bag's last stop (a disk under the recorder's reserve), its drops and parts
-            'bag_stopped': self.bag_stopped or None,
+            'bag_stopped': self.problems.get('bag'),
             'bag_dropped': int(monitor.counter('recorder_node', 'dropped')),
             'bag_parts': int(monitor.counter('recorder_node', 'parts', 1)),
             'git_commit': _git_commit()}
