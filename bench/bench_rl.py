@@ -210,13 +210,17 @@ def run_task(task: str, variant: str, args: argparse.Namespace) -> dict[str, Any
                                                   updates_per_round=100),
                        lambda s: prepare_observation(s.state, s.views, config))
     start = time.monotonic()
+    evaluating = [0.0]   # seconds spent evaluating, kept out of the training rates
 
     def evaluation(count: int) -> dict[str, Any]:
         stats = learner.replay.stats()
+        began = time.monotonic()
+        scores = evaluate(robot, learner.agent, config, count, args.episode_steps)
+        evaluating[0] += time.monotonic() - began
         point = {'env_steps': learner.env_steps, 'updates': learner.agent.updates,
-                 'eval_episodes': count,
-                 **evaluate(robot, learner.agent, config, count, args.episode_steps),
+                 'eval_episodes': count, **scores,
                  'wall_s': round(time.monotonic() - start, 1),
+                 'training_s': round(time.monotonic() - start - evaluating[0], 1),
                  'labelled_share': stats['labelled_share'],
                  'labels_duplicate': stats['labels_duplicate']}
         loop.request_reset()   # the evaluation moved the robot: start a fresh episode
@@ -238,14 +242,15 @@ def run_task(task: str, variant: str, args: argparse.Namespace) -> dict[str, Any
     robot.robot.close()
     final = curve[-1]
     wall = final['wall_s']
+    training = final['training_s']   # the rates: the evaluations' steps are not training's
     return {'task': task, 'variant': variant, 'seed': args.seed, 'policy_input': (
                 'cameras + joint states + end-effector pose' if variant == 'pixels'
                 else 'simulator state (privileged)'),
             'env_steps': learner.env_steps, 'episode_steps': args.episode_steps,
             'success_rate': final['success_rate'], 'eval_episodes': args.final_eval_episodes,
-            'wall_s': wall, 'updates': learner.agent.updates,
-            'updates_per_s': round(learner.agent.updates / wall, 2),
-            'steps_per_s': round(learner.env_steps / wall, 2),
+            'wall_s': wall, 'training_s': training, 'updates': learner.agent.updates,
+            'updates_per_s': round(learner.agent.updates / training, 2),
+            'steps_per_s': round(learner.env_steps / training, 2),
             'action_repeat': args.action_repeat,
             'simulator_steps': learner.env_steps * args.action_repeat,
             'final_progress': final['final_progress'], 'curve': curve,
