@@ -14,6 +14,7 @@ from pathlib import Path
 import sys
 from typing import Any, Callable, Iterable
 
+from sole_r1_ros.line_file import LineFile
 from sole_r1_ros.reward.query import ProgressResult
 
 
@@ -31,7 +32,7 @@ class AnswerJournal:
         # as it reads back: tuples are lists, numpy numbers plain ones
         self._header = json.loads(json.dumps(header, default=_plain))
         self._known: dict[tuple[str, int], ProgressResult] = {}
-        self._stream = None
+        self._lines: LineFile | None = None
 
     def load(self) -> dict[tuple[str, int], ProgressResult]:
         """The answers an interrupted run of this scoring left; {} if none.
@@ -82,23 +83,21 @@ class AnswerJournal:
                if r.error is None and (r.episode_id, r.step) not in self._known]
         if not new:
             return
-        if self._stream is None:
+        if self._lines is None:   # after a torn line, on a line of its own (LineFile)
             fresh = not self.path.exists() or self.path.stat().st_size == 0
-            self._stream = open(self.path, 'a', encoding='utf-8')
+            self._lines = LineFile(self.path)
             if fresh:
-                self._stream.write(json.dumps({'journal': self._header}) + '\n')
-            elif not self.path.read_text(encoding='utf-8').endswith('\n'):
-                self._stream.write('\n')   # after a torn line, on a line of its own
+                self._lines.write(json.dumps({'journal': self._header}) + '\n')
         for result in new:
             self._known[(result.episode_id, result.step)] = result
-            self._stream.write(json.dumps(dataclasses.asdict(result), default=_plain) + '\n')
-        self._stream.flush()
+        self._lines.write(''.join(json.dumps(dataclasses.asdict(r), default=_plain) + '\n'
+                                  for r in new))
 
     def remove(self) -> None:
         """The scoring is written whole: the journal goes."""
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
         self.path.unlink(missing_ok=True)
 
 

@@ -26,7 +26,7 @@ from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskS
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
 from sole_r1_ros.rl.episodes import in_frame_order
-from sole_r1_ros.rl.metrics import LineFile
+from sole_r1_ros.line_file import LineFile
 
 _LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                       durability=DurabilityPolicy.TRANSIENT_LOCAL)
