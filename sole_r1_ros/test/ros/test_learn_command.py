@@ -229,11 +229,12 @@ def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
     probe = ros_graph.probe()
     nodes.start()
     try:
+        # Discovery reports each subscription on its own: wait for both.
         assert ros_graph.wait_for(
-            lambda: probe.count_subscribers('/cam_ext/color/image_raw') == 1, timeout=60.0), \
-            nodes.log_tail('camera_node')
+            lambda: (probe.count_subscribers('/cam_ext/color/image_raw') == 1
+                     and probe.count_subscribers('/camera/wrist/image_raw') == 1),   # as named
+            timeout=60.0), nodes.log_tail('camera_node')
         assert probe.count_subscribers('/camera/external/image_raw') == 0
-        assert probe.count_subscribers('/camera/wrist/image_raw') == 1   # the others as named
     finally:
         assert nodes.stop() == {'camera_node': 0}
 
