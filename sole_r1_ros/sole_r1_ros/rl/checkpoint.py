@@ -4,13 +4,22 @@ A checkpoint holds the agent (networks, optimisers, RNG), the replay buffer (fra
 labels, the queue of early labels) and the loop counters.
 
 Layout of ``<dir>/ckpt-00000042/``: ``agent.pt`` (``torch.save`` of tensors and plain Python,
-read back with ``weights_only=True``), ``replay.npz`` (``np.savez``, no pickle), ``meta.json``
-(counters, replay metadata) and ``manifest.json`` (size and SHA-256 of the three others). A
-checkpoint is written into a temporary directory beside the final one, every file and the
-directory are fsynced, and one ``os.rename`` publishes it, so a crash leaves either the complete
-checkpoint or an ignored temporary directory. One writer per directory.
+read back with ``weights_only=True``), ``replay.npz`` (``np.savez``, no pickle: the buffer but
+its images), ``meta.json`` (counters, replay metadata) and ``manifest.json`` (size and SHA-256
+of the three others and of the image segments the checkpoint names). A checkpoint is written
+into a temporary directory beside the final one, every file and the directory are fsynced, and
+one ``os.rename`` publishes it, so a crash leaves either the complete checkpoint or an ignored
+temporary directory. One writer per directory.
+
+The images, nearly all of a checkpoint's bytes, are segments of the buffer
+(``ReplayBuffer.checkpoint_state``) in ``<dir>/replay-segments/``, shared by the checkpoints that
+name them: a checkpoint writes the segments written to since the last one (a minute of frames:
+two or three of 25 MB), not the whole buffer (2.5 GB when full) as format 1 did, and holds the
+learner's lock only to copy those. A segment is deleted once no checkpoint names it. Format-1
+checkpoints (every image in ``replay.npz``) still load.
 """
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 import hashlib
 import json
 import logging
@@ -18,7 +27,7 @@ import os
 from pathlib import Path
 import re
 import shutil
-from typing import Any, Mapping, TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +37,11 @@ if TYPE_CHECKING:
 
 _LOG = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2   # 2: images in shared segments; 1: every image in replay.npz
+_READABLE_FORMATS = (1, 2)
+_SEGMENTS = 'replay-segments'
+_SEGMENT_TMP = '.tmp-'
+_UNREADABLE = '.unreadable'
 _NAME = re.compile(r'^ckpt-(\d{8})$')
 _TMP_PREFIX = '.tmp-ckpt-'
 _DELETING_PREFIX = '.deleting-ckpt-'   # renamed so, then deleted: a kill leaves no half
@@ -75,14 +88,48 @@ class Checkpoint:
     replay_arrays: dict[str, np.ndarray]
     replay_meta: dict[str, Any]
     counters: dict[str, Any]
+    # image segments by file name: a snapshot's are the new ones (the rest are on disk); a read
+    # checkpoint's are all it names, each read from disk when asked for
+    replay_segments: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
-def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, Any]
-             ) -> Checkpoint:
-    """Copy what a checkpoint holds, in memory: quick, so callers may hold their locks."""
-    arrays, replay_meta = replay.state_dict()
+def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, Any],
+             saved: Mapping[str, Any] | frozenset = frozenset()) -> Checkpoint:
+    """Copy what a checkpoint holds, in memory: quick, so callers may hold their locks.
+
+    Args:
+        agent: its networks, optimisers and counters are copied.
+        replay: its state, and the image segments not in ``saved``, are copied.
+        counters: the caller's loop state, kept as given.
+        saved: image segments already on disk (``saved_segments``): not copied again.
+    """
+    arrays, replay_meta, segments = replay.checkpoint_state(saved)
     return Checkpoint(path=None, agent_state=agent.state_dict(), replay_arrays=arrays,
-                      replay_meta=replay_meta, counters=dict(counters))
+                      replay_meta=replay_meta, counters=dict(counters), replay_segments=segments)
+
+
+def saved_segments(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The image segments published checkpoints name and the disk holds: name -> size, SHA-256.
+
+    A segment file no published checkpoint names (a write cut short) is not counted: its
+    content was never checked.
+    """
+    root = Path(directory)
+    found: dict[str, dict[str, Any]] = {}
+    for _, path in (_numbered(root) if root.is_dir() else []):
+        try:
+            entries = json.loads((path / _MANIFEST).read_text()).get('segments', {})
+        except (OSError, ValueError, AttributeError):
+            continue
+        for name, entry in entries.items():
+            if name in found:
+                continue
+            try:
+                if (root / _SEGMENTS / name).stat().st_size == entry['size']:
+                    found[name] = entry
+            except (OSError, KeyError, TypeError):
+                continue
+    return found
 
 
 def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'ReplayBuffer',
@@ -96,7 +143,8 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
     Returns:
         The directory of the new checkpoint.
     """
-    return write_checkpoint(directory, snapshot(agent, replay, counters), keep)
+    state = snapshot(agent, replay, counters, saved_segments(directory))
+    return write_checkpoint(directory, state, keep)
 
 
 def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int = 3) -> Path:
@@ -119,7 +167,7 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
         # Only where that makes room: while the replay fills, each checkpoint is larger than
         # the oldest, and a full disk retired one good checkpoint per try down to one.
         oldest, needed = existing[-1][1], _bytes_of(state)
-        room = shutil.disk_usage(directory).free + _folder_bytes(oldest)
+        room = shutil.disk_usage(directory).free + _freed_by_retiring(Path(directory), oldest)
         if room < needed * 1.05:
             raise OSError(errno.ENOSPC, f'no space for a checkpoint of {needed / 1e9:.2f} GB: '
                           f'{room / 1e9:.2f} GB even with {oldest.name} retired; the '
@@ -127,6 +175,7 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
         _LOG.warning('no space for checkpoint %d: retiring %s first', existing[0][0] + 1,
                      oldest.name)
         _retire(oldest)
+        _collect_segments(Path(directory))   # the segments it alone named: the room counted
         return _write_checkpoint(directory, state, keep)
 
 
@@ -139,11 +188,93 @@ def _bytes_of(state: Checkpoint) -> int:
             return sum(size(v) for v in value)
         nbytes = getattr(value, 'nbytes', None)   # numpy arrays, torch tensors
         return int(nbytes) if isinstance(nbytes, int) else 64
-    return size(state.replay_arrays) + size(state.agent_state)
+    return size(state.replay_arrays) + size(state.agent_state) + size(state.replay_segments)
 
 
 def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
+
+
+def _freed_by_retiring(root: Path, oldest: Path) -> int:
+    """What retiring ``oldest`` frees: its folder and the segments no other checkpoint names."""
+    named = _segments_named(root)
+    if named is None or oldest not in named:
+        return _folder_bytes(oldest)
+    others = set().union(*(names for path, names in named.items() if path != oldest))
+    alone = named[oldest] - others
+    return _folder_bytes(oldest) + sum(
+        (root / _SEGMENTS / name).stat().st_size for name in alone
+        if (root / _SEGMENTS / name).is_file())
+
+
+def _segments_named(root: Path) -> dict[Path, set[str]] | None:
+    """The segments each checkpoint folder names, unreadable ones set aside included.
+
+    None when a folder's list cannot be read from its manifest nor its meta.json: nothing may
+    then be deleted.
+    """
+    named: dict[Path, set[str]] = {}
+    for path in root.iterdir():
+        if not path.is_dir() or not (_NAME.match(path.name) or path.name.endswith(_UNREADABLE)):
+            continue
+        try:
+            named[path] = set(json.loads((path / _MANIFEST).read_text()).get('segments', {}))
+            continue
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            files = json.loads((path / 'meta.json').read_text())['replay'].get(
+                'image_segments') or {}
+            named[path] = {name for names in files.values() for name in names}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            _LOG.warning('%s names no readable list of image segments: none is deleted', path)
+            return None
+    return named
+
+
+def _collect_segments(root: Path) -> None:
+    """Delete the image segments no checkpoint names (retired ones', a cut-short write's)."""
+    store = root / _SEGMENTS
+    named = _segments_named(root) if store.is_dir() else None
+    if named is None:
+        return
+    keep = set().union(*named.values())
+    for path in store.iterdir():
+        if path.name not in keep:
+            path.unlink(missing_ok=True)
+
+
+def _write_segments(root: Path, state: Checkpoint, written: list[Path]
+                    ) -> dict[str, dict[str, Any]]:
+    """Write the snapshot's new image segments; returns every named segment's manifest entry.
+
+    Each is written under a temporary name, fsynced and renamed; ``written`` collects the
+    files, for the caller to delete if the checkpoint fails.
+    """
+    files = state.replay_meta.get('image_segments') or {}
+    names = [name for view in files.values() for name in view]
+    if not names:
+        return {}
+    store = root / _SEGMENTS
+    store.mkdir(exist_ok=True)
+    known = saved_segments(root)
+    entries: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name in state.replay_segments:
+            final, tmp = store / name, store / (_SEGMENT_TMP + name)
+            with open(tmp, 'wb') as f:
+                np.save(f, state.replay_segments[name], allow_pickle=False)
+                _sync(f)
+            os.replace(tmp, final)
+            written.append(final)
+            entries[name] = {'size': final.stat().st_size, 'sha256': _sha256(final)}
+        elif name in known:
+            entries[name] = known[name]
+        else:
+            raise CheckpointError(f'image segment {name} is neither in the snapshot nor on disk '
+                                  f'in {store}')
+    _fsync_dir(store)
+    return entries
 
 
 def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int) -> Path:
@@ -155,14 +286,20 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
         raise ValueError(f'keep must be >= 1, got {keep}')
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
-    for stale in [*root.glob(_TMP_PREFIX + '*'), *root.glob(_DELETING_PREFIX + '*')]:
-        shutil.rmtree(stale, ignore_errors=True)
+    for stale in [*root.glob(_TMP_PREFIX + '*'), *root.glob(_DELETING_PREFIX + '*'),
+                  *root.glob(f'{_SEGMENTS}/{_SEGMENT_TMP}*')]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     existing = _numbered(root)
     number = existing[0][0] + 1 if existing else 0
     final = root / f'ckpt-{number:08d}'
     tmp = root / f'{_TMP_PREFIX}{number:08d}-{os.getpid()}'
     tmp.mkdir()
+    written: list[Path] = []
     try:
+        segments = _write_segments(root, state, written)
         meta = {'format_version': FORMAT_VERSION, 'counters': state.counters,
                 'replay': state.replay_meta}
         with open(tmp / 'agent.pt', 'wb') as f:
@@ -177,18 +314,24 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
             np.savez(f, **state.replay_arrays)
             _sync(f)
         _write_text(tmp / 'meta.json', json.dumps(meta))
-        manifest = {name: {'size': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
-                    for name in _FILES}
+        manifest: dict[str, Any] = {
+            name: {'size': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
+            for name in _FILES}
+        manifest['segments'] = segments
         _write_text(tmp / _MANIFEST, json.dumps(manifest, indent=1))
         _fsync_dir(tmp)
         os.rename(tmp, final)
         _fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for path in written:   # named by no checkpoint: room back on a full disk
+            path.unlink(missing_ok=True)
         raise
     for _, old in _numbered(root)[keep:]:
         _retire(old)
-    _LOG.info('saved checkpoint %s (%s)', final.name, state.counters)
+    _collect_segments(root)
+    _LOG.info('saved checkpoint %s (%s, %d new image segments)', final.name, state.counters,
+              len(state.replay_segments))
     return final
 
 
@@ -198,10 +341,10 @@ def _retire(path: Path) -> None:
     An unreadable checkpoint may be the only copy of a run (a disk error, a bug): it is
     renamed ``<name>.unreadable`` so rotation stops counting it and a person can look.
     """
-    try:
-        verify_checkpoint(path)
+    try:   # its own files: the segments it shares stay until no checkpoint names them
+        verify_checkpoint(path, segments=False)
     except CheckpointError as exc:
-        aside = path.with_name(path.name + '.unreadable')
+        aside = path.with_name(path.name + _UNREADABLE)
         _LOG.warning('keeping unreadable checkpoint as %s: %s', aside.name, exc)
         os.rename(path, aside)
         return
@@ -230,22 +373,47 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     try:
         verify_checkpoint(path)
         meta = json.loads((path / 'meta.json').read_text())
-        if meta.get('format_version') != FORMAT_VERSION:
-            raise CheckpointError(f'format version {meta.get("format_version")} is not '
-                                  f'{FORMAT_VERSION}')
+        if meta.get('format_version') not in _READABLE_FORMATS:
+            raise CheckpointError(f'format version {meta.get("format_version")} is not one of '
+                                  f'{_READABLE_FORMATS}')
         agent_state = torch.load(path / 'agent.pt', map_location='cpu', weights_only=True)
         with np.load(path / 'replay.npz', allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
+        files = meta['replay'].get('image_segments') or {}
+        segments = _SegmentFiles(path.parent / _SEGMENTS,
+                                 [name for view in files.values() for name in view])
     except CheckpointError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f'{path}: unreadable checkpoint ({exc})') from exc
     return Checkpoint(path=path, agent_state=agent_state, replay_arrays=arrays,
-                      replay_meta=meta['replay'], counters=meta['counters'])
+                      replay_meta=meta['replay'], counters=meta['counters'],
+                      replay_segments=segments)
 
 
-def verify_checkpoint(path: str | os.PathLike) -> None:
+class _SegmentFiles(Mapping):
+    """A checkpoint's image segments by name, each read (memory-mapped) when asked for."""
+
+    def __init__(self, store: Path, names: list[str]) -> None:
+        self._store, self._names = store, dict.fromkeys(names)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        return np.load(self._store / name, mmap_mode='r', allow_pickle=False)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def verify_checkpoint(path: str | os.PathLike, segments: bool = True) -> None:
     """Check every file of a checkpoint against its manifest (size, SHA-256), unparsed.
+
+    Args:
+        segments: also the image segments it names (all of the buffer's images: slow).
 
     Raises:
         CheckpointError: a file is missing, truncated or fails its checksum.
@@ -253,14 +421,17 @@ def verify_checkpoint(path: str | os.PathLike) -> None:
     path = Path(path)
     try:
         manifest = json.loads((path / _MANIFEST).read_text())
-        for name in _FILES:
-            entry = manifest[name]
-            size = (path / name).stat().st_size
+        files = [(name, path / name, manifest[name]) for name in _FILES]
+        if segments:
+            files += [(name, path.parent / _SEGMENTS / name, entry)
+                      for name, entry in manifest.get('segments', {}).items()]
+        for name, file, entry in files:
+            size = file.stat().st_size
             if size != entry['size']:
                 raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')
-            if _sha256(path / name) != entry['sha256']:
+            if _sha256(file) != entry['sha256']:
                 raise CheckpointError(f'{name} fails its SHA-256 checksum')
-    except (OSError, KeyError, TypeError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f'unreadable checkpoint ({exc})') from exc
 
 
@@ -290,8 +461,9 @@ def restore(checkpoint: Checkpoint, agent: 'DrQAgent', replay: 'ReplayBuffer') -
     """
     try:
         agent.load_state_dict(checkpoint.agent_state)
-        replay.load_state_dict(checkpoint.replay_arrays, checkpoint.replay_meta)
-    except (KeyError, ValueError) as exc:
+        replay.load_state_dict(checkpoint.replay_arrays, checkpoint.replay_meta,
+                               checkpoint.replay_segments)
+    except (KeyError, ValueError, OSError) as exc:
         raise CheckpointError(f'{checkpoint.path} does not fit: {exc}') from exc
     _LOG.info('restored checkpoint %s (%s)', checkpoint.path.name, checkpoint.counters)
     return dict(checkpoint.counters)

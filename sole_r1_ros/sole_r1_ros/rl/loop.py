@@ -557,10 +557,11 @@ class ControlLoop:
         """Write a checkpoint now; returns its path (None: no checkpoint folder, or skipped).
 
         With ``budget_s`` (a shutdown's deadline), a checkpoint that would take longer, judged
-        by the last one's time per stored frame, is skipped: the last good one stays, and a
-        write is never cut off half way (a killed writer leaves the previous one anyway).
+        by the last one's time per frame it wrote, is skipped: the last good one stays, and a
+        write is never cut off half way (a killed writer leaves the previous one anyway). A
+        checkpoint writes the frames stored since the last one (whole segments), not all.
         """
-        frames = max(1, len(self.learner.replay))
+        frames = max(1, self.learner.unsaved_frames())
         if budget_s is not None and self._seconds_per_frame * frames > budget_s:
             logger.warning('no final checkpoint: writing %d frames would take about %.0f s '
                            '(budget %.0f s); the one from %.0f s ago is kept', frames,
@@ -576,5 +577,5 @@ class ControlLoop:
             self._checkpointed = None   # tried again at the next interval
             raise
         self.checkpoint_error, self._last_saved_s = '', self._clock()
-        self._seconds_per_frame = (self._clock() - start) / frames
+        self._seconds_per_frame = (self._clock() - start) / max(1, self.learner.last_saved_frames)
         return path

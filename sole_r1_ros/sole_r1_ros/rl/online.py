@@ -25,7 +25,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from sole_r1_ros.rl.checkpoint import (
-    CheckpointError, list_checkpoints, load_latest, restore, snapshot, write_checkpoint)
+    CheckpointError, list_checkpoints, load_latest, restore, saved_segments, snapshot,
+    write_checkpoint)
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 
@@ -62,6 +63,7 @@ class OnlineLearner:
                                    agent_config.discount)
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._keep = keep_checkpoints
+        self.last_saved_frames = 0   # frames the last checkpoint wrote (its new image segments)
         self._tolerance_ns = int(stamp_tolerance_s * 1e9)
         self._lock = threading.Lock()
         self._names: OrderedDict[str, tuple[int, dict[int, int]]] = OrderedDict()
@@ -202,13 +204,24 @@ class OnlineLearner:
                 'episodes_done': self.episodes_done, 'learning_steps': self.learning_steps}
 
     def save(self) -> Path | None:
-        """Write a checkpoint (atomic; the last ``keep_checkpoints`` are kept)."""
+        """Write a checkpoint (atomic; the last ``keep_checkpoints`` are kept).
+
+        Only the replay's images written since the last checkpoint are copied and written
+        (``last_saved_frames`` of them); the others are on disk already.
+        """
         if self._checkpoint_dir is None:
             return None
+        saved = saved_segments(self._checkpoint_dir)   # reads manifests: outside the lock
         with self._lock:   # a consistent copy in memory; the actor waits only for that
             state = snapshot(self.agent, self.replay,
-                             {**self.counters(), 'meaning': self.meaning})
+                             {**self.counters(), 'meaning': self.meaning}, saved)
+        views = max(1, len(self.replay.image_keys))
+        self.last_saved_frames = sum(len(a) for a in state.replay_segments.values()) // views
         return write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
+
+    def unsaved_frames(self) -> int:
+        """About the frames the next checkpoint writes (whole segments of the replay)."""
+        return self.replay.unsaved_frames()
 
     def resume(self) -> bool:
         """Restore the newest valid checkpoint; False when there is none to restore.

@@ -34,14 +34,21 @@ share of every batch is drawn from windows that start at an intervened frame, as
 RLPD sample a separate demonstration buffer; the rest is drawn from all windows, intervened or
 not. Flags are labelled and filled like any other frame and saved in checkpoints; a checkpoint
 written before the flag existed loads with every frame unflagged.
+
+Checkpoints (``checkpoint_state``): the images, nearly all of a buffer's bytes, are saved in
+segments of ``SEGMENT_FRAMES`` slots, each named anew when a frame is written into it, so a
+checkpoint copies and writes only the segments written since the last one and the others are
+shared between checkpoints. Everything else is small and saved whole.
 """
 import collections
 import enum
 import logging
 import math
 import os
+import re
+import secrets
 import threading
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Container, Mapping, NamedTuple
 
 import numpy as np
 
@@ -54,6 +61,10 @@ STATE_KEY = 'state'
 _NO_SLOT = -1
 # Arrays added after the first checkpoint format: older checkpoints load them empty.
 _ADDED_ARRAYS = frozenset({'intervened'})
+# Slots per image segment of a checkpoint: 1,024 frames of two 64 px views are 25 MB, and a
+# minute of frames at 10-40 Hz touches two or three of them.
+SEGMENT_FRAMES = 1024
+_IMAGE_PREFIX = 'image/'
 
 
 class LabelOutcome(enum.Enum):
@@ -103,8 +114,9 @@ def check_memory(capacity: int, state_dim: int, action_dim: int, views: int,
     """Refuse a buffer that cannot fit this machine's memory; warn of one that barely does.
 
     ``np.zeros`` reserves lazily: a capacity past the memory was accepted at once and the run
-    was killed hours later, when the buffer filled. A checkpoint copies the buffer, and a
-    resume loads it beside the new one: about twice its size at those moments.
+    was killed hours later, when the buffer filled. A checkpoint copies only the image segments
+    written since the last one, and a resume reads them one at a time, so the full buffer is
+    about all it takes; the margin is for the rest of the learner.
 
     Raises:
         ValueError: the full buffer needs more than 80 % of the machine's memory.
@@ -120,10 +132,9 @@ def check_memory(capacity: int, state_dim: int, action_dim: int, views: int,
             f'of {image_size} px per frame), and this machine has {total / 1e9:.1f} GB: lower '
             'replay.capacity (or the views or image size)')
     available = _available_bytes()
-    if available is not None and 2.2 * needed > available:
-        _LOG.warning('replay.capacity %d needs %.1f GB when full, about twice that while a '
-                     'checkpoint is written or a run resumed, and %.1f GB are available now: '
-                     'the run may be killed for memory when the buffer fills',
+    if available is not None and 1.2 * needed > available:
+        _LOG.warning('replay.capacity %d needs %.1f GB when full, and %.1f GB are available '
+                     'now: the run may be killed for memory when the buffer fills',
                      capacity, needed / 1e9, available / 1e9)
 
 
@@ -180,6 +191,11 @@ class ReplayBuffer:
         }
         for key in self.image_keys:
             self._arrays[f'image/{key}'] = np.zeros((cap, 3, image_size, image_size), np.uint8)
+        # A view's part of a segment's file name: its position and its key in safe characters
+        # (two keys alike once cleaned cannot share files), no '-' (it separates the parts).
+        self._view_names = [f'{i}{re.sub(r"[^A-Za-z0-9_]", "_", key)}'
+                            for i, key in enumerate(self.image_keys)]
+        self._token = secrets.token_hex(6)   # names this buffer's segments apart from any other's
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(config.seed)
         self._reset_bookkeeping()
@@ -198,6 +214,9 @@ class ReplayBuffer:
         self._newest_label_stamp = -math.inf
         self._version = 0
         self._mask_cache: tuple[int, np.ndarray] | None = None
+        # the name of each image segment as last saved; None: written since (saved anew)
+        segments = -(-self.config.capacity // SEGMENT_FRAMES)
+        self._segment_names: list[str | None] = [None] * segments
 
     # ----------------------------------------------------------------------------- insert
 
@@ -279,6 +298,7 @@ class ReplayBuffer:
         a['episode'][slot], a['step'][slot], a['stamp'][slot] = episode_id, step, stamp
         a['label'][slot] = a['progress'][slot] = np.nan
         a['next'][slot] = _NO_SLOT
+        self._segment_names[slot // SEGMENT_FRAMES] = None
         previous = self._index.get((episode_id, step - 1))
         if previous is not None:
             a['next'][previous] = slot
@@ -516,28 +536,76 @@ class ReplayBuffer:
     def state_dict(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Arrays (for ``np.savez``) and JSON-able metadata that ``load_state_dict`` restores."""
         with self._lock:
-            size = self._size
-            arrays = {name: value[:size].copy() for name, value in self._arrays.items()}
-            early = list(self._early.items())
-            arrays['early/episode'] = np.array([k[0] for k, _ in early], np.int64)
-            arrays['early/step'] = np.array([k[1] for k, _ in early], np.int64)
-            arrays['early/progress'] = np.array([v[0] for _, v in early], np.float64)
-            arrays['early/stamp'] = np.array([v[1] for _, v in early], np.float64)
-            meta = {'cursor': self._cursor, 'size': size, 'counts': dict(self._counts),
-                    'episodes': [[e] + list(v) for e, v in self._episodes.items()],
-                    'max_episode': self._max_episode,
-                    'newest_label_stamp': (self._newest_label_stamp
-                                           if math.isfinite(self._newest_label_stamp) else None),
-                    'rng': self._rng.bit_generator.state, 'capacity': self.config.capacity,
-                    'state_dim': self.state_dim, 'action_dim': self.action_dim,
-                    'image_keys': list(self.image_keys), 'image_size': self.image_size}
+            return self._state_locked(with_images=True)
+
+    def checkpoint_state(self, saved: Container[str] = ()) -> tuple[
+            dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
+        """What a checkpoint writes: ``state_dict`` with the images in named segments.
+
+        Args:
+            saved: file names of image segments already on disk; those are not copied.
+
+        Returns:
+            The arrays without images, the metadata (``image_segments`` names every segment's
+            file per view, in slot order) and a copy of each segment not in ``saved``, by file
+            name (``.npy``).
+        """
+        with self._lock:
+            arrays, meta = self._state_locked(with_images=False)
+            size, files, new = self._size, {key: [] for key in self.image_keys}, {}
+            for segment in range(-(-size // SEGMENT_FRAMES)):
+                if self._segment_names[segment] is None:
+                    # the newest insertion count: a segment written to again gets a later one
+                    self._segment_names[segment] = (
+                        f'{segment:06d}-{self._counts["inserted"]:012d}-{self._token}')
+                rows = slice(segment * SEGMENT_FRAMES, min(size, (segment + 1) * SEGMENT_FRAMES))
+                for key, view in zip(self.image_keys, self._view_names):
+                    name = f'{view}-{self._segment_names[segment]}.npy'
+                    files[key].append(name)
+                    if name not in saved:
+                        new[name] = self._arrays[_IMAGE_PREFIX + key][rows].copy()
+            meta.update(image_segments=files, segment_frames=SEGMENT_FRAMES)
+        return arrays, meta, new
+
+    def unsaved_frames(self) -> int:
+        """Slots in image segments written since they were last named for a checkpoint."""
+        with self._lock:
+            return sum(min(SEGMENT_FRAMES, self._size - segment * SEGMENT_FRAMES)
+                       for segment in range(-(-self._size // SEGMENT_FRAMES))
+                       if self._segment_names[segment] is None)
+
+    def _state_locked(self, with_images: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The saved state; the caller holds the lock."""
+        size = self._size
+        arrays = {name: value[:size].copy() for name, value in self._arrays.items()
+                  if with_images or not name.startswith(_IMAGE_PREFIX)}
+        early = list(self._early.items())
+        arrays['early/episode'] = np.array([k[0] for k, _ in early], np.int64)
+        arrays['early/step'] = np.array([k[1] for k, _ in early], np.int64)
+        arrays['early/progress'] = np.array([v[0] for _, v in early], np.float64)
+        arrays['early/stamp'] = np.array([v[1] for _, v in early], np.float64)
+        meta = {'cursor': self._cursor, 'size': size, 'counts': dict(self._counts),
+                'episodes': [[e] + list(v) for e, v in self._episodes.items()],
+                'max_episode': self._max_episode,
+                'newest_label_stamp': (self._newest_label_stamp
+                                       if math.isfinite(self._newest_label_stamp) else None),
+                'rng': self._rng.bit_generator.state, 'capacity': self.config.capacity,
+                'state_dim': self.state_dim, 'action_dim': self.action_dim,
+                'image_keys': list(self.image_keys), 'image_size': self.image_size}
         return arrays, meta
 
-    def load_state_dict(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
-        """Restore what ``state_dict`` returned into a buffer built with the same shapes.
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
+                        segments: Mapping[str, np.ndarray] | None = None) -> None:
+        """Restore what ``state_dict`` or ``checkpoint_state`` returned into a like buffer.
+
+        Args:
+            segments: with ``checkpoint_state``'s metadata, each image segment by file name
+                (read one at a time: a memory map of the file does, so the buffer is never
+                held twice).
 
         Raises:
             ValueError: the saved buffer has another capacity, shape or set of views.
+            KeyError: an array or an image segment is missing.
         """
         mine = {'capacity': self.config.capacity, 'state_dim': self.state_dim,
                 'action_dim': self.action_dim, 'image_keys': list(self.image_keys),
@@ -548,7 +616,11 @@ class ReplayBuffer:
         with self._lock:
             self._reset_bookkeeping()
             size = int(meta['size'])
+            in_segments = self._load_segments(meta, segments or {}, size)
             for name, value in self._arrays.items():
+                if name in in_segments:
+                    value[size:] = self._empty_value(value)
+                    continue
                 if name in arrays:
                     value[:size] = arrays[name]
                 elif name in _ADDED_ARRAYS:   # a checkpoint older than this array
@@ -572,6 +644,33 @@ class ReplayBuffer:
                                   arrays['early/stamp'].tolist()):
                 self._early[(e, s)] = (p, t)
             self._version += 1
+
+    def _load_segments(self, meta: Mapping[str, Any], segments: Mapping[str, np.ndarray],
+                       size: int) -> set[str]:
+        """Copy the image segments ``meta`` names into the arrays; returns the arrays filled.
+
+        Keeps their names, so the next checkpoint shares the segments nothing was written to.
+        """
+        files = meta.get('image_segments')
+        if files is None:   # state_dict's, or a checkpoint before segments: images in arrays
+            return set()
+        per = int(meta['segment_frames'])
+        count = -(-size // per)
+        for key in self.image_keys:
+            names = files[key]
+            if len(names) != count:
+                raise ValueError(f'{len(names)} image segments of {key!r} for {size} frames')
+            for segment, name in enumerate(names):
+                rows = slice(segment * per, min(size, (segment + 1) * per))
+                data = segments[name]
+                if data.shape != self._arrays[_IMAGE_PREFIX + key][rows].shape:
+                    raise ValueError(f'image segment {name} has shape {data.shape}')
+                self._arrays[_IMAGE_PREFIX + key][rows] = data
+        if per == SEGMENT_FRAMES:   # names are kept only where segments are cut alike
+            bases = [name.split('-', 1)[1][:-len('.npy')]
+                     for name in files[self.image_keys[0]]] if self.image_keys else []
+            self._segment_names[:len(bases)] = bases
+        return {_IMAGE_PREFIX + key for key in self.image_keys}
 
     @staticmethod
     def _empty_value(value: np.ndarray) -> Any:

@@ -262,3 +262,146 @@ def test_pending_age_survives_the_round_trip(tmp_path):
     restore(load_latest(tmp_path), agent2, replay2)
     assert replay2.pending_age(now=150.0) == replay.pending_age(now=150.0)
     assert math.isclose(replay2.pending_age(now=150.0), 150.0 - 108.0)
+
+
+def _many_frames(replay: ReplayBuffer, episode: int, frames: int, seed: int = 0) -> None:
+    """Store ``frames`` frames of one episode, labelled every 10 steps."""
+    rng = np.random.default_rng(seed)
+    for t in range(frames):
+        obs = {'state': rng.normal(size=3).astype(np.float32)}
+        for key in KEYS:
+            obs[key] = rng.integers(0, 256, (3, 16, 16), dtype=np.uint8)
+        last = t == frames - 1
+        replay.add(episode, t, obs, None if last else np.zeros(2, np.float32), stamp=float(t))
+    for t in range(0, frames, 10):
+        replay.label(episode, t, 50.0)
+
+
+def _big(capacity: int = 4000) -> tuple[DrQAgent, ReplayBuffer]:
+    agent = DrQAgent(CONFIG, state_dim=3, action_dim=2)
+    return agent, ReplayBuffer(ReplayConfig(capacity=capacity, min_labelled=1), 3, 2, KEYS, 16,
+                               n_step=2, discount=0.9)
+
+
+def _store(root: Path) -> dict[str, int]:
+    """The image segments on disk, by name: their inode (unchanged if not written again)."""
+    return {p.name: p.stat().st_ino for p in (root / 'replay-segments').iterdir()}
+
+
+def test_a_checkpoint_writes_only_the_image_segments_written_since_the_last(tmp_path):
+    """A checkpoint wrote the whole replay each time: 2.5 GB a minute with a full buffer.
+
+    The images are shared segments: the next checkpoint writes those frames went into, the
+    others stay as they are, and segments no checkpoint names any more are deleted.
+    """
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+    agent, replay = _big()
+    _many_frames(replay, 0, 2 * SEGMENT_FRAMES + 100)     # segments 0 and 1 full, 2 begun
+    save_checkpoint(tmp_path, agent, replay, {'n': 0}, keep=1)
+    first = _store(tmp_path)
+    assert len(first) == 3 * len(KEYS)
+    assert replay.unsaved_frames() == 0
+    _many_frames(replay, 1, 50, seed=1)                   # into segment 2 only
+    assert replay.unsaved_frames() == 150
+    save_checkpoint(tmp_path, agent, replay, {'n': 1}, keep=1)
+    second = _store(tmp_path)
+    kept = {name: inode for name, inode in first.items() if name in second}
+    assert len(kept) == 2 * len(KEYS) and all(second[n] == i for n, i in kept.items())
+    assert len(second) == 3 * len(KEYS)                   # segment 2's old files deleted
+    agent2, again = _big()
+    assert restore(load_latest(tmp_path), agent2, again) == {'n': 1}
+    assert_same_replay(replay, again)
+
+
+def test_a_full_buffer_wraps_into_new_segments_and_a_resume_shares_the_old(tmp_path):
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+    agent, replay = _big(capacity=2 * SEGMENT_FRAMES)
+    _many_frames(replay, 0, 2 * SEGMENT_FRAMES + 30)      # wrapped: segment 0 written again
+    save_checkpoint(tmp_path, agent, replay, {}, keep=2)
+    agent2, resumed = _big(capacity=2 * SEGMENT_FRAMES)
+    restore(load_latest(tmp_path), agent2, resumed)
+    assert_same_replay(replay, resumed)
+    assert resumed.unsaved_frames() == 0                  # its segments are on disk already
+    before = _store(tmp_path)
+    save_checkpoint(tmp_path, agent2, resumed, {}, keep=2)
+    assert _store(tmp_path) == before                     # nothing written again
+    _many_frames(resumed, 1, 20, seed=3)
+    _many_frames(replay, 1, 20, seed=3)
+    save_checkpoint(tmp_path, agent2, resumed, {}, keep=2)
+    assert len(_store(tmp_path)) == 3 * len(KEYS)         # segment 0 anew beside the old
+    agent3, third = _big(capacity=2 * SEGMENT_FRAMES)
+    restore(load_latest(tmp_path), agent3, third)
+    arrays, resumed_arrays = third.state_dict()[0], replay.state_dict()[0]
+    for name in arrays:
+        np.testing.assert_array_equal(arrays[name], resumed_arrays[name], err_msg=name)
+
+
+def test_a_checkpoint_of_the_first_format_still_loads(tmp_path, monkeypatch):
+    """Format 1 kept every image in replay.npz; a run saved so resumes, and saves anew."""
+    from sole_r1_ros.rl import checkpoint
+    agent, replay = build()
+    fill(agent, replay)
+    arrays, meta = replay.state_dict()
+    monkeypatch.setattr(checkpoint, 'FORMAT_VERSION', 1)
+    checkpoint.write_checkpoint(tmp_path, checkpoint.Checkpoint(
+        path=None, agent_state=agent.state_dict(), replay_arrays=arrays, replay_meta=meta,
+        counters={'old': True}))
+    monkeypatch.undo()
+    assert not (tmp_path / 'replay-segments').exists()
+    agent2, replay2 = build()
+    assert restore(load_latest(tmp_path), agent2, replay2) == {'old': True}
+    assert_same_replay(replay, replay2)
+    save_checkpoint(tmp_path, agent2, replay2, {})        # the images now go to segments
+    assert len(_store(tmp_path)) == len(KEYS)
+
+
+def test_a_damaged_image_segment_is_named_and_a_write_cut_short_leaves_none(
+        tmp_path, monkeypatch):
+    agent, replay = build()
+    fill(agent, replay)
+    save_checkpoint(tmp_path, agent, replay, {})
+    [segment, *_] = sorted((tmp_path / 'replay-segments').iterdir())
+    data = bytearray(segment.read_bytes())
+    data[-5] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match='no valid checkpoint') as info:
+        load_latest(tmp_path)
+    assert f'{segment.name} fails its SHA-256' in str(info.value.__cause__)
+    segment.unlink()
+    with pytest.raises(CheckpointError, match='no valid checkpoint') as info:
+        load_latest(tmp_path)
+    assert segment.name in str(info.value.__cause__)
+
+    _many_frames(replay, 5, 10)                           # new frames: new segments to write
+
+    def cut(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(np, 'savez', cut)
+    before = set(_store(tmp_path))
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, agent, replay, {})
+    assert set(_store(tmp_path)) == before                # its segments taken back
+
+
+def test_a_full_disk_frees_the_segments_only_the_retired_checkpoint_named(tmp_path, monkeypatch):
+    """Retiring the oldest checkpoint makes room only once its own segments are deleted too."""
+    import errno
+    agent, replay = build()
+    _many_frames(replay, 0, 10)
+    save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    oldest = set(_store(tmp_path))                          # named by the first alone, soon
+    _many_frames(replay, 1, 10, seed=1)
+    for _ in range(2):
+        save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    _many_frames(replay, 2, 10, seed=2)
+    savez, there = np.savez, []
+
+    def full_once(*args, **kwargs):
+        there.append(oldest & set(_store(tmp_path)))
+        if len(there) == 1:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return savez(*args, **kwargs)
+    monkeypatch.setattr(np, 'savez', full_once)
+    save_checkpoint(tmp_path, agent, replay, {}, keep=3)
+    assert there == [oldest, set()]                         # gone before the second try
+    assert len(list_checkpoints(tmp_path)) == 3
