@@ -237,7 +237,11 @@ class NodeProcesses:
         return '\n'.join(text.splitlines()[-lines:])
 
     def stop(self, deadline_s: float = 8.5) -> dict[str, int]:
-        """Ask every node to finish (SIGINT once, learner first), kill the rest at the deadline.
+        """Ask every node to finish (SIGINT once), kill the rest at the deadline.
+
+        The learner first, and the others once it has exited (its hold sent, its checkpoint
+        written) or 2 s before the deadline: a fixed 0.5 s stopped the recorder before a
+        loaded machine's learner sent its hold, and the bag's last command moved the arm.
 
         Returns each node's exit code (-9 for a killed one).
         """
@@ -248,8 +252,8 @@ class NodeProcesses:
             process = self.processes[node]
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
-            if index == 0:   # let the learner's hold reach the robot and the recorder first
-                _wait(process, min(0.5, max(0.0, end - time.monotonic())))
+            if index == 0:
+                _wait(process, max(0.0, end - time.monotonic() - min(2.0, deadline_s / 4)))
         for process in self.processes.values():
             _wait(process, max(0.0, end - time.monotonic()))
         for process in self.processes.values():

@@ -46,23 +46,27 @@ class _Short(OracleBackend):
 
 
 class _Overlapping(OracleBackend):
-    """The oracle after 0.1 s, counting the calls that run at once.
+    """The oracle, counting the calls that run at once.
 
-    ``concurrent_calls`` is declared only when given (a backend that does not say is called
-    from one thread).
+    Each call waits until ``expect`` run at once (at most 5 s, then 0.1 s more), so threads a
+    loaded machine starts late still meet. ``concurrent_calls`` is declared only when given (a
+    backend that does not say is called from one thread).
     """
 
-    def __init__(self, concurrent_calls=None):
+    def __init__(self, concurrent_calls=None, expect=1):
         if concurrent_calls is not None:
             self.concurrent_calls = concurrent_calls
         self.running = self.max_running = 0
-        self.lock = threading.Lock()
+        self.expect = expect
+        self.lock = threading.Condition()
         self.closed = False
 
     def generate(self, requests):
         with self.lock:
             self.running += 1
             self.max_running = max(self.max_running, self.running)
+            self.lock.notify_all()
+            self.lock.wait_for(lambda: self.max_running >= self.expect, timeout=5.0)
         time.sleep(0.1)
         with self.lock:
             self.running -= 1
@@ -122,7 +126,7 @@ def test_timeout_carries_forward_and_engine_stays_usable():
 @pytest.mark.parametrize('declared,configured,expected', [(None, 0, 1), (3, 0, 3), (3, 2, 2)])
 def test_calls_from_several_threads_overlap_as_far_as_config_and_backend_allow(
         declared, configured, expected):
-    backend = _Overlapping(declared)
+    backend = _Overlapping(declared, expect=expected)
     engine = _engine(backend, concurrent_calls=configured)
     assert engine.concurrent_calls == expected
     results = {}

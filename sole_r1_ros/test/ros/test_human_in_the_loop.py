@@ -115,14 +115,20 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by
     ros_graph.add(FakeArm(ros_graph.context, rate_hz=1 / PERIOD_S))
     recorder = ros_graph.add(RecorderNode(context=ros_graph.context, parameter_overrides=[
         Parameter('bag_path', value=str(tmp_path / 'bag'))]))
-    _learner(ros_graph, tmp_path / 'run',
-             **{'teleop.success_button': 1, 'teleop.gripper_toggle_button': -1})
+    written, write = [], recorder.writer.write
+
+    def spy(topic, *args):   # the recorder takes the results apart from this test's probe
+        write(topic, *args)
+        written.append(topic)
+    recorder.writer.write = spy
+    node = _learner(ros_graph, tmp_path / 'run',
+                    **{'teleop.success_button': 1, 'teleop.gripper_toggle_button': -1})
     probe = ros_graph.probe()
     results = Sink()
     probe.create_subscription(EpisodeResult, 'episode_result', results, 10)
     label = probe.create_client(LabelEpisode, 'learner_node/label_episode')
     joy = probe.create_publisher(Joy, 'joy', 10)
-    time.sleep(1.0)
+    assert ros_graph.wait_for(lambda: node.loop.episode_id is not None, timeout=20.0)
     if by == 'service':
         assert ros_graph.call(label, LabelEpisode.Request(label='success')).success
         assert not ros_graph.call(label, LabelEpisode.Request(label='great')).success
@@ -132,7 +138,8 @@ def test_a_label_ends_the_episode_in_the_log_and_the_bag(ros_graph, tmp_path, by
             joy.publish(_joy([0.0] * 6, buttons))
             time.sleep(PERIOD_S)
     assert ros_graph.wait_for(lambda: any(r.label == 'success' for r in results.messages))
-    time.sleep(0.3)
+    seen = len(results)                  # the labelled one among them: the bag has as many
+    assert ros_graph.wait_for(lambda: written.count('/episode_result') >= seen, timeout=10.0)
     # Finish the bag, not the node: a node destroyed while the executor spins may still be in
     # its wait set (InvalidHandle in the spinning thread, one fresh-clone make test); the
     # graph destroys it at teardown, and what it receives until then is dropped.

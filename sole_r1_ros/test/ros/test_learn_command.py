@@ -157,7 +157,13 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
 def test_a_signal_during_start_up_stops_every_node_within_ten_seconds(tmp_path, signals):
     run_dir = tmp_path / 'run'
     process = _learn(run_dir, steps=100)
-    time.sleep(2.0)                          # the node processes are starting
+    # the node processes are starting: spawned after the command's handlers are in (a fixed
+    # 2 s came before them on a loaded machine, and SIGTERM killed it bare)
+    deadline = time.monotonic() + 60
+    while not list((run_dir / 'logs').glob('*.log')):
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        assert time.monotonic() < deadline, 'no node process started in 60 s'
+        time.sleep(0.05)
     sent = time.monotonic()
     for signum in signals:
         process.send_signal(signum)

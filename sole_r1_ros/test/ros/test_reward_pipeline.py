@@ -212,11 +212,27 @@ def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_gra
         slow_backends.RELEASE.set()
 
 
+def _frames_taken(camera: CameraNode) -> list:
+    """The stamps (s) of the frames ``camera`` took, in order, as it takes them.
+
+    A test that sends frames and episodes in an order waits for each to be taken: a sensor-data
+    reader keeps 5, and the camera's executor takes what waits on two topics in its own order.
+    """
+    taken, on_frame = [], camera._on_frame
+
+    def counted(view, msg):
+        on_frame(view, msg)
+        taken.append(msg.header.stamp.sec)
+    camera._on_frame = counted
+    return taken
+
+
 def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_serving(ros_graph):
     camera = ros_graph.add(CameraNode(
         context=ros_graph.context, cli_args=own_name('camera_node_malformed'),
         parameter_overrides=[Parameter('use_wrist', value=False), Parameter('stride', value=2),
                              Parameter('min_gap', value=1)]))
+    taken = _frames_taken(camera)
     probe = ros_graph.probe()
     out, logs = _Sink(), _Sink()
     probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
@@ -233,12 +249,13 @@ def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_ser
     bad = [Image(height=4, width=4, encoding='yuv422', step=8, data=bytes(32)),
            Image(height=0, width=0, encoding='rgb8', step=0, data=b''),
            Image(height=4, width=4, encoding='rgb8', step=12, data=bytes(20))]
-    for i in range(5):
+    rejected = camera.firewall.rejected
+    for i in range(5):                  # one at a time, each taken before the next
         images.publish(good(i + 1))
-        time.sleep(0.05)
+        assert ros_graph.wait_for(lambda: len(taken) == i + 1)
         if i < len(bad):
             images.publish(bad[i])
-            time.sleep(0.05)
+            assert ros_graph.wait_for(lambda: rejected.get('camera/external', 0) == i + 1)
     assert ros_graph.wait_for(lambda: len(out) >= 2, timeout=5.0)
     assert [q.step for q in out] == [2, 4]
     assert ros_graph.wait_for(lambda: sum('rejected camera/external' in m.msg for m in logs) >= 1)
@@ -246,37 +263,50 @@ def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_ser
 
 
 def _camera_with_episodes(ros_graph, **params) -> tuple:
-    """(queries sent, image and episode publishers) of a camera node without a wrist view."""
+    """A camera node without a wrist view: (its queries, send a frame, send an Episode).
+
+    Each send returns once the camera took the message, so frames and episodes reach it in
+    the order sent.
+    """
     from sole_r1_interfaces.msg import Episode
     from sole_r1_ros.nodes.camera_node import _LATCHED
-    ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
+    camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('use_wrist', value=False),
         *[Parameter(name, value=value) for name, value in params.items()]]))
+    taken = _frames_taken(camera)
     probe = ros_graph.probe()
     out = _Sink()
     probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)
     images = probe.create_publisher(Image, 'camera/external/image_raw', qos_profile_sensor_data)
     episodes = probe.create_publisher(Episode, 'episode', _LATCHED)
-    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0)
-    time.sleep(0.3)
-    return out, images, episodes
+    assert ros_graph.wait_for(lambda: images.get_subscription_count() > 0
+                              and episodes.get_subscription_count() > 0)
+
+    def send_frame(msg) -> None:
+        heard = len(taken)
+        images.publish(msg)
+        assert ros_graph.wait_for(lambda: len(taken) > heard)
+
+    def send_episode(msg) -> None:
+        key = (msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec, msg.episode_id)
+        episodes.publish(msg)
+        assert ros_graph.wait_for(lambda: key in camera._pending_episodes)
+    return out, send_frame, send_episode
 
 
 def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph):
     from sole_r1_interfaces.msg import Episode
-    out, images, episodes = _camera_with_episodes(ros_graph, stride=10)
+    out, send_frame, send_episode = _camera_with_episodes(ros_graph, stride=10)
 
     def frame(sec: int) -> None:
         msg = array_to_image(np.full((20, 20, 3), sec, np.uint8), 'rgb8')
         msg.header.stamp.sec = sec
-        images.publish(msg)
-        time.sleep(0.05)
+        send_frame(msg)
 
     def episode(name: str, sec: int, nanosec: int = 0) -> None:
         msg = Episode(episode_id=name)
         msg.header.stamp.sec, msg.header.stamp.nanosec = sec, nanosec
-        episodes.publish(msg)
-        time.sleep(0.1)
+        send_episode(msg)
 
     episode('a', 1)
     for sec in range(1, 5):          # steps 0..3 of 'a', none a stride query
@@ -307,23 +337,20 @@ def test_episode_end_marker_sends_a_final_query_and_skips_reset_frames(ros_graph
 def test_a_30_hz_camera_is_counted_at_the_control_rate_and_ends_on_its_last_frame(ros_graph):
     """A stride of 1 at frame_rate_hz 10 is one query per 100 ms of stamps, not per frame."""
     from sole_r1_interfaces.msg import Episode
-    out, images, episodes = _camera_with_episodes(ros_graph, stride=1, min_gap=1,
-                                                  frame_rate_hz=10.0)
+    out, send_frame, send_episode = _camera_with_episodes(ros_graph, stride=1, min_gap=1,
+                                                          frame_rate_hz=10.0)
     start = Episode(episode_id='a')
     start.header.stamp.sec = 1
-    episodes.publish(start)
-    time.sleep(0.1)
+    send_episode(start)
     stamps_ns = [1_000_000_000 + round(k * 1e9 / 30) for k in range(31)]   # 1 s at 30 Hz
     for k, stamp_ns in enumerate(stamps_ns):
         if k == 30:   # the episode ends just after its 30th frame, which is not a 10 Hz one
             end = Episode(episode_id='')
             end.header.stamp.sec, end.header.stamp.nanosec = divmod(stamps_ns[29] + 1000, 10**9)
-            episodes.publish(end)
-            time.sleep(0.1)
+            send_episode(end)
         msg = array_to_image(np.full((20, 20, 3), k, np.uint8), 'rgb8')
         msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp_ns, 10**9)
-        images.publish(msg)
-        time.sleep(0.03)
+        send_frame(msg)
     assert ros_graph.wait_for(lambda: any(q.trigger == 'final' for q in out), timeout=5.0)
     got = [(q.step, q.trigger, q.header.stamp.sec * 10**9 + q.header.stamp.nanosec) for q in out]
     assert got == [(k, 'stride', stamps_ns[3 * k]) for k in range(1, 10)] + [

@@ -33,7 +33,9 @@ def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_p
     monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
 
     def answer(progress: float) -> None:
-        answers.publish(ProgressReward(episode_id='episode-1', progress=progress, latency=0.2))
+        # a model call of 3 s: the line waits 6 s for the last answer, sent 0.3 s after the end
+        # (at 0.2 s, the 1 s it waited was short of a loaded machine's stalls)
+        answers.publish(ProgressReward(episode_id='episode-1', progress=progress, latency=3.0))
 
     episodes.publish(Episode(episode_id='episode-1'))
     assert ros_graph.wait_for(lambda: monitor._episode is not None)
@@ -44,7 +46,7 @@ def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_p
     results.publish(EpisodeResult(episode_id='episode-1', steps=15, env_steps=15))
     time.sleep(0.3)
     answer(95.0)                                               # the last frame's answer
-    assert ros_graph.wait_for(lambda: lines.exists() and lines.read_text(), timeout=10.0)
+    assert ros_graph.wait_for(lambda: lines.exists() and lines.read_text(), timeout=20.0)
     [line] = [json.loads(text) for text in lines.read_text().splitlines()]
     assert (line['final_progress'], line['answers'], line['steps']) == (95.0, 3, 15)
 

@@ -115,8 +115,10 @@ def test_in_realtime_the_fingers_keep_the_last_command_between_commands(ros_grap
     assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
 
     def fingers_after(gripper: float) -> float:
+        heard = joints.count()
         commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, gripper]))
-        time.sleep(1.5)   # about 30 ticks with no command
+        # 30 ticks with no command, counted (a starved simulator ticks fewer in a fixed time)
+        assert ros_graph.wait_for(lambda: joints.count() >= heard + 30, timeout=30.0)
         return float(np.abs(np.array(joints.last().position[7:9])).sum())
     opened, closed = fingers_after(-1.0), fingers_after(1.0)
     reopened = fingers_after(-1.0)
