@@ -15,6 +15,9 @@ class PinholeCamera:
     """A calibrated camera: image size, intrinsics [px] and optical-frame pose [m].
 
     The optical frame is ROS's (REP 103 ``_optical_frame``): x right, y down, z forward.
+    ``cx``, ``cy`` count from the image's corner, a pixel's centre at +0.5 (MuJoCo's and
+    OpenGL's pixels); CameraInfo's K counts from the first pixel's centre (ROS's and OpenCV's),
+    half a pixel less: ``from_camera_info`` and ``ros_k`` convert.
     """
 
     width: int
@@ -50,6 +53,9 @@ class PinholeCamera:
                          p: Sequence[float] | None = None, binning: Sequence[int] = (0, 0),
                          roi: Sequence[int] = (0, 0, 0, 0)) -> 'PinholeCamera':
         """From CameraInfo's fields and a pose, as image_geometry's PinholeCameraModel reads them.
+
+        The principal point is moved half a pixel, from CameraInfo's pixel centres to this
+        class's corner (masks sat half a pixel up and left of the robot before).
 
         Args:
             width, height: the calibrated (full) resolution.
@@ -95,8 +101,13 @@ class PinholeCamera:
             raise ValueError(f'roi {tuple(roi)} (x, y, width, height) is not inside the '
                              f'{width}x{height} image')
         return cls(roi_width // binning_x, roi_height // binning_y, fx / binning_x,
-                   fy / binning_y, (cx - x_offset) / binning_x, (cy - y_offset) / binning_y,
+                   fy / binning_y, (cx - x_offset) / binning_x + 0.5,
+                   (cy - y_offset) / binning_y + 0.5,
                    tuple(float(v) for v in position), tuple(float(v) for v in orientation))
+
+    def ros_k(self) -> list[float]:
+        """The K a CameraInfo gives this camera (row-major 3x3; the principal point in ROS's)."""
+        return [self.fx, 0.0, self.cx - 0.5, 0.0, self.fy, self.cy - 0.5, 0.0, 0.0, 1.0]
 
     def scaled(self, max_side: int) -> 'PinholeCamera':
         """The same camera with its image at most ``max_side`` pixels long (0: as it is).

@@ -391,7 +391,7 @@ class SimRobotNode(Node):
 
 def _camera_info(camera: PinholeCamera) -> CameraInfo:
     """A distortion-free CameraInfo of the camera's intrinsics (as a driver publishes)."""
-    k = [camera.fx, 0.0, camera.cx, 0.0, camera.fy, camera.cy, 0.0, 0.0, 1.0]
+    k = camera.ros_k()
     return CameraInfo(width=camera.width, height=camera.height, distortion_model='plumb_bob',
                       d=[0.0] * 5, k=k, r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
                       p=k[:3] + [0.0] + k[3:6] + [0.0] + k[6:] + [0.0])

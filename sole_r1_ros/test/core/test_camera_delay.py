@@ -108,7 +108,7 @@ def test_the_command_reads_a_bag_and_the_node_section(sawyer_moving, tmp_path, c
               types['sensor_msgs/msg/CameraInfo'](
                   header=head, height=camera.height, width=camera.width,
                   distortion_model='plumb_bob', d=np.zeros(5),
-                  k=np.array([camera.fx, 0, camera.cx, 0, camera.fy, camera.cy, 0, 0, 1.0]),
+                  k=np.array(camera.ros_k()),
                   r=np.eye(3).ravel(), p=np.zeros(12), binning_x=0, binning_y=0,
                   roi=types['sensor_msgs/msg/RegionOfInterest'](
                       x_offset=0, y_offset=0, height=0, width=0, do_rectify=False)))

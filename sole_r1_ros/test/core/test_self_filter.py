@@ -485,9 +485,11 @@ def test_camera_info_p_binning_and_roi_are_read_as_image_geometry_does():
     p = [520.0, 0, 332.5, 0, 0, 548.0, 236.0, 0, 0, 0, 1, 0]
     pose = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 
-    def read(**fields):
+    def read(**fields):   # cx, cy as image_geometry has them (pixel centres at integers)
         camera = PinholeCamera.from_camera_info(640, 480, k, *pose, **fields)
-        return camera.width, camera.height, camera.fx, camera.fy, camera.cx, camera.cy
+        assert camera.ros_k()[2::3][:2] == [camera.cx - 0.5, camera.cy - 0.5]
+        return (camera.width, camera.height, camera.fx, camera.fy, camera.cx - 0.5,
+                camera.cy - 0.5)
     assert read() == (640, 480, 600.0, 610.0, 330.0, 250.0)
     assert read(p=p) == (640, 480, 520.0, 548.0, 332.5, 236.0)
     assert read(binning=(2, 4)) == (320, 120, 300.0, 152.5, 165.0, 62.5)
@@ -501,3 +503,21 @@ def test_camera_info_p_binning_and_roi_are_read_as_image_geometry_does():
         read(p=[0.0] * 9)
     with pytest.raises(ValueError, match='camera_info P'):
         read(p=[0.0] * 12)   # an uncalibrated camera's P
+
+
+def test_a_camera_infos_centred_principal_point_draws_a_centred_mask(tmp_path):
+    """A CameraInfo counts pixels from the first one's centre: cx = (W - 1) / 2 is the middle.
+
+    Read as this class's corner-based cx, masks sat half a pixel up and left of the robot.
+    """
+    camera = PinholeCamera.from_camera_info(
+        40, 30, [40.0, 0, 19.5, 0, 40.0, 14.5, 0, 0, 1], (0.0, 0.0, 1.5), (1.0, 0.0, 0.0, 0.0))
+    assert (camera.cx, camera.cy) == (20.0, 15.0)
+    self_filter = RobotSelfFilter(_ball(tmp_path, (0.0, 0.0, 0.0), size=0.1), camera)
+    try:
+        mask = self_filter.mask({'slide': 0.0}) > 0     # a ball on the optical axis
+    finally:
+        self_filter.close()
+    assert mask.any() and not mask.all()
+    np.testing.assert_array_equal(mask, mask[:, ::-1])
+    np.testing.assert_array_equal(mask, mask[::-1])

@@ -70,7 +70,8 @@ def test_the_node_draws_the_simulated_robot_from_its_joint_states(
         assert node.missing[reason] == missing[reason], reason
     assert set(node.firewall.rejected) <= {'camera/external/image_raw'}
     info = infos[-1]
-    assert (info.width, info.height) == (64, 48) and info.k[0] > 0 and info.k[2] == 32.0
+    # the middle of 64 pixels, counted from the first one's centre as ROS's K counts
+    assert (info.width, info.height) == (64, 48) and info.k[0] > 0 and info.k[2] == 31.5
     ious = []
     for stamp in both():
         truth, drawn = seen['robot_mask'][stamp] > 0, seen['drawn_mask'][stamp] > 0
@@ -430,8 +431,8 @@ def _ns(stamp) -> int:
 
 
 def _column(mask: np.ndarray) -> float:
-    """Where the mask's centre is along u, as the camera's K and P count (pixel centres +0.5)."""
-    return float(np.nonzero(mask)[1].mean()) + 0.5
+    """Where the mask's centre is along u, as CameraInfo's K and P count (from pixel centres)."""
+    return float(np.nonzero(mask)[1].mean())
 
 
 _INERTIAL = ('<inertial><mass value="1"/><inertia ixx="0.01" iyy="0.01" izz="0.01" ixy="0" '
@@ -495,13 +496,13 @@ def test_an_arm_and_a_gripper_publishing_apart_are_drawn_together(ros_graph, tmp
     open_hand = feed.mask(10.0)
     assert open_hand[64, 66:82].all()   # the forearm, to the right (22 px long)
     # The fingers 10 cm either side of the forearm's tip, the mimicking one too: 5 px
-    # above and below it.
-    assert open_hand[[58, 59, 68, 69], 84:87].all()
+    # above and below it (row 64, the principal point's).
+    assert open_hand[[58, 59, 69, 70], 84:87].all()
     feed.joints(10.02, finger_joint=0.0)
     feed.frame(10.02, 128, 128)
     feed.joints(10.03, elbow=0.0)
     closed = feed.mask(10.02)   # the hand closed on the forearm's tip
-    assert closed[64, 66:82].all() and not closed[[58, 59, 68, 69], 83:87].any()
+    assert closed[64, 66:82].all() and not closed[[58, 59, 69, 70], 83:87].any()
     feed.joints(10.04, elbow=np.pi / 2)
     feed.frame(10.04, 128, 128)
     feed.joints(10.05, elbow=np.pi / 2)
@@ -565,7 +566,7 @@ def test_a_rectified_binned_or_cropped_camera_is_drawn_with_its_own_intrinsics(
     distorted = [-0.3, 0.1, 0.0, 0.0, 0.0]
     mask = drawn(10.0, (160, 120), width=160, height=120, k=k, p=p, d=distorted)
     rows, columns = np.nonzero(mask)
-    assert abs(columns.mean() + 0.5 - 78) < 0.5 and abs(rows.mean() + 0.5 - 50) < 0.5
+    assert abs(columns.mean() - 78) < 0.5 and abs(rows.mean() - 50) < 0.5
     # The full-resolution calibration of a camera binning 2x2 or cropped to its middle: the
     # same 80x60 picture as a camera calibrated at 80x60.
     small = drawn(11.0, (80, 60), width=80, height=60,
