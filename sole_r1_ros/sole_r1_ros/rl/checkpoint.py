@@ -91,6 +91,30 @@ class Checkpoint:
     # image segments by file name: a snapshot's are the new ones (the rest are on disk); a read
     # checkpoint's are all it names, each read from disk when asked for
     replay_segments: Mapping[str, np.ndarray] = field(default_factory=dict)
+    # a snapshot's: what ReplayBuffer.mark_saved takes once it is written
+    replay_written: np.ndarray | None = None
+
+
+def recheck_segments(directory: str | os.PathLike, saved: Mapping[str, Any], count: int,
+                     start: int) -> tuple[dict[str, Any], int]:
+    """Check ``count`` saved segments' SHA-256, round robin from ``start``; drop the bad ones.
+
+    The checkpoints share one copy of each image segment: one damaged on disk (a flipped bit
+    keeps its size) would be named by every checkpoint to come. Dropped from ``saved``, it is
+    copied from the buffer, which still holds it, and written again.
+
+    Returns:
+        ``saved`` without the damaged segments, and the next ``start``.
+    """
+    names = sorted(saved)
+    good = dict(saved)
+    for index in range(min(count, len(names))):
+        name = names[(start + index) % len(names)]
+        if _sha256(Path(directory) / _SEGMENTS / name) != saved[name].get('sha256'):
+            _LOG.warning('image segment %s fails its SHA-256 checksum: written again from the '
+                         'replay buffer', name)
+            del good[name]
+    return good, (start + count) % max(1, len(names))
 
 
 def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, Any],
@@ -103,9 +127,10 @@ def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, A
         counters: the caller's loop state, kept as given.
         saved: image segments already on disk (``saved_segments``): not copied again.
     """
-    arrays, replay_meta, segments = replay.checkpoint_state(saved)
+    arrays, replay_meta, segments, written = replay.checkpoint_state(saved)
     return Checkpoint(path=None, agent_state=agent.state_dict(), replay_arrays=arrays,
-                      replay_meta=replay_meta, counters=dict(counters), replay_segments=segments)
+                      replay_meta=replay_meta, counters=dict(counters), replay_segments=segments,
+                      replay_written=written)
 
 
 def saved_segments(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -144,7 +169,9 @@ def save_checkpoint(directory: str | os.PathLike, agent: 'DrQAgent', replay: 'Re
         The directory of the new checkpoint.
     """
     state = snapshot(agent, replay, counters, saved_segments(directory))
-    return write_checkpoint(directory, state, keep)
+    path = write_checkpoint(directory, state, keep)
+    replay.mark_saved(state.replay_written)
+    return path
 
 
 def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int = 3) -> Path:
@@ -161,13 +188,19 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
     except OSError as exc:
         if exc.errno != errno.ENOSPC and 'No space left' not in str(exc):
             raise
-        existing = _numbered(Path(directory))
+        root = Path(directory)
+        existing = _numbered(root)
         if len(existing) < 2:
             raise
+        # Only where a newer checkpoint loads: retiring the oldest must not leave none.
+        if not any(_verifies(path) for _, path in existing[:-1]):
+            raise OSError(errno.ENOSPC, f'no space for a checkpoint, and {existing[-1][1].name} '
+                          'is the only one that loads: kept; free some disk') from exc
         # Only where that makes room: while the replay fills, each checkpoint is larger than
         # the oldest, and a full disk retired one good checkpoint per try down to one.
         oldest, needed = existing[-1][1], _bytes_of(state)
-        room = shutil.disk_usage(directory).free + _freed_by_retiring(Path(directory), oldest)
+        pinned = _carried_by_name(state)
+        room = shutil.disk_usage(directory).free + _freed_by_retiring(root, oldest, pinned)
         if room < needed * 1.05:
             raise OSError(errno.ENOSPC, f'no space for a checkpoint of {needed / 1e9:.2f} GB: '
                           f'{room / 1e9:.2f} GB even with {oldest.name} retired; the '
@@ -175,7 +208,7 @@ def write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int 
         _LOG.warning('no space for checkpoint %d: retiring %s first', existing[0][0] + 1,
                      oldest.name)
         _retire(oldest)
-        _collect_segments(Path(directory))   # the segments it alone named: the room counted
+        _collect_segments(root, pinned)   # the segments it alone named: the room counted
         return _write_checkpoint(directory, state, keep)
 
 
@@ -195,23 +228,40 @@ def _folder_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob('*') if f.is_file())
 
 
-def _freed_by_retiring(root: Path, oldest: Path) -> int:
-    """What retiring ``oldest`` frees: its folder and the segments no other checkpoint names."""
+def _verifies(path: Path) -> bool:
+    try:
+        verify_checkpoint(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def _carried_by_name(state: Checkpoint) -> set[str]:
+    """The segments a snapshot names but does not carry: on disk, and needed as they are."""
+    files = state.replay_meta.get('image_segments') or {}
+    return {name for view in files.values() for name in view} - set(state.replay_segments)
+
+
+def _freed_by_retiring(root: Path, oldest: Path, pinned: set[str]) -> int:
+    """What retiring ``oldest`` frees: its folder and the segments nothing else names."""
     named = _segments_named(root)
-    if named is None or oldest not in named:
+    if oldest not in named:
         return _folder_bytes(oldest)
-    others = set().union(*(names for path, names in named.items() if path != oldest))
+    others = set().union(pinned, *(names for path, names in named.items() if path != oldest))
     alone = named[oldest] - others
     return _folder_bytes(oldest) + sum(
         (root / _SEGMENTS / name).stat().st_size for name in alone
         if (root / _SEGMENTS / name).is_file())
 
 
-def _segments_named(root: Path) -> dict[Path, set[str]] | None:
+_SAID_UNNAMED: set[Path] = set()
+
+
+def _segments_named(root: Path) -> dict[Path, set[str]]:
     """The segments each checkpoint folder names, unreadable ones set aside included.
 
-    None when a folder's list cannot be read from its manifest nor its meta.json: nothing may
-    then be deleted.
+    A folder whose list is in neither its manifest nor its meta.json names none: without
+    meta.json it can never load, and keeping every segment for it filled the disk.
     """
     named: dict[Path, set[str]] = {}
     for path in root.iterdir():
@@ -227,18 +277,25 @@ def _segments_named(root: Path) -> dict[Path, set[str]] | None:
                 'image_segments') or {}
             named[path] = {name for names in files.values() for name in names}
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            _LOG.warning('%s names no readable list of image segments: none is deleted', path)
-            return None
+            if path not in _SAID_UNNAMED:
+                _SAID_UNNAMED.add(path)
+                _LOG.warning('%s has no readable manifest.json or meta.json: it cannot load, '
+                             'and keeps no image segment', path)
+            named[path] = set()
     return named
 
 
-def _collect_segments(root: Path) -> None:
-    """Delete the image segments no checkpoint names (retired ones', a cut-short write's)."""
+def _collect_segments(root: Path, pinned: set[str] = frozenset()) -> None:
+    """Delete the image segments no checkpoint names (retired ones', a cut-short write's).
+
+    Args:
+        root: the checkpoint directory.
+        pinned: named by a snapshot being written, kept too.
+    """
     store = root / _SEGMENTS
-    named = _segments_named(root) if store.is_dir() else None
-    if named is None:
+    if not store.is_dir():
         return
-    keep = set().union(*named.values())
+    keep = set().union(pinned, *_segments_named(root).values())
     for path in store.iterdir():
         if path.name not in keep:
             path.unlink(missing_ok=True)
@@ -321,12 +378,16 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
         _write_text(tmp / _MANIFEST, json.dumps(manifest, indent=1))
         _fsync_dir(tmp)
         os.rename(tmp, final)
-        _fsync_dir(root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         for path in written:   # named by no checkpoint: room back on a full disk
             path.unlink(missing_ok=True)
         raise
+    try:   # published: whatever fails now, its files stay
+        _fsync_dir(root)
+    except OSError as exc:
+        _LOG.warning('checkpoint %s is written, but syncing %s failed (%s): a power cut now '
+                     'may lose it', final.name, root, exc)
     for _, old in _numbered(root)[keep:]:
         _retire(old)
     _collect_segments(root)
@@ -426,6 +487,11 @@ def verify_checkpoint(path: str | os.PathLike, segments: bool = True) -> None:
             files += [(name, path.parent / _SEGMENTS / name, entry)
                       for name, entry in manifest.get('segments', {}).items()]
         for name, file, entry in files:
+            if not file.exists() and file.parent.name == _SEGMENTS:
+                raise CheckpointError(
+                    f"image segment {name} is missing from {file.parent}: the replay's images "
+                    'are kept there, shared by the checkpoints; copy that folder with a '
+                    'checkpoint')
             size = file.stat().st_size
             if size != entry['size']:
                 raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')

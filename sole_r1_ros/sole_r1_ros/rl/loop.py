@@ -177,6 +177,7 @@ class ControlLoop:
         self._last_checkpoint_s = clock()
         self._checkpointed: tuple[int, ...] | None = None
         self._seconds_per_frame = 0.0
+        self._last_checkpoint_took_s = 0.0
         self.held = 0
         self.invalid_rewards = 0   # answers the reward node marked invalid: not labels
         self.learning_paused = ''
@@ -557,16 +558,16 @@ class ControlLoop:
         """Write a checkpoint now; returns its path (None: no checkpoint folder, or skipped).
 
         With ``budget_s`` (a shutdown's deadline), a checkpoint that would take longer, judged
-        by the last one's time per frame it wrote, is skipped: the last good one stays, and a
-        write is never cut off half way (a killed writer leaves the previous one anyway). A
-        checkpoint writes the frames stored since the last one (whole segments), not all.
+        by the last one's time and time per frame of images, is skipped: the last good one
+        stays, and a write is never cut off half way (a killed writer leaves the previous one
+        anyway). A checkpoint writes the frames stored since the last one (whole segments).
         """
-        frames = max(1, self.learner.unsaved_frames())
-        if budget_s is not None and self._seconds_per_frame * frames > budget_s:
+        frames = self.learner.unsaved_frames()
+        estimate = self._last_checkpoint_took_s + self._seconds_per_frame * frames
+        if budget_s is not None and estimate > budget_s:
             logger.warning('no final checkpoint: writing %d frames would take about %.0f s '
                            '(budget %.0f s); the one from %.0f s ago is kept', frames,
-                           self._seconds_per_frame * frames, budget_s,
-                           self._clock() - self._last_checkpoint_s)
+                           estimate, budget_s, self._clock() - self._last_checkpoint_s)
             return None
         start = self._last_checkpoint_s = self._clock()
         self._checkpointed = self._progress_counts()
@@ -577,5 +578,10 @@ class ControlLoop:
             self._checkpointed = None   # tried again at the next interval
             raise
         self.checkpoint_error, self._last_saved_s = '', self._clock()
-        self._seconds_per_frame = (self._clock() - start) / max(1, self.learner.last_saved_frames)
+        # what the next one will take: this one's time, and per frame of images, measured on
+        # a checkpoint that wrote some (one with none, labels only, says nothing of that)
+        took, written = self._clock() - start, self.learner.last_saved_frames
+        self._last_checkpoint_took_s = took
+        if written:
+            self._seconds_per_frame = took / written
         return path

@@ -25,8 +25,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from sole_r1_ros.rl.checkpoint import (
-    CheckpointError, list_checkpoints, load_latest, restore, saved_segments, snapshot,
-    write_checkpoint)
+    CheckpointError, list_checkpoints, load_latest, recheck_segments, restore, saved_segments,
+    snapshot, write_checkpoint)
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
 from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 
@@ -64,6 +64,7 @@ class OnlineLearner:
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._keep = keep_checkpoints
         self.last_saved_frames = 0   # frames the last checkpoint wrote (its new image segments)
+        self._recheck_from = 0       # the next saved image segment whose checksum is checked
         self._tolerance_ns = int(stamp_tolerance_s * 1e9)
         self._lock = threading.Lock()
         self._names: OrderedDict[str, tuple[int, dict[int, int]]] = OrderedDict()
@@ -211,13 +212,18 @@ class OnlineLearner:
         """
         if self._checkpoint_dir is None:
             return None
-        saved = saved_segments(self._checkpoint_dir)   # reads manifests: outside the lock
+        # outside the lock: reads manifests, and checks a few segments' content each time
+        saved, self._recheck_from = recheck_segments(
+            self._checkpoint_dir, saved_segments(self._checkpoint_dir), 4, self._recheck_from)
         with self._lock:   # a consistent copy in memory; the actor waits only for that
             state = snapshot(self.agent, self.replay,
                              {**self.counters(), 'meaning': self.meaning}, saved)
         views = max(1, len(self.replay.image_keys))
-        self.last_saved_frames = sum(len(a) for a in state.replay_segments.values()) // views
-        return write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
+        frames = sum(len(a) for a in state.replay_segments.values()) // views
+        path = write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
+        self.replay.mark_saved(state.replay_written)   # only now: a failed write saved nothing
+        self.last_saved_frames = frames
+        return path
 
     def unsaved_frames(self) -> int:
         """About the frames the next checkpoint writes (whole segments of the replay)."""

@@ -77,6 +77,15 @@ class LabelOutcome(enum.Enum):
     MISMATCH = 'mismatch'
 
 
+class CheckpointState(NamedTuple):
+    """``ReplayBuffer.checkpoint_state``: what a checkpoint of the buffer writes."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+    segments: dict[str, np.ndarray]
+    written: np.ndarray   # for ``mark_saved``
+
+
 class Batch(NamedTuple):
     """B sampled transitions with n-step returns (numpy; the agent moves them to torch).
 
@@ -191,11 +200,11 @@ class ReplayBuffer:
         }
         for key in self.image_keys:
             self._arrays[f'image/{key}'] = np.zeros((cap, 3, image_size, image_size), np.uint8)
-        # A view's part of a segment's file name: its position and its key in safe characters
-        # (two keys alike once cleaned cannot share files), no '-' (it separates the parts).
-        self._view_names = [f'{i}{re.sub(r"[^A-Za-z0-9_]", "_", key)}'
+        # A view's part of a segment's file name: its position, '_' and its key in safe
+        # characters (two keys alike once cleaned cannot share files), no '-' (it separates
+        # the parts).
+        self._view_names = [f'{i}_{re.sub(r"[^A-Za-z0-9_]", "_", key)}'
                             for i, key in enumerate(self.image_keys)]
-        self._token = secrets.token_hex(6)   # names this buffer's segments apart from any other's
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(config.seed)
         self._reset_bookkeeping()
@@ -214,9 +223,15 @@ class ReplayBuffer:
         self._newest_label_stamp = -math.inf
         self._version = 0
         self._mask_cache: tuple[int, np.ndarray] | None = None
-        # the name of each image segment as last saved; None: written since (saved anew)
+        # Image segments: the insertion count of each one's last write (-1: none since a
+        # load), that count when a checkpoint last wrote it, and the name a loaded checkpoint
+        # gave it. A segment is named by its last write and this buffer's token, drawn anew at
+        # each load, so a name never stands for two contents.
         segments = -(-self.config.capacity // SEGMENT_FRAMES)
-        self._segment_names: list[str | None] = [None] * segments
+        self._last_write = np.full(segments, -1, np.int64)
+        self._saved_write = np.full(segments, -1, np.int64)
+        self._loaded_names: list[str | None] = [None] * segments
+        self._token = secrets.token_hex(6)
 
     # ----------------------------------------------------------------------------- insert
 
@@ -298,7 +313,7 @@ class ReplayBuffer:
         a['episode'][slot], a['step'][slot], a['stamp'][slot] = episode_id, step, stamp
         a['label'][slot] = a['progress'][slot] = np.nan
         a['next'][slot] = _NO_SLOT
-        self._segment_names[slot // SEGMENT_FRAMES] = None
+        self._last_write[slot // SEGMENT_FRAMES] = self._counts['inserted']
         previous = self._index.get((episode_id, step - 1))
         if previous is not None:
             a['next'][previous] = slot
@@ -538,8 +553,7 @@ class ReplayBuffer:
         with self._lock:
             return self._state_locked(with_images=True)
 
-    def checkpoint_state(self, saved: Container[str] = ()) -> tuple[
-            dict[str, np.ndarray], dict[str, Any], dict[str, np.ndarray]]:
+    def checkpoint_state(self, saved: Container[str] = ()) -> 'CheckpointState':
         """What a checkpoint writes: ``state_dict`` with the images in named segments.
 
         Args:
@@ -547,32 +561,49 @@ class ReplayBuffer:
 
         Returns:
             The arrays without images, the metadata (``image_segments`` names every segment's
-            file per view, in slot order) and a copy of each segment not in ``saved``, by file
-            name (``.npy``).
+            file per view, in slot order), a copy of each segment not in ``saved`` by file name
+            (``.npy``), and what ``mark_saved`` takes once the checkpoint is on disk.
         """
         with self._lock:
             arrays, meta = self._state_locked(with_images=False)
             size, files, new = self._size, {key: [] for key in self.image_keys}, {}
-            for segment in range(-(-size // SEGMENT_FRAMES)):
-                if self._segment_names[segment] is None:
-                    # the newest insertion count: a segment written to again gets a later one
-                    self._segment_names[segment] = (
-                        f'{segment:06d}-{self._counts["inserted"]:012d}-{self._token}')
+            count = -(-size // SEGMENT_FRAMES)
+            for segment in range(count):
+                base = self._segment_name(segment)
                 rows = slice(segment * SEGMENT_FRAMES, min(size, (segment + 1) * SEGMENT_FRAMES))
                 for key, view in zip(self.image_keys, self._view_names):
-                    name = f'{view}-{self._segment_names[segment]}.npy'
+                    name = f'{view}-{base}.npy'
                     files[key].append(name)
                     if name not in saved:
                         new[name] = self._arrays[_IMAGE_PREFIX + key][rows].copy()
             meta.update(image_segments=files, segment_frames=SEGMENT_FRAMES)
-        return arrays, meta, new
+            return CheckpointState(arrays, meta, new, self._last_write[:count].copy())
+
+    def mark_saved(self, written: np.ndarray) -> None:
+        """A checkpoint of ``checkpoint_state``'s ``written`` is on disk: its segments are saved.
+
+        A segment written to since that state stays unsaved.
+        """
+        with self._lock:
+            count = len(written)
+            same = self._last_write[:count] == written
+            self._saved_write[:count][same] = written[same]
 
     def unsaved_frames(self) -> int:
-        """Slots in image segments written since they were last named for a checkpoint."""
+        """Image slots the next checkpoint writes: segments written since one was saved."""
         with self._lock:
+            if not self.image_keys:
+                return 0
             return sum(min(SEGMENT_FRAMES, self._size - segment * SEGMENT_FRAMES)
                        for segment in range(-(-self._size // SEGMENT_FRAMES))
-                       if self._segment_names[segment] is None)
+                       if self._last_write[segment] != self._saved_write[segment])
+
+    def _segment_name(self, segment: int) -> str:
+        """A segment's file name but its view's part; the caller holds the lock."""
+        written = int(self._last_write[segment])
+        if written < 0 and self._loaded_names[segment] is not None:
+            return self._loaded_names[segment]   # not written to since it was loaded
+        return f'{segment:06d}-{max(written, 0):012d}-{self._token}'
 
     def _state_locked(self, with_images: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The saved state; the caller holds the lock."""
@@ -649,10 +680,14 @@ class ReplayBuffer:
                        size: int) -> set[str]:
         """Copy the image segments ``meta`` names into the arrays; returns the arrays filled.
 
-        Keeps their names, so the next checkpoint shares the segments nothing was written to.
+        Keeps their names, so the next checkpoint shares the segments nothing was written to;
+        images given otherwise (``state_dict``'s, format 1's) are written by the next one.
         """
         files = meta.get('image_segments')
-        if files is None:   # state_dict's, or a checkpoint before segments: images in arrays
+        ours = -(-size // SEGMENT_FRAMES)
+        if files is None or int(meta['segment_frames']) != SEGMENT_FRAMES:
+            self._saved_write[:ours] = -2   # not on disk as this buffer cuts them
+        if files is None:   # images in arrays
             return set()
         per = int(meta['segment_frames'])
         count = -(-size // per)
@@ -666,10 +701,9 @@ class ReplayBuffer:
                 if data.shape != self._arrays[_IMAGE_PREFIX + key][rows].shape:
                     raise ValueError(f'image segment {name} has shape {data.shape}')
                 self._arrays[_IMAGE_PREFIX + key][rows] = data
-        if per == SEGMENT_FRAMES:   # names are kept only where segments are cut alike
-            bases = [name.split('-', 1)[1][:-len('.npy')]
-                     for name in files[self.image_keys[0]]] if self.image_keys else []
-            self._segment_names[:len(bases)] = bases
+        if per == SEGMENT_FRAMES and self.image_keys:   # kept where segments are cut alike
+            bases = [name.split('-', 1)[1][:-len('.npy')] for name in files[self.image_keys[0]]]
+            self._loaded_names[:len(bases)] = bases
         return {_IMAGE_PREFIX + key for key in self.image_keys}
 
     @staticmethod

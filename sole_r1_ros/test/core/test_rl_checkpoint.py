@@ -405,3 +405,148 @@ def test_a_full_disk_frees_the_segments_only_the_retired_checkpoint_named(tmp_pa
     save_checkpoint(tmp_path, agent, replay, {}, keep=3)
     assert there == [oldest, set()]                         # gone before the second try
     assert len(list_checkpoints(tmp_path)) == 3
+
+
+def test_a_full_disk_after_resuming_from_an_older_checkpoint_keeps_what_it_needs(
+        tmp_path, monkeypatch):
+    """The newest damaged, the run resumed from the one before, then a full disk.
+
+    Retiring that one deleted the segments the new checkpoint shares with it: the retry
+    failed and no checkpoint loaded. Nothing is retired while no newer checkpoint loads.
+    """
+    import errno
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+    agent, replay = _big(capacity=SEGMENT_FRAMES + 400)
+    _many_frames(replay, 0, SEGMENT_FRAMES + 300)
+    save_checkpoint(tmp_path, agent, replay, {'n': 0}, keep=2)
+    _many_frames(replay, 1, 300, seed=1)                  # wraps into segment 0
+    newest = save_checkpoint(tmp_path, agent, replay, {'n': 1}, keep=2)
+    (newest / 'agent.pt').write_bytes(b'damaged')
+    agent2, resumed = _big(capacity=SEGMENT_FRAMES + 400)
+    assert restore(load_latest(tmp_path), agent2, resumed) == {'n': 0}
+    _many_frames(resumed, 2, 10, seed=2)
+    savez, calls = np.savez, []
+
+    def full_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return savez(*args, **kwargs)
+    monkeypatch.setattr(np, 'savez', full_once)
+    with pytest.raises(OSError, match='only one that loads'):
+        save_checkpoint(tmp_path, agent2, resumed, {'n': 2}, keep=2)
+    assert load_latest(tmp_path).counters == {'n': 0}     # still there
+    save_checkpoint(tmp_path, agent2, resumed, {'n': 2}, keep=2)   # room again
+    agent3, third = _big(capacity=SEGMENT_FRAMES + 400)
+    assert restore(load_latest(tmp_path), agent3, third) == {'n': 2}
+    assert_same_replay(resumed, third)
+
+
+def test_a_failure_after_the_checkpoint_is_published_keeps_its_segments(tmp_path, monkeypatch):
+    """Syncing the folder after the rename failed: its new segments were deleted."""
+    from sole_r1_ros.rl import checkpoint
+    agent, replay = build()
+    fill(agent, replay)
+    real = checkpoint._fsync_dir
+
+    def failing(path):
+        if Path(path) == tmp_path:
+            raise OSError(24, 'Too many open files')
+        real(path)
+    monkeypatch.setattr(checkpoint, '_fsync_dir', failing)
+    path = save_checkpoint(tmp_path, agent, replay, {'n': 1})
+    agent2, replay2 = build()
+    assert restore(load_latest(tmp_path), agent2, replay2) == {'n': 1}
+    assert load_latest(tmp_path).path == path
+    assert_same_replay(replay, replay2)
+
+
+def test_frames_are_unsaved_until_a_checkpoint_of_them_is_written(tmp_path, monkeypatch):
+    """The stop budget's estimate: a failed write saved nothing; a state-only buffer no image."""
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+    agent, replay = _big()
+    _many_frames(replay, 0, SEGMENT_FRAMES + 10)
+    assert replay.unsaved_frames() == SEGMENT_FRAMES + 10
+
+    def full(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    with monkeypatch.context() as patch:
+        patch.setattr(np, 'savez', full)
+        with pytest.raises(OSError):
+            save_checkpoint(tmp_path, agent, replay, {})
+    assert replay.unsaved_frames() == SEGMENT_FRAMES + 10
+    save_checkpoint(tmp_path, agent, replay, {})
+    assert replay.unsaved_frames() == 0
+    _many_frames(replay, 1, 5, seed=1)
+    assert replay.unsaved_frames() == 15                  # segment 1, 10 + 5 frames
+    states = ReplayBuffer(ReplayConfig(capacity=100), 3, 2)
+    _many_frames_into_states(states)
+    assert states.unsaved_frames() == 0
+
+
+def _many_frames_into_states(replay: ReplayBuffer) -> None:
+    for t in range(20):
+        replay.add(0, t, {'state': np.zeros(3, np.float32)},
+                   None if t == 19 else np.zeros(2, np.float32), stamp=float(t))
+
+
+def test_a_damaged_shared_segment_is_written_again_from_the_buffer(tmp_path):
+    """One copy of each image: a flipped bit would be named by every checkpoint to come."""
+    from sole_r1_ros.rl.online import OnlineLearner
+    learner = OnlineLearner(CONFIG, ReplayConfig(capacity=200, min_labelled=10**9), 3, 2,
+                            checkpoint_dir=tmp_path)
+    learner.start_episode('a')
+    rng = np.random.default_rng(0)
+    for t in range(50):
+        learner.record({'state': np.zeros(3, np.float32),
+                        **{k: rng.integers(0, 256, (3, 16, 16), np.uint8) for k in KEYS}},
+                       np.zeros(2, np.float32), (t + 1) * 10**8)
+    learner.save()
+    [segment, *_] = sorted((tmp_path / 'replay-segments').iterdir())
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0x01                                      # the size unchanged
+    segment.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError):
+        load_latest(tmp_path)
+    learner.save()                                        # checks it, writes it again
+    load_latest(tmp_path)
+
+
+def test_a_folder_that_cannot_load_does_not_keep_every_segment(tmp_path):
+    """An unreadable folder without manifest or meta.json stopped the deleting for good."""
+    agent, replay = build()
+    _many_frames(replay, 0, 10)
+    save_checkpoint(tmp_path, agent, replay, {}, keep=1)
+    (tmp_path / 'ckpt-00000000.unreadable').mkdir()       # set aside, its files lost
+    for episode in range(1, 4):
+        _many_frames(replay, episode, 10, seed=episode)
+        save_checkpoint(tmp_path, agent, replay, {}, keep=1)
+    assert len(_store(tmp_path)) == len(KEYS)             # the newest's only
+
+
+def test_a_restore_into_a_used_buffer_never_names_two_contents_alike(tmp_path):
+    """The same token after a restore: an older state grown again took a newer one's names."""
+    agent, replay = _big()
+    _many_frames(replay, 0, 100)
+    older = save_checkpoint(tmp_path, agent, replay, {'n': 'older'}, keep=3)
+    _many_frames(replay, 1, 50, seed=1)
+    save_checkpoint(tmp_path, agent, replay, {'n': 'newer'}, keep=3)
+    from sole_r1_ros.rl.checkpoint import load_checkpoint
+    restore(load_checkpoint(older), agent, replay)
+    _many_frames(replay, 1, 50, seed=2)                   # as many frames, other pictures
+    save_checkpoint(tmp_path, agent, replay, {'n': 'third'}, keep=3)
+    agent2, again = _big()
+    assert restore(load_latest(tmp_path), agent2, again) == {'n': 'third'}
+    assert_same_replay(replay, again)
+
+
+def test_views_whose_names_clean_alike_keep_their_own_segments():
+    keys = tuple(['1a'] + [f'v{i}' for i in range(2, 11)] + ['a', 'cam/1', 'cam 1'])
+    replay = ReplayBuffer(ReplayConfig(capacity=10), 3, 2, keys, 4)
+    for t in range(2):
+        obs = {'state': np.zeros(3, np.float32),
+               **{k: np.full((3, 4, 4), i, np.uint8) for i, k in enumerate(keys)}}
+        replay.add(0, t, obs, None if t else np.zeros(2, np.float32), stamp=float(t))
+    segments = replay.checkpoint_state().segments
+    assert len(segments) == len(keys)
+    assert sorted(int(a.max()) for a in segments.values()) == list(range(len(keys)))
