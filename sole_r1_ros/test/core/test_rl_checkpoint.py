@@ -106,6 +106,20 @@ def test_after_resume_labelling_an_already_labelled_step_is_a_noop(tmp_path):
     assert replay2.label(0, 10, 50.0) is LabelOutcome.DUPLICATE
 
 
+def _full_disk_once(monkeypatch, before_each=lambda: None) -> None:
+    """Make np.savez (a checkpoint's replay.npz) fail with ENOSPC once, then write."""
+    import errno
+    savez, calls = np.savez, []
+
+    def full_once(*args, **kwargs):
+        before_each()
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return savez(*args, **kwargs)
+    monkeypatch.setattr(np, 'savez', full_once)
+
+
 def _two_checkpoints(tmp_path: Path) -> tuple[Path, Path]:
     agent, replay = build()
     fill(agent, replay)
@@ -189,18 +203,10 @@ def test_a_disk_with_room_for_the_kept_checkpoints_only_still_takes_the_next(
     took a fourth: hours of a run with its newest checkpoint going stale. A kill in the middle
     of a retirement leaves a folder the next write sweeps.
     """
-    import errno
     agent, replay = build()
     for _ in range(3):
         save_checkpoint(tmp_path, agent, replay, {}, keep=3)
-    savez, calls = np.savez, []
-
-    def full_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return savez(*args, **kwargs)
-    monkeypatch.setattr(np, 'savez', full_once)
+    _full_disk_once(monkeypatch)
     (tmp_path / '.deleting-ckpt-ckpt-00000000').mkdir()   # a retirement a kill cut short
     newest = save_checkpoint(tmp_path, agent, replay, {}, keep=3)
     assert newest.name == 'ckpt-00000003'
@@ -385,7 +391,6 @@ def test_a_damaged_image_segment_is_named_and_a_write_cut_short_leaves_none(
 
 def test_a_full_disk_frees_the_segments_only_the_retired_checkpoint_named(tmp_path, monkeypatch):
     """Retiring the oldest checkpoint makes room only once its own segments are deleted too."""
-    import errno
     agent, replay = build()
     _many_frames(replay, 0, 10)
     save_checkpoint(tmp_path, agent, replay, {}, keep=3)
@@ -394,14 +399,8 @@ def test_a_full_disk_frees_the_segments_only_the_retired_checkpoint_named(tmp_pa
     for _ in range(2):
         save_checkpoint(tmp_path, agent, replay, {}, keep=3)
     _many_frames(replay, 2, 10, seed=2)
-    savez, there = np.savez, []
-
-    def full_once(*args, **kwargs):
-        there.append(oldest & set(_store(tmp_path)))
-        if len(there) == 1:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return savez(*args, **kwargs)
-    monkeypatch.setattr(np, 'savez', full_once)
+    there = []
+    _full_disk_once(monkeypatch, lambda: there.append(oldest & set(_store(tmp_path))))
     save_checkpoint(tmp_path, agent, replay, {}, keep=3)
     assert there == [oldest, set()]                         # gone before the second try
     assert len(list_checkpoints(tmp_path)) == 3
@@ -414,7 +413,6 @@ def test_a_full_disk_after_resuming_from_an_older_checkpoint_keeps_what_it_needs
     Retiring that one deleted the segments the new checkpoint shares with it: the retry
     failed and no checkpoint loaded. Nothing is retired while no newer checkpoint loads.
     """
-    import errno
     from sole_r1_ros.rl.replay import SEGMENT_FRAMES
     agent, replay = _big(capacity=SEGMENT_FRAMES + 400)
     _many_frames(replay, 0, SEGMENT_FRAMES + 300)
@@ -425,14 +423,7 @@ def test_a_full_disk_after_resuming_from_an_older_checkpoint_keeps_what_it_needs
     agent2, resumed = _big(capacity=SEGMENT_FRAMES + 400)
     assert restore(load_latest(tmp_path), agent2, resumed) == {'n': 0}
     _many_frames(resumed, 2, 10, seed=2)
-    savez, calls = np.savez, []
-
-    def full_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise OSError(errno.ENOSPC, 'No space left on device')
-        return savez(*args, **kwargs)
-    monkeypatch.setattr(np, 'savez', full_once)
+    _full_disk_once(monkeypatch)
     with pytest.raises(OSError, match='only one that loads'):
         save_checkpoint(tmp_path, agent2, resumed, {'n': 2}, keep=2)
     assert load_latest(tmp_path).counters == {'n': 0}     # still there
