@@ -93,6 +93,8 @@ class Checkpoint:
     replay_segments: Mapping[str, np.ndarray] = field(default_factory=dict)
     # a snapshot's: what ReplayBuffer.mark_saved takes once it is written
     replay_written: np.ndarray | None = None
+    # a snapshot's: the manifest entries (size, SHA-256) of the segments it names, not carries
+    replay_saved: Mapping[str, Any] = field(default_factory=dict)
 
 
 def recheck_segments(directory: str | os.PathLike, saved: Mapping[str, Any], count: int,
@@ -118,7 +120,7 @@ def recheck_segments(directory: str | os.PathLike, saved: Mapping[str, Any], cou
 
 
 def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, Any],
-             saved: Mapping[str, Any] | frozenset = frozenset()) -> Checkpoint:
+             saved: Mapping[str, Any] | None = None) -> Checkpoint:
     """Copy what a checkpoint holds, in memory: quick, so callers may hold their locks.
 
     Args:
@@ -127,10 +129,11 @@ def snapshot(agent: 'DrQAgent', replay: 'ReplayBuffer', counters: Mapping[str, A
         counters: the caller's loop state, kept as given.
         saved: image segments already on disk (``saved_segments``): not copied again.
     """
+    saved = dict(saved or {})
     arrays, replay_meta, segments, written = replay.checkpoint_state(saved)
     return Checkpoint(path=None, agent_state=agent.state_dict(), replay_arrays=arrays,
                       replay_meta=replay_meta, counters=dict(counters), replay_segments=segments,
-                      replay_written=written)
+                      replay_written=written, replay_saved=saved)
 
 
 def saved_segments(directory: str | os.PathLike) -> dict[str, dict[str, Any]]:
@@ -314,7 +317,6 @@ def _write_segments(root: Path, state: Checkpoint, written: list[Path]
         return {}
     store = root / _SEGMENTS
     store.mkdir(exist_ok=True)
-    known = saved_segments(root)
     entries: dict[str, dict[str, Any]] = {}
     for name in names:
         if name in state.replay_segments:
@@ -325,8 +327,8 @@ def _write_segments(root: Path, state: Checkpoint, written: list[Path]
             os.replace(tmp, final)
             written.append(final)
             entries[name] = {'size': final.stat().st_size, 'sha256': _sha256(final)}
-        elif name in known:
-            entries[name] = known[name]
+        elif name in state.replay_saved:
+            entries[name] = state.replay_saved[name]
         else:
             raise CheckpointError(f'image segment {name} is neither in the snapshot nor on disk '
                                   f'in {store}')
