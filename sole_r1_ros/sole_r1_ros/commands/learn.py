@@ -490,13 +490,21 @@ class _Session:
                   'finish)', flush=True)
 
     def run(self) -> int:
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return self._run()
+        finally:   # summary.json written: a second Ctrl-C during it was a KeyboardInterrupt.
+            # A run stopped by a signal ignores more of them on its way out, as it said.
+            for signum, handler in previous.items():
+                signal.signal(signum, signal.SIG_IGN if self.signals else handler)
+
+    def _run(self) -> int:
         import rclpy
         from rclpy.signals import SignalHandlerOptions
 
         from sole_r1_ros.bringup import NodeProcesses
         from sole_r1_ros.nodes.run_monitor import RunMonitorNode
         from sole_r1_ros.nodes.spin import BackgroundSpinner
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         # not sys.argv: its --remap FROM:=TO words are the nodes', and rcl warned of them
         rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
@@ -530,8 +538,6 @@ class _Session:
             self.monitor.close()
             self.monitor.destroy_node()
             rclpy.try_shutdown()
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         crashed = {n: c for n, c in exits.items() if c not in (0, -signal.SIGINT)}
         if crashed and not self.signals and code == 0:
             print(f'nodes ended badly: {crashed} (logs in {self.run_dir / "logs"})')
