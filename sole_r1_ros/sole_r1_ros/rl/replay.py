@@ -77,6 +77,11 @@ class LabelOutcome(enum.Enum):
     MISMATCH = 'mismatch'
 
 
+def _segments_of(frames: int) -> int:
+    """How many image segments ``frames`` slots take (the last one may be part full)."""
+    return -(-int(frames) // SEGMENT_FRAMES)
+
+
 class CheckpointState(NamedTuple):
     """``ReplayBuffer.checkpoint_state``: what a checkpoint of the buffer writes."""
 
@@ -227,7 +232,7 @@ class ReplayBuffer:
         # load), that count when a checkpoint last wrote it, and the name a loaded checkpoint
         # gave it. A segment is named by its last write and this buffer's token, drawn anew at
         # each load, so a name never stands for two contents.
-        segments = -(-self.config.capacity // SEGMENT_FRAMES)
+        segments = _segments_of(self.config.capacity)
         self._last_write = np.full(segments, -1, np.int64)
         self._saved_write = np.full(segments, -1, np.int64)
         self._loaded_names: list[str | None] = [None] * segments
@@ -567,7 +572,7 @@ class ReplayBuffer:
         with self._lock:
             arrays, meta = self._state_locked(with_images=False)
             size, files, new = self._size, {key: [] for key in self.image_keys}, {}
-            count = -(-size // SEGMENT_FRAMES)
+            count = _segments_of(size)
             for segment in range(count):
                 base = self._segment_name(segment)
                 rows = slice(segment * SEGMENT_FRAMES, min(size, (segment + 1) * SEGMENT_FRAMES))
@@ -595,7 +600,7 @@ class ReplayBuffer:
             if not self.image_keys:
                 return 0
             return sum(min(SEGMENT_FRAMES, self._size - segment * SEGMENT_FRAMES)
-                       for segment in range(-(-self._size // SEGMENT_FRAMES))
+                       for segment in range(_segments_of(self._size))
                        if self._last_write[segment] != self._saved_write[segment])
 
     def _segment_name(self, segment: int) -> str:
@@ -684,7 +689,7 @@ class ReplayBuffer:
         images given otherwise (``state_dict``'s, format 1's) are written by the next one.
         """
         files = meta.get('image_segments')
-        ours = -(-size // SEGMENT_FRAMES)
+        ours = _segments_of(size)
         if files is None or int(meta['segment_frames']) != SEGMENT_FRAMES:
             self._saved_write[:ours] = -2   # not on disk as this buffer cuts them
         if files is None:   # images in arrays

@@ -124,5 +124,21 @@ class FakeArm(Node):
             self.frames += 1
 
 
+def frames_taken(camera) -> list:
+    """The views of the frames a camera node took, in order, as it takes them.
+
+    A test that sends frames and other messages in an order waits for each to be taken: a
+    sensor-data reader keeps 5, and the camera's executor takes what waits on several topics
+    in its own order.
+    """
+    taken, on_frame = [], camera._on_frame
+
+    def counted(view, msg):
+        on_frame(view, msg)
+        taken.append(view)
+    camera._on_frame = counted
+    return taken
+
+
 def stamp_s(msg) -> float:
     return Time.from_msg(msg.header.stamp).nanoseconds * 1e-9

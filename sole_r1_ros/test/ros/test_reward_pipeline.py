@@ -27,7 +27,7 @@ from sole_r1_ros.nodes.camera_node import CameraNode  # noqa: E402
 from sole_r1_ros.image_msgs import array_to_image  # noqa: E402
 from sole_r1_ros.nodes.reward_node import RewardNode  # noqa: E402
 from sole_r1_ros.reward import protocol, register_backend  # noqa: E402
-from fakes import own_name, ROSOUT_QOS  # noqa: E402
+from fakes import frames_taken, own_name, ROSOUT_QOS  # noqa: E402
 import slow_backends  # noqa: E402
 
 register_backend('slow-oracle', 'slow_backends:SlowOracleBackend')
@@ -212,27 +212,12 @@ def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_gra
         slow_backends.RELEASE.set()
 
 
-def _frames_taken(camera: CameraNode) -> list:
-    """The stamps (s) of the frames ``camera`` took, in order, as it takes them.
-
-    A test that sends frames and episodes in an order waits for each to be taken: a sensor-data
-    reader keeps 5, and the camera's executor takes what waits on two topics in its own order.
-    """
-    taken, on_frame = [], camera._on_frame
-
-    def counted(view, msg):
-        on_frame(view, msg)
-        taken.append(msg.header.stamp.sec)
-    camera._on_frame = counted
-    return taken
-
-
 def test_malformed_images_are_logged_and_skipped_while_the_camera_node_keeps_serving(ros_graph):
     camera = ros_graph.add(CameraNode(
         context=ros_graph.context, cli_args=own_name('camera_node_malformed'),
         parameter_overrides=[Parameter('use_wrist', value=False), Parameter('stride', value=2),
                              Parameter('min_gap', value=1)]))
-    taken = _frames_taken(camera)
+    taken = frames_taken(camera)
     probe = ros_graph.probe()
     out, logs = _Sink(), _Sink()
     probe.create_subscription(RewardQuery, 'sole_r1/query', out, 10)
@@ -273,7 +258,7 @@ def _camera_with_episodes(ros_graph, **params) -> tuple:
     camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('use_wrist', value=False),
         *[Parameter(name, value=value) for name, value in params.items()]]))
-    taken = _frames_taken(camera)
+    taken = frames_taken(camera)
     probe = ros_graph.probe()
     out = _Sink()
     probe.create_subscription(RewardQuery, 'sole_r1/query', out, 50)

@@ -140,7 +140,7 @@ def test_a_wrist_view_without_its_own_self_filter_is_named_with_the_ways_out(ros
     """
     from rcl_interfaces.msg import Log
 
-    from fakes import ROSOUT_QOS
+    from fakes import frames_taken, ROSOUT_QOS
     camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=[
         Parameter('erase_robot', value=True), Parameter('use_wrist', value=True),
         Parameter('stride', value=1), Parameter('min_gap', value=1)]))
@@ -153,12 +153,7 @@ def test_a_wrist_view_without_its_own_self_filter_is_named_with_the_ways_out(ros
                                 'camera/external/robot_mask')}
     assert ros_graph.wait_for(lambda: all(p.get_subscription_count() > 0
                                           for p in publishers.values()))
-    pictures, on_frame = [], camera._on_frame
-
-    def counted(view, msg):
-        on_frame(view, msg)
-        pictures.append(view)
-    camera._on_frame = counted
+    pictures = frames_taken(camera)
     frame = np.full((24, 24, 3), 90, np.uint8)
     for step in range(20):   # a set at a time, its pictures taken before the next: no mask lost
         for topic, publisher in publishers.items():
