@@ -183,7 +183,8 @@ def _check_run_dir(request: LearnRequest) -> bool:
         ValueError: not a writable directory, a run there without --resume, --resume without a
             run to resume (or with only unreadable checkpoints) without --fresh.
     """
-    from sole_r1_ros.rl.checkpoint import CheckpointError, list_checkpoints, verify_checkpoint
+    from sole_r1_ros.rl.checkpoint import (
+        CheckpointError, list_checkpoints, verify_checkpoint, verify_resumable)
     run_dir = request.run_dir
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f'--run-dir {run_dir} is a file, not a directory')
@@ -219,6 +220,15 @@ def _check_run_dir(request: LearnRequest) -> bool:
             return True
         except CheckpointError as exc:
             problems.append(f'{path.name}: {exc}')
+    for path in checkpoints:   # the learner loads the newest of these without the damaged
+        try:
+            damaged = verify_resumable(path)
+        except CheckpointError:
+            continue
+        print(f'sole-r1 learn: warning: no checkpoint in {run_dir} verifies in full; '
+              f'resuming from {path.name} without the frames of {len(damaged)} damaged '
+              f'image segments ({"; ".join(damaged.values())})', file=sys.stderr, flush=True)
+        return True
     raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
                      f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
                      'start over (the unreadable checkpoints are kept)')

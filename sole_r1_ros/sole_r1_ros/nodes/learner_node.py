@@ -103,6 +103,11 @@ class LearnerNode(LifecycleNode):
                 stamp_tolerance_s=0.5 / c['loop'].control_rate_hz, meaning=_meaning(c))
             if node.resume and learner.resume():
                 self.get_logger().info(f'resumed from checkpoint: {learner.counters()}')
+                if learner.evicted_frames:
+                    self.get_logger().warning(
+                        f'resumed without {learner.evicted_frames} replay frames: their image '
+                        'segments were damaged on disk (the run and the rest of the replay go '
+                        'on)')
             elif node.resume:   # a relative run_dir from another folder would land here too
                 self.get_logger().warning(
                     f'no checkpoint in {Path(node.run_dir, "checkpoints").resolve()}: a new '

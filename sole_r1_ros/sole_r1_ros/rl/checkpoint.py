@@ -95,6 +95,11 @@ class Checkpoint:
     replay_written: np.ndarray | None = None
     # a snapshot's: the manifest entries (size, SHA-256) of the segments it names, not carries
     replay_saved: Mapping[str, Any] = field(default_factory=dict)
+    # a read checkpoint's image segments that are missing or damaged on disk (name -> why),
+    # loaded only with ``evict_damaged``: ``restore`` drops their frames from the buffer
+    damaged_segments: Mapping[str, str] = field(default_factory=dict)
+    # set by ``restore``: the frames those segments held, dropped
+    evicted_frames: int = 0
 
 
 def recheck_segments(directory: str | os.PathLike, saved: Mapping[str, Any], count: int,
@@ -424,8 +429,13 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     return [path for _, path in _numbered(root)] if root.is_dir() else []
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+def load_checkpoint(path: str | os.PathLike, evict_damaged: bool = False) -> Checkpoint:
     """Read and verify one checkpoint directory.
+
+    Args:
+        evict_damaged: load it even if some of its image segments are missing or damaged
+            (``damaged_segments``): ``restore`` then drops their frames from the buffer. All of
+            them gone is still an error (the segments folder was not copied, say).
 
     Raises:
         CheckpointError: a file is missing, truncated, fails its checksum or does not parse.
@@ -433,8 +443,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     import torch
 
     path = Path(path)
+    damaged: dict[str, str] = {}
     try:
-        verify_checkpoint(path)
+        if evict_damaged:
+            damaged = verify_resumable(path)
+        else:
+            verify_checkpoint(path)
         meta = json.loads((path / 'meta.json').read_text())
         if meta.get('format_version') not in _READABLE_FORMATS:
             raise CheckpointError(f'format version {meta.get("format_version")} is not one of '
@@ -443,15 +457,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         with np.load(path / 'replay.npz', allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
         files = meta['replay'].get('image_segments') or {}
+        names = [name for view in files.values() for name in view]
         segments = _SegmentFiles(path.parent / _SEGMENTS,
-                                 [name for view in files.values() for name in view])
+                                 [name for name in names if name not in damaged])
     except CheckpointError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
     except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f'{path}: unreadable checkpoint ({exc})') from exc
     return Checkpoint(path=path, agent_state=agent_state, replay_arrays=arrays,
                       replay_meta=meta['replay'], counters=meta['counters'],
-                      replay_segments=segments)
+                      replay_segments=segments, damaged_segments=damaged)
 
 
 class _SegmentFiles(Mapping):
@@ -476,6 +491,7 @@ def verify_checkpoint(path: str | os.PathLike, segments: bool = True) -> None:
     """Check every file of a checkpoint against its manifest (size, SHA-256), unparsed.
 
     Args:
+        path: the checkpoint's directory.
         segments: also the image segments it names (all of the buffer's images: slow).
 
     Raises:
@@ -484,27 +500,91 @@ def verify_checkpoint(path: str | os.PathLike, segments: bool = True) -> None:
     path = Path(path)
     try:
         manifest = json.loads((path / _MANIFEST).read_text())
-        files = [(name, path / name, manifest[name]) for name in _FILES]
+        for name in _FILES:
+            problem = _file_problem(name, path / name, manifest[name])
+            if problem:
+                raise CheckpointError(problem)
         if segments:
-            files += [(name, path.parent / _SEGMENTS / name, entry)
-                      for name, entry in manifest.get('segments', {}).items()]
-        for name, file, entry in files:
-            if not file.exists() and file.parent.name == _SEGMENTS:
-                raise CheckpointError(
-                    f"image segment {name} is missing from {file.parent}: the replay's images "
-                    'are kept there, shared by the checkpoints; copy that folder with a '
-                    'checkpoint')
-            size = file.stat().st_size
-            if size != entry['size']:
-                raise CheckpointError(f'{name} has {size} bytes, manifest says {entry["size"]}')
-            if _sha256(file) != entry['sha256']:
-                raise CheckpointError(f'{name} fails its SHA-256 checksum')
+            for name, entry in manifest.get('segments', {}).items():
+                problem = _file_problem(name, path.parent / _SEGMENTS / name, entry)
+                if problem:
+                    raise CheckpointError(problem)
     except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CheckpointError(f'unreadable checkpoint ({exc})') from exc
 
 
-def load_latest(directory: str | os.PathLike) -> Checkpoint:
+def damaged_segments(path: str | os.PathLike) -> dict[str, str]:
+    """The image segments a checkpoint names that are missing or fail their size or SHA-256.
+
+    The checkpoints share one copy of each segment, so one damaged while no learner ran (a
+    disk error, a file deleted by hand) makes every checkpoint naming it fail to verify; a
+    resume can still load the newest with that segment's frames dropped.
+
+    Returns:
+        Each such segment's file name and what is wrong with it; empty when all verify.
+
+    Raises:
+        CheckpointError: the manifest is missing or does not parse.
+    """
+    path = Path(path)
+    try:
+        entries = _manifest_segments(path)
+        damaged = {}
+        for name, entry in entries.items():
+            try:
+                problem = _file_problem(name, path.parent / _SEGMENTS / name, entry)
+            except OSError as exc:
+                problem = f'{name} is unreadable ({exc})'
+            if problem:
+                damaged[name] = problem
+        return damaged
+    except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CheckpointError(f'unreadable checkpoint ({exc})') from exc
+
+
+def verify_resumable(path: str | os.PathLike) -> dict[str, str]:
+    """Check what a load with ``evict_damaged`` needs; return the damaged image segments.
+
+    Its own files must verify, and some of its image segments: with all of them missing or
+    damaged there is no replay left to resume (a checkpoint copied without its segments, most
+    likely), which is an error, not a run to go on with.
+
+    Raises:
+        CheckpointError: one of its own files fails, or every image segment does.
+    """
+    verify_checkpoint(path, segments=False)
+    damaged = damaged_segments(path)
+    if damaged and len(damaged) == len(_manifest_segments(Path(path))):
+        raise CheckpointError(f'every image segment is missing or damaged: '
+                              f'{next(iter(damaged.values()))}')
+    return damaged
+
+
+def _manifest_segments(path: Path) -> dict[str, Any]:
+    return json.loads((path / _MANIFEST).read_text()).get('segments', {})
+
+
+def _file_problem(name: str, file: Path, entry: Mapping[str, Any]) -> str | None:
+    """What is wrong with one file of a checkpoint against its manifest entry, or None."""
+    if not file.exists() and file.parent.name == _SEGMENTS:
+        return (f"image segment {name} is missing from {file.parent}: the replay's images "
+                'are kept there, shared by the checkpoints; copy that folder with a checkpoint')
+    size = file.stat().st_size
+    if size != entry['size']:
+        return f'{name} has {size} bytes, manifest says {entry["size"]}'
+    if _sha256(file) != entry['sha256']:
+        return f'{name} fails its SHA-256 checksum'
+    return None
+
+
+def load_latest(directory: str | os.PathLike, evict_damaged: bool = False) -> Checkpoint:
     """Load the newest checkpoint that verifies; corrupt or partial ones are skipped, logged.
+
+    Args:
+        directory: the checkpoints' directory.
+        evict_damaged: when none verifies in full, load the newest whose own files do, the
+            frames of its missing or damaged image segments dropped (``load_checkpoint``), so
+            a segment damaged at rest costs those frames, not the run.
 
     Raises:
         CheckpointError: there is no checkpoint, or none verifies (the last failure chained).
@@ -518,21 +598,39 @@ def load_latest(directory: str | os.PathLike) -> Checkpoint:
             error = exc
     if error is None:
         raise CheckpointError(f'no checkpoint in {directory}')
+    for path in list_checkpoints(directory) if evict_damaged else []:
+        try:
+            checkpoint = load_checkpoint(path, evict_damaged=True)
+        except CheckpointError as exc:
+            error = exc
+            continue
+        _LOG.warning('no checkpoint verifies in full; loading %s without its damaged image '
+                     'segments, whose frames are dropped: %s', path.name,
+                     '; '.join(checkpoint.damaged_segments.values()))
+        return checkpoint
     raise CheckpointError(f'no valid checkpoint in {directory}') from error
 
 
 def restore(checkpoint: Checkpoint, agent: 'DrQAgent', replay: 'ReplayBuffer') -> dict[str, Any]:
     """Load ``checkpoint`` into ``agent`` and ``replay``; return the saved counters.
 
+    The frames of its damaged image segments, if loaded with ``evict_damaged``, are dropped
+    from the buffer (counted in ``checkpoint.evicted_frames``).
+
     Raises:
         CheckpointError: the checkpoint does not fit this agent or buffer.
     """
     try:
         agent.load_state_dict(checkpoint.agent_state)
-        replay.load_state_dict(checkpoint.replay_arrays, checkpoint.replay_meta,
-                               checkpoint.replay_segments)
+        checkpoint.evicted_frames = replay.load_state_dict(
+            checkpoint.replay_arrays, checkpoint.replay_meta, checkpoint.replay_segments,
+            evict=checkpoint.damaged_segments)
     except (KeyError, ValueError, OSError) as exc:
         raise CheckpointError(f'{checkpoint.path} does not fit: {exc}') from exc
+    if checkpoint.evicted_frames:
+        _LOG.warning('restored checkpoint %s with %d frames dropped from the replay (their '
+                     'image segments were damaged)', checkpoint.path.name,
+                     checkpoint.evicted_frames)
     _LOG.info('restored checkpoint %s (%s)', checkpoint.path.name, checkpoint.counters)
     return dict(checkpoint.counters)
 

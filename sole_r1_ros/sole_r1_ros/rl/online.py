@@ -64,6 +64,7 @@ class OnlineLearner:
         self._checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else None
         self._keep = keep_checkpoints
         self.last_saved_frames = 0   # frames the last checkpoint wrote (its new image segments)
+        self.evicted_frames = 0   # frames a resume dropped: their image segments were damaged
         self._recheck_from = 0       # the next saved image segment whose checksum is checked
         self._tolerance_ns = int(stamp_tolerance_s * 1e9)
         self._lock = threading.Lock()
@@ -233,7 +234,9 @@ class OnlineLearner:
         """Restore the newest valid checkpoint; False when there is none to restore.
 
         The episode that was running when the checkpoint was written is closed: the next
-        ``start_episode`` gets a new index, so no transition is stored or labelled twice.
+        ``start_episode`` gets a new index, so no transition is stored or labelled twice. When
+        no checkpoint verifies in full because image segments they share are damaged, the
+        newest is restored without those segments' frames (``evicted_frames`` says how many).
 
         Raises:
             CheckpointError: checkpoints exist but none can be read or fits this learner.
@@ -241,9 +244,10 @@ class OnlineLearner:
         """
         if self._checkpoint_dir is None or not list_checkpoints(self._checkpoint_dir):
             return False
-        checkpoint = load_latest(self._checkpoint_dir)
+        checkpoint = load_latest(self._checkpoint_dir, evict_damaged=True)
         self._check_meaning(checkpoint.counters.get('meaning') or {})
         counters = restore(checkpoint, self.agent, self.replay)
+        self.evicted_frames = checkpoint.evicted_frames
         self.episode_index = int(counters['episode_index'])
         self.env_steps = int(counters['env_steps'])
         self.episodes_done = int(counters['episodes_done'])

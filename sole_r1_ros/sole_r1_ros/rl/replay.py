@@ -631,13 +631,21 @@ class ReplayBuffer:
         return arrays, meta
 
     def load_state_dict(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any],
-                        segments: Mapping[str, np.ndarray] | None = None) -> None:
+                        segments: Mapping[str, np.ndarray] | None = None,
+                        evict: Container[str] = ()) -> int:
         """Restore what ``state_dict`` or ``checkpoint_state`` returned into a like buffer.
 
         Args:
+            arrays: the saved arrays.
+            meta: the saved metadata.
             segments: with ``checkpoint_state``'s metadata, each image segment by file name
                 (read one at a time: a memory map of the file does, so the buffer is never
                 held twice).
+            evict: image segments' file names that are lost (damaged on disk): the frames of
+                their slots are dropped, as if evicted, and the slots wait to be written again.
+
+        Returns:
+            The frames dropped for ``evict``.
 
         Raises:
             ValueError: the saved buffer has another capacity, shape or set of views.
@@ -652,7 +660,7 @@ class ReplayBuffer:
         with self._lock:
             self._reset_bookkeeping()
             size = int(meta['size'])
-            in_segments = self._load_segments(meta, segments or {}, size)
+            in_segments, lost = self._load_segments(meta, segments or {}, size, evict)
             for name, value in self._arrays.items():
                 if name in in_segments:
                     value[size:] = self._empty_value(value)
@@ -679,29 +687,60 @@ class ReplayBuffer:
                                   arrays['early/progress'].tolist(),
                                   arrays['early/stamp'].tolist()):
                 self._early[(e, s)] = (p, t)
+            evicted = sum(self._drop_segment(segment) for segment in lost)
             self._version += 1
+        return evicted
+
+    def _drop_segment(self, segment: int) -> int:
+        """Evict the frames of a lost image segment; returns how many; the caller holds the lock.
+
+        Its slots keep their place in the ring and are written again when the cursor comes
+        round; windows that cross them are not sampleable (their frames' links are cut), and a
+        label for one of their frames is dropped.
+        """
+        rows = range(segment * SEGMENT_FRAMES,
+                     min(self._size, (segment + 1) * SEGMENT_FRAMES))
+        occupied = [slot for slot in rows if self._arrays['episode'][slot] >= 0]
+        for slot in occupied:
+            self._evict(slot)
+        for key in self.image_keys:
+            self._arrays[_IMAGE_PREFIX + key][rows.start:rows.stop] = 0
+        # a new name (the load's token, write count 0, which no write after a load gives),
+        # unsaved until a checkpoint writes it
+        self._loaded_names[segment] = None
+        self._saved_write[segment] = -2
+        return len(occupied)
 
     def _load_segments(self, meta: Mapping[str, Any], segments: Mapping[str, np.ndarray],
-                       size: int) -> set[str]:
-        """Copy the image segments ``meta`` names into the arrays; returns the arrays filled.
+                       size: int, evict: Container[str] = ()) -> tuple[set[str], set[int]]:
+        """Copy the image segments ``meta`` names into the arrays.
 
         Keeps their names, so the next checkpoint shares the segments nothing was written to;
         images given otherwise (``state_dict``'s, format 1's) are written by the next one.
+
+        Returns:
+            The arrays filled, and the segments (as this buffer cuts them) one of whose views'
+            files is in ``evict``.
         """
         files = meta.get('image_segments')
         ours = _segments_of(size)
         if files is None or int(meta['segment_frames']) != SEGMENT_FRAMES:
             self._saved_write[:ours] = -2   # not on disk as this buffer cuts them
         if files is None:   # images in arrays
-            return set()
+            return set(), set()
         per = int(meta['segment_frames'])
         count = -(-size // per)
+        lost: set[int] = set()
         for key in self.image_keys:
             names = files[key]
             if len(names) != count:
                 raise ValueError(f'{len(names)} image segments of {key!r} for {size} frames')
             for segment, name in enumerate(names):
                 rows = slice(segment * per, min(size, (segment + 1) * per))
+                if name in evict:
+                    lost.update(range(rows.start // SEGMENT_FRAMES,
+                                      _segments_of(rows.stop)))
+                    continue
                 data = segments[name]
                 if data.shape != self._arrays[_IMAGE_PREFIX + key][rows].shape:
                     raise ValueError(f'image segment {name} has shape {data.shape}')
@@ -709,7 +748,7 @@ class ReplayBuffer:
         if per == SEGMENT_FRAMES and self.image_keys:   # kept where segments are cut alike
             bases = [name.split('-', 1)[1][:-len('.npy')] for name in files[self.image_keys[0]]]
             self._loaded_names[:len(bases)] = bases
-        return {_IMAGE_PREFIX + key for key in self.image_keys}
+        return {_IMAGE_PREFIX + key for key in self.image_keys}, lost
 
     @staticmethod
     def _empty_value(value: np.ndarray) -> Any:

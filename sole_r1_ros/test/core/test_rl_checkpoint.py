@@ -541,3 +541,93 @@ def test_views_whose_names_clean_alike_keep_their_own_segments():
     segments = replay.checkpoint_state().segments
     assert len(segments) == len(keys)
     assert sorted(int(a.max()) for a in segments.values()) == list(range(len(keys)))
+
+
+def _damage(segment: Path) -> None:
+    data = bytearray(segment.read_bytes())
+    data[-7] ^= 0x10                                      # the size unchanged
+    segment.write_bytes(bytes(data))
+
+
+def test_a_segment_damaged_at_rest_costs_its_frames_not_the_run(tmp_path, capsys):
+    """Every checkpoint shares the old segments: one damaged while no learner ran failed them all.
+
+    The run then could not resume at all. Now the newest loads without that segment's frames:
+    they are dropped as if evicted, no window over them is sampled, a late label for one is
+    dropped, and the next checkpoint verifies in full again.
+    """
+    from sole_r1_ros.commands.learn import _check_run_dir, LearnRequest
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+    root = tmp_path / 'run' / 'checkpoints'
+    agent, replay = _big()
+    _many_frames(replay, 0, 2 * SEGMENT_FRAMES + 100)     # segments 0 and 1 full, 2 begun
+    save_checkpoint(root, agent, replay, {'n': 0}, keep=2)
+    _many_frames(replay, 1, 50, seed=1)
+    save_checkpoint(root, agent, replay, {'n': 1}, keep=2)
+    [damaged] = (root / 'replay-segments').glob('0_external-000001-*.npy')
+    _damage(damaged)
+    with pytest.raises(CheckpointError, match='no valid checkpoint'):
+        load_latest(root)                                 # both checkpoints name it
+    assert _check_run_dir(LearnRequest(goal='g', run_dir=tmp_path / 'run', resume=True))
+    assert 'without the frames of 1 damaged image segments' in capsys.readouterr().err
+
+    checkpoint = load_latest(root, evict_damaged=True)
+    assert checkpoint.path.name == 'ckpt-00000001'
+    assert list(checkpoint.damaged_segments) == [damaged.name]
+    agent2, resumed = _big()
+    assert restore(checkpoint, agent2, resumed) == {'n': 1}
+    assert checkpoint.evicted_frames == SEGMENT_FRAMES
+    lost = slice(SEGMENT_FRAMES, 2 * SEGMENT_FRAMES)
+    before, after = replay.state_dict()[0], resumed.state_dict()[0]
+    assert (after['episode'][lost] == -1).all()
+    assert not after['image/wrist'][lost].any()           # both views of a lost frame go
+    for name in ('episode', 'image/external', 'progress'):
+        np.testing.assert_array_equal(after[name][:SEGMENT_FRAMES - 1],
+                                      before[name][:SEGMENT_FRAMES - 1], err_msg=name)
+        np.testing.assert_array_equal(after[name][2 * SEGMENT_FRAMES:],
+                                      before[name][2 * SEGMENT_FRAMES:], err_msg=name)
+    mask = resumed._sampleable_mask()
+    assert mask[:SEGMENT_FRAMES - 2].all()
+    assert not mask[SEGMENT_FRAMES - 2:2 * SEGMENT_FRAMES].any()
+    assert resumed.stats()['sampleable'] == replay.stats()['sampleable'] - SEGMENT_FRAMES - 2
+    assert resumed.label(0, SEGMENT_FRAMES + 5, 50.0) is LabelOutcome.DROPPED
+    assert resumed.unsaved_frames() == SEGMENT_FRAMES     # its slots are written anew
+
+    save_checkpoint(root, agent2, resumed, {'n': 2}, keep=2)
+    agent3, third = _big()
+    assert restore(load_latest(root), agent3, third) == {'n': 2}   # verifies in full
+    assert_same_replay(resumed, third)
+
+
+def test_a_checkpoint_whose_segments_are_all_gone_is_not_resumed_empty(tmp_path):
+    """Copied without replay-segments/: resuming with no replay would hide the mistake."""
+    agent, replay = build()
+    fill(agent, replay)
+    save_checkpoint(tmp_path, agent, replay, {})
+    for segment in (tmp_path / 'replay-segments').iterdir():
+        segment.unlink()
+    with pytest.raises(CheckpointError, match='no valid checkpoint') as info:
+        load_latest(tmp_path, evict_damaged=True)
+    assert 'every image segment is missing' in str(info.value.__cause__)
+    assert 'copy that folder' in str(info.value.__cause__)
+
+
+def test_a_learner_resumes_past_a_damaged_segment_and_says_how_many_frames_it_lost(tmp_path):
+    from sole_r1_ros.rl.online import OnlineLearner
+    from sole_r1_ros.rl.replay import SEGMENT_FRAMES
+
+    def learner() -> OnlineLearner:
+        return OnlineLearner(CONFIG, ReplayConfig(capacity=2 * SEGMENT_FRAMES,
+                                                  min_labelled=10**9), 3, 2,
+                             checkpoint_dir=tmp_path)
+    first = learner()
+    first.start_episode('a')
+    image = np.zeros((3, 16, 16), np.uint8)
+    for t in range(SEGMENT_FRAMES + 76):
+        first.record({'state': np.zeros(3, np.float32), 'external': image, 'wrist': image},
+                     np.zeros(2, np.float32), (t + 1) * 10**8)
+    first.save()
+    _damage(next((tmp_path / 'replay-segments').glob('1_wrist-000001-*.npy')))
+    second = learner()
+    assert second.resume() and second.evicted_frames == 76
+    assert second.env_steps == first.env_steps
