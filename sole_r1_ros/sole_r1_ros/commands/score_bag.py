@@ -1,7 +1,9 @@
 """``sole-r1 score-bag BAG --goal TEXT``: score every episode of a recorded bag offline.
 
-Episodes are split at the bag's ``episode`` messages and scored together, one backend batch per
-query index across episodes (the batching the reward node does live).
+Episodes are split at the bag's ``episode`` messages and scored ``--episodes-at-once`` at a
+time, one backend batch per query index across them (the batching the reward node does live),
+as the bag is read: a bag of any length is scored in the memory of that many episodes' shown
+frames.
 """
 import argparse
 import json
@@ -33,6 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument('--num-queries', type=positive_int,
                        help='evenly spaced queries per episode (default 10)')
     group.add_argument('--stride', type=positive_int, help='query every K-th frame (and the last)')
+    parser.add_argument('--episodes-at-once', type=positive_int, default=64,
+                        help='most episodes scored together, one backend batch per query index '
+                        'across them')
+    parser.add_argument('--frames-memory-gb', type=float, default=2.0,
+                        help='fewer episodes are scored together once their shown frames take '
+                        'this much memory (at 640x480 an episode of 10 queries and two views '
+                        'takes 20 MB; every second frame of 250, 230 MB)')
     add_reward_arguments(parser, oracle="a simulator's ground truth recorded on --truth-topic "
                          '(simulated runs only: to measure a reward model against the truth '
                          "on a learner's own episodes, or as a stand-in teacher in experiments)")
@@ -65,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.recording import read_camera_episodes, UNMARKED_EPISODE
     config = reward_config(args)
     check_writable(args.out, args.plot)
+    if not args.frames_memory_gb > 0:
+        raise ValueError(f'--frames-memory-gb must be > 0, got {args.frames_memory_gb}')
     if args.erased_labelled_out and not args.erase_robot:
         raise ValueError('--erased-labelled-out writes the frames with the robot erased: pass '
                          '--erase-robot (the bag needs the robot masks)')
@@ -102,33 +113,37 @@ def run(args: argparse.Namespace) -> int:
     num_queries = None if args.stride else (args.num_queries or 10)
     steps = [offline_query_steps(len(r.external), num_queries, args.stride) for r in recorded]
     pair = bool(config.erased_model)
-    # The frames the queries show, decoded; with --erase-robot every frame passes the eraser
-    # (a fixed camera's background memory), and a pair reads the external view erased only.
-    pictures, erased = _shown_frames(args, recorded, steps,
-                                     erase_wrist=not pair or bool(args.erased_labelled_out))
     total = sum(len(s) for s in steps)
     journal = AnswerJournal(f'{args.out}.answers.jsonl', {
         'bag': os.path.abspath(str(args.bag)), 'goal': goal, 'steps': steps,
         'episodes': [r.episode_id for r in recorded], 'reward': config_digest(config)})
     answered = journal.resume('score-bag', total)
     with make_engine(config) as engine, tqdm(total=total, desc='scoring', unit='query') as bar:
-        if (engine.robot_erased or engine.erased_beside) and erased is None:
+        if (engine.robot_erased or engine.erased_beside) and not args.erase_robot:
             raise ValueError(f'{engine.model_id} reads frames with the robot erased: pass '
                              '--erase-robot (the bag needs the robot masks)')
-        # The model scores the frames it was trained on; --labelled-out gets --erase-robot's.
-        episodes = [EpisodeFrames(
-            episode_id=r.episode_id, goal=goal, external=views[0], wrist=views[1],
-            query_steps=query_steps, privileged_progress=r.truth if oracle else None,
-            erased_external=erased[i][0] if engine.erased_beside else None)
-            for i, (r, views, query_steps) in enumerate(zip(
-                recorded, erased if engine.robot_erased else pictures, steps))]
-        results = score_episodes(engine, episodes, on_batch=journal.progress(bar),
-                                 answered=answered)
+        # The frames the queries show, decoded as the bag is read; with --erase-robot every
+        # frame passes the eraser (a fixed camera's background memory), and a pair reads the
+        # external view erased only. The model scores the frames it was trained on;
+        # --labelled-out gets --erase-robot's.
+        shown = _shown_frames(args, recorded, steps,
+                              erase_wrist=not pair or bool(args.erased_labelled_out))
+        results = []
+        for chunk in _batches(shown, args.episodes_at_once, args.frames_memory_gb * 1e9):
+            episodes = [EpisodeFrames(
+                episode_id=recorded[i].episode_id, goal=goal,
+                external=(erased if engine.robot_erased else views)[0],
+                wrist=(erased if engine.robot_erased else views)[1], query_steps=steps[i],
+                privileged_progress=recorded[i].truth if oracle else None,
+                erased_external=erased[0] if engine.erased_beside else None)
+                for i, views, erased in chunk]
+            results += score_episodes(engine, episodes, on_batch=journal.progress(bar),
+                                      answered=answered)
+            del chunk, episodes
         model_id = engine.model_id
         scored = ('robot erased' if engine.robot_erased else
                   'pictures, and the external view erased beside them' if engine.erased_beside
                   else 'pictures')
-    del episodes, pictures, erased
     report = _report(args, goal, model_id, recorded, results)
     report['scored_frames'] = scored
     report['recovery'] = notes
@@ -229,23 +244,37 @@ def _report(args, goal: str, model_id: str, recorded, results) -> dict[str, Any]
             'temperature': args.temperature, 'episodes': out}
 
 
-def _shown_frames(args, recorded: list, steps: list[list[int]], erase_wrist: bool
-                  ) -> tuple[list, list | None]:
-    """Each episode's (external, wrist) frames, decoded only where a query shows them.
+def _shown_frames(args, recorded: list, steps: list[list[int]], erase_wrist: bool):
+    """Yield each episode's index, (external, wrist) frames and erased ones, in order.
 
-    The other entries are None (``score_episodes`` reads step 0 and the query steps). With
-    ``--erase-robot`` also the erased frames (wrist too when ``erase_wrist``), made from every
-    frame in time order; else None.
+    Frames are decoded only where a query shows them; the other entries are None
+    (``score_episodes`` reads step 0 and the query steps). With ``--erase-robot`` also the
+    erased frames (wrist too when ``erase_wrist``), made from every frame in time order; else
+    None.
     """
     shown = [sorted({0, *s}) for s in steps]
     if not args.erase_robot:
-        return [views for _, _, views, _ in _episode_frames(args, recorded, shown)], None
-    pictures, erased = [], []
+        for index, _, views, _ in _episode_frames(args, recorded, shown):
+            yield index, views, None
+        return
     for index, _, views, erased_views in _episode_frames(args, recorded, erase=True,
                                                          erase_wrist=erase_wrist):
-        pictures.append(_only(views, shown[index]))
-        erased.append(_only(erased_views, shown[index]))
-    return pictures, erased
+        yield index, _only(views, shown[index]), _only(erased_views, shown[index])
+
+
+def _batches(shown, most: int, budget_bytes: float):
+    """``shown``'s episodes in lists of up to ``most``, ended early once over ``budget_bytes``."""
+    batch, held = [], 0
+    for item in shown:
+        batch.append(item)
+        held += sum(frame.nbytes for views in item[1:] if views is not None
+                    for frames in views if frames is not None
+                    for frame in frames if frame is not None)
+        if len(batch) == most or held >= budget_bytes:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
 
 
 def _only(views: tuple, indices: list[int]) -> tuple[list, list | None]:

@@ -492,3 +492,41 @@ def test_a_bag_rosbags_fails_on_midway_is_read_once_from_the_scan(tmp_path):
     assert 30 <= len(episode.external) < 40
     assert episode.stamps_ns == [(i + 1) * 10**9 for i in range(len(episode.external))]
     assert all(np.array_equal(f, frames[i]) for i, f in enumerate(episode.external))
+
+
+def test_score_bag_scores_a_few_episodes_at_a_time_as_the_bag_is_read(tmp_path, monkeypatch):
+    """Every episode's shown frames were decoded before the first query: 7 GB for an hour.
+
+    With ``--episodes-at-once 2``, each batch of two is scored before the next is decoded,
+    and the answers are those of scoring all six together.
+    """
+    pytest.importorskip('torch')
+    import json
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.commands import score_bag
+    from sole_r1_ros.recording import bag
+    _two_view_bag(tmp_path / 'bag', 24, [(1 + 4 * i, f'e{i}') for i in range(6)])
+    decoded, real = [], bag.image_to_rgb
+    monkeypatch.setattr(bag, 'image_to_rgb',
+                        lambda msg, **kw: decoded.append(msg) or real(msg, **kw))
+    calls, scoring = [], score_bag.score_episodes
+    monkeypatch.setattr(score_bag, 'score_episodes', lambda engine, episodes, **kw: (
+        calls.append((len(episodes), len(decoded))) or scoring(engine, episodes, **kw)))
+    args = ['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer', '--backend',
+            'compact', '--num-queries', '2']
+    assert main(args + ['--out', str(tmp_path / 'all.json')]) == 0
+    assert calls == [(6, 6 * 3 * 2)]             # frame 0 and 2 queries, two views
+    calls.clear(), decoded.clear()
+    assert main(args + ['--out', str(tmp_path / 'two.json'), '--episodes-at-once', '2']) == 0
+    # the next episode's first frame may be decoded before a batch is whole, no more
+    assert [n for n, _ in calls] == [2, 2, 2]
+    assert all(seen <= 2 * (k + 1) * 6 + 2 for k, (_, seen) in enumerate(calls)), calls
+
+    def progress(name: str) -> list:
+        return [e['progress'] for e in json.loads((tmp_path / name).read_text())['episodes']]
+    assert progress('two.json') == progress('all.json')
+    calls.clear()                                # a memory budget of one episode's frames
+    one_episode_gb = 3 * 2 * 96 * 128 * 3 / 1e9
+    assert main(args + ['--out', str(tmp_path / 'one.json'), '--frames-memory-gb',
+                        str(one_episode_gb)]) == 0
+    assert [n for n, _ in calls] == [1] * 6 and progress('one.json') == progress('all.json')
