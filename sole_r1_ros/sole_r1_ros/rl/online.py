@@ -217,8 +217,10 @@ class OnlineLearner:
         saved, self._recheck_from = recheck_segments(
             self._checkpoint_dir, saved_segments(self._checkpoint_dir), 4, self._recheck_from)
         with self._lock:   # a consistent copy in memory; the actor waits only for that
-            state = snapshot(self.agent, self.replay,
-                             {**self.counters(), 'meaning': self.meaning}, saved)
+            state = snapshot(self.agent, self.replay, {
+                **self.counters(), 'meaning': self.meaning,
+                'episode_names': [[name, index] for name, (index, _) in self._names.items()]},
+                saved)
         views = max(1, len(self.replay.image_keys))
         frames = sum(len(a) for a in state.replay_segments.values()) // views
         path = write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
@@ -234,7 +236,9 @@ class OnlineLearner:
         """Restore the newest valid checkpoint; False when there is none to restore.
 
         The episode that was running when the checkpoint was written is closed: the next
-        ``start_episode`` gets a new index, so no transition is stored or labelled twice. When
+        ``start_episode`` gets a new index, so no transition is stored or labelled twice. The
+        recent episodes' names are restored with their frames' stamps, so the reward model's
+        answers that were still on their way are applied, not dropped. When
         no checkpoint verifies in full because image segments they share are damaged, the
         newest is restored without those segments' frames (``evicted_frames`` says how many).
 
@@ -253,6 +257,10 @@ class OnlineLearner:
         self.episodes_done = int(counters['episodes_done'])
         self.learning_steps = int(counters['learning_steps'])
         self.episode_name, self.step = None, 0
+        # late answers for the episodes before the stop still find their frames
+        self._names = OrderedDict(
+            (name, (int(index), self.replay.episode_stamps(int(index))))
+            for name, index in counters.get('episode_names') or [])
         return True
 
     def _check_meaning(self, saved: dict[str, Any]) -> None:

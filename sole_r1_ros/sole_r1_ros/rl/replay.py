@@ -536,6 +536,14 @@ class ReplayBuffer:
             stats['inserted'] = self._counts['inserted']
         return stats
 
+    def episode_stamps(self, episode_id: int) -> dict[int, int]:
+        """The stored frames of ``episode_id``: stamp [ns] -> step (to match late labels)."""
+        with self._lock:
+            a, size = self._arrays, self._size
+            slots = np.flatnonzero(a['episode'][:size] == int(episode_id))
+            return {int(round(stamp * 1e9)): int(step)
+                    for stamp, step in zip(a['stamp'][slots].tolist(), a['step'][slots].tolist())}
+
     def pending_age(self, now: float) -> float:
         """Seconds the newest frames have waited for a label.
 

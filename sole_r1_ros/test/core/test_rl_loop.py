@@ -568,6 +568,10 @@ def test_online_learner_matches_labels_by_stamp_rejects_nan_and_resumes(tmp_path
     assert learner.save() is not None
     again = _learner(tmp_path)
     assert again.resume() and again.counters() == learner.counters()
+    # an answer still on its way at the stop finds its frame (it was dropped as unmatched)
+    assert again.label('ep', 1_105_000_000, 55.0) == LabelOutcome.APPLIED         # nearest
+    assert again.label('ep', 1_200_000_000, 99.0) == LabelOutcome.DUPLICATE
+    assert again.label('other', 1_200_000_000, 10.0) is None
     assert again.start_episode('next') == learner.episode_index + 1
 
 
