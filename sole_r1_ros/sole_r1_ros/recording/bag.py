@@ -270,7 +270,7 @@ def stream_frames(path: str | os.PathLike, wanted: Mapping[str, Collection[int]]
     notes = [] if notes is None else notes
     stamps = {topic: set(values) for topic, values in wanted.items()}
     given: set[tuple[str, int]] = set()
-    matching = _matcher(stamps)
+    matching, wanted_topic = _matcher(stamps, path)
 
     def frames(messages):
         for topic, msgtype, raw in messages:
@@ -282,9 +282,6 @@ def stream_frames(path: str | os.PathLike, wanted: Mapping[str, Collection[int]]
                 if stamp in stamps[name] and (name, stamp) not in given:
                     given.add((name, stamp))
                     yield name, stamp, image_to_rgb(msg)
-
-    def wanted_topic(topic: str) -> bool:
-        return bool(matching(topic))
     try:
         yield from frames(_read_messages(path, typestore, wanted_topic, notes))
     except _ReaderFailed:   # what was given is not given again
@@ -325,9 +322,10 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     """Each topic's messages in a bag as (header stamp [ns], message), in stamp order.
 
     Topics are matched by their last components, so '/robot1/joint_states' matches
-    'joint_states'. A bag whose writer was killed is read as far as it is readable; what was
-    skipped is said in ``notes`` (and logged). A topic the bag lacks maps to an empty list.
-    ``decode``: per topic, what to keep of each message instead of the message (a frame of an
+    'joint_states' (a bag with two such topics is refused: give the full name, '/robot1/...',
+    which matches exactly). A bag whose writer was killed is read as far as it is readable;
+    what was skipped is said in ``notes`` (and logged). A topic the bag lacks maps to an empty
+    list. ``decode``: per topic, what to keep of each message instead of the message (a frame of an
     image, so that the two are never held together). ``types``: per topic, the message types
     it may hold; another is refused with its name (a compressed camera topic, a wrong
     ``--episode-topic``), where it failed inside the decoding.
@@ -337,7 +335,7 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     """
     path, typestore = _open(path)
     notes = [] if notes is None else notes
-    matching = _matcher(topics)
+    matching, wanted_topic = _matcher(topics, path)
 
     def keep(messages) -> dict[str, list[tuple[int, Any]]]:
         read: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
@@ -353,13 +351,10 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
                 read[wanted].append((stamp, decode[wanted](msg) if decode and wanted in decode
                                      else msg))
         return read
-
-    def wanted(topic: str) -> bool:
-        return bool(matching(topic))
     try:
-        read = keep(_read_messages(path, typestore, wanted, notes))
+        read = keep(_read_messages(path, typestore, wanted_topic, notes))
     except _ReaderFailed:   # what rosbags gave is dropped: the scan reads it all again
-        read = keep(_scan_messages(path, wanted, notes))
+        read = keep(_scan_messages(path, wanted_topic, notes))
     for note in notes:
         logger.warning('%s', note)
     for messages in read.values():
@@ -376,11 +371,37 @@ def _open(path: str | os.PathLike):
     return path, make_typestore()
 
 
-def _matcher(topics):
-    """The wanted topics a bag's topic is, by their last components ('/robot1/x' is 'x')."""
+def _names_match(wanted: str, topic: str) -> bool:
+    """Whether a bag's ``topic`` is ``wanted``: '/x' exactly, 'x' by its last components."""
+    if wanted.startswith('/'):
+        return topic == wanted
+    return topic.strip('/') == wanted.strip('/') or topic.endswith('/' + wanted.strip('/'))
+
+
+def _matcher(topics, path):
+    """``matching(topic)``: the wanted topics a bag's topic is, one bag topic each; ``wanted``.
+
+    Two bag topics under one relative name (two robots' 'camera/external/image_raw' in one
+    bag) merged their messages into one stream; the second is now refused, naming both.
+    ``wanted(topic)`` only says whether a topic matches any (a filter for the readers).
+
+    Raises (``matching``):
+        ValueError: a second bag topic matches a relative name.
+    """
+    bound: dict[str, str] = {}
+
     def matching(topic: str) -> list[str]:
-        return [t for t in topics if topic == t or topic.endswith('/' + t.strip('/'))]
-    return matching
+        found = [t for t in topics if _names_match(t, topic)]
+        for name in found:
+            first = bound.setdefault(name, topic)
+            if first != topic:
+                raise ValueError(f'bag {path}: both {first} and {topic} match {name!r}: give '
+                                 f'the full name of the one to read (e.g. {first!r})')
+        return found
+
+    def wanted(topic: str) -> bool:
+        return any(_names_match(t, topic) for t in topics)
+    return matching, wanted
 
 
 def _nearest(stamps: np.ndarray, wanted: list[int], max_skew_ns: int) -> np.ndarray:

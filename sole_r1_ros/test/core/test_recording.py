@@ -530,3 +530,26 @@ def test_score_bag_scores_a_few_episodes_at_a_time_as_the_bag_is_read(tmp_path, 
     assert main(args + ['--out', str(tmp_path / 'one.json'), '--frames-memory-gb',
                         str(one_episode_gb)]) == 0
     assert [n for n, _ in calls] == [1] * 6 and progress('one.json') == progress('all.json')
+
+
+def test_two_robots_topics_under_one_relative_name_are_refused_not_merged(tmp_path, capsys):
+    """Matched by their last components, two robots' cameras were read as one stream."""
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.recording import read_topics
+    typestore = make_typestore()
+    writer = BagWriter(tmp_path / 'bag')
+    for sec in range(1, 5):
+        for robot, frame in (('robot1', _frames(1)[0]), ('robot2', _frames(2)[1])):
+            raw = typestore.serialize_cdr(_image(typestore, frame, sec), 'sensor_msgs/msg/Image')
+            writer.write(f'/{robot}/camera/external/image_raw', 'sensor_msgs/msg/Image',
+                         sec * 10**9, bytes(raw))
+    writer.close()
+    with pytest.raises(ValueError, match='both /robot1/camera/external/image_raw and '
+                       '/robot2/camera/external/image_raw match'):
+        read_topics(tmp_path / 'bag', ['camera/external/image_raw'])
+    read = read_topics(tmp_path / 'bag', ['/robot2/camera/external/image_raw',
+                                          'robot1/camera/external/image_raw'])
+    assert [len(v) for v in read.values()] == [4, 4]     # the full name, or enough of it
+    assert main(['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer',
+                 '--wrist-topic', '', '--out', str(tmp_path / 's.json')]) == 2
+    assert 'give the full name' in capsys.readouterr().err
