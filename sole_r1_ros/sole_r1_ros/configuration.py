@@ -25,6 +25,7 @@ Traceback (most recent call last):
 ...
 ValueError: Example.rate_hz must be in [0.1, 100.0], got 500.0 (how often [Hz])
 """
+import collections.abc
 import dataclasses
 from dataclasses import dataclass, MISSING
 import math
@@ -143,7 +144,8 @@ def check_value(spec: FieldSpec, value: Any) -> Any:
             return None
         raise ValueError(f'{where} must not be empty ({spec.help})')
     if spec.kind is tuple:
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        # any sequence: the parameter service (ros2 param set, param load) gives array.array
+        if isinstance(value, (str, bytes)) or not isinstance(value, collections.abc.Sequence):
             raise ValueError(f'{where} must be a list of {spec.element.__name__}, got '
                              f'{value!r} ({spec.help})')
         if spec.length is not None and len(value) != spec.length:

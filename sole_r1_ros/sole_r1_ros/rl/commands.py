@@ -66,10 +66,12 @@ class CommandConfig:
     gripper_open_threshold: float = option(-0.5, 'a gripper action at or below this opens it; '
                                            'in between the gripper keeps its state '
                                            '(hysteresis)', range=(-1.0, 1.0))
+    # read-only, as the joints' limits: the gripper's range is the hardware's, not a setting
+    # to change on a running arm (any value of ±10 went out as it was)
     gripper_open_position: float = option(0.04, 'gripper position command when open [m or '
-                                          'rad]', range=(-10.0, 10.0))
+                                          'rad]', range=(-10.0, 10.0), **_RO)
     gripper_closed_position: float = option(0.0, 'gripper position command when closed [m or '
-                                            'rad]', range=(-10.0, 10.0))
+                                            'rad]', range=(-10.0, 10.0), **_RO)
 
     def __post_init__(self) -> None:
         validate(self)

@@ -126,6 +126,17 @@ def test_an_integer_in_a_params_file_is_taken_for_a_float_field(tmp_path):
         assert not refused.successful and 'must be float' in refused.reason
         assert node.set_parameters([Parameter('safety.max_speed_m_s', value=1)])[0].successful
         assert node._configs['safety'].max_speed_m_s == 1.0
+        # as the parameter service gives them (ros2 param set / load): array.array, refused
+        # until 2026-12-07, so no limit array could be tightened on a running arm
+        served = [Parameter.from_parameter_msg(Parameter(name, value=value).to_parameter_msg())
+                  for name, value in (('safety.box_upper', [0.45, 0.9, 0.3]),
+                                      ('teleop.axis_signs', [-1, 1, 1, 1, 1, 1]))]
+        assert [type(p.value).__name__ for p in served] == ['array', 'array']
+        assert all(r.successful for r in node.set_parameters(served)), node.set_parameters(served)
+        assert node._configs['safety'].box_upper == (0.45, 0.9, 0.3)
+        # the gripper's range is the hardware's: 7.5 went out to a 0-0.04 m Panda finger
+        gripper = node.set_parameters([Parameter('command.gripper_open_position', value=7.5)])
+        assert not gripper[0].successful and node._configs['command'].gripper_open_position == 0.04
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
