@@ -158,8 +158,11 @@ class CommandOutput:
         ``pose`` (measured now, fresh, or None), else from the last command's moment; later
         holds repeat it, so a sagging arm is not followed down. With neither (after
         ``forget``, nothing measured since), nothing is sent: the controller keeps its target.
+        An arm measured more than one command's step from that target (moved by hand, its
+        controller switched meanwhile) is held where it is: the target is not a jump back.
         """
         kind = self._config.command_type
+        self._hold_where_measured(joints, pose)
         if self._joints is not None:
             if self._hold is None:
                 at = joints if joints is not None else (
@@ -180,6 +183,26 @@ class CommandOutput:
             self._publisher.publish(Float64MultiArray(data=hold_normalized(
                 self._gripper).tolist()))
             self.sent += 1
+
+    def _hold_where_measured(self, joints: np.ndarray | None, pose) -> None:
+        """Drop a hold target further than one command's step from the arm measured now."""
+        if self._hold is None:
+            return
+        if self._joints is not None and joints is not None:
+            away = np.abs(self._hold - np.asarray(joints, np.float64))
+            step = np.broadcast_to(np.asarray(self._joints.max_rate_rad, np.float64),
+                                   away.shape)
+            far = bool(np.any(away > step))
+        elif self._config.command_type == 'pose_stamped' and pose is not None:
+            step = min(self._box.max_translation_m, self._box.max_speed_m_s * self._period_s)
+            far = float(np.linalg.norm(self._hold.position - pose.position)) > step
+        else:
+            return
+        if far:
+            self._node.get_logger().warning(
+                'the arm is not where it was held (moved by hand, or its controller switched '
+                'meanwhile): holding it where it is now', throttle_duration_sec=5.0)
+            self._hold = None
 
     def _stamped(self, msg):
         msg.header.stamp = self._node.get_clock().now().to_msg()

@@ -117,6 +117,7 @@ class LearnerNode(LifecycleNode):
                      else None)
             self.loop = ControlLoop(learner, self._robot, c['loop'], lambda s: prepare_observation(
                 s.state, s.views, c['agent']), human=human)
+            self.loop.halt(hold=False)   # no command, not even a pause's hold, until active
             self._robot.human = human
             self._metrics = MetricsLogger(f'{node.run_dir}/logs')
             self._create_entities(node)
@@ -176,6 +177,7 @@ class LearnerNode(LifecycleNode):
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         self._running.set()
         self._robot.stopping.clear()
+        self.loop.start()
         gc.freeze()   # a full GC of the start-up heap stalled the control loop for 0.2 s
         running, reject = self._running.is_set, self.firewall.reject
         self._threads = [
@@ -218,11 +220,20 @@ class LearnerNode(LifecycleNode):
         self._running.clear()
         if self._robot is not None:
             self._robot.stopping.set()   # a reset in progress gives up
+        if self.loop is not None:   # the last command: an actor still deciding sends no more
+            self.loop.halt(hold=bool(self._threads))
         for thread in self._threads:
             thread.join(timeout=max(0.1, deadline - time.monotonic() - 1.0))
-            if self._robot is not None:
-                self._robot.hold()   # after the actor's last command, before anything slow
-        writing = any(thread.is_alive() for thread in self._threads)
+        if self._robot is not None:
+            # what a later hold (a pause while inactive, the next activation) holds is
+            # measured then: the arm may be moved by hand meanwhile, and the target of this
+            # hold, sent later, was a jump back to it
+            self._robot.forget()
+        actor = next((t for t in self._threads if t.name == 'actor' and t.is_alive()), None)
+        if actor is not None:
+            self.get_logger().warning('the actor is still deciding (a slow policy inference); '
+                                      'its command will not be sent')
+        writing = any(t.is_alive() for t in self._threads if t.name == 'learner')
         if self._threads and self.loop is not None and not writing:
             try:
                 path = self.loop.save_checkpoint(budget_s=deadline - time.monotonic())

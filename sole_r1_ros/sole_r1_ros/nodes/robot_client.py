@@ -168,8 +168,12 @@ class RobotClient:
         try:
             return self._reset_robot()
         finally:   # the arm may have moved: holds start from what is measured after this
-            self.output.forget()
-            self._forgot_s = self.sensors.now_s
+            self.forget()
+
+    def forget(self) -> None:
+        """The arm may move without us from now: holds start from what is measured after."""
+        self.output.forget()
+        self._forgot_s = self.sensors.now_s
 
     def _reset_robot(self) -> bool:
         if self._reset is None:

@@ -398,8 +398,8 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
     for _, old in _numbered(root)[keep:]:
         _retire(old)
     _collect_segments(root)
-    _LOG.info('saved checkpoint %s (%s, %d new image segments)', final.name, state.counters,
-              len(state.replay_segments))
+    _LOG.info('saved checkpoint %s (%s, %d new image segments)', final.name,
+              _said(state.counters), len(state.replay_segments))
     return final
 
 
@@ -631,8 +631,13 @@ def restore(checkpoint: Checkpoint, agent: 'DrQAgent', replay: 'ReplayBuffer') -
         _LOG.warning('restored checkpoint %s with %d frames dropped from the replay (their '
                      'image segments were damaged)', checkpoint.path.name,
                      checkpoint.evicted_frames)
-    _LOG.info('restored checkpoint %s (%s)', checkpoint.path.name, checkpoint.counters)
+    _LOG.info('restored checkpoint %s (%s)', checkpoint.path.name, _said(checkpoint.counters))
     return dict(checkpoint.counters)
+
+
+def _said(counters: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters for a log line: the numbers, not the lists and settings."""
+    return {k: v for k, v in counters.items() if not isinstance(v, (list, dict))}
 
 
 def _numbered(root: Path) -> list[tuple[int, Path]]:

@@ -163,6 +163,7 @@ class ControlLoop:
         self._episode_over = False
         self._reset_requested = False
         self._paused = False
+        self._halted = False   # stopped (deactivated): no command at all until ``start``
         self._step = 0
         self._intervened = 0
         self._label: str | None = None
@@ -189,11 +190,31 @@ class ControlLoop:
             self._reset_requested = True
 
     def set_paused(self, paused: bool) -> None:
-        """Pause (hold the robot, stop learning) or resume."""
+        """Pause (hold the robot, stop learning) or resume.
+
+        Halted, nothing is sent (the pause holds from ``start`` on).
+        """
         with self._lock:   # the actor sends under this lock: no motion follows this hold
             self._paused = paused
-            if paused:
+            if paused and not self._halted:
                 self._robot.hold()
+
+    def halt(self, hold: bool = True) -> None:
+        """Send the last hold and no command after it until ``start``, whatever still runs.
+
+        An actor thread in a slow inference when the node stops sent its command after the
+        final hold (the hold went out at the join's timeout): the arm moved after the stop.
+        ``hold`` False: not even that hold (a loop that never ran).
+        """
+        with self._lock:   # the actor sends under this lock: this hold is the last word
+            self._halted = True
+            if hold:
+                self._robot.hold()
+
+    def start(self) -> None:
+        """Commands may go out again (an activation after ``halt``)."""
+        with self._lock:
+            self._halted = False
 
     def label_episode(self, label: str) -> None:
         """A human ends the running episode with 'success' or 'failure'.
@@ -271,6 +292,8 @@ class ControlLoop:
     def step(self) -> Outcome:
         """One control period: a new episode when one is due, else observe and act (or hold)."""
         with self._lock:
+            if self._halted:   # an actor outliving the stop: nothing more goes out
+                return Outcome.HELD
             paused = self._paused
             new_episode = (self._episode_id is None or self._reset_requested
                            or self._episode_over)
@@ -316,6 +339,8 @@ class ControlLoop:
             self._robot.hold()
             return Outcome.HELD
         with self._lock:   # paused during the policy's inference: no command after its hold
+            if self._halted:
+                return Outcome.HELD
             if self._paused:
                 self._robot.hold()
                 return Outcome.HELD

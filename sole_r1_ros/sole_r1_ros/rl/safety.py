@@ -183,7 +183,8 @@ class JointTargetAdapter:
     """Policy output in [-1, 1]^J -> joint position targets for a forward_command_controller.
 
     target = clamp(current + action * max_step_rad, lower, upper), then rate limited against the
-    previous target; ``joint_names`` is the command order (also for a one-point JointTrajectory).
+    previous target and kept within max_step_rad of current; ``joint_names`` is the command
+    order (also for a one-point JointTrajectory).
     """
 
     joint_names: tuple[str, ...]
@@ -235,6 +236,10 @@ class JointTargetAdapter:
         # From the last target, or after a hold (none) from where the arm is.
         target = rate_limit(target, q if previous_target is None else previous_target,
                             self.max_rate_rad)
+        # Never more than a step from where the arm is: a last target far from it (a joint
+        # reading that wrapped by 2 pi, an arm moved by hand) pulled this one 6.2 rad away.
+        step = _bound('max_step_rad', self.max_step_rad, n)
+        target = clamp_to_limits(target, q - step, q + step)
         return clamp_to_limits(target, lower, upper)
 
 

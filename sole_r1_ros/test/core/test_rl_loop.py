@@ -244,6 +244,27 @@ def test_a_pause_during_the_policys_inference_sends_no_command():
     assert 'send' not in robot.kinds() and loop.learner.env_steps == 0
 
 
+def test_a_halt_during_the_policys_inference_is_the_last_command_until_a_start():
+    """The node's stop held at its join's timeout; an actor in a slow inference sent after."""
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()
+    act = loop.learner.agent.act
+
+    def slow_act(*args, **kwargs):   # the node stops while the policy thinks
+        loop.halt()
+        return act(*args, **kwargs)
+    loop.learner.agent.act = slow_act
+    robot.calls.clear()
+    assert loop.step() is Outcome.HELD and robot.kinds() == ['hold']
+    loop.learner.agent.act = act
+    loop.set_paused(True)                                  # a pause while halted: nothing sent
+    loop.set_paused(False)
+    assert loop.step() is Outcome.HELD and robot.kinds() == ['hold']
+    loop.start()
+    assert loop.step() is Outcome.ACTED and robot.kinds()[-1] == 'send'
+
+
 def test_a_pause_that_comes_as_the_command_goes_out_is_the_last_word():
     """The pause's hold is never followed by the step's motion command.
 

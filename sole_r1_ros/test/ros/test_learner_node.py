@@ -245,6 +245,39 @@ def test_the_first_hold_after_a_reset_keeps_the_arm_where_the_reset_left_it(
     assert after and all(np.abs(a - places[1]).max() <= 0.1 + 1e-9 for a in after), after[:3]
 
 
+def test_a_stopped_learner_sends_nothing_and_holds_a_jogged_arm_where_it_is(ros_graph, tmp_path):
+    """Deactivate, jog the arm, pause, activate: the hold of the stop was sent again later.
+
+    Its target was the joints of the stop: a pause while inactive sent the arm back to them at
+    once (1 rad away, with no rate limit), and so did the first hold after the activation.
+    """
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    topic = 'forward_command_controller/commands'
+    node = _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
+                    use_ee_pose=False, command__command_type='float64_multiarray',
+                    command_topic=topic, joints__max_step_rad=0.1, joints__max_rate_rad=0.1,
+                    joints__lower=[-1.0, -1.0, -1.0], joints__upper=[1.0, 1.0, 1.0])
+    sink = arm.commands[topic]
+    assert ros_graph.wait_for(lambda: len(sink) > 5, timeout=20.0)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    arm.joints = [0.9, -0.8, 0.7]                        # jogged by hand while inactive
+    sent = node._robot.output.sent
+    assert ros_graph.wait_for(lambda: len(sink) >= sent, timeout=10.0)
+    client = ros_graph.probe().create_client(SetBool, 'learner_node/pause')
+    assert client.wait_for_service(timeout_sec=10.0)
+    answer = ros_graph.call(client, SetBool.Request(data=True))
+    assert answer.success
+    time.sleep(0.5)
+    assert node._robot.output.sent == sent, 'an inactive learner commanded the arm'
+    ros_graph.call(client, SetBool.Request(data=False))
+    now = len(sink)
+    node.trigger_activate()
+    assert ros_graph.wait_for(lambda: len(sink) >= now + 5, timeout=20.0)
+    after = [np.asarray(m.data) for m in sink.messages[now:]]
+    # each within a step of where the arm is now, never back at [0.1, 0.2, 0.3]
+    assert all(np.abs(a - arm.joints).max() <= 0.1 + 1e-9 for a in after), after[:3]
+
+
 def _motion(msg, at: np.ndarray) -> np.ndarray:
     """The x, y, z motion a command asks for (a pose target: from where the arm is)."""
     if isinstance(msg, TwistStamped):
@@ -492,7 +525,9 @@ def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path
     saved = load_latest(tmp_path / 'checkpoints')
     assert saved.counters['env_steps'] > 0 and saved.replay_meta['counts']['applied'] > 0
     again = _learner(ros_graph, tmp_path, activate=False, resume=True, episode_length=15)
+    names = saved.counters.pop('episode_names')          # the recent episodes' names, kept
     assert {**again.learner.counters(), 'meaning': again.learner.meaning} == saved.counters
+    assert list(again.learner._names) == [name for name, _ in names] and names
     assert again.learner.replay.stats()['labels_applied'] == saved.replay_meta['counts'][
         'applied']
     arrays = saved.replay_arrays                       # a frame the run had labelled
