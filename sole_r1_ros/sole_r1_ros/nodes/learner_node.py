@@ -310,6 +310,7 @@ class LearnerNode(LifecycleNode):
             self, {**status, 'start_env_steps': self._start_env_steps,
                    'commands': self._robot.output.sent,
                    'limited_by_safety': self._robot.output.limited,
+                   'clock_jumps': self._robot.sensors.clock_jumps,
                    'stale': ', '.join(stale) or 'none',
                    **{f'rejected/{k}': v for k, v in rejected.items()}},
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,

@@ -17,6 +17,7 @@ all) holds the robot with a reason that says so.
 """
 import collections
 from dataclasses import dataclass
+import logging
 import threading
 import time
 from typing import Callable, Mapping, NamedTuple, Sequence
@@ -25,6 +26,8 @@ import numpy as np
 
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.rl.poses import checked_pose, EePose, pose_problem
+
+_LOG = logging.getLogger(__name__)
 
 OBSERVATIONS = ('proprio', 'sim_state_privileged')
 POSE_SIZE = 7   # x, y, z, qx, qy, qz, qw
@@ -141,6 +144,7 @@ class Sensors:
         self._state: dict[int, np.ndarray] = {}
         self._taken_ns = -1
         self.rejected: dict[str, int] = {}
+        self.clock_jumps = 0   # times the camera stamps went back past a camera timeout
 
     # -- inputs (message callbacks; they never raise) --------------------------------------
     def add_frame(self, view: str, stamp_ns: int, frame: np.ndarray) -> str | None:
@@ -322,6 +326,7 @@ class Sensors:
             return None
         c = self.config
         with self._ready:
+            self._follow_a_clock_jump()
             moment = self._moment()
             if moment is None:
                 return None
@@ -340,8 +345,27 @@ class Sensors:
         return Sensed(first_ns, state.astype(np.float32), views,
                       joints[:len(c.joint_names)].copy(), pose)
 
+    def _follow_a_clock_jump(self) -> None:
+        """Take frames again after the stamps went back in time (call under the lock).
+
+        A simulator restarted under sim time, a looped bag or a stepped clock stamps the new
+        frames before the last one taken: none was ever newer again, and the arm held for as
+        long as the jump (hours) with no stale input to say why.
+        """
+        recent = self._recent.get(self.config.views[0])
+        if not recent:
+            return
+        back_s = (self._taken_ns - recent[-1][0]) * 1e-9
+        if back_s > self.config.camera_timeout_s:
+            self.clock_jumps += 1
+            _LOG.warning('the camera stamps went back %.1f s (a simulator restarted, a bag '
+                         'looped, the clock stepped): taking frames from the new time on',
+                         back_s)
+            self._taken_ns = -1
+
     def _complete(self) -> bool:
         """Views of one moment, newer than the last taken (call under the lock)."""
+        self._follow_a_clock_jump()
         return self._moment() is not None
 
     def _moment(self) -> tuple[int, dict[str, np.ndarray]] | None:

@@ -100,6 +100,24 @@ def test_a_simulators_time_reset_does_not_hold_the_robot_for_ever():
     assert sensors.take() is not None
 
 
+def test_stamps_that_go_back_in_the_middle_of_an_episode_are_followed_not_held_for_ever():
+    """A simulator restarted under sim time, a looped bag: no frame was ever newer again.
+
+    The arm held as long as the jump (hours), every input fresh, nothing said why.
+    """
+    sensors, _ = _sensors(camera_timeout_s=0.5)
+    _feed(sensors, 3_600_000)
+    assert sensors.take() is not None
+    _feed(sensors, 3_599_800)                    # 0.2 s back: a late frame, not a jump
+    assert not sensors.wait_ready(0.0) and sensors.take() is None
+    _feed(sensors, 1_000)                        # an hour back, as every input says
+    assert sensors.stale_reasons() == {}
+    assert sensors.wait_ready(0.0) and sensors.take().stamp_ns == 1_000 * MS
+    assert sensors.clock_jumps == 1
+    _feed(sensors, 1_100)
+    assert sensors.take().stamp_ns == 1_100 * MS and sensors.clock_jumps == 1
+
+
 @pytest.mark.parametrize('source, timeout', [('camera/wrist', 'camera_timeout_s'),
                                              ('joint_states', 'joint_timeout_s'),
                                              ('ee_pose', 'pose_timeout_s')])
