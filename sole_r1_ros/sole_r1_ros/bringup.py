@@ -55,6 +55,24 @@ def config_dir() -> Path:
                             '(colcon build / pip install .) or run from a source checkout')
 
 
+def check_paced(learner: Mapping[str, Any]) -> None:
+    """Refuse a real arm's learner that does not pace its commands to the control rate.
+
+    ``pace_to_control_rate: false`` is for a lock-step simulator, whose steps take simulated
+    time. On a real arm commands then go out as fast as frames come, while every speed limit
+    assumes one per control period: 5 Hz control and 20 Hz cameras moved the joints at 0.78
+    rad/s under a 0.2 rad/s limit.
+
+    Raises:
+        ValueError: ``learner`` (the learner_node's parameters) sets it false.
+    """
+    if learner.get('pace_to_control_rate') is False:
+        raise ValueError('learner_node.pace_to_control_rate is false: that is for a lock-step '
+                         'simulator only; on a real arm (or Gazebo) commands would go out as '
+                         'fast as camera frames come, past every speed limit. Remove it from '
+                         'the params file')
+
+
 def load_params(path: str | os.PathLike, also: Sequence[str] = ()
                 ) -> dict[str, dict[str, Any]]:
     """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.

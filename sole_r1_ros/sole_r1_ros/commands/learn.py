@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
 
 def learn(request: LearnRequest) -> int:
     """Run one learning session; the exit code (0, 2 bad input, 1 a node failed, 130, 143)."""
-    from sole_r1_ros.bringup import check_params, command_topics, write_params_file
+    from sole_r1_ros.bringup import check_paced, check_params, command_topics, write_params_file
     from sole_r1_ros.reward import protocol
 
     protocol.normalize_goal(request.goal)
@@ -127,6 +127,7 @@ def learn(request: LearnRequest) -> int:
     params = check_params(_params(request, resume))
     if not request.sim_task:
         _check_real_limits(params.get('learner_node', {}))
+        check_paced(params.get('learner_node', {}))
     run_dir = request.run_dir
     if resume:
         _check_same_task(run_dir, params)

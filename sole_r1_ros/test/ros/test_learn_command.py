@@ -226,6 +226,21 @@ def test_a_real_arm_whose_params_leave_its_limits_at_the_simulators_is_refused(
     assert code == 2 and limits[0] in err and "simulated Sawyer's" in err, err
 
 
+def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
+    """``pace_to_control_rate: false`` (a lock-step simulator's) on a real arm: 5 Hz control
+    and 20 Hz cameras moved the joints at 0.78 rad/s under a 0.2 rad/s limit."""
+    from sole_r1_ros.bringup import config_dir, load_params, write_params_file
+    params = load_params(config_dir() / 'real_robot_learn.yaml')
+    params['learner_node']['pace_to_control_rate'] = False
+    write_params_file(tmp_path / 'mine.yaml', params)
+    code, err = _cli('learn', '--goal', 'close the drawer', '--real', '--params-file',
+                     str(tmp_path / 'mine.yaml'), '--run-dir', str(tmp_path / 'run'))
+    assert code == 2 and 'pace_to_control_rate is false' in err, err
+    launch = os.path.join(os.path.dirname(__file__), '..', '..', 'launch',
+                          'real_robot_learn.launch.py')
+    assert 'check_paced(load_params(' in open(launch).read()   # ros2 launch refuses it too
+
+
 def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
     """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
