@@ -12,6 +12,7 @@ policy's and a human's, right here before publishing. This module only picks the
 """
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.time import Time
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
@@ -20,6 +21,8 @@ from sole_r1_ros.rl.commands import (
     JointLimits)
 from sole_r1_ros.rl.safety import JointTargetAdapter, SafetyBox
 from sole_r1_ros.rl.sensing import Sensed
+
+_PREDICT_S = 1.0   # the longest a pose may lag the velocities counted on top of it [s]
 
 MESSAGE_TYPES = {'twist_stamped': TwistStamped, 'pose_stamped': PoseStamped,
                  'float64_multiarray': Float64MultiArray, 'joint_trajectory': JointTrajectory}
@@ -61,6 +64,7 @@ class CommandOutput:
         self._last: Sensed | None = None   # what the arm was at when last commanded
         self._hold = None   # the joints or pose holds repeat until the next command
         self._previous_target: np.ndarray | None = None
+        self._twists: list[tuple[int, np.ndarray]] = []   # (sent [ns], linear [m/s]), in order
         self._gripper = 0.0
         self._gripper_closed = False
         self._gripper_known = False   # measured, or commanded since the start or a reset
@@ -111,7 +115,11 @@ class CommandOutput:
             target = self._joints.command(action, sensed.joint_positions, self._previous_target)
             self._publish_joints(target)
             return
-        command = ee_command(action, sensed.pose, self._config, self._box, self._period_s)
+        ahead = None
+        if self._config.command_type == 'twist_stamped' and sensed.pose_stamp_ns is not None:
+            ahead = self._predicted(sensed.pose.position, sensed.pose_stamp_ns)
+        command = ee_command(action, sensed.pose, self._config, self._box, self._period_s,
+                             also_at=ahead)
         self.limited += bool(command.delta.limits)
         self._gripper = command.gripper
         kind = self._config.command_type
@@ -123,6 +131,24 @@ class CommandOutput:
             self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
             self.sent += 1
         self._publish_gripper(command.gripper)
+
+    def _predicted(self, position: np.ndarray, stamp_ns: int) -> np.ndarray:
+        """``position`` moved by the velocities sent since its stamp (``_PREDICT_S`` at most).
+
+        A velocity command moves the arm until the next one; the box was checked against a
+        pose that had not seen the motion already sent (a pose 0.1 s old let a Servo-driven arm
+        leave the box by 10 mm, 0.45 s by 45 mm). The step must keep both this and the
+        measured position in the box: an arm that did not follow is kept in too.
+        """
+        now = self._node.get_clock().now().nanoseconds
+        since = max(stamp_ns, now - int(_PREDICT_S * 1e9))
+        moved = np.zeros(3)
+        ends = [t for t, _ in self._twists[1:]] + [now]
+        for (start, linear), end in zip(self._twists, ends):
+            overlap = min(end, now) - max(start, since)
+            if overlap > 0:
+                moved += linear * (overlap * 1e-9)
+        return position + moved
 
     def sense_gripper(self, names, positions) -> None:
         """Take the gripper's state from its measured joints until a command sets it.
@@ -211,6 +237,10 @@ class CommandOutput:
 
     def _publish_twist(self, linear: np.ndarray, angular: np.ndarray) -> None:
         msg = self._stamped(TwistStamped())
+        sent_ns = Time.from_msg(msg.header.stamp).nanoseconds
+        self._twists.append((sent_ns, np.array(linear, np.float64)))
+        while self._twists and self._twists[0][0] < sent_ns - 2 * int(_PREDICT_S * 1e9):
+            self._twists.pop(0)
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, linear)
         msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = map(float, angular)
         self._publisher.publish(msg)

@@ -305,7 +305,8 @@ def apply_ee_delta(pose: EePose, translation_m: ArrayLike, rotation_rad: ArrayLi
 
 
 def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
-                  rotation_rad: ArrayLike | None = None, period_s: float = 0.1) -> SafeDelta:
+                  rotation_rad: ArrayLike | None = None, period_s: float = 0.1,
+                  also_at: ArrayLike | None = None) -> SafeDelta:
     """Clamp a requested end-effector step so the command it becomes is safe.
 
     In order: the translation norm is capped at ``min(max_translation_m, max_speed_m_s *
@@ -320,6 +321,9 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
         translation_m: requested dx, dy, dz [m], base frame.
         rotation_rad: requested rotation vector [rad], base frame; None = no rotation.
         period_s: control period [s], for the speed limit.
+        also_at: a second position [m] the step must keep in the box too: where a velocity
+            command's arm is by now, with the motion sent since the pose's stamp (the step
+            is cut for both, so it can only get shorter).
 
     Raises:
         ValueError: non-finite or wrong-length input, or ``period_s`` <= 0.
@@ -340,6 +344,8 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
         limits.append('rotation' if turn == box.max_rotation_rad else 'angular speed')
         dr = dr * (turn / angle)
     inside = clamp_delta_to_workspace(pose.position, dp, box.box_lower, box.box_upper)
+    if also_at is not None:
+        inside = clamp_delta_to_workspace(also_at, inside, box.box_lower, box.box_upper)
     if not np.array_equal(inside, dp):
         limits.append('box')
     if box.yaw_limited and angle > 0:

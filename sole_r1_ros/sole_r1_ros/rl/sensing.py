@@ -104,6 +104,8 @@ class Sensed(NamedTuple):
     '''float64 joint positions in ``joint_names`` order (joint-space commands start here).'''
     pose: EePose | None
     '''The end-effector pose (None when ``use_ee_pose`` is off).'''
+    pose_stamp_ns: int | None = None
+    '''The pose's own stamp: a velocity command counts the motion sent since then.'''
 
 
 class _Stamped(NamedTuple):
@@ -335,6 +337,7 @@ class Sensors:
             joints = (self._joints.value if self._joints is not None
                       else np.zeros(2 * len(c.joint_names)))
             pose = self._pose.value if (c.use_ee_pose and self._pose is not None) else None
+            pose_stamp_ns = self._pose.stamp_ns if pose is not None else None
             if c.observation == 'sim_state_privileged':
                 state = self._state[first_ns]
             else:
@@ -343,7 +346,7 @@ class Sensors:
                     parts += [pose.position, pose.orientation]
                 state = np.concatenate(parts)
         return Sensed(first_ns, state.astype(np.float32), views,
-                      joints[:len(c.joint_names)].copy(), pose)
+                      joints[:len(c.joint_names)].copy(), pose, pose_stamp_ns)
 
     def _follow_a_clock_jump(self) -> None:
         """Take frames again after the stamps went back in time (call under the lock).

@@ -147,8 +147,11 @@ def test_joint_adapter_hits_joint_limits_and_rate_limit_in_name_order():
 
 
 def test_a_joint_target_stays_a_step_from_the_arm_after_a_reading_wraps():
-    """A continuous joint read as -3.163 after a target of 3.12: the rate limit from that
-    target sent +3.07, 6.2 rad from the arm, to a controller that does not unwrap."""
+    """A reading wrapped by 2 pi does not pull the target 6.2 rad from the arm.
+
+    A continuous joint read as -3.163 after a target of 3.12: the rate limit from that target
+    sent +3.07 to a controller that does not unwrap.
+    """
     adapter = JointTargetAdapter(joint_names=('j',), lower=(-3.1,), upper=(3.1,),
                                  max_step_rad=0.05, max_rate_rad=0.05)
     target = adapter.command([1.0], [-3.163], previous_target=[3.12])

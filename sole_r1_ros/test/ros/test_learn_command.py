@@ -227,8 +227,11 @@ def test_a_real_arm_whose_params_leave_its_limits_at_the_simulators_is_refused(
 
 
 def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
-    """``pace_to_control_rate: false`` (a lock-step simulator's) on a real arm: 5 Hz control
-    and 20 Hz cameras moved the joints at 0.78 rad/s under a 0.2 rad/s limit."""
+    """``pace_to_control_rate: false`` is a lock-step simulator's setting, not a real arm's.
+
+    On a real arm, 5 Hz control and 20 Hz cameras moved the joints at 0.78 rad/s under a
+    0.2 rad/s limit.
+    """
     from sole_r1_ros.bringup import config_dir, load_params, write_params_file
     params = load_params(config_dir() / 'real_robot_learn.yaml')
     params['learner_node']['pace_to_control_rate'] = False

@@ -637,6 +637,53 @@ def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_co
         node.destroy_node()
 
 
+def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_context):
+    """A Servo-driven arm left the box by 10 mm per 0.1 s its pose lagged the commands.
+
+    Velocities move the arm until the next command; the box was checked against a pose that
+    had not seen those already sent. Here the arm truly moves as commanded (0.2 m/s in +x for
+    0.1 s at a time) and its pose is 0.3 s old at every command.
+    """
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.poses import checked_pose
+    from sole_r1_ros.rl.safety import SafetyBox
+    from sole_r1_ros.rl.sensing import Sensed
+    node = Node('lagging_pose', context=ros_context)
+    try:
+        box = SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(0.1, 1.0, 1.0),
+                        max_translation_m=0.02, max_speed_m_s=0.2)
+        output = CommandOutput(node, 'ee_delta', CommandConfig(command_type='twist_stamped'),
+                               box, (), JointLimits(), 'servo_node/delta_twist_cmds', '', 0.1)
+        twists = []
+        node.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds', twists.append, 50)
+        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        clock = node.get_clock()
+        history = []   # (time [ns], true x) after each command, the arm integrating twists
+        x, lag_ns = 0.0, 300_000_000
+        for step in range(20):
+            now = clock.now().nanoseconds
+            seen = [hx for t, hx in history if t <= now - lag_ns]
+            pose_x = seen[-1] if seen else 0.0
+            sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
+                            checked_pose([pose_x, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]),
+                            pose_stamp_ns=now - lag_ns)
+            output.send(np.array([1.0, 0.0, 0.0, 0.0], np.float32), sensed)
+            start = time.monotonic()
+            while len(twists) <= step and time.monotonic() - start < 5.0:
+                executor.spin_once(timeout_sec=0.02)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
+            x += 0.1 * twists[step].twist.linear.x
+            history.append((clock.now().nanoseconds, x))
+        executor.shutdown()
+        assert x > 0.09 and x <= 0.1 + 1e-3, x           # up to the face, not past it
+    finally:
+        node.destroy_node()
+
+
 def test_the_who_drives_marker_follows_the_teleop_not_only_its_events(ros_context):
     """A teleop.* parameter change hands back without a Joy event; rviz said HUMAN for ever."""
     import dataclasses
