@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="agent, replay and training-episode seed (1: the demo's; seed 0's "
                              'untrained pixels policy happens to close the drawer)')
     parser.add_argument('--threads', type=int, default=1, help='torch CPU threads')
-    parser.add_argument('--set', nargs='*', default=[], metavar='FIELD=VALUE',
+    parser.add_argument('--set', nargs='+', action='extend', default=[], metavar='FIELD=VALUE',
                         help='override DrQConfig / ReplayConfig fields, e.g. lr=1e-4')
     parser.add_argument('--out', type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -36,8 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='episodes of the untrained policy first, the number to beat')
     parser.add_argument('--resume', action='store_true')
     parser.add_argument('--fresh', action='store_true', help='start over in --out')
-    parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
-                        help='override a parameter of config/demo.yaml')
+    parser.add_argument('--set', nargs='+', action='extend', default=[],
+                        metavar='NODE.PARAM=VALUE',
+                        help='override parameters of config/demo.yaml (repeatable)')
 
 
 def run(args: argparse.Namespace) -> int:

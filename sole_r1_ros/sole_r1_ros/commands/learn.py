@@ -99,8 +99,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         'learning must beat (0: none)')
     parser.add_argument('--no-record', action='store_true', help='do not write a bag')
     parser.add_argument('--namespace', default='')
-    parser.add_argument('--set', nargs='*', default=[], metavar='NODE.PARAM=VALUE',
-                        help='override a parameter, e.g. learner_node.episode_length=50')
+    # 'extend': a second --set added to the first; it replaced them (a halved speed limit
+    # given before a --remap was dropped without a word)
+    parser.add_argument('--set', nargs='+', action='extend', default=[],
+                        metavar='NODE.PARAM=VALUE', help='override parameters, e.g. '
+                        'learner_node.episode_length=50 (repeatable)')
     parser.add_argument('--remap', action='append', default=[], metavar='FROM:=TO',
                         help="a topic of the nodes to the robot's own, e.g. "
                         'camera/external/image_raw:=/cam_ext/color/image_raw (repeatable)')

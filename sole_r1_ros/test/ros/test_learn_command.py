@@ -108,8 +108,8 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     compact = (phase, signals) == ('learning', [signal.SIGTERM])
     reward = ['--reward', 'compact'] if compact else []
     with open(log_path, 'w') as log:
-        process = _learn(run_dir, '--eval-episodes', evaluation, *reward, '--set', *extra,
-                         steps=steps, log=log)
+        process = _learn(run_dir, '--eval-episodes', evaluation, *reward,
+                         *(['--set', *extra] if extra else []), steps=steps, log=log)
         ready = {
             'learning': lambda: (run_dir / 'episodes.jsonl').exists()
             and (run_dir / 'episodes.jsonl').read_text(),
@@ -185,6 +185,23 @@ def _cli(*argv) -> tuple[int, str]:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(list(argv))
     return code, err.getvalue()
+
+
+def test_every_set_counts_not_only_the_last():
+    """A second --set replaced the first: a halved speed limit before a --remap was dropped."""
+    import argparse
+
+    from sole_r1_ros.commands import demo, learn
+    for command in (learn, demo):
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        given = ['--goal', 'g'] if command is learn else []
+        args = parser.parse_args(given + [
+            '--set', 'learner_node.safety.max_speed_m_s=0.05', 'learner_node.x=1',
+            *(['--remap', 'ee_pose:=/franka/ee_pose'] if command is learn else []),
+            '--set', 'learner_node.episode_length=50'])
+        assert args.set == ['learner_node.safety.max_speed_m_s=0.05', 'learner_node.x=1',
+                            'learner_node.episode_length=50'], command
 
 
 @pytest.mark.parametrize('extra, message', [
