@@ -728,6 +728,12 @@ class _Session:
             self._holding_since = now
         if not self._holding_said and now - self._holding_since >= _HOLDING_SAID_AFTER_S:
             self._holding_said = True
+            why = self.monitor.stale_why()
+            if 'rejected' in why:   # they come, and are refused: the reason is the help
+                print(f'\nsole-r1 learn: the learner has held the robot for '
+                      f'{now - self._holding_since:.0f} s: {why}. Its log: '
+                      f'{self.run_dir / "logs" / "learner_node.log"}', flush=True)
+                return
             print(f'\nsole-r1 learn: the learner has held the robot for '
                   f'{now - self._holding_since:.0f} s: no fresh {stale}. Is the robot up, '
                   'publishing on the topics and in the namespace the parameters name (or '

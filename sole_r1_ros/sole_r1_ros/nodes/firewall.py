@@ -25,6 +25,7 @@ class Firewall:
         self._lock = threading.Lock()
         self._last_logged: dict[tuple[str, str], float] = {}
         self.rejected: dict[str, int] = {}
+        self.listeners: list[Callable[[str, str], None]] = []   # each gets (source, reason)
 
     def reject(self, source: str, reason: str) -> None:
         """Count a rejected input of ``source`` and log the cause (throttled, bounded)."""
@@ -41,6 +42,8 @@ class Firewall:
                 self._last_logged[cause] = now
         if due:
             self._node.get_logger().error(f'rejected {source} (#{count}): {reason}')
+        for listener in self.listeners:
+            listener(source, reason)
 
     def guard(self, source: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         """Wrap ``callback`` so that any exception becomes a counted, logged rejection.

@@ -91,6 +91,7 @@ class LearnerNode(LifecycleNode):
             check_sections(c)
             set_torch_threads(node.torch_threads)
             sensors = Sensors(c['sensing'])
+            self.firewall.listeners = [sensors.note_rejection]   # 'rejected', not 'never came'
             self._robot = RobotClient(self, sensors, CommandOutput(
                 self, node.action_layout, c['command'], c['safety'], c['sensing'].joint_names,
                 c['joints'], node.command_topic, node.gripper_topic,
@@ -290,7 +291,8 @@ class LearnerNode(LifecycleNode):
     def _publish_status(self) -> None:
         self._robot.publish_marker()
         rejected = {**self.firewall.rejected, **self._robot.sensors.rejected}
-        status, stale = self.loop.status(), self._robot.sensors.stale_sources()
+        status, why = self.loop.status(), self._robot.sensors.stale_reasons()
+        stale = list(why)
         # what rqt_robot_monitor should show yellow: the arm holding on a stale input, or
         # learning stopped for want of rewards (a pause or an evaluation is asked for: OK)
         human = self._robot.human.current() if self._robot.human is not None else None
@@ -312,6 +314,7 @@ class LearnerNode(LifecycleNode):
                    'limited_by_safety': self._robot.output.limited,
                    'clock_jumps': self._robot.sensors.clock_jumps,
                    'stale': ', '.join(stale) or 'none',
+                   'stale_why': '; '.join(f'{k}: {v}' for k, v in why.items()),
                    **{f'rejected/{k}': v for k, v in rejected.items()}},
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,
             message='; '.join(problems) or 'ok'))

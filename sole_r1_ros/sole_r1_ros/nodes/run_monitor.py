@@ -185,6 +185,10 @@ class RunMonitorNode(Node):
         stale = str(self.status.get('learner_node', {}).get('stale', 'none'))
         return '' if stale in ('', 'none') else stale
 
+    def stale_why(self) -> str:
+        """Why the learner's inputs are stale, each named ('' if it did not say)."""
+        return str(self.status.get('learner_node', {}).get('stale_why', ''))
+
     def summary(self) -> str:
         """One line: episode, recent success, predicted progress, reward latency, updates."""
         with self._lock:

@@ -146,6 +146,7 @@ class Sensors:
         self._state: dict[int, np.ndarray] = {}
         self._taken_ns = -1
         self.rejected: dict[str, int] = {}
+        self._refused: dict[str, tuple[int, str]] = {}   # by input: (count, last reason)
         self.clock_jumps = 0   # times the camera stamps went back past a camera timeout
 
     # -- inputs (message callbacks; they never raise) --------------------------------------
@@ -213,6 +214,19 @@ class Sensors:
                 self._ready.notify_all()
         return None
 
+    def note_rejection(self, source: str, reason: str) -> None:
+        """A message of an input refused before it got here (its frame, its encoding).
+
+        An input whose every message was refused said 'never received', and the person looked
+        for a robot that was not up while the log blamed the pose's frame.
+        """
+        name = {'joints': 'joint_states', 'pose': 'ee_pose', 'tf': 'ee_pose'}.get(source, source)
+        if name in self.config.views:
+            name = f'camera/{name}'
+        with self._ready:
+            count = self._refused.get(name, (0, ''))[0]
+            self._refused[name] = (count + 1, reason)
+
     def _reject(self, source: str, reason: str) -> str:
         with self._ready:
             self.rejected[source] = self.rejected.get(source, 0) + 1
@@ -269,7 +283,9 @@ class Sensors:
         reasons = {}
         for name, (item, timeout_s) in inputs.items():
             if item is None:
-                reasons[name] = 'never received'
+                count, why = self._refused.get(name, (0, ''))
+                reasons[name] = (f'{count} received, every one rejected: {why}' if count
+                                 else 'never received')
                 continue
             silent_s, behind_s = now - item.arrived_s, (newest.stamp_ns - item.stamp_ns) * 1e-9
             if silent_s > timeout_s and now - item.heard_s <= timeout_s:

@@ -182,6 +182,14 @@ def test_an_input_never_received_is_named():
     assert sensors.stale_reasons() == {'camera/wrist': 'never received',
                                        'joint_states': 'never received',
                                        'ee_pose': 'never received'}
+    # an input whose every message is refused (here at the node's edge) says so, and why:
+    # 'never received' sent a person looking for a robot that was up
+    for _ in range(3):
+        sensors.note_rejection('ee_pose', "end-effector pose in frame 'fr3_link0'")
+    sensors.note_rejection('wrist', 'unsupported image encoding')
+    assert sensors.stale_reasons()['ee_pose'] == (
+        "3 received, every one rejected: end-effector pose in frame 'fr3_link0'")
+    assert sensors.stale_reasons()['camera/wrist'].startswith('1 received, every one')
 
 
 @pytest.mark.parametrize('feed, source', [

@@ -278,6 +278,22 @@ def test_a_stopped_learner_sends_nothing_and_holds_a_jogged_arm_where_it_is(ros_
     assert all(np.abs(a - arm.joints).max() <= 0.1 + 1e-9 for a in after), after[:3]
 
 
+def test_a_pose_in_another_frame_is_said_rejected_not_never_received(ros_graph, tmp_path):
+    """Every pose refused for its frame is said so, with the reason.
+
+    /diagnostics said it never came, and the terminal asked whether the robot was up.
+    """
+    ros_graph.add(FakeArm(ros_graph.context, frame='fr3_link0'))
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, agent__seed_steps=10**6,
+                    command__command_type='twist_stamped',
+                    command_topic='servo_node/delta_twist_cmds')
+    said = "every one rejected: end-effector pose in frame 'fr3_link0'"
+    assert ros_graph.wait_for(
+        lambda: said in node._robot.sensors.stale_reasons().get('ee_pose', ''),
+        timeout=20.0), node._robot.sensors.stale_reasons()
+    assert 'camera/external' not in node._robot.sensors.stale_reasons()   # the rest come
+
+
 def _motion(msg, at: np.ndarray) -> np.ndarray:
     """The x, y, z motion a command asks for (a pose target: from where the arm is)."""
     if isinstance(msg, TwistStamped):
