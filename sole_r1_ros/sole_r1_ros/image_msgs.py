@@ -18,6 +18,8 @@ _ENCODINGS: dict[str, tuple[str, int]] = {
     'mono16': ('u2', 1), '16UC1': ('u2', 1), '32FC1': ('f4', 1),
 }
 _NATIVE = '<' if sys.byteorder == 'little' else '>'
+_DEPTH = ('16UC1', '32FC1')   # depth images (mm, m): ``image_to_depth``, never pictures
+_COLOUR = ', '.join(sorted(set(_ENCODINGS) - set(_DEPTH) - {'8UC3'}))
 
 
 class ImageConversionError(ValueError):
@@ -36,7 +38,9 @@ def image_to_array(msg) -> np.ndarray:
     encoding = msg.encoding
     if encoding not in _ENCODINGS:
         raise ImageConversionError(
-            f'unsupported image encoding {encoding!r}; supported: {", ".join(sorted(_ENCODINGS))}')
+            f'unsupported image encoding {encoding!r}; pictures may be {_COLOUR} (a yuv422 or '
+            "Bayer stream: set the driver's pixel format to rgb8/bgr8, or debayer it with "
+            "image_proc), depth images {', '.join(_DEPTH)}")
     dtype_code, channels = _ENCODINGS[encoding]
     dtype = np.dtype(dtype_code).newbyteorder('>' if msg.is_bigendian else '<')
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -60,7 +64,8 @@ def image_to_array(msg) -> np.ndarray:
 def image_to_rgb(msg, shrink: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Return an ``H x W x 3`` uint8 RGB array, as the reward model expects.
 
-    16-bit and float images are scaled to 8 bit (full range for 16 bit, [0, 1] for float).
+    mono16 is scaled to 8 bit (its full range). Depth encodings (16UC1, 32FC1) are refused:
+    a depth image fed as a picture ran a learner on black frames without a word.
     ``shrink``, if given, makes the 8-bit frame small before its channels are reordered or
     repeated, which then touch a tile's pixels instead of a camera's (a 1280 x 720 BGR frame:
     4.2 ms instead of 6.9 with the shrink to 384 px, one core).
@@ -69,6 +74,10 @@ def image_to_rgb(msg, shrink: Callable[[np.ndarray], np.ndarray] | None = None) 
         ImageConversionError: as ``image_to_array``, or ``8UC3``, which names no channel order.
     """
     encoding = msg.encoding
+    if encoding in _DEPTH:
+        raise ImageConversionError(
+            f'encoding {encoding!r} is a depth image, not a picture: give the colour topic '
+            '(a depth camera publishes it beside, e.g. .../color/image_raw)')
     if encoding == '8UC3':   # cv_bridge's passthrough of an OpenCV (BGR) frame
         raise ImageConversionError(
             "encoding '8UC3' names no channel order (cv_bridge's passthrough of an OpenCV "
@@ -76,8 +85,6 @@ def image_to_rgb(msg, shrink: Callable[[np.ndarray], np.ndarray] | None = None) 
     array = image_to_array(msg)
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
-    elif array.dtype.kind == 'f':
-        array = (np.nan_to_num(np.clip(array, 0.0, 1.0)) * 255.0 + 0.5).astype(np.uint8)
     if shrink is not None:
         array = shrink(array)
     if array.ndim == 2:

@@ -131,6 +131,13 @@ def learn(request: LearnRequest) -> int:
     if not request.sim_task:
         _check_real_limits(params.get('learner_node', {}))
         check_paced(params.get('learner_node', {}))
+        if _reward_of(params.get('reward_node', {})).get('model') == 'shipped':
+            print('sole-r1 learn: warning: the reward is the shipped compact model, trained on '
+                  "simulated Meta-World scenes only: a real robot's pictures are not what it "
+                  'knows, and its answers may mean nothing there. Distil it from SOLE-R1 on '
+                  'your own recordings (--model DISTILLED.pt) or use SOLE-R1 (README: "The '
+                  'compact progress model, and when to use SOLE-R1 instead")', file=sys.stderr,
+                  flush=True)
     run_dir = request.run_dir
     if resume:
         _check_same_task(run_dir, params)
@@ -256,6 +263,14 @@ def _check_real_limits(learner: dict) -> None:
                          "the defaults are the simulated Sawyer's, not your arm's. Set them "
                          'for your workspace (config/real_robot_learn.yaml, '
                          'real_robot_joint.yaml show how)')
+    # the simulator's defaults of how commands go out and how episodes reset: on a real arm
+    # the reset failed after every episode and episodes ran back to back
+    for name in ('reset_service', 'command_topic', 'command.command_type'):
+        if name not in learner:
+            raise ValueError(f'--real: the params file sets no learner_node {name}: its default '
+                             "is the simulated robot's. Set it for your arm (reset_service: '' "
+                             'for a person who resets the scene; config/real_robot_learn.yaml '
+                             'shows the others)')
 
 
 def _check_same_task(run_dir: Path, params: dict) -> None:

@@ -70,6 +70,7 @@ class CommandOutput:
         self._gripper_known = False   # measured, or commanded since the start or a reset
         self.sent = 0
         self.limited = 0   # commands the safety box changed
+        self.outside_box = 0   # commands sent with the end effector outside the box
 
     @property
     def action_dim(self) -> int:
@@ -121,6 +122,8 @@ class CommandOutput:
         command = ee_command(action, sensed.pose, self._config, self._box, self._period_s,
                              also_at=ahead)
         self.limited += bool(command.delta.limits)
+        if 'box' in command.delta.limits:
+            self._say_if_outside(sensed.pose.position)
         self._gripper = command.gripper
         kind = self._config.command_type
         if kind == 'twist_stamped':
@@ -131,6 +134,22 @@ class CommandOutput:
             self._publisher.publish(Float64MultiArray(data=command.normalized.tolist()))
             self.sent += 1
         self._publish_gripper(command.gripper)
+
+    def _say_if_outside(self, position: np.ndarray) -> None:
+        """Warn of an end effector outside the box: most likely a box in another frame.
+
+        It is let back in, never further out, but an arm that starts 0.45 m outside was driven
+        about without a word.
+        """
+        lower, upper = np.asarray(self._box.box_lower), np.asarray(self._box.box_upper)
+        out = np.maximum(lower - position, 0.0) + np.maximum(position - upper, 0.0)
+        if np.any(out > 1e-3):
+            self.outside_box += 1
+            self._node.get_logger().warning(
+                f'the end effector is at {np.round(position, 3).tolist()}, outside the safety '
+                f'box by {np.round(out, 3).tolist()} m: is the box (safety.box_lower/upper) in '
+                f'command.frame_id {self._config.frame_id!r}? Commands may only move it back in',
+                throttle_duration_sec=10.0)
 
     def _predicted(self, position: np.ndarray, stamp_ns: int) -> np.ndarray:
         """``position`` moved by the velocities sent since its stamp (``_PREDICT_S`` at most).

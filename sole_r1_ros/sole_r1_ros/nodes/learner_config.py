@@ -81,6 +81,13 @@ def check_sections(configs: Mapping[str, Any]) -> None:
     if node.action_layout == 'ee_delta' and not sensing.use_ee_pose:
         raise ValueError("action_layout 'ee_delta' needs use_ee_pose: true: each command is a "
                          'step from the measured end-effector pose, kept inside the safety box')
+    agent = configs.get('agent')
+    if agent is not None and agent.variant == 'pixels':
+        missing = [key for key in agent.image_keys if key not in sensing.views]
+        if missing:   # the actor failed on every step, 20 log lines a second, 0 steps
+            raise ValueError(f'agent.image_keys {list(agent.image_keys)} name views that views '
+                             f'{list(sensing.views)} does not: {missing}; a robot with one camera '
+                             'sets both to [external] (and camera_node use_wrist: false)')
     if node.action_layout == 'joint_position' and sensing.observation != 'proprio':
         raise ValueError("action_layout 'joint_position' needs observation 'proprio': joint "
                          'targets are steps from the measured joints, which must be fresh')

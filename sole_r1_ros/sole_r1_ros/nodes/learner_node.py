@@ -313,6 +313,7 @@ class LearnerNode(LifecycleNode):
                    'commands': self._robot.output.sent,
                    'limited_by_safety': self._robot.output.limited,
                    'clock_jumps': self._robot.sensors.clock_jumps,
+                   'outside_box': self._robot.output.outside_box,
                    'stale': ', '.join(stale) or 'none',
                    'stale_why': '; '.join(f'{k}: {v}' for k, v in why.items()),
                    **{f'rejected/{k}': v for k, v in rejected.items()}},

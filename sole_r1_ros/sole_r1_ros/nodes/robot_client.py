@@ -185,7 +185,9 @@ class RobotClient:
                 self._wait(self.stopping.is_set, self._hand_reset_s)
             return True
         if not self._wait(lambda: self._reset.service_is_ready(), 5.0):
-            self._node.get_logger().error('reset service unavailable; continuing without reset')
+            self._node.get_logger().error(
+                f'reset service {self._reset.srv_name} unavailable; continuing without reset '
+                "(reset_service: '' has a person reset the scene between episodes)")
             return False
         done = threading.Event()
         future = self._reset.call_async(Trigger.Request())

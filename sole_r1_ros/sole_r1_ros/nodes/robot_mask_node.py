@@ -107,6 +107,12 @@ class RobotMaskNodeConfig:
         if not self.robot_model:
             raise ValueError("robot_mask_node.robot_model is required: the robot's URDF or MJCF "
                              'file')
+        if not self.camera_link and not any(self.camera_position):
+            # the default: a camera inside the robot's base drew masks of 100 % of the picture
+            raise ValueError('robot_mask_node.camera_position is (0, 0, 0) in the base: set the '
+                             "camera's hand-eye calibration (camera_position, "
+                             'camera_orientation; config/real_robot_learn.yaml shows how), or '
+                             'camera_link to the link it is fixed to')
 
 
 SECTIONS = {'node': (RobotMaskNodeConfig, '')}

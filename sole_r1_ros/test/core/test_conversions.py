@@ -49,13 +49,16 @@ def test_a_colour_image_with_no_channel_order_is_refused_not_guessed():
         image_to_rgb(_msg(bgr, '8UC3'))
 
 
-def test_mono_16bit_and_float_scale_to_rgb8():
+def test_mono_16bit_scales_to_rgb8_and_a_depth_image_is_no_picture():
+    """A depth camera's 16UC1 or 32FC1 on the colour topic ran a learner on black frames."""
     mono16 = np.array([[0, 65535]], np.uint16)
     np.testing.assert_array_equal(image_to_rgb(_msg(mono16, 'mono16'))[0, :, 0], [0, 255])
-    depth = np.array([[0.0, 0.5, 1.0, np.nan]], np.float32)
-    out = image_to_rgb(_msg(depth, '32FC1'))
-    assert out.shape == (1, 4, 3) and out.dtype == np.uint8
-    np.testing.assert_array_equal(out[0, :, 0], [0, 128, 255, 0])
+    for encoding, depth in (('32FC1', np.array([[0.0, 0.5, 1.0]], np.float32)),
+                            ('16UC1', np.array([[0, 950, 1500]], np.uint16))):
+        with pytest.raises(ImageConversionError, match='is a depth image, not a picture'):
+            image_to_rgb(_msg(depth, encoding))
+    with pytest.raises(ImageConversionError, match='pixel format to rgb8/bgr8.*image_proc'):
+        image_to_rgb(_msg(np.zeros((2, 4, 2), np.uint8), 'yuv422'))
 
 
 def test_depth_images_become_metres_in_either_encoding():

@@ -700,6 +700,31 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
         node.destroy_node()
 
 
+def test_an_end_effector_outside_the_box_is_said_and_only_let_back_in(ros_context):
+    """An arm 0.45 m outside the box (a box in another frame) was driven about unsaid."""
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.poses import checked_pose
+    from sole_r1_ros.rl.safety import SafetyBox
+    from sole_r1_ros.rl.sensing import Sensed
+    node = Node('outside_box', context=ros_context)
+    try:
+        output = CommandOutput(node, 'ee_delta', CommandConfig(command_type='twist_stamped'),
+                               SafetyBox(), (), JointLimits(), 'servo_node/delta_twist_cmds', '',
+                               0.1)
+        inside = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
+                        checked_pose([0.0, 0.6, 0.2], [0.0, 0.0, 0.0, 1.0]))
+        output.send(np.array([1.0, 1.0, 1.0, 0.0], np.float32), inside)
+        assert output.outside_box == 0
+        outside = inside._replace(pose=checked_pose([1.2, 0.6, 0.9], [0.0, 0.0, 0.0, 1.0]))
+        output.send(np.array([1.0, 0.0, 1.0, 0.0], np.float32), outside)
+        assert output.outside_box == 1
+    finally:
+        node.destroy_node()
+
+
 def test_the_who_drives_marker_follows_the_teleop_not_only_its_events(ros_context):
     """A teleop.* parameter change hands back without a Joy event; rviz said HUMAN for ever."""
     import dataclasses

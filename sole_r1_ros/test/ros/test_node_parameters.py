@@ -78,6 +78,15 @@ def test_a_learner_whose_commands_would_need_a_pose_it_does_not_read_fails_to_co
         node.destroy_node()
 
 
+def test_a_policy_on_views_the_learner_does_not_take_is_refused_before_anything_starts():
+    """One camera: views [external] with the default image_keys failed every step, unsaid."""
+    from sole_r1_ros.bringup import check_params
+    with pytest.raises(ValueError, match=r"agent.image_keys \['external', 'wrist'\] name views"):
+        check_params({'learner_node': {'views': ['external'], 'agent.variant': 'pixels'}})
+    check_params({'learner_node': {'views': ['external'], 'agent.variant': 'pixels',
+                                   'agent.image_keys': ['external']}})
+
+
 @pytest.mark.parametrize('node_module, name, bad', [
     ('learner_node', 'LearnerNode', ('episode_length', 1)),
     ('reward_node', 'RewardNode', ('top_p', 1.5)),

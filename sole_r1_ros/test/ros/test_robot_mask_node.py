@@ -343,6 +343,17 @@ def test_the_commented_section_of_the_real_robot_config_is_valid():
     assert len(config.camera_position) == 3 and len(config.camera_orientation) == 4
 
 
+def test_a_camera_left_at_the_bases_origin_is_refused():
+    """The default calibration drew masks of 100 % of the picture, without a word."""
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.nodes.robot_mask_node import RobotMaskNodeConfig
+    with pytest.raises(ValueError, match='hand-eye calibration'):
+        from_mapping(RobotMaskNodeConfig, {'robot_model': 'arm.urdf'})
+    # at a link's origin is fine: a URDF that has the camera's optical frame as a link
+    from_mapping(RobotMaskNodeConfig, {'robot_model': 'arm.urdf',
+                                       'camera_link': 'camera_optical_frame'})
+
+
 def test_a_machine_that_cannot_draw_fails_the_node_at_start_with_what_to_set(tmp_path):
     """Headless with MUJOCO_GL=glfw: the node refuses to start, naming egl and osmesa."""
     import os
@@ -359,7 +370,9 @@ def test_a_machine_that_cannot_draw_fails_the_node_at_start_with_what_to_set(tmp
         from sole_r1_ros.nodes.robot_mask_node import RobotMaskNode
         rclpy.init()
         try:
-            RobotMaskNode(parameter_overrides=[Parameter('robot_model', value={str(model)!r})])
+            RobotMaskNode(parameter_overrides=[
+                Parameter('robot_model', value={str(model)!r}),
+                Parameter('camera_position', value=[0.0, -1.0, 0.3])])
         except RuntimeError as exc:
             print('REFUSED:', exc)
         finally:
