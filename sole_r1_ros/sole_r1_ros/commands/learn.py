@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from pathlib import Path
 import signal
 import subprocess
@@ -67,6 +68,23 @@ class LearnRequest:
             if not source.strip() or not target.strip() or ' ' in remap:
                 raise ValueError(f'--remap takes FROM:=TO, e.g. camera/external/image_raw:='
                                  f'/cam_ext/color/image_raw; got {remap!r}')
+
+    def node_remaps(self) -> tuple[str, ...]:
+        """``remaps``, and each renamed camera's camera_info beside its image, as launch does.
+
+        ``camera/external/image_raw:=/cam/color/image_raw`` left the self-filter and the
+        recorder on ``camera/external/camera_info``, which no camera published: no masks, no
+        calibration in the bag. A camera_info remap given is kept.
+        """
+        given = {remap.partition(':=')[0].strip('/') for remap in self.remaps}
+        derived = []
+        for remap in self.remaps:
+            source, _, target = remap.partition(':=')
+            match = re.fullmatch(r'camera/(\w+)/image_raw', source.strip('/'))
+            info = f'camera/{match.group(1)}/camera_info' if match else None
+            if info and info not in given and '/' in target.strip('/'):
+                derived.append(f'{info}:={target.rsplit("/", 1)[0]}/camera_info')
+        return tuple(self.remaps) + tuple(derived)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -537,7 +555,7 @@ class _Session:
         # not sys.argv: its --remap FROM:=TO words are the nodes', and rcl warned of them
         rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
-                                   self.request.namespace, self.request.remaps)
+                                   self.request.namespace, self.request.node_remaps())
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
                                       namespace=self.request.namespace)
         code, plot = 0, None

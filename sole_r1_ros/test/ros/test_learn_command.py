@@ -264,6 +264,16 @@ def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
     assert 'check_paced(load_params(' in open(launch).read()   # ros2 launch refuses it too
 
 
+def test_a_renamed_camera_brings_its_camera_info_along(tmp_path):
+    """As the launch file does: the self-filter and the bag waited on camera/*/camera_info."""
+    from sole_r1_ros.commands.learn import LearnRequest
+    request = LearnRequest(goal='g', run_dir=tmp_path, remaps=(
+        'camera/external/image_raw:=/cam/color/image_raw', 'ee_pose:=/franka/ee_pose',
+        'camera/wrist/image_raw:=/hand/image', 'camera/wrist/camera_info:=/hand/info'))
+    assert request.node_remaps() == request.remaps + (
+        'camera/external/camera_info:=/cam/color/camera_info',)   # the wrist's is given
+
+
 def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
     """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
