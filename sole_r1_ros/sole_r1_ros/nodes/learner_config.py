@@ -30,6 +30,9 @@ class LearnerNodeConfig:
                           'gamepad); see teleop.*', read_only=True)
     reset_service: str = option('sim_robot_node/reset', 'Trigger service that resets the robot '
                                 "('' = none: reset by hand)", read_only=True)
+    wait_for_reward: bool = option(True, 'begin no episode (the arm holds) while no reward '
+                                   'node publishes progress: a model that takes minutes to load '
+                                   'left the arm exploring unrewarded', read_only=True)
     hand_reset_s: float = option(0.0, "with reset_service '': the arm holds this long between "
                                  'episodes while a person puts the scene back (pause the '
                                  'learner to take longer) [s]', range=(0.0, 600.0),
@@ -81,8 +84,8 @@ def check_sections(configs: Mapping[str, Any]) -> None:
     if node.action_layout == 'ee_delta' and not sensing.use_ee_pose:
         raise ValueError("action_layout 'ee_delta' needs use_ee_pose: true: each command is a "
                          'step from the measured end-effector pose, kept inside the safety box')
-    agent = configs.get('agent')
-    if agent is not None and agent.variant == 'pixels':
+    agent = configs['agent']
+    if agent.variant == 'pixels':
         missing = [key for key in agent.image_keys if key not in sensing.views]
         if missing:   # the actor failed on every step, 20 log lines a second, 0 steps
             raise ValueError(f'agent.image_keys {list(agent.image_keys)} name views that views '

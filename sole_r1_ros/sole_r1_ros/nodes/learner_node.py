@@ -117,7 +117,8 @@ class LearnerNode(LifecycleNode):
             human = (Teleop(c['teleop'], self._robot.output.action_dim) if node.teleop
                      else None)
             self.loop = ControlLoop(learner, self._robot, c['loop'], lambda s: prepare_observation(
-                s.state, s.views, c['agent']), human=human)
+                s.state, s.views, c['agent']), human=human,
+                may_begin=self._reward_is_up if node.wait_for_reward else None)
             self.loop.halt(hold=False)   # no command, not even a pause's hold, until active
             self._robot.human = human
             self._metrics = MetricsLogger(f'{node.run_dir}/logs')
@@ -256,6 +257,15 @@ class LearnerNode(LifecycleNode):
         super().destroy_node()
 
     # -- callbacks ------------------------------------------------------------------------------
+    def _reward_is_up(self) -> bool:
+        """Whether a reward node publishes progress (it creates its publisher once loaded)."""
+        up = self.count_publishers(self.resolve_topic_name('sole_r1/progress')) > 0
+        if not up:
+            self.get_logger().warning('no reward node publishes sole_r1/progress yet (its model '
+                                      'may still be loading): the arm holds, no episode begins '
+                                      '(wait_for_reward)', throttle_duration_sec=10.0)
+        return up
+
     def _progress_callback(self, msg: ProgressReward) -> None:
         self.loop.saw_progress(msg.episode_id, Time.from_msg(msg.header.stamp).nanoseconds,
                                msg.progress, valid=msg.valid)
@@ -301,6 +311,8 @@ class LearnerNode(LifecycleNode):
         if for_human:   # a silent Joy while the dead-man is held: the arm held, nothing said
             self.get_logger().warning(for_human[0], throttle_duration_sec=5.0)
         problems = ([f'holding: stale {", ".join(stale)}'] if stale else []) + for_human + (
+            ['holding: no reward node publishes progress yet (wait_for_reward)']
+            if self.loop.waiting_to_begin else []) + (
             [f'learning paused: {status["learning_paused"]}']
             if status['learning_paused'] not in ('', 'paused', 'evaluating') else []) + (
             ['teleop on but no Joy message heard: a person cannot take over (check the joy '

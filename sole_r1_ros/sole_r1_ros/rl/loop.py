@@ -139,7 +139,8 @@ class ControlLoop:
     def __init__(self, learner: OnlineLearner, robot: Robot, config: LoopConfig,
                  observation: Callable[[Sensed], Mapping[str, np.ndarray]],
                  human: Human | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 may_begin: Callable[[], bool] | None = None) -> None:
         """Wire the loop to its learner, robot and (optionally) a person.
 
         Args:
@@ -150,8 +151,12 @@ class ControlLoop:
                 (``rl.preprocess.prepare_observation`` with the agent's config).
             human: a teleoperation source; None: the policy always drives.
             clock: monotonic seconds (tests inject one).
+            may_begin: whether an episode may begin now (a reward source is up); while it
+                says no the arm holds between episodes. None: always.
         """
         self.learner = learner
+        self._may_begin = may_begin
+        self.waiting_to_begin = False   # an episode is due and ``may_begin`` says no
         self.config = config
         self._robot = robot
         self._observation = observation
@@ -309,6 +314,12 @@ class ControlLoop:
         if new_episode:
             self._close_episode()
             self._finish_episode()
+            self.waiting_to_begin = self._may_begin is not None and not self._may_begin()
+            if self.waiting_to_begin:   # no reward source: no episode, the arm holds
+                with self._lock:
+                    self._episode_id = None
+                self._robot.hold()
+                return Outcome.HELD
             evaluation = self._evaluation
             if evaluation is not None and evaluation.all_started:
                 with self._lock:   # the last one's answers are due: hold, begin none

@@ -31,7 +31,8 @@ def _learner(graph, run_dir, **params) -> LearnerNode:
     values = {'run_dir': str(run_dir), 'autostart': False, 'control_rate_hz': 1 / PERIOD_S,
               'joint_names': JOINTS, 'teleop': True, 'reset_service': '',
               'command.frame_id': 'world', 'agent.seed_steps': 10**6,   # random policy
-              'episode_length': 400, 'teleop.timeout_s': 0.5}
+              'episode_length': 400, 'teleop.timeout_s': 0.5,
+              'wait_for_reward': False}   # no reward node in these graphs
     values.update(params)
     node = graph.add(LearnerNode(context=graph.context, parameter_overrides=[
         Parameter(k, value=v) for k, v in values.items()]))

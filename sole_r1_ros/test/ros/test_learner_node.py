@@ -44,7 +44,7 @@ def _p(**values) -> list[Parameter]:
 def _learner(graph, run_dir, activate: bool = True, **params) -> LearnerNode:
     values = dict(run_dir=str(run_dir), autostart=False, control_rate_hz=20.0,
                   agent__seed_steps=30, agent__batch_size=16, replay__min_labelled=20,
-                  command__frame_id='world', reset_service='', **_BOX)
+                  command__frame_id='world', reset_service='', wait_for_reward=False, **_BOX)
     values.update(params)
     node = graph.add(LearnerNode(context=graph.context, parameter_overrides=_p(**values)))
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
@@ -95,6 +95,25 @@ def test_learner_commands_the_robot_labels_late_rewards_learns_and_checkpoints(
     assert ros_graph.wait_for(lambda: list_checkpoints(tmp_path / 'checkpoints'), timeout=10.0)
     # the policy's inputs are what a robot publishes: no simulator state topic is read
     assert not any(s.topic_name.endswith('ground_truth') for s in node.subscriptions)
+
+
+def test_no_episode_begins_until_a_reward_node_publishes_progress(ros_graph, tmp_path):
+    """An 8B model loading for minutes left the arm exploring with no reward to learn from."""
+    ros_graph.add(SimRobotNode(context=ros_graph.context, parameter_overrides=_p(
+        task='reach-v3', image_width=48, image_height=48, rate_hz=20.0, action_repeat=4)))
+    node = _learner(ros_graph, tmp_path, wait_for_reward=True, episode_length=15,
+                    reset_service='sim_robot_node/reset')
+    assert ros_graph.wait_for(lambda: node.loop.waiting_to_begin, timeout=20.0)
+    time.sleep(1.0)
+    assert node.learner.episode_index == -1 and node.learner.env_steps == 0
+    graph_camera = ros_graph.add(CameraNode(context=ros_graph.context, parameter_overrides=_p(
+        stride=3, min_gap=1, use_ground_truth=True)))
+    reward = ros_graph.add(RewardNode(context=ros_graph.context, parameter_overrides=_p(
+        backend='oracle', autostart=False)))
+    assert graph_camera and reward.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    reward.trigger_activate()
+    assert ros_graph.wait_for(lambda: node.learner.env_steps > 5, timeout=30.0)
+    assert not node.loop.waiting_to_begin
 
 
 @pytest.mark.parametrize('command_type, topic, kind', [
