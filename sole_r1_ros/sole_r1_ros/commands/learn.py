@@ -343,7 +343,10 @@ def _params(request: LearnRequest, resume: bool) -> dict:
 
     from sole_r1_ros.bringup import config_dir, load_params
     default = 'sim_learn.yaml' if request.sim_task else 'real_robot_learn.yaml'
-    params = load_params(request.params_file or config_dir() / default, also=(
+    given = request.params_file
+    if given is not None and not given.is_file() and (config_dir() / given).is_file():
+        given = config_dir() / given   # a package config's name, as record and launch take it
+    params = load_params(given or config_dir() / default, also=(
         'camera_node', 'reward_node', 'learner_node', 'recorder_node'))   # those that always run
     if not request.sim_task:
         params.pop('sim_robot_node', None)

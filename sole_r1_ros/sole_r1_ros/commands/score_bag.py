@@ -155,9 +155,12 @@ def run(args: argparse.Namespace) -> int:
     if args.labelled_out or args.erased_labelled_out:
         _write_labelled(args, report, recorded, ids, pair)
     for episode in report['episodes']:
+        last = episode['queries'][-1]
+        # an unanswered query's progress is the engine's -1: say what it was, not '-1%'
+        final = (f"{last['progress']}%" if last['valid'] else
+                 f"not answered ({last['error'] or 'unreadable answer'})")
         print(f"{episode['episode_id']}: {episode['num_frames']} frames, "
-              f"{len(episode['queries'])} queries, final progress "
-              f"{episode['queries'][-1]['progress']}%")
+              f"{len(episode['queries'])} queries, final progress {final}")
     answers = [r for episode in results for r in episode]
     return exit_code('score-bag', [r.error for r in answers if r.error is not None],
                      len(answers), args)

@@ -211,6 +211,28 @@ def test_score_exits_nonzero_and_says_how_many_queries_failed(tmp_path, capsys):
                  '--num-queries', '4', '--max-failed', '1']) == 0
 
 
+def test_score_bag_says_an_unanswered_episode_was_not_answered_not_minus_one(tmp_path, capsys):
+    """The engine's -1 of a failed query was printed as the episode's 'final progress -1%'."""
+    pytest.importorskip('rosbags')
+    from sole_r1_ros.recording import BagWriter, make_typestore
+    typestore, writer = make_typestore(), BagWriter(tmp_path / 'bag')
+    types = typestore.types
+    for sec in range(1, 6):
+        header = types['std_msgs/msg/Header'](
+            stamp=types['builtin_interfaces/msg/Time'](sec=sec, nanosec=0), frame_id='cam')
+        image = types['sensor_msgs/msg/Image'](
+            header=header, height=8, width=8, encoding='rgb8', is_bigendian=0, step=24,
+            data=np.full(8 * 8 * 3, sec, np.uint8))
+        writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', sec * 10**9,
+                     bytes(typestore.serialize_cdr(image, 'sensor_msgs/msg/Image')))
+    writer.close()
+    assert main(['score-bag', str(tmp_path / 'bag'), '--goal', 'x', '--backend',
+                 'unauthorized', '--wrist-topic', '', '--num-queries', '2',
+                 '--out', str(tmp_path / 's.json')]) == 1
+    out = capsys.readouterr().out
+    assert 'final progress not answered (HTTP 401 Unauthorized)' in out and '-1%' not in out
+
+
 def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys):
     """13.9: --out on a read-only path failed with a traceback after all the scoring."""
     video = _write_video(tmp_path / 'v.mp4', _frames(3))

@@ -274,6 +274,17 @@ def test_a_renamed_camera_brings_its_camera_info_along(tmp_path):
         'camera/external/camera_info:=/cam/color/camera_info',)   # the wrist's is given
 
 
+def test_a_params_file_may_be_named_as_a_package_config(tmp_path, monkeypatch):
+    """``--params-file real_robot_pose.yaml`` was 'no such file'; record and launch take it."""
+    from pathlib import Path
+
+    from sole_r1_ros.commands.learn import _params, LearnRequest
+    monkeypatch.chdir(tmp_path)
+    params = _params(LearnRequest(goal='g', run_dir=tmp_path / 'run',
+                                  params_file=Path('real_robot_pose.yaml')), resume=False)
+    assert params['learner_node']['command.command_type'] == 'pose_stamped'
+
+
 def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
     """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
