@@ -751,6 +751,9 @@ class _Session:
         self._say_once('checkpoint', failed, f'a checkpoint failed ({failed}); the learner goes '
                        'on and tries again, the last good checkpoint stays. Free space on '
                        f'{self.run_dir}? Its log: {self.run_dir / "logs" / "learner_node.log"}')
+        silent = str(self.monitor.status.get('camera_node', {}).get('not_querying', ''))
+        self._say_once('camera', silent, f'the camera node asks the reward model nothing: '
+                       f'{silent}. Its log: {self.run_dir / "logs" / "camera_node.log"}')
         bag = self.monitor.status.get('recorder_node', {})
         stopped = str(bag.get('stopped', ''))
         self._say_once('bag', stopped, f'the bag {bag.get("bag")} stopped ({stopped}); its '

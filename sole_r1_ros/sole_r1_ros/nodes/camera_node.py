@@ -260,16 +260,20 @@ class CameraNode(Node):
         # all the time, but pairs too)
         unpaired = dropped > self._unpaired_seen and silent_s > _UNPAIRED_WARN_S
         self._unpaired_seen = dropped
+        problem = (f'no external frame paired with a wrist frame for {silent_s:.0f} s: '
+                   "nothing is queried (check the cameras' stamps and max_skew_s; a robot "
+                   'without a wrist camera sets use_wrist: false)' if unpaired else '')
+        if problem:   # in the log too: /diagnostics alone was seen by nobody
+            self.get_logger().warning(problem, throttle_duration_sec=10.0)
         self._status_pub.publish(status_message(self, {
+            'not_querying': problem,
             'episode': self._episode_id or '', 'step': self._step,
             'unpaired_frames': dropped, 'thinned_frames': self._thinner.thinned,
             **{f'frames_without_robot_mask/{view}': join.dropped
                for view, join in self._mask_joins.items()},
             **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
             level=DiagnosticStatus.WARN if unpaired else DiagnosticStatus.OK,
-            message=(f'no external frame paired with a wrist frame for {silent_s:.0f} s: '
-                     "nothing is queried (check the cameras' stamps and max_skew_s)"
-                     if unpaired else 'ok')))
+            message=problem or 'ok'))
 
     def _episode_callback(self, msg: Episode) -> None:
         check_episode_id(msg.episode_id)

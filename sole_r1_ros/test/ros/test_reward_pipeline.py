@@ -419,6 +419,9 @@ def test_a_wrist_camera_that_never_pairs_is_said_on_diagnostics(ros_graph):
         node._pair('external', time.time_ns(), frame)
         time.sleep(0.05)
     assert warned() and 'no external frame paired with a wrist frame' in warned()[0].message
+    # the key sole-r1 learn prints from, with the fix for a robot without a wrist camera
+    said = {kv.key: kv.value for kv in warned()[0].values}['not_querying']
+    assert 'use_wrist: false' in said
 
 
 def _grey_tile(value: int) -> CompressedImage:
