@@ -88,6 +88,7 @@ class RewardNode(LifecycleNode):
         self._recent: deque = deque(maxlen=_RECENT_ANSWERS)   # valid or not, newest last
         self._last_error = ''
         self._counts_lock = threading.Lock()   # the answer counters: workers answer in parallel
+        self._outbox: list = []   # answers finished while inactive: published at activation
         self.goal_coverage = None   # compact.coverage.GoalCoverage of the goal in use, if known
         self._checked_goal: str | None = None
         self._goal_check_lock = threading.Lock()   # reward workers check the goal in parallel
@@ -135,9 +136,14 @@ class RewardNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        result = super().on_activate(state)   # the publishers first: the outbox goes out now
         self._active.set()
+        with self._counts_lock:
+            held, self._outbox = self._outbox, []
+        for pending, answer in held:
+            self._publish(pending, answer)
         self._notify(every=True)
-        return super().on_activate(state)
+        return result
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._active.clear()   # pending queries and episode state stay for re-activation
@@ -290,6 +296,12 @@ class RewardNode(LifecycleNode):
                             model_s: float, batch: int) -> None:
         published = time.monotonic()
         episode = self._book.record(result)
+        if not self._active.is_set() and not self._stop.is_set():
+            # deactivated while the model answered: the episode's state has this answer (the
+            # next prompt quotes it), so it goes out at the activation, never lost
+            with self._counts_lock:
+                self._outbox.append((pending, result))
+            return
         if self._publish(pending, result):
             # The episode's next query may go out while its picture is drawn.
             self._book.release([result.episode_id])

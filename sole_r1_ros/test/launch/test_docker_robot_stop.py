@@ -45,13 +45,13 @@ def _pid_1_of(outer: subprocess.Popen) -> int:
     raise AssertionError('unshare started no child')
 
 
-def _wait_for_text(path, text: str, timeout_s: float) -> None:
+def _wait_for_text(path, texts: tuple[str, ...], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if text in path.read_text():
+        if any(text in path.read_text() for text in texts):
             return
         time.sleep(0.2)
-    raise AssertionError(f'{text!r} never logged:\n{path.read_text()[-3000:]}')
+    raise AssertionError(f'none of {texts!r} logged:\n{path.read_text()[-3000:]}')
 
 
 def _stop_like_docker(command: str, tmp_path) -> tuple[bool, list]:
@@ -61,8 +61,10 @@ def _stop_like_docker(command: str, tmp_path) -> tuple[bool, list]:
         outer = _as_pid_1(command, run_dir, log)
         try:
             pid_1 = _pid_1_of(outer)
-            # active: no robot here, so it holds and says so
-            _wait_for_text(tmp_path / 'log', 'stale or missing input, holding', 60.0)
+            # active: no robot and no reward node here, so it holds and says so
+            _wait_for_text(tmp_path / 'log', ('stale or missing input, holding',
+                                              'no reward node publishes sole_r1/progress yet'),
+                           60.0)
             os.kill(pid_1, signal.SIGTERM)
             try:
                 outer.wait(timeout=10.0)    # compose's default stop_grace_period

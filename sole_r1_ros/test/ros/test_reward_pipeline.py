@@ -192,6 +192,29 @@ def test_deactivate_and_reactivate_mid_episode_keeps_the_episode(ros_graph):
     assert [r.step for r in node._book.tracker('ep').results] == [1, 2]
 
 
+def test_an_answer_that_comes_while_deactivated_goes_out_at_the_activation(ros_graph):
+    """Deactivated while the model answered: the answer was kept in the episode, never sent.
+
+    The next prompt quoted it, and the learner never had that label (an episode's final one,
+    perhaps).
+    """
+    slow_backends.RELEASE.clear()
+    node, probe, rewards, queries = _setup(ros_graph, 'hanging', timeout_s=30.0)
+    try:
+        queries.publish(_query('ep', 1, 20.0))
+        assert ros_graph.wait_for(lambda: node._book.pending_count() == 0, timeout=10.0)
+        time.sleep(0.3)                                  # at the model
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        slow_backends.RELEASE.set()                      # it answers while inactive
+        assert ros_graph.wait_for(lambda: node._outbox, timeout=10.0)
+        assert len(rewards) == 0, 'an inactive reward node published'
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert ros_graph.wait_for(lambda: len(rewards) == 1, timeout=10.0)
+        assert rewards[0].step == 1 and rewards[0].progress == 20.0 and rewards[0].valid
+    finally:
+        slow_backends.RELEASE.set()
+
+
 @pytest.mark.parametrize('backend', ['hanging', 'raising'])
 def test_failing_backend_gives_carried_forward_progress_and_never_blocks(ros_graph, backend):
     slow_backends.RELEASE.clear()
