@@ -112,7 +112,8 @@ class RunMonitorNode(Node):
         with self._lock:
             self._latencies.append(msg.latency)
             episode = self._find(msg.episode_id)   # ended ones still get their final answer
-            if episode is not None and 'written' not in episode:
+            # an invalid answer (carried forward by the reward node) measured nothing
+            if episode is not None and 'written' not in episode and msg.valid:
                 stamp = Time.from_msg(msg.header.stamp).nanoseconds
                 episode['progress'].append((stamp, float(msg.progress)))
 

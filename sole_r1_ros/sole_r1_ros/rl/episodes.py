@@ -72,13 +72,19 @@ class Evaluation:
             self._progress[episode_id] = []
 
     def saw_progress(self, episode_id: str, progress: float,
-                     stamp_ns: int | None = None) -> bool:
-        """An answer about the frame stamped ``stamp_ns``; True if the episode is this one's."""
+                     stamp_ns: int | None = None, valid: bool = True) -> bool:
+        """An answer about the frame stamped ``stamp_ns``; True if the episode is this one's.
+
+        An invalid one (the server failed, the answer did not parse: the reward node carried
+        the last progress forward) closes the episode as an answer would, but leaves it
+        unscored when it is about the last frame: it measured nothing there.
+        """
         with self._changed:
             answers = self._progress.get(episode_id)
             if answers is None:
                 return False
-            answers.append((None if stamp_ns is None else int(stamp_ns), float(progress)))
+            answers.append((None if stamp_ns is None else int(stamp_ns),
+                            float(progress) if valid else math.nan))
             self._changed.notify_all()
             return True
 
@@ -130,6 +136,8 @@ class Evaluation:
     def _outcome(self, episode: str, scored: bool) -> EpisodeOutcome:
         answers = in_frame_order(self._progress.get(episode, []))
         final = answers[-1] if scored else math.nan
+        scored = scored and not math.isnan(final)   # the last frame's answer was invalid
+        answers = [a for a in answers if not math.isnan(a)]
         return EpisodeOutcome(
             episode_id=episode, final_progress=final,
             success_progress=scored and final >= self.threshold,

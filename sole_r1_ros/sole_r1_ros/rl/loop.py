@@ -276,11 +276,12 @@ class ControlLoop:
         An invalid answer (unparseable, or the server failed: the reward node carries the last
         progress forward) labels nothing: the frames between two real answers are filled from
         both, and with none at all learning pauses (``reward_timeout_s``) instead of learning
-        a flat progress the model never gave. An evaluation still scores it (its episode's last
-        answer is the best there is).
+        a flat progress the model never gave. An evaluation episode whose last frame's answer
+        is invalid is not scored (``episodes_unscored``).
         """
         evaluation = self._evaluation
-        if evaluation is not None and evaluation.saw_progress(episode_id, progress, stamp_ns):
+        if evaluation is not None and evaluation.saw_progress(episode_id, progress, stamp_ns,
+                                                              valid):
             return   # an evaluation episode's: nothing to label (it was not recorded)
         if not valid:
             self.invalid_rewards += 1

@@ -3,6 +3,7 @@
 Episodes, holding, a human, evaluation, stamp-matched labels, pausing learning, and checkpoints
 that are never thrown away.
 """
+import math
 import time
 
 import numpy as np
@@ -678,6 +679,22 @@ def test_evaluation_scores_the_answer_about_the_last_frame_not_the_last_to_arriv
     evaluation.saw_progress('e1', 95.0, 8)
     assert evaluation.wait_episode(timeout=1.0)
     assert evaluation.finished[1].final_progress == 20.0
+
+
+def test_an_evaluation_episode_whose_last_answer_failed_is_not_scored():
+    """The server down at the last frame: its carried-forward 92 % was the verdict, a success.
+
+    ``episodes_unscored`` is for last frames the model never answered, which that one was.
+    """
+    evaluation = Evaluation(threshold=90.0, label_wait_s=5.0)
+    evaluation.episode_started('e0')
+    evaluation.saw_progress('e0', 92.0, 3)
+    evaluation.episode_finished(last_ns=4)
+    evaluation.saw_progress('e0', 92.0, 4, valid=False)   # carried forward by the reward node
+    assert evaluation.wait_episode(timeout=1.0)          # closed at once, not after the wait
+    outcome = evaluation.finished[0]
+    assert not outcome.scored and not outcome.success_progress
+    assert math.isnan(outcome.final_progress) and outcome.episode_return == 0.92
 
 
 def test_an_evaluation_episode_a_label_ends_is_not_counted_and_its_answers_label_nothing():

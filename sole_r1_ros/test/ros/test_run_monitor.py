@@ -35,7 +35,8 @@ def test_an_episode_line_waits_for_the_answer_to_its_last_frame(ros_graph, tmp_p
     def answer(progress: float) -> None:
         # a model call of 3 s: the line waits 6 s for the last answer, sent 0.3 s after the end
         # (at 0.2 s, the 1 s it waited was short of a loaded machine's stalls)
-        answers.publish(ProgressReward(episode_id='episode-1', progress=progress, latency=3.0))
+        answers.publish(ProgressReward(episode_id='episode-1', progress=progress, latency=3.0,
+                                       valid=True))
 
     episodes.publish(Episode(episode_id='episode-1'))
     assert ros_graph.wait_for(lambda: monitor._episode is not None)
@@ -63,8 +64,8 @@ def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept
     lines.write_text('{"episode_id": "old", "final_pro')         # a killed run's half line
     monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
 
-    def answer(episode: str, stamp_s: int, progress: float) -> None:
-        msg = ProgressReward(episode_id=episode, progress=progress, latency=0.2)
+    def answer(episode: str, stamp_s: int, progress: float, valid: bool = True) -> None:
+        msg = ProgressReward(episode_id=episode, progress=progress, latency=0.2, valid=valid)
         msg.header.stamp.sec = stamp_s
         answers.publish(msg)
 
@@ -73,7 +74,10 @@ def test_the_final_answer_is_the_latest_frames_and_an_unanswered_episode_is_kept
     answer('episode-1', 1, 10.0)
     answer('episode-1', 4, 96.0)                              # the last frame's
     answer('episode-1', 3, 85.0)                              # an earlier one's, late
+    answer('episode-1', 5, 96.0, valid=False)                 # carried forward: no measure
     assert ros_graph.wait_for(lambda: len(monitor._episode['progress']) == 3)
+    time.sleep(0.3)
+    assert len(monitor._episode['progress']) == 3
     episodes.publish(Episode(episode_id='episode-2'))         # nothing will answer it
     results.publish(EpisodeResult(episode_id='episode-1', steps=4, env_steps=4))
     assert ros_graph.wait_for(lambda: monitor._episode['episode_id'] == 'episode-2')
@@ -97,7 +101,8 @@ def test_the_ended_episodes_are_written_before_the_curves_are_drawn(ros_graph, t
     monitor, episodes, results, answers = _monitor_and_publishers(ros_graph, lines)
     episodes.publish(Episode(episode_id='episode-1'))
     assert ros_graph.wait_for(lambda: monitor._episode is not None)
-    answers.publish(ProgressReward(episode_id='episode-1', progress=70.0, latency=0.2))
+    answers.publish(ProgressReward(episode_id='episode-1', progress=70.0, latency=0.2,
+                                   valid=True))
     assert ros_graph.wait_for(lambda: len(monitor._episode['progress']) == 1)
     episodes.publish(Episode(episode_id='episode-2'))   # the run stops in it, no result yet
     assert ros_graph.wait_for(lambda: monitor._episode['episode_id'] == 'episode-2')
