@@ -18,9 +18,28 @@ from sole_r1_ros.line_file import LineFile
 from sole_r1_ros.reward.query import ProgressResult
 
 
+# How answers are fetched, not what they are: a resume against the same model served on another
+# port, or with another timeout, was refused as another scoring.
+_TRANSPORT = {
+    '': ('timeout_s', 'max_batch_size', 'concurrent_calls'),
+    'transformers': ('device', 'warmup', 'batch_buckets', 'prompt_pad_multiple', 'static_cache',
+                     'compile'),
+    'openai': ('base_url', 'api_key_env', 'max_concurrency', 'request_timeout_s', 'max_retries',
+               'retry_backoff_s', 'health_check_s', 'health_retry_s', 'health_retry_max_s',
+               'health_report_s')}
+
+
 def config_digest(config: Any) -> str:
-    """A short digest of a reward config dataclass: model, backend, sampling, prompt options."""
-    text = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    """A short digest of what in a reward config makes the answers: model, sampling, prompt.
+
+    Where and how they are fetched (the server's address, timeouts, batching) is left out.
+    """
+    values = dataclasses.asdict(config)
+    for section, names in _TRANSPORT.items():
+        part = values.get(section, {}) if section else values
+        for name in names:
+            part.pop(name, None)
+    text = json.dumps(values, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
@@ -92,6 +111,22 @@ class AnswerJournal:
             self._known[(result.episode_id, result.step)] = result
         self._lines.write(''.join(json.dumps(dataclasses.asdict(r), default=_plain) + '\n'
                                   for r in new))
+
+    def finish(self, command: str, results: Iterable[ProgressResult]) -> None:
+        """The outputs are written: remove the journal, or keep it while queries failed.
+
+        A server that went down (the case the journal is for) does not crash the command:
+        it ends with failed queries, and the journal went with it.
+        """
+        failed = sum(r.error is not None for r in results)
+        if not failed:
+            self.remove()
+            return
+        if self._lines is not None:
+            self._lines.close()
+            self._lines = None
+        print(f'sole-r1 {command}: {failed} queries failed; the answers that came are kept in '
+              f'{self.path}: the same command again asks only the rest', file=sys.stderr)
 
     def remove(self) -> None:
         """The scoring is written whole: the journal goes."""

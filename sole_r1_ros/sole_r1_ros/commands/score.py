@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         model_id = engine.model_id
     report = _report(args, goal, config, model_id, num_frames, records)
     _write_outputs(args, report)
-    journal.remove()   # the outputs hold every answer now
+    journal.finish('score', results)   # the outputs hold every answer now (kept if some failed)
     print(f'{len(steps)} queries on {num_frames} frames; final progress '
           f'{report["frames"][-1]["progress"]:.0f}%')
     return exit_code('score', [r.error for r in results if r.error is not None], len(results),

@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
-    journal.remove()   # the report holds every answer now
+    # the report holds every answer now; the journal stays while some failed
+    journal.finish('score-bag', [r for episode in results for r in episode])
     if args.plot:
         _plot(args.plot, report)
     if args.labelled_out or args.erased_labelled_out:

@@ -221,6 +221,7 @@ def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
         tracker.add_frame(external, wrist, step=0, erased_external=erased)
         trackers.append(tracker)
     rounds = max((len(e.query_steps) for e in episodes), default=0)
+    asked: set[str] = set()   # episodes with a query asked anew in this run
     for k in range(rounds):
         active = [(e, t) for e, t in zip(episodes, trackers) if k < len(e.query_steps)]
         for episode, tracker in active:
@@ -229,7 +230,11 @@ def score_episodes(engine: RewardEngine, episodes: Sequence[EpisodeFrames],
             tracker.add_frame(external, wrist, step=step, erased_external=erased,
                               privileged_progress=_truth(episode, step))
         queries = [tracker.make_query() for _, tracker in active]
-        known = [(answered or {}).get((q.episode_id, q.step)) for q in queries]
+        # a kept answer counts only while every earlier one of its episode was kept too: once
+        # one is asked again, the later ones quoted another previous answer than it now has
+        known = [None if q.episode_id in asked else (answered or {}).get((q.episode_id, q.step))
+                 for q in queries]
+        asked.update(q.episode_id for q, a in zip(queries, known) if a is None)
         fresh = iter(engine.score([q for q, a in zip(queries, known) if a is None])
                      if any(a is None for a in known) else [])
         batch = [a if a is not None else next(fresh) for a in known]

