@@ -129,7 +129,15 @@ class EpisodeBook:
                 self.replaced += 1
             self._pending[query.episode_id] = query
             while len(self._pending) > self._max_episodes:   # a node inactive for a while
-                self._pending.popitem(last=False)
+                # the oldest waiting query that is not an episode's final one: a final answer
+                # is its episode's verdict (an evaluation's), and was dropped first
+                victim = next((episode for episode, waiting in self._pending.items()
+                               if waiting.trigger != 'final'), None)
+                if victim is None:   # all final: the oldest goes, said
+                    victim = next(iter(self._pending))
+                    self._on_unusable(f'episode {victim}: its final query dropped, more than '
+                                      f'max_episodes ({self._max_episodes}) episodes waiting')
+                del self._pending[victim]
                 self.stale += 1
 
     def tracker(self, episode_id: str) -> EpisodeTracker | None:

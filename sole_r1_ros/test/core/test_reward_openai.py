@@ -456,6 +456,25 @@ def test_start_refuses_a_wrong_model_name_key_or_path(serve, models, model, mess
     assert not server.posts
 
 
+def test_a_reasoning_parser_and_a_cut_off_without_usage_are_read(serve):
+    """The reasoning vLLM's --reasoning-parser moves out of the content is kept.
+
+    It was lost; and a reply cut at max_tokens without usage was not said cut off.
+    """
+    split = completion('<answer>64%</answer>')
+    split['choices'][0]['message']['reasoning_content'] = 'The drawer is half shut.'
+    cut = completion('<think>The drawer is half')
+    cut['choices'][0]['finish_reason'] = 'length'
+    del cut['usage']
+    replies = iter([split, cut])
+    server = serve(lambda *_: (200, next(replies)))
+    engine = _engine(serve, _config(server.url, max_concurrency=1))
+    [first] = engine.score([_query(previous=10)])
+    assert (first.progress, first.valid, first.reasoning) == (64, True, 'The drawer is half shut.')
+    [second] = engine.score([_query(previous=64)])
+    assert not second.valid and second.cut_off
+
+
 def test_malformed_reply_is_an_error_of_that_reply(serve):
     server = serve(lambda *_: (200, b'<html>not json</html>'))
     config = _config(server.url)

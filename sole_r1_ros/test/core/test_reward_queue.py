@@ -11,9 +11,9 @@ from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
 from sole_r1_ros.reward.query import ProgressResult
 
 
-def _pending(episode: str, step: int, value: int = 50) -> PendingQuery:
+def _pending(episode: str, step: int, value: int = 50, trigger: str = 'stride') -> PendingQuery:
     tile = np.full((8, 8, 3), value, np.uint8)
-    return PendingQuery(header=None, episode_id=episode, step=step, trigger='stride',
+    return PendingQuery(header=None, episode_id=episode, step=step, trigger=trigger,
                         current_external=tile, current_wrist=None,
                         first_external_data=encode_tile(tile, 'png'), first_wrist_data=b'',
                         privileged_progress=None, received_s=time.monotonic())
@@ -102,6 +102,22 @@ def test_waiting_queries_are_bounded_by_the_episode_limit():
         book.submit(_pending(f'e{index}', 1))
     assert book.pending_count() == 3 and book.stale == 7
     assert [p.episode_id for p, _ in book.take(8, 'x')] == ['e7', 'e8', 'e9']
+
+
+def test_an_episodes_final_query_is_the_last_to_be_dropped_and_is_said():
+    """Five episodes ended while the node was inactive: the two oldest finals were dropped."""
+    said = []
+    book = EpisodeBook(max_episodes=3, on_unusable=said.append)
+    book.submit(_pending('e0', 9, trigger='final'))
+    book.submit(_pending('e1', 9, trigger='final'))
+    for index in (2, 3):
+        book.submit(_pending(f'e{index}', 4))
+    assert sorted(p.episode_id for p, _ in book.take(8, 'x')) == ['e0', 'e1', 'e3']
+    assert not said
+    book = EpisodeBook(max_episodes=2, on_unusable=said.append)
+    for index in range(3):
+        book.submit(_pending(f'e{index}', 9, trigger='final'))
+    assert book.pending_count() == 2 and said and 'e0' in said[0]
 
 
 def test_a_long_episode_keeps_a_bounded_curve():

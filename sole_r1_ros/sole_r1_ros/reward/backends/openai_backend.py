@@ -90,6 +90,9 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc='***@' + parts.netloc.rsplit('@', 1)[1]))
 
 
+_ALL_ASKED = -1   # _parse: cut off at max_tokens, the count not sent
+
+
 class OpenAIBackend:
     """POST each request to ``{base_url}/chat/completions``, many at once, each on its own.
 
@@ -241,6 +244,8 @@ class OpenAIBackend:
         except Exception as exc:  # a request that cannot even be built fails alone
             return RawReply('', time.perf_counter() - start,
                             error=self._redact(f'request not built: {type(exc).__name__}: {exc}'))
+        if tokens == _ALL_ASKED:   # finish_reason 'length': it generated all it was allowed
+            tokens = request.sampling.max_new_tokens
         return RawReply(text, time.perf_counter() - start, tokens)
 
     async def _send(self, request: PreparedRequest) -> tuple[str, int | None]:
@@ -321,14 +326,22 @@ class OpenAIBackend:
     def _parse(self, response: 'httpx.Response') -> tuple[str, int | None]:
         try:
             body = response.json()
-            text = body['choices'][0]['message']['content'] or ''
+            choice = body['choices'][0]
+            text = choice['message']['content'] or ''
+            thought = choice['message'].get('reasoning_content')
             tokens = (body.get('usage') or {}).get('completion_tokens')
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(self._redact(f'malformed chat-completion reply from '
                                             f'{self._url}: {response.text[:200]!r}')) from exc
         if not isinstance(text, str):
             raise BackendError(self._redact(f'malformed chat-completion reply from {self._url}: '
                                             f'content is {type(text).__name__}, not text'))
+        if isinstance(thought, str) and thought and '<think>' not in text:
+            # vLLM's --reasoning-parser moves the reasoning out of the content: put it back,
+            # or ProgressReward.reasoning was empty
+            text = f'<think>{thought}</think>{text}'
+        if tokens is None and choice.get('finish_reason') == 'length':
+            tokens = _ALL_ASKED   # cut off at max_tokens, though no usage was sent
         return text, tokens
 
     async def _probe(self) -> None:
