@@ -124,23 +124,33 @@ def run(args: argparse.Namespace) -> int:
     best = info.get('best_val') or {}
     if info.get('interrupted'):
         print(f"sole-r1 train compact: interrupted at step {info['steps']}; the best weights "
-              f'so far (step {info["best_step"]}) are in {args.out}', file=sys.stderr)
+              f'so far (step {info["best_step"]}) are in {info["out"]}', file=sys.stderr)
     elif info.get('epochs_cut_short'):
         print(f'sole-r1 train compact: --minutes {args.minutes} ended training at step '
               f"{info['steps']}, before the --epochs {args.epochs} it would take: raise "
               '--minutes for the whole schedule (the learning rate decays over it)',
               file=sys.stderr)
-    print(json.dumps({'out': os.path.abspath(args.out), 'steps': info['steps'],
-                      'samples': info['samples'], 'train_frames': info['train_frames'],
-                      'tasks': len(info['tasks']), 'val_episodes': info['val_episodes'],
-                      'samples_per_s': round(info['samples_per_s'], 1),
-                      'train_seconds': round(info['train_seconds'], 1),
-                      'best_step': info['best_step'],
-                      'best_val_mae': best.get('val_mae'),
-                      'best_val_pearson': best.get('val_pearson'),
-                      'best_val_by_folder': {
-                          folder: {'mae': best[f'val_mae_folder{i}'],
-                                   'pearson': best[f'val_pearson_folder{i}']}
-                          for i, folder in enumerate(args.data, 1)
-                          if f'val_mae_folder{i}' in best}}, indent=1))
+    summary = {'out': os.path.abspath(info['out']), 'steps': info['steps'],
+               'samples': info['samples'], 'train_frames': info['train_frames'],
+               'tasks': len(info['tasks']), 'val_episodes': info['val_episodes'],
+               'samples_per_s': round(info['samples_per_s'], 1),
+               'train_seconds': round(info['train_seconds'], 1),
+               'best_step': info['best_step'],
+               'best_val_mae': best.get('val_mae'),
+               'best_val_pearson': best.get('val_pearson'),
+               'best_val_by_folder': {
+                   folder: {'mae': best[f'val_mae_folder{i}'],
+                            'pearson': best[f'val_pearson_folder{i}']}
+                   for i, folder in enumerate(args.data, 1)
+                   if f'val_mae_folder{i}' in best}}
+    print(json.dumps(_plain(summary), indent=1))
     return 130 if info.get('interrupted') else 0   # saved, but not the run asked for
+
+
+def _plain(value):
+    """``value`` with NaN as None: the printed JSON had a bare NaN, which parsers refuse."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import functools
 import logging
 import math
+import os
 import time
 from typing import Any, Callable, Sequence
 
@@ -498,6 +499,9 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
           encoder: GoalEncoder | None = None) -> dict[str, Any]:
     """Train on the episodes of ``data``, validate on the split='val' ones, save ``out``.
 
+    Interrupted (Ctrl-C), the weights go beside an existing ``out``, as
+    ``OUT.interrupted.pt``; ``info['out']`` says where they are.
+
     Args:
         data: one or more folders of labelled episodes (any layout ``labelled`` reads); each
             is split into training and validation episodes on its own (``split_validation``).
@@ -570,8 +574,16 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
             **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
+    if info.get('interrupted') and os.path.exists(out):
+        # a run cut short replaced the file there (the one fine-tuned from, perhaps, or a
+        # good one of an earlier run) with weights of a few steps
+        out = f'{os.path.splitext(out)[0]}.interrupted.pt'
+    info['out'] = str(out)
     save_checkpoint(out, model, encoder.cache, info)
     return info
+
+
+_MIN_VAL_FRAMES = 10   # fewer frames tell too little to choose weights on
 
 
 def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
@@ -581,7 +593,10 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     The episodes marked split='val' validate. Where none is (SOLE-R1's scores of a user's
     recordings carry no split), ``fraction`` of each task's episodes, evenly spread over their
     order, do, so a distillation still reports how it does on episodes it never saw and keeps
-    its best weights; a task with a single episode only trains.
+    its best weights; a task with a single episode only trains. Only episodes a Pearson can be
+    taken on validate (``_MIN_VAL_FRAMES`` frames or more, labels that change): a 3-frame
+    episode at 0 % was a folder's whole validation, its Pearson NaN, and the weights were
+    kept on it.
     """
     marked = [e for e in episodes if e.split == 'val']
     if marked or fraction <= 0:
@@ -592,9 +607,11 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     chosen = set()
     for indices in by_task.values():
         total = len(indices)
-        if total >= 2:
-            count = min(total - 1, max(1, round(fraction * total)))
-            chosen.update(indices[int((i + 0.5) * total / count)] for i in range(count))
+        telling = [i for i in indices if episodes[i].num_frames >= _MIN_VAL_FRAMES
+                   and np.ptp(np.asarray(episodes[i].progress, np.float64)) > 1.0]
+        if total >= 2 and telling:
+            count = min(total - 1, len(telling), max(1, round(fraction * total)))
+            chosen.update(telling[int((i + 0.5) * len(telling) / count)] for i in range(count))
     if chosen:
         logger.info('no episode is marked split=val: %d of %d validate', len(chosen),
                     len(episodes))

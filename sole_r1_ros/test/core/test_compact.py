@@ -2,6 +2,7 @@
 
 Reading queries back, the backend through the engine, training, and the shipped checkpoint.
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -313,9 +314,10 @@ def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
     from sole_r1_ros.compact.train import split_validation
     from sole_r1_ros.labelled import LabelledEpisode
 
-    def episodes(count, val=(), task=''):
-        return [LabelledEpisode(episode_id=f'{task}e{i}', goal=_GOAL, progress=[0, 50],
-                                external=np.zeros((2, 4, 4, 3), np.uint8), task=task,
+    def episodes(count, val=(), task='', frames=12, top=50.0):
+        return [LabelledEpisode(episode_id=f'{task}e{i}', goal=_GOAL,
+                                progress=np.linspace(0, top, frames),
+                                external=np.zeros((frames, 4, 4, 3), np.uint8), task=task,
                                 split='val' if i in val else '') for i in range(count)]
 
     def ids(split):
@@ -334,6 +336,13 @@ def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
     assert ids(split_validation(episodes(4, val={0}), 0.2)) == [['e1', 'e2', 'e3'], ['e0']]
     assert ids(split_validation(episodes(1), 0.5)) == [['e0'], []]
     assert ids(split_validation(episodes(5), 0.0)) == [['e0', 'e1', 'e2', 'e3', 'e4'], []]
+    # Only episodes a Pearson can be taken on validate: a 3-frame episode at 0 % was a
+    # folder's whole validation (Pearson NaN, and the weights kept on it)
+    stubs = [*episodes(2, task='s', frames=3), *episodes(2, task='f', top=0.0)]
+    assert ids(split_validation(stubs, 0.5))[1] == []
+    mixed = [*episodes(2, task='t'), *episodes(1, task='t', frames=3)]
+    mixed[2] = dataclasses.replace(mixed[2], episode_id='stub')
+    assert ids(split_validation(mixed, 0.34))[1] == ['te1']   # the stub never validates
 
 
 def test_data_shares_draw_each_folder_its_share_of_the_queries():
@@ -373,8 +382,8 @@ def test_each_folder_validates_on_its_own_and_its_share_weighs_its_error(tmp_pat
     for folder, count, marked in (('synthetic', 4, {3}), ('recorded', 5, set())):
         for i in range(count):
             write_episode(str(tmp_path / folder), LabelledEpisode(
-                episode_id=f'{folder}{i}', goal=_GOAL, progress=np.linspace(0, 100, 6),
-                external=rng.integers(0, 256, (6, 16, 16, 3), dtype=np.uint8),
+                episode_id=f'{folder}{i}', goal=_GOAL, progress=np.linspace(0, 100, 12),
+                external=rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8),
                 split='val' if i in marked else ''))
     folders = [str(tmp_path / 'synthetic'), str(tmp_path / 'recorded')]
     config = TrainConfig(epochs=2, batch_size=8, eval_every_s=1e9, data_shares=(0.2, 0.8),
@@ -542,6 +551,15 @@ def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path):
     assert info['interrupted'] and info['steps'] == 4 and info['best_step'] in (2, 4)
     _, _, saved = load_checkpoint(str(tmp_path / 'm.pt'))
     assert saved['interrupted'] and saved['steps'] == 4
+    # a file already there (a good one, the one fine-tuned from) is never replaced by a run
+    # cut short: its weights go beside it
+    before = (tmp_path / 'm.pt').read_bytes()
+    pressed.clear()
+    info = train(str(tmp_path / 'data'), str(tmp_path / 'm.pt'),
+                 TrainConfig(epochs=50, batch_size=4, eval_every_steps=2, model=_TINY),
+                 encoder=_seeded_encoder(), on_step=press_ctrl_c)
+    assert info['out'] == str(tmp_path / 'm.interrupted.pt')
+    assert (tmp_path / 'm.pt').read_bytes() == before and load_checkpoint(info['out'])
 
 
 def test_compact_training_does_not_import_synth():
