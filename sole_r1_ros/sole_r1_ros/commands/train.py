@@ -138,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
                'best_step': info['best_step'],
                'best_val_mae': best.get('val_mae'),
                'best_val_pearson': best.get('val_pearson'),
+               # the same episodes asked as the reward node asks (its own previous answers)
+               'val_chained_mae': info.get('val_chained_mae'),
+               'val_chained_pearson': info.get('val_chained_pearson'),
                'best_val_by_folder': {
                    folder: {'mae': best[f'val_mae_folder{i}'],
                             'pearson': best[f'val_pearson_folder{i}']}

@@ -489,6 +489,43 @@ def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
     return metrics
 
 
+def evaluate_chained(model: CompactProgressNet, queries: ValidationSet, every: int = 2
+                     ) -> dict[str, float]:
+    """MAE [%] and Pearson r of the model asked as the reward node asks it.
+
+    Every ``every``-th frame of each validation episode (and its last), against the frame
+    asked before, quoting the model's own answer there, not the teacher's label: the
+    validation the weights are kept on quotes the labels, and a distilled file it put at MAE
+    7.6 / Pearson 0.95 answered its own chain at 28 / 0.40.
+    """
+    bank = queries.bank
+    lengths = bank.lengths.tolist()
+    steps = [sorted({*range(every, length, every), length - 1}) if length >= 2 else []
+             for length in lengths]
+    goals = {int(e): g for e, g in zip(queries.episode.tolist(), queries.goal)}
+    before = {e: (0, 0.0) for e in goals}   # the frame asked before, the answer there
+    predictions, targets = [], []
+    model.eval()
+    with torch.inference_mode():
+        for k in range(max((len(s) for s in steps), default=0)):
+            active = [e for e in goals if k < len(steps[e])]
+            if not active:
+                continue
+            episode = torch.tensor(active)
+            current = [steps[e][k] for e in active]
+            frames = torch.tensor([[0, before[e][0], j] for e, j in zip(active, current)])
+            previous = torch.tensor([round(before[e][1]) for e in active], dtype=torch.float32)
+            answer = model(bank.views(episode, frames), torch.stack([goals[e] for e in active]),
+                           previous, bank.has_wrist[episode]).clamp(-100, 100)
+            for e, j, value in zip(active, current, answer.tolist()):
+                before[e] = (j, value)
+                predictions.append(value)
+                targets.append(float(bank.labels[bank.starts[e] + j]))
+    model.train()
+    prediction, target = np.asarray(predictions), np.asarray(targets)
+    return {'mae': _mae(prediction, target), 'pearson': pearson(prediction, target)}
+
+
 def _mae(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(np.abs(prediction - target).mean())
 
@@ -574,6 +611,9 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
             **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
+    if val_queries is not None:   # the kept weights, asked as the reward node will ask them
+        chained = evaluate_chained(model, val_queries)
+        info.update(val_chained_mae=chained['mae'], val_chained_pearson=chained['pearson'])
     if info.get('interrupted') and os.path.exists(out):
         # a run cut short replaced the file there (the one fine-tuned from, perhaps, or a
         # good one of an earlier run) with weights of a few steps
