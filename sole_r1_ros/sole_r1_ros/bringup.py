@@ -257,9 +257,11 @@ class NodeProcesses:
     def stop(self, deadline_s: float = 8.5) -> dict[str, int]:
         """Ask every node to finish (SIGINT once), kill the rest at the deadline.
 
-        The learner first, and the others once it has exited (its hold sent, its checkpoint
-        written) or 2 s before the deadline: a fixed 0.5 s stopped the recorder before a
-        loaded machine's learner sent its hold, and the bag's last command moved the arm.
+        The learner first, and the others once it has exited or 3 s after (its hold goes out
+        first thing, its checkpoint may take its stop budget): a fixed 0.5 s stopped the
+        recorder before a loaded machine's learner sent its hold, and the bag's last command
+        moved the arm; waiting for the learner's checkpoint until 2 s before the deadline left
+        a loaded machine's reward node too little time to end, and it was killed.
 
         Returns each node's exit code (-9 for a killed one).
         """
@@ -271,7 +273,8 @@ class NodeProcesses:
             if process.poll() is None:
                 process.send_signal(signal.SIGINT)
             if index == 0:
-                _wait(process, max(0.0, end - time.monotonic() - min(2.0, deadline_s / 4)))
+                _wait(process, min(3.0, max(0.0, end - time.monotonic()
+                                            - min(2.0, deadline_s / 4))))
         for process in self.processes.values():
             _wait(process, max(0.0, end - time.monotonic()))
         for process in self.processes.values():
