@@ -6,6 +6,7 @@ answer; progress between queries is interpolated (and marked so) in the outputs.
 """
 import argparse
 from collections.abc import Sequence
+import hashlib
 import json
 import os
 import re
@@ -242,8 +243,16 @@ def _write_labelled(args: argparse.Namespace, report: dict[str, Any]) -> None:
 
 
 def _episode_name(video_path: str) -> str:
-    """The labelled episode of a video: its file name without the extension."""
-    return re.sub(r'[^A-Za-z0-9_.-]', '_', os.path.splitext(os.path.basename(video_path))[0])
+    """The labelled episode of a video: its file name without the extension.
+
+    Characters an id may not hold become '_', and then a short hash of the name is added:
+    '打开抽屉1' and '关闭抽屉1' were one episode, '____1', and the second was refused.
+    """
+    stem = os.path.splitext(os.path.basename(video_path))[0]
+    name = re.sub(r'[^A-Za-z0-9_.-]', '_', stem)
+    if name != stem:
+        name += '-' + hashlib.sha1(stem.encode('utf-8')).hexdigest()[:8]
+    return name
 
 
 def _plot(path: str, report: dict[str, Any]) -> None:

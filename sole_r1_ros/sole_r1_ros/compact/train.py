@@ -696,8 +696,10 @@ def _data_robot_erased(by_folder: Sequence[Sequence[LabelledEpisode]]) -> bool:
                     for episodes in by_folder for e in episodes)
     if len(kinds) > 1:
         raise ValueError(f'{kinds[True]} episodes have the robot erased and {kinds[False]} do '
-                         'not: train on one kind (sole-r1 synth --erase-robot-of every folder, '
-                         'or none)')
+                         'not: train on one kind, each in its own run (synthetic data: sole-r1 '
+                         'synth --erase-robot-of every folder, or none; recordings: score-bag '
+                         '--erased-labelled-out writes the erased copy to its own folder, '
+                         'for its own train compact)')
     return next(iter(kinds))
 
 

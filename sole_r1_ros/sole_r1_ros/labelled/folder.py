@@ -261,6 +261,10 @@ def load_episode(root: str, entry: Mapping[str, Any], wanted: Wanted | None = No
             raise ValueError(f'{npz_path}: {len(frames["wrist"])} wrist frames for {count} '
                              'external ones: the two views must be paired frame by frame')
         extras = arrays
+        if 'time_s' in entry and 'fps' not in entry:
+            # read at the default 10 fps, a 30 fps episode's keypoints landed three times late
+            raise ValueError(f'{where}: time_s keypoints need the frames\' rate: give "fps" '
+                             'in its labels.json (an npz does not say it)')
         fps = float(entry.get('fps', video.DEFAULT_FPS))
     else:
         frames, count, fps = _videos(folder, where, wanted, use_wrist, video_transform)

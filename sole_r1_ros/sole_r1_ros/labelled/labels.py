@@ -12,12 +12,15 @@ Values are percentages in [-100, 100] (kept as given; fine-tuning examples round
 integers), and the first frame must be at 0% because the SOLE-R1 prompt states that the first
 timestep's progress is 0%.
 """
+import logging
 import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from sole_r1_ros.reward import protocol
+
+logger = logging.getLogger(__name__)
 
 # Labels within this of 0 at the first frame count as 0 (float noise in exported labels).
 _FIRST_FRAME_TOLERANCE = 0.5
@@ -55,6 +58,10 @@ def resolve_progress(entry: Mapping[str, Any], times_s: Sequence[float],
         if not protocol.PROGRESS_MIN <= round(value) <= protocol.PROGRESS_MAX:
             raise ValueError(f'{where}: label of frame {index} is {value}%, outside '
                              f'[{protocol.PROGRESS_MIN}, {protocol.PROGRESS_MAX}]')
+    if len(result) > 5 and 0 < max(abs(v) for v in result) <= 1.0:
+        # fractions for percentages: 0.9 is 0.9 %, and a model trained on them learns nothing
+        logger.warning('%s: every label is within [-1, 1]: labels are percentages (0-100); if '
+                       'these are fractions, multiply them by 100', where)
     return [min(float(protocol.PROGRESS_MAX), max(float(protocol.PROGRESS_MIN), v))
             for v in result]
 

@@ -114,6 +114,22 @@ def test_bad_labels_name_the_episode(tmp_path):
         labelled.load_episodes(str(tmp_path))
 
 
+def test_hand_labels_wrong_in_common_ways_are_said(tmp_path, caplog):
+    """Fractions for percentages, and keypoint times on npz frames with no rate, went in."""
+    labelled.write_episode(str(tmp_path), LabelledEpisode('hand', 'x', [0] * 8, _frames(8)))
+    path = tmp_path / 'episodes' / 'hand' / 'labels.json'
+    path.write_text(json.dumps({'goal': 'x', 'progress': np.linspace(0, 1, 8).tolist()}))
+    with caplog.at_level('WARNING'):
+        labelled.load_episodes(str(tmp_path))
+    assert 'multiply them by 100' in caplog.text
+    path.write_text(json.dumps({'goal': 'x', 'time_s': [0, 0.5], 'progress': [0, 100]}))
+    with pytest.raises(ValueError, match="time_s keypoints need the frames' rate"):
+        labelled.load_episodes(str(tmp_path))
+    path.write_text(json.dumps({'goal': 'x', 'time_s': [0, 0.5], 'progress': [0, 100],
+                                'fps': 10}))
+    assert labelled.load_episodes(str(tmp_path))[0].progress[-1] == 100.0
+
+
 @pytest.mark.parametrize('labels, message', [
     ({'split': 'test'}, '"split" must be "train", "val" or absent'),      # was trained on
     ({'split': 'Val'}, '"split" must be'),

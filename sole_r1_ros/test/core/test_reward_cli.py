@@ -307,6 +307,18 @@ def test_unreadable_answers_are_left_out_of_distillation_labels(tmp_path, capsys
     assert episode.behaviour == 'recorded'   # not an expert's: eval reward's VOC leaves it out
 
 
+def test_videos_whose_names_differ_in_letters_an_id_may_not_hold_stay_two_episodes(tmp_path):
+    """'打开抽屉1' and '关闭抽屉1' both became the episode '____1': the second was refused."""
+    from sole_r1_ros.labelled import load_episodes
+    labelled = tmp_path / 'labelled'
+    for name in ('打开抽屉1', '关闭抽屉1'):
+        video = _write_video(tmp_path / f'{name}.mp4', _frames(5))
+        assert main(['score', video, '--goal', 'x', '--backend', 'mumbling', '--model',
+                     'halves', '--num-queries', '4', '--labelled-out', str(labelled)]) == 0
+    ids = sorted(e.episode_id for e in load_episodes(str(labelled)))
+    assert len(ids) == 2 and all(i.startswith('____1-') for i in ids), ids
+
+
 def _labelled_folder(root, task='reach-v3', episodes=2):
     from sole_r1_ros.labelled import LabelledEpisode, write_episode
     for index in range(episodes):
