@@ -33,11 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              '--erase-robot-of), read beside --data by a compact pair '
                              '(--erased-model)')
     reward.add_argument('--tasks', default='', help='comma-separated task ids (default all)')
-    reward.add_argument('--split', default='val', choices=('train', 'val', 'all'),
+    reward.add_argument('--split', default='val', choices=('train', 'val', 'all', 'heldout'),
                         help="which episodes (default 'val'; episodes without a split, as "
-                             "a recording's scores, are in every split: a compact file "
-                             'distilled from them lists its validation episodes in its info, '
-                             "'val_episode_ids')")
+                             "a recording's scores, are in every split; 'heldout': those the "
+                             'compact file (--model) validated on and never trained on, its '
+                             "info's 'val_episode_ids': a distilled file on recordings it did "
+                             'not see)')
     reward.add_argument('--behaviours', default='', help='comma-separated behaviours '
                         '(default all)')
     reward.add_argument('--max-episodes', type=int, default=None,
@@ -109,9 +110,10 @@ def _warn_trained_on(args: argparse.Namespace, episodes: list) -> None:
 def _load(args: argparse.Namespace) -> list:
     from sole_r1_ros.evaluation import reward_eval
 
-    return reward_eval.load_episodes(
-        args.data, tasks=_list(args.tasks), split=args.split, behaviours=_list(args.behaviours),
-        limit=args.max_episodes, paraphrase=args.paraphrase)
+    return _held_out(args, reward_eval.load_episodes(
+        args.data, tasks=_list(args.tasks), split=_split(args),
+        behaviours=_list(args.behaviours), limit=args.max_episodes,
+        paraphrase=args.paraphrase))
 
 
 def _load_erased(args: argparse.Namespace) -> list | None:
@@ -119,8 +121,34 @@ def _load_erased(args: argparse.Namespace) -> list | None:
 
     if not args.erased_data:
         return None
-    return reward_eval.load_episodes(args.erased_data, tasks=_list(args.tasks), split=args.split,
-                                     behaviours=_list(args.behaviours))
+    return _held_out(args, reward_eval.load_episodes(
+        args.erased_data, tasks=_list(args.tasks), split=_split(args),
+        behaviours=_list(args.behaviours)))
+
+
+def _split(args: argparse.Namespace) -> str:
+    return 'all' if args.split == 'heldout' else args.split
+
+
+def _held_out(args: argparse.Namespace, episodes: list) -> list:
+    """With ``--split heldout``, the episodes the compact file validated on, else all.
+
+    Raises:
+        ValueError: not the compact backend, or a file that names no validation episodes.
+    """
+    if args.split != 'heldout':
+        return episodes
+    if args.backend != 'compact':
+        raise ValueError("--split heldout reads the compact file's val_episode_ids: it needs "
+                         '--backend compact')
+    from sole_r1_ros.compact.model import load_checkpoint
+    from sole_r1_ros.compact.predictor import default_checkpoint_path
+    path = args.model or default_checkpoint_path()
+    ids = set(load_checkpoint(path)[2].get('val_episode_ids') or ())
+    if not ids:
+        raise ValueError(f'--split heldout: {path} names no validation episodes '
+                         '(val_episode_ids; trained with --val-fraction 0?)')
+    return [e for e in episodes if e.episode_id in ids]
 
 
 def _list(text: str) -> list[str] | None:

@@ -98,6 +98,12 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path, ca
     assert main(['eval', 'reward', '--backend', 'compact', '--model', str(model), '--data',
                  str(data), '--num-queries', '2']) == 0
     assert '2 of the 3 episodes were in the training data of' in capsys.readouterr().err
+    # and on what it did not train on, by its own record (a folder copy by hand, before)
+    out = tmp_path / 'heldout.json'
+    assert main(['eval', 'reward', '--backend', 'compact', '--model', str(model), '--data',
+                 str(data), '--num-queries', '2', '--split', 'heldout', '--out', str(out)]) == 0
+    assert 'training data of' not in capsys.readouterr().err
+    assert len(json.loads(out.read_text())['episodes']) == 1
 
 
 def test_recordings_beside_other_data_get_their_share_and_their_own_validation(tmp_path, capsys):

@@ -219,16 +219,18 @@ def test_eval_reward_does_not_read_paraphrases_from_the_compact_model():
 
     from sole_r1_ros.commands import eval as eval_command
     tree = ast.parse(inspect.getsource(eval_command))
-    # Only the warning of episodes the file trained on reads the checkpoint's info, and only
-    # its train_episode_ids.
-    warning = next(node for node in tree.body if isinstance(node, ast.FunctionDef)
-                   and node.name == '_warn_trained_on')
-    tree.body.remove(warning)
+    # Only the warning of episodes the file trained on and the choice of the episodes it held
+    # out read the checkpoint's info, and only their episode ids.
+    readers = {node.name: node for node in tree.body if isinstance(node, ast.FunctionDef)
+               and node.name in ('_warn_trained_on', '_held_out')}
+    for reader in readers.values():
+        tree.body.remove(reader)
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not any(m.startswith('sole_r1_ros.compact') for m in imported), imported
-    keys = {node.value for node in ast.walk(warning) if isinstance(node, ast.Constant)
-            and isinstance(node.value, str) and node.value.isidentifier()}
-    assert 'train_episode_ids' in keys and 'goals' not in keys
+    for name, ids in (('_warn_trained_on', 'train_episode_ids'), ('_held_out', 'val_episode_ids')):
+        keys = {node.value for node in ast.walk(readers[name]) if isinstance(node, ast.Constant)
+                and isinstance(node.value, str) and node.value.isidentifier()}
+        assert ids in keys and 'goals' not in keys and 'paraphrases' not in keys
 
 
 def test_a_summary_is_strict_json_whatever_numbers_it_holds():
