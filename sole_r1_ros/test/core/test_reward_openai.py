@@ -442,6 +442,25 @@ def test_requests_that_time_out_in_a_row_mark_the_server_down(serve):
     assert len(server.posts) == 2                        # and no third
 
 
+def test_a_live_servers_slow_tail_does_not_mark_it_down(serve):
+    """Two of many requests in flight timing out together said a live server was down.
+
+    Every third request takes longer than the deadline; the others are answered at once.
+    """
+    def script(n, server, *_):
+        if n % 3 == 0:
+            time.sleep(0.8)
+        return 200, completion()
+    server = serve(script)
+    engine = _engine(serve, _config(server.url, request_timeout_s=0.4))
+    results = [r for _ in range(3) for r in engine.score([_query(episode=f'e{i}')
+                                                          for i in range(6)])]
+    assert any('timed out' in (r.error or '') for r in results)
+    assert not any((r.error or '').startswith('not sent') for r in results), [
+        r.error for r in results]
+    assert sum(r.valid for r in results) >= 10
+
+
 @pytest.mark.parametrize('models, model, message', [
     ((200, {'object': 'list', 'data': [{'id': 'sole-r1'}]}), 'Philip-MIT/SOLE-R1-8B',
      "serves \\['sole-r1'\\], not 'Philip-MIT/SOLE-R1-8B'"),

@@ -120,6 +120,7 @@ class OpenAIBackend:
         self._root = root                 # only for redaction: a user:password in it
         self._api_key = api_key or None   # only for redaction; the client sends it
         self._timeouts_in_row = 0         # on the event loop only
+        self._answered_at = -math.inf     # the event loop's time of the last answer
         self._health = ServerHealth(self._name, options.health_retry_s,
                                     options.health_retry_max_s, options.health_report_s)
         # Calls overlap as far as their requests may (the node keeps one call per episode).
@@ -267,12 +268,17 @@ class OpenAIBackend:
                     max(0.0, deadline - asyncio.get_running_loop().time()))
             except (TimeoutError, asyncio.TimeoutError) as exc:   # the same class from 3.11
                 self._timeouts_in_row += 1
-                if self._timeouts_in_row >= _TIMEOUTS_DOWN:   # hung, or a host that is off
+                now = asyncio.get_running_loop().time()
+                # hung, or a host that is off: and not a live server's slow tail, two of whose
+                # many requests in flight timed out together while the others were answered
+                if (self._timeouts_in_row >= _TIMEOUTS_DOWN
+                        and now - self._answered_at >= timeout_s):
                     self._health.mark_down(f'{self._timeouts_in_row} requests in a row timed '
                                            f'out after {timeout_s} s')
                 raise TimeoutError(f'{self._name}/chat/completions timed out after '
                                    f'{timeout_s} s') from exc
             self._timeouts_in_row = 0
+            self._answered_at = asyncio.get_running_loop().time()
             return reply
 
     async def _post(self, body: bytes, deadline: float = float('inf')) -> tuple[str, int | None]:
