@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sole_r1_ros.commands.reward_flags import check_writable, warn_unknown_tasks
     from sole_r1_ros.compact.train import train
+    from sole_r1_ros.evaluation.reward_eval import to_json
 
     logging.getLogger('sole_r1_ros').setLevel(logging.WARNING)
     check_writable(args.out)   # before the training, not after it
@@ -146,14 +147,6 @@ def run(args: argparse.Namespace) -> int:
                             'pearson': best[f'val_pearson_folder{i}']}
                    for i, folder in enumerate(args.data, 1)
                    if f'val_mae_folder{i}' in best}}
-    print(json.dumps(_plain(summary), indent=1))
+    # NaN as null: the printed JSON had a bare NaN, which parsers refuse
+    print(json.dumps(to_json(summary), indent=1))
     return 130 if info.get('interrupted') else 0   # saved, but not the run asked for
-
-
-def _plain(value):
-    """``value`` with NaN as None: the printed JSON had a bare NaN, which parsers refuse."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and value != value:
-        return None
-    return value
