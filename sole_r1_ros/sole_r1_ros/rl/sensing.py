@@ -215,14 +215,12 @@ class Sensors:
         return None
 
     def note_rejection(self, source: str, reason: str) -> None:
-        """A message of an input refused before it got here (its frame, its encoding).
+        """A message of input ``source`` refused (``Firewall`` names: 'camera/<view>', ...).
 
         An input whose every message was refused said 'never received', and the person looked
         for a robot that was not up while the log blamed the pose's frame.
         """
-        name = {'joints': 'joint_states', 'pose': 'ee_pose', 'tf': 'ee_pose'}.get(source, source)
-        if name in self.config.views:
-            name = f'camera/{name}'
+        name = 'ee_pose' if source == 'tf' else source   # a tf lookup is the pose's source
         with self._ready:
             count = self._refused.get(name, (0, ''))[0]
             self._refused[name] = (count + 1, reason)

@@ -186,7 +186,7 @@ def test_an_input_never_received_is_named():
     # 'never received' sent a person looking for a robot that was up
     for _ in range(3):
         sensors.note_rejection('ee_pose', "end-effector pose in frame 'fr3_link0'")
-    sensors.note_rejection('wrist', 'unsupported image encoding')
+    sensors.note_rejection('camera/wrist', 'unsupported image encoding')
     assert sensors.stale_reasons()['ee_pose'] == (
         "3 received, every one rejected: end-effector pose in frame 'fr3_link0'")
     assert sensors.stale_reasons()['camera/wrist'].startswith('1 received, every one')
