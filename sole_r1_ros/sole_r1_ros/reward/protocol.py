@@ -333,7 +333,8 @@ def parse_answer(text: str, previous_progress: int = 0) -> ParsedAnswer:
     ``%`` dropped, parsed with ``int()`` and clamped to [-100, 100]. One difference: when the
     reply closes its reasoning with ``</think>``, the answer is looked for after the last one,
     so an ``<answer>`` quoted inside the reasoning (say, from the prompt) is never taken for
-    the model's own.
+    the model's own; when nothing follows it but a stray tag (``<answer>50%</answer></think>``),
+    after the one before, and so on.
 
     >>> parse_answer('<think>closer</think><answer>42%</answer>')
     ParsedAnswer(progress=42, valid=True, reasoning='closer')
@@ -341,11 +342,19 @@ def parse_answer(text: str, previous_progress: int = 0) -> ParsedAnswer:
     30
     >>> parse_answer('<think>it said <answer>100%</answer></think><answer>7%</answer>').progress
     7
+    >>> parse_answer('<think>done</think><answer>50%</answer></think>').progress
+    50
     """
     previous = check_progress(previous_progress)
     reasoning = extract_reasoning(text)
-    answer_part = text.rsplit('</think>', 1)[-1]
-    match = _ANSWER.search(answer_part) or _ANSWER_UNCLOSED.search(answer_part)
+    match = None
+    parts = text.split('</think>')
+    # Before the first </think> is reasoning; so is whatever a later <think> opens.
+    for answer_part in reversed(parts[1:] if len(parts) > 1 else parts):
+        answer_part = answer_part.split('<think>', 1)[0]
+        match = _ANSWER.search(answer_part) or _ANSWER_UNCLOSED.search(answer_part)
+        if match:
+            break
     if not match:
         return ParsedAnswer(previous, False, reasoning)
     answer = match.group(1).strip().replace('%', '')

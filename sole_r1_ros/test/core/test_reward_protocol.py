@@ -217,6 +217,8 @@ _REPLIES = [
     '<answer>50', '', '<think>unfinished', '<answer>1_000</answer>', '<answer>%%3%%</answer>',
     '<ANSWER>5</ANSWER>', '<answer>5</ans>', '<answer>٣٣</answer>', '<answer>0x10</answer>',
     '<answer>42%</answer><answer>oops', '<answer><answer>8</answer>',
+    '<think>done</think><answer>50%</answer></think>',
+    '<think>a</think><answer>9</answer></think>x',
 ]
 
 
@@ -239,6 +241,14 @@ def test_valid_flag_marks_replies_the_reference_could_read_as_integer():
         except ValueError:
             readable = False
         assert protocol.parse_answer(text).valid == readable, text
+
+
+def test_answer_quoted_inside_reasoning_is_never_taken():
+    for text in ('<think>it said <answer>100%</answer></think>',
+                 'it said <answer>100%</answer></think>',
+                 '<think>a</think><think>it said <answer>100%</answer></think>'):
+        assert protocol.parse_answer(text, 20) == protocol.ParsedAnswer(
+            20, False, protocol.extract_reasoning(text)), text
 
 
 def test_unparseable_answer_keeps_previous_progress_and_is_invalid():
