@@ -111,7 +111,8 @@ class RewardNode(LifecycleNode):
         self._check_goal(node.goal)
         self._book = EpisodeBook(
             max_episodes=node.max_episodes, from_zero=node.from_zero,
-            on_unusable=lambda reason: self.firewall.reject('query', f'dropped: {reason}'))
+            on_unusable=lambda reason: self.firewall.reject('query', f'dropped: {reason}'),
+            on_restart=self.get_logger().warning)
         self._progress_pub = self.create_lifecycle_publisher(
             ProgressReward, 'sole_r1/progress', 10)
         self._image_pub = self.create_lifecycle_publisher(Image, 'sole_r1/reward_image',
@@ -222,7 +223,8 @@ class RewardNode(LifecycleNode):
                             'reliable reward')
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),
-            'replaced': book.replaced, 'stale': book.stale, **counts,
+            'replaced': book.replaced, 'stale': book.stale,
+            'camera_restarts': book.restarts, **counts,
             'last_error': last_error or 'none',
             **goal, **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,

@@ -6,9 +6,14 @@ time it ran, and an episode whose query is out is not handed out again until its
 recorded (``release``). Queries of different episodes may be handed out together so one backend
 call serves several robots. Episode state (first frame, last scored frame, last answer)
 survives a deactivation of the node because it lives here, not in the backend.
+
+A camera node restarted mid-episode numbers that episode's frames from 0 again, from a first
+frame of its own: its queries are told by that first frame and continue the episode's chain
+after its last step (the first frame the model sees stays the episode's own).
 """
 from collections import OrderedDict
 import dataclasses
+import hashlib
 import logging
 import math
 import threading
@@ -100,7 +105,8 @@ class EpisodeBook:
 
     def __init__(self, max_episodes: int = 64, from_zero: bool = False,
                  on_unusable: Callable[[str], None] | None = None,
-                 decode: Callable[[bytes], np.ndarray] | None = None) -> None:
+                 decode: Callable[[bytes], np.ndarray] | None = None,
+                 on_restart: Callable[[str], None] | None = None) -> None:
         if max_episodes < 1:
             raise ValueError(f'max_episodes must be >= 1, got {max_episodes}')
         if decode is None:
@@ -109,12 +115,18 @@ class EpisodeBook:
         # A query that cannot be made (an undecodable first tile, a view gone mid-episode) is
         # dropped: said here, so the node counts it (default: the log).
         self._on_unusable = on_unusable or logger.error
+        self._on_restart = on_restart or logger.warning
         self._max_episodes = max_episodes
         self._from_zero = from_zero
         self._lock = threading.Lock()
         self._pending: OrderedDict[str, PendingQuery] = OrderedDict()
         self._trackers: OrderedDict[str, EpisodeTracker] = OrderedDict()
         self._out: set[str] = set()   # episodes whose query is with the backend
+        # Per episode with a tracker: each sender's first frame (digest) -> the step its step
+        # 0 is, and the newest stamp taken; a restarted camera node is a new sender.
+        self._senders: dict[str, dict[bytes, int]] = {}
+        self._newest_ns: dict[str, int] = {}
+        self.restarts = 0   # senders that joined an episode mid-way (camera node restarts)
         self.replaced = 0   # queries superseded by a newer one of the same episode
         self.stale = 0      # queries older than what the episode already answered, or of
         # the oldest episode waiting when more than max_episodes wait (each holds its frames)
@@ -122,9 +134,11 @@ class EpisodeBook:
     def submit(self, query: PendingQuery) -> None:
         with self._lock:
             tracker = self._trackers.get(query.episode_id)
-            if tracker is not None and query.step <= tracker.latest_step:
-                self.stale += 1
-                return
+            if tracker is not None:
+                query = self._in_chain(query, tracker)
+                if query is None or query.step <= tracker.latest_step:
+                    self.stale += 1
+                    return
             if self._pending.pop(query.episode_id, None) is not None:
                 self.replaced += 1
             self._pending[query.episode_id] = query
@@ -139,6 +153,25 @@ class EpisodeBook:
                                       f'max_episodes ({self._max_episodes}) episodes waiting')
                 del self._pending[victim]
                 self.stale += 1
+
+    def _in_chain(self, query: PendingQuery, tracker: EpisodeTracker) -> PendingQuery | None:
+        """The query with its step in the episode's chain; None if it is older than the chain.
+
+        A sender not seen before with a frame newer than the chain's newest is a camera node
+        that restarted mid-episode: its step 0 becomes the chain's last step.
+        """
+        senders = self._senders.setdefault(query.episode_id, {})
+        sender = _digest(query.first_external_data)
+        if sender not in senders:
+            stamp, newest = _stamp_ns(query.header), self._newest_ns.get(query.episode_id)
+            if stamp is not None and newest is not None and stamp <= newest:
+                return None
+            senders[sender] = tracker.latest_step
+            self.restarts += 1
+            self._on_restart(f'episode {query.episode_id}: queries from another first frame '
+                             f'(a camera node restarted?) continue its chain after step '
+                             f'{tracker.latest_step}')
+        return dataclasses.replace(query, step=query.step + senders[sender])
 
     def tracker(self, episode_id: str) -> EpisodeTracker | None:
         """The episode's state (first frame, last answer, results), or None if unknown."""
@@ -187,6 +220,7 @@ class EpisodeBook:
             tracker.add_frame(self._decode(pending.first_external_data), first[0], step=0,
                               erased_external=first[1])
             self._trackers[pending.episode_id] = tracker
+            self._senders[pending.episode_id] = {_digest(pending.first_external_data): 0}
             while len(self._trackers) > self._max_episodes:
                 # The least recently queried episode whose answer is not awaited: one with a
                 # query at the backend would restart its chain at 0 % when the answer came.
@@ -195,7 +229,13 @@ class EpisodeBook:
                 if victim is None:
                     break
                 del self._trackers[victim]
+                self._senders.pop(victim, None)
+                self._newest_ns.pop(victim, None)
         self._trackers.move_to_end(pending.episode_id)
+        stamp = _stamp_ns(pending.header)
+        if stamp is not None:
+            self._newest_ns[pending.episode_id] = max(
+                stamp, self._newest_ns.get(pending.episode_id, stamp))
         tracker.add_frame(pending.current_external, pending.current_wrist, step=pending.step,
                           privileged_progress=pending.privileged_progress,
                           erased_external=pending.current_erased_external)
@@ -212,3 +252,12 @@ class EpisodeBook:
             start = [(0, 0.0)] if len(kept) == tracker.recorded else []   # none dropped yet
             return EpisodeView(result.episode_id,
                                start + [(r.step, float(r.progress)) for r in kept])
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _stamp_ns(header) -> int | None:
+    stamp = getattr(header, 'stamp', None)
+    return None if stamp is None else stamp.sec * 1_000_000_000 + stamp.nanosec

@@ -47,6 +47,38 @@ def test_stale_query_is_dropped_and_goal_change_applies_to_the_next_query():
     assert query.goal == 'close the door' and query.previous_progress == 30
 
 
+def _stamped(episode: str, step: int, first: int, stamp_s: int) -> PendingQuery:
+    header = SimpleNamespace(stamp=SimpleNamespace(sec=stamp_s, nanosec=0))
+    return dataclasses.replace(_pending(episode, step, first), header=header)
+
+
+def test_a_restarted_camera_node_continues_the_episodes_chain():
+    """A camera node restarted mid-episode numbers from 0 again, with a first frame of its own.
+
+    Its queries continue the chain after the last step (they were all dropped as stale), the
+    model still sees the episode's own first frame and quotes the last answer; a frame older
+    than the chain's newest from a new first frame stays stale.
+    """
+    said = []
+    book = EpisodeBook(on_restart=said.append)
+    book.submit(_stamped('a', 40, first=50, stamp_s=100))
+    (_, query), = book.take(1, 'x')
+    book.record(_result('a', 40, 60))
+    book.release(['a'])
+    book.submit(_stamped('a', 4, first=90, stamp_s=99))   # another first frame, but older
+    assert book.stale == 1 and book.pending_count() == 0 and not said
+    book.submit(_stamped('a', 4, first=90, stamp_s=105))
+    assert book.restarts == 1 and 'after step 40' in said[0]
+    (pending, query), = book.take(1, 'x')
+    assert pending.step == 44 and query.step == 44 and query.previous_progress == 60
+    assert np.all(query.first_external == 50)            # the episode's own first frame
+    book.record(_result('a', 44, 70))
+    book.release(['a'])
+    book.submit(_stamped('a', 8, first=90, stamp_s=106))   # the same sender: no new restart
+    (pending, query), = book.take(1, 'x')
+    assert (pending.step, book.restarts, query.previous_progress) == (48, 1, 70)
+
+
 def test_an_episode_out_with_the_backend_is_not_handed_out_again_until_released():
     book = EpisodeBook()
     book.submit(_pending('a', 1))

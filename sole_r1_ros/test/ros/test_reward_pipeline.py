@@ -192,6 +192,25 @@ def test_deactivate_and_reactivate_mid_episode_keeps_the_episode(ros_graph):
     assert [r.step for r in node._book.tracker('ep').results] == [1, 2]
 
 
+def test_a_camera_node_restarted_mid_episode_keeps_being_answered(ros_graph):
+    """A restarted camera node numbers the episode from 0 again, from a first frame of its own.
+
+    Every one of its queries, the episode's final one included, was dropped as stale.
+    """
+    node, probe, rewards, queries = _setup(ros_graph, 'oracle')
+    for step in (5, 10):
+        queries.publish(_query('ep', step, 10.0 * step, stamp_s=step))
+        assert ros_graph.wait_for(lambda: len(rewards) == step // 5)
+    for step in (2, 4):                                  # the restarted node's steps
+        query = _query('ep', step, 60.0 + step, stamp_s=20 + step)
+        query.first_external = _tile(200)
+        queries.publish(query)
+        assert ros_graph.wait_for(lambda: len(rewards) == 2 + step // 2)
+    assert [(r.step, r.progress) for r in rewards] == [(5, 50.0), (10, 100.0), (12, 62.0),
+                                                       (14, 64.0)]
+    assert node._book.stale == 0 and node._book.restarts == 1
+
+
 def test_an_answer_that_comes_while_deactivated_goes_out_at_the_activation(ros_graph):
     """Deactivated while the model answered: the answer was kept in the episode, never sent.
 
