@@ -76,8 +76,9 @@ class OpenAIConfig:
                                "'jpeg' (smaller)", choices=('png', 'jpeg'), read_only=True)
     jpeg_quality: int = option(90, 'JPEG quality when image_format is jpeg', range=(1, 95),
                                read_only=True)
-    health_check_s: float = option(10.0, 'at start, wait at most this long for '
-                                   '{base_url}/models to answer [s]; 0 skips the check',
+    health_check_s: float = option(600.0, 'at start, wait at most this long for '
+                                   '{base_url}/models to answer [s] (vLLM answers once its '
+                                   'model is loaded: minutes for 8B); 0 skips the check',
                                    range=(0.0, 3600.0), read_only=True)
     health_retry_s: float = option(
         1.0, 'once the server stops answering, requests fail at once without being sent, and '

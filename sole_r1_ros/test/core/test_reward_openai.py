@@ -372,6 +372,28 @@ def test_health_check_gives_up_at_its_deadline():
     assert info.value.__cause__ is not None
 
 
+def test_the_first_check_waits_for_a_server_still_loading_and_says_so(serve, caplog,
+                                                                      monkeypatch):
+    """A reward node started beside ``vllm serve`` gave up after 10 s, and the launch with it.
+
+    vLLM answers only once its model is loaded: minutes for 8B.
+    """
+    from sole_r1_ros.reward.backends import openai_backend
+    monkeypatch.setattr(openai_backend, '_WAIT_REPORT_S', 0.3)
+    caplog.set_level(logging.WARNING, logger='sole_r1_ros')
+    port = _free_port()
+    timer = threading.Timer(1.5, lambda: serve(lambda *_: (200, completion()), port))
+    timer.start()
+    try:
+        backend = make_backend(_config(f'http://127.0.0.1:{port}/v1',
+                                       health_check_s=OpenAIConfig().health_check_s))
+    finally:
+        timer.join()
+    serve.closing(backend)
+    assert OpenAIConfig().health_check_s >= 300.0
+    assert 'waiting for http://127.0.0.1' in caplog.text and 'loaded' in caplog.text
+
+
 def test_dead_server_fails_fast_is_reported_once_and_is_used_again_when_back(serve, caplog):
     port = _free_port()
     config = _config(f'http://127.0.0.1:{port}/v1', health_check_s=0.0, max_retries=1,

@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 # On a small host the encoding is most of the client's work per request.
 _PNG_PARAMS = (cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB)
 _PROBE_TIMEOUT_S = 5.0
+# While the first check waits for a server (vLLM loading an 8B model takes minutes), say so
+# this often.
+_WAIT_REPORT_S = 15.0
 # Connecting takes milliseconds on a LAN: a host that is off shows as a connect timeout (and a
 # retry) long before the request's deadline, which otherwise hid it as a slow answer.
 _CONNECT_TIMEOUT_S = 5.0
@@ -363,7 +366,8 @@ class OpenAIBackend:
             self._health.probe_failed(f'HTTP {response.status_code}')
 
     async def _wait_for_server(self, deadline_s: float) -> None:
-        deadline = time.monotonic() + deadline_s
+        start = time.monotonic()
+        deadline, report = start + deadline_s, start + _WAIT_REPORT_S
         while True:
             remaining = deadline - time.monotonic()
             try:
@@ -375,9 +379,16 @@ class OpenAIBackend:
                 last: Exception = BackendError(f'HTTP {response.status_code}')
             except httpx.HTTPError as exc:
                 last = BackendError(self._redact(_describe(exc)))
-            if time.monotonic() + 0.2 >= deadline:
+            now = time.monotonic()
+            if now + 0.2 >= deadline:
                 raise BackendError(f'no reply from {self._name}/models within {deadline_s:.1f} '
-                                   f's ({last})') from last
+                                   f's ({last}): is the server up? (openai.health_check_s '
+                                   'is how long this waits)') from last
+            if now >= report:
+                report = now + _WAIT_REPORT_S
+                logger.warning('waiting for %s/models (%.0f of %.0f s): %s; a vLLM server '
+                               'answers once its model is loaded', self._name, now - start,
+                               deadline_s, last)
             await asyncio.sleep(0.2)
 
     def _check_models(self, response: 'httpx.Response') -> None:
