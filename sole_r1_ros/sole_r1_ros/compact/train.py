@@ -19,6 +19,7 @@ from collections import Counter
 import dataclasses
 from dataclasses import dataclass
 import functools
+import hashlib
 import logging
 import math
 import os
@@ -98,8 +99,9 @@ class TrainConfig:
                                'its frames): lighting varies, progress does not',
                                range=(0.0, 0.9))
     val_fraction: float = option(0.2, "share of each task's episodes that validate when the "
-                                 "data marks none split='val' (a user's recordings): evenly "
-                                 'spread, never trained on; the weights of the best validation '
+                                 "data marks none split='val' (a user's recordings): chosen "
+                                 "by a hash of each episode's task and id, never trained on; "
+                                 'the weights of the best validation '
                                  'are kept. 0: train on every episode not marked val and, '
                                  'with none marked, keep the last weights',
                                  range=(0.0, 0.5))
@@ -631,12 +633,16 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     """Return (train, validation) episodes.
 
     The episodes marked split='val' validate. Where none is (SOLE-R1's scores of a user's
-    recordings carry no split), ``fraction`` of each task's episodes, evenly spread over their
-    order, do, so a distillation still reports how it does on episodes it never saw and keeps
-    its best weights; a task with a single episode only trains. Only episodes a Pearson can be
-    taken on validate (``_MIN_VAL_FRAMES`` frames or more, labels that change): a 3-frame
-    episode at 0 % was a folder's whole validation, its Pearson NaN, and the weights were
-    kept on it.
+    recordings carry no split), about ``fraction`` of each task's episodes do, so a
+    distillation still reports how it does on episodes it never saw and keeps its best
+    weights; a task with a single episode only trains. Which ones is a property of each
+    episode (a hash of its task and id under ``fraction``), not of the folder's order: a
+    folder that grows by a new recording's scores never moves an episode that trained into
+    validation, where a file fine-tuned from an earlier round's would be scored on it. A task
+    none of whose episodes hashes under ``fraction`` validates on its lowest one. Only
+    episodes a Pearson can be taken on validate (``_MIN_VAL_FRAMES`` frames or more, labels
+    that change): a 3-frame episode at 0 % was a folder's whole validation, its Pearson NaN,
+    and the weights were kept on it.
     """
     marked = [e for e in episodes if e.split == 'val']
     if marked or fraction <= 0:
@@ -647,16 +653,24 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     chosen = set()
     for indices in by_task.values():
         total = len(indices)
-        telling = [i for i in indices if episodes[i].num_frames >= _MIN_VAL_FRAMES
-                   and np.ptp(np.asarray(episodes[i].progress, np.float64)) > 1.0]
+        telling = sorted((i for i in indices if episodes[i].num_frames >= _MIN_VAL_FRAMES
+                          and np.ptp(np.asarray(episodes[i].progress, np.float64)) > 1.0),
+                         key=lambda i: _split_hash(episodes[i]))
         if total >= 2 and telling:
-            count = min(total - 1, len(telling), max(1, round(fraction * total)))
-            chosen.update(telling[int((i + 0.5) * len(telling) / count)] for i in range(count))
+            under = [i for i in telling if _split_hash(episodes[i]) < fraction]
+            chosen.update((under or telling[:1])[:total - 1])
     if chosen:
         logger.info('no episode is marked split=val: %d of %d validate', len(chosen),
                     len(episodes))
     return ([e for i, e in enumerate(episodes) if i not in chosen],
             [e for i, e in enumerate(episodes) if i in chosen])
+
+
+def _split_hash(episode: LabelledEpisode) -> float:
+    """A number in [0, 1) fixed by the episode's task and id, the same on every machine."""
+    digest = hashlib.blake2b(f'{episode.task_id}\0{episode.episode_id}'.encode(),
+                             digest_size=8).digest()
+    return int.from_bytes(digest, 'big') / 2.0 ** 64
 
 
 def _initial_model(config: TrainConfig, encoder: GoalEncoder | None,
@@ -732,7 +746,43 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int
         raise ValueError(f'no labelled episodes with at least 2 frames in {list(folders)} '
                          f'(tasks {list(config.tasks) or "all"}, excluding '
                          f'{sorted(excluded)})')
-    return episodes
+    return _without_copies(episodes, folders)
+
+
+def _without_copies(by_folder: list[list[LabelledEpisode]], folders: Sequence[str]
+                    ) -> list[list[LabelledEpisode]]:
+    """Each episode once, where it is first found.
+
+    The same recording in two ``--data`` folders (a copy, links, one scoring kept twice)
+    could validate in one and train in the other, flattering the validation the weights are
+    chosen on.
+    """
+    seen: dict[bytes, str] = {}
+    copies: list[str] = []
+    kept = []
+    for folder, episodes in zip(folders, by_folder):
+        kept.append([])
+        for episode in episodes:
+            key = _content_key(episode)
+            if key in seen:
+                copies.append(f'{folder}: {episode.episode_id} (= {seen[key]})')
+                continue
+            seen[key] = f'{folder}: {episode.episode_id}'
+            kept[-1].append(episode)
+    if copies:
+        logger.warning('%d episode(s) found twice, used once, where first found: %s%s',
+                       len(copies), '; '.join(copies[:5]), ' ...' if len(copies) > 5 else '')
+    return kept
+
+
+def _content_key(episode: LabelledEpisode) -> bytes:
+    """The episode's task, labels and first, middle and last frames, hashed."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(episode.task_id.encode())
+    digest.update(np.asarray(episode.progress, np.float64).tobytes())
+    for index in sorted({0, episode.num_frames // 2, episode.num_frames - 1}):
+        digest.update(np.ascontiguousarray(episode.external[index]).tobytes())
+    return digest.digest()
 
 
 def _optimise(model: CompactProgressNet, sampler: QuerySampler,
