@@ -329,8 +329,18 @@ def iter_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
     entries = select(list_episodes(root), tasks, split, behaviours, limit, exclude_tasks)
     if not entries:
         logger.warning('no labelled episode in %s matches the filters', root)
+    largest, frames = 0.0, 0
     for entry in entries:
-        yield load_episode(root, entry, wanted, use_wrist, video_transform)
+        episode = load_episode(root, entry, wanted, use_wrist, video_transform)
+        largest = max(largest, float(np.max(np.abs(episode.progress))))
+        frames += episode.num_frames
+        yield episode
+    if 0.0 < largest <= 1.0 and frames > 5:
+        # Fractions for percentages: 0.9 is 0.9 %, and a model trained on them learns nothing.
+        # Said of the folder: one episode that barely moved is within [-1, 1] rightly.
+        logger.warning('%s: every label of its %d episode(s) is within [-1, 1]: labels are '
+                       'percentages (0-100); if these are fractions, multiply them by 100',
+                       root, len(entries))
 
 
 def load_episodes(root: str, **filters: Any) -> list[LabelledEpisode]:

@@ -58,10 +58,6 @@ def resolve_progress(entry: Mapping[str, Any], times_s: Sequence[float],
         if not protocol.PROGRESS_MIN <= round(value) <= protocol.PROGRESS_MAX:
             raise ValueError(f'{where}: label of frame {index} is {value}%, outside '
                              f'[{protocol.PROGRESS_MIN}, {protocol.PROGRESS_MAX}]')
-    if len(result) > 5 and 0 < max(abs(v) for v in result) <= 1.0:
-        # fractions for percentages: 0.9 is 0.9 %, and a model trained on them learns nothing
-        logger.warning('%s: every label is within [-1, 1]: labels are percentages (0-100); if '
-                       'these are fractions, multiply them by 100', where)
     return [min(float(protocol.PROGRESS_MAX), max(float(protocol.PROGRESS_MIN), v))
             for v in result]
 

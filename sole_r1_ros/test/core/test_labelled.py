@@ -1,6 +1,7 @@
 """The one labelled-episode layout: write, read back, resume, filter, keypoint labels."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -122,6 +123,14 @@ def test_hand_labels_wrong_in_common_ways_are_said(tmp_path, caplog):
     with caplog.at_level('WARNING'):
         labelled.load_episodes(str(tmp_path))
     assert 'multiply them by 100' in caplog.text
+    # Said of a folder: an episode that barely moved beside others that did is no mistake
+    # (make compact-model's data gave a warning per such episode).
+    caplog.clear()
+    labelled.write_episode(str(tmp_path), LabelledEpisode('moved', 'x', [0, 50, 90], _frames(3)))
+    with caplog.at_level('WARNING'):
+        labelled.load_episodes(str(tmp_path))
+    assert 'multiply them by 100' not in caplog.text
+    shutil.rmtree(tmp_path / 'episodes' / 'moved')
     path.write_text(json.dumps({'goal': 'x', 'time_s': [0, 0.5], 'progress': [0, 100]}))
     with pytest.raises(ValueError, match="time_s keypoints need the frames' rate"):
         labelled.load_episodes(str(tmp_path))
