@@ -751,27 +751,27 @@ def _load(folders: Sequence[str], config: TrainConfig, size: int
 
 def _without_copies(by_folder: list[list[LabelledEpisode]], folders: Sequence[str]
                     ) -> list[list[LabelledEpisode]]:
-    """Each episode once, where it is first found.
+    """Each episode found in an earlier folder left out of the later ones.
 
     The same recording in two ``--data`` folders (a copy, links, one scoring kept twice)
     could validate in one and train in the other, flattering the validation the weights are
-    chosen on.
+    chosen on. Within a folder nothing is dropped: synthetic data holds a few identical
+    episodes (a variation drawn twice), and ``make compact-model``'s recipe counts them.
     """
     seen: dict[bytes, str] = {}
     copies: list[str] = []
     kept = []
     for folder, episodes in zip(folders, by_folder):
-        kept.append([])
-        for episode in episodes:
-            key = _content_key(episode)
-            if key in seen:
-                copies.append(f'{folder}: {episode.episode_id} (= {seen[key]})')
-                continue
-            seen[key] = f'{folder}: {episode.episode_id}'
-            kept[-1].append(episode)
+        keys = [_content_key(episode) for episode in episodes]
+        kept.append([e for e, key in zip(episodes, keys) if key not in seen])
+        copies += [f'{folder}: {e.episode_id} (= {seen[key]})'
+                   for e, key in zip(episodes, keys) if key in seen]
+        for episode, key in zip(episodes, keys):
+            seen.setdefault(key, f'{folder}: {episode.episode_id}')
     if copies:
-        logger.warning('%d episode(s) found twice, used once, where first found: %s%s',
-                       len(copies), '; '.join(copies[:5]), ' ...' if len(copies) > 5 else '')
+        logger.warning('%d episode(s) also found in an earlier --data folder, used there '
+                       'only: %s%s', len(copies), '; '.join(copies[:5]),
+                       ' ...' if len(copies) > 5 else '')
     return kept
 
 

@@ -432,7 +432,7 @@ def test_an_episode_in_two_data_folders_is_used_once(tmp_path, caplog):
                  encoder=_seeded_encoder())
     assert info['train_episodes'] + info['val_episodes'] == 5
     assert 'copy' not in info['train_episode_ids'] + info['val_episode_ids']
-    assert '1 episode(s) found twice' in caplog.text and 'copy (= ' in caplog.text
+    assert '1 episode(s) also found in an earlier' in caplog.text and 'copy (= ' in caplog.text
 
 
 class _ConstantNet(torch.nn.Module):
