@@ -73,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     summary = reward_eval.summarise(scores)
     summary['source'] = label
     summary['data'] = args.data
+    # A recording's labels are a teacher's scores, not the truth: said as such.
+    summary['labels_from'] = sorted({str(e.meta.get('source') or 'not said')
+                                     for e in episodes})
     result = reward_eval.to_json(summary)
     if args.out:
         with open(args.out, 'w', encoding='utf-8') as stream:
@@ -182,7 +185,14 @@ def _print(result: dict) -> None:
     print(f"  VOC {fmt(result['voc'])} (ground truth itself: {fmt(result['voc_truth'])})  "
           f"Pearson {fmt(result['pearson'])}  AUROC {fmt(result['auroc'])} "
           f"(per-task mean {fmt(result['auroc_task_mean'])})  MAE {fmt(result['mae'])}%")
+    sources = result.get('labels_from') or []
+    truth = bool(sources) and all('ground truth' in source for source in sources)
+    if not truth:
+        named = ', '.join(sources) or 'the data'
+        print(f"  against the labels of {named} ('labelled' below: not the truth unless they "
+              'are)')
     for task, group in result['per_task'].items():
-        print(f"  {task:<32} perceived {group['perceived']:5.1f}  true {group['true']:5.1f}  "
+        print(f"  {task:<32} perceived {group['perceived']:5.1f}  "
+              f"{'true' if truth else 'labelled'} {group['true']:5.1f}  "
               f"VOC {fmt(group['voc'])}  Pearson {fmt(group['pearson'])}  "
               f"AUROC {fmt(group['auroc'])}")

@@ -97,7 +97,11 @@ def test_score_results_distil_into_a_compact_model_that_then_scores(tmp_path, ca
     assert sorted(info['train_episode_ids']) == sorted({'ep0', 'ep1', 'ep2'} - {held_out})
     assert main(['eval', 'reward', '--backend', 'compact', '--model', str(model), '--data',
                  str(data), '--num-queries', '2']) == 0
-    assert '2 of the 3 episodes were in the training data of' in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert '2 of the 3 episodes were in the training data of' in said.err
+    # the teacher's labels are not called the truth
+    assert 'against the labels of sole-r1 score (ramp-teacher)' in said.out
+    assert ' labelled ' in said.out and ' true ' not in said.out
     # and on what it did not train on, by its own record (a folder copy by hand, before)
     out = tmp_path / 'heldout.json'
     assert main(['eval', 'reward', '--backend', 'compact', '--model', str(model), '--data',

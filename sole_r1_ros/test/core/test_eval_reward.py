@@ -192,7 +192,7 @@ def test_eval_reward_reads_precomputed_score_results(external, tmp_path_factory)
                             episodes)
 
 
-def test_eval_reward_on_a_synthetic_dataset_with_a_paraphrased_goal(tmp_path):
+def test_eval_reward_on_a_synthetic_dataset_with_a_paraphrased_goal(tmp_path, capsys):
     pytest.importorskip('metaworld')
     from sole_r1_ros.synth import EVAL_PARAPHRASES, generate, SynthConfig
 
@@ -208,6 +208,8 @@ def test_eval_reward_on_a_synthetic_dataset_with_a_paraphrased_goal(tmp_path):
                      '--paraphrase', '--num-queries', '4', '--out', str(out)]) == 0
     result = json.loads(out.read_text())
     assert result['n_episodes'] == 2
+    assert result['labels_from'] == ['sole-r1 synth (simulator ground truth)']
+    assert ' true ' in capsys.readouterr().out
     assert result['pearson'] == pytest.approx(1.0, abs=0.01)
     assert result['voc'] == pytest.approx(result['voc_truth'], abs=0.05)
     assert len(result['episodes'][0]['predicted']) == len(result['episodes'][0]['steps'])
