@@ -3,7 +3,11 @@
 A rosbag2 writer writes ``metadata.yaml`` and the MCAP summary only when it closes, so a bag
 whose writer was killed has neither, and a file cut mid-record ends in a torn record. rosbags
 refuses such bags; this scanner walks the records from the start (schemas, channels, messages,
-chunks), keeps every complete message and stops at the first damaged record, saying where.
+chunks), keeps every complete message, skips a chunk damaged inside (its length still frames
+it: the chunks after it are read) and stops at the first record whose framing is damaged,
+saying where. A length read from damaged bytes is checked against what is left of the file
+before anything is read: such a length had raised MemoryError or OverflowError, and nothing
+of the bag was given back.
 """
 from dataclasses import dataclass, field
 import io
@@ -28,14 +32,24 @@ class ScanResult:
     problem: str | None = None
     '''None when every record was read; else why and where reading stopped.'''
     unknown_channels: set[int] = field(default_factory=set)
+    damaged_chunks: list[str] = field(default_factory=list)
+    '''Where and why each chunk skipped was damaged inside.'''
 
     def describe(self) -> str:
-        if self.problem is None:
+        problems = ([f'{len(self.damaged_chunks)} chunk(s) damaged inside were skipped (the '
+                     f'first {self.damaged_chunks[0]})'] if self.damaged_chunks else [])
+        problems += [self.problem] if self.problem is not None else []
+        if not problems:
             return f'{self.path.name}: all {self.messages} messages read'
-        return f'{self.path.name}: {self.messages} messages recovered; {self.problem}'
+        return f'{self.path.name}: {self.messages} messages recovered; ' + '; '.join(problems)
 
 
 def _take(stream: io.BufferedIOBase, size: int) -> bytes:
+    position = stream.tell()
+    left = stream.seek(0, io.SEEK_END) - position
+    stream.seek(position)
+    if size > left:   # a damaged length: reading it whole would not fit in memory
+        raise _Torn(f'needed {size} bytes, found {left}')
     data = stream.read(size)
     if len(data) != size:
         raise _Torn(f'needed {size} bytes, found {len(data)}')
@@ -83,24 +97,37 @@ def _records(stream, schemas, channels, wanted, result, ended: list
             if op:
                 ended.append(True)
             return
+        start = stream.tell() - 1
         (length,) = struct.unpack('<Q', _take(stream, 8))
         body = _take(stream, length)
         if op[0] == _CHUNK:
-            record = io.BytesIO(body)
-            _take(record, 28)  # start and end time, uncompressed size, CRC
-            compression = _string(record)
-            (size,) = struct.unpack('<Q', _take(record, 8))
-            if compression not in ('', 'zstd', 'lz4'):
-                raise ValueError(f'unsupported chunk compression {compression!r}')
-            data = _take(record, size)
-            if compression:
-                from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
-                data = DECOMPRESSORS[compression](data, 0)
-            yield from _records(io.BytesIO(data), schemas, channels, wanted, result, [])
+            try:
+                yield from _chunk(body, schemas, channels, wanted, result)
+            except (_Torn, struct.error, ValueError, RuntimeError, MemoryError) as exc:
+                result.damaged_chunks.append(f'at byte {start}: {type(exc).__name__}: {exc}')
         elif op[0] in (_SCHEMA, _CHANNEL, _MESSAGE):
             message = _record(op[0], io.BytesIO(body), schemas, channels, wanted, result)
             if message is not None:
                 yield message
+
+
+def _chunk(body: bytes, schemas, channels, wanted, result
+           ) -> Iterator[tuple[str, str, bytes]]:
+    """The messages of one chunk record's body (raises on damage inside it)."""
+    record = io.BytesIO(body)
+    _take(record, 28)  # start and end time, uncompressed size, CRC
+    compression = _string(record)
+    (size,) = struct.unpack('<Q', _take(record, 8))
+    if compression not in ('', 'zstd', 'lz4'):
+        raise ValueError(f'unsupported chunk compression {compression!r}')
+    data = _take(record, size)
+    if compression:
+        from rosbags.rosbag2.storage_mcap import DECOMPRESSORS
+        try:
+            data = DECOMPRESSORS[compression](data, 0)
+        except Exception as exc:  # noqa: BLE001 (zstd and lz4 raise their own kinds)
+            raise ValueError(f'{compression} data does not decompress: {exc}') from exc
+    yield from _records(io.BytesIO(data), schemas, channels, wanted, result, [])
 
 
 def _record(op, record, schemas, channels, wanted, result) -> tuple[str, str, bytes] | None:

@@ -76,6 +76,57 @@ def test_a_truncated_mcap_is_read_up_to_the_torn_record(tmp_path):
     assert any('damaged or cut off' in n for n in notes), notes
 
 
+def _chunk_offsets(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each top-level chunk record of an MCAP file's bytes."""
+    import struct
+    chunks, position = [], 8
+    while position < len(data) and data[position] != 0x0F:
+        (length,) = struct.unpack_from('<Q', data, position + 1)
+        if data[position] == 0x06:
+            chunks.append((position, position + 9 + length))
+        position += 9 + length
+    return chunks
+
+
+@pytest.mark.parametrize('tail', [b'\xff' * 4096, bytes(np.random.default_rng(3).integers(
+    0, 256, 4096, dtype=np.uint8))])
+def test_a_bag_cut_and_followed_by_garbage_gives_back_what_came_before(tmp_path, tail):
+    """A power loss or a bad card: garbage after a cut read a length of exabytes.
+
+    MemoryError or OverflowError, and nothing of the bag came back.
+    """
+    _record(tmp_path / 'bag', _frames(40))
+    [mcap] = list((tmp_path / 'bag').glob('*.mcap'))
+    data = mcap.read_bytes()
+    cut = _chunk_offsets(data)[1][1]   # where a record would begin: garbage read as one
+    mcap.write_bytes(data[:cut] + tail)
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     notes=notes)
+    assert 5 <= len(episode.external) < 40
+    assert any('damaged or cut off' in n for n in notes), notes
+
+
+def test_a_chunk_damaged_inside_is_skipped_and_the_chunks_after_it_are_read(tmp_path):
+    """A bit flip inside one chunk ended the scan of the whole file there."""
+    frames = _frames(40)
+    _record(tmp_path / 'bag', frames)
+    [mcap] = list((tmp_path / 'bag').glob('*.mcap'))
+    data = bytearray(mcap.read_bytes())
+    chunks = _chunk_offsets(bytes(data))
+    assert len(chunks) >= 3
+    start, end = chunks[1]
+    data[start + 9 + 28 + 4 + 8: start + 9 + 28 + 4 + 8 + 64] = b'\xff' * 64   # its records
+    mcap.write_bytes(bytes(data))
+    (tmp_path / 'bag' / 'metadata.yaml').unlink()   # read by the scan, as after a kill
+    notes = []
+    [episode] = read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw',
+                                     notes=notes)
+    assert np.array_equal(episode.external[-1], frames[-1])   # the last chunk's frames came back
+    assert len(episode.external) < 40
+    assert any('chunk(s) damaged inside were skipped' in n for n in notes), notes
+
+
 @pytest.fixture
 def killed_bag(tmp_path):
     writer = _record(tmp_path / 'live', _frames(40), close=False)
