@@ -8,7 +8,7 @@ DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
-	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-gpu lint \
+	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-camera-qos bench-gpu lint \
 	compact-model compact-model-erased compact-tasks clean help
 
 help:
@@ -19,7 +19,7 @@ help:
 	@echo 'make lint   - flake8 and pep257 of the package, tests, launch files and benchmarks'
 	@echo 'make bench  - every CPU benchmark below (JSON + tables in bench/results/)'
 	@echo '  bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune'
-	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint: one each'
+	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos: one each'
 	@echo '  (BENCH_ARGS passes flags to the script, e.g. make bench-drq BENCH_ARGS=--quick)'
 	@echo 'make bench-gpu             - on a machine with a CUDA GPU: reward backend and fine-tuning'
 	@echo 'make compact-model         - train the shipped compact progress model again'
@@ -46,7 +46,7 @@ demo: setup
 	sole-r1 demo $(DEMO_ARGS)
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
-	bench-serving bench-compact bench-erasing bench-checkpoint
+	bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos
 
 bench-sim: setup
 	$(ENV)
@@ -93,6 +93,13 @@ bench-erasing: setup
 bench-checkpoint: setup
 	$(ENV)
 	python bench/bench_checkpoint.py $(BENCH_ARGS)
+
+# Camera frames from another process: best-effort against publisher-matched subscriptions, with
+# Fast DDS's default transports and with LARGE_DATA in both processes (about 3 minutes).
+bench-camera-qos: setup
+	$(ENV)
+	python bench/bench_camera_qos.py $(BENCH_ARGS)
+	FASTDDS_BUILTIN_TRANSPORTS=LARGE_DATA python bench/bench_camera_qos.py $(BENCH_ARGS)
 
 bench-finetune: setup
 	$(ENV)

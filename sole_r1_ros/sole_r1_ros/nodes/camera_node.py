@@ -25,7 +25,7 @@ import uuid
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_srvs.srv import Trigger
@@ -38,6 +38,7 @@ from sole_r1_ros.camera.mask_join import MaskJoin, with_mask_channel
 from sole_r1_ros.camera.robot_eraser import RobotEraser
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import image_to_array, image_to_rgb
+from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
@@ -156,18 +157,17 @@ class CameraNode(Node):
         self._query_pub = self.create_publisher(RewardQuery, 'sole_r1/query', 10)
         self._episode_pub = self.create_publisher(Episode, 'episode', _LATCHED)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, 'camera/external/image_raw',
-                                 guard('camera/external', self._external_callback),
-                                 qos_profile_sensor_data)
+        # Reliable where the driver publishes reliably: best effort lost most 640x480 frames.
+        self._cameras = [MatchedSubscription(self, Image, 'camera/external/image_raw',
+                                             guard('camera/external', self._external_callback))]
         if c.use_wrist:
-            self.create_subscription(Image, 'camera/wrist/image_raw',
-                                     guard('camera/wrist', self._wrist_callback),
-                                     qos_profile_sensor_data)
+            self._cameras.append(MatchedSubscription(
+                self, Image, 'camera/wrist/image_raw',
+                guard('camera/wrist', self._wrist_callback)))
         for view in self._mask_joins:
-            self.create_subscription(
-                Image, f'camera/{view}/robot_mask',
-                guard(f'camera/{view}/robot_mask', self._mask_callback(view)),
-                qos_profile_sensor_data)
+            self._cameras.append(MatchedSubscription(
+                self, Image, f'camera/{view}/robot_mask',
+                guard(f'camera/{view}/robot_mask', self._mask_callback(view))))
         self.create_subscription(JointState, 'joint_states',
                                  guard('joint_states', self._joint_states_callback), 10)
         self.create_subscription(Episode, 'episode', guard('episode', self._episode_callback),

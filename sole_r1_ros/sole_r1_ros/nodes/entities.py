@@ -13,7 +13,8 @@ def destroy_entity(node, entity: Any) -> None:
     from rclpy.service import Service
     from rclpy.subscription import Subscription
     from rclpy.timer import Timer
-    if isinstance(entity, ActionServer):
+    from sole_r1_ros.nodes.camera_qos import MatchedSubscription
+    if isinstance(entity, (ActionServer, MatchedSubscription)):
         entity.destroy()
         return
     for kind, destroy in ((Subscription, node.destroy_subscription),

@@ -16,7 +16,7 @@ import time
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import Node as LifecycleNode, State, TransitionCallbackReturn
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import Image, JointState, Joy
 from std_srvs.srv import SetBool, Trigger
@@ -24,6 +24,7 @@ from visualization_msgs.msg import Marker
 
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_interfaces.srv import LabelEpisode
+from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
@@ -132,11 +133,10 @@ class LearnerNode(LifecycleNode):
     def _create_entities(self, node: LearnerNodeConfig) -> None:
         guard, robot, e = self.firewall.guard, self._robot, self._entities
         for view in self._configs['sensing'].views:
-            e.append(self.create_subscription(
-                Image, f'camera/{view}/image_raw',
+            e.append(MatchedSubscription(   # reliable where the driver is: see camera_qos
+                self, Image, f'camera/{view}/image_raw',
                 guard(f'camera/{view}', lambda m, v=view: robot.sensors.add_frame(
-                    v, Time.from_msg(m.header.stamp).nanoseconds, image_to_rgb(m))),
-                qos_profile_sensor_data))
+                    v, Time.from_msg(m.header.stamp).nanoseconds, image_to_rgb(m)))))
         e.append(self.create_subscription(JointState, 'joint_states',
                                           guard('joint_states', robot.joint_states), 10))
         if node.pose_source == 'topic':

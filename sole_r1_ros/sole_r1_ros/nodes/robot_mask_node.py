@@ -38,6 +38,7 @@ from sensor_msgs.msg import CameraInfo, Image, JointState
 from sole_r1_ros.camera.pinhole import PinholeCamera
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image, image_to_depth, image_to_rgb
+from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
@@ -182,18 +183,18 @@ class RobotMaskNode(Node):
         self._overlay_pub = self.create_publisher(Image, f'camera/{view}/robot_mask_overlay',
                                                   qos_profile_sensor_data)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
-        self.create_subscription(Image, f'camera/{view}/image_raw',
-                                 guard(f'camera/{view}/image_raw', self._image_callback),
-                                 qos_profile_sensor_data)
-        self.create_subscription(CameraInfo, f'camera/{view}/camera_info',
-                                 guard(f'camera/{view}/camera_info', self._info_callback),
-                                 qos_profile_sensor_data)
+        # Reliable where the driver publishes reliably: best effort lost most 640x480 frames.
+        self._cameras = [
+            MatchedSubscription(self, Image, f'camera/{view}/image_raw',
+                                guard(f'camera/{view}/image_raw', self._image_callback)),
+            MatchedSubscription(self, CameraInfo, f'camera/{view}/camera_info',
+                                guard(f'camera/{view}/camera_info', self._info_callback))]
         self.create_subscription(JointState, 'joint_states',
                                  guard('joint_states', self._joint_states_callback), 50)
         if c.use_depth:
-            self.create_subscription(Image, f'camera/{view}/depth/image_raw',
-                                     guard(f'camera/{view}/depth/image_raw',
-                                           self._depth_callback), qos_profile_sensor_data)
+            self._cameras.append(MatchedSubscription(
+                self, Image, f'camera/{view}/depth/image_raw',
+                guard(f'camera/{view}/depth/image_raw', self._depth_callback)))
         self.create_timer(1.0, guard('status', self._publish_status))
         self._thread = threading.Thread(target=self._draw_loop, name='robot_mask',
                                         daemon=True)
