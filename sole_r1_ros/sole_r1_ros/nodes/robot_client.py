@@ -19,7 +19,8 @@ from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.rl import Sensed, Sensors
 from sole_r1_ros.rl.loop import EpisodeSummary
 
-_RESET_TIMEOUT_S = 30.0
+# A reset still running after this long is said again (the arm holds until it answers).
+_RESET_REPORT_S = 30.0
 
 
 class RobotClient:
@@ -161,9 +162,11 @@ class RobotClient:
     def reset(self) -> bool:
         """Call the reset service; True when the robot answered that it reset.
 
-        Gives up at its timeout, or as soon as ``stopping`` is set: a stop must not wait for a
-        robot that will never answer. Without a service, a person resets: between episodes the
-        arm holds ``hand_reset_s`` for it.
+        Waits for the answer however long the reset takes, saying so every 30 s: a reset given
+        up on kept moving the arm while the next episode's commands went out, and the next
+        call queued behind it ran mid-episode. Gives up as soon as ``stopping`` is set: a stop
+        must not wait for a robot that will never answer. Without a service, a person resets:
+        between episodes the arm holds ``hand_reset_s`` for it.
         """
         try:
             return self._reset_robot()
@@ -192,10 +195,14 @@ class RobotClient:
         done = threading.Event()
         future = self._reset.call_async(Trigger.Request())
         future.add_done_callback(lambda _: done.set())
-        if not self._wait(done.is_set, _RESET_TIMEOUT_S):
-            if not self.stopping.is_set():
-                self._node.get_logger().error(f'reset did not answer within {_RESET_TIMEOUT_S} s')
-            return False
+        waited = 0.0
+        while not self._wait(done.is_set, _RESET_REPORT_S):
+            if self.stopping.is_set():
+                return False
+            waited += _RESET_REPORT_S
+            self._node.get_logger().error(
+                f'reset {self._reset.srv_name} still running after {waited:.0f} s: the arm '
+                'holds and no episode starts until it answers (stop the learner to give up)')
         result = future.result()
         return result is not None and result.success
 

@@ -264,6 +264,55 @@ def test_the_first_hold_after_a_reset_keeps_the_arm_where_the_reset_left_it(
     assert after and all(np.abs(a - places[1]).max() <= 0.1 + 1e-9 for a in after), after[:3]
 
 
+def test_a_slow_reset_is_waited_for_with_the_arm_held_and_never_called_twice(
+        ros_graph, tmp_path, monkeypatch):
+    """A reset slower than the learner's wait: the next episode's commands went out meanwhile.
+
+    The learner gave up after 30 s and drove the arm while the robot's own reset still moved
+    it; its next reset queued behind the first and ran in the middle of a later episode.
+    """
+    from std_srvs.srv import Trigger
+    from sole_r1_ros.nodes import robot_client
+    monkeypatch.setattr(robot_client, '_RESET_REPORT_S', 0.3)
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    calls = []   # (start, end) of each reset the robot ran
+
+    def slow_reset(request, response):
+        index = len(calls)
+        calls.append((time.monotonic(), None))
+        time.sleep(1.5 if index == 1 else 0.0)   # the second outlasts five waits
+        calls[index] = (calls[index][0], time.monotonic())
+        response.success = True
+        return response
+    from rclpy.callback_groups import ReentrantCallbackGroup
+    from rclpy.executors import MultiThreadedExecutor
+    from rclpy.node import Node
+    robot = Node('slow_robot', context=ros_graph.context)
+    robot.create_service(Trigger, 'arm/reset', slow_reset,
+                         callback_group=ReentrantCallbackGroup())   # calls may overlap
+    executor = MultiThreadedExecutor(num_threads=2, context=ros_graph.context)
+    executor.add_node(robot)
+    import threading
+    threading.Thread(target=executor.spin, daemon=True).start()
+    topic = 'forward_command_controller/commands'
+    _learner(ros_graph, tmp_path, action_layout='joint_position', joint_names=JOINTS,
+             use_ee_pose=False, command__command_type='float64_multiarray', command_topic=topic,
+             reset_service='arm/reset', episode_length=6, joints__max_step_rad=0.1,
+             joints__lower=[-1.0, -1.0, -1.0], joints__upper=[1.0, 1.0, 1.0])
+    sink = arm.commands[topic]
+    try:
+        assert ros_graph.wait_for(lambda: len(calls) >= 3 and all(c[1] for c in calls[:3]),
+                                  timeout=30.0)
+    finally:
+        executor.shutdown(timeout_sec=2.0)
+        robot.destroy_node()
+    start, end = calls[1]
+    during = [t for t in sink.times if start + 0.1 < t < end]
+    assert not during, f'{len(during)} commands while the robot reset'
+    assert calls[2][0] >= end   # the next reset was called after it answered, not beside it
+    assert any(end < t < calls[2][0] for t in sink.times)   # and an episode ran between
+
+
 def test_a_stopped_learner_sends_nothing_and_holds_a_jogged_arm_where_it_is(ros_graph, tmp_path):
     """Deactivate, jog the arm, pause, activate: the hold of the stop was sent again later.
 
