@@ -113,7 +113,7 @@ class OnlineLearner:
             self.step += 1
             if action is not None:
                 self.env_steps += 1
-                if self.replay.ready() or self.learning_steps:
+                if self.learning_steps or self.replay.ready():   # ready() scans the buffer
                     self.learning_steps += 1
             else:
                 self.episodes_done += 1
