@@ -108,16 +108,34 @@ def recorder_node(context, namespace, params, remappings, extra: Mapping | None 
                   ) -> list:
     """The recorder, recording the arm's commands where the learner sends them.
 
-    For an ``OpaqueFunction`` (``args=[namespace, params_file, remappings]``).
+    For an ``OpaqueFunction`` (``args=[namespace, params_file, remappings]``). Where the launch
+    has a ``run_dir`` and the params file names no ``bag_path``, the bag goes beside the
+    checkpoints, ``<run_dir>/bag-<date-time>``, as ``sole-r1 learn`` puts it (it went to
+    ``./bags`` of wherever the launch was started).
     """
+    from datetime import datetime
+
     from launch.substitutions import LaunchConfiguration
     from launch_ros.actions import Node
 
-    topics = recorder_extra_topics(LaunchConfiguration('params_file').perform(context),
+    params_file = LaunchConfiguration('params_file').perform(context)
+    topics = recorder_extra_topics(params_file,
                                    LaunchConfiguration('command_topic').perform(context))
+    bag = launch_bag_path(params_file, context.launch_configurations.get('run_dir'),
+                          datetime.now())
     return [Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
                  namespace=namespace, output='screen', remappings=remappings,
-                 parameters=[params, {'extra_topics': topics, **(extra or {})}])]
+                 parameters=[params, {'extra_topics': topics, **bag, **(extra or {})}])]
+
+
+def launch_bag_path(params_file: str, run_dir: str | None, now) -> dict:
+    """``{'bag_path': <run_dir>/bag-<date-time>}``, or {} where the params file names one."""
+    from sole_r1_ros.bringup import load_params
+
+    if not run_dir or load_params(params_file, also=('recorder_node',)).get(
+            'recorder_node', {}).get('bag_path'):
+        return {}
+    return {'bag_path': os.path.join(run_dir, f'bag-{now:%Y%m%d_%H%M%S}')}
 
 
 def reward_node(context, namespace, params, extra: Mapping | None = None) -> list:

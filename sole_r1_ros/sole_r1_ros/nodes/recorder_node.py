@@ -6,15 +6,18 @@ Subscribes (serialized, no conversion) to the topics in ``topics`` and writes th
 from dataclasses import dataclass
 from datetime import datetime
 import importlib
+import os
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from sole_r1_ros.configuration import option, validate
+from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.firewall import Firewall, status_message
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.spin import run_node
+from sole_r1_ros.recording import learn_installed_type, make_typestore
 from sole_r1_ros.recording.guarded import GuardedBag
 
 DEFAULT_TOPICS = (
@@ -43,7 +46,7 @@ DEFAULT_TOPICS = (
 class RecorderConfig:
     """Where the recorder writes and what."""
 
-    bag_path: str = option('', "bag folder to create ('' = bags/sole_r1_<date-time>)",
+    bag_path: str = option('', "bag folder to create ('' = bags/sole_r1_<date-time>_<pid>)",
                            read_only=True)
     topics: tuple[str, ...] = option(DEFAULT_TOPICS, 'topics to record as '
                                      "'name=package/msg/Type'", read_only=True)
@@ -91,14 +94,14 @@ def _message_class(msgtype: str):
 
 
 def _qos(topic: str, msgtype: str):
-    """The subscription's QoS: by the message type for cameras, by the name for episodes.
+    """The QoS of a subscription to another type than a camera's, by the name for episodes.
 
-    Sensor-data QoS for camera types whatever the name (a driver's own topic names, as the
-    README's --topics examples give, recorded nothing from best-effort cameras); the episodes
-    latched, by the name's last part (also under a namespace); a queue of 50 otherwise.
+    Camera types get a ``MatchedSubscription`` whatever the name (a driver's own topic names,
+    as the README's --topics examples give, recorded nothing from best-effort cameras when
+    subscribed reliably, and lost most frames of reliable ones when subscribed best effort);
+    the episodes latched, by the name's last part (also under a namespace); a queue of 50
+    otherwise.
     """
-    if msgtype in _SENSOR_TYPES:
-        return qos_profile_sensor_data
     return _EPISODES if topic.rstrip('/').rpartition('/')[2] == 'episode' else 50
 
 
@@ -110,18 +113,28 @@ class RecorderNode(Node):
         self._writer: GuardedBag | None = None   # a refused parameter leaves no bag to close
         config = NodeConfigs(self, SECTIONS)['recorder']
         self.firewall = Firewall(self)
-        path = config.bag_path or f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S}'
+        # Milliseconds and the process: two recorders started in one second (a robot per
+        # namespace) had the same folder, and the second died.
+        path = config.bag_path or (f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S_%f}'[:-3]
+                                   + f'_{os.getpid()}')
         self._writer = GuardedBag(path, int(config.min_free_gb * 1e9))
         self._said_stopped = ''
         recorded = config.recorded()
+        store = make_typestore()
+        for entry in recorded:   # a type the bag cannot hold: refused now, not at its message
+            learn_installed_type(store, entry.partition('=')[2])
+        self._cameras: list[MatchedSubscription] = []
         for entry in recorded:
             topic, _, msgtype = entry.partition('=')
             full_name = self.resolve_topic_name(topic)
-            self.create_subscription(
-                _message_class(msgtype), topic, self.firewall.guard(
-                    topic, lambda data, name=full_name, kind=msgtype: self._write(name, kind,
-                                                                                  data)),
-                _qos(topic, msgtype), raw=True)
+            write = self.firewall.guard(
+                topic, lambda data, name=full_name, kind=msgtype: self._write(name, kind, data))
+            if msgtype in _SENSOR_TYPES:   # reliable where the driver is: see camera_qos
+                self._cameras.append(MatchedSubscription(self, _message_class(msgtype), topic,
+                                                         write, raw=True))
+            else:
+                self.create_subscription(_message_class(msgtype), topic, write,
+                                         _qos(topic, msgtype), raw=True)
         self.get_logger().info(f'recording {len(recorded)} topics to {path}')
         # what came last is on disk within a second even when nothing more comes; the free
         # space watched
@@ -142,11 +155,16 @@ class RecorderNode(Node):
         elif not bag.stopped and self._said_stopped:
             self.get_logger().info(f'the bag goes on in {bag.path}')
         self._said_stopped = bag.stopped
+        rejected = self.firewall.rejected
+        level = (DiagnosticStatus.ERROR if bag.stopped else
+                 DiagnosticStatus.WARN if rejected else DiagnosticStatus.OK)
         self._status.publish(status_message(
             self, {'messages': bag.count, 'dropped': bag.dropped, 'parts': len(bag.parts),
-                   'bag': str(bag.path), 'stopped': bag.stopped},
-            level=DiagnosticStatus.ERROR if bag.stopped else DiagnosticStatus.OK,
-            message=f'bag stopped: {bag.stopped}' if bag.stopped else 'ok'))
+                   'bag': str(bag.path), 'stopped': bag.stopped,
+                   **{f'rejected/{k}': v for k, v in rejected.items()}},
+            level=level, message=(f'bag stopped: {bag.stopped}' if bag.stopped else
+                                  f'messages not recorded: {dict(rejected)}' if rejected
+                                  else 'ok')))
 
     def _write(self, topic: str, msgtype: str, data: bytes) -> None:
         self._writer.write(topic, msgtype, self.get_clock().now().nanoseconds, data)

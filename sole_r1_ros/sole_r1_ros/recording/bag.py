@@ -62,6 +62,55 @@ def make_typestore():
     return typestore
 
 
+def learn_installed_type(typestore, msgtype: str) -> None:
+    """Teach ``typestore`` ``msgtype`` (and the types it holds) from the installed ``.msg`` files.
+
+    rosbags' Kilted store knows the core packages only; a vendor's message (``control_msgs``'
+    JointJog for MoveIt Servo, ``franka_msgs``) was refused at its first message, and the bag
+    recorded none of them with nothing said but one log line.
+
+    Raises:
+        ValueError: a type whose ``share/<package>/msg/<Name>.msg`` is not found in the ament
+            index (the workspace that builds it is not sourced), named.
+    """
+    from rosbags.typesys import get_types_from_msg
+    found: dict = {}
+    pending = [msgtype]
+    while pending:
+        name = pending.pop()
+        if name in typestore.types or name in found:
+            continue
+        package, _, short = name.partition('/msg/')
+        text = _installed_msg(package, short)
+        if text is None:
+            raise ValueError(f'message type {name} is unknown here: no {package}/msg/{short}.msg '
+                             'in the ament index (source the workspace that builds '
+                             f'{package}, or record it with ros2 bag record)')
+        parsed = get_types_from_msg(text, name)
+        found.update(parsed)
+        pending += [inner for _, fields in parsed.values() for inner in _named_types(fields)]
+    if found:
+        typestore.register(found)
+
+
+def _installed_msg(package: str, name: str) -> str | None:
+    try:
+        from ament_index_python.packages import get_package_share_directory
+        path = Path(get_package_share_directory(package)) / 'msg' / f'{name}.msg'
+    except Exception:  # noqa: BLE001 (no such package, or no ament index at all)
+        return None
+    return path.read_text() if path.is_file() else None
+
+
+def _named_types(node) -> list[str]:
+    """Every 'package/msg/Name' in rosbags' parsed field tree."""
+    if isinstance(node, str):
+        return [node] if '/msg/' in node else []
+    if isinstance(node, (list, tuple)):
+        return [name for item in node for name in _named_types(item)]
+    return []
+
+
 class BagWriter:
     """Thread-safe MCAP rosbag2 writer for serialized messages; topics are added on first use.
 
@@ -103,6 +152,7 @@ class BagWriter:
             try:
                 connection = self._connections.get(topic)
                 if connection is None:
+                    learn_installed_type(self._typestore, msgtype)
                     connection = self._writer.add_connection(topic, msgtype,
                                                              typestore=self._typestore)
                     self._connections[topic] = connection

@@ -604,3 +604,37 @@ def test_two_robots_topics_under_one_relative_name_are_refused_not_merged(tmp_pa
     assert main(['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer',
                  '--wrist-topic', '', '--out', str(tmp_path / 's.json')]) == 2
     assert 'give the full name' in capsys.readouterr().err
+
+
+def test_a_vendor_message_type_is_learnt_from_its_installed_msg_file(tmp_path, monkeypatch):
+    """The bag learns a vendor type: rosbags knows core packages only (Servo's JointJog)."""
+    from rosbags.rosbag2 import Reader
+
+    from sole_r1_ros.recording import learn_installed_type
+    share = tmp_path / 'prefix' / 'share'
+    (share / 'ament_index' / 'resource_index' / 'packages').mkdir(parents=True)
+    (share / 'ament_index' / 'resource_index' / 'packages' / 'vendor_msgs').write_text('')
+    (share / 'vendor_msgs' / 'msg').mkdir(parents=True)
+    (share / 'vendor_msgs' / 'msg' / 'JointJog.msg').write_text(
+        'std_msgs/Header header\nstring[] joint_names\nfloat64[] velocities\n'
+        'vendor_msgs/Gain gain\n')
+    (share / 'vendor_msgs' / 'msg' / 'Gain.msg').write_text('float64 value\n')
+    monkeypatch.setenv('AMENT_PREFIX_PATH',
+                       f"{tmp_path / 'prefix'}:{os.environ.get('AMENT_PREFIX_PATH', '')}")
+    store = make_typestore()
+    learn_installed_type(store, 'vendor_msgs/msg/JointJog')   # and the Gain it holds
+    types = store.types
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='')
+    jog = types['vendor_msgs/msg/JointJog'](
+        header=header, joint_names=['j1'], velocities=np.array([0.5]),
+        gain=types['vendor_msgs/msg/Gain'](value=2.0))
+    writer = BagWriter(tmp_path / 'bag')   # a typestore of its own: it learns the type too
+    writer.write('/servo_node/joint_jog', 'vendor_msgs/msg/JointJog', 1,
+                 bytes(store.serialize_cdr(jog, 'vendor_msgs/msg/JointJog')))
+    writer.close()
+    with Reader(tmp_path / 'bag') as reader:
+        [connection] = reader.connections
+        assert (connection.msgtype, connection.msgcount) == ('vendor_msgs/msg/JointJog', 1)
+    with pytest.raises(ValueError, match='no nothere_msgs/msg/X.msg in the ament index'):
+        learn_installed_type(store, 'nothere_msgs/msg/X')

@@ -173,6 +173,8 @@ def test_a_params_file_that_is_not_there_stops_the_launch(launch_file):
 def test_robot_topics_default_to_names_in_the_namespace(launch_file):
     """As ``sole-r1 learn --namespace``: namespace:=arm1 reads /arm1/camera/..., not /camera."""
     declared = _declared(ast.parse(open(os.path.join(_LAUNCH_DIR, launch_file)).read()))
+    # reward_only had no joint_states: joint_states:= was ignored without a word
+    assert {'joint_states', 'use_sim_time'} <= set(declared)
     topics = {name: declared[name] for name in (
         'external_camera', 'wrist_camera', 'joint_states', 'ee_pose', 'joy', 'external_depth')
         if name in declared}
@@ -209,6 +211,21 @@ def test_a_launch_lines_command_topic_is_recorded_where_the_commands_go():
     assert len(set(recorder_extra_topics(path))) == len(recorder_extra_topics(path))   # once
     assert any(t.lstrip('/').startswith('joint_trajectory_controller/joint_trajectory=')
                for t in recorder_extra_topics(path))
+
+
+def test_a_launched_recorder_writes_its_bag_beside_the_checkpoints(tmp_path):
+    """Under ros2 launch the bag went to ./bags of wherever the launch was started."""
+    from datetime import datetime
+
+    from sole_r1_ros.launch_utils import launch_bag_path
+    now = datetime(2026, 12, 7, 5, 30, 1)
+    path = os.path.join(_CONFIG_DIR, 'real_robot_learn.yaml')
+    assert launch_bag_path(path, 'runs/real_robot', now) == {
+        'bag_path': os.path.join('runs/real_robot', 'bag-20261207_053001')}
+    assert launch_bag_path(path, None, now) == {}
+    own = tmp_path / 'p.yaml'
+    own.write_text('/**/recorder_node:\n  ros__parameters:\n    bag_path: /data/bags/a\n')
+    assert launch_bag_path(str(own), 'runs/real_robot', now) == {}   # the file's own wins
 
 
 def test_a_params_files_wildcard_section_reaches_every_node_that_has_the_parameter(tmp_path):

@@ -258,3 +258,11 @@ def test_sole_r1_record_records_a_params_files_command_topics(tmp_path):
                               str(tmp_path / 'other'), '--params-file', 'nowhere.yaml'],
                              env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 2 and 'nowhere.yaml' in missing.stderr
+
+
+def test_a_topic_of_a_type_the_bag_cannot_hold_is_refused_at_start(ros_graph, tmp_path):
+    """It was refused at its first message: the bag held none of them, and diagnostics said ok."""
+    with pytest.raises(ValueError, match='message type nothere_msgs/msg/Jog is unknown here'):
+        RecorderNode(context=ros_graph.context, parameter_overrides=[
+            Parameter('bag_path', value=str(tmp_path / 'bag')),
+            Parameter('extra_topics', value=['servo_node/jog=nothere_msgs/msg/Jog'])])
