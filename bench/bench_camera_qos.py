@@ -12,13 +12,14 @@ of those sent, and the newest frame's delivery delay.
     python bench/bench_camera_qos.py                 # about 1.5 minutes
     python bench/bench_camera_qos.py --frames 30     # a smoke run
 
-Writes ``bench/results/camera_qos.json`` and prints the table. The middleware is the one
-``RMW_IMPLEMENTATION`` names (Fast DDS by default), with its default transports, or with the
-ones ``FASTDDS_BUILTIN_TRANSPORTS`` names (``make bench-camera-qos`` runs it again with
+Writes ``bench/results/camera_qos.json`` and ``.md`` and prints the table. The middleware is
+the one ``RMW_IMPLEMENTATION`` names (Fast DDS by default), with its default transports, or
+with the ones ``FASTDDS_BUILTIN_TRANSPORTS`` names (``make bench-camera-qos`` runs it again with
 ``LARGE_DATA``, which must then be set in every process of the graph, the driver's too: a
 process with it and one without exchanged no frame at all here).
 """
 import argparse
+import json
 import os
 from pathlib import Path
 import subprocess
@@ -128,14 +129,29 @@ def main() -> None:
               'date': time.strftime('%Y-%m-%d %H:%M'), 'hardware': hardware()}
     merge_result(args.out, f'transports_{transports.lower()}', result)
     print(f'transports: {transports}')
-    print('| publisher | frame | rate | best effort received | matched received '
-          '(its QoS) | median delay, best effort / matched |')
-    print('|---|---|---|---|---|---|')
+    print('\n'.join(_table(rows)))
+    with open(args.out, encoding='utf-8') as stream:
+        everything = json.load(stream)
+    lines = ['# Camera frames from another process: best effort against matched subscriptions',
+             '', f'`make bench-camera-qos`; {args.frames} random rgb8 frames per row from a '
+             'publisher process, one subscriber node with both subscriptions.', '']
+    for key, run in sorted(everything.items()):
+        lines += [f"## {run['fastdds_builtin_transports']} transports ({run['date']}, "
+                  f"{run['hardware']['cpu_model']}, {run['hardware']['cpu_cores']} cores, rmw "
+                  f"{run['rmw']})", '', *_table(run['rows']), '']
+    Path(args.out).with_suffix('.md').write_text('\n'.join(lines), encoding='utf-8')
+
+
+def _table(rows: list[dict]) -> list[str]:
+    lines = ['| publisher | frame | rate | best effort received | matched received (its QoS) '
+             '| median delay, best effort / matched |', '|---|---|---|---|---|---|']
     for row in rows:
-        print(f"| {row['publisher']} | {row['width']}x{row['height']} | {row['rate_hz']:g} Hz | "
-              f"{row['best_effort_received']} / {row['sent']} | {row['matched_received']} / "
-              f"{row['sent']} ({row['matched_reliability']}) | "
-              f"{row['best_effort_median_delay_ms']} / {row['matched_median_delay_ms']} ms |")
+        lines.append(
+            f"| {row['publisher']} | {row['width']}x{row['height']} | {row['rate_hz']:g} Hz | "
+            f"{row['best_effort_received']} / {row['sent']} | {row['matched_received']} / "
+            f"{row['sent']} ({row['matched_reliability']}) | "
+            f"{row['best_effort_median_delay_ms']} / {row['matched_median_delay_ms']} ms |")
+    return lines
 
 
 if __name__ == '__main__':
