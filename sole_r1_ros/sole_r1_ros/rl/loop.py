@@ -191,6 +191,7 @@ class ControlLoop:
     # -- requests from any thread ------------------------------------------------------------
     def request_reset(self) -> None:
         """End the running episode at the next step and start a new one."""
+        self._release_silent_human()
         with self._lock:
             self._reset_requested = True
 
@@ -199,10 +200,18 @@ class ControlLoop:
 
         Halted, nothing is sent (the pause holds from ``start`` on).
         """
+        self._release_silent_human()
         with self._lock:   # the actor sends under this lock: no motion follows this hold
             self._paused = paused
             if paused and not self._halted:
                 self._robot.hold()
+
+    def _release_silent_human(self) -> None:
+        """A person's pause or reset releases a dead-man whose device went silent."""
+        release = getattr(self._human, 'release_if_silent', None)
+        if release is not None and release():
+            logger.warning('the teleop device went silent with its dead-man held: handed back '
+                           'to the policy by the pause or reset')
 
     def halt(self, hold: bool = True) -> None:
         """Send the last hold and no command after it until ``start``, whatever still runs.

@@ -69,10 +69,11 @@ class TeleopConfig:
                               'includes the mapped buttons: spacenav grows the list as a '
                               "SpaceMouse's further buttons are first pressed, and an exact "
                               'count then held the robot for good)', range=(0, 64))
-    timeout_s: float = option(0.5, 'while the dead-man is held, Joy silence this long holds '
-                              "the robot [s] (joy's autorepeat_rate keeps messages coming); at "
-                              'most 1 s, as the last motion repeats until then',
-                              range=(0.01, 1.0))
+    timeout_s: float = option(0.2, 'while the dead-man is held, Joy silence this long holds '
+                              "the robot [s] (joy's autorepeat_rate, 20 Hz by default, keeps "
+                              'messages coming; spacenav sends far more often); at most 1 s, '
+                              'as the last motion repeats until then: at 0.5 s a SpaceMouse '
+                              'unplugged mid-motion moved the arm 10 cm more', range=(0.01, 1.0))
     invalid_hold_s: float = option(0.5, 'an invalid Joy message holds the robot this long [s]',
                                    range=(0.01, 60.0))
 
@@ -130,9 +131,13 @@ def joy_problem(axes: Sequence[float], buttons: Sequence[int],
         return f'expected {config.num_buttons} buttons, got {b.size}'
     if b.size < config.buttons_needed:
         return f'expected at least {config.buttons_needed} buttons, got {b.size}'
-    if not np.all(np.isfinite(a)):
+    # Only what is read must be finite: a NaN on an axis nothing maps held the robot, and
+    # a dead-man held through it could not be released.
+    axes_read = [i for i in config.motion_axes if i >= 0]
+    if not np.all(np.isfinite(a[axes_read])):
         return f'axes not finite: {a.tolist()}'
-    if not np.all(np.isfinite(b)):
+    buttons_read = [getattr(config, role) for role in _BUTTON_ROLES if getattr(config, role) >= 0]
+    if not np.all(np.isfinite(b[buttons_read])):
         return f'buttons not finite: {b.tolist()}'
     return None
 
@@ -256,6 +261,21 @@ class Teleop:
         now = self._clock() if now is None else float(now)
         with self._lock:
             return self._current(now)
+
+    def release_if_silent(self, now: float | None = None) -> bool:
+        """Hand back to the policy a dead-man whose device went silent; True if it did.
+
+        A device that stops sending while its dead-man is held holds the robot (the safe
+        side), and only the device's next message could release it: a person's pause or
+        reset does (``rl.loop``).
+        """
+        now = self._clock() if now is None else float(now)
+        with self._lock:
+            if not self._engaged or now - self._heard <= self._config.timeout_s:
+                return False
+            self._engaged, self._previous = False, None
+            self._action[:] = 0.0
+            return True
 
     def pop_label(self) -> str | None:
         """The oldest human label ('success' or 'failure') not yet taken, or None."""

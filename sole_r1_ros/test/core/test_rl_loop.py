@@ -302,6 +302,22 @@ def test_an_action_for_an_input_gone_stale_is_held_and_not_recorded():
     assert loop.learner.env_steps == 0 and loop.held == 1
 
 
+def test_a_pause_or_reset_hands_a_silent_dead_man_back_to_the_policy():
+    """A device gone silent with its dead-man held held the robot until it sent again."""
+    from sole_r1_ros.rl.teleop import SPACEMOUSE, Teleop
+    clock = Clock()
+    human = Teleop(SPACEMOUSE, 4, clock=clock)
+    loop = _loop(FakeRobot(), human=human, clock=clock, episode_length=50)
+    loop.step()
+    human.update([0.5, 0, 0, 0, 0, 0], [1, 0])
+    assert loop.step() is Outcome.ACTED and loop.learner.replay.stats()['intervened'] >= 1
+    clock.now += 1.0                                 # unplugged
+    assert loop.step() is Outcome.HELD
+    loop.set_paused(True)
+    loop.set_paused(False)
+    assert human.current().mode == 'policy' and loop.step() is Outcome.ACTED
+
+
 def test_a_label_with_no_episode_running_is_refused_not_dropped():
     robot = FakeRobot()
     loop = _loop(robot)

@@ -106,6 +106,26 @@ def test_joy_silence_while_the_deadman_is_held_holds_but_does_not_hand_back():
     assert teleop.update(IDLE, [1, 0]).mode == 'human'
 
 
+def test_a_silent_device_holds_at_most_a_fifth_of_a_second_and_a_person_can_release_it():
+    """An unplugged SpaceMouse: the last motion repeated 0.5 s (10 cm), then held for good."""
+    assert SPACEMOUSE.timeout_s <= 0.2
+    teleop, clock = spacemouse()
+    teleop.update([0.5, 0, 0, 0, 0, 0], [1, 0])
+    assert not teleop.release_if_silent()          # still heard: the person drives
+    clock.now += SPACEMOUSE.timeout_s + 0.01
+    assert teleop.current().mode == 'hold'
+    assert teleop.release_if_silent() and teleop.current().mode == 'policy'
+    assert teleop.update(IDLE, [1, 0]).mode == 'human'   # back: a press takes over again
+
+
+def test_a_nan_on_an_axis_nothing_reads_is_no_reason_to_hold():
+    config = TeleopConfig(motion_axes=(0, 1, 2, -1, -1, -1))
+    teleop = Teleop(config, 4, clock=FakeClock())
+    assert teleop.update([0.5, 0, 0, np.nan, 0, 0], [1, 0]).mode == 'human'
+    assert teleop.update([0.5, 0, 0, np.nan, 0, 0], [0, 0]).mode == 'policy'   # released
+    assert teleop.update([np.nan, 0, 0, 0, 0, 0], [1, 0]).mode == 'hold'       # one it reads
+
+
 def test_a_button_held_through_a_new_mapping_is_not_a_press():
     """A label button held while teleop.* changed gave a label and ended the episode."""
     teleop, clock = spacemouse()
