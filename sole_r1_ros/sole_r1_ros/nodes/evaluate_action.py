@@ -31,6 +31,15 @@ class EvaluateAction:
         self._timer = node.create_timer(0.2, self._tick)
         self._truth = None
 
+    @property
+    def busy(self) -> bool:
+        """An evaluation goal runs, or has yet to send its result."""
+        return self._busy
+
+    def wake(self) -> None:
+        """Have a waiting evaluation look at once (a stop aborts it), not at the next tick."""
+        self._tick()
+
     def destroy(self) -> None:
         self._server.destroy()
         self._node.destroy_timer(self._timer)

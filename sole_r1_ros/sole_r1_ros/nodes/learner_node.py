@@ -70,6 +70,7 @@ class LearnerNode(LifecycleNode):
         self._run_lock = None   # the run directory's checkpoint lock, while configured
         self._entities: list = []
         self._evaluate: EvaluateAction | None = None
+        self._retired: list[EvaluateAction] = []   # cleaned up with a goal's result to send
         self._configs = NodeConfigs(self, SECTIONS, on_change=self._config_changed)
         self.firewall = Firewall(self)
         self._running = threading.Event()
@@ -166,8 +167,14 @@ class LearnerNode(LifecycleNode):
         for entity in self._entities:
             destroy_entity(self, entity)
         self._entities = []
+        for retired in [r for r in self._retired if not r.busy]:
+            retired.destroy()
+            self._retired.remove(retired)
         if self._evaluate is not None:
-            self._evaluate.destroy()
+            if self._evaluate.busy:   # aborted, its result still to go out: destroyed later
+                self._retired.append(self._evaluate)
+            else:
+                self._evaluate.destroy()
         if self._robot is not None:
             self._robot.destroy()
         if self._metrics is not None:
@@ -193,6 +200,10 @@ class LearnerNode(LifecycleNode):
         for thread in self._threads:
             thread.start()
         return super().on_activate(state)
+
+    def settling(self) -> bool:
+        """An evaluation goal the stop ended has yet to send its result (``spin.run_node``)."""
+        return self._evaluate is not None and self._evaluate.busy
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.stop()
@@ -220,6 +231,8 @@ class LearnerNode(LifecycleNode):
             return   # never activated (or its parameters were refused)
         deadline = time.monotonic() + self._configs['node'].stop_budget_s
         self._running.clear()
+        if self._evaluate is not None:   # its goal aborts at the executor's next turn
+            self._evaluate.wake()
         if self._robot is not None:
             self._robot.stopping.set()   # a reset in progress gives up
         if self.loop is not None:   # the last command: an actor still deciding sends no more
@@ -254,6 +267,9 @@ class LearnerNode(LifecycleNode):
         # (TensorBoard keeps up to 2 minutes of events in memory) and its other resources.
         self.stop()
         self._destroy_entities()
+        for retired in self._retired:   # spin.run_node gave their results time to go out
+            retired.destroy()
+        self._retired = []
         super().destroy_node()
 
     # -- callbacks ------------------------------------------------------------------------------

@@ -153,7 +153,7 @@ def run_node(make_node: Callable, args: list[str] | None = None,
     signal.signal(signal.SIGTERM, stop)
     wake = _WakeMainThread()
     logs = contextlib.ExitStack()
-    node = None
+    node = executor = None
     try:
         node = make_node()
         logs.enter_context(package_logs_to(node))
@@ -174,10 +174,31 @@ def run_node(make_node: Callable, args: list[str] | None = None,
         if node is not None:
             if on_exit is not None:
                 on_exit(node)
+            if executor is not None:
+                _settle(executor, node)
             node.destroy_node()   # its clean-up may log: to the console still, not rosout
         logs.close()
         rclpy.try_shutdown()
         wake.close()
+
+
+_SETTLE_S = 1.0
+
+
+def _settle(executor, node) -> None:
+    """Spin while the node says it has answers to send (``settling()``), at most 1 s.
+
+    An action goal ended by the stop sends its result from the executor: destroyed at once,
+    the node left the client waiting for ever (an ``~/evaluate`` after a Ctrl-C).
+    """
+    settling = getattr(node, 'settling', None)
+    if settling is None:
+        return
+    deadline = time.monotonic() + _SETTLE_S
+    spun_after = 0
+    while time.monotonic() < deadline and spun_after < 5:
+        spun_after = 0 if settling() else spun_after + 1   # a few more for the result
+        executor.spin_once(timeout_sec=0.02)
 
 
 def set_torch_threads(threads: int) -> None:

@@ -575,6 +575,25 @@ def test_pause_holds_the_robot_and_evaluate_reports_per_episode(ros_graph, tmp_p
         == ['/ground_truth']
 
 
+def test_an_evaluation_ended_by_a_deactivate_and_cleanup_gets_its_result(ros_graph, tmp_path):
+    """Deactivated and cleaned up back to back, the goal never got a result: a client waited.
+
+    So did one whose learner stopped on Ctrl-C (``spin.run_node`` destroyed it at once).
+    """
+    from action_msgs.msg import GoalStatus
+    sim, node = _sim_loop(ros_graph, tmp_path, episode_length=200)
+    client = ros_graph.action_client(Evaluate, 'learner_node/evaluate')
+    assert client.wait_for_server(timeout_sec=10.0)
+    goal_future = client.send_goal_async(Evaluate.Goal(episodes=3))
+    assert ros_graph.wait_for(goal_future.done, timeout=10.0) and goal_future.result().accepted
+    result_future = goal_future.result().get_result_async()
+    time.sleep(0.5)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    assert ros_graph.wait_for(result_future.done, timeout=10.0), 'no result ever came'
+    assert result_future.result().status == GoalStatus.STATUS_ABORTED
+
+
 @pytest.mark.timeout(260)
 def test_a_killed_learner_resumes_from_its_newest_checkpoint(ros_graph, tmp_path):
     """A SIGKILL leaves no clean-up at all: the newest checkpoint on disk comes back.

@@ -162,3 +162,32 @@ def test_a_background_spinner_outlives_a_callback_that_raises(ros_context, caplo
         node.destroy_node()
     assert len(ticks) >= 5
     assert 'a callback failed (spinning on): OSError' in caplog.text
+
+
+def test_a_node_with_answers_to_send_is_spun_before_it_is_destroyed():
+    """An evaluation goal aborted by a Ctrl-C: its result goes out from the executor."""
+    from sole_r1_ros.nodes import spin
+
+    class Node:
+        def __init__(self, busy_for: int) -> None:
+            self.busy_for = busy_for
+
+        def settling(self) -> bool:
+            self.busy_for -= 1
+            return self.busy_for >= 0
+
+    class Executor:
+        spins = 0
+
+        def spin_once(self, timeout_sec: float) -> None:
+            self.spins += 1
+
+    executor = Executor()
+    spin._settle(executor, Node(busy_for=3))
+    assert executor.spins == 3 + 5           # while busy, and a few turns for the result
+    executor = Executor()
+    spin._settle(executor, object())         # a node that never has any: not spun at all
+    assert executor.spins == 0
+    start = time.monotonic()
+    spin._settle(Executor(), Node(busy_for=10**9))   # never done: bounded
+    assert time.monotonic() - start < spin._SETTLE_S + 0.5
