@@ -49,11 +49,40 @@ def test_a_run_resumed_from_an_older_checkpoint_is_one_timeline():
         (100, 1), (200, 1), (250, 2), (350, 2), (450, 2)]
 
 
-def test_an_unanswered_episode_is_plotted_as_not_a_success(tmp_path):
+def test_an_unanswered_episode_is_left_out_of_the_predicted_curves(tmp_path):
+    """A reward outage drew predicted success falling 1.0 -> 0.0 over true successes."""
+    from sole_r1_ros.viz.curves import episode_series
     episodes = tmp_path / 'episodes.jsonl'
-    rows = [{'episode_id': 'e0', 'env_steps': 10, 'final_progress': None,
-             'max_progress': None, 'answers': 0, 'max_true_progress': None, 'success': False},
-            {'episode_id': 'e1', 'env_steps': 20, 'final_progress': 95.0, 'max_progress': 95.0,
-             'answers': 3, 'max_true_progress': None, 'success': False}]
+    rows = [{'episode_id': f'e{i}', 'env_steps': 10 * i, 'final_progress': 95.0 if i < 10
+             else None, 'max_progress': 97.0 if i < 10 else None, 'answers': 3 if i < 10 else 0,
+             'max_true_progress': 100.0, 'success': True} for i in range(20)]
     episodes.write_text(''.join(json.dumps(r) + '\n' for r in rows))
     assert plot_learning_curves(episodes, tmp_path / 'm.jsonl', tmp_path / 'c.png')
+    series = episode_series(rows)
+    assert series['predicted_success'] == ([10 * i for i in range(10)], [1.0] * 10)
+    assert series['max_predicted'][1] == [97.0] * 10
+    assert series['unscored'][0] == [10 * i for i in range(10, 20)]
+    assert series['true_success'][1] == [1.0] * 20
+
+
+def test_negative_answers_are_not_cut_off(tmp_path):
+    episodes = tmp_path / 'episodes.jsonl'
+    rows = [{'episode_id': 'e0', 'env_steps': 10, 'final_progress': -60.0,
+             'max_progress': -60.0, 'answers': 3, 'max_true_progress': None, 'success': False}]
+    episodes.write_text(json.dumps(rows[0]) + '\n')
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    seen = {}
+    original = plt.subplots
+
+    def spying(*args, **kwargs):
+        figure, axes = original(*args, **kwargs)
+        seen['axes'] = axes
+        return figure, axes
+    plt.subplots = spying
+    try:
+        assert plot_learning_curves(episodes, tmp_path / 'm.jsonl', tmp_path / 'c.png')
+    finally:
+        plt.subplots = original
+    assert seen['axes'][1].get_ylim()[0] <= -65.0
