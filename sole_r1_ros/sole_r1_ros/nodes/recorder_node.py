@@ -117,7 +117,8 @@ class RecorderNode(Node):
         # namespace) had the same folder, and the second died.
         path = config.bag_path or (f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S_%f}'[:-3]
                                    + f'_{os.getpid()}')
-        self._writer = GuardedBag(path, int(config.min_free_gb * 1e9))
+        self._writer = GuardedBag(path, int(config.min_free_gb * 1e9),
+                                  carried=lambda topic: _qos(topic, '') is _EPISODES)
         self._said_stopped = ''
         recorded = config.recorded()
         store = make_typestore()

@@ -117,12 +117,15 @@ class BagWriter:
     rosbags keeps a chunk in memory until it passes 1 MiB, and the file's own header in
     Python's buffer until then: a recorder killed before that left a 0-byte bag, and a bag of
     low-rate topics (rewards, episodes) lost minutes. Here a chunk is closed and the file
-    flushed at least every ``flush_every_s``, so a kill loses at most that much. A write that
+    flushed at least every ``flush_every_s``, so a kill loses at most that much; the file is
+    synced to the disk every ``sync_every_s`` and at the close (metadata and folder too), so
+    a power loss loses at most that much, not the ~30 s the OS may hold back. A write that
     fails (a full disk) stops the bag: rosbags would keep the failed chunk and grow it with
     every later message; ``error`` says why and what is on disk stays readable.
     """
 
-    def __init__(self, path: str | os.PathLike, flush_every_s: float = 1.0) -> None:
+    def __init__(self, path: str | os.PathLike, flush_every_s: float = 1.0,
+                 sync_every_s: float = 5.0) -> None:
         _require_rosbags()
         from rosbags.rosbag2 import StoragePlugin, Writer
         self._path = Path(path)
@@ -134,7 +137,8 @@ class BagWriter:
         self._connections: dict[str, object] = {}
         self._lock = threading.Lock()
         self._flush_every_s = float(flush_every_s)
-        self._flushed_s = time.monotonic()
+        self._flushed_s = self._synced_s = time.monotonic()
+        self._sync_every_s = float(sync_every_s)
         self.count = 0
         self.error: str | None = None
 
@@ -189,6 +193,9 @@ class BagWriter:
             storage.close_chunk()
         if storage is not None:
             storage.bio.flush()
+            if self._flushed_s - self._synced_s >= self._sync_every_s:
+                self._synced_s = self._flushed_s
+                os.fsync(storage.bio.fileno())
 
     def close(self) -> None:
         """Finish the bag (writes metadata.yaml); safe to call twice."""
@@ -197,11 +204,27 @@ class BagWriter:
                 writer, self._writer = self._writer, None
                 if self.error is None:
                     writer.close()
+                    _sync_folder(self._path)
                 else:   # rosbags' close would retry the failed chunk; keep what is on disk
                     try:
                         writer.storage.bio.close()
                     except OSError:
                         pass
+
+
+def _sync_folder(folder: Path) -> None:
+    """Sync a closed bag's files and the folder's entries to the disk (best effort)."""
+    try:
+        for file in folder.iterdir():
+            with open(file, 'rb') as stream:
+                os.fsync(stream.fileno())
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError:   # a file system without fsync of folders: the bag is closed all the same
+        pass
 
 
 UNMARKED_EPISODE = 'episode-0'

@@ -7,7 +7,9 @@ disk's free space falls under a reserve (``min_free_bytes``), closed so that it 
 (``metadata.yaml`` written), or at a failed write; what comes while it is stopped is counted,
 not kept; once the free space is back above twice the reserve it goes on in a new part, a
 bag folder beside the first (``<bag>-part2``, ...). Each part is a bag of its own for
-``score-bag``.
+``score-bag``, so a new part begins with the last message of each ``carried`` topic (the
+episode marks: the latched one came once, and the running episode's frames in the new part
+had no episode to be scored in).
 """
 import os
 from pathlib import Path
@@ -23,7 +25,8 @@ class GuardedBag:
 
     def __init__(self, path: str | os.PathLike, min_free_bytes: int,
                  free_bytes: Callable[[Path], int] | None = None,
-                 check_every_s: float = 2.0) -> None:
+                 check_every_s: float = 2.0,
+                 carried: Callable[[str], bool] = lambda topic: False) -> None:
         """Open the first part.
 
         Args:
@@ -32,6 +35,7 @@ class GuardedBag:
             free_bytes: the free space of the disk holding a folder (default: what the OS
                 says); given in tests.
             check_every_s: how often ``tick`` looks at the free space.
+            carried: the topics whose last message each new part begins with.
         """
         self._first = Path(path)
         self._min_free = int(min_free_bytes)
@@ -43,6 +47,8 @@ class GuardedBag:
         self.dropped = 0
         self.stopped = ''
         '''Why the bag is stopped; '' while it records.'''
+        self._carried = carried
+        self._last: dict[str, tuple[str, int, bytes]] = {}   # carried topic -> its last
         self._writer: BagWriter | None = None
         self._open()
 
@@ -58,6 +64,8 @@ class GuardedBag:
 
     def write(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
         """Write one message, or count it dropped while the bag is stopped."""
+        if self._carried(topic):
+            self._last[topic] = (msgtype, stamp_ns, data)
         if self._writer is None:
             self.dropped += 1
             return
@@ -101,3 +109,5 @@ class GuardedBag:
         self._writer = BagWriter(path)
         self.parts.append(path)
         self.stopped = ''
+        for topic, (msgtype, stamp_ns, data) in self._last.items():
+            self.write(topic, msgtype, stamp_ns, data)

@@ -638,3 +638,32 @@ def test_a_vendor_message_type_is_learnt_from_its_installed_msg_file(tmp_path, m
         assert (connection.msgtype, connection.msgcount) == ('vendor_msgs/msg/JointJog', 1)
     with pytest.raises(ValueError, match='no nothere_msgs/msg/X.msg in the ament index'):
         learn_installed_type(store, 'nothere_msgs/msg/X')
+
+
+def test_a_new_part_begins_with_the_running_episode(tmp_path):
+    """The latched episode mark came once: part 2's frames of it had no episode."""
+    from sole_r1_ros.recording import read_topics
+    from sole_r1_ros.recording.guarded import GuardedBag
+    typestore = make_typestore()
+    types = typestore.types
+    header = types['std_msgs/msg/Header'](
+        stamp=types['builtin_interfaces/msg/Time'](sec=1, nanosec=0), frame_id='')
+    mark = bytes(typestore.serialize_cdr(types['sole_r1_interfaces/msg/Episode'](
+        header=header, episode_id='ep-a', evaluation=False), 'sole_r1_interfaces/msg/Episode'))
+    free = {'bytes': 10**12}
+    bag = GuardedBag(tmp_path / 'bag', min_free_bytes=10**9, check_every_s=0.0,
+                     free_bytes=lambda folder: free['bytes'],
+                     carried=lambda topic: topic.endswith('/episode'))
+    bag.write('/episode', 'sole_r1_interfaces/msg/Episode', 1, mark)
+    frame = typestore.serialize_cdr(_image(typestore, _frames(1)[0], 2), 'sensor_msgs/msg/Image')
+    bag.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', 2, bytes(frame))
+    free['bytes'] = 0
+    bag.tick()                                   # the disk fills: stopped
+    free['bytes'] = 10**12
+    bag.tick()                                   # room again: part 2
+    bag.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', 3, bytes(frame))
+    bag.close()
+    assert len(bag.parts) == 2
+    part2 = read_topics(bag.parts[1], ['episode', 'camera/external/image_raw'], [])
+    assert [m.episode_id for _, m in part2['episode']] == ['ep-a']
+    assert len(part2['camera/external/image_raw']) == 1
