@@ -135,20 +135,65 @@ def _refuse_unknown(node, declared: Mapping[str, Any]) -> None:
     """Refuse a parameter given to the node (a YAML, ``-p``) that it does not declare.
 
     rclpy keeps such a value unused without a word, so a misspelt safety limit would leave the
-    default in force. ROS's own parameters (``use_sim_time``, ...) and QoS overrides pass.
-    ``_parameter_overrides`` is rclpy's record of the values given at start-up (no public API).
+    default in force. ROS's own parameters (``use_sim_time``, ...) and QoS overrides pass, and
+    so does a value that only a params file's wildcard section (``/**``) gives: meant for
+    every node that has it (``sole-r1 learn`` reads them so), it stopped under ``ros2 launch``
+    each node that has not. ``_parameter_overrides`` is rclpy's record of the values given at
+    start-up (no public API).
 
     Raises:
         ValueError: naming the parameter and the closest declared names.
     """
     import difflib
 
+    shared = wildcard_only_names(node.get_name())
     for name in getattr(node, '_parameter_overrides', {}):
-        if node.has_parameter(name) or name.startswith('qos_overrides.'):   # declared by now
+        if (node.has_parameter(name) or name.startswith('qos_overrides.')   # declared by now
+                or name in shared):
             continue
         close = difflib.get_close_matches(name, list(declared), n=3)
         hint = f'; did you mean {close}?' if close else ''
         raise ValueError(f'{node.get_name()} has no parameter {name!r}{hint}')
+
+
+def wildcard_only_names(node_name: str, argv: list[str] | None = None) -> set[str]:
+    """Parameters the ``--params-file`` files of ``argv`` give in wildcard sections only.
+
+    A section whose last part is ``*`` or ``**`` (``/**``, ``/arm1/**``) is a wildcard; one
+    naming ``node_name`` (``/**/camera_node``, ``camera_node``) is the node's own, and its
+    names are never in the set. Files that cannot be read give nothing (rcl says why).
+    """
+    import yaml
+
+    args = sys.argv if argv is None else argv
+    files = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == '--params-file']
+    shared, own = set(), set()
+    for path in files:
+        try:
+            with open(path, encoding='utf-8') as stream:
+                data = yaml.safe_load(stream) or {}
+        except (OSError, yaml.YAMLError):
+            continue
+        for section, body in (data.items() if isinstance(data, dict) else ()):
+            last = str(section).rstrip('/').rpartition('/')[2]
+            values = body.get('ros__parameters') if isinstance(body, dict) else None
+            if not isinstance(values, dict):
+                continue
+            names = set(_flat_names(values))
+            if last in ('*', '**'):
+                shared |= names
+            elif last == node_name:
+                own |= names
+    return shared - own
+
+
+def _flat_names(values: Mapping[str, Any], prefix: str = '') -> list[str]:
+    """Dotted names of a nested parameters mapping, as rcl flattens them."""
+    names = []
+    for key, value in values.items():
+        name = f'{prefix}{key}'
+        names += _flat_names(value, f'{name}.') if isinstance(value, dict) else [name]
+    return names
 
 
 def overrides(cls: type, values: Mapping[str, Any], prefix: str = '') -> list[Parameter]:

@@ -266,3 +266,30 @@ def test_a_topic_of_a_type_the_bag_cannot_hold_is_refused_at_start(ros_graph, tm
         RecorderNode(context=ros_graph.context, parameter_overrides=[
             Parameter('bag_path', value=str(tmp_path / 'bag')),
             Parameter('extra_topics', value=['servo_node/jog=nothere_msgs/msg/Jog'])])
+
+
+def test_a_value_only_a_wildcard_section_gives_does_not_stop_a_node_without_it(
+        ros_graph, tmp_path, monkeypatch):
+    """``/**: {stride: 3}`` is for every node that has a stride.
+
+    Under ros2 launch it stopped the recorder (no stride), where ``sole-r1 learn`` took the
+    same file.
+    """
+    from sole_r1_ros.nodes.params import wildcard_only_names
+    wild = tmp_path / 'wild.yaml'
+    wild.write_text('/**:\n  ros__parameters:\n    stride: 3\n    agent: {lr: 0.1}\n'
+                    '/**/recorder_node:\n  ros__parameters:\n    min_free_gb: 2.0\n')
+    own = tmp_path / 'own.yaml'
+    own.write_text('/**/recorder_node:\n  ros__parameters:\n    stride: 3\n')
+    assert wildcard_only_names('recorder_node', ['x', '--params-file', str(wild)]) == {
+        'stride', 'agent.lr'}
+    assert wildcard_only_names('recorder_node', ['--params-file', str(wild), '--params-file',
+                                                 str(own)]) == {'agent.lr'}
+    monkeypatch.setattr('sys.argv', ['recorder_node', '--ros-args', '--params-file', str(wild)])
+    RecorderNode(context=ros_graph.context, parameter_overrides=[
+        Parameter('bag_path', value=str(tmp_path / 'bag')), Parameter('stride', value=3)]
+    ).destroy_node()
+    monkeypatch.setattr('sys.argv', ['recorder_node', '--ros-args', '--params-file', str(own)])
+    with pytest.raises(ValueError, match="recorder_node has no parameter 'stride'"):
+        RecorderNode(context=ros_graph.context, parameter_overrides=[
+            Parameter('bag_path', value=str(tmp_path / 'bag2')), Parameter('stride', value=3)])
