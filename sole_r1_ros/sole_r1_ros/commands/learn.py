@@ -174,7 +174,8 @@ def learn(request: LearnRequest) -> int:
     return _Session(request, run_dir, session, params_file, nodes,
                     _policy_input(params['learner_node']),
                     _stop_budget_s(params['learner_node']),
-                    _reward_of(params.get('reward_node', {}))).run()
+                    _reward_of(params.get('reward_node', {})),
+                    _utd_ratio(params['learner_node'])).run()
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -515,8 +516,9 @@ class _Session:
 
     def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
                  nodes: list[str], policy_input: str, stop_budget_s: float = 7.0,
-                 reward: dict | None = None) -> None:
+                 reward: dict | None = None, utd_ratio: float | None = None) -> None:
         self.request, self.run_dir, self.session = request, run_dir, session
+        self.utd_ratio = utd_ratio
         self.reward = reward or {}
         self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
         self.stop_budget_s = stop_budget_s
@@ -887,12 +889,19 @@ class _Session:
     def _write_summary(self, code: int) -> None:
         monitor, request = self.monitor, self.request
         steps = int(monitor.counter('learner_node', 'env_steps'))
+        updates = int(monitor.counter('learner_node', 'updates'))
+        learning_steps = int(monitor.counter('learner_node', 'learning_steps'))
         learn_s = getattr(self, 'learn_s', None)
         evaluation = self.report.get('evaluation', {})
         summary = {
             'goal': request.goal, 'task': request.sim_task, 'exit_code': code,
             'reward': self.reward, 'policy_input': self.policy_input,
-            'env_steps': steps, 'updates': int(monitor.counter('learner_node', 'updates')),
+            'env_steps': steps, 'updates': updates,
+            # the updates per environment step since learning began, against the configured
+            # utd_ratio: on 2 cores the learner thread falls behind (the demo: 0.10 for 0.5)
+            'updates_per_step': (round(updates / learning_steps, 3) if learning_steps
+                                 else None),
+            'utd_ratio': self.utd_ratio,
             'steps_per_s': (round((steps - self.start_steps) / learn_s, 2)
                             if learn_s else None),
             'learning_wall_s': round(learn_s, 1) if learn_s else None,
@@ -925,6 +934,12 @@ def _policy_input(learner: dict) -> str:
         return 'simulator state (privileged baseline)'
     cameras = f"cameras {' + '.join(sensing.views)}, " if variant == 'pixels' else ''
     return cameras + 'joint states' + (', end-effector pose' if sensing.use_ee_pose else '')
+
+
+def _utd_ratio(learner: dict) -> float:
+    """The configured update-to-data ratio, from the learner's parameters."""
+    from sole_r1_ros.rl import DrQConfig
+    return float(learner.get('agent.utd_ratio', DrQConfig().utd_ratio))
 
 
 def _rounded(value: float | None) -> float | None:

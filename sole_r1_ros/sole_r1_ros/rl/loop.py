@@ -590,8 +590,9 @@ class ControlLoop:
     def status(self) -> dict[str, object]:
         """Counters for the node's diagnostics and the run's progress bar."""
         stats = self.learner.stats()
-        values = {k: stats[k] for k in ('env_steps', 'episodes_done', 'updates', 'labelled_share',
-                                        'pending', 'unmatched_labels', 'rejected_labels')}
+        values = {k: stats[k] for k in ('env_steps', 'learning_steps', 'episodes_done',
+                                        'updates', 'labelled_share', 'pending',
+                                        'unmatched_labels', 'rejected_labels')}
         values.update(held=self.held, invalid_rewards=self.invalid_rewards,
                       learning_paused=self.learning_paused,
                       evaluating=self.evaluating, paused=self._paused,

@@ -144,6 +144,9 @@ def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals)
     assert summary['reward_goal_trained'] is (False if compact else None)   # oracle: any goal
     assert summary['reward'] == ({'backend': 'compact', 'model': 'shipped'} if compact
                                  else {'backend': 'oracle', 'model': ''})
+    # the update-to-data ratio reached, beside the one asked for (the demo: 0.10 for 0.5)
+    assert summary['utd_ratio'] > 0 and (summary['updates_per_step'] is None
+                                         or summary['updates_per_step'] >= 0)
     if len(signals) == 1 and phase == 'learning':
         assert (run_dir / 'learning_curves.png').exists()
     # the video is written or cleanly absent, never a stub
