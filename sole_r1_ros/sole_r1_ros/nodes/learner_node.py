@@ -283,10 +283,12 @@ class LearnerNode(LifecycleNode):
         return up
 
     def _progress_callback(self, msg: ProgressReward) -> None:
-        self.loop.saw_progress(msg.episode_id, Time.from_msg(msg.header.stamp).nanoseconds,
-                               msg.progress, valid=msg.valid)
-        self._metrics.log(self.loop.learner.env_steps, {
-            'progress': msg.progress, 'reward_latency_s': msg.latency}, prefix='reward')
+        training = self.loop.saw_progress(
+            msg.episode_id, Time.from_msg(msg.header.stamp).nanoseconds, msg.progress,
+            valid=msg.valid)
+        if training:   # an evaluation's answers are not the training curve's
+            self._metrics.log(self.loop.learner.env_steps, {
+                'progress': msg.progress, 'reward_latency_s': msg.latency}, prefix='reward')
 
     def _sim_state(self, msg: TaskState) -> str | None:
         """The simulator state as the observation: the privileged baseline only."""

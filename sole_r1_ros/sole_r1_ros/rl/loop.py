@@ -6,6 +6,7 @@ is one control period of the actor: it never waits for rewards or learning. ``le
 round of gradient updates, called from a learner thread (node) or inline (bench). Safety is the
 robot's ``send``/``hold``: they clamp every command, the policy's and a human's, last.
 """
+from collections import deque
 from dataclasses import dataclass
 import enum
 import logging
@@ -187,6 +188,8 @@ class ControlLoop:
         self.held = 0
         self.invalid_rewards = 0   # answers the reward node marked invalid: not labels
         self.learning_paused = ''
+        # the recent evaluation episodes: their answers that come late are not the training's
+        self._evaluation_episodes: deque[str] = deque(maxlen=64)
 
     # -- requests from any thread ------------------------------------------------------------
     def request_reset(self) -> None:
@@ -279,7 +282,7 @@ class ControlLoop:
         return self._episode_id
 
     def saw_progress(self, episode_id: str, stamp_ns: int, progress: float,
-                     valid: bool = True) -> None:
+                     valid: bool = True) -> bool:
         """A reward-model answer arrived: label the transition, or score the evaluation.
 
         An invalid answer (unparseable, or the server failed: the reward node carries the last
@@ -287,15 +290,22 @@ class ControlLoop:
         both, and with none at all learning pauses (``reward_timeout_s``) instead of learning
         a flat progress the model never gave. An evaluation episode whose last frame's answer
         is invalid is not scored (``episodes_unscored``).
+
+        Returns:
+            False for an evaluation episode's answer, also one that comes after its evaluation
+            ended (it was counted an unmatched label): not the training's.
         """
         evaluation = self._evaluation
         if evaluation is not None and evaluation.saw_progress(episode_id, progress, stamp_ns,
                                                               valid):
-            return   # an evaluation episode's: nothing to label (it was not recorded)
+            return False   # an evaluation episode's: nothing to label (it was not recorded)
+        if episode_id in self._evaluation_episodes:
+            return False   # late, after its evaluation ended
         if not valid:
             self.invalid_rewards += 1
-            return
+            return True
         self.learner.label(episode_id, stamp_ns, progress)
+        return True
 
     def saw_ground_truth(self, success: bool) -> None:
         """Simulator ground truth, for evaluation reports only (never a reward)."""
@@ -419,7 +429,9 @@ class ControlLoop:
                     return False
         self._reset_done = False
         name = f'episode-{uuid.uuid4().hex[:8]}'
-        evaluation = self._evaluation
+        with self._lock:   # one moment: an evaluation started or stopped after it restarts
+            evaluation = self._evaluation   # this episode (it was erased, and the episode ran
+            self._reset_requested = False   # on in the wrong mode, unrecorded or unscored)
         self._robot.announce(name, evaluation=evaluation is not None)
         self._robot.hold()   # a lock-step simulator renders its first frame on a command
         if self._human is not None and (dropped := self._human.drop_labels()):
@@ -429,12 +441,13 @@ class ControlLoop:
                            dropped)
         if evaluation is not None:
             evaluation.episode_started(name)
+            self._evaluation_episodes.append(name)
         else:
             self.learner.start_episode(name)
         with self._lock:
             self._episode_id, self._step, self._intervened, self._label = name, 0, 0, None
             self._episode_is_evaluation = evaluation is not None
-            self._reset_requested = self._episode_over = False
+            self._episode_over = False
             self._last_frame, self._closed, self._last_seen_ns = None, False, None
             self._end_announced = False
         return True

@@ -182,6 +182,11 @@ def test_an_evaluation_of_n_episodes_begins_no_more_than_n():
     loop.stop_evaluation(evaluation)
     assert loop.step() is Outcome.NEW_EPISODE            # training again
     assert len([s for s in robot.summaries if s.evaluation]) == 1
+    # its answer, late: not the training's (it was counted an unmatched label)
+    evaluated = [s.episode_id for s in robot.summaries if s.evaluation][0]
+    assert not loop.saw_progress(evaluated, robot.stamp_ns, 80.0)
+    assert loop.learner.unmatched_labels == 0
+    assert loop.saw_progress(loop.episode_id, robot.stamp_ns, 10.0)   # the training's
 
 
 def test_an_evaluation_episode_a_reset_cuts_short_is_not_counted_and_another_begins():
@@ -316,6 +321,26 @@ def test_a_pause_or_reset_hands_a_silent_dead_man_back_to_the_policy():
     loop.set_paused(True)
     loop.set_paused(False)
     assert human.current().mode == 'policy' and loop.step() is Outcome.ACTED
+
+
+def test_an_evaluation_cancelled_while_its_episode_is_announced_still_ends_it():
+    """The cancel's restart was erased: the episode ran on deterministic and unrecorded."""
+    robot = FakeRobot()
+    loop = _loop(robot, episode_length=30)
+    loop.start_evaluation(90.0)
+    announce = robot.announce
+
+    def cancelled_meanwhile(episode_id, evaluation=False, since_ns=None):
+        announce(episode_id, evaluation, since_ns)
+        if episode_id and evaluation:
+            loop.stop_evaluation()
+    robot.announce = cancelled_meanwhile
+    assert loop.step() is Outcome.NEW_EPISODE
+    robot.announce = announce
+    first = loop.episode_id
+    outcomes = [loop.step() for _ in range(3)]
+    assert Outcome.NEW_EPISODE in outcomes and loop.episode_id != first
+    assert not loop.evaluating and loop.learner.env_steps >= 1   # training, recorded
 
 
 def test_a_label_with_no_episode_running_is_refused_not_dropped():
