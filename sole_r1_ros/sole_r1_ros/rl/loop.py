@@ -201,13 +201,22 @@ class ControlLoop:
     def set_paused(self, paused: bool) -> None:
         """Pause (hold the robot, stop learning) or resume.
 
-        Halted, nothing is sent (the pause holds from ``start`` on).
+        Halted, nothing is sent (the pause holds from ``start`` on). Resuming ends the episode
+        that was running, as a reset does: its last frame before the pause and its first after
+        were stored as one transition, whatever the pause's hold did or a person moved.
         """
         self._release_silent_human()
         with self._lock:   # the actor sends under this lock: no motion follows this hold
+            resumed = self._paused and not paused and self._episode_id is not None \
+                and self._step > 0
             self._paused = paused
             if paused and not self._halted:
                 self._robot.hold()
+            if resumed:
+                self._reset_requested = True
+        if resumed:
+            logger.info('resumed: the episode that ran before the pause ends, and a new one '
+                        'begins after the reset')
 
     def _release_silent_human(self) -> None:
         """A person's pause or reset releases a dead-man whose device went silent."""

@@ -168,6 +168,20 @@ def test_pause_holds_and_stops_learning_and_a_failed_reset_still_starts_an_episo
     assert loop.step() is Outcome.ACTED
 
 
+def test_resuming_ends_the_episode_the_pause_cut_in_two():
+    """Its frames before and after a pause were stored as one transition (0.2 s and 600 s)."""
+    robot = FakeRobot()
+    loop = _loop(robot, episode_length=50)
+    loop.step()
+    first = loop.episode_id
+    assert [loop.step() for _ in range(3)] == [Outcome.ACTED] * 3
+    loop.set_paused(True)
+    assert loop.step() is Outcome.HELD
+    loop.set_paused(False)
+    assert loop.step() is Outcome.NEW_EPISODE and loop.episode_id != first
+    assert robot.summaries[-1].episode_id == first and robot.kinds().count('reset') == 2
+
+
 def test_an_evaluation_of_n_episodes_begins_no_more_than_n():
     robot = FakeRobot()
     loop = _loop(robot)
@@ -320,7 +334,8 @@ def test_a_pause_or_reset_hands_a_silent_dead_man_back_to_the_policy():
     assert loop.step() is Outcome.HELD
     loop.set_paused(True)
     loop.set_paused(False)
-    assert human.current().mode == 'policy' and loop.step() is Outcome.ACTED
+    assert human.current().mode == 'policy'
+    assert [loop.step() for _ in range(2)] == [Outcome.NEW_EPISODE, Outcome.ACTED]
 
 
 def test_an_evaluation_cancelled_while_its_episode_is_announced_still_ends_it():
