@@ -131,6 +131,20 @@ def rotvec_from_quat(q: ArrayLike) -> np.ndarray:
     return np.array([x, y, z]) / s * 2.0 * math.atan2(s, w)
 
 
+def same_hemisphere(q: ArrayLike, reference: ArrayLike | None) -> np.ndarray:
+    """``q`` or ``-q`` (the same rotation), whichever is nearer ``reference``.
+
+    A policy reads the quaternion's four numbers: a pose source that flips their sign (one
+    that keeps w >= 0, with a gripper pointing down, where w is near 0) would flip the state
+    with no motion. With no reference, the sign that makes the largest component positive:
+    the same for the same orientation in every session.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if reference is None:
+        return -q if q[np.argmax(np.abs(q))] < 0 else q.copy()
+    return -q if float(np.dot(q, reference)) < 0 else q.copy()
+
+
 def yaw_of(q: ArrayLike) -> float:
     """Yaw [rad] in (-pi, pi]: the first angle of the z-y-x (yaw, pitch, roll) decomposition.
 

@@ -25,7 +25,7 @@ from typing import Callable, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from sole_r1_ros.configuration import option, validate
-from sole_r1_ros.rl.poses import checked_pose, EePose, pose_problem
+from sole_r1_ros.rl.poses import checked_pose, EePose, pose_problem, same_hemisphere
 
 _LOG = logging.getLogger(__name__)
 
@@ -145,6 +145,7 @@ class Sensors:
         self._pose: _Stamped | None = None
         self._state: dict[int, np.ndarray] = {}
         self._taken_ns = -1
+        self._orientation_reference: np.ndarray | None = None   # the first pose's quaternion
         self.rejected: dict[str, int] = {}
         self._refused: dict[str, tuple[int, str]] = {}   # by input: (count, last reason)
         self.clock_jumps = 0   # times the camera stamps went back past a camera timeout
@@ -356,8 +357,11 @@ class Sensors:
                 state = self._state[first_ns]
             else:
                 parts = [joints]
-                if pose is not None:
-                    parts += [pose.position, pose.orientation]
+                if pose is not None:   # the quaternion's sign kept continuous (poses.py)
+                    orientation = same_hemisphere(pose.orientation, self._orientation_reference)
+                    if self._orientation_reference is None:
+                        self._orientation_reference = orientation
+                    parts += [pose.position, orientation]
                 state = np.concatenate(parts)
         return Sensed(first_ns, state.astype(np.float32), views,
                       joints[:len(c.joint_names)].copy(), pose, pose_stamp_ns)

@@ -51,6 +51,26 @@ def test_a_whole_moment_gives_state_views_joints_and_pose():
     assert sensors.take() is None and not sensors.wait_ready(0.0)   # taken: wait for the next
 
 
+def test_a_quaternion_whose_sign_flips_gives_the_policy_the_same_numbers():
+    """A pose source keeping w >= 0 flips the sign near a gripper pointing down (w near 0).
+
+    The state's four numbers flipped with no motion.
+    """
+    sensors, _ = _sensors()
+    tilted, other_way = [0.99995, 0.0, 0.0, 0.01], [0.99995, 0.0, 0.0, -0.01]   # (x, y, z, w)
+    # as a source keeping w >= 0 sends them; the first the other way (any sign may come first)
+    sent = [np.negative(tilted), np.negative(other_way), tilted]
+    taken = []
+    for stamp_ms, quaternion in zip((10, 20, 30), sent):
+        sensors.add_joints(stamp_ms * MS, ['b', 'a', 'c'], [2.0, 1.0, 9.0], [])
+        assert sensors.add_pose(stamp_ms * MS, [0.1, 0.6, 0.2], quaternion) is None
+        for view in ('external', 'wrist'):
+            sensors.add_frame(view, stamp_ms * MS, _frame())
+        taken.append(sensors.take().state[-4:].tolist())
+    # the first made canonical (its largest component positive), the others beside it
+    assert taken == [pytest.approx(tilted), pytest.approx(other_way), pytest.approx(tilted)]
+
+
 def test_views_of_different_moments_are_not_paired():
     sensors, _ = _sensors(max_skew_s=0.005)
     _feed(sensors, 10, views=('external',))
