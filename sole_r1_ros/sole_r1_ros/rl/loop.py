@@ -438,9 +438,11 @@ class ControlLoop:
                     return False
         self._reset_done = False
         name = f'episode-{uuid.uuid4().hex[:8]}'
-        with self._lock:   # one moment: an evaluation started or stopped after it restarts
-            evaluation = self._evaluation   # this episode (it was erased, and the episode ran
-            self._reset_requested = False   # on in the wrong mode, unrecorded or unscored)
+        # Read and cleared at one moment: an evaluation started or stopped after this restarts
+        # the episode (its restart was erased, and the episode ran on in the wrong mode).
+        with self._lock:
+            evaluation = self._evaluation
+            self._reset_requested = False
         self._robot.announce(name, evaluation=evaluation is not None)
         self._robot.hold()   # a lock-step simulator renders its first frame on a command
         if self._human is not None and (dropped := self._human.drop_labels()):
