@@ -561,8 +561,11 @@ class _Session:
         rclpy.init(args=sys.argv[:1], signal_handler_options=SignalHandlerOptions.NO)
         self.graph = NodeProcesses(self.nodes, self.params_file, self.run_dir / 'logs',
                                    self.request.namespace, self.request.node_remaps())
+        # the robot's remaps too: the final video's camera was another topic under --remap
+        remaps = [word for remap in self.request.node_remaps() for word in ('-r', remap)]
         self.monitor = RunMonitorNode(self.run_dir / 'episodes.jsonl',
-                                      namespace=self.request.namespace)
+                                      namespace=self.request.namespace,
+                                      cli_args=['--ros-args', *remaps] if remaps else None)
         code, plot = 0, None
         try:
             with BackgroundSpinner(self.monitor):

@@ -17,13 +17,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rclpy.action import ActionClient
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import Image
 
 from sole_r1_interfaces.action import Evaluate
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_ros.image_msgs import image_to_rgb
+from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, read_status
 from sole_r1_ros.rl.episodes import in_frame_order
 from sole_r1_ros.line_file import LineFile
@@ -214,10 +215,13 @@ class RunMonitorNode(Node):
 
     def start_video(self, path: Path, fps: float = 10.0) -> None:
         self._video = _LazyVideo(Path(path), fps)
-        if self._video_sub is None:   # kept once made: destroying it while the spinner thread
-            self._video_sub = self.create_subscription(   # builds a wait set raises InvalidHandle
-                Image, 'camera/external/image_raw',
-                self.firewall.guard('video', self._image_callback), qos_profile_sensor_data)
+        # Kept once made: destroying it while the spinner thread builds a wait set raises
+        # InvalidHandle. Reliable where the driver is (camera_qos): best effort got no frame
+        # of a reliable 640x480 camera in another process.
+        if self._video_sub is None:
+            self._video_sub = MatchedSubscription(
+                self, Image, 'camera/external/image_raw',
+                self.firewall.guard('video', self._image_callback))
 
     def stop_video(self) -> None:
         video, self._video = self._video, None

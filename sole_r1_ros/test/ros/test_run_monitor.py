@@ -135,3 +135,33 @@ def test_a_full_disk_keeps_the_lines_and_the_monitor_listening(ros_graph, tmp_pa
     assert monitor._lines.waiting == 2 and 'No space left' in monitor._lines.error
     assert monitor.firewall.rejected.get('episodes_jsonl', 0) >= 1
     assert ros_graph.error is None
+
+
+def test_the_final_video_follows_a_remapped_reliable_camera(ros_graph, tmp_path):
+    """``sole-r1 learn --remap``: the video read the unremapped topic, best effort.
+
+    A real robot's run never had its final_policy.mp4.
+    """
+    import numpy as np
+    from sensor_msgs.msg import Image
+
+    from sole_r1_ros.image_msgs import array_to_image
+    monitor = ros_graph.add(RunMonitorNode(
+        tmp_path / 'episodes.jsonl', context=ros_graph.context,
+        cli_args=['--ros-args', '-r', 'camera/external/image_raw:=/cam_ext/color/image_raw']))
+    monitor.start_video(tmp_path / 'final.mp4', fps=10.0)
+    camera = ros_graph.probe().create_publisher(
+        Image, '/cam_ext/color/image_raw', QoSProfile(depth=5,
+                                                      reliability=ReliabilityPolicy.RELIABLE))
+    assert ros_graph.wait_for(lambda: camera.get_subscription_count() > 0
+                              and monitor._video_sub.reliability == ReliabilityPolicy.RELIABLE,
+                              timeout=10.0)
+    time.sleep(0.3)
+    for value in range(5):
+        camera.publish(array_to_image(np.full((32, 32, 3), 40 * value, np.uint8), 'rgb8'))
+        time.sleep(0.05)
+    time.sleep(0.5)
+    monitor.stop_video()
+    import cv2
+    video = cv2.VideoCapture(str(tmp_path / 'final.mp4'))   # made at its first frame
+    assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 5
