@@ -15,6 +15,13 @@ mkdir -p "$out"
 export PYTHONPATH="$here/../sole_r1_ros${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 cd "$here"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+# make setup installs the CPU build of torch: say so, rather than fail in the first bench
+if ! python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  echo "gpu_benchmarks: this Python's torch ($(python3 -c 'import torch; print(torch.__version__)' \
+2>/dev/null || echo none)) cannot use CUDA: install a CUDA build in it, e.g. pip install" \
+       "torch==2.13.0 --index-url https://download.pytorch.org/whl/cu130" >&2
+  exit 2
+fi
 status=0
 timeout "${2:-330}" python3 bench_reward.py --device cuda --model 8b-random \
     --out "$out/reward.json" 2>&1 | tee "$out/reward_cuda.log" || status=$?

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         params_file=config_dir() / 'demo.yaml', reward=args.reward, steps=args.steps,
         minutes=args.minutes, resume=args.resume, fresh=args.fresh,
         eval_episodes=args.eval_episodes, baseline_episodes=args.baseline_episodes,
-        overrides=tuple(args.set))
+        overrides=tuple(args.set), run_dir_flag='--out')
     print(f'demo: learning "{goal}" ({args.task}) from {args.reward} progress rewards for '
           f'at most {args.minutes:g} minutes / {args.steps} steps -> {args.out}/')
     code = learn(request)

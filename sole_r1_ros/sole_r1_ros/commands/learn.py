@@ -43,6 +43,8 @@ class LearnRequest:
     minutes: float = 0.0
     resume: bool = False
     fresh: bool = False
+    run_dir_flag: str = '--run-dir'
+    '''How the command names the run directory, for its messages (``sole-r1 demo``: --out).'''
     eval_episodes: int = 10
     baseline_episodes: int = 0
     '''Deterministic episodes of the untrained policy before learning (a fresh run only): what
@@ -158,7 +160,7 @@ def learn(request: LearnRequest) -> int:
                   flush=True)
     run_dir = request.run_dir
     if resume:
-        _check_same_task(run_dir, params)
+        _check_same_task(run_dir, params, request.run_dir_flag)
     session = 1 + len(list(run_dir.glob('params-*.yaml')))
     params_file = run_dir / f'params-{session:03d}.yaml'
     write_params_file(params_file, params)
@@ -217,7 +219,7 @@ def _check_run_dir(request: LearnRequest) -> bool:
         CheckpointError, list_checkpoints, verify_checkpoint, verify_resumable)
     run_dir = request.run_dir
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f'--run-dir {run_dir} is a file, not a directory')
+        raise ValueError(f'{request.run_dir_flag} {run_dir} is a file, not a directory')
     if request.resume and not run_dir.exists():
         raise ValueError(f'--resume: the run directory {run_dir} does not exist (leave out '
                          '--resume to start a new run there)')
@@ -226,7 +228,8 @@ def _check_run_dir(request: LearnRequest) -> bool:
         with tempfile.TemporaryFile(dir=run_dir):
             pass
     except OSError as exc:
-        raise ValueError(f'--run-dir {run_dir} is not writable: {exc.strerror}') from exc
+        raise ValueError(f'{request.run_dir_flag} {run_dir} is not writable: '
+                         f'{exc.strerror}') from exc
     checkpoints = list_checkpoints(run_dir / 'checkpoints')
     if request.fresh:
         _move_previous_run(run_dir)
@@ -234,11 +237,13 @@ def _check_run_dir(request: LearnRequest) -> bool:
     if not request.resume:
         if checkpoints:
             raise ValueError(f'{run_dir} already holds a run: pass --resume to continue it, '
-                             '--fresh to start over there, or choose a new --run-dir')
+                             f'--fresh to start over there, or choose a new '
+                             f'{request.run_dir_flag}')
         if any(run_dir.glob('params-*.yaml')) or (run_dir / 'episodes.jsonl').exists():
             raise ValueError(f'{run_dir} holds a run stopped before its first checkpoint (its '
                              'episodes and bag would mix with this one): pass --fresh to move '
-                             'it aside and start over there, or choose a new --run-dir')
+                             f'it aside and start over there, or choose a new '
+                             f'{request.run_dir_flag}')
         return False
     if not checkpoints:
         raise ValueError(f'--resume: {run_dir} has no checkpoint to resume from; pass --fresh '
@@ -292,7 +297,7 @@ def _check_real_limits(learner: dict) -> None:
                              'shows the others)')
 
 
-def _check_same_task(run_dir: Path, params: dict) -> None:
+def _check_same_task(run_dir: Path, params: dict, run_dir_flag: str = '--run-dir') -> None:
     """Refuse to resume a run of another goal or simulated task.
 
     The policy and the replay's rewards belong to the goal they were learnt for; continuing
@@ -312,7 +317,7 @@ def _check_same_task(run_dir: Path, params: dict) -> None:
         if old is not None and new is not None and str(old).strip() != str(new).strip():
             raise ValueError(f'--resume: {run_dir} learnt with {what} {old!r} '
                              f'({sessions[-1].name}), not {new!r}: pass --fresh to start over '
-                             'there, or choose a new --run-dir')
+                             f'there, or choose a new {run_dir_flag}')
 
 
 _MEANING = tuple(('learner_node', name, f'learner_node.{name}') for name in (

@@ -472,3 +472,13 @@ def test_the_untrained_goal_warning_says_when_the_goal_runs_a_trained_one_backwa
     printed = capsys.readouterr().out
     assert 'was not trained on "close the door" (nearest trained goal: open the door' in printed
     assert ('run the other way' in printed) == (backwards == 'yes')
+
+
+def test_a_second_demo_is_told_of_its_own_flags(tmp_path):
+    """A second make demo failed on the first's folder, naming learn's --run-dir."""
+    (tmp_path / 'out').mkdir()
+    (tmp_path / 'out' / 'params-001.yaml').write_text('{}\n')
+    code, err = _cli('demo', '--out', str(tmp_path / 'out'))
+    assert code == 2 and 'choose a new --out' in err and '--run-dir' not in err
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'out'))
+    assert code == 2 and 'choose a new --run-dir' in err
