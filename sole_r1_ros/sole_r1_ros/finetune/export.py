@@ -8,6 +8,7 @@ LoRA adapters are merged into the weights first, so the folder is a plain Qwen3-
 import json
 import logging
 import os
+import shutil
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -28,25 +29,44 @@ def export_checkpoint(model: Any, processor: Any, output_dir: str,
                       metadata: dict[str, Any]) -> str:
     """Write ``model`` (merged) and ``processor`` to ``output_dir``; return the folder.
 
-    ``metadata`` (stage, config, metrics) goes to ``finetune.json`` beside the weights.
+    ``metadata`` (stage, config, metrics) goes to ``finetune.json`` beside the weights. The
+    files are written into ``.export-new/`` first and moved in once all are there, the last
+    export's moved out: cut off over an earlier export, a sharded save left new and old
+    shards side by side, which loaded without a word. ``trainer/`` is left alone.
     """
     from sole_r1_ros.reward.backends import qwen
 
     os.makedirs(output_dir, exist_ok=True)
+    staging, previous = (os.path.join(output_dir, name) for name in _EXPORT_DIRS)
+    for folder in (staging, previous):
+        shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(staging)
     model = merged_model(model)
-    model.save_pretrained(output_dir)
+    model.save_pretrained(staging)
     tokenizer = processor.tokenizer
     if not getattr(tokenizer, 'chat_template', None):
         tokenizer.chat_template = processor.chat_template
-    tokenizer.save_pretrained(output_dir)
+    tokenizer.save_pretrained(staging)
     # The backend configures its image processor itself; this file documents the settings
     # for other tools (vLLM, AutoProcessor with torchvision).
-    qwen.make_image_processor().save_pretrained(output_dir)
-    _name_public_processor(output_dir)
-    with open(os.path.join(output_dir, METADATA), 'w', encoding='utf-8') as stream:
+    qwen.make_image_processor().save_pretrained(staging)
+    _name_public_processor(staging)
+    with open(os.path.join(staging, METADATA), 'w', encoding='utf-8') as stream:
         json.dump(metadata, stream, indent=1, default=str)
+    os.makedirs(previous)
+    for name in os.listdir(output_dir):   # the last export out of the way, then this one in
+        if name not in (*_EXPORT_DIRS, _TRAINER_DIR):
+            os.replace(os.path.join(output_dir, name), os.path.join(previous, name))
+    for name in os.listdir(staging):
+        os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+    for folder in (staging, previous):
+        shutil.rmtree(folder, ignore_errors=True)
     logger.info('exported %s checkpoint to %s', metadata.get('stage', 'tuned'), output_dir)
     return output_dir
+
+
+_EXPORT_DIRS = ('.export-new', '.export-previous')
+_TRAINER_DIR = 'trainer'   # trainers.TRAINER_DIR (that module imports this one)
 
 
 def _name_public_processor(output_dir: str) -> None:

@@ -76,26 +76,109 @@ def _finish(stage: str, trainer: Any, processor: Any, train: TrainConfig, settin
         metadata = {'stage': stage, 'data': os.path.abspath(data_dir), 'config': asdict(settings),
                     'steps': trainer.state.global_step, 'train_s': round(train_s, 3),
                     'log_history': history}
-        checkpoint = export.export_checkpoint(trainer.model, processor, train.output_dir,
-                                              metadata)
+        with _signals_deferred('the export'):   # minutes for 8B: a signal must not lose it
+            checkpoint = export.export_checkpoint(trainer.model, processor, train.output_dir,
+                                                  metadata)
     logger.info('%s: %d steps in %.1f s', stage, trainer.state.global_step, train_s)
     return FinetuneResult(stage, checkpoint, trainer.state.global_step, train_s, history)
 
 
+RUN_FILE = 'run.json'
+'''In ``trainer/``: what the run its checkpoints belong to trains (stage, data, model).'''
+
+
+def start_run(output_dir: str, stage: str, data_dir: str, model: str, resume: bool) -> None:
+    """A new run empties ``trainer/``; a resumed one must be the same run.
+
+    After ``--overwrite`` the old run's checkpoints stayed beside the new one's, and
+    ``--resume`` went on from the newest by step number: the old run's, exported under the
+    new run's data and settings.
+
+    Raises:
+        ValueError: ``resume`` with checkpoints of another stage, data or model.
+    """
+    import json
+    import shutil
+
+    folder = os.path.join(output_dir, TRAINER_DIR)
+    path = os.path.join(folder, RUN_FILE)
+    this = {'stage': stage, 'data': os.path.abspath(data_dir), 'model': model}
+    if resume:
+        try:
+            with open(path, encoding='utf-8') as stream:
+                before = json.load(stream)
+        except (OSError, ValueError):
+            before = None   # a run of an older version: nothing to compare
+        changed = [f'{key} {before.get(key)!r}, not {value!r}' for key, value in this.items()
+                   if before is not None and before.get(key) != value]
+        if changed:
+            raise ValueError(f'--resume: the checkpoints in {folder} are of another run ('
+                             + '; '.join(changed) + '): resume that run, or start this one '
+                             'in a new --out')
+    elif os.path.isdir(folder):
+        shutil.rmtree(folder)   # --overwrite: the old run's checkpoints are not this run's
+    os.makedirs(folder, exist_ok=True)
+    with open(path, 'w', encoding='utf-8') as stream:
+        json.dump(this, stream)
+
+
 def check_resumable(output_dir: str) -> str:
-    """The newest TRL checkpoint a run in ``output_dir`` left.
+    """The newest complete TRL checkpoint a run in ``output_dir`` left.
+
+    A checkpoint's ``trainer_state.json`` is written last: one without it was cut off (a
+    kill during the save a Ctrl-C began), and resuming from it failed with no word of the
+    complete one before it.
 
     Raises:
         ValueError: there is none.
     """
-    from transformers.trainer_utils import get_last_checkpoint
+    import re
 
     folder = os.path.join(output_dir, TRAINER_DIR)
-    checkpoint = get_last_checkpoint(folder) if os.path.isdir(folder) else None
-    if checkpoint is None:
-        raise ValueError(f'--resume: no TRL checkpoint in {folder} (a run keeps them with '
-                         '--save-steps N)')
-    return checkpoint
+    found = sorted(((int(match.group(1)), name) for name in (
+        os.listdir(folder) if os.path.isdir(folder) else ())
+        if (match := re.fullmatch(r'checkpoint-(\d+)', name))), reverse=True)
+    for _, name in found:
+        checkpoint = os.path.join(folder, name)
+        if os.path.isfile(os.path.join(checkpoint, 'trainer_state.json')):
+            return checkpoint
+        logger.warning('%s is incomplete (no trainer_state.json, cut off while saving): '
+                       'skipped', checkpoint)
+    raise ValueError(f'--resume: no complete TRL checkpoint in {folder} (a run keeps them with '
+                     '--save-steps N)')
+
+
+def _signals_deferred(what: str):
+    """A context in which a first SIGINT/SIGTERM waits for ``what`` to end; a second aborts.
+
+    KeyboardInterrupt is raised once it has ended. Outside the main thread: nothing changes.
+    """
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def deferred():
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        got: list[int] = []
+
+        def handle(signum, frame) -> None:
+            if got:
+                raise KeyboardInterrupt
+            got.append(signum)
+            logger.warning('%s: finishing %s first (a second signal aborts it)',
+                           signal.Signals(signum).name, what)
+        previous = {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if got:
+            raise KeyboardInterrupt
+    return deferred()
 
 
 def _train(trainer: Any, train: TrainConfig) -> float:
@@ -163,6 +246,7 @@ def run_sft(config: SftConfig, data_dir: str, callbacks: Sequence[Any] = ()) -> 
     train = config.train
     precision = model_module.resolve_precision(train)
     data = dataset_module.build_dataset(data_dir, 'sft', train.dropout, train.max_examples)
+    start_run(train.output_dir, 'sft', data_dir, train.model, train.resume)
     model, processor = model_module.load_model(train, precision)
     arguments = SFTConfig(max_length=config.max_length, completion_only_loss=True,
                           **_common_arguments(train, precision))
@@ -191,6 +275,7 @@ def run_grpo(config: GrpoConfig, data_dir: str, callbacks: Sequence[Any] = ()
                          f'the checkpoint folder; {train.model!r} is not one (use --lora)')
     precision = model_module.resolve_precision(train)
     data = dataset_module.build_dataset(data_dir, 'grpo', train.dropout, train.max_examples)
+    start_run(train.output_dir, 'grpo', data_dir, train.model, train.resume)
     model, processor = model_module.load_model(train, precision)
     reward_functions, weights = make_reward_functions(config.reward)
     arguments = TrlGrpoConfig(

@@ -162,7 +162,7 @@ def test_a_run_stopped_part_way_resumes_from_its_last_checkpoint(workdir, capsys
     common = ['finetune', 'sft', '--data', data, '--model', 'tiny-random', '--out', str(out),
               '--batch-size', '1', '--grad-accum', '1', '--save-steps', '1', *_CPU]
     assert main([*common, '--resume', '--max-steps', '2']) == 2      # nothing to resume yet
-    assert 'no TRL checkpoint in' in capsys.readouterr().err
+    assert 'no complete TRL checkpoint in' in capsys.readouterr().err
     assert main([*common, '--max-steps', '3']) == 0
     kept = sorted(p.name for p in (out / 'trainer').iterdir() if p.name.startswith('checkpoint'))
     assert kept == ['checkpoint-2', 'checkpoint-3']
@@ -222,3 +222,47 @@ def test_ctrl_c_writes_a_checkpoint_the_run_resumes_from(workdir, monkeypatch, c
     monkeypatch.setattr(trainers, '_stop_on_signal', made)
     assert main([*common, '--resume', '--max-steps', '4']) == 0
     assert json.loads((out / export.METADATA).read_text())['steps'] == 4
+
+
+def test_a_new_run_in_an_old_out_never_resumes_or_exports_the_old_run(workdir, capsys):
+    """After --overwrite, --resume went on from the old run's newest checkpoint.
+
+    And a checkpoint cut off while saving (no trainer_state.json) made --resume fail, with a
+    complete one before it.
+    """
+    import shutil
+    other = workdir / 'other-data'
+    if not other.exists():
+        shutil.copytree(workdir / 'data', other)
+    out = workdir / 'reused'
+    common = ['finetune', 'sft', '--model', 'tiny-random', '--out', str(out), '--batch-size',
+              '1', '--grad-accum', '1', '--save-steps', '1', *_CPU]
+    assert main([*common, '--data', str(workdir / 'data'), '--max-steps', '3']) == 0
+    assert main([*common, '--data', str(other), '--max-steps', '2', '--overwrite']) == 0
+    kept = sorted(p.name for p in (out / 'trainer').iterdir() if p.name.startswith('checkpoint'))
+    assert kept == ['checkpoint-1', 'checkpoint-2']   # the old run's 2 and 3 are gone
+    capsys.readouterr()
+    assert main([*common, '--data', str(workdir / 'data'), '--max-steps', '4', '--resume']) == 2
+    assert 'are of another run' in capsys.readouterr().err
+    (out / 'trainer' / 'checkpoint-2' / 'trainer_state.json').unlink()   # cut off saving
+    assert main([*common, '--data', str(other), '--max-steps', '3', '--resume']) == 0
+    assert json.loads((out / export.METADATA).read_text())['steps'] == 3   # from checkpoint-1
+
+
+def test_a_signal_during_the_export_lets_it_finish(workdir, monkeypatch):
+    """A Ctrl-C during the minutes an 8B export takes left an --out with nothing to load."""
+    import os
+    import signal
+    merged = export.merged_model
+
+    def interrupted(model):
+        os.kill(os.getpid(), signal.SIGINT)
+        return merged(model)
+    monkeypatch.setattr(export, 'merged_model', interrupted)
+    out = workdir / 'exported'
+    assert main(['finetune', 'sft', '--data', str(workdir / 'data'), '--model', 'tiny-random',
+                 '--out', str(out), '--max-steps', '1', '--batch-size', '1', '--grad-accum',
+                 '1', *_CPU]) == 130
+    assert json.loads((out / export.METADATA).read_text())['steps'] == 1
+    assert (out / 'model.safetensors').exists()
+    assert not [p for p in out.iterdir() if p.name.startswith('.export')]
