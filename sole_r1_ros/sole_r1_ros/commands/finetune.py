@@ -8,6 +8,7 @@ algorithms live in ``sole_r1_ros.finetune``; this module only maps flags to its 
 import argparse
 import logging
 import os
+import sys
 
 from sole_r1_ros.commands.reward_flags import positive_int
 from sole_r1_ros.configuration import from_mapping
@@ -215,6 +216,18 @@ def _prepare(args: argparse.Namespace) -> int:
             raise ValueError(f'{", ".join(bag_flags)} read a --bag; --episodes has its labels '
                              'and views in its folder (--no-wrist for the external view only)')
         source = {'episodes': os.path.abspath(args.episodes), 'split': args.split}
+        try:
+            entries = labelled.list_episodes(args.episodes)
+        except FileNotFoundError:   # another layout: iter_episodes reads it, or says why
+            entries = []
+        unmarked = entries and not any(e.get('split') == 'val' for e in entries)
+        if args.split == 'train' and unmarked:
+            # Unmarked episodes pass every split: eval reward's default --split val then
+            # scores the very episodes trained on, and the tuned model looks better than it is.
+            print(f'sole-r1 finetune prepare: warning: no episode of {args.episodes} is marked '
+                  '"split": "val": all of them train, and eval reward on this folder scores '
+                  'episodes the model was tuned on; mark some "val" in their labels.json',
+                  file=sys.stderr)
         chosen = labelled.iter_episodes(args.episodes, wanted=schedule.steps,
                                         use_wrist=schedule.use_wrist,
                                         split=None if args.split == 'all' else args.split)

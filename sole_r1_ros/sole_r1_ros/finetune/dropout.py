@@ -62,7 +62,9 @@ def apply_dropout(example: TrainingExample, config: PreviousDropoutConfig) -> Tr
         # the stored reasoning speaks of the previous frame, which a from-zero prompt lacks:
         # the template's from-zero reasoning instead
         return replace(example, from_zero=True, reasoning=None)
-    if draw < config.from_zero_p + config.jitter_p:
+    if draw < config.from_zero_p + config.jitter_p and example.previous_step > 0:
+        # (the first query's previous frame is the first frame, at 0 % by definition: a
+        # jittered "previous 6 %" beside the 0 % frame is a prompt the reward node never sends)
         shift = int(rng.integers(1, config.jitter_max + 1)) * (1 if rng.random() < 0.5 else -1)
         previous = min(protocol.PROGRESS_MAX,
                        max(protocol.PROGRESS_MIN, example.previous_progress + shift))

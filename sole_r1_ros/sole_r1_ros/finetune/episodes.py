@@ -110,6 +110,10 @@ def write_dataset(episodes: Iterable[LabelledEpisode], root: str, schedule: Quer
             if episode.episode_id in seen:
                 raise ValueError(f'episode id {episode.episode_id!r} appears twice')
             seen.add(episode.episode_id)
+            if episode.num_frames < 2:   # nothing to query; it had ended the whole prepare
+                logger.warning('episode %s: %d frame(s), nothing to query: skipped',
+                               episode.episode_id, episode.num_frames)
+                continue
             before = writer.count
             for example, composite in episode_examples(episode, schedule, reasoning):
                 writer.add(example, composite)

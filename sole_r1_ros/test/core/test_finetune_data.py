@@ -144,6 +144,29 @@ class TestExamples:
             episodes.write_dataset(iter([_episode(), _episode()]), str(tmp_path / 'd'),
                                    episodes.QuerySchedule(num_queries=1))
 
+    def test_prepare_says_when_no_episode_is_kept_for_evaluation(self, tmp_path, capsys):
+        """Unmarked episodes all train, and eval reward's --split val then scored them."""
+        from sole_r1_ros import labelled
+        from sole_r1_ros.cli import main
+        for name in ('ep-a', 'ep-b'):
+            labelled.write_episode(str(tmp_path / 'mine'), _episode(name))
+        assert main(['finetune', 'prepare', '--episodes', str(tmp_path / 'mine'), '--out',
+                     str(tmp_path / 'd'), '--num-queries', '2']) == 0
+        assert 'no episode of' in capsys.readouterr().err
+        labelled.write_episode(str(tmp_path / 'marked'), _episode('ep-a'))
+        labelled.write_episode(str(tmp_path / 'marked'),
+                               dataclasses.replace(_episode('ep-b'), split='val'))
+        assert main(['finetune', 'prepare', '--episodes', str(tmp_path / 'marked'), '--out',
+                     str(tmp_path / 'd2'), '--num-queries', '2']) == 0
+        assert 'no episode of' not in capsys.readouterr().err
+
+    def test_an_episode_too_short_to_query_is_skipped_and_named(self, tmp_path, caplog):
+        """One 1-frame episode among good ones ended the prepare, naming none."""
+        short = dataclasses.replace(_episode('ep-short', progress=(0,)), wrist=None)
+        count = episodes.write_dataset(iter([short, _episode('ep-good')]), str(tmp_path / 'd'),
+                                       episodes.QuerySchedule(num_queries=2))
+        assert count == 2 and 'episode ep-short: 1 frame(s), nothing to query' in caplog.text
+
 
 # ---------------------------------------------------------------- previous-progress dropout
 class TestDropout:
@@ -188,6 +211,17 @@ class TestDropout:
                 dropped.completion())
             shifts.add(shift)
         assert shifts == {s for s in range(-7, 8) if s}
+
+    def test_the_first_query_is_never_jittered(self):
+        """Its previous frame is the first, 0 % by definition.
+
+        "Previous 6 %" beside it is a prompt the reward node never sends (59 of 200 first
+        queries at --jitter-dropout 0.3).
+        """
+        config = PreviousDropoutConfig(jitter_p=1.0)
+        first = [_example(example_id=f'f-{i}', step=2, previous_step=0, previous_progress=0)
+                 for i in range(50)]
+        assert all(apply_dropout(e, config).previous_progress == 0 for e in first)
 
     def test_jitter_is_clamped_to_the_protocol_range(self):
         config = PreviousDropoutConfig(jitter_p=1.0, jitter_max=200)
