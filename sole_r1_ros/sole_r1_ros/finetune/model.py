@@ -56,6 +56,13 @@ def load_model(config: TrainConfig, precision: Precision) -> tuple[Any, Any]:
     from sole_r1_ros.reward.backends import qwen
 
     dtype = torch.bfloat16 if precision.bf16 else torch.float32
+    if config.method == 'full' and precision.bf16:
+        # AdamW then updates bf16 weights with no float32 copy: a step under half a bf16 unit
+        # is lost (measured: at lr 1e-5, 85 % of the language model's projections did not move
+        # in 3 steps). LoRA's adapters are float32; float32 weights take twice the memory.
+        logger.warning('full fine-tuning in bf16 keeps no float32 weights: small updates round '
+                       'away (at lr 1e-5 most weights never change); prefer LoRA (the '
+                       'default), or --bf16 off for float32 weights (twice the memory)')
     if config.model == 'tiny-random':
         model, processor = qwen.build_tiny(seed=config.seed)
         model = model.to(device=precision.device, dtype=dtype)

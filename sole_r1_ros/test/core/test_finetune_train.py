@@ -266,3 +266,18 @@ def test_a_signal_during_the_export_lets_it_finish(workdir, monkeypatch):
     assert json.loads((out / export.METADATA).read_text())['steps'] == 1
     assert (out / 'model.safetensors').exists()
     assert not [p for p in out.iterdir() if p.name.startswith('.export')]
+
+
+def test_full_tuning_in_bf16_is_warned_of(workdir, caplog):
+    """AdamW on bf16 weights with no float32 copy: most small updates round away."""
+    import logging
+
+    from sole_r1_ros.finetune.config import TrainConfig
+    from sole_r1_ros.finetune.model import load_model, Precision
+    caplog.set_level(logging.WARNING, logger='sole_r1_ros')
+    config = TrainConfig(output_dir=str(workdir / 'unused'), model='tiny-random', method='full')
+    load_model(config, Precision('cpu', True))
+    assert 'keeps no float32 weights' in caplog.text
+    caplog.clear()
+    load_model(dataclasses.replace(config, method='lora'), Precision('cpu', True))
+    assert 'keeps no float32 weights' not in caplog.text
