@@ -141,11 +141,40 @@ def run(args: argparse.Namespace) -> int:
 
 
 def learn(request: LearnRequest) -> int:
-    """Run one learning session; the exit code (0, 2 bad input, 1 a node failed, 130, 143)."""
-    from sole_r1_ros.bringup import check_paced, check_params, command_topics, write_params_file
+    """Run one learning session; the exit code (0, 2 bad input, 1 a node failed, 130, 143).
+
+    The run directory is this process's from before anything looks into it until the end:
+    ``--fresh`` beside a run still going moved that run's files away under it, and with another
+    ROS domain two learners wrote, and deleted, each other's checkpoints in one folder.
+    """
     from sole_r1_ros.reward import protocol
 
     protocol.normalize_goal(request.goal)
+    if request.fresh and request.resume:
+        raise ValueError('--fresh starts over and --resume continues: give one')
+    held = _lock_run_dir(request)
+    try:
+        return _learn_in_locked_dir(request)
+    finally:
+        held.close()
+
+
+def _lock_run_dir(request: LearnRequest):
+    """This process's lock of the run directory (by its real path); ValueError names who has it."""
+    from sole_r1_ros.file_lock import try_lock
+    key = hashlib.sha1(os.path.realpath(request.run_dir).encode()).hexdigest()[:12]
+    held = try_lock(Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-dir-{key}.lock',
+                    f'pid {os.getpid()}')
+    if isinstance(held, str):
+        raise ValueError(f'{request.run_dir} is in use by another sole-r1 learn or demo '
+                         f'({held}): let it finish (or stop it) first, or choose another '
+                         f'{request.run_dir_flag}')
+    return held
+
+
+def _learn_in_locked_dir(request: LearnRequest) -> int:
+    from sole_r1_ros.bringup import check_paced, check_params, command_topics, write_params_file
+
     resume = _check_run_dir(request)
     params = check_params(_params(request, resume))
     if not request.sim_task:

@@ -482,3 +482,23 @@ def test_a_second_demo_is_told_of_its_own_flags(tmp_path):
     assert code == 2 and 'choose a new --out' in err and '--run-dir' not in err
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(tmp_path / 'out'))
     assert code == 2 and 'choose a new --run-dir' in err
+
+
+def test_a_run_directory_in_use_is_refused_before_anything_in_it_moves(tmp_path):
+    """--fresh beside a run still going moved that run's files away under it.
+
+    With another ROS domain two learners then wrote, and deleted, each other's checkpoints.
+    """
+    from sole_r1_ros.commands.learn import _lock_run_dir, LearnRequest
+    run_dir = tmp_path / 'run'
+    run_dir.mkdir()
+    (run_dir / 'params-001.yaml').write_text('{}\n')
+    held = _lock_run_dir(LearnRequest(goal='g', run_dir=run_dir, sim_task='reach-v3'))
+    try:
+        code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh')
+        assert code == 2 and 'is in use by another sole-r1 learn or demo' in err
+        assert (run_dir / 'params-001.yaml').exists() and not list(run_dir.glob('previous-*'))
+    finally:
+        held.close()
+    code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh', '--resume')
+    assert code == 2 and 'give one' in err
