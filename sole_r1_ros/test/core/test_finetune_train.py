@@ -269,7 +269,7 @@ def test_a_signal_during_the_export_lets_it_finish(workdir, monkeypatch):
 
 
 def test_full_tuning_in_bf16_is_warned_of(workdir, caplog):
-    """AdamW on bf16 weights with no float32 copy: most small updates round away."""
+    """Full tuning in bf16: AdamW updates the weights with no float32 copy, and most round away."""
     import logging
 
     from sole_r1_ros.finetune.config import TrainConfig
