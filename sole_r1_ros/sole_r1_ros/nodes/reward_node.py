@@ -224,7 +224,7 @@ class RewardNode(LifecycleNode):
         self._status[0].publish(status_message(self, {
             'model': self._engine.model_id, 'pending': book.pending_count(),
             'replaced': book.replaced, 'stale': book.stale,
-            'camera_restarts': book.restarts, **counts,
+            'camera_restarts': book.restarts, 'late_finals': book.late_finals, **counts,
             'last_error': last_error or 'none',
             **goal, **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}},
             level=DiagnosticStatus.WARN if problems else DiagnosticStatus.OK,

@@ -127,6 +127,7 @@ class EpisodeBook:
         self._senders: dict[str, dict[bytes, int]] = {}
         self._newest_ns: dict[str, int] = {}
         self.restarts = 0   # senders that joined an episode mid-way (camera node restarts)
+        self.late_finals = 0   # final queries that came after a later frame's, answered
         self.replaced = 0   # queries superseded by a newer one of the same episode
         self.stale = 0      # queries older than what the episode already answered, or of
         # the oldest episode waiting when more than max_episodes wait (each holds its frames)
@@ -136,6 +137,13 @@ class EpisodeBook:
             tracker = self._trackers.get(query.episode_id)
             if tracker is not None:
                 query = self._in_chain(query, tracker)
+                if (query is not None and query.trigger == 'final'
+                        and query.step <= tracker.latest_step):
+                    # The episode's last frame, behind a frame from after the end that the
+                    # camera node took as the episode's before the end reached it: the
+                    # episode's verdict, answered after the chain, not dropped as stale.
+                    query = dataclasses.replace(query, step=tracker.latest_step + 1)
+                    self.late_finals += 1
                 if query is None or query.step <= tracker.latest_step:
                     self.stale += 1
                     return

@@ -79,6 +79,25 @@ def test_a_restarted_camera_node_continues_the_episodes_chain():
     assert (pending.step, book.restarts, query.previous_progress) == (48, 1, 70)
 
 
+def test_an_episodes_final_query_behind_a_later_frames_is_answered_not_dropped():
+    """A frame from after the end was queried first: the final query was then stale.
+
+    The camera node took it as the episode's before the end reached it; the final query is
+    the episode's verdict.
+    """
+    book = EpisodeBook()
+    book.submit(dataclasses.replace(_stamped('a', 6, first=50, stamp_s=7), trigger='stride'))
+    book.take(1, 'x')
+    book.record(_result('a', 6, 80))
+    book.release(['a'])
+    book.submit(dataclasses.replace(_stamped('a', 5, first=50, stamp_s=6), trigger='final'))
+    (pending, query), = book.take(1, 'x')
+    assert (book.stale, book.late_finals) == (0, 1)
+    assert pending.header.stamp.sec == 6 and query.step == 7 and query.previous_progress == 80
+    book.submit(dataclasses.replace(_stamped('a', 4, first=50, stamp_s=5), trigger='stride'))
+    assert book.stale == 1   # an older query that is not the final stays stale
+
+
 def test_an_episode_out_with_the_backend_is_not_handed_out_again_until_released():
     book = EpisodeBook()
     book.submit(_pending('a', 1))
