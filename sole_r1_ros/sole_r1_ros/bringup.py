@@ -9,6 +9,7 @@ holds the robot and writes a checkpoint, the recorder closes its bag; what is st
 the deadline is killed.
 """
 import importlib
+import functools
 import os
 from pathlib import Path
 import signal
@@ -242,7 +243,8 @@ class NodeProcesses:
             with open(self._log_dir / f'{node}.log', 'ab') as log:
                 self.processes[node] = subprocess.Popen(
                     command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                    start_new_session=True, preexec_fn=_stop_with_parent)
+                    start_new_session=True,
+                    preexec_fn=functools.partial(_stop_with_parent, os.getpid()))
 
     def exited(self) -> dict[str, int]:
         """Nodes that have ended, with their exit codes."""
@@ -284,17 +286,31 @@ class NodeProcesses:
         return {node: p.returncode for node, p in self.processes.items()}
 
 
-def _stop_with_parent() -> None:
+def _libc_prctl():
+    """The C library's prctl, loaded in the runner: a child between fork and exec only calls it."""
+    import ctypes
+    try:
+        return ctypes.CDLL('libc.so.6', use_errno=True).prctl
+    except OSError:   # not Linux
+        return None
+
+
+_PRCTL = _libc_prctl()
+
+
+def _stop_with_parent(runner_pid: int) -> None:
     """Ask for SIGINT when the runner dies (in the child, before exec; Linux only).
 
     However the runner dies, no node outlives it: the learner then holds the robot and writes
-    a checkpoint as on Ctrl-C.
+    a checkpoint as on Ctrl-C. Loading a library here, between fork and exec in a process with
+    threads (DDS, the monitor's spinner), may deadlock: it was loaded in the runner. A runner
+    that died before the call is noticed after it (the parent is then another process).
     """
-    import ctypes
-    try:
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGINT)   # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    if _PRCTL is None:
+        return
+    _PRCTL(1, signal.SIGINT)   # PR_SET_PDEATHSIG
+    if os.getppid() != runner_pid:
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _wait(process: subprocess.Popen, timeout_s: float) -> None:

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
           f'at most {args.minutes:g} minutes / {args.steps} steps -> {args.out}/')
     code = learn(request)
     summary = Path(args.out) / 'summary.json'
-    if summary.exists():
+    if summary.exists() and code != 2:   # refused or failed to start: another run's summary
         print(f'summary ({summary}):')
         print(json.dumps(json.loads(summary.read_text()), indent=2))
     return code

@@ -22,7 +22,7 @@ import tempfile
 import threading
 import time
 
-_STARTUP_TIMEOUT_S = 240.0
+_STARTUP_TIMEOUT_S = 240.0   # at least; an openai reward's health check may wait longer
 _DISCOVERY_S = 1.0   # for another run's nodes to show in the graph's names
 _ALIVE_S = 3.0   # for such a node's report on /diagnostics (one a second) once named
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
@@ -206,7 +206,8 @@ def _learn_in_locked_dir(request: LearnRequest) -> int:
                     _policy_input(params['learner_node']),
                     _stop_budget_s(params['learner_node']),
                     _reward_of(params.get('reward_node', {})),
-                    _utd_ratio(params['learner_node'])).run()
+                    _utd_ratio(params['learner_node']),
+                    _startup_s(params.get('reward_node', {}))).run()
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -550,9 +551,11 @@ class _Session:
 
     def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
                  nodes: list[str], policy_input: str, stop_budget_s: float = 7.0,
-                 reward: dict | None = None, utd_ratio: float | None = None) -> None:
+                 reward: dict | None = None, utd_ratio: float | None = None,
+                 startup_s: float = _STARTUP_TIMEOUT_S) -> None:
         self.request, self.run_dir, self.session = request, run_dir, session
-        self.utd_ratio = utd_ratio
+        self.utd_ratio, self.startup_s = utd_ratio, startup_s
+        self.started = False   # both nodes reported: the session is a run, its summary due
         self.reward = reward or {}
         self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
         self.stop_budget_s = stop_budget_s
@@ -576,7 +579,10 @@ class _Session:
                   'finish)', flush=True)
 
     def run(self) -> int:
-        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal or a dropped SSH session killed the runner at once,
+        # without its summary, evaluation and curves (the nodes stopped with it).
+        previous = {s: signal.signal(s, self._on_signal)
+                    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             return self._run()
         finally:   # summary.json written: a second Ctrl-C during it was a KeyboardInterrupt.
@@ -633,6 +639,12 @@ class _Session:
             code = 1
         if self.signals:
             code = 128 + self.signals[0]
+        if not self.started:
+            # Refused, failed or stopped before the nodes reported: nothing of this session
+            # is a run. Its summary would replace a resumed run's real one with zeros, and a
+            # fresh run's 0-step checkpoint made the next start ask for --fresh.
+            self._forget_session(stopped=True)
+            return code
         self._finish(code)
         if plot is not None and plot.is_alive():
             # A second signal left the plot drawing in its daemon thread: finalizing the
@@ -690,7 +702,7 @@ class _Session:
 
     def _start_up(self) -> int:
         """Wait until the learner reports (configured, active); 2 when a node failed."""
-        deadline = time.monotonic() + _STARTUP_TIMEOUT_S
+        deadline = time.monotonic() + self.startup_s
         while not self.signals:
             dead = self.graph.exited()
             if dead:
@@ -702,10 +714,15 @@ class _Session:
             if 'learner_node' in self.monitor.status and (
                     'reward_node' in self.monitor.status):
                 self._warn_of_untrained_goal()
+                self.started = True
                 return 0
             if time.monotonic() > deadline:
-                print(f'sole-r1 learn: the graph did not start within {_STARTUP_TIMEOUT_S:.0f} '
-                      f's; logs in {self.run_dir / "logs"}')
+                silent = [n for n in ('learner_node', 'reward_node')
+                          if n not in self.monitor.status]
+                print(f'sole-r1 learn: the graph did not start within {self.startup_s:.0f} s: '
+                      f'{", ".join(silent)} never reported; the end of its log:\n'
+                      + '\n'.join(self.graph.log_tail(n) for n in silent)
+                      + f'\n(all logs in {self.run_dir / "logs"})')
                 return 2
             time.sleep(0.2)
         return 0
@@ -724,11 +741,12 @@ class _Session:
                   'it is not a reliable reward and the policy may exploit it. Distil it for this '
                   'task or use SOLE-R1 (README: "Use SOLE-R1 instead").', flush=True)
 
-    def _forget_session(self) -> None:
+    def _forget_session(self, stopped: bool = False) -> None:
         """A failed start leaves no parameters file, no empty bag, no empty episode list.
 
         The logs stay. An episode list, even empty, would make the next start ask for
-        ``--fresh`` as if a run were there.
+        ``--fresh`` as if a run were there; so would the checkpoints a new run's learner
+        wrote at its stop (``stopped``: the nodes have stopped), of no step.
         """
         import shutil
         self.params_file.unlink(missing_ok=True)
@@ -736,6 +754,9 @@ class _Session:
         episodes = self.run_dir / 'episodes.jsonl'
         if episodes.exists() and episodes.stat().st_size == 0:
             episodes.unlink()
+        if stopped and self.session == 1 and not self.request.resume and not _any_steps(
+                self.run_dir / 'checkpoints'):
+            shutil.rmtree(self.run_dir / 'checkpoints', ignore_errors=True)
 
     def _learn(self) -> int:
         from tqdm import tqdm
@@ -971,6 +992,33 @@ def _policy_input(learner: dict) -> str:
         return 'simulator state (privileged baseline)'
     cameras = f"cameras {' + '.join(sensing.views)}, " if variant == 'pixels' else ''
     return cameras + 'joint states' + (', end-effector pose' if sensing.use_ee_pose else '')
+
+
+def _any_steps(folder: Path) -> bool:
+    """Whether a checkpoint in ``folder`` holds an environment step (or cannot be read)."""
+    from sole_r1_ros.rl.checkpoint import list_checkpoints
+    for checkpoint in list_checkpoints(folder):
+        try:
+            counters = json.loads((checkpoint / 'meta.json').read_text())['counters']
+            if int(counters.get('env_steps', 0)) > 0:
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            return True   # not known to be empty: kept
+    return False
+
+
+def _startup_s(reward: dict) -> float:
+    """How long the nodes may take to report: an openai reward waits for its server to load.
+
+    The reward node waits up to ``openai.health_check_s`` (600 s) for a vLLM server still
+    loading its model, which the README says may start beside it; a start cut off at 240 s
+    ended every run whose server took longer.
+    """
+    from sole_r1_ros.reward import OpenAIConfig
+    if reward.get('backend') != 'openai':
+        return _STARTUP_TIMEOUT_S
+    health = float(reward.get('openai.health_check_s', OpenAIConfig().health_check_s))
+    return max(_STARTUP_TIMEOUT_S, health + 60.0)
 
 
 def _utd_ratio(learner: dict) -> float:

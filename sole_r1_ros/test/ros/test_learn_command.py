@@ -91,7 +91,8 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     ('learning', [signal.SIGINT]), ('learning', [signal.SIGINT, signal.SIGINT]),
     ('learning', [signal.SIGTERM]), ('evaluation', [signal.SIGINT]),
     ('evaluation', [signal.SIGINT, signal.SIGINT]), ('evaluation', [signal.SIGTERM]),
-    ('checkpoint', [signal.SIGINT]), ('checkpoint', [signal.SIGTERM])])
+    ('checkpoint', [signal.SIGINT]), ('checkpoint', [signal.SIGTERM]),
+    ('learning', [signal.SIGHUP])])   # a closed terminal: it died with no summary
 def test_a_signal_ends_the_run_the_same_way_every_time(tmp_path, phase, signals):
     """Ctrl-C, a second Ctrl-C, or SIGTERM, while learning, evaluating or writing a checkpoint.
 
@@ -388,6 +389,18 @@ def test_a_failed_start_leaves_no_parameters_and_no_bag(tmp_path):
     output, _ = process.communicate(timeout=180)
     assert process.returncode == 2 and 'reward_node failed to start' in output, output[-2000:]
     assert not list(run_dir.glob('params-*')) and not list(run_dir.glob('bag-*'))
+    # nor a summary (a resumed run's real one was replaced by zeros) nor a 0-step checkpoint
+    # (the next start asked for --fresh)
+    assert not (run_dir / 'summary.json').exists()
+    assert not list(run_dir.glob('checkpoints/ckpt-*'))
+
+
+def test_the_start_waits_as_long_as_an_openai_reward_waits_for_its_server():
+    """A start cut off at 240 s ended every run whose vLLM server took longer to load."""
+    from sole_r1_ros.commands.learn import _startup_s
+    assert _startup_s({'backend': 'compact'}) == 240.0
+    assert _startup_s({'backend': 'openai'}) >= 600.0
+    assert _startup_s({'backend': 'openai', 'openai.health_check_s': 30.0}) == 240.0
 
 
 @pytest.mark.timeout(300)
