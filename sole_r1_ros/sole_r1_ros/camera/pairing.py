@@ -16,10 +16,14 @@ class PairedFrame:
 
 
 class FramePairer:
-    """Match each external frame with the wrist frame whose stamp is within ``max_skew_ns``.
+    """Match each external frame with the nearest wrist frame, if within ``max_skew_ns``.
 
-    Frames wait at most ``buffer`` deep on either side; an external frame with no wrist partner
-    is dropped once a newer wrist frame proves none will come, or pushed out of the buffer
+    An external frame waits until a wrist frame of its moment or later has come, so the
+    nearest is known; a wrist frame stays after it is used, as it may be the next external
+    frame's nearest too. Used at once and let go, one lost frame had every later pair of the
+    episode one frame apart (30 Hz cameras, a 50 ms skew). External frames wait at most
+    ``buffer`` deep, wrist frames four times that (an external view may wait for its robot
+    mask); an external frame with no wrist partner is dropped, or pushed out of the buffer
     while the wrist camera is silent; ``dropped`` counts both. With ``use_wrist=False`` every
     external frame pairs immediately.
     """
@@ -30,7 +34,7 @@ class FramePairer:
         self._use_wrist = use_wrist
         self._max_skew_ns = max_skew_ns
         self._external: deque = deque(maxlen=buffer)
-        self._wrist: deque = deque(maxlen=buffer)
+        self._wrist: deque = deque(maxlen=4 * buffer)
         self.dropped = 0
 
     def add_external(self, stamp_ns: int, frame: np.ndarray, header=None) -> list[PairedFrame]:
@@ -55,15 +59,15 @@ class FramePairer:
         pairs = []
         while self._external and self._wrist:
             stamp, frame, header = self._external[0]
+            if self._wrist[-1][0] < stamp:
+                break  # a nearer wrist frame may still come: wait for one of this moment
             best = min(self._wrist, key=lambda item: abs(item[0] - stamp))
+            self._external.popleft()
             if abs(best[0] - stamp) <= self._max_skew_ns:
                 pairs.append(PairedFrame(stamp, frame, best[1], header))
-                self._external.popleft()
-                while self._wrist and self._wrist[0][0] <= best[0]:
-                    self._wrist.popleft()
-            elif self._wrist[-1][0] > stamp + self._max_skew_ns:
-                self._external.popleft()  # a newer wrist frame exists: no partner will come
-                self.dropped += 1
             else:
-                break  # wait for the wrist frame of this moment
+                self.dropped += 1   # none near it came, nor will
+            # wrist frames before the newest one up to this moment are no later frame's nearest
+            while len(self._wrist) >= 2 and self._wrist[1][0] <= stamp:
+                self._wrist.popleft()
         return pairs

@@ -244,7 +244,9 @@ class CameraNode(Node):
             return f'joint_states has {len(msg.name)} names and {len(msg.position)} positions'
         if not all(math.isfinite(v) for v in msg.position):
             return 'joint_states holds NaN or inf'
-        self._joints = dict(zip(msg.name, msg.position))
+        # Merged by name: an arm and a gripper publishing joint_states apart replaced each
+        # other, and the gripper's moves never made a query.
+        self._joints = {**(self._joints or {}), **dict(zip(msg.name, msg.position))}
         return None
 
     def _ground_truth_callback(self, msg: TaskState) -> None:
@@ -402,8 +404,8 @@ class CameraNode(Node):
         self._step, self._first = 0, None
         self._recent.clear()
         self._scheduler.reset()
-        self._thinner.reset()
-        self._pairer.clear()
+        self._thinner.reset()   # (the pairer is not cleared: a frame of the new episode may
+        # wait in it for its partner, and the start's stamp keeps the old episode's out)
         for eraser in self._erasers.values():
             eraser.reset()   # a new episode: the background is not yet seen
         if episode_id:

@@ -30,7 +30,29 @@ def test_external_frame_without_wrist_partner_is_dropped_not_mispaired():
     pairer.add_external(100 * _MS, _frame(1))
     pairs = pairer.add_wrist(150 * _MS, _frame(2))   # far too late for frame 100
     assert pairs == [] and pairer.dropped == 1
-    assert len(pairer.add_external(151 * _MS, _frame(3))) == 1
+    assert pairer.add_external(151 * _MS, _frame(3)) == []   # a nearer wrist frame may come
+    (pair,) = pairer.add_wrist(184 * _MS, _frame(4))
+    assert pair.stamp_ns == 151 * _MS and pair.wrist[0, 0, 0] == 2   # 150 was the nearest
+
+
+@pytest.mark.parametrize('lost', ['wrist', 'external'])
+def test_one_lost_frame_does_not_shift_every_later_pair(lost):
+    """30 Hz cameras with one stamp, a 50 ms skew: one frame lost.
+
+    Every later pair of the episode was a frame apart: the wrist frame used was let go with
+    the ones before it.
+    """
+    pairer = FramePairer(use_wrist=True, max_skew_ns=50 * _MS)
+    offsets = []
+    for index in range(30):
+        stamp = index * 33 * _MS
+        for view in ('external', 'wrist'):
+            if index == 10 and view == lost:
+                continue
+            pairs = (pairer.add_external(stamp, _frame(index % 200)) if view == 'external'
+                     else pairer.add_wrist(stamp, _frame(index % 200)))
+            offsets += [int(p.wrist[0, 0, 0]) - int(p.external[0, 0, 0]) for p in pairs]
+    assert len(offsets) >= 28 and offsets[-15:] == [0] * 15
 
 
 def test_frames_pushed_out_while_the_wrist_camera_is_silent_are_counted():

@@ -645,3 +645,14 @@ def test_unparseable_answers_are_counted_on_diagnostics_and_said_in_the_log(ros_
     assert 'cut off at max_new_tokens (64)' in warned[0]
     mine = [s for array in list(statuses) for s in array.status if s.name == name]
     assert {kv.key: kv.value for kv in mine[-1].values}['answers_cut_off'] == '10'
+
+
+def test_an_arm_and_a_gripper_publishing_joint_states_apart_are_both_read(ros_graph):
+    """Each message replaced the last: the gripper's moves never made a query."""
+    from sensor_msgs.msg import JointState
+    camera = ros_graph.add(CameraNode(context=ros_graph.context,
+                                      cli_args=own_name('camera_node_joints')))
+    assert camera._joint_states_callback(JointState(name=['j1', 'j2'],
+                                                    position=[0.1, 0.2])) is None
+    assert camera._joint_states_callback(JointState(name=['finger'], position=[0.04])) is None
+    assert camera._joints == {'j1': 0.1, 'j2': 0.2, 'finger': 0.04}
