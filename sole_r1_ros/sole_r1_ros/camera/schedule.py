@@ -41,6 +41,11 @@ class QueryScheduleConfig:
         0.05, "change of the arm's joint-velocity vector between two frames that counts as a "
         'jump (contact, a sudden stop) [rad per frame, L2]; 0 disables motion events',
         range=(0.0, 10.0), read_only=True)
+    max_events_per_stride: int = option(
+        0, 'most event queries (gripper, motion) between two stride queries; 0 = no limit. '
+        "An exploring policy's jerky motion made events of nearly every frame: queries at "
+        '1/min_gap, five times the stride, which saturated a SOLE-R1 server', range=(0, 10**6),
+        read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -95,6 +100,7 @@ class QueryScheduler:
 
     def reset(self) -> None:
         self._last_query = 0
+        self._events_since_stride = 0
         self._pending_event: str | None = None
         self._previous: dict[str, float] | None = None
         self._previous_arm_velocity: np.ndarray | None = None
@@ -111,10 +117,14 @@ class QueryScheduler:
             return None
         self._pending_event = event or self._pending_event
         since = step - self._last_query
+        cap = self._config.max_events_per_stride
         if since >= self._config.stride:
             reason = 'stride'
-        elif self._pending_event is not None and since >= self._config.min_gap:
+            self._events_since_stride = 0
+        elif (self._pending_event is not None and since >= self._config.min_gap
+              and (not cap or self._events_since_stride < cap)):
             reason = self._pending_event
+            self._events_since_stride += 1
         else:
             return None
         self._last_query = step

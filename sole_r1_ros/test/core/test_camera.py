@@ -98,6 +98,23 @@ def test_motion_jump_triggers_a_query_and_steady_motion_does_not():
     assert reasons[8] == 'motion'
 
 
+def test_events_can_be_capped_between_two_stride_queries():
+    """An exploring policy's jerky motion made an event of nearly every frame.
+
+    A query every min_gap frames, five times the stride's, saturated a SOLE-R1 server.
+    """
+    jerky = [0.3 * (step % 2) for step in range(40)]          # the arm flips every frame
+
+    def queries(cap):
+        scheduler = QueryScheduler(QueryScheduleConfig(stride=10, min_gap=2,
+                                                       max_events_per_stride=cap))
+        decided = [scheduler.decide(step, _joints(a, 0.0)) for step, a in enumerate(jerky)]
+        return [reason for reason in decided if reason]
+    assert len(queries(0)) >= 15                             # no limit: every second frame
+    capped = queries(1)
+    assert capped.count('stride') == 3 and capped.count('motion') <= 4 and len(capped) <= 8
+
+
 def test_event_inside_min_gap_is_deferred_not_lost():
     scheduler = QueryScheduler(QueryScheduleConfig(stride=4, min_gap=3,
                                                    gripper_joints=('finger_l', 'finger_r')))
