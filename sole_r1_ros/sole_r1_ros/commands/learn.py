@@ -23,6 +23,8 @@ import threading
 import time
 
 _STARTUP_TIMEOUT_S = 240.0   # at least; an openai reward's health check may wait longer
+# A node reports every second: silence this long is said, and the learner's ends the run.
+_SILENT_SAID_S, _SILENT_END_S = 15.0, 120.0
 _DISCOVERY_S = 1.0   # for another run's nodes to show in the graph's names
 _ALIVE_S = 3.0   # for such a node's report on /diagnostics (one a second) once named
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
@@ -794,6 +796,11 @@ class _Session:
                     print(f'\nsole-r1 learn: {", ".join(dead)} stopped unexpectedly; logs in '
                           f'{self.run_dir / "logs"}')
                     return 1
+                if monitor.silent_s('learner_node') > _SILENT_END_S:
+                    print(f'\nsole-r1 learn: the learner has not reported for '
+                          f'{_SILENT_END_S:.0f} s (hung?): ending the run. The end of its '
+                          f'log:\n{self.graph.log_tail("learner_node")}', flush=True)
+                    return 1
                 self._say_what_is_wrong()
                 time.sleep(0.5)
         self.learn_s = time.monotonic() - self.learn_started_s
@@ -807,6 +814,11 @@ class _Session:
         names or namespace than the parameters say (said once a spell); and a checkpoint that
         failed (a full disk) was said nowhere but the learner's log (said once a failure).
         """
+        for node in ('learner_node', 'reward_node'):
+            silent = self.monitor.silent_s(node) > _SILENT_SAID_S
+            self._say_once(f'silent {node}', 'silent' if silent else '',
+                           f'{node} has not reported for {_SILENT_SAID_S:.0f} s (stopped, or '
+                           f'hung?): its log {self.run_dir / "logs" / f"{node}.log"}')
         failed = str(self.monitor.status.get('learner_node', {}).get('checkpoint_error', ''))
         self._say_once('checkpoint', failed, f'a checkpoint failed ({failed}); the learner goes '
                        'on and tries again, the last good checkpoint stays. Free space on '

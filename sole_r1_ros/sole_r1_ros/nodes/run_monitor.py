@@ -68,6 +68,7 @@ class RunMonitorNode(Node):
         # made here, before the node spins: rclpy's ActionClient registers itself before it
         # has its lock (ros2/rclpy#1589), and a spinning executor can reach it in between
         self.evaluate = ActionClient(self, Evaluate, 'learner_node/evaluate')
+        self._heard_s: dict[str, float] = {}   # node -> when it last reported
 
     # -- callbacks ------------------------------------------------------------------------------
     def _diagnostics_callback(self, msg: DiagnosticArray) -> None:
@@ -75,6 +76,16 @@ class RunMonitorNode(Node):
             values = read_status(msg, name)
             if values is not None:
                 self.status[node] = values
+                self._heard_s[node] = time.monotonic()
+
+    def silent_s(self, node: str) -> float:
+        """Seconds since ``node`` last reported (0 before it ever did: starting is not silence).
+
+        Its last status stays in ``status``: a learner stopped or deadlocked mid-run looked
+        like one at work, and the run waited on it for ever.
+        """
+        heard = self._heard_s.get(node)
+        return 0.0 if heard is None else time.monotonic() - heard
 
     def _episode_callback(self, msg: Episode) -> None:
         check_episode_id(msg.episode_id)

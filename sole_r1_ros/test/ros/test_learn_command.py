@@ -515,3 +515,38 @@ def test_a_run_directory_in_use_is_refused_before_anything_in_it_moves(tmp_path)
         held.close()
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh', '--resume')
     assert code == 2 and 'give one' in err
+
+
+@pytest.mark.timeout(240)
+def test_a_learner_that_stops_reporting_is_said_and_ends_the_run(tmp_path):
+    """A learner stopped mid-run left the bar frozen with no word, for ever without --minutes."""
+    run_dir, log_path = tmp_path / 'run', tmp_path / 'out.txt'
+    code = ('import sys; from sole_r1_ros.commands import learn; '
+            'learn._SILENT_SAID_S, learn._SILENT_END_S = 2.0, 6.0; '
+            'from sole_r1_ros.cli import main; sys.exit(main(sys.argv[1:]))')
+    command = [sys.executable, '-c', code, 'learn', '--goal', 'reach the goal', '--steps',
+               str(10**6), '--run-dir', str(run_dir), *_FAST]
+    with open(log_path, 'w') as log:
+        process = subprocess.Popen(command, env=_child_env(), stdout=log,
+                                   stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 180
+            while 'learning' not in log_path.read_text():
+                assert process.poll() is None and time.monotonic() < deadline, (
+                    log_path.read_text()[-3000:])
+                time.sleep(0.3)
+            learner = subprocess.run(['pgrep', '-f', f'learner_node.*{run_dir}'],
+                                     capture_output=True, text=True).stdout.split()
+            assert learner, 'no learner process found'
+            os.kill(int(learner[0]), signal.SIGSTOP)
+            process.wait(timeout=120)
+        finally:
+            for pid in subprocess.run(['pgrep', '-f', str(run_dir)], capture_output=True,
+                                      text=True).stdout.split():
+                os.kill(int(pid), signal.SIGCONT)
+            if process.poll() is None:
+                process.kill()
+    output = log_path.read_text()
+    assert process.returncode == 1, output[-3000:]
+    assert 'learner_node has not reported for 2 s' in output
+    assert 'the learner has not reported for 6 s (hung?): ending the run' in output
