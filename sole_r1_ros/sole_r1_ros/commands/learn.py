@@ -761,6 +761,8 @@ class _Session:
             shutil.rmtree(self.run_dir / 'checkpoints', ignore_errors=True)
 
     def _learn(self) -> int:
+        if self.signals:   # stopped before it: no learning time, no rate (they read 0.0)
+            return 0
         from tqdm import tqdm
 
         from sole_r1_ros.run_progress import run_share
@@ -884,6 +886,10 @@ class _Session:
         result_future = goal.result().get_result_async()
         if not self._wait(result_future):
             goal.result().cancel_goal_async()
+            if self.signals:   # it went without a word, and a resumed run never has it again
+                print(f'{name} interrupted: not written'
+                      + (' (a resumed run does not evaluate the untrained policy again: it has '
+                         'learned)' if name == 'baseline' else ''), flush=True)
             return 0
         self.monitor.stop_video()
         from action_msgs.msg import GoalStatus
@@ -972,8 +978,9 @@ class _Session:
             'updates_per_step': (round(updates / learning_steps, 3) if learning_steps
                                  else None),
             'utd_ratio': self.utd_ratio,
+            # under a second of learning (an evaluate-only resume) gives no rate: it read 605
             'steps_per_s': (round((steps - self.start_steps) / learn_s, 2)
-                            if learn_s else None),
+                            if learn_s and learn_s >= 1.0 else None),
             'learning_wall_s': round(learn_s, 1) if learn_s else None,
             'total_wall_s': round(time.monotonic() - self.started_s, 1),
             'eval_episodes': evaluation.get('episodes', 0),
