@@ -45,8 +45,11 @@ DIRECTIONS: dict[str, tuple[tuple[float, float], tuple[str, str, str]]] = {
                        'drag the {o} back')),
 }
 '''Direction -> (x, y unit vector in the world frame, goal and two paraphrases).'''
-SKIPPED = frozenset({('push-v3', 'back'), ('push-wall-v3', 'back')})
-'''(scene, direction) pairs left out: they would be push-back, a held-out task.'''
+SKIPPED = frozenset({('push-v3', 'back'), ('push-wall-v3', 'back'), ('pick-place-v3', 'back'),
+                     ('pick-place-wall-v3', 'back')})
+'''(scene, direction) pairs left out: they would be push-back, a held-out task. Pick-place and
+pick-place-wall render pixel for pixel as push and push-wall (the goal sites are hidden), so
+their puck pulled back is push-back too; a wrong-way episode never moves one of these ways.'''
 BEHAVIOURS = ('expert', 'stop-short', 'wrong-way', 'noisy')
 DISTANCE_M = 0.12
 IMAGE_SIZE = 64
@@ -83,16 +86,23 @@ def episode_specs(task: str, directions: Iterable[str] | None = None) -> list[Ob
     return [ObjectMotionSpec(task, d, b, i) for i, (d, b) in enumerate(pairs) if d in chosen]
 
 
+def moved_direction(spec: ObjectMotionSpec, rng: np.random.Generator) -> str:
+    """The way the object is moved: the asked one, or for 'wrong-way' another, never skipped.
+
+    ``rng`` is the episode's generator, drawn from first (the draw is part of the episode).
+    """
+    if spec.behaviour != 'wrong-way':
+        return spec.direction
+    others = [d for d in DIRECTIONS if d != spec.direction and (spec.task, d) not in SKIPPED]
+    return others[rng.integers(len(others))]
+
+
 def rollout(robot: Any, spec: ObjectMotionSpec) -> LabelledEpisode | None:
     """Push the scene's object one way, labelled by the asked way; None if nothing was filmed."""
     task, index = spec.task, spec.index
     asked = np.r_[DIRECTIONS[spec.direction][0], 0.0]
     rng = np.random.default_rng([index, sum(map(ord, task))])
-    if spec.behaviour == 'wrong-way':
-        others = [d for d in DIRECTIONS if d != spec.direction]
-        move = np.r_[DIRECTIONS[others[rng.integers(len(others))]][0], 0.0]
-    else:
-        move = asked
+    move = np.r_[DIRECTIONS[moved_direction(spec, rng)][0], 0.0]
     fraction = rng.uniform(0.3, 0.7) if spec.behaviour == 'stop-short' else 1.0
     noise = 0.3 if spec.behaviour == 'noisy' else 0.0
     obs = robot.reset(seed=2000 + index)

@@ -9,7 +9,9 @@ A task is reversed only where its reverse is none of the 16 Meta-World tasks out
 compact model's 34 (the 6 held out for selection, the 10 kept for evaluation): door-open
 (-> door-close), door-unlock (-> door-lock), plate-slide-back (-> plate-slide),
 plate-slide-side (-> plate-slide-back-side), push (-> push-back) and window-open
-(-> window-close) are not. Button presses, bin-picking (its own reverse) and sweep (the puck
+(-> window-close) are not, nor are pick-place, pick-place-wall and push-wall, whose puck
+brought back from the goal to its start is push-back's motion in scenes that render as
+push's (2026-12-07). Button presses, bin-picking (its own reverse) and sweep (the puck
 leaves the table) have no reverse. The successful expert, noisy and pause episodes of the
 training split are used; each reversed episode's ``meta['scene']`` is the task it came from.
 """
@@ -49,15 +51,6 @@ UNDO_GOALS: dict[str, tuple[str, str, str]] = {
                            'slide the peg sideways into the hole'),
     'pick-out-of-hole-v3': ('put the puck down into the hole', 'place the puck in the hole',
                             'drop the puck into the hole'),
-    'pick-place-v3': ('take the puck from the goal back to where it started',
-                      'move the puck away from the target',
-                      'pick the puck up from the goal and put it back'),
-    'pick-place-wall-v3': ('carry the puck back over the wall away from the goal',
-                           'lift the puck back across the wall',
-                           'take the puck from the target back over the wall'),
-    'push-wall-v3': ('pull the puck back around the wall away from the goal',
-                     'drag the puck back past the wall',
-                     'pull the puck away from the target around the wall'),
     'reach-v3': ('move the gripper back from the goal position',
                  'move the hand away from the target',
                  'bring the end effector back from the goal'),
