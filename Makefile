@@ -111,7 +111,9 @@ bench-gpu: setup
 	$(ENV)
 	bash bench/gpu_benchmarks.sh
 
-# Reproduce the shipped compact progress model, at most 60 minutes on 2 CPU cores: plain data
+# The compact progress model's recipe (the shipped file is its output at 1445fa5; since 2026-12-07
+# its object-motion and undoing data leave push-back's motion out, and its file differs, measured
+# in sole_r1_ros/data/README.md), at most 60 minutes on 2 CPU cores: plain data
 # about 7 min, the 34 training tasks again with randomized cameras, lights and colours about
 # 6 min, the object-motion and undoing episodes about 1 min, training 6,244 steps in 10-20 min
 # depending on the CPU and the load (capped at 60 min); 28-35 min in all from a fresh clone,
