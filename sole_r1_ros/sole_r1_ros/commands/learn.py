@@ -149,29 +149,30 @@ def learn(request: LearnRequest) -> int:
     ``--fresh`` beside a run still going moved that run's files away under it, and with another
     ROS domain two learners wrote, and deleted, each other's checkpoints in one folder.
     """
+    from sole_r1_ros.file_lock import release
     from sole_r1_ros.reward import protocol
 
     protocol.normalize_goal(request.goal)
     if request.fresh and request.resume:
         raise ValueError('--fresh starts over and --resume continues: give one')
-    held = _lock_run_dir(request)
+    path, held = _lock_run_dir(request)
     try:
         return _learn_in_locked_dir(request)
     finally:
-        held.close()
+        release(path, held)
 
 
 def _lock_run_dir(request: LearnRequest):
-    """This process's lock of the run directory (by its real path); ValueError names who has it."""
+    """(lock file, this process's lock of the run directory); ValueError names who has it."""
     from sole_r1_ros.file_lock import try_lock
     key = hashlib.sha1(os.path.realpath(request.run_dir).encode()).hexdigest()[:12]
-    held = try_lock(Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-dir-{key}.lock',
-                    f'pid {os.getpid()}')
+    path = Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-dir-{key}.lock'
+    held = try_lock(path, f'pid {os.getpid()}')
     if isinstance(held, str):
         raise ValueError(f'{request.run_dir} is in use by another sole-r1 learn or demo '
                          f'({held}): let it finish (or stop it) first, or choose another '
                          f'{request.run_dir_flag}')
-    return held
+    return path, held
 
 
 def _learn_in_locked_dir(request: LearnRequest) -> int:

@@ -506,13 +506,15 @@ def test_a_run_directory_in_use_is_refused_before_anything_in_it_moves(tmp_path)
     run_dir = tmp_path / 'run'
     run_dir.mkdir()
     (run_dir / 'params-001.yaml').write_text('{}\n')
-    held = _lock_run_dir(LearnRequest(goal='g', run_dir=run_dir, sim_task='reach-v3'))
+    from sole_r1_ros.file_lock import release
+    path, held = _lock_run_dir(LearnRequest(goal='g', run_dir=run_dir, sim_task='reach-v3'))
     try:
         code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh')
         assert code == 2 and 'is in use by another sole-r1 learn or demo' in err
         assert (run_dir / 'params-001.yaml').exists() and not list(run_dir.glob('previous-*'))
     finally:
-        held.close()
+        release(path, held)
+    assert not path.exists()   # no lock file left in /tmp per run directory
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh', '--resume')
     assert code == 2 and 'give one' in err
 
