@@ -165,14 +165,19 @@ def learn(request: LearnRequest) -> int:
 def _lock_run_dir(request: LearnRequest):
     """(lock file, this process's lock of the run directory); ValueError names who has it."""
     from sole_r1_ros.file_lock import try_lock
-    key = hashlib.sha1(os.path.realpath(request.run_dir).encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-dir-{key}.lock'
+    path = _machine_lock_path('dir', os.path.realpath(request.run_dir))
     held = try_lock(path, f'pid {os.getpid()}')
     if isinstance(held, str):
         raise ValueError(f'{request.run_dir} is in use by another sole-r1 learn or demo '
                          f'({held}): let it finish (or stop it) first, or choose another '
                          f'{request.run_dir_flag}')
     return path, held
+
+
+def _machine_lock_path(kind: str, what: str) -> Path:
+    """This user's lock file of ``what`` (a run directory, a domain and namespace) in /tmp."""
+    key = hashlib.sha1(what.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-{kind}-{key}.lock'
 
 
 def _learn_in_locked_dir(request: LearnRequest) -> int:
@@ -674,9 +679,7 @@ class _Session:
         from sole_r1_ros.file_lock import try_lock
         where = '/' + self.request.namespace.strip('/')
         domain = os.environ.get('ROS_DOMAIN_ID', '0')
-        name = hashlib.sha1(f'{domain}{where}'.encode()).hexdigest()[:12]
-        held = try_lock(Path(tempfile.gettempdir()) / f'sole_r1_ros-{os.getuid()}-run-{name}.lock',
-                        f'pid {os.getpid()}')
+        held = try_lock(_machine_lock_path('run', f'{domain}{where}'), f'pid {os.getpid()}')
         if isinstance(held, str):
             return self._refuse_beside(f'another sole-r1 learn on this machine ({held}) runs '
                                        f'in namespace {where} on ROS_DOMAIN_ID={domain}')

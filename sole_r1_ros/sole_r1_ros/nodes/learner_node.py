@@ -203,7 +203,7 @@ class LearnerNode(LifecycleNode):
 
     def settling(self) -> bool:
         """An evaluation goal the stop ended has yet to send its result (``spin.run_node``)."""
-        return self._evaluate is not None and self._evaluate.busy
+        return any(e.busy for e in (self._evaluate, *self._retired) if e is not None)
 
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.stop()
