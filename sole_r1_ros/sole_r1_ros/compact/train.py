@@ -10,7 +10,8 @@ episode's goal and its paraphrases, and the previous frame's label as the previo
 network's own answer on that previous frame (``own_previous_fraction``). The target is the label,
 plus an optional small credit for closing in on the object where the episode carries it
 (``TrainConfig.approach_credit``). Validation runs on each data folder's split='val'
-episodes, or a share of its episodes where it marks none; the best weights are kept. Each
+episodes, or a share of its episodes where it marks none, against the labels without the credit;
+the best weights are kept. Each
 folder can be given its share of the training queries (``data_shares``), so a few recordings
 of one task are not drowned by thousands of synthetic episodes. Training can start from a
 checkpoint (``init``), e.g. the shipped one.
@@ -588,8 +589,10 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     size = model.config.image_size
     train_bank = FrameBank(train_episodes, config.approach_credit, goal_ids, size,
                            train_sources)
+    # Validated against the labels themselves: the approach credit is a training target, and
+    # the weights kept are those closest to the truth (as ``eval reward`` scores them).
     val_queries = validation_queries(
-        FrameBank(val_episodes, config.approach_credit, goal_ids, size, val_sources), table
+        FrameBank(val_episodes, 0.0, goal_ids, size, val_sources), table
     ) if val_episodes else None
     val_count = len(val_episodes)
     # Which ones validated: a recording's scores carry no split, and evaluating the distilled

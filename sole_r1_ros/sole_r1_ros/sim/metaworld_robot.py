@@ -211,16 +211,20 @@ class MetaWorldRobot:
         """The MuJoCo ``MjData`` (for tests and tools; do not step it)."""
         return self._env.data
 
-    def reset(self, seed: int | None = None, render: bool = True) -> Observation:
+    def reset(self, seed: int | None = None, render: bool = True,
+              variation: int | None = None) -> Observation:
         """Start an episode on a variation drawn from the robot's generator.
 
         Args:
             seed: re-seed the generator first (>= 0), making this and every later reset
                 reproducible; ``reset(seed=config.seed)`` repeats the first unseeded reset.
             render: False skips the images of the first observation.
+            variation: this variation (0 to 49) instead of a drawn one (the generator still
+                draws, so later resets are the same either way): a dataset that keeps its
+                validation episodes' variations out of training chooses them.
 
         Raises:
-            ValueError: a negative or non-integer seed.
+            ValueError: a negative or non-integer seed, a variation out of range.
             RuntimeError: the robot is closed, or another thread renders its cameras.
         """
         self._check_open()
@@ -229,7 +233,13 @@ class MetaWorldRobot:
             if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
                 raise ValueError(f'seed must be an int >= 0, got {seed!r}')
             self._rng = np.random.default_rng(int(seed))
-        self._variation = int(self._rng.integers(len(self._variations)))
+        if variation is not None and (
+                isinstance(variation, bool) or not isinstance(variation, (int, np.integer))
+                or not 0 <= variation < len(self._variations)):
+            raise ValueError(f'variation must be an int in [0, {len(self._variations)}), '
+                             f'got {variation!r}')
+        drawn = int(self._rng.integers(len(self._variations)))
+        self._variation = drawn if variation is None else int(variation)
         env = self._env
         env.set_task(self._variations[self._variation])
         env.reset()

@@ -28,10 +28,18 @@ _TASK_ORDER = {task: index for index, task in enumerate(sorted(TASK_GOALS))}
 # A frame this dark means the GL context was lost (see the module docstring), not a scene.
 _MIN_FRAME_MEAN = 5.0
 _CYCLE_LENGTH = 10
+VARIATIONS = 50
+'''Meta-World's fixed object/goal variations of a task (MT1's ``train_tasks``).'''
+VAL_VARIATIONS = 10
+'''Of them, how many only validation episodes use: a validation episode never begins as a
+training episode of its task does (the scripted expert is deterministic, so a shared variation
+had made some identical whole).'''
 HEADER = 'synth.json'
 # The dataset's settings, beside ``episodes/``: {"format", "version", "config"}.
 FORMAT_NAME = 'sole_r1_synth'
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+# 3: each episode's variation chosen from its split's own pool and the validation positions
+# rotated by task (2: variations drawn, shared by the splits; validation never on a reversal).
 FRAME_ARRAYS: tuple[str, ...] = (
     'frame_steps', 'progress', 'success', 'state', 'ee_position', 'gripper_opening',
     'joint_positions')
@@ -59,7 +67,9 @@ class SynthConfig:
     seed: int = option(0, "base seed; each episode's variation and perturbation derive from "
                        'it, the task and the index', range=(0, 2**31))
     val_per_block: int = option(2, ('episodes of every block of 10 (one behaviour cycle) marked '
-                                "split='val', rotating through the behaviours; 0 marks none"),
+                                    "split='val', rotating through the behaviours block by "
+                                    'block and task by task, so every behaviour is validated; '
+                                    '0 marks none'),
                                 range=(0, _CYCLE_LENGTH))
     external_camera: str = option('corner4', 'external camera of the Meta-World scene')
     wrist_camera: str = option('gripperPOV', 'wrist camera of the Meta-World scene')
@@ -123,9 +133,39 @@ class EpisodeSpec:
     @property
     def split(self) -> str:
         block, position = divmod(self.index, _CYCLE_LENGTH)
-        val_positions = {(block + k * (_CYCLE_LENGTH // max(1, self.config.val_per_block)))
-                         % _CYCLE_LENGTH for k in range(self.config.val_per_block)}
-        return 'val' if position in val_positions else 'train'
+        return 'val' if position in self._val_positions(block) else 'train'
+
+    @property
+    def variation(self) -> int:
+        """The episode's Meta-World variation: its split's pool, in turn (``variation_pools``)."""
+        val_pool, train_pool = variation_pools(self.task, self.config.seed)
+        block, position = divmod(self.index, _CYCLE_LENGTH)
+        earlier_val = (block * self.config.val_per_block
+                       + sum(p < position for p in self._val_positions(block)))
+        if self.split == 'val':
+            return val_pool[earlier_val % len(val_pool)]
+        return train_pool[(self.index - earlier_val) % len(train_pool)]
+
+    def _val_positions(self, block: int) -> set[int]:
+        # Spread over the cycle and shifted by block and task: the six validation episodes of
+        # a task's 30 are six behaviours, and the task after it validates others (reversal
+        # among them), where an unshifted rotation never validated a reversal.
+        count = self.config.val_per_block
+        spacing = _CYCLE_LENGTH // max(1, count)
+        shift = block + _TASK_ORDER[self.task] % spacing
+        return {(shift + k * spacing) % _CYCLE_LENGTH for k in range(count)}
+
+
+def variation_pools(task: str, seed: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The task's variations of validation episodes and of training ones, disjoint.
+
+    A permutation of the ``VARIATIONS`` drawn from the dataset's seed and the task: the first
+    ``VAL_VARIATIONS`` validate, the rest train. Other generators of training episodes in a
+    task's scene (object motion) take theirs from the training pool too.
+    """
+    order = np.random.default_rng([seed, _TASK_ORDER[task], VARIATIONS]).permutation(VARIATIONS)
+    return (tuple(int(v) for v in order[:VAL_VARIATIONS]),
+            tuple(int(v) for v in order[VAL_VARIATIONS:]))
 
 
 def episode_specs(config: SynthConfig) -> list[EpisodeSpec]:
@@ -150,7 +190,7 @@ def rollout(robot: Any, spec: EpisodeSpec, randomizer: Any = None
     if randomizer is not None:
         # A stream of its own: the behaviours draw the same numbers with or without it.
         randomizer.apply(np.random.default_rng([spec.seed, 1]))
-    observation = robot.reset(seed=spec.seed)
+    observation = robot.reset(seed=spec.seed, variation=spec.variation)
     plan = draw_plan(spec.behaviour, rng, observation.state[4:7])
     controller = PerturbedExpert(plan, rng, observation.state)
     frames = [_frame(observation, 0, 0.0, False)]
@@ -390,7 +430,9 @@ def _check_same_config(root: str, config: SynthConfig) -> None:
         with open(path, encoding='utf-8') as stream:
             header = json.load(stream)
         if header.get('format') != FORMAT_NAME or header.get('version') != FORMAT_VERSION:
-            raise ValueError(f'{path}: not a {FORMAT_NAME} v{FORMAT_VERSION} dataset')
+            raise ValueError(f'{path}: not a {FORMAT_NAME} v{FORMAT_VERSION} dataset (version '
+                             f'{header.get("version")}: an older generator chose other '
+                             'variations and splits); use another --out')
         old = header['config']
         # More tasks or episodes extend a dataset; anything else would mix incompatible
         # episodes.

@@ -43,9 +43,12 @@ def arm_contacts_off(model: Any, root_body: str | None = None) -> Iterator[int]:
         model.geom_contype[geoms], model.geom_conaffinity[geoms] = saved
 
 
-def replay_as_ghost(robot: Any, spec: Any, actions: np.ndarray
+def replay_as_ghost(robot: Any, spec: Any, actions: np.ndarray, variation: int | None = None
                     ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Replay ``actions`` from the reset of ``spec`` (the source's ``EpisodeSpec``), arm unfelt.
+
+    ``variation`` is the source episode's (its labels say which; a dataset of an older
+    generator drew it from the seed, which None repeats).
 
     Returns ``(metadata, arrays)`` as ``synth.generate.rollout`` does (``to_episode`` makes a
     labelled episode of them), for the ghost: its own id, behaviour and plan, split 'train'.
@@ -55,7 +58,7 @@ def replay_as_ghost(robot: Any, spec: Any, actions: np.ndarray
 
     stride = spec.config.frame_stride
     with arm_contacts_off(robot.model):
-        observation = robot.reset(seed=spec.seed)
+        observation = robot.reset(seed=spec.seed, variation=variation)
         frames = [_frame(observation, 0, 0.0, False)]
         step_progress, step_success = [0.0], [False]
         for step, action in enumerate(actions, start=1):
@@ -120,7 +123,8 @@ def write_ghost_episodes(source: str, out: str, tasks: Iterable[str] | None = No
                     seed=config.seed), robot_masks=config.robot_masks)
             spec = EpisodeSpec(entry['task'], int(entry['index']), config)
             actions = labelled_folder.load_episode(source, entry).extras['actions']
-            meta, arrays = replay_as_ghost(robot, spec, np.asarray(actions))
+            meta, arrays = replay_as_ghost(robot, spec, np.asarray(actions),
+                                           entry.get('variation'))
             labelled_folder.write_episode(out, to_episode(meta, arrays))
             written += 1
             if on_episode is not None:

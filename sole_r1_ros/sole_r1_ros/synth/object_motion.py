@@ -14,8 +14,10 @@ would synthesize a task held out from the compact model or kept for evaluation a
 and its variants are such tasks). Each episode's ``meta['scene']`` is its scene's task, for the
 scene adversary (``compact/scene_adversary.py``).
 
-Episode i of a scene resets the simulator with seed 2000 + i and draws its noise from
-(i, the scene), so a scene's episodes are the same whichever worker makes them.
+Episode i of a scene resets the simulator with seed 2000 + i on the i-th variation of the
+scene's training pool (``synth.generate.variation_pools``, dataset seed 0: never a variation that
+``sole-r1 synth`` validates the task on) and draws its noise from (i, the scene), so a scene's
+episodes are the same whichever worker makes them.
 """
 from dataclasses import dataclass
 import multiprocessing
@@ -24,6 +26,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from sole_r1_ros.labelled import folder as labelled_folder, LabelledEpisode
+from sole_r1_ros.synth.generate import variation_pools
 
 OBJECT_NOUNS: dict[str, str] = {
     'assembly-v3': 'nut', 'basketball-v3': 'ball', 'coffee-pull-v3': 'mug',
@@ -105,7 +108,8 @@ def rollout(robot: Any, spec: ObjectMotionSpec) -> LabelledEpisode | None:
     move = np.r_[DIRECTIONS[moved_direction(spec, rng)][0], 0.0]
     fraction = rng.uniform(0.3, 0.7) if spec.behaviour == 'stop-short' else 1.0
     noise = 0.3 if spec.behaviour == 'noisy' else 0.0
-    obs = robot.reset(seed=2000 + index)
+    train_pool = variation_pools(task, 0)[1]
+    obs = robot.reset(seed=2000 + index, variation=train_pool[index % len(train_pool)])
     start_object = np.asarray(obs.state[4:7], dtype=np.float64)
     external, wrist, progress = [obs.external], [obs.wrist], [0.0]
 
