@@ -166,10 +166,15 @@ class RewardNode(LifecycleNode):
         self._active.clear()
         self._stop.set()
         self._notify(every=True)
+        # A network backend's calls are failed first, so a hung server does not hold the
+        # workers (and a shutdown) for 5 s; a local model finishes its batch, then is freed.
+        cancels = self._engine is not None and self._engine.cancels_on_close
+        if cancels:
+            self._engine.close()
         deadline = time.monotonic() + 5.0
         for worker in self._workers:
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
-        if self._engine is not None:
+        if self._engine is not None and not cancels:
             self._engine.close()
         for entity in (self._progress_pub, self._image_pub, self._marker_pub):
             if entity is not None:
@@ -271,31 +276,36 @@ class RewardNode(LifecycleNode):
             batch = book.take(self._per_call, goal)
             if not batch:   # another worker took it
                 continue
+            # Each episode taken is released once: a second release, after its next query had
+            # gone out from another worker, let a third request of the episode go out beside
+            # it (several in flight on the HTTP backend, the chain's answers then discarded).
+            released: set[str] = set()
             try:
-                self._score(batch)
+                self._score(batch, released)
             except Exception as exc:  # the worker must outlive any single failure
                 if not self._stop.is_set():
                     self.firewall.reject('worker', f'dropped {len(batch)} queries: '
                                          f'{type(exc).__name__}: {exc}')
             finally:   # answers published, or lost to an exception
-                book.release([pending.episode_id for pending, _ in batch])
+                book.release([pending.episode_id for pending, _ in batch
+                              if pending.episode_id not in released])
                 self._notify()   # their next queries may be waiting
 
-    def _score(self, batch) -> None:
+    def _score(self, batch, released: set[str]) -> None:
         start, start_ros = time.monotonic(), self.get_clock().now()
         results = self._engine.score([query for _, query in batch])
         model_s = time.monotonic() - start
         for (pending, _), result in zip(batch, results):
             try:   # each answer on its own: one that fails here costs no other its reward
                 self._record_and_publish(pending, result, start, start_ros, model_s,
-                                         len(batch))
+                                         len(batch), released)
             except Exception as exc:
                 if not self._stop.is_set():
                     self.firewall.reject('worker', f'episode {result.episode_id} step '
                                          f'{result.step}: {type(exc).__name__}: {exc}')
 
     def _record_and_publish(self, pending: PendingQuery, result, start: float, start_ros,
-                            model_s: float, batch: int) -> None:
+                            model_s: float, batch: int, released: set[str]) -> None:
         published = time.monotonic()
         episode = self._book.record(result)
         if not self._active.is_set() and not self._stop.is_set():
@@ -307,6 +317,7 @@ class RewardNode(LifecycleNode):
         if self._publish(pending, result):
             # The episode's next query may go out while its picture is drawn.
             self._book.release([result.episode_id])
+            released.add(result.episode_id)
             self._notify()
             if self._configs['node'].annotate:
                 self._publish_annotation(pending, result, episode)

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from sole_r1_ros.reward.episode import EpisodeTracker
-from sole_r1_ros.reward.protocol import normalize_goal
+from sole_r1_ros.reward.protocol import check_frames, normalize_goal
 from sole_r1_ros.reward.query import ProgressQuery, ProgressResult
 
 logger = logging.getLogger(__name__)
@@ -219,14 +219,20 @@ class EpisodeBook:
             self._out.difference_update(episode_ids)
 
     def _make_query(self, pending: PendingQuery, goal: str) -> ProgressQuery:
+        # Frames the engine would refuse are refused here, alone: in a batch they had failed
+        # every robot's query beside them, and as an episode's first or previous frame every
+        # later batch too.
+        _check_views(pending.current_external, pending.current_wrist,
+                     pending.current_erased_external)
         tracker = self._trackers.get(pending.episode_id)
         if tracker is None:
+            first = [self._decode(data) if data else None for data in (
+                pending.first_external_data, pending.first_wrist_data,
+                pending.first_erased_external_data)]
+            _check_views(*first)
             tracker = EpisodeTracker(pending.episode_id, goal, self._from_zero,
                                      max_results=HISTORY_LENGTH)
-            first = [self._decode(data) if data else None for data in (
-                pending.first_wrist_data, pending.first_erased_external_data)]
-            tracker.add_frame(self._decode(pending.first_external_data), first[0], step=0,
-                              erased_external=first[1])
+            tracker.add_frame(first[0], first[1], step=0, erased_external=first[2])
             self._trackers[pending.episode_id] = tracker
             self._senders[pending.episode_id] = {_digest(pending.first_external_data): 0}
             while len(self._trackers) > self._max_episodes:
@@ -269,3 +275,10 @@ def _digest(data: bytes) -> bytes:
 def _stamp_ns(header) -> int | None:
     stamp = getattr(header, 'stamp', None)
     return None if stamp is None else stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def _check_views(external, wrist, erased_external) -> None:
+    """Raise ValueError on a frame of one moment the engine could not letterbox."""
+    check_frames(external, external, external, wrist, wrist, wrist)
+    if erased_external is not None:
+        check_frames(erased_external, erased_external, erased_external)

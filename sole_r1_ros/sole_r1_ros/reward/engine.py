@@ -134,6 +134,11 @@ class RewardEngine:
         return getattr(self._backend, 'batches', True)
 
     @property
+    def cancels_on_close(self) -> bool:
+        """Whether ``close`` fails the calls still running at once (a network backend)."""
+        return bool(getattr(self._backend, 'cancels_on_close', False))
+
+    @property
     def robot_erased(self) -> bool:
         """True when the model reads frames with the robot erased (a compact checkpoint).
 
@@ -265,7 +270,7 @@ class RewardEngine:
         """
         with self._worker_lock:
             worker, self._worker = self._worker, None
-        cancels = getattr(self._backend, 'cancels_on_close', False)
+        cancels = self.cancels_on_close
         if cancels:
             self._backend.close()
         if worker is not None:

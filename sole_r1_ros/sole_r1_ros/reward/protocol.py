@@ -334,7 +334,8 @@ def parse_answer(text: str, previous_progress: int = 0) -> ParsedAnswer:
     reply closes its reasoning with ``</think>``, the answer is looked for after the last one,
     so an ``<answer>`` quoted inside the reasoning (say, from the prompt) is never taken for
     the model's own; when nothing follows it but a stray tag (``<answer>50%</answer></think>``),
-    after the one before, and so on.
+    after the one before, and so on. A reply that never closes its ``<think>`` is read as the
+    reference reads every reply: its first answer anywhere.
 
     >>> parse_answer('<think>closer</think><answer>42%</answer>')
     ParsedAnswer(progress=42, valid=True, reasoning='closer')
@@ -344,13 +345,17 @@ def parse_answer(text: str, previous_progress: int = 0) -> ParsedAnswer:
     7
     >>> parse_answer('<think>done</think><answer>50%</answer></think>').progress
     50
+    >>> parse_answer('<think>the drawer is shut <answer>80%</answer>').progress
+    80
     """
     previous = check_progress(previous_progress)
     reasoning = extract_reasoning(text)
     match = None
     parts = text.split('</think>')
+    if len(parts) == 1:   # no reasoning closed: the first answer anywhere, as the reference
+        match = _ANSWER.search(text) or _ANSWER_UNCLOSED.search(text)
     # Before the first </think> is reasoning; so is whatever a later <think> opens.
-    for answer_part in reversed(parts[1:] if len(parts) > 1 else parts):
+    for answer_part in reversed(parts[1:]):
         answer_part = answer_part.split('<think>', 1)[0]
         match = _ANSWER.search(answer_part) or _ANSWER_UNCLOSED.search(answer_part)
         if match:

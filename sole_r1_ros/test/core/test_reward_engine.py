@@ -198,10 +198,12 @@ def test_malformed_frame_error_names_episode_step_and_view():
         _engine(OracleBackend()).score([bad])
 
 
-def test_oracle_without_ground_truth_gives_error_result():
-    [result] = _engine(OracleBackend()).score([_query(truth=None, previous=9)])
+def test_oracle_without_ground_truth_gives_error_result_and_costs_no_other_query():
+    result, other = _engine(OracleBackend()).score([_query(truth=None, previous=9),
+                                                    _query(episode='ep1', truth=40.0)])
     assert (result.progress, result.valid) == (9, False)
     assert 'privileged_progress' in result.error
+    assert (other.progress, other.valid, other.error) == (40, True, None)
 
 
 def test_wrong_number_of_replies_is_an_error_not_a_shifted_answer():

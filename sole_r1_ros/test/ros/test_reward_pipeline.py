@@ -126,6 +126,33 @@ def test_queries_of_two_episodes_are_batched_into_one_backend_call(ros_graph):
         assert steps == sorted(set(steps))
 
 
+def test_a_query_that_cannot_be_scored_costs_no_other_robot_its_reward(ros_graph):
+    """A tile too thin to letterbox failed every query of its batch: other robots got nothing.
+
+    As an episode's first frame it failed every later batch too.
+    """
+    thin = CompressedImage(format='png', data=encode_tile(np.full((1, 500, 3), 9, np.uint8),
+                                                          'png'))
+    node, probe, rewards, queries = _setup(ros_graph, 'slow-oracle')
+    for step in (1, 2, 3):
+        for episode in ('robot_a', 'robot_b', 'robot_c'):
+            query = _query(episode, step, 10.0 * step)
+            if episode == 'robot_b' and step == 2:
+                query.current_external = thin
+            if episode == 'robot_c':
+                query.first_external = thin
+            queries.publish(query)
+        time.sleep(0.5)   # each step's queries answered together
+    assert ros_graph.wait_for(lambda: any(r.step == 3 and r.episode_id == 'robot_b'
+                                          for r in rewards), timeout=10.0)
+    time.sleep(0.5)
+    steps = {e: [r.step for r in rewards if r.episode_id == e]
+             for e in ('robot_a', 'robot_b', 'robot_c')}
+    assert steps == {'robot_a': [1, 2, 3], 'robot_b': [1, 3], 'robot_c': []}, steps
+    assert all(r.valid for r in rewards)
+    assert node.firewall.rejected.get('worker', 0) == 0, node.firewall.rejected
+
+
 def test_changed_goal_takes_effect_and_empty_goal_is_refused(ros_graph):
     node, probe, rewards, queries = _setup(ros_graph, 'oracle')
     queries.publish(_query('ep', 1, 20.0))
@@ -559,6 +586,71 @@ def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_g
         mine = sorted((s for s in spans if s[0] == episode), key=lambda s: s[2])
         assert all(later[2] >= earlier[3] for earlier, later in zip(mine, mine[1:])), mine
         assert [s[1] for s in mine] == sorted({s[1] for s in mine})
+
+
+def test_an_annotated_episode_has_one_request_in_flight_and_its_answers_in_order(ros_graph):
+    """With annotations (the default) an episode was released twice per answer.
+
+    The second release came after its next query had gone out, so a third went out beside it:
+    three requests of one episode in flight, answers published out of order, and the prompts
+    quoting a stale answer for the rest of the episode.
+    """
+    pytest.importorskip('httpx2')
+    spans = []   # (start, end) of every request, as the server saw it
+
+    def script(n, server, body, headers):
+        start = time.monotonic()
+        time.sleep(0.25)
+        with server.lock:
+            spans.append((start, time.monotonic()))
+        return 200, completion(f'<answer>{n}%</answer>')
+
+    from chat_server import ChatServer, completion
+    server = ChatServer(script)
+    try:
+        node, probe, rewards, queries = _setup(
+            ros_graph, 'openai', model='sole-r1', annotate=True, **{
+                'openai.base_url': server.url, 'openai.max_retries': 0,
+                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        for step in range(1, 21):   # a query every 50 ms, five per answer
+            queries.publish(_grey_query('ep', 60, step))
+            time.sleep(0.05)
+        assert ros_graph.wait_for(lambda: any(r.step == 20 for r in rewards), timeout=15.0)
+    finally:
+        server.close()
+    assert server.max_in_flight == 1, server.max_in_flight
+    steps = [r.step for r in rewards]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps), steps
+    spans.sort()
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+
+
+def test_a_cleanup_with_a_request_at_a_hung_server_is_quick(ros_graph):
+    """The workers were joined before the HTTP calls were failed: 5 s per shutdown."""
+    pytest.importorskip('httpx2')
+    from chat_server import ChatServer, completion
+    release = threading.Event()
+
+    def script(n, server, body, headers):
+        release.wait(20.0)
+        return 200, completion()
+
+    server = ChatServer(script)
+    try:
+        node, probe, rewards, queries = _setup(
+            ros_graph, 'openai', model='sole-r1', **{
+                'openai.base_url': server.url, 'openai.max_retries': 0,
+                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        queries.publish(_grey_query('ep', 60, 1))
+        assert ros_graph.wait_for(lambda: server.in_flight == 1)
+        start = time.monotonic()
+        node.trigger_deactivate()
+        node.trigger_cleanup()
+        took = time.monotonic() - start
+    finally:
+        release.set()
+        server.close()
+    assert took < 3.0, took
 
 
 def test_the_api_key_reaches_the_server_and_no_message_log_or_parameter(ros_graph, monkeypatch):

@@ -58,6 +58,9 @@ _WAIT_REPORT_S = 15.0
 _CONNECT_TIMEOUT_S = 5.0
 # Requests in a row that reached their deadline: a server this hung is marked down and probed.
 _TIMEOUTS_DOWN = 2
+# Failed requests are logged at most this often, with how many failed since: one line per
+# request had filled the log at tens of lines a second with 64 episodes on a failing server.
+_FAILURE_REPORT_S = 10.0
 # Transient for a retry: the server is restarting, overloaded, or rate-limits us.
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _NOT_SENT = 'not sent: '
@@ -132,6 +135,8 @@ class OpenAIBackend:
         self._probing = False
         self._lock = threading.Lock()     # closing against scheduling
         self._closed = False
+        self._failures_unsaid = 0         # under _lock: failed requests since the last report
+        self._failure_said_s = -math.inf
         limits = httpx.Limits(max_connections=options.max_concurrency,
                               max_keepalive_connections=options.max_concurrency)
         headers = {'Authorization': f'Bearer {api_key}'} if api_key else {}
@@ -187,9 +192,21 @@ class OpenAIBackend:
         failed = [(r, reply) for r, reply in zip(requests, replies)
                   if reply.error and not reply.error.startswith(_NOT_SENT)]
         if failed:
-            episodes = [r.metadata.get('episode_id') for r, _ in failed]
-            logger.warning('%d of %d requests to %s failed (episodes %s); first: %s',
-                           len(failed), len(requests), self._name, episodes, failed[0][1].error)
+            with self._lock:
+                self._failures_unsaid += len(failed)
+                now = time.monotonic()
+                say = now - self._failure_said_s >= _FAILURE_REPORT_S
+                if say:
+                    count, self._failures_unsaid, self._failure_said_s = (
+                        self._failures_unsaid, 0, now)
+            if say:
+                episodes = [r.metadata.get('episode_id') for r, _ in failed]
+                logger.warning('%d of %d requests to %s failed (episodes %s); first: %s%s',
+                               len(failed), len(requests), self._name, episodes,
+                               failed[0][1].error,
+                               f' ({count} failed since the last report, '
+                               f'{_FAILURE_REPORT_S:.0f} s at most apart)'
+                               if count > len(failed) else '')
         return replies
 
     def close(self) -> None:
@@ -337,8 +354,12 @@ class OpenAIBackend:
             body = response.json()
             choice = body['choices'][0]
             text = choice['message']['content'] or ''
-            thought = choice['message'].get('reasoning_content')
+            # vLLM's --reasoning-parser field: reasoning_content, renamed reasoning later
+            thought = (choice['message'].get('reasoning_content')
+                       or choice['message'].get('reasoning'))
             tokens = (body.get('usage') or {}).get('completion_tokens')
+            if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:
+                tokens = None   # a count of another type had failed the engine's check
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise BackendError(self._redact(f'malformed chat-completion reply from '
                                             f'{self._url}: {response.text[:200]!r}')) from exc
@@ -347,8 +368,10 @@ class OpenAIBackend:
                                             f'content is {type(text).__name__}, not text'))
         if isinstance(thought, str) and thought and '<think>' not in text:
             # vLLM's --reasoning-parser moves the reasoning out of the content: put it back,
-            # or ProgressReward.reasoning was empty
-            text = f'<think>{thought}</think>{text}'
+            # or ProgressReward.reasoning was empty. A reply whose </think> never came is all
+            # "reasoning", its answer too: left unclosed, the parser reads that answer.
+            closing = '</think>' if '<answer>' in text or '<answer>' not in thought else ''
+            text = f'<think>{thought}{closing}{text}'
         if tokens is None and choice.get('finish_reason') == 'length':
             tokens = _ALL_ASKED   # cut off at max_tokens, though no usage was sent
         return text, tokens
