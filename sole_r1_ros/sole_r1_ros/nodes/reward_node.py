@@ -184,6 +184,8 @@ class RewardNode(LifecycleNode):
             self.destroy_publisher(self._status[0])
             self.destroy_timer(self._status[1])
         self._engine = self._book = self._subscription = None
+        with self._counts_lock:   # their episodes' chains are gone, and perhaps the model
+            self._outbox.clear()
         self._checked_goal = self.goal_coverage = None   # a reconfigured model is checked anew
         self._workers = []
         self._progress_pub = self._image_pub = self._marker_pub = None

@@ -257,6 +257,20 @@ def test_an_answer_that_comes_while_deactivated_goes_out_at_the_activation(ros_g
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
         assert ros_graph.wait_for(lambda: len(rewards) == 1, timeout=10.0)
         assert rewards[0].step == 1 and rewards[0].progress == 20.0 and rewards[0].valid
+        # A cleanup in between forgets them: their episodes' chains are gone, the model
+        # perhaps too (it had published them after a reconfiguration).
+        slow_backends.RELEASE.clear()
+        queries.publish(_query('ep', 2, 30.0))
+        assert ros_graph.wait_for(lambda: node._book.pending_count() == 0, timeout=10.0)
+        time.sleep(0.3)
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        slow_backends.RELEASE.set()
+        assert ros_graph.wait_for(lambda: node._outbox, timeout=10.0)
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        time.sleep(0.5)
+        assert [r.step for r in rewards] == [1]
     finally:
         slow_backends.RELEASE.set()
 
