@@ -432,7 +432,7 @@ def _check_same_config(root: str, config: SynthConfig) -> None:
         if header.get('format') != FORMAT_NAME or header.get('version') != FORMAT_VERSION:
             raise ValueError(f'{path}: not a {FORMAT_NAME} v{FORMAT_VERSION} dataset (version '
                              f'{header.get("version")}: an older generator chose other '
-                             'variations and splits); use another --out')
+                             'variations and splits); remove it or use another --out')
         old = header['config']
         # More tasks or episodes extend a dataset; anything else would mix incompatible
         # episodes.
