@@ -20,7 +20,7 @@ from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import LifecycleNode, Node
 
-from sole_r1_ros.bringup import check_paced, load_params
+from sole_r1_ros.bringup import check_paced, check_real_limits, load_params
 from sole_r1_ros.launch_utils import (
     as_text, camera_info_of, configure_and_activate, given, params_file_argument,
     recorder_node, resolve_params_file, reward_arguments, reward_node)
@@ -30,10 +30,15 @@ def _learner(context, ns, params, remappings, sim_time) -> list:
     """The learner node; command_topic from the launch line where given.
 
     Raises:
-        ValueError: the params file has the learner act unpaced (a lock-step simulator's).
+        ValueError: the params file has the learner act unpaced (a lock-step simulator's), or
+            leaves the safety box, the joint limits or the command's topic and type at the
+            simulated robot's (the learner had driven a Panda on the Sawyer's box).
     """
-    check_paced(load_params(params.perform(context), also=('learner_node',))
-                .get('learner_node', {}))
+    learner_params = load_params(params.perform(context), also=('learner_node',)
+                                 ).get('learner_node', {})
+    check_paced(learner_params)
+    check_real_limits(learner_params, given=given(context, {'command_topic': 'command_topic'}),
+                      who='real_robot_learn.launch.py')
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
         output='screen', remappings=remappings, parameters=[params, {

@@ -74,6 +74,37 @@ def check_paced(learner: Mapping[str, Any]) -> None:
                          'the params file')
 
 
+def check_real_limits(learner: Mapping[str, Any], given: Sequence[str] = (),
+                      who: str = '--real') -> None:
+    """Refuse a real arm whose params file leaves its limits at the simulator's.
+
+    The code defaults are the simulated Sawyer's workspace in Meta-World's world frame
+    (x from -0.5 m: behind and through a Panda's base in ``panda_link0``) and its joints.
+    ``given`` names parameters set elsewhere (a launch argument); ``who`` leads the message
+    (``sole-r1 learn --real``, ``real_robot_learn.launch.py``: both refuse).
+
+    Raises:
+        ValueError: the box (end-effector actions) or the joint limits are not set.
+    """
+    layout = learner.get('action_layout', 'ee_delta')
+    needed = (('joints.lower', 'joints.upper') if layout == 'joint_position'
+              else ('safety.box_lower', 'safety.box_upper'))
+    missing = [name for name in needed if name not in learner]
+    if missing:
+        raise ValueError(f'{who}: the params file sets no learner_node {" / ".join(missing)}: '
+                         "the defaults are the simulated Sawyer's, not your arm's. Set them "
+                         'for your workspace (config/real_robot_learn.yaml, '
+                         'real_robot_joint.yaml show how)')
+    # the simulator's defaults of how commands go out and how episodes reset: on a real arm
+    # the reset failed after every episode and episodes ran back to back
+    for name in ('reset_service', 'command_topic', 'command.command_type'):
+        if name not in learner and name not in given:
+            raise ValueError(f'{who}: the params file sets no learner_node {name}: its default '
+                             "is the simulated robot's. Set it for your arm (reset_service: '' "
+                             'for a person who resets the scene; config/real_robot_learn.yaml '
+                             'shows the others)')
+
+
 def load_params(path: str | os.PathLike, also: Sequence[str] = ()
                 ) -> dict[str, dict[str, Any]]:
     """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.

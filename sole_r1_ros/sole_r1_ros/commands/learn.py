@@ -181,12 +181,13 @@ def _machine_lock_path(kind: str, what: str) -> Path:
 
 
 def _learn_in_locked_dir(request: LearnRequest) -> int:
-    from sole_r1_ros.bringup import check_paced, check_params, command_topics, write_params_file
+    from sole_r1_ros.bringup import (
+        check_paced, check_params, check_real_limits, command_topics, write_params_file)
 
     resume = _check_run_dir(request)
     params = check_params(_params(request, resume))
     if not request.sim_task:
-        _check_real_limits(params.get('learner_node', {}))
+        check_real_limits(params.get('learner_node', {}))
         check_paced(params.get('learner_node', {}))
         if _reward_of(params.get('reward_node', {})).get('model') == 'shipped':
             print('sole-r1 learn: warning: the reward is the shipped compact model, trained on '
@@ -305,34 +306,6 @@ def _check_run_dir(request: LearnRequest) -> bool:
     raise ValueError(f'--resume: every checkpoint in {run_dir} is unreadable '
                      f'({"; ".join(problems)}); refusing to start from scratch. Pass --fresh to '
                      'start over (the unreadable checkpoints are kept)')
-
-
-def _check_real_limits(learner: dict) -> None:
-    """Refuse a real arm whose params file leaves its limits at the simulator's.
-
-    The code defaults are the simulated Sawyer's workspace in Meta-World's world frame
-    (x from -0.5 m: behind and through a Panda's base in ``panda_link0``) and its joints.
-
-    Raises:
-        ValueError: the box (end-effector actions) or the joint limits are not set.
-    """
-    layout = learner.get('action_layout', 'ee_delta')
-    needed = (('joints.lower', 'joints.upper') if layout == 'joint_position'
-              else ('safety.box_lower', 'safety.box_upper'))
-    missing = [name for name in needed if name not in learner]
-    if missing:
-        raise ValueError(f'--real: the params file sets no learner_node {" / ".join(missing)}: '
-                         "the defaults are the simulated Sawyer's, not your arm's. Set them "
-                         'for your workspace (config/real_robot_learn.yaml, '
-                         'real_robot_joint.yaml show how)')
-    # the simulator's defaults of how commands go out and how episodes reset: on a real arm
-    # the reset failed after every episode and episodes ran back to back
-    for name in ('reset_service', 'command_topic', 'command.command_type'):
-        if name not in learner:
-            raise ValueError(f'--real: the params file sets no learner_node {name}: its default '
-                             "is the simulated robot's. Set it for your arm (reset_service: '' "
-                             'for a person who resets the scene; config/real_robot_learn.yaml '
-                             'shows the others)')
 
 
 def _check_same_task(run_dir: Path, params: dict, run_dir_flag: str = '--run-dir') -> None:

@@ -137,9 +137,12 @@ def package_logs_to(node):
         package.propagate = propagate
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def run_node(make_node: Callable, args: list[str] | None = None,
              on_exit: Callable | None = None) -> None:
-    """Spin the node ``make_node()`` builds until SIGINT/SIGTERM or shutdown.
+    """Spin the node ``make_node()`` builds until SIGINT/SIGTERM/SIGHUP or shutdown.
 
     A lifecycle node whose ``autostart`` parameter is true is configured and activated first
     (launch files set it false and drive the transitions themselves). The executor is
@@ -149,8 +152,10 @@ def run_node(make_node: Callable, args: list[str] | None = None,
     """
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stop = _StopRequest()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    # SIGHUP too (a closed terminal, a dropped SSH session under ros2 launch): it killed the
+    # node at once, the arm's last velocity command in force and no checkpoint written.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, stop)
     wake = _WakeMainThread()
     logs = contextlib.ExitStack()
     node = executor = None
@@ -169,8 +174,8 @@ def run_node(make_node: Callable, args: list[str] | None = None,
     except (Stop, KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second signal must not cut clean-up
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for signum in _STOP_SIGNALS:   # a second signal must not cut clean-up
+            signal.signal(signum, signal.SIG_IGN)
         if node is not None:
             if on_exit is not None:
                 on_exit(node)

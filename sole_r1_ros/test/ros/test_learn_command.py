@@ -238,16 +238,21 @@ def test_bad_arguments_exit_2_before_anything_starts(tmp_path, extra, message):
 def test_a_real_arm_whose_params_leave_its_limits_at_the_simulators_is_refused(
         tmp_path, config, limits):
     """The code defaults are the simulated Sawyer's box and joints, not a real arm's."""
-    from sole_r1_ros.bringup import config_dir, load_params, write_params_file
-    from sole_r1_ros.commands.learn import _check_real_limits
+    from sole_r1_ros.bringup import check_real_limits, config_dir, load_params, write_params_file
     params = load_params(config_dir() / config)
-    _check_real_limits(params['learner_node'])   # the shipped files set them
+    check_real_limits(params['learner_node'])   # the shipped files set them
     for name in limits:
         del params['learner_node'][name]
     write_params_file(tmp_path / 'mine.yaml', params)
     code, err = _cli('learn', '--goal', 'close the drawer', '--real', '--params-file',
                      str(tmp_path / 'mine.yaml'), '--run-dir', str(tmp_path / 'run'))
     assert code == 2 and limits[0] in err and 'simulated' in err, err
+    # ros2 launch refuses it too: it had started the learner on the Sawyer's box
+    with pytest.raises(ValueError, match=f'real_robot_learn.launch.py: .*{limits[0]}'):
+        check_real_limits(params['learner_node'], who='real_robot_learn.launch.py')
+    launch = os.path.join(os.path.dirname(__file__), '..', '..', 'launch',
+                          'real_robot_learn.launch.py')
+    assert 'check_real_limits(learner_params' in open(launch).read()
 
 
 def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
@@ -265,7 +270,7 @@ def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
     assert code == 2 and 'pace_to_control_rate is false' in err, err
     launch = os.path.join(os.path.dirname(__file__), '..', '..', 'launch',
                           'real_robot_learn.launch.py')
-    assert 'check_paced(load_params(' in open(launch).read()   # ros2 launch refuses it too
+    assert 'check_paced(learner_params)' in open(launch).read()   # ros2 launch refuses it too
 
 
 def test_a_renamed_camera_brings_its_camera_info_along(tmp_path):

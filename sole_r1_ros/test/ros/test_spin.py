@@ -77,7 +77,7 @@ def _python(code: str, *argv: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.parametrize('signame', ['SIGINT', 'SIGTERM'])
+@pytest.mark.parametrize('signame', ['SIGINT', 'SIGTERM', 'SIGHUP'])
 def test_a_signal_while_spinning_lets_the_callback_finish_then_exits_cleanly(signame):
     process = _python(_SIGNAL_IN_A_CALLBACK, signame)
     output, _ = process.communicate(timeout=30)
