@@ -51,8 +51,12 @@ class CommandOutput:
                              "or 'float64_multiarray', not 'joint_trajectory'")
         self._node, self._layout, self._config, self._box = node, layout, config, box
         self._period_s = period_s
+        # A target at most speed x period from where the arm is: one reached in a period (the
+        # trajectory's time_from_start) asks no more than max_speed_rad_s of the controller,
+        # also of an arm held back by contact (0.03 rad in 0.05 s had asked twice the speed).
         self._joints = (JointTargetAdapter(joint_names, limits.lower, limits.upper,
-                                           limits.max_step_rad,
+                                           min(limits.max_step_rad,
+                                               limits.max_speed_rad_s * period_s),
                                            limits.rate_per_command(period_s))
                         if layout == 'joint_position' else None)
         self._publisher = node.create_publisher(
@@ -118,7 +122,8 @@ class CommandOutput:
             return
         ahead = None
         if self._config.command_type == 'twist_stamped' and sensed.pose_stamp_ns is not None:
-            ahead = self._predicted(sensed.pose.position, sensed.pose_stamp_ns)
+            ahead = self._predicted(sensed.pose.position, sensed.pose_stamp_ns,
+                                    sensed.pose_age_s)
         command = ee_command(action, sensed.pose, self._config, self._box, self._period_s,
                              also_at=ahead)
         self.limited += bool(command.delta.limits)
@@ -151,15 +156,20 @@ class CommandOutput:
                 f'command.frame_id {self._config.frame_id!r}? Commands may only move it back in',
                 throttle_duration_sec=10.0)
 
-    def _predicted(self, position: np.ndarray, stamp_ns: int) -> np.ndarray:
+    def _predicted(self, position: np.ndarray, stamp_ns: int,
+                   age_s: float | None = None) -> np.ndarray:
         """``position`` moved by the velocities sent since its stamp (``_PREDICT_S`` at most).
 
         A velocity command moves the arm until the next one; the box was checked against a
         pose that had not seen the motion already sent (a pose 0.1 s old let a Servo-driven arm
         leave the box by 10 mm, 0.45 s by 45 mm). The step must keep both this and the
-        measured position in the box: an arm that did not follow is kept in too.
+        measured position in the box: an arm that did not follow is kept in too. A stamp
+        later than its arrival (``age_s`` ago; another host's clock ahead of ours) counts from
+        the arrival: it had counted nothing, and the arm left the box by 30 mm again.
         """
         now = self._node.get_clock().now().nanoseconds
+        if age_s is not None:
+            stamp_ns = min(stamp_ns, now - int(max(age_s, 0.0) * 1e9))
         since = max(stamp_ns, now - int(_PREDICT_S * 1e9))
         moved = np.zeros(3)
         ends = [t for t, _ in self._twists[1:]] + [now]

@@ -66,6 +66,7 @@ class LearnerNode(LifecycleNode):
         self._robot: RobotClient | None = None
         # Before anything that may raise: destroy_node reads them on a half-built node.
         self._threads: list[threading.Thread] = []
+        self._lingering: list[threading.Thread] = []   # a stopped activation's, still running
         self._metrics: MetricsLogger | None = None
         self._run_lock = None   # the run directory's checkpoint lock, while configured
         self._entities: list = []
@@ -184,6 +185,19 @@ class LearnerNode(LifecycleNode):
         self.loop = self._robot = self._metrics = self._evaluate = self._run_lock = None
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
+        # The last activation's threads first: an actor still in a slow inference had seen the
+        # new activation, sent the command it computed before the stop, and driven the arm
+        # beside the new actor.
+        deadline = time.monotonic() + self._configs['node'].stop_budget_s
+        for thread in self._lingering:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._lingering = [t for t in self._lingering if t.is_alive()]
+        if self._lingering:
+            self.get_logger().error(
+                f'not activated: its {" and ".join(t.name for t in self._lingering)} thread '
+                'from the last activation is still running (a slow policy inference or '
+                'checkpoint); activate again in a moment')
+            return TransitionCallbackReturn.FAILURE
         self._running.set()
         self._robot.stopping.clear()
         self.loop.start()
@@ -260,6 +274,7 @@ class LearnerNode(LifecycleNode):
         elif writing:
             self.get_logger().warning('the learner thread is still writing a checkpoint; it is '
                                       'the final one (or the last good one stays)')
+        self._lingering += [t for t in self._threads if t.is_alive()]
         self._threads = []
 
     def destroy_node(self) -> None:

@@ -100,7 +100,8 @@ class JointLimits:
     upper: tuple[float, ...] = option((3.0,) * 9, 'upper joint position limits [rad or m]',
                                       **_RO)
     max_step_rad: float = option(0.05, 'target offset from the current position for an action '
-                                 'of 1.0 [rad or m per step]', range=(0.0, 1.0), **_RO)
+                                 'of 1.0, at most max_speed_rad_s x control period [rad or m '
+                                 'per step]', range=(0.0, 1.0), **_RO)
     max_rate_rad: float = option(0.05, 'largest change of a target between two commands [rad '
                                  'or m per step], whatever the policy says', range=(0.0, 1.0),
                                  **_RO)

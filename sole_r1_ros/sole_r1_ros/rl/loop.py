@@ -567,16 +567,24 @@ class ControlLoop:
                   on_error: Callable[[Exception], None]) -> None:
         """Act on each new moment until ``running()`` is false (an actor thread's body).
 
-        Waits for a new observation in 0.1 s slices (so a stop is quick); once none came for
-        ``stale_after_s()``, ``step`` runs anyway and holds the robot. With
-        ``pace_to_control_rate``, actions are at least a control period apart. An error
-        holds the robot and is reported; the loop goes on.
+        Waits for a new observation in slices of at most 0.1 s (so a stop is quick); once none
+        came for ``stale_after_s()``, ``step`` runs anyway and holds the robot. With
+        ``pace_to_control_rate`` (a real arm), actions are at least a control period apart,
+        and the robot is held once no new one came for 1.5 periods: a velocity command stays
+        in force until the next, and had run on until ``stale_after_s`` (172 mm at 2 s) past
+        the one period of motion the safety box allowed it. An error holds the robot and is
+        reported; the loop goes on.
         """
         period, last = 1.0 / self.config.control_rate_hz, 0.0
+        paced = self.config.pace_to_control_rate
+        held_since_step = False
         while running():
-            ready = wait_ready(0.1)
+            ready = wait_ready(min(0.1, period / 2) if paced else 0.1)
             since = time.monotonic() - last
             if not ready and since < stale_after_s():
+                if paced and last and not held_since_step and since >= 1.5 * period:
+                    self._robot.hold()
+                    held_since_step = True
                 continue
             if since < period and self.config.pace_to_control_rate:
                 # a camera faster than the control rate; a full period, which the speed limit
@@ -584,7 +592,7 @@ class ControlLoop:
                 time.sleep(period - since)
             try:
                 self.step()
-                last = time.monotonic()
+                last, held_since_step = time.monotonic(), False
             except Exception as exc:  # never leave the robot moving on an error
                 self._robot.hold()
                 on_error(exc)

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -164,6 +165,60 @@ def test_the_gripper_goes_out_on_its_own_topic_as_open_or_closed_positions(
     assert len(set(positions)) == 2, 'random actions should both open and close it'
 
 
+def test_a_velocity_command_is_stopped_soon_after_the_cameras_stop(ros_graph, tmp_path):
+    """A twist stays in force until the next command, and none came until camera_timeout_s.
+
+    The safety box allows one control period of motion; the arm ran on for the whole timeout
+    (172 mm at 2 s). It is now held once 1.5 periods pass without a new moment.
+    """
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    _learner(ros_graph, tmp_path, joint_names=JOINTS, agent__seed_steps=10**6,
+             camera_timeout_s=5.0, command__command_type='twist_stamped',
+             command_topic='servo_node/delta_twist_cmds')
+    sink = arm.commands['servo_node/delta_twist_cmds']
+
+    def still(msg) -> bool:
+        twist = msg.twist
+        return not any((twist.linear.x, twist.linear.y, twist.linear.z,
+                        twist.angular.x, twist.angular.y, twist.angular.z))
+    assert ros_graph.wait_for(lambda: len(sink) > 10 and not still(sink.last()), timeout=20.0)
+    arm.publish_images = False
+    stopped = time.monotonic()
+    assert ros_graph.wait_for(lambda: still(sink.last()), timeout=4.0), (
+        'the last velocity command stayed in force after the cameras stopped')
+    assert time.monotonic() - stopped < 4.0   # the camera timeout is 5 s
+
+
+def test_an_activation_waits_for_the_last_actor_or_is_refused(ros_graph, tmp_path):
+    """An actor still in a slow inference when the node stopped saw the next activation.
+
+    It sent the command it had computed before the stop (a jump back to where the arm had
+    been) and drove the arm beside the new actor: two actors, twice the command rate.
+    """
+    arm = ros_graph.add(FakeArm(ros_graph.context))
+    node = _learner(ros_graph, tmp_path, joint_names=JOINTS, agent__seed_steps=0,
+                    stop_budget_s=1.0, command__command_type='twist_stamped',
+                    command_topic='servo_node/delta_twist_cmds')
+    sink = arm.commands['servo_node/delta_twist_cmds']
+    assert ros_graph.wait_for(lambda: len(sink) > 5, timeout=20.0)
+    agent, inferring = node.loop.learner.agent, threading.Event()
+    act = agent.act
+
+    def slow_act(*args, **kwargs):   # a policy inference of 1.5 s
+        inferring.set()
+        time.sleep(1.5)
+        return act(*args, **kwargs)
+    agent.act = slow_act
+    assert inferring.wait(10.0)
+    node.trigger_deactivate()
+    agent.act = act
+    state = node.trigger_activate()   # waits 1 s (stop_budget_s) for an actor 1.5 s away
+    assert state == TransitionCallbackReturn.FAILURE
+    time.sleep(1.0)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert [t.name for t in threading.enumerate()].count('actor') == 1
+
+
 # Tests of the pose alone: the other inputs may be late by seconds on a loaded 2-core machine
 # (one CI run found all four stale at once with the defaults of 0.5 s), never missing.
 _SLOW_OTHERS = dict(camera_timeout_s=5.0, joint_timeout_s=5.0)
@@ -214,7 +269,10 @@ def test_joint_space_commands_go_out_within_the_limits(ros_graph, tmp_path, comm
             positions = msg.data
         assert len(positions) == len(JOINTS)
         assert 0.0 <= positions[0] <= 0.15               # clamped to the joint limits
-        assert abs(positions[1] - 0.2) <= 0.1 + 1e-9     # one step from the measured 0.2
+        # one step from the measured 0.2, and no more than 0.4 rad/s x 0.05 s: the arm does
+        # not follow (commands do not move it), and a target 0.1 rad away, to reach in one
+        # period, asked 2 rad/s of the controller
+        assert abs(positions[1] - 0.2) <= 0.02 + 1e-9
         targets.append(np.asarray(positions))
     # 0.4 rad/s at 20 Hz: 0.02 rad a command, below max_rate_rad (a hold sends the measured
     # joints, [0.1, 0.2, 0.3], and starts again from them)
@@ -740,12 +798,14 @@ def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_co
         node.destroy_node()
 
 
-def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_context):
+@pytest.mark.parametrize('skew_s', [0.0, 1.0])
+def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_context, skew_s):
     """A Servo-driven arm left the box by 10 mm per 0.1 s its pose lagged the commands.
 
     Velocities move the arm until the next command; the box was checked against a pose that
     had not seen those already sent. Here the arm truly moves as commanded (0.2 m/s in +x for
-    0.1 s at a time) and its pose is 0.3 s old at every command.
+    0.1 s at a time) and its pose is 0.3 s old at every command. ``skew_s``: the pose's host
+    clock is ahead of ours; its stamp had counted no motion (the arm 30 mm out).
     """
     from rclpy.node import Node
 
@@ -773,7 +833,8 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
             pose_x = seen[-1] if seen else 0.0
             sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
                             checked_pose([pose_x, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]),
-                            pose_stamp_ns=now - lag_ns)
+                            pose_stamp_ns=now - lag_ns + int(skew_s * 1e9),
+                            pose_age_s=lag_ns * 1e-9)
             output.send(np.array([1.0, 0.0, 0.0, 0.0], np.float32), sensed)
             start = time.monotonic()
             while len(twists) <= step and time.monotonic() - start < 5.0:
