@@ -8,6 +8,7 @@ classes before anything starts. ``stop`` asks each node to finish (SIGINT, once)
 holds the robot and writes a checkpoint, the recorder closes its bag; what is still running at
 the deadline is killed.
 """
+import difflib
 import importlib
 import functools
 import os
@@ -130,10 +131,20 @@ def load_params(path: str | os.PathLike, also: Sequence[str] = ()
             nodes[name] = values
     if every:   # each node takes what it declares (rcl leaves the rest undeclared)
         from sole_r1_ros.configuration import specs
+        declared = {node: {s.name for cls, prefix in node_sections(node).values()
+                           for s in specs(cls, prefix)} | {'use_sim_time'}
+                    for node in NODE_MODULES}
+        # A name no node declares is a typo: each node and sole-r1 learn had dropped it
+        # without a word, and a misspelt safety limit left the default in force.
+        everyone = set().union(*declared.values())
+        for name in every:
+            if name not in everyone and not name.startswith('qos_overrides.'):
+                close = difflib.get_close_matches(name, sorted(everyone), n=3)
+                hint = f'; did you mean {close}?' if close else ''
+                raise ValueError(f'{path}: the wildcard section sets {name!r}, which no node '
+                                 f'declares{hint}')
         for node in [n for n in NODE_MODULES if n in nodes or n in also]:
-            known = {s.name for cls, prefix in node_sections(node).values()
-                     for s in specs(cls, prefix)} | {'use_sim_time'}
-            nodes[node] = {**{k: v for k, v in every.items() if k in known},
+            nodes[node] = {**{k: v for k, v in every.items() if k in declared[node]},
                            **nodes.get(node, {})}
     return nodes
 

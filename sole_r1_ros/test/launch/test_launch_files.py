@@ -238,3 +238,15 @@ def test_a_params_files_wildcard_section_reaches_every_node_that_has_the_paramet
     assert params['learner_node'] == {'use_sim_time': True}      # it has no 'stride'
     assert set(params) == {'camera_node', 'learner_node'}        # no section made for the rest
     check_params(params)
+
+
+def test_a_misspelt_name_in_a_wildcard_section_is_refused(tmp_path):
+    """Each node and sole-r1 learn dropped it without a word: a safety limit's default stayed.
+
+    ``real_robot_learn.launch.py`` reads the file the same way before it starts the learner.
+    """
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    safety: {max_sped_m_s: 0.05}\n'
+                    '    qos_overrides: {/clock: {subscription: {depth: 1}}}\n')
+    with pytest.raises(ValueError, match=r"'safety.max_sped_m_s'.*'safety.max_speed_m_s'"):
+        load_params(path, also=('learner_node',))

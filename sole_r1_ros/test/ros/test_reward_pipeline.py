@@ -512,6 +512,13 @@ def _grey_tile(value: int) -> CompressedImage:
                                                           'png'))
 
 
+def _openai_setup(graph, server, **overrides):
+    """A reward node on the openai backend of ``server`` (no retries, 20 s per request)."""
+    return _setup(graph, 'openai', model='sole-r1', **{
+        'openai.base_url': server.url, 'openai.max_retries': 0,
+        'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0, **overrides})
+
+
 def _grey_query(episode: str, code: int, step: int) -> RewardQuery:
     """A query whose composite tells the server the episode (first column) and step (current)."""
     query = RewardQuery(episode_id=episode, step=step, trigger='stride',
@@ -555,10 +562,7 @@ def test_openai_node_keeps_a_call_per_episode_in_flight_and_episodes_apart(ros_g
 
     server = ChatServer(script)
     try:
-        node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', model='sole-r1', annotate=False, **{
-                'openai.base_url': server.url, 'openai.max_retries': 0,
-                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        node, probe, rewards, queries = _openai_setup(ros_graph, server, annotate=False)
         last_step = {'fast_a': 4, 'fast_b': 4, 'bad': 3}
 
         def next_query(msg):   # fast and bad episodes: the next query when the answer is in
@@ -622,10 +626,7 @@ def test_an_annotated_episode_has_one_request_in_flight_and_its_answers_in_order
     from chat_server import ChatServer, completion
     server = ChatServer(script)
     try:
-        node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', model='sole-r1', annotate=True, **{
-                'openai.base_url': server.url, 'openai.max_retries': 0,
-                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        node, probe, rewards, queries = _openai_setup(ros_graph, server, annotate=True)
         for step in range(1, 21):   # a query every 50 ms, five per answer
             queries.publish(_grey_query('ep', 60, step))
             time.sleep(0.05)
@@ -651,10 +652,7 @@ def test_a_cleanup_with_a_request_at_a_hung_server_is_quick(ros_graph):
 
     server = ChatServer(script)
     try:
-        node, probe, rewards, queries = _setup(
-            ros_graph, 'openai', model='sole-r1', **{
-                'openai.base_url': server.url, 'openai.max_retries': 0,
-                'openai.health_check_s': 5.0, 'openai.request_timeout_s': 20.0})
+        node, probe, rewards, queries = _openai_setup(ros_graph, server)
         queries.publish(_grey_query('ep', 60, 1))
         assert ros_graph.wait_for(lambda: server.in_flight == 1)
         start = time.monotonic()
