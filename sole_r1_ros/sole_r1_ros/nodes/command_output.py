@@ -19,6 +19,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from sole_r1_ros.rl.commands import (
     ACTION_LAYOUTS, CommandConfig, ee_command, gripper_command, hold_joints, hold_normalized,
     JointLimits)
+from sole_r1_ros.rl.poses import EePose, quat_from_rotvec, quat_multiply
 from sole_r1_ros.rl.safety import JointTargetAdapter, SafetyBox
 from sole_r1_ros.rl.sensing import Sensed
 
@@ -68,7 +69,8 @@ class CommandOutput:
         self._last: Sensed | None = None   # what the arm was at when last commanded
         self._hold = None   # the joints or pose holds repeat until the next command
         self._previous_target: np.ndarray | None = None
-        self._twists: list[tuple[int, np.ndarray]] = []   # (sent [ns], linear [m/s]), in order
+        # (sent [ns], linear [m/s], angular [rad/s]), in order
+        self._twists: list[tuple[int, np.ndarray, np.ndarray]] = []
         self._gripper = 0.0
         self._gripper_closed = False
         self._gripper_known = False   # measured, or commanded since the start or a reset
@@ -120,12 +122,12 @@ class CommandOutput:
             target = self._joints.command(action, sensed.joint_positions, self._previous_target)
             self._publish_joints(target)
             return
-        ahead = None
+        ahead = turned = None
         if self._config.command_type == 'twist_stamped' and sensed.pose_stamp_ns is not None:
-            ahead = self._predicted(sensed.pose.position, sensed.pose_stamp_ns,
-                                    sensed.pose_age_s)
+            ahead, turned = self._predicted(sensed.pose, sensed.pose_stamp_ns,
+                                            sensed.pose_age_s)
         command = ee_command(action, sensed.pose, self._config, self._box, self._period_s,
-                             also_at=ahead)
+                             also_at=ahead, also_turned=turned)
         self.limited += bool(command.delta.limits)
         if 'box' in command.delta.limits:
             self._say_if_outside(sensed.pose.position)
@@ -156,28 +158,32 @@ class CommandOutput:
                 f'command.frame_id {self._config.frame_id!r}? Commands may only move it back in',
                 throttle_duration_sec=10.0)
 
-    def _predicted(self, position: np.ndarray, stamp_ns: int,
-                   age_s: float | None = None) -> np.ndarray:
-        """``position`` moved by the velocities sent since its stamp (``_PREDICT_S`` at most).
+    def _predicted(self, pose: EePose, stamp_ns: int, age_s: float | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """``pose`` moved and turned by the twists sent since its stamp (``_PREDICT_S`` at most).
 
         A velocity command moves the arm until the next one; the box was checked against a
         pose that had not seen the motion already sent (a pose 0.1 s old let a Servo-driven arm
         leave the box by 10 mm, 0.45 s by 45 mm). The step must keep both this and the
         measured position in the box: an arm that did not follow is kept in too. A stamp
         later than its arrival (``age_s`` ago; another host's clock ahead of ours) counts from
-        the arrival: it had counted nothing, and the arm left the box by 30 mm again.
+        the arrival: it had counted nothing, and the arm left the box by 30 mm again. The
+        turn likewise, for the yaw limit (a pose 0.3 s old let the tool turn 17 degrees past
+        it). Returns (position, orientation).
         """
         now = self._node.get_clock().now().nanoseconds
         if age_s is not None:
             stamp_ns = min(stamp_ns, now - int(max(age_s, 0.0) * 1e9))
         since = max(stamp_ns, now - int(_PREDICT_S * 1e9))
-        moved = np.zeros(3)
-        ends = [t for t, _ in self._twists[1:]] + [now]
-        for (start, linear), end in zip(self._twists, ends):
+        moved, turned = np.zeros(3), np.zeros(3)
+        ends = [t for t, _, _ in self._twists[1:]] + [now]
+        for (start, linear, angular), end in zip(self._twists, ends):
             overlap = min(end, now) - max(start, since)
             if overlap > 0:
                 moved += linear * (overlap * 1e-9)
-        return position + moved
+                turned += angular * (overlap * 1e-9)
+        orientation = quat_multiply(quat_from_rotvec(turned), pose.orientation)
+        return pose.position + moved, orientation / np.linalg.norm(orientation)
 
     def sense_gripper(self, names, positions) -> None:
         """Take the gripper's state from its measured joints until a command sets it.
@@ -267,7 +273,8 @@ class CommandOutput:
     def _publish_twist(self, linear: np.ndarray, angular: np.ndarray) -> None:
         msg = self._stamped(TwistStamped())
         sent_ns = Time.from_msg(msg.header.stamp).nanoseconds
-        self._twists.append((sent_ns, np.array(linear, np.float64)))
+        self._twists.append((sent_ns, np.array(linear, np.float64),
+                             np.array(angular, np.float64)))
         while self._twists and self._twists[0][0] < sent_ns - 2 * int(_PREDICT_S * 1e9):
             self._twists.pop(0)
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = map(float, linear)

@@ -156,7 +156,8 @@ def split_action(action: Sequence[float] | np.ndarray,
 
 def ee_command(action: Sequence[float] | np.ndarray, pose: EePose, config: CommandConfig,
                box: SafetyBox, period_s: float,
-               also_at: Sequence[float] | np.ndarray | None = None) -> EeCommand:
+               also_at: Sequence[float] | np.ndarray | None = None,
+               also_turned: Sequence[float] | np.ndarray | None = None) -> EeCommand:
     """Turn an action at the current ``pose`` into safe commands of every form.
 
     Clip the action, scale it to a step, clamp the step with the safety box, then derive the
@@ -166,12 +167,13 @@ def ee_command(action: Sequence[float] | np.ndarray, pose: EePose, config: Comma
         pose: fresh, valid end-effector pose in ``config.frame_id`` (hold when there is none).
         period_s: control period [s]: one command per period.
         also_at: a position the step must keep in the box too (``safe_ee_delta``).
+        also_turned: an orientation the yaw limit must hold at too (``safe_ee_delta``).
 
     Raises:
         ValueError: a bad action, or ``period_s`` <= 0.
     """
     translation, rotation, gripper = split_action(action, config)
-    delta = safe_ee_delta(box, pose, translation, rotation, period_s, also_at)
+    delta = safe_ee_delta(box, pose, translation, rotation, period_s, also_at, also_turned)
     normalized = np.append(np.clip(delta.translation_m / config.translation_scale_m, -1.0, 1.0),
                            gripper)
     return EeCommand(linear_m_s=delta.translation_m / period_s,

@@ -306,7 +306,8 @@ def apply_ee_delta(pose: EePose, translation_m: ArrayLike, rotation_rad: ArrayLi
 
 def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
                   rotation_rad: ArrayLike | None = None, period_s: float = 0.1,
-                  also_at: ArrayLike | None = None) -> SafeDelta:
+                  also_at: ArrayLike | None = None,
+                  also_turned: ArrayLike | None = None) -> SafeDelta:
     """Clamp a requested end-effector step so the command it becomes is safe.
 
     In order: the translation norm is capped at ``min(max_translation_m, max_speed_m_s *
@@ -324,6 +325,8 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
         also_at: a second position [m] the step must keep in the box too: where a velocity
             command's arm is by now, with the motion sent since the pose's stamp (the step
             is cut for both, so it can only get shorter).
+        also_turned: likewise a second orientation (x, y, z, w) the yaw limit must hold at:
+            the measured one turned by the rotation sent since its stamp.
 
     Raises:
         ValueError: non-finite or wrong-length input, or ``period_s`` <= 0.
@@ -350,6 +353,9 @@ def safe_ee_delta(box: SafetyBox, pose: EePose, translation_m: ArrayLike,
         limits.append('box')
     if box.yaw_limited and angle > 0:
         dr, cut = _cut_yaw(box, pose.orientation, dr)
+        if also_turned is not None:
+            dr, cut_ahead = _cut_yaw(box, _vector('also_turned', also_turned, 4), dr)
+            cut = cut or cut_ahead
         if cut:
             limits.append('yaw')
     return SafeDelta(inside, dr, tuple(limits))

@@ -848,6 +848,56 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
         node.destroy_node()
 
 
+def test_a_velocity_command_counts_the_turn_a_lagging_pose_has_not_seen(ros_context):
+    """The yaw limit was checked against the measured orientation alone.
+
+    With the pose 0.3 s old the tool turned 17 degrees past a 0.2 rad limit. Here the arm
+    truly turns as commanded (about z, 0.1 s per command).
+    """
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.poses import checked_pose, quat_from_rotvec, yaw_of
+    from sole_r1_ros.rl.safety import SafetyBox
+    from sole_r1_ros.rl.sensing import Sensed
+    node = Node('lagging_turn', context=ros_context)
+    try:
+        box = SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(1.0, 1.0, 1.0),
+                        yaw_half_range_rad=0.2, max_rotation_rad=0.05,
+                        max_angular_speed_rad_s=0.5)
+        output = CommandOutput(
+            node, 'ee_delta', CommandConfig(command_type='twist_stamped', rotation_actions=True),
+            box, (), JointLimits(), 'servo_node/delta_twist_cmds', '', 0.1)
+        twists = []
+        node.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds', twists.append, 50)
+        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        clock = node.get_clock()
+        history = []   # (time [ns], true yaw) after each command
+        yaw, lag_ns = 0.0, 300_000_000
+        for step in range(20):
+            now = clock.now().nanoseconds
+            seen = [h for t, h in history if t <= now - lag_ns]
+            pose_yaw = seen[-1] if seen else 0.0
+            sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
+                            checked_pose([0.0, 0.5, 0.5], quat_from_rotvec([0.0, 0.0, pose_yaw])),
+                            pose_stamp_ns=now - lag_ns, pose_age_s=lag_ns * 1e-9)
+            output.send(np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32), sensed)
+            start = time.monotonic()
+            while len(twists) <= step and time.monotonic() - start < 5.0:
+                executor.spin_once(timeout_sec=0.02)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
+            yaw += 0.1 * twists[step].twist.angular.z
+            history.append((clock.now().nanoseconds, yaw))
+        executor.shutdown()
+        # up to the limit, not past it (within the timing of this test: 0.35 without the turn)
+        assert yaw > 0.15 and yaw <= 0.2 + 0.01, yaw
+        assert abs(yaw_of(quat_from_rotvec([0.0, 0.0, yaw])) - yaw) < 1e-9
+    finally:
+        node.destroy_node()
+
+
 def test_an_end_effector_outside_the_box_is_said_and_only_let_back_in(ros_context):
     """An arm 0.45 m outside the box (a box in another frame) was driven about unsaid."""
     from rclpy.node import Node
