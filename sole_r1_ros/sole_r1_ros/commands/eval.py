@@ -116,7 +116,7 @@ def _load(args: argparse.Namespace) -> list:
     return _held_out(args, reward_eval.load_episodes(
         args.data, tasks=_list(args.tasks), split=_split(args),
         behaviours=_list(args.behaviours), limit=args.max_episodes,
-        paraphrase=args.paraphrase))
+        paraphrase=args.paraphrase, **_schedule(args)))
 
 
 def _load_erased(args: argparse.Namespace) -> list | None:
@@ -126,7 +126,13 @@ def _load_erased(args: argparse.Namespace) -> list | None:
         return None
     return _held_out(args, reward_eval.load_episodes(
         args.erased_data, tasks=_list(args.tasks), split=_split(args),
-        behaviours=_list(args.behaviours)))
+        behaviours=_list(args.behaviours), **_schedule(args)))
+
+
+def _schedule(args: argparse.Namespace) -> dict:
+    """The frames the queries show, the only ones decoded (``reward_eval.load_episodes``)."""
+    return {'num_queries': None if args.stride else (args.num_queries or 10),
+            'stride': args.stride}
 
 
 def _split(args: argparse.Namespace) -> str:
@@ -164,7 +170,7 @@ def _score(args: argparse.Namespace, config, episodes: list) -> tuple[list, str]
 
     from sole_r1_ros.evaluation import reward_eval
 
-    num_queries = None if args.stride else (args.num_queries or 10)
+    num_queries = _schedule(args)['num_queries']
     total = sum(len(reward_eval.query_steps(e, num_queries, args.stride)) for e in episodes)
     with make_engine(config) as engine, \
             tqdm(total=total, desc=f'scoring ({engine.model_id})', unit='query') as bar:

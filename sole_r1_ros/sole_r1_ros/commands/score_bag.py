@@ -149,12 +149,14 @@ def run(args: argparse.Namespace) -> int:
     report['recovery'] = notes
     with open(args.out, 'w', encoding='utf-8') as stream:
         json.dump(report, stream, indent=2)
-    # the report holds every answer now; the journal stays while some failed
-    journal.finish('score-bag', [r for episode in results for r in episode])
     if args.plot:
         _plot(args.plot, report)
     if args.labelled_out or args.erased_labelled_out:
         _write_labelled(args, report, recorded, ids, pair)
+    # every answer is written where it goes now; the journal stays while some failed. Removed
+    # before the labelled folders were, a stop while they were written (the bag decoded again,
+    # videos encoded: the run's slow tail) had lost every answer: hours of GPU asked again.
+    journal.finish('score-bag', [r for episode in results for r in episode])
     for episode in report['episodes']:
         last = episode['queries'][-1]
         # an unanswered query's progress is the engine's -1: say what it was, not '-1%'

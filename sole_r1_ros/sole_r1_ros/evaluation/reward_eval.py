@@ -40,8 +40,13 @@ class EpisodeScore:
 # ------------------------------------------------------------------ loading
 def load_episodes(root: str, tasks: Iterable[str] | None = None, split: str | None = None,
                   behaviours: Iterable[str] | None = None, limit: int | None = None,
-                  paraphrase: bool = False) -> list[LabelledEpisode]:
+                  paraphrase: bool = False, num_queries: int | None = None,
+                  stride: int | None = None) -> list[LabelledEpisode]:
     """Load the labelled episodes of ``root`` that pass the filters.
+
+    With ``num_queries`` or ``stride`` (the schedule ``score_with_engine`` will ask), only
+    the frames those queries show are decoded from an episode's videos: a 10-minute real
+    recording at 640x480 had held every frame, about 0.9 MB each, to ask 10 of them.
 
     Args:
         root: folder of labelled episodes (any layout ``labelled.folder`` reads).
@@ -51,9 +56,13 @@ def load_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
         limit: at most this many episodes per task (in order).
         paraphrase: ask with the first of an episode's ``eval_paraphrases`` (phrasings never
             trained on) where it has one.
+        num_queries, stride: the query schedule (``query_steps``); neither: every frame.
     """
+    def query_frames(count: int) -> list[int]:
+        return offline_query_steps(count, num_queries=num_queries, stride=stride)
+    wanted = None if num_queries is None and stride is None else query_frames
     episodes = labelled.load_episodes(root, tasks=tasks, split=split, behaviours=behaviours,
-                                      limit=limit)
+                                      limit=limit, wanted=wanted)
     if paraphrase:
         episodes = [replace(e, goal=e.meta['eval_paraphrases'][0])
                     if e.meta.get('eval_paraphrases') else e for e in episodes]

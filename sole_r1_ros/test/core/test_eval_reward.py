@@ -137,6 +137,21 @@ def test_labelled_layout_reads_like_the_old_one(external, tmp_path_factory):
         assert len(episode.external) == len(before.external)
 
 
+def test_only_the_frames_the_queries_show_are_decoded_from_videos(tmp_path):
+    """A 10-minute real recording at 640x480 held every frame (0.9 MB each) to ask 10."""
+    from sole_r1_ros.reward import offline_query_steps
+    root = tmp_path / 'long'
+    labelled.write_episode(str(root), LabelledEpisode(
+        'long', 'Close the drawer.', list(np.linspace(0, 100, 60)),
+        [np.full((32, 32, 3), 40 + 3 * i, np.uint8) for i in range(60)]), videos=True)
+    [episode] = load_episodes(str(root), num_queries=5)
+    steps = offline_query_steps(60, num_queries=5)
+    assert sorted(episode.external) == sorted({0, *steps}) and len(steps) == 5
+    assert episode.num_frames == 60
+    [whole] = load_episodes(str(root))
+    assert len(whole.external) == 60
+
+
 def test_external_json_with_wrong_frame_count_is_rejected(tmp_path):
     _write_clip(tmp_path, 'short', [50] * 4, [0, 20, 40, 60, 80])
     with pytest.warns(FutureWarning), pytest.raises(ValueError, match='4 frames but there are 5'):

@@ -228,6 +228,33 @@ def test_an_interrupted_score_bag_resumes_asking_only_the_rest(tmp_path, monkeyp
     assert 'holds the answers of another scoring' in capsys.readouterr().err
 
 
+def test_a_stop_while_the_labelled_folder_is_written_keeps_the_answers(
+        tmp_path, monkeypatch, capsys):
+    """The journal went before the labelled folder was written (the bag decoded again, videos
+    encoded: a long bag's slow tail), so a stop there cost every answer: all asked again."""
+    pytest.importorskip('torch')
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.commands import score_bag
+    _record(tmp_path / 'bag', _frames(12))
+    out = tmp_path / 'scores.json'
+    args = ['score-bag', str(tmp_path / 'bag'), '--goal', 'close the drawer', '--backend',
+            'compact', '--wrist-topic', '', '--num-queries', '6', '--out', str(out),
+            '--labelled-out', str(tmp_path / 'labelled')]
+    write = score_bag._write_labelled
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(score_bag, '_write_labelled', stopped)
+    assert main(args) != 0
+    journal = tmp_path / 'scores.json.answers.jsonl'
+    assert journal.exists()
+    monkeypatch.setattr(score_bag, '_write_labelled', write)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert 'from an interrupted run' in capsys.readouterr().err
+    assert not journal.exists() and (tmp_path / 'labelled' / 'episodes').is_dir()
+
+
 def test_frames_before_the_first_episode_are_not_scored(tmp_path, capsys):
     """A learner's bag starts before its first episode: those frames belong to none."""
     pytest.importorskip('torch')
