@@ -56,7 +56,9 @@ def load_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
         limit: at most this many episodes per task (in order).
         paraphrase: ask with the first of an episode's ``eval_paraphrases`` (phrasings never
             trained on) where it has one.
-        num_queries, stride: the query schedule (``query_steps``); neither: every frame.
+        num_queries: the query schedule's number of queries (``query_steps``); with
+            neither it nor ``stride``, every frame is decoded.
+        stride: the query schedule's stride, instead.
     """
     def query_frames(count: int) -> list[int]:
         return offline_query_steps(count, num_queries=num_queries, stride=stride)

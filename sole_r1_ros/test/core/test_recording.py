@@ -230,8 +230,11 @@ def test_an_interrupted_score_bag_resumes_asking_only_the_rest(tmp_path, monkeyp
 
 def test_a_stop_while_the_labelled_folder_is_written_keeps_the_answers(
         tmp_path, monkeypatch, capsys):
-    """The journal went before the labelled folder was written (the bag decoded again, videos
-    encoded: a long bag's slow tail), so a stop there cost every answer: all asked again."""
+    """The journal went before the labelled folder was written: a stop there lost every answer.
+
+    Writing the folder decodes the bag again and encodes videos, a long bag's slow tail; the
+    rerun asked every query again.
+    """
     pytest.importorskip('torch')
     from sole_r1_ros.cli import main
     from sole_r1_ros.commands import score_bag
