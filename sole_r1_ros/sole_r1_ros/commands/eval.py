@@ -101,6 +101,9 @@ def _warn_trained_on(args: argparse.Namespace, episodes: list) -> None:
         info = load_checkpoint(args.model or default_checkpoint_path())[2]
     except (OSError, ValueError):
         return   # the scoring says what is wrong with the file
+    if info.get('interrupted'):
+        print(f'sole-r1 eval reward: warning: {args.model} is a training cut short at step '
+              f"{info.get('steps')}, not a finished one", file=sys.stderr)
     trained = set(info.get('train_episode_ids') or ())
     seen = [e.episode_id for e in episodes if e.episode_id in trained]
     if seen:

@@ -619,9 +619,10 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     if val_queries is not None:   # the kept weights, asked as the reward node will ask them
         chained = evaluate_chained(model, val_queries)
         info.update(val_chained_mae=chained['mae'], val_chained_pearson=chained['pearson'])
-    if info.get('interrupted') and os.path.exists(out):
-        # a run cut short replaced the file there (the one fine-tuned from, perhaps, or a
-        # good one of an earlier run) with weights of a few steps
+    if info.get('interrupted'):
+        # never under the name asked for: a run cut short replaced the file there (the one
+        # fine-tuned from, perhaps, or a good one of an earlier run) with weights of a few
+        # steps, and where none was, the next command of a script took them for the result
         out = f'{os.path.splitext(out)[0]}.interrupted.pt'
     info['out'] = str(out)
     save_checkpoint(out, model, encoder.cache, info)

@@ -587,7 +587,7 @@ def test_training_against_the_scene_adversary_saves_the_plain_network(tmp_path):
                           scene_adversarial=0.1, model=_TINY), encoder=encoder)
 
 
-def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path):
+def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path, capsys):
     """A Ctrl-C lost the whole run, the best weights it had validated included."""
     from sole_r1_ros.compact.train import train, TrainConfig
     from sole_r1_ros.labelled import LabelledEpisode, write_episode
@@ -609,12 +609,21 @@ def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path):
                  TrainConfig(epochs=50, batch_size=4, eval_every_steps=2, model=_TINY),
                  encoder=_seeded_encoder(), on_step=press_ctrl_c)
     assert info['interrupted'] and info['steps'] == 4 and info['best_step'] in (2, 4)
-    _, _, saved = load_checkpoint(str(tmp_path / 'm.pt'))
+    # never under the name asked for: a script's next command took them for the result
+    assert info['out'] == str(tmp_path / 'm.interrupted.pt') and not (tmp_path / 'm.pt').exists()
+    _, _, saved = load_checkpoint(info['out'])
     assert saved['interrupted'] and saved['steps'] == 4
+    from sole_r1_ros.cli import main
+    assert main(['eval', 'reward', '--backend', 'compact', '--model', info['out'], '--data',
+                 str(tmp_path / 'data'), '--out', str(tmp_path / 'e.json')]) == 0
+    assert 'a training cut short at step 4' in capsys.readouterr().err
     # a file already there (a good one, the one fine-tuned from) is never replaced by a run
     # cut short: its weights go beside it
-    before = (tmp_path / 'm.pt').read_bytes()
     pressed.clear()
+    train(str(tmp_path / 'data'), str(tmp_path / 'm.pt'),
+          TrainConfig(epochs=1, batch_size=4, eval_every_steps=2, model=_TINY),
+          encoder=_seeded_encoder())
+    before = (tmp_path / 'm.pt').read_bytes()
     info = train(str(tmp_path / 'data'), str(tmp_path / 'm.pt'),
                  TrainConfig(epochs=50, batch_size=4, eval_every_steps=2, model=_TINY),
                  encoder=_seeded_encoder(), on_step=press_ctrl_c)
