@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     episodes = _load(args)
     if not episodes:
         raise ValueError(f'no episodes selected in {args.data}')
-    warn_unknown_tasks([args.data], _list(args.tasks))
+    warn_unknown_tasks([args.data], _tasks(args))
     _warn_trained_on(args, episodes)
     if args.predictions:
         scores = reward_eval.scores_from_results(args.predictions, episodes)
@@ -117,7 +117,7 @@ def _load(args: argparse.Namespace) -> list:
     from sole_r1_ros.evaluation import reward_eval
 
     return _held_out(args, reward_eval.load_episodes(
-        args.data, tasks=_list(args.tasks), split=_split(args),
+        args.data, tasks=_tasks(args), split=_split(args),
         behaviours=_list(args.behaviours), limit=args.max_episodes,
         paraphrase=args.paraphrase, **_schedule(args)))
 
@@ -128,7 +128,7 @@ def _load_erased(args: argparse.Namespace) -> list | None:
     if not args.erased_data:
         return None
     return _held_out(args, reward_eval.load_episodes(
-        args.erased_data, tasks=_list(args.tasks), split=_split(args),
+        args.erased_data, tasks=_tasks(args), split=_split(args),
         behaviours=_list(args.behaviours), **_schedule(args)))
 
 
@@ -161,6 +161,13 @@ def _held_out(args: argparse.Namespace, episodes: list) -> list:
         raise ValueError(f'--split heldout: {path} names no validation episodes '
                          '(val_episode_ids; trained with --val-fraction 0?)')
     return [e for e in episodes if e.episode_id in ids]
+
+
+def _tasks(args: argparse.Namespace) -> list[str] | None:
+    """``--tasks`` as names; a goal of the data with a comma in it stays whole."""
+    from sole_r1_ros.labelled.folder import split_task_names
+
+    return split_task_names(args.tasks, [args.data]) or None
 
 
 def _list(text: str) -> list[str] | None:

@@ -67,10 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--seed', type=int, default=TrainConfig.seed, help=_help('seed'))
 
 
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(',') if t.strip()]
-
-
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -79,18 +75,21 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.commands.reward_flags import check_writable, warn_unknown_tasks
     from sole_r1_ros.compact.train import train
     from sole_r1_ros.evaluation.reward_eval import to_json
+    from sole_r1_ros.labelled.folder import split_task_names
 
     logging.getLogger('sole_r1_ros').setLevel(logging.WARNING)
     check_writable(args.out)   # before the training, not after it
     if args.init and args.init != 'shipped':   # a file that is not one: said before any work
         from sole_r1_ros.compact.model import load_checkpoint
         load_checkpoint(args.init)
-    warn_unknown_tasks(args.data, _names(args.tasks) + _names(args.exclude_tasks))
+    tasks = split_task_names(args.tasks, args.data)
+    excluded = split_task_names(args.exclude_tasks, args.data)
+    warn_unknown_tasks(args.data, tasks + excluded)
     if args.data_shares and len(args.data_shares) != len(args.data):
         raise ValueError(f'{len(args.data_shares)} --data-shares for {len(args.data)} --data '
                          'folders: give one share per folder, in order')
     config = from_mapping(TrainConfig, {
-        'tasks': _names(args.tasks), 'exclude_tasks': _names(args.exclude_tasks),
+        'tasks': tasks, 'exclude_tasks': excluded,
         'init': args.init, 'minutes': args.minutes, 'epochs': args.epochs,
         'batch_size': args.batch_size, 'learning_rate': args.lr,
         'approach_credit': args.approach_credit,

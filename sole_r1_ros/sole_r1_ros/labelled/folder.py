@@ -192,6 +192,37 @@ def list_episodes(root: str) -> list[dict[str, Any]]:
             if os.path.isfile(os.path.join(folder, name, LABELS))]
 
 
+def known_tasks(roots: Iterable[str]) -> set[str]:
+    """Every task name (or goal, where an episode has no task) of the episodes in ``roots``.
+
+    Folders of the older layouts are not looked into.
+    """
+    known: set[str] = set()
+    for root in roots:
+        if os.path.isdir(os.path.join(root, EPISODES_DIR)):
+            known.update(entry.get('task') or entry['goal'] for entry in list_episodes(root))
+    return known
+
+
+def split_task_names(text: str, roots: Iterable[str]) -> list[str]:
+    """A comma-separated ``--tasks`` value as names, keeping commas that a task of ``roots`` has.
+
+    ``score-bag`` names an episode's task by its goal, which may hold a comma ("close the
+    drawer, then let go"): split at every comma, it selected nothing. The longest run of pieces
+    that names a known task is taken whole.
+    """
+    pieces, known = text.split(','), known_tasks(roots)
+    names, start = [], 0
+    while start < len(pieces):
+        end = next((end for end in range(len(pieces), start + 1, -1)
+                    if ','.join(pieces[start:end]).strip() in known), start + 1)
+        name = ','.join(pieces[start:end]).strip()
+        if name:
+            names.append(name)
+        start = end
+    return names
+
+
 def unknown_tasks(roots: Iterable[str], names: Iterable[str]) -> list[str]:
     """The task names (or goals) of ``names`` that no episode in ``roots`` has, sorted.
 

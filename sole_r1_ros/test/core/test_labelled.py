@@ -162,3 +162,21 @@ def test_wrist_frames_must_pair_with_the_external_ones(tmp_path):
         np.savez(frames, external=_frames(2), wrist=_frames(count, seed=1))
         with pytest.raises(ValueError, match=f'{count} wrist frames for 2 external'):
             labelled.load_episodes(root)
+
+
+def test_a_goal_with_a_comma_is_one_task_name(tmp_path):
+    """score-bag names a task by its goal; split at every comma, --tasks selected nothing."""
+    from sole_r1_ros import cli
+    from sole_r1_ros.labelled.folder import split_task_names
+    goal = 'close the drawer, then let go'
+    for episode_id, task in (('a', goal), ('b', 'reach-v3')):
+        labelled.write_episode(str(tmp_path), LabelledEpisode(
+            episode_id, goal, [0.0, 50.0, 100.0], [np.full((8, 8, 3), 9, np.uint8)] * 3,
+            task=task))
+    assert split_task_names(f'reach-v3,{goal}', [str(tmp_path)]) == ['reach-v3', goal]
+    assert split_task_names(f' {goal} ', [str(tmp_path)]) == [goal]
+    assert split_task_names('x, y,,', [str(tmp_path)]) == ['x', 'y']   # unknown: split
+    out = tmp_path / 'e.json'
+    assert cli.main(['eval', 'reward', '--backend', 'oracle', '--data', str(tmp_path),
+                     '--tasks', goal, '--num-queries', '2', '--out', str(out)]) == 0
+    assert json.loads(out.read_text())['n_episodes'] == 1
