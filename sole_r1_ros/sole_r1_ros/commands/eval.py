@@ -104,7 +104,8 @@ def _warn_trained_on(args: argparse.Namespace, episodes: list) -> None:
     if info.get('interrupted'):
         print(f'sole-r1 eval reward: warning: {args.model} is a training cut short at step '
               f"{info.get('steps')}, not a finished one", file=sys.stderr)
-    trained = set(info.get('train_episode_ids') or ())
+    trained = {*(info.get('train_episode_ids') or ()),
+               *(info.get('init_train_episode_ids') or ())}
     seen = [e.episode_id for e in episodes if e.episode_id in trained]
     if seen:
         print(f'sole-r1 eval reward: warning: {len(seen)} of the {len(episodes)} episodes were '

@@ -25,7 +25,7 @@ import logging
 import math
 import os
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 import numpy as np
 import torch
@@ -577,8 +577,9 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
     encoder = goal_encoder
     wrist_view = any(e.wrist is not None for episodes in by_folder for e in episodes)
     train_episodes, val_episodes, train_sources, val_sources = [], [], [], []
+    seen_before = set(base['train_episode_ids']) if base is not None else set()
     for source, episodes in enumerate(by_folder):
-        train_part, val_part = split_validation(episodes, config.val_fraction)
+        train_part, val_part = split_validation(episodes, config.val_fraction, seen_before)
         train_episodes += train_part
         val_episodes += val_part
         train_sources += [source] * len(train_part)
@@ -611,6 +612,8 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
             'train_episodes': train_bank.episodes, 'train_frames': train_bank.num_frames,
             'val_episodes': val_count, 'val_episode_ids': val_ids,
             'train_episode_ids': train_ids,
+            # and of those the starting weights had trained on (its own start's too)
+            'init_train_episode_ids': sorted(seen_before - set(train_ids)),
             'config': _config_json(config),
             'robot_erased': robot_erased, 'wrist_view': wrist_view, 'init': base,
             **result, **(extra_info or {})}
@@ -632,7 +635,8 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
 _MIN_VAL_FRAMES = 10   # fewer frames tell too little to choose weights on
 
 
-def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
+def split_validation(episodes: Sequence[LabelledEpisode], fraction: float,
+                     trained_before: Collection[str] = ()
                      ) -> tuple[list[LabelledEpisode], list[LabelledEpisode]]:
     """Return (train, validation) episodes.
 
@@ -646,7 +650,9 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     none of whose episodes hashes under ``fraction`` validates on its lowest one. Only
     episodes a Pearson can be taken on validate (``_MIN_VAL_FRAMES`` frames or more, labels
     that change): a 3-frame episode at 0 % was a folder's whole validation, its Pearson NaN,
-    and the weights were kept on it.
+    and the weights were kept on it. Nor do the episodes of ``trained_before`` (ids the
+    starting weights were trained on: an earlier round's file fine-tuned on a grown folder was
+    validated on its own training episodes).
     """
     marked = [e for e in episodes if e.split == 'val']
     if marked or fraction <= 0:
@@ -658,7 +664,8 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float
     for indices in by_task.values():
         total = len(indices)
         telling = sorted((i for i in indices if episodes[i].num_frames >= _MIN_VAL_FRAMES
-                          and np.ptp(np.asarray(episodes[i].progress, np.float64)) > 1.0),
+                          and np.ptp(np.asarray(episodes[i].progress, np.float64)) > 1.0
+                          and episodes[i].episode_id not in trained_before),
                          key=lambda i: _split_hash(episodes[i]))
         if total >= 2 and telling:
             under = [i for i in telling if _split_hash(episodes[i]) < fraction]
@@ -697,7 +704,10 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None,
     if encoder is None:
         encoder = GoalEncoder(cache)
     base = {'checkpoint': path, 'tasks': info.get('tasks'), 'steps': info.get('steps'),
-            'robot_erased': bool(info.get('robot_erased', False))}
+            'robot_erased': bool(info.get('robot_erased', False)),
+            # what the starting weights have seen, theirs included: never validated on here
+            'train_episode_ids': [*(info.get('train_episode_ids') or ()),
+                                  *(info.get('init_train_episode_ids') or ())]}
     return model.train(), encoder, base
 
 

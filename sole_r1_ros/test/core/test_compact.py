@@ -348,6 +348,13 @@ def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
     # folder's whole validation (Pearson NaN, and the weights kept on it)
     stubs = [*episodes(2, task='s', frames=3), *episodes(2, task='f', top=0.0)]
     assert ids(split_validation(stubs, 0.5))[1] == []
+    # Nor episodes the starting weights trained on: a round's file fine-tuned on the grown
+    # folder was validated on the one episode of a task that had only trained before.
+    for first in ('e0', 'e1'):
+        train, val = ids(split_validation(episodes(2), 0.2, trained_before={first}))
+        assert first in train and first not in val
+    _, val = ids(split_validation(episodes(40), 0.5, trained_before={f'e{i}' for i in range(30)}))
+    assert val and all(int(e[1:]) >= 30 for e in val)
     mixed = [*episodes(2, task='t'), *episodes(1, task='t', frames=3)]
     mixed[2] = dataclasses.replace(mixed[2], episode_id='stub')
     val = ids(split_validation(mixed, 0.34))[1]
@@ -585,6 +592,43 @@ def test_training_against_the_scene_adversary_saves_the_plain_network(tmp_path):
         train(str(tmp_path / 'data'), str(tmp_path / 'one.pt'),
               TrainConfig(tasks=('reach-v3',), epochs=1, batch_size=8, val_fraction=0.0,
                           scene_adversarial=0.1, model=_TINY), encoder=encoder)
+
+
+def test_a_file_fine_tuned_from_an_earlier_round_never_validates_on_what_that_trained_on(
+        tmp_path, capsys):
+    """Round 2, fine-tuned from round 1 on the grown folder, validated on round 1's training.
+
+    ``eval reward --split heldout`` then scored it on them without a word.
+    """
+    from sole_r1_ros.cli import main
+    from sole_r1_ros.compact.train import train, TrainConfig
+    from sole_r1_ros.labelled import LabelledEpisode, write_episode
+    rng = np.random.default_rng(0)
+
+    def record(i):   # an unmarked recording's scores: no split
+        write_episode(str(tmp_path / 'data'), LabelledEpisode(
+            episode_id=f'e{i}', goal=TASK_GOALS['reach-v3'], progress=np.linspace(0, 100, 12),
+            task='reach-v3', external=rng.integers(0, 256, (12, 16, 16, 3), dtype=np.uint8)))
+    record(0)
+    first = train(str(tmp_path / 'data'), str(tmp_path / 'r1.pt'),
+                  TrainConfig(epochs=1, batch_size=4, model=_TINY), encoder=_seeded_encoder())
+    assert first['train_episode_ids'] == ['e0'] and first['val_episode_ids'] == []
+    for i in range(1, 4):
+        record(i)
+    second = train(str(tmp_path / 'data'), str(tmp_path / 'r2.pt'),
+                   TrainConfig(epochs=1, batch_size=4, model=_TINY, val_fraction=0.5,
+                               init=str(tmp_path / 'r1.pt')), encoder=_seeded_encoder())
+    assert 'e0' not in second['val_episode_ids'] and second['val_episode_ids']
+    assert 'e0' in second['train_episode_ids'] + second['init_train_episode_ids']
+    third = train(str(tmp_path / 'data'), str(tmp_path / 'r3.pt'),
+                  TrainConfig(epochs=1, batch_size=4, model=_TINY, val_fraction=0.5,
+                              tasks=('reach-v3',), init=str(tmp_path / 'r2.pt')),
+                  encoder=_seeded_encoder())
+    assert not set(third['val_episode_ids']) & {'e0', *second['train_episode_ids']}
+    capsys.readouterr()
+    assert main(['eval', 'reward', '--backend', 'compact', '--model', str(tmp_path / 'r3.pt'),
+                 '--data', str(tmp_path / 'data'), '--num-queries', '2']) == 0
+    assert 'episodes were in the training data of' in capsys.readouterr().err
 
 
 def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path, capsys):
