@@ -267,7 +267,8 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
 
     Raises:
         FileNotFoundError: no bag at ``path``.
-        ValueError: the bag has no readable messages on ``external_topic``.
+        ValueError: the bag has no readable messages on ``external_topic``, or a camera's
+            stamps go back as recorded (a restart with its own clock).
     """
     notes = [] if notes is None else notes
 
@@ -287,7 +288,8 @@ def read_camera_episodes(path: str | os.PathLike, external_topic: str,
              episode_topic: ('sole_r1_interfaces/msg/Episode',),
              truth_topic: ('sole_r1_interfaces/msg/TaskState',)}
     read = read_topics(path, list(decode), notes, decode,
-                       {topic: kinds for topic, kinds in types.items() if topic is not None})
+                       {topic: kinds for topic, kinds in types.items() if topic is not None},
+                       steady=[t for t in (external_topic, wrist_topic) if t is not None])
     starts, truth = read.get(episode_topic, []), read.get(truth_topic, [])
     external, wrist = read[external_topic], read.get(wrist_topic, [])
     if not external:
@@ -390,8 +392,8 @@ def _no_messages(path, topic: str) -> str:
 def read_topics(path: str | os.PathLike, topics: Sequence[str],
                 notes: list[str] | None = None,
                 decode: Mapping[str, Callable[[Any], Any]] | None = None,
-                types: Mapping[str, Sequence[str]] | None = None
-                ) -> dict[str, list[tuple[int, Any]]]:
+                types: Mapping[str, Sequence[str]] | None = None,
+                steady: Sequence[str] = ()) -> dict[str, list[tuple[int, Any]]]:
     """Each topic's messages in a bag as (header stamp [ns], message), in stamp order.
 
     Topics are matched by their last components, so '/robot1/joint_states' matches
@@ -401,10 +403,12 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
     list. ``decode``: per topic, what to keep of each message instead of the message (a frame of an
     image, so that the two are never held together). ``types``: per topic, the message types
     it may hold; another is refused with its name (a compressed camera topic, a wrong
-    ``--episode-topic``), where it failed inside the decoding.
+    ``--episode-topic``), where it failed inside the decoding. ``steady``: topics whose
+    stamps must not go back as recorded (cameras: ``_check_clock``).
 
     Raises:
         FileNotFoundError: no bag at ``path``.
+        ValueError: a wrong message type, or a ``steady`` topic's clock went back.
     """
     path, typestore = _open(path)
     notes = [] if notes is None else notes
@@ -430,9 +434,35 @@ def read_topics(path: str | os.PathLike, topics: Sequence[str],
         read = keep(_scan_messages(path, wanted_topic, notes))
     for note in notes:
         logger.warning('%s', note)
+    for topic in steady:
+        _check_clock(path, topic, read.get(topic, ()))
     for messages in read.values():
         messages.sort(key=lambda item: item[0])
     return read
+
+
+_CLOCK_BACK_NS = 1_000_000_000   # late frames come a little out of order; a restart goes back
+
+
+def _check_clock(path, topic: str, messages: Sequence[tuple[int, Any]]) -> None:
+    """Refuse a topic whose stamps go back in time as it was recorded (a camera restarted).
+
+    Sorted by stamp, the frames after the restart were dealt in between the earlier ones
+    (14, 15, 30, 16, 31, ...) and every label went to that order, without a word.
+
+    Raises:
+        ValueError: naming the frame, the time it went back and what to do.
+    """
+    newest = None
+    for index, (stamp, _) in enumerate(messages):
+        if newest is not None and stamp < newest - _CLOCK_BACK_NS:
+            raise ValueError(
+                f'bag {path}: the stamps on {topic!r} go back {(newest - stamp) * 1e-9:.1f} s '
+                f'at its frame {index} as recorded (a camera restarted with its own clock?): '
+                'its frames cannot be put in order by time. Record with the host clock '
+                '(an option of the driver), or score the part before it '
+                '(ros2 bag convert with a time range)')
+        newest = stamp if newest is None else max(newest, stamp)
 
 
 def _open(path: str | os.PathLike):

@@ -37,6 +37,24 @@ def _frames(count):
     return [rng.integers(0, 255, (120, 160, 3), dtype=np.uint8) for _ in range(count)]
 
 
+def test_a_camera_clock_that_goes_back_is_refused_not_dealt_in_between(tmp_path):
+    """A camera restarted mid-recording with its own clock: its frames sorted by stamp.
+
+    They came out 14, 15, 30, 16, 31, ... and every label went to that order, unsaid.
+    """
+    typestore = make_typestore()
+    writer = BagWriter(tmp_path / 'bag')
+    frames = _frames(12)
+    for index, frame in enumerate(frames):
+        sec = index + 1 if index < 6 else index - 3   # back 3 s at the 7th frame
+        raw = typestore.serialize_cdr(_image(typestore, frame, sec), 'sensor_msgs/msg/Image')
+        writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image',
+                     (index + 1) * 10**9, bytes(raw))
+    writer.close()
+    with pytest.raises(ValueError, match='go back 3.0 s at its frame 6'):
+        read_camera_episodes(tmp_path / 'bag', 'camera/external/image_raw')
+
+
 def test_a_whole_bag_reads_every_frame(tmp_path):
     frames = _frames(5)
     _record(tmp_path / 'bag', frames)
