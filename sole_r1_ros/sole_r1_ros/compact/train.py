@@ -101,7 +101,7 @@ class TrainConfig:
                                range=(0.0, 0.9))
     val_fraction: float = option(0.2, "share of each task's episodes that validate when the "
                                  "data marks none split='val' (a user's recordings): chosen "
-                                 "by a hash of each episode's task and id, never trained on; "
+                                 "by a hash of each episode's id, never trained on; "
                                  'the weights of the best validation '
                                  'are kept. 0: train on every episode not marked val and, '
                                  'with none marked, keep the last weights',
@@ -644,7 +644,7 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float,
     recordings carry no split), about ``fraction`` of each task's episodes do, so a
     distillation still reports how it does on episodes it never saw and keeps its best
     weights; a task with a single episode only trains. Which ones is a property of each
-    episode (a hash of its task and id under ``fraction``), not of the folder's order: a
+    episode (a hash of its id under ``fraction``), not of the folder's order: a
     folder that grows by a new recording's scores never moves an episode that trained into
     validation, where a file fine-tuned from an earlier round's would be scored on it. A task
     none of whose episodes hashes under ``fraction`` validates on its lowest one. Only
@@ -678,9 +678,12 @@ def split_validation(episodes: Sequence[LabelledEpisode], fraction: float,
 
 
 def _split_hash(episode: LabelledEpisode) -> float:
-    """A number in [0, 1) fixed by the episode's task and id, the same on every machine."""
-    digest = hashlib.blake2b(f'{episode.task_id}\0{episode.episode_id}'.encode(),
-                             digest_size=8).digest()
+    """A number in [0, 1) fixed by the episode's id, the same on every machine.
+
+    Not by its task: ``score-bag`` names the task by the goal, and one recording scored under
+    two phrasings of it validated in one folder and trained in the other.
+    """
+    digest = hashlib.blake2b(episode.episode_id.encode(), digest_size=8).digest()
     return int.from_bytes(digest, 'big') / 2.0 ** 64
 
 
