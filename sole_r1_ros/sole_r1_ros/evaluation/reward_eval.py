@@ -63,12 +63,21 @@ def load_episodes(root: str, tasks: Iterable[str] | None = None, split: str | No
     def query_frames(count: int) -> list[int]:
         return offline_query_steps(count, num_queries=num_queries, stride=stride)
     wanted = None if num_queries is None and stride is None else query_frames
-    episodes = labelled.load_episodes(root, tasks=tasks, split=split, behaviours=behaviours,
-                                      limit=limit, wanted=wanted)
+    episodes = [_in_place(e) for e in labelled.load_episodes(
+        root, tasks=tasks, split=split, behaviours=behaviours, limit=limit, wanted=wanted)]
     if paraphrase:
         episodes = [replace(e, goal=e.meta['eval_paraphrases'][0])
                     if e.meta.get('eval_paraphrases') else e for e in episodes]
     return episodes
+
+
+def _in_place(episode: LabelledEpisode) -> LabelledEpisode:
+    """Frames decoded by index (a dict) as a list of every frame, None where not decoded."""
+    def listed(frames):
+        if not isinstance(frames, dict):
+            return frames
+        return [frames.get(i) for i in range(episode.num_frames)]
+    return replace(episode, external=listed(episode.external), wrist=listed(episode.wrist))
 
 
 # ------------------------------------------------------------------ scoring

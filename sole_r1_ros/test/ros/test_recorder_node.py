@@ -123,12 +123,14 @@ def test_score_bag_scores_every_recorded_episode(tmp_path):
     for e, episode_id in enumerate(('ep-a', 'ep-b')):
         start = Episode(episode_id=episode_id)
         start.header.stamp.sec = 100 * (e + 1)
-        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', 0, serialize_message(start))
+        # recorded at their stamps, as a recorder receives them
+        writer.write('/episode', 'sole_r1_interfaces/msg/Episode', 100 * (e + 1) * 10**9,
+                     serialize_message(start))
         for i in range(4 + e):
             msg = array_to_image(np.full((16, 16, 3), 30 * i, np.uint8), 'rgb8')
             msg.header.stamp.sec = 100 * (e + 1) + i
-            writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image', i,
-                         serialize_message(msg))
+            writer.write('/camera/external/image_raw', 'sensor_msgs/msg/Image',
+                         msg.header.stamp.sec * 10**9, serialize_message(msg))
     writer.close()
     out = tmp_path / 'scores.json'
     assert main(['score-bag', str(bag), '--goal', 'close the drawer', '--wrist-topic', '',
