@@ -798,6 +798,49 @@ def test_a_human_takes_over_from_the_gripper_as_it_is_not_the_last_action(ros_co
         node.destroy_node()
 
 
+def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integrate,
+                               skew_s=0.0, lag_ns=300_000_000) -> float:
+    """Send ``action`` 20 times, 0.1 s apart, to an arm that does what it is told.
+
+    Its pose is ``lag_ns`` old at every command (stamped ``skew_s`` ahead of our clock):
+    ``pose_at(value)`` is the pose of a measured value, ``integrate(value, twist)`` the value
+    after 0.1 s of a twist. Returns the arm's final value.
+    """
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import JointLimits
+    from sole_r1_ros.rl.sensing import Sensed
+    node = Node('lagging_pose', context=ros_context)
+    try:
+        output = CommandOutput(node, 'ee_delta', config, box, (), JointLimits(),
+                               'servo_node/delta_twist_cmds', '', 0.1)
+        twists = []
+        node.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds', twists.append, 50)
+        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        clock = node.get_clock()
+        history, value = [], 0.0   # (time [ns], true value) after each command
+        for step in range(20):
+            now = clock.now().nanoseconds
+            seen = [v for t, v in history if t <= now - lag_ns]
+            sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
+                            pose_at(seen[-1] if seen else 0.0),
+                            pose_stamp_ns=now - lag_ns + int(skew_s * 1e9),
+                            pose_age_s=lag_ns * 1e-9)
+            output.send(np.asarray(action, np.float32), sensed)
+            start = time.monotonic()
+            while len(twists) <= step and time.monotonic() - start < 5.0:
+                executor.spin_once(timeout_sec=0.02)
+            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
+            value = integrate(value, twists[step].twist)
+            history.append((clock.now().nanoseconds, value))
+        executor.shutdown()
+        return value
+    finally:
+        node.destroy_node()
+
+
 @pytest.mark.parametrize('skew_s', [0.0, 1.0])
 def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_context, skew_s):
     """A Servo-driven arm left the box by 10 mm per 0.1 s its pose lagged the commands.
@@ -807,45 +850,16 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
     0.1 s at a time) and its pose is 0.3 s old at every command. ``skew_s``: the pose's host
     clock is ahead of ours; its stamp had counted no motion (the arm 30 mm out).
     """
-    from rclpy.node import Node
-
-    from sole_r1_ros.nodes.command_output import CommandOutput
-    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.commands import CommandConfig
     from sole_r1_ros.rl.poses import checked_pose
     from sole_r1_ros.rl.safety import SafetyBox
-    from sole_r1_ros.rl.sensing import Sensed
-    node = Node('lagging_pose', context=ros_context)
-    try:
-        box = SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(0.1, 1.0, 1.0),
-                        max_translation_m=0.02, max_speed_m_s=0.2)
-        output = CommandOutput(node, 'ee_delta', CommandConfig(command_type='twist_stamped'),
-                               box, (), JointLimits(), 'servo_node/delta_twist_cmds', '', 0.1)
-        twists = []
-        node.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds', twists.append, 50)
-        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
-        executor.add_node(node)
-        clock = node.get_clock()
-        history = []   # (time [ns], true x) after each command, the arm integrating twists
-        x, lag_ns = 0.0, 300_000_000
-        for step in range(20):
-            now = clock.now().nanoseconds
-            seen = [hx for t, hx in history if t <= now - lag_ns]
-            pose_x = seen[-1] if seen else 0.0
-            sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
-                            checked_pose([pose_x, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]),
-                            pose_stamp_ns=now - lag_ns + int(skew_s * 1e9),
-                            pose_age_s=lag_ns * 1e-9)
-            output.send(np.array([1.0, 0.0, 0.0, 0.0], np.float32), sensed)
-            start = time.monotonic()
-            while len(twists) <= step and time.monotonic() - start < 5.0:
-                executor.spin_once(timeout_sec=0.02)
-            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
-            x += 0.1 * twists[step].twist.linear.x
-            history.append((clock.now().nanoseconds, x))
-        executor.shutdown()
-        assert x > 0.09 and x <= 0.1 + 1e-3, x           # up to the face, not past it
-    finally:
-        node.destroy_node()
+    x = _drive_with_a_lagging_pose(
+        ros_context, SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(0.1, 1.0, 1.0),
+                               max_translation_m=0.02, max_speed_m_s=0.2),
+        CommandConfig(command_type='twist_stamped'), [1.0, 0.0, 0.0, 0.0],
+        lambda x: checked_pose([x, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]),
+        lambda x, twist: x + 0.1 * twist.linear.x, skew_s)
+    assert x > 0.09 and x <= 0.1 + 1e-3, x           # up to the face, not past it
 
 
 def test_a_velocity_command_counts_the_turn_a_lagging_pose_has_not_seen(ros_context):
@@ -854,48 +868,19 @@ def test_a_velocity_command_counts_the_turn_a_lagging_pose_has_not_seen(ros_cont
     With the pose 0.3 s old the tool turned 17 degrees past a 0.2 rad limit. Here the arm
     truly turns as commanded (about z, 0.1 s per command).
     """
-    from rclpy.node import Node
-
-    from sole_r1_ros.nodes.command_output import CommandOutput
-    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
-    from sole_r1_ros.rl.poses import checked_pose, quat_from_rotvec, yaw_of
+    from sole_r1_ros.rl.commands import CommandConfig
+    from sole_r1_ros.rl.poses import checked_pose, quat_from_rotvec
     from sole_r1_ros.rl.safety import SafetyBox
-    from sole_r1_ros.rl.sensing import Sensed
-    node = Node('lagging_turn', context=ros_context)
-    try:
-        box = SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(1.0, 1.0, 1.0),
-                        yaw_half_range_rad=0.2, max_rotation_rad=0.05,
-                        max_angular_speed_rad_s=0.5)
-        output = CommandOutput(
-            node, 'ee_delta', CommandConfig(command_type='twist_stamped', rotation_actions=True),
-            box, (), JointLimits(), 'servo_node/delta_twist_cmds', '', 0.1)
-        twists = []
-        node.create_subscription(TwistStamped, 'servo_node/delta_twist_cmds', twists.append, 50)
-        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
-        executor.add_node(node)
-        clock = node.get_clock()
-        history = []   # (time [ns], true yaw) after each command
-        yaw, lag_ns = 0.0, 300_000_000
-        for step in range(20):
-            now = clock.now().nanoseconds
-            seen = [h for t, h in history if t <= now - lag_ns]
-            pose_yaw = seen[-1] if seen else 0.0
-            sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
-                            checked_pose([0.0, 0.5, 0.5], quat_from_rotvec([0.0, 0.0, pose_yaw])),
-                            pose_stamp_ns=now - lag_ns, pose_age_s=lag_ns * 1e-9)
-            output.send(np.array([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0], np.float32), sensed)
-            start = time.monotonic()
-            while len(twists) <= step and time.monotonic() - start < 5.0:
-                executor.spin_once(timeout_sec=0.02)
-            time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
-            yaw += 0.1 * twists[step].twist.angular.z
-            history.append((clock.now().nanoseconds, yaw))
-        executor.shutdown()
-        # up to the limit, not past it (within the timing of this test: 0.35 without the turn)
-        assert yaw > 0.15 and yaw <= 0.2 + 0.01, yaw
-        assert abs(yaw_of(quat_from_rotvec([0.0, 0.0, yaw])) - yaw) < 1e-9
-    finally:
-        node.destroy_node()
+    yaw = _drive_with_a_lagging_pose(
+        ros_context, SafetyBox(box_lower=(-1.0, 0.0, 0.0), box_upper=(1.0, 1.0, 1.0),
+                               yaw_half_range_rad=0.2, max_rotation_rad=0.05,
+                               max_angular_speed_rad_s=0.5),
+        CommandConfig(command_type='twist_stamped', rotation_actions=True),
+        [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+        lambda yaw: checked_pose([0.0, 0.5, 0.5], quat_from_rotvec([0.0, 0.0, yaw])),
+        lambda yaw, twist: yaw + 0.1 * twist.angular.z)
+    # up to the limit, not past it (within the timing of this test: 0.35 without the turn)
+    assert yaw > 0.15 and yaw <= 0.2 + 0.01, yaw
 
 
 def test_an_end_effector_outside_the_box_is_said_and_only_let_back_in(ros_context):
