@@ -60,10 +60,11 @@ def run(args: argparse.Namespace) -> int:
 
     config = reward_config(args) if args.backend else None
     check_writable(args.out, args.plot)
+    args.task_names = _tasks(args)   # read from the data's labels once
     episodes = _load(args)
     if not episodes:
         raise ValueError(f'no episodes selected in {args.data}')
-    warn_unknown_tasks([args.data], _tasks(args))
+    warn_unknown_tasks([args.data], args.task_names)
     _warn_trained_on(args, episodes)
     if args.predictions:
         scores = reward_eval.scores_from_results(args.predictions, episodes)
@@ -118,7 +119,7 @@ def _load(args: argparse.Namespace) -> list:
     from sole_r1_ros.evaluation import reward_eval
 
     return _held_out(args, reward_eval.load_episodes(
-        args.data, tasks=_tasks(args), split=_split(args),
+        args.data, tasks=args.task_names, split=_split(args),
         behaviours=_list(args.behaviours), limit=args.max_episodes,
         paraphrase=args.paraphrase, **_schedule(args)))
 
@@ -129,7 +130,7 @@ def _load_erased(args: argparse.Namespace) -> list | None:
     if not args.erased_data:
         return None
     return _held_out(args, reward_eval.load_episodes(
-        args.erased_data, tasks=_tasks(args), split=_split(args),
+        args.erased_data, tasks=args.task_names, split=_split(args),
         behaviours=_list(args.behaviours), **_schedule(args)))
 
 

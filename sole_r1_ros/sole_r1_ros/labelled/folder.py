@@ -229,12 +229,10 @@ def unknown_tasks(roots: Iterable[str], names: Iterable[str]) -> list[str]:
     For a filter's typo: a list of tasks with one misspelt otherwise selects the rest without a
     word. Folders of the older layouts are not looked into (nothing is reported for them).
     """
-    known: set[str] = set()
-    for root in roots:
-        if not os.path.isdir(os.path.join(root, EPISODES_DIR)):
-            return []
-        known.update(entry.get('task') or entry['goal'] for entry in list_episodes(root))
-    return sorted(set(names) - known)
+    roots = list(roots)
+    if not all(os.path.isdir(os.path.join(root, EPISODES_DIR)) for root in roots):
+        return []
+    return sorted(set(names) - known_tasks(roots))
 
 
 def select(entries: Iterable[Mapping[str, Any]], tasks: Iterable[str] | None = None,
