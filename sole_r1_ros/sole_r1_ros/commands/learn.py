@@ -570,6 +570,10 @@ class _Session:
             # A run stopped by a signal ignores more of them on its way out, as it said.
             for signum, handler in previous.items():
                 signal.signal(signum, signal.SIG_IGN if self.signals else handler)
+            if self._domain_lock is not None:   # its nodes are stopped by now
+                from sole_r1_ros.file_lock import release
+                release(*self._domain_lock)   # one file per domain and namespace was left
+                self._domain_lock = None
 
     def _run(self) -> int:
         import rclpy
@@ -652,11 +656,12 @@ class _Session:
         from sole_r1_ros.file_lock import try_lock
         where = '/' + self.request.namespace.strip('/')
         domain = os.environ.get('ROS_DOMAIN_ID', '0')
-        held = try_lock(_machine_lock_path('run', f'{domain}{where}'), f'pid {os.getpid()}')
+        path = _machine_lock_path('run', f'{domain}{where}')
+        held = try_lock(path, f'pid {os.getpid()}')
         if isinstance(held, str):
             return self._refuse_beside(f'another sole-r1 learn on this machine ({held}) runs '
                                        f'in namespace {where} on ROS_DOMAIN_ID={domain}')
-        self._domain_lock = held   # held while this process lives
+        self._domain_lock = (path, held)   # released, its file removed, when the run ends
         ours = ('learner_node', 'reward_node')
         start, named, found = time.monotonic(), False, []
         while not found and not self.signals:

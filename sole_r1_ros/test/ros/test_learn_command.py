@@ -432,6 +432,11 @@ def test_a_second_run_in_the_same_namespace_and_domain_is_refused(tmp_path):
         first.wait(timeout=60)
         log.close()
     assert first.returncode == 128 + signal.SIGINT
+    # its lock of the domain and namespace is let go and its file removed (one was left in
+    # /tmp for ever per domain and namespace a run had used)
+    from sole_r1_ros.commands.learn import _machine_lock_path
+    domain = _child_env().get('ROS_DOMAIN_ID', '0')
+    assert not _machine_lock_path('run', f'{domain}/').exists()
 
 
 @pytest.mark.timeout(240)
