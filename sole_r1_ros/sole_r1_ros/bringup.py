@@ -85,7 +85,8 @@ def check_real_limits(learner: Mapping[str, Any], given: Sequence[str] = (),
     (``sole-r1 learn --real``, ``real_robot_learn.launch.py``: both refuse).
 
     Raises:
-        ValueError: the box (end-effector actions) or the joint limits are not set.
+        ValueError: the box (end-effector actions) or the joint limits are not set, or the
+            reset service, the command topic or its type.
     """
     layout = learner.get('action_layout', 'ee_delta')
     needed = (('joints.lower', 'joints.upper') if layout == 'joint_position'
