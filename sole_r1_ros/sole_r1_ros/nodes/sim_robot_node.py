@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseStamped, TwistStamped
 import numpy as np
 import rclpy
@@ -51,10 +51,16 @@ class SimRobotNodeConfig:
                             range=(0.1, 1000.0), read_only=True)
     camera_every_n_ticks: int = option(1, 'render and publish the cameras every N ticks',
                                        range=(1, 1000))
-    step_mode: str = option('realtime', "'realtime': fixed-rate ticks, the newest command is "
-                            "applied once, no command = hold still; 'on_command': one tick per "
-                            'command (faster than real time, for simulated learning)',
+    step_mode: str = option('realtime', "'realtime': fixed-rate ticks, as a driver's "
+                            'controllers run: a delta array moves the hand once, a twist is a '
+                            'velocity kept until command_timeout_s, a target pose a set point '
+                            "kept until replaced, no command = hold still; 'on_command': one "
+                            'tick per command (faster than real time, for simulated learning)',
                             choices=('realtime', 'on_command'), read_only=True)
+    command_timeout_s: float = option(
+        0.15, "'realtime': a twist is acted on every tick until a new command comes or it is "
+        "this old (MoveIt Servo's incoming_command_timeout), then the arm holds",
+        range=(0.0, 10.0))
     fixed_reset: bool = option(False, 'reset to the same task variation every time',
                                read_only=True)
     command_limit: float = option(1.0, 'commands are clamped to [-limit, limit] per element',
@@ -113,6 +119,7 @@ class SimRobotNode(Node):
         self._running = True
         self._episode = 0
         self._ticks = 0
+        self._past_end = False   # this episode ran past max_episode_steps
         self._last_gripper = 0.0   # of the last action applied (the simulated human's view)
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
@@ -121,9 +128,18 @@ class SimRobotNode(Node):
         self._thread.start()
         if not self._ready.wait(timeout=60.0) or self._start_error is not None:
             raise RuntimeError(f'simulator failed to start: {self._start_error}')
-        c = self._configs['node']
-        self.get_logger().info(f"simulating {self._configs['sim'].task} at {c.rate_hz} Hz "
+        c, sim = self._configs['node'], self._configs['sim']
+        self.get_logger().info(f'simulating {sim.task} at {c.rate_hz} Hz '
                                f'({c.step_mode}), command layout {list(COMMAND_LAYOUT)}')
+        if abs(sim.control_period_s * c.rate_hz - 1.0) > 1e-6:
+            repeat = 1.0 / (c.rate_hz * sim.control_period_s / sim.action_repeat)
+            self.get_logger().warning(
+                f'one tick simulates {1e3 * sim.control_period_s:g} ms (action_repeat '
+                f'{sim.action_repeat}) but stands for {1e3 / c.rate_hz:g} ms (rate_hz '
+                f'{c.rate_hz:g}): the simulated world runs {c.rate_hz * sim.control_period_s:.2g} '
+                'times as fast as its stamps and twists say, and joint velocities disagree '
+                f'with the positions over the stamps. Set action_repeat to {repeat:g} or '
+                f'rate_hz to {1.0 / sim.control_period_s:g}')
 
     def _create_entities(self) -> None:
         guard, sensor = self.firewall.guard, qos_profile_sensor_data
@@ -202,21 +218,52 @@ class SimRobotNode(Node):
 
     def _submit(self, kind: str, value) -> None:
         with self._lock:
-            self._command = (kind, value)
+            self._command = (kind, value, time.monotonic())
         self._wake.set()
 
-    def _to_action(self, robot: MetaWorldRobot, command: tuple[str, object]) -> np.ndarray:
-        kind, value = command
-        limit, repeat = self._configs['node'].command_limit, self._configs['sim'].action_repeat
+    @staticmethod
+    def _taken(robot: MetaWorldRobot, observation, command: tuple) -> tuple:
+        """A new command as the sim thread acts on it: a target pose becomes the mocap's.
+
+        The target is where the *hand* should be, in the frame ``ee_pose`` reports; the mocap
+        the hand follows sits a few millimetres away (gravity, contact). Read as the mocap's
+        own set point, a hold at the measured pose moved the arm by that offset each time:
+        2.5 cm of creep in 400 ticks.
+        """
+        kind, value, came_s = command
+        if kind != 'pose':
+            return command
+        offset = robot.ee_target_position - np.asarray(observation.ee_position, np.float64)
+        return 'mocap', (value[0] + offset, value[1]), came_s
+
+    def _action(self, robot: MetaWorldRobot, held: tuple | None
+                ) -> tuple[np.ndarray, tuple | None]:
+        """This tick's action, and the command the next tick acts on again (None: none).
+
+        A delta array moves the hand once. In 'realtime', as a driver's controllers do, a
+        twist is a velocity kept until ``command_timeout_s`` (one tick's worth per command, the
+        arm moved at a quarter of the asked speed under twists at 10 Hz and ticks at 40 Hz),
+        and a target pose a set point tracked until replaced (one tick's step towards it, a
+        target 10 cm away moved the hand 1 cm). In 'on_command' each command is one tick.
+        """
+        c = self._configs['node']
+        limit, repeat = c.command_limit, self._configs['sim'].action_repeat
+        keep = held if c.step_mode == 'realtime' else None
+        if held is not None and held[0] == 'twist' and (
+                time.monotonic() - held[2] > c.command_timeout_s):
+            held = keep = None
+        if held is None:
+            return np.array([0.0, 0.0, 0.0, self._gripper]), None
+        kind, value, _ = held
         if kind == 'array':
             with self._lock:   # the fingers keep this until told otherwise, as a driver does
                 self._gripper = float(value[3])
-            return value
+            return value, None
         action = value if kind == 'twist' else command_from_pose(
             value[0], robot.ee_target_position, value[1], 0.0, repeat, limit)
         action = np.clip(action, -limit, limit)
         action[3] = self._gripper
-        return action
+        return action, keep
 
     def _reset_callback(self, request: Trigger.Request, response: Trigger.Response):
         done = threading.Event()
@@ -233,9 +280,18 @@ class SimRobotNode(Node):
         return response
 
     def _publish_status(self) -> None:
-        self._status_pub.publish(status_message(self, {
-            'ticks': self._ticks, 'episode': self._episode,
-            **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}))
+        values = {'ticks': self._ticks, 'episode': self._episode,
+                  **{f'rejected/{k}': v for k, v in self.firewall.rejected.items()}}
+        if self._stopped:   # said where a runner looks, not only once in the log
+            self._status_pub.publish(status_message(
+                self, values, DiagnosticStatus.ERROR, 'the simulator stopped: restart the node '
+                '(its log says why)'))
+        elif self._past_end:
+            self._status_pub.publish(status_message(
+                self, values, DiagnosticStatus.WARN, f'episode {self._episode} ran past '
+                f"max_episode_steps ({self._configs['sim'].max_episode_steps}) without a reset"))
+        else:
+            self._status_pub.publish(status_message(self, values))
 
     # -- the simulator thread -------------------------------------------------------------------
     def _sim_loop(self) -> None:
@@ -257,13 +313,16 @@ class SimRobotNode(Node):
                     break
                 except Exception as exc:  # noqa: BLE001 (never die silently: report, reset, go on)
                     self.firewall.reject('physics', f'{_where(exc)}; the simulator resets and '
-                                         'goes on')
+                                         f'goes on in episode {self._episode + 1}')
                 try:
                     observation = robot.reset()
                 except Exception as exc:  # noqa: BLE001 (never throttled: said once, loudly)
                     self.get_logger().fatal(f'the simulator stops (restart the node): '
                                             f'{_where(exc)} in the reset after an error')
                     break
+                # A new scene is a new episode: under the old number its ground truth jumped
+                # back to step 0 with the objects elsewhere, mid-episode.
+                self._new_episode()
         finally:
             with self._lock:   # nobody waits 30 s for a reset that will not come
                 self._stopped = True
@@ -272,9 +331,18 @@ class SimRobotNode(Node):
                 done.set()
             robot.close()
 
+    def _new_episode(self) -> None:
+        """Count a new episode; its fingers start as at start-up, not as the last one left them."""
+        with self._lock:
+            self._gripper = 0.0
+            self._episode += 1
+        self._last_gripper = 0.0
+        self._past_end = False
+
     def _run(self, robot: MetaWorldRobot, observation) -> None:
         c = self._configs['node']
         period, next_tick, tick, info = 1.0 / c.rate_hz, time.monotonic(), 0, None
+        held = None   # the twist or target pose ticks act on until replaced ('realtime')
         beside = self._beside_pictures(robot)
         self._publish(robot, observation, info, tick, beside)
         while self._running and rclpy.ok(context=self.context):
@@ -289,6 +357,7 @@ class SimRobotNode(Node):
                 resets, self._reset_requests = self._reset_requests, []
             if resets:
                 seed = self._configs['sim'].seed if c.fixed_reset else None
+                held = None
                 try:
                     observation, info, tick = robot.reset(seed=seed), None, 0
                     beside = self._beside_pictures(robot)
@@ -296,14 +365,13 @@ class SimRobotNode(Node):
                     with self._lock:   # answered by the next reset, after the recovery
                         self._reset_requests[:0] = resets
                     raise
-                self._episode += 1
+                self._new_episode()
                 for done in resets:
                     done.set()
-            elif info is not None and info.truncated:
-                pass  # the episode is over: hold still until someone resets
             elif command is not None or c.step_mode == 'realtime':
-                action = (self._to_action(robot, command) if command is not None
-                          else np.array([0.0, 0.0, 0.0, self._gripper]))
+                if command is not None:
+                    held = self._taken(robot, observation, command)
+                action, held = self._action(robot, held)
                 self._last_gripper = float(action[3])
                 render = (tick + 1) % self._configs['node'].camera_every_n_ticks == 0
                 new_observation, info = robot.step(action, render=render)
@@ -312,6 +380,15 @@ class SimRobotNode(Node):
                 beside = self._beside_pictures(robot) if render else beside
                 tick += 1
                 self._ticks += 1
+                if info.truncated and not self._past_end:
+                    # A live robot does not freeze at a count; it ran on frozen, commands
+                    # dropped, with nothing said, when a learner's episodes were the longer.
+                    self._past_end = True
+                    self.get_logger().warning(
+                        f'episode {self._episode} has run past max_episode_steps '
+                        f"({self._configs['sim'].max_episode_steps}) without a reset; the "
+                        'simulator steps on. Raise sim max_episode_steps above the '
+                        "learner's episode_length, or reset sooner")
             else:
                 continue
             self._publish(robot, observation, info, tick, beside)
@@ -340,7 +417,7 @@ class SimRobotNode(Node):
         stamp = self.get_clock().now().to_msg()
         if self._human is not None:   # first: the learner reads it before the frame it acts on
             with self._lock:
-                joy = (None if info is not None and info.truncated   # over: the sim holds
+                joy = (None if info is not None and info.truncated   # over: the expert lets go
                        else self._human.joy(robot, self._last_gripper))
             if joy is not None:
                 msg = Joy(axes=joy[0], buttons=joy[1])

@@ -9,6 +9,8 @@ pytest.importorskip('metaworld')
 
 from rcl_interfaces.msg import Log  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
+from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image, JointState, Joy  # noqa: E402
 from std_msgs.msg import Float64MultiArray  # noqa: E402
@@ -124,6 +126,142 @@ def test_in_realtime_the_fingers_keep_the_last_command_between_commands(ros_grap
     reopened = fingers_after(-1.0)
     assert abs(closed - opened) > 0.02, (opened, closed)
     assert abs(reopened - opened) < 0.005, (opened, reopened)
+
+
+def _position(pose: PoseStamped) -> np.ndarray:
+    p = pose.pose.position
+    return np.array([p.x, p.y, p.z])
+
+
+def _settled(graph, poses: Sink, ticks: int = 10) -> np.ndarray:
+    """The hand's position once ``ticks`` more poses came (a starved simulator ticks late)."""
+    seen = poses.count()
+    assert graph.wait_for(lambda: poses.count() >= seen + ticks, timeout=30.0)
+    return _position(poses.last())
+
+
+def test_in_realtime_a_twist_is_a_velocity_kept_until_its_timeout(ros_graph):
+    """One twist moves the arm for ``command_timeout_s``, as MoveIt Servo's does, then it holds.
+
+    It was acted on for one tick: twists at 10 Hz against ticks at 40 Hz moved the arm at a
+    quarter of the asked speed.
+    """
+    _sim(ros_graph, step_mode='realtime', rate_hz=40.0, action_repeat=2, command_timeout_s=0.5)
+    probe = ros_graph.probe()
+    poses = _subscribe(probe, PoseStamped, 'ee_pose')
+    twists = probe.create_publisher(TwistStamped, 'servo_node/delta_twist_cmds', 10)
+    assert ros_graph.wait_for(lambda: twists.get_subscription_count() > 0 and poses.count())
+    start = _settled(ros_graph, poses)
+    twist = TwistStamped()
+    twist.header.frame_id, twist.twist.linear.y = 'world', 0.04   # 1 mm a tick
+    twists.publish(twist)
+    time.sleep(1.0)                                     # twice the timeout
+    moved = _settled(ros_graph, poses)
+    assert moved[1] - start[1] > 0.006, f'one twist moved the hand {moved - start} m'
+    held = _settled(ros_graph, poses, ticks=20)
+    assert np.abs(held - moved).max() < 0.002, 'the arm ran on past the timeout'
+
+
+def test_in_realtime_a_target_pose_is_tracked_until_reached(ros_graph):
+    """A target further than one tick can go is reached over several ticks (it went one)."""
+    _sim(ros_graph, step_mode='realtime', rate_hz=80.0, action_repeat=1)   # 1 cm a tick
+    probe = ros_graph.probe()
+    poses = _subscribe(probe, PoseStamped, 'ee_pose')
+    targets = probe.create_publisher(PoseStamped, 'target_pose', 10)
+    assert ros_graph.wait_for(lambda: targets.get_subscription_count() > 0 and poses.count())
+    start = _settled(ros_graph, poses)
+    target = PoseStamped()
+    target.header.frame_id = 'world'
+    target.pose.position.x, target.pose.position.y, target.pose.position.z = start + [0, 0, 0.06]
+    target.pose.orientation.w = 1.0
+    targets.publish(target)
+    assert ros_graph.wait_for(
+        lambda: abs(_position(poses.last())[2] - start[2] - 0.06) < 0.005, timeout=20.0), (
+        f'the hand went {_position(poses.last()) - start} m of 0.06 up')
+
+
+def test_a_hold_at_the_measured_pose_does_not_move_the_arm(ros_graph):
+    """A target pose is where the hand should be, in ee_pose's frame.
+
+    Read as the mocap's set point, which sits a few millimetres from the hand, every hold at
+    the measured pose moved the arm by that offset: 2.5 cm in 400 ticks.
+    """
+    _sim(ros_graph, step_mode='on_command')
+    probe = ros_graph.probe()
+    poses = _subscribe(probe, PoseStamped, 'ee_pose')
+    targets = probe.create_publisher(PoseStamped, 'target_pose', 10)
+    commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    assert ros_graph.wait_for(lambda: targets.get_subscription_count() > 0
+                              and commands.get_subscription_count() > 0)
+    time.sleep(0.3)
+    for _ in range(60):   # the hand settles below its mocap after start-up: 2.8 mm in 150
+        seen = poses.count()
+        commands.publish(Float64MultiArray(data=[0.0, 0.0, 0.0, 0.0]))
+        assert ros_graph.wait_for(lambda: poses.count() > seen)
+    start = _position(poses.last())
+    for _ in range(150):
+        seen = poses.count()
+        hold = PoseStamped()
+        hold.header.frame_id, hold.pose = 'world', poses.last().pose
+        targets.publish(hold)
+        assert ros_graph.wait_for(lambda: poses.count() > seen), 'no step'
+    drift = np.abs(_position(poses.last()) - start).max()
+    assert drift < 0.001, f'150 holds moved the hand {drift * 1e3:.1f} mm'
+
+
+def test_a_reset_opens_the_fingers_as_at_start_up(ros_graph):
+    """The last episode's gripper command is not the next one's: it closed the new fingers."""
+    _sim(ros_graph, step_mode='on_command', fixed_reset=True)
+    probe = ros_graph.probe()
+    joints = _subscribe(probe, JointState, 'joint_states')
+    commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    twists = probe.create_publisher(TwistStamped, 'servo_node/delta_twist_cmds', 10)
+    reset = probe.create_client(Trigger, 'sim_robot_node/reset')
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0
+                              and twists.get_subscription_count() > 0)
+    time.sleep(0.3)
+
+    def fingers_after(publisher, message, ticks: int = 15) -> float:
+        for _ in range(ticks):
+            seen = joints.count()
+            publisher.publish(message)
+            assert ros_graph.wait_for(lambda: joints.count() > seen), 'no step'
+        return float(np.abs(np.array(joints.last().position[7:9])).sum())
+    still = TwistStamped()
+    still.header.frame_id = 'world'
+    fresh = fingers_after(twists, still)                # no gripper command yet
+    closed = fingers_after(commands, Float64MultiArray(data=[0.0, 0.0, 0.0, 1.0]))
+    assert abs(closed - fresh) > 0.01, (fresh, closed)
+    assert ros_graph.call(reset, Trigger.Request()).success
+    after_reset = fingers_after(twists, still)
+    assert abs(after_reset - fresh) < 0.003, (fresh, closed, after_reset)
+
+
+def test_past_max_episode_steps_the_arm_steps_on_and_the_node_says_so(ros_graph):
+    """A live robot does not freeze at a count: it did, commands dropped, nothing said."""
+    _sim(ros_graph, 'sim_past_the_end', step_mode='on_command', max_episode_steps=3)
+    probe = ros_graph.probe()
+    joints = _subscribe(probe, JointState, 'joint_states')
+    logs = _subscribe(probe, Log, '/rosout', ROSOUT_QOS)
+    statuses = _subscribe(probe, DiagnosticArray, '/diagnostics')
+    commands = probe.create_publisher(Float64MultiArray, 'forward_command_controller/commands', 10)
+    assert ros_graph.wait_for(lambda: commands.get_subscription_count() > 0)
+    time.sleep(0.3)
+    for _ in range(4):
+        seen = joints.count()
+        commands.publish(Float64MultiArray(data=[0.0, -1.0, 1.0, 0.0]))
+        assert ros_graph.wait_for(lambda: joints.count() > seen), 'no step'
+    before = np.array(joints.last().position)
+    for _ in range(3):
+        seen = joints.count()
+        commands.publish(Float64MultiArray(data=[0.0, -1.0, 1.0, 0.0]))
+        assert ros_graph.wait_for(lambda: joints.count() > seen), 'no step past the end'
+    assert np.abs(np.array(joints.last().position) - before).max() > 0.01, 'the arm froze'
+    assert ros_graph.wait_for(lambda: any(
+        'past max_episode_steps' in m.msg and m.level == Log.WARN for m in list(logs.messages)))
+    assert ros_graph.wait_for(lambda: any(
+        s.level == DiagnosticStatus.WARN and 'past max_episode_steps' in s.message
+        for array in list(statuses.messages) for s in array.status), timeout=5.0)
 
 
 def test_malformed_commands_are_rejected_and_logged_while_the_node_keeps_running(ros_graph):
@@ -249,6 +387,8 @@ def test_an_exception_in_the_physics_thread_is_reported_and_the_simulator_goes_o
     node = _sim(ros_graph, rate_hz=20.0)
     poses = _subscribe(ros_graph.probe(), JointState, 'joint_states')
     assert ros_graph.wait_for(lambda: node.firewall.rejected.get('physics', 0) == 1)
+    assert ros_graph.wait_for(lambda: node._episode == 1), (
+        'the new scene went on under the old episode number')
     seen = poses.count()
     assert ros_graph.wait_for(lambda: poses.count() > seen + 5), 'the simulator stopped'
     reset = ros_graph.probe('resetter').create_client(Trigger, 'sim_robot_node/reset')
