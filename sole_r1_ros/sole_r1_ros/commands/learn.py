@@ -216,7 +216,27 @@ def _learn_in_locked_dir(request: LearnRequest) -> int:
                     _stop_budget_s(params['learner_node']),
                     _reward_of(params.get('reward_node', {})),
                     _utd_ratio(params['learner_node']),
-                    _startup_s(params.get('reward_node', {}))).run()
+                    _startup_s(params.get('reward_node', {})),
+                    _video_fps(params)).run()
+
+
+def _video_fps(params: dict) -> float | None:
+    """The final video's frame rate: a simulator's own; None, the camera's stamps say.
+
+    A simulator's stamps are wall time, and lock-step runs it faster than that: its frames
+    stand for ``rate_hz`` / ``camera_every_n_ticks``. At a fixed 10 fps the demo's 40 Hz
+    simulation played at a quarter of its speed.
+    """
+    if 'sim_robot_node' not in params:
+        return None
+    from dataclasses import fields
+
+    from sole_r1_ros.configuration import from_mapping
+    from sole_r1_ros.nodes.sim_robot_node import SimRobotNodeConfig
+    names = {f.name for f in fields(SimRobotNodeConfig)}
+    config = from_mapping(SimRobotNodeConfig, {k: v for k, v in params['sim_robot_node'].items()
+                                               if k in names})
+    return config.rate_hz / config.camera_every_n_ticks
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -533,14 +553,16 @@ class _Session:
     def __init__(self, request: LearnRequest, run_dir: Path, session: int, params_file: Path,
                  nodes: list[str], policy_input: str, stop_budget_s: float = 7.0,
                  reward: dict | None = None, utd_ratio: float | None = None,
-                 startup_s: float = _STARTUP_TIMEOUT_S) -> None:
+                 startup_s: float = _STARTUP_TIMEOUT_S, video_fps: float | None = None) -> None:
         self.request, self.run_dir, self.session = request, run_dir, session
+        self.video_fps = video_fps
         self.utd_ratio, self.startup_s = utd_ratio, startup_s
         self.started = False   # both nodes reported: the session is a run, its summary due
         self.reward = reward or {}
         self.params_file, self.nodes, self.policy_input = params_file, nodes, policy_input
         self.stop_budget_s = stop_budget_s
         self.signals: list[int] = []
+        self.hung = False   # the learner stopped reporting during an evaluation
         self.started_s = time.monotonic()
         self.report: dict = {}
         self._holding_since: float | None = None   # the learner's inputs stale since then
@@ -780,15 +802,21 @@ class _Session:
                     print(f'\nsole-r1 learn: {", ".join(dead)} stopped unexpectedly; logs in '
                           f'{self.run_dir / "logs"}')
                     return 1
-                if monitor.silent_s('learner_node') > _SILENT_END_S:
-                    print(f'\nsole-r1 learn: the learner has not reported for '
-                          f'{_SILENT_END_S:.0f} s (hung?): ending the run. The end of its '
-                          f'log:\n{self.graph.log_tail("learner_node")}', flush=True)
+                if self._learner_hung():
                     return 1
                 self._say_what_is_wrong()
                 time.sleep(0.5)
         self.learn_s = time.monotonic() - self.learn_started_s
         return 0
+
+    def _learner_hung(self) -> bool:
+        """True, and said with the end of its log, once the learner is silent for too long."""
+        if self.monitor.silent_s('learner_node') <= _SILENT_END_S:
+            return False
+        print(f'\nsole-r1 learn: the learner has not reported for {_SILENT_END_S:.0f} s '
+              f'(hung?): ending the run. The end of its log:\n'
+              f'{self.graph.log_tail("learner_node")}', flush=True)
+        return True
 
     def _say_what_is_wrong(self) -> None:
         """Say what the terminal would not: the robot held for want of fresh inputs, a failure.
@@ -855,12 +883,12 @@ class _Session:
             return 0
         final = name == 'evaluation'
         if final:
-            self.monitor.start_video(self.run_dir / 'final_policy.mp4')
+            self.monitor.start_video(self.run_dir / 'final_policy.mp4', self.video_fps)
         what = 'the policy' if final else 'the untrained policy (a baseline)'
         print(f'evaluating {what} over {episodes} episodes ...', flush=True)
         goal = client.send_goal_async(Evaluate.Goal(episodes=episodes, progress_threshold=90.0))
         if not self._wait(goal):
-            return 0
+            return 1 if self.hung else 0
         if not goal.result().accepted:
             print('the learner refused the evaluation (paused, or evaluating already: its log '
                   'says which)', flush=True)
@@ -868,6 +896,9 @@ class _Session:
         result_future = goal.result().get_result_async()
         if not self._wait(result_future):
             goal.result().cancel_goal_async()
+            if self.hung:
+                print(f'{name} not written: the learner hung', flush=True)
+                return 1
             if self.signals:   # it went without a word, and a resumed run never has it again
                 print(f'{name} interrupted: not written'
                       + (' (a resumed run does not evaluate the untrained policy again: it has '
@@ -909,8 +940,16 @@ class _Session:
         return 0
 
     def _wait(self, future) -> bool:
+        """Wait for an action's future; False on a signal, a node's exit or a hung learner.
+
+        The silence cut-off held while learning only: an evaluation whose learner hung was
+        waited on for ever, and ``make demo`` never ended.
+        """
         while not future.done():
             if self.signals or self.graph.exited():
+                return False
+            if self._learner_hung():
+                self.hung = True
                 return False
             self._say_what_is_wrong()
             time.sleep(0.1)

@@ -183,7 +183,8 @@ class RunMonitorNode(Node):
 
     def _image_callback(self, msg: Image) -> None:
         if self._video is not None:
-            self._video.write(np.ascontiguousarray(image_to_rgb(msg)[:, :, ::-1]))
+            self._video.write(np.ascontiguousarray(image_to_rgb(msg)[:, :, ::-1]),
+                              msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec)
 
     # -- for the runner ---------------------------------------------------------------------
     def counter(self, node: str, key: str, default: float = 0.0) -> float:
@@ -224,7 +225,8 @@ class RunMonitorNode(Node):
             parts.append(f'holding, no fresh {stale}')
         return ' | '.join(parts)
 
-    def start_video(self, path: Path, fps: float = 10.0) -> None:
+    def start_video(self, path: Path, fps: float | None = None) -> None:
+        """Record the external camera to ``path`` at ``fps`` (None: the frames' stamps say)."""
         self._video = _LazyVideo(Path(path), fps)
         # Kept once made: destroying it while the spinner thread builds a wait set raises
         # InvalidHandle. Reliable where the driver is (camera_qos): best effort got no frame
@@ -269,27 +271,57 @@ class RunMonitorNode(Node):
 class _LazyVideo:
     """An MP4 writer that learns the frame size from the first frame; no frame, no file.
 
-    Frames come from the executor thread and ``close`` from the runner's: one lock, and no
-    frame after ``close`` (FFmpeg segfaults when a frame is encoded into a released writer).
+    Without a frame rate it takes the camera's from the first frames' stamps (a fixed 10 fps
+    played a 30 fps camera at a third of its speed). Frames come from the executor thread and
+    ``close`` from the runner's: one lock, and no frame after ``close`` (FFmpeg segfaults when
+    a frame is encoded into a released writer).
     """
 
-    def __init__(self, path: Path, fps: float) -> None:
+    def __init__(self, path: Path, fps: float | None) -> None:
         self._path, self._fps, self._writer = path, fps, None
         self._lock = threading.Lock()
         self._closed = False
+        self._first: list[tuple[np.ndarray, float]] = []   # kept until the rate is known
 
-    def write(self, bgr: np.ndarray) -> None:
-        import cv2
+    def write(self, bgr: np.ndarray, stamp_s: float = 0.0) -> None:
         with self._lock:
             if self._closed:
                 return
-            if self._writer is None:
-                self._writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*'mp4v'),
-                                               self._fps, (bgr.shape[1], bgr.shape[0]))
-            self._writer.write(bgr)
+            if self._writer is None and self._fps is None:
+                self._first.append((bgr, stamp_s))
+                span = stamp_s - self._first[0][1]
+                if span < _RATE_FROM_S and len(self._first) < _RATE_FROM_FRAMES:
+                    return
+                self._fps = _stamp_rate(self._first)
+            self._write(bgr)
+
+    def _write(self, bgr: np.ndarray) -> None:
+        import cv2
+        if self._writer is None:
+            self._writer = cv2.VideoWriter(str(self._path), cv2.VideoWriter_fourcc(*'mp4v'),
+                                           self._fps, (bgr.shape[1], bgr.shape[0]))
+            first, self._first = self._first[:-1] if self._first else [], []
+            for frame, _ in first:
+                self._writer.write(frame)
+        self._writer.write(bgr)
 
     def close(self) -> None:
         with self._lock:
+            if self._writer is None and self._first:   # fewer frames than the rate needs
+                self._fps = _stamp_rate(self._first)
+                self._write(self._first[-1][0])
             self._closed = True
             if self._writer is not None:
                 self._writer.release()
+
+
+# A video without a given rate takes its camera's from this much of the first frames' stamps.
+_RATE_FROM_S, _RATE_FROM_FRAMES = 2.0, 60
+
+
+def _stamp_rate(frames: list) -> float:
+    """Frames per second from the stamps of (frame, stamp) pairs; 10 where they cannot say."""
+    span = frames[-1][1] - frames[0][1]
+    if len(frames) < 2 or not span > 0:
+        return 10.0
+    return float(np.clip((len(frames) - 1) / span, 1.0, 120.0))

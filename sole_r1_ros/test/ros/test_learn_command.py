@@ -530,20 +530,25 @@ def test_a_run_directory_in_use_is_refused_before_anything_in_it_moves(tmp_path)
 
 
 @pytest.mark.timeout(240)
-def test_a_learner_that_stops_reporting_is_said_and_ends_the_run(tmp_path):
-    """A learner stopped mid-run left the bar frozen with no word, for ever without --minutes."""
+@pytest.mark.parametrize('phase, extra', [
+    ('learning', []), ('evaluating the untrained policy', ['--baseline-episodes', '100'])])
+def test_a_learner_that_stops_reporting_is_said_and_ends_the_run(tmp_path, phase, extra):
+    """A learner stopped mid-run left the bar frozen with no word, for ever without --minutes.
+
+    In an evaluation (the baseline, the final one) it was waited on for ever even after that.
+    """
     run_dir, log_path = tmp_path / 'run', tmp_path / 'out.txt'
     code = ('import sys; from sole_r1_ros.commands import learn; '
             'learn._SILENT_SAID_S, learn._SILENT_END_S = 2.0, 6.0; '
             'from sole_r1_ros.cli import main; sys.exit(main(sys.argv[1:]))')
     command = [sys.executable, '-c', code, 'learn', '--goal', 'reach the goal', '--steps',
-               str(10**6), '--run-dir', str(run_dir), *_FAST]
+               str(10**6), '--run-dir', str(run_dir), *_FAST, *extra]
     with open(log_path, 'w') as log:
         process = subprocess.Popen(command, env=_child_env(), stdout=log,
                                    stderr=subprocess.STDOUT, text=True)
         try:
             deadline = time.monotonic() + 180
-            while 'learning' not in log_path.read_text():
+            while phase not in log_path.read_text():
                 assert process.poll() is None and time.monotonic() < deadline, (
                     log_path.read_text()[-3000:])
                 time.sleep(0.3)

@@ -165,3 +165,19 @@ def test_the_final_video_follows_a_remapped_reliable_camera(ros_graph, tmp_path)
     import cv2
     video = cv2.VideoCapture(str(tmp_path / 'final.mp4'))   # made at its first frame
     assert video.get(cv2.CAP_PROP_FRAME_COUNT) == 5
+
+
+@pytest.mark.parametrize('frames', [90, 5])
+def test_a_video_without_a_frame_rate_plays_at_its_cameras(tmp_path, frames):
+    """A fixed 10 fps played a 30 fps camera at a third of its speed; a short one still plays."""
+    import cv2
+    import numpy as np
+
+    from sole_r1_ros.nodes.run_monitor import _LazyVideo
+    video = _LazyVideo(tmp_path / 'v.mp4', None)
+    for i in range(frames):
+        video.write(np.full((32, 32, 3), i % 250, np.uint8), 1000.0 + i / 30.0)
+    video.close()
+    capture = cv2.VideoCapture(str(tmp_path / 'v.mp4'))
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == frames
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0, rel=0.02)
