@@ -9,7 +9,7 @@ from launch_ros.actions import LifecycleNode, Node
 
 from sole_r1_ros.launch_utils import (
     as_text, configure_and_activate, params_file_argument, resolve_params_file, reward_arguments,
-    reward_node)
+    reward_node, task_goal)
 
 
 def _camera_node(context, ns, params) -> list:
@@ -30,10 +30,11 @@ def generate_launch_description() -> LaunchDescription:
     learner = LifecycleNode(
         package='sole_r1_ros', executable='learner_node', name='learner_node', namespace=ns,
         output='screen', parameters=[params, {
-            'autostart': False, 'run_dir': as_text('run_dir'), 'goal': as_text('goal')}],
+            'autostart': False, 'run_dir': as_text('run_dir'), 'goal': task_goal()}],
         sigterm_timeout='20')   # the final checkpoint, as in real_robot_learn.launch.py
     return LaunchDescription([
-        DeclareLaunchArgument('goal', default_value='close the drawer'),
+        DeclareLaunchArgument('goal', default_value='', description=(
+            "what to learn, in words ('': the task's own goal, e.g. 'close the drawer')")),
         DeclareLaunchArgument('task', default_value='drawer-close-v3',
                               description='Meta-World v3 task id'),
         *reward_arguments(),

@@ -68,6 +68,39 @@ def as_text(argument: str):
     return ParameterValue(LaunchConfiguration(argument), value_type=str)
 
 
+def goal_of(goal: str, task: str) -> str:
+    """The goal a simulated run learns: ``goal`` where given, else the Meta-World task's own.
+
+    ``task:=window-close-v3`` alone kept the default goal "close the drawer": the reward model
+    and the learner judged another task than the simulator ran.
+
+    Raises:
+        ValueError: no goal given and a task that has none.
+    """
+    from sole_r1_ros.sim.tasks import TASK_GOALS
+
+    if goal.strip():
+        return goal
+    if task not in TASK_GOALS:
+        raise ValueError(f'no goal given and no known goal for the task {task!r}: pass '
+                         f'goal:="..." or a Meta-World v3 task such as drawer-close-v3')
+    return TASK_GOALS[task]
+
+
+def task_goal():
+    """The ``goal`` launch argument as the learner's parameter, '' meaning ``task``'s goal."""
+    from launch.substitution import Substitution
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.parameter_descriptions import ParameterValue
+
+    class _TaskGoal(Substitution):
+        def perform(self, context) -> str:
+            return goal_of(LaunchConfiguration('goal').perform(context),
+                           LaunchConfiguration('task').perform(context))
+
+    return ParameterValue(_TaskGoal(), value_type=str)
+
+
 def camera_info_of(argument: str):
     """The camera_info topic beside the image topic a launch argument names (same folder)."""
     from launch.substitutions import LaunchConfiguration, PythonExpression

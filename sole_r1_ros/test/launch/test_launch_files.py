@@ -213,6 +213,19 @@ def test_a_launch_lines_command_topic_is_recorded_where_the_commands_go():
                for t in recorder_extra_topics(path))
 
 
+def test_sim_learn_learns_the_goal_of_the_task_it_simulates():
+    """``task:=window-close-v3`` alone kept the goal "close the drawer" (the default)."""
+    from sole_r1_ros.launch_utils import goal_of
+    assert goal_of('', 'window-close-v3') == 'slide the window closed'
+    assert goal_of('  ', 'drawer-close-v3') == 'close the drawer'
+    assert goal_of('shut it', 'window-close-v3') == 'shut it'   # a goal given wins
+    with pytest.raises(ValueError, match='goal:='):
+        goal_of('', 'no-such-task-v3')
+    source = open(os.path.join(_LAUNCH_DIR, 'sim_learn.launch.py')).read()
+    assert "'goal': task_goal()" in source
+    assert "DeclareLaunchArgument('goal', default_value=''" in source
+
+
 def test_a_launched_recorder_writes_its_bag_beside_the_checkpoints(tmp_path):
     """Under ros2 launch the bag went to ./bags of wherever the launch was started."""
     from datetime import datetime
