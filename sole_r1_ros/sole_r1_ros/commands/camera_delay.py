@@ -44,11 +44,10 @@ def run(args: argparse.Namespace) -> int:
 
     from sole_r1_ros.bringup import load_params
     from sole_r1_ros.camera.delay import estimate_camera_delay
-    from sole_r1_ros.camera.pinhole import PinholeCamera
     from sole_r1_ros.camera.self_filter import RobotSelfFilter
     from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.image_msgs import image_to_rgb
-    from sole_r1_ros.nodes.robot_mask_node import RobotMaskNodeConfig
+    from sole_r1_ros.nodes.robot_mask_node import info_camera, info_fields, RobotMaskNodeConfig
     from sole_r1_ros.recording import read_topics
 
     if args.step <= 0 or args.range[1] < args.range[0]:
@@ -69,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
         if not read[topic]:
             raise ValueError(f'{args.bag} has no {topic} messages: record the arm moving with '
                              f'the camera, its camera_info and {args.joint_topic}')
-    info = read[info_topic][0][1]
-    camera = PinholeCamera.from_camera_info(int(info.width), int(info.height), info.k,
-                                            config.camera_position, config.camera_orientation)
+    # As the node draws: with P where rectified, binned and cropped as the camera_info says
+    # (K alone drew a 640x360 crop of a 1280x720 camera as the whole view, stretched).
+    camera = info_camera(info_fields(read[info_topic][0][1], config.rectified), config)
     images = read[image_topic]
     # Consecutive frames in runs of two, spread over the bag: the motion between a pair is
     # what is compared, so pairs, not single frames, are sampled.
@@ -114,20 +113,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _joint_track(messages, names, topic: str):
-    """The model's joints over time from the JointState messages that carry all of them.
+    """The model's joints over time, merged across the JointState messages as the node does.
 
-    Others (a gripper published on its own) are skipped, and of equal stamps the first kept.
+    An arm and a gripper published apart on one topic are each message's joints over the
+    newest of the others' (only messages that carried every joint were read: such a bag was
+    refused). A sample is taken at each message once every joint has come; of equal stamps
+    the last, which has them all, is kept.
     """
     from sole_r1_ros.camera.delay import JointTrack
 
     samples: dict[int, dict[str, float]] = {}
-    for stamp, msg in messages:
-        positions = dict(zip(msg.name, msg.position))
-        if stamp not in samples and all(name in positions for name in names):
-            samples[stamp] = {name: float(positions[name]) for name in names}
+    merged: dict[str, float] = {}
+    for stamp, msg in sorted(messages, key=lambda message: message[0]):
+        ours = {name: float(position) for name, position in zip(msg.name, msg.position)
+                if name in names}
+        if not ours:
+            continue   # another device's joints
+        merged.update(ours)
+        if len(merged) == len(names):
+            samples[stamp] = dict(merged)
     if len(samples) < 2:
-        raise ValueError(f"{topic}: fewer than two messages carry all of the model's joints "
-                         f'{list(names)}')
+        missing = sorted(set(names) - set(merged))
+        raise ValueError(f"{topic}: fewer than two moments with all of the model's joints "
+                         f'{list(names)}' + (f' ({missing} never came)' if missing else ''))
     stamps = sorted(samples)
     return JointTrack([stamp / 1e9 for stamp in stamps], [samples[s] for s in stamps])
 

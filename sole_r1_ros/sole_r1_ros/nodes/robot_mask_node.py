@@ -31,7 +31,7 @@ import threading
 from diagnostic_msgs.msg import DiagnosticArray
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, qos_profile_sensor_data, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image, JointState
 
@@ -57,9 +57,10 @@ class RobotMaskNodeConfig:
     view: str = option('external', 'the camera: camera/<view>/image_raw and camera_info in, '
                        'camera/<view>/robot_mask out', choices=('external', 'wrist'),
                        read_only=True)
-    camera_link: str = option('', "the model's link the camera is fixed to ('': the base, "
-                              'for a fixed camera; the hand for a wrist camera)',
-                              read_only=True)
+    camera_link: str = option('', "the model's link the camera is fixed to ('': the model's "
+                              "root link, for a fixed camera: a URDF's first, panda_link0; "
+                              "where a world link above the arm's base is the root, name the "
+                              'base here; the hand for a wrist camera)', read_only=True)
     camera_position: tuple[float, ...] = option(
         (0.0, 0.0, 0.0), "the camera's optical frame (x right, y down, z forward) in "
         'camera_link (or the base) [m]: a hand-eye calibration', length=3, read_only=True)
@@ -132,9 +133,32 @@ STALE_JOINT_S = JOINT_HISTORY_S
 '''A joint whose newest position came this long before a frame's exposure is stale there (its
 publisher stopped while another's goes on): the frame gets no mask [s]. A gripper published
 at 1 Hz beside a 100 Hz arm is not.'''
+JOINT_HISTORY_MAX = 20000
+'''Joint states kept at most, whatever their stamps: stamps that do not advance (a driver
+that leaves header.stamp constant) were never let go, 2 GB an hour at 1 kHz.'''
 TIME_WENT_BACK_S = 1.0
 '''Joint states stamped this much before the newest mean time went back (a restarted bag or
 simulator): the history is let go [s]. Less is an out-of-order message (another publisher).'''
+
+
+def info_fields(msg: CameraInfo, rectified: bool) -> tuple:
+    """(width, height, K, P or None, binning, ROI) of a camera_info, as a mask is drawn from it."""
+    roi = msg.roi
+    return (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k),
+            tuple(float(v) for v in msg.p) if rectified else None,
+            (int(msg.binning_x), int(msg.binning_y)),
+            (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
+
+
+def info_camera(fields: tuple, config: RobotMaskNodeConfig) -> PinholeCamera:
+    """The camera of ``info_fields`` at the calibrated pose (P, binning and ROI included).
+
+    Raises:
+        ValueError: a zero size or focal length, or a ROI outside the image.
+    """
+    width, height, k, p, binning, region = fields
+    return PinholeCamera.from_camera_info(width, height, k, config.camera_position,
+                                          config.camera_orientation, p, binning, region)
 
 
 class RobotMaskNode(Node):
@@ -178,8 +202,10 @@ class RobotMaskNode(Node):
         self._jobs: queue.Queue = queue.Queue(maxsize=4)
         guard = self.firewall.guard
         view = c.view
-        self._mask_pub = self.create_publisher(Image, f'camera/{view}/robot_mask',
-                                               qos_profile_sensor_data)
+        # Reliable: the camera node is another process, and a best-effort mask of a 1280x720
+        # picture mostly never came there (28 of 99), its frame never queried for want of it.
+        self._mask_pub = self.create_publisher(Image, f'camera/{view}/robot_mask', QoSProfile(
+            history=HistoryPolicy.KEEP_LAST, depth=5, reliability=ReliabilityPolicy.RELIABLE))
         self._overlay_pub = self.create_publisher(Image, f'camera/{view}/robot_mask_overlay',
                                                   qos_profile_sensor_data)
         self._status_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
@@ -213,16 +239,10 @@ class RobotMaskNode(Node):
 
     def _info_callback(self, msg: CameraInfo) -> None:
         c = self._configs['node']
-        roi = msg.roi
-        info = (int(msg.width), int(msg.height), tuple(float(v) for v in msg.k),
-                tuple(float(v) for v in msg.p) if c.rectified else None,
-                (int(msg.binning_x), int(msg.binning_y)),
-                (int(roi.x_offset), int(roi.y_offset), int(roi.width), int(roi.height)))
+        info = info_fields(msg, c.rectified)
         if info != self._info:
             # Raises on a zero size or focal length, or a ROI outside the image: refused.
-            width, height, k, p, binning, region = info
-            self._info_camera = PinholeCamera.from_camera_info(
-                width, height, k, c.camera_position, c.camera_orientation, p, binning, region)
+            self._info_camera = info_camera(info, c)
             self._info = info
         distortion = [float(v) for v in msg.d]
         if (not c.rectified and not self._distortion_said
@@ -246,6 +266,9 @@ class RobotMaskNode(Node):
         if bad:
             return f'joint_states holds NaN or inf for {bad}'
         stamp = _stamp_ns(msg.header.stamp)
+        if stamp == 0:
+            return ('joint_states stamped 0: the driver sets no header.stamp, and a mask needs '
+                    'the time its joints were measured')
         stamps, states = self._joint_stamps, self._joint_states
         if stamps and stamp < stamps[-1] - TIME_WENT_BACK_S * 1e9:
             # Time went back (a restarted bag or simulator): what came before is another time.
@@ -259,7 +282,8 @@ class RobotMaskNode(Node):
         states.insert(at, self._merged)
         c = self._configs['node']
         keep_s = JOINT_HISTORY_S + abs(c.camera_delay_s) + c.max_joint_state_age_s
-        old = bisect.bisect_left(stamps, stamps[-1] - int(keep_s * 1e9))
+        old = max(bisect.bisect_left(stamps, stamps[-1] - int(keep_s * 1e9)),
+                  len(stamps) - JOINT_HISTORY_MAX)
         if old:
             self._let_go_ns = stamps[old - 1]
             del stamps[:old], states[:old]

@@ -34,6 +34,24 @@ def test_a_joint_track_interpolates_and_refuses_what_it_cannot_read():
         estimate_camera_delay(frames, [1.5, 1.6], track, lambda joints: np.zeros((4, 4)), [])
 
 
+def test_an_arm_and_a_gripper_published_apart_make_one_joint_track():
+    """Merged as the node merges them: only messages with every joint were read (refused)."""
+    from types import SimpleNamespace
+
+    from sole_r1_ros.commands.camera_delay import _joint_track
+
+    def message(**positions):
+        return SimpleNamespace(name=list(positions), position=list(positions.values()))
+    messages = [(3 * 10**9, message(elbow=0.3)), (1 * 10**9, message(elbow=0.1)),
+                (2 * 10**9, message(finger=0.02)), (2 * 10**9, message(elbow=0.2)),
+                (4 * 10**9, message(conveyor=9.0)), (5 * 10**9, message(finger=0.04))]
+    track = _joint_track(messages, ('elbow', 'finger'), 'joint_states')
+    assert track.at(2.0) == {'elbow': 0.2, 'finger': 0.02}
+    assert track.at(4.0) == pytest.approx({'elbow': 0.3, 'finger': 0.03})
+    with pytest.raises(ValueError, match=r"\['finger'\] never came"):
+        _joint_track(messages[:2], ('elbow', 'finger'), 'joint_states')
+
+
 @pytest.fixture(scope='module')
 def sawyer_moving(tmp_path_factory):
     """60 expert steps of drawer-close at 128×96: frames, times, joints, the calibration."""
@@ -161,8 +179,8 @@ def test_the_command_reads_a_bag_and_the_node_section(sawyer_moving, tmp_path, c
         'size="0.1"/></body></worldbody></mujoco>')
     assert main(['camera-delay', str(tmp_path / 'bag'), '--params', str(other),
                  '--out', str(out)]) == 2
-    assert "fewer than two messages carry all of the model's joints ['elbow']" in \
-        capsys.readouterr().err
+    assert ("fewer than two moments with all of the model's joints ['elbow'] (['elbow'] "
+            'never came)') in capsys.readouterr().err
     empty = tmp_path / 'other.yaml'
     empty.write_text(yaml.safe_dump({'/**/camera_node': {'ros__parameters': {}}}))
     assert main(['camera-delay', str(tmp_path / 'bag'), '--params', str(empty)]) == 2

@@ -596,3 +596,29 @@ def test_a_rectified_binned_or_cropped_camera_is_drawn_with_its_own_intrinsics(
     outside = RegionOfInterest(x_offset=100, y_offset=0, width=80, height=60)
     feed.info(160, 120, k, p=p, roi=outside)
     assert node.firewall.rejected == {'camera/external/camera_info': 1}
+
+
+def test_joint_states_without_advancing_stamps_are_said_and_never_kept_without_bound(
+        ros_graph, tmp_path):
+    """A driver that leaves header.stamp at 0, or constant, had every message kept for ever.
+
+    At 1 kHz that is 2 GB an hour, and no frame was ever drawn, with no word of the stamps.
+    """
+    from sole_r1_ros.nodes import robot_mask_node
+    node = _small_ball_node(ros_graph, tmp_path)
+    feed = _Feed(ros_graph, node)
+    for _ in range(3):
+        feed.joints(0.0, slide=0.0)
+    assert node.firewall.rejected.get('joint_states') == 3 and not node._joint_stamps
+    for step in range(robot_mask_node.JOINT_HISTORY_MAX + 500):
+        feed.joints(7.0, slide=0.001 * (step % 100))     # one stamp, over and over
+    assert len(node._joint_stamps) == robot_mask_node.JOINT_HISTORY_MAX
+    assert len(node._joint_states) == robot_mask_node.JOINT_HISTORY_MAX
+
+
+def test_masks_go_out_reliably_to_the_camera_node_in_another_process(ros_graph, tmp_path):
+    """Best effort, 28 of 99 masks of a 1280x720 camera reached the camera node."""
+    from rclpy.qos import ReliabilityPolicy
+    node = _small_ball_node(ros_graph, tmp_path)
+    publishers = node.get_publishers_info_by_topic('/camera/external/robot_mask')
+    assert [p.qos_profile.reliability for p in publishers] == [ReliabilityPolicy.RELIABLE]
