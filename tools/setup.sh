@@ -42,7 +42,10 @@ if [ "$(cat "$VENV/.requirements-hash" 2>/dev/null)" != "$req_hash" ]; then
   find_links=()
   [ -d /opt/wheels ] && find_links=(--find-links /opt/wheels)
   "$VENV/bin/pip" install -q --disable-pip-version-check "${find_links[@]}" \
-    "$TORCH_SPEC" -r requirements/ros.txt -r requirements/base.txt 2>&1 | grep -v "is ignored: it is neither" || true
+    "$TORCH_SPEC" -r requirements/ros.txt -r requirements/base.txt 2>&1 \
+    | { grep -v "is ignored: it is neither" || true; } \
+    || { echo "setup: pip could not install the pinned packages (its message is above);" \
+              "nothing was recorded, so the next make setup tries again" >&2; exit 1; }
   "$VENV/bin/python" -c "import rclpy, torch, metaworld, transformers" \
     || { echo "setup: package install failed" >&2; exit 1; }
   echo "$req_hash" > "$VENV/.requirements-hash"

@@ -67,3 +67,29 @@ def test_setup_the_dockerfile_and_the_readme_install_that_list():
     assert f'-r {copied}' in dockerfile
     readme = (_REPO / 'README.md').read_text()
     assert 'pip install torch -r src/sole_r1_ros/requirements/run.txt' in readme
+
+
+def test_a_failed_pip_install_fails_setup_and_is_tried_again(tmp_path):
+    """A failed pip install failed nothing: a changed pin left the old packages in place.
+
+    Set-up said nothing, recorded the new requirements' hash, and never tried again (the four
+    modules it imports to check were already there).
+    """
+    import shutil
+    import subprocess
+    root = tmp_path / 'repo'
+    shutil.copytree(_REPO / 'requirements', root / 'requirements')
+    (root / 'tools').mkdir()
+    shutil.copy(_REPO / 'tools' / 'setup.sh', root / 'tools' / 'setup.sh')
+    bin_dir = root / '.venv' / 'bin'
+    bin_dir.mkdir(parents=True)
+    (bin_dir / 'python').symlink_to(sys.executable)
+    (bin_dir / 'pip').write_text('#!/bin/sh\necho "ERROR: No matching distribution found for '
+                                 'trl==99.0.0" >&2\nexit 1\n')
+    (bin_dir / 'pip').chmod(0o755)
+    done = subprocess.run(['bash', str(root / 'tools' / 'setup.sh')], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0, done.stdout + done.stderr
+    assert 'No matching distribution' in done.stdout + done.stderr
+    assert 'pip could not install the pinned packages' in done.stderr
+    assert not (root / '.venv' / '.requirements-hash').exists()
