@@ -10,7 +10,7 @@ the median of per-round ratios. Rates are given per wall-clock second and per CP
 process: on a shared machine the second is the steadier measure of what a variant costs.
 
     python bench/bench_drq.py                # about 4 minutes on 2 cores
-    python bench/bench_drq.py --quick        # smoke run
+    python bench/bench_drq.py --quick        # smoke run (to drq_quick.json / .md)
     python bench/bench_drq.py --no-compile   # skip the torch.compile row (its compile is slow)
 
 Writes ``bench/results/drq.json`` and ``drq.md`` and prints the table.
@@ -302,11 +302,13 @@ def main(argv: list[str] | None = None) -> int:
            'encoder_calls_per_update': encoder_calls_per_update(),
            'loadavg_before': load_before, 'loadavg_after': _loadavg()}
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / 'drq.json').write_text(json.dumps(doc, indent=1))
+    # A smoke run (--quick, --no-compile) is not the result the README cites: its own files.
+    name = 'drq_quick' if args.quick or args.no_compile else 'drq'
+    (args.out / f'{name}.json').write_text(json.dumps(doc, indent=1))
     text = table(doc)
-    (args.out / 'drq.md').write_text(text)
+    (args.out / f'{name}.md').write_text(text)
     print(text)
-    print(f"wrote {args.out / 'drq.json'} and {args.out / 'drq.md'}")
+    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.md'}")
     return 0
 
 

@@ -438,6 +438,12 @@ def _ideal(args, in_flight: int) -> float:
     return in_flight / engine.ideal_latency_s(in_flight, args.tokens)
 
 
+def _machine_name(machine: dict) -> str:
+    """'2-core AMD EPYC', with its GPU where it has one."""
+    gpu = f", {machine['gpu']}" if machine.get('gpu') else ''
+    return f"{machine.get('cores', '?')}-core {machine.get('cpu', '?')}{gpu}"
+
+
 def _machine() -> dict:
     cpu = platform.processor()
     try:
@@ -538,8 +544,10 @@ def write_markdown(results: str) -> str:
     """serving.md beside ``results``: every entry's levels in one table; returns its path."""
     with open(results, encoding='utf-8') as stream:
         entries = json.load(stream)
+    # Each entry's own machine: entries of several machines share the file (one footer named
+    # the first's for every row).
     lines = ['| path | in flight | rewards/s | ideal | % of ideal | p50 s | p99 s | valid | '
-             'date, load before |', '|---|---|---|---|---|---|---|---|---|']
+             'date, load before, machine |', '|---|---|---|---|---|---|---|---|---|']
     for name, entry in entries.items():
         for level in entry['levels']:
             if 'error' in level:
@@ -551,17 +559,14 @@ def write_markdown(results: str) -> str:
                 f"{level['ideal_rewards_per_s']:.2f} | {100 * level['fraction_of_ideal']:.0f} % "
                 f"| {level['latency_p50_s']:.2f} | {level['latency_p99_s']:.2f} | "
                 f"{level['valid']}/{level['rewards']} | {entry['date']}, "
-                f"{entry['loadavg_before'].split()[0]} |")
-    machine = next(iter(entries.values()))['machine'] if entries else {}
+                f"{entry['loadavg_before'].split()[0]}, {_machine_name(entry['machine'])} |")
     lines += ['', 'Paths: `engine` = one RewardEngine.score call per round for every episode; '
               '`engine-episodes` = one thread per episode through the engine (as the node '
               'works); `node` = the reward node over DDS, each node on its own single-threaded '
               'executor (`@shared-multi`: the node and the probe on one MultiThreadedExecutor, '
               'as before 2026-12-06). `@jpeg`: JPEG tiles (PNG otherwise); '
               '`@main-<commit>`: the same bench on that commit, run in turns. Ideal = the '
-              "stand-in server's throughput with that many requests in flight. "
-              f"Machine: {machine.get('cores', '?')}-core {machine.get('cpu', '?')}, "
-              f"GPU {machine.get('gpu')}."]
+              "stand-in server's throughput with that many requests in flight."]
     path = os.path.join(os.path.dirname(os.path.abspath(results)), 'serving.md')
     with open(path, 'w', encoding='utf-8') as stream:
         stream.write('\n'.join(lines) + '\n')

@@ -7,7 +7,8 @@
 #
 #     bash bench/gpu_benchmarks.sh [OUT] [SECONDS_FOR_REWARD] [SECONDS_FOR_FINETUNE]
 #
-# Defaults: bench/results, 330 s, 400 s (measured on one H200: 286 s and ~290 s).
+# Defaults: bench/results, 330 s, 400 s (on one H200, 2026-12-04: the reward bench took 286 s;
+# the fine-tune, cut at 234 s by the lease in its last GRPO step, would take about 260 s).
 set -u -o pipefail   # a bench's own exit status, not tee's: a failed run is not a success
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/results}
