@@ -124,7 +124,11 @@ class RobotSelfFilter:
         self._undrawn_links = tuple(link for link in (urdf.visual_only_links if urdf else ())
                                     if link not in hidden_links)
         hidden = np.isin(model.geom_bodyid, [bodies[link] for link in hidden_links])
-        model.geom_group[hidden] = _HIDDEN_GROUP
+        # No robot has an infinite plane: one is a scene's floor (a Menagerie scene.xml given
+        # for the robot's own file), and drawn it masked half the picture.
+        planes = model.geom_type == mujoco.mjtGeom.mjGEOM_PLANE
+        model.geom_group[hidden | planes] = _HIDDEN_GROUP
+        self._planes = tuple(model.geom(i).name or f'geom {i}' for i in np.flatnonzero(planes))
         self._data = mujoco.MjData(model)
         # A depth pass answers the far clipping plane where nothing is drawn.
         self._far_m = 0.99 * float(model.vis.map.zfar * model.stat.extent)
@@ -157,6 +161,11 @@ class RobotSelfFilter:
         has nothing to draw. Warn of them (or give them collision geometry).
         """
         return self._undrawn_links
+
+    @property
+    def planes(self) -> tuple[str, ...]:
+        """Names of the infinite planes of the model (a scene floor), never drawn: a scene file."""
+        return self._planes
 
     @property
     def camera(self) -> PinholeCamera | None:

@@ -178,6 +178,12 @@ class RobotMaskNode(Node):
                 f'links {list(undrawn)} of {c.robot_model} have visual geometry only: MuJoCo '
                 "draws a URDF's collision geometry, so they are never in the mask (nor erased)."
                 ' Give them <collision> geometry, or list them in hidden_links')
+        if self._filter.planes:
+            self.get_logger().warning(
+                f'{c.robot_model} holds planes {list(self._filter.planes)}: a scene, not a '
+                'robot. They are never drawn; what else the scene holds (a table, walls) is '
+                "drawn into every mask: give the robot's own file (a Menagerie scene.xml "
+                'includes it: give that one)')
         # The camera info's fields the camera is built from, and its camera (once per info).
         self._info: tuple | None = None
         self._distortion_said = False   # a camera_info with lens distortion was warned of

@@ -521,3 +521,21 @@ def test_a_camera_infos_centred_principal_point_draws_a_centred_mask(tmp_path):
     assert mask.any() and not mask.all()
     np.testing.assert_array_equal(mask, mask[:, ::-1])
     np.testing.assert_array_equal(mask, mask[::-1])
+
+
+def test_a_scenes_floor_is_never_drawn_into_the_mask(tmp_path):
+    """A Menagerie scene.xml given for the robot masked the floor too: half the picture."""
+    model = tmp_path / 'scene.xml'
+    model.write_text('<mujoco><worldbody><geom name="floor" type="plane" size="5 5 0.1"/>'
+                     '<body name="carriage" pos="0 0 0.3"><joint name="slide" type="slide" '
+                     'axis="1 0 0"/><geom type="sphere" size="0.05"/></body></worldbody>'
+                     '</mujoco>')
+    # 2 m above the floor, looking straight down at the ball.
+    camera = PinholeCamera(64, 48, 60.0, 60.0, 32.0, 24.0, (0.0, 0.0, 2.0), (1.0, 0.0, 0.0, 0.0))
+    self_filter = RobotSelfFilter(str(model), camera)
+    try:
+        mask = self_filter.mask({'slide': 0.0}) > 0
+        assert self_filter.planes == ('floor',)
+        assert 0 < mask.mean() < 0.05, f'{mask.mean():.0%} of the picture masked'
+    finally:
+        self_filter.close()
