@@ -240,10 +240,22 @@ def _video_fps(params: dict) -> float | None:
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that a kill leaves the old file or the new, never half."""
+    """Write ``text`` to ``path`` so that a kill or a power cut leaves the old file or the new.
+
+    Synced before the rename and the folder after it, as the checkpoints are: renamed
+    unsynced, a power cut could leave summary.json empty.
+    """
     partial = path.with_name(f'.{path.name}.partial')
-    partial.write_text(text)
+    with open(partial, 'w', encoding='utf-8') as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
     os.replace(partial, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
 def _reward_of(reward_params: dict) -> dict:
@@ -289,6 +301,7 @@ def _check_run_dir(request: LearnRequest) -> bool:
     except OSError as exc:
         raise ValueError(f'{request.run_dir_flag} {run_dir} is not writable: '
                          f'{exc.strerror}') from exc
+    _check_no_learner_in(run_dir)
     checkpoints = list_checkpoints(run_dir / 'checkpoints')
     if request.fresh:
         _move_previous_run(run_dir)
@@ -356,6 +369,26 @@ _MEANING = tuple(('learner_node', name, f'learner_node.{name}') for name in (
     'views')) + (('reward_node', 'backend', 'the reward backend'),)
 '''What a resumed run must keep: the same sizes could mean other actions (joint offsets
 read as end-effector deltas), other inputs, or rewards of another scale in one replay.'''
+
+
+def _check_no_learner_in(run_dir: Path) -> None:
+    """Refuse a run directory whose checkpoints a learner still holds (its lock).
+
+    A learner started by ros2 launch, or one still stopping after its sole-r1 learn was
+    killed, holds no lock of sole-r1 learn's: --fresh moved its run away under it, and the
+    two then wrote, and rotated away, each other's checkpoints in one folder.
+
+    Raises:
+        ValueError: a learner holds the folder's checkpoint lock.
+    """
+    from sole_r1_ros.rl.checkpoint import CheckpointError, lock_directory
+    if not (run_dir / 'checkpoints').is_dir():
+        return
+    try:
+        lock_directory(run_dir / 'checkpoints').close()
+    except CheckpointError as exc:
+        raise ValueError(f'{exc}. A learner outside sole-r1 learn (ros2 launch), or one still '
+                         'stopping, writes there') from exc
 
 
 def _move_previous_run(run_dir: Path) -> None:
@@ -994,6 +1027,9 @@ class _Session:
             'goal': request.goal, 'task': request.sim_task, 'exit_code': code,
             'reward': self.reward, 'policy_input': self.policy_input,
             'env_steps': steps, 'updates': updates,
+            # where a --resume goes on: the newest checkpoint's, fewer than env_steps after a
+            # crash (the steps since it are not in the replay)
+            'checkpoint_env_steps': _checkpoint_env_steps(self.run_dir),
             # the updates per environment step since learning began, against the configured
             # utd_ratio: on 2 cores the learner thread falls behind (the demo: 0.10 for 0.5)
             'updates_per_step': (round(updates / learning_steps, 3) if learning_steps
@@ -1019,6 +1055,16 @@ class _Session:
             'bag_parts': int(monitor.counter('recorder_node', 'parts', 1)),
             'git_commit': _git_commit()}
         _write_atomically(self.run_dir / 'summary.json', json.dumps(summary, indent=2))
+
+
+def _checkpoint_env_steps(run_dir: Path) -> int | None:
+    """The environment steps of the run directory's newest checkpoint (None: there is none)."""
+    from sole_r1_ros.rl.checkpoint import newest_counters
+    counters = newest_counters(run_dir / 'checkpoints')
+    try:
+        return int(counters['env_steps']) if counters else None
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _policy_input(learner: dict) -> str:

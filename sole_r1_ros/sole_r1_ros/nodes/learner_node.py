@@ -57,6 +57,26 @@ def _meaning(c) -> dict:
             'use_ee_pose': sensing.use_ee_pose, 'views': list(sensing.views)}
 
 
+def _check_not_over_a_run(node) -> None:
+    """Refuse ``resume: false`` where ``run_dir`` holds a run's checkpoints.
+
+    The new run numbered its checkpoints on from the old ones and rotated them away: three
+    checkpoints in, the old run was gone, with nothing said. ``sole-r1 learn`` refuses this
+    too, and ``--fresh`` moves the old run aside first.
+
+    Raises:
+        ValueError: checkpoints are there and ``resume`` is off.
+    """
+    from sole_r1_ros.rl.checkpoint import list_checkpoints
+    folder = Path(node.run_dir, 'checkpoints')
+    found = list_checkpoints(folder)
+    if not node.resume and found:
+        raise ValueError(f'{folder.resolve()} holds a run ({len(found)} checkpoints) and '
+                         'resume is false: the new run would delete them. Set resume: true to '
+                         'continue it, choose another run_dir, or move that folder away '
+                         '(sole-r1 learn --fresh does)')
+
+
 class LearnerNode(LifecycleNode):
     """Actor and learner threads around a ``ControlLoop``; commands stop when inactive."""
 
@@ -67,6 +87,7 @@ class LearnerNode(LifecycleNode):
         # Before anything that may raise: destroy_node reads them on a half-built node.
         self._threads: list[threading.Thread] = []
         self._lingering: list[threading.Thread] = []   # a stopped activation's, still running
+        self.finalized = False   # shut down: spin.run_node ends the process
         self._metrics: MetricsLogger | None = None
         self._run_lock = None   # the run directory's checkpoint lock, while configured
         self._entities: list = []
@@ -101,6 +122,7 @@ class LearnerNode(LifecycleNode):
                 1.0 / c['loop'].control_rate_hz), node.reset_service, self.firewall,
                 node.hand_reset_s, node.marker_frame)
             self._run_lock = lock_directory(f'{node.run_dir}/checkpoints')
+            _check_not_over_a_run(node)
             learner = OnlineLearner(
                 c['agent'], c['replay'], c['sensing'].state_dim(STATE_SIZE),
                 self._robot.output.action_dim, checkpoint_dir=f'{node.run_dir}/checkpoints',
@@ -183,6 +205,9 @@ class LearnerNode(LifecycleNode):
         if self._run_lock is not None:
             self._run_lock.close()   # another learner may use the run directory now
         self.loop = self._robot = self._metrics = self._evaluate = self._run_lock = None
+        # The activation froze the heap (gc.freeze): unfrozen, the loop, agent and replay just
+        # let go can be collected (each configure-activate-cleanup kept the last for good).
+        gc.unfreeze()
 
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         # The last activation's threads first: an actor still in a slow inference had seen the
@@ -229,7 +254,25 @@ class LearnerNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        # Finalized, it kept its services, subscriptions and run lock, and the process spun on.
         self.stop()
+        self._destroy_entities()
+        self.finalized = True   # spin.run_node ends the process
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """Release everything after a transition raised, so that a configure starts afresh.
+
+        Without it the node went back to unconfigured with its loop, run lock and publishers
+        alive: the next configure was refused by its own lock, and the one after doubled the
+        command publishers.
+        """
+        self.get_logger().error(f'a transition from {state.label} failed (the error above); '
+                                'the learner is released and may be configured again')
+        try:
+            self.stop()
+        finally:
+            self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
     def stop(self) -> None:
@@ -266,8 +309,9 @@ class LearnerNode(LifecycleNode):
         if self._threads and self.loop is not None and not writing:
             try:
                 path = self.loop.save_checkpoint(budget_s=deadline - time.monotonic())
-            except OSError as exc:   # a full disk: the last good checkpoint stays
-                self.get_logger().error(f'final checkpoint failed: {exc}')
+            except Exception as exc:  # noqa: BLE001 (a full disk, a damaged run directory:
+                # the last good checkpoint stays, and the stop goes on)
+                self.get_logger().error(f'final checkpoint failed: {type(exc).__name__}: {exc}')
                 path = None
             if path is not None:
                 self.get_logger().info(f'checkpoint {path}')

@@ -55,7 +55,7 @@ class RecorderConfig:
     min_free_gb: float = option(1.0, 'the bag stops, closed and readable, when its disk has '
                                 'less free than this, so that the checkpoints keep room; it '
                                 'goes on in a new part (<bag>-part2, ...) at twice this [GB]',
-                                range=(0.0, 1e6))
+                                range=(0.0, 1e6), read_only=True)
 
     def __post_init__(self) -> None:
         validate(self)

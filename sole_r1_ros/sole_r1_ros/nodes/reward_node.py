@@ -78,6 +78,7 @@ class RewardNode(LifecycleNode):
         self._ready = threading.Condition()   # a query was submitted or an episode released
         self._progress_pub = self._image_pub = self._marker_pub = None
         self._subscription = None
+        self.finalized = False   # shut down: spin.run_node ends the process
         # Per answered query: queue wait, model call, publishing, and frame age at inference [s].
         self.timing: deque = deque(maxlen=1000)
         # Answers the model gave but the protocol could not read (the last progress is carried
@@ -155,6 +156,14 @@ class RewardNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
+        self._release()
+        self.finalized = True   # spin.run_node ends the process
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: State) -> TransitionCallbackReturn:
+        """Release the engine and its workers after a transition raised; configurable again."""
+        self.get_logger().error(f'a transition from {state.label} failed (the error above); '
+                                'the reward node is released and may be configured again')
         self._release()
         return TransitionCallbackReturn.SUCCESS
 

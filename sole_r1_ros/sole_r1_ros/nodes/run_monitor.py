@@ -116,6 +116,9 @@ class RunMonitorNode(Node):
                                label=msg.label or None, result=True)
                 if msg.evaluation:   # not scored by the evaluation: another replaced it
                     episode['counted'] = bool(msg.counted)
+                start = self.status.get('learner_node', {}).get('start_env_steps')
+                if start is not None:   # where this session began: the curves drop what a
+                    episode['session_start_env_steps'] = int(float(start))   # crash lost
                 self._write_if_complete(episode)
 
     def _progress_callback(self, msg: ProgressReward) -> None:

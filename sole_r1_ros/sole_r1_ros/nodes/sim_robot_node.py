@@ -96,6 +96,10 @@ class SimRobotNodeConfig:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.gripper_open_position == self.gripper_closed_position:
+            # every gripper command was then refused, one by one, at run time
+            raise ValueError(f'gripper_open_position and gripper_closed_position must differ, '
+                             f'both are {self.gripper_open_position}')
 
 
 SECTIONS = {'node': (SimRobotNodeConfig, ''), 'sim': (SimConfig, '')}

@@ -169,7 +169,8 @@ def run_node(make_node: Callable, args: list[str] | None = None,
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         stop.raise_now = False
-        while rclpy.ok() and stop.signum is None:
+        # A lifecycle node shut down (finalized) ends the process, as a ROS 2 C++ one does.
+        while rclpy.ok() and stop.signum is None and not getattr(node, 'finalized', False):
             executor.spin_once(timeout_sec=0.2)   # back in Python often enough for signals
     except (Stop, KeyboardInterrupt, ExternalShutdownException):
         pass

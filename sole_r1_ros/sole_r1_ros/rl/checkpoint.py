@@ -429,6 +429,19 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     return [path for _, path in _numbered(root)] if root.is_dir() else []
 
 
+def newest_counters(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The loop counters of the newest checkpoint that has readable ones (None: none has).
+
+    Read from its meta.json alone, not verified: for a report of where a resume goes on.
+    """
+    for path in list_checkpoints(directory):
+        try:
+            return dict(json.loads((path / 'meta.json').read_text())['counters'])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 def load_checkpoint(path: str | os.PathLike, evict_damaged: bool = False) -> Checkpoint:
     """Read and verify one checkpoint directory.
 

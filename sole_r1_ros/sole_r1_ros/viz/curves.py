@@ -27,16 +27,24 @@ def _smooth(values: list[float], window: int = 10) -> list[float]:
     return out
 
 
-def _one_timeline(rows: list[dict], key: str) -> list[dict]:
+def _one_timeline(rows: list[dict], key: str, start_key: str = '') -> list[dict]:
     """The rows of the run as it went on: a resume from an older checkpoint drops the rest.
 
     A session that ended without its final checkpoint (a crash, a kill) is resumed from an
     earlier one, so the next session's counts start below rows already written; those rows
     belong to a branch the policy no longer has, and plotted they ran the curve backwards.
+    A row's ``start_key`` (where its session began) drops them even where the new session's
+    first row already counts past them (a lost episode at 325 stayed beside one at 326 of a
+    session resumed at 301).
     """
     kept: list[dict] = []
     for row in rows:
-        while kept and kept[-1][key] > row[key]:
+        start = row.get(start_key) if start_key else None
+
+        def lost(last: dict) -> bool:
+            of_an_older_session = start is not None and last.get(start_key) != start
+            return last[key] > row[key] or (of_an_older_session and last[key] > start)
+        while kept and lost(kept[-1]):
             kept.pop()
         kept.append(row)
     return kept
@@ -77,7 +85,8 @@ def plot_learning_curves(episodes_jsonl: str | os.PathLike, metrics_jsonl: str |
     """Write the curves; False (and no file) when there is nothing to plot yet."""
     # Training episodes whose result arrived (a run killed mid-episode leaves one without).
     episodes = _one_timeline([e for e in _read_jsonl(episodes_jsonl)
-                              if 'env_steps' in e and not e.get('evaluation')], 'env_steps')
+                              if 'env_steps' in e and not e.get('evaluation')], 'env_steps',
+                             'session_start_env_steps')
     metrics = _one_timeline([m for m in _read_jsonl(metrics_jsonl)
                              if m.get('prefix') == 'train' and 'step' in m], 'step')
     if not episodes and not metrics:

@@ -631,3 +631,13 @@ def test_a_learner_resumes_past_a_damaged_segment_and_says_how_many_frames_it_lo
     second = learner()
     assert second.resume() and second.evicted_frames == 76
     assert second.env_steps == first.env_steps
+
+
+def test_the_newest_readable_counters_say_where_a_resume_goes_on(tmp_path):
+    """summary.json's checkpoint_env_steps: after a crash, fewer than the last status said."""
+    from sole_r1_ros.rl.checkpoint import newest_counters
+    assert newest_counters(tmp_path / 'none') is None
+    (tmp_path / 'ckpt-00000002').mkdir()
+    (tmp_path / 'ckpt-00000002' / 'meta.json').write_text('{"counters": {"env_steps": 475}}')
+    (tmp_path / 'ckpt-00000003').mkdir()   # torn: its meta.json never written
+    assert newest_counters(tmp_path) == {'env_steps': 475}

@@ -47,6 +47,12 @@ def test_a_run_resumed_from_an_older_checkpoint_is_one_timeline():
     kept = _one_timeline(first + second, 'env_steps')
     assert [(r['env_steps'], r['session']) for r in kept] == [
         (100, 1), (200, 1), (250, 2), (350, 2), (450, 2)]
+    # Resumed at 301, the new session's first episode ended at 326, past the lost one at 325
+    # (kept, and an episode counted twice each crash): the session's start says where.
+    first = [{'env_steps': s, 'session_start_env_steps': 0} for s in (300, 325)]
+    second = [{'env_steps': s, 'session_start_env_steps': 301} for s in (326, 351)]
+    kept = _one_timeline(first + second, 'env_steps', 'session_start_env_steps')
+    assert [r['env_steps'] for r in kept] == [300, 326, 351]
 
 
 def test_an_unanswered_episode_is_left_out_of_the_predicted_curves(tmp_path):

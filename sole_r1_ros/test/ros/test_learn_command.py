@@ -57,10 +57,11 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     assert process.returncode == 0, output[-3000:]
     baseline = json.loads((run_dir / 'baseline.json').read_text())
     assert baseline['episodes'] == 1 and baseline['success_rate_ground_truth'] in (0.0, 1.0)
-    assert json.loads((run_dir / 'summary.json').read_text())['untrained_true_success'] == (
-        baseline['success_rate_ground_truth'])
+    summary = json.loads((run_dir / 'summary.json').read_text())
+    assert summary['untrained_true_success'] == baseline['success_rate_ground_truth']
     meta = _checkpoint_meta(run_dir)
     assert meta['counters']['env_steps'] >= 120
+    assert summary['checkpoint_env_steps'] == meta['counters']['env_steps']   # where --resume is
     assert meta['replay']['counts']['applied'] > 10, 'no reward was labelled'
     commands = _bag_messages(run_dir / 'bag-001', '/forward_command_controller/commands')
     assert len(commands) > 100 and any(np.abs(c.data).max() > 0 for c in commands)
@@ -527,6 +528,31 @@ def test_a_run_directory_in_use_is_refused_before_anything_in_it_moves(tmp_path)
     assert not path.exists()   # no lock file left in /tmp per run directory
     code, err = _cli('learn', '--goal', 'g', '--run-dir', str(run_dir), '--fresh', '--resume')
     assert code == 2 and 'give one' in err
+
+
+def test_a_run_directory_a_learner_still_writes_is_refused_even_with_fresh(tmp_path):
+    """A learner under ros2 launch holds no lock of sole-r1 learn's, only its checkpoints'.
+
+    --fresh moved its run away under it, and the two wrote, and rotated away, each other's
+    checkpoints in one folder.
+    """
+    from sole_r1_ros.commands.learn import _check_run_dir, LearnRequest
+    from sole_r1_ros.rl.checkpoint import lock_directory
+    run_dir = tmp_path / 'run'
+    (run_dir / 'checkpoints' / 'ckpt-00000003').mkdir(parents=True)
+    held = lock_directory(run_dir / 'checkpoints')   # the learner's, as on_configure takes it
+    try:
+        for flags in ({'fresh': True}, {'resume': True}):
+            with pytest.raises(ValueError, match='in use by another learner'):
+                _check_run_dir(LearnRequest(goal='g', run_dir=run_dir, sim_task='reach-v3',
+                                            **flags))
+        assert (run_dir / 'checkpoints' / 'ckpt-00000003').is_dir()
+        assert not list(run_dir.glob('previous-*'))
+    finally:
+        held.close()
+    assert _check_run_dir(LearnRequest(goal='g', run_dir=run_dir, sim_task='reach-v3',
+                                       fresh=True)) is False
+    assert list(run_dir.glob('previous-*/checkpoints/ckpt-00000003'))
 
 
 @pytest.mark.timeout(240)

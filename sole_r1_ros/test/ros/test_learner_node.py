@@ -573,6 +573,62 @@ def test_cleanup_destroys_what_configure_made_and_configure_makes_it_again(ros_c
     assert metrics._writer is None and metrics._jsonl.closed
 
 
+def test_lifecycle_cycles_and_failures_release_the_learner(ros_context, tmp_path, monkeypatch):
+    """What an activation or a failed transition made is let go; a shutdown releases all.
+
+    The heap frozen at activation (gc.freeze) kept every cleaned-up learner for good; a
+    transition that raised left the loop, run lock and publishers alive (the next configure
+    refused by its own lock, the one after doubled the command publishers); a shutdown kept
+    the services, subscriptions and lock, and the process spun on.
+    """
+    import gc
+    import weakref
+    node = LearnerNode(context=ros_context, parameter_overrides=_p(
+        run_dir=str(tmp_path), autostart=False, joint_names=JOINTS, command__frame_id='world',
+        reset_service='', **_BOX))
+
+    def entities() -> tuple[list, list, int]:
+        return (sorted(s.topic_name for s in node.subscriptions),
+                sorted(p.topic_name for p in node.publishers), len(list(node.timers)))
+    bare = entities()
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        configured = entities()
+        old = weakref.ref(node.loop)
+        assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+        gc.collect()
+        assert old() is None, 'the cleaned-up learner stayed in the frozen heap'
+
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        monkeypatch.setattr(node.loop, 'start', lambda: 1 / 0)   # an activation that raises
+        assert node.trigger_activate() != TransitionCallbackReturn.SUCCESS
+        assert node.loop is None and node._run_lock is None and entities() == bare
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert entities() == configured, 'entities doubled after a failed transition'
+
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+        assert node.finalized and entities() == bare and node._run_lock is None
+    finally:
+        node.destroy_node()
+
+
+def test_resume_false_over_a_runs_checkpoints_is_refused_not_rotated_away(
+        ros_context, tmp_path):
+    """Numbered on from the old checkpoints, the new run deleted them three checkpoints in."""
+    old = tmp_path / 'checkpoints' / 'ckpt-00000039'
+    old.mkdir(parents=True)
+    node = LearnerNode(context=ros_context, parameter_overrides=_p(
+        run_dir=str(tmp_path), autostart=False, resume=False, joint_names=JOINTS,
+        command__frame_id='world', reset_service='', **_BOX))
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+        assert old.is_dir() and node._run_lock is None
+    finally:
+        node.destroy_node()
+
+
 def test_stale_observations_stop_commands_within_the_timeout(ros_graph, tmp_path):
     sim, node = _sim_loop(ros_graph, tmp_path, camera_timeout_s=0.3, joint_timeout_s=0.3,
                           pose_timeout_s=0.3, agent__seed_steps=1000)

@@ -149,3 +149,40 @@ def test_an_integer_in_a_params_file_is_taken_for_a_float_field(tmp_path):
         node.destroy_node()
     finally:
         rclpy.try_shutdown(context=context)
+
+
+def test_a_reward_transition_that_raises_releases_the_engine_and_shutdown_ends_it(
+        ros_context, monkeypatch):
+    """Without on_error a raising transition left the engine and its workers alive."""
+    from rclpy.lifecycle import TransitionCallbackReturn
+    node = RewardNode(context=ros_context, parameter_overrides=[
+        Parameter('backend', value='oracle'), Parameter('autostart', value=False)])
+    try:
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        workers = list(node._workers)
+
+        class Failing:   # the activation's one call raises; the release's works
+            def set(self):
+                raise RuntimeError('an activation that raises')
+
+            def clear(self):
+                pass
+        monkeypatch.setattr(node, '_active', Failing())
+        assert node.trigger_activate() != TransitionCallbackReturn.SUCCESS
+        assert node._engine is None and not any(w.is_alive() for w in workers)
+        monkeypatch.undo()
+        assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+        assert node.trigger_shutdown() == TransitionCallbackReturn.SUCCESS
+        assert node.finalized and node._engine is None
+    finally:
+        node.destroy_node()
+
+
+def test_settings_that_cannot_work_are_refused_or_fixed_at_start():
+    """Equal open and closed gripper positions refused every gripper command at run time."""
+    from sole_r1_ros.nodes.recorder_node import RecorderConfig
+    from sole_r1_ros.nodes.sim_robot_node import SimRobotNodeConfig
+    with pytest.raises(ValueError, match='must differ'):
+        SimRobotNodeConfig(gripper_open_position=0.0, gripper_closed_position=0.0)
+    # copied into the bag writer at start: a change at run time did nothing
+    assert {s.name: s for s in specs(RecorderConfig)}['min_free_gb'].read_only
