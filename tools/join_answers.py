@@ -19,11 +19,18 @@ import numpy as np
 from sole_r1_ros.evaluation import reward_eval
 
 
+# How the files' answers to one query make one: each takes (files x queries, axis=0).
+JOINS = {'min': np.min, 'mean': np.mean, 'median': np.median,
+         'low2': lambda a, axis: np.sort(a, axis=axis)[:2].mean(axis=axis)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('summaries', nargs='+', help="JSONs of 'sole-r1 eval reward --out'")
     parser.add_argument('--data', required=True, help='the labelled episodes they scored')
-    parser.add_argument('--join', choices=('min', 'mean'), default='min')
+    parser.add_argument('--join', choices=sorted(JOINS), default='min',
+                        help='the smallest, the mean, the median, or the mean of the two '
+                             'smallest answers (low2)')
     args = parser.parse_args()
     runs = []
     for path in args.summaries:
@@ -37,14 +44,15 @@ def main() -> None:
     if missing:
         raise SystemExit(f'{len(missing)} scored episodes are not in {args.data}, e.g. '
                          f'{missing[0]}')
-    join = np.min if args.join == 'min' else np.mean
+    join = JOINS[args.join]
     scores = [reward_eval.EpisodeScore(
         episodes[key], tuple(first['steps']),
         tuple(join(np.stack([run[key]['predicted'] for run in runs]), axis=0).tolist()),
         tuple(first['truth'])) for key, first in runs[0].items()]
     summary = reward_eval.summarise(scores)
-    print(f"{len(runs)} files, {args.join}, {len(scores)} episodes: VOC {summary['voc']:.3f}  "
-          f"Pearson {summary['pearson']:.3f}  AUROC {summary['auroc']:.3f}")
+    print(f"{len(runs)} files, {args.join}, {len(scores)} episodes: VOC {summary['voc']:.3f} "
+          f"(every expert: {summary['voc_all_experts']:.3f})  Pearson {summary['pearson']:.3f}"
+          f"  AUROC {summary['auroc']:.3f}")
 
 
 if __name__ == '__main__':

@@ -200,15 +200,23 @@ def _print(result: dict) -> None:
     print(f"{result['source']}: {result['n_episodes']} episodes, {result['n_queries']} queries"
           + (f', {failed} of them failed (in the metrics as the answer carried forward, as a '
              'reward node publishes it)' if failed else ''))
-    print(f"  VOC {fmt(result['voc'])} (ground truth itself: {fmt(result['voc_truth'])})  "
-          f"Pearson {fmt(result['pearson'])}  AUROC {fmt(result['auroc'])} "
-          f"(per-task mean {fmt(result['auroc_task_mean'])})  MAE {fmt(result['mae'])}%")
+    tasks = result['per_task'].values()
+    scored_tasks = sum(group['auroc'] is not None for group in tasks)
+    print(f"  VOC {fmt(result['voc'])} over {result['n_voc_episodes']} experts that succeeded "
+          f"(ground truth itself: {fmt(result['voc_truth'])}; every expert: "
+          f"{fmt(result['voc_all_experts'])})  Pearson {fmt(result['pearson'])}  AUROC "
+          f"{fmt(result['auroc'])} (per-task mean {fmt(result['auroc_task_mean'])} over "
+          f"{scored_tasks} of {len(tasks)} tasks)  MAE {fmt(result['mae'])}%")
+    print('  a reward blind to the video, answering the time elapsed: VOC 1.000, Pearson '
+          f"{fmt(result['pearson_time_only'])}, AUROC 0.500 (to beat)")
     sources = result.get('labels_from') or []
     truth = bool(sources) and all('ground truth' in source for source in sources)
     if not truth:
         named = ', '.join(sources) or 'the data'
         print(f"  against the labels of {named} ('labelled' below: not the truth unless they "
-              'are)')
+              "are); AUROC's successes are the episodes whose last label is 95 % or more, "
+              "where the data carry no success of their own: with a teacher model's labels, "
+              "the teacher's judgement")
     for task, group in result['per_task'].items():
         print(f"  {task:<32} perceived {group['perceived']:5.1f}  "
               f"{'true' if truth else 'labelled'} {group['true']:5.1f}  "

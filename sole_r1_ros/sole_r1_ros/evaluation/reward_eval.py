@@ -203,8 +203,12 @@ def summarise(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
     Returns ``voc``, ``pearson``, ``auroc``, ``auroc_task_mean``, ``per_task``,
     ``per_behaviour``, ``per_task_behaviour`` and the per-episode curves (``episodes``).
 
-    VOC is the mean over expert episodes of Spearman(predicted, time); Pearson is pooled over
-    every query of every episode; AUROC separates episodes ending in success from the rest by
+    VOC is the mean over the expert episodes that succeeded of Spearman(predicted, time)
+    (``voc_all_experts``: over every expert, as before 2026-12-07); Pearson is pooled over
+    every query of every episode, and ``pearson_time_only`` is that of a reward blind to the
+    video answering the time elapsed (its VOC is 1, its AUROC 0.5): what a model's Pearson
+    and VOC, asked in time order with its previous answer quoted, must beat to show it reads
+    the video; AUROC separates episodes ending in success from the rest by
     their final predicted progress, pooled over every episode (one threshold for all tasks:
     the levels must agree across tasks) and per group (NaN where every episode succeeded or
     none did); ``auroc_task_mean`` is the mean of the tasks' own AUROCs, the separation a
@@ -244,14 +248,25 @@ def _by(scores: Sequence[EpisodeScore], key: str) -> dict[str, list[EpisodeScore
 
 def _group(scores: Sequence[EpisodeScore]) -> dict[str, Any]:
     experts = [s for s in scores if s.episode.behaviour == 'expert' and len(s.steps) >= 3]
+    # VOC's premise is progress that rises with time: an expert that failed (three push-back
+    # experts' truth stays 0) is not such a video, and counted it moved VOC by up to 0.07.
+    succeeded = [s for s in experts if s.episode.succeeded]
     predicted = np.concatenate([s.predicted for s in scores])
     truth = np.concatenate([s.truth for s in scores])
+    # A reward blind to the video that answers the time elapsed, 0 to 100 % over the queries:
+    # chained queries asked in time order give it VOC 1 and a Pearson the model must beat.
+    clock = np.concatenate([np.linspace(0.0, 100.0, len(s.steps)) for s in scores])
     return {
         'n_episodes': len(scores),
-        'voc': metrics.nanmean([metrics.value_order_correlation(s.predicted) for s in experts]),
+        'voc': metrics.nanmean([metrics.value_order_correlation(s.predicted)
+                                for s in succeeded]),
         'voc_truth': metrics.nanmean([metrics.value_order_correlation(s.truth)
-                                      for s in experts]),
+                                      for s in succeeded]),
+        'voc_all_experts': metrics.nanmean([metrics.value_order_correlation(s.predicted)
+                                            for s in experts]),
+        'n_voc_episodes': len(succeeded),
         'pearson': metrics.pearson(predicted, truth),
+        'pearson_time_only': metrics.pearson(clock, truth),
         'mae': float(np.abs(predicted - truth).mean()),
         'perceived': float(np.mean([max([0.0, *s.predicted]) for s in scores])),
         'true': float(np.mean([max([0.0, *s.truth]) for s in scores])),

@@ -159,6 +159,26 @@ def test_external_json_with_wrong_frame_count_is_rejected(tmp_path):
         load_episodes(str(tmp_path))
 
 
+def test_voc_takes_the_experts_that_succeeded_and_a_clock_is_the_bar_to_beat():
+    """An expert that failed has no rising progress to order; a clock orders every expert.
+
+    Counted, three push-back experts whose truth stayed 0 moved the pooled VOC by 0.07; and a
+    reward blind to the video answering the time elapsed scored VOC 1 and a Pearson above the
+    shipped model's on unseen tasks (0.68 against 0.51), said nowhere.
+    """
+    rising = _episode('a', [0, 30, 60, 100], True)
+    failed = _episode('b', [0, 0, 0, 0], False)
+    scores = [EpisodeScore(rising, (1, 2, 3), (10.0, 50.0, 90.0), (30.0, 60.0, 100.0)),
+              EpisodeScore(failed, (1, 2, 3), (40.0, 20.0, 10.0), (0.0, 0.0, 0.0))]
+    summary = summarise(scores)
+    assert summary['voc'] == pytest.approx(1.0) and summary['n_voc_episodes'] == 1
+    assert summary['voc_all_experts'] == pytest.approx(0.0)   # (1 + -1) / 2
+    # the clock answers 0, 50, 100 in each episode
+    clock = np.array([0.0, 50.0, 100.0, 0.0, 50.0, 100.0])
+    truth = np.array([30.0, 60.0, 100.0, 0.0, 0.0, 0.0])
+    assert summary['pearson_time_only'] == pytest.approx(np.corrcoef(clock, truth)[0, 1])
+
+
 @pytest.mark.parametrize('layout', ['old', 'labelled'])
 def test_eval_reward_with_oracle_backend_on_videos(layout, external, tmp_path):
     data = external if layout == 'old' else _labelled_folder(tmp_path / 'new')
