@@ -11,6 +11,7 @@ process: on a shared machine the second is the steadier measure of what a varian
 
     python bench/bench_drq.py                # about 4 minutes on 2 cores
     python bench/bench_drq.py --quick        # smoke run (to drq_quick.json / .md)
+    python bench/bench_drq.py --no-compile   # without torch.compile (drq_no_compile.*)
     python bench/bench_drq.py --no-compile   # skip the torch.compile row (its compile is slow)
 
 Writes ``bench/results/drq.json`` and ``drq.md`` and prints the table.
@@ -302,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
            'encoder_calls_per_update': encoder_calls_per_update(),
            'loadavg_before': load_before, 'loadavg_after': _loadavg()}
     args.out.mkdir(parents=True, exist_ok=True)
-    # A smoke run (--quick, --no-compile) is not the result the README cites: its own files.
-    name = 'drq_quick' if args.quick or args.no_compile else 'drq'
+    # A smoke run (--quick) or one without the compiled variant is not the result the README
+    # cites (drq.json): files of their own.
+    name = 'drq_quick' if args.quick else 'drq_no_compile' if args.no_compile else 'drq'
     (args.out / f'{name}.json').write_text(json.dumps(doc, indent=1))
     text = table(doc)
     (args.out / f'{name}.md').write_text(text)

@@ -134,6 +134,11 @@ def run_graph(task: str, learning: bool, seconds: float, warmup_steps: int,
                 last = (time.perf_counter(), steps(), updates())
             finally:
                 graph.stop()
+    except BaseException:
+        keep = True   # every node's log, not only the learner's tail the error quotes
+        print(f'bench_loop: the graph run failed; its folder is kept: {run_dir}',
+              file=sys.stderr)
+        raise
     finally:
         monitor.close()
         monitor.destroy_node()

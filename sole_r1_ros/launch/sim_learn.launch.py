@@ -46,7 +46,8 @@ def generate_launch_description() -> LaunchDescription:
              namespace=ns, output='screen',
              parameters=[params, {'task': LaunchConfiguration('task')}]),
         OpaqueFunction(function=_camera_node, args=[ns, params]),
-        OpaqueFunction(function=reward_node, args=[ns, params]),
+        # the task's goal here too: the reward node refuses an empty one, and died at start
+        OpaqueFunction(function=reward_node, args=[ns, params, {'goal': task_goal()}]),
         learner,
         *configure_and_activate(learner),
     ])

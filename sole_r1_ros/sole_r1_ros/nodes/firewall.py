@@ -10,6 +10,7 @@ counted, and published with the node's other counters as ``diagnostic_msgs/Diagn
 import functools
 import threading
 import time
+import traceback
 from typing import Any, Callable, Mapping
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -105,3 +106,19 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         return f'{value:.6g}'
     return str(value)
+
+
+def logged_transition(method: Callable) -> Callable:
+    """Log a lifecycle transition's exception, then let rclpy turn it into ERROR.
+
+    rclpy catches it and logs nothing: the node went to its error handling with no word of
+    the cause (on_error can only say that a transition failed).
+    """
+    @functools.wraps(method)
+    def transition(node, state):
+        try:
+            return method(node, state)
+        except Exception:
+            node.get_logger().error(f'{method.__name__} raised:\n{traceback.format_exc()}')
+            raise
+    return transition

@@ -29,7 +29,7 @@ from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.image_msgs import image_to_rgb
 from sole_r1_ros.nodes.entities import destroy_entity
 from sole_r1_ros.nodes.evaluate_action import EvaluateAction
-from sole_r1_ros.nodes.firewall import Firewall, status_message
+from sole_r1_ros.nodes.firewall import Firewall, logged_transition, status_message
 from sole_r1_ros.nodes.learner_config import check_sections, LearnerNodeConfig, SECTIONS
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.robot_client import RobotClient
@@ -109,6 +109,7 @@ class LearnerNode(LifecycleNode):
             self._robot.update(section, config)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    @logged_transition
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         c, node = self._configs, self._configs['node']
         try:
@@ -209,6 +210,7 @@ class LearnerNode(LifecycleNode):
         # let go can be collected (each configure-activate-cleanup kept the last for good).
         gc.unfreeze()
 
+    @logged_transition
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         # The last activation's threads first: an actor still in a slow inference had seen the
         # new activation, sent the command it computed before the stop, and driven the arm
@@ -244,15 +246,18 @@ class LearnerNode(LifecycleNode):
         """An evaluation goal the stop ended has yet to send its result (``spin.run_node``)."""
         return any(e.busy for e in (self._evaluate, *self._retired) if e is not None)
 
+    @logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self.stop()
         return super().on_deactivate(state)
 
+    @logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self.stop()
         self._destroy_entities()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         # Finalized, it kept its services, subscriptions and run lock, and the process spun on.
         self.stop()
@@ -267,7 +272,7 @@ class LearnerNode(LifecycleNode):
         alive: the next configure was refused by its own lock, and the one after doubled the
         command publishers.
         """
-        self.get_logger().error(f'a transition from {state.label} failed (the error above); '
+        self.get_logger().error(f'a transition from {state.label} failed (logged above); '
                                 'the learner is released and may be configured again')
         try:
             self.stop()

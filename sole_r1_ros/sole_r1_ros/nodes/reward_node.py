@@ -24,7 +24,8 @@ from sole_r1_interfaces.msg import ProgressReward, RewardQuery
 from sole_r1_ros.camera import decode_tile
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image
-from sole_r1_ros.nodes.firewall import check_episode_id, Firewall, status_message
+from sole_r1_ros.nodes.firewall import (
+    check_episode_id, Firewall, logged_transition, status_message)
 from sole_r1_ros.nodes.params import NodeConfigs
 from sole_r1_ros.nodes.reward_queue import EpisodeBook, PendingQuery
 from sole_r1_ros.nodes.spin import run_node, set_torch_threads
@@ -96,6 +97,7 @@ class RewardNode(LifecycleNode):
         self._configs = NodeConfigs(self, SECTIONS)   # last: may raise; destroy still works
 
     # -- lifecycle ----------------------------------------------------------------------------
+    @logged_transition
     def on_configure(self, state: State) -> TransitionCallbackReturn:
         config, node = self._configs['reward'], self._configs['node']
         try:
@@ -137,6 +139,7 @@ class RewardNode(LifecycleNode):
             worker.start()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_activate(self, state: State) -> TransitionCallbackReturn:
         result = super().on_activate(state)   # the publishers first: the outbox goes out now
         self._active.set()
@@ -147,14 +150,17 @@ class RewardNode(LifecycleNode):
         self._notify(every=True)
         return result
 
+    @logged_transition
     def on_deactivate(self, state: State) -> TransitionCallbackReturn:
         self._active.clear()   # pending queries and episode state stay for re-activation
         return super().on_deactivate(state)
 
+    @logged_transition
     def on_cleanup(self, state: State) -> TransitionCallbackReturn:
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
+    @logged_transition
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
         self._release()
         self.finalized = True   # spin.run_node ends the process
@@ -162,7 +168,7 @@ class RewardNode(LifecycleNode):
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """Release the engine and its workers after a transition raised; configurable again."""
-        self.get_logger().error(f'a transition from {state.label} failed (the error above); '
+        self.get_logger().error(f'a transition from {state.label} failed (logged above); '
                                 'the reward node is released and may be configured again')
         self._release()
         return TransitionCallbackReturn.SUCCESS

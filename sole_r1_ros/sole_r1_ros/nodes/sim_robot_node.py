@@ -137,13 +137,15 @@ class SimRobotNode(Node):
                                f'({c.step_mode}), command layout {list(COMMAND_LAYOUT)}')
         if abs(sim.control_period_s * c.rate_hz - 1.0) > 1e-6:
             repeat = 1.0 / (c.rate_hz * sim.control_period_s / sim.action_repeat)
+            whole = abs(repeat - round(repeat)) < 1e-6 and 1 <= round(repeat) <= 20
             self.get_logger().warning(
                 f'one tick simulates {1e3 * sim.control_period_s:g} ms (action_repeat '
                 f'{sim.action_repeat}) but stands for {1e3 / c.rate_hz:g} ms (rate_hz '
                 f'{c.rate_hz:g}): the simulated world runs {c.rate_hz * sim.control_period_s:.2g} '
                 'times as fast as its stamps and twists say, and joint velocities disagree '
-                f'with the positions over the stamps. Set action_repeat to {repeat:g} or '
-                f'rate_hz to {1.0 / sim.control_period_s:g}')
+                'with the positions over the stamps. Set '
+                + (f'action_repeat to {round(repeat)} or ' if whole else '')
+                + f'rate_hz to {1.0 / sim.control_period_s:g}')
 
     def _create_entities(self) -> None:
         guard, sensor = self.firewall.guard, qos_profile_sensor_data
@@ -240,7 +242,7 @@ class SimRobotNode(Node):
         offset = robot.ee_target_position - np.asarray(observation.ee_position, np.float64)
         return 'mocap', (value[0] + offset, value[1]), came_s
 
-    def _action(self, robot: MetaWorldRobot, held: tuple | None
+    def _action(self, robot: MetaWorldRobot, held: tuple | None, new: bool
                 ) -> tuple[np.ndarray, tuple | None]:
         """This tick's action, and the command the next tick acts on again (None: none).
 
@@ -248,12 +250,13 @@ class SimRobotNode(Node):
         twist is a velocity kept until ``command_timeout_s`` (one tick's worth per command, the
         arm moved at a quarter of the asked speed under twists at 10 Hz and ticks at 40 Hz),
         and a target pose a set point tracked until replaced (one tick's step towards it, a
-        target 10 cm away moved the hand 1 cm). In 'on_command' each command is one tick.
+        target 10 cm away moved the hand 1 cm). A ``new`` command is always acted on once,
+        however long it waited for its tick. In 'on_command' each command is one tick.
         """
         c = self._configs['node']
         limit, repeat = c.command_limit, self._configs['sim'].action_repeat
         keep = held if c.step_mode == 'realtime' else None
-        if held is not None and held[0] == 'twist' and (
+        if not new and held is not None and held[0] == 'twist' and (
                 time.monotonic() - held[2] > c.command_timeout_s):
             held = keep = None
         if held is None:
@@ -317,7 +320,7 @@ class SimRobotNode(Node):
                     break
                 except Exception as exc:  # noqa: BLE001 (never die silently: report, reset, go on)
                     self.firewall.reject('physics', f'{_where(exc)}; the simulator resets and '
-                                         f'goes on in episode {self._episode + 1}')
+                                         'goes on in a new episode')
                 try:
                     observation = robot.reset()
                 except Exception as exc:  # noqa: BLE001 (never throttled: said once, loudly)
@@ -375,7 +378,7 @@ class SimRobotNode(Node):
             elif command is not None or c.step_mode == 'realtime':
                 if command is not None:
                     held = self._taken(robot, observation, command)
-                action, held = self._action(robot, held)
+                action, held = self._action(robot, held, new=command is not None)
                 self._last_gripper = float(action[3])
                 render = (tick + 1) % self._configs['node'].camera_every_n_ticks == 0
                 new_observation, info = robot.step(action, render=render)

@@ -42,7 +42,10 @@ def _one_timeline(rows: list[dict], key: str, start_key: str = '') -> list[dict]
         start = row.get(start_key) if start_key else None
 
         def lost(last: dict) -> bool:
-            of_an_older_session = start is not None and last.get(start_key) != start
+            # a row that says no start (an older file, one written before the learner's first
+            # status) is judged by the count alone
+            of_an_older_session = (start is not None and last.get(start_key) is not None
+                                   and last[start_key] != start)
             return last[key] > row[key] or (of_an_older_session and last[key] > start)
         while kept and lost(kept[-1]):
             kept.pop()

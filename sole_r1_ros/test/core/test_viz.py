@@ -53,6 +53,10 @@ def test_a_run_resumed_from_an_older_checkpoint_is_one_timeline():
     second = [{'env_steps': s, 'session_start_env_steps': 301} for s in (326, 351)]
     kept = _one_timeline(first + second, 'env_steps', 'session_start_env_steps')
     assert [r['env_steps'] for r in kept] == [300, 326, 351]
+    unsaid = [{'env_steps': 300, 'session_start_env_steps': 0}, {'env_steps': 401},
+              {'env_steps': 501, 'session_start_env_steps': 301}]   # 401: no start said
+    assert [r['env_steps'] for r in _one_timeline(unsaid, 'env_steps',
+                                                  'session_start_env_steps')] == [300, 401, 501]
 
 
 def test_an_unanswered_episode_is_left_out_of_the_predicted_curves(tmp_path):

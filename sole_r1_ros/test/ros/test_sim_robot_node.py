@@ -162,6 +162,16 @@ def test_in_realtime_a_twist_is_a_velocity_kept_until_its_timeout(ros_graph):
     assert np.abs(held - moved).max() < 0.002, 'the arm ran on past the timeout'
 
 
+def test_a_twist_that_waited_past_its_timeout_is_still_acted_on_once(ros_graph):
+    """Its age was checked before its first tick: at 5 Hz one twist in four never moved."""
+    node = _sim(ros_graph, step_mode='realtime', command_timeout_s=0.0)
+    waited = ('twist', np.array([0.5, 0.0, 0.0, 0.0]), time.monotonic() - 1.0)
+    action, kept = node._action(None, waited, new=True)
+    assert action[0] == 0.5 and kept is not None
+    action, kept = node._action(None, kept, new=False)   # the next tick: timed out
+    assert not action[:3].any() and kept is None
+
+
 def test_in_realtime_a_target_pose_is_tracked_until_reached(ros_graph):
     """A target further than one tick can go is reached over several ticks (it went one)."""
     _sim(ros_graph, step_mode='realtime', rate_hz=80.0, action_repeat=1)   # 1 cm a tick
