@@ -140,18 +140,25 @@ def _settled(graph, poses: Sink, ticks: int = 10) -> np.ndarray:
     return _position(poses.last())
 
 
+def _commanded_in_realtime(graph, kind, topic: str, **params):
+    """A realtime sim, a probe's publisher on ``topic`` and poses: (poses, publisher, start)."""
+    _sim(graph, step_mode='realtime', **params)
+    probe = graph.probe()
+    poses = _subscribe(probe, PoseStamped, 'ee_pose')
+    publisher = probe.create_publisher(kind, topic, 10)
+    assert graph.wait_for(lambda: publisher.get_subscription_count() > 0 and poses.count())
+    return poses, publisher, _settled(graph, poses)
+
+
 def test_in_realtime_a_twist_is_a_velocity_kept_until_its_timeout(ros_graph):
     """One twist moves the arm for ``command_timeout_s``, as MoveIt Servo's does, then it holds.
 
     It was acted on for one tick: twists at 10 Hz against ticks at 40 Hz moved the arm at a
     quarter of the asked speed.
     """
-    _sim(ros_graph, step_mode='realtime', rate_hz=40.0, action_repeat=2, command_timeout_s=0.5)
-    probe = ros_graph.probe()
-    poses = _subscribe(probe, PoseStamped, 'ee_pose')
-    twists = probe.create_publisher(TwistStamped, 'servo_node/delta_twist_cmds', 10)
-    assert ros_graph.wait_for(lambda: twists.get_subscription_count() > 0 and poses.count())
-    start = _settled(ros_graph, poses)
+    poses, twists, start = _commanded_in_realtime(
+        ros_graph, TwistStamped, 'servo_node/delta_twist_cmds', rate_hz=40.0, action_repeat=2,
+        command_timeout_s=0.5)
     twist = TwistStamped()
     twist.header.frame_id, twist.twist.linear.y = 'world', 0.04   # 1 mm a tick
     twists.publish(twist)
@@ -174,12 +181,8 @@ def test_a_twist_that_waited_past_its_timeout_is_still_acted_on_once(ros_graph):
 
 def test_in_realtime_a_target_pose_is_tracked_until_reached(ros_graph):
     """A target further than one tick can go is reached over several ticks (it went one)."""
-    _sim(ros_graph, step_mode='realtime', rate_hz=80.0, action_repeat=1)   # 1 cm a tick
-    probe = ros_graph.probe()
-    poses = _subscribe(probe, PoseStamped, 'ee_pose')
-    targets = probe.create_publisher(PoseStamped, 'target_pose', 10)
-    assert ros_graph.wait_for(lambda: targets.get_subscription_count() > 0 and poses.count())
-    start = _settled(ros_graph, poses)
+    poses, targets, start = _commanded_in_realtime(   # 1 cm a tick
+        ros_graph, PoseStamped, 'target_pose', rate_hz=80.0, action_repeat=1)
     target = PoseStamped()
     target.header.frame_id = 'world'
     target.pose.position.x, target.pose.position.y, target.pose.position.z = start + [0, 0, 0.06]
