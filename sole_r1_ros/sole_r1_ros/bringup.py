@@ -118,12 +118,23 @@ def load_params(path: str | os.PathLike, also: Sequence[str] = ()
     Raises:
         ValueError: the file is not a parameters file.
     """
-    with open(path, encoding='utf-8') as stream:
-        data = yaml.safe_load(stream) or {}
+    try:
+        with open(path, encoding='utf-8') as stream:
+            data = yaml.safe_load(stream) or {}
+    except FileNotFoundError:
+        raise
+    except (OSError, yaml.YAMLError) as exc:   # a folder, unreadable, or not YAML
+        raise ValueError(f'cannot read the parameters file {path}: '
+                         f'{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}'
+                         ) from exc
     if not isinstance(data, dict):
         raise ValueError(f'{path} is not a ROS 2 parameters file (node: ros__parameters: ...)')
     nodes, every = {}, {}
     for key, section in data.items():
+        if not isinstance(section or {}, dict) or not isinstance(
+                (section or {}).get('ros__parameters', {}), dict):
+            raise ValueError(f'{path}: {key} is not a node section (node: ros__parameters: '
+                             f'name: value ...), got {section!r}'[:300])
         values = flatten((section or {}).get('ros__parameters', {}))
         name = key.split('/')[-1]
         if name in ('*', '**'):   # /**: for every node, as rcl reads it

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.nodes.robot_mask_node import info_camera, info_fields, RobotMaskNodeConfig
     from sole_r1_ros.recording import read_topics
 
-    if args.step <= 0 or args.range[1] < args.range[0]:
+    if not args.step > 0 or not args.range[1] >= args.range[0]:   # NaN fails both
         raise ValueError(f'--range {args.range[0]} {args.range[1]} --step {args.step}: give '
                          'FROM <= TO and a positive step')
     if args.max_frames < 2:
@@ -58,8 +58,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, args.plot)
     section = load_params(args.params).get('robot_mask_node')
     if not section:
-        raise ValueError(f'{args.params} has no robot_mask_node section (see '
-                         'config/real_robot_learn.yaml)')
+        raise ValueError(f'{args.params} has no robot_mask_node section: copy the commented '
+                         'one of config/real_robot_learn.yaml and fill in your robot')
     config = from_mapping(RobotMaskNodeConfig, section)
     image_topic = args.image_topic or f'camera/{args.view}/image_raw'
     info_topic = args.info_topic or f"{image_topic.rsplit('/', 1)[0]}/camera_info"

@@ -30,6 +30,27 @@ _ALIVE_S = 3.0   # for such a node's report on /diagnostics (one a second) once 
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
 
 
+def check_namespace(namespace: str) -> None:
+    """Refuse a ROS namespace rcl would refuse, before anything is written.
+
+    It raised a traceback deep in the first node made, after the run directory had its
+    params file: the corrected rerun was then refused as a run stopped before its first
+    checkpoint.
+
+    Raises:
+        ValueError: not a valid namespace.
+    """
+    if not namespace:
+        return
+    from rclpy.exceptions import InvalidNamespaceException
+    from rclpy.validate_namespace import validate_namespace
+    try:
+        validate_namespace('/' + namespace.strip('/'))
+    except InvalidNamespaceException as exc:
+        raise ValueError(f'--namespace {namespace!r} is not a ROS namespace: letters, digits, '
+                         "'_' and '/' only, no segment starting with a digit") from exc
+
+
 @dataclass(frozen=True)
 class LearnRequest:
     """One ``sole-r1 learn`` (or ``demo``) run; the CLI flags, checked."""
@@ -67,6 +88,7 @@ class LearnRequest:
                             ('--baseline-episodes', self.baseline_episodes)):
             if value < 0:
                 raise ValueError(f'{flag} must be >= 0, got {value}')
+        check_namespace(self.namespace)
         for remap in self.remaps:
             source, _, target = remap.partition(':=')
             if not source.strip() or not target.strip() or ' ' in remap:

@@ -37,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from sole_r1_ros.nodes.spin import BackgroundSpinner
     if not args.seconds >= 0:
         raise ValueError(f'--seconds must be >= 0, got {args.seconds}')
+    from sole_r1_ros.commands.learn import check_namespace
+    check_namespace(args.namespace)
     overrides = [Parameter('bag_path', value=args.out)]
     if args.topics:
         overrides.append(Parameter('topics', value=list(args.topics)))

@@ -55,6 +55,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_labelled_out(parser, 'the video')
 
 
+def _check_inputs_kept(args: argparse.Namespace) -> None:
+    """Refuse an output path that is an input video: the recording was replaced, exit 0.
+
+    ``--video`` names the annotated output beside the positional input, so ``--video
+    ext.mp4`` for the input itself was an easy slip.
+
+    Raises:
+        ValueError: an output resolves to the input video or the wrist video.
+    """
+    inputs = {os.path.realpath(p) for p in (args.video, args.wrist) if p}
+    for flag, path in (('--out', args.out), ('--plot', args.plot), ('--video', args.annotated),
+                       ('--labelled-out', args.labelled_out),
+                       ('--dump-queries', args.dump_queries)):
+        if path and os.path.realpath(path) in inputs:
+            raise ValueError(f'{flag} {path} is an input video: it would be overwritten; give '
+                             'another path')
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -63,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError('a compact pair (--erased-model) also reads the external view with '
                          'the robot erased, which a video does not carry: score a bag with '
                          'its robot masks (sole-r1 score-bag --erase-robot)')
+    _check_inputs_kept(args)
     check_writable(args.out, args.plot, args.annotated)
     check_writable_folder(args.labelled_out, args.dump_queries)
     check_not_taken(args.labelled_out, [_episode_name(args.video)], 'video', args.video)

@@ -117,13 +117,15 @@ class RecorderNode(Node):
         # namespace) had the same folder, and the second died.
         path = config.bag_path or (f'bags/sole_r1_{datetime.now():%Y%m%d_%H%M%S_%f}'[:-3]
                                    + f'_{os.getpid()}')
+        recorded = config.recorded()
+        store = make_typestore()
+        # A type the bag cannot hold: refused now, not at its message, and before the bag is
+        # made (an empty bag was left at the path, and the corrected rerun refused: it exists).
+        for entry in recorded:
+            learn_installed_type(store, entry.partition('=')[2])
         self._writer = GuardedBag(path, int(config.min_free_gb * 1e9),
                                   carried=lambda topic: _qos(topic, '') is _EPISODES)
         self._said_stopped = ''
-        recorded = config.recorded()
-        store = make_typestore()
-        for entry in recorded:   # a type the bag cannot hold: refused now, not at its message
-            learn_installed_type(store, entry.partition('=')[2])
         self._cameras: list[MatchedSubscription] = []
         for entry in recorded:
             topic, _, msgtype = entry.partition('=')

@@ -555,7 +555,10 @@ def _read_messages(path: Path, typestore, wanted, notes: list[str]
         try:
             with AnyReader([path], default_typestore=typestore) as reader:
                 connections = [c for c in reader.connections if wanted(c.topic)]
-                for connection, _, raw in reader.messages(connections=connections):
+                # rosbags reads every topic for an empty list ("no filter"): none wanted,
+                # none read (a bag without the topics raised on another type's message)
+                messages = reader.messages(connections=connections) if connections else ()
+                for connection, _, raw in messages:
                     given += 1
                     yield connection.topic, connection.msgtype, raw
             return

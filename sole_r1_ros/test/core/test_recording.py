@@ -715,3 +715,14 @@ def test_a_new_part_begins_with_the_running_episode(tmp_path):
     part2 = read_topics(bag.parts[1], ['episode', 'camera/external/image_raw'], [])
     assert [m.episode_id for _, m in part2['episode']] == ['ep-a']
     assert len(part2['camera/external/image_raw']) == 1
+
+
+def test_topics_a_bag_does_not_have_read_nothing_not_every_topic(tmp_path):
+    """An empty filter reads every topic in rosbags: score-bag then raised on another type."""
+    from sole_r1_ros.recording import read_topics
+    from sole_r1_ros.recording.bag import _read_messages
+    _record(tmp_path / 'bag', _frames(2))
+    assert read_topics(tmp_path / 'bag', ['camera/wrist/robot_mask']) == {
+        'camera/wrist/robot_mask': []}
+    wanted = lambda topic: topic == '/camera/wrist/robot_mask'  # noqa: E731
+    assert list(_read_messages(tmp_path / 'bag', make_typestore(), wanted, [])) == []

@@ -168,6 +168,16 @@ def test_empty_goal_is_a_one_line_error(tmp_path, capsys):
     assert 'goal is empty' in _error_of(capsys, ['score', video, '--goal', ' . ', *_TINY])
 
 
+@pytest.mark.parametrize('flag', ['--video', '--out'])
+def test_an_output_that_is_the_input_video_is_refused_and_the_video_kept(
+        tmp_path, capsys, flag):
+    """``--video ext.mp4`` (the annotated output) replaced the recording itself, exit 0."""
+    video = _write_video(tmp_path / 'v.mp4', _frames(3))
+    before = open(video, 'rb').read()
+    message = _error_of(capsys, ['score', video, '--goal', 'x', *_TINY, flag, video])
+    assert 'is an input video' in message and open(video, 'rb').read() == before
+
+
 def test_mismatched_wrist_length_is_a_one_line_error(tmp_path, capsys):
     external = _write_video(tmp_path / 'ext.mp4', _frames(4))
     wrist = _write_video(tmp_path / 'wrist.mp4', _frames(3))

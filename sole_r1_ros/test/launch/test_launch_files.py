@@ -227,6 +227,28 @@ def test_sim_learn_learns_the_goal_of_the_task_it_simulates():
     assert "DeclareLaunchArgument('goal', default_value=''" in source
 
 
+@pytest.mark.parametrize('text, says', [
+    ('learner_node: [unclosed', 'cannot read the parameters file'),
+    ('learner_node: 5\n', 'is not a node section'),
+    ('learner_node:\n  ros__parameters: 5\n', 'is not a node section')])
+def test_a_malformed_params_file_is_a_value_error_naming_the_file(tmp_path, text, says):
+    """A YAML error, a folder, or a section of the wrong shape raised a traceback."""
+    path = tmp_path / 'p.yaml'
+    path.write_text(text)
+    with pytest.raises(ValueError, match=says):
+        load_params(path)
+    with pytest.raises(ValueError, match='cannot read the parameters file'):
+        load_params(tmp_path)
+
+
+def test_a_namespace_rcl_would_refuse_is_refused_before_a_run_starts(tmp_path):
+    """It raised in the first node, after the run directory had its params file."""
+    from sole_r1_ros.commands.learn import LearnRequest
+    with pytest.raises(ValueError, match='is not a ROS namespace'):
+        LearnRequest(goal='g', run_dir=tmp_path / 'run', namespace='bad ns!')
+    LearnRequest(goal='g', run_dir=tmp_path / 'run', namespace='robot_1/arm')
+
+
 def test_a_launched_recorder_writes_its_bag_beside_the_checkpoints(tmp_path):
     """Under ros2 launch the bag went to ./bags of wherever the launch was started."""
     from datetime import datetime

@@ -268,6 +268,8 @@ def test_a_topic_of_a_type_the_bag_cannot_hold_is_refused_at_start(ros_graph, tm
         RecorderNode(context=ros_graph.context, parameter_overrides=[
             Parameter('bag_path', value=str(tmp_path / 'bag')),
             Parameter('extra_topics', value=['servo_node/jog=nothere_msgs/msg/Jog'])])
+    # and before the bag was made: an empty one was left, and the corrected rerun refused
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_value_only_a_wildcard_section_gives_does_not_stop_a_node_without_it(
