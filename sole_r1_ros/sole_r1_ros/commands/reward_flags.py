@@ -23,7 +23,7 @@ _FLAGS = {'backend': 'backend', 'model': 'model', 'erased_model': 'erased_model'
           'base_url': 'openai.base_url',
           'device': 'transformers.device', 'temperature': 'temperature', 'seed': 'seed',
           'max_new_tokens': 'max_new_tokens', 'timeout': 'timeout_s',
-          'batch_size': 'max_batch_size'}
+          'batch_size': 'max_batch_size', 'wait_for_server': 'openai.health_check_s'}
 _SPECS = {spec.name: spec for spec in specs(RewardConfig)}
 
 
@@ -79,6 +79,11 @@ def add_reward_arguments(parser: argparse.ArgumentParser, backend: bool = True,
                         choices=_SPECS['pair_join'].choices, help=_help('pair_join'))
     parser.add_argument('--base-url', default=_SPECS['openai.base_url'].default,
                         help=_help('openai.base_url', ' (--backend openai)'))
+    # A dead server was waited on for the whole 600 s, whatever --timeout said (that is per
+    # request): a server known to be up needs no wait, a typo in --base-url a short one.
+    parser.add_argument('--wait-for-server', type=_finite, metavar='S',
+                        default=_SPECS['openai.health_check_s'].default,
+                        help=_help('openai.health_check_s', ' (--backend openai)'))
     parser.add_argument('--device', default=_SPECS['transformers.device'].default,
                         help=_help('transformers.device', ' (--backend transformers)'))
     parser.add_argument('--temperature', type=_finite, default=RewardConfig.temperature,

@@ -442,3 +442,12 @@ def test_an_interrupted_score_of_a_video_resumes_asking_only_the_rest(
                    '--num-queries', '6', '--out', str(out)], out,
                   lambda path: [q['progress'] for q in json.loads(path.read_text())['queries']],
                   monkeypatch, capsys)
+
+
+def test_a_dead_server_is_given_up_on_after_wait_for_server(tmp_path, capsys):
+    """It was waited on for the whole 600 s, whatever --timeout said (that is per request)."""
+    video = _write_video(tmp_path / 'v.mp4', _frames(3))
+    message = _error_of(capsys, ['score', video, '--goal', 'x', '--backend', 'openai',
+                                 '--model', 'm', '--base-url', 'http://127.0.0.1:9/v1',
+                                 '--wait-for-server', '1'])
+    assert 'within 1.0 s' in message and '--wait-for-server' in message

@@ -405,8 +405,8 @@ class OpenAIBackend:
             now = time.monotonic()
             if now + 0.2 >= deadline:
                 raise BackendError(f'no reply from {self._name}/models within {deadline_s:.1f} '
-                                   f's ({last}): is the server up? (openai.health_check_s '
-                                   'is how long this waits)') from last
+                                   f's ({last}): is the server up? (openai.health_check_s, '
+                                   'or --wait-for-server, is how long this waits)') from last
             if now >= report:
                 report = now + _WAIT_REPORT_S
                 logger.warning('waiting for %s/models (%.0f of %.0f s): %s; a vLLM server '
