@@ -267,17 +267,11 @@ def _write_atomically(path: Path, text: str) -> None:
     Synced before the rename and the folder after it, as the checkpoints are: renamed
     unsynced, a power cut could leave summary.json empty.
     """
+    from sole_r1_ros.rl.checkpoint import fsync_dir, write_synced_text
     partial = path.with_name(f'.{path.name}.partial')
-    with open(partial, 'w', encoding='utf-8') as stream:
-        stream.write(text)
-        stream.flush()
-        os.fsync(stream.fileno())
+    write_synced_text(partial, text)
     os.replace(partial, path)
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
+    fsync_dir(path.parent)
 
 
 def _reward_of(reward_params: dict) -> dict:

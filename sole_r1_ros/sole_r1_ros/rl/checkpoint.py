@@ -337,7 +337,7 @@ def _write_segments(root: Path, state: Checkpoint, written: list[Path]
         else:
             raise CheckpointError(f'image segment {name} is neither in the snapshot nor on disk '
                                   f'in {store}')
-    _fsync_dir(store)
+    fsync_dir(store)
     return entries
 
 
@@ -377,13 +377,13 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
         with open(tmp / 'replay.npz', 'wb') as f:
             np.savez(f, **state.replay_arrays)
             _sync(f)
-        _write_text(tmp / 'meta.json', json.dumps(meta))
+        write_synced_text(tmp / 'meta.json', json.dumps(meta))
         manifest: dict[str, Any] = {
             name: {'size': (tmp / name).stat().st_size, 'sha256': _sha256(tmp / name)}
             for name in _FILES}
         manifest['segments'] = segments
-        _write_text(tmp / _MANIFEST, json.dumps(manifest, indent=1))
-        _fsync_dir(tmp)
+        write_synced_text(tmp / _MANIFEST, json.dumps(manifest, indent=1))
+        fsync_dir(tmp)
         os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -391,7 +391,7 @@ def _write_checkpoint(directory: str | os.PathLike, state: Checkpoint, keep: int
             path.unlink(missing_ok=True)
         raise
     try:   # published: whatever fails now, its files stay
-        _fsync_dir(root)
+        fsync_dir(root)
     except OSError as exc:
         _LOG.warning('checkpoint %s is written, but syncing %s failed (%s): a power cut now '
                      'may lose it', final.name, root, exc)
@@ -675,13 +675,15 @@ def _sync(f: Any) -> None:
     os.fsync(f.fileno())
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_synced_text(path: Path, text: str) -> None:
+    """Write ``text`` and sync it to disk (a rename after it then survives a power cut)."""
     with open(path, 'w', encoding='utf-8') as f:
         f.write(text)
         _sync(f)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Sync a folder's entries: a file renamed into it is there after a power cut."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

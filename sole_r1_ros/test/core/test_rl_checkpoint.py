@@ -438,13 +438,13 @@ def test_a_failure_after_the_checkpoint_is_published_keeps_its_segments(tmp_path
     from sole_r1_ros.rl import checkpoint
     agent, replay = build()
     fill(agent, replay)
-    real = checkpoint._fsync_dir
+    real = checkpoint.fsync_dir
 
     def failing(path):
         if Path(path) == tmp_path:
             raise OSError(24, 'Too many open files')
         real(path)
-    monkeypatch.setattr(checkpoint, '_fsync_dir', failing)
+    monkeypatch.setattr(checkpoint, 'fsync_dir', failing)
     path = save_checkpoint(tmp_path, agent, replay, {'n': 1})
     agent2, replay2 = build()
     assert restore(load_latest(tmp_path), agent2, replay2) == {'n': 1}
