@@ -251,14 +251,16 @@ def _video_fps(params: dict) -> float | None:
     """
     if 'sim_robot_node' not in params:
         return None
-    from dataclasses import fields
-
-    from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.nodes.sim_robot_node import SimRobotNodeConfig
-    names = {f.name for f in fields(SimRobotNodeConfig)}
-    config = from_mapping(SimRobotNodeConfig, {k: v for k, v in params['sim_robot_node'].items()
-                                               if k in names})
+    config = _config_of(SimRobotNodeConfig, params['sim_robot_node'])
     return config.rate_hz / config.camera_every_n_ticks
+
+
+def _config_of(cls: type, section: dict):
+    """The ``cls`` config of a node's parameters, the keys of its other sections left out."""
+    from sole_r1_ros.configuration import from_mapping
+    return from_mapping(cls, {k: v for k, v in section.items()
+                              if k in cls.__dataclass_fields__})
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -472,15 +474,12 @@ def _calibrate_simulated_self_filter(params: dict, run_dir: Path) -> None:
     """
     import dataclasses
 
-    from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.sim import MetaWorldRobot, SimConfig
     from sole_r1_ros.sim.metaworld_robot import write_robot_model
     if 'sim_robot_node' not in params:
         raise ValueError(f'robot_mask_node.robot_model={SIMULATED_ROBOT} is the simulated '
                          'robot; a real one gives its URDF or MJCF file')
-    names = {f.name for f in dataclasses.fields(SimConfig)}
-    config = from_mapping(SimConfig, {k: v for k, v in params['sim_robot_node'].items()
-                                      if k in names})
+    config = _config_of(SimConfig, params['sim_robot_node'])
     robot = MetaWorldRobot(dataclasses.replace(config, render=False))
     try:
         camera, link = robot.camera_calibrations()[0]
@@ -1085,10 +1084,8 @@ def _checkpoint_env_steps(run_dir: Path) -> int | None:
 
 def _policy_input(learner: dict) -> str:
     """What the policy observes, in words, from the learner's parameters."""
-    from sole_r1_ros.configuration import from_mapping
     from sole_r1_ros.rl import DrQConfig, SensingConfig
-    sensing = from_mapping(SensingConfig, {k: v for k, v in learner.items()
-                                           if k in SensingConfig.__dataclass_fields__})
+    sensing = _config_of(SensingConfig, learner)
     variant = learner.get('agent.variant', DrQConfig().variant)
     if sensing.observation == 'sim_state_privileged':
         return 'simulator state (privileged baseline)'
