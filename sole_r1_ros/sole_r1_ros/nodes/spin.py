@@ -165,7 +165,10 @@ def run_node(make_node: Callable, args: list[str] | None = None,
         if node.has_parameter('autostart') and node.get_parameter('autostart').value:
             if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
                 raise SystemExit(f'{node.get_name()} failed to configure (see the log above)')
-            node.trigger_activate()
+            # An activation that failed left a process spinning an inactive node, nothing said
+            # to the launch file: exit as a failed configure does.
+            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+                raise SystemExit(f'{node.get_name()} failed to activate (see the log above)')
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         stop.raise_now = False

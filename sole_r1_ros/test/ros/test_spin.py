@@ -77,6 +77,35 @@ def _python(code: str, *argv: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
+_ACTIVATION_RAISES = textwrap.dedent('''
+    from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+    from sole_r1_ros.nodes.spin import run_node
+
+    class Node(LifecycleNode):
+        def __init__(self):
+            super().__init__('failing_activation')
+            self.declare_parameter('autostart', True)
+
+        def on_activate(self, state):
+            raise RuntimeError('no camera')
+
+        def on_error(self, state):
+            return TransitionCallbackReturn.SUCCESS   # released: back to unconfigured
+
+    run_node(Node)
+    print('returned', flush=True)
+''')
+
+
+def test_an_autostarted_node_whose_activation_fails_ends_its_process_with_an_error():
+    """It spun on, unconfigured, for ever: the launch file saw a live process."""
+    process = _python(_ACTIVATION_RAISES)
+    output, _ = process.communicate(timeout=30)
+    assert process.returncode != 0, output
+    assert 'failing_activation failed to activate' in output, output
+    assert 'returned' not in output, output
+
+
 @pytest.mark.parametrize('signame', ['SIGINT', 'SIGTERM', 'SIGHUP'])
 def test_a_signal_while_spinning_lets_the_callback_finish_then_exits_cleanly(signame):
     process = _python(_SIGNAL_IN_A_CALLBACK, signame)
