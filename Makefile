@@ -13,7 +13,7 @@ BENCH_ARGS ?=
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
-	@echo '              (DEMO_ARGS="--task door-close-v3 --minutes 20" passes sole-r1 demo flags)'
+	@echo '              (DEMO_ARGS="--task door-close-v3 --minutes 20 --steps 60000" passes demo flags)'
 	@echo 'make test   - set up, then run the test suite (PYTEST_ARGS="-k spin" passes pytest flags)'
 	@echo 'make setup  - only the set-up (venv, ROS 2 wheels, colcon build, env.sh); idempotent'
 	@echo 'make lint   - flake8 and pep257 of the package, tests, launch files and benchmarks'
@@ -136,6 +136,11 @@ COMPACT_TRAIN := assembly-v3 basketball-v3 bin-picking-v3 button-press-topdown-v
 	pick-place-v3 pick-place-wall-v3 plate-slide-back-v3 plate-slide-side-v3 push-v3 push-wall-v3 \
 	reach-v3 reach-wall-v3 shelf-place-v3 soccer-v3 stick-pull-v3 stick-push-v3 sweep-v3 \
 	window-open-v3
+# Where make compact-model(-erased) writes its files: not over the shipped ones in the package
+# (a rerun had silently replaced the default model of every command). To ship your own, copy
+# them over sole_r1_ros/sole_r1_ros/data/'s (make setup's build links the package's folder), or
+# name them: reward_node.model, --model, --erased-model.
+COMPACT_OUT ?= runs/compact_model
 comma := ,
 space := $(empty) $(empty)
 # The 40 tasks, comma-separated, for commands of the data README: ALL=$(make -s compact-tasks)
@@ -153,14 +158,17 @@ compact-model: setup
 	    runs/compact_data_undo runs/compact_data_object_motion \
 	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 60 \
 	    --eval-every-steps 250 --val-fraction 0 --scene-adversarial 0.1 \
-	    --out sole_r1_ros/sole_r1_ros/data/compact_progress.pt
-	sole-r1 eval reward --backend compact --data runs/compact_data \
+	    --out $(COMPACT_OUT)/compact_progress.pt
+	sole-r1 eval reward --backend compact --model $(COMPACT_OUT)/compact_progress.pt \
+	    --data runs/compact_data \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --split all \
 	    --out runs/compact_eval/held_out_tasks.json --plot runs/compact_eval/held_out_tasks.png
-	sole-r1 eval reward --backend compact --data runs/compact_data \
+	sole-r1 eval reward --backend compact --model $(COMPACT_OUT)/compact_progress.pt \
+	    --data runs/compact_data \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
 	    --out runs/compact_eval/train_tasks_val.json --plot runs/compact_eval/train_tasks_val.png
-	sole-r1 eval reward --backend compact --data runs/compact_data_randomized \
+	sole-r1 eval reward --backend compact --model $(COMPACT_OUT)/compact_progress.pt \
+	    --data runs/compact_data_randomized \
 	    --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
 	    --out runs/compact_eval/train_tasks_val_randomized.json \
 	    --plot runs/compact_eval/train_tasks_val_randomized.png
@@ -175,6 +183,7 @@ compact-model-erased: setup
 	for folder in compact_data compact_data_randomized compact_data_object_motion compact_data_undo; do
 	  [ -d runs/$$folder/episodes ] || { echo "runs/$$folder is missing: run make compact-model first (the erased episodes are its episodes without the robot)" >&2; exit 2; }
 	done
+	[ -f $(COMPACT_OUT)/compact_progress.pt ] || { echo "$(COMPACT_OUT)/compact_progress.pt is missing: run make compact-model first (its evaluations pair the two files)" >&2; exit 2; }
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \
 	    --max-steps 250 --robot-masks --out runs/masks --workers 2
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --episodes 30 \
@@ -192,12 +201,14 @@ compact-model-erased: setup
 	    runs/erased_object_motion \
 	    --exclude-tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --epochs 4 --minutes 60 \
 	    --eval-every-steps 250 --val-fraction 0 --scene-adversarial 0.1 --seed 0 \
-	    --out sole_r1_ros/sole_r1_ros/data/compact_progress_erased.pt
-	sole-r1 eval reward --backend compact --erased-model shipped --data runs/compact_data \
+	    --out $(COMPACT_OUT)/compact_progress_erased.pt
+	sole-r1 eval reward --backend compact --model $(COMPACT_OUT)/compact_progress.pt \
+	    --erased-model $(COMPACT_OUT)/compact_progress_erased.pt --data runs/compact_data \
 	    --erased-data runs/erased --tasks $(subst $(space),$(comma),$(COMPACT_HELD)) --split all \
 	    --out runs/compact_eval/pair_held_out_tasks.json \
 	    --plot runs/compact_eval/pair_held_out_tasks.png
-	sole-r1 eval reward --backend compact --erased-model shipped --data runs/compact_data \
+	sole-r1 eval reward --backend compact --model $(COMPACT_OUT)/compact_progress.pt \
+	    --erased-model $(COMPACT_OUT)/compact_progress_erased.pt --data runs/compact_data \
 	    --erased-data runs/erased --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --split val \
 	    --out runs/compact_eval/pair_train_tasks_val.json \
 	    --plot runs/compact_eval/pair_train_tasks_val.png

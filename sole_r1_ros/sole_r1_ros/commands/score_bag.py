@@ -27,9 +27,12 @@ from sole_r1_ros.reward.protocol import normalize_goal
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('bag', help='rosbag2 folder (MCAP or sqlite3), e.g. from sole-r1 record')
     parser.add_argument('--goal', required=True, help='task in words, e.g. "close the drawer"')
-    parser.add_argument('--external-topic', default='camera/external/image_raw')
+    parser.add_argument('--external-topic', default='camera/external/image_raw',
+                        help='external camera topic, as the bag has it: a run whose cameras '
+                        'were remapped (external_camera:=, --remap) recorded the remapped name')
     parser.add_argument('--wrist-topic', default='camera/wrist/image_raw',
-                        help="wrist camera topic; '' for the external-only prompt")
+                        help="wrist camera topic, as the bag has it; '' for the external-only "
+                        'prompt')
     parser.add_argument('--episode-topic', default='episode')
     group = parser.add_mutually_exclusive_group()
     group.add_argument('--num-queries', type=positive_int,

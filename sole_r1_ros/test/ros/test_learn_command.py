@@ -256,6 +256,19 @@ def test_a_real_arm_whose_params_leave_its_limits_at_the_simulators_is_refused(
     assert 'check_real_limits(learner_params' in open(launch).read()
 
 
+@pytest.mark.parametrize('config', ['real_robot_learn.yaml', 'real_robot_joint.yaml',
+                                    'real_robot_pose.yaml', 'gazebo_learn.yaml'])
+def test_every_shipped_real_arm_params_file_passes_the_launch_files_checks(config):
+    """Each file real_robot_learn.launch.py takes (gazebo_learn.launch.py's default too).
+
+    gazebo_learn.yaml set no command type, so the launch file it is the default of refused it.
+    """
+    from sole_r1_ros.bringup import check_paced, check_real_limits, config_dir, load_params
+    learner = load_params(config_dir() / config, also=('learner_node',))['learner_node']
+    check_paced(learner)
+    check_real_limits(learner, who='real_robot_learn.launch.py')
+
+
 def test_a_real_arm_whose_learner_acts_unpaced_is_refused(tmp_path):
     """``pace_to_control_rate: false`` is a lock-step simulator's setting, not a real arm's.
 
