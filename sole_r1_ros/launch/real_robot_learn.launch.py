@@ -22,8 +22,8 @@ from launch_ros.actions import LifecycleNode, Node
 
 from sole_r1_ros.bringup import check_paced, check_real_limits, load_params
 from sole_r1_ros.launch_utils import (
-    as_text, camera_info_of, configure_and_activate, given, params_file_argument,
-    recorder_node, resolve_params_file, reward_arguments, reward_node)
+    as_text, camera_info_of, configure_and_activate, given, namespaced_run_dir,
+    params_file_argument, recorder_node, resolve_params_file, reward_arguments, reward_node)
 
 
 def _learner(context, ns, params, remappings, sim_time) -> list:
@@ -34,8 +34,8 @@ def _learner(context, ns, params, remappings, sim_time) -> list:
             leaves the safety box, the joint limits or the command's topic and type at the
             simulated robot's (the learner had driven a Panda on the Sawyer's box).
     """
-    learner_params = load_params(params.perform(context), also=('learner_node',)
-                                 ).get('learner_node', {})
+    learner_params = load_params(params.perform(context), also=('learner_node',),
+                                 namespace=ns.perform(context)).get('learner_node', {})
     check_paced(learner_params)
     check_real_limits(learner_params, given=given(context, {'command_topic': 'command_topic'}),
                       who='real_robot_learn.launch.py')
@@ -77,7 +77,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('use_sim_time', default_value='false',
                               description="every node on the simulator's /clock (Gazebo)"),
         *reward_arguments(),
-        DeclareLaunchArgument('run_dir', default_value='runs/real_robot'),
+        DeclareLaunchArgument('run_dir', default_value='',
+                              description="'': runs/real_robot, or runs/real_robot-NS under "
+                              'namespace:=NS (each arm its own run)'),
         DeclareLaunchArgument('record', default_value='true',
                               description='record a bag (cameras, rewards, reasoning, '
                               'commands, Joy, labels): recorder_node'),
@@ -94,6 +96,7 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('namespace', default_value=''),
         params_file_argument('real_robot_learn.yaml'),
         OpaqueFunction(function=resolve_params_file),
+        OpaqueFunction(function=namespaced_run_dir, args=['runs/real_robot']),
         Node(package='sole_r1_ros', executable='camera_node', name='camera_node', namespace=ns,
              output='screen', remappings=cameras, parameters=[params, sim_time]),
         Node(package='sole_r1_ros', executable='robot_mask_node', name='robot_mask_node',

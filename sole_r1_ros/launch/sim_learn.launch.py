@@ -8,8 +8,8 @@ from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 
 from sole_r1_ros.launch_utils import (
-    as_text, configure_and_activate, params_file_argument, resolve_params_file, reward_arguments,
-    reward_node, task_goal)
+    as_text, configure_and_activate, namespaced_run_dir, params_file_argument,
+    resolve_params_file, reward_arguments, reward_node, task_goal)
 
 
 def _camera_node(context, ns, params) -> list:
@@ -38,10 +38,13 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument('task', default_value='drawer-close-v3',
                               description='Meta-World v3 task id'),
         *reward_arguments(),
-        DeclareLaunchArgument('run_dir', default_value='runs/sim_learn'),
+        DeclareLaunchArgument('run_dir', default_value='',
+                              description="'': runs/sim_learn, or runs/sim_learn-NS under "
+                              'namespace:=NS (each arm its own run)'),
         DeclareLaunchArgument('namespace', default_value=''),
         params_file_argument('sim_learn.yaml'),
         OpaqueFunction(function=resolve_params_file),
+        OpaqueFunction(function=namespaced_run_dir, args=['runs/sim_learn']),
         Node(package='sole_r1_ros', executable='sim_robot_node', name='sim_robot_node',
              namespace=ns, output='screen',
              parameters=[params, {'task': LaunchConfiguration('task')}]),

@@ -13,6 +13,7 @@ import importlib
 import functools
 import os
 from pathlib import Path
+import re
 import signal
 import subprocess
 import sys
@@ -107,16 +108,22 @@ def check_real_limits(learner: Mapping[str, Any], given: Sequence[str] = (),
                              'shows the others)')
 
 
-def load_params(path: str | os.PathLike, also: Sequence[str] = ()
-                ) -> dict[str, dict[str, Any]]:
+def load_params(path: str | os.PathLike, also: Sequence[str] = (),
+                namespace: str | None = None) -> dict[str, dict[str, Any]]:
     """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.
 
     A ``/**`` section's parameters go to each node of the file, and of ``also`` (the nodes
     that run without a section), that has them; node sections win; as rcl gives them.
     ``sole-r1 learn --params-file`` refused such a file ("unknown node '**'").
 
+    With ``namespace`` (the run's, '' for the root), a section is read as rcl matches it to
+    the node ``/<namespace>/<node>`` (``*`` and ``**`` wildcards, nested namespace levels):
+    a file with ``/arm1/learner_node`` and ``/arm2/learner_node`` gave arm1 whichever came
+    last, arm2's safety limits included. Without it, each section by its node name alone.
+
     Raises:
-        ValueError: the file is not a parameters file.
+        ValueError: the file is not a parameters file, or (with ``namespace``) it sets one of
+            our nodes for other namespaces only, which the node would not get.
     """
     try:
         with open(path, encoding='utf-8') as stream:
@@ -130,35 +137,88 @@ def load_params(path: str | os.PathLike, also: Sequence[str] = ()
     if not isinstance(data, dict):
         raise ValueError(f'{path} is not a ROS 2 parameters file (node: ros__parameters: ...)')
     nodes, every = {}, {}
-    for key, section in data.items():
-        if not isinstance(section or {}, dict) or not isinstance(
-                (section or {}).get('ros__parameters', {}), dict):
-            raise ValueError(f'{path}: {key} is not a node section (node: ros__parameters: '
-                             f'name: value ...), got {section!r}'[:300])
-        values = flatten((section or {}).get('ros__parameters', {}))
+    elsewhere: dict[str, list[str]] = {}   # node -> the sections for other namespaces
+    for key, values in _node_sections(data, path):
         name = key.split('/')[-1]
         if name in ('*', '**'):   # /**: for every node, as rcl reads it
-            every.update(values)
+            if namespace is None or _section_matches(key, _node_fqn(namespace, 'x')):
+                every.update(values)
+            _check_declared(path, values)
+        elif namespace is None or _section_matches(key, _node_fqn(namespace, name)):
+            nodes.setdefault(name, {}).update(values)
         else:
-            nodes[name] = values
+            elsewhere.setdefault(name, []).append(key)
+    for name, keys in elsewhere.items():
+        if name in NODE_MODULES and name not in nodes:
+            sections = ', '.join('/' + key.lstrip('/') for key in keys)
+            raise ValueError(
+                f'{path} sets {name} for {sections} but not for {_node_fqn(namespace, name)}, '
+                f'which would run on its defaults: add a /**/{name} section (any namespace) '
+                f'or {_node_fqn(namespace, name)}')
     if every:   # each node takes what it declares (rcl leaves the rest undeclared)
-        from sole_r1_ros.configuration import specs
-        declared = {node: {s.name for cls, prefix in node_sections(node).values()
-                           for s in specs(cls, prefix)} | {'use_sim_time'}
-                    for node in NODE_MODULES}
-        # A name no node declares is a typo: each node and sole-r1 learn had dropped it
-        # without a word, and a misspelt safety limit left the default in force.
-        everyone = set().union(*declared.values())
-        for name in every:
-            if name not in everyone and not name.startswith('qos_overrides.'):
-                close = difflib.get_close_matches(name, sorted(everyone), n=3)
-                hint = f'; did you mean {close}?' if close else ''
-                raise ValueError(f'{path}: the wildcard section sets {name!r}, which no node '
-                                 f'declares{hint}')
+        declared = _declared_parameters()
         for node in [n for n in NODE_MODULES if n in nodes or n in also]:
             nodes[node] = {**{k: v for k, v in every.items() if k in declared[node]},
                            **nodes.get(node, {})}
     return nodes
+
+
+def _node_sections(data: Mapping, path, prefix: str = ''):
+    """Yield (key, flat parameters) of each node section; nested namespace levels joined.
+
+    ``arm1: {learner_node: {ros__parameters: ...}}`` is rcl's nested form of
+    ``/arm1/learner_node``.
+    """
+    for key, section in data.items():
+        joined = f'{prefix}/{str(key).strip("/")}' if prefix else str(key)
+        if (isinstance(section, dict) and 'ros__parameters' not in section and section
+                and all(isinstance(inner, dict) for inner in section.values())):
+            yield from _node_sections(section, path, joined)
+            continue
+        if not isinstance(section or {}, dict) or not isinstance(
+                (section or {}).get('ros__parameters', {}), dict):
+            raise ValueError(f'{path}: {joined} is not a node section (node: ros__parameters: '
+                             f'name: value ...), got {section!r}'[:300])
+        yield joined, flatten((section or {}).get('ros__parameters', {}))
+
+
+def _node_fqn(namespace: str | None, name: str) -> str:
+    """'/arm1/learner_node' of namespace 'arm1' (or '/arm1/'), '/learner_node' of ''."""
+    return '/' + '/'.join([t for t in (namespace or '').split('/') if t] + [name])
+
+
+def _section_matches(key: str, fqn: str) -> bool:
+    """Whether a parameters file's section ``key`` is the node ``fqn``, as rcl matches them.
+
+    A key without a leading '/' is absolute all the same; ``*`` is one name, ``**`` any
+    number (none included).
+    """
+    pattern = ''.join('(/[^/]+)*' if token == '**' else '/[^/]+' if token == '*'
+                      else '/' + re.escape(token) for token in key.split('/') if token)
+    return re.fullmatch(pattern or '/', fqn) is not None
+
+
+@functools.lru_cache(maxsize=1)
+def _declared_parameters() -> dict[str, set[str]]:
+    """Node -> the parameter names it declares (use_sim_time included)."""
+    return {node: {s.name for cls, prefix in node_sections(node).values()
+                   for s in specs(cls, prefix)} | {'use_sim_time'}
+            for node in NODE_MODULES}
+
+
+def _check_declared(path, values: Mapping[str, Any]) -> None:
+    """Refuse a wildcard section's parameter that no node declares (a typo).
+
+    Each node and sole-r1 learn had dropped it without a word, and a misspelt safety limit
+    left the default in force.
+    """
+    everyone = set().union(*_declared_parameters().values())
+    for name in values:
+        if name not in everyone and not name.startswith('qos_overrides.'):
+            close = difflib.get_close_matches(name, sorted(everyone), n=3)
+            hint = f'; did you mean {close}?' if close else ''
+            raise ValueError(f'{path}: the wildcard section sets {name!r}, which no node '
+                             f'declares{hint}')
 
 
 def command_topics(params: Mapping[str, Mapping[str, Any]]) -> list[str]:

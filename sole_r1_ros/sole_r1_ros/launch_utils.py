@@ -56,6 +56,30 @@ def resolve_params_file(context) -> list:
                        f'config files ({", ".join(shipped)})')
 
 
+def run_dir_of(base: str, namespace: str) -> str:
+    """``base``, or ``base-arm1`` in namespace 'arm1' (``a/b``: ``base-a-b``).
+
+    One default for every namespace had a second arm resume the first arm's run: its policy,
+    its replay, and its checkpoints rotated away.
+    """
+    name = namespace.strip('/').replace('/', '-')
+    return f'{base}-{name}' if name else base
+
+
+def namespaced_run_dir(context, base: str) -> list:
+    """Set ``run_dir`` where the launch line left it '': ``run_dir_of(base, namespace)``.
+
+    For an ``OpaqueFunction`` placed before the nodes, as ``resolve_params_file``.
+    """
+    from launch.actions import SetLaunchConfiguration
+    from launch.substitutions import LaunchConfiguration
+
+    if LaunchConfiguration('run_dir').perform(context):
+        return []
+    return [SetLaunchConfiguration('run_dir', run_dir_of(
+        base, LaunchConfiguration('namespace').perform(context)))]
+
+
 def as_text(argument: str):
     """A launch argument as a string parameter (``goal:=on`` is the text 'on', not a bool).
 
@@ -123,14 +147,16 @@ def given(context, arguments: Mapping[str, str]) -> dict:
     return {parameter: value for parameter, value in values.items() if value}
 
 
-def recorder_extra_topics(params_path: str, command_topic: str = '') -> list[str]:
+def recorder_extra_topics(params_path: str, command_topic: str = '',
+                          namespace: str | None = None) -> list[str]:
     """The recorder's ``extra_topics``: the params file's, and where the learner's commands go.
 
     ``command_topic``: the launch line's ``command_topic:=``, which only the learner was
-    given: the bag recorded the params file's topic, where nothing was sent.
+    given: the bag recorded the params file's topic, where nothing was sent. ``namespace``:
+    the nodes', whose sections of the file they get (``bringup.load_params``).
     """
     from sole_r1_ros.bringup import command_topics, load_params
-    params = load_params(params_path)
+    params = load_params(params_path, namespace=namespace)
     learner = dict(params.get('learner_node', {}))
     if command_topic:
         learner['command_topic'] = command_topic
@@ -152,20 +178,22 @@ def recorder_node(context, namespace, params, remappings, extra: Mapping | None 
     from launch_ros.actions import Node
 
     params_file = LaunchConfiguration('params_file').perform(context)
+    ns = LaunchConfiguration('namespace').perform(context)
     topics = recorder_extra_topics(params_file,
-                                   LaunchConfiguration('command_topic').perform(context))
+                                   LaunchConfiguration('command_topic').perform(context), ns)
     bag = launch_bag_path(params_file, context.launch_configurations.get('run_dir'),
-                          datetime.now())
+                          datetime.now(), ns)
     return [Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
                  namespace=namespace, output='screen', remappings=remappings,
                  parameters=[params, {'extra_topics': topics, **bag, **(extra or {})}])]
 
 
-def launch_bag_path(params_file: str, run_dir: str | None, now) -> dict:
+def launch_bag_path(params_file: str, run_dir: str | None, now,
+                    namespace: str | None = None) -> dict:
     """``{'bag_path': <run_dir>/bag-<date-time>}``, or {} where the params file names one."""
     from sole_r1_ros.bringup import load_params
 
-    if not run_dir or load_params(params_file, also=('recorder_node',)).get(
+    if not run_dir or load_params(params_file, also=('recorder_node',), namespace=namespace).get(
             'recorder_node', {}).get('bag_path'):
         return {}
     return {'bag_path': os.path.join(run_dir, f'bag-{now:%Y%m%d_%H%M%S}')}

@@ -30,18 +30,19 @@ _ALIVE_S = 3.0   # for such a node's report on /diagnostics (one a second) once 
 _HOLDING_SAID_AFTER_S = 10.0   # a reset or a pause holds for a few seconds; this is more
 
 
-def check_namespace(namespace: str) -> None:
-    """Refuse a ROS namespace rcl would refuse, before anything is written.
+def check_namespace(namespace: str) -> str:
+    """Refuse a ROS namespace rcl would refuse, before anything is written; the namespace.
 
     It raised a traceback deep in the first node made, after the run directory had its
     params file: the corrected rerun was then refused as a run stopped before its first
-    checkpoint.
+    checkpoint. It is returned without a leading or trailing '/', which every node takes
+    ('arm1/' passed the check, then failed the same way).
 
     Raises:
         ValueError: not a valid namespace.
     """
-    if not namespace:
-        return
+    if not namespace.strip('/'):
+        return ''
     from rclpy.exceptions import InvalidNamespaceException
     from rclpy.validate_namespace import validate_namespace
     try:
@@ -49,6 +50,13 @@ def check_namespace(namespace: str) -> None:
     except InvalidNamespaceException as exc:
         raise ValueError(f'--namespace {namespace!r} is not a ROS namespace: letters, digits, '
                          "'_' and '/' only, no segment starting with a digit") from exc
+    return namespace.strip('/')
+
+
+def default_run_dir(namespace: str) -> str:
+    """``runs/learn``, or ``runs/learn-arm1`` in namespace 'arm1': each arm its own run."""
+    from sole_r1_ros.launch_utils import run_dir_of
+    return run_dir_of('runs/learn', namespace)
 
 
 @dataclass(frozen=True)
@@ -88,7 +96,7 @@ class LearnRequest:
                             ('--baseline-episodes', self.baseline_episodes)):
             if value < 0:
                 raise ValueError(f'{flag} must be >= 0, got {value}')
-        check_namespace(self.namespace)
+        object.__setattr__(self, 'namespace', check_namespace(self.namespace))
         for remap in self.remaps:
             source, _, target = remap.partition(':=')
             if not source.strip() or not target.strip() or ' ' in remap:
@@ -129,7 +137,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--minutes', type=float, default=0.0,
                         help='stop learning after this long even if --steps is not reached '
                         '(0: no time limit)')
-    parser.add_argument('--run-dir', default='runs/learn', help='everything of the run goes here')
+    parser.add_argument('--run-dir', help='everything of the run goes here (default: '
+                        'runs/learn, or runs/learn-NS with --namespace NS: two arms side by '
+                        'side, each its own)')
     parser.add_argument('--resume', action='store_true', help='continue the run in --run-dir')
     parser.add_argument('--fresh', action='store_true', help='start a new run in --run-dir even '
                         'if it holds one (the old one moves to --run-dir/previous-<time>/, '
@@ -155,7 +165,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     return learn(LearnRequest(
-        goal=args.goal, run_dir=Path(args.run_dir),
+        goal=args.goal, run_dir=Path(args.run_dir or default_run_dir(args.namespace)),
         sim_task=None if args.real else (args.sim or 'drawer-close-v3'),
         params_file=Path(args.params_file) if args.params_file else None, reward=args.reward,
         model=args.model, steps=args.steps, minutes=args.minutes, resume=args.resume,
@@ -435,7 +445,8 @@ def _params(request: LearnRequest, resume: bool) -> dict:
     if given is not None and not given.is_file() and (config_dir() / given).is_file():
         given = config_dir() / given   # a package config's name, as record and launch take it
     params = load_params(given or config_dir() / default, also=(
-        'camera_node', 'reward_node', 'learner_node', 'recorder_node'))   # those that always run
+        'camera_node', 'reward_node', 'learner_node', 'recorder_node'),   # those that always run
+        namespace=request.namespace)
     if not request.sim_task:
         params.pop('sim_robot_node', None)
     params.setdefault('reward_node', {})['goal'] = request.goal
@@ -725,7 +736,7 @@ class _Session:
         """
         from sole_r1_ros.file_lock import try_lock
         where = '/' + self.request.namespace.strip('/')
-        domain = os.environ.get('ROS_DOMAIN_ID', '0')
+        domain = os.environ.get('ROS_DOMAIN_ID', '').strip() or '0'   # '' is 0 to rcl too
         path = _machine_lock_path('run', f'{domain}{where}')
         held = try_lock(path, f'pid {os.getpid()}')
         if isinstance(held, str):

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.seconds >= 0:
         raise ValueError(f'--seconds must be >= 0, got {args.seconds}')
     from sole_r1_ros.commands.learn import check_namespace
-    check_namespace(args.namespace)
+    namespace = check_namespace(args.namespace)
     overrides = [Parameter('bag_path', value=args.out)]
     if args.topics:
         overrides.append(Parameter('topics', value=list(args.topics)))
@@ -51,14 +51,18 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise FileNotFoundError(f'--params-file {args.params_file!r}: no such file, nor a '
                                     f'config file of the package ({config_dir()})')
-        overrides.append(Parameter('extra_topics', value=recorder_extra_topics(path)))
+        overrides.append(Parameter('extra_topics',
+                                   value=recorder_extra_topics(path, namespace=namespace)))
     stop = []
     previous = {s: signal.signal(s, lambda signum, _: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     node = None
     try:
-        node = RecorderNode(namespace=args.namespace, parameter_overrides=overrides)
+        # not recorder_node: beside a run's own recorder in this namespace, two nodes of one
+        # name, and the run's monitor read the other's bag status as its own
+        node = RecorderNode(node_name='bag_recorder', namespace=namespace,
+                            parameter_overrides=overrides)
         deadline = time.monotonic() + args.seconds if args.seconds > 0 else None
         with BackgroundSpinner(node):
             while not stop and (deadline is None or time.monotonic() < deadline):

@@ -108,8 +108,8 @@ def _qos(topic: str, msgtype: str):
 class RecorderNode(Node):
     """Writes every message of the chosen topics, serialized, to one bag (parts after a stop)."""
 
-    def __init__(self, **kwargs) -> None:
-        super().__init__('recorder_node', **kwargs)
+    def __init__(self, node_name: str = 'recorder_node', **kwargs) -> None:
+        super().__init__(node_name, **kwargs)
         self._writer: GuardedBag | None = None   # a refused parameter leaves no bag to close
         config = NodeConfigs(self, SECTIONS)['recorder']
         self.firewall = Firewall(self)

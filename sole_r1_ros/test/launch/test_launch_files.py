@@ -249,6 +249,71 @@ def test_a_namespace_rcl_would_refuse_is_refused_before_a_run_starts(tmp_path):
     LearnRequest(goal='g', run_dir=tmp_path / 'run', namespace='robot_1/arm')
 
 
+def test_a_namespace_with_a_trailing_slash_is_taken_as_the_namespace(tmp_path):
+    """'arm1/' passed the check, then the first node refused it mid-start."""
+    from sole_r1_ros.commands.learn import check_namespace, default_run_dir, LearnRequest
+    assert LearnRequest(goal='g', run_dir=tmp_path, namespace='/arm1/').namespace == 'arm1'
+    assert check_namespace('robot_1/arm/') == 'robot_1/arm' and check_namespace('/') == ''
+    # each arm its own run by default: one default had the second arm resume the first's
+    assert default_run_dir('') == 'runs/learn'
+    assert default_run_dir('/robot_1/arm') == 'runs/learn-robot_1-arm'
+
+
+_TWO_ARMS = '''
+/**/camera_node:
+  ros__parameters: {stride: 4}
+/arm1/learner_node:
+  ros__parameters:
+    episode_length: 40
+    safety: {max_speed_m_s: 0.05}
+/arm2/learner_node:
+  ros__parameters:
+    episode_length: 25
+    safety: {max_speed_m_s: 0.3}
+arm2:
+  camera_node:
+    ros__parameters: {stride: 7}
+/arm2/**:
+  ros__parameters: {use_sim_time: true}
+'''
+
+
+def test_a_params_file_with_a_section_per_arm_gives_each_namespace_its_own(tmp_path):
+    """Sections were read by node name alone: arm1 ran with arm2's, its speed limit included."""
+    path = tmp_path / 'arms.yaml'
+    path.write_text(_TWO_ARMS)
+    arm1 = load_params(path, also=('learner_node',), namespace='arm1')
+    assert arm1['learner_node'] == {'episode_length': 40, 'safety.max_speed_m_s': 0.05}
+    assert arm1['camera_node'] == {'stride': 4}
+    arm2 = load_params(path, also=('learner_node',), namespace='/arm2/')
+    assert arm2['learner_node'] == {'episode_length': 25, 'safety.max_speed_m_s': 0.3,
+                                    'use_sim_time': True}
+    assert arm2['camera_node'] == {'stride': 7, 'use_sim_time': True}   # the nested form
+    # a namespace the file has no learner section for would run the learner on its defaults
+    for namespace in ('arm3', ''):
+        with pytest.raises(ValueError, match=r'sets learner_node for /arm1/learner_node, '
+                           r'/arm2/learner_node but not for /(arm3/)?learner_node'):
+            load_params(path, namespace=namespace)
+    # a section of the root namespace is not a namespaced node's, as rcl reads it
+    root = tmp_path / 'root.yaml'
+    root.write_text('learner_node:\n  ros__parameters: {episode_length: 40}\n')
+    assert load_params(root, namespace='')['learner_node'] == {'episode_length': 40}
+    with pytest.raises(ValueError, match='add a /\\*\\*/learner_node section'):
+        load_params(root, namespace='arm1')
+    assert load_params(root)['learner_node'] == {'episode_length': 40}   # no namespace: by name
+
+
+def test_sole_r1_learn_reads_the_section_of_its_namespace(tmp_path):
+    """``sole-r1 learn --namespace arm1 --params-file arms.yaml``: arm1's limits, not arm2's."""
+    from sole_r1_ros.commands.learn import _params, LearnRequest
+    path = tmp_path / 'arms.yaml'
+    path.write_text(open(os.path.join(_CONFIG_DIR, 'sim_learn.yaml')).read() + _TWO_ARMS)
+    params = _params(LearnRequest(goal='g', run_dir=tmp_path / 'run', params_file=path,
+                                  namespace='arm1'), resume=False)
+    assert params['learner_node']['safety.max_speed_m_s'] == 0.05
+    assert params['learner_node']['episode_length'] == 40
+
+
 def test_a_launched_recorder_writes_its_bag_beside_the_checkpoints(tmp_path):
     """Under ros2 launch the bag went to ./bags of wherever the launch was started."""
     from datetime import datetime

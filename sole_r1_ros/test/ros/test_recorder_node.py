@@ -251,11 +251,14 @@ def test_sole_r1_record_records_a_params_files_command_topics(tmp_path):
     env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
     done = subprocess.run([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
                            str(tmp_path / 'bag'), '--seconds', '0.5', '--params-file',
-                           'real_robot_joint.yaml'], env=env, capture_output=True, text=True,
-                          timeout=60)
+                           'real_robot_joint.yaml', '--namespace', '/arm1/'], env=env,
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     from sole_r1_ros.nodes.recorder_node import DEFAULT_TOPICS
     assert f'recording {len(DEFAULT_TOPICS) + 1} topics' in done.stderr + done.stdout
+    # 'arm1/' raised in the node; and named recorder_node, it was a second node of the name a
+    # run's own recorder has, whose status the run's monitor read
+    assert '[arm1.bag_recorder]' in done.stderr + done.stdout
     missing = subprocess.run([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
                               str(tmp_path / 'other'), '--params-file', 'nowhere.yaml'],
                              env=env, capture_output=True, text=True, timeout=60)
