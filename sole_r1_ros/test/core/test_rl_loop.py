@@ -115,6 +115,24 @@ def test_an_episode_is_announced_reset_acted_recorded_and_closed():
     assert summary.steps == 5 and not summary.evaluation and summary.label is None
 
 
+def test_an_error_in_a_step_holds_the_robot_and_the_actor_goes_on():
+    """A raise in the policy or the safety code must not leave the last velocity in force."""
+    robot = FakeRobot()
+    loop = _loop(robot)
+    loop.step()   # the episode begins
+
+    def send_fails(action, sensed):
+        robot.calls.append(('send',))
+        raise RuntimeError('inference failed')
+    robot.send = send_fails
+    rounds, errors = iter(range(3)), []
+    loop.run_actor(lambda timeout_s: True, lambda: next(rounds, None) is not None,
+                   lambda: 1.0, errors.append)
+    assert [str(e) for e in errors] == ['inference failed'] * 3
+    tail = robot.kinds()[-6:]
+    assert tail == ['send', 'hold'] * 3, robot.kinds()
+
+
 def test_a_pause_during_the_reset_holds_the_next_episode_until_unpaused():
     """A pause during a hand reset gives the person longer: the next episode waits for it.
 

@@ -271,3 +271,14 @@ def test_frames_from_before_an_episode_start_are_forgotten():
     _feed(sensors, 10)
     sensors.clear_frames()
     assert sensors.take() is None
+
+
+def test_a_hold_measures_the_arm_only_from_fresh_inputs_that_came_after_a_reset():
+    """A hold kept the arm at a stale reading, or at one from before a reset homed it."""
+    sensors, clock = _sensors(joint_timeout_s=0.2, pose_timeout_s=0.2)
+    _feed(sensors, 10)
+    joints, pose = sensors.measured()
+    assert joints.tolist() == [1.0, 2.0] and pose is not None
+    assert sensors.measured(since_s=clock.now + 0.01) == (None, None)   # came before the reset
+    clock.now += 0.3   # silent longer than their timeouts
+    assert sensors.measured() == (None, None)

@@ -160,6 +160,19 @@ def test_a_joint_target_stays_a_step_from_the_arm_after_a_reading_wraps():
     np.testing.assert_allclose(adapter.command([1.0], [0.0], previous_target=[0.04]), [0.05])
 
 
+def test_a_last_target_past_a_joint_limit_never_carries_the_next_one_past_it():
+    """The rate limit from a last target beyond the limit ends outside it: 1.1 of a 1.0 limit.
+
+    A target sent while the arm was measured outside its limits (1.3, coming back) may itself
+    lie outside them; once the arm is back inside, no later target may.
+    """
+    adapter = JointTargetAdapter(joint_names=('j',), lower=(-1.0,), upper=(1.0,),
+                                 max_step_rad=0.2, max_rate_rad=0.1)
+    target = adapter.command([1.0], [0.98], previous_target=[1.2])
+    assert target[0] <= 1.0, target
+    np.testing.assert_allclose(target, [1.0])
+
+
 def test_safety_imports_without_torch():
     code = ('import sys; sys.modules["torch"] = None; sys.modules["rclpy"] = None; '
             'sys.modules["mujoco"] = None; '

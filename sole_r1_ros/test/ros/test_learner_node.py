@@ -964,6 +964,100 @@ def test_an_end_effector_outside_the_box_is_said_and_only_let_back_in(ros_contex
         node.destroy_node()
 
 
+def test_an_input_that_goes_stale_while_the_policy_decides_holds_instead_of_acting(
+        ros_context):
+    """A slow inference outlived the joint states' timeout: the action was for an arm unseen."""
+    from rclpy.node import Node
+
+    from sole_r1_ros.nodes.robot_client import RobotClient
+    from sole_r1_ros.rl import SensingConfig, Sensors
+
+    class Output:
+        def __init__(self) -> None:
+            self.calls = []
+
+        def send(self, action, sensed):
+            self.calls.append('send')
+
+        def hold(self, *measured):
+            self.calls.append('hold')
+
+    class Clock:
+        now = 100.0
+
+        def __call__(self) -> float:
+            return self.now
+    clock = Clock()
+    sensors = Sensors(SensingConfig(joint_names=('a',), views=('external',), use_ee_pose=False,
+                                    proprio_wait_s=0.0, joint_timeout_s=0.2), clock=clock)
+    node = Node('stale_while_deciding', context=ros_context)
+    try:
+        output = Output()
+        client = RobotClient(node, sensors=sensors, output=output, reset_service='',
+                             firewall=None)
+        assert sensors.add_joints(10**9, ['a'], [0.1], []) is None
+        assert sensors.add_frame('external', 10**9, np.zeros((8, 8, 3), np.uint8)) is None
+        sensed = client.observe()
+        assert sensed is not None
+        assert client.send(np.zeros(4), sensed) and output.calls == ['send']   # fresh: acts
+        clock.now += 0.3   # the inference took longer than joint_timeout_s
+        assert not client.send(np.zeros(4), sensed)
+        assert output.calls == ['send', 'hold']
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize('layout', ['pose', 'joints'])
+def test_a_hold_target_far_from_the_measured_arm_is_replaced_by_where_it_is(ros_context, layout):
+    """An arm moved by hand between holds was sent straight back to the old target, unlimited.
+
+    Within one command's step (a sagging arm) the first target is kept.
+    """
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.node import Node
+    from std_msgs.msg import Float64MultiArray
+
+    from sole_r1_ros.nodes.command_output import CommandOutput
+    from sole_r1_ros.rl.commands import CommandConfig, JointLimits
+    from sole_r1_ros.rl.poses import checked_pose
+    from sole_r1_ros.rl.safety import SafetyBox
+    node = Node(f'far_hold_{layout}', context=ros_context)
+    try:
+        received = []
+        if layout == 'pose':
+            output = CommandOutput(node, 'ee_delta', CommandConfig(command_type='pose_stamped'),
+                                   SafetyBox(), (), JointLimits(), 'target_pose', '', 0.1)
+            node.create_subscription(PoseStamped, 'target_pose', lambda m: received.append(
+                [m.pose.position.x, m.pose.position.y, m.pose.position.z]), 10)
+            start, sagged, moved = ([0.0, 0.6, 0.2], [0.0, 0.6, 0.195], [0.2, 0.6, 0.2])
+
+            def hold(at):
+                output.hold(pose=checked_pose(at, [0.0, 0.0, 0.0, 1.0]))
+        else:
+            output = CommandOutput(
+                node, 'joint_position', CommandConfig(command_type='float64_multiarray'),
+                SafetyBox(), ('a', 'b'), JointLimits(lower=(-1.0, -1.0), upper=(1.0, 1.0)),
+                'joint_commands', '', 0.1)
+            node.create_subscription(Float64MultiArray, 'joint_commands',
+                                     lambda m: received.append(list(m.data)), 10)
+            start, sagged, moved = [0.0, 0.0], [0.0, -0.01], [0.5, 0.0]
+
+            def hold(at):
+                output.hold(joints=np.array(at))
+        executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
+        executor.add_node(node)
+        for at in (start, sagged, moved):
+            hold(at)
+            deadline = time.monotonic() + 5.0
+            while len(received) < [start, sagged, moved].index(at) + 1 \
+                    and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.02)
+        executor.shutdown()
+        np.testing.assert_allclose(received, [start, start, moved])
+    finally:
+        node.destroy_node()
+
+
 def test_the_who_drives_marker_follows_the_teleop_not_only_its_events(ros_context):
     """A teleop.* parameter change hands back without a Joy event; rviz said HUMAN for ever."""
     import dataclasses
