@@ -1,10 +1,12 @@
 """DrQ-v2 agent: updates train the networks, acting is bounded, the schedule and UTD hold."""
+import copy
 import dataclasses
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip('torch')
+F = torch.nn.functional
 
 from sole_r1_ros.rl.config import DrQConfig  # noqa: E402
 from sole_r1_ros.rl.drq import DrQAgent  # noqa: E402
@@ -103,6 +105,87 @@ def test_the_smoothed_actions_bound_passes_the_actors_gradient_through():
     assert float(action.detach().abs().max()) <= 1.0
     action.sum().backward()
     assert bool((mu.grad == 1.0).all())   # a plain clamp zeroes it for about half of them
+
+
+def _replay_noise(generator: torch.Generator, shape: tuple, sigma: float,
+                  clip: float) -> torch.Tensor:
+    """The target-smoothing noise of Eqs. 1 and 3, drawn as ``_smoothed_action`` draws it."""
+    return (torch.randn(shape, generator=generator) * sigma).clamp(-clip, clip)
+
+
+def _bootstrapped_agent_and_batch(**kwargs):
+    """A state agent with large noise clipped small, and a batch that bootstraps (discount > 0)."""
+    agent = make_agent('state', std_init=2.0, std_final=2.0, std_clip=0.2, **kwargs)
+    batch = random_batch(agent, np.random.default_rng(11))
+    return agent, batch._replace(discount=np.full(16, 0.9, np.float32))
+
+
+def test_the_critic_regresses_to_the_clipped_double_q_target_of_smoothed_next_actions():
+    """Eqs. 1-2 by hand: y = r + gamma^n min(Q_bar_1, Q_bar_2)(s', clip(mu(s') + clip(eps))).
+
+    Every learning test bootstraps nothing (discount 0): a max for the min, the next action
+    without its noise or its noise unclipped went unseen.
+    """
+    agent, batch = _bootstrapped_agent_and_batch()
+    generator = torch.Generator()
+    generator.set_state(agent._update_gen.get_state())
+    critic = copy.deepcopy(agent.critic)
+    with torch.no_grad():
+        next_state = torch.from_numpy(batch.next_state)
+        mu = agent.actor(next_state, None)
+        noise = _replay_noise(generator, tuple(mu.shape), 2.0, 0.2)
+        next_action = (mu + noise).clamp(-1.0, 1.0)
+        target_q1, target_q2 = agent.critic_target(next_state, None, next_action)
+        target = (torch.from_numpy(batch.reward)
+                  + torch.from_numpy(batch.discount) * torch.min(target_q1, target_q2))
+        q1, q2 = critic(torch.from_numpy(batch.state), None, torch.from_numpy(batch.action))
+        loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+    assert not torch.allclose(target_q1, target_q2, atol=1e-2)   # the min tells them apart
+    assert bool((noise.abs() == 0.2).any())                      # the clip bites
+    metrics = agent.update(batch)
+    assert metrics['target_q'] == pytest.approx(float(target.mean()), rel=1e-5, abs=1e-6)
+    assert metrics['critic_loss'] == pytest.approx(float(loss), rel=1e-5, abs=1e-7)
+
+
+def test_the_actor_climbs_the_smaller_of_the_two_critics():
+    """Eq. 3: L_actor = -E[min(Q_1, Q_2)(s, clip(mu(s) + clip(eps)))], after the critic step.
+
+    Climbing Q_1 alone brings back the overestimation the twin critics are there to curb.
+    """
+    agent, batch = _bootstrapped_agent_and_batch()
+    generator = torch.Generator()
+    generator.set_state(agent._update_gen.get_state())
+    actor = copy.deepcopy(agent.actor)
+    state = torch.from_numpy(batch.state)
+    _replay_noise(generator, (16, ACTION_DIM), 2.0, 0.2)   # the critic's target draws first
+    noise = _replay_noise(generator, (16, ACTION_DIM), 2.0, 0.2)
+    metrics = agent.update(batch)
+    with torch.no_grad():   # agent.critic is now the critic the actor step used
+        q1, q2 = agent.critic(state, None, (actor(state, None) + noise).clamp(-1.0, 1.0))
+    expected = -float(torch.min(q1, q2).mean())
+    assert abs(expected - (-float(q1.mean()))) > 1e-3   # Q_1 alone gives another loss
+    assert metrics['actor_loss'] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+def test_the_target_critic_moves_by_tau_towards_the_critic_each_update():
+    """Eq. 4: theta_bar <- tau theta + (1 - tau) theta_bar; a copy (tau 1) makes no target."""
+    agent, batch = _bootstrapped_agent_and_batch(critic_target_tau=0.25)
+    before = [p.clone() for p in agent.critic_target.parameters()]
+    agent.update(batch)
+    moved = False
+    for old, new, online in zip(before, agent.critic_target.parameters(),
+                                agent.critic.parameters()):
+        torch.testing.assert_close(new, old + 0.25 * (online - old), rtol=1e-5, atol=1e-6)
+        moved = moved or not torch.equal(online, old)
+    assert moved
+
+
+def test_the_smoothing_noise_is_clipped_to_std_clip_whatever_sigma():
+    """Target smoothing: eps is clipped to [-c, c] (Eq. 1): sigma 5 moves mu by 0.1 at most."""
+    agent = make_agent('state', std_clip=0.1)
+    mu = torch.zeros((500, ACTION_DIM))
+    action = agent._smoothed_action(mu, sigma=5.0)
+    assert float((action - mu).abs().max()) == pytest.approx(0.1)
 
 
 @pytest.mark.parametrize('variant', ['state', 'pixels'])
