@@ -311,6 +311,69 @@ def test_validation_queries_gather_their_frames_a_chunk_at_a_time():
                                                               rel=1e-5)
 
 
+class _Scripted(torch.nn.Module):
+    """Answers the given predictions, in query order, whatever it is shown."""
+
+    def __init__(self, answers):
+        super().__init__()
+        self.answers = list(answers)
+
+    def forward(self, views, goal, previous, has_wrist):
+        answers, self.answers = self.answers[:len(views)], self.answers[len(views):]
+        return torch.tensor(answers, dtype=torch.float32)
+
+
+def test_validation_metrics_take_clamped_answers_against_the_labels_of_each_folder():
+    """MAE, RMSE and Pearson by hand, each folder's over its own queries only.
+
+    The weights kept are chosen on these numbers: a Pearson of the labels with themselves,
+    an RMSE of 0, unclamped answers or one folder's Pearson taken over all went unseen.
+    """
+    from sole_r1_ros.compact.train import evaluate, FrameBank, validation_queries
+    from sole_r1_ros.labelled import LabelledEpisode
+
+    episodes = [LabelledEpisode(episode_id='a', goal=_GOAL, progress=np.linspace(0, 90, 7),
+                                external=_numbered(7, 10)),
+                LabelledEpisode(episode_id='b', goal=_GOAL, progress=np.linspace(0, 100, 6),
+                                external=_numbered(6, 100))]
+    bank = FrameBank(episodes, credit=0.0, goal_ids={_GOAL: 0}, size=16, sources=[0, 1])
+    queries = validation_queries(bank, torch.zeros((1, 1, _TINY.goal_input_dim)))
+    target = queries.target.numpy().astype(np.float64)
+    assert target.tolist() == pytest.approx([15, 45, 75, 90, 20, 60, 100])
+    answers = [10.0, 40.0, 70.0, 250.0, 90.0, 50.0, -150.0]   # two beyond [-100, 100]
+    clamped = np.clip(answers, -100, 100)
+    metrics = evaluate(_Scripted(answers), queries, folders=2)
+    assert metrics['mae'] == pytest.approx(np.abs(clamped - target).mean())
+    assert metrics['rmse'] == pytest.approx(np.sqrt(((clamped - target) ** 2).mean()))
+    assert metrics['pearson'] == pytest.approx(np.corrcoef(clamped, target)[0, 1])
+    for folder, rows in ((1, slice(0, 4)), (2, slice(4, 7))):
+        assert metrics[f'mae_folder{folder}'] == pytest.approx(
+            np.abs(clamped[rows] - target[rows]).mean())
+        assert metrics[f'pearson_folder{folder}'] == pytest.approx(
+            np.corrcoef(clamped[rows], target[rows])[0, 1])
+    assert metrics['pearson_folder2'] < 0 < metrics['pearson_folder1']   # not the pooled r
+
+
+def test_the_weights_kept_are_those_of_the_lowest_validation_error(monkeypatch):
+    """Validation errors 5, 3, 4 in turn: the weights of the second validation are kept."""
+    from sole_r1_ros.compact import train as training
+
+    errors = iter([5.0, 3.0, 4.0])
+    monkeypatch.setattr(training, 'evaluate',
+                        lambda model, queries, folders: {'mae': next(errors)})
+    model = torch.nn.Linear(1, 1)
+    best = {'val': None, 'state': None, 'step': 0}
+    history = []
+    config = training.TrainConfig(model=_TINY)
+    for step in (1, 2, 3):
+        with torch.no_grad():
+            model.weight.fill_(float(step))
+        training._validate(model, object(), step, [0.5], best, history, config, folders=1)
+    assert [entry['val_mae'] for entry in history] == [5.0, 3.0, 4.0]
+    assert best['step'] == 2 and best['val']['val_mae'] == 3.0
+    assert float(best['state']['weight']) == 2.0   # a copy, not the weights trained on since
+
+
 def test_unmarked_data_keeps_an_even_share_of_its_episodes_for_validation():
     from sole_r1_ros.compact.train import split_validation
     from sole_r1_ros.labelled import LabelledEpisode
@@ -657,7 +720,12 @@ def test_ctrl_c_in_training_saves_the_best_weights_so_far(tmp_path, capsys):
     info = train(str(tmp_path / 'data'), str(tmp_path / 'm.pt'),
                  TrainConfig(epochs=50, batch_size=4, eval_every_steps=2, model=_TINY),
                  encoder=_seeded_encoder(), on_step=press_ctrl_c)
-    assert info['interrupted'] and info['steps'] == 4 and info['best_step'] in (2, 4)
+    assert info['interrupted'] and info['steps'] == 4
+    # the weights kept are those of the lowest validation error, not the last nor the worst
+    errors = {entry['step']: entry['val_mae'] for entry in info['history']}
+    assert sorted(errors) == [2, 4] and errors[2] != errors[4]
+    assert info['best_step'] == min(errors, key=errors.get)
+    assert info['best_val']['val_mae'] == min(errors.values())
     # never under the name asked for: a script's next command took them for the result
     assert info['out'] == str(tmp_path / 'm.interrupted.pt') and not (tmp_path / 'm.pt').exists()
     _, _, saved = load_checkpoint(info['out'])
