@@ -42,6 +42,17 @@ def test_bgr_and_bgra_become_rgb():
     np.testing.assert_array_equal(image_to_rgb(_msg(bgra, 'bgra8')), rgb)
 
 
+@pytest.mark.parametrize('encoding, red', [
+    ('rgb8', (255, 0, 0)), ('bgr8', (0, 0, 255)), ('rgba8', (255, 0, 0, 128)),
+    ('bgra8', (0, 0, 255, 128))])
+def test_pure_red_in_every_colour_encoding_comes_out_red(encoding, red):
+    """Each encoding's channel order: rgba8 read as BGR gave a blue drawer, no error."""
+    pixel = np.array(red, np.uint8)[None, None].repeat(2, 0).repeat(3, 1)
+    rgb = image_to_rgb(_msg(pixel, encoding))
+    assert rgb.shape == (2, 3, 3) and rgb.dtype == np.uint8
+    assert (rgb == np.array([255, 0, 0], np.uint8)).all()
+
+
 def test_a_colour_image_with_no_channel_order_is_refused_not_guessed():
     """``8UC3`` (cv_bridge passthrough of an OpenCV frame) is usually BGR: it was read as RGB."""
     bgr = np.random.default_rng(2).integers(0, 255, (4, 6, 3), dtype=np.uint8)
@@ -59,6 +70,14 @@ def test_mono_16bit_scales_to_rgb8_and_a_depth_image_is_no_picture():
             image_to_rgb(_msg(depth, encoding))
     with pytest.raises(ImageConversionError, match='pixel format to rgb8/bgr8.*image_proc'):
         image_to_rgb(_msg(np.zeros((2, 4, 2), np.uint8), 'yuv422'))
+
+
+@pytest.mark.parametrize('bigendian', [False, True])
+def test_mono_16bit_keeps_its_high_byte(bigendian):
+    """0x1234 is 0x12 in 8 bit: a plain cast kept the low byte, noise for a camera image."""
+    mono16 = np.array([[0x1234, 0x80FF, 0x00FF]], np.uint16)
+    rgb = image_to_rgb(_msg(mono16, 'mono16', bigendian=bigendian))
+    np.testing.assert_array_equal(rgb[0], [[0x12] * 3, [0x80] * 3, [0x00] * 3])
 
 
 def test_depth_images_become_metres_in_either_encoding():
