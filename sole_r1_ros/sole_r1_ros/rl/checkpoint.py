@@ -25,6 +25,7 @@ import json
 import logging
 import os
 from pathlib import Path
+import pickle
 import re
 import shutil
 from typing import Any, TYPE_CHECKING
@@ -475,7 +476,8 @@ def load_checkpoint(path: str | os.PathLike, evict_damaged: bool = False) -> Che
                                  [name for name in names if name not in damaged])
     except CheckpointError as exc:
         raise CheckpointError(f'{path}: {exc}') from exc
-    except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (OSError, KeyError, TypeError, ValueError, RuntimeError,
+            pickle.UnpicklingError) as exc:   # weights_only refusing an object in agent.pt
         raise CheckpointError(f'{path}: unreadable checkpoint ({exc})') from exc
     return Checkpoint(path=path, agent_state=agent_state, replay_arrays=arrays,
                       replay_meta=meta['replay'], counters=meta['counters'],

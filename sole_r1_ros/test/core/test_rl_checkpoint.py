@@ -1,5 +1,8 @@
 """Checkpoints: bit-exact round trip, no double labelling after resume, corrupt ones skipped."""
+import hashlib
+import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +11,8 @@ import pytest
 torch = pytest.importorskip('torch')
 
 from sole_r1_ros.rl.checkpoint import (  # noqa: E402
-    CheckpointError, list_checkpoints, load_latest, lock_directory, restore, save_checkpoint)
+    CheckpointError, list_checkpoints, load_checkpoint, load_latest, lock_directory, restore,
+    save_checkpoint, saved_segments)
 from sole_r1_ros.rl.config import DrQConfig, ReplayConfig  # noqa: E402
 from sole_r1_ros.rl.drq import DrQAgent  # noqa: E402
 from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer  # noqa: E402
@@ -135,6 +139,71 @@ def test_flipped_bytes_in_the_latest_checkpoint_fall_back_to_the_previous(tmp_pa
     (second / 'replay.npz').write_bytes(bytes(data))
     checkpoint = load_latest(tmp_path)
     assert checkpoint.path == first and checkpoint.counters == {'env_steps': 1}
+
+
+def _replant(checkpoint: Path, name: str, content: bytes) -> None:
+    """Replace one file of a checkpoint and its manifest entry, so it verifies as written."""
+    (checkpoint / name).write_bytes(content)
+    manifest = json.loads((checkpoint / 'manifest.json').read_text())
+    manifest[name] = {'size': len(content), 'sha256': hashlib.sha256(content).hexdigest()}
+    (checkpoint / 'manifest.json').write_text(json.dumps(manifest))
+
+
+class _RunsOnLoad:
+    """Unpickled, makes the folder it names: what a pickle may do is run any callable."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.makedirs, (self.marker,)
+
+
+def test_an_agent_file_that_is_not_weights_is_refused_unrun(tmp_path):
+    """agent.pt is read weights-only: a pickled object in it is refused, never unpickled.
+
+    The refusal is a CheckpointError, so a resume goes back to the previous checkpoint (it
+    escaped as torch's UnpicklingError, whose message suggests loading with weights_only=False).
+    """
+    first, second = _two_checkpoints(tmp_path / 'run')
+    marker = tmp_path / 'ran'
+    planted = tmp_path / 'planted.pt'
+    torch.save({'actor': _RunsOnLoad(marker)}, planted)
+    _replant(second, 'agent.pt', planted.read_bytes())
+    with pytest.raises(CheckpointError, match='unreadable checkpoint'):
+        load_checkpoint(second)
+    assert not marker.exists()
+    assert load_latest(tmp_path / 'run').path == first
+    assert not marker.exists()
+
+
+def test_a_checkpoint_of_a_format_this_version_cannot_read_is_refused(tmp_path):
+    """A newer learner's checkpoint (format 3) would be read as if it were this one's."""
+    first, second = _two_checkpoints(tmp_path)
+    meta = json.loads((second / 'meta.json').read_text())
+    _replant(second, 'meta.json', json.dumps({**meta, 'format_version': 3}).encode())
+    with pytest.raises(CheckpointError, match=r'format version 3 is not one of \(1, 2\)'):
+        load_checkpoint(second)
+    assert load_latest(tmp_path).path == first
+
+
+@pytest.mark.parametrize('change', ['cut', 'grown'])
+def test_a_shared_segment_whose_size_changed_is_written_again(tmp_path, change):
+    """A segment cut short or grown on disk counts as unsaved: the next checkpoint writes it.
+
+    Counted as saved, every checkpoint to come named the damaged file and none loaded.
+    """
+    agent, replay = build()
+    fill(agent, replay)
+    save_checkpoint(tmp_path, agent, replay, {'n': 0})
+    assert len(saved_segments(tmp_path)) == len(KEYS)
+    [segment, *_] = sorted((tmp_path / 'replay-segments').iterdir())
+    data = segment.read_bytes()
+    segment.write_bytes(data[:-16] if change == 'cut' else data + bytes(16))
+    assert set(saved_segments(tmp_path)) == set(_store(tmp_path)) - {segment.name}
+    save_checkpoint(tmp_path, agent, replay, {'n': 1})
+    assert load_latest(tmp_path).counters == {'n': 1}
+    assert segment.read_bytes() == data
 
 
 @pytest.mark.parametrize('damage', ['truncate', 'delete', 'no_manifest'])
