@@ -85,6 +85,54 @@ def test_unfinished_episodes_are_skipped_and_filters_apply(tmp_path):
     assert [e.episode_id for e in labelled.load_episodes(str(tmp_path), limit=1)] == ['e0']
 
 
+def test_selecting_by_behaviour_gives_only_those_episodes(tmp_path):
+    """VOC and training select experts by behaviour: a failed drop counted as an expert."""
+    for index, behaviour in enumerate(['expert', 'drop', 'expert', 'stop_short']):
+        labelled.write_episode(str(tmp_path), LabelledEpisode(
+            f'e{index}', 'do it', [0, 50], _frames(2), behaviour=behaviour))
+    chosen = labelled.load_episodes(str(tmp_path), behaviours=['expert'])
+    assert [(e.episode_id, e.behaviour) for e in chosen] == [('e0', 'expert'), ('e2', 'expert')]
+    chosen = labelled.load_episodes(str(tmp_path), behaviours={'drop', 'stop_short'})
+    assert [e.episode_id for e in chosen] == ['e1', 'e3']
+    assert labelled.load_episodes(str(tmp_path), behaviours=[]) == []
+
+
+@pytest.mark.parametrize('episode_id', ['..', '.', 'a/../../x', 'a/b', ''])
+def test_an_episode_id_that_is_not_one_folder_name_is_refused(tmp_path, episode_id):
+    """An id such as '..' or 'a/../../x' wrote its labels.json over the data folder or by it."""
+    root = tmp_path / 'data'
+    episode = LabelledEpisode(episode_id, 'do it', [0, 50], _frames(2))
+    with pytest.raises(ValueError, match='cannot name a folder'):
+        labelled.write_episode(str(root), episode)
+    with pytest.raises(ValueError, match='cannot name a folder'):
+        labelled.folder.read_labels(str(root), episode_id)
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob('*')) in (
+        [], ['data'])   # nothing written, inside the folder or out
+
+
+def test_a_first_label_within_tolerance_is_read_as_exactly_0():
+    """The prompt says the first frame is 0 %: a 0.3 exported as float noise is snapped."""
+    from sole_r1_ros.labelled.labels import resolve_progress
+    assert resolve_progress({'progress': [0.3, 20, 60]}, [0, 0.1, 0.2], 'e') == [0.0, 20, 60]
+    assert resolve_progress({'progress': [-0.4, 50]}, [0, 0.1], 'e') == [0.0, 50]
+    keypoints = {'time_s': [0, 1], 'progress': [0.5, 100.5]}   # interpolated, then snapped
+    assert resolve_progress(keypoints, [0, 0.5, 1], 'e') == pytest.approx([0.0, 50.5, 100.0])
+    with pytest.raises(ValueError, match='first frame is labelled 0.6%'):
+        resolve_progress({'progress': [0.6, 50]}, [0, 0.1], 'e')
+
+
+def test_an_episode_without_a_success_flag_succeeds_from_95_percent_on():
+    """SUCCESS_PCT is the first value that counts as success (>=), as its comment says."""
+    from sole_r1_ros.labelled.episode import SUCCESS_PCT
+    assert SUCCESS_PCT == 95.0
+
+    def ending_at(value, success=None):
+        return LabelledEpisode('e', 'do it', [0, value], _frames(2), success=success)
+    assert ending_at(95.0).succeeded and ending_at(100.0).succeeded
+    assert not ending_at(94.99).succeeded
+    assert not ending_at(100.0, success=False).succeeded and ending_at(10.0, True).succeeded
+
+
 def test_excluded_tasks_are_skipped_before_their_frames_are_read(tmp_path):
     for task in ('kept', 'held-out'):
         labelled.write_episode(str(tmp_path), LabelledEpisode(
