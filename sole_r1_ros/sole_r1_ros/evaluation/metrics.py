@@ -36,7 +36,8 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> float:
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f'pearson needs equal lengths, got {a.shape} and {b.shape}')
-    if len(a) < 2 or a.std() == 0 or b.std() == 0:
+    # all values equal, not std 0: three 0.1s have a std of 1e-17 (their float mean is not 0.1)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return math.nan
     return float(np.clip(np.corrcoef(a, b)[0, 1], -1.0, 1.0))
 

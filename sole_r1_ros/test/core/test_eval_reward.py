@@ -1,6 +1,7 @@
 """Reward-quality metrics on hand-made cases, and `sole-r1 eval reward` on every input kind."""
 import json
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -35,6 +36,38 @@ def test_auroc_of_perfect_inverted_and_uninformative_scores():
     assert metrics.auroc([0.5, 0.5, 0.5, 0.5], labels) == 0.5
     assert metrics.auroc([0.9, 0.2, 0.8, 0.1], labels) == 0.75  # 3 of 4 pairs in order
     assert math.isnan(metrics.auroc([0.1, 0.2], [True, True]))
+
+
+@pytest.mark.parametrize('constant', [[50.0] * 4, [0.1] * 3, [0.1] * 100])
+def test_pearson_of_a_constant_side_is_nan_quietly(constant):
+    """Pearson's r of a constant is undefined: NaN, never a 0/0 warning nor a rounding's 0.
+
+    The mean of three 0.1s is not 0.1 in floating point: the spread it left was taken for a
+    signal and the r came out ~1e-17 instead of NaN.
+    """
+    other = np.arange(len(constant), dtype=float) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        assert math.isnan(metrics.pearson(constant, other))
+        assert math.isnan(metrics.pearson(other, constant))
+        assert math.isnan(metrics.pearson([1.0], [2.0]))
+
+
+def test_means_over_episodes_leave_out_the_undefined_ones():
+    """A one-frame episode's VOC (NaN) or a task's AUROC with no failure made the mean NaN."""
+    vocs = [metrics.value_order_correlation(p) for p in ([10, 50, 90], [40], [90, 50, 10])]
+    assert math.isnan(vocs[1]) and metrics.nanmean(vocs) == 0.0
+    assert metrics.nanmean([1.0, math.nan, None, 3.0, math.inf]) == 2.0
+    assert math.isnan(metrics.nanmean([math.nan, None]))
+    scores = [EpisodeScore(_episode(f'{task}{i}', [0, 50, final], None, task=task), (1, 2),
+                           (guess / 2, guess), (50.0, float(final)), latency_s=latency)
+              for task, i, final, guess, latency in (
+                  ('all-succeed', 0, 100, 90.0, math.nan), ('all-succeed', 1, 100, 80.0, 0.5),
+                  ('told-apart', 0, 100, 95.0, 1.5), ('told-apart', 1, 40, 30.0, math.nan))]
+    summary = summarise(scores)
+    assert math.isnan(summary['per_task']['all-succeed']['auroc'])
+    assert summary['per_task']['told-apart']['auroc'] == 1.0
+    assert summary['auroc_task_mean'] == 1.0 and summary['latency_s'] == 1.0
 
 
 def _episode(name, truth, success, behaviour='expert', task='t'):
