@@ -221,6 +221,23 @@ def _check_declared(path, values: Mapping[str, Any]) -> None:
                              f'declares{hint}')
 
 
+def bag_reserve_gb(learner: Mapping[str, Any]) -> float:
+    """The free disk a run's bag leaves its learner: a full replay's frames and 1 GB more.
+
+    The bag stopped at 1 GB free, but the checkpoints of a filling replay grow to its whole
+    frames (2.5 GB at 100,000 frames of two 64 px views): a robot's raw cameras (55 MB/s for
+    two 640x480 at 30 Hz) filled the disk first, and every later checkpoint failed.
+    """
+    from sole_r1_ros.rl.config import DrQConfig, ReplayConfig
+    from sole_r1_ros.rl.replay import replay_bytes
+    if learner.get('agent.variant', DrQConfig.variant) != 'pixels':
+        return 1.0
+    views = len(learner.get('agent.image_keys', DrQConfig.image_keys))
+    frames = replay_bytes(learner.get('replay.capacity', ReplayConfig.capacity), 0, 0, views,
+                          learner.get('agent.image_size', DrQConfig.image_size))
+    return round(1.0 + frames / 1e9, 1)
+
+
 def command_topics(params: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """The recorder's ``extra_topics`` and wherever this learner sends arm and gripper commands.
 

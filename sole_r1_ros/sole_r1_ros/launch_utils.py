@@ -185,7 +185,22 @@ def recorder_node(context, namespace, params, remappings, extra: Mapping | None 
                           datetime.now(), ns)
     return [Node(package='sole_r1_ros', executable='recorder_node', name='recorder_node',
                  namespace=namespace, output='screen', remappings=remappings,
-                 parameters=[params, {'extra_topics': topics, **bag, **(extra or {})}])]
+                 parameters=[params, {'extra_topics': topics, **bag,
+                                      **launch_bag_reserve(params_file, ns), **(extra or {})}])]
+
+
+def launch_bag_reserve(params_file: str, namespace: str | None = None) -> dict:
+    """The disk the learner's checkpoints need as ``{'min_free_gb': GB}``; {} if the file says.
+
+    ``bringup.bag_reserve_gb``: the bag stopped at 1 GB free, short of a filling replay.
+    """
+    from sole_r1_ros.bringup import bag_reserve_gb, load_params
+
+    params = load_params(params_file, also=('learner_node', 'recorder_node'),
+                         namespace=namespace)
+    if 'min_free_gb' in params.get('recorder_node', {}):
+        return {}
+    return {'min_free_gb': bag_reserve_gb(params.get('learner_node', {}))}
 
 
 def launch_bag_path(params_file: str, run_dir: str | None, now,

@@ -214,7 +214,8 @@ def _machine_lock_path(kind: str, what: str) -> Path:
 
 def _learn_in_locked_dir(request: LearnRequest) -> int:
     from sole_r1_ros.bringup import (
-        check_paced, check_params, check_real_limits, command_topics, write_params_file)
+        bag_reserve_gb, check_paced, check_params, check_real_limits, command_topics,
+        write_params_file)
 
     resume = _check_run_dir(request)
     params = check_params(_params(request, resume))
@@ -239,7 +240,9 @@ def _learn_in_locked_dir(request: LearnRequest) -> int:
              if n in params or n not in ('sim_robot_node', 'robot_mask_node')]
     if request.record:
         nodes.append('recorder_node')
-        params['recorder_node'] = {**params.get('recorder_node', {}),
+        # the disk the learner's checkpoints will need, unless the file or --set says
+        reserve = {'min_free_gb': bag_reserve_gb(params['learner_node'])}
+        params['recorder_node'] = {**reserve, **params.get('recorder_node', {}),
                                    'bag_path': str(run_dir / f'bag-{session:03d}'),
                                    'extra_topics': command_topics(params)}
         write_params_file(params_file, params)

@@ -54,7 +54,9 @@ class RecorderConfig:
                                            "real arm's controller topics", read_only=True)
     min_free_gb: float = option(1.0, 'the bag stops, closed and readable, when its disk has '
                                 'less free than this, so that the checkpoints keep room; it '
-                                'goes on in a new part (<bag>-part2, ...) at twice this [GB]',
+                                'goes on in a new part (<bag>-part2, ...) at twice this '
+                                '(sole-r1 learn and the launch files set it to a full '
+                                "replay's checkpoints and 1 GB: bringup.bag_reserve_gb) [GB]",
                                 range=(0.0, 1e6), read_only=True)
 
     def __post_init__(self) -> None:

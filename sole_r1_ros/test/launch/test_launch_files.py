@@ -314,6 +314,21 @@ def test_sole_r1_learn_reads_the_section_of_its_namespace(tmp_path):
     assert params['learner_node']['episode_length'] == 40
 
 
+def test_the_bag_leaves_the_disk_a_full_replays_checkpoints_need(tmp_path):
+    """It stopped at 1 GB free; a filling replay's checkpoints grow to its whole frames."""
+    from sole_r1_ros.bringup import bag_reserve_gb
+    from sole_r1_ros.launch_utils import launch_bag_reserve
+    assert bag_reserve_gb({'agent.variant': 'pixels'}) == 3.5   # 100,000 frames, 2 views, 64 px
+    assert bag_reserve_gb({'agent.variant': 'pixels', 'replay.capacity': 20000,
+                           'agent.image_keys': ['external']}) == 1.2
+    assert bag_reserve_gb({'agent.variant': 'state'}) == 1.0   # no frames in the replay
+    shipped = os.path.join(_CONFIG_DIR, 'real_robot_learn.yaml')
+    assert launch_bag_reserve(shipped) == {'min_free_gb': 3.5}
+    own = tmp_path / 'p.yaml'
+    own.write_text('/**/recorder_node:\n  ros__parameters:\n    min_free_gb: 20.0\n')
+    assert launch_bag_reserve(str(own)) == {}   # the file's own wins
+
+
 def test_a_launched_recorder_writes_its_bag_beside_the_checkpoints(tmp_path):
     """Under ros2 launch the bag went to ./bags of wherever the launch was started."""
     from datetime import datetime

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip('rclpy')
 pytest.importorskip('torch')
@@ -66,6 +67,10 @@ def test_learn_writes_checkpoint_bag_and_curves_and_resume_continues(tmp_path):
     commands = _bag_messages(run_dir / 'bag-001', '/forward_command_controller/commands')
     assert len(commands) > 100 and any(np.abs(c.data).max() > 0 for c in commands)
     assert _bag_messages(run_dir / 'bag-001', '/sole_r1/progress')
+    # the bag leaves the disk a full replay's checkpoints need (2.5 GB here), not 1 GB
+    params = yaml.safe_load((run_dir / 'params-001.yaml').read_text())
+    recorder = next(v for k, v in params.items() if k.endswith('recorder_node'))
+    assert recorder['ros__parameters']['min_free_gb'] == 3.5
     assert (run_dir / 'learning_curves.png').stat().st_size > 10000
     evaluation = json.loads((run_dir / 'evaluation.json').read_text())
     assert evaluation['episodes'] == 1 and evaluation['session'] == 1   # whose policy it was

@@ -100,7 +100,10 @@ _ACTIVATION_RAISES = textwrap.dedent('''
 def test_an_autostarted_node_whose_activation_fails_ends_its_process_with_an_error():
     """It spun on, unconfigured, for ever: the launch file saw a live process."""
     process = _python(_ACTIVATION_RAISES)
-    output, _ = process.communicate(timeout=30)
+    try:
+        output, _ = process.communicate(timeout=30)
+    finally:
+        process.kill()   # it spun on for ever before the fix
     assert process.returncode != 0, output
     assert 'failing_activation failed to activate' in output, output
     assert 'returned' not in output, output
