@@ -22,7 +22,7 @@ help:
 	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos: one each'
 	@echo '  (BENCH_ARGS passes flags to the script, e.g. make bench-drq BENCH_ARGS=--quick)'
 	@echo 'make bench-gpu             - on a machine with a CUDA GPU: reward backend and fine-tuning'
-	@echo 'make compact-model         - train the shipped compact progress model again'
+	@echo 'make compact-model         - train the compact progress model again (runs/compact_model/)'
 	@echo 'make compact-model-erased  - then the erased half of a compact pair'
 	@echo '                             (about half an hour each on 2 cores)'
 	@echo 'make clean  - remove the colcon builds and env.sh (the venv stays)'
@@ -183,7 +183,7 @@ compact-model-erased: setup
 	for folder in compact_data compact_data_randomized compact_data_object_motion compact_data_undo; do
 	  [ -d runs/$$folder/episodes ] || { echo "runs/$$folder is missing: run make compact-model first (the erased episodes are its episodes without the robot)" >&2; exit 2; }
 	done
-	[ -f $(COMPACT_OUT)/compact_progress.pt ] || { echo "$(COMPACT_OUT)/compact_progress.pt is missing: run make compact-model first (its evaluations pair the two files)" >&2; exit 2; }
+	[ -f $(COMPACT_OUT)/compact_progress.pt ] || { echo "$(COMPACT_OUT)/compact_progress.pt is missing: run make compact-model first, or copy your picture file there (the evaluations pair the two files)" >&2; exit 2; }
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TASKS)) --episodes 30 \
 	    --max-steps 250 --robot-masks --out runs/masks --workers 2
 	sole-r1 synth --tasks $(subst $(space),$(comma),$(COMPACT_TRAIN)) --episodes 30 \

@@ -109,21 +109,26 @@ def check_real_limits(learner: Mapping[str, Any], given: Sequence[str] = (),
 
 
 def load_params(path: str | os.PathLike, also: Sequence[str] = (),
-                namespace: str | None = None) -> dict[str, dict[str, Any]]:
+                namespace: str | None = None, root_anywhere: bool = False
+                ) -> dict[str, dict[str, Any]]:
     """Node name -> flat parameters ('agent.lr') from a ROS 2 parameters YAML file.
 
     A ``/**`` section's parameters go to each node of the file, and of ``also`` (the nodes
-    that run without a section), that has them; node sections win; as rcl gives them.
-    ``sole-r1 learn --params-file`` refused such a file ("unknown node '**'").
+    that run without a section), that has them. Sections that match a node are merged in file
+    order, the last one winning, as rclpy does. ``sole-r1 learn --params-file`` refused a
+    wildcard section ("unknown node '**'").
 
     With ``namespace`` (the run's, '' for the root), a section is read as rcl matches it to
     the node ``/<namespace>/<node>`` (``*`` and ``**`` wildcards, nested namespace levels):
     a file with ``/arm1/learner_node`` and ``/arm2/learner_node`` gave arm1 whichever came
     last, arm2's safety limits included. Without it, each section by its node name alone.
+    ``root_anywhere``: a section naming no namespace (``learner_node:``) is for any, as
+    ``sole-r1 learn`` has always given it (it writes ``/**/<node>`` for the nodes it starts);
+    rcl gives it to the root namespace's node only.
 
     Raises:
-        ValueError: the file is not a parameters file, or (with ``namespace``) it sets one of
-            our nodes for other namespaces only, which the node would not get.
+        ValueError: the file is not a parameters file, or (with ``namespace``) it sets a node
+            of ``also`` for other namespaces only, which the node would not get.
     """
     try:
         with open(path, encoding='utf-8') as stream:
@@ -136,30 +141,34 @@ def load_params(path: str | os.PathLike, also: Sequence[str] = (),
                          ) from exc
     if not isinstance(data, dict):
         raise ValueError(f'{path} is not a ROS 2 parameters file (node: ros__parameters: ...)')
-    nodes, every = {}, {}
-    elsewhere: dict[str, list[str]] = {}   # node -> the sections for other namespaces
-    for key, values in _node_sections(data, path):
+    sections = list(_node_sections(data, path))
+    named = [key.split('/')[-1] for key, _ in sections]
+    targets = [n for n in NODE_MODULES if n in named or n in also]   # what a wildcard reaches
+    nodes: dict[str, dict[str, Any]] = {}
+    matched: set[str] = set()   # nodes a section of their own name matched
+    elsewhere: dict[str, list[str]] = {}   # node -> its sections for other namespaces
+    for key, values in sections:
         name = key.split('/')[-1]
         if name in ('*', '**'):   # /**: for every node, as rcl reads it
-            if namespace is None or _section_matches(key, _node_fqn(namespace, 'x')):
-                every.update(values)
             _check_declared(path, values)
-        elif namespace is None or _section_matches(key, _node_fqn(namespace, name)):
+            if namespace is None or _section_matches(key, _node_fqn(namespace, name)):
+                declared = _declared_parameters()   # each node takes what it declares
+                for node in targets:
+                    nodes.setdefault(node, {}).update(
+                        {k: v for k, v in values.items() if k in declared[node]})
+        elif (namespace is None or _section_matches(key, _node_fqn(namespace, name))
+              or (root_anywhere and len([t for t in key.split('/') if t]) == 1)):
             nodes.setdefault(name, {}).update(values)
+            matched.add(name)
         else:
             elsewhere.setdefault(name, []).append(key)
     for name, keys in elsewhere.items():
-        if name in NODE_MODULES and name not in nodes:
-            sections = ', '.join('/' + key.lstrip('/') for key in keys)
+        if name in also and name not in matched:
+            sections_named = ', '.join('/' + key.lstrip('/') for key in keys)
             raise ValueError(
-                f'{path} sets {name} for {sections} but not for {_node_fqn(namespace, name)}, '
-                f'which would run on its defaults: add a /**/{name} section (any namespace) '
-                f'or {_node_fqn(namespace, name)}')
-    if every:   # each node takes what it declares (rcl leaves the rest undeclared)
-        declared = _declared_parameters()
-        for node in [n for n in NODE_MODULES if n in nodes or n in also]:
-            nodes[node] = {**{k: v for k, v in every.items() if k in declared[node]},
-                           **nodes.get(node, {})}
+                f'{path} sets {name} for {sections_named} but not for '
+                f'{_node_fqn(namespace, name)}, which would run without them: add a '
+                f'/**/{name} section (any namespace) or {_node_fqn(namespace, name)}')
     return nodes
 
 

@@ -76,8 +76,25 @@ def namespaced_run_dir(context, base: str) -> list:
 
     if LaunchConfiguration('run_dir').perform(context):
         return []
-    return [SetLaunchConfiguration('run_dir', run_dir_of(
-        base, LaunchConfiguration('namespace').perform(context)))]
+    run_dir = run_dir_of(base, LaunchConfiguration('namespace').perform(context))
+    if moved_default_run(base, run_dir):
+        import launch.logging
+        launch.logging.get_logger('sole_r1_ros').warning(moved_default_run(base, run_dir))
+    return [SetLaunchConfiguration('run_dir', run_dir)]
+
+
+def moved_default_run(base: str, run_dir: str) -> str:
+    """What to say where a namespace's run now defaults to ``run_dir`` but ``base`` holds one.
+
+    Until 2026-12-07 every namespace's default was ``base``: a run made there under a
+    namespace would otherwise start over in the new folder without a word.
+    """
+    if run_dir == base or not os.path.isdir(os.path.join(base, 'checkpoints')) or \
+            os.path.isdir(os.path.join(run_dir, 'checkpoints')):
+        return ''
+    return (f'{run_dir} is the run folder of this namespace; {base}, the folder of every '
+            f'namespace before 2026-12-07, holds a run: give run_dir:={base} (--run-dir '
+            f'{base}) to go on with it')
 
 
 def as_text(argument: str):
@@ -148,7 +165,8 @@ def given(context, arguments: Mapping[str, str]) -> dict:
 
 
 def recorder_extra_topics(params_path: str, command_topic: str = '',
-                          namespace: str | None = None) -> list[str]:
+                          namespace: str | None = None, root_anywhere: bool = False
+                          ) -> list[str]:
     """The recorder's ``extra_topics``: the params file's, and where the learner's commands go.
 
     ``command_topic``: the launch line's ``command_topic:=``, which only the learner was
@@ -156,7 +174,7 @@ def recorder_extra_topics(params_path: str, command_topic: str = '',
     the nodes', whose sections of the file they get (``bringup.load_params``).
     """
     from sole_r1_ros.bringup import command_topics, load_params
-    params = load_params(params_path, namespace=namespace)
+    params = load_params(params_path, namespace=namespace, root_anywhere=root_anywhere)
     learner = dict(params.get('learner_node', {}))
     if command_topic:
         learner['command_topic'] = command_topic
@@ -196,8 +214,7 @@ def launch_bag_reserve(params_file: str, namespace: str | None = None) -> dict:
     """
     from sole_r1_ros.bringup import bag_reserve_gb, load_params
 
-    params = load_params(params_file, also=('learner_node', 'recorder_node'),
-                         namespace=namespace)
+    params = load_params(params_file, also=('recorder_node',), namespace=namespace)
     if 'min_free_gb' in params.get('recorder_node', {}):
         return {}
     return {'min_free_gb': bag_reserve_gb(params.get('learner_node', {}))}

@@ -164,8 +164,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    run_dir = args.run_dir or default_run_dir(args.namespace)
+    if not args.run_dir:
+        from sole_r1_ros.launch_utils import moved_default_run
+        if moved := moved_default_run('runs/learn', run_dir):
+            print(f'sole-r1 learn: {moved}', file=sys.stderr, flush=True)
     return learn(LearnRequest(
-        goal=args.goal, run_dir=Path(args.run_dir or default_run_dir(args.namespace)),
+        goal=args.goal, run_dir=Path(run_dir),
         sim_task=None if args.real else (args.sim or 'drawer-close-v3'),
         params_file=Path(args.params_file) if args.params_file else None, reward=args.reward,
         model=args.model, steps=args.steps, minutes=args.minutes, resume=args.resume,
@@ -449,7 +454,7 @@ def _params(request: LearnRequest, resume: bool) -> dict:
         given = config_dir() / given   # a package config's name, as record and launch take it
     params = load_params(given or config_dir() / default, also=(
         'camera_node', 'reward_node', 'learner_node', 'recorder_node'),   # those that always run
-        namespace=request.namespace)
+        namespace=request.namespace, root_anywhere=True)
     if not request.sim_task:
         params.pop('sim_robot_node', None)
     params.setdefault('reward_node', {})['goal'] = request.goal

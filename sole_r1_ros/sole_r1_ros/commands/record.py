@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         if not os.path.isfile(path):
             raise FileNotFoundError(f'--params-file {args.params_file!r}: no such file, nor a '
                                     f'config file of the package ({config_dir()})')
-        overrides.append(Parameter('extra_topics',
-                                   value=recorder_extra_topics(path, namespace=namespace)))
+        topics = recorder_extra_topics(path, namespace=namespace, root_anywhere=True)
+        overrides.append(Parameter('extra_topics', value=topics))
     stop = []
     previous = {s: signal.signal(s, lambda signum, _: stop.append(signum))
                 for s in (signal.SIGINT, signal.SIGTERM)}

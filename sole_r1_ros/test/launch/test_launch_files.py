@@ -259,6 +259,21 @@ def test_a_namespace_with_a_trailing_slash_is_taken_as_the_namespace(tmp_path):
     assert default_run_dir('/robot_1/arm') == 'runs/learn-robot_1-arm'
 
 
+def test_a_run_in_the_old_default_folder_of_every_namespace_is_pointed_to(tmp_path,
+                                                                          monkeypatch):
+    """It would otherwise start over in the namespace's new folder without a word."""
+    from sole_r1_ros.launch_utils import moved_default_run
+    monkeypatch.chdir(tmp_path)
+    assert moved_default_run('runs/learn', 'runs/learn-arm1') == ''   # no run there
+    (tmp_path / 'runs' / 'learn' / 'checkpoints').mkdir(parents=True)
+    said = moved_default_run('runs/learn', 'runs/learn-arm1')
+    assert 'runs/learn, the folder of every namespace before' in said
+    assert '--run-dir runs/learn' in said
+    assert moved_default_run('runs/learn', 'runs/learn') == ''   # the root namespace's own
+    (tmp_path / 'runs' / 'learn-arm1' / 'checkpoints').mkdir(parents=True)
+    assert moved_default_run('runs/learn', 'runs/learn-arm1') == ''   # it has its own run
+
+
 _TWO_ARMS = '''
 /**/camera_node:
   ros__parameters: {stride: 4}
@@ -289,18 +304,31 @@ def test_a_params_file_with_a_section_per_arm_gives_each_namespace_its_own(tmp_p
     assert arm2['learner_node'] == {'episode_length': 25, 'safety.max_speed_m_s': 0.3,
                                     'use_sim_time': True}
     assert arm2['camera_node'] == {'stride': 7, 'use_sim_time': True}   # the nested form
-    # a namespace the file has no learner section for would run the learner on its defaults
+    # a namespace the file has no learner section for would run the learner without them
     for namespace in ('arm3', ''):
         with pytest.raises(ValueError, match=r'sets learner_node for /arm1/learner_node, '
                            r'/arm2/learner_node but not for /(arm3/)?learner_node'):
-            load_params(path, namespace=namespace)
+            load_params(path, also=('learner_node',), namespace=namespace)
+    # a node that will not run there (no learner in this run) is no reason to refuse
+    assert 'learner_node' not in load_params(path, namespace='arm3')
     # a section of the root namespace is not a namespaced node's, as rcl reads it
     root = tmp_path / 'root.yaml'
     root.write_text('learner_node:\n  ros__parameters: {episode_length: 40}\n')
     assert load_params(root, namespace='')['learner_node'] == {'episode_length': 40}
     with pytest.raises(ValueError, match='add a /\\*\\*/learner_node section'):
-        load_params(root, namespace='arm1')
+        load_params(root, also=('learner_node',), namespace='arm1')
     assert load_params(root)['learner_node'] == {'episode_length': 40}   # no namespace: by name
+    # sole-r1 learn has always given it to whatever namespace it runs in
+    assert load_params(root, also=('learner_node',), namespace='arm1',
+                       root_anywhere=True)['learner_node'] == {'episode_length': 40}
+
+
+def test_sections_that_match_a_node_are_merged_in_file_order_as_rclpy_does(tmp_path):
+    """A node section always beat a wildcard; rclpy lets the later one win."""
+    path = tmp_path / 'order.yaml'
+    path.write_text('/arm1/learner_node:\n  ros__parameters: {episode_length: 40}\n'
+                    '/**:\n  ros__parameters: {episode_length: 25, stride: 3}\n')
+    assert load_params(path, namespace='arm1')['learner_node'] == {'episode_length': 25}
 
 
 def test_sole_r1_learn_reads_the_section_of_its_namespace(tmp_path):
