@@ -77,9 +77,9 @@ def namespaced_run_dir(context, base: str) -> list:
     if LaunchConfiguration('run_dir').perform(context):
         return []
     run_dir = run_dir_of(base, LaunchConfiguration('namespace').perform(context))
-    if moved_default_run(base, run_dir):
+    if moved := moved_default_run(base, run_dir):
         import launch.logging
-        launch.logging.get_logger('sole_r1_ros').warning(moved_default_run(base, run_dir))
+        launch.logging.get_logger('sole_r1_ros').warning(moved)
     return [SetLaunchConfiguration('run_dir', run_dir)]
 
 

@@ -53,10 +53,14 @@ def check_namespace(namespace: str) -> str:
     return namespace.strip('/')
 
 
+_RUN_DIR = 'runs/learn'
+'''The run folder of the root namespace, and the base of the others' (``default_run_dir``).'''
+
+
 def default_run_dir(namespace: str) -> str:
     """``runs/learn``, or ``runs/learn-arm1`` in namespace 'arm1': each arm its own run."""
     from sole_r1_ros.launch_utils import run_dir_of
-    return run_dir_of('runs/learn', namespace)
+    return run_dir_of(_RUN_DIR, namespace)
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = args.run_dir or default_run_dir(args.namespace)
     if not args.run_dir:
         from sole_r1_ros.launch_utils import moved_default_run
-        if moved := moved_default_run('runs/learn', run_dir):
+        if moved := moved_default_run(_RUN_DIR, run_dir):
             print(f'sole-r1 learn: {moved}', file=sys.stderr, flush=True)
     return learn(LearnRequest(
         goal=args.goal, run_dir=Path(run_dir),
