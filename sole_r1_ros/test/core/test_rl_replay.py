@@ -370,3 +370,49 @@ def test_a_buffer_that_cannot_fit_the_machines_memory_is_refused_at_once():
     too_many = total // replay_bytes(1, 5, 4, 2, 84) + 1
     with pytest.raises(ValueError, match=f'replay.capacity {too_many} needs .* GB when full'):
         ReplayBuffer(ReplayConfig(capacity=too_many), 5, 4, ('external', 'wrist'), 84)
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_sampleable_windows_kept_by_slot_match_a_check_of_every_slot(seed):
+    """The windows marked as frames change give what checking every slot afresh gives.
+
+    Random episodes (truncated and not), labels in any order, early, lost or overwritten, a
+    gap limit, a small ring that wraps and a checkpoint round trip with a lost segment.
+    """
+    rng = np.random.default_rng(seed)
+    n_step = int(rng.integers(1, 4))
+    keys = ('cam',)
+    buffer = make_buffer(n_step=n_step, image_keys=keys, capacity=int(rng.integers(20, 60)),
+                         max_fill_gap=4,
+                         fill=str(rng.choice(['linear', 'hold'])),
+                         reward_mode=str(rng.choice(['delta', 'progress'])))
+
+    def check() -> None:
+        every = buffer._windows_complete(np.arange(len(buffer)))
+        np.testing.assert_array_equal(buffer._sampleable_mask(), every)
+        assert buffer.stats()['sampleable'] == int(every.sum())
+
+    pending: list[tuple[int, int]] = []
+    for episode in range(40):
+        length = int(rng.integers(1, 15))
+        for t in range(length + 1):
+            last = t == length or rng.random() < 0.03
+            buffer.add(episode, t, frame(episode, t, keys), None if last else [0.0],
+                       stamp=float(t), terminal=last and rng.random() < 0.5)
+            pending.append((episode, t))
+            if rng.random() < 0.3:   # a label for a frame to come
+                buffer.label(episode, t + int(rng.integers(1, 3)), float(rng.uniform(0, 100)))
+            while pending and rng.random() < 0.6:
+                e, s = pending.pop(int(rng.integers(len(pending))))
+                if rng.random() < 0.8:   # else the label is lost
+                    buffer.label(e, s, float(rng.uniform(0, 100)), overwrite=rng.random() < 0.1)
+            check()
+            if last:
+                break
+        if episode == 20:
+            state = buffer.checkpoint_state()
+            lost = set(state.segments) if seed % 2 else set()
+            assert buffer.load_state_dict(state.arrays, state.meta, state.segments,
+                                          evict=lost) == (len(buffer) if lost else 0)
+            check()
+    assert buffer.stats()['sampleable'] > 0
