@@ -9,6 +9,7 @@ BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
 	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-camera-qos bench-gpu lint \
+	bench-replay bench-allocator \
 	compact-model compact-model-erased compact-tasks clean help
 
 help:
@@ -19,7 +20,8 @@ help:
 	@echo 'make lint   - flake8 and pep257 of the package, tests, launch files and benchmarks'
 	@echo 'make bench  - every CPU benchmark below (JSON + tables in bench/results/)'
 	@echo '  bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune'
-	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos: one each'
+	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos'
+	@echo '  bench-replay bench-allocator: one each'
 	@echo '  (BENCH_ARGS passes flags to the script, e.g. make bench-drq BENCH_ARGS=--quick)'
 	@echo 'make bench-gpu             - on a machine with a CUDA GPU: reward backend and fine-tuning'
 	@echo 'make compact-model         - train the compact progress model again (runs/compact_model/)'
@@ -46,7 +48,8 @@ demo: setup
 	sole-r1 demo $(DEMO_ARGS)
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
-	bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos
+	bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos bench-replay \
+	bench-allocator
 
 bench-sim: setup
 	$(ENV)
@@ -69,6 +72,17 @@ bench-loop: setup
 bench-drq: setup
 	$(ENV)
 	python bench/bench_drq.py $(BENCH_ARGS)
+
+# The DrQ-v2 update with glibc's default malloc against the learner's settings (~3 minutes).
+bench-allocator: setup
+	$(ENV)
+	python bench/bench_allocator.py $(BENCH_ARGS)
+
+# The replay buffer's bookkeeping per frame added and batch drawn, full at 10k and 100k frames,
+# against checking every window and against the bare gather (~2 minutes, 2.5 GB).
+bench-replay: setup
+	$(ENV)
+	python bench/bench_replay.py $(BENCH_ARGS)
 
 bench-nodes: setup
 	$(ENV)

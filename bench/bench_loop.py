@@ -58,10 +58,12 @@ def run_bare(task: str, learning: bool, seconds: float, warmup_steps: int) -> di
     import torch
 
     from sim_loop import DirectRewarder, DirectSimRobot
+    from sole_r1_ros.allocator import keep_freed_memory
     from sole_r1_ros.reward import make_backend, RewardEngine
     from sole_r1_ros.rl import ControlLoop, OnlineLearner, prepare_observation
     from sole_r1_ros.sim import MetaWorldRobot, TASK_GOALS
     torch.set_num_threads(1)
+    keep_freed_memory()   # as the learner and reward nodes do
     params = demo_params(task, learning)
     get = lambda node, section: _config(node, section, params)  # noqa: E731
     loop_config, agent = get('learner_node', 'loop'), get('learner_node', 'agent')

@@ -24,6 +24,7 @@ from visualization_msgs.msg import Marker
 
 from sole_r1_interfaces.msg import Episode, EpisodeResult, ProgressReward, TaskState
 from sole_r1_interfaces.srv import LabelEpisode
+from sole_r1_ros.allocator import keep_freed_memory
 from sole_r1_ros.nodes.camera_qos import MatchedSubscription
 from sole_r1_ros.nodes.command_output import CommandOutput
 from sole_r1_ros.image_msgs import image_to_rgb
@@ -416,6 +417,7 @@ class LearnerNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    keep_freed_memory()   # torch on the CPU: no page faults per update or query
     run_node(LearnerNode, args, on_exit=LearnerNode.stop)
 
 

@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from visualization_msgs.msg import Marker
 
 from sole_r1_interfaces.msg import ProgressReward, RewardQuery
+from sole_r1_ros.allocator import keep_freed_memory
 from sole_r1_ros.camera import decode_tile
 from sole_r1_ros.configuration import option, validate
 from sole_r1_ros.image_msgs import array_to_image
@@ -401,6 +402,7 @@ class RewardNode(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> None:
+    keep_freed_memory()   # torch on the CPU: no page faults per update or query
     run_node(RewardNode, args)
 
 
