@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from sole_r1_ros.allocator import release_freed_memory
 from sole_r1_ros.rl.checkpoint import (
     CheckpointError, list_checkpoints, load_latest, recheck_segments, restore, saved_segments,
     snapshot, write_checkpoint)
@@ -33,6 +34,11 @@ from sole_r1_ros.rl.replay import LabelOutcome, ReplayBuffer
 logger = logging.getLogger(__name__)
 
 _KEPT_EPISODES = 32   # episodes whose stamp -> step tables are kept for late labels
+# Image copies of a checkpoint above which their memory is given back once it is written (a
+# periodic checkpoint copies one to three segments, 25 MB each at the demo's shapes; the first
+# one after some resumes copies the whole replay, 2.5 GB, which a thread's malloc arena would
+# keep for good: allocator.keep_freed_memory).
+RELEASE_AFTER_BYTES = 256 << 20
 _MAX_EARLY = 64       # answers held for frames of the running episode not recorded yet
 
 
@@ -223,8 +229,15 @@ class OnlineLearner:
                 saved)
         views = max(1, len(self.replay.image_keys))
         frames = sum(len(a) for a in state.replay_segments.values()) // views
-        path = write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
-        self.replay.mark_saved(state.replay_written)   # only now: a failed write saved nothing
+        copied = sum(a.nbytes for a in state.replay_segments.values())
+        written = state.replay_written
+        try:
+            path = write_checkpoint(self._checkpoint_dir, state, keep=self._keep)
+        finally:
+            del state
+            if copied >= RELEASE_AFTER_BYTES:   # a whole replay's copy: not kept for good
+                release_freed_memory()
+        self.replay.mark_saved(written)   # only now: a failed write saved nothing
         self.last_saved_frames = frames
         return path
 

@@ -710,3 +710,37 @@ def test_the_newest_readable_counters_say_where_a_resume_goes_on(tmp_path):
     (tmp_path / 'ckpt-00000002' / 'meta.json').write_text('{"counters": {"env_steps": 475}}')
     (tmp_path / 'ckpt-00000003').mkdir()   # torn: its meta.json never written
     assert newest_counters(tmp_path) == {'env_steps': 475}
+
+
+def test_a_checkpoint_that_copied_much_gives_its_memory_back_once_written(
+        tmp_path, monkeypatch):
+    """A large copy's memory is released after the write, failed or not; a small one's is kept."""
+    from sole_r1_ros.rl import online
+    released = []
+    monkeypatch.setattr(online, 'release_freed_memory', lambda: released.append(True))
+    learner = online.OnlineLearner(CONFIG, ReplayConfig(capacity=200, min_labelled=10**9), 3, 2,
+                                   checkpoint_dir=tmp_path)
+    learner.start_episode('a')
+    image = np.zeros((3, 16, 16), np.uint8)   # 100 frames x 2 views: 154 kB copied
+
+    def record(frames: int) -> None:
+        for _ in range(frames):
+            learner.record({'state': np.zeros(3, np.float32), 'external': image,
+                            'wrist': image}, np.zeros(2, np.float32),
+                           (learner.env_steps + 1) * 10**8)
+    record(100)
+    monkeypatch.setattr(online, 'RELEASE_AFTER_BYTES', 200_000)
+    learner.save()
+    assert released == []
+    record(10)   # the segment is written again: all 110 frames are copied, 169 kB
+    monkeypatch.setattr(online, 'RELEASE_AFTER_BYTES', 150_000)
+    learner.save()
+    assert released == [True]
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, 'No space left on device')
+    monkeypatch.setattr(online, 'write_checkpoint', full_disk)
+    record(1)
+    with pytest.raises(OSError):
+        learner.save()
+    assert released == [True, True]
