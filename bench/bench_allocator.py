@@ -103,13 +103,6 @@ def run_row(batch_size: int, rounds: int, updates: int) -> dict[str, Any]:
     return row
 
 
-def _loadavg() -> str:
-    try:
-        return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
-    except OSError:
-        return 'n/a'
-
-
 def table(doc: dict[str, Any]) -> str:
     lines = ['| batch | way | update ms | CPU ms | of it in the kernel | page faults | act ms | '
              'peak MB | x faster |', '|---|---|---|---|---|---|---|---|---|']
@@ -137,19 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import results_io
-    load_before = _loadavg()
+    load_before = results_io.load_average()
     rows = [run_row(batch, args.rounds, args.updates) for batch in args.batches]
     doc = {'hardware': results_io.hardware(torch=torch.__version__),
            'command': ' '.join([sys.executable] + sys.argv), 'rounds': args.rounds,
            'updates': args.updates, 'rows': rows, 'loadavg_before': load_before,
-           'loadavg_after': _loadavg()}
-    args.out.mkdir(parents=True, exist_ok=True)
+           'loadavg_after': results_io.load_average()}
     name = 'allocator_quick' if args.quick else 'allocator'
-    (args.out / f'{name}.json').write_text(json.dumps(doc, indent=1))
-    text = table(doc)
-    (args.out / f'{name}.md').write_text(text)
-    print(text)
-    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.md'}")
+    results_io.write_doc_and_table(args.out, name, doc, table(doc))
     return 0
 
 

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import copy
 import dataclasses
-import json
 from pathlib import Path
 import statistics
 import sys
@@ -180,7 +179,7 @@ def run_rounds(entries: list[dict[str, Any]], rounds: int, updates: int, acts: i
                     agent.act(obs, explore=True)
                     entry['act_wall_s'].append(time.perf_counter() - wall)
                     entry['act_cpu_s'].append(time.process_time() - cpu)
-        print(f'round {r + 1}/{rounds} done (load {_loadavg()})', flush=True)
+        print(f'round {r + 1}/{rounds} done (load {results_io.load_average()})', flush=True)
 
 
 def grid_sample_shift(images: torch.Tensor, pad: int, generator: torch.Generator
@@ -251,13 +250,6 @@ def summarise(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _loadavg() -> str:
-    try:
-        return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
-    except OSError:
-        return 'n/a'
-
-
 def hardware() -> dict[str, Any]:
     return results_io.hardware(cpu_has_bf16=cpu_has_bf16(), torch=torch.__version__)
 
@@ -292,7 +284,7 @@ def table(doc: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    load_before = _loadavg()
+    load_before = results_io.load_average()
     variants = VARIANTS + ([] if args.no_compile else [COMPILED])
     entries = [build(v) for v in variants]
     run_rounds(entries, args.rounds, args.updates, args.acts)
@@ -301,16 +293,11 @@ def main(argv: list[str] | None = None) -> int:
            'acts_per_round': args.acts, 'demo_config': _plain(DEMO),
            'rows': summarise(entries), 'augmentation_ms': time_augmentations(args.rounds),
            'encoder_calls_per_update': encoder_calls_per_update(),
-           'loadavg_before': load_before, 'loadavg_after': _loadavg()}
-    args.out.mkdir(parents=True, exist_ok=True)
+           'loadavg_before': load_before, 'loadavg_after': results_io.load_average()}
     # A smoke run (--quick) or one without the compiled variant is not the result the README
     # cites (drq.json): files of their own.
     name = 'drq_quick' if args.quick else 'drq_no_compile' if args.no_compile else 'drq'
-    (args.out / f'{name}.json').write_text(json.dumps(doc, indent=1))
-    text = table(doc)
-    (args.out / f'{name}.md').write_text(text)
-    print(text)
-    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.md'}")
+    results_io.write_doc_and_table(args.out, name, doc, table(doc))
     return 0
 
 

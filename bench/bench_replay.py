@@ -22,7 +22,6 @@ is most of what is timed.
 Writes ``bench/results/replay.json`` and ``replay.md`` and prints the table.
 """
 import argparse
-import json
 from pathlib import Path
 import statistics
 import sys
@@ -133,13 +132,6 @@ def run_row(capacity: int, rounds: int, per_round: int) -> dict[str, Any]:
     return row
 
 
-def _loadavg() -> str:
-    try:
-        return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
-    except OSError:
-        return 'n/a'
-
-
 def table(doc: dict[str, Any]) -> str:
     lines = ['| frames | by slot: add + draw ms | every slot ms | x faster | same gather, no '
              'bookkeeping, ms | by slot / gather | stats() ms | one full check ms |',
@@ -162,18 +154,13 @@ def table(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     keep_freed_memory()   # as the learner node does: no page faults in every batch drawn
-    load_before = _loadavg()
+    load_before = results_io.load_average()
     rows = [run_row(capacity, args.rounds, args.per_round) for capacity in args.capacities]
     doc = {'hardware': results_io.hardware(), 'command': ' '.join([sys.executable] + sys.argv),
            'rounds': args.rounds, 'per_round': args.per_round, 'rows': rows,
-           'loadavg_before': load_before, 'loadavg_after': _loadavg()}
-    args.out.mkdir(parents=True, exist_ok=True)
+           'loadavg_before': load_before, 'loadavg_after': results_io.load_average()}
     name = 'replay_quick' if args.quick else 'replay'
-    (args.out / f'{name}.json').write_text(json.dumps(doc, indent=1))
-    text = table(doc)
-    (args.out / f'{name}.md').write_text(text)
-    print(text)
-    print(f"wrote {args.out / f'{name}.json'} and {args.out / f'{name}.md'}")
+    results_io.write_doc_and_table(args.out, name, doc, table(doc))
     return 0
 
 

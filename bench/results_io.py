@@ -1,6 +1,7 @@
 """Shared by the benchmarks: keep one JSON file per benchmark, one entry per mode."""
 import json
 import os
+from pathlib import Path
 import platform
 import sys
 
@@ -31,3 +32,20 @@ def hardware(**extra) -> dict:
     """What a benchmark ran on: cores, CPU, machine, Python (plus ``extra``)."""
     return {'cpu_cores': os.cpu_count(), 'cpu_model': cpu_model(),
             'machine': platform.machine(), 'python': sys.version.split()[0], **extra}
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (Linux), or 'n/a'."""
+    try:
+        return ' '.join(Path('/proc/loadavg').read_text().split()[:3])
+    except OSError:
+        return 'n/a'
+
+
+def write_doc_and_table(out: Path, name: str, doc: dict, text: str) -> None:
+    """Write ``out/name.json`` (the doc) and ``out/name.md`` (the table), and print the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f'{name}.json').write_text(json.dumps(doc, indent=1))
+    (out / f'{name}.md').write_text(text)
+    print(text)
+    print(f"wrote {out / f'{name}.json'} and {out / f'{name}.md'}")
