@@ -4,24 +4,28 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 ENV := . ./env.sh
 PYTEST_ARGS ?=
+# pytest-xdist workers of make test: its ROS tests mostly wait on real-time topics, and one
+# process used 96 % of 2 cores' 200 (PYTEST_ARGS="-n 0" runs it in one process)
+TEST_WORKERS ?= 2
 DEMO_ARGS ?=
 BENCH_ARGS ?=
 
 .PHONY: setup test demo bench bench-sim bench-reward bench-rl bench-nodes bench-finetune \
 	bench-serving bench-loop bench-drq bench-compact bench-checkpoint bench-erasing bench-camera-qos bench-gpu lint \
-	bench-replay bench-allocator \
+	bench-replay bench-allocator bench-startup \
 	compact-model compact-model-erased compact-tasks clean help
 
 help:
 	@echo 'make demo   - set up, then a simulated robot learns a task from video progress rewards'
 	@echo '              (DEMO_ARGS="--task door-close-v3 --minutes 20 --steps 60000" passes demo flags)'
-	@echo 'make test   - set up, then run the test suite (PYTEST_ARGS="-k spin" passes pytest flags)'
+	@echo 'make test   - set up, then run the test suite in 2 processes (TEST_WORKERS=4 for more;'
+	@echo '              PYTEST_ARGS="-k spin" passes pytest flags)'
 	@echo 'make setup  - only the set-up (venv, ROS 2 wheels, colcon build, env.sh); idempotent'
 	@echo 'make lint   - flake8 and pep257 of the package, tests, launch files and benchmarks'
 	@echo 'make bench  - every CPU benchmark below (JSON + tables in bench/results/)'
 	@echo '  bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune'
 	@echo '  bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos'
-	@echo '  bench-replay bench-allocator: one each'
+	@echo '  bench-replay bench-allocator bench-startup: one each'
 	@echo '  (BENCH_ARGS passes flags to the script, e.g. make bench-drq BENCH_ARGS=--quick)'
 	@echo 'make bench-gpu             - on a machine with a CUDA GPU: reward backend and fine-tuning'
 	@echo 'make compact-model         - train the compact progress model again (runs/compact_model/)'
@@ -36,7 +40,7 @@ test: setup
 	$(ENV)
 	cd sole_r1_ros
 	# pytest exits 5 when it collected nothing: a suite that runs nothing proves nothing.
-	python -m pytest -q -ra $(PYTEST_ARGS) || { rc=$$?; [ $$rc = 5 ] && echo 'pytest collected no tests' >&2; exit $$rc; }
+	python -m pytest -q -ra -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS) || { rc=$$?; [ $$rc = 5 ] && echo 'pytest collected no tests' >&2; exit $$rc; }
 
 lint: setup
 	$(ENV)
@@ -49,7 +53,7 @@ demo: setup
 
 bench: bench-sim bench-reward bench-loop bench-drq bench-rl bench-nodes bench-finetune \
 	bench-serving bench-compact bench-erasing bench-checkpoint bench-camera-qos bench-replay \
-	bench-allocator
+	bench-allocator bench-startup
 
 bench-sim: setup
 	$(ENV)
@@ -83,6 +87,10 @@ bench-allocator: setup
 bench-replay: setup
 	$(ENV)
 	python bench/bench_replay.py $(BENCH_ARGS)
+
+bench-startup: setup
+	$(ENV)
+	python bench/bench_startup.py $(BENCH_ARGS)
 
 bench-nodes: setup
 	$(ENV)

@@ -4,9 +4,26 @@ import random
 
 import pytest
 
-# One random domain per test session, localhost only, so parallel CI jobs and other sessions on
-# the machine never see each other's topics.
-os.environ.setdefault('ROS_DOMAIN_ID', str(random.Random(os.getpid()).randint(10, 200)))
+
+def _domains() -> tuple[int, int]:
+    """This test process's ROS domain, and the domain of the runs its tests start.
+
+    One random domain per test session (or the ROS_DOMAIN_ID given), localhost only, so that
+    parallel CI jobs and other sessions on the machine never see each other's topics. Under
+    pytest-xdist each worker takes the next one up (the session's is inherited), and the
+    processes a test starts (``sole-r1 learn``, a launch) 101 away from their worker's, so
+    that no two of one session ever share a graph.
+    """
+    session = int(os.environ.get('ROS_DOMAIN_ID')
+                  or random.Random(os.getpid()).randint(10, 120))
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')   # 'gw0', 'gw1', ... under pytest -n
+    own = session + 1 + int(worker[2:]) if worker.startswith('gw') else session
+    return own, own + 101 if own + 101 <= 232 else own - 101
+
+
+DOMAIN_ID, CHILD_DOMAIN_ID = _domains()
+os.environ['ROS_DOMAIN_ID'] = str(DOMAIN_ID)
+os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'] = str(CHILD_DOMAIN_ID)   # read by _child_env()s
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', os.environ['MUJOCO_GL'])

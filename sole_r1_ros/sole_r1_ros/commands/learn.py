@@ -579,12 +579,20 @@ def _switch_on_simulated_masks(params: dict) -> str:
 def _reads_erased_frames(path: str) -> bool:
     """Whether a compact checkpoint (``''``: the shipped one) was trained on erased frames.
 
-    Read in a child process: loading it imports torch (1.3 s and 320 MB, 2026-12-06), which
-    this process, alive for the whole run, would otherwise hold to its end for one flag.
+    Read from the file's pickle without torch (``compact.checkpoint_info``). A file that
+    cannot be read so is loaded in full in a child process, for the loader's own message:
+    torch (1.3 s and 320 MB, 2026-12-06) would otherwise stay in this process, alive for the
+    whole run, for one flag.
 
     Raises:
         ValueError: no such file, or not a compact checkpoint (the loader's own message).
     """
+    from sole_r1_ros.compact.checkpoint_info import (
+        CheckpointInfoError, default_checkpoint_path, read_info)
+    try:
+        return bool(read_info(path or default_checkpoint_path()).get('robot_erased', False))
+    except CheckpointInfoError:
+        pass
     code = ('import sys\n'
             'from sole_r1_ros.compact.predictor import default_checkpoint_path, '
             'load_checkpoint\n'

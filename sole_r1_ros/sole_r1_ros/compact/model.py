@@ -16,12 +16,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from sole_r1_ros.compact.checkpoint_info import CHECKPOINT_FORMAT, CHECKPOINT_VERSION
 from sole_r1_ros.compact.goals import (
     ACTION_DIM, action_features, EMBEDDING_DIM, ENCODER_NAME, GoalEncoder)
 from sole_r1_ros.configuration import option, validate
 
-CHECKPOINT_FORMAT = 'sole_r1_compact'
-CHECKPOINT_VERSION = 2
 # Fields added after version 1, with the value a version-1 checkpoint means.
 _V1_DEFAULTS = {'difference_inputs': False, 'goal_keywords': False}
 

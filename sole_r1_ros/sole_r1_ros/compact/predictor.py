@@ -10,25 +10,18 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from sole_r1_ros.compact.checkpoint_info import default_checkpoint_path
 from sole_r1_ros.compact.coverage import goal_coverage, GoalCoverage
 from sole_r1_ros.compact.goals import GoalEncoder
 from sole_r1_ros.compact.model import CompactProgressNet, goal_vectors, load_checkpoint
 from sole_r1_ros.compact.tiles import query_views, read_request, TileCache
 
-DEFAULT_CHECKPOINT = 'compact_progress.pt'
 # The robot-erased file shipped to pair with it (sole_r1_ros/data/README.md, "A pair").
 ERASED_CHECKPOINT = 'compact_progress_erased.pt'
 # Changes smaller than this [%] are described as "little visible change".
 _STEADY_PCT = 3
 # Episodes whose two previous answers a pair keeps (the most recent; one robot runs a few).
 _PAIR_EPISODES = 1024
-
-
-def default_checkpoint_path(name: str = DEFAULT_CHECKPOINT) -> str:
-    """A checkpoint shipped in the package (``sole_r1_ros/data/<name>``)."""
-    import sole_r1_ros
-
-    return os.path.join(os.path.dirname(sole_r1_ros.__file__), 'data', name)
 
 
 # How a compact pair's two answers make one (RewardConfig.pair_join).

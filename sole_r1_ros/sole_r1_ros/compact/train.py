@@ -697,8 +697,8 @@ def _initial_model(config: TrainConfig, encoder: GoalEncoder | None,
     """
     if not config.init:
         return CompactProgressNet(config.model), encoder or GoalEncoder(), None
-    from sole_r1_ros.compact.predictor import (
-        DEFAULT_CHECKPOINT, default_checkpoint_path, ERASED_CHECKPOINT)
+    from sole_r1_ros.compact.checkpoint_info import DEFAULT_CHECKPOINT, default_checkpoint_path
+    from sole_r1_ros.compact.predictor import ERASED_CHECKPOINT
 
     path = config.init
     if config.init == SHIPPED:

@@ -14,6 +14,7 @@ from sole_r1_ros.sim._deps import import_metaworld, import_mujoco
 from sole_r1_ros.sim.config import clamp_command, SimConfig
 from sole_r1_ros.sim.progress import TaskProgress
 from sole_r1_ros.sim.rendering import camera_calibration, CameraRig
+from sole_r1_ros.sim.variations import env_class, task_variations
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class MetaWorldRobot:
     """
 
     def __init__(self, config: SimConfig | None = None, robot_masks: bool = False) -> None:
-        """Build the Meta-World env: 1 to 3 s, most of it MT1 sampling the 50 variations.
+        """Build the Meta-World env: 0.3 s, plus GL at the first rendering (2 cores, 2026-12-07).
 
         No GL context is created here; the first rendering ``reset`` or ``step`` creates it in
         its own thread.
@@ -130,11 +131,10 @@ class MetaWorldRobot:
         """
         self._config = config or SimConfig()
         import_mujoco()
-        metaworld = import_metaworld()
+        import_metaworld()
         task = self._config.task
-        benchmark = metaworld.MT1(task, seed=self._config.seed)
-        self._variations = tuple(benchmark.train_tasks)
-        self._env = benchmark.train_classes[task]()
+        self._variations = task_variations(task, self._config.seed)   # MT1's, faster
+        self._env = env_class(task)()
         # Truncation is ours (robot steps); Meta-World would refuse to step past its horizon.
         self._env.max_path_length = _UNLIMITED_ENV_STEPS
         self._progress = TaskProgress(task)

@@ -173,6 +173,41 @@ def test_compact_backend_rejects_missing_and_foreign_checkpoints(tmp_path):
             load_checkpoint(str(tmp_path / name))
 
 
+def test_a_checkpoints_info_is_read_without_torch_as_the_loader_reads_it(tmp_path):
+    """sole-r1 learn reads one flag before its nodes start: 16 ms, not torch's 2.9 s."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from sole_r1_ros.compact.checkpoint_info import CheckpointInfoError, read_info
+    path = str(tmp_path / 'erased.pt')
+    save_checkpoint(path, CompactProgressNet(_TINY), {_GOAL: [0.5] * 3},
+                    {'robot_erased': True, 'tasks': ['drawer-close-v3'], 'steps': 7})
+    assert read_info(path) == load_checkpoint(path)[2] == {
+        'robot_erased': True, 'tasks': ['drawer-close-v3'], 'steps': 7}
+    for shipped in ('compact_progress.pt', 'compact_progress_erased.pt'):
+        assert read_info(default_checkpoint_path(shipped)) == load_checkpoint(
+            default_checkpoint_path(shipped))[2]
+    code = ('import sys\n'
+            'from sole_r1_ros.compact.checkpoint_info import read_info\n'
+            "assert read_info(sys.argv[1])['robot_erased'] is True\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\n")
+    done = subprocess.run([sys.executable, '-c', code, path], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    # what the loader refuses, this refuses: foreign, newer, not a zip; and it builds no class
+    # but an ordered dict, as torch's weights_only loader
+    torch.save({'weights': [1, 2, 3]}, tmp_path / 'foreign.pt')
+    torch.save({'format': 'sole_r1_compact', 'version': 99, 'info': {}}, tmp_path / 'new.pt')
+    torch.save({'format': 'sole_r1_compact', 'version': 2, 'info': zipfile.ZipInfo()},
+               tmp_path / 'class.pt')
+    (tmp_path / 'notes.pt').write_text('not a checkpoint')
+    for name, message in (('foreign.pt', 'not a sole_r1_compact'), ('new.pt', 'version 99'),
+                          ('class.pt', 'zipfile.ZipInfo is not in'), ('notes.pt', 'zip file'),
+                          ('none.pt', 'No such file')):
+        with pytest.raises(CheckpointInfoError, match=message):
+            read_info(tmp_path / name)
+
+
 def test_direction_words_tell_opposite_goals_apart():
     close, open_ = action_features(['Close the door.', 'open the door'])
     assert close.any() and open_.any() and not (close == open_).all()

@@ -31,6 +31,26 @@ def _cyan_fraction(image: np.ndarray) -> float:
     return float(((g > 120) & (b > 120) & (r < 90)).mean())
 
 
+@pytest.mark.parametrize('task, seed', [
+    ('reach-v3', 7), ('lever-pull-v3', 0), ('pick-place-wall-v3', 1)])
+def test_the_variations_are_mt1s_byte_for_byte(task, seed):
+    """Drawn without the hand's physics steps (4x faster), they must stay MT1's own.
+
+    lever-pull reads the objects' orientation and pick-place-wall the hand's position while a
+    reset draws: the hand left out of place entirely failed on both.
+    """
+    import metaworld
+
+    from sole_r1_ros.sim.variations import task_variations
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    fast = task_variations(task, seed)
+    assert (np.random.get_state()[1] == before).all(), 'the global random state was changed'
+    reference = metaworld.MT1(task, seed=seed).train_tasks
+    assert [t.data for t in fast] == [t.data for t in reference]
+    assert len({t.data for t in fast}) == 50
+
+
 @pytest.fixture(scope='module')
 def robot():
     """drawer-close-v3 with both cameras; each test resets it."""

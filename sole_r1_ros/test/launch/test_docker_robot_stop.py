@@ -29,7 +29,7 @@ def _as_pid_1(command: str, run_dir, log) -> subprocess.Popen:
     if probe.returncode != 0:
         pytest.skip(f'cannot make a PID namespace here: {probe.stderr.decode().strip()}')
     env = dict(os.environ, SOLE_R1_PARAMS=_PARAMS, SOLE_R1_RUN_DIR=str(run_dir),
-               ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+               ROS_DOMAIN_ID=os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'], PYTHONUNBUFFERED='1')
     return subprocess.Popen(['unshare', '--pid', '--fork', '--kill-child', 'bash', '-c', command],
                             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=_REPO)
 

@@ -208,7 +208,8 @@ def test_sole_r1_record_closes_its_bag_on_a_stop_signal(tmp_path, signum):
     import subprocess
     import sys
     bag = tmp_path / 'bag'
-    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    env = dict(os.environ,
+               ROS_DOMAIN_ID=os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'], PYTHONUNBUFFERED='1')
     process = subprocess.Popen([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
                                 str(bag)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
@@ -248,7 +249,8 @@ def test_sole_r1_record_records_a_params_files_command_topics(tmp_path):
     import os
     import subprocess
     import sys
-    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    env = dict(os.environ,
+               ROS_DOMAIN_ID=os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'], PYTHONUNBUFFERED='1')
     done = subprocess.run([sys.executable, '-m', 'sole_r1_ros.cli', 'record', '--out',
                            str(tmp_path / 'bag'), '--seconds', '0.5', '--params-file',
                            'real_robot_joint.yaml', '--namespace', '/arm1/'], env=env,

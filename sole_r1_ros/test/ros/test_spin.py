@@ -72,7 +72,8 @@ _SLOW_START_UP_SIGNAL_IN_ANOTHER_THREAD = textwrap.dedent('''
 
 
 def _python(code: str, *argv: str) -> subprocess.Popen:
-    env = dict(os.environ, ROS_DOMAIN_ID=str(os.getpid() % 100 + 101), PYTHONUNBUFFERED='1')
+    env = dict(os.environ,
+               ROS_DOMAIN_ID=os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'], PYTHONUNBUFFERED='1')
     return subprocess.Popen([sys.executable, '-c', code, *argv], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
