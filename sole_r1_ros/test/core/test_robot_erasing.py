@@ -321,7 +321,11 @@ def test_a_checkpoint_says_it_reads_erased_frames_and_kinds_never_mix(
 
 
 def test_a_learning_run_reads_its_checkpoint_kind_without_holding_torch(tmp_path):
-    """sole-r1 learn's process lives as long as the run: it reads the flag in a child."""
+    """sole-r1 learn's process lives as long as the run: it reads the flag without torch.
+
+    From the file's pickle; a file that cannot be read so is loaded in a child, whose loader
+    says what is wrong with it.
+    """
     import subprocess
     import sys
 
