@@ -116,7 +116,7 @@ class MetaWorldRobot:
     """
 
     def __init__(self, config: SimConfig | None = None, robot_masks: bool = False) -> None:
-        """Build the Meta-World env: 0.3 s, plus GL at the first rendering (2 cores, 2026-12-07).
+        """Build the Meta-World env: 0.4 s, plus GL at the first rendering (2 cores, 2026-12-07).
 
         No GL context is created here; the first rendering ``reset`` or ``step`` creates it in
         its own thread.
