@@ -352,7 +352,10 @@ def write_params_file(path: str | os.PathLike, params: Mapping[str, Mapping[str,
 
 
 class NodeProcesses:
-    """The graph's nodes, one child process each, logging to ``log_dir/<node>.log``."""
+    """The graph's nodes, one child process each, logging to ``log_dir/<node>.log``.
+
+    rcl's log files go to ``log_dir/ros`` unless ROS_LOG_DIR says where.
+    """
 
     def __init__(self, nodes: list[str], params_file: str | os.PathLike,
                  log_dir: str | os.PathLike, namespace: str = '',
@@ -373,6 +376,10 @@ class NodeProcesses:
         """
         self._log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED='1')
+        if not env.get('ROS_LOG_DIR'):
+            # rcl's own log files (every severity, with the node's name) stay with the run:
+            # in ~/.ros/log they were apart from it, and grew with every run, never cleaned.
+            env['ROS_LOG_DIR'] = str(self._log_dir.resolve() / 'ros')
         for node in self._nodes:
             command = [sys.executable, '-m', NODE_MODULES[node], '--ros-args',
                        '--params-file', self._params_file]

@@ -1,9 +1,18 @@
 """A keep-alive OpenAI-compatible chat server on localhost, for the openai backend's tests."""
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import json
+import sys
 import threading
 
 REPLY = '<think>The drawer is mostly shut.</think><answer>73%</answer>'
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that went away (a timeout test) is expected, not a traceback on stderr."""
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
 
 
 def completion(text: str = REPLY) -> dict:
@@ -68,7 +77,7 @@ class ChatServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
-        self.httpd = ThreadingHTTPServer(('127.0.0.1', port), Handler)
+        self.httpd = _QuietServer(('127.0.0.1', port), Handler)
         self.httpd.daemon_threads = True
         self.url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),

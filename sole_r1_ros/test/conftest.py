@@ -50,6 +50,30 @@ def pytest_runtest_logreport(report):
         sys.stderr.flush()
 
 
+_WORKER_ERRORS: list[str] = []
+
+
+def pytest_internalerror(excrepr, excinfo):
+    """Keep a pytest-xdist worker's internal error, whose cause its report prints first.
+
+    The controller prints the worker's traceback and then its own, longer one; a log cut to
+    its last lines (CI's) kept neither the worker's exception nor where it was raised.
+    """
+    text = str(excinfo.value)
+    if not os.environ.get('PYTEST_XDIST_WORKER') and text.startswith('Traceback'):
+        _WORKER_ERRORS.append(text)
+
+
+def pytest_unconfigure(config):
+    """Print the last lines of each worker's internal error as the run's last words."""
+    import sys
+    for text in _WORKER_ERRORS:
+        tail = '\n'.join(text.rstrip().splitlines()[-30:])
+        sys.stderr.write(f'\nA test worker stopped on an internal error, whose last lines '
+                         f'were:\n{tail}\n')
+    sys.stderr.flush()
+
+
 @pytest.fixture
 def ros_context():
     """A private rclpy context, shut down after the test (ros2/rclpy test pattern)."""

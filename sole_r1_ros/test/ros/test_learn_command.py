@@ -315,9 +315,10 @@ def test_a_params_file_may_be_named_as_a_package_config(tmp_path, monkeypatch):
     assert params['learner_node']['command.command_type'] == 'pose_stamped'
 
 
-def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
+def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path, monkeypatch):
     """``sole-r1 learn --remap``: the nodes listen where the robot publishes, as with launch."""
     from sole_r1_ros.bringup import NodeProcesses, write_params_file
+    monkeypatch.delenv('ROS_LOG_DIR', raising=False)
     write_params_file(tmp_path / 'params.yaml', {'camera_node': {}})
     nodes = NodeProcesses(['camera_node'], tmp_path / 'params.yaml', tmp_path / 'logs',
                           remaps=('camera/external/image_raw:=/cam_ext/color/image_raw',))
@@ -332,6 +333,9 @@ def test_a_remap_renames_the_topic_of_every_node(ros_graph, tmp_path):
         assert probe.count_subscribers('/camera/external/image_raw') == 0
     finally:
         assert nodes.stop() == {'camera_node': 0}
+    # rcl's log file is the run's, not ~/.ros/log's (which grew with every run)
+    pid = nodes.processes['camera_node'].pid
+    assert [p.name.split('_')[1] for p in (tmp_path / 'logs' / 'ros').glob('*.log')] == [str(pid)]
 
 
 def test_fresh_moves_the_previous_run_aside_and_starts_clean(tmp_path):

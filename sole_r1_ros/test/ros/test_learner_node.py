@@ -858,9 +858,13 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
                                skew_s=0.0, lag_ns=300_000_000) -> float:
     """Send ``action`` 20 times, 0.1 s apart, to an arm that does what it is told.
 
-    Its pose is ``lag_ns`` old at every command (stamped ``skew_s`` ahead of our clock):
-    ``pose_at(value)`` is the pose of a measured value, ``integrate(value, twist)`` the value
-    after 0.1 s of a twist. Returns the arm's final value.
+    The arm moves in real time, as a Servo-driven one does: each twist from the moment it is
+    sent until the next one, for 0.1 s at most (Servo's timeout for a command not renewed).
+    Its pose is the arm's of ``lag_ns`` ago at every command (stamped ``skew_s`` ahead of our
+    clock): ``pose_at(value)`` is the pose of a value, ``integrate(value, twist, dt_s)`` the
+    value after ``dt_s`` of a twist. Returns the arm's value after the last command.
+    An arm moved 0.1 s per command whatever the time between them (before) left the box by a
+    millimetre when a loaded machine spaced the commands unevenly (CI, 2026-12-07).
     """
     from rclpy.node import Node
 
@@ -868,6 +872,17 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
     from sole_r1_ros.rl.commands import JointLimits
     from sole_r1_ros.rl.sensing import Sensed
     node = Node('lagging_pose', context=ros_context)
+    sent = []   # (time sent [ns], twist)
+
+    def value_at(t_ns):
+        value = 0.0
+        ends = [t for t, _ in sent[1:]] + [None]
+        for (start, twist), end in zip(sent, ends):
+            stop = start + 100_000_000 if end is None else min(end, start + 100_000_000)
+            if min(stop, t_ns) > start:
+                value = integrate(value, twist, (min(stop, t_ns) - start) * 1e-9)
+        return value
+
     try:
         output = CommandOutput(node, 'ee_delta', config, box, (), JointLimits(),
                                'servo_node/delta_twist_cmds', '', 0.1)
@@ -876,23 +891,20 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
         executor = rclpy.executors.SingleThreadedExecutor(context=ros_context)
         executor.add_node(node)
         clock = node.get_clock()
-        history, value = [], 0.0   # (time [ns], true value) after each command
         for step in range(20):
             now = clock.now().nanoseconds
-            seen = [v for t, v in history if t <= now - lag_ns]
             sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
-                            pose_at(seen[-1] if seen else 0.0),
+                            pose_at(value_at(now - lag_ns)),
                             pose_stamp_ns=now - lag_ns + int(skew_s * 1e9),
                             pose_age_s=lag_ns * 1e-9)
             output.send(np.asarray(action, np.float32), sensed)
             start = time.monotonic()
             while len(twists) <= step and time.monotonic() - start < 5.0:
                 executor.spin_once(timeout_sec=0.02)
+            sent.append((now, twists[step].twist))
             time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
-            value = integrate(value, twists[step].twist)
-            history.append((clock.now().nanoseconds, value))
         executor.shutdown()
-        return value
+        return value_at(sent[-1][0] + 100_000_000)
     finally:
         node.destroy_node()
 
@@ -902,8 +914,8 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
     """A Servo-driven arm left the box by 10 mm per 0.1 s its pose lagged the commands.
 
     Velocities move the arm until the next command; the box was checked against a pose that
-    had not seen those already sent. Here the arm truly moves as commanded (0.2 m/s in +x for
-    0.1 s at a time) and its pose is 0.3 s old at every command. ``skew_s``: the pose's host
+    had not seen those already sent. Here the arm truly moves as commanded (0.2 m/s in +x, in
+    real time) and its pose is 0.3 s old at every command. ``skew_s``: the pose's host
     clock is ahead of ours; its stamp had counted no motion (the arm 30 mm out).
     """
     from sole_r1_ros.rl.commands import CommandConfig
@@ -914,7 +926,7 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
                                max_translation_m=0.02, max_speed_m_s=0.2),
         CommandConfig(command_type='twist_stamped'), [1.0, 0.0, 0.0, 0.0],
         lambda x: checked_pose([x, 0.5, 0.5], [0.0, 0.0, 0.0, 1.0]),
-        lambda x, twist: x + 0.1 * twist.linear.x, skew_s)
+        lambda x, twist, dt: x + dt * twist.linear.x, skew_s)
     assert x > 0.09 and x <= 0.1 + 1e-3, x           # up to the face, not past it
 
 
@@ -922,7 +934,7 @@ def test_a_velocity_command_counts_the_turn_a_lagging_pose_has_not_seen(ros_cont
     """The yaw limit was checked against the measured orientation alone.
 
     With the pose 0.3 s old the tool turned 17 degrees past a 0.2 rad limit. Here the arm
-    truly turns as commanded (about z, 0.1 s per command).
+    truly turns as commanded (about z, in real time).
     """
     from sole_r1_ros.rl.commands import CommandConfig
     from sole_r1_ros.rl.poses import checked_pose, quat_from_rotvec
@@ -934,7 +946,7 @@ def test_a_velocity_command_counts_the_turn_a_lagging_pose_has_not_seen(ros_cont
         CommandConfig(command_type='twist_stamped', rotation_actions=True),
         [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
         lambda yaw: checked_pose([0.0, 0.5, 0.5], quat_from_rotvec([0.0, 0.0, yaw])),
-        lambda yaw, twist: yaw + 0.1 * twist.angular.z)
+        lambda yaw, twist, dt: yaw + dt * twist.angular.z)
     # up to the limit, not past it (within the timing of this test: 0.35 without the turn)
     assert yaw > 0.15 and yaw <= 0.2 + 0.01, yaw
 
