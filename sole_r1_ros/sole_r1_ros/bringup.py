@@ -354,7 +354,7 @@ def write_params_file(path: str | os.PathLike, params: Mapping[str, Mapping[str,
 class NodeProcesses:
     """The graph's nodes, one child process each, logging to ``log_dir/<node>.log``.
 
-    rcl's log files go to ``log_dir/ros`` unless ROS_LOG_DIR says where.
+    rcl's log files go to ``log_dir/ros`` unless ROS_LOG_DIR says where (ROS_HOME does not).
     """
 
     def __init__(self, nodes: list[str], params_file: str | os.PathLike,
@@ -377,8 +377,8 @@ class NodeProcesses:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         if not env.get('ROS_LOG_DIR'):
-            # rcl's own log files (every severity, with the node's name) stay with the run:
-            # in ~/.ros/log they were apart from it, and grew with every run, never cleaned.
+            # rcl's own log files (the nodes' ROS log lines, timed) stay with the run: in
+            # ~/.ros/log they were apart from it, and grew with every run, never cleaned.
             env['ROS_LOG_DIR'] = str(self._log_dir.resolve() / 'ros')
         for node in self._nodes:
             command = [sys.executable, '-m', NODE_MODULES[node], '--ros-args',

@@ -68,7 +68,10 @@ def pytest_unconfigure(config):
     """Print the last lines of each worker's internal error as the run's last words."""
     import sys
     for text in _WORKER_ERRORS:
-        tail = '\n'.join(text.rstrip().splitlines()[-30:])
+        lines = text.rstrip().splitlines()
+        if lines and lines[-1].strip() == 'assert False':   # xdist re-raises it as an assert
+            lines.pop()
+        tail = '\n'.join(line.removeprefix('  ') for line in lines[-30:])
         sys.stderr.write(f'\nA test worker stopped on an internal error, whose last lines '
                          f'were:\n{tail}\n')
     sys.stderr.flush()

@@ -10,6 +10,8 @@ policy's and a human's, right here before publishing. This module only picks the
 - ``joint_trajectory``: a one-point ``trajectory_msgs/JointTrajectory`` (hold: current joints);
 - the gripper, when it has its own controller, as a position on ``gripper_topic``.
 """
+import time
+
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.time import Time
@@ -125,7 +127,7 @@ class CommandOutput:
         ahead = turned = None
         if self._config.command_type == 'twist_stamped' and sensed.pose_stamp_ns is not None:
             ahead, turned = self._predicted(sensed.pose, sensed.pose_stamp_ns,
-                                            sensed.pose_age_s)
+                                            sensed.pose_arrived_s)
         command = ee_command(action, sensed.pose, self._config, self._box, self._period_s,
                              also_at=ahead, also_turned=turned)
         self.limited += bool(command.delta.limits)
@@ -158,7 +160,7 @@ class CommandOutput:
                 f'command.frame_id {self._config.frame_id!r}? Commands may only move it back in',
                 throttle_duration_sec=10.0)
 
-    def _predicted(self, pose: EePose, stamp_ns: int, age_s: float | None = None
+    def _predicted(self, pose: EePose, stamp_ns: int, arrived_s: float | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
         """``pose`` moved and turned by the twists sent since its stamp (``_PREDICT_S`` at most).
 
@@ -166,14 +168,16 @@ class CommandOutput:
         pose that had not seen the motion already sent (a pose 0.1 s old let a Servo-driven arm
         leave the box by 10 mm, 0.45 s by 45 mm). The step must keep both this and the
         measured position in the box: an arm that did not follow is kept in too. A stamp
-        later than its arrival (``age_s`` ago; another host's clock ahead of ours) counts from
-        the arrival: it had counted nothing, and the arm left the box by 30 mm again. The
+        later than its arrival (``arrived_s``, on ``time.monotonic``; another host's clock
+        ahead of ours) counts from the arrival: it had counted nothing, and the arm left the
+        box by 30 mm again (and by 6 mm more at 30 ms of inference, its age taken before). The
         turn likewise, for the yaw limit (a pose 0.3 s old let the tool turn 17 degrees past
         it). Returns (position, orientation).
         """
         now = self._node.get_clock().now().nanoseconds
-        if age_s is not None:
-            stamp_ns = min(stamp_ns, now - int(max(age_s, 0.0) * 1e9))
+        if arrived_s is not None:
+            age_s = max(time.monotonic() - arrived_s, 0.0)
+            stamp_ns = min(stamp_ns, now - int(age_s * 1e9))
         since = max(stamp_ns, now - int(_PREDICT_S * 1e9))
         moved, turned = np.zeros(3), np.zeros(3)
         ends = [t for t, _, _ in self._twists[1:]] + [now]

@@ -106,9 +106,10 @@ class Sensed(NamedTuple):
     '''The end-effector pose (None when ``use_ee_pose`` is off).'''
     pose_stamp_ns: int | None = None
     '''The pose's own stamp: a velocity command counts the motion sent since then.'''
-    pose_age_s: float | None = None
-    '''Seconds since the pose arrived (this process's clock): its least possible age, for a
-    stamp ahead of this clock (another host's, skewed), which had counted no motion at all.'''
+    pose_arrived_s: float | None = None
+    '''When the pose arrived, on ``time.monotonic``: its age when a command is sent is its
+    least possible one, for a stamp ahead of this clock (another host's, skewed), which had
+    counted no motion at all. An age taken with the moment missed the policy's inference.'''
 
 
 class _Stamped(NamedTuple):
@@ -356,7 +357,8 @@ class Sensors:
                       else np.zeros(2 * len(c.joint_names)))
             pose = self._pose.value if (c.use_ee_pose and self._pose is not None) else None
             pose_stamp_ns = self._pose.stamp_ns if pose is not None else None
-            pose_age_s = self._clock() - self._pose.arrived_s if pose is not None else None
+            pose_arrived_s = (time.monotonic() - (self._clock() - self._pose.arrived_s)
+                              if pose is not None else None)
             if c.observation == 'sim_state_privileged':
                 state = self._state[first_ns]
             else:
@@ -368,7 +370,7 @@ class Sensors:
                     parts += [pose.position, orientation]
                 state = np.concatenate(parts)
         return Sensed(first_ns, state.astype(np.float32), views,
-                      joints[:len(c.joint_names)].copy(), pose, pose_stamp_ns, pose_age_s)
+                      joints[:len(c.joint_names)].copy(), pose, pose_stamp_ns, pose_arrived_s)
 
     def _follow_a_clock_jump(self) -> None:
         """Take frames again after the stamps went back in time (call under the lock).

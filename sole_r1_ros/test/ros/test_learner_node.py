@@ -860,9 +860,10 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
 
     The arm moves in real time, as a Servo-driven one does: each twist from the moment it is
     sent until the next one, for 0.1 s at most (Servo's timeout for a command not renewed).
-    Its pose is the arm's of ``lag_ns`` ago at every command (stamped ``skew_s`` ahead of our
-    clock): ``pose_at(value)`` is the pose of a value, ``integrate(value, twist, dt_s)`` the
-    value after ``dt_s`` of a twist. Returns the arm's value after the last command.
+    Its pose is the arm's of ``lag_ns`` ago at every moment taken (stamped ``skew_s`` ahead of
+    our clock), and the command follows 50 ms later (the policy's inference): ``pose_at(value)``
+    is the pose of a value, ``integrate(value, twist, dt_s)`` the value after ``dt_s`` of a
+    twist. Returns the arm's value after the last command.
     An arm moved 0.1 s per command whatever the time between them (before) left the box by a
     millimetre when a loaded machine spaced the commands unevenly (CI, 2026-12-07).
     """
@@ -892,16 +893,19 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
         executor.add_node(node)
         clock = node.get_clock()
         for step in range(20):
+            start = time.monotonic()   # read before ``now``: the pose is no younger
             now = clock.now().nanoseconds
             sensed = Sensed(1, np.zeros(3, np.float32), {}, np.zeros(2),
                             pose_at(value_at(now - lag_ns)),
                             pose_stamp_ns=now - lag_ns + int(skew_s * 1e9),
-                            pose_age_s=lag_ns * 1e-9)
+                            pose_arrived_s=start - lag_ns * 1e-9)
+            time.sleep(0.05)   # the policy's inference, between the moment and the command
             output.send(np.asarray(action, np.float32), sensed)
-            start = time.monotonic()
             while len(twists) <= step and time.monotonic() - start < 5.0:
                 executor.spin_once(timeout_sec=0.02)
-            sent.append((now, twists[step].twist))
+            assert len(twists) > step, 'no twist within 5 s'
+            sent.append((rclpy.time.Time.from_msg(twists[step].header.stamp).nanoseconds,
+                         twists[step].twist))   # the arm moves from the command's moment on
             time.sleep(max(0.0, 0.1 - (time.monotonic() - start)))
         executor.shutdown()
         return value_at(sent[-1][0] + 100_000_000)
@@ -915,8 +919,9 @@ def test_a_velocity_command_counts_the_motion_a_lagging_pose_has_not_seen(ros_co
 
     Velocities move the arm until the next command; the box was checked against a pose that
     had not seen those already sent. Here the arm truly moves as commanded (0.2 m/s in +x, in
-    real time) and its pose is 0.3 s old at every command. ``skew_s``: the pose's host
-    clock is ahead of ours; its stamp had counted no motion (the arm 30 mm out).
+    real time) and its pose is 0.3 s old at every moment taken. ``skew_s``: the pose's host
+    clock is ahead of ours; its stamp had counted no motion (the arm 30 mm out), and its age
+    taken with the moment missed the 50 ms of inference before the command (5 mm out).
     """
     from sole_r1_ros.rl.commands import CommandConfig
     from sole_r1_ros.rl.poses import checked_pose
