@@ -51,6 +51,17 @@ def test_a_whole_moment_gives_state_views_joints_and_pose():
     assert sensors.take() is None and not sensors.wait_ready(0.0)   # taken: wait for the next
 
 
+def test_the_poses_arrival_is_on_the_monotonic_clock_for_the_command_to_age_it():
+    """The pose's age was taken with the moment: the policy's inference went uncounted."""
+    import time
+    sensors, clock = _sensors()
+    _feed(sensors, 10)
+    clock.now += 0.3                     # taken 0.3 s after the pose came, on the sensors' clock
+    sensed = sensors.take()
+    assert sensed.pose_stamp_ns == 10 * MS
+    assert time.monotonic() - sensed.pose_arrived_s == pytest.approx(0.3, abs=0.05)
+
+
 def test_a_quaternion_whose_sign_flips_gives_the_policy_the_same_numbers():
     """A pose source keeping w >= 0 flips the sign near a gripper pointing down (w near 0).
 
