@@ -469,21 +469,22 @@ def test_requests_that_time_out_in_a_row_mark_the_server_down(serve):
 def test_a_live_servers_slow_tail_does_not_mark_it_down(serve):
     """Two of many requests in flight timing out together said a live server was down.
 
-    Every third request takes longer than the deadline; the others are answered at once.
+    Every third request outlasts the deadline; the others are answered at once.
     """
     def script(n, server, *_):
         if n % 3 == 0:
-            time.sleep(2.0)
+            server.release.wait(10.0)   # past any deadline
         return 200, completion()
     server = serve(script)
-    # A deadline far above a loaded machine's answer time (0.4 s failed the quick ones there).
-    engine = _engine(serve, _config(server.url, request_timeout_s=1.0))
-    results = [r for _ in range(3) for r in engine.score([_query(episode=f'e{i}')
+    # A deadline far above a loaded machine's answer time: 0.4 s failed the quick ones there,
+    # and so did 1.0 s in a fresh clone's make test in two processes (2026-12-07).
+    engine = _engine(serve, _config(server.url, request_timeout_s=3.0))
+    results = [r for _ in range(2) for r in engine.score([_query(episode=f'e{i}')
                                                           for i in range(6)])]
     assert any('timed out' in (r.error or '') for r in results)
     assert not any((r.error or '').startswith('not sent') for r in results), [
         r.error for r in results]
-    assert sum(r.valid for r in results) >= 10
+    assert sum(r.valid for r in results) >= 6   # of the quick four of each six
 
 
 @pytest.mark.parametrize('models, model, message', [
