@@ -286,7 +286,7 @@ def test_hang_server_error_and_garbage_fail_alone_and_the_others_stay_valid(serv
 
     server = serve(script)
     # A deadline far above a loaded machine's answer time: with 0.5 s the quick ones timed
-    # out too on 2 cores running the suite in two processes (and CI's run broke off there).
+    # out too on 2 cores running the suite in two processes (CI's last run stopped here).
     engine = _engine(serve, _config(server.url, request_timeout_s=2.0, max_retries=1))
     goals = ['Close the drawer', 'Open the hang door', 'Push the crash button',
              'Lift the garbage bin', 'Close the window']
@@ -484,7 +484,7 @@ def test_a_live_servers_slow_tail_does_not_mark_it_down(serve):
     assert any('timed out' in (r.error or '') for r in results)
     assert not any((r.error or '').startswith('not sent') for r in results), [
         r.error for r in results]
-    assert sum(r.valid for r in results) >= 6   # of the quick four of each six
+    assert sum(r.valid for r in results) >= 7   # of the quick four of each six
 
 
 @pytest.mark.parametrize('models, model, message', [

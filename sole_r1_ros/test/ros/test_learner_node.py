@@ -873,7 +873,7 @@ def _drive_with_a_lagging_pose(ros_context, box, config, action, pose_at, integr
     from sole_r1_ros.rl.commands import JointLimits
     from sole_r1_ros.rl.sensing import Sensed
     node = Node('lagging_pose', context=ros_context)
-    sent = []   # (time sent [ns], twist)
+    sent = []   # (the twist's stamp [ns], twist)
 
     def value_at(t_ns):
         value = 0.0
