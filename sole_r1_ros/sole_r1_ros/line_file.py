@@ -22,7 +22,9 @@ class LineFile:
         torn = (self.path.exists() and self.path.stat().st_size > 0
                 and not ends_with_newline(self.path))
         self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self._waiting = b'\n' if torn else b''
+        # a bytearray: appended to and cut from the front in place, where bytes were copied
+        # whole by each line a full disk made wait (quadratic over a long outage)
+        self._waiting = bytearray(b'\n' if torn else b'')
         self.error: str | None = None
 
     @property
@@ -47,7 +49,7 @@ class LineFile:
             except OSError as exc:
                 self.error = f'{type(exc).__name__}: {exc}'
                 return False
-            self._waiting = self._waiting[written:]
+            del self._waiting[:written]
         self.error = None
         return not self._waiting
 

@@ -1,6 +1,8 @@
 """Shared fixtures and markers: ROS tests run in a private context on an isolated DDS domain."""
 import os
 import random
+import shutil
+import tempfile
 
 import pytest
 
@@ -29,6 +31,12 @@ os.environ['SOLE_R1_TEST_CHILD_DOMAIN_ID'] = str(CHILD_DOMAIN_ID)   # read by _c
 os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', os.environ['MUJOCO_GL'])
+# rcl's log files of the test processes and the runs they start go to one folder of this
+# session, removed at its end: in ~/.ros/log they were never removed (6,987 files on this
+# machine, 2026-12-08). xdist's workers inherit it from the controller, which removes it.
+_OWN_ROS_LOG_DIR = None
+if not os.environ.get('ROS_LOG_DIR'):
+    _OWN_ROS_LOG_DIR = os.environ['ROS_LOG_DIR'] = tempfile.mkdtemp(prefix='sole_r1_ros_rcl_')
 
 
 def pytest_configure(config):
@@ -75,6 +83,8 @@ def pytest_unconfigure(config):
         sys.stderr.write(f'\nA test worker stopped on an internal error, whose last lines '
                          f'were:\n{tail}\n')
     sys.stderr.flush()
+    if _OWN_ROS_LOG_DIR and not os.environ.get('PYTEST_XDIST_WORKER'):
+        shutil.rmtree(_OWN_ROS_LOG_DIR, ignore_errors=True)
 
 
 @pytest.fixture
