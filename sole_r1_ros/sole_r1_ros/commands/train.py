@@ -61,6 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help=_help('scene_adversarial'))
     compact.add_argument('--val-fraction', type=float, default=TrainConfig.val_fraction,
                          help=_help('val_fraction'))
+    compact.add_argument('--keep-by', choices=('chained', 'labels'),
+                         default=TrainConfig.keep_by, help=_help('keep_by'))
     compact.add_argument('--eval-every', type=float, default=90.0, metavar='S',
                          help=_help('eval_every_s').replace('60.0', '90.0'))
     compact.add_argument('--eval-every-steps', type=int, default=TrainConfig.eval_every_steps,
@@ -100,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         'previous_noise': args.previous_noise,
         'scene_adversarial': args.scene_adversarial,
         'val_fraction': args.val_fraction, 'data_shares': args.data_shares,
-        'eval_every_s': args.eval_every,
+        'keep_by': args.keep_by, 'eval_every_s': args.eval_every,
         'eval_every_steps': args.eval_every_steps,
         'threads': args.threads, 'seed': args.seed})
     previous = _move_previous(args.out)
@@ -121,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
                               f"; {folder}: MAE {metrics[f'val_mae_folder{i}']:.2f}%, Pearson "
                               f"{metrics[f'val_pearson_folder{i}']:.3f}"
                               for i, folder in enumerate(args.data, 1)
-                              if f'val_mae_folder{i}' in metrics))
+                              if f'val_mae_folder{i}' in metrics) + (
+                              f"; its own chains: MAE {metrics['val_chained_mae']:.2f}%, "
+                              f"Pearson {metrics['val_chained_pearson']:.3f}"
+                              if 'val_chained_mae' in metrics else ''))
             bar.set_postfix(postfix, refresh=step % 10 == 0)
 
         info = train(args.data, args.out, config, on_step=on_step,
