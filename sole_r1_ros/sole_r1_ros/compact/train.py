@@ -500,20 +500,18 @@ def evaluate(model: CompactProgressNet, queries: ValidationSet, chunk: int = 512
     return metrics
 
 
-def evaluate_chained(model: CompactProgressNet, queries: ValidationSet, every: int = 2,
-                     num_queries: int | None = None) -> dict[str, float]:
+def evaluate_chained(model: CompactProgressNet, queries: ValidationSet,
+                     num_queries: int) -> dict[str, float]:
     """MAE [%] and Pearson r of the model asked as the reward node asks it.
 
-    Every ``every``-th frame of each validation episode (and its last), or ``num_queries``
-    spread over it as ``eval reward`` asks them, against the frame asked before, quoting the
-    model's own answer there, not the teacher's label: a distilled file the labels' validation
-    put at MAE 7.6 / Pearson 0.95 answered its own chain at 28 / 0.40.
+    ``num_queries`` frames of each validation episode, spread over it as ``eval reward`` asks
+    them, each against the frame asked before, quoting the model's own answer there, not the
+    teacher's label: a distilled file the labels' validation put at MAE 7.6 / Pearson 0.95
+    answered its own chain at 28 / 0.40.
     """
     bank = queries.bank
-    lengths = bank.lengths.tolist()
-    steps = [[] if length < 2 else
-             offline_query_steps(length, num_queries=num_queries) if num_queries else
-             sorted({*range(every, length, every), length - 1}) for length in lengths]
+    steps = [offline_query_steps(length, num_queries=num_queries) if length >= 2 else []
+             for length in bank.lengths.tolist()]
     goals = {int(e): g for e, g in zip(queries.episode.tolist(), queries.goal)}
     before = {e: (0, 0.0) for e in goals}   # the frame asked before, the answer there
     predictions, targets = [], []

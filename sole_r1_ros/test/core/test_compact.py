@@ -617,8 +617,9 @@ def test_the_kept_weights_are_also_measured_as_the_reward_node_asks_them():
         def forward(self, views, goal, previous, has_wrist):
             quoted.extend(previous.tolist())
             return super().forward(views, goal, previous, has_wrist)
-    chained = evaluate_chained(Quoting(), queries)
-    # frames 2, 4, 6, 8: labels 20, 40, 60, 80 against 37 each time
+    chained = evaluate_chained(Quoting(), queries, num_queries=4)
+    # four queries spread as eval reward spreads them, frames 2, 4, 6, 8: labels 20, 40, 60,
+    # 80 against 37 each time
     assert chained['mae'] == pytest.approx(np.mean([17, 3, 23, 43]))
     assert quoted == [0.0, 37.0, 37.0, 37.0]   # its own answers, never a label
 
