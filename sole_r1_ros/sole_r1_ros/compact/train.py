@@ -126,7 +126,8 @@ class TrainConfig:
         "as the reward node and 'eval reward' ask it (10 queries per episode, each quoting its "
         "own previous answer); 'labels', every other frame quoting the true previous progress. "
         'Kept by the labels, make compact-model chose step 3,000 of 6,247 (MAE 6.0), whose own '
-        "chains scored Pearson 0.82 on the training tasks' val episodes (data/README.md)",
+        "chains scored Pearson 0.82 on the training tasks' val episodes (data/README.md). "
+        "With data_shares the labels' MAE weighed by the shares keeps them either way",
         choices=('chained', 'labels'))
     eval_every_s: float = option(60.0, 'validate (and keep the best weights) this often [s] '
                                  'and at the end', range=(0.1, 1e9))
@@ -937,8 +938,10 @@ def _validate(model: CompactProgressNet, val_queries: ValidationSet | None, step
     # The best weights by MAE: of the model's own chains, or quoting the labels with each
     # folder weighed by its share where shares are given. Without validation data the latest
     # weights are kept.
-    key = ('val_chained_mae' if config.keep_by == 'chained' else
-           'val_weighted_mae' if config.data_shares else 'val_mae')
+    # With shares, the labels' MAE weighed by them: the chained MAE pools every episode, and a
+    # user's few recordings would be drowned by the synthetic ones they were given shares beside.
+    key = ('val_weighted_mae' if config.data_shares else
+           'val_chained_mae' if config.keep_by == 'chained' else 'val_mae')
     if best['val'] is None or key not in metrics or metrics[key] <= best['val'][key]:
         best.update(val=metrics, step=step, state={k: v.detach().clone()
                                                    for k, v in model.state_dict().items()})

@@ -393,7 +393,7 @@ def test_validation_metrics_take_clamped_answers_against_the_labels_of_each_fold
     assert metrics['pearson_folder2'] < 0 < metrics['pearson_folder1']   # not the pooled r
 
 
-@pytest.mark.parametrize('keep_by', ['labels', 'chained'])
+@pytest.mark.parametrize('keep_by', ['labels', 'chained', 'chained with shares'])
 def test_the_weights_kept_are_those_of_the_lowest_validation_error(monkeypatch, keep_by):
     """Errors quoting the labels 5, 3, 4, of the model's own chains 6, 7, 2, in turn.
 
@@ -413,15 +413,17 @@ def test_the_weights_kept_are_those_of_the_lowest_validation_error(monkeypatch, 
     model = torch.nn.Linear(1, 1)
     best = {'val': None, 'state': None, 'step': 0}
     history = []
-    config = training.TrainConfig(model=_TINY, keep_by=keep_by)
+    # with shares the labels' weighed MAE keeps them: pooled chains drown a user's recordings
+    shares = (1.0,) if keep_by.endswith('shares') else ()
+    config = training.TrainConfig(model=_TINY, keep_by=keep_by.split()[0], data_shares=shares)
     for step in (1, 2, 3):
         with torch.no_grad():
             model.weight.fill_(float(step))
         training._validate(model, object(), step, [0.5], best, history, config, folders=1)
     assert [entry['val_mae'] for entry in history] == [5.0, 3.0, 4.0]
-    kept = 2 if keep_by == 'labels' else 3
+    kept = 3 if keep_by == 'chained' else 2
     assert best['step'] == kept and best['val']['val_mae'] == [5.0, 3.0, 4.0][kept - 1]
-    if keep_by == 'chained':
+    if keep_by.startswith('chained'):
         assert [entry['val_chained_mae'] for entry in history] == [6.0, 7.0, 2.0]
     else:   # not asked: each chained validation costs a pass over the val episodes
         assert all('val_chained_mae' not in entry for entry in history)
