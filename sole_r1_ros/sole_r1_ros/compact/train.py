@@ -627,7 +627,11 @@ def train(data: str | Sequence[str], out: str, config: TrainConfig,
             **result, **(extra_info or {})}
     model.load_state_dict(result.pop('_best_state'))
     info.pop('_best_state', None)
-    if val_queries is not None:   # the kept weights, asked as the reward node will ask them
+    kept = info.get('best_val') or {}
+    if 'val_chained_mae' in kept:   # measured when they were kept: not asked again
+        info.update(val_chained_mae=kept['val_chained_mae'],
+                    val_chained_pearson=kept['val_chained_pearson'])
+    elif val_queries is not None:   # the kept weights, asked as the reward node will ask them
         chained = evaluate_chained(model, val_queries, num_queries=CHAINED_QUERIES)
         info.update(val_chained_mae=chained['mae'], val_chained_pearson=chained['pearson'])
     if info.get('interrupted'):
